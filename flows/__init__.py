@@ -1,0 +1,1 @@
+"""Prefect flows and tasks that orchestrate softmax_core and registry."""

@@ -1,0 +1,1 @@
+"""The math and the data: pure numpy + Pillow. No Prefect, no S3."""
