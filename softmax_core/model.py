@@ -162,12 +162,26 @@ class SoftmaxRegression:
         else:
             W = np.zeros((d, N_CLASSES), dtype=np.float32)
             b = np.zeros(N_CLASSES, dtype=np.float32)
+        self.history_: list[EpochStats] = []
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+            self._sgd(X, y, W, b, callback)
+        return self
+
+    def _sgd(
+        self,
+        X: NDArray[np.float32],
+        y: NDArray[np.int64],
+        W: NDArray[np.float32],
+        b: NDArray[np.float32],
+        callback: ProgressCallback | None,
+    ) -> None:
+        """The training loop; sets W_, b_, n_features_in_ and fills history_."""
+        n, d = X.shape
         vW = np.zeros_like(W)
         vb = np.zeros_like(b)
         rng = np.random.default_rng(self.seed)
         bs = min(self.batch_size, n)
         mu = np.float32(self.momentum)
-        self.history_: list[EpochStats] = []
         for epoch in range(self.epochs):
             lr = np.float32(self.learning_rate / (1.0 + self.decay * epoch))
             order = rng.permutation(n)
@@ -216,7 +230,6 @@ class SoftmaxRegression:
         self.W_ = W
         self.b_ = b
         self.n_features_in_ = d
-        return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "W_"):

@@ -11,6 +11,7 @@ Every message names what was wrong and what to do about it. The tree::
     │   ├── DataNotFoundError           exit 3: a data source, file or folder is missing
     │   └── ModelNotFoundError          exit 3: unknown model, version or alias
     ├── StorageError                    exit 4: the store failed (I/O, network, credentials)
+    │   ├── DownloadError               exit 4: a download failed (network, HTTP status); retryable
     │   ├── IntegrityError              exit 4: bytes did not match their sha256 digest
     │   └── PreconditionFailed          exit 4: a conditional write lost (only-if-absent / if-match)
     └── GateFailedError                 exit 5: the accuracy gate refused a model
@@ -65,6 +66,13 @@ class StorageError(SoftmaxPipeError):
     """The store failed: I/O, network, credentials or a missing bucket."""
 
     exit_code = 4
+
+
+class DownloadError(StorageError):
+    """A download failed on the network (refused, timed out, HTTP error, cut short).
+
+    The one storage error worth retrying: flows retry ingest on this class only.
+    """
 
 
 class IntegrityError(StorageError):

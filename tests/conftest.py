@@ -59,3 +59,66 @@ def cache_dir(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "cache"
     d.mkdir()
     yield d
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet)."""
+    import tempfile
+
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="softmax-pipe-prefect-")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server (SQLite) for the whole session; request it where needed."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+# --- S3 on loopback: moto's real HTTP S3 API, driven by the real boto3 client -------------
+
+S3_TEST_KEY = "testing-key-id"
+S3_TEST_SECRET = "testing-secret"  # noqa: S105 - moto accepts any credentials
+S3_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A ThreadedMotoServer on 127.0.0.1 (free port) for the session; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the moto server through its own environment conventions."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_TEST_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_TEST_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", S3_REGION)
+    return moto_endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_env: str, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty bucket on the moto server; returns its name."""
+    import re
+    import uuid
+
+    import boto3
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_env, region_name=S3_REGION).create_bucket(Bucket=bucket)
+    return bucket

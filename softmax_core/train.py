@@ -1,0 +1,93 @@
+"""Train and evaluate on a cached dataset: the library calls behind the CLI and the flows.
+
+``train`` turns a Dataset into a ModelFile (weights + metadata recording the
+preprocessing, hyperparameters and data lineage); ``evaluate`` scores a ModelFile on
+the dataset's test split.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core import metrics, preprocess
+from softmax_core.model import ProgressCallback, SoftmaxRegression, history_dicts
+from softmax_core.modelfile import INPUT_SCHEMA, ModelFile
+from softmax_pipe.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from softmax_core.data import Dataset
+
+
+def train(
+    ds: Dataset,
+    *,
+    deskew: bool = True,
+    init: ModelFile | None = None,
+    limit: int | None = None,
+    callback: ProgressCallback | None = None,
+    **params: Any,
+) -> ModelFile:
+    """Fit a SoftmaxRegression on ``ds``'s training split; return it as a ModelFile.
+
+    ``init``: warm-start weights (its preprocessing must match ``deskew``).
+    ``limit``: train on the first ``limit`` samples only (smoke runs, deliberately weak models).
+    ``params``: hyperparameters for SoftmaxRegression (epochs, seed, learning_rate...).
+    """
+    from softmax_core.data import cached_features
+
+    steps = preprocess.steps_for(deskew)
+    if init is not None and init.steps != steps:
+        raise InvalidInputError(
+            f"warm-start model was trained with preprocessing {list(init.steps)}, "
+            f"this run uses {list(steps)}; use the same --deskew setting"
+        )
+    X = cached_features(ds, "train", steps)
+    y = ds.y_train
+    if limit is not None:
+        if limit < 1:
+            raise InvalidInputError(f"limit={limit} is invalid; expected an integer >= 1")
+        X, y = X[:limit], y[:limit]
+    model = SoftmaxRegression(**params)
+    model.fit(X, y, init=(init.W, init.b) if init is not None else None, callback=callback)
+    meta: dict[str, Any] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "preprocessing": {"steps": list(steps)},
+        "input_schema": INPUT_SCHEMA,
+        "params": {**model.get_params(), "deskew": deskew, "limit": limit},
+        "data_digest": ds.digest,
+        "data_source": ds.source,
+        "warm_start": init.meta.get("registry", init.meta.get("created")) if init else None,
+        "history": history_dicts(model),
+        "train_accuracy": model.history_[-1].accuracy if model.history_ else None,
+    }
+    return ModelFile(W=model.W_, b=model.b_, meta=meta)
+
+
+def predict(model: ModelFile, images: NDArray[np.generic]) -> NDArray[np.int64]:
+    """Labels for (n, 28, 28) images, with the model's own preprocessing."""
+    X = preprocess.features(images, model.steps)
+    return np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
+
+
+def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
+    """Labels predicted for ``ds``'s test split (features from the cache)."""
+    from softmax_core.data import cached_features
+
+    X = cached_features(ds, "test", model.steps)
+    if X.shape[1] != model.W.shape[0]:
+        raise InvalidInputError(
+            f"model expects {model.W.shape[0]} features, the data has {X.shape[1]}"
+        )
+    return np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
+
+
+def evaluate(model: ModelFile, ds: Dataset) -> dict[str, Any]:
+    """Test-split metrics: accuracy, n, per_class (precision/recall/support), confusion."""
+    pred = predict_test_split(model, ds)
+    result = metrics.report(ds.y_test, pred)
+    result["data_digest"] = ds.digest
+    return result

@@ -1,0 +1,189 @@
+"""CLI: ``ingest``, ``train`` and ``evaluate``: the ad-hoc steps of the pipeline."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from softmax_pipe.cli_common import CacheOpt, JsonOpt, SourceOpt, err, errors_to_exit
+
+if TYPE_CHECKING:
+    from softmax_core.data import Dataset
+    from softmax_pipe.settings import Settings
+
+
+def register(app: typer.Typer) -> None:
+    """Add ingest, train and evaluate to the main app."""
+    app.command("ingest")(ingest)
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+
+
+def _load(settings: Settings) -> Dataset:
+    from softmax_core.data import load_mnist
+
+    return load_mnist(settings.source, cache_dir=settings.cache_dir, progress=err)
+
+
+@errors_to_exit
+def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOpt = False) -> None:
+    """Load MNIST from SOURCE into the cache as memory-mapped .npy arrays; print the digests."""
+    from softmax_pipe.settings import Settings
+
+    settings = Settings.build(source=source, cache_dir=cache_dir)
+    t0 = time.perf_counter()
+    ds = _load(settings)
+    seconds = time.perf_counter() - t0
+    info = {
+        "source": ds.source,
+        "cache": str(ds.path),
+        "cached": ds.cached,
+        "digest": ds.digest,
+        "arrays": ds.arrays,
+        "train": int(ds.y_train.shape[0]),
+        "test": int(ds.y_test.shape[0]),
+        "seconds": round(seconds, 3),
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    state = "already cached (memory-mapped)" if ds.cached else "parsed and cached"
+    typer.echo(f"MNIST from {ds.source}: {state} in {seconds:.2f} s")
+    typer.echo(f"  cache:   {ds.path}")
+    typer.echo(f"  digest:  sha256:{ds.digest}")
+    typer.echo(f"  train:   {info['train']} images, test: {info['test']} images")
+    for name, digest in sorted(ds.arrays.items()):
+        typer.echo(f"  {name + '.npy':<14} sha256:{digest}")
+
+
+@errors_to_exit
+def train(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the model file (.npz).")
+    ] = Path("model.npz"),
+    source: SourceOpt = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training set.")] = 4,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")] = 0,
+    deskew: Annotated[
+        bool, typer.Option("--deskew/--no-deskew", help="Deskew images by their moments first.")
+    ] = True,
+    learning_rate: Annotated[float, typer.Option(help="Initial SGD learning rate.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Minibatch size.")] = 128,
+    l2: Annotated[float, typer.Option(min=0.0, help="L2 penalty on the weights.")] = 1e-5,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Train on the first N images only.")
+    ] = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
+    from softmax_core.train import evaluate as evaluate_model
+    from softmax_core.train import train as train_model
+    from softmax_pipe.settings import Settings
+    from softmax_pipe.version import code_version
+
+    settings = Settings.build(source=source, cache_dir=cache_dir)
+    ds = _load(settings)
+    t0 = time.perf_counter()
+    with _EpochBar(epochs) as bar:
+        model = train_model(
+            ds,
+            deskew=deskew,
+            limit=limit,
+            callback=bar.update,
+            epochs=epochs,
+            seed=seed,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            l2=l2,
+        )
+    seconds = time.perf_counter() - t0
+    report = evaluate_model(model, ds)
+    model.meta["metrics"] = {
+        "accuracy": report["accuracy"],
+        "train_accuracy": model.meta.get("train_accuracy"),
+        "train_seconds": round(seconds, 3),
+    }
+    model.meta["code_version"] = code_version()
+    model.save(out)
+    typer.echo(
+        f"test accuracy {report['accuracy']:.4f} after {epochs} epochs in {seconds:.2f} s "
+        f"({'deskewed' if deskew else 'raw pixels'}); model written to {out}"
+    )
+
+
+class _EpochBar:
+    """A rich progress bar over epochs on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, epochs: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("epoch {task.completed}/{task.total}"),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.task = self.progress.add_task("train", total=epochs, stats="")
+
+    def __enter__(self) -> _EpochBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, stats: Any) -> None:
+        self.progress.update(
+            self.task,
+            completed=stats.epoch,
+            stats=f"loss {stats.loss:.4f}  train acc {stats.accuracy:.4f}",
+        )
+
+
+@errors_to_exit
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A model file written by `softmax-pipe train`.")],
+    source: SourceOpt = None,
+    as_json: JsonOpt = False,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Accuracy, per-class precision/recall and the confusion matrix on the test split."""
+    from softmax_core.modelfile import ModelFile
+    from softmax_core.train import evaluate as evaluate_model
+    from softmax_pipe.settings import Settings
+
+    settings = Settings.build(source=source, cache_dir=cache_dir)
+    mf = ModelFile.load(model)
+    ds = _load(settings)
+    report = evaluate_model(mf, ds)
+    if as_json:
+        typer.echo(json.dumps({"model": str(model), **report}))
+        return
+    _print_report(str(model), report)
+
+
+def _print_report(title: str, report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(f"{title}: test accuracy [bold]{report['accuracy']:.4f}[/] on {report['n']} images")
+    table = Table("class", "precision", "recall", "support", title="per class")
+    for row in report["per_class"]:
+        table.add_row(
+            str(row["class"]), f"{row['precision']:.4f}", f"{row['recall']:.4f}", str(row["support"])
+        )
+    console.print(table)
+    cm = Table("true \\ pred", *[str(k) for k in range(10)], title="confusion matrix")
+    for k, counts in enumerate(report["confusion"]):
+        cm.add_row(str(k), *[str(c) for c in counts])
+    console.print(cm)

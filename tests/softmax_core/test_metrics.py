@@ -1,0 +1,48 @@
+"""Metrics against scikit-learn and scipy, computed independently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import confusion_matrix as sk_confusion
+from sklearn.metrics import precision_score, recall_score
+
+from softmax_core import metrics
+from softmax_pipe.errors import InvalidInputError
+
+
+def test_report_matches_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 500)
+    pred = np.where(rng.random(500) < 0.8, y, rng.integers(0, 10, 500))
+    pred[pred == 7] = 3  # class 7 never predicted: precision 0
+    rep = metrics.report(y, pred)
+    assert rep["accuracy"] == pytest.approx(np.mean(y == pred))
+    np.testing.assert_array_equal(rep["confusion"], sk_confusion(y, pred, labels=range(10)))
+    prec = precision_score(y, pred, average=None, labels=range(10), zero_division=0)
+    rec = recall_score(y, pred, average=None, labels=range(10), zero_division=0)
+    assert [r["precision"] for r in rep["per_class"]] == pytest.approx(prec)
+    assert [r["recall"] for r in rep["per_class"]] == pytest.approx(rec)
+    assert sum(r["support"] for r in rep["per_class"]) == 500
+
+
+@pytest.mark.parametrize(("only_a", "only_b"), [(0, 0), (3, 1), (10, 25), (40, 60), (120, 80)])
+def test_mcnemar_exact_matches_scipy_binomtest(only_a: int, only_b: int) -> None:
+    n_same = 50
+    y = np.zeros(only_a + only_b + n_same, int)
+    pred_a = np.concatenate([np.zeros(only_a), np.ones(only_b), np.zeros(n_same)]).astype(int)
+    pred_b = np.concatenate([np.ones(only_a), np.zeros(only_b), np.zeros(n_same)]).astype(int)
+    res = metrics.mcnemar_exact(y, pred_a, pred_b)
+    assert (res.only_a, res.only_b) == (only_a, only_b)
+    expected = 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b, 0.5).pvalue
+    assert res.p_value == pytest.approx(expected, rel=1e-9)
+
+
+def test_mismatched_lengths_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="same length"):
+        metrics.accuracy([1, 2], [1])
+    with pytest.raises(InvalidInputError, match="empty"):
+        metrics.accuracy([], [])
+    with pytest.raises(InvalidInputError, match="prediction 12"):
+        metrics.confusion_matrix([1, 2], [1, 12])
