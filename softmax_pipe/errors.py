@@ -9,10 +9,12 @@ Every message names what was wrong and what to do about it. The tree::
     │   └── InvalidNameError            exit 2: a model name, alias or key that is not allowed
     ├── NotFoundError                   exit 3: something named does not exist
     │   ├── DataNotFoundError           exit 3: a data source, file or folder is missing
-    │   └── ModelNotFoundError          exit 3: unknown model, version or alias
+    │   ├── ModelNotFoundError          exit 3: unknown model, version or alias
+    │   └── ObjectNotFoundError         exit 3: a store key does not exist (registry internals)
     ├── StorageError                    exit 4: the store failed (I/O, network, credentials)
     │   ├── DownloadError               exit 4: a download failed (network, HTTP status); retryable
     │   ├── IntegrityError              exit 4: bytes did not match their sha256 digest
+    │   ├── CorruptObjectError          exit 4: a stored manifest or alias record is unreadable
     │   └── PreconditionFailed          exit 4: a conditional write lost (only-if-absent / if-match)
     └── GateFailedError                 exit 5: the accuracy gate refused a model
 
@@ -62,6 +64,10 @@ class ModelNotFoundError(NotFoundError):
     """A model, version or alias is not in the registry."""
 
 
+class ObjectNotFoundError(NotFoundError):
+    """A key is not in the store (the registry turns this into a ModelNotFoundError)."""
+
+
 class StorageError(SoftmaxPipeError):
     """The store failed: I/O, network, credentials or a missing bucket."""
 
@@ -77,6 +83,10 @@ class DownloadError(StorageError):
 
 class IntegrityError(StorageError):
     """Stored bytes do not match their sha256 digest: never loaded silently."""
+
+
+class CorruptObjectError(StorageError):
+    """A stored manifest or alias record exists but cannot be parsed or is inconsistent."""
 
 
 class PreconditionFailed(StorageError):

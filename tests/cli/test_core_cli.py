@@ -1,0 +1,130 @@
+"""`softmax-pipe ingest / train / evaluate` invoked as a user would, on real MNIST."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from softmax_core.modelfile import ModelFile
+from softmax_pipe.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_help_lists_the_commands_and_exit_codes() -> None:
+    code, out, _ = invoke("--help")
+    assert code == 0
+    for command in ("ingest", "train", "evaluate"):
+        assert command in out
+    assert "5 accuracy gate failed" in " ".join(out.split())
+
+
+def test_help_imports_no_heavy_module() -> None:
+    """`--help` stays fast: the CLI module imports neither numpy nor Prefect, boto3, Pillow."""
+    code = (
+        "import sys, softmax_pipe.cli\n"
+        "heavy = [m for m in ('numpy', 'prefect', 'boto3', 'PIL') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_ingest_reports_cache_and_digests(mnist_dir: Path, session_cache: Path) -> None:
+    code, out, err = invoke("ingest", "--source", str(mnist_dir), "--cache-dir", str(session_cache))
+    assert code == 0, err
+    assert "digest:  sha256:" in out and "60000 images" in out and "x_train.npy" in out
+    code, out, err = invoke(
+        "ingest", "--source", str(mnist_dir), "--cache-dir", str(session_cache), "--json"
+    )
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["cached"] is True
+    assert info["train"] == 60000 and info["test"] == 10000
+    assert len(info["digest"]) == 64
+    assert set(info["arrays"]) == {"x_train", "y_train", "x_test", "y_test"}
+
+
+def test_source_from_environment(
+    mnist_dir: Path, session_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOFTMAX_PIPE_MNIST", str(mnist_dir))
+    monkeypatch.setenv("SOFTMAX_PIPE_CACHE", str(session_cache))
+    code, out, err = invoke("ingest", "--json")
+    assert code == 0, err
+    assert str(mnist_dir) in json.loads(out)["source"]
+
+
+@pytest.mark.parametrize(("deskew", "floor"), [("--deskew", 0.955), ("--no-deskew", 0.925)])
+def test_train_then_evaluate_on_real_mnist(
+    deskew: str, floor: float, mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.npz"
+    common = ["--source", str(mnist_dir), "--cache-dir", str(session_cache)]
+    code, out, err = invoke("train", deskew, "--seed", "0", "--out", str(model), *common)
+    assert code == 0, err
+    assert "test accuracy" in out and str(model) in out
+    mf = ModelFile.load(model)
+    assert mf.steps == (("scale", "deskew") if deskew == "--deskew" else ("scale",))
+    assert mf.meta["params"]["seed"] == 0 and mf.meta["params"]["deskew"] == (deskew == "--deskew")
+    assert len(mf.meta["data_digest"]) == 64
+    assert mf.meta["code_version"]
+    code, out, err = invoke("evaluate", str(model), "--json", *common)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["accuracy"] >= floor
+    assert report["accuracy"] == pytest.approx(mf.meta["metrics"]["accuracy"])
+    assert len(report["per_class"]) == 10 and len(report["confusion"]) == 10
+    assert sum(map(sum, report["confusion"])) == 10000
+    code, out, err = invoke("evaluate", str(model), *common)
+    assert code == 0, err
+    assert "confusion matrix" in out and "precision" in out
+
+
+def test_same_seed_same_weights_on_real_mnist(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    common = ["--source", str(mnist_dir), "--cache-dir", str(session_cache), "--epochs", "1"]
+    for name in ("a", "b"):
+        code, _, err = invoke("train", "--seed", "3", "--out", str(tmp_path / f"{name}.npz"), *common)
+        assert code == 0, err
+    a, b = ModelFile.load(tmp_path / "a.npz"), ModelFile.load(tmp_path / "b.npz")
+    assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
+    assert not np.array_equal(a.W, np.zeros_like(a.W))
+
+
+def test_evaluate_missing_model_is_not_found(tmp_path: Path, mnist_dir: Path) -> None:
+    code, _, err = invoke("evaluate", str(tmp_path / "nope.npz"), "--source", str(mnist_dir))
+    assert code == 3
+    assert "nope.npz does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_evaluate_corrupt_model_is_bad_input(tmp_path: Path, mnist_dir: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    code, _, err = invoke("evaluate", str(bad), "--source", str(mnist_dir))
+    assert code == 2
+    assert "bad.npz" in err
+
+
+def test_missing_source_folder_is_not_found(tmp_path: Path) -> None:
+    code, _, err = invoke("ingest", "--source", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path))
+    assert code == 3
+    assert "nowhere" in err
+
+
+def test_bad_option_is_usage_error(tmp_path: Path) -> None:
+    code, _, _ = invoke("train", "--epochs", "0", "--out", str(tmp_path / "m.npz"))
+    assert code == 2
