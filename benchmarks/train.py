@@ -60,7 +60,9 @@ def worker(row: str, seed: int, source: str, cache: Path) -> dict[str, Any]:
 
         Xtr = np.asarray(Xtr)
         if "lbfgs" in row:
-            clf: Any = LogisticRegression(solver="lbfgs", max_iter=2000, tol=1e-4, random_state=seed)
+            clf: Any = LogisticRegression(
+                solver="lbfgs", max_iter=2000, tol=1e-4, random_state=seed
+            )
         else:
             clf = SGDClassifier(loss="log_loss", random_state=seed, n_jobs=1)
         t0 = time.perf_counter()
@@ -94,8 +96,12 @@ def worker(row: str, seed: int, source: str, cache: Path) -> dict[str, Any]:
         import keras
 
         keras.utils.set_random_seed(seed)
-        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model = keras.Sequential(
+            [keras.Input((784,)), keras.layers.Dense(10, activation="softmax")]
+        )
+        model.compile(
+            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         Xtr = np.asarray(Xtr)
         t0 = time.perf_counter()
         model.fit(Xtr, ytr, epochs=5, batch_size=128, verbose=0)
@@ -172,12 +178,25 @@ def main() -> None:
 
         results: dict[str, dict[str, float]] = {}
         for row in rows:
-            seeds = args.seeds if not row.startswith("scikit-learn LogisticRegression") else args.seeds[:1]
+            seeds = (
+                args.seeds
+                if not row.startswith("scikit-learn LogisticRegression")
+                else args.seeds[:1]
+            )
             runs = []
             rss = 0.0
             for seed in seeds:
                 out, peak = run_child(
-                    [sys.executable, __file__, "--source", args.source, "--worker", row, str(seed), str(cache)]
+                    [
+                        sys.executable,
+                        __file__,
+                        "--source",
+                        args.source,
+                        "--worker",
+                        row,
+                        str(seed),
+                        str(cache),
+                    ]
                 )
                 runs.append(json.loads(out))
                 rss = max(rss, peak)
@@ -196,36 +215,57 @@ def main() -> None:
             env_out = Path(tmp) / "model.npz"
             t0 = time.perf_counter()
             _, cli_rss = run_child(
-                [cli, "train", "--source", args.source, "--cache-dir", str(cache), "--out", str(env_out)]
+                [
+                    cli,
+                    "train",
+                    "--source",
+                    args.source,
+                    "--cache-dir",
+                    str(cache),
+                    "--out",
+                    str(env_out),
+                ]
             )
             cli_seconds = time.perf_counter() - t0
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
     print()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
     print()
     print(f"| {'model':<40} | test acc (median) | train acc | train s | peak RSS MB | runs |")
     print(f"|{'-' * 42}|------------------|-----------|---------|-------------|------|")
     for row, r in results.items():
-        print(f"| {row:<40} | {r['test'] * 100:15.2f}% | {r['train'] * 100:8.2f}% | "
-              f"{r['seconds']:7.2f} | {r['rss']:11.0f} | {r['n']:4d} |")
+        print(
+            f"| {row:<40} | {r['test'] * 100:15.2f}% | {r['train'] * 100:8.2f}% | "
+            f"{r['seconds']:7.2f} | {r['rss']:11.0f} | {r['n']:4d} |"
+        )
     print()
     lbfgs = results["scikit-learn LogisticRegression(lbfgs)"]["seconds"]
     d = results["softmax-pipe default"]
     nd = results["softmax-pipe --no-deskew"]
     print(f"deskew 70k images: {cold:.2f} s cold, {warm:.3f} s from the cache")
-    print(f"`softmax-pipe train` end to end (cached data): {cli_seconds:.2f} s, peak RSS {cli_rss:.0f} MB")
+    print(
+        f"`softmax-pipe train` end to end (cached data): {cli_seconds:.2f} s, peak RSS {cli_rss:.0f} MB"
+    )
     print()
     print("bars:")
     bars = [
         ("default test accuracy >= 95.5%", d["test"] >= 0.955, f"{d['test'] * 100:.2f}%"),
         ("--no-deskew test accuracy >= 92.5%", nd["test"] >= 0.925, f"{nd['test'] * 100:.2f}%"),
-        ("default train time <= lbfgs / 20", d["seconds"] <= lbfgs / 20,
-         f"{d['seconds']:.2f} s vs {lbfgs / 20:.2f} s"),
-        ("--no-deskew train time <= lbfgs / 20", nd["seconds"] <= lbfgs / 20,
-         f"{nd['seconds']:.2f} s vs {lbfgs / 20:.2f} s"),
+        (
+            "default train time <= lbfgs / 20",
+            d["seconds"] <= lbfgs / 20,
+            f"{d['seconds']:.2f} s vs {lbfgs / 20:.2f} s",
+        ),
+        (
+            "--no-deskew train time <= lbfgs / 20",
+            nd["seconds"] <= lbfgs / 20,
+            f"{nd['seconds']:.2f} s vs {lbfgs / 20:.2f} s",
+        ),
         ("deskew 70k cold <= 3 s", cold <= 3.0, f"{cold:.2f} s"),
         ("peak RSS of softmax-pipe train <= 600 MB", cli_rss <= 600, f"{cli_rss:.0f} MB"),
     ]

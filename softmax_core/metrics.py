@@ -41,7 +41,9 @@ def confusion_matrix(y: Any, pred: Any, n_classes: int = 10) -> NDArray[np.int64
     for name, a in (("label", y), ("prediction", pred)):
         bad = (a < 0) | (a >= n_classes)
         if bad.any():
-            raise InvalidInputError(f"{name} {int(a[np.argmax(bad)])} is outside 0..{n_classes - 1}")
+            raise InvalidInputError(
+                f"{name} {int(a[np.argmax(bad)])} is outside 0..{n_classes - 1}"
+            )
     return np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(
         n_classes, n_classes
     )

@@ -38,7 +38,9 @@ class EpochStats:
 ProgressCallback = Callable[[EpochStats], None]
 
 
-def validate_features(X: Any, *, n_features: int | None = None, name: str = "X") -> NDArray[np.float32]:
+def validate_features(
+    X: Any, *, n_features: int | None = None, name: str = "X"
+) -> NDArray[np.float32]:
     """X must be a non-empty, finite (n, d) array; returns it as float32 (no copy if already)."""
     X = np.asarray(X)
     if X.ndim != 2:
@@ -64,16 +66,18 @@ def validate_labels(y: Any, n: int, n_classes: int = N_CLASSES) -> NDArray[np.in
     if y.shape != (n,):
         raise InvalidInputError(f"y must have shape ({n},) to match X, got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        if (
+            np.issubdtype(y.dtype, np.floating)
+            and np.all(np.isfinite(y))
+            and np.all(y == np.round(y))
+        ):
             y = y.astype(np.int64)
         else:
             raise InvalidInputError(f"y must hold integer class labels, got dtype {y.dtype}")
     bad = (y < 0) | (y >= n_classes)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InvalidInputError(
-            f"label {int(y[i])} at index {i} is outside 0..{n_classes - 1}"
-        )
+        raise InvalidInputError(f"label {int(y[i])} at index {i} is outside 0..{n_classes - 1}")
     return y.astype(np.int64, copy=False)
 
 
@@ -125,7 +129,11 @@ class SoftmaxRegression:
         p = self.get_params()
         checks = [
             ("epochs", isinstance(p["epochs"], int) and p["epochs"] >= 1, "an integer >= 1"),
-            ("batch_size", isinstance(p["batch_size"], int) and p["batch_size"] >= 1, "an integer >= 1"),
+            (
+                "batch_size",
+                isinstance(p["batch_size"], int) and p["batch_size"] >= 1,
+                "an integer >= 1",
+            ),
             ("learning_rate", p["learning_rate"] > 0, "> 0"),
             ("momentum", 0 <= p["momentum"] < 1, "in [0, 1)"),
             ("decay", p["decay"] >= 0, ">= 0"),
@@ -148,7 +156,7 @@ class SoftmaxRegression:
         self._validate_params()
         X = validate_features(X)
         y = validate_labels(y, X.shape[0])
-        n, d = X.shape
+        _n, d = X.shape
         if init is not None:
             W = np.array(init[0], dtype=np.float32, copy=True)
             b = np.array(init[1], dtype=np.float32, copy=True)

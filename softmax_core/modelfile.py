@@ -113,7 +113,12 @@ class ModelFile:
                 f"{origin}: unsupported model format {meta.get('format') if isinstance(meta, dict) else meta!r}; "
                 f"expected {FORMAT!r}"
             )
-        if W.dtype != np.float32 or b.dtype != np.float32 or W.ndim != 2 or b.shape != (W.shape[1],):
+        if (
+            W.dtype != np.float32
+            or b.dtype != np.float32
+            or W.ndim != 2
+            or b.shape != (W.shape[1],)
+        ):
             raise DataFormatError(
                 f"{origin}: weights have W{W.shape} {W.dtype}, b{b.shape} {b.dtype}; "
                 "expected float32 W (784, 10) and b (10,)"

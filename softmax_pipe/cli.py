@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from softmax_pipe import cli_core, cli_registry, cli_run, cli_score
+from softmax_pipe import cli_core, cli_registry, cli_run, cli_score, cli_serve
 
 app = typer.Typer(
     name="softmax-pipe",
@@ -28,6 +28,7 @@ cli_core.register(app)
 cli_run.register(app)
 cli_score.register(app)
 cli_registry.register(app)
+cli_serve.register(app)
 
 
 def main() -> None:

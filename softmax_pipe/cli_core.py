@@ -67,7 +67,9 @@ def train(
     ] = Path("model.npz"),
     source: SourceOpt = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training set.")] = 4,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")
+    ] = 0,
     deskew: Annotated[
         bool, typer.Option("--deskew/--no-deskew", help="Deskew images by their moments first.")
     ] = True,
@@ -176,11 +178,16 @@ def _print_report(title: str, report: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    console.print(f"{title}: test accuracy [bold]{report['accuracy']:.4f}[/] on {report['n']} images")
+    console.print(
+        f"{title}: test accuracy [bold]{report['accuracy']:.4f}[/] on {report['n']} images"
+    )
     table = Table("class", "precision", "recall", "support", title="per class")
     for row in report["per_class"]:
         table.add_row(
-            str(row["class"]), f"{row['precision']:.4f}", f"{row['recall']:.4f}", str(row["support"])
+            str(row["class"]),
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            str(row["support"]),
         )
     console.print(table)
     cm = Table("true \\ pred", *[str(k) for k in range(10)], title="confusion matrix")

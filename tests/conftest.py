@@ -82,7 +82,7 @@ def prefect_harness() -> Iterator[None]:
 # --- S3 on loopback: moto's real HTTP S3 API, driven by the real boto3 client -------------
 
 S3_TEST_KEY = "testing-key-id"
-S3_TEST_SECRET = "testing-secret"  # noqa: S105 - moto accepts any credentials
+S3_TEST_SECRET = "testing-secret"
 S3_REGION = "us-east-1"
 
 

@@ -97,7 +97,9 @@ def test_same_seed_same_weights_on_real_mnist(
 ) -> None:
     common = ["--source", str(mnist_dir), "--cache-dir", str(session_cache), "--epochs", "1"]
     for name in ("a", "b"):
-        code, _, err = invoke("train", "--seed", "3", "--out", str(tmp_path / f"{name}.npz"), *common)
+        code, _, err = invoke(
+            "train", "--seed", "3", "--out", str(tmp_path / f"{name}.npz"), *common
+        )
         assert code == 0, err
     a, b = ModelFile.load(tmp_path / "a.npz"), ModelFile.load(tmp_path / "b.npz")
     assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
@@ -120,7 +122,9 @@ def test_evaluate_corrupt_model_is_bad_input(tmp_path: Path, mnist_dir: Path) ->
 
 
 def test_missing_source_folder_is_not_found(tmp_path: Path) -> None:
-    code, _, err = invoke("ingest", "--source", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path))
+    code, _, err = invoke(
+        "ingest", "--source", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path)
+    )
     assert code == 3
     assert "nowhere" in err
 

@@ -35,8 +35,12 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
     buf = io.BytesIO()
-    np.savez(buf, W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32),
-             meta=np.array([{"format": FORMAT}], dtype=object))
+    np.savez(
+        buf,
+        W=np.zeros((784, 10), np.float32),
+        b=np.zeros(10, np.float32),
+        meta=np.array([{"format": FORMAT}], dtype=object),
+    )
     with pytest.raises(DataFormatError, match="not a readable model file"):
         ModelFile.from_bytes(buf.getvalue(), origin="evil.npz")
 
@@ -59,13 +63,21 @@ def test_wrong_format_and_missing_arrays(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="missing arrays"):
         ModelFile.from_bytes(buf.getvalue())
     buf = io.BytesIO()
-    np.savez(buf, W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32),
-             meta=np.array('{"format": "other@9"}'))
+    np.savez(
+        buf,
+        W=np.zeros((784, 10), np.float32),
+        b=np.zeros(10, np.float32),
+        meta=np.array('{"format": "other@9"}'),
+    )
     with pytest.raises(DataFormatError, match="unsupported model format"):
         ModelFile.from_bytes(buf.getvalue())
     buf = io.BytesIO()
-    np.savez(buf, W=np.zeros((784, 10), np.float64), b=np.zeros(10, np.float32),
-             meta=np.array(f'{{"format": "{FORMAT}"}}'))
+    np.savez(
+        buf,
+        W=np.zeros((784, 10), np.float64),
+        b=np.zeros(10, np.float32),
+        meta=np.array(f'{{"format": "{FORMAT}"}}'),
+    )
     with pytest.raises(DataFormatError, match="expected float32"):
         ModelFile.from_bytes(buf.getvalue())
 

@@ -44,7 +44,7 @@ def reference_deskew(img: np.ndarray) -> np.ndarray:
 def slanted_stroke(slope: float, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     img = np.zeros((28, 28), np.float32)
     for r in range(6, 22):
-        c = int(round(14 + slope * (r - 14))) + offset[1]
+        c = round(14 + slope * (r - 14)) + offset[1]
         img[r + offset[0], c - 1 : c + 2] = 1.0
     return img
 
@@ -98,7 +98,8 @@ def test_features_scale_uint8_and_apply_steps() -> None:
     assert raw.shape == (1, 784) and raw.dtype == np.float32
     assert raw.max() == 1.0 and raw.min() == 0.0
     np.testing.assert_allclose(
-        preprocess.features(img, ("scale", "deskew")), preprocess.deskew(raw.reshape(1, 28, 28)).reshape(1, 784)
+        preprocess.features(img, ("scale", "deskew")),
+        preprocess.deskew(raw.reshape(1, 28, 28)).reshape(1, 784),
     )
     # Flat (n, 784) input is accepted as well.
     np.testing.assert_array_equal(preprocess.features(img.reshape(1, 784), ("scale",)), raw)
