@@ -93,26 +93,43 @@ def _deskew_chunk(img: NDArray[np.float32]) -> NDArray[np.float32]:
     shift_r = np.where(blank, 0.0, mr - centre).astype(np.float32)  # (n,)
     shift_c = np.where(blank, 0.0, mc - centre).astype(np.float32)
 
-    pad = SIDE + 2  # any shift beyond the image reads zeros from the padding
-    # Vertical: v[r] = lerp(img[r + k], img[r + k + 1], f), k = floor(shift_r).
+    pad = SIDE + 1  # a shift beyond the image reads only zeros from the padding
+    # Vertical: v = lerp(img[k : k + 28], img[k + 1 : k + 29], f), k = floor(shift_r),
+    # gathered as whole 28x28 windows of the zero-padded image.
     padded = np.zeros((n, SIDE + 2 * pad, SIDE), dtype=np.float32)
     padded[:, pad : pad + SIDE] = img
-    sr = np.clip(shift_r, -pad + 1, pad - 2)
+    sr = np.clip(shift_r, -pad, pad - 1)
     k = np.floor(sr)
     f = (sr - k)[:, None, None]
-    rows = (pad + grid[None, :] + k[:, None]).astype(np.intp)[:, :, None]  # (n, 28, 1)
-    v = np.take_along_axis(padded, rows, axis=1) * (1 - f)
-    v += np.take_along_axis(padded, rows + 1, axis=1) * f
-    # Horizontal: out[r, c] = lerp(v[r, c + k_r], v[r, c + k_r + 1], f_r).
-    padded = np.zeros((n, SIDE, SIDE + 2 * pad), dtype=np.float32)
-    padded[:, :, pad : pad + SIDE] = v
-    sc = np.clip(alpha[:, None] * (grid[None, :] - centre) + shift_c[:, None], -pad + 1, pad - 2)
-    kc = np.floor(sc)  # (n, 28)
-    fc = (sc - kc)[:, :, None]
-    cols = (pad + grid[None, None, :] + kc[:, :, None]).astype(np.intp)  # (n, 28, 28)
-    out = np.take_along_axis(padded, cols, axis=2) * (1 - fc)
-    out += np.take_along_axis(padded, cols + 1, axis=2) * fc
+    start = (pad + k).astype(np.intp)
+    windows = _windows(padded)  # (n, positions, 28, 28)
+    images = np.arange(n)
+    v = windows[images, start] * (1 - f)
+    v += windows[images, start + 1] * f
+    # Horizontal: each row r of each image moves by alpha * (r - 14) + shift_c.
+    padded = np.zeros((n * SIDE, 1, SIDE + 2 * pad), dtype=np.float32)
+    padded[:, 0, pad : pad + SIDE] = v.reshape(n * SIDE, SIDE)
+    sc = np.clip(alpha[:, None] * (grid[None, :] - centre) + shift_c[:, None], -pad, pad - 1)
+    kc = np.floor(sc).reshape(-1)
+    fc = (sc.reshape(-1) - kc)[:, None]
+    start = (pad + kc).astype(np.intp)
+    windows = _windows(padded.transpose(0, 2, 1)).reshape(
+        n * SIDE, -1, SIDE
+    )  # (rows, positions, 28)
+    rows = np.arange(n * SIDE)
+    out = windows[rows, start] * (1 - fc)
+    out += windows[rows, start + 1] * fc
+    out = out.reshape(n, SIDE, SIDE)
     return out.astype(np.float32, copy=False)
+
+
+def _windows(a: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Read-only view (n, L - 27, 28, W) of a (n, L, W) array: [i, s] is a[i, s : s + 28]."""
+    n, length, width = a.shape
+    s0, s1, s2 = a.strides
+    return np.lib.stride_tricks.as_strided(
+        a, (n, length - SIDE + 1, SIDE, width), (s0, s1, s1, s2), writeable=False
+    )
 
 
 def features(images: NDArray[np.generic], steps: Sequence[str]) -> NDArray[np.float32]:
