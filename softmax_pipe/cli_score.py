@@ -1,9 +1,233 @@
-"""CLI: placeholder, filled by its issue."""
+"""CLI: ``softmax-pipe score PATH``: score a folder (or one file) of digit images.
+
+Exit codes: 0 every image scored; 1 some images failed (error rows; all the others were
+scored and written); 2 bad input (PATH does not exist, a bad option); 3 not found (the
+model, or no image at all under PATH); 4 registry storage / network failure; 141 the
+reader of stdout went away (``| head``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err, errors_to_exit
+
+if TYPE_CHECKING:
+    from softmax_pipe.scoring import ScoreSummary
+
+
+class OutputFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+SCORE_HELP = (
+    "Score images with a model's weights: one CSV/JSONL row per image, a summary on stderr."
+    "\n\n"
+    "Each image goes through the MNIST procedure (grayscale, ink made bright on dark, cropped "
+    "to the ink, fitted into 20×20, centred by mass in 28×28), then the model's own "
+    "preprocessing. Files that fail become rows with status=error and the run goes on."
+    "\n\n"
+    "Exit codes: 0 all scored; 1 some images failed (the others were scored and written); "
+    "2 bad input (PATH does not exist, a bad option); 3 model not found, or no image "
+    "under PATH; 4 registry storage or network failure; 141 stdout closed early (| head)."
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add ``score`` to the main app."""
+    app.command("score", help=SCORE_HELP)(score)
+
+
+@errors_to_exit
+def score(
+    path: Annotated[
+        Path, typer.Argument(help="An image file, or a folder walked recursively for images.")
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Registry reference (name@alias, name:version, name) or a model file (.npz).",
+            envvar="SOFTMAX_PIPE_MODEL",
+            show_envvar=True,
+        ),
+    ] = "mnist@champion",
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+    cache_dir: CacheOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write rows to FILE (a temporary file renamed at the end). Default: stdout.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Row format.")
+    ] = OutputFormat.csv,
+    probs: Annotated[bool, typer.Option("--probs", help="Add the columns p0..p9.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="Decoding processes. Default: one per CPU."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=65536, help="Images per batch (one worker task).")
+    ] = 256,
+    max_pixels: Annotated[
+        int,
+        typer.Option(min=1, help="Refuse images with more pixels than this (decompression bombs)."),
+    ] = 4096 * 4096,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="The summary counts predictions below this confidence."
+        ),
+    ] = 0.5,
+    flow: Annotated[
+        bool, typer.Option("--flow", help="Run as the Prefect flow `batch scoring`.")
+    ] = False,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="Run the flow's shards on this Dask scheduler (tcp://host:8786); implies --flow.",
+            envvar="SOFTMAX_PIPE_DASK_ADDRESS",
+            show_envvar=True,
+        ),
+    ] = None,
+    shard_size: Annotated[
+        int,
+        typer.Option(min=1, help="With --flow: images per shard task (a multiple of batches)."),
+    ] = 4096,
+) -> None:
+    """Score a folder or file of images; see SCORE_HELP."""
+    from softmax_pipe import scoring
+    from softmax_pipe.errors import PartialFailure
+    from softmax_pipe.settings import Settings
+
+    scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
+    settings = Settings.build(registry=registry, cache_dir=cache_dir)
+    n_workers = workers or scoring.default_workers()
+    if output is not None:
+        scoring.check_output_path(output)
+    if flow or dask_address:
+        from flows.scoring import run_batch_scoring
+
+        with _stdout_closed_early():
+            summary = run_batch_scoring(
+                str(path),
+                model=model,
+                registry=settings.registry,
+                endpoint_url=endpoint_url,
+                cache_dir=settings.cache_dir,
+                output=output,
+                fmt=fmt.value,
+                probs=probs,
+                batch_size=batch_size,
+                shard_size=shard_size,
+                max_pixels=max_pixels,
+                min_confidence=min_confidence,
+                dask_address=dask_address,
+                workers=n_workers,
+            )
+    else:
+        scoring.Discovery(path)  # a missing PATH is exit 2 before the model is pulled
+        scoring_model = scoring.load_model(
+            model,
+            registry=settings.registry,
+            endpoint_url=endpoint_url,
+            cache_dir=settings.cache_dir,
+        )
+        with _Progress(path) as bar, _stdout_closed_early():
+            summary = scoring.score_path(
+                path,
+                scoring_model,
+                output=output,
+                fmt=fmt.value,
+                probs=probs,
+                workers=n_workers,
+                batch_size=batch_size,
+                max_pixels=max_pixels,
+                min_confidence=min_confidence,
+                progress=bar.advance if bar.enabled else None,
+            )
+    _report(summary, output)
+    if summary.failed:
+        where = f" to {output}" if output is not None else ""
+        raise PartialFailure(
+            f"{summary.failed:,} of {summary.total:,} images could not be scored "
+            f"(status=error rows); the other {summary.scored:,} were scored and written{where}"
+        )
+
+
+@contextlib.contextmanager
+def _stdout_closed_early() -> Iterator[None]:
+    """A reader that stops early (``| head``) ends the run quietly with exit 141, like a
+    Unix tool killed by SIGPIPE; the worker processes are stopped on the way out."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
+        raise typer.Exit(code=141) from None
+
+
+def _report(summary: ScoreSummary, output: Path | None) -> None:
+    for line in summary.lines():
+        err(line)
+    if output is not None:
+        err(f"rows written to {output}")
+
+
+class _Progress:
+    """A rich progress bar over images on stderr, only when stderr is a terminal."""
+
+    def __init__(self, path: Path) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal
+        self.path = path
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            from softmax_pipe.scoring import count_images
+
+            self.progress = Progress(
+                TextColumn("scoring"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                auto_refresh=False,  # no refresh thread: worker processes can be forked
+            )
+            self.task = self.progress.add_task("score", total=count_images(self.path))
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+        self.progress.refresh()

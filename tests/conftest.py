@@ -7,8 +7,10 @@ When it is missing the tests that need it fail, never skip.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,18 +88,54 @@ S3_TEST_SECRET = "testing-secret"
 S3_REGION = "us-east-1"
 
 
+class AtomicConditionalWrites:
+    """WSGI middleware: requests with If-None-Match / If-Match run one at a time."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MATCH" not in environ:
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A ThreadedMotoServer on 127.0.0.1 (free port) for the session; yields its URL."""
-    from moto.server import ThreadedMotoServer
+    """moto's S3 over real HTTP on 127.0.0.1 (free port) for the session; yields its URL.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    moto (5.2) evaluates ``If-None-Match`` / ``If-Match`` on PutObject by looking the key
+    up and then writing it, with no lock in between, so two concurrent conditional PUTs
+    of one key can both succeed (seen about once in 200 sixteen-way races). AWS S3 and
+    MinIO check and write atomically, and the registry protocol relies on that, so the
+    server is moto's own WSGI app behind a lock held only for conditional requests.
+    """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = AtomicConditionalWrites(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -1,0 +1,255 @@
+"""Scoring benchmark: accuracy, throughput and memory of `softmax-pipe score`, one table.
+
+Rows, each next to its peer and the issue's bar:
+
+- accuracy on the 10,000 MNIST test digits written as 28×28 PNGs, scored from the files
+  (``softmax_pipe.scoring.score_path``, the command's library call) vs the in-memory
+  ``evaluate`` of the same model on the arrays; bar: within 0.3 points;
+- accuracy on transformed copies of test digits (inverted JPEG, RGB upscaled 4×, RGBA
+  strokes on a transparent canvas, off-centre on a 64×48 page, 16-bit PNG, palette BMP;
+  the same transforms as the tests) vs the naive path (grayscale, resize to 28×28);
+  bar: >= 93%;
+- throughput on the 10,000 PNGs with full preprocessing and 2 worker processes,
+  end to end (walk, decode, MNIST procedure, deskew, predict, CSV written to a file,
+  worker start-up included) vs the decode-only bound: Pillow decoding the same files in
+  2 warm processes with nothing else; bar: >= 0.35 × the bound. Measured in a fresh
+  process as small as the CLI's; runs are interleaved and the median of --repeat is
+  shown, so both see the same machine load;
+- peak RSS scoring 100,000 files vs 10,000 files (one flat folder each; the 100,000 are
+  hard links to the 10,000 PNGs), each in a fresh process: the parent and the largest
+  worker; bar: within 50 MB.
+
+    .venv/bin/python benchmarks/score.py [--mnist ../shared/data/mnist] [--repeat 5]
+        [--transformed 1000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.scoring_data: the transforms the tests use
+
+DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
+WORKERS = 2
+
+
+def _decode_only(paths: list[str]) -> int:
+    from PIL import Image
+
+    for p in paths:
+        with Image.open(p) as im:
+            im.load()
+    return len(paths)
+
+
+def _naive_predict(path: str, model: Any) -> int:
+    from PIL import Image
+
+    from softmax_core.preprocess import features
+
+    with Image.open(path) as im:
+        x = np.asarray(im.convert("L").resize((28, 28), Image.Resampling.BILINEAR))
+    return int(np.argmax(features(x[None], model.steps) @ model.W + model.b))
+
+
+_RSS_SCRIPT = """
+import json, resource, sys
+from pathlib import Path
+from softmax_core.modelfile import ModelFile
+from softmax_pipe import scoring
+model = scoring.ScoringModel.from_model_file(ModelFile.load(sys.argv[2]), "bench")
+s = scoring.score_path(sys.argv[1], model, output=Path(sys.argv[3]), workers=int(sys.argv[4]))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (big) forking process.
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(json.dumps({"rows": s.total, "parent_kb": hwm,
+                  "worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def _decode_bound(paths: list[str]) -> float:
+    """images/s of Pillow decoding ``paths`` split over 2 warm processes, nothing else."""
+    halves = [paths[i::WORKERS] for i in range(WORKERS)]
+    with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
+        list(pool.map(_decode_only, [h[:50] for h in halves]))  # started and warm
+        t = time.perf_counter()
+        n = sum(pool.map(_decode_only, halves))
+        return n / (time.perf_counter() - t)
+
+
+def throughput(folder: Path, model_path: Path, repeat: int) -> dict[str, list[float]]:
+    """Interleaved runs: the bound, ours with 2 workers, ours in 1 process (images/s).
+
+    Run in a fresh process (``--throughput``) so the parent that forks the workers is as
+    small as the CLI's, and with no pool left alive between runs.
+    """
+    from softmax_core.modelfile import ModelFile
+    from softmax_pipe import scoring
+
+    model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
+    paths = sorted(str(p) for p in folder.iterdir())
+    out = folder.parent / "throughput.csv"
+
+    def ours(workers: int) -> float:
+        t = time.perf_counter()
+        summary = scoring.score_path(folder, model, output=out, workers=workers)
+        return summary.total / (time.perf_counter() - t)
+
+    rates: dict[str, list[float]] = {"bound": [], "ours": [], "one": []}
+    for _ in range(repeat):
+        rates["bound"].append(_decode_bound(paths))
+        rates["ours"].append(ours(WORKERS))
+        rates["one"].append(ours(1))
+    return rates
+
+
+def _peak_rss(folder: Path, model: Path, out: Path) -> dict[str, int]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(folder), str(model), str(out), str(WORKERS)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    from PIL import Image
+
+    from softmax_core.data import load_mnist
+    from softmax_core.modelfile import ModelFile
+    from softmax_core.train import evaluate, train
+    from softmax_pipe import scoring
+    from tests import scoring_data as sd
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mnist", default=str(DEFAULT_MNIST))
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--transformed", type=int, default=1000, help="digits per transform")
+    ap.add_argument("--workdir", default=None, help="where to write the image folders")
+    args = ap.parse_args()
+
+    tmp = tempfile.TemporaryDirectory(prefix="score-bench-", dir=args.workdir)
+    work = Path(tmp.name)
+    ds = load_mnist(args.mnist, cache_dir=work / "cache")
+    mf = train(ds, seed=0)
+    model_path = mf.save(work / "model.npz")
+    model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
+    in_memory = evaluate(mf, ds)["accuracy"]
+    print(f"model: trained on 60,000 digits, in-memory test accuracy {in_memory:.4f}", flush=True)
+
+    # --- the folders ---
+    flat = work / "mnist10k"
+    flat.mkdir()
+    for i, (d, label) in enumerate(zip(ds.x_test, ds.y_test, strict=True)):
+        Image.fromarray(np.asarray(d)).save(flat / sd.digit_name(i, int(label)))
+    step = max(1, 10_000 // args.transformed)
+    indices = range(0, step * args.transformed, step)
+    transformed = sd.write_transformed(work / "transformed", ds.x_test, ds.y_test, indices)
+    print(f"wrote 10,000 PNGs and {len(indices) * len(sd.TRANSFORMS):,} transformed copies")
+
+    # --- accuracy ---
+    out = work / "scores.csv"
+    summary = scoring.score_path(flat, model, output=out, workers=WORKERS)
+    rows = sd.read_rows(out.read_text())
+    acc_files = sd.accuracy(rows)
+    assert summary.total == 10_000
+
+    scoring.score_path(transformed, model, output=out, workers=WORKERS)
+    trows = sd.read_rows(out.read_text())
+    ours_by: dict[str, list[bool]] = {name: [] for name in sd.TRANSFORMS}
+    naive_by: dict[str, list[bool]] = {name: [] for name in sd.TRANSFORMS}
+    for r in trows:
+        kind = r["path"].split("/")[0]
+        label = sd.label_of(r["path"])
+        ours_by[kind].append(r["status"] == "ok" and int(r["label"]) == label)
+        naive_by[kind].append(_naive_predict(str(transformed / r["path"]), model) == label)
+    ours_t = float(np.mean([hit for hits in ours_by.values() for hit in hits]))
+    naive_t = float(np.mean([hit for hits in naive_by.values() for hit in hits]))
+
+    # --- throughput, interleaved, in a fresh process as small as the CLI's ---
+    proc = subprocess.run(
+        [sys.executable, __file__, "--throughput", str(flat), str(model_path), str(args.repeat)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    rates = json.loads(proc.stdout)
+    ours_rates, bound_rates, one_rates = rates["ours"], rates["bound"], rates["one"]
+    ours_rate, bound_rate = statistics.median(ours_rates), statistics.median(bound_rates)
+    paths = sorted(str(p) for p in flat.iterdir())
+
+    # --- memory ---
+    big = work / "mnist100k"
+    big.mkdir()
+    for copy in range(10):
+        for p in paths:
+            name = os.path.basename(p)
+            os.link(p, big / f"{copy}{name}")
+    rss10 = _peak_rss(flat, model_path, work / "rss10.csv")
+    rss100 = _peak_rss(big, model_path, work / "rss100.csv")
+    assert rss10["rows"] == 10_000 and rss100["rows"] == 100_000
+
+    # --- the table ---
+    def mb(kb: int) -> str:
+        return f"{kb / 1024:.0f} MB"
+
+    def ok(flag: bool) -> str:
+        return "yes" if flag else "**no**"
+
+    d_parent = (rss100["parent_kb"] - rss10["parent_kb"]) / 1024
+    d_worker = (rss100["worker_kb"] - rss10["worker_kb"]) / 1024
+    lines = [
+        "| measure | softmax-pipe score | peer | bar | met |",
+        "|---|---|---|---|---|",
+        f"| accuracy, 10,000 MNIST test PNGs | {acc_files:.2%} | in-memory evaluate "
+        f"{in_memory:.2%} | within 0.3 pt | {ok(abs(acc_files - in_memory) <= 0.003)} |",
+        f"| accuracy, transformed copies ({len(trows):,} files) | {ours_t:.2%} | naive "
+        f"(grayscale + resize 28×28) {naive_t:.2%} | >= 93% | {ok(ours_t >= 0.93)} |",
+    ]
+    for name in sd.TRANSFORMS:
+        lines.append(
+            f"| &nbsp;&nbsp;{name} | {np.mean(ours_by[name]):.2%} | naive "
+            f"{np.mean(naive_by[name]):.2%} | | |"
+        )
+    lines += [
+        f"| throughput, 10,000 PNGs, {WORKERS} workers, end to end | {ours_rate:,.0f} images/s "
+        f"({ours_rate / bound_rate:.2f} × bound) | Pillow decode only, {WORKERS} processes: "
+        f"{bound_rate:,.0f} images/s | >= 0.35 × bound | {ok(ours_rate >= 0.35 * bound_rate)} |",
+        f"| &nbsp;&nbsp;same, 1 process (no pool) | {statistics.median(one_rates):,.0f} images/s"
+        " | | | |",
+        f"| peak RSS, parent: 100,000 vs 10,000 files | {mb(rss100['parent_kb'])} vs "
+        f"{mb(rss10['parent_kb'])} (+{d_parent:.1f} MB) | | within 50 MB | {ok(d_parent <= 50)} |",
+        f"| peak RSS, largest worker: 100,000 vs 10,000 | {mb(rss100['worker_kb'])} vs "
+        f"{mb(rss10['worker_kb'])} (+{d_worker:.1f} MB) | | within 50 MB | {ok(d_worker <= 50)} |",
+    ]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print()
+    print("\n".join(lines))
+    print()
+    print(
+        f"throughput: median of {args.repeat} interleaved runs; all runs ours "
+        f"{[round(r) for r in ours_rates]}, bound {[round(r) for r in bound_rates]}; "
+        f"{os.cpu_count()} CPUs, 1-min load average {load:.1f} at the end"
+    )
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--throughput":
+        print(json.dumps(throughput(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))))
+    else:
+        main()

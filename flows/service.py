@@ -1,0 +1,404 @@
+"""softmax-pipe as a service: the two scheduled deployments, on one box or on a work pool.
+
+``retrain``
+    the training pipeline on a weekly cron: warm-start from ``mnist@champion``, gate,
+    publish and promote (``flows.training.training_pipeline``);
+``score-inbox``
+    batch scoring of an inbox folder on a daily cron (``flows.scoring``).
+
+Two ways to run them:
+
+- :func:`serve`: one process serves both (``prefect.serve``), runs each flow run in a
+  subprocess and needs no work pool or worker: ``softmax-pipe serve``;
+- :func:`register`: the deployments of ``deploy/prefect.yaml`` go to a ``process`` work
+  pool served by ``prefect worker`` processes (docker-compose, VMs):
+  ``softmax-pipe deploy``, which also creates the pool and the crash-detection
+  automation in ``deploy/automations/``.
+
+The schedules here and in ``deploy/prefect.yaml`` are the same (a unit test checks it).
+Both need a Prefect server (``PREFECT_API_URL``): its scheduler creates the runs.
+Prefect itself is imported inside the functions, so the CLI's ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from softmax_pipe.errors import InvalidInputError, NotFoundError, SoftmaxPipeError, StorageError
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+WORK_POOL = "process"
+RETRAIN = "retrain"
+SCORE_INBOX = "score-inbox"
+RETRAIN_CRON = "0 3 * * 1"  # Mondays, 03:00
+SCORE_CRON = "0 6 * * *"  # every day, 06:00
+TIMEZONE = "UTC"
+DEFAULT_REGISTRY = "s3://softmax-models/registry"
+DEFAULT_MODEL_NAME = "mnist"
+DEFAULT_ALIAS = "champion"
+DEFAULT_INBOX = "/data/inbox"
+DEFAULT_OUTPUT = "/data/outbox/scores.csv"
+
+PROJECT_DIR_ENV = "SOFTMAX_PIPE_PROJECT_DIR"  # the checkout a worker's pull step moves into
+PREFECT_FILE = Path("deploy") / "prefect.yaml"
+AUTOMATIONS_DIR = Path("deploy") / "automations"
+DEPLOY_TIMEOUT = 300.0  # seconds for `prefect deploy --all`
+# Flow-run heartbeats, seconds: the crash-zombie-flow-runs automation marks a run Crashed
+# after 90 s without one (Prefect's default, 180 s, would trip it on healthy runs).
+HEARTBEAT_SECONDS = 30
+TAG = "softmax-pipe"  # on every deployment; the automation watches only runs with it
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What ``softmax-pipe serve`` schedules: crons and the parameters of both flows."""
+
+    retrain_cron: str = RETRAIN_CRON
+    score_cron: str = SCORE_CRON
+    timezone: str = TIMEZONE
+    registry: str = DEFAULT_REGISTRY
+    name: str = DEFAULT_MODEL_NAME
+    alias: str = DEFAULT_ALIAS
+    min_accuracy: float | None = None  # None: the training flow's default floor
+    epochs: int | None = None
+    warm_start: bool = True
+    inbox: str = DEFAULT_INBOX
+    output: str = DEFAULT_OUTPUT
+    endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL, profile)
+
+
+# --- the Prefect server -------------------------------------------------------------------
+
+
+def api_url() -> str:
+    """The configured ``PREFECT_API_URL``; a usage error when there is none.
+
+    Without it Prefect would start a temporary in-process server with no scheduler, and
+    nothing would ever run on the schedule.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise InvalidInputError(
+            "PREFECT_API_URL is not set; expected the URL of a running Prefect server, "
+            "e.g. start one with `prefect server start` and "
+            "export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    return str(url)
+
+
+def check_server(url: str, timeout: float = 5.0) -> None:
+    """Raise :class:`StorageError` (exit 4) unless the Prefect API at ``url`` answers."""
+    import httpx
+
+    health = url.rstrip("/") + "/health"
+    try:
+        response = httpx.get(health, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise StorageError(
+            f"the Prefect server at {url} is unreachable ({type(e).__name__}); "
+            "check PREFECT_API_URL and that `prefect server start` is running"
+        ) from None
+    if response.status_code != 200:
+        raise StorageError(
+            f"the Prefect server at {url} answered {response.status_code} on /health; "
+            "expected 200 (check PREFECT_API_URL)"
+        )
+
+
+# --- one box: prefect.serve ---------------------------------------------------------------
+
+
+def _cron(expression: str, timezone: str, what: str) -> Any:
+    from prefect.schedules import Cron
+
+    try:
+        return Cron(expression, timezone=timezone)
+    except (ValueError, TypeError) as e:
+        raise InvalidInputError(
+            f"{what} cron {expression!r} (timezone {timezone!r}) is invalid: {e}; "
+            "expected five fields, e.g. '0 3 * * 1' for Mondays at 03:00"
+        ) from None
+
+
+def retrain_parameters(options: ServeOptions) -> dict[str, Any]:
+    """Parameters of the scheduled retraining (flows.training.training_pipeline)."""
+    params: dict[str, Any] = {
+        "registry": options.registry,
+        "name": options.name,
+        "promote": options.alias,
+        "warm_start": options.warm_start,
+    }
+    if options.min_accuracy is not None:
+        params["min_accuracy"] = options.min_accuracy
+    if options.epochs is not None:
+        params["epochs"] = options.epochs
+    if options.endpoint_url:
+        params["endpoint_url"] = options.endpoint_url
+    return params
+
+
+def score_parameters(options: ServeOptions) -> dict[str, Any]:
+    """Parameters of the scheduled scoring (flows.scoring)."""
+    params: dict[str, Any] = {
+        "registry": options.registry,
+        "model": f"{options.name}@{options.alias}",
+        "path": options.inbox,
+        "output": options.output,
+    }
+    if options.endpoint_url:
+        params["endpoint_url"] = options.endpoint_url
+    return params
+
+
+def served_deployments(options: ServeOptions) -> list[RunnerDeployment]:
+    """The two deployments ``serve`` runs, named as in deploy/prefect.yaml."""
+    from prefect.deployments.runner import EntrypointType
+
+    from flows import scoring
+    from flows.training import training_pipeline
+
+    retrain = training_pipeline.to_deployment(
+        name=RETRAIN,
+        schedules=[_cron(options.retrain_cron, options.timezone, "--retrain-cron")],
+        parameters=retrain_parameters(options),
+        description="Scheduled retraining (softmax-pipe serve): warm start, gate, publish, "
+        "promote.",
+        tags=[TAG, "retrain", "served"],
+        concurrency_limit=1,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    score = scoring.batch_scoring.to_deployment(
+        name=SCORE_INBOX,
+        schedules=[_cron(options.score_cron, options.timezone, "--score-cron")],
+        parameters=score_parameters(options),
+        description="Scheduled scoring of the inbox (softmax-pipe serve).",
+        tags=[TAG, "scoring", "served"],
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    # to_deployment is "sync compatible": called outside an event loop it returns the object
+    return [cast("RunnerDeployment", retrain), cast("RunnerDeployment", score)]
+
+
+async def _pool_bound(names: list[str]) -> dict[str, tuple[Any, str]]:
+    """``{"flow/deployment": (id, pool)}`` for those of ``names`` bound to a work pool."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    bound: dict[str, tuple[Any, str]] = {}
+    async with get_client() as client:
+        for name in names:
+            try:
+                dep = await client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if dep.work_pool_name:
+                bound[name] = (dep.id, dep.work_pool_name)
+    return bound
+
+
+async def _delete_deployments(ids: list[Any]) -> None:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        for deployment_id in ids:
+            await client.delete_deployment(deployment_id)
+
+
+def serve(
+    options: ServeOptions,
+    *,
+    limit: int | None = None,
+    replace: bool = False,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Serve both deployments from this process until SIGINT/SIGTERM.
+
+    Flow runs execute in subprocesses of this one; schedules are paused on shutdown, so
+    nothing piles up while no one is serving. Deployments of the same names registered
+    on a work pool (``softmax-pipe deploy``) would also be picked up by that pool's
+    workers: they are refused, unless ``replace`` deletes them first.
+    """
+    import anyio
+    from prefect import serve as prefect_serve
+
+    deployments = served_deployments(options)  # bad crons fail here, before any I/O
+    url = api_url()
+    check_server(url)
+    names = [d.full_name for d in deployments]
+    bound = anyio.run(_pool_bound, names)
+    if bound and not replace:
+        listed = ", ".join(f"{n} (work pool {pool!r})" for n, (_, pool) in sorted(bound.items()))
+        raise InvalidInputError(
+            f"{listed} already registered on {url}; a worker of that pool would race this "
+            "process for their runs. Pass --replace to delete them and serve here, or run "
+            "a worker instead (prefect worker start --pool process)"
+        )
+    if bound:
+        anyio.run(_delete_deployments, [dep_id for dep_id, _ in bound.values()])
+        for name, (_, pool) in sorted(bound.items()):
+            say(f"deleted deployment {name} of work pool {pool!r} (--replace)")
+    prefect_serve(
+        *deployments, limit=limit, pause_on_shutdown=True, heartbeat_seconds=HEARTBEAT_SECONDS
+    )
+
+
+# --- a work pool: prefect.yaml ---------------------------------------------------------------
+
+
+def project_dir(explicit: str | Path | None = None) -> Path:
+    """The checkout holding deploy/prefect.yaml and the flows: explicit, $SOFTMAX_PIPE_PROJECT_DIR, cwd."""
+    raw = explicit or os.environ.get(PROJECT_DIR_ENV) or os.getcwd()
+    root = Path(raw).expanduser().resolve()
+    for needed in (PREFECT_FILE, Path("flows") / "training.py"):
+        if not (root / needed).is_file():
+            raise NotFoundError(
+                f"{root / needed} does not exist; expected the softmax-pipe checkout "
+                f"(pass --project-dir or set {PROJECT_DIR_ENV})"
+            )
+    return root
+
+
+async def _ensure_work_pool(name: str) -> bool:
+    """Create the ``process`` work pool unless it exists; True when it was created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    async with get_client() as client:
+        try:
+            pool = await client.read_work_pool(name)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            await client.create_work_pool(
+                WorkPoolCreate(name=name, type="process", base_job_template=template)
+            )
+            return True
+        if pool.type != "process":
+            raise InvalidInputError(
+                f"work pool {name!r} exists with type {pool.type!r}; expected 'process' "
+                "(deploy/prefect.yaml runs flows as local subprocesses of a worker)"
+            )
+        return False
+
+
+async def _apply_automations(folder: Path) -> list[str]:
+    """Create or update, by name, each automation in ``folder/*.yaml``; returns the names."""
+    import yaml
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.automations import AutomationCore
+    from pydantic import ValidationError
+
+    applied: list[str] = []
+    if not folder.is_dir():
+        return applied
+    async with get_client() as client:
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                automation = AutomationCore.model_validate(yaml.safe_load(path.read_text()))
+            except (yaml.YAMLError, ValidationError) as e:
+                raise InvalidInputError(f"{path} is not a valid Prefect automation: {e}") from None
+            existing = await client.read_automations_by_name(automation.name)
+            if existing:
+                await client.update_automation(existing[0].id, automation)
+            else:
+                await client.create_automation(automation)
+            applied.append(automation.name)
+    return applied
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What ``register`` did: pools (created or not), automations, deployments with crons."""
+
+    pools: dict[str, bool]  # name -> created by this call
+    automations: list[str]
+    deployments: dict[str, list[str]]  # "flow/deployment" -> cron strings
+
+
+async def _read_deployments(names: list[str]) -> dict[str, list[str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    found: dict[str, list[str]] = {}
+    async with get_client() as client:
+        deployments = await client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names))
+        )
+        for dep in deployments:
+            flow = await client.read_flow(dep.flow_id)
+            crons = [str(getattr(s.schedule, "cron", s.schedule)) for s in dep.schedules]
+            found[f"{flow.name}/{dep.name}"] = crons
+    return found
+
+
+def _load_spec(path: Path) -> tuple[list[str], list[str]]:
+    """(deployment names, work pool names) of a prefect.yaml; bad input names the file."""
+    import yaml
+
+    if not path.is_file():
+        raise NotFoundError(f"{path} does not exist; expected a prefect.yaml with deployments")
+    try:
+        spec = yaml.safe_load(path.read_text())
+        deployments = spec["deployments"]
+        names = [d["name"] for d in deployments]
+        pools = sorted({d["work_pool"]["name"] for d in deployments})
+    except (yaml.YAMLError, TypeError, KeyError) as e:
+        raise InvalidInputError(
+            f"{path} is not a prefect.yaml with named deployments on work pools ({e!r})"
+        ) from None
+    if not names:
+        raise InvalidInputError(f"{path} declares no deployments")
+    return names, pools
+
+
+def register(
+    root: Path,
+    *,
+    prefect_file: Path | None = None,
+    automations: bool = True,
+    timeout: float = DEPLOY_TIMEOUT,
+) -> Registered:
+    """Register deploy/prefect.yaml with the server: pools, automations, ``prefect deploy --all``."""
+    import anyio
+
+    spec = (prefect_file or root / PREFECT_FILE).resolve()
+    names, pools = _load_spec(spec)
+    url = api_url()
+    check_server(url)
+    created = {pool: anyio.run(_ensure_work_pool, pool) for pool in pools}
+    applied = anyio.run(_apply_automations, root / AUTOMATIONS_DIR) if automations else []
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "--no-prompt",
+        "deploy",
+        "--all",
+        "--prefect-file",
+        str(spec),
+    ]
+    try:
+        done = subprocess.run(
+            command, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise StorageError(
+            f"`prefect deploy --all` did not finish within {timeout:.0f} s against {url}"
+        ) from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise SoftmaxPipeError(
+            f"`prefect deploy --all --prefect-file {spec}` failed (exit {done.returncode}):\n{tail}"
+        )
+    return Registered(created, applied, anyio.run(_read_deployments, names))

@@ -1,0 +1,105 @@
+"""Where the registry keeps things, relative to its root (a folder or ``s3://bucket/prefix``)::
+
+    blobs/sha256/<digest>.npz                       model file bytes, content-addressed
+    models/<name>/versions/<n:08d>.json              manifest of version n (write-once)
+    models/<name>/aliases/<alias>.json               alias record, moved by compare-and-swap
+    models/<name>/aliases/<alias>.log/<seq:012d>.json  one entry per move (write-once)
+    models/<name>/index/<page:06d>.json              copies of manifests 100p+1..100p+100
+                                                     (write-once; a cache for listings)
+
+Version numbers are zero-padded to 8 digits so that a plain lexicographic listing (what
+S3 returns) is also numeric order; numbers past 99,999,999 still parse (they just grow).
+"""
+
+from __future__ import annotations
+
+import re
+
+from registry.names import validate_name
+
+BLOBS = "blobs/sha256/"
+MODELS = "models/"
+VERSION_WIDTH = 8
+SEQ_WIDTH = 12
+INDEX_PAGE = 100  # versions per index page
+PAGE_WIDTH = 6
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_NUMBERED_RE = re.compile(r"([0-9]+)\.json")
+_MANIFEST_KEY_RE = re.compile(r"models/([A-Za-z0-9._-]+)/versions/([0-9]+)\.json")
+
+
+def validate_digest(digest: str) -> str:
+    if not _DIGEST_RE.fullmatch(digest):
+        raise ValueError(f"not a sha256 hex digest: {digest!r}")
+    return digest
+
+
+def blob_key(digest: str) -> str:
+    return f"{BLOBS}{validate_digest(digest)}.npz"
+
+
+def digest_of_blob_key(key: str) -> str | None:
+    """The digest named by a blob key, or None for anything else under blobs/."""
+    if not key.startswith(BLOBS) or not key.endswith(".npz"):
+        return None
+    digest = key[len(BLOBS) : -len(".npz")]
+    return digest if _DIGEST_RE.fullmatch(digest) else None
+
+
+def model_prefix(name: str) -> str:
+    return f"{MODELS}{validate_name('model name', name)}/"
+
+
+def versions_prefix(name: str) -> str:
+    return f"{model_prefix(name)}versions/"
+
+
+def manifest_key(name: str, version: int) -> str:
+    if version < 1:
+        raise ValueError(f"version must be >= 1, got {version}")
+    return f"{versions_prefix(name)}{version:0{VERSION_WIDTH}d}.json"
+
+
+def aliases_prefix(name: str) -> str:
+    return f"{model_prefix(name)}aliases/"
+
+
+def alias_key(name: str, alias: str) -> str:
+    return f"{aliases_prefix(name)}{validate_name('alias', alias)}.json"
+
+
+def alias_log_prefix(name: str, alias: str) -> str:
+    return f"{aliases_prefix(name)}{validate_name('alias', alias)}.log/"
+
+
+def alias_log_key(name: str, alias: str, seq: int) -> str:
+    return f"{alias_log_prefix(name, alias)}{seq:0{SEQ_WIDTH}d}.json"
+
+
+def number_of(key: str, prefix: str) -> int | None:
+    """``<prefix><digits>.json`` -> the number; anything else (temp files, junk) -> None."""
+    if not key.startswith(prefix):
+        return None
+    m = _NUMBERED_RE.fullmatch(key[len(prefix) :])
+    return int(m.group(1)) if m else None
+
+
+def parse_manifest_key(key: str) -> tuple[str, int] | None:
+    """``models/<name>/versions/<n>.json`` -> ``(name, n)``; anything else -> None."""
+    m = _MANIFEST_KEY_RE.fullmatch(key)
+    if not m or int(m.group(2)) < 1:
+        return None
+    return m.group(1), int(m.group(2))
+
+
+def index_prefix(name: str) -> str:
+    return f"{model_prefix(name)}index/"
+
+
+def index_key(name: str, page: int) -> str:
+    """The index page holding versions ``page*100+1 .. page*100+100``."""
+    return f"{index_prefix(name)}{page:0{PAGE_WIDTH}d}.json"
+
+
+def page_of(version: int) -> int:
+    return (version - 1) // INDEX_PAGE

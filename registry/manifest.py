@@ -1,0 +1,180 @@
+"""The registry's JSON documents: version manifests and alias records.
+
+Both are plain JSON objects (sorted keys, UTF-8) that any S3 tool can read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from registry import layout
+from registry.names import validate_name
+from softmax_pipe.errors import CorruptObjectError
+
+MANIFEST_SCHEMA = "softmax-pipe/manifest@1"
+ALIAS_SCHEMA = "softmax-pipe/alias@1"
+INDEX_SCHEMA = "softmax-pipe/index@1"
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _loads(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptObjectError(
+            f"{where} is not valid JSON ({e}); it was damaged or not ours"
+        ) from e
+    if not isinstance(doc, dict):
+        raise CorruptObjectError(f"{where} is not a JSON object")
+    return doc
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One published version of a model: what the weights are and where they came from."""
+
+    name: str
+    version: int
+    digest: str  # sha256 hex of the model file bytes (the blob)
+    created: str  # ISO 8601 UTC time of publication
+    data_digest: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    preprocessing: dict[str, Any]
+    input_schema: dict[str, Any]
+    code_version: str | None
+    lineage: dict[str, Any]
+    size: int = 0  # bytes of the blob
+    model_created: str | None = None  # when the model file was written (training time)
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown fields from newer writers
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def blob_key(self) -> str:
+        return layout.blob_key(self.digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        return {**extra, "schema": MANIFEST_SCHEMA, **d, "blob": self.blob_key}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], *, where: str = "manifest") -> Manifest:
+        try:
+            name = validate_name("model name", str(doc["name"]))
+            version = doc["version"]
+            digest = layout.validate_digest(str(doc["digest"]))
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise ValueError(f"version {version!r} is not a positive integer")
+            known = {f for f in cls.__dataclass_fields__ if f != "extra"} | {"schema", "blob"}
+            return cls(
+                name=name,
+                version=version,
+                digest=digest,
+                created=str(doc["created"]),
+                data_digest=doc.get("data_digest"),
+                params=dict(doc.get("params") or {}),
+                metrics=dict(doc.get("metrics") or {}),
+                preprocessing=dict(doc.get("preprocessing") or {}),
+                input_schema=dict(doc.get("input_schema") or {}),
+                code_version=doc.get("code_version"),
+                lineage=dict(doc.get("lineage") or {}),
+                size=int(doc.get("size") or 0),
+                model_created=doc.get("model_created"),
+                extra={k: v for k, v in doc.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptObjectError(f"{where} is not a valid manifest: {e!r}") from e
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str = "manifest") -> Manifest:
+        return cls.from_dict(_loads(data, where), where=where)
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """Where an alias points, the stack of versions it pointed to before, and this move."""
+
+    name: str
+    alias: str
+    version: int
+    previous: tuple[int, ...]  # older targets, most recent last: rollback pops from here
+    seq: int  # 1 for the first move, +1 per move: also the key of its history entry
+    moved_at: str
+    move_id: str  # unique per move: tells a retried write of ours from someone else's
+    action: str  # "promote" or "rollback"
+    from_version: int | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.alias}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["previous"] = list(self.previous)
+        return {"schema": ALIAS_SCHEMA, **d}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str = "alias record") -> AliasRecord:
+        doc = _loads(data, where)
+        try:
+            prev = doc.get("previous") or []
+            rec = cls(
+                name=validate_name("model name", str(doc["name"])),
+                alias=validate_name("alias", str(doc["alias"])),
+                version=int(doc["version"]),
+                previous=tuple(int(v) for v in prev),
+                seq=int(doc["seq"]),
+                moved_at=str(doc["moved_at"]),
+                move_id=str(doc["move_id"]),
+                action=str(doc["action"]),
+                from_version=None if doc.get("from_version") is None else int(doc["from_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptObjectError(f"{where} is not a valid alias record: {e!r}") from e
+        if rec.version < 1 or rec.seq < 1:
+            raise CorruptObjectError(f"{where}: version and seq must be >= 1")
+        return rec
+
+
+def index_page_bytes(name: str, page: int, entries: list[tuple[str, Manifest]]) -> bytes:
+    """An index page: copies of manifests with the ETag each had in the store's listing."""
+    return dumps(
+        {
+            "schema": INDEX_SCHEMA,
+            "name": name,
+            "page": page,
+            "entries": [{"etag": etag, "manifest": m.to_dict()} for etag, m in entries],
+        }
+    )
+
+
+def parse_index_page(data: bytes, *, name: str, where: str) -> dict[int, tuple[str, Manifest]]:
+    """``{version: (etag, manifest)}`` from an index page; CorruptObjectError if malformed."""
+    doc = _loads(data, where)
+    if doc.get("schema") != INDEX_SCHEMA or doc.get("name") != name:
+        raise CorruptObjectError(f"{where} is not an index page of {name!r}")
+    out: dict[int, tuple[str, Manifest]] = {}
+    try:
+        for entry in doc["entries"]:
+            m = Manifest.from_dict(entry["manifest"], where=where)
+            if m.name != name:
+                raise ValueError(f"entry for {m.ref} in the index of {name!r}")
+            out[m.version] = (str(entry["etag"]), m)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CorruptObjectError(f"{where} is not a valid index page: {e!r}") from e
+    return out

@@ -1,0 +1,213 @@
+"""`softmax-pipe registry ...` invoked as a user would: exit codes 0/2/3/4, tables and JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from softmax_pipe.cli import app
+from tests.registry.helpers import make_model
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(params=["local", "s3"])
+def registry_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "registry")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/cli"
+
+
+@pytest.fixture
+def model_files(tmp_path: Path) -> list[Path]:
+    return [
+        make_model(seed, accuracy=0.9 + seed / 100).save(tmp_path / f"m{seed}.npz")
+        for seed in (1, 2, 3)
+    ]
+
+
+def test_registry_help_lists_the_commands() -> None:
+    code, out, _ = invoke("registry", "--help")
+    assert code == 0
+    for command in ("list", "versions", "show", "publish", "promote", "rollback", "pull", "gc"):
+        assert command in out
+
+
+def test_publish_promote_pull_round_trip(
+    registry_uri: str, model_files: list[Path], tmp_path: Path
+) -> None:
+    reg = ("--registry", registry_uri, "--cache-dir", str(tmp_path / "cache"))
+    code, out, err = invoke(
+        "registry", "publish", str(model_files[0]), "--name", "digits", "--alias", "champion", *reg
+    )
+    assert code == 0, err
+    assert "published digits:1" in out and "digits@champion -> digits:1" in out
+    for f in model_files[1:]:
+        code, out, err = invoke("registry", "publish", str(f), "--name", "digits", *reg, "--json")
+        assert code == 0, err
+    assert json.loads(out)["version"] == 3
+
+    code, out, err = invoke("registry", "versions", "digits", *reg, "--json")
+    assert code == 0, err
+    versions = json.loads(out)
+    assert isinstance(versions, list) and [v["version"] for v in versions] == [1, 2, 3]
+    for v, f in zip(versions, model_files, strict=True):
+        assert v["digest"] == hashlib.sha256(f.read_bytes()).hexdigest()
+        assert v["metrics"]["accuracy"] == pytest.approx(float(v["params"]["seed"]) / 100 + 0.9)
+    code, out, _ = invoke("registry", "versions", "digits", *reg)
+    assert code == 0 and out.splitlines()[0].split() == [
+        "VERSION",
+        "CREATED",
+        "DIGEST",
+        "ACCURACY",
+        "ALIASES",
+    ]
+    assert "champion" in out.splitlines()[1]
+
+    code, out, err = invoke("registry", "promote", "digits:3", "champion", *reg)
+    assert code == 0, err
+    assert out.strip() == "digits@champion -> digits:3 (was digits:1)"
+    code, out, _ = invoke("registry", "show", "digits@champion", *reg, "--json")
+    assert code == 0 and json.loads(out)["version"] == 3
+
+    target = tmp_path / "out" / "model.npz"
+    code, out, err = invoke("registry", "pull", "digits@champion", "--out", str(target), *reg)
+    assert code == 0, err
+    assert target.read_bytes() == model_files[2].read_bytes()
+    assert "downloaded, sha256 verified" in out
+    code, out, _ = invoke("registry", "pull", "digits@champion", *reg, "--json")
+    assert code == 0 and json.loads(out)["cached"] is True
+
+    code, out, err = invoke("registry", "rollback", "digits@champion", *reg)
+    assert code == 0, err
+    assert out.strip() == "digits@champion -> digits:1 (was digits:3)"
+    code, out, _ = invoke("registry", "history", "digits@champion", *reg, "--json")
+    assert [(h["action"], h["version"]) for h in json.loads(out)] == [
+        ("promote", 1),
+        ("promote", 3),
+        ("rollback", 1),
+    ]
+    code, out, _ = invoke("registry", "list", *reg, "--json")
+    assert json.loads(out) == [
+        {"name": "digits", "latest": 3, "versions": 3, "aliases": {"champion": 1}}
+    ]
+    code, out, _ = invoke("registry", "gc", "--grace", "0", *reg, "--json")
+    assert code == 0 and json.loads(out)["deleted"] == []
+
+
+def test_exit_codes_for_bad_input_and_unknown_things(
+    registry_uri: str, model_files: list[Path], tmp_path: Path
+) -> None:
+    reg = ("--registry", registry_uri, "--cache-dir", str(tmp_path / "cache"))
+    assert invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)[0] == 0
+    cases = [
+        (2, ["publish", str(model_files[0]), "--name", "../etc"], "model name '../etc'"),
+        (2, ["publish", str(model_files[0]), "--name", "ok", "--alias", "a/b"], "alias 'a/b'"),
+        (2, ["show", "digits:abc"], "version 'abc'"),
+        (2, ["promote", "digits@champion", "prod"], "NAME:VERSION"),
+        (2, ["rollback", "digits:1"], "NAME@ALIAS"),
+        (3, ["versions", "nope"], "no model named 'nope'"),
+        (3, ["show", "digits:9"], "no version 9"),
+        (3, ["pull", "digits@champion"], "no alias 'champion'"),
+        (3, ["promote", "digits:9", "champion"], "no version 9"),
+        (3, ["rollback", "digits@champion"], "no alias 'champion'"),
+    ]
+    for expected, args, message in cases:
+        code, _, err = invoke("registry", *args, *reg)
+        assert code == expected, (args, err)
+        assert message in err, (args, err)
+        assert "Traceback" not in err
+
+
+def test_tampered_blob_fails_the_pull(
+    registry_uri: str, model_files: list[Path], tmp_path: Path
+) -> None:
+    from registry import Registry
+
+    reg = ("--registry", registry_uri, "--cache-dir", str(tmp_path / "cache"))
+    code, out, _ = invoke(
+        "registry", "publish", str(model_files[0]), "--name", "digits", *reg, "--json"
+    )
+    assert code == 0
+    blob = json.loads(out)["blob"]
+    Registry.open(registry_uri, cache_dir=tmp_path).store.put(blob, model_files[1].read_bytes())
+    code, _, err = invoke("registry", "pull", "digits:1", "--out", str(tmp_path / "x.npz"), *reg)
+    assert code == 4 and "sha256" in err and "altered" in err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_default_registry_is_named_and_env_var_wins(
+    model_files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = invoke("registry", "publish", str(model_files[0]), "--name", "digits")
+    assert code == 0
+    default = Path(os.environ["XDG_DATA_HOME"]) / "softmax-pipe" / "registry"
+    assert f"using the default local registry at {default}" in err
+    assert (default / "models" / "digits" / "versions" / "00000001.json").is_file()
+
+    monkeypatch.setenv("SOFTMAX_PIPE_REGISTRY", str(tmp_path / "from-env"))
+    code, out, err = invoke("registry", "list", "--json")
+    assert code == 0 and json.loads(out) == [] and "default" not in err
+
+
+def test_storage_failures_exit_4_naming_what_to_check(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, _, err = invoke("registry", "list", "--registry", "s3://no-such-bucket-cli/x")
+    assert code == 4 and "bucket 'no-such-bucket-cli' does not exist" in err
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, _, err = invoke(
+        "registry",
+        "versions",
+        "digits",
+        "--registry",
+        "s3://models/x",
+        "--endpoint-url",
+        f"http://127.0.0.1:{port}",
+    )
+    assert code == 4
+    assert f"cannot reach the S3 endpoint http://127.0.0.1:{port}" in err and "check" in err
+
+
+def test_installed_console_script(s3_bucket: str, model_files: list[Path], tmp_path: Path) -> None:
+    """The real `softmax-pipe` executable, in its own process, configured by the environment."""
+    exe = Path(sys.executable).parent / "softmax-pipe"
+    assert exe.is_file(), f"{exe} missing: pip install -e . in the venv"
+    env = {**os.environ, "SOFTMAX_PIPE_REGISTRY": f"s3://{s3_bucket}/proc"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(exe), "registry", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    done = run("publish", str(model_files[0]), "--name", "digits", "--alias", "champion")
+    assert done.returncode == 0, done.stderr
+    done = run("versions", "digits", "--json")
+    assert done.returncode == 0, done.stderr
+    [manifest] = json.loads(done.stdout)
+    assert manifest["version"] == 1 and manifest["metrics"]["accuracy"] == pytest.approx(0.91)
+    assert manifest["digest"] == hashlib.sha256(model_files[0].read_bytes()).hexdigest()
+    done = run("show", "digits@nope")
+    assert done.returncode == 3 and "no alias 'nope'" in done.stderr
+    done = run("show", "bad/name")
+    assert done.returncode == 2
+    done = run("pull", "digits@champion", "--out", str(tmp_path / "pulled.npz"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pulled.npz").read_bytes() == model_files[0].read_bytes()

@@ -1,0 +1,228 @@
+"""``softmax-pipe run``: the training pipeline from the command line.
+
+CliRunner tests run the real flow in process against the session's Prefect test server;
+one test runs the installed console script in a subprocess with no Prefect server
+configured, so it starts (and announces) Prefect's temporary local server itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from registry import Registry
+from softmax_pipe.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).parent / "softmax-pipe"
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _invoke(mnist_dir: Path, cache: Path, registry: Path, *args: str) -> object:
+    base = [
+        "run",
+        "--source",
+        str(mnist_dir),
+        "--cache-dir",
+        str(cache),
+        "--registry",
+        str(registry),
+    ]
+    return CliRunner().invoke(app, [*base, "--retry-delay", "0", *args])
+
+
+def _versions(registry: Path, cache: Path, name: str = "mnist") -> list[int]:
+    with Registry.open(str(registry), cache_dir=cache) as r:
+        return r.version_numbers(name)
+
+
+def _aliases(registry: Path, cache: Path, name: str = "mnist") -> dict[str, int]:
+    with Registry.open(str(registry), cache_dir=cache) as r:
+        return r.aliases(name)
+
+
+@pytest.fixture(scope="module")
+def champion_registry(
+    prefect_harness: None,
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """A registry where `softmax-pipe run` published mnist:1 and made it the champion."""
+    reg = tmp_path_factory.mktemp("cli-champion") / "reg"
+    result = _invoke(mnist_dir, session_cache, reg)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    return reg
+
+
+@pytest.fixture
+def with_champion(champion_registry: Path, tmp_path: Path) -> Path:
+    reg = tmp_path / "reg"
+    shutil.copytree(champion_registry, reg)
+    return reg
+
+
+def test_run_publishes_and_says_where(mnist_dir: Path, session_cache: Path, tmp_path: Path) -> None:
+    reg = tmp_path / "registry"
+    result = _invoke(mnist_dir, session_cache, reg, "--epochs", "3", "--name", "digits")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    out = result.stdout  # type: ignore[attr-defined]
+    assert f"published digits:1 to {reg}" in out
+    assert "test accuracy 0.9" in out and "gate passed" in out
+    assert "digits@champion -> digits:1" in out
+    assert "flow run " in out
+    # The harness configures an API URL: no temporary-server line, and the registry was given.
+    assert "temporary" not in result.stderr  # type: ignore[attr-defined]
+    assert _versions(reg, session_cache, "digits") == [1]
+    assert _aliases(reg, session_cache, "digits") == {"champion": 1}
+
+
+def test_json_output_is_one_document(mnist_dir: Path, session_cache: Path, tmp_path: Path) -> None:
+    result = _invoke(mnist_dir, session_cache, tmp_path / "r", "--json", "--no-promote")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["ref"] == "mnist:1" and doc["promoted"] is None
+    assert doc["gate"]["passed"] is True and doc["accuracy"] >= 0.95
+    assert _aliases(tmp_path / "r", session_cache) == {}
+
+
+def test_gate_refusal_exits_5_and_changes_nothing(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    result = _invoke(mnist_dir, session_cache, with_champion, "--min-accuracy", "0.99")
+    assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
+    stderr = result.stderr  # type: ignore[attr-defined]
+    assert "error: gate refused the model: accuracy 0.9" in stderr
+    assert "below the floor 0.9900 by" in stderr and "nothing was published" in stderr
+    assert "Traceback" not in result.output  # type: ignore[attr-defined]
+    assert result.stdout == ""  # type: ignore[attr-defined]
+    assert _versions(with_champion, session_cache) == [1]
+    assert _aliases(with_champion, session_cache) == {"champion": 1}
+
+
+def test_worse_challenger_exits_5(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    args = ["--epochs", "1", "--limit", "1200", "--min-accuracy", "0.5"]
+    result = _invoke(mnist_dir, session_cache, with_champion, *args)
+    assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
+    assert "significantly worse than champion mnist:1" in result.stderr  # type: ignore[attr-defined]
+    assert _versions(with_champion, session_cache) == [1]
+
+
+def test_warm_start_and_custom_alias(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    # No mnist@staging yet: warm start has nothing to start from.
+    result = _invoke(
+        mnist_dir, session_cache, with_champion, "--warm-start", "--promote", "staging"
+    )
+    assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
+    assert "--warm-start needs mnist@staging" in result.stderr  # type: ignore[attr-defined]
+
+    result = _invoke(mnist_dir, session_cache, with_champion, "--warm-start", "--epochs", "1")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "warm-started from mnist:1" in result.stdout  # type: ignore[attr-defined]
+    assert _aliases(with_champion, session_cache) == {"champion": 2}
+
+
+def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None:
+    from softmax_pipe.settings import default_registry_dir
+
+    default = default_registry_dir()  # under the test's own XDG_DATA_HOME (conftest)
+    args = ["run", "--source", str(mnist_dir), "--cache-dir", str(session_cache), "--epochs", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"registry: {default} (the default" in result.stderr
+    assert f"published mnist:1 to {default}" in result.stdout
+    assert _versions(default, session_cache) == [1]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--promote", "prod", "--no-promote"], 2, "contradict"),
+        (["--name", "../escape"], 2, "model name '../escape'"),
+        (["--promote", "a/b"], 2, "alias 'a/b'"),
+        (["--min-accuracy", "1.5"], 2, "--min-accuracy"),
+        (["--epochs", "0"], 2, "--epochs"),
+    ],
+)
+def test_bad_input_exits_2(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    result = _invoke(mnist_dir, session_cache, tmp_path / "reg", *args)
+    assert result.exit_code == code, result.output  # type: ignore[attr-defined]
+    assert message in result.output  # type: ignore[attr-defined]
+    assert not (tmp_path / "reg").exists()
+
+
+def test_missing_source_exits_3(session_cache: Path, tmp_path: Path) -> None:
+    result = _invoke(tmp_path / "no-mnist-here", session_cache, tmp_path / "reg")
+    assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
+    assert "no-mnist-here" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_unreachable_s3_registry_exits_4(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    result = CliRunner().invoke(
+        app,
+        [
+            "run", "--source", str(mnist_dir), "--cache-dir", str(session_cache),
+            "--registry", "s3://nobody-home/reg", "--endpoint-url", f"http://127.0.0.1:{port}",
+            "--retries", "1", "--retry-delay", "0",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 4, result.output
+    assert "error:" in result.stderr and f"127.0.0.1:{port}" in result.stderr
+
+
+@pytest.mark.e2e
+def test_console_script_with_temporary_prefect_server(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """The installed script, no PREFECT_API_URL: one line about the temporary server, no
+    Prefect log wall, the model published. Starts its own server (10-15 s)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_API_", "SOFTMAX_PIPE_", "AWS_"))
+    }
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    reg = tmp_path / "reg"
+    proc = subprocess.run(
+        [
+            str(SCRIPT), "run", "--source", str(mnist_dir), "--cache-dir", str(session_cache),
+            "--registry", str(reg), "--epochs", "2",
+        ],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("temporary local Prefect server") == 1
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr  # exactly that one line
+    assert "| INFO" not in proc.stderr and "Flow run" not in proc.stderr
+    assert f"published mnist:1 to {reg}" in proc.stdout
+    assert "mnist@champion -> mnist:1" in proc.stdout
+    assert _versions(reg, session_cache) == [1]
+    # The run is recorded in the Prefect database under PREFECT_HOME.
+    assert (tmp_path / "prefect-home" / "prefect.db").is_file()

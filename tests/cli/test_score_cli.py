@@ -1,0 +1,447 @@
+"""`softmax-pipe score`, invoked as a user would, on folders built from real MNIST test digits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from softmax_core.data import Dataset
+from softmax_pipe.cli import app
+from tests import scoring_data as sd
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
+    return sd.mnist(mnist_dir, session_cache)
+
+
+@pytest.fixture(scope="module")
+def model(mnist_dir: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sd.trained_model(mnist_dir, session_cache, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def digits_10k(ds: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 10,000 MNIST test digits as PNG files in 10 sub-folders (built once)."""
+    return sd._once(  # type: ignore[no-any-return]
+        "digits_10k",
+        lambda: sd.write_pngs(tmp_path_factory.mktemp("digits10k"), ds.x_test, ds.y_test),
+    )
+
+
+@pytest.fixture(scope="module")
+def transformed(ds: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 test digits × 6 transforms (inverted JPEG, RGB 4×, RGBA strokes, off-centre page,
+    16-bit PNG, palette BMP)."""
+    folder = tmp_path_factory.mktemp("transformed")
+    return sd.write_transformed(folder, ds.x_test, ds.y_test, range(0, 10000, 25))
+
+
+@pytest.fixture
+def mixed(ds: Dataset, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """20 good digits plus every broken-file case; returns the folder and expected kinds."""
+    folder = tmp_path / "mixed"
+    sd.write_pngs(folder / "good", ds.x_test[:20], ds.y_test[:20])
+    expected = sd.write_broken(folder / "bad", np.asarray(ds.x_test[0]))
+    return folder, {f"bad/{k}": v for k, v in expected.items()}
+
+
+# --- accuracy on real folders ----------------------------------------------------------------
+
+
+def test_10k_mnist_pngs_score_like_the_in_memory_evaluate(
+    digits_10k: Path, model: Path, ds: Dataset, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.csv"
+    code, stdout, stderr = invoke("score", digits_10k, "--model", model, "-o", out, "--workers", 2)
+    assert code == 0, stderr
+    assert stdout == ""
+    rows = sd.read_rows(out.read_text())
+    assert len(rows) == 10_000
+    assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)  # the walk's order
+    assert rows[0]["path"] == "0/00000_7.png" and rows[-1]["path"].startswith("9/09999_")
+    assert {r["status"] for r in rows} == {"ok"}
+    evaluate = sd.in_memory_accuracy(model, ds)
+    assert abs(sd.accuracy(rows) - evaluate) <= 0.003, (sd.accuracy(rows), evaluate)
+    assert "scored 10,000 of 10,000 images" in stderr
+    assert "per class: 0: " in stderr and "below 0.50 confidence: " in stderr
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_transformed_copies_are_read_like_mnist(transformed: Path, model: Path) -> None:
+    code, stdout, stderr = invoke("score", transformed, "--model", model, "--workers", 2)
+    assert code == 0, stderr
+    rows = sd.read_rows(stdout)
+    assert len(rows) == 400 * len(sd.TRANSFORMS)
+    assert sd.accuracy(rows) >= 0.93
+    for name in sd.TRANSFORMS:
+        part = [r for r in rows if r["path"].startswith(name + "/")]
+        assert len(part) == 400
+        assert sd.accuracy(part) >= 0.9, name
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_broken_files_are_error_rows_and_the_run_goes_on(
+    mixed: tuple[Path, dict[str, str]], model: Path, tmp_path: Path
+) -> None:
+    folder, expected = mixed
+    out = tmp_path / "out" / "scores.csv"
+    out.parent.mkdir()
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", out, "--workers", 2)
+    assert code == 1, stderr
+    rows = {r["path"]: r for r in sd.read_rows(out.read_text())}
+    assert len(rows) == 20 + len(expected)
+    for rel, kind in expected.items():
+        row = rows[rel]
+        assert row["status"] == "error" and row["label"] == "" and row["confidence"] == ""
+        assert row["error"].startswith(kind + ": "), (rel, row["error"])
+    good = [r for r in rows.values() if r["path"].startswith("good/")]
+    assert {r["status"] for r in good} == {"ok"} and sd.accuracy(good) >= 0.9
+    assert f"failed {len(expected)} images" in stderr
+    assert "bad/bomb.png: over pixel cap: image is 400,000,000 pixels" in stderr
+    assert f"error: {len(expected)} of {20 + len(expected)} images could not be scored" in stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv"]
+
+
+def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:
+    code, stdout, _ = invoke(
+        "score", digits_10k / "0" / "00000_7.png", "--model", model, "--max-pixels", 700
+    )
+    assert code == 1
+    (row,) = sd.read_rows(stdout)
+    assert row["error"] == "over pixel cap: image is 28×28 = 784 pixels, over the cap of 700"
+
+
+def test_path_that_does_not_exist_is_exit_2(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    code, stdout, stderr = invoke("score", tmp_path / "nope", "--model", model, "-o", out)
+    assert code == 2
+    assert "nope does not exist" in stderr and "Traceback" not in stderr
+    assert stdout == "" and not out.exists()
+
+
+def test_output_into_a_missing_folder_is_exit_2(
+    digits_10k: Path, model: Path, tmp_path: Path
+) -> None:
+    code, _, stderr = invoke(
+        "score", digits_10k / "0", "--model", model, "-o", tmp_path / "no" / "x.csv"
+    )
+    assert code == 2 and "does not exist" in stderr
+
+
+def test_model_not_found_is_exit_3(digits_10k: Path, tmp_path: Path) -> None:
+    code, _, stderr = invoke("score", digits_10k / "0", "--model", tmp_path / "missing.npz")
+    assert code == 3 and "missing.npz does not exist" in stderr
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    code, _, stderr = invoke("score", digits_10k / "0", "--registry", registry)  # mnist@champion
+    assert code == 3 and "mnist" in stderr
+
+
+def test_folder_without_images_is_exit_3_and_writes_nothing(model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("no digits here")
+    (folder / "data.csv").write_text("a,b\n")
+    out = tmp_path / "scores.csv"
+    code, stdout, stderr = invoke("score", folder, "--model", model, "-o", out)
+    assert code == 3
+    assert f"no images in {folder}: 2 other files skipped" in stderr
+    assert not out.exists() and stdout == ""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, stdout, _ = invoke("score", empty, "--model", model)
+    assert code == 3 and stdout == ""
+
+
+# --- the model from the registry ----------------------------------------------------------
+
+
+def test_default_model_comes_from_the_registry(
+    digits_10k: Path, model: Path, tmp_path: Path
+) -> None:
+    from registry import Registry
+
+    reg_dir = tmp_path / "registry"
+    with Registry.open(str(reg_dir), cache_dir=tmp_path / "publish-cache") as reg:
+        reg.publish(model, "mnist", alias="champion")
+    code, stdout, stderr = invoke(
+        "score", digits_10k / "1", "--registry", reg_dir, "--cache-dir", tmp_path / "cache"
+    )
+    assert code == 0, stderr
+    assert "with mnist:1" in stderr
+    by_file = sd.read_rows(invoke("score", digits_10k / "1", "--model", model)[1])
+    assert sd.read_rows(stdout) == by_file  # same weights, same rows
+    assert any((tmp_path / "cache").rglob("*.npz"))  # pulled into the verified cache
+    code, _, stderr = invoke("score", digits_10k / "1", "--registry", reg_dir, "-m", "mnist:7")
+    assert code == 3 and "mnist" in stderr
+
+
+def test_model_from_an_s3_registry(
+    digits_10k: Path, model: Path, s3_bucket: str, tmp_path: Path
+) -> None:
+    from registry import Registry
+
+    uri = f"s3://{s3_bucket}/models"
+    with Registry.open(uri, cache_dir=tmp_path / "publish-cache") as reg:
+        reg.publish(model, "digits", alias="prod")
+    code, stdout, stderr = invoke(
+        "score",
+        digits_10k / "2",
+        "-m",
+        "digits@prod",
+        "--registry",
+        uri,
+        "--cache-dir",
+        tmp_path / "cache",
+    )
+    assert code == 0, stderr
+    assert len(sd.read_rows(stdout)) == 1000 and "with digits:1" in stderr
+
+
+# --- output formats -----------------------------------------------------------------------
+
+
+def test_jsonl_with_probabilities(mixed: tuple[Path, dict[str, str]], model: Path) -> None:
+    folder, expected = mixed
+    code, stdout, _ = invoke("score", folder, "--model", model, "--format", "jsonl", "--probs")
+    assert code == 1
+    rows = sd.read_rows(stdout, "jsonl")
+    assert len(rows) == 20 + len(expected)
+    for r in rows:
+        assert list(r)[:5] == ["path", "label", "confidence", "status", "error"]
+        probs = [r[f"p{k}"] for k in range(10)]
+        if r["status"] == "ok":
+            assert abs(sum(probs) - 1) < 1e-4
+            assert r["label"] == int(np.argmax(probs)) and r["confidence"] == max(probs)
+            assert r["error"] == ""
+        else:
+            assert probs == [None] * 10 and r["label"] is None and r["confidence"] is None
+            assert r["error"].split(":")[0] == expected[r["path"]]
+
+
+def test_csv_to_stdout_with_probs_and_summary_on_stderr(digits_10k: Path, model: Path) -> None:
+    code, stdout, stderr = invoke("score", digits_10k / "3", "--model", model, "--probs")
+    assert code == 0
+    header = stdout.splitlines()[0]
+    assert header == "path,label,confidence,status,error," + ",".join(f"p{k}" for k in range(10))
+    assert len(stdout.splitlines()) == 1001
+    assert "scored" not in stdout and "scored 1,000 of 1,000 images" in stderr
+
+
+def test_a_single_file(digits_10k: Path, model: Path) -> None:
+    code, stdout, _ = invoke("score", digits_10k / "0" / "00000_7.png", "--model", model)
+    assert code == 0
+    (row,) = sd.read_rows(stdout)
+    assert row["path"] == "00000_7.png" and row["label"] == "7" and row["status"] == "ok"
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(digits_10k: Path, model: Path) -> None:
+    """`softmax-pipe score DIR | head -1`: exit 141 (SIGPIPE's code), no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "softmax_pipe.cli", "score", str(digits_10k), "-m", str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"path,label,confidence,status,error\n"
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr
+
+
+def test_progress_bar_on_a_terminal_only(digits_10k: Path, model: Path, tmp_path: Path) -> None:
+    """stderr a terminal: a progress bar over the counted images; not a terminal: none."""
+    import pty
+
+    master, slave = pty.openpty()
+    out = tmp_path / "scores.csv"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "softmax_pipe.cli",
+            "score",
+            str(digits_10k / "4"),
+            "-m",
+            str(model),
+            "-o",
+            str(out),
+        ],
+        stderr=slave,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "scoring" in terminal and "1000/1000" in terminal
+    assert "scored 1,000 of 1,000 images" in terminal
+    _, _, stderr = invoke("score", digits_10k / "4", "-m", model, "-o", out)
+    assert "1000/1000" not in stderr and "scored 1,000 of 1,000 images" in stderr
+
+
+def test_one_or_two_workers_write_the_same_bytes(
+    mixed: tuple[Path, dict[str, str]], model: Path
+) -> None:
+    folder, _ = mixed
+    outs = [
+        invoke("score", folder, "--model", model, "--workers", w, "--batch-size", 7, "--probs")[1]
+        for w in (1, 2)
+    ]
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 28
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+
+def test_discovery_is_recursive_sorted_case_insensitive_and_counts_skips(
+    ds: Dataset, model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "walk"
+    (folder / "b" / "deeper").mkdir(parents=True)
+    png = sd.png_bytes(np.asarray(ds.x_test[0]))
+    for rel in ("Z.PNG", "a.png", "b/deeper/c.png", "b/A.Png", "c.png", "b/x.png.bak"):
+        (folder / rel).write_bytes(png)
+    for img, name in ((sd.inverted_jpeg, "d.JPEG"), (sd.palette_bmp, "e.BMP")):
+        image, _, kw = img(np.asarray(ds.x_test[0]))
+        image.save(folder / name, format="JPEG" if name.endswith("JPEG") else "BMP", **kw)
+    (folder / "notes.TXT").write_text("skip me")
+    code, stdout, stderr = invoke("score", folder, "--model", model)
+    assert code == 0, stderr
+    paths = [r["path"] for r in sd.read_rows(stdout)]
+    assert paths == ["Z.PNG", "a.png", "b/A.Png", "b/deeper/c.png", "c.png", "d.JPEG", "e.BMP"]
+    assert "skipped 2 files that are not images (.bak 1, .txt 1)" in stderr
+
+
+def test_symlink_loops_do_not_hang_the_walk(ds: Dataset, model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "loop"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "one.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    os.symlink(folder, folder / "sub" / "back")  # sub/back -> the root: a loop
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "two.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[1])))
+    os.symlink(other, folder / "linked")  # a symlinked folder is followed once
+    code, stdout, stderr = invoke("score", folder, "--model", model)
+    assert code == 0, stderr
+    assert [r["path"] for r in sd.read_rows(stdout)] == ["linked/two.png", "sub/one.png"]
+    assert "symlinked folders already walked" in stderr
+
+
+# --- the flow -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flow_folder(ds: Dataset, transformed: Path, tmp_path: Path) -> Path:
+    """600 MNIST PNGs, a transformed slice and the broken files: several shards' worth."""
+    folder = tmp_path / "flow"
+    sd.write_pngs(folder / "mnist", ds.x_test[:600], ds.y_test[:600])
+    shutil.copytree(transformed / "rgba-strokes", folder / "rgba-strokes")
+    sd.write_broken(folder / "bad", np.asarray(ds.x_test[0]))
+    return folder
+
+
+def test_flow_writes_what_the_local_command_writes(
+    flow_folder: Path, model: Path, tmp_path: Path, prefect_harness: None
+) -> None:
+    local, flowed = tmp_path / "local.csv", tmp_path / "flow.csv"
+    common = ["--model", model, "--batch-size", 64, "--probs"]
+    code_local, _, _ = invoke("score", flow_folder, *common, "-o", local)
+    code_flow, _, stderr = invoke(
+        "score", flow_folder, *common, "-o", flowed, "--flow", "--shard-size", 150
+    )
+    assert code_local == code_flow == 1, stderr
+    assert flowed.read_bytes() == local.read_bytes()
+    assert "failed 7 images" in stderr
+
+
+@pytest.mark.e2e
+def test_flow_on_a_dask_cluster_writes_what_the_local_command_writes(
+    flow_folder: Path, model: Path, tmp_path: Path, prefect_harness: None
+) -> None:
+    from distributed import LocalCluster
+
+    local, dasked = tmp_path / "local.jsonl", tmp_path / "dask.jsonl"
+    common = ["--model", model, "--batch-size", 64, "--format", "jsonl"]
+    assert invoke("score", flow_folder, *common, "-o", local)[0] == 1
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        code, _, stderr = invoke(
+            "score",
+            flow_folder,
+            *common,
+            "-o",
+            dasked,
+            "--dask-address",
+            cluster.scheduler_address,
+            "--shard-size",
+            128,
+        )
+    assert code == 1, stderr
+    assert dasked.read_bytes() == local.read_bytes()
+    rows = sd.read_rows(dasked.read_text(), "jsonl")
+    assert sum(r["status"] == "ok" for r in rows) == 600 + 400
+    assert json.loads(dasked.read_text().splitlines()[0])["path"] == "bad/blank.png"
+
+
+def test_flow_exit_codes(model: Path, tmp_path: Path, prefect_harness: None) -> None:
+    """The flow maps failures like the command: missing PATH 2, no images 3, no model 3."""
+    assert invoke("score", tmp_path / "nope", "-m", model, "--flow")[0] == 2
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("x")
+    code, stdout, stderr = invoke("score", tmp_path / "docs", "-m", model, "--flow")
+    assert code == 3 and "no images in" in stderr and stdout == ""
+    (tmp_path / "docs" / "one.png").write_bytes(sd.png_bytes(np.zeros((28, 28), np.uint8)))
+    code, _, stderr = invoke("score", tmp_path / "docs", "-m", tmp_path / "none.npz", "--flow")
+    assert code == 3 and "none.npz does not exist" in stderr
+
+
+def test_an_unreachable_dask_scheduler_is_exit_4(digits_10k: Path, model: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, stdout, stderr = invoke(
+        "score", digits_10k / "5", "-m", model, "--dask-address", f"tcp://127.0.0.1:{port}"
+    )
+    assert code == 4, stderr
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in stderr
+    assert stdout == "" and "Traceback" not in stderr

@@ -1,0 +1,92 @@
+"""``softmax-pipe serve`` and ``deploy``: their refusals, invoked as a user would.
+
+The commands' success paths need a Prefect server and run in test_e2e_deploy.py; here
+the failures that must be clear and fast, each in a subprocess with a clean
+environment (no PREFECT_API_URL from this test session or its profile).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXE = str(Path(sys.executable).parent / "softmax-pipe")
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_"))}
+    clean.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    return subprocess.run(
+        [EXE, *args],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["serve", "deploy"])
+def test_no_server_configured_is_a_usage_error(command: str, tmp_path: Path) -> None:
+    done = run([command], tmp_path)
+    assert done.returncode == 2, done
+    assert "PREFECT_API_URL is not set" in done.stderr
+    assert "prefect server start" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "deploy"])
+def test_unreachable_server_is_a_network_failure(command: str, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/api"
+    done = run([command], tmp_path, PREFECT_API_URL=url)
+    assert done.returncode == 4, done
+    assert f"the Prefect server at {url} is unreachable" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_rejects_a_bad_cron_before_anything_else(tmp_path: Path) -> None:
+    done = run(["serve", "--cron", "61 * * * *"], tmp_path)
+    assert done.returncode == 2, done
+    assert "--retrain-cron cron '61 * * * *'" in done.stderr
+    assert "expected five fields" in done.stderr
+
+
+def test_deploy_needs_the_checkout(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "not-a-checkout"
+    elsewhere.mkdir()
+    done = run(["deploy", "--project-dir", str(elsewhere)], tmp_path)
+    assert done.returncode == 3, done
+    assert f"{elsewhere / 'deploy' / 'prefect.yaml'} does not exist" in done.stderr
+
+
+def test_help_lists_both_commands(tmp_path: Path) -> None:
+    done = run(["--help"], tmp_path)
+    assert done.returncode == 0
+    assert "serve" in done.stdout and "deploy" in done.stdout
+    serve_help = run(["serve", "--help"], tmp_path, COLUMNS="200")
+    assert "0 3 * * 1" in serve_help.stdout and "--replace" in serve_help.stdout
+
+
+def test_deploy_names_a_broken_prefect_yaml(tmp_path: Path) -> None:
+    broken = tmp_path / "prefect.yaml"
+    broken.write_text("deployments:\n  - entrypoint: flows/training.py:training_pipeline\n")
+    done = run(["deploy", "--prefect-file", str(broken)], tmp_path)
+    assert done.returncode == 2, done
+    assert f"{broken} is not a prefect.yaml with named deployments" in done.stderr

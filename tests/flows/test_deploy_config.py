@@ -1,0 +1,304 @@
+"""deploy/ checked without a server: prefect.yaml, the automation, the Dockerfile, compose.
+
+The end-to-end test (test_e2e_deploy.py) runs these files for real; here each promise
+they make is checked on its own, fast: schedules (computed by Prefect's own scheduler
+code), parameters (validated against the flows' signatures), pinning, non-root, secrets
+kept out of git, and ``docker-compose config`` on the compose file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+
+from flows import service
+from softmax_pipe import cli_serve
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+SERVICES = {"minio", "create-bucket", "prefect-server", "register", "worker"}
+COMPOSE_INSTALL = "apt-get install -y --no-install-recommends docker-compose"
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "prefect.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def deployments(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in spec["deployments"]}
+
+
+def fire_times(cron: str, timezone: str, n: int = 6) -> list[datetime]:
+    """The next ``n`` run times, computed by the Prefect server's own schedule code."""
+    from prefect.server.schemas.schedules import CronSchedule
+
+    schedule = CronSchedule(cron=cron, timezone=timezone)
+
+    async def dates() -> list[datetime]:
+        return list(await schedule.get_dates(n, datetime(2030, 1, 1, tzinfo=UTC)))
+
+    return anyio.run(dates)
+
+
+# --- prefect.yaml ------------------------------------------------------------------------------
+
+
+def test_two_deployments_on_the_process_pool(deployments: dict[str, dict[str, Any]]) -> None:
+    assert set(deployments) == {service.RETRAIN, service.SCORE_INBOX}
+    assert deployments["retrain"]["entrypoint"] == "flows/training.py:training_pipeline"
+    assert deployments["score-inbox"]["entrypoint"] == "flows/scoring.py:batch_scoring"
+    for d in deployments.values():
+        assert d["work_pool"]["name"] == service.WORK_POOL
+        assert (REPO / d["entrypoint"].split(":")[0]).is_file()
+    assert deployments["retrain"]["concurrency_limit"] == 1
+
+
+def test_schedules_weekly_and_daily(deployments: dict[str, dict[str, Any]]) -> None:
+    (retrain,) = deployments["retrain"]["schedules"]
+    (score,) = deployments["score-inbox"]["schedules"]
+    assert retrain["active"] is True and score["active"] is True
+    weekly = fire_times(retrain["cron"], retrain["timezone"])
+    daily = fire_times(score["cron"], score["timezone"])
+    day = timedelta(days=1).total_seconds()
+    assert {(b - a).total_seconds() for a, b in itertools.pairwise(weekly)} == {7 * day}
+    assert {(b - a).total_seconds() for a, b in itertools.pairwise(daily)} == {day}
+    assert {t.weekday() for t in weekly} == {0}  # Mondays
+    # the same crons everywhere: prefect.yaml, `softmax-pipe serve`, its --help defaults
+    assert (retrain["cron"], score["cron"]) == (service.RETRAIN_CRON, service.SCORE_CRON)
+    assert (retrain["cron"], score["cron"]) == (cli_serve.RETRAIN_CRON, cli_serve.SCORE_CRON)
+    assert retrain["timezone"] == score["timezone"] == service.TIMEZONE
+
+
+def test_pull_step_moves_into_the_checkout(spec: dict[str, Any]) -> None:
+    """What a worker needs to find the code: the checkout named by its environment."""
+    assert spec["build"] is None and spec["push"] is None
+    assert spec["pull"] == [
+        {
+            "prefect.deployments.steps.set_working_directory": {
+                "directory": "{{ $" + service.PROJECT_DIR_ENV + " }}"
+            }
+        }
+    ]
+    assert not any("pull" in d for d in spec["deployments"])  # one pull for both
+
+
+def test_parameters_fit_the_flows(
+    deployments: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each deployment's parameters validate against its flow, loaded as `prefect deploy` does."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(REPO)  # entrypoints are relative to the checkout
+    for d in deployments.values():
+        flow: Any = load_flow_from_entrypoint(d["entrypoint"])
+        flow.validate_parameters(d["parameters"])  # raises on a bad name or type
+    retrain = deployments["retrain"]["parameters"]
+    score = deployments["score-inbox"]["parameters"]
+    assert retrain["warm_start"] is True and retrain["promote"] == "champion"
+    assert retrain["min_accuracy"] >= 0.9
+    assert score["model"] == f"{retrain['name']}@{retrain['promote']}"  # scores what wins
+    assert retrain["registry"] == score["registry"] == service.DEFAULT_REGISTRY
+    assert cli_serve.DEFAULT_REGISTRY == service.DEFAULT_REGISTRY
+    for params in (retrain, score):  # credentials stay in the worker's environment
+        assert not {k for k in params if re.search("key|secret|password|token", k, re.I)}
+
+
+def test_serve_builds_the_same_deployments() -> None:
+    """`softmax-pipe serve` schedules the same flows and parameters, on no work pool."""
+    options = service.ServeOptions(registry="s3://b/r", inbox="/in", output="/out/s.csv")
+    retrain: Any
+    score: Any
+    retrain, score = service.served_deployments(options)
+    assert (retrain.full_name, score.full_name) == (
+        "training-pipeline/retrain",
+        "batch-scoring/score-inbox",
+    )
+    assert retrain.work_pool_name is None and score.work_pool_name is None
+    assert [s.schedule.cron for s in retrain.schedules] == [service.RETRAIN_CRON]
+    assert [s.schedule.cron for s in score.schedules] == [service.SCORE_CRON]
+    assert retrain.parameters["warm_start"] is True
+    assert score.parameters == {
+        "registry": "s3://b/r",
+        "model": "mnist@champion",
+        "path": "/in",
+        "output": "/out/s.csv",
+    }
+
+
+def test_bad_cron_is_a_usage_error() -> None:
+    from softmax_pipe.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"--retrain-cron cron '61 \* \* \* \*'"):
+        service.served_deployments(service.ServeOptions(retrain_cron="61 * * * *"))
+
+
+# --- the crash automation ------------------------------------------------------------------------
+
+
+def test_crash_automation_is_valid_and_scoped(deployments: dict[str, dict[str, Any]]) -> None:
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore
+
+    path = DEPLOY / "automations" / "crash-zombie-flow-runs.yaml"
+    automation = AutomationCore.model_validate(yaml.safe_load(path.read_text()))
+    trigger: Any = automation.trigger
+    assert trigger.posture == "Proactive"
+    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    assert {"prefect.flow-run.Completed", "prefect.flow-run.Failed"} <= trigger.expect
+    (action,) = automation.actions
+    assert isinstance(action, ChangeFlowRunState)
+    assert action.state.value == "CRASHED"
+    # only our runs: other flows on the server may beat every 180 s (Prefect's default)
+    related = trigger.match_related
+    related = related[0] if isinstance(related, list) else related
+    assert related.model_dump() == {
+        "prefect.resource.role": "tag",
+        "prefect.resource.id": [f"prefect.tag.{service.TAG}"],
+    }
+    # every run of ours carries the tag and beats every 30 s, well inside the window
+    beat = str(service.HEARTBEAT_SECONDS)
+    for d in deployments.values():
+        assert service.TAG in d["tags"]
+        assert d["work_pool"]["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == beat
+    assert f"PREFECT_FLOWS_HEARTBEAT_FREQUENCY={beat}" in dockerfile()
+    assert trigger.within >= timedelta(seconds=3 * service.HEARTBEAT_SECONDS)
+
+
+# --- Dockerfile, pins, secrets ---------------------------------------------------------------------
+
+
+def dockerfile() -> str:
+    return (DEPLOY / "Dockerfile").read_text()
+
+
+def test_dockerfile_is_pinned_and_non_root() -> None:
+    text = dockerfile()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base[1])
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    last_from = max(m.start() for m in re.finditer(r"^FROM ", text, re.M))
+    assert text.index(f"USER {users[-1]}") > last_from
+    assert "--constraint /tmp/constraints.txt" in text
+    assert not re.search(r"^ENV .*(SECRET|PASSWORD|ACCESS_KEY)", text, re.M | re.I)
+    assert re.search(r"^ENV SOFTMAX_PIPE_PROJECT_DIR=/app", text, re.M)
+    assert "WORKDIR /app" in text
+
+
+def test_prefect_version_is_the_same_everywhere(spec: dict[str, Any]) -> None:
+    pins = dict(
+        line.split("==")
+        for line in (DEPLOY / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    server_image = compose["services"]["prefect-server"]["image"]
+    assert spec["prefect-version"] == pins["prefect"]
+    assert server_image == f"prefecthq/prefect:{pins['prefect']}-python3.11"
+    for name, svc in compose["services"].items():  # every third-party image pinned
+        image = svc["image"]
+        assert not image.endswith(":latest") and re.search(r":[\w.-]*\d", image), (name, image)
+
+
+def test_secrets_stay_out_of_git() -> None:
+    compose = (DEPLOY / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", compose))
+    defaulted = set(re.findall(r"\$\{(\w+):-", compose))
+    example = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert required and required | defaulted <= set(example)  # the example covers them all
+    ignored = (DEPLOY / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored  # deploy/.env, never committed
+    # no literal secret: every *PASSWORD/*SECRET* key takes its value from the env file
+    literal = re.findall(r"^\s+(\w*(?:PASSWORD|SECRET)\w*):\s+(?!\$\{)\S.*$", compose, re.M)
+    assert not literal, literal
+
+
+# --- docker-compose config ---------------------------------------------------------------------
+
+
+def compose_command() -> list[str]:
+    """docker-compose (Debian's package parses files offline) or the docker compose plugin."""
+    if exe := shutil.which("docker-compose"):
+        return [exe]
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    pytest.fail(
+        f"no docker-compose to validate deploy/docker-compose.yml; install it: {COMPOSE_INSTALL}"
+    )
+
+
+def compose_config(env_file: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [
+            *compose_command(),
+            "--env-file",
+            env_file,
+            "-f",
+            str(DEPLOY / "docker-compose.yml"),
+            "config",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _ports(svc: dict[str, Any]) -> list[str]:
+    out = []
+    for p in svc.get("ports", []):
+        out.append(p if isinstance(p, str) else f"{p.get('host_ip')}:{p['published']}")
+    return out
+
+
+def test_compose_file_validates() -> None:
+    done = compose_config(str(DEPLOY / ".env.example"))
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    services = config["services"]
+    assert set(services) == SERVICES
+    assert services["minio"]["healthcheck"]["test"][:2] == ["CMD", "mc"]
+    assert services["create-bucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert services["create-bucket"]["restart"] == "no"
+    worker = services["worker"]
+    assert worker["depends_on"]["create-bucket"]["condition"] == ("service_completed_successfully")
+    assert worker["depends_on"]["prefect-server"]["condition"] == "service_healthy"
+    env = worker["environment"]
+    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert env["SOFTMAX_PIPE_REGISTRY"] == service.DEFAULT_REGISTRY
+    assert env["AWS_SECRET_ACCESS_KEY"] == "change-me-worker-secret"  # from the env file
+    assert worker["build"]["dockerfile"].endswith("Dockerfile")
+    assert services["register"]["command"] == ["softmax-pipe", "deploy"]
+    for svc in services.values():  # nothing published beyond loopback
+        assert all(p.startswith("127.0.0.1:") for p in _ports(svc)), _ports(svc)
+
+
+def test_compose_refuses_to_start_without_the_env_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    done = compose_config(str(empty))
+    assert done.returncode != 0
+    assert "MINIO_ROOT_USER" in done.stderr and "deploy/.env" in done.stderr, done.stderr

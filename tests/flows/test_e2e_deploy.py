@@ -1,0 +1,444 @@
+"""End to end, with real processes: the deploy/ set-up run the way a user runs it, minus docker.
+
+One Prefect server (``prefect server start``, SQLite in a temp dir, a free port), the
+deployments registered from ``deploy/prefect.yaml`` by ``softmax-pipe deploy``, real
+``prefect worker`` processes on the ``process`` pool, an S3 registry on moto standing in
+for MinIO, real MNIST. In order:
+
+1. both deployments exist with their cron schedules (and the scheduler plans Monday
+   03:00 runs); the pool and the crash automation too;
+2. ``retrain`` triggered by hand (``prefect deployment run``) publishes mnist:1 and
+   promotes ``champion``;
+3. ``retrain`` with a floor of 0.999 is refused by the gate: run Failed, champion stays;
+4. the worker and its flow run are SIGKILLed mid-training; a new worker scores 20 real
+   MNIST test digits from the inbox (``score-inbox``) while the crash automation marks the
+   dead run Crashed; nothing was published; the next ``retrain`` (the deployment's own
+   parameters: warm start from the champion) succeeds;
+5. the registry drops every write during publish: the run fails after bounded retries,
+   with a message naming the endpoint; nothing of it is visible in the registry;
+6. ``softmax-pipe serve`` (one box, no pool) refuses while the pool's deployments
+   exist, takes them over with ``--replace``, runs a scoring run itself and pauses the
+   schedules when stopped.
+
+Every wait is bounded and every process is stopped in ``finally``; the test then checks
+that no process carrying its marker is left.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import boto3
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from registry import Registry
+from tests.conftest import S3_REGION, S3_TEST_KEY, S3_TEST_SECRET
+from tests.flows.prefect_stack import (
+    REPO,
+    PrefectServer,
+    ProcessTracker,
+    WriteCutProxy,
+    tail,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+BUCKET = "softmax-models"  # the bucket deploy/prefect.yaml and docker-compose.yml use
+REGISTRY = f"s3://{BUCKET}/registry"
+RETRAIN = "training-pipeline/retrain"
+SCORE = "batch-scoring/score-inbox"
+RUN_TIMEOUT = 180.0  # seconds for any one flow run to finish
+CRASH_WINDOW = 45  # seconds without heartbeat before a run is Crashed (deploy file: 90)
+HEARTBEAT = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the deployments (Prefect's minimum)
+N_DIGITS = 20
+ZOMBIE_FILE = "deploy/automations/crash-zombie-flow-runs.yaml"
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bucket(s3_env: str) -> str:
+    """The registry bucket on moto, empty (its name is fixed by deploy/prefect.yaml)."""
+    s3 = boto3.resource("s3", endpoint_url=s3_env, region_name=S3_REGION)
+    b = s3.Bucket(BUCKET)
+    if b.creation_date is None:
+        b.create()
+    b.objects.all().delete()
+    return BUCKET
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, mnist_dir: Path) -> tuple[Path, dict[str, int]]:
+    """20 real MNIST test digits as PNGs, half of them as dark ink on white paper."""
+    from softmax_core.data import read_idx
+
+    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", images=True)
+    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", images=False)
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    truth = {}
+    for i in range(N_DIGITS):
+        pixels = images[i] if i % 2 == 0 else 255 - images[i]
+        name = f"digit-{i:02d}.png"
+        Image.fromarray(np.ascontiguousarray(pixels)).resize((56, 56)).save(folder / name)
+        truth[name] = int(labels[i])
+    return folder, truth
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[ProcessTracker, PrefectServer]]:
+    tracker = ProcessTracker(tmp_path / "logs")
+    server = PrefectServer(tracker, tmp_path / "prefect")
+    try:
+        yield tracker, server
+    finally:
+        tracker.stop_all()
+        left = tracker.survivors()
+        assert not left, f"processes left running after the test: {left}"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def registry_state(endpoint: str, cache: Path) -> tuple[list[int], dict[str, int], list[str]]:
+    """(version numbers, aliases, every key in the bucket) of mnist in the test registry."""
+    with Registry.open(REGISTRY, endpoint_url=endpoint, cache_dir=cache) as reg:
+        versions = reg.version_numbers("mnist")
+        aliases = reg.aliases("mnist") if versions else {}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    return versions, aliases, sorted(keys)
+
+
+def deployment_id(server: PrefectServer, name: str) -> UUID:
+    with server.client() as client:
+        return client.read_deployment_by_name(name).id
+
+
+def trigger(server: PrefectServer, name: str, **kwargs: Any) -> UUID:
+    """A run of deployment ``name`` scheduled for now (what a schedule or the UI does)."""
+    with server.client() as client:
+        run = client.create_flow_run_from_deployment(deployment_id(server, name), **kwargs)
+        return run.id
+
+
+def read_run(server: PrefectServer, run_id: UUID) -> Any:
+    with server.client() as client:
+        return client.read_flow_run(run_id)
+
+
+def wait_final(
+    server: PrefectServer, tracker: ProcessTracker, run_id: UUID, log: str, timeout: float
+) -> Any:
+    """Wait for a terminal state; return the flow run."""
+
+    def done() -> Any:
+        run = read_run(server, run_id)
+        return run if run.state and run.state.is_final() else None
+
+    return wait_until(
+        f"flow run {run_id} to finish",
+        done,
+        timeout,
+        interval=0.5,
+        on_timeout=lambda: f"state: {read_run(server, run_id).state}\n" + tail(tracker.log(log)),
+    )
+
+
+def task_runs(server: PrefectServer, run_id: UUID) -> dict[str, Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with server.client() as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    return {r.name.rsplit("-", 1)[0]: r for r in runs}  # "train-32b" -> "train"
+
+
+def scheduled(server: PrefectServer, name: str) -> list[Any]:
+    """Expected start times (UTC) of the runs the scheduler created for a deployment."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    dep = deployment_id(server, name)
+    with server.client() as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep]))
+        )
+    return [
+        r.expected_start_time.astimezone(UTC)
+        for r in runs
+        if r.state and r.state.is_scheduled() and r.auto_scheduled
+    ]
+
+
+def run_cli(argv: list[str], env: dict[str, str], timeout: float = 120) -> str:
+    done = subprocess.run(
+        argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def cron_of(server: PrefectServer, name: str) -> tuple[list[str], bool]:
+    """The cron strings of a deployment and whether any of its schedules is active."""
+    with server.client() as client:
+        dep = client.read_deployment_by_name(name)
+    crons = [s.schedule.cron for s in dep.schedules]
+    return crons, any(s.active for s in dep.schedules) and not dep.paused
+
+
+def warm_cache(mnist_dir: Path, cache: Path) -> None:
+    from softmax_core.data import cached_features, load_mnist
+    from softmax_core.preprocess import steps_for
+
+    ds = load_mnist(str(mnist_dir), cache_dir=cache)
+    for split in ("train", "test"):
+        cached_features(ds, split, steps_for(True))
+
+
+def check_scores(output: Path, truth: dict[str, int]) -> int:
+    """The CSV has a row per digit, all scored; returns how many match their label."""
+    with output.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["path"] for r in rows) == sorted(truth), rows
+    assert all(r["status"] == "ok" for r in rows), rows
+    return sum(int(r["label"]) == truth[r["path"]] for r in rows)
+
+
+# --- the test ----------------------------------------------------------------------------------
+
+
+def test_scheduled_deployments_end_to_end(
+    tmp_path: Path,
+    stack: tuple[ProcessTracker, PrefectServer],
+    moto_endpoint: str,
+    bucket: str,
+    mnist_dir: Path,
+    session_cache: Path,
+    inbox: tuple[Path, dict[str, int]],
+) -> None:
+    tracker, server = stack
+    folder, truth = inbox
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    def lap(what: str) -> None:
+        timings[what] = round(time.monotonic() - t0, 1)
+        print(f"e2e {timings[what]:6.1f} s  {what}", flush=True)
+
+    # MNIST parsed and its features cached while the server starts (the flows find a warm
+    # cache, as on any box that ran before; ingest itself is tested with the flows)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        warm = pool.submit(warm_cache, mnist_dir, session_cache)
+        server.start()
+        lap("server up")
+        warm.result(timeout=300)
+    client_env = server.client_env(tmp_path / "client-home")
+    worker_env = {
+        **server.client_env(tmp_path / "worker-home"),
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": S3_TEST_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET,
+        "AWS_DEFAULT_REGION": S3_REGION,
+        "SOFTMAX_PIPE_MNIST": str(mnist_dir),
+        "SOFTMAX_PIPE_CACHE": str(session_cache),
+        "SOFTMAX_PIPE_PROJECT_DIR": str(REPO),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        # no PREFECT_FLOWS_HEARTBEAT_FREQUENCY: the deployments' job variables set it
+    }
+    check_cache = tmp_path / "check-cache"
+    prefect = [sys.executable, "-m", "prefect"]
+    softmax_pipe = [str(Path(sys.executable).parent / "softmax-pipe")]
+
+    # 1. register as a user would; check through the client --------------------------------
+    out = run_cli([*softmax_pipe, "deploy", "--project-dir", str(REPO)], client_env)
+    assert "deployment training-pipeline/retrain: cron 0 3 * * 1" in out, out
+    assert "deployment batch-scoring/score-inbox: cron 0 6 * * *" in out, out
+    lap("deployed")
+    assert cron_of(server, RETRAIN) == (["0 3 * * 1"], True)
+    assert cron_of(server, SCORE) == (["0 6 * * *"], True)
+    with server.client() as client:
+        assert client.read_work_pool("process").type == "process"
+        retrain = client.read_deployment_by_name(RETRAIN)
+        assert retrain.work_pool_name == "process"
+        assert retrain.parameters["registry"] == REGISTRY
+        assert retrain.parameters["warm_start"] is True
+        assert "softmax-pipe" in retrain.tags  # what the crash automation watches
+        assert retrain.job_variables == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
+        assert retrain.pull_steps == [
+            {
+                "prefect.deployments.steps.set_working_directory": {
+                    "directory": "{{ $SOFTMAX_PIPE_PROJECT_DIR }}"
+                }
+            }
+        ]
+        # a shorter crash window for the test (the file's 90 s is three missed heartbeats)
+        from prefect.events.schemas.automations import AutomationCore
+
+        spec = yaml.safe_load((REPO / ZOMBIE_FILE).read_text())
+        spec["trigger"]["within"] = CRASH_WINDOW
+        (zombie,) = client.read_automations_by_name(spec["name"])
+        client.update_automation(zombie.id, AutomationCore.model_validate(spec))
+
+    tracker.start("worker-1", ["prefect", "worker", "start", "--pool", "process"], worker_env)
+
+    # 2. the first retrain, triggered by hand, bootstraps the champion -------------------------
+    out = run_cli(
+        [*prefect, "deployment", "run", RETRAIN, "--param", "warm_start=false"], client_env
+    )
+    first = UUID(re.search(r"UUID: ([0-9a-f-]{36})", out).group(1))  # type: ignore[union-attr]
+    run = wait_final(server, tracker, first, "worker-1", RUN_TIMEOUT)
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
+    lap("retrain 1 completed")
+    versions, aliases, keys_after_1 = registry_state(moto_endpoint, check_cache)
+    assert versions == [1] and aliases == {"champion": 1}
+
+    # the server's scheduler has planned the next runs from the cron: Mondays, 03:00 UTC
+    planned = wait_until("scheduled runs of retrain", lambda: scheduled(server, RETRAIN), 30)
+    assert all(t.weekday() == 0 and (t.hour, t.minute) == (3, 0) for t in planned), planned
+
+    # 3. a deliberately bad configuration: the gate refuses, the champion stays --------------
+    bad = trigger(server, RETRAIN, parameters={"min_accuracy": 0.999, "epochs": 1})
+    run = wait_final(server, tracker, bad, "worker-1", RUN_TIMEOUT)
+    assert run.state.is_failed(), run.state
+    assert "gate" in (run.state.message or "").lower() and "0.999" in run.state.message
+    lap("refused retrain")
+    assert registry_state(moto_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
+
+    # 4. the worker dies mid-training: Crashed, nothing published; the next runs succeed -----
+    doomed = trigger(server, RETRAIN, parameters={"epochs": 500})
+
+    def training() -> bool:
+        tr = task_runs(server, doomed).get("train")
+        return bool(tr and tr.state and tr.state.is_running())
+
+    wait_until("the doomed run to start training", training, RUN_TIMEOUT, interval=0.3)
+    (engine,) = [
+        p
+        for p in tracker.tree(tracker.started["worker-1"])
+        if p.environ().get("PREFECT__FLOW_RUN_ID") == str(doomed)
+    ]
+    # the job variable reached the flow-run process: a heartbeat every 30 s
+    assert engine.environ()["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT)
+    killed = tracker.kill_tree("worker-1")
+    assert killed >= 2  # the worker and the flow-run process
+    lap("worker killed mid-training")
+    assert read_run(server, doomed).state.is_running()  # nobody left to say otherwise
+
+    # a new worker takes over at once: the daily scoring runs while the zombie is pending
+    tracker.start("worker-2", ["prefect", "worker", "start", "--pool", "process"], worker_env)
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    scored = trigger(
+        server, SCORE, parameters={"path": str(folder), "output": str(outbox / "s.csv")}
+    )
+    run = wait_final(server, tracker, scored, "worker-2", RUN_TIMEOUT)
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
+    assert check_scores(outbox / "s.csv", truth) >= N_DIGITS - 3
+    lap("score-inbox completed")
+
+    run = wait_final(server, tracker, doomed, "worker-1", CRASH_WINDOW + 2 * HEARTBEAT)
+    assert run.state.is_crashed(), run.state
+    assert "heartbeats stopped" in (run.state.message or ""), run.state.message
+    lap("crash detected")
+    assert registry_state(moto_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
+
+    nxt = trigger(server, RETRAIN)  # the deployment's own parameters: warm start, gate
+    run = wait_final(server, tracker, nxt, "worker-2", RUN_TIMEOUT)
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
+    lap("retrain after crash completed")
+    versions, aliases, keys_after_2 = registry_state(moto_endpoint, check_cache)
+    assert versions == [1, 2] and aliases == {"champion": 2}
+    with Registry.open(REGISTRY, endpoint_url=moto_endpoint, cache_dir=check_cache) as reg:
+        lineage = reg.resolve("mnist@champion").lineage
+    assert lineage["warm_start_from"] == "mnist:1", lineage  # the deployment's warm start
+    assert lineage["flow_run_id"] == str(nxt)
+
+    # 5. the registry endpoint drops every write during publish -------------------------------
+    with WriteCutProxy(moto_endpoint) as proxy:
+        cut = trigger(
+            server,
+            RETRAIN,
+            parameters={"io_retries": 2, "io_retry_delay": 0.2, "epochs": 1},
+            # merged into the deployment's env (its heartbeat setting stays)
+            job_variables={"env": {"AWS_ENDPOINT_URL": proxy.url}},
+        )
+        started = time.monotonic()
+        run = wait_final(server, tracker, cut, "worker-2", RUN_TIMEOUT)
+        seconds = time.monotonic() - started
+    lap("publish with the registry cut")
+    assert run.state.is_failed(), run.state
+    message = run.state.message or ""
+    assert "cannot reach the S3 endpoint" in message and proxy.url in message, message
+    publish = task_runs(server, cut)["publish"]
+    assert publish.run_count == 3  # 1 + io_retries attempts, then the flow fails
+    # each attempt: boto3's own bounded retries (3 in total) on the dropped connection
+    assert 3 <= len(proxy.refused) <= 9, proxy.refused
+    assert all(r.startswith("PUT ") for r in proxy.refused), proxy.refused
+    assert seconds < RUN_TIMEOUT
+    assert registry_state(moto_endpoint, check_cache) == ([1, 2], {"champion": 2}, keys_after_2)
+    tracker.stop("worker-2")
+
+    # 6. one box: `softmax-pipe serve` takes over both deployments ----------------------------
+    serve_env = {**worker_env, "PREFECT_HOME": str(tmp_path / "serve-home")}
+    serve_argv = [
+        *softmax_pipe,
+        "serve",
+        "--retrain-cron",
+        "0 4 * * 2",
+        "--score-cron",
+        "30 5 * * *",
+        "--inbox",
+        str(folder),
+        "--output",
+        str(outbox / "served.csv"),
+    ]
+    # the pool's deployments are in the way: refused unless --replace
+    refused = subprocess.run(
+        serve_argv, env=serve_env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2, refused
+    assert "training-pipeline/retrain (work pool 'process')" in refused.stderr, refused.stderr
+    assert "--replace" in refused.stderr
+    tracker.start("serve", [*serve_argv, "--replace"], serve_env, cwd=tmp_path)
+
+    def served() -> bool:
+        try:
+            crons = (cron_of(server, RETRAIN)[0], cron_of(server, SCORE)[0])
+        except Exception:
+            return False
+        return crons == (["0 4 * * 2"], ["30 5 * * *"])
+
+    wait_until(
+        "serve to register both deployments",
+        served,
+        60,
+        interval=0.5,
+        on_timeout=lambda: tail(tracker.log("serve")),
+    )
+    with server.client() as client:
+        assert client.read_deployment_by_name(SCORE).work_pool_name is None
+    by_hand = trigger(server, SCORE)
+    run = wait_final(server, tracker, by_hand, "serve", RUN_TIMEOUT)
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('serve'))}"
+    assert check_scores(outbox / "served.csv", truth) >= N_DIGITS - 3
+    assert tracker.stop("serve", signal.SIGINT, timeout=30) == 0, tail(tracker.log("serve"))
+    assert cron_of(server, SCORE) == (["30 5 * * *"], False)  # paused on shutdown
+    lap("serve: scoring run completed, stopped, schedules paused")

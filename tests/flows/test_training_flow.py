@@ -1,0 +1,429 @@
+"""The training flow for real: Prefect's temporary test server, real MNIST, real registries.
+
+Every test here runs the flow under the session's ``prefect_test_harness`` and reads the
+outcome back the way a user would: from the registry (manifests, aliases, blobs) and
+from the Prefect API (flow-run states, task runs, artifacts).
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+
+from flows.training import PER_CLASS_KEY, REPORT_KEY, training_pipeline
+from registry import LocalStore, Registry
+from softmax_core.data import load_mnist
+from softmax_core.train import evaluate
+from softmax_pipe.errors import (
+    DataNotFoundError,
+    DownloadError,
+    GateFailedError,
+    ModelNotFoundError,
+    StorageError,
+)
+from softmax_pipe.version import code_version
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _run(mnist_dir: Path, cache: Path, registry: str, **params: Any) -> Any:
+    """Run the flow; return its final state (never raises on a failed run)."""
+    params = {"source": str(mnist_dir), "cache_dir": str(cache), "registry": registry, **params}
+    params.setdefault("io_retry_delay", 0.0)
+    return training_pipeline(**params, return_state=True)
+
+
+def _flow_run(flow_run_id: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def _artifacts(flow_run_id: Any) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in found}
+
+
+def _task_runs(flow_run_id: Any) -> dict[str, Any]:
+    """Task runs of a flow run by task name ("ingest", "publish", ...)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {r.name.rsplit("-", 1)[0]: r for r in runs}
+
+
+def _open(registry: str | Path, cache: Path, endpoint_url: str | None = None) -> Registry:
+    return Registry.open(str(registry), endpoint_url=endpoint_url, cache_dir=cache)
+
+
+@pytest.fixture(scope="module")
+def champion_registry(
+    prefect_harness: None,
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """A local registry holding one good model, mnist:1, promoted to mnist@champion."""
+    reg = tmp_path_factory.mktemp("champion-registry") / "reg"
+    state = _run(mnist_dir, session_cache, str(reg))
+    assert state.is_completed(), state.message
+    return reg
+
+
+@pytest.fixture
+def with_champion(champion_registry: Path, tmp_path: Path) -> Path:
+    """A private copy of the champion registry for one test to change."""
+    reg = tmp_path / "reg"
+    shutil.copytree(champion_registry, reg)
+    return reg
+
+
+# --- end to end --------------------------------------------------------------------------------
+
+
+def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_path: Path) -> None:
+    reg = tmp_path / "registry"
+    state = _run(mnist_dir, session_cache, str(reg), epochs=3, seed=7)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    flow_run_id = state.state_details.flow_run_id
+
+    assert summary["ref"] == "mnist:1" and summary["promoted"] == "champion"
+    assert summary["registry"] == str(reg)
+    assert summary["flow_run_id"] == str(flow_run_id)
+    with _open(reg, session_cache) as r:
+        [manifest] = r.versions("mnist")
+        assert r.aliases("mnist") == {"champion": 1}
+        pulled_manifest, model = r.load("mnist@champion")
+    assert pulled_manifest == manifest
+    assert manifest.digest == summary["digest"]
+
+    ds = load_mnist(str(mnist_dir), cache_dir=session_cache)
+    accuracy = evaluate(model, ds)["accuracy"]
+    assert accuracy >= 0.95
+    assert manifest.metrics["accuracy"] == pytest.approx(accuracy) == summary["accuracy"]
+    assert manifest.params["epochs"] == 3 and manifest.params["seed"] == 7
+    assert manifest.data_digest == ds.digest
+    assert manifest.code_version == code_version()
+    assert manifest.preprocessing == {"steps": ["scale", "deskew"]}
+    lineage = manifest.lineage
+    assert lineage["flow_run_id"] == str(flow_run_id)
+    assert lineage["flow"] == "training-pipeline"
+    assert lineage["data_digest"] == ds.digest
+    assert lineage["code_version"] == code_version()
+    assert lineage["gate"]["passed"] is True and lineage["gate"]["champion"] is None
+    assert lineage["warm_start_from"] is None
+
+    flow_run = _flow_run(flow_run_id)
+    assert flow_run.state.is_completed()
+    assert flow_run.parameters["registry"] == str(reg)
+    tasks = _task_runs(flow_run_id)
+    assert set(tasks) == {"ingest", "pull-champion", "train", "evaluate", "publish", "promote"}
+    assert all(t.state.is_completed() for t in tasks.values())
+
+
+def test_artifacts_report_and_per_class_table(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), promote=None)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    arts = _artifacts(state.state_details.flow_run_id)
+    assert set(arts) == {REPORT_KEY, PER_CLASS_KEY} == {"gate-report", "per-class"}
+
+    report = arts["gate-report"]
+    assert report.type == "markdown"
+    assert "gate passed" in report.data
+    assert f"{summary['accuracy']:.4f}" in report.data
+    assert summary["flow_run_id"] in report.data  # lineage section
+    assert summary["data_digest"] in report.data
+
+    table = arts["per-class"]
+    assert table.type == "table"
+    import json
+
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert [row["class"] for row in rows] == list(range(10))
+    assert sum(row["support"] for row in rows) == 10_000
+    assert all(0.85 < row["recall"] <= 1.0 for row in rows)
+    with _open(tmp_path / "reg", session_cache) as r:
+        assert r.aliases("mnist") == {}  # promote=None: published, no alias moved
+
+
+def test_end_to_end_s3_registry(
+    mnist_dir: Path, session_cache: Path, s3_env: str, s3_bucket: str
+) -> None:
+    uri = f"s3://{s3_bucket}/team/registry"
+    state = _run(mnist_dir, session_cache, uri, endpoint_url=s3_env, name="digits")
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["ref"] == "digits:1" and summary["registry"] == uri
+
+    with _open(uri, session_cache, s3_env) as r:
+        manifest = r.resolve("digits@champion")
+        _, model = r.load("digits:1")
+    assert manifest.lineage["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert manifest.metrics["accuracy"] >= 0.95
+    assert model.W.shape == (784, 10)
+
+    # What the flow wrote is plain S3: visible to any client, under the prefix.
+    s3 = boto3.client("s3", endpoint_url=s3_env)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert f"team/registry/blobs/sha256/{manifest.digest}.npz" in keys
+    assert "team/registry/models/digits/versions/00000001.json" in keys
+    assert "team/registry/models/digits/aliases/champion.json" in keys
+
+
+# --- the gate ----------------------------------------------------------------------------------
+
+
+def test_floor_not_met_fails_the_run_and_publishes_nothing(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    state = _run(mnist_dir, session_cache, str(with_champion), min_accuracy=0.99)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, GateFailedError) and exc.exit_code == 5
+    assert "below the floor 0.9900 by 0.0" in str(exc)
+    assert "nothing was published" in str(exc)
+
+    flow_run = _flow_run(state.state_details.flow_run_id)
+    assert flow_run.state.is_failed()
+    assert "below the floor 0.9900" in flow_run.state.message
+    tasks = _task_runs(state.state_details.flow_run_id)
+    assert "publish" not in tasks and "promote" not in tasks
+    with _open(with_champion, session_cache) as r:
+        assert r.version_numbers("mnist") == [1]
+        assert r.aliases("mnist") == {"champion": 1}
+    report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
+    assert "REFUSED (floor rule)" in report
+
+
+def test_worse_challenger_refused_against_champion_with_p_value(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    # One epoch on 1,200 images (2% of the training set): well above a 0.5 floor, but
+    # significantly worse than the champion on the same 10,000 test images.
+    state = _run(
+        mnist_dir, session_cache, str(with_champion), epochs=1, limit=1200, min_accuracy=0.5
+    )
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, GateFailedError)
+    assert "significantly worse than champion mnist:1" in str(exc)
+
+    with _open(with_champion, session_cache) as r:
+        assert r.version_numbers("mnist") == [1]
+        assert r.aliases("mnist") == {"champion": 1}
+        champion_accuracy = r.resolve("mnist@champion").metrics["accuracy"]
+
+    report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
+    assert "REFUSED (champion rule)" in report
+    assert "champion (mnist:1)" in report
+    assert f"{champion_accuracy:.4f}" in report
+    p_line = next(line for line in report.splitlines() if "McNemar exact test" in line)
+    p_value = float(p_line.split("p = ")[1].split()[0])
+    assert 0.0 <= p_value < 0.05
+
+
+def test_better_or_equal_challenger_replaces_the_champion(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    state = _run(mnist_dir, session_cache, str(with_champion), seed=1)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["ref"] == "mnist:2" and summary["champion_before"] == "mnist:1"
+    gate = summary["gate"]
+    assert gate["champion"] == "mnist:1" and gate["p_value"] is not None
+    with _open(with_champion, session_cache) as r:
+        assert r.aliases("mnist") == {"champion": 2}
+        assert [rec.version for rec in r.history("mnist", "champion")] == [1, 2]
+        assert r.resolve("mnist:2").lineage["champion"] == "mnist:1"
+
+
+# --- warm start --------------------------------------------------------------------------------
+
+
+def test_warm_start_trains_from_the_champion(
+    mnist_dir: Path, session_cache: Path, with_champion: Path, tmp_path: Path
+) -> None:
+    # 100 images, one epoch: from scratch that is far below the floor; from the champion's
+    # weights it stays near the champion. The accuracy proves which weights were used.
+    few = {"epochs": 1, "limit": 100, "min_accuracy": 0.9, "promote": None}
+    cold = _run(mnist_dir, session_cache, str(with_champion), **few)
+    assert cold.is_failed()
+    assert "below the floor" in str(cold.result(raise_on_failure=False))
+
+    warm = _run(mnist_dir, session_cache, str(with_champion), warm_start=True, **few)
+    assert warm.is_completed(), warm.message
+    summary = warm.result()
+    assert summary["warm_start_from"] == "mnist:1" and summary["ref"] == "mnist:2"
+    assert summary["accuracy"] >= 0.9
+
+    with _open(with_champion, tmp_path / "fresh-cache") as r:
+        manifest, model = r.load("mnist:2")
+    assert manifest.lineage["warm_start_from"] == "mnist:1"
+    assert model.meta["warm_start"] == "mnist:1"
+    assert manifest.params["limit"] == 100
+
+
+def test_warm_start_without_champion_is_not_found(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    state = _run(mnist_dir, session_cache, str(tmp_path / "empty"), warm_start=True)
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, ModelNotFoundError) and exc.exit_code == 3
+    assert "--warm-start needs mnist@champion" in str(exc)
+
+
+# --- failures of I/O ---------------------------------------------------------------------------
+
+
+def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = tmp_path / "registry"
+    real_put = LocalStore.put
+    manifest_writes: list[str] = []
+
+    def put_failing_on_manifests(self: LocalStore, key: str, data: bytes, **kw: Any) -> str:
+        if "/versions/" in key:  # after the blob, when the version would become visible
+            manifest_writes.append(key)
+            raise StorageError(f"injected fault: connection reset while writing {key}")
+        return real_put(self, key, data, **kw)
+
+    monkeypatch.setattr(LocalStore, "put", put_failing_on_manifests)
+    state = _run(mnist_dir, session_cache, str(reg), io_retries=1)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, StorageError) and "injected fault" in str(exc)
+    assert manifest_writes == ["models/mnist/versions/00000001.json"] * 2  # tried, retried once
+    assert _task_runs(state.state_details.flow_run_id)["publish"].run_count == 2
+
+    with _open(reg, session_cache) as r:
+        assert r.version_numbers("mnist") == []
+        with pytest.raises(ModelNotFoundError):
+            r.resolve("mnist@champion")
+    blobs = list((reg / "blobs" / "sha256").glob("*.npz"))
+    assert len(blobs) == 1  # the blob was uploaded before the fault: an orphan for gc
+
+    monkeypatch.undo()
+    state = _run(mnist_dir, session_cache, str(reg))
+    assert state.is_completed(), state.message
+    assert state.result()["ref"] == "mnist:1"
+    with _open(reg, session_cache) as r:
+        manifest, model = r.load("mnist@champion")
+    assert manifest.version == 1 and model.W.shape == (784, 10)
+
+
+class _Always500(http.server.BaseHTTPRequestHandler):
+    requests: list[str]
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        body = b"upstream exploded"
+        self.send_response(500, "Internal Server Error")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_http() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server answering 500 to everything; yields (url, paths requested)."""
+    requests: list[str] = []
+    handler = type("Handler", (_Always500,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/mnist.npz", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_error_is_retried_then_fails_clearly(
+    tmp_path: Path, failing_http: tuple[str, list[str]]
+) -> None:
+    url, requests = failing_http
+    state = training_pipeline(
+        source="download",
+        download_url=url,
+        cache_dir=str(tmp_path / "cache"),
+        registry=str(tmp_path / "reg"),
+        io_retries=2,
+        io_retry_delay=0.0,
+        return_state=True,
+    )
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, DownloadError) and exc.exit_code == 4
+    assert f"download {url} failed: HTTP 500" in str(exc)
+    assert requests == ["/mnist.npz"] * 3  # the first try and two retries
+    tasks = _task_runs(state.state_details.flow_run_id)
+    assert tasks["ingest"].run_count == 3
+    assert "train" not in tasks
+    assert not (tmp_path / "reg").exists()
+
+
+def test_missing_data_is_not_retried(tmp_path: Path) -> None:
+    state = training_pipeline(
+        source=str(tmp_path / "no-such-folder"),
+        cache_dir=str(tmp_path / "cache"),
+        registry=str(tmp_path / "reg"),
+        io_retries=3,
+        io_retry_delay=0.0,
+        return_state=True,
+    )
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, DataNotFoundError) and exc.exit_code == 3
+    assert _task_runs(state.state_details.flow_run_id)["ingest"].run_count == 1
+
+
+def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
+    state = training_pipeline(
+        source=str(tmp_path / "unused"), registry=str(tmp_path / "reg"), name="../evil",
+        cache_dir=str(tmp_path / "cache"), return_state=True,
+    )  # fmt: skip
+    exc = state.result(raise_on_failure=False)
+    assert type(exc).__name__ == "InvalidNameError" and exc.exit_code == 2
+    assert _task_runs(state.state_details.flow_run_id) == {}
+
+
+def test_same_seed_same_weights_across_runs(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    reg = str(tmp_path / "reg")
+    for _ in range(2):
+        assert _run(mnist_dir, session_cache, reg, epochs=1, promote=None).is_completed()
+    with _open(reg, session_cache) as r:
+        a, b = r.versions("mnist")
+        _, ma = r.load("mnist:1")
+        _, mb = r.load("mnist:2")
+    assert np.array_equal(ma.W, mb.W) and a.metrics["accuracy"] == b.metrics["accuracy"]

@@ -1,0 +1,222 @@
+"""The training flow's pieces without a flow run: task bodies through ``.fn``, retry rules,
+retry options and the report artifacts' content."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prefect.logging import disable_run_logger
+from prefect.states import Failed
+
+from flows._common import (
+    DOWNLOAD_RETRY,
+    STORAGE_RETRY,
+    RegistryRef,
+    exception_of,
+    io_retry_options,
+)
+from flows.training import (
+    Champion,
+    Evaluation,
+    evaluate_model,
+    gate_report_markdown,
+    ingest,
+    per_class_rows,
+    promote_model,
+    publish_model,
+    pull_champion,
+    train_model,
+)
+from softmax_core import gate
+from softmax_core.data import Dataset
+from softmax_core.modelfile import ModelFile
+from softmax_pipe.errors import (
+    CorruptObjectError,
+    DataNotFoundError,
+    DownloadError,
+    IntegrityError,
+    InvalidInputError,
+    PreconditionFailed,
+    StorageError,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_run_logger() -> Iterator[None]:
+    """Task bodies log through get_run_logger(); outside a run that is a null logger."""
+    with disable_run_logger():
+        yield
+
+
+@pytest.fixture(scope="module")
+def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
+    with disable_run_logger():
+        return ingest.fn(str(mnist_dir), session_cache)
+
+
+@pytest.fixture(scope="module")
+def small_model(ds: Dataset) -> ModelFile:
+    with disable_run_logger():
+        return train_model.fn(
+            ds, init=None, deskew=True, limit=3000, params={"epochs": 2, "seed": 3}
+        )
+
+
+# --- retry rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "download", "storage"),
+    [
+        (DownloadError("HTTP 503"), True, True),
+        (StorageError("connection reset"), False, True),
+        (PreconditionFailed("etag changed"), False, True),
+        (IntegrityError("sha256 mismatch"), False, False),
+        (CorruptObjectError("not JSON"), False, False),
+        (DataNotFoundError("no folder"), False, False),
+        (InvalidInputError("bad epochs"), False, False),
+        (ValueError("a bug"), False, False),
+    ],
+)
+def test_retry_conditions(exc: Exception, download: bool, storage: bool) -> None:
+    state = Failed(data=exc)
+    assert exception_of(state) is exc
+    assert DOWNLOAD_RETRY(None, None, state) is download  # type: ignore[arg-type]
+    assert STORAGE_RETRY(None, None, state) is storage  # type: ignore[arg-type]
+
+
+def test_retry_condition_without_an_exception_does_not_retry() -> None:
+    assert STORAGE_RETRY(None, None, Failed(message="no exception attached")) is False  # type: ignore[arg-type]
+    assert "StorageError unless IntegrityError" in repr(STORAGE_RETRY)
+
+
+def test_io_retry_options() -> None:
+    assert io_retry_options(3, 2.0) == {"retries": 3, "retry_delay_seconds": [2.0, 4.0, 8.0]}
+    assert io_retry_options(0, 5.0) == {"retries": 0, "retry_delay_seconds": [0.0]}
+    assert io_retry_options(2, 0) == {"retries": 2, "retry_delay_seconds": [0.0, 0.0]}
+    with pytest.raises(InvalidInputError, match="io_retries=-1"):
+        io_retry_options(-1, 1.0)
+    with pytest.raises(InvalidInputError, match="io_retry_delay=-2"):
+        io_retry_options(1, -2.0)
+
+
+# --- task bodies -----------------------------------------------------------------------------
+
+
+def test_ingest_fn_is_a_cache_hit_the_second_time(
+    ds: Dataset, mnist_dir: Path, session_cache: Path
+) -> None:
+    again = ingest.fn(str(mnist_dir), session_cache)
+    assert again.cached and again.digest == ds.digest
+    assert again.x_train.shape == (60_000, 28, 28) and again.y_test.shape == (10_000,)
+
+
+def test_ingest_fn_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError):
+        ingest.fn(str(tmp_path / "nothing-here"), tmp_path / "cache")
+
+
+def test_train_fn_records_params_and_time(small_model: ModelFile, ds: Dataset) -> None:
+    assert small_model.meta["params"]["limit"] == 3000
+    assert small_model.meta["params"]["epochs"] == 2 and small_model.meta["params"]["seed"] == 3
+    assert small_model.meta["data_digest"] == ds.digest
+    assert small_model.meta["train_seconds"] >= 0
+    assert small_model.meta["warm_start"] is None
+
+
+def test_train_fn_warm_start_keeps_the_init_weights_origin(
+    small_model: ModelFile, ds: Dataset
+) -> None:
+    init = ModelFile(W=small_model.W, b=small_model.b, meta={**small_model.meta, "registry": "m:4"})
+    model = train_model.fn(ds, init=init, deskew=True, limit=500, params={"epochs": 1})
+    assert model.meta["warm_start"] == "m:4"
+    assert not np.array_equal(model.W, small_model.W)
+
+
+def test_evaluate_fn_gates_against_floor_and_champion(
+    prefect_harness: None, small_model: ModelFile, ds: Dataset
+) -> None:
+    from prefect import flow
+
+    worse = ModelFile(W=small_model.W * 0.0, b=small_model.b, meta=dict(small_model.meta))
+    champion = Champion("m:1", "m@champion", None, small_model)  # type: ignore[arg-type]
+
+    # The task body, called inside a bare flow run: artifacts belong to a run.
+    @flow
+    def body() -> tuple[Evaluation, Evaluation]:
+        floor = evaluate_model.fn(
+            small_model, ds, champion=None, min_accuracy=0.999, alpha=0.05, lineage={"k": "v"}
+        )
+        vs = evaluate_model.fn(
+            worse, ds, champion=champion, min_accuracy=0.0, alpha=0.05, lineage={}
+        )
+        return floor, vs
+
+    floor, vs = body()
+    assert floor.decision.rule == "floor"
+    assert floor.report["accuracy"] == pytest.approx(floor.decision.accuracy)
+    assert floor.report["n"] == 10_000
+    assert vs.decision.rule == "champion" and vs.decision.champion == "m:1"
+    assert vs.decision.p_value is not None and vs.decision.p_value < 1e-10
+
+
+def test_publish_promote_and_pull_champion_fn(small_model: ModelFile, tmp_path: Path) -> None:
+    where = RegistryRef(str(tmp_path / "reg"), None, tmp_path / "cache")
+    assert pull_champion.fn(where, "m", "champion") is None
+
+    manifest = publish_model.fn(
+        where,
+        small_model,
+        "m",
+        metrics={"accuracy": 0.9},
+        code_version="test-code",
+        lineage={"flow_run_id": "1234", "extra": [1, 2]},
+    )
+    assert manifest.ref == "m:1"
+    assert manifest.metrics == {"accuracy": 0.9} and manifest.code_version == "test-code"
+    assert manifest.lineage["flow_run_id"] == "1234" and manifest.lineage["extra"] == [1, 2]
+    assert manifest.data_digest == small_model.meta["data_digest"]
+    assert "metrics" not in small_model.meta  # the task does not change its input
+    assert pull_champion.fn(where, "m", "champion") is None  # published, not promoted
+
+    promote_model.fn(where, "m", 1, "champion")
+    champion = pull_champion.fn(where, "m", "champion")
+    assert champion is not None
+    assert champion.ref == "m:1" and champion.alias_ref == "m@champion"
+    assert champion.manifest == manifest
+    assert np.array_equal(champion.model.W, small_model.W)
+    assert champion.model.meta["registry"] == "m:1"
+
+
+# --- report content --------------------------------------------------------------------------
+
+
+def test_report_markdown_and_table(small_model: ModelFile) -> None:
+    y = np.arange(1000) % 10
+    champ = y.copy()
+    pred = y.copy()
+    pred[:100] = (pred[:100] + 1) % 10
+    decision = gate.decide(y, pred, min_accuracy=0.95, champion_pred=champ, champion="m:7")
+    report = {"accuracy": decision.accuracy, "n": 1000, "per_class": []}
+    md = gate_report_markdown(report, decision, small_model, {"flow_run_id": "abc-123"})
+    assert md.startswith("# Training pipeline: gate REFUSED (floor rule)")
+    assert "| test accuracy | 0.9000 | 1.0000 |" in md
+    assert "| test images only this model got right | 0 | 100 |" in md
+    assert "failed: floor** by 0.0500" in md
+    assert "failed: champion** by 0.1000" in md
+    assert f"p = {decision.p_value:.3g}" in md
+    assert "- flow_run_id: `abc-123`" in md
+    assert "`limit=3000`" in md
+
+    passed = gate.decide(y, y, min_accuracy=0.95)
+    md = gate_report_markdown(report, passed, small_model, {})
+    assert md.startswith("# Training pipeline: gate passed")
+    assert "champion (none)" in md and "p = —" in md
+
+    rows = per_class_rows(
+        {"per_class": [{"class": 3, "precision": 0.123456, "recall": 1.0, "support": 7}]}
+    )
+    assert rows == [{"class": 3, "precision": 0.1235, "recall": 1.0, "support": 7}]

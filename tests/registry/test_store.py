@@ -1,0 +1,239 @@
+"""The store contract, run against the local folder and S3 (moto over HTTP on loopback)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registry.store import LocalStore, S3Store, Store, open_store
+from softmax_pipe.errors import (
+    InvalidInputError,
+    InvalidNameError,
+    ObjectNotFoundError,
+    PreconditionFailed,
+)
+from tests.registry.helpers import count_http
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "local":
+        s: Store = LocalStore(tmp_path / "store")
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        s = S3Store(bucket, "some/prefix", page_size=3)  # tiny pages: listing must paginate
+    yield s
+    s.close()
+
+
+def test_put_get_head_round_trip(store: Store) -> None:
+    etag = store.put("a/b/c.json", b'{"x": 1}')
+    data, etag2 = store.get("a/b/c.json")
+    assert data == b'{"x": 1}'
+    assert etag == etag2
+    info = store.head("a/b/c.json")
+    assert info is not None and info.size == 8 and info.etag == etag
+    assert abs(info.last_modified - time.time()) < 3600  # a real timestamp, not 0
+    assert store.etag("a/b/c.json") == etag
+    assert store.put("a/b/c.json", b"other") != etag  # content changes the ETag
+
+
+def test_missing_keys(store: Store) -> None:
+    with pytest.raises(ObjectNotFoundError, match=r"missing\.json"):
+        store.get("missing.json")
+    assert store.head("missing.json") is None
+    assert store.etag("missing.json") is None
+    store.delete("missing.json")  # deleting an absent key is fine
+    assert list(store.list("nothing/")) == []
+
+
+def test_only_if_absent(store: Store) -> None:
+    store.put("k.json", b"first", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put("k.json", b"second", if_none_match=True)
+    assert store.get("k.json")[0] == b"first"
+
+
+def test_compare_and_swap(store: Store) -> None:
+    etag = store.put("k.json", b"v1")
+    new = store.put("k.json", b"v2", if_match=etag)
+    with pytest.raises(PreconditionFailed):
+        store.put("k.json", b"v3", if_match=etag)  # stale ETag
+    assert store.get("k.json") == (b"v2", new)
+    with pytest.raises(PreconditionFailed):
+        store.put("absent.json", b"x", if_match=etag)  # if-match on an absent key
+    assert store.head("absent.json") is None
+    with pytest.raises(InvalidInputError):
+        store.put("k.json", b"x", if_none_match=True, if_match=new)
+
+
+def test_concurrent_compare_and_swap_loses_no_update(store: Store) -> None:
+    """8 threads x 10 increments through get + if-match put: the counter ends at exactly 80."""
+    store.put("counter", b"0")
+
+    def bump() -> None:
+        for _ in range(10):
+            while True:
+                data, etag = store.get("counter")
+                try:
+                    store.put("counter", str(int(data) + 1).encode(), if_match=etag)
+                    break
+                except PreconditionFailed:
+                    continue
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get("counter")[0] == b"80"
+
+
+def test_listing_is_sorted_complete_and_paginated(store: Store) -> None:
+    keys = [f"m/versions/{n:08d}.json" for n in (3, 1, 10, 2, 7, 5, 4, 9, 8, 6)]
+    for k in keys:
+        store.put(k, k.encode())
+    store.put("m/aliases/champion.json", b"{}")
+    store.put("other/x", b"")
+    sent = count_http(store.client) if isinstance(store, S3Store) else []
+    listed = list(store.list("m/versions/"))
+    assert listed == sorted(keys)
+    if isinstance(store, S3Store):
+        assert len([r for r in sent if "list-type=2" in r]) == 4  # 10 keys, pages of 3
+    infos = list(store.list_info("m/"))
+    assert [i.key for i in infos] == ["m/aliases/champion.json", *sorted(keys)]
+    assert all(i.size == len(i.key) for i in infos if "versions" in i.key)
+    assert sorted(store.list("")) == sorted([*keys, "m/aliases/champion.json", "other/x"])
+    assert list(store.children("")) == ["m", "other"]
+    assert list(store.children("m/")) == ["aliases", "versions"]
+
+
+def test_delete(store: Store) -> None:
+    store.put("x/y.json", b"1")
+    store.delete("x/y.json")
+    assert store.head("x/y.json") is None
+    assert list(store.children("")) == []  # no empty 'folder' left visible
+
+
+def test_get_many_keeps_order_and_reports_missing(store: Store) -> None:
+    for i in range(5):
+        store.put(f"g/{i}.json", str(i).encode())
+    got = store.get_many(["g/3.json", "g/missing.json", "g/0.json", "g/4.json"])
+    assert [g[0] if g else None for g in got] == [b"3", None, b"0", b"4"]
+
+
+BAD_KEYS = [
+    "",
+    "/abs",
+    "../escape",
+    "a/../../b",
+    "a//b",
+    "a/./b",
+    "a/",
+    ".",
+    "a/..",
+    "a b",
+    "a\\b",
+    "é",
+]
+BAD_PREFIXES = ["../", "/", "a", "a//", "../../etc/"]
+
+
+def test_keys_that_could_escape_are_refused_before_any_io(store: Store) -> None:
+    sent = count_http(store.client) if isinstance(store, S3Store) else []
+    for key in BAD_KEYS:
+        for call in (
+            lambda key=key: store.get(key),
+            lambda key=key: store.head(key),
+            lambda key=key: store.put(key, b"x"),
+            lambda key=key: store.put(key, b"x", if_none_match=True),
+            lambda key=key: store.delete(key),
+        ):
+            with pytest.raises(InvalidNameError):
+                call()
+    for prefix in BAD_PREFIXES:
+        with pytest.raises(InvalidNameError):
+            list(store.list(prefix))
+    assert sent == []
+    if isinstance(store, LocalStore):
+        assert not store.root.exists() or list(store.root.rglob("*")) == []
+
+
+def test_local_store_never_shows_half_written_files(tmp_path: Path) -> None:
+    """Writes go through a temp file + rename: a crash leaves only a temp file, never listed."""
+    store = LocalStore(tmp_path / "s")
+    store.put("a/k.json", b"ok")
+    debris = tmp_path / "s" / "a" / ".~tmp-k2.json.dead"
+    debris.write_bytes(b"half")
+    assert list(store.list("")) == ["a/k.json"]
+    old = time.time() - 7200
+    os.utime(debris, (old, old))
+    assert store.sweep(time.time() - 3600) == ["a/.~tmp-k2.json.dead"]
+    assert not debris.exists()
+
+
+def test_local_only_if_absent_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On filesystems without link(2) the lock-protected fallback keeps only-if-absent exact."""
+    import errno
+
+    def no_links(*_: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = LocalStore(tmp_path / "s")
+    store.put("k.json", b"first", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put("k.json", b"second", if_none_match=True)
+    assert store.get("k.json")[0] == b"first"
+    assert [p.name for p in (tmp_path / "s").iterdir() if p.name != ".~lock"] == ["k.json"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind", "root"),
+    [
+        ("/tmp/reg", LocalStore, "/tmp/reg"),
+        ("file:///tmp/reg%20x", LocalStore, "/tmp/reg x"),
+        ("file://localhost/tmp/reg", LocalStore, "/tmp/reg"),
+    ],
+)
+def test_open_store_local_uris(uri: str, kind: type, root: str) -> None:
+    s = open_store(uri)
+    assert isinstance(s, kind) and s.uri == root
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "",
+        "s3://",
+        "s3://Bad_Bucket/x",
+        "s3://ab/x",
+        "s3://bucket/../x",
+        "s3://bucket/a//b",
+        "s3://key:secret@bucket/x",
+        "gs://bucket/x",
+        "file://otherhost/x",
+    ],
+)
+def test_open_store_refuses_bad_uris(uri: str) -> None:
+    with pytest.raises(InvalidNameError) as e:
+        open_store(uri)
+    assert "secret" not in str(e.value)
+
+
+def test_s3_uri_and_prefix(s3_bucket: str) -> None:
+    s = open_store(f"s3://{s3_bucket}/team/models/")
+    assert isinstance(s, S3Store)
+    assert s.uri == f"s3://{s3_bucket}/team/models" and s.prefix == "team/models/"
+    s.put("k.json", b"1")
+    import boto3
+
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert keys == ["team/models/k.json"]

@@ -1,0 +1,266 @@
+"""softmax_pipe.scoring as a library: discovery, decoding, output files, summary, flow tasks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softmax_core import images
+from softmax_core.data import Dataset
+from softmax_core.modelfile import ModelFile
+from softmax_pipe import scoring
+from softmax_pipe.errors import DataNotFoundError, InvalidInputError
+from tests import scoring_data as sd
+
+
+@pytest.fixture(scope="module")
+def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
+    return sd.mnist(mnist_dir, session_cache)
+
+
+@pytest.fixture(scope="module")
+def model(
+    mnist_dir: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> scoring.ScoringModel:
+    path = sd.trained_model(mnist_dir, session_cache, tmp_path_factory)
+    return scoring.ScoringModel.from_model_file(ModelFile.load(path), str(path))
+
+
+@pytest.fixture
+def folder(ds: Dataset, tmp_path: Path) -> Path:
+    """30 digits in three sub-folders, a transformed slice, broken files, a text file."""
+    root = tmp_path / "images"
+    sd.write_pngs(root / "mnist", ds.x_test[:30], ds.y_test[:30])
+    sd.write_transformed(root / "transformed", ds.x_test, ds.y_test, range(30, 40))
+    sd.write_broken(root / "bad", np.asarray(ds.x_test[0]))
+    (root / "README.txt").write_text("not an image")
+    return root
+
+
+# --- discovery --------------------------------------------------------------------------
+
+
+def test_discovery_order_problems_and_skips(folder: Path) -> None:
+    d = scoring.Discovery(folder)
+    items = list(d)
+    rels = [it.rel for it in items]
+    assert rels == sorted(rels, key=lambda r: r.split("/"))  # component-wise sorted
+    assert len(items) == 30 + 60 + 7
+    assert d.skipped == 1 and d.skipped_by_ext == {".txt": 1} and d.found == len(items)
+    problems = {it.rel: it.problem for it in items if it.problem}
+    assert problems == {
+        "bad/dangling.png": "unreadable: broken symlink",
+        "bad/pipe.png": "unreadable: not a regular file",
+    }
+    assert list(d) == items  # iterable again, same order, counters reset
+    assert d.skipped == 1
+    assert scoring.count_images(folder) == len(items)
+
+
+def test_a_file_named_explicitly_is_scored_whatever_its_extension(
+    ds: Dataset, model: scoring.ScoringModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "digit.dat"
+    path.write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    out = tmp_path / "out.csv"
+    summary = scoring.score_path(path, model, output=out)
+    (row,) = sd.read_rows(out.read_text())
+    assert row["path"] == "digit.dat" and row["label"] == str(ds.y_test[0])
+    assert summary.scored == 1 and summary.failed == 0
+
+
+def test_missing_and_special_paths_are_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        scoring.Discovery(tmp_path / "missing")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(InvalidInputError, match="not a regular file or a folder"):
+        scoring.Discovery(tmp_path / "fifo")
+
+
+def test_file_names_that_are_not_utf8(
+    ds: Dataset, model: scoring.ScoringModel, tmp_path: Path
+) -> None:
+    root = tmp_path / "odd"
+    root.mkdir()
+    raw = os.fsencode(root) + b'/caf\xe9,"x".png'  # latin-1 byte, comma and quotes
+    with open(raw, "wb") as f:
+        f.write(sd.png_bytes(np.asarray(ds.x_test[0])))
+    out = tmp_path / "out.csv"
+    scoring.score_path(root, model, output=out)
+    (row,) = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert row["path"] == 'caf\\xe9,"x".png' and row["status"] == "ok"
+
+
+def test_folder_without_images(tmp_path: Path, model: scoring.ScoringModel) -> None:
+    (tmp_path / "a.txt").write_text("x")
+    out = tmp_path / "out.csv"
+    with pytest.raises(DataNotFoundError, match=r"no images in .*: 1 other files skipped"):
+        scoring.score_path(tmp_path, model, output=out)
+    assert not out.exists()
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def test_decode_items_keeps_positions_and_matches_read_digit(folder: Path) -> None:
+    items = list(scoring.Discovery(folder))
+    digits, errors = scoring.decode_items([(it.path, it.problem) for it in items])
+    ok = [it for it, e in zip(items, errors, strict=True) if e is None]
+    assert len(digits) == len(ok) == 30 + 60
+    for it, digit in zip(ok, digits, strict=True):
+        assert np.array_equal(digit, images.read_digit(it.path)), it.rel  # stack == one by one
+    kinds = {it.rel: e.split(":")[0] for it, e in zip(items, errors, strict=True) if e}
+    assert kinds == {f"bad/{name}": kind for name, kind in sd.BROKEN_KINDS.items()}
+
+
+def test_prepared_features_are_the_models_steps_on_the_digits(
+    folder: Path, model: scoring.ScoringModel
+) -> None:
+    from softmax_core.preprocess import features
+
+    pairs = [(it.path, it.problem) for it in scoring.Discovery(folder / "mnist")]
+    X, errors = scoring.prepare_items(pairs, model.steps)
+    digits, _ = scoring.decode_items(pairs)
+    assert errors == [None] * 30
+    assert np.array_equal(X, features(digits, model.steps))
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def test_output_is_renamed_into_place_only_on_success(tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    out.write_text("the previous run\n")
+    with pytest.raises(RuntimeError), scoring.open_output(out) as stream:
+        stream.write("half of a result")
+        raise RuntimeError("crash in the middle")
+    assert out.read_text() == "the previous run\n"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temp left
+    with scoring.open_output(out) as stream:
+        stream.write("complete\n")
+    assert out.read_text() == "complete\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_crash_during_scoring_leaves_no_output(
+    folder: Path, model: scoring.ScoringModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def exploding(*args: object, **kw: object) -> scoring.ScoredBatch:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("simulated crash after the first batch")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    real = scoring.score_prepared
+    monkeypatch.setattr(scoring, "score_prepared", exploding)
+    out = tmp_path / "scores.csv"
+    with pytest.raises(MemoryError):
+        scoring.score_path(folder, model, output=out, batch_size=8)
+    assert not out.exists() and not list(tmp_path.glob(".scores.csv.*"))
+
+
+def test_csv_and_jsonl_round_trip_awkward_paths() -> None:
+    rels = ["a,b.png", 'quote"d.png', "new\nline.png", "ünï.png", "bad.png"]
+    probs = np.eye(10, dtype=np.float32)[[1, 2, 3, 4, 0]]
+    batch = scoring.ScoredBatch(
+        rels=rels,
+        labels=np.array([1, 2, 3, 4, -1]),
+        probs=probs * np.array([[1], [1], [1], [1], [0]], np.float32),
+        errors=[None, None, None, None, 'corrupt: cannot decode: "x", y'],
+    )
+    for fmt in scoring.FORMATS:
+        buf = io.StringIO()
+        writer = scoring.RowWriter(buf, fmt, probs=True)
+        writer.header()
+        writer.write(batch)
+        rows = (
+            sd.read_rows(buf.getvalue(), fmt)
+            if fmt == "csv"
+            else [json.loads(line) for line in buf.getvalue().splitlines()]
+        )
+        assert [r["path"] for r in rows] == rels
+        assert [r["status"] for r in rows] == ["ok"] * 4 + ["error"]
+        assert rows[-1]["error"] == 'corrupt: cannot decode: "x", y'
+        assert str(rows[0]["label"]) == "1" and float(rows[0]["confidence"]) == 1.0
+        assert list(rows[0])[5:] == [f"p{k}" for k in range(10)]
+
+
+def test_bad_options_name_the_option() -> None:
+    for kwargs, name in (
+        ({"workers": 0}, "workers=0"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"max_pixels": 0}, "max_pixels=0"),
+        ({"min_confidence": 1.5}, "min_confidence=1.5"),
+        ({"fmt": "xml"}, "format='xml'"),
+    ):
+        with pytest.raises(InvalidInputError, match=name):
+            scoring.validate_options(**kwargs)  # type: ignore[arg-type]
+
+
+def test_summary_counts_and_lists(folder: Path, model: scoring.ScoringModel) -> None:
+    seen: list[int] = []
+    out = io.StringIO()
+    summary = scoring.ScoreSummary(model="m", root=str(folder), min_confidence=0.999)
+    items = list(scoring.Discovery(folder))
+    for batch in scoring.score_batches(items, model, batch_size=16):
+        scoring.RowWriter(out, "csv").write(batch)
+        summary.add(batch)
+        seen.append(len(batch))
+    assert sum(seen) == len(items) and max(seen) == 16
+    assert summary.scored == 90 and summary.failed == 7 and sum(summary.per_class) == 90
+    assert 0 < summary.low_confidence < 90
+    assert summary.failure_kinds["unreadable"] == 2 and summary.failure_kinds["blank"] == 1
+    text = "\n".join(summary.lines())
+    assert "failed 7 images (" in text and "bad/bomb.png: over pixel cap" in text
+    assert f"below 1.00 confidence: {summary.low_confidence}" in text
+    doc = summary.as_dict()
+    assert doc["images"] == 97 and doc["failed"] == 7 and len(doc["failures"]) == 7
+    many = scoring.ScoreSummary(model="m", root="r")
+    many.add(
+        scoring.ScoredBatch(
+            rels=[f"{i}.png" for i in range(30)],
+            labels=np.full(30, -1),
+            probs=np.zeros((30, 10), np.float32),
+            errors=["corrupt: x"] * 30,
+        )
+    )
+    assert len(many.failures) == scoring.MAX_LISTED_FAILURES
+    assert "... and 10 more (status=error rows in the output)" in many.lines()[-1]
+
+
+# --- the flow's tasks, through .fn ------------------------------------------------------
+
+
+def test_flow_tasks_are_the_library_calls(folder: Path, model: scoring.ScoringModel) -> None:
+    from flows import scoring as flow
+
+    listing = flow.list_images.fn(str(folder))
+    assert listing.items == list(scoring.Discovery(folder)) and listing.skipped == 1
+    parts = flow.shards(listing.items, shard_size=20, batch_size=8)
+    assert [len(p) for p in parts] == [24, 24, 24, 24, 1]  # rounded up to whole batches
+    assert [it for p in parts for it in p] == listing.items
+    shard_batches = [b for p in parts for b in flow.score_shard.fn(p, model, 8, 2**24)]
+    local = list(scoring.score_batches(listing.items, model, batch_size=8))
+    assert len(shard_batches) == len(local)
+    for a, b in zip(shard_batches, local, strict=True):
+        assert a.rels == b.rels and a.errors == b.errors
+        assert np.array_equal(a.labels, b.labels) and np.array_equal(a.probs, b.probs)
+
+
+def test_pull_model_task_reads_a_model_file(tmp_path: Path, model: scoring.ScoringModel) -> None:
+    from flows import scoring as flow
+    from flows._common import RegistryRef
+
+    where = RegistryRef(uri=str(tmp_path / "reg"), endpoint_url=None, cache_dir=tmp_path / "c")
+    pulled = flow.pull_model.fn(model.name, where)
+    assert np.array_equal(pulled.W, model.W) and pulled.steps == model.steps
