@@ -56,6 +56,17 @@ EndpointOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for machines.")]
 
+# Training hyperparameters, shared by `train` and `run`.
+EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over the training set.")]
+SeedOpt = Annotated[int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")]
+DeskewOpt = Annotated[
+    bool, typer.Option("--deskew/--no-deskew", help="Deskew images by their moments first.")
+]
+LearningRateOpt = Annotated[float, typer.Option(help="Initial SGD learning rate.")]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Minibatch size.")]
+L2Opt = Annotated[float, typer.Option(min=0.0, help="L2 penalty on the weights.")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Train on the first N images only.")]
+
 
 def err(message: str, *, style: str | None = None) -> None:
     """One line on stderr (rich markup off: paths may contain brackets)."""

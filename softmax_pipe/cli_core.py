@@ -9,7 +9,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from softmax_pipe.cli_common import CacheOpt, JsonOpt, SourceOpt, err, errors_to_exit
+from softmax_pipe.cli_common import (
+    BatchSizeOpt,
+    CacheOpt,
+    DeskewOpt,
+    EpochsOpt,
+    JsonOpt,
+    L2Opt,
+    LearningRateOpt,
+    LimitOpt,
+    SeedOpt,
+    SourceOpt,
+    err,
+    errors_to_exit,
+)
 
 if TYPE_CHECKING:
     from softmax_core.data import Dataset
@@ -66,19 +79,13 @@ def train(
         Path, typer.Option("--out", "-o", help="Where to write the model file (.npz).")
     ] = Path("model.npz"),
     source: SourceOpt = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training set.")] = 4,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")
-    ] = 0,
-    deskew: Annotated[
-        bool, typer.Option("--deskew/--no-deskew", help="Deskew images by their moments first.")
-    ] = True,
-    learning_rate: Annotated[float, typer.Option(help="Initial SGD learning rate.")] = 0.5,
-    batch_size: Annotated[int, typer.Option(min=1, help="Minibatch size.")] = 128,
-    l2: Annotated[float, typer.Option(min=0.0, help="L2 penalty on the weights.")] = 1e-5,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Train on the first N images only.")
-    ] = None,
+    epochs: EpochsOpt = 4,
+    seed: SeedOpt = 0,
+    deskew: DeskewOpt = True,
+    learning_rate: LearningRateOpt = 0.5,
+    batch_size: BatchSizeOpt = 128,
+    l2: L2Opt = 1e-5,
+    limit: LimitOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""

@@ -16,10 +16,17 @@ from typing import Annotated, Any
 import typer
 
 from softmax_pipe.cli_common import (
+    BatchSizeOpt,
     CacheOpt,
+    DeskewOpt,
     EndpointOpt,
+    EpochsOpt,
     JsonOpt,
+    L2Opt,
+    LearningRateOpt,
+    LimitOpt,
     RegistryOpt,
+    SeedOpt,
     SourceOpt,
     err,
     errors_to_exit,
@@ -36,10 +43,8 @@ def run(
     source: SourceOpt = None,
     registry: RegistryOpt = None,
     name: Annotated[str, typer.Option("--name", help="Model name in the registry.")] = "mnist",
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training set.")] = 4,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")
-    ] = 0,
+    epochs: EpochsOpt = 4,
+    seed: SeedOpt = 0,
     min_accuracy: Annotated[
         float,
         typer.Option(
@@ -63,15 +68,11 @@ def run(
         bool,
         typer.Option("--warm-start", help="Start training from the champion's weights."),
     ] = False,
-    deskew: Annotated[
-        bool, typer.Option("--deskew/--no-deskew", help="Deskew images by their moments first.")
-    ] = True,
-    learning_rate: Annotated[float, typer.Option(help="Initial SGD learning rate.")] = 0.5,
-    batch_size: Annotated[int, typer.Option(min=1, help="Minibatch size.")] = 128,
-    l2: Annotated[float, typer.Option(min=0.0, help="L2 penalty on the weights.")] = 1e-5,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Train on the first N images only.")
-    ] = None,
+    deskew: DeskewOpt = True,
+    learning_rate: LearningRateOpt = 0.5,
+    batch_size: BatchSizeOpt = 128,
+    l2: L2Opt = 1e-5,
+    limit: LimitOpt = None,
     alpha: Annotated[
         float,
         typer.Option(

@@ -119,16 +119,18 @@ def test_decode_items_keeps_positions_and_matches_read_digit(folder: Path) -> No
     assert kinds == {f"bad/{name}": kind for name, kind in sd.BROKEN_KINDS.items()}
 
 
-def test_prepared_features_are_the_models_steps_on_the_digits(
+def test_prepared_batches_are_the_models_steps_and_weights_on_the_digits(
     folder: Path, model: scoring.ScoringModel
 ) -> None:
     from softmax_core.preprocess import features
+    from softmax_core.softmax import softmax
 
     pairs = [(it.path, it.problem) for it in scoring.Discovery(folder / "mnist")]
-    X, errors = scoring.prepare_items(pairs, model.steps)
+    probs, errors = scoring.prepare_items(pairs, model)
     digits, _ = scoring.decode_items(pairs)
     assert errors == [None] * 30
-    assert np.array_equal(X, features(digits, model.steps))
+    expected = softmax(features(digits, model.steps) @ model.W + model.b)
+    np.testing.assert_allclose(probs, expected, rtol=1e-6)
 
 
 # --- output -----------------------------------------------------------------------------
