@@ -207,18 +207,24 @@ def _quiet_prefect(verbose: bool, temporary_server: bool) -> Iterator[None]:
         return
     handlers = _console_handlers()
     saved = [(h, h.level) for h in handlers]
-    env_key = "PREFECT_SERVER_LOGGING_LEVEL"
-    env_before = os.environ.get(env_key)
-    if temporary_server and env_before is None:
-        os.environ[env_key] = "CRITICAL"  # read by the server subprocess when it starts
+    # Read by the temporary server's subprocess when it starts: its own logs down, and no
+    # telemetry heartbeat (a throw-away server has nothing to report, and the heartbeat's
+    # writes race the run's on SQLite: "database is locked" tracebacks on the terminal).
+    server_env = {
+        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    added = [k for k in server_env if temporary_server and k not in os.environ]
+    for key in added:
+        os.environ[key] = server_env[key]
     _silence(handlers)
     try:
         yield
     finally:
         if temporary_server:
             atexit.register(_silence, handlers)  # runs before Prefect's (earlier) stop hook
-        if env_before is None:
-            os.environ.pop(env_key, None)
+        for key in added:
+            os.environ.pop(key, None)
         for handler, level in saved:
             handler.setLevel(level)
 

@@ -204,10 +204,11 @@ def test_console_script_with_temporary_prefect_server(
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_API_", "SOFTMAX_PIPE_", "AWS_"))
+        # A user's shell: no analytics switch either (the temporary server's telemetry
+        # heartbeat once printed "database is locked" tracebacks; `run` turns it off).
+        if not k.startswith(("PREFECT_API_", "PREFECT_SERVER_", "SOFTMAX_PIPE_", "AWS_"))
     }
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     reg = tmp_path / "reg"
     proc = subprocess.run(
