@@ -119,7 +119,7 @@ def library():
     from registry import Registry
     from softmax_core.data import load_mnist
     from softmax_core.train import evaluate, train
-    from softmax_pipe.version import code_version
+    from softmax_core.version import code_version
     ds = load_mnist(source, cache_dir=cache)
     model = train(ds, epochs=epochs, seed=0)
     report = evaluate(model, ds)

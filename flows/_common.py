@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     CorruptObjectError,
     DownloadError,
     IntegrityError,

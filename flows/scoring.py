@@ -41,8 +41,8 @@ from flows._common import (
     RegistryRef,
     io_retry_options,
 )
+from softmax_core.errors import InvalidInputError, SoftmaxPipeError, StorageError
 from softmax_pipe import scoring
-from softmax_pipe.errors import InvalidInputError, SoftmaxPipeError, StorageError
 
 FLOW_NAME = "batch-scoring"
 SUMMARY_KEY = "scoring-summary"
@@ -120,7 +120,7 @@ def batch_scoring(
     Raises InvalidInputError (a missing path, bad options), DataNotFoundError (no image
     at all: nothing is written) and ModelNotFoundError.
     """
-    from softmax_pipe.settings import Settings
+    from softmax_core.settings import Settings
 
     start = time.perf_counter()
     scoring.validate_options(

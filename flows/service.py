@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from softmax_pipe.errors import InvalidInputError, NotFoundError, SoftmaxPipeError, StorageError
+from softmax_core.errors import InvalidInputError, NotFoundError, SoftmaxPipeError, StorageError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment

@@ -10,7 +10,7 @@ The flow body reads as the pipeline; each task is a thin wrapper over a library 
   never persisted or hashed by Prefect (``NO_CACHE``, ``persist_result=False``).
 - Settings are built at the flow's entry from its plain parameters (strings and numbers,
   so deployments and the UI can set them), never at import time.
-- A gate refusal raises :class:`~softmax_pipe.errors.GateFailedError`: the run ends
+- A gate refusal raises :class:`~softmax_core.errors.GateFailedError`: the run ends
   Failed with a message naming the rule and the margin; nothing is published and the
   champion stays where it was. The evaluation leaves two artifacts either way:
   ``gate-report`` (markdown: metrics, decision with both accuracies and the p-value,
@@ -42,8 +42,8 @@ from flows._common import (
     io_retry_options,
 )
 from softmax_core import gate
+from softmax_core.errors import ModelNotFoundError
 from softmax_core.modelfile import ModelFile
-from softmax_pipe.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
     from registry import Manifest
@@ -246,8 +246,8 @@ def training_pipeline(
     from prefect.runtime import flow_run
 
     from registry.names import validate_name
-    from softmax_pipe.settings import Settings
-    from softmax_pipe.version import code_version
+    from softmax_core.settings import Settings
+    from softmax_core.version import code_version
 
     settings = Settings.build(source=source, cache_dir=cache_dir, registry=registry)
     where = RegistryRef(settings.registry, endpoint_url, settings.cache_dir)

@@ -50,17 +50,17 @@ from registry import layout
 from registry.manifest import AliasRecord, Manifest, index_page_bytes, parse_index_page
 from registry.names import parse_ref, validate_name
 from registry.store import Store, open_store
-from softmax_core.modelfile import ModelFile
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     CorruptObjectError,
     IntegrityError,
     InvalidInputError,
     InvalidNameError,
     ModelNotFoundError,
     ObjectNotFoundError,
-    PreconditionFailed,
+    PreconditionFailedError,
     StorageError,
 )
+from softmax_core.modelfile import ModelFile
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class Registry:
                     self.store.put(layout.index_key(name, page), body, if_match=damaged[page])
                 else:
                     self.store.put(layout.index_key(name, page), body, if_none_match=True)
-            except PreconditionFailed:
+            except PreconditionFailedError:
                 pass  # another reader wrote it (a stale page is detected by its ETags)
             except StorageError as e:  # e.g. read-only credentials: listings stay correct
                 log.debug("could not write index page %d of %s: %s", page, name, e)
@@ -344,7 +344,7 @@ class Registry:
             try:
                 self.store.put(key, body, if_none_match=True)
                 return manifest
-            except PreconditionFailed as e:
+            except PreconditionFailedError as e:
                 if _after_retry(e) and self._is_ours(key, body):  # our write, response lost
                     return manifest
             if attempt < 4:
@@ -440,7 +440,7 @@ class Registry:
                     self.store.put(key, body, if_none_match=True)
                 else:
                     self.store.put(key, body, if_match=etag)
-            except PreconditionFailed as e:
+            except PreconditionFailedError as e:
                 if not (_after_retry(e) and self._is_ours(key, body)):
                     _backoff(attempt)
                     continue
@@ -453,7 +453,9 @@ class Registry:
 
     def _ensure_logged(self, record: AliasRecord) -> None:
         key = layout.alias_log_key(record.name, record.alias, record.seq)
-        with contextlib.suppress(PreconditionFailed):  # already there: written once, by CAS order
+        with contextlib.suppress(
+            PreconditionFailedError
+        ):  # already there: written once, by CAS order
             self.store.put(key, record.to_bytes(), if_none_match=True)
 
     # --- pulling ----------------------------------------------------------------------
@@ -584,7 +586,7 @@ class Registry:
         return ModelNotFoundError(f"model {name!r} has no alias {alias!r} in {self.uri}; {hint}")
 
 
-def _after_retry(e: PreconditionFailed) -> bool:
+def _after_retry(e: PreconditionFailedError) -> bool:
     return bool(getattr(e, "after_retry", False))
 
 
@@ -608,7 +610,7 @@ def _read_model_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        from softmax_pipe.errors import DataNotFoundError
+        from softmax_core.errors import DataNotFoundError
 
         raise DataNotFoundError(f"model file {path} does not exist") from None
     except IsADirectoryError:

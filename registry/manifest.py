@@ -11,7 +11,7 @@ from typing import Any
 
 from registry import layout
 from registry.names import validate_name
-from softmax_pipe.errors import CorruptObjectError
+from softmax_core.errors import CorruptObjectError
 
 MANIFEST_SCHEMA = "softmax-pipe/manifest@1"
 ALIAS_SCHEMA = "softmax-pipe/alias@1"

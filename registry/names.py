@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from softmax_pipe.errors import InvalidNameError
+from softmax_core.errors import InvalidNameError
 
 MAX_NAME = 128
 MAX_KEY = 1024

@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from registry.names import is_valid_key, validate_key, validate_prefix
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     InvalidInputError,
     InvalidNameError,
     ObjectNotFoundError,
-    PreconditionFailed,
+    PreconditionFailedError,
     StorageError,
 )
 
@@ -86,7 +86,7 @@ class Store(ABC):
         """Write ``data``; return the new ETag.
 
         ``if_none_match``: only if the key is absent. ``if_match``: only if the key exists
-        with this ETag. A failed condition raises PreconditionFailed and changes nothing;
+        with this ETag. A failed condition raises PreconditionFailedError and changes nothing;
         its ``after_retry`` attribute is true when the store retried the request, so the
         object may be the caller's own earlier attempt.
         """
@@ -279,11 +279,13 @@ class LocalStore(Store):
                     try:
                         current = path.read_bytes()
                     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                        raise PreconditionFailed(
+                        raise PreconditionFailedError(
                             f"{key!r} does not exist in {self.uri}; cannot replace it"
                         ) from None
                     if hashlib.md5(current, usedforsecurity=False).hexdigest() != if_match:
-                        raise PreconditionFailed(f"{key!r} in {self.uri} changed (ETag differs)")
+                        raise PreconditionFailedError(
+                            f"{key!r} in {self.uri} changed (ETag differs)"
+                        )
                     os.replace(tmp, path)
             else:
                 os.replace(tmp, path)
@@ -299,7 +301,7 @@ class LocalStore(Store):
             os.link(tmp, path)  # atomic, fails if the name exists: O_EXCL for a whole file
             return
         except FileExistsError:
-            raise PreconditionFailed(f"{key!r} already exists in {self.uri}") from None
+            raise PreconditionFailedError(f"{key!r} already exists in {self.uri}") from None
         except OSError as e:
             if e.errno not in (
                 errno.EPERM,
@@ -313,7 +315,7 @@ class LocalStore(Store):
         # for every writer that goes through LocalStore.
         with self._lock():
             if path.exists():
-                raise PreconditionFailed(f"{key!r} already exists in {self.uri}")
+                raise PreconditionFailedError(f"{key!r} already exists in {self.uri}")
             os.replace(tmp, path)
 
     def delete(self, key: str) -> None:
@@ -476,8 +478,11 @@ class S3Store(Store):
                     f"bucket {self.bucket!r} does not exist at {self.endpoint}: create it "
                     f"(aws s3 mb s3://{self.bucket}) or fix the registry URI / endpoint"
                 )
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (412, 409):
-                lost = PreconditionFailed(f"{op} {where}: condition failed ({code or status})")
+            if code in ("PreconditionFailedError", "ConditionalRequestConflict") or status in (
+                412,
+                409,
+            ):
+                lost = PreconditionFailedError(f"{op} {where}: condition failed ({code or status})")
                 # After a retried PUT the 412 may answer our own first attempt, which succeeded
                 # but whose response was lost: callers then check whether the object is theirs.
                 retries = e.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
@@ -485,7 +490,7 @@ class S3Store(Store):
                 return lost
             if code in ("NoSuchKey", "404", "NotFound") or status == 404:
                 if op == "put":  # If-Match on an absent key
-                    return PreconditionFailed(f"{op} {where}: the object does not exist")
+                    return PreconditionFailedError(f"{op} {where}: the object does not exist")
                 return ObjectNotFoundError(f"{where} does not exist")
             if code in _CREDENTIAL_CODES:
                 return StorageError(

@@ -68,7 +68,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import preprocess
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     DataFormatError,
     DataNotFoundError,
     DownloadError,
@@ -161,7 +161,7 @@ def resolve_source(source: str | None) -> str:
     """Validate a source and return its canonical form.
 
     ``None`` (no ``--source`` and no ``SOFTMAX_PIPE_MNIST``; the environment variable is
-    read by :class:`softmax_pipe.settings.Settings`, not here) becomes ``keras`` when keras
+    read by :class:`softmax_core.settings.Settings`, not here) becomes ``keras`` when keras
     is installed, else ``download``. ``keras`` and ``download`` are kept as they are. Anything
     else is a path (``~`` expanded; an ``idx:`` or ``npz:`` prefix, as in
     :attr:`Dataset.source`, is accepted) to a folder of IDX files or to an ``.npz`` file,

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from softmax_core import settings
+from softmax_core.errors import GateFailedError, InvalidInputError
 from softmax_core.metrics import accuracy, mcnemar_exact
-from softmax_pipe.errors import GateFailedError, InvalidInputError
 
-DEFAULT_MIN_ACCURACY = 0.95
-DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_ACCURACY = settings.MIN_ACCURACY
+DEFAULT_ALPHA = settings.ALPHA
 
 RULE_FLOOR = "floor"
 RULE_CHAMPION = "champion"

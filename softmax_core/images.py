@@ -48,13 +48,14 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from softmax_pipe.errors import DataFormatError
+from softmax_core import settings
+from softmax_core.errors import ImageError
 
 SIDE = 28
 BOX = 20  # MNIST fits the ink into a 20×20 box ...
 CENTRE = 14.0  # ... and puts its centre of mass here (row, column), in 28×28
 INK_THRESHOLD = 0.2  # a pixel is ink for the crop when above this fraction of the ink's max
-DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bombs
+DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
 JPEG_DRAFT_MIN_SIDE = 512  # JPEGs are decoded at a reduced scale while both sides stay >= this
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -64,18 +65,6 @@ _EXIF_FORMATS = frozenset({"TIFF", "MPO"})  # orientation may live outside info[
 _BORDER_CACHE: dict[tuple[int, int], NDArray[np.intp]] = {}
 
 FloatImage = NDArray[np.float32]
-
-
-class ImageError(DataFormatError):
-    """One image could not be turned into a digit; ``kind`` is a short category."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable across worker processes
-        return (type(self), (self.kind, self.detail))
 
 
 def is_image_name(name: str) -> bool:

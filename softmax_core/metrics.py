@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_pipe.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError
 
 IntArray = NDArray[np.integer]
 

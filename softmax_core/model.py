@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core import settings
+from softmax_core.errors import InvalidInputError
 from softmax_core.softmax import log_softmax, loss_grad_logits, softmax
-from softmax_pipe.errors import InvalidInputError
 
 N_CLASSES = 10
 
@@ -94,14 +95,14 @@ class SoftmaxRegression:
     def __init__(
         self,
         *,
-        epochs: int = 4,
-        batch_size: int = 128,
-        learning_rate: float = 0.5,
-        momentum: float = 0.9,
-        decay: float = 1.0,
-        l2: float = 1e-5,
-        average: bool = True,
-        seed: int = 0,
+        epochs: int = settings.EPOCHS,
+        batch_size: int = settings.BATCH_SIZE,
+        learning_rate: float = settings.LEARNING_RATE,
+        momentum: float = settings.MOMENTUM,
+        decay: float = settings.DECAY,
+        l2: float = settings.L2,
+        average: bool = settings.AVERAGE,
+        seed: int = settings.SEED,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core.errors import DataFormatError, DataNotFoundError
 from softmax_core.preprocess import validate_steps
-from softmax_pipe.errors import DataFormatError, DataNotFoundError
 
 FORMAT = "softmax-pipe/model@1"
 INPUT_SCHEMA = {

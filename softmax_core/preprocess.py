@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_pipe.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError
 
 KNOWN_STEPS = ("scale", "deskew")
 DEFAULT_STEPS: tuple[str, ...] = ("scale", "deskew")

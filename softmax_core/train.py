@@ -14,9 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import metrics, preprocess
+from softmax_core.errors import InvalidInputError
 from softmax_core.model import ProgressCallback, SoftmaxRegression, history_dicts
 from softmax_core.modelfile import INPUT_SCHEMA, ModelFile
-from softmax_pipe.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from softmax_core.data import Dataset

@@ -1,3 +1,5 @@
-"""softmax-pipe: the application layer (CLI, settings, errors) over softmax_core, registry and flows."""
+"""softmax-pipe's command line: typer commands over flows, registry and softmax_core."""
 
-__version__ = "0.1.0"
+from softmax_core.version import package_version
+
+__version__ = package_version()

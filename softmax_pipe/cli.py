@@ -1,6 +1,6 @@
 """The ``softmax-pipe`` command line: thin typer commands over library functions.
 
-Exit codes (see ``softmax_pipe.errors``): 0 success, 1 partial failure, 2 usage or bad
+Exit codes (see ``softmax_core.errors``): 0 success, 1 partial failure, 2 usage or bad
 input, 3 not found, 4 storage or network failure, 5 accuracy gate failed.
 
 Heavy modules (numpy, Prefect, boto3, Pillow) are imported inside the commands, so

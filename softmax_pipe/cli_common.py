@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from softmax_pipe.errors import SoftmaxPipeError
+from softmax_core.errors import SoftmaxPipeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

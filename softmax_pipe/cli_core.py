@@ -26,7 +26,7 @@ from softmax_pipe.cli_common import (
 
 if TYPE_CHECKING:
     from softmax_core.data import Dataset
-    from softmax_pipe.settings import Settings
+    from softmax_core.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +45,7 @@ def _load(settings: Settings) -> Dataset:
 @errors_to_exit
 def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOpt = False) -> None:
     """Load MNIST from SOURCE into the cache as memory-mapped .npy arrays; print the digests."""
-    from softmax_pipe.settings import Settings
+    from softmax_core.settings import Settings
 
     settings = Settings.build(source=source, cache_dir=cache_dir)
     t0 = time.perf_counter()
@@ -89,10 +89,10 @@ def train(
     cache_dir: CacheOpt = None,
 ) -> None:
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
+    from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
     from softmax_core.train import train as train_model
-    from softmax_pipe.settings import Settings
-    from softmax_pipe.version import code_version
+    from softmax_core.version import code_version
 
     settings = Settings.build(source=source, cache_dir=cache_dir)
     ds = _load(settings)
@@ -167,8 +167,8 @@ def evaluate(
 ) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix on the test split."""
     from softmax_core.modelfile import ModelFile
+    from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
-    from softmax_pipe.settings import Settings
 
     settings = Settings.build(source=source, cache_dir=cache_dir)
     mf = ModelFile.load(model)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 def _open(registry: str | None, endpoint_url: str | None, cache_dir: str | None) -> Registry:
     from registry import Registry
-    from softmax_pipe.settings import Settings
+    from softmax_core.settings import Settings
 
     settings = Settings.build(registry=registry, cache_dir=cache_dir)
     if settings.registry_is_default:
@@ -211,7 +211,7 @@ def promote(
 ) -> None:
     """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history)."""
     from registry import parse_ref, validate_name
-    from softmax_pipe.errors import InvalidNameError
+    from softmax_core.errors import InvalidNameError
 
     name, at, version = parse_ref(ref)
     if version is None or at is not None:
@@ -236,7 +236,7 @@ def rollback(
 ) -> None:
     """Move NAME@ALIAS back to the version it pointed to before its last move."""
     from registry import parse_ref
-    from softmax_pipe.errors import InvalidNameError
+    from softmax_core.errors import InvalidNameError
 
     name, alias, _ = parse_ref(ref)
     if alias is None:
@@ -260,7 +260,7 @@ def history(
 ) -> None:
     """Every move of NAME@ALIAS, oldest first."""
     from registry import parse_ref
-    from softmax_pipe.errors import InvalidNameError
+    from softmax_core.errors import InvalidNameError
 
     name, alias, _ = parse_ref(ref)
     if alias is None:
@@ -331,7 +331,7 @@ def _copy(src: Path, dst: Path) -> None:
     import shutil
     import tempfile
 
-    from softmax_pipe.errors import InvalidInputError
+    from softmax_core.errors import InvalidInputError
 
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)

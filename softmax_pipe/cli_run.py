@@ -102,8 +102,8 @@ def run(
     Exit 0: published. Exit 5: the gate refused it; nothing published.
     Exit 2: bad input, 3: not found, 4: storage or network failure.
     """
-    from softmax_pipe.errors import InvalidInputError
-    from softmax_pipe.settings import Settings
+    from softmax_core.errors import InvalidInputError
+    from softmax_core.settings import Settings
 
     if no_promote and promote is not None:
         raise InvalidInputError(
@@ -159,7 +159,7 @@ def run_pipeline(params: dict[str, Any], *, verbose: bool = False) -> dict[str, 
     from prefect.settings import PREFECT_API_URL
 
     from flows.training import training_pipeline
-    from softmax_pipe.errors import SoftmaxPipeError, StorageError
+    from softmax_core.errors import SoftmaxPipeError, StorageError
 
     api = PREFECT_API_URL.value()
     if not api:

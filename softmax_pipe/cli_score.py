@@ -112,9 +112,9 @@ def score(
     ] = 4096,
 ) -> None:
     """Score a folder or file of images; see SCORE_HELP."""
+    from softmax_core.errors import PartialFailure
+    from softmax_core.settings import Settings
     from softmax_pipe import scoring
-    from softmax_pipe.errors import PartialFailure
-    from softmax_pipe.settings import Settings
 
     scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
     settings = Settings.build(registry=registry, cache_dir=cache_dir)

@@ -52,7 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import images
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     DataNotFoundError,
     InvalidInputError,
     SoftmaxPipeError,

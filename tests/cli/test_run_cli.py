@@ -135,7 +135,7 @@ def test_warm_start_and_custom_alias(
 
 
 def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None:
-    from softmax_pipe.settings import default_registry_dir
+    from softmax_core.settings import default_registry_dir
 
     default = default_registry_dir()  # under the test's own XDG_DATA_HOME (conftest)
     args = ["run", "--source", str(mnist_dir), "--cache-dir", str(session_cache), "--epochs", "1"]

@@ -138,7 +138,7 @@ def test_serve_builds_the_same_deployments() -> None:
 
 
 def test_bad_cron_is_a_usage_error() -> None:
-    from softmax_pipe.errors import InvalidInputError
+    from softmax_core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match=r"--retrain-cron cron '61 \* \* \* \*'"):
         service.served_deployments(service.ServeOptions(retrain_cron="61 * * * *"))

@@ -21,15 +21,15 @@ import pytest
 from flows.training import PER_CLASS_KEY, REPORT_KEY, training_pipeline
 from registry import LocalStore, Registry
 from softmax_core.data import load_mnist
-from softmax_core.train import evaluate
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     DataNotFoundError,
     DownloadError,
     GateFailedError,
     ModelNotFoundError,
     StorageError,
 )
-from softmax_pipe.version import code_version
+from softmax_core.train import evaluate
+from softmax_core.version import code_version
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -32,16 +32,16 @@ from flows.training import (
 )
 from softmax_core import gate
 from softmax_core.data import Dataset
-from softmax_core.modelfile import ModelFile
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     CorruptObjectError,
     DataNotFoundError,
     DownloadError,
     IntegrityError,
     InvalidInputError,
-    PreconditionFailed,
+    PreconditionFailedError,
     StorageError,
 )
+from softmax_core.modelfile import ModelFile
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def small_model(ds: Dataset) -> ModelFile:
     [
         (DownloadError("HTTP 503"), True, True),
         (StorageError("connection reset"), False, True),
-        (PreconditionFailed("etag changed"), False, True),
+        (PreconditionFailedError("etag changed"), False, True),
         (IntegrityError("sha256 mismatch"), False, False),
         (CorruptObjectError("not JSON"), False, False),
         (DataNotFoundError("no folder"), False, False),

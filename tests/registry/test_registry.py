@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from registry import LocalStore, Manifest, ObjectInfo, Registry, S3Store, layout, open_store
-from softmax_core.modelfile import ModelFile
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     CorruptObjectError,
     DataNotFoundError,
     IntegrityError,
@@ -25,6 +24,7 @@ from softmax_pipe.errors import (
     InvalidNameError,
     ModelNotFoundError,
 )
+from softmax_core.modelfile import ModelFile
 from tests.registry.conftest import expect_line, start_worker
 from tests.registry.helpers import CountingStore, count_http, make_model
 

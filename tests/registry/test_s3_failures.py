@@ -24,7 +24,7 @@ import pytest
 
 from registry import Registry
 from registry.store import S3Store
-from softmax_pipe.errors import StorageError
+from softmax_core.errors import StorageError
 from tests.registry.helpers import make_model
 
 pytestmark = pytest.mark.timeout(120)

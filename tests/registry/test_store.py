@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from registry.store import LocalStore, S3Store, Store, open_store
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     InvalidInputError,
     InvalidNameError,
     ObjectNotFoundError,
-    PreconditionFailed,
+    PreconditionFailedError,
 )
 from tests.registry.helpers import count_http
 
@@ -54,7 +54,7 @@ def test_missing_keys(store: Store) -> None:
 
 def test_only_if_absent(store: Store) -> None:
     store.put("k.json", b"first", if_none_match=True)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailedError):
         store.put("k.json", b"second", if_none_match=True)
     assert store.get("k.json")[0] == b"first"
 
@@ -62,10 +62,10 @@ def test_only_if_absent(store: Store) -> None:
 def test_compare_and_swap(store: Store) -> None:
     etag = store.put("k.json", b"v1")
     new = store.put("k.json", b"v2", if_match=etag)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailedError):
         store.put("k.json", b"v3", if_match=etag)  # stale ETag
     assert store.get("k.json") == (b"v2", new)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailedError):
         store.put("absent.json", b"x", if_match=etag)  # if-match on an absent key
     assert store.head("absent.json") is None
     with pytest.raises(InvalidInputError):
@@ -83,7 +83,7 @@ def test_concurrent_compare_and_swap_loses_no_update(store: Store) -> None:
                 try:
                     store.put("counter", str(int(data) + 1).encode(), if_match=etag)
                     break
-                except PreconditionFailed:
+                except PreconditionFailedError:
                     continue
 
     threads = [threading.Thread(target=bump) for _ in range(8)]
@@ -189,7 +189,7 @@ def test_local_only_if_absent_without_hard_links(
     monkeypatch.setattr(os, "link", no_links)
     store = LocalStore(tmp_path / "s")
     store.put("k.json", b"first", if_none_match=True)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailedError):
         store.put("k.json", b"second", if_none_match=True)
     assert store.get("k.json")[0] == b"first"
     assert [p.name for p in (tmp_path / "s").iterdir() if p.name != ".~lock"] == ["k.json"]

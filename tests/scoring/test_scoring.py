@@ -13,9 +13,9 @@ import pytest
 
 from softmax_core import images
 from softmax_core.data import Dataset
+from softmax_core.errors import DataNotFoundError, InvalidInputError
 from softmax_core.modelfile import ModelFile
 from softmax_pipe import scoring
-from softmax_pipe.errors import DataNotFoundError, InvalidInputError
 from tests import scoring_data as sd
 
 

@@ -35,7 +35,7 @@ from softmax_core.data import (
     load_mnist,
     resolve_source,
 )
-from softmax_pipe.errors import (
+from softmax_core.errors import (
     DataFormatError,
     DataNotFoundError,
     DownloadError,

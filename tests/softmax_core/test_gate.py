@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from softmax_core import gate
+from softmax_core.errors import GateFailedError, InvalidInputError
 from softmax_core.metrics import mcnemar_exact
-from softmax_pipe.errors import GateFailedError, InvalidInputError
 
 
 def _preds(y: np.ndarray, wrong: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_score, recall_score
 
 from softmax_core import metrics
-from softmax_pipe.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError
 
 
 def test_report_matches_sklearn() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from softmax_core.errors import InvalidInputError
 from softmax_core.model import EpochStats, SoftmaxRegression
-from softmax_pipe.errors import InvalidInputError
 
 
 def blobs(n: int = 600, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
 from softmax_core.modelfile import FORMAT, ModelFile
-from softmax_pipe.errors import DataFormatError, DataNotFoundError, InvalidInputError
 
 
 def make(steps: list[str] | None = None) -> ModelFile:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from softmax_core import preprocess
-from softmax_pipe.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError
 
 
 def reference_deskew(img: np.ndarray) -> np.ndarray:

@@ -6,7 +6,15 @@ import functools
 import subprocess
 from pathlib import Path
 
-from softmax_pipe import __version__
+
+def package_version() -> str:
+    """The installed distribution's version (defined once, in pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("softmax-pipe")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 @functools.cache
@@ -29,7 +37,7 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return f"softmax-pipe {__version__}"
+        return f"softmax-pipe {package_version()}"
     if not sha:
-        return f"softmax-pipe {__version__}"
+        return f"softmax-pipe {package_version()}"
     return f"git:{sha}" + ("+dirty" if dirty else "")

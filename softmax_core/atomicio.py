@@ -1,0 +1,179 @@
+"""The one way softmax-pipe writes a file: a temporary file in the same folder, fsync, rename.
+
+A reader sees the old content or the new, never half of it; a crash or Ctrl-C leaves at
+most a temporary file named ``.~tmp-<name>.<random>`` (``~`` is no registry key character,
+so store listings never show one), which :func:`sweep_temp` removes once it is old.
+
+Targets that are not plain files are handled the way a user expects of ``> file``:
+
+- a symlink is followed, and its *target* is replaced (the link stays a link);
+- a device, FIFO or socket (``/dev/null``, ``/dev/stdout``, a named pipe) is written
+  through, in place: renaming over it would replace the device by a regular file;
+- a folder is refused.
+
+Pure stdlib: every layer may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from softmax_core.errors import InvalidInputError, StorageError
+
+TMP_MARK = ".~tmp-"
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name for ``path``: same folder, hidden, unique."""
+    return path.parent / f"{TMP_MARK}{path.name}.{uuid.uuid4().hex[:12]}"
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(TMP_MARK)
+
+
+def resolve_target(path: str | Path) -> tuple[Path, bool]:
+    """Where a write to ``path`` lands, and whether it must be written through in place.
+
+    Follows symlinks (a dangling link's target is created). Returns ``(target, in_place)``;
+    ``in_place`` is True for an existing device, FIFO or socket. A folder is refused.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target, False
+    except OSError as e:
+        raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidInputError(f"{path} is a folder; expected a file name")
+    return target, not stat.S_ISREG(st.st_mode)
+
+
+def write_temp(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
+    """Write ``data`` into a fresh temporary file beside ``path``, fsynced; return its path.
+
+    For callers that finish the write themselves (a hard link for only-if-absent).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every filesystem allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | Path, mode: str = "wb", *, encoding: str | None = None, newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open ``path`` for writing; the content appears there only when the block succeeds.
+
+    ``mode`` is ``"wb"`` or ``"w"`` (text: ``encoding`` defaults to UTF-8). On any
+    exception the temporary file is removed and ``path`` is untouched. Errors of the file
+    system (full disk, read-only folder, missing folder) are a StorageError naming ``path``.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
+    shown = Path(path)
+    target, in_place = resolve_target(shown)
+    text = {"encoding": encoding or "utf-8", "newline": newline} if mode == "w" else {}
+    if in_place:
+        try:
+            with open(target, mode, **text) as stream:
+                yield stream
+        except OSError as e:
+            raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
+        return
+    tmp = temp_path(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    except OSError as e:
+        raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
+    try:
+        with open(fd, mode, **text) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except OSError as e:
+        raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write all of ``data`` to ``path`` atomically (see :func:`atomic_open`); return ``path``."""
+    with atomic_open(path, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_save(path: str | Path, save: Callable[[IO[bytes]], Any]) -> Any:
+    """Call ``save(stream)`` on a binary stream that becomes ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        return save(f)
+
+
+def temp_dir(path: Path) -> Path:
+    """A fresh temporary folder beside ``path`` (same name pattern), for a whole-folder rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    tmp.mkdir()
+    return tmp
+
+
+def sweep_temp(folder: Path, *, older_than: float, recursive: bool = False) -> list[Path]:
+    """Delete temporary files and folders (``.~tmp-*``) older than ``older_than`` seconds.
+
+    Temporary names are left by crashed writers only: a live writer renames its own within
+    seconds, which is why only old ones go. Returns what was removed.
+    """
+    now = time.time()
+    removed: list[Path] = []
+    for dirpath, dirs, files in os.walk(folder):
+        for name in [*files, *dirs]:
+            if not is_temp_name(name):
+                continue
+            p = Path(dirpath) / name
+            with contextlib.suppress(OSError):
+                if now - p.lstat().st_mtime <= older_than:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()
+                removed.append(p)
+        dirs[:] = [d for d in dirs if recursive and not is_temp_name(d)]
+    return removed

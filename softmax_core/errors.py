@@ -1,0 +1,150 @@
+"""One exception hierarchy for softmax-pipe; the CLI maps each class to an exit code.
+
+Every message names what was wrong and what to do about it. The tree (the README's
+exit-code table is checked against it by ``tests/test_errors.py``)::
+
+    SoftmaxPipeError                    base class; never raised bare
+    ├── PartialFailure                  exit 1: some items failed, the rest succeeded
+    ├── InvalidInputError               exit 2: bad arguments, shapes, values, files
+    │   ├── DataFormatError             exit 2: a data or model file is corrupt or of the wrong format
+    │   │   └── ImageError              exit 2: an image cannot be decoded or prepared
+    │   └── InvalidNameError            exit 2: a model name, alias or key that is not allowed
+    ├── NotFoundError                   exit 3: something named does not exist
+    │   ├── DataNotFoundError           exit 3: a path (data source, image folder, model file) is missing
+    │   ├── ModelNotFoundError          exit 3: unknown model, dataset, version or alias
+    │   └── ObjectNotFoundError         exit 3: a store key does not exist (registry internals)
+    ├── StorageError                    exit 4: the store failed (I/O, network, credentials)
+    │   ├── DownloadError               exit 4: a download failed (network, HTTP status); retryable
+    │   ├── IntegrityError              exit 4: bytes did not match their sha256 digest
+    │   ├── CorruptObjectError          exit 4: a stored manifest or alias record is unreadable
+    │   └── PreconditionFailedError     exit 4: a conditional write lost (only-if-absent / if-match)
+    ├── ServiceUnavailableError         exit 4: the Prefect API or a Dask scheduler cannot be reached
+    ├── GateFailedError                 exit 5: the accuracy gate refused a model
+    └── PipelineError                   exit 6: a flow run ended without a result (crashed, cancelled)
+
+Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM) and 70 when
+an unexpected exception escapes (a bug: ``--debug`` shows its traceback).
+
+This module imports nothing: every package may depend on it.
+"""
+
+from __future__ import annotations
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # EX_SOFTWARE: an exception that is not a SoftmaxPipeError
+
+
+class SoftmaxPipeError(Exception):
+    """Base class of every error softmax-pipe raises on purpose; only subclasses are raised."""
+
+    exit_code: int = EXIT_INTERNAL
+
+
+class PartialFailure(SoftmaxPipeError):
+    """Some of the work failed; everything else completed and was written."""
+
+    exit_code = 1
+
+
+class InvalidInputError(SoftmaxPipeError, ValueError):
+    """A value, argument or file the user gave is not acceptable."""
+
+    exit_code = 2
+
+
+class DataFormatError(InvalidInputError):
+    """A data or model file exists but is corrupt or not in the expected format."""
+
+
+class ImageError(DataFormatError):
+    """One image cannot be turned into a digit; ``kind`` is a short category.
+
+    Kinds: ``empty file``, ``not an image``, ``corrupt``, ``unreadable``,
+    ``over pixel cap``, ``blank``; the message is ``"<kind>: <detail>"``.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across worker processes
+        return (type(self), (self.kind, self.detail))
+
+
+class InvalidNameError(InvalidInputError):
+    """A model name, alias, reference or store key that is not allowed."""
+
+
+class NotFoundError(SoftmaxPipeError, LookupError):
+    """Something the user named does not exist."""
+
+    exit_code = 3
+
+
+class DataNotFoundError(NotFoundError):
+    """A path is missing: a data source, an image folder, a model file, a cache entry."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """A model or dataset, version or alias is not in the registry."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    """A key is not in the store (the registry turns this into a ModelNotFoundError)."""
+
+
+class StorageError(SoftmaxPipeError):
+    """The store failed: I/O, network, credentials or a missing bucket."""
+
+    exit_code = 4
+
+
+class DownloadError(StorageError):
+    """A download failed on the network (refused, timed out, HTTP error, cut short).
+
+    The one storage error worth retrying on ingest: flows retry ingest on this class only.
+    """
+
+
+class IntegrityError(StorageError):
+    """Stored bytes do not match their sha256 digest: never loaded silently."""
+
+
+class CorruptObjectError(StorageError):
+    """A stored manifest or alias record exists but cannot be parsed or is inconsistent."""
+
+
+class PreconditionFailedError(StorageError):
+    """A conditional write lost its race (the key exists, or its ETag changed)."""
+
+
+class ServiceUnavailableError(SoftmaxPipeError):
+    """The Prefect API (or its temporary server) or a Dask scheduler cannot be reached."""
+
+    exit_code = 4
+
+
+class GateFailedError(SoftmaxPipeError):
+    """The evaluation gate refused the model: nothing was published."""
+
+    exit_code = 5
+
+
+class PipelineError(SoftmaxPipeError):
+    """A flow run ended without a result and without one of the errors above."""
+
+    exit_code = 6
+
+
+def all_error_classes() -> list[type[SoftmaxPipeError]]:
+    """Every class of the tree, depth first (the base class first)."""
+    out: list[type[SoftmaxPipeError]] = []
+
+    def walk(cls: type[SoftmaxPipeError]) -> None:
+        out.append(cls)
+        for sub in cls.__subclasses__():
+            walk(sub)
+
+    walk(SoftmaxPipeError)
+    return out

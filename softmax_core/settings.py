@@ -1,0 +1,132 @@
+"""Every default of softmax-pipe, defined once, and the settings built from them at the edges.
+
+The CLI, the flows, ``deploy/prefect.yaml`` (checked against this module by a test) and
+the README read their defaults from here. Nothing here runs at import time: the
+environment is read by :meth:`Settings.build`, called at a CLI or flow entry.
+
+Environment variables (``ENV_*`` below):
+
+- ``SOFTMAX_PIPE_MNIST``: the MNIST source when no ``--source`` is given
+  (``keras``, ``download``, a folder of IDX files, or an ``.npz``).
+- ``SOFTMAX_PIPE_CACHE``: cache folder (default: the user's cache dir).
+- ``SOFTMAX_PIPE_REGISTRY``: registry URI (default: a folder in the user's data dir).
+- ``SOFTMAX_PIPE_MODEL``: the model ``score`` uses (default ``mnist@champion``).
+- ``SOFTMAX_PIPE_DASK_ADDRESS``: a Dask scheduler for scoring shards.
+- ``SOFTMAX_PIPE_PROJECT_DIR``: the checkout a Prefect worker runs deployments from.
+- ``SOFTMAX_PIPE_DEBUG``: ``1`` shows tracebacks instead of one-line errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_MNIST = "SOFTMAX_PIPE_MNIST"
+ENV_CACHE = "SOFTMAX_PIPE_CACHE"
+ENV_REGISTRY = "SOFTMAX_PIPE_REGISTRY"
+ENV_MODEL = "SOFTMAX_PIPE_MODEL"
+ENV_DASK_ADDRESS = "SOFTMAX_PIPE_DASK_ADDRESS"
+ENV_PROJECT_DIR = "SOFTMAX_PIPE_PROJECT_DIR"
+ENV_DEBUG = "SOFTMAX_PIPE_DEBUG"
+
+APP_NAME = "softmax-pipe"
+
+# --- registry names ---------------------------------------------------------------------------
+MODEL_NAME = "mnist"
+ALIAS = "champion"
+MODEL_REF = f"{MODEL_NAME}@{ALIAS}"
+
+# --- training (SoftmaxRegression's hyperparameters) ---------------------------------------------
+EPOCHS = 4
+BATCH_SIZE = 128
+LEARNING_RATE = 0.5
+MOMENTUM = 0.9
+DECAY = 1.0
+L2 = 1e-5
+AVERAGE = True
+SEED = 0
+
+# --- the gate --------------------------------------------------------------------------------
+MIN_ACCURACY = 0.95
+ALPHA = 0.05
+
+# --- flows: I/O task retries -----------------------------------------------------------------
+IO_RETRIES = 3
+IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next one
+
+# --- scoring ---------------------------------------------------------------------------------
+SCORE_BATCH_SIZE = 256
+MIN_CONFIDENCE = 0.5
+MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bombs
+SHARD_SIZE = 4096
+SCORE_FORMAT = "csv"
+
+# --- deployments -----------------------------------------------------------------------------
+RETRAIN_CRON = "0 3 * * 1"  # Mondays, 03:00
+SCORE_CRON = "0 6 * * *"  # every day, 06:00
+TIMEZONE = "UTC"
+WORK_POOL = "process"
+
+
+def default_cache_dir() -> Path:
+    """The user's cache folder for softmax-pipe (``~/.cache/softmax-pipe`` on Linux)."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME, appauthor=False))
+
+
+def default_data_dir() -> Path:
+    """The user's data folder for softmax-pipe (``~/.local/share/softmax-pipe`` on Linux)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_registry_dir() -> Path:
+    """The default local registry (``~/.local/share/softmax-pipe/registry`` on Linux)."""
+    return default_data_dir() / "registry"
+
+
+def default_inbox_dir() -> Path:
+    """The default inbox a scheduled scoring run reads (``<data dir>/inbox``)."""
+    return default_data_dir() / "inbox"
+
+
+def default_outbox_file() -> Path:
+    """The default CSV a scheduled scoring run writes (``<data dir>/outbox/scores.csv``)."""
+    return default_data_dir() / "outbox" / "scores.csv"
+
+
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """True when ``SOFTMAX_PIPE_DEBUG`` asks for tracebacks."""
+    value = (os.environ if env is None else env).get(ENV_DEBUG, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: explicit values win over the environment, which wins over defaults."""
+
+    source: str | None
+    cache_dir: Path
+    registry: str
+    registry_is_default: bool
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        source: str | None = None,
+        cache_dir: str | Path | None = None,
+        registry: str | None = None,
+    ) -> Settings:
+        env = os.environ
+        src = source or env.get(ENV_MNIST) or None
+        cache = Path(cache_dir or env.get(ENV_CACHE) or default_cache_dir()).expanduser()
+        reg = registry or env.get(ENV_REGISTRY) or ""
+        is_default = not reg
+        if is_default:
+            reg = str(default_registry_dir())
+        return cls(source=src, cache_dir=cache, registry=reg, registry_is_default=is_default)
