@@ -1,14 +1,17 @@
-"""Small pieces the training flow's tasks share: where the registry is, and who retries what.
+"""Small pieces the flows' tasks share: where the registry is, and who retries what.
 
 Only I/O tasks retry, and only on errors that a second attempt can fix: a download that
 failed on the network (``DownloadError``) or a store that failed (``StorageError``, but
 not an ``IntegrityError``: bytes that do not match their digest are refused loudly, not
-fetched again and again, nor a ``CorruptObjectError``). Everything else (bad input, a missing model, the gate) fails
-the task at once.
+fetched again and again, nor a ``CorruptObjectError``). A host name that does not
+resolve ("Name or service not known") is not retried either: it will not resolve in
+eight seconds. Everything else (bad input, a missing model, the gate) fails the task at
+once.
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,13 +30,20 @@ if TYPE_CHECKING:
 
     from registry import Registry
 
-DEFAULT_IO_RETRIES = 3
-DEFAULT_IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next one
+#: what name-resolution failures say when only their text survives (glibc, musl, macOS)
+_UNRESOLVED = (
+    "Name or service not known",
+    "nodename nor servname provided",
+    "No address associated with hostname",
+    "Temporary failure in name resolution",
+    "getaddrinfo failed",
+)
 
 
 @dataclass(frozen=True)
-class RegistryRef:
-    """Where the registry lives: plain values, so tasks can open it wherever they run."""
+class RegistryLocation:
+    """Where the registry lives (URI, endpoint, local cache): plain values, so tasks can
+    open it wherever they run. Not a model reference: that is ``name@alias``/``name:n``."""
 
     uri: str
     endpoint_url: str | None
@@ -57,11 +67,23 @@ def exception_of(state: State[Any]) -> BaseException | None:
     return result if isinstance(result, BaseException) else None
 
 
+def is_unresolved_host(exc: BaseException) -> bool:
+    """True when ``exc`` or an exception it was raised from is a DNS failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) or any(t in str(current) for t in _UNRESOLVED):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class RetryOn:
     """A Prefect ``retry_condition_fn``: retry only on the given error classes.
 
     ``RetryOn(StorageError, unless=(IntegrityError,))`` retries storage failures except
-    digest mismatches.
+    digest mismatches; a host name that does not resolve is never retried.
     """
 
     def __init__(
@@ -72,7 +94,11 @@ class RetryOn:
 
     def __call__(self, task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
         exc = exception_of(state)
-        return isinstance(exc, self.kinds) and not isinstance(exc, self.unless)
+        return (
+            isinstance(exc, self.kinds)
+            and not isinstance(exc, self.unless)
+            and not is_unresolved_host(exc)
+        )
 
     def __repr__(self) -> str:
         names = ", ".join(k.__name__ for k in self.kinds)
@@ -83,14 +109,16 @@ class RetryOn:
 def io_retry_options(retries: int, delay: float) -> dict[str, Any]:
     """``with_options`` keywords for an I/O task: ``retries`` attempts more, exponential delays.
 
-    ``delay`` is the first wait in seconds; each next one doubles (``delay=0``: no wait).
+    The delays are Prefect's ``exponential_backoff(delay)``: ``delay`` seconds before the
+    first retry, doubling for each next one (``delay=0``: no wait).
     """
+    from prefect.tasks import exponential_backoff
+
     if not (isinstance(retries, int) and retries >= 0):
         raise InvalidInputError(f"io_retries={retries!r} is invalid; expected an integer >= 0")
     if not delay >= 0:
         raise InvalidInputError(f"io_retry_delay={delay!r} is invalid; expected seconds >= 0")
-    delays = [float(delay) * 2**i for i in range(retries)] or [0.0]
-    return {"retries": retries, "retry_delay_seconds": delays}
+    return {"retries": retries, "retry_delay_seconds": exponential_backoff(float(delay))}
 
 
 #: ingest retries on network failures of a download only

@@ -34,14 +34,9 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import (
-    DEFAULT_IO_RETRIES,
-    DEFAULT_IO_RETRY_DELAY,
-    STORAGE_RETRY,
-    RegistryRef,
-    io_retry_options,
-)
+from flows._common import STORAGE_RETRY, RegistryLocation, io_retry_options
 from softmax_core.errors import InvalidInputError, SoftmaxPipeError, StorageError
+from softmax_core.settings import IO_RETRIES, IO_RETRY_DELAY
 from softmax_pipe import scoring
 
 FLOW_NAME = "batch-scoring"
@@ -62,7 +57,7 @@ class Listing:
 
 
 @task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def pull_model(ref: str, where: RegistryRef) -> scoring.ScoringModel:
+def pull_model(ref: str, where: RegistryLocation) -> scoring.ScoringModel:
     """A model file, or ``ref`` pulled from the registry (verified, cached)."""
     return scoring.load_model(
         ref, registry=where.uri, endpoint_url=where.endpoint_url, cache_dir=where.cache_dir
@@ -112,8 +107,8 @@ def batch_scoring(
     shard_size: int = DEFAULT_SHARD_SIZE,
     max_pixels: int = scoring.DEFAULT_MAX_PIXELS,
     min_confidence: float = scoring.DEFAULT_MIN_CONFIDENCE,
-    io_retries: int = DEFAULT_IO_RETRIES,
-    io_retry_delay: float = DEFAULT_IO_RETRY_DELAY,
+    io_retries: int = IO_RETRIES,
+    io_retry_delay: float = IO_RETRY_DELAY,
 ) -> scoring.ScoreSummary:
     """Score every image under ``path`` with ``model``; rows to ``output`` (or stdout).
 
@@ -132,7 +127,7 @@ def batch_scoring(
     if out is not None:
         scoring.check_output_path(out)
     settings = Settings.build(registry=registry, cache_dir=cache_dir)
-    where = RegistryRef(
+    where = RegistryLocation(
         uri=settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
     )
     logger = get_run_logger()

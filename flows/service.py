@@ -15,7 +15,8 @@ Two ways to run them:
   ``softmax-pipe deploy``, which also creates the pool and the crash-detection
   automation in ``deploy/automations/``.
 
-The schedules here and in ``deploy/prefect.yaml`` are the same (a unit test checks it).
+Crons, time zone, work pool, model name and alias are ``softmax_core.settings``'s, and
+``deploy/prefect.yaml`` states the same values (a unit test checks it against settings).
 Both need a Prefect server (``PREFECT_API_URL``): its scheduler creates the runs.
 Prefect itself is imported inside the functions, so the CLI's ``--help`` stays fast.
 """
@@ -30,24 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from softmax_core.errors import InvalidInputError, NotFoundError, SoftmaxPipeError, StorageError
+from flows.runner import api_url, check_server
+from softmax_core import settings
+from softmax_core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PipelineError,
+    ServiceUnavailableError,
+)
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-WORK_POOL = "process"
 RETRAIN = "retrain"
 SCORE_INBOX = "score-inbox"
-RETRAIN_CRON = "0 3 * * 1"  # Mondays, 03:00
-SCORE_CRON = "0 6 * * *"  # every day, 06:00
-TIMEZONE = "UTC"
-DEFAULT_REGISTRY = "s3://softmax-models/registry"
-DEFAULT_MODEL_NAME = "mnist"
-DEFAULT_ALIAS = "champion"
-DEFAULT_INBOX = "/data/inbox"
-DEFAULT_OUTPUT = "/data/outbox/scores.csv"
-
-PROJECT_DIR_ENV = "SOFTMAX_PIPE_PROJECT_DIR"  # the checkout a worker's pull step moves into
 PREFECT_FILE = Path("deploy") / "prefect.yaml"
 AUTOMATIONS_DIR = Path("deploy") / "automations"
 DEPLOY_TIMEOUT = 300.0  # seconds for `prefect deploy --all`
@@ -59,60 +56,24 @@ TAG = "softmax-pipe"  # on every deployment; the automation watches only runs wi
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What ``softmax-pipe serve`` schedules: crons and the parameters of both flows."""
+    """What ``softmax-pipe serve`` schedules: crons and the parameters of both flows.
 
-    retrain_cron: str = RETRAIN_CRON
-    score_cron: str = SCORE_CRON
-    timezone: str = TIMEZONE
-    registry: str = DEFAULT_REGISTRY
-    name: str = DEFAULT_MODEL_NAME
-    alias: str = DEFAULT_ALIAS
+    ``None`` for ``registry``, ``inbox`` or ``output``: resolved when the deployments are
+    built, from ``$SOFTMAX_PIPE_REGISTRY`` or the user's data folder (``Settings``).
+    """
+
+    retrain_cron: str = settings.RETRAIN_CRON
+    score_cron: str = settings.SCORE_CRON
+    timezone: str = settings.TIMEZONE
+    registry: str | None = None
+    name: str = settings.MODEL_NAME
+    alias: str = settings.ALIAS
     min_accuracy: float | None = None  # None: the training flow's default floor
     epochs: int | None = None
     warm_start: bool = True
-    inbox: str = DEFAULT_INBOX
-    output: str = DEFAULT_OUTPUT
+    inbox: str | None = None
+    output: str | None = None
     endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL, profile)
-
-
-# --- the Prefect server -------------------------------------------------------------------
-
-
-def api_url() -> str:
-    """The configured ``PREFECT_API_URL``; a usage error when there is none.
-
-    Without it Prefect would start a temporary in-process server with no scheduler, and
-    nothing would ever run on the schedule.
-    """
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    if not url:
-        raise InvalidInputError(
-            "PREFECT_API_URL is not set; expected the URL of a running Prefect server, "
-            "e.g. start one with `prefect server start` and "
-            "export PREFECT_API_URL=http://127.0.0.1:4200/api"
-        )
-    return str(url)
-
-
-def check_server(url: str, timeout: float = 5.0) -> None:
-    """Raise :class:`StorageError` (exit 4) unless the Prefect API at ``url`` answers."""
-    import httpx
-
-    health = url.rstrip("/") + "/health"
-    try:
-        response = httpx.get(health, timeout=timeout)
-    except httpx.HTTPError as e:
-        raise StorageError(
-            f"the Prefect server at {url} is unreachable ({type(e).__name__}); "
-            "check PREFECT_API_URL and that `prefect server start` is running"
-        ) from None
-    if response.status_code != 200:
-        raise StorageError(
-            f"the Prefect server at {url} answered {response.status_code} on /health; "
-            "expected 200 (check PREFECT_API_URL)"
-        )
 
 
 # --- one box: prefect.serve ---------------------------------------------------------------
@@ -133,7 +94,7 @@ def _cron(expression: str, timezone: str, what: str) -> Any:
 def retrain_parameters(options: ServeOptions) -> dict[str, Any]:
     """Parameters of the scheduled retraining (flows.training.training_pipeline)."""
     params: dict[str, Any] = {
-        "registry": options.registry,
+        "registry": settings.Settings.build(registry=options.registry).registry,
         "name": options.name,
         "promote": options.alias,
         "warm_start": options.warm_start,
@@ -150,10 +111,10 @@ def retrain_parameters(options: ServeOptions) -> dict[str, Any]:
 def score_parameters(options: ServeOptions) -> dict[str, Any]:
     """Parameters of the scheduled scoring (flows.scoring)."""
     params: dict[str, Any] = {
-        "registry": options.registry,
+        "registry": settings.Settings.build(registry=options.registry).registry,
         "model": f"{options.name}@{options.alias}",
-        "path": options.inbox,
-        "output": options.output,
+        "path": options.inbox or str(settings.default_inbox_dir()),
+        "output": options.output or str(settings.default_outbox_file()),
     }
     if options.endpoint_url:
         params["endpoint_url"] = options.endpoint_url
@@ -162,7 +123,7 @@ def score_parameters(options: ServeOptions) -> dict[str, Any]:
 
 def served_deployments(options: ServeOptions) -> list[RunnerDeployment]:
     """The two deployments ``serve`` runs, named as in deploy/prefect.yaml."""
-    from prefect.deployments.runner import EntrypointType
+    from prefect.types.entrypoint import EntrypointType
 
     from flows import scoring
     from flows.training import training_pipeline
@@ -257,13 +218,13 @@ def serve(
 
 def project_dir(explicit: str | Path | None = None) -> Path:
     """The checkout holding deploy/prefect.yaml and the flows: explicit, $SOFTMAX_PIPE_PROJECT_DIR, cwd."""
-    raw = explicit or os.environ.get(PROJECT_DIR_ENV) or os.getcwd()
+    raw = explicit or os.environ.get(settings.ENV_PROJECT_DIR) or os.getcwd()
     root = Path(raw).expanduser().resolve()
     for needed in (PREFECT_FILE, Path("flows") / "training.py"):
         if not (root / needed).is_file():
             raise NotFoundError(
                 f"{root / needed} does not exist; expected the softmax-pipe checkout "
-                f"(pass --project-dir or set {PROJECT_DIR_ENV})"
+                f"(pass --project-dir or set {settings.ENV_PROJECT_DIR})"
             )
     return root
 
@@ -393,12 +354,12 @@ def register(
             command, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        raise StorageError(
+        raise ServiceUnavailableError(
             f"`prefect deploy --all` did not finish within {timeout:.0f} s against {url}"
         ) from None
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise SoftmaxPipeError(
+        raise PipelineError(
             f"`prefect deploy --all --prefect-file {spec}` failed (exit {done.returncode}):\n{tail}"
         )
     return Registered(created, applied, anyio.run(_read_deployments, names))

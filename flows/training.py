@@ -9,14 +9,18 @@ The flow body reads as the pipeline; each task is a thin wrapper over a library 
 - Results stay in process: datasets and weights are passed between tasks in memory,
   never persisted or hashed by Prefect (``NO_CACHE``, ``persist_result=False``).
 - Settings are built at the flow's entry from its plain parameters (strings and numbers,
-  so deployments and the UI can set them), never at import time.
+  so deployments and the UI can set them), never at import time; every default is
+  ``softmax_core.settings``'s. :func:`check_inputs` checks them all before any task runs
+  (and ``flows.runner.run_training`` calls it before a Prefect server starts).
+- The ``train`` task keeps a progress artifact (``training-progress``) at the fraction of
+  epochs done, so the Prefect UI shows how far a run is.
 - A gate refusal raises :class:`~softmax_core.errors.GateFailedError`: the run ends
   Failed with a message naming the rule and the margin; nothing is published and the
   champion stays where it was. The evaluation leaves two artifacts either way:
   ``gate-report`` (markdown: metrics, decision with both accuracies and the p-value,
   lineage) and ``per-class`` (a table).
 
-Run it: ``softmax-pipe run`` (see ``softmax_pipe/cli_run.py``), or from Python::
+Run it: ``softmax-pipe run`` (through ``flows.runner.run_training``), or from Python::
 
     from flows.training import training_pipeline
     summary = training_pipeline(source="../shared/data/mnist", registry="/tmp/reg")
@@ -25,27 +29,29 @@ Run it: ``softmax-pipe run`` (see ``softmax_pipe/cli_run.py``), or from Python::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import (
-    DEFAULT_IO_RETRIES,
-    DEFAULT_IO_RETRY_DELAY,
-    DOWNLOAD_RETRY,
-    STORAGE_RETRY,
-    RegistryRef,
-    io_retry_options,
-)
-from softmax_core import gate
+from flows._common import DOWNLOAD_RETRY, STORAGE_RETRY, RegistryLocation, io_retry_options
+from flows.report import gate_report_markdown, per_class_rows, published_metrics, run_summary
+from softmax_core import gate, settings
 from softmax_core.errors import ModelNotFoundError
 from softmax_core.modelfile import ModelFile
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from registry import Manifest
     from softmax_core.data import Dataset
     from softmax_core.model import EpochStats
@@ -53,8 +59,7 @@ if TYPE_CHECKING:
 FLOW_NAME = "training-pipeline"
 REPORT_KEY = "gate-report"
 PER_CLASS_KEY = "per-class"
-DEFAULT_NAME = "mnist"
-DEFAULT_ALIAS = "champion"
+PROGRESS_KEY = "training-progress"
 
 # Every task: results in memory only, nothing hashed or written by Prefect.
 _IN_MEMORY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -101,7 +106,7 @@ def ingest(source: str | None, cache_dir: Path, download_url: str | None = None)
 
 
 @task(name="pull-champion", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def pull_champion(where: RegistryRef, name: str, alias: str) -> Champion | None:
+def pull_champion(where: RegistryLocation, name: str, alias: str) -> Champion | None:
     """The model behind ``name@alias`` with its weights (verified), or None if there is none."""
     logger = get_run_logger()
     alias_ref = f"{name}@{alias}"
@@ -130,8 +135,10 @@ def train_model(
     from softmax_core.train import train
 
     logger = get_run_logger()
+    bar = progress_artifact()
 
     def progress(stats: EpochStats) -> None:
+        bar(100.0 * stats.epoch / stats.epochs)
         logger.info(
             "epoch %d/%d: loss %.4f, train accuracy %.4f, learning rate %.4g",
             stats.epoch,
@@ -145,6 +152,29 @@ def train_model(
     model = train(ds, deskew=deskew, init=init, limit=limit, callback=progress, **params)
     model.meta["train_seconds"] = round(time.perf_counter() - t0, 3)
     return model
+
+
+def progress_artifact() -> Callable[[float], None]:
+    """A ``training-progress`` artifact (the UI's bar, 0-100) for this run; its updater.
+
+    Outside a flow or task run (a task body called through ``.fn``) there is nothing to
+    attach it to: the updater does nothing.
+    """
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if TaskRunContext.get() is None and FlowRunContext.get() is None:
+        return lambda percent: None
+    artifact = cast(
+        "UUID",  # sync-compatible: called outside an event loop, it returns the id
+        create_progress_artifact(
+            0.0, key=PROGRESS_KEY, description="training: percent of epochs done"
+        ),
+    )
+
+    def update(percent: float) -> None:
+        update_progress_artifact(artifact, percent)
+
+    return update
 
 
 @task(name="evaluate", **_IN_MEMORY)
@@ -186,7 +216,7 @@ def evaluate_model(
 
 @task(name="publish", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
 def publish_model(
-    where: RegistryRef,
+    where: RegistryLocation,
     model: ModelFile,
     name: str,
     *,
@@ -204,7 +234,7 @@ def publish_model(
 
 
 @task(name="promote", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def promote_model(where: RegistryRef, name: str, version: int, alias: str) -> None:
+def promote_model(where: RegistryLocation, name: str, version: int, alias: str) -> None:
     """Move ``name@alias`` to ``version`` (compare-and-swap; the move is logged for rollback)."""
     with where.open() as reg:
         reg.promote(name, version, alias)
@@ -214,27 +244,70 @@ def promote_model(where: RegistryRef, name: str, version: int, alias: str) -> No
 # --- the flow --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """The flow's parameters, checked and resolved: what :func:`check_inputs` returns."""
+
+    source: str | None  # None: keras when installed, else the download
+    cache_dir: Path
+    where: RegistryLocation
+    name: str
+    alias: str  # of the champion: ``promote``, or the default alias with ``promote=None``
+    io: dict[str, Any]  # ``with_options`` keywords of the I/O tasks (retries, delays)
+
+
+def check_inputs(
+    *,
+    source: str | None,
+    registry: str | None,
+    name: str,
+    promote: str | None,
+    endpoint_url: str | None,
+    cache_dir: str | None,
+    io_retries: int,
+    io_retry_delay: float,
+) -> Inputs:
+    """Build the settings and check every value the user gave, before any work or server.
+
+    Raises InvalidNameError (a bad model name or alias, a malformed registry URI),
+    DataNotFoundError (a source path that does not exist) or InvalidInputError. Opening
+    the registry here does no I/O: it only parses the URI.
+    """
+    from registry.names import validate_name
+    from softmax_core.data import resolve_source
+
+    built = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
+    validate_name("model name", name)
+    alias = validate_name("alias", promote or settings.ALIAS)
+    io = io_retry_options(io_retries, io_retry_delay)
+    if built.source is not None:
+        resolve_source(built.source)
+    where = RegistryLocation(built.registry, endpoint_url, built.cache_dir)
+    where.open().close()
+    return Inputs(built.source, built.cache_dir, where, name, alias, io)
+
+
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
 def training_pipeline(
     source: str | None = None,
     registry: str | None = None,
-    name: str = DEFAULT_NAME,
-    epochs: int = 4,
-    seed: int = 0,
-    min_accuracy: float = gate.DEFAULT_MIN_ACCURACY,
-    promote: str | None = DEFAULT_ALIAS,
+    name: str = settings.MODEL_NAME,
+    epochs: int = settings.EPOCHS,
+    seed: int = settings.SEED,
+    min_accuracy: float = settings.MIN_ACCURACY,
+    promote: str | None = settings.ALIAS,
     warm_start: bool = False,
     deskew: bool = True,
-    learning_rate: float = 0.5,
-    batch_size: int = 128,
-    l2: float = 1e-5,
+    learning_rate: float = settings.LEARNING_RATE,
+    batch_size: int = settings.BATCH_SIZE,
+    l2: float = settings.L2,
     limit: int | None = None,
-    alpha: float = gate.DEFAULT_ALPHA,
+    alpha: float = settings.ALPHA,
     endpoint_url: str | None = None,
     cache_dir: str | None = None,
     download_url: str | None = None,
-    io_retries: int = DEFAULT_IO_RETRIES,
-    io_retry_delay: float = DEFAULT_IO_RETRY_DELAY,
+    io_retries: int = settings.IO_RETRIES,
+    io_retry_delay: float = settings.IO_RETRY_DELAY,
 ) -> dict[str, Any]:
     """Ingest MNIST, train, gate against the floor and the champion, publish and promote.
 
@@ -243,39 +316,66 @@ def training_pipeline(
     weights training starts from. Returns a JSON-ready summary (registry, name, version,
     accuracy, gate decision, flow-run id).
     """
-    from prefect.runtime import flow_run
+    run = check_inputs(
+        source=source, registry=registry, name=name, promote=promote,
+        endpoint_url=endpoint_url, cache_dir=cache_dir,
+        io_retries=io_retries, io_retry_delay=io_retry_delay,
+    )  # fmt: skip
+    ds = ingest.with_options(**run.io)(run.source, run.cache_dir, download_url)
+    champion = pull_champion.with_options(**run.io)(run.where, name, run.alias)
+    init = warm_start_weights(run, champion) if warm_start else None
+    params = {
+        "epochs": epochs,
+        "seed": seed,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "l2": l2,
+    }
+    model = train_model(ds, init=init, deskew=deskew, limit=limit, params=params)
+    lineage = run_lineage(ds, champion, warm_start=warm_start)
+    evaluation = evaluate_model(
+        model, ds, champion=champion, min_accuracy=min_accuracy, alpha=alpha, lineage=lineage
+    )
+    decision = evaluation.decision
+    if not decision.passed:
+        raise decision.error()
+    manifest = publish_model.with_options(**run.io)(
+        run.where,
+        model,
+        name,
+        metrics=published_metrics(decision, model),
+        code_version=lineage["code_version"],
+        lineage={**lineage, "gate": decision.to_dict()},
+    )
+    if promote:
+        promote_model.with_options(**run.io)(run.where, name, manifest.version, promote)
+    return run_summary(
+        registry=run.where.uri,
+        name=name,
+        manifest=manifest,
+        decision=decision,
+        lineage=lineage,
+        promoted=promote,
+    )
 
-    from registry.names import validate_name
-    from softmax_core.settings import Settings
-    from softmax_core.version import code_version
 
-    settings = Settings.build(source=source, cache_dir=cache_dir, registry=registry)
-    where = RegistryRef(settings.registry, endpoint_url, settings.cache_dir)
-    validate_name("model name", name)
-    against = validate_name("alias", promote or DEFAULT_ALIAS)
-    io = io_retry_options(io_retries, io_retry_delay)
-
-    ds = ingest.with_options(**io)(settings.source, settings.cache_dir, download_url)
-    champion = pull_champion.with_options(**io)(where, name, against)
-    if warm_start and champion is None:
+def warm_start_weights(run: Inputs, champion: Champion | None) -> ModelFile:
+    """The champion's weights to start from; ModelNotFoundError when there is none."""
+    if champion is None:
         raise ModelNotFoundError(
-            f"--warm-start needs {name}@{against} in {where.uri}, and there is none; "
+            f"--warm-start needs {run.name}@{run.alias} in {run.where.uri}, and there is none; "
             "run once without --warm-start to create a champion"
         )
-    model = train_model(
-        ds,
-        init=champion.model if warm_start and champion else None,
-        deskew=deskew,
-        limit=limit,
-        params={
-            "epochs": epochs,
-            "seed": seed,
-            "learning_rate": learning_rate,
-            "batch_size": batch_size,
-            "l2": l2,
-        },
-    )
-    lineage = {
+    return champion.model
+
+
+def run_lineage(ds: Dataset, champion: Champion | None, *, warm_start: bool) -> dict[str, Any]:
+    """Where the model came from: this flow run, the data, the code, the champion."""
+    from prefect.runtime import flow_run
+
+    from softmax_core.version import code_version
+
+    return {
         "flow": FLOW_NAME,
         "flow_run_id": str(flow_run.id),
         "flow_run_name": flow_run.name,
@@ -285,115 +385,3 @@ def training_pipeline(
         "warm_start_from": champion.ref if warm_start and champion else None,
         "champion": champion.ref if champion else None,
     }
-    evaluation = evaluate_model(
-        model, ds, champion=champion, min_accuracy=min_accuracy, alpha=alpha, lineage=lineage
-    )
-    decision = evaluation.decision
-    if not decision.passed:
-        raise decision.error()
-
-    metrics = {
-        "accuracy": decision.accuracy,
-        "n_test": decision.n,
-        "train_accuracy": model.meta.get("train_accuracy"),
-        "train_seconds": model.meta.get("train_seconds"),
-        "champion": decision.champion,
-        "champion_accuracy": decision.champion_accuracy,
-        "mcnemar_p": decision.p_value,
-    }
-    manifest = publish_model.with_options(**io)(
-        where,
-        model,
-        name,
-        metrics=metrics,
-        code_version=lineage["code_version"],
-        lineage={**lineage, "gate": decision.to_dict()},
-    )
-    if promote:
-        promote_model.with_options(**io)(where, name, manifest.version, promote)
-
-    return {
-        "registry": where.uri,
-        "name": name,
-        "version": manifest.version,
-        "ref": f"{name}:{manifest.version}",
-        "digest": manifest.digest,
-        "promoted": promote,
-        "accuracy": decision.accuracy,
-        "gate": decision.to_dict(),
-        "champion_before": champion.ref if champion else None,
-        "warm_start_from": lineage["warm_start_from"],
-        "data_digest": ds.digest,
-        "flow_run_id": lineage["flow_run_id"],
-        "flow_run_name": lineage["flow_run_name"],
-    }
-
-
-# --- report artifacts (pure: tested without Prefect) -----------------------------------------
-
-
-def per_class_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-class table artifact: one row per digit."""
-    return [
-        {
-            "class": int(row["class"]),
-            "precision": round(float(row["precision"]), 4),
-            "recall": round(float(row["recall"]), 4),
-            "support": int(row["support"]),
-        }
-        for row in report["per_class"]
-    ]
-
-
-def gate_report_markdown(
-    report: dict[str, Any],
-    decision: gate.GateDecision,
-    model: ModelFile,
-    lineage: dict[str, Any],
-) -> str:
-    """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage."""
-
-    def fmt(x: float | None, spec: str = ".4f") -> str:
-        return "—" if x is None else format(x, spec)
-
-    def count(n: int | None) -> str:
-        return "—" if n is None else str(n)
-
-    verdict = "passed" if decision.passed else f"REFUSED ({decision.rule} rule)"
-    champ = decision.champion or "none"
-    p = "—" if decision.p_value is None else f"{decision.p_value:.3g}"
-    lines = [
-        f"# Training pipeline: gate {verdict}",
-        "",
-        decision.message,
-        "",
-        "## Gate",
-        "",
-        f"| | challenger | champion ({champ}) |",
-        "|---|---|---|",
-        f"| test accuracy | {fmt(decision.accuracy)} | {fmt(decision.champion_accuracy)} |",
-        f"| test images only this model got right | {count(decision.only_challenger)} "
-        f"| {count(decision.only_champion)} |",
-        "",
-        f"- floor (`min_accuracy`): {decision.min_accuracy:.4f} → "
-        f"{'met' if decision.accuracy >= decision.min_accuracy else 'NOT met'}",
-        f"- McNemar exact test vs champion: p = {p} (refused when worse and p < {decision.alpha:g})",
-    ]
-    for f in decision.failures:
-        lines.append(f"- **failed: {f.rule}** by {f.shortfall:.4f}: {f.message}")
-    params = model.meta.get("params", {})
-    lines += [
-        "",
-        "## Metrics",
-        "",
-        f"- test accuracy: {report['accuracy']:.4f} on {report['n']} images",
-        f"- train accuracy (last epoch): {fmt(model.meta.get('train_accuracy'))}",
-        f"- training time: {fmt(model.meta.get('train_seconds'), '.2f')} s",
-        f"- preprocessing: {' → '.join(model.steps)}",
-        "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(params.items())),
-        "",
-        "## Lineage",
-        "",
-        *(f"- {k}: `{v}`" for k, v in lineage.items()),
-    ]
-    return "\n".join(lines) + "\n"

@@ -64,12 +64,18 @@ def cache_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet)."""
+    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet).
+
+    Prefect's own timeouts get the room ``softmax-pipe run`` gives them (flows.runner),
+    so that the suite holds on a machine whose cores are busy (``.ci/run --contention``).
+    """
     import tempfile
 
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="softmax-pipe-prefect-")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "120")
+    os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +83,9 @@ def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server (SQLite) for the whole session; request it where needed."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    from flows.runner import SERVER_STARTUP_TIMEOUT
+
+    with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_TIMEOUT):
         yield
 
 

@@ -186,6 +186,9 @@ def base_env(home: Path) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_HOME": str(home / "prefect"),
+            # room for a busy machine: one API request, and SQLite's wait for its lock
+            "PREFECT_API_REQUEST_TIMEOUT": "120",
+            "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
             # boto3 must never find the developer's credentials or config.
             "AWS_CONFIG_FILE": str(home / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
@@ -204,7 +207,7 @@ class PrefectServer:
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 240.0) -> None:
         import httpx
 
         home = self.root / "server-home"

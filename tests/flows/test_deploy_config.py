@@ -3,11 +3,14 @@
 The end-to-end test (test_e2e_deploy.py) runs these files for real; here each promise
 they make is checked on its own, fast: schedules (computed by Prefect's own scheduler
 code), parameters (validated against the flows' signatures), pinning, non-root, secrets
-kept out of git, and ``docker-compose config`` on the compose file.
+kept out of git, and ``docker-compose config`` on the compose file. Every default
+prefect.yaml states (model, alias, hyperparameters, gate, crons, time zone, work pool) is
+checked against ``softmax_core.settings``, where it is defined once.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import re
@@ -22,7 +25,7 @@ import pytest
 import yaml
 
 from flows import service
-from softmax_pipe import cli_serve
+from softmax_core import settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -30,9 +33,20 @@ SERVICES = {"minio", "create-bucket", "prefect-server", "register", "worker"}
 COMPOSE_INSTALL = "apt-get install -y --no-install-recommends docker-compose"
 
 
+def prefect_yaml() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load((DEPLOY / "prefect.yaml").read_text())
+    return spec
+
+
+def registry_of(spec: dict[str, Any]) -> str:
+    """The registry both deployments use (the compose worker's SOFTMAX_PIPE_REGISTRY)."""
+    (registry,) = {d["parameters"]["registry"] for d in spec["deployments"]}
+    return str(registry)
+
+
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "prefect.yaml").read_text())
+    return prefect_yaml()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +74,7 @@ def test_two_deployments_on_the_process_pool(deployments: dict[str, dict[str, An
     assert deployments["retrain"]["entrypoint"] == "flows/training.py:training_pipeline"
     assert deployments["score-inbox"]["entrypoint"] == "flows/scoring.py:batch_scoring"
     for d in deployments.values():
-        assert d["work_pool"]["name"] == service.WORK_POOL
+        assert d["work_pool"]["name"] == settings.WORK_POOL
         assert (REPO / d["entrypoint"].split(":")[0]).is_file()
     assert deployments["retrain"]["concurrency_limit"] == 1
 
@@ -75,10 +89,9 @@ def test_schedules_weekly_and_daily(deployments: dict[str, dict[str, Any]]) -> N
     assert {(b - a).total_seconds() for a, b in itertools.pairwise(weekly)} == {7 * day}
     assert {(b - a).total_seconds() for a, b in itertools.pairwise(daily)} == {day}
     assert {t.weekday() for t in weekly} == {0}  # Mondays
-    # the same crons everywhere: prefect.yaml, `softmax-pipe serve`, its --help defaults
-    assert (retrain["cron"], score["cron"]) == (service.RETRAIN_CRON, service.SCORE_CRON)
-    assert (retrain["cron"], score["cron"]) == (cli_serve.RETRAIN_CRON, cli_serve.SCORE_CRON)
-    assert retrain["timezone"] == score["timezone"] == service.TIMEZONE
+    # the crons and time zone `softmax-pipe serve` uses, defined once in settings
+    assert (retrain["cron"], score["cron"]) == (settings.RETRAIN_CRON, settings.SCORE_CRON)
+    assert retrain["timezone"] == score["timezone"] == settings.TIMEZONE
 
 
 def test_pull_step_moves_into_the_checkout(spec: dict[str, Any]) -> None:
@@ -87,7 +100,7 @@ def test_pull_step_moves_into_the_checkout(spec: dict[str, Any]) -> None:
     assert spec["pull"] == [
         {
             "prefect.deployments.steps.set_working_directory": {
-                "directory": "{{ $" + service.PROJECT_DIR_ENV + " }}"
+                "directory": "{{ $" + settings.ENV_PROJECT_DIR + " }}"
             }
         }
     ]
@@ -106,13 +119,33 @@ def test_parameters_fit_the_flows(
         flow.validate_parameters(d["parameters"])  # raises on a bad name or type
     retrain = deployments["retrain"]["parameters"]
     score = deployments["score-inbox"]["parameters"]
-    assert retrain["warm_start"] is True and retrain["promote"] == "champion"
-    assert retrain["min_accuracy"] >= 0.9
+    assert retrain["warm_start"] is True
     assert score["model"] == f"{retrain['name']}@{retrain['promote']}"  # scores what wins
-    assert retrain["registry"] == score["registry"] == service.DEFAULT_REGISTRY
-    assert cli_serve.DEFAULT_REGISTRY == service.DEFAULT_REGISTRY
+    assert retrain["registry"] == score["registry"]
     for params in (retrain, score):  # credentials stay in the worker's environment
         assert not {k for k in params if re.search("key|secret|password|token", k, re.I)}
+
+
+def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str, Any]]) -> None:
+    """prefect.yaml restates defaults (a deployment must be readable on its own): each is
+    the value of softmax_core.settings, and of the flow's own default."""
+    from flows.training import training_pipeline
+
+    retrain = deployments["retrain"]["parameters"]
+    expected = {
+        "name": settings.MODEL_NAME,
+        "promote": settings.ALIAS,
+        "epochs": settings.EPOCHS,
+        "seed": settings.SEED,
+        "min_accuracy": settings.MIN_ACCURACY,
+        "alpha": settings.ALPHA,
+    }
+    assert {k: retrain[k] for k in expected} == expected
+    flow_defaults = {
+        k: p.default for k, p in inspect.signature(training_pipeline.fn).parameters.items()
+    }
+    assert {k: flow_defaults[k] for k in expected} == expected
+    assert deployments["score-inbox"]["parameters"]["model"] == settings.MODEL_REF
 
 
 def test_serve_builds_the_same_deployments() -> None:
@@ -126,14 +159,31 @@ def test_serve_builds_the_same_deployments() -> None:
         "batch-scoring/score-inbox",
     )
     assert retrain.work_pool_name is None and score.work_pool_name is None
-    assert [s.schedule.cron for s in retrain.schedules] == [service.RETRAIN_CRON]
-    assert [s.schedule.cron for s in score.schedules] == [service.SCORE_CRON]
+    assert [s.schedule.cron for s in retrain.schedules] == [settings.RETRAIN_CRON]
+    assert [s.schedule.cron for s in score.schedules] == [settings.SCORE_CRON]
     assert retrain.parameters["warm_start"] is True
     assert score.parameters == {
         "registry": "s3://b/r",
         "model": "mnist@champion",
         "path": "/in",
         "output": "/out/s.csv",
+    }
+
+
+def test_serve_defaults_come_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No registry, inbox or output given: $SOFTMAX_PIPE_REGISTRY and the user's data folder."""
+    monkeypatch.setenv(settings.ENV_REGISTRY, "s3://team/reg")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    options = service.ServeOptions()
+    assert service.retrain_parameters(options)["registry"] == "s3://team/reg"
+    assert service.retrain_parameters(options)["promote"] == settings.ALIAS
+    assert service.score_parameters(options) == {
+        "registry": "s3://team/reg",
+        "model": settings.MODEL_REF,
+        "path": str(tmp_path / "softmax-pipe" / "inbox"),
+        "output": str(tmp_path / "softmax-pipe" / "outbox" / "scores.csv"),
     }
 
 
@@ -288,7 +338,7 @@ def test_compose_file_validates() -> None:
     env = worker["environment"]
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
     assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
-    assert env["SOFTMAX_PIPE_REGISTRY"] == service.DEFAULT_REGISTRY
+    assert env["SOFTMAX_PIPE_REGISTRY"] == registry_of(prefect_yaml())
     assert env["AWS_SECRET_ACCESS_KEY"] == "change-me-worker-secret"  # from the env file
     assert worker["build"]["dockerfile"].endswith("Dockerfile")
     assert services["register"]["command"] == ["softmax-pipe", "deploy"]

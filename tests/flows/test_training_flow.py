@@ -18,13 +18,14 @@ import boto3
 import numpy as np
 import pytest
 
-from flows.training import PER_CLASS_KEY, REPORT_KEY, training_pipeline
+from flows.training import PER_CLASS_KEY, PROGRESS_KEY, REPORT_KEY, training_pipeline
 from registry import LocalStore, Registry
 from softmax_core.data import load_mnist
 from softmax_core.errors import (
     DataNotFoundError,
     DownloadError,
     GateFailedError,
+    InvalidNameError,
     ModelNotFoundError,
     StorageError,
 )
@@ -59,7 +60,7 @@ def _artifacts(flow_run_id: Any) -> dict[str, Any]:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    return {a.key: a for a in found}
+    return {a.key: a for a in found if a.key}
 
 
 def _task_runs(flow_run_id: Any) -> dict[str, Any]:
@@ -151,7 +152,14 @@ def test_artifacts_report_and_per_class_table(
     assert state.is_completed(), state.message
     summary = state.result()
     arts = _artifacts(state.state_details.flow_run_id)
-    assert set(arts) == {REPORT_KEY, PER_CLASS_KEY} == {"gate-report", "per-class"}
+    assert set(arts) == {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY}
+    assert {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY} == {
+        "gate-report",
+        "per-class",
+        "training-progress",
+    }
+    progress = arts["training-progress"]
+    assert progress.type == "progress" and float(progress.data) == 100.0  # every epoch done
 
     report = arts["gate-report"]
     assert report.type == "markdown"
@@ -392,7 +400,37 @@ def test_download_error_is_retried_then_fails_clearly(
     assert not (tmp_path / "reg").exists()
 
 
-def test_missing_data_is_not_retried(tmp_path: Path) -> None:
+def test_a_download_host_that_does_not_resolve_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def no_such_host(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "mnist.example":  # only this name: the test server stays reachable
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    state = training_pipeline(
+        source="download",
+        download_url="http://mnist.example/mnist.npz",
+        cache_dir=str(tmp_path / "cache"),
+        registry=str(tmp_path / "reg"),
+        io_retries=3,
+        io_retry_delay=0.0,
+        return_state=True,
+    )
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, DownloadError) and "Name or service not known" in str(exc)
+    assert asked == ["mnist.example"]  # asked once: not retried
+    assert _task_runs(state.state_details.flow_run_id)["ingest"].run_count == 1
+
+
+def test_missing_data_is_refused_before_any_task(tmp_path: Path) -> None:
     state = training_pipeline(
         source=str(tmp_path / "no-such-folder"),
         cache_dir=str(tmp_path / "cache"),
@@ -403,7 +441,8 @@ def test_missing_data_is_not_retried(tmp_path: Path) -> None:
     )
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, DataNotFoundError) and exc.exit_code == 3
-    assert _task_runs(state.state_details.flow_run_id)["ingest"].run_count == 1
+    assert "no-such-folder" in str(exc)
+    assert _task_runs(state.state_details.flow_run_id) == {}  # not even ingest: no retries
 
 
 def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
@@ -412,7 +451,7 @@ def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
         cache_dir=str(tmp_path / "cache"), return_state=True,
     )  # fmt: skip
     exc = state.result(raise_on_failure=False)
-    assert type(exc).__name__ == "InvalidNameError" and exc.exit_code == 2
+    assert isinstance(exc, InvalidNameError) and exc.exit_code == 2
     assert _task_runs(state.state_details.flow_run_id) == {}
 
 

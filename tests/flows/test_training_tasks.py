@@ -5,26 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from prefect.client.schemas.objects import State
 from prefect.logging import disable_run_logger
 from prefect.states import Failed
 
 from flows._common import (
     DOWNLOAD_RETRY,
     STORAGE_RETRY,
-    RegistryRef,
+    RegistryLocation,
     exception_of,
     io_retry_options,
+    is_unresolved_host,
 )
+from flows.report import gate_report_markdown, per_class_rows
 from flows.training import (
     Champion,
     Evaluation,
     evaluate_model,
-    gate_report_markdown,
     ingest,
-    per_class_rows,
     promote_model,
     publish_model,
     pull_champion,
@@ -82,10 +84,31 @@ def small_model(ds: Dataset) -> ModelFile:
     ],
 )
 def test_retry_conditions(exc: Exception, download: bool, storage: bool) -> None:
-    state = Failed(data=exc)
+    state: State[Any] = Failed(data=exc)
     assert exception_of(state) is exc
     assert DOWNLOAD_RETRY(None, None, state) is download  # type: ignore[arg-type]
     assert STORAGE_RETRY(None, None, state) is storage  # type: ignore[arg-type]
+
+
+def test_a_host_that_does_not_resolve_is_not_retried() -> None:
+    import socket
+
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except OSError as e:
+            raise StorageError("cannot reach s3.nowhere.invalid") from e
+    except StorageError as chained:
+        dns = chained
+    assert is_unresolved_host(dns)
+    assert STORAGE_RETRY(None, None, Failed(data=dns)) is False  # type: ignore[arg-type]
+    text_only = DownloadError(
+        "download failed: <urlopen error [Errno -2] Name or service not known>"
+    )
+    assert DOWNLOAD_RETRY(None, None, Failed(data=text_only)) is False  # type: ignore[arg-type]
+    refused = StorageError("connection refused")
+    assert not is_unresolved_host(refused)
+    assert STORAGE_RETRY(None, None, Failed(data=refused)) is True  # type: ignore[arg-type]
 
 
 def test_retry_condition_without_an_exception_does_not_retry() -> None:
@@ -93,10 +116,14 @@ def test_retry_condition_without_an_exception_does_not_retry() -> None:
     assert "StorageError unless IntegrityError" in repr(STORAGE_RETRY)
 
 
-def test_io_retry_options() -> None:
-    assert io_retry_options(3, 2.0) == {"retries": 3, "retry_delay_seconds": [2.0, 4.0, 8.0]}
-    assert io_retry_options(0, 5.0) == {"retries": 0, "retry_delay_seconds": [0.0]}
-    assert io_retry_options(2, 0) == {"retries": 2, "retry_delay_seconds": [0.0, 0.0]}
+def test_io_retry_options_are_prefects_exponential_backoff() -> None:
+    def delays(retries: int, delay: float) -> object:
+        return publish_model.with_options(**io_retry_options(retries, delay)).retry_delay_seconds
+
+    assert io_retry_options(3, 2.0)["retries"] == 3
+    assert delays(3, 2.0) == [2.0, 4.0, 8.0]
+    assert delays(2, 0) == [0.0, 0.0]
+    assert delays(0, 5.0) == []
     with pytest.raises(InvalidInputError, match="io_retries=-1"):
         io_retry_options(-1, 1.0)
     with pytest.raises(InvalidInputError, match="io_retry_delay=-2"):
@@ -164,7 +191,7 @@ def test_evaluate_fn_gates_against_floor_and_champion(
 
 
 def test_publish_promote_and_pull_champion_fn(small_model: ModelFile, tmp_path: Path) -> None:
-    where = RegistryRef(str(tmp_path / "reg"), None, tmp_path / "cache")
+    where = RegistryLocation(str(tmp_path / "reg"), None, tmp_path / "cache")
     assert pull_champion.fn(where, "m", "champion") is None
 
     manifest = publish_model.fn(

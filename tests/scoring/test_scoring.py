@@ -261,8 +261,8 @@ def test_flow_tasks_are_the_library_calls(folder: Path, model: scoring.ScoringMo
 
 def test_pull_model_task_reads_a_model_file(tmp_path: Path, model: scoring.ScoringModel) -> None:
     from flows import scoring as flow
-    from flows._common import RegistryRef
+    from flows._common import RegistryLocation
 
-    where = RegistryRef(uri=str(tmp_path / "reg"), endpoint_url=None, cache_dir=tmp_path / "c")
+    where = RegistryLocation(uri=str(tmp_path / "reg"), endpoint_url=None, cache_dir=tmp_path / "c")
     pulled = flow.pull_model.fn(model.name, where)
     assert np.array_equal(pulled.W, model.W) and pulled.steps == model.steps

@@ -1,0 +1,124 @@
+"""What the training flow reports, pure functions of its results (tested without Prefect).
+
+- ``gate-report`` (markdown artifact): the gate's decision with both accuracies, the
+  floor, the McNemar p-value, the metrics and the lineage;
+- ``per-class`` (table artifact): precision, recall and support of each digit;
+- the metrics the manifest records, and the flow's JSON-ready summary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from softmax_core import gate
+from softmax_core.modelfile import ModelFile
+
+if TYPE_CHECKING:
+    from registry import Manifest
+
+
+def per_class_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-class table artifact: one row per digit."""
+    return [
+        {
+            "class": int(row["class"]),
+            "precision": round(float(row["precision"]), 4),
+            "recall": round(float(row["recall"]), 4),
+            "support": int(row["support"]),
+        }
+        for row in report["per_class"]
+    ]
+
+
+def gate_report_markdown(
+    report: dict[str, Any],
+    decision: gate.GateDecision,
+    model: ModelFile,
+    lineage: dict[str, Any],
+) -> str:
+    """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage."""
+
+    def fmt(x: float | None, spec: str = ".4f") -> str:
+        return "—" if x is None else format(x, spec)
+
+    def count(n: int | None) -> str:
+        return "—" if n is None else str(n)
+
+    verdict = "passed" if decision.passed else f"REFUSED ({decision.rule} rule)"
+    champ = decision.champion or "none"
+    p = "—" if decision.p_value is None else f"{decision.p_value:.3g}"
+    lines = [
+        f"# Training pipeline: gate {verdict}",
+        "",
+        decision.message,
+        "",
+        "## Gate",
+        "",
+        f"| | challenger | champion ({champ}) |",
+        "|---|---|---|",
+        f"| test accuracy | {fmt(decision.accuracy)} | {fmt(decision.champion_accuracy)} |",
+        f"| test images only this model got right | {count(decision.only_challenger)} "
+        f"| {count(decision.only_champion)} |",
+        "",
+        f"- floor (`min_accuracy`): {decision.min_accuracy:.4f} → "
+        f"{'met' if decision.accuracy >= decision.min_accuracy else 'NOT met'}",
+        f"- McNemar exact test vs champion: p = {p} (refused when worse and p < {decision.alpha:g})",
+    ]
+    for f in decision.failures:
+        lines.append(f"- **failed: {f.rule}** by {f.shortfall:.4f}: {f.message}")
+    params = model.meta.get("params", {})
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        f"- test accuracy: {report['accuracy']:.4f} on {report['n']} images",
+        f"- train accuracy (last epoch): {fmt(model.meta.get('train_accuracy'))}",
+        f"- training time: {fmt(model.meta.get('train_seconds'), '.2f')} s",
+        f"- preprocessing: {' → '.join(model.steps)}",
+        "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(params.items())),
+        "",
+        "## Lineage",
+        "",
+        *(f"- {k}: `{v}`" for k, v in lineage.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def published_metrics(decision: gate.GateDecision, model: ModelFile) -> dict[str, Any]:
+    """The metrics recorded in the manifest: test and train accuracy, time, the comparison."""
+    return {
+        "accuracy": decision.accuracy,
+        "n_test": decision.n,
+        "train_accuracy": model.meta.get("train_accuracy"),
+        "train_seconds": model.meta.get("train_seconds"),
+        "champion": decision.champion,
+        "champion_accuracy": decision.champion_accuracy,
+        "mcnemar_p": decision.p_value,
+    }
+
+
+def run_summary(
+    *,
+    registry: str,
+    name: str,
+    manifest: Manifest,
+    decision: gate.GateDecision,
+    lineage: dict[str, Any],
+    promoted: str | None,
+) -> dict[str, Any]:
+    """The training flow's JSON-ready result (what ``softmax-pipe run --json`` prints)."""
+    return {
+        "registry": registry,
+        "name": name,
+        "version": manifest.version,
+        "ref": f"{name}:{manifest.version}",
+        "digest": manifest.digest,
+        "promoted": promoted,
+        "accuracy": decision.accuracy,
+        "gate": decision.to_dict(),
+        "champion_before": lineage["champion"],
+        "warm_start_from": lineage["warm_start_from"],
+        "data_digest": lineage["data_digest"],
+        "flow_run_id": lineage["flow_run_id"],
+        "flow_run_name": lineage["flow_run_name"],
+    }

@@ -1,0 +1,288 @@
+"""Running a flow from the command line: the Prefect API, its temporary server, quiet logs.
+
+The CLI calls one function per command and prints what it returns:
+
+- :func:`run_training` (``softmax-pipe run``): check every input first, then run the
+  training flow and return its summary, or raise the error that failed it;
+- :func:`run_scoring` (``softmax-pipe score --flow``): the batch-scoring flow, the same way.
+
+Both run inside :func:`prefect_session`:
+
+- With ``PREFECT_API_URL`` set, that server's health is checked first (the Prefect
+  client's ``api_healthcheck``, which honours Prefect's auth and TLS settings).
+  Without it Prefect starts a temporary local server for the run; the session says so
+  in one line and gives it :data:`SERVER_STARTUP_TIMEOUT` seconds to start (Prefect's
+  own default, 20 s, is too short for a busy laptop), raised by ``startup_timeout`` or
+  Prefect's own ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``. The temporary
+  server sends no telemetry (its heartbeat's writes raced the run's on SQLite:
+  "database is locked" tracebacks).
+- Prefect's console log lines are kept off the terminal through Prefect's logging
+  settings (``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL``, set before Prefect is imported);
+  they still reach the server, so the UI shows them. ``verbose`` keeps them on.
+- An unreachable API, or a temporary server that does not start, is a
+  :class:`~softmax_core.errors.ServiceUnavailableError` (exit 4) naming the fix; a flow
+  run that ends without a result is a :class:`~softmax_core.errors.PipelineError`.
+- SIGTERM raises ``KeyboardInterrupt`` while the flow runs, so Prefect's exit handler
+  stops the temporary server instead of leaving it behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from softmax_core.errors import InvalidInputError, PipelineError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+#: seconds a temporary Prefect server may take to start (a busy 2-core laptop took 70)
+SERVER_STARTUP_TIMEOUT = 180
+#: seconds one Prefect API request may take (Prefect's default: 60)
+API_REQUEST_TIMEOUT = 120
+#: seconds a temporary server's database statement may wait, e.g. for SQLite's lock (10)
+DATABASE_TIMEOUT = 60
+HEALTH_TIMEOUT = 10.0  # seconds for the health check of a configured server
+TEMPORARY_SERVER_NOTE = (
+    "prefect: no PREFECT_API_URL configured; using a temporary local Prefect server "
+    "for this run (set PREFECT_API_URL to use a running server)"
+)
+START_A_SERVER = (
+    "start one with `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+)
+#: Prefect's logging settings that keep its console quiet (read when Prefect sets up logging)
+QUIET_LOGGING = {
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",  # the temporary server's own lines
+}
+_EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- the Prefect API --------------------------------------------------------------------------
+
+
+def api_url() -> str:
+    """The configured ``PREFECT_API_URL``; a usage error when there is none.
+
+    For ``serve`` and ``deploy``: without a server, Prefect would start a temporary one
+    with no scheduler, and nothing would ever run on the schedule.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise InvalidInputError(
+            f"PREFECT_API_URL is not set; expected a running Prefect server: {START_A_SERVER}"
+        )
+    return str(url)
+
+
+def check_server(url: str, timeout: float = HEALTH_TIMEOUT) -> None:
+    """ServiceUnavailableError (exit 4) unless the Prefect API at ``url`` answers ``/health``."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: url}),
+        get_client(httpx_settings={"timeout": timeout}, sync_client=True) as client,
+    ):
+        failure = client.api_healthcheck()
+    if failure is not None:
+        raise ServiceUnavailableError(
+            f"the Prefect server at {url} is unreachable ({type(failure).__name__}: {failure}); "
+            f"check PREFECT_API_URL, or {START_A_SERVER}"
+        )
+
+
+# --- the session ------------------------------------------------------------------------------
+
+
+def quiet_prefect_logging(verbose: bool = False) -> None:
+    """Keep Prefect's console log lines off the terminal for the rest of this process.
+
+    Sets Prefect's own logging settings (unless the user set them); call it before Prefect
+    is imported. Should Prefect's logging be set up already, it is set up again, so the
+    settings still apply. ``verbose``: leave Prefect's logging as it is.
+    """
+    if verbose:
+        return
+    for key, value in QUIET_LOGGING.items():
+        os.environ.setdefault(key, value)
+    if "prefect" in sys.modules:
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging()
+
+
+def _prefect_settings(startup_timeout: int | None) -> dict[str, dict[Any, Any]]:
+    """``temporary_settings`` keywords: our defaults (the user's settings win), the flag."""
+    from prefect.settings import (
+        PREFECT_API_REQUEST_TIMEOUT,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_DATABASE_TIMEOUT,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    )
+
+    defaults: dict[Any, Any] = {
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: SERVER_STARTUP_TIMEOUT,
+        PREFECT_API_REQUEST_TIMEOUT: API_REQUEST_TIMEOUT,
+        PREFECT_SERVER_DATABASE_TIMEOUT: DATABASE_TIMEOUT,
+        PREFECT_SERVER_ANALYTICS_ENABLED: False,
+    }
+    updates: dict[Any, Any] = {}
+    if startup_timeout is not None:
+        if not (isinstance(startup_timeout, int) and startup_timeout >= 1):
+            raise InvalidInputError(
+                f"startup_timeout={startup_timeout!r} is invalid; expected whole seconds >= 1"
+            )
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = startup_timeout
+    return {"set_defaults": defaults, "updates": updates}
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt here (unless someone else handles it already)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def prefect_session(
+    *,
+    verbose: bool = False,
+    startup_timeout: int | None = None,
+    say: Callable[[str], None] = _stderr,
+) -> Iterator[None]:
+    """Where a flow runs from the CLI: quiet logs, a checked API or a temporary server.
+
+    Raises ServiceUnavailableError when the API is unreachable or the temporary server
+    does not start within its budget.
+    """
+    import httpx
+
+    quiet_prefect_logging(verbose)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    options = _prefect_settings(startup_timeout)
+    url = PREFECT_API_URL.value()
+    if url:
+        check_server(str(url))
+    else:
+        say(TEMPORARY_SERVER_NOTE)
+    with _sigterm_interrupts(), temporary_settings(**options) as current:
+        try:
+            yield
+        except RuntimeError as e:
+            if _EPHEMERAL_TIMEOUT not in str(e):
+                raise
+            raise _not_started(str(e), current.server.ephemeral.startup_timeout_seconds) from None
+        except httpx.HTTPError as e:
+            raise ServiceUnavailableError(
+                f"the Prefect API at {url or 'the temporary server'} failed "
+                f"({type(e).__name__}: {e}); check PREFECT_API_URL, or {START_A_SERVER}"
+            ) from e
+
+
+def _not_started(message: str, budget: int) -> ServiceUnavailableError:
+    """The one line for a temporary server that did not answer: it exited, or it was slow."""
+    exited = re.search(r"process exited with code (-?\d+)", message)
+    if exited:
+        return ServiceUnavailableError(
+            f"the temporary Prefect server exited with code {exited[1]} before it answered; "
+            "check that PREFECT_HOME can be written (run with --verbose for its log), or "
+            f"{START_A_SERVER}"
+        )
+    return ServiceUnavailableError(
+        f"the temporary Prefect server did not start within {budget} s (a busy machine?); "
+        f"raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or {START_A_SERVER}"
+    )
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+def run_training(
+    params: dict[str, Any],
+    *,
+    verbose: bool = False,
+    startup_timeout: int | None = None,
+    say: Callable[[str], None] = _stderr,
+) -> dict[str, Any]:
+    """Run the training flow with ``params`` (its parameters); return its summary.
+
+    Every input is checked before a Prefect server is asked or started (a missing source
+    fails at once). A failed run raises the exception that failed it (GateFailedError for
+    a gate refusal, exit 5); a run that ends without one raises PipelineError.
+    """
+    import inspect
+
+    quiet_prefect_logging(verbose)  # before flows.training imports Prefect
+    from flows.training import check_inputs, training_pipeline
+
+    merged = {
+        **{k: p.default for k, p in inspect.signature(training_pipeline.fn).parameters.items()},
+        **params,
+    }
+    check_inputs(**{k: merged[k] for k in inspect.signature(check_inputs).parameters})
+    with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
+        state = training_pipeline(**params, return_state=True)
+    summary: dict[str, Any] = result_of(state)
+    return summary
+
+
+def run_scoring(
+    *,
+    verbose: bool = False,
+    startup_timeout: int | None = None,
+    say: Callable[[str], None] = _stderr,
+    **options: Any,
+) -> Any:
+    """Run ``flows.scoring.run_batch_scoring(**options)`` in a session; its ScoreSummary."""
+    quiet_prefect_logging(verbose)
+    from flows.scoring import run_batch_scoring
+
+    with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
+        return run_batch_scoring(**options)
+
+
+def result_of(state: State[Any]) -> Any:
+    """A final flow-run state's result, or the exception that failed the run.
+
+    A run cancelled or crashed (Prefect's own ``CancelledRun`` / ``CrashedRun``), or one
+    that ended with no exception at all, raises PipelineError.
+    """
+    from prefect.exceptions import PrefectException
+
+    if state.is_completed():
+        return state.result()
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, BaseException) and not isinstance(exc, PrefectException):
+        raise exc
+    raise PipelineError(
+        f"flow run ended {state.type.value} without a result: {state.message}; "
+        "see the run in the Prefect UI (`prefect flow-run ls`)"
+    )

@@ -1,0 +1,308 @@
+"""flows.runner: what `softmax-pipe run` and `score --flow` stand on.
+
+Inputs are checked before any Prefect server is asked or started; an API that does not
+answer, or a temporary server that does not start in its budget, is one line and exit 4;
+SIGTERM leaves no temporary server behind. The processes here are real: a Python driver
+calls :func:`flows.runner.run_training` as the CLI does, with no PREFECT_API_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from prefect.states import Cancelled, Completed, Failed
+
+from flows import runner
+from softmax_core.errors import (
+    DataNotFoundError,
+    GateFailedError,
+    InvalidInputError,
+    InvalidNameError,
+    PipelineError,
+    ServiceUnavailableError,
+)
+from tests.flows.prefect_stack import free_port, wait_until
+
+# Calls run_training as softmax-pipe run does; prints the error line the CLI would print.
+DRIVER = """
+import json, sys
+from flows.runner import run_training
+from softmax_core.errors import SoftmaxPipeError
+timeout = int(sys.argv[2]) if len(sys.argv) > 2 else None
+try:
+    summary = run_training(json.loads(sys.argv[1]), startup_timeout=timeout)
+except SoftmaxPipeError as e:
+    print(f"{type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
+except KeyboardInterrupt:
+    sys.exit(130)
+print(json.dumps(summary))
+"""
+
+
+def _user_env(tmp_path: Path) -> dict[str, str]:
+    """A user's shell: no Prefect API or server settings, a private PREFECT_HOME."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_API_", "PREFECT_SERVER_", "PREFECT_LOGGING_"))
+    }
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    return env
+
+
+def _params(mnist_dir: Path, cache: Path, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "source": str(mnist_dir),
+        "cache_dir": str(cache),
+        "registry": str(tmp_path / "reg"),
+        **extra,
+    }
+
+
+@pytest.fixture
+def restore_prefect_logging() -> Iterator[None]:
+    """Undo quiet_prefect_logging for the rest of the session."""
+    saved = {k: os.environ.get(k) for k in runner.QUIET_LOGGING}
+    yield
+    from prefect.logging.configuration import setup_logging
+
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    setup_logging()
+
+
+# --- fail fast: before any server --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "message"),
+    [
+        ({"source": "/no/such/mnist"}, DataNotFoundError, "/no/such/mnist"),
+        ({"registry": "s3://"}, InvalidNameError, "names no bucket"),
+        ({"name": "../evil"}, InvalidNameError, "../evil"),
+        ({"promote": "a/b"}, InvalidNameError, "a/b"),
+        ({"io_retries": -1}, InvalidInputError, "io_retries=-1"),
+    ],
+)
+def test_bad_input_fails_before_any_prefect_server(
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path: Path,
+    restore_prefect_logging: None,
+    extra: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    said: list[str] = []
+    with pytest.raises(error, match=re.escape(message)):
+        runner.run_training(_params(mnist_dir, session_cache, tmp_path, **extra), say=said.append)
+    assert said == []  # the temporary-server line comes only after the inputs are checked
+    assert not (tmp_path / "reg").exists()
+
+
+# --- the Prefect API ----------------------------------------------------------------------------
+
+
+def test_unreachable_api_is_service_unavailable() -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    with pytest.raises(ServiceUnavailableError, match=r"127\.0\.0\.1.*prefect server start") as e:
+        runner.check_server(url, timeout=5.0)
+    assert e.value.exit_code == 4
+
+
+def test_api_url_is_required_for_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(restore_defaults={PREFECT_API_URL}),
+        pytest.raises(InvalidInputError, match=r"PREFECT_API_URL is not set.*prefect server start"),
+    ):
+        runner.api_url()
+
+
+def test_run_training_against_the_api(
+    prefect_harness: None,
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path: Path,
+    restore_prefect_logging: None,
+) -> None:
+    """With a server configured (the harness): health-checked, no temporary-server line."""
+    runner.check_server(runner.api_url())
+    said: list[str] = []
+    params = _params(mnist_dir, session_cache, tmp_path, epochs=1, io_retry_delay=0.0)
+    summary = runner.run_training(params, say=said.append)
+    assert summary["ref"] == "mnist:1" and summary["promoted"] == "champion"
+    assert said == []
+    with pytest.raises(GateFailedError, match="below the floor"):
+        runner.run_training({**params, "min_accuracy": 0.999}, say=said.append)
+
+
+def test_session_maps_http_failures_to_service_unavailable(
+    prefect_harness: None, restore_prefect_logging: None
+) -> None:
+    with (
+        pytest.raises(ServiceUnavailableError, match=r"ReadTimeout.*PREFECT_API_URL"),
+        runner.prefect_session(say=print),
+    ):
+        raise httpx.ReadTimeout("timed out")
+
+
+@pytest.mark.parametrize(
+    ("detail", "line"),
+    [
+        ("", "did not start within 7 s (a busy machine?); raise PREFECT_SERVER_EPHEMERAL"),
+        (" Ephemeral server process exited with code 1.", "exited with code 1 before it"),
+    ],
+)
+def test_session_names_why_the_temporary_server_did_not_answer(
+    prefect_harness: None, restore_prefect_logging: None, detail: str, line: str
+) -> None:
+    prefect = "Timed out while attempting to connect to ephemeral Prefect API server."
+    with (
+        pytest.raises(ServiceUnavailableError, match=re.escape(line)) as e,
+        runner.prefect_session(startup_timeout=7),
+    ):
+        raise RuntimeError(prefect + detail)
+    assert "`prefect server start` and set PREFECT_API_URL" in str(e.value)
+    with pytest.raises(RuntimeError, match="unrelated"), runner.prefect_session():
+        raise RuntimeError("unrelated")
+
+
+def test_startup_budget_must_be_whole_seconds(prefect_harness: None) -> None:
+    with (
+        pytest.raises(InvalidInputError, match="startup_timeout=0"),
+        runner.prefect_session(startup_timeout=0),
+    ):
+        pass
+
+
+def test_result_of_final_states() -> None:
+    assert runner.result_of(Completed(data={"ref": "m:1"})) == {"ref": "m:1"}
+    with pytest.raises(GateFailedError, match="refused"):
+        runner.result_of(Failed(data=GateFailedError("refused")))
+    with pytest.raises(PipelineError, match="ended CANCELLED without a result: stopped") as e:
+        runner.result_of(Cancelled(message="stopped by a user"))
+    assert e.value.exit_code == 6
+
+
+# --- a temporary server, for real ---------------------------------------------------------------
+
+
+def test_temporary_server_too_slow_to_start_is_one_line_exit_4(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """A 1 s budget cannot be met: exit 4, the cause and the fix, no traceback or log wall."""
+    params = _params(mnist_dir, session_cache, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(params), "1"],
+        env=_user_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 4, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == runner.TEMPORARY_SERVER_NOTE, proc.stderr
+    assert lines[1].startswith(
+        "ServiceUnavailableError: the temporary Prefect server did not start within 1 s"
+    ), proc.stderr
+    assert "`prefect server start` and set PREFECT_API_URL" in lines[1]
+    assert len(lines) == 2, proc.stderr  # no traceback, no Prefect INFO lines
+    assert not (tmp_path / "reg").exists()
+
+
+def _server(driver: psutil.Process) -> psutil.Process | None:
+    """The driver's temporary server (``python -m uvicorn ... --port N``), once it runs."""
+    for child in driver.children(recursive=True):
+        try:
+            cmd = child.cmdline()
+        except psutil.Error:
+            continue
+        if "uvicorn" in cmd and "--port" in cmd:
+            return child
+    return None
+
+
+def _port(server: psutil.Process) -> int:
+    cmd = server.cmdline()
+    return int(cmd[cmd.index("--port") + 1])
+
+
+def test_temporary_server_run_is_quiet_and_publishes(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """No PREFECT_API_URL: one line about the temporary server, no Prefect log lines."""
+    params = _params(mnist_dir, session_cache, tmp_path, epochs=1)
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(params)],
+        env=_user_env(tmp_path), capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == runner.TEMPORARY_SERVER_NOTE  # exactly that one line
+    summary = json.loads(proc.stdout)
+    assert summary["ref"] == "mnist:1" and summary["promoted"] == "champion"
+    assert (tmp_path / "prefect-home" / "prefect.db").is_file()  # the run is recorded
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _training(port: int) -> bool:
+    """True once the driver's flow run is Running on its temporary server."""
+    try:
+        runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json={}, timeout=5)
+    except httpx.HTTPError:
+        return False
+    return runs.status_code == 200 and any(r["state_type"] == "RUNNING" for r in runs.json())
+
+
+@pytest.mark.parametrize("when", ["starting", "training"])
+def test_sigterm_leaves_no_temporary_server_behind(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, when: str
+) -> None:
+    """SIGTERM while the server starts, or while the flow runs: exit 130, no child left."""
+    params = _params(mnist_dir, session_cache, tmp_path, epochs=50)
+    with (tmp_path / "driver.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, json.dumps(params)],
+            env=_user_env(tmp_path), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            start_new_session=True,
+        )  # fmt: skip
+    driver = psutil.Process(proc.pid)
+    try:
+        server = wait_until("the temporary server's process", lambda: _server(driver), 240)
+        port = _port(server)
+        settings = server.environ()  # what the session gave the server: room, no telemetry
+        assert settings["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "180"
+        assert settings["PREFECT_SERVER_ANALYTICS_ENABLED"] == "False"
+        assert settings["PREFECT_SERVER_LOGGING_LEVEL"] == "CRITICAL"
+        if when == "training":
+            wait_until("the flow run to be Running", lambda: _training(port), 240)
+        children = driver.children(recursive=True)
+        assert children
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 130, (tmp_path / "driver.log").read_text()
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+        assert not _healthy(port)
+    finally:
+        for p in [driver, *driver.children(recursive=True)] if driver.is_running() else []:
+            p.kill()
+        proc.wait(timeout=30)
