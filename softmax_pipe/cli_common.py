@@ -5,16 +5,14 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import UsageError  # typer vendors click since 0.22
+from typer.core import TyperGroup
 
-from softmax_core.errors import SoftmaxPipeError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from softmax_core import settings
+from softmax_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SoftmaxPipeError
 
 SourceOpt = Annotated[
     str | None,
@@ -22,7 +20,7 @@ SourceOpt = Annotated[
         "--source",
         help="MNIST source: 'keras', 'download', a folder of IDX files, or an .npz file. "
         "Default: $SOFTMAX_PIPE_MNIST, else keras if installed, else download.",
-        envvar="SOFTMAX_PIPE_MNIST",
+        envvar=settings.ENV_MNIST,
         show_envvar=True,
     ),
 ]
@@ -31,7 +29,7 @@ CacheOpt = Annotated[
     typer.Option(
         "--cache-dir",
         help="Cache folder for datasets and pulled models. Default: the user's cache dir.",
-        envvar="SOFTMAX_PIPE_CACHE",
+        envvar=settings.ENV_CACHE,
         show_envvar=True,
     ),
 ]
@@ -41,7 +39,7 @@ RegistryOpt = Annotated[
         "--registry",
         help="Registry URI: a folder, file:///path or s3://bucket/prefix. "
         "Default: a folder in the user's data dir.",
-        envvar="SOFTMAX_PIPE_REGISTRY",
+        envvar=settings.ENV_REGISTRY,
         show_envvar=True,
     ),
 ]
@@ -75,31 +73,48 @@ def err(message: str, *, style: str | None = None) -> None:
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)
 
 
-def fail(exc: SoftmaxPipeError) -> typer.Exit:
-    """Print the error as one line and return the Exit carrying its documented code."""
-    err(f"error: {exc}", style="bold red")
-    return typer.Exit(code=exc.exit_code)
+DEBUG_KEY = "softmax_pipe.debug"
 
 
-def errors_to_exit(fn: F) -> F:
-    """Decorator for commands: a SoftmaxPipeError becomes one line on stderr and its exit code."""
+def _debug(ctx: typer.Context) -> bool:
+    return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+class ErrorBoundary(TyperGroup):
+    """The one place errors become exit codes, for every command (and under CliRunner).
+
+    - a :class:`SoftmaxPipeError`: ``error: <message>`` on stderr, its exit code;
+    - a usage error (bad option value, missing argument): one line, exit 2;
+    - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
+    - anything else (a bug): one line naming it, ``run with --debug for the traceback``,
+      exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except UsageError as e:
+            if _debug(ctx):
+                raise
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            err(f"error: {e.format_message()} (see `{where} --help`)", style="bold red")
+            raise typer.Exit(2) from None
         except SoftmaxPipeError as e:
-            raise fail(e) from None
+            if _debug(ctx):
+                raise
+            err(f"error: {e}", style="bold red")
+            raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err("interrupted")
-            raise typer.Exit(code=130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as e:
+            if _debug(ctx):
+                raise
+            err(
+                f"error: unexpected {type(e).__name__}: {e} (a bug; run with --debug "
+                "for the traceback)",
+                style="bold red",
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None

@@ -21,7 +21,6 @@ from softmax_pipe.cli_common import (
     SeedOpt,
     SourceOpt,
     err,
-    errors_to_exit,
 )
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ def _load(settings: Settings) -> Dataset:
     return load_mnist(settings.source, cache_dir=settings.cache_dir, progress=err)
 
 
-@errors_to_exit
 def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOpt = False) -> None:
     """Load MNIST from SOURCE into the cache as memory-mapped .npy arrays; print the digests."""
     from softmax_core.settings import Settings
@@ -73,7 +71,6 @@ def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOp
         typer.echo(f"  {name + '.npy':<14} sha256:{digest}")
 
 
-@errors_to_exit
 def train(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Where to write the model file (.npz).")
@@ -158,7 +155,6 @@ class _EpochBar:
         )
 
 
-@errors_to_exit
 def evaluate(
     model: Annotated[Path, typer.Argument(help="A model file written by `softmax-pipe train`.")],
     source: SourceOpt = None,

@@ -7,13 +7,17 @@ names the endpoint or folder and what to check), including a blob whose sha256 i
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, errors_to_exit
+from softmax_core import settings
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err
 
 if TYPE_CHECKING:
     from registry import AliasRecord, Manifest, Registry
@@ -32,14 +36,48 @@ def register(app: typer.Typer) -> None:
     app.add_typer(registry_app, name="registry")
 
 
-def _open(registry: str | None, endpoint_url: str | None, cache_dir: str | None) -> Registry:
-    from registry import Registry
-    from softmax_core.settings import Settings
+def _evaluated(annotation: Any, fn: Callable[..., None]) -> Any:
+    """A string annotation (``from __future__ import annotations``) as its object."""
+    return eval(annotation, fn.__globals__) if isinstance(annotation, str) else annotation
 
-    settings = Settings.build(registry=registry, cache_dir=cache_dir)
-    if settings.registry_is_default:
-        err(f"using the default local registry at {settings.registry}")
-    return Registry.open(settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir)
+
+def uses_registry(fn: Callable[..., None]) -> Callable[..., None]:
+    """The registry, opened once per invocation, as the command's ``reg`` argument.
+
+    Adds ``--registry``, ``--endpoint-url`` and ``--cache-dir`` to the command (declared
+    once, here) and closes the registry when the command returns.
+    """
+    params = [
+        p.replace(annotation=_evaluated(p.annotation, fn))
+        for p in inspect.signature(fn).parameters.values()
+        if p.name != "reg"
+    ]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+        for name, ann in (
+            ("registry", RegistryOpt),
+            ("endpoint_url", EndpointOpt),
+            ("cache_dir", CacheOpt),
+        )
+    ]
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> None:
+        from registry import Registry
+
+        opts = {k: kwargs.pop(k) for k in ("registry", "endpoint_url", "cache_dir")}
+        resolved = settings.Settings.build(registry=opts["registry"], cache_dir=opts["cache_dir"])
+        if resolved.registry_is_default:
+            err(f"using the default local registry at {resolved.registry}")
+        with Registry.open(
+            resolved.registry, endpoint_url=opts["endpoint_url"], cache_dir=resolved.cache_dir
+        ) as reg:
+            fn(reg=reg, **kwargs)
+
+    command.__signature__ = inspect.Signature(params + extra)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params + extra}
+    del command.__wrapped__  # typer must see this signature, not fn's
+    return command
 
 
 def _print_json(doc: Any) -> None:
@@ -66,16 +104,13 @@ def _alias_line(rec: AliasRecord) -> str:
 
 
 @registry_app.command("list")
-@errors_to_exit
+@uses_registry
 def list_models(
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
+    reg: Registry,
     as_json: JsonOpt = False,
 ) -> None:
     """List the models: newest version, number of versions, aliases."""
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        found = [(name, reg.version_numbers(name), reg.aliases(name)) for name in reg.models()]
+    found = [(name, reg.version_numbers(name), reg.aliases(name)) for name in reg.models()]
     if as_json:
         _print_json(
             [
@@ -107,21 +142,18 @@ def list_models(
 
 
 @registry_app.command("versions")
-@errors_to_exit
+@uses_registry
 def versions(
+    reg: Registry,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List every version of NAME (JSON: an array of manifests)."""
     from registry import validate_name
 
     validate_name("model name", name)
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        manifests = reg.versions(name)
-        aliases = reg.aliases(name)
+    manifests = reg.versions(name)
+    aliases = reg.aliases(name)
     if as_json:
         _print_json([m.to_dict() for m in manifests])
         return
@@ -144,20 +176,17 @@ def versions(
 
 
 @registry_app.command("show")
-@errors_to_exit
+@uses_registry
 def show(
+    reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the manifest REF resolves to."""
     from registry import parse_ref
 
     parse_ref(ref)
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        m = reg.resolve(ref)
+    m = reg.resolve(ref)
     if as_json:
         _print_json(m.to_dict())
         return
@@ -170,16 +199,14 @@ def show(
 
 
 @registry_app.command("publish")
-@errors_to_exit
+@uses_registry
 def publish(
+    reg: Registry,
     model_file: Annotated[Path, typer.Argument(help="The model file (.npz) to publish.")],
     name: Annotated[str, typer.Option("--name", help="Model name to publish under.")],
     alias: Annotated[
         str | None, typer.Option("--alias", help="Also point this alias at the new version.")
     ] = None,
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish MODEL_FILE as the next version of NAME."""
@@ -188,9 +215,8 @@ def publish(
     validate_name("model name", name)  # refuse before opening anything
     if alias is not None:
         validate_name("alias", alias)
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        m = reg.publish(model_file, name, alias=alias)
-        where = reg.uri
+    m = reg.publish(model_file, name, alias=alias)
+    where = reg.uri
     if as_json:
         _print_json({**m.to_dict(), "alias": alias})
         return
@@ -200,13 +226,11 @@ def publish(
 
 
 @registry_app.command("promote")
-@errors_to_exit
+@uses_registry
 def promote(
+    reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME:VERSION to promote.")],
     alias: Annotated[str, typer.Argument(help="Alias to point at it, e.g. champion.")],
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history)."""
@@ -217,8 +241,7 @@ def promote(
     if version is None or at is not None:
         raise InvalidNameError(f"promote needs NAME:VERSION, got {ref!r}")
     validate_name("alias", alias)
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        rec = reg.promote(name, version, alias)
+    rec = reg.promote(name, version, alias)
     if as_json:
         _print_json(rec.to_dict())
         return
@@ -226,12 +249,10 @@ def promote(
 
 
 @registry_app.command("rollback")
-@errors_to_exit
+@uses_registry
 def rollback(
+    reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS to move back to its previous version.")],
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move NAME@ALIAS back to the version it pointed to before its last move."""
@@ -241,8 +262,7 @@ def rollback(
     name, alias, _ = parse_ref(ref)
     if alias is None:
         raise InvalidNameError(f"rollback needs NAME@ALIAS, got {ref!r}")
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        rec = reg.rollback(name, alias)
+    rec = reg.rollback(name, alias)
     if as_json:
         _print_json(rec.to_dict())
         return
@@ -250,12 +270,10 @@ def rollback(
 
 
 @registry_app.command("history")
-@errors_to_exit
+@uses_registry
 def history(
+    reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS.")],
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every move of NAME@ALIAS, oldest first."""
@@ -265,8 +283,7 @@ def history(
     name, alias, _ = parse_ref(ref)
     if alias is None:
         raise InvalidNameError(f"history needs NAME@ALIAS, got {ref!r}")
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        records = reg.history(name, alias)
+    records = reg.history(name, alias)
     if as_json:
         _print_json([r.to_dict() for r in records])
         return
@@ -286,29 +303,28 @@ def history(
 
 
 @registry_app.command("pull")
-@errors_to_exit
+@uses_registry
 def pull(
+    reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
     out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the model file here (a file, or an existing folder)."),
+        str | None,
+        typer.Option(
+            "--out",
+            help="Write the model file here: a file name, or a folder (an existing one, or "
+            "any path ending in '/') to hold NAME-VERSION.npz.",
+        ),
     ] = None,
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Download REF into the local cache (sha256-verified) and optionally copy it to --out."""
     from registry import parse_ref
 
     parse_ref(ref)
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        result = reg.fetch(ref)
+    result = reg.fetch(ref)
     path = result.path
     if out is not None:
-        target = (
-            out / f"{result.manifest.name}-{result.manifest.version}.npz" if out.is_dir() else out
-        )
+        target = _pull_target(out, result.manifest.name, result.manifest.version)
         _copy(path, target)
         path = target
     if as_json:
@@ -327,28 +343,29 @@ def pull(
 
 
 def _copy(src: Path, dst: Path) -> None:
-    import os
-    import shutil
-    import tempfile
-
-    from softmax_core.errors import InvalidInputError
+    from softmax_core.atomicio import atomic_write
+    from softmax_core.errors import StorageError
 
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     except OSError as e:
-        raise InvalidInputError(f"cannot write {dst}: {e.strerror or e}") from e
+        raise StorageError(f"cannot create the folder {dst.parent}: {e.strerror or e}") from e
+    atomic_write(dst, src.read_bytes())
+
+
+def _pull_target(out: str, name: str, version: int) -> Path:
+    """``--out``: a file name, or a folder (existing, or written with a trailing slash)."""
+    target = Path(out)
+    if out.endswith(("/", "\\")) or target.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return target / f"{name}-{version}.npz"
+    return target
 
 
 @registry_app.command("gc")
-@errors_to_exit
+@uses_registry
 def gc(
+    reg: Registry,
     grace: Annotated[
         float,
         typer.Option(
@@ -358,14 +375,10 @@ def gc(
         ),
     ] = 3600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, delete nothing.")] = False,
-    registry: RegistryOpt = None,
-    endpoint_url: EndpointOpt = None,
-    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete blobs no version refers to (after a grace period; never by age alone)."""
-    with _open(registry, endpoint_url, cache_dir) as reg:
-        keys = reg.gc(grace_seconds=grace, dry_run=dry_run)
+    keys = reg.gc(grace_seconds=grace, dry_run=dry_run)
     if as_json:
         _print_json({"dry_run": dry_run, "deleted": [] if dry_run else keys, "unreferenced": keys})
         return

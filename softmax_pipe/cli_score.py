@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err, errors_to_exit
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err
 
 if TYPE_CHECKING:
     from softmax_pipe.scoring import ScoreSummary
@@ -47,7 +47,6 @@ def register(app: typer.Typer) -> None:
     app.command("score", help=SCORE_HELP)(score)
 
 
-@errors_to_exit
 def score(
     path: Annotated[
         Path, typer.Argument(help="An image file, or a folder walked recursively for images.")

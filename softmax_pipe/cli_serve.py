@@ -12,13 +12,8 @@ from typing import Annotated
 
 import typer
 
-from softmax_pipe.cli_common import EndpointOpt, JsonOpt, err, errors_to_exit
-
-# Defaults repeated from flows.service (not imported: the CLI must not import Prefect at
-# start-up); tests/flows/test_deploy_config.py checks that they agree.
-RETRAIN_CRON = "0 3 * * 1"
-SCORE_CRON = "0 6 * * *"
-DEFAULT_REGISTRY = "s3://softmax-models/registry"
+from softmax_core import settings
+from softmax_pipe.cli_common import EndpointOpt, JsonOpt, err
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +22,6 @@ def register(app: typer.Typer) -> None:
     app.command("deploy")(deploy)
 
 
-@errors_to_exit
 def serve(
     retrain_cron: Annotated[
         str,
@@ -36,24 +30,25 @@ def serve(
             "--cron",
             help="Cron of the retraining (minute hour day month weekday).",
         ),
-    ] = RETRAIN_CRON,
-    score_cron: Annotated[str, typer.Option("--score-cron", help="Cron of the inbox scoring.")] = (
-        SCORE_CRON
-    ),
-    timezone: Annotated[str, typer.Option(help="Time zone of both crons.")] = "UTC",
+    ] = settings.RETRAIN_CRON,
+    score_cron: Annotated[
+        str, typer.Option("--score-cron", help="Cron of the inbox scoring.")
+    ] = settings.SCORE_CRON,
+    timezone: Annotated[str, typer.Option(help="Time zone of both crons.")] = settings.TIMEZONE,
     registry: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--registry",
-            help="Registry URI the retraining publishes to and the scoring pulls from.",
-            envvar="SOFTMAX_PIPE_REGISTRY",
+            help="Registry URI the retraining publishes to and the scoring pulls from. "
+            "Default: the local registry in the user's data dir.",
+            envvar=settings.ENV_REGISTRY,
             show_envvar=True,
         ),
-    ] = DEFAULT_REGISTRY,
-    name: Annotated[str, typer.Option(help="Model name in the registry.")] = "mnist",
-    alias: Annotated[str, typer.Option(help="Alias promoted by retraining, used by scoring.")] = (
-        "champion"
-    ),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Model name in the registry.")] = settings.MODEL_NAME,
+    alias: Annotated[
+        str, typer.Option(help="Alias promoted by retraining, used by scoring.")
+    ] = settings.ALIAS,
     min_accuracy: Annotated[
         float | None,
         typer.Option(min=0.0, max=1.0, help="Gate floor (default: the training flow's)."),
@@ -63,12 +58,19 @@ def serve(
         bool,
         typer.Option("--warm-start/--no-warm-start", help="Retrain from the champion's weights."),
     ] = True,
-    inbox: Annotated[str, typer.Option(help="Folder of images scored on each scoring run.")] = (
-        "/data/inbox"
-    ),
-    output: Annotated[str, typer.Option(help="File the scoring run writes (CSV).")] = (
-        "/data/outbox/scores.csv"
-    ),
+    inbox: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder of images scored on each scoring run. "
+            "Default: inbox/ in the user's data dir."
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            help="File the scoring run writes (CSV). Default: outbox/scores.csv in the user's data dir."
+        ),
+    ] = None,
     endpoint_url: EndpointOpt = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most this many flow runs at once.")
@@ -108,7 +110,6 @@ def serve(
     serve_deployments(options, limit=limit, replace=replace, say=err)
 
 
-@errors_to_exit
 def deploy(
     project_dir: Annotated[
         Path | None,

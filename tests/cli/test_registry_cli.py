@@ -211,3 +211,15 @@ def test_installed_console_script(s3_bucket: str, model_files: list[Path], tmp_p
     done = run("pull", "digits@champion", "--out", str(tmp_path / "pulled.npz"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "pulled.npz").read_bytes() == model_files[0].read_bytes()
+
+
+def test_pull_out_with_a_trailing_slash_writes_into_that_folder(
+    tmp_path: Path, model_files: list[Path]
+) -> None:
+    reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
+    assert invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)[0] == 0
+    folder = tmp_path / "new" / "models"
+    code, out, err = invoke("registry", "pull", "digits:1", "--out", f"{folder}/", *reg)
+    assert code == 0, err
+    assert (folder / "digits-1.npz").is_file()
+    assert (folder / "digits-1.npz").read_bytes() == model_files[0].read_bytes()
