@@ -3,7 +3,7 @@
 Rows, each next to its peer and the issue's bar:
 
 - accuracy on the 10,000 MNIST test digits written as 28×28 PNGs, scored from the files
-  (``softmax_pipe.scoring.score_path``, the command's library call) vs the in-memory
+  (``softmax_core.scoring.score_path``, the command's library call) vs the in-memory
   ``evaluate`` of the same model on the arrays; bar: within 0.3 points;
 - accuracy on transformed copies of test digits (inverted JPEG, RGB upscaled 4×, RGBA
   strokes on a transparent canvas, off-centre on a 64×48 page, 16-bit PNG, palette BMP;
@@ -70,7 +70,7 @@ _RSS_SCRIPT = """
 import json, resource, sys
 from pathlib import Path
 from softmax_core.modelfile import ModelFile
-from softmax_pipe import scoring
+from softmax_core import scoring
 model = scoring.ScoringModel.from_model_file(ModelFile.load(sys.argv[2]), "bench")
 s = scoring.score_path(sys.argv[1], model, output=Path(sys.argv[3]), workers=int(sys.argv[4]))
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (big) forking process.
@@ -96,8 +96,8 @@ def throughput(folder: Path, model_path: Path, repeat: int) -> dict[str, list[fl
     Run in a fresh process (``--throughput``) so the parent that forks the workers is as
     small as the CLI's, and with no pool left alive between runs.
     """
+    from softmax_core import scoring
     from softmax_core.modelfile import ModelFile
-    from softmax_pipe import scoring
 
     model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
     paths = sorted(str(p) for p in folder.iterdir())
@@ -129,10 +129,10 @@ def _peak_rss(folder: Path, model: Path, out: Path) -> dict[str, int]:
 def main() -> None:
     from PIL import Image
 
+    from softmax_core import scoring
     from softmax_core.data import load_mnist
     from softmax_core.modelfile import ModelFile
     from softmax_core.train import evaluate, train
-    from softmax_pipe import scoring
     from tests import scoring_data as sd
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

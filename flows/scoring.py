@@ -1,7 +1,7 @@
 """Batch scoring as a Prefect 3 flow: pull the model once, list the folder, score in shards.
 
 The flow body reads as the job; every task is a thin wrapper over
-``softmax_pipe.scoring`` (the same functions ``softmax-pipe score`` runs), so the rows
+``softmax_core.scoring`` (the same functions ``softmax-pipe score`` runs), so the rows
 are the same, byte for byte, whichever way they were computed:
 
 - ``pull-model`` (retried on storage errors): the registry's verified, cached pull, once;
@@ -10,7 +10,7 @@ are the same, byte for byte, whichever way they were computed:
   batches, so each batch holds the same images as in the local command): decode,
   MNIST-normalise, apply the model's preprocessing, predict;
 - the flow writes one merged output, in the walk's order (stdout, or a temporary file
-  renamed over ``output``), and returns the :class:`~softmax_pipe.scoring.ScoreSummary`.
+  renamed over ``output``), and returns the :class:`~softmax_core.scoring.ScoreSummary`.
 
 The task runner is pluggable: :func:`run_batch_scoring` uses Prefect's thread pool by
 default, or a ``DaskTaskRunner`` (prefect-dask, the ``dask`` extra) connected to
@@ -35,9 +35,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows._common import STORAGE_RETRY, RegistryLocation, io_retry_options
-from softmax_core.errors import InvalidInputError, SoftmaxPipeError, StorageError
+from registry.scoring import load_scoring_model
+from softmax_core import scoring
+from softmax_core.errors import (
+    InvalidInputError,
+    ServiceUnavailableError,
+    SoftmaxPipeError,
+)
 from softmax_core.settings import IO_RETRIES, IO_RETRY_DELAY
-from softmax_pipe import scoring
 
 FLOW_NAME = "batch-scoring"
 SUMMARY_KEY = "scoring-summary"
@@ -59,7 +64,7 @@ class Listing:
 @task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
 def pull_model(ref: str, where: RegistryLocation) -> scoring.ScoringModel:
     """A model file, or ``ref`` pulled from the registry (verified, cached)."""
-    return scoring.load_model(
+    return load_scoring_model(
         ref, registry=where.uri, endpoint_url=where.endpoint_url, cache_dir=where.cache_dir
     )
 
@@ -125,7 +130,7 @@ def batch_scoring(
         raise InvalidInputError(f"shard_size={shard_size!r} is invalid; expected an integer >= 1")
     out = Path(output) if output else None
     if out is not None:
-        scoring.check_output_path(out)
+        scoring.check_output_path(out, inputs=Path(path), model=model)
     settings = Settings.build(registry=registry, cache_dir=cache_dir)
     where = RegistryLocation(
         uri=settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
@@ -188,7 +193,7 @@ def task_runner_for(dask_address: str | None, workers: int | None = None) -> Any
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
-    """StorageError (exit 4) now, with one clear line, when nothing listens at a Dask
+    """ServiceUnavailableError (exit 4) now, with one clear line, when nothing listens at a Dask
     scheduler address (``tcp://host:8786``, ``host:port``); before any flow run starts."""
     import socket
     from urllib.parse import urlsplit
@@ -203,8 +208,9 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
-        raise StorageError(
-            f"cannot reach the Dask scheduler at {address}: {e.strerror or e}"
+        raise ServiceUnavailableError(
+            f"cannot reach the Dask scheduler at {address}: {e.strerror or e}; "
+            "check --dask-address and that the scheduler is up"
         ) from None
 
 
@@ -247,6 +253,6 @@ def run_batch_scoring(
     except Exception as e:  # the cluster itself failed: unreachable, a worker lost...
         if not dask_address:
             raise
-        raise StorageError(
+        raise ServiceUnavailableError(
             f"scoring on the Dask cluster at {dask_address} failed: {type(e).__name__}: {e}"
         ) from e

@@ -20,7 +20,8 @@ exit-code table is checked against it by ``tests/test_errors.py``)::
     │   └── PreconditionFailedError     exit 4: a conditional write lost (only-if-absent / if-match)
     ├── ServiceUnavailableError         exit 4: the Prefect API or a Dask scheduler cannot be reached
     ├── GateFailedError                 exit 5: the accuracy gate refused a model
-    └── PipelineError                   exit 6: a flow run ended without a result (crashed, cancelled)
+    └── PipelineError                   exit 6: a run ended without its result (flow run crashed or
+                                        cancelled, a scoring worker died)
 
 Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM) and 70 when
 an unexpected exception escapes (a bug: ``--debug`` shows its traceback).

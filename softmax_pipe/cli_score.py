@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from softmax_core import settings
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err
 
 if TYPE_CHECKING:
-    from softmax_pipe.scoring import ScoreSummary
+    from softmax_core.scoring import ScoreSummary
 
 
 class OutputFormat(StrEnum):
@@ -57,10 +58,10 @@ def score(
             "--model",
             "-m",
             help="Registry reference (name@alias, name:version, name) or a model file (.npz).",
-            envvar="SOFTMAX_PIPE_MODEL",
+            envvar=settings.ENV_MODEL,
             show_envvar=True,
         ),
-    ] = "mnist@champion",
+    ] = settings.MODEL_REF,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
     cache_dir: CacheOpt = None,
@@ -82,17 +83,17 @@ def score(
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, max=65536, help="Images per batch (one worker task).")
-    ] = 256,
+    ] = settings.SCORE_BATCH_SIZE,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse images with more pixels than this (decompression bombs)."),
-    ] = 4096 * 4096,
+    ] = settings.MAX_PIXELS,
     min_confidence: Annotated[
         float,
         typer.Option(
             min=0.0, max=1.0, help="The summary counts predictions below this confidence."
         ),
-    ] = 0.5,
+    ] = settings.MIN_CONFIDENCE,
     flow: Annotated[
         bool, typer.Option("--flow", help="Run as the Prefect flow `batch scoring`.")
     ] = False,
@@ -101,35 +102,39 @@ def score(
         typer.Option(
             "--dask-address",
             help="Run the flow's shards on this Dask scheduler (tcp://host:8786); implies --flow.",
-            envvar="SOFTMAX_PIPE_DASK_ADDRESS",
+            envvar=settings.ENV_DASK_ADDRESS,
             show_envvar=True,
         ),
     ] = None,
     shard_size: Annotated[
         int,
         typer.Option(min=1, help="With --flow: images per shard task (a multiple of batches)."),
-    ] = 4096,
+    ] = settings.SHARD_SIZE,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="With --flow: show Prefect's own log lines.")
+    ] = False,
 ) -> None:
     """Score a folder or file of images; see SCORE_HELP."""
+    from softmax_core import scoring
     from softmax_core.errors import PartialFailure
-    from softmax_core.settings import Settings
-    from softmax_pipe import scoring
 
     scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
-    settings = Settings.build(registry=registry, cache_dir=cache_dir)
+    resolved = settings.Settings.build(registry=registry, cache_dir=cache_dir)
     n_workers = workers or scoring.default_workers()
     if output is not None:
-        scoring.check_output_path(output)
+        scoring.check_output_path(output, inputs=path, model=model)
     if flow or dask_address:
-        from flows.scoring import run_batch_scoring
+        from flows.runner import run_scoring
 
         with _stdout_closed_early():
-            summary = run_batch_scoring(
-                str(path),
+            summary = run_scoring(
+                verbose=verbose,
+                say=err,
+                path=str(path),
                 model=model,
-                registry=settings.registry,
+                registry=resolved.registry,
                 endpoint_url=endpoint_url,
-                cache_dir=settings.cache_dir,
+                cache_dir=resolved.cache_dir,
                 output=output,
                 fmt=fmt.value,
                 probs=probs,
@@ -141,12 +146,14 @@ def score(
                 workers=n_workers,
             )
     else:
-        scoring.Discovery(path)  # a missing PATH is exit 2 before the model is pulled
-        scoring_model = scoring.load_model(
+        from registry.scoring import load_scoring_model
+
+        scoring.Discovery(path)  # a missing PATH is exit 3 before the model is pulled
+        scoring_model = load_scoring_model(
             model,
-            registry=settings.registry,
+            registry=resolved.registry,
             endpoint_url=endpoint_url,
-            cache_dir=settings.cache_dir,
+            cache_dir=resolved.cache_dir,
         )
         with _Progress(path) as bar, _stdout_closed_early():
             summary = scoring.score_path(
@@ -209,7 +216,7 @@ class _Progress:
                 TimeRemainingColumn,
             )
 
-            from softmax_pipe.scoring import count_images
+            from softmax_core.scoring import count_images
 
             self.progress = Progress(
                 TextColumn("scoring"),

@@ -219,7 +219,7 @@ def test_pull_out_with_a_trailing_slash_writes_into_that_folder(
     reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
     assert invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)[0] == 0
     folder = tmp_path / "new" / "models"
-    code, out, err = invoke("registry", "pull", "digits:1", "--out", f"{folder}/", *reg)
+    code, _, err = invoke("registry", "pull", "digits:1", "--out", f"{folder}/", *reg)
     assert code == 0, err
     assert (folder / "digits-1.npz").is_file()
     assert (folder / "digits-1.npz").read_bytes() == model_files[0].read_bytes()

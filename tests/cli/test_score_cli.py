@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,10 +133,10 @@ def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:
     assert row["error"] == "over pixel cap: image is 28×28 = 784 pixels, over the cap of 700"
 
 
-def test_path_that_does_not_exist_is_exit_2(model: Path, tmp_path: Path) -> None:
+def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     code, stdout, stderr = invoke("score", tmp_path / "nope", "--model", model, "-o", out)
-    assert code == 2
+    assert code == 3
     assert "nope does not exist" in stderr and "Traceback" not in stderr
     assert stdout == "" and not out.exists()
 
@@ -445,3 +447,100 @@ def test_an_unreachable_dask_scheduler_is_exit_4(digits_10k: Path, model: Path) 
     assert code == 4, stderr
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in stderr
     assert stdout == "" and "Traceback" not in stderr
+
+
+# --- hostile output targets and names (issue 10) ----------------------------------------------
+
+
+def _digit_png(path: Path) -> None:
+    """A white bar on black: an image with ink, scored as some digit."""
+    from PIL import Image
+
+    img = Image.new("L", (28, 28))
+    img.paste(255, (12, 4, 16, 24))
+    img.save(path)
+
+
+def test_output_that_is_an_input_or_the_model_is_refused(model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    before = (folder / "a.png").read_bytes()
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", folder / "a.png")
+    assert code == 2 and "one of the images being scored" in stderr
+    assert (folder / "a.png").read_bytes() == before
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", model)
+    assert code == 2 and "is the model file" in stderr
+
+
+def test_output_through_a_symlink_replaces_its_target_and_a_device_is_written_through(
+    model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", link)
+    assert code in (0, 1), stderr
+    assert link.is_symlink() and target.read_text().startswith("path,label")
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", "/dev/null")
+    assert code in (0, 1), stderr
+    assert Path("/dev/null").is_char_device()
+
+
+def test_csv_paths_that_look_like_formulas_are_neutralised(model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "=HYPERLINK(1).png")
+    _digit_png(folder / "+1.png")
+    code, stdout, stderr = invoke("score", folder, "--model", model)
+    assert code in (0, 1), stderr
+    cells = [line.split(",")[0] for line in stdout.splitlines()[1:]]
+    assert sorted(cells) == ["'+1.png", "'=HYPERLINK(1).png"]
+
+
+def test_hidden_files_are_skipped(model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    _, stdout, stderr = invoke("score", folder, "--model", model)
+    assert "._a.png" not in stdout
+    assert "skipped 1 files" in stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_no_decoding_worker_outlives_a_killed_score(
+    model: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    import psutil
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    _digit_png(tmp_path / "one.png")
+    for i in range(20_000):  # hard links: a big folder, no disk
+        os.link(tmp_path / "one.png", folder / f"{i:05d}.png")
+    exe = Path(sys.executable).with_name("softmax-pipe")
+    proc = subprocess.Popen(
+        [str(exe), "score", str(folder), "--model", str(model), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120  # a busy machine starts the workers slowly
+    children: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(children) < 2 and proc.poll() is None:
+        children = parent.children(recursive=True)
+        time.sleep(0.05)
+    assert len(children) >= 2, "the decoding workers never started"
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, f"workers outlived the scoring process: {[p.pid for p in alive]}"
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 130
+        assert proc.stderr is not None and "interrupted" in proc.stderr.read().decode()

@@ -1,4 +1,4 @@
-"""softmax_pipe.scoring as a library: discovery, decoding, output files, summary, flow tasks."""
+"""softmax_core.scoring as a library: discovery, decoding, output files, summary, flow tasks."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softmax_core import images
+from softmax_core import images, scoring
 from softmax_core.data import Dataset
 from softmax_core.errors import DataNotFoundError, InvalidInputError
 from softmax_core.modelfile import ModelFile
-from softmax_pipe import scoring
 from tests import scoring_data as sd
 
 
@@ -52,7 +51,7 @@ def test_discovery_order_problems_and_skips(folder: Path) -> None:
     rels = [it.rel for it in items]
     assert rels == sorted(rels, key=lambda r: r.split("/"))  # component-wise sorted
     assert len(items) == 30 + 60 + 7
-    assert d.skipped == 1 and d.skipped_by_ext == {".txt": 1} and d.found == len(items)
+    assert d.skipped == 1 and d.skipped_by_ext == {".txt": 1}
     problems = {it.rel: it.problem for it in items if it.problem}
     assert problems == {
         "bad/dangling.png": "unreadable: broken symlink",
@@ -75,8 +74,8 @@ def test_a_file_named_explicitly_is_scored_whatever_its_extension(
     assert summary.scored == 1 and summary.failed == 0
 
 
-def test_missing_and_special_paths_are_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="does not exist"):
+def test_missing_and_special_paths(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match="does not exist"):  # exit 3, as everywhere
         scoring.Discovery(tmp_path / "missing")
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(InvalidInputError, match="not a regular file or a folder"):
@@ -164,7 +163,7 @@ def test_a_crash_during_scoring_leaves_no_output(
         return real(*args, **kw)  # type: ignore[arg-type]
 
     real = scoring.score_prepared
-    monkeypatch.setattr(scoring, "score_prepared", exploding)
+    monkeypatch.setattr(scoring.pool, "score_prepared", exploding)
     out = tmp_path / "scores.csv"
     with pytest.raises(MemoryError):
         scoring.score_path(folder, model, output=out, batch_size=8)

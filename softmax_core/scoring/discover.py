@@ -1,0 +1,189 @@
+"""Discovery: the image files under a path, walked in a deterministic order."""
+
+from __future__ import annotations
+
+import collections
+import enum
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from softmax_core import images
+from softmax_core.errors import DataNotFoundError, InvalidInputError
+
+
+class Item(NamedTuple):
+    """One file to score: its output name, its path, and a reason when it cannot be read."""
+
+    rel: str
+    path: str
+    problem: str | None = None
+
+
+def _printable(name: str) -> str:
+    """File names that are not valid UTF-8 get their odd bytes escaped for the output."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
+class Discovery:
+    """The image files under a path, in a deterministic order; iterate it (once or more).
+
+    A folder is walked recursively; within each folder, entries are sorted by name and
+    sub-folders are visited where they sort, so the order is that of the relative paths'
+    components. Symlinked folders are followed, each real folder at most once (a loop is
+    counted in ``loops``, not walked again). Files whose extension (any case) is not in
+    ``softmax_core.images.IMAGE_EXTENSIONS`` are counted in ``skipped`` (by extension in
+    ``skipped_by_ext``). A file named explicitly as PATH is scored whatever its extension.
+
+    Raises DataNotFoundError (exit 3) when the path does not exist and InvalidInputError
+    (exit 2) when it is neither a file nor a folder. Hidden files (``.*``) are skipped.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.root = Path(path)
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            raise DataNotFoundError(
+                f"{self.root} does not exist; expected an image file or a folder of images"
+            ) from None
+        except OSError as e:
+            raise InvalidInputError(f"{self.root} cannot be read: {e.strerror or e}") from None
+        self.is_dir = stat.S_ISDIR(st.st_mode)
+        if not self.is_dir and not stat.S_ISREG(st.st_mode):
+            raise InvalidInputError(
+                f"{self.root} is not a regular file or a folder; expected an image or a folder"
+            )
+        self.skipped = 0
+        self.skipped_by_ext: collections.Counter[str] = collections.Counter()
+        self.loops = 0
+
+    def __iter__(self) -> Iterator[Item]:
+        self.skipped, self.loops = 0, 0
+        self.skipped_by_ext = collections.Counter()
+        if not self.is_dir:
+            yield Item(_printable(self.root.name), str(self.root))
+            return
+        yield from self._walk()
+
+    def _walk(self) -> Iterator[Item]:
+        root = str(self.root)
+        st = os.stat(root)
+        seen = {(st.st_dev, st.st_ino)}
+        # A stack of (folder path, prefix, iterator over its sorted entries): no recursion,
+        # so deep trees cannot overflow; each open folder holds only its names.
+        listing, problem = self._list(root)
+        if problem is not None:
+            raise InvalidInputError(f"{self.root}: {problem}")
+        # Folder paths end with a separator, so a child's path is a concatenation.
+        stack: list[tuple[str, str, Iterator[tuple[str, EntryKind]]]] = [
+            (os.path.join(root, ""), "", iter(listing))
+        ]
+        while stack:
+            folder, prefix, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            name, kind = entry
+            path = folder + name
+            rel = prefix + _printable(name)
+            if kind == EntryKind.FOLDER:
+                try:
+                    sub = os.stat(path)
+                except OSError as e:
+                    yield Item(rel + "/", path, f"unreadable folder: {e.strerror or e}")
+                    continue
+                key = (sub.st_dev, sub.st_ino)
+                if key in seen:
+                    self.loops += 1
+                    continue
+                seen.add(key)
+                listing, problem = self._list(path)
+                if problem is not None:
+                    yield Item(rel + "/", path, problem)
+                    continue
+                stack.append((path + os.sep, rel + "/", iter(listing)))
+            else:
+                yield Item(rel, path, _KIND_PROBLEMS.get(kind))
+
+    def _list(self, folder: str) -> tuple[list[tuple[str, EntryKind]], str | None]:
+        """Sorted (name, kind) pairs of a folder's images and sub-folders (other files are
+        counted as skipped here, not kept), or a reason it cannot be listed."""
+        out: list[tuple[str, EntryKind]] = []
+        skipped: list[str] = []
+        try:
+            with os.scandir(folder) as it:
+                for e in it:
+                    kind = _kind_of(e)
+                    if kind == EntryKind.SKIP:
+                        skipped.append(_ext_label(e.name))
+                    else:
+                        out.append((e.name, kind))
+        except OSError as e:
+            return [], f"unreadable folder: {e.strerror or e}"
+        self.skipped += len(skipped)
+        self.skipped_by_ext.update(skipped)
+        out.sort()
+        return out, None
+
+
+class EntryKind(enum.Enum):
+    """What a folder entry is, for the walk."""
+
+    IMAGE = "image"
+    FOLDER = "folder"
+    SKIP = "skip"  # not an image by its extension, or a hidden file
+    NOT_REGULAR = "not regular"
+    BROKEN_LINK = "broken link"
+
+
+_KIND_PROBLEMS = {
+    EntryKind.NOT_REGULAR: "unreadable: not a regular file",
+    EntryKind.BROKEN_LINK: "unreadable: broken symlink",
+}
+
+
+def _kind_of(entry: os.DirEntry[str]) -> EntryKind:
+    """Classify a folder entry, with no system call for plain files and folders."""
+    try:
+        if entry.name.startswith("."):
+            return EntryKind.SKIP  # hidden: AppleDouble "._x.png", editors' temporary files
+        if entry.is_dir():
+            return EntryKind.FOLDER
+        if not images.is_image_name(entry.name):
+            return EntryKind.SKIP
+        if entry.is_file():
+            return EntryKind.IMAGE
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            return EntryKind.BROKEN_LINK
+        return EntryKind.NOT_REGULAR
+    except OSError:
+        return EntryKind.NOT_REGULAR if images.is_image_name(entry.name) else EntryKind.SKIP
+
+
+def _ext_label(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower()
+    return ext if ext and len(ext) <= 12 else "(none)" if not ext else "(other)"
+
+
+def no_images_error(root: str | Path, skipped: int) -> DataNotFoundError:
+    """Exit 3: PATH holds no image file at all."""
+    exts = ", ".join(sorted(e.lstrip(".") for e in images.IMAGE_EXTENSIONS))
+    return DataNotFoundError(
+        f"no images in {root}: {skipped:,} other files skipped; "
+        f"image extensions are {exts} (any case)"
+    )
+
+
+def count_images(path: str | Path) -> int:
+    """How many rows ``score_path`` will write (a walk without decoding; for progress bars)."""
+    return sum(1 for _ in Discovery(path))

@@ -1,0 +1,181 @@
+"""The process pool: batches decoded and predicted in workers, in order, memory flat."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gc
+import itertools
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from softmax_core import settings
+from softmax_core.errors import PipelineError
+from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
+from softmax_core.scoring.discover import Item
+from softmax_core.scoring.model import ScoringModel
+from softmax_core.scoring.options import validate_options
+
+DEFAULT_BATCH_SIZE = settings.SCORE_BATCH_SIZE
+DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the scoring process dies, even by SIGKILL (Linux prctl);
+    and exit at once if it is already gone (the race between fork and prctl)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent and os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(parent: int) -> None:
+    """Decoding workers: one BLAS / OpenMP thread each, Ctrl-C is the parent's business,
+    and they end with their parent."""
+    import signal
+
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_bomb_warnings()
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    _limit_blas_threads()
+
+
+def quiet_bomb_warnings() -> None:
+    """Silence Pillow's DecompressionBombWarning in this process: ``max_pixels`` decides,
+    and an image over it is an error row, not a warning on stderr."""
+    import warnings
+
+    from PIL import Image
+
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+_BLAS_LIMITER: Any = None
+
+
+def _limit_blas_threads() -> Any:
+    """Limit this process's BLAS to one thread for good."""
+    global _BLAS_LIMITER
+    if _BLAS_LIMITER is None:
+        from threadpoolctl import threadpool_limits
+
+        _BLAS_LIMITER = threadpool_limits(limits=1, user_api="blas")
+    return _BLAS_LIMITER
+
+
+@contextlib.contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """BLAS at one thread inside the block."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def score_batches(
+    items: Iterable[Item],
+    model: ScoringModel,
+    *,
+    workers: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[ScoredBatch]:
+    """Score items in batches of ``batch_size``, in order.
+
+    With ``workers > 1`` the files are decoded in that many worker processes, at most
+    ``2 * workers`` batches in flight, while this process does the matrix products with
+    its BLAS at one thread. With ``workers == 1`` everything runs here.
+    """
+    validate_options(workers=workers, batch_size=batch_size, max_pixels=max_pixels)
+    chunks = chunked(items, batch_size)
+    with single_thread_blas():
+        if workers == 1:
+            for chunk in chunks:
+                pairs = [(it.path, it.problem) for it in chunk]
+                prepared = prepare_items(pairs, model, max_pixels)
+                yield score_prepared([it.rel for it in chunk], prepared)
+            return
+        yield from _score_in_pool(chunks, model, workers, max_pixels)
+
+
+def _start_method() -> str:
+    """``fork`` when this process has one thread (workers start in milliseconds with numpy
+    and Pillow already loaded, and no other thread can hold a lock across the fork);
+    otherwise ``forkserver`` (or ``spawn`` where there is no fork)."""
+    import multiprocessing
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _score_in_pool(
+    chunks: Iterator[list[Item]], model: ScoringModel, workers: int, max_pixels: int
+) -> Iterator[ScoredBatch]:
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending: collections.deque[tuple[list[str], Future[Any]]] = collections.deque()
+    for stream in (sys.stdout, sys.stderr):  # a forked worker must not re-emit buffered text
+        with contextlib.suppress(Exception):
+            stream.flush()
+    method = _start_method()
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker,
+        initargs=(os.getpid() if method == "fork" else 0,),
+    )
+    try:
+        if method == "fork":
+            # All workers fork at the first submit. Frozen objects are left alone by the
+            # workers' garbage collector, so it does not touch (and copy) the parent's heap.
+            gc.freeze()
+            try:
+                pool.submit(int).result()
+            finally:
+                gc.unfreeze()
+        for chunk in chunks:
+            pairs = [(it.path, it.problem) for it in chunk]
+            future = pool.submit(prepare_items, pairs, model, max_pixels)
+            pending.append(([it.rel for it in chunk], future))
+            if len(pending) >= 2 * workers:
+                rels, fut = pending.popleft()
+                yield score_prepared(rels, fut.result())
+        while pending:
+            rels, fut = pending.popleft()
+            yield score_prepared(rels, fut.result())
+    except BrokenProcessPool as e:
+        raise PipelineError(
+            f"a decoding worker process died ({e}); the machine may be out of memory: "
+            "retry with fewer --workers"
+        ) from None
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- output ---------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""What a scoring run did: counts per class, failures, skipped files, low confidence."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from softmax_core import settings
+from softmax_core.scoring.decode import ScoredBatch
+from softmax_core.scoring.discover import Discovery
+from softmax_core.scoring.model import N_CLASSES
+
+DEFAULT_MIN_CONFIDENCE = settings.MIN_CONFIDENCE
+MAX_LISTED_FAILURES = 20  # the summary names this many failed files; the output has them all
+
+
+@dataclass
+class ScoreSummary:
+    """What a run did, for stderr (``lines()``) and machines (``as_dict()``)."""
+
+    model: str
+    root: str
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    scored: int = 0
+    failed: int = 0
+    skipped: int = 0
+    loops: int = 0
+    low_confidence: int = 0
+    per_class: list[int] = field(default_factory=lambda: [0] * N_CLASSES)
+    failure_kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # the first few
+    skipped_by_ext: collections.Counter[str] = field(default_factory=collections.Counter)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.scored + self.failed
+
+    def add(self, batch: ScoredBatch) -> None:
+        ok = batch.labels >= 0
+        n_ok = int(ok.sum())
+        self.scored += n_ok
+        self.failed += len(batch) - n_ok
+        if n_ok:
+            counts = np.bincount(batch.labels[ok], minlength=N_CLASSES)
+            self.per_class = [a + int(c) for a, c in zip(self.per_class, counts, strict=True)]
+            conf = batch.probs[ok].max(axis=1)
+            self.low_confidence += int((conf < self.min_confidence).sum())
+        if n_ok < len(batch):
+            for rel, err in zip(batch.rels, batch.errors, strict=True):
+                if err is not None:
+                    self.failure_kinds[err.split(":", 1)[0]] += 1
+                    if len(self.failures) < MAX_LISTED_FAILURES:
+                        self.failures.append((rel, err))
+
+    def add_discovery(self, discovery: Discovery) -> None:
+        self.skipped += discovery.skipped
+        self.loops += discovery.loops
+        self.skipped_by_ext.update(discovery.skipped_by_ext)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "path": self.root,
+            "images": self.total,
+            "scored": self.scored,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "symlink_loops": self.loops,
+            "per_class": {str(k): c for k, c in enumerate(self.per_class)},
+            "min_confidence": self.min_confidence,
+            "low_confidence": self.low_confidence,
+            "failure_kinds": dict(self.failure_kinds),
+            "failures": [{"path": p, "error": e} for p, e in self.failures],
+            "skipped_by_extension": dict(self.skipped_by_ext),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def lines(self) -> list[str]:
+        """The human summary, one string per stderr line."""
+        rate = f" ({self.total / self.seconds:,.0f} images/s)" if self.seconds > 0 else ""
+        out = [
+            f"scored {self.scored:,} of {self.total:,} images in {self.seconds:.2f} s{rate} "
+            f"with {self.model}",
+        ]
+        if self.scored:
+            out.append(
+                "per class: " + "  ".join(f"{k}: {c:,}" for k, c in enumerate(self.per_class))
+            )
+            out.append(
+                f"below {self.min_confidence:.2f} confidence: {self.low_confidence:,} "
+                "(likely not digits, or badly scanned)"
+            )
+        if self.skipped:
+            top = sorted(self.skipped_by_ext.items(), key=lambda ec: (-ec[1], ec[0]))[:8]
+            kinds = ", ".join(f"{e} {c:,}" for e, c in top)
+            out.append(f"skipped {self.skipped:,} files that are not images ({kinds})")
+        if self.loops:
+            out.append(f"skipped {self.loops:,} symlinked folders already walked (loops)")
+        if self.failed:
+            kinds = ", ".join(f"{k} {c:,}" for k, c in self.failure_kinds.most_common())
+            out.append(f"failed {self.failed:,} images ({kinds}):")
+            out.extend(f"  {p}: {e}" for p, e in self.failures)
+            if self.failed > len(self.failures):
+                out.append(
+                    f"  ... and {self.failed - len(self.failures):,} more "
+                    "(status=error rows in the output)"
+                )
+        return out

@@ -1,0 +1,126 @@
+"""Output: CSV or JSON Lines rows, to stdout or atomically to a file."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from softmax_core.atomicio import atomic_open
+from softmax_core.errors import InvalidInputError
+from softmax_core.images import is_image_name
+from softmax_core.scoring.decode import ScoredBatch
+from softmax_core.scoring.model import N_CLASSES
+from softmax_core.scoring.options import validate_options
+
+COLUMNS = ("path", "label", "confidence", "status", "error")
+PROB_COLUMNS = tuple(f"p{i}" for i in range(N_CLASSES))
+
+
+class RowWriter:
+    """Formats scored batches as CSV (with a header) or JSON Lines onto a text stream."""
+
+    def __init__(self, stream: TextIO, fmt: str = "csv", *, probs: bool = False) -> None:
+        validate_options(fmt=fmt)
+        self.stream = stream
+        self.fmt = fmt
+        self.probs = probs
+        self.columns = COLUMNS + (PROB_COLUMNS if probs else ())
+        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+
+    def header(self) -> None:
+        if self._csv is not None:
+            self._csv.writerow(self.columns)
+
+    def write(self, batch: ScoredBatch) -> None:
+        labels = batch.labels.tolist()
+        conf = batch.probs.max(axis=1).tolist()
+        probs = batch.probs.tolist() if self.probs else None
+        if self._csv is not None:
+            rows = []
+            for i, rel in enumerate(batch.rels):
+                err = batch.errors[i]
+                if err is None:
+                    row = [neutralise(rel), labels[i], f"{conf[i]:.6f}", "ok", ""]
+                    if probs is not None:
+                        row.extend(f"{p:.6f}" for p in probs[i])
+                else:
+                    row = [neutralise(rel), "", "", "error", err]
+                    if probs is not None:
+                        row.extend([""] * N_CLASSES)
+                rows.append(row)
+            self._csv.writerows(rows)
+            return
+        lines = []
+        for i, rel in enumerate(batch.rels):
+            err = batch.errors[i]
+            head = '{"path": ' + json.dumps(rel, ensure_ascii=False)
+            if err is None:
+                line = f'{head}, "label": {labels[i]}, "confidence": {conf[i]:.6f}, '
+                line += '"status": "ok", "error": ""'
+                if probs is not None:
+                    line += "".join(f', "p{k}": {p:.6f}' for k, p in enumerate(probs[i]))
+            else:
+                line = f'{head}, "label": null, "confidence": null, "status": "error", '
+                line += '"error": ' + json.dumps(err, ensure_ascii=False)
+                if probs is not None:
+                    line += _NULL_PROBS
+            lines.append(line + "}\n")
+        self.stream.write("".join(lines))
+
+
+_NULL_PROBS = "".join(f', "p{k}": null' for k in range(N_CLASSES))
+
+
+def check_output_path(
+    output: Path, *, inputs: Path | None = None, model: str | None = None
+) -> None:
+    """Fail before any work when ``--output`` cannot be written where it says, or when it
+    would overwrite what is being read: the model file, or one of the scored images."""
+    target = Path(os.path.realpath(output))
+    if model is not None and os.path.exists(model) and target == Path(os.path.realpath(model)):
+        raise InvalidInputError(f"--output {output} is the model file; choose another name")
+    if inputs is not None and os.path.exists(inputs):
+        root = Path(os.path.realpath(inputs))
+        if target == root or (
+            root.is_dir() and target.is_relative_to(root) and is_image_name(target.name)
+        ):
+            raise InvalidInputError(
+                f"--output {output} is one of the images being scored; choose another name"
+            )
+    if output.is_dir():
+        raise InvalidInputError(f"--output {output} is a folder; expected a file name")
+    parent = output.parent
+    if not parent.is_dir():
+        raise InvalidInputError(
+            f"--output {output}: folder {parent} does not exist; create it first"
+        )
+
+
+@contextlib.contextmanager
+def open_output(output: Path | None) -> Iterator[TextIO]:
+    """stdout, or ``output`` written atomically (:func:`softmax_core.atomicio.atomic_open`).
+
+    A crash, an interrupt or an error leaves no file that looks complete: ``output`` is
+    untouched. A symlink's target is replaced; a device or FIFO is written through.
+    """
+    if output is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    check_output_path(output)
+    with atomic_open(output, "w", newline="") as stream:
+        yield stream
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A CSV cell a spreadsheet would run as a formula, made inert (OWASP: prefix ``'``)."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
