@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import images, settings
+from softmax_core import images, normalize, settings
 from softmax_core.scoring.model import N_CLASSES, ScoringModel
 
 STACK_MAX_PIXELS = 128 * 128  # images up to this size are normalised as a stack, per shape
@@ -24,13 +24,13 @@ def decode_items(
     Digits are MNIST-style (``softmax_core.images``), before the model's own steps.
 
     Small images of one shape (e.g. 28×28 scans) are normalised as a stack
-    (``images.normalize_stack``, identical to one at a time, much faster); large ones one
+    (``normalize.normalize_stack``, identical to one at a time, much faster); large ones one
     by one as they come, so a chunk of photos never holds more than one decoded photo.
     Any failure of one image becomes its reason; nothing here raises for one bad file.
     """
     n = len(items)
     errors: list[str | None] = [None] * n
-    digits = np.zeros((n, images.SIDE, images.SIDE), dtype=np.float32)
+    digits = np.zeros((n, normalize.SIDE, normalize.SIDE), dtype=np.float32)
     small: dict[tuple[int, int, str], list[tuple[int, NDArray[Any]]]] = {}
     for i, (path, problem) in enumerate(items):
         if problem is not None:
@@ -41,7 +41,7 @@ def decode_items(
             if gray.size <= STACK_MAX_PIXELS:
                 small.setdefault((*gray.shape, gray.dtype.char), []).append((i, gray))
             else:
-                digits[i] = images.normalize(gray)
+                digits[i] = normalize.normalize(gray)
         except images.ImageError as e:
             errors[i] = str(e)
         except Exception as e:  # one bad image never stops the batch
@@ -49,7 +49,7 @@ def decode_items(
     for members in small.values():
         index = [i for i, _ in members]
         stack = np.stack([g for _, g in members])
-        out, errs = images.normalize_stack(stack)
+        out, errs = normalize.normalize_stack(stack)
         digits[index] = out
         for i, err in zip(index, errs, strict=True):
             if err is not None:

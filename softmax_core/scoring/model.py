@@ -31,7 +31,7 @@ class ScoringModel:
         return tuple(self.classifier.steps)
 
     @property
-    def W(self) -> NDArray[np.float32]:  # noqa: N802 - the weights' name in the math
+    def W(self) -> NDArray[np.float32]:
         return self.classifier.model_file.W
 
     @property

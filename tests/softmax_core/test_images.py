@@ -12,8 +12,10 @@ from PIL import Image
 
 from softmax_core import images, preprocess
 from softmax_core.data import Dataset
-from softmax_core.images import ImageError, normalize, normalize_stack, read_digit
+from softmax_core.errors import ImageError
+from softmax_core.images import read_digit
 from softmax_core.modelfile import ModelFile
+from softmax_core.normalize import normalize, normalize_stack
 from tests import scoring_data as sd
 
 N = 1000  # test digits for the per-image checks
@@ -275,3 +277,15 @@ def test_extensions_match_in_any_case() -> None:
         assert images.is_image_name(name), name
     for name in ("notes.txt", "png", "archive.png.zip", ".DS_Store"):
         assert not images.is_image_name(name), name
+
+
+def test_a_nan_pixel_is_corrupt_not_blank(tmp_path: Path) -> None:
+    from PIL import Image
+
+    a = np.zeros((28, 28), dtype=np.float32)
+    a[10:20, 12:16] = 1.0
+    a[0, 0] = np.nan
+    path = tmp_path / "nan.tif"
+    Image.fromarray(a, mode="F").save(path)
+    with pytest.raises(ImageError, match="corrupt: non-finite pixel values"):
+        read_digit(path)

@@ -1,0 +1,210 @@
+"""The MNIST procedure on one grayscale image or a stack of them: polarity, stretch, crop,
+fit into 20×20, centre by centre of mass in 28×28 (see :mod:`softmax_core.images`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from softmax_core.errors import ImageError
+
+SIDE = 28
+BOX = 20  # MNIST fits the ink into a 20×20 box ...
+CENTRE = 14.0  # ... and puts its centre of mass here (row, column), in 28×28
+INK_THRESHOLD = 0.2  # a pixel is ink for the crop when above this fraction of the ink's max
+_BORDER_CACHE: dict[tuple[int, int], NDArray[np.intp]] = {}
+
+FloatImage = NDArray[np.float32]
+
+
+def as_float(gray: NDArray[Any]) -> FloatImage:
+    """uint8 pixels → float32 in [0, 1] (x / 255); float images unchanged."""
+    if gray.dtype == np.uint8:
+        return gray * np.float32(1 / 255)
+    return np.asarray(gray, dtype=np.float32)
+
+
+def _border_index(h: int, w: int) -> NDArray[np.intp]:
+    """Flat indices of the outer ring of an h×w image (cached per shape)."""
+    key = (h, w)
+    idx = _BORDER_CACHE.get(key)
+    if idx is None:
+        ring = np.zeros((h, w), dtype=bool)
+        ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
+        idx = np.flatnonzero(ring)
+        if len(_BORDER_CACHE) < 64:
+            _BORDER_CACHE[key] = idx
+    return idx
+
+
+def normalize(gray: NDArray[np.floating], *, resize_always: bool = False) -> FloatImage:
+    """(h, w) grayscale (uint8, or floats in [0, 1]), either polarity → (28, 28) float32
+    MNIST-style digit.
+
+    ``resize_always`` sends the fit step through Pillow even when the ink box already has
+    a 20-pixel longer side (a no-op there); tests use it to show the shortcut is exact.
+    Raises :class:`ImageError` (``blank``) when the image has no ink.
+    """
+    g = np.asarray(gray)
+    if g.ndim != 2 or g.size == 0:
+        raise ImageError("corrupt", f"expected a 2-D image, got shape {g.shape}")
+    out, errors = normalize_stack(g[None], resize_always=resize_always)
+    if errors[0] is not None:
+        raise errors[0]
+    return out[0]
+
+
+def _ink_boxes(
+    g: FloatImage,
+) -> tuple[FloatImage, NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], Any]:
+    """Polarity, stretch and crop for a (k, h, w) stack: the ink (bright, in [0, 1], zero
+    outside its box), which images have ink, their ranges and boxes (r0, r1, c0, c1)."""
+    k, h, w = g.shape
+    flat = g.reshape(k, h * w)
+    lo = flat.min(axis=1).astype(np.float64)
+    hi = flat.max(axis=1).astype(np.float64)
+    border = flat[:, _border_index(h, w)]
+    mid = border.shape[1] // 2
+    background = np.partition(border, mid, axis=1)[:, mid]  # the border's (upper) median
+    bg64 = background.astype(np.float64)
+    dark = bg64 > 0.5 * (lo + hi)  # a light background: the ink is dark
+    peak = np.where(dark, bg64 - lo, hi - bg64)
+    has_ink = (hi - lo > 1e-6) & (peak > 1e-6)
+    ink = g - background[:, None, None]
+    if dark.any():
+        np.negative(ink, out=ink, where=dark[:, None, None])
+    mask = ink > (INK_THRESHOLD * peak).astype(np.float32)[:, None, None]
+    rows = mask.any(axis=2)
+    cols = mask.any(axis=1)
+    r0 = rows.argmax(axis=1)
+    r1 = h - rows[:, ::-1].argmax(axis=1)
+    c0 = cols.argmax(axis=1)
+    c1 = w - cols[:, ::-1].argmax(axis=1)
+    inside = (_ramp(h)[None, :] >= r0[:, None]) & (_ramp(h)[None, :] < r1[:, None])
+    inside_c = (_ramp(w)[None, :] >= c0[:, None]) & (_ramp(w)[None, :] < c1[:, None])
+    # Stretch: background → 0, peak → 1; everything outside the ink box → 0.
+    scale = (1.0 / np.where(has_ink, peak, 1.0)).astype(np.float32)
+    np.maximum(ink, np.float32(0.0), out=ink)
+    ink *= scale[:, None, None]
+    ink *= inside[:, :, None]
+    ink *= inside_c[:, None, :]
+    return ink, has_ink, lo, hi, (r0, r1, c0, c1)
+
+
+def normalize_stack(
+    grays: NDArray[np.floating], *, resize_always: bool = False
+) -> tuple[FloatImage, list[ImageError | None]]:
+    """:func:`normalize` on k images of one shape at once: (k, h, w) → (k, 28, 28); uint8
+    stacks are scaled by 1/255 first, exactly as :func:`to_gray` does.
+
+    The statistics (range, background, polarity, ink box) are computed for the whole
+    stack in a few numpy calls, which is what makes scoring folders of small images fast.
+    The arithmetic is the same as one image at a time: the centres of mass are summed in
+    float64, where sums of float32 pixels are exact whatever the order, so a stack and
+    its images one by one give identical results. Images with no ink come back as zeros
+    with an :class:`ImageError` at their index; the others with None.
+    """
+    g = as_float(np.asarray(grays))
+    k, h, w = g.shape
+    ink, has_ink, lo, hi, (r0, r1, c0, c1) = _ink_boxes(g)
+    # Fit: the longer side of the box to 20 pixels. Boxes already that size need no resize
+    # (MNIST's own digits): their centres of mass are computed for the stack at once.
+    ch, cw = r1 - r0, c1 - c0
+    longer = np.maximum(ch, cw)
+    fits = (longer == BOX) & has_ink & (not resize_always)
+    out = np.zeros((k, SIDE, SIDE), dtype=np.float32)
+    errors: list[ImageError | None] = [None] * k
+    if fits.any():
+        f = np.flatnonzero(fits)
+        sub = ink if len(f) == k else ink[f]
+        sub64 = sub.astype(np.float64)  # sums exact: see the docstring
+        row_mass = sub64.sum(axis=2)
+        col_mass = sub64.sum(axis=1)
+        mass = row_mass.sum(axis=1)
+        cy = ((_ramp(h)[None, :] - r0[f, None]) * row_mass).sum(axis=1) / mass
+        cx = ((_ramp(w)[None, :] - c0[f, None]) * col_mass).sum(axis=1) / mass
+        # The box's top-left goes to floor(14 - c + 0.5): shift the whole frame by that.
+        dy = np.floor(CENTRE - cy + 0.5).astype(np.intp) - r0[f]
+        dx = np.floor(CENTRE - cx + 0.5).astype(np.intp) - c0[f]
+        out[f] = _shift(sub, dy, dx)
+    for i in np.flatnonzero(~fits).tolist():
+        if not has_ink[i]:
+            errors[i] = ImageError(
+                "blank",
+                f"no ink: the whole image is one flat value ({lo[i]:.3f})"
+                if hi[i] - lo[i] <= 1e-6
+                else "no ink: nothing differs from the background",
+            )
+            continue
+        crop = ink[i, r0[i] : r1[i], c0[i] : c1[i]]
+        n = int(longer[i])
+        th = max(1, round(int(ch[i]) * BOX / n))
+        tw = max(1, round(int(cw[i]) * BOX / n))
+        if (th, tw) != crop.shape or resize_always:
+            crop = _resize(crop, tw, th)
+        out[i] = _centre(crop)
+    return out, errors
+
+
+def _ramp(n: int) -> NDArray[np.float64]:
+    """0, 1, ..., n-1 as float64 (pixel coordinates)."""
+    if n <= _RAMP.size:
+        return _RAMP[:n]
+    return np.arange(n, dtype=np.float64)
+
+
+_RAMP = np.arange(4096, dtype=np.float64)
+
+
+def _resize(a: FloatImage, width: int, height: int) -> FloatImage:
+    """Antialiased resize of a float image (Pillow 'F' mode); clipped back to [0, 1]."""
+    src = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
+    out = np.asarray(src.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _centre(crop: FloatImage) -> FloatImage:
+    """Paste into 28×28 with the centre of mass at (14, 14), rounded to whole pixels."""
+    h, w = crop.shape
+    row_mass = crop.sum(axis=1, dtype=np.float64)
+    mass = float(row_mass.sum())
+    out = np.zeros((SIDE, SIDE), dtype=np.float32)
+    if not mass > 0:
+        return out
+    cy = float(row_mass @ _ramp(h)) / mass
+    cx = float(crop.sum(axis=0, dtype=np.float64) @ _ramp(w)) / mass
+    _paste(out, crop, math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5))
+    return out
+
+
+def _shift(frames: FloatImage, dy: NDArray[np.intp], dx: NDArray[np.intp]) -> FloatImage:
+    """(m, h, w) frames -> (m, 28, 28) with out[i, r, c] = frames[i, r - dy[i], c - dx[i]]
+    (zero outside): the stack's version of :func:`_paste`, one gather for all images."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    m, h, w = frames.shape
+    if m <= 4:  # a few frames: plain slicing is cheaper than building the windows
+        out = np.zeros((m, SIDE, SIDE), dtype=np.float32)
+        for i, (sy, sx) in enumerate(zip(dy.tolist(), dx.tolist(), strict=True)):
+            _paste(out[i], frames[i], sy, sx)
+        return out
+    pad = SIDE + 4  # the box's top-left lands in [-5, 14]: every window stays inside
+    padded = np.zeros((m, h + 2 * pad, w + 2 * pad), dtype=np.float32)
+    padded[:, pad : pad + h, pad : pad + w] = frames
+    windows = sliding_window_view(padded, (SIDE, SIDE), axis=(1, 2))
+    r = np.clip(pad - dy, 0, h + 2 * pad - SIDE)
+    c = np.clip(pad - dx, 0, w + 2 * pad - SIDE)
+    return windows[np.arange(m), r, c]
+
+
+def _paste(out: FloatImage, crop: FloatImage, top: int, left: int) -> None:
+    """out[top:top+h, left:left+w] = crop, clipped to out's bounds."""
+    h, w = crop.shape
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + h, SIDE), min(left + w, SIDE)
+    if t1 > t0 and l1 > l0:
+        out[t0:t1, l0:l1] = crop[t0 - top : t1 - top, l0 - left : l1 - left]
