@@ -11,9 +11,11 @@ Heavy imports (boto3) happen only when an S3 registry is opened.
 """
 
 from registry.core import PullResult, Registry
+from registry.local import LocalStore
 from registry.manifest import AliasRecord, Manifest
 from registry.names import parse_ref, validate_key, validate_name
-from registry.store import LocalStore, ObjectInfo, S3Store, Store, open_store
+from registry.s3 import S3Store
+from registry.store import ObjectInfo, Store, open_store
 
 __all__ = [
     "AliasRecord",

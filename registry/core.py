@@ -118,7 +118,7 @@ class Registry:
 
     def version_numbers(self, name: str) -> list[int]:
         prefix = layout.versions_prefix(name)
-        nums = (layout.number_of(k, prefix) for k in self.store.list(prefix))
+        nums = (layout.number_of(k, prefix) for k in self.store.list_keys(prefix))
         return sorted(n for n in nums if n is not None and n >= 1)
 
     def versions(self, name: str) -> list[Manifest]:
@@ -158,7 +158,7 @@ class Registry:
     ) -> tuple[dict[int, tuple[str, Manifest]], dict[int, str]]:
         """Entries of the index pages wanted, and the ETags of damaged pages (to replace)."""
         prefix = layout.index_prefix(name)
-        present = {layout.number_of(k, prefix) for k in self.store.list(prefix)}
+        present = {layout.number_of(k, prefix) for k in self.store.list_keys(prefix)}
         wanted = [p for p in sorted(pages) if p in present]
         keys = [layout.index_key(name, p) for p in wanted]
         known: dict[int, tuple[str, Manifest]] = {}
@@ -237,7 +237,7 @@ class Registry:
         prefix = layout.aliases_prefix(name)
         keys = [
             k
-            for k in self.store.list(prefix)
+            for k in self.store.list_keys(prefix)
             if "/" not in k[len(prefix) :] and k.endswith(".json")
         ]
         out: dict[str, int] = {}
@@ -252,7 +252,7 @@ class Registry:
     def history(self, name: str, alias: str) -> list[AliasRecord]:
         """Every recorded move of ``name@alias``, oldest first."""
         prefix = layout.alias_log_prefix(name, alias)
-        keys = [k for k in self.store.list(prefix) if layout.number_of(k, prefix) is not None]
+        keys = [k for k in self.store.list_keys(prefix) if layout.number_of(k, prefix) is not None]
         records = {
             r.seq: r
             for r in (

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from registry import Registry
-from registry.store import S3Store
+from registry.s3 import S3Store
 from softmax_core.errors import StorageError
 from tests.registry.helpers import make_model
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.store import LocalStore, S3Store, Store, open_store
+from registry.local import LocalStore
+from registry.s3 import S3Store
+from registry.store import Store, open_store
 from softmax_core.errors import (
     InvalidInputError,
     InvalidNameError,
@@ -49,7 +51,7 @@ def test_missing_keys(store: Store) -> None:
     assert store.head("missing.json") is None
     assert store.etag("missing.json") is None
     store.delete("missing.json")  # deleting an absent key is fine
-    assert list(store.list("nothing/")) == []
+    assert list(store.list_keys("nothing/")) == []
 
 
 def test_only_if_absent(store: Store) -> None:
@@ -101,14 +103,14 @@ def test_listing_is_sorted_complete_and_paginated(store: Store) -> None:
     store.put("m/aliases/champion.json", b"{}")
     store.put("other/x", b"")
     sent = count_http(store.client) if isinstance(store, S3Store) else []
-    listed = list(store.list("m/versions/"))
+    listed = list(store.list_keys("m/versions/"))
     assert listed == sorted(keys)
     if isinstance(store, S3Store):
         assert len([r for r in sent if "list-type=2" in r]) == 4  # 10 keys, pages of 3
     infos = list(store.list_info("m/"))
     assert [i.key for i in infos] == ["m/aliases/champion.json", *sorted(keys)]
     assert all(i.size == len(i.key) for i in infos if "versions" in i.key)
-    assert sorted(store.list("")) == sorted([*keys, "m/aliases/champion.json", "other/x"])
+    assert sorted(store.list_keys("")) == sorted([*keys, "m/aliases/champion.json", "other/x"])
     assert list(store.children("")) == ["m", "other"]
     assert list(store.children("m/")) == ["aliases", "versions"]
 
@@ -158,7 +160,7 @@ def test_keys_that_could_escape_are_refused_before_any_io(store: Store) -> None:
                 call()
     for prefix in BAD_PREFIXES:
         with pytest.raises(InvalidNameError):
-            list(store.list(prefix))
+            list(store.list_keys(prefix))
     assert sent == []
     if isinstance(store, LocalStore):
         assert not store.root.exists() or list(store.root.rglob("*")) == []
@@ -170,7 +172,7 @@ def test_local_store_never_shows_half_written_files(tmp_path: Path) -> None:
     store.put("a/k.json", b"ok")
     debris = tmp_path / "s" / "a" / ".~tmp-k2.json.dead"
     debris.write_bytes(b"half")
-    assert list(store.list("")) == ["a/k.json"]
+    assert list(store.list_keys("")) == ["a/k.json"]
     old = time.time() - 7200
     os.utime(debris, (old, old))
     assert store.sweep(time.time() - 3600) == ["a/.~tmp-k2.json.dead"]

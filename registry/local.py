@@ -1,0 +1,214 @@
+"""The local-folder store: atomic renames, ``link(2)`` for only-if-absent, ``flock`` for
+compare-and-swap (POSIX). Temporary files use :mod:`softmax_core.atomicio`'s mark, which is
+no key character, so they never show up in listings."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from registry.names import is_valid_key, validate_key, validate_prefix
+from registry.store import ObjectInfo, Store, check_conditions
+from softmax_core.atomicio import TMP_MARK, fsync_dir, write_temp
+from softmax_core.errors import ObjectNotFoundError, PreconditionFailedError, StorageError
+
+_TMP_MARK = TMP_MARK
+_LOCK_NAME = ".~lock"
+
+
+class LocalStore(Store):
+    """A folder: atomic renames, ``link(2)`` for only-if-absent, ``flock`` for compare-and-swap."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.uri = str(self.root)
+
+    # paths ---------------------------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def _io_error(self, what: str, key: str, e: OSError) -> StorageError:
+        return StorageError(
+            f"local registry {self.uri}: cannot {what} {key!r} ({e.strerror or e}); "
+            "check that the folder exists, is writable and the disk is not full"
+        )
+
+    # reads ---------------------------------------------------------------------------
+    def get(self, key: str) -> tuple[bytes, str]:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFoundError(f"{key!r} is not in {self.uri}") from None
+        except OSError as e:
+            raise self._io_error("read", key, e) from e
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+            st = path.stat()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise self._io_error("read", key, e) from e
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return ObjectInfo(key=key, size=len(data), last_modified=st.st_mtime, etag=etag)
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        return iter(self._walk(prefix, etags=True))
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        return iter([info.key for info in self._walk(prefix, etags=False)])
+
+    def _walk(self, prefix: str, *, etags: bool) -> list[ObjectInfo]:
+        """Objects under ``prefix`` sorted by key; ETags (md5 of the content) when asked."""
+        validate_prefix(prefix)
+        base = self.root.joinpath(*prefix.rstrip("/").split("/")) if prefix else self.root
+        found: list[ObjectInfo] = []
+        if not base.is_dir():
+            return found
+        try:
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = [d for d in dirnames if _TMP_MARK not in d and d != _LOCK_NAME]
+                rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+                for fn in filenames:
+                    key = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                    if not is_valid_key(key):
+                        continue  # temp files, lock file, foreign junk
+                    path = os.path.join(dirpath, fn)
+                    try:
+                        if etags:
+                            with open(path, "rb") as f:
+                                st = os.fstat(f.fileno())
+                                etag: str | None = hashlib.file_digest(f, "md5").hexdigest()
+                        else:
+                            st, etag = os.stat(path), None
+                    except FileNotFoundError:
+                        continue  # deleted while we walked
+                    found.append(
+                        ObjectInfo(key=key, size=st.st_size, last_modified=st.st_mtime, etag=etag)
+                    )
+        except OSError as e:
+            raise self._io_error("list", prefix, e) from e
+        found.sort(key=lambda i: i.key)
+        return found
+
+    def children(self, prefix: str) -> Iterator[str]:
+        base = (
+            self.root.joinpath(*validate_prefix(prefix).rstrip("/").split("/"))
+            if prefix
+            else self.root
+        )
+        if not base.is_dir():
+            return iter(())
+        names = []
+        for entry in sorted(os.scandir(base), key=lambda e: e.name):
+            if entry.is_dir() and is_valid_key(entry.name) and self._holds_object(Path(entry.path)):
+                names.append(entry.name)
+        return iter(names)
+
+    def _holds_object(self, folder: Path) -> bool:
+        for dirpath, _dirs, filenames in os.walk(folder):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            if any(is_valid_key(f"{rel}/{fn}") for fn in filenames):
+                return True
+        return False
+
+    # writes --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def put(
+        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        check_conditions(if_none_match, if_match)
+        path = self._path(key)
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        try:
+            tmp = write_temp(path, data)
+        except OSError as e:
+            raise self._io_error("write", key, e) from e
+        try:
+            if if_none_match:
+                self._create_exclusive(tmp, path, key)
+            elif if_match is not None:
+                with self._lock():
+                    try:
+                        current = path.read_bytes()
+                    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                        raise PreconditionFailedError(
+                            f"{key!r} does not exist in {self.uri}; cannot replace it"
+                        ) from None
+                    if hashlib.md5(current, usedforsecurity=False).hexdigest() != if_match:
+                        raise PreconditionFailedError(
+                            f"{key!r} in {self.uri} changed (ETag differs)"
+                        )
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as e:
+            raise self._io_error("write", key, e) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        return etag
+
+    def _create_exclusive(self, tmp: Path, path: Path, key: str) -> None:
+        try:
+            os.link(tmp, path)  # atomic, fails if the name exists: O_EXCL for a whole file
+            return
+        except FileExistsError:
+            raise PreconditionFailedError(f"{key!r} already exists in {self.uri}") from None
+        except OSError as e:
+            if e.errno not in (
+                errno.EPERM,
+                errno.ENOTSUP,
+                errno.EOPNOTSUPP,
+                errno.EXDEV,
+                errno.EMLINK,
+            ):
+                raise
+        # Filesystems without hard links: the registry lock makes check-and-rename atomic
+        # for every writer that goes through LocalStore.
+        with self._lock():
+            if path.exists():
+                raise PreconditionFailedError(f"{key!r} already exists in {self.uri}")
+            os.replace(tmp, path)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise self._io_error("delete", key, e) from e
+
+    def sweep(self, older_than: float) -> list[str]:
+        removed: list[str] = []
+        if not self.root.is_dir():
+            return removed
+        for dirpath, _dirs, filenames in os.walk(self.root):
+            for fn in filenames:
+                if not fn.startswith(_TMP_MARK):
+                    continue
+                p = Path(dirpath) / fn
+                with contextlib.suppress(FileNotFoundError):
+                    if p.stat().st_mtime < older_than:
+                        p.unlink()
+                        removed.append(p.relative_to(self.root).as_posix())
+        return removed

@@ -1,0 +1,299 @@
+"""The S3 store: boto3, ``IfNoneMatch="*"`` / ``IfMatch=etag`` on PutObject, and the
+translation of botocore's errors into ours (credentials are never part of a message)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from registry.names import is_valid_key, validate_key, validate_prefix
+from registry.store import ObjectInfo, Store, check_conditions, redact_url
+from softmax_core.errors import (
+    InvalidNameError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId": "the access key id is unknown to the server",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key id",
+    "InvalidToken": "the session token is invalid",
+    "ExpiredToken": "the session token has expired",
+    "TokenRefreshRequired": "the session token must be refreshed",
+    "InvalidSecurity": "the security token is invalid",
+}
+_CHECK_CREDENTIALS = (
+    "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "
+    "or AWS_PROFILE and its entry in the credentials file"
+)
+
+
+def validate_bucket(bucket: str) -> str:
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise InvalidNameError(
+            f"S3 bucket name {bucket!r} is not valid: 3-63 characters of lowercase letters, "
+            "digits, '.' and '-', starting and ending with a letter or digit"
+        )
+    return bucket
+
+
+class S3Store(Store):
+    """Objects under ``s3://bucket/prefix/`` through boto3, with S3 conditional writes."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        page_size: int = 1000,
+        workers: int = 16,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        client: S3Client | None = None,
+    ) -> None:
+        self.bucket = validate_bucket(bucket)
+        prefix = prefix.strip("/")
+        self.prefix = f"{validate_key(prefix)}/" if prefix else ""
+        self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.page_size = page_size
+        self.workers = max(1, workers)
+        self.client = client or self._make_client(endpoint_url, connect_timeout, read_timeout)
+        self.endpoint = redact_url(self.client.meta.endpoint_url)
+
+    def _make_client(
+        self, endpoint_url: str | None, connect_timeout: float, read_timeout: float
+    ) -> S3Client:
+        import boto3
+        import botocore.session
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            core = botocore.session.get_session()
+            retries: dict[str, Any] = {}
+            if core.get_config_variable("max_attempts") is None:
+                retries["total_max_attempts"] = 3
+            if core.get_config_variable("retry_mode") in (None, "legacy"):
+                retries["mode"] = "standard"
+            config = Config(
+                retries=retries,  # type: ignore[arg-type]
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                max_pool_connections=max(10, self.workers),
+            )
+            session = boto3.session.Session(botocore_session=core)
+            return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+        except BotoCoreError as e:
+            raise StorageError(
+                f"cannot set up the S3 client for {self.uri}: {e}; check AWS_PROFILE, "
+                "AWS_DEFAULT_REGION and the AWS config file"
+            ) from e
+        except ValueError as e:  # e.g. a malformed endpoint URL
+            raise StorageError(
+                f"cannot set up the S3 client for {self.uri}: {e}; check --endpoint-url / "
+                "AWS_ENDPOINT_URL"
+            ) from e
+
+    def _object_key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    # error translation -----------------------------------------------------------------
+    def _translate(self, e: Exception, op: str, key: str) -> Exception:
+        """A botocore exception as one of ours, naming the object, endpoint and the fix."""
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            PartialCredentialsError,
+            ReadTimeoutError,
+        )
+
+        where = self._where(key)
+        if isinstance(e, ClientError):
+            return self._translate_response(e.response, op, where)
+        if isinstance(e, NoCredentialsError | PartialCredentialsError):
+            return StorageError(f"no usable AWS credentials for {where}: {_CHECK_CREDENTIALS}")
+        if isinstance(
+            e,
+            EndpointConnectionError
+            | ConnectTimeoutError
+            | ReadTimeoutError
+            | ConnectionClosedError,
+        ):
+            return StorageError(
+                f"cannot reach the S3 endpoint {self.endpoint} for {op} {where} "
+                f"({type(e).__name__}, after retries); check --endpoint-url / AWS_ENDPOINT_URL, "
+                "that the server is running and reachable, and proxies/firewalls"
+            )
+        return StorageError(
+            f"S3 {op} of {where} at {self.endpoint} failed: {type(e).__name__}: {e}; "
+            "check the endpoint and your network"
+        )
+
+    def _translate_response(self, response: Any, op: str, where: str) -> Exception:
+        """An S3 error response (a ClientError's) as one of ours."""
+        err = response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"bucket {self.bucket!r} does not exist at {self.endpoint}: create it "
+                f"(aws s3 mb s3://{self.bucket}) or fix the registry URI / endpoint"
+            )
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (412, 409):
+            lost = PreconditionFailedError(f"{op} {where}: condition failed ({code or status})")
+            # After a retried PUT the 412 may answer our own first attempt, which succeeded
+            # but whose response was lost: callers then check whether the object is theirs.
+            retries = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            lost.after_retry = bool(retries)  # type: ignore[attr-defined]
+            return lost
+        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            if op == "put":  # If-Match on an absent key
+                return PreconditionFailedError(f"{op} {where}: the object does not exist")
+            return ObjectNotFoundError(f"{where} does not exist")
+        if code in _CREDENTIAL_CODES:
+            return StorageError(
+                f"S3 at {self.endpoint} refused the credentials for {op} {where}: "
+                f"{_CREDENTIAL_CODES[code]} ({code}); {_CHECK_CREDENTIALS}"
+            )
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
+            return StorageError(
+                f"S3 at {self.endpoint} denied {op} on {where} (AccessDenied): the "
+                "credentials are valid but not allowed; check the bucket/IAM policy grants "
+                "s3:GetObject, s3:PutObject, s3:ListBucket and s3:DeleteObject on "
+                f"s3://{self.bucket}, or {_CHECK_CREDENTIALS}"
+            )
+        msg = err.get("Message") or ""
+        return StorageError(
+            f"S3 {op} of {where} at {self.endpoint} failed: {code or status} {msg}".rstrip()
+        )
+
+    def _call(self, op: str, key: str, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, op, key) from None
+
+    # reads ---------------------------------------------------------------------------
+    def get(self, key: str) -> tuple[bytes, str]:
+        from botocore.exceptions import BotoCoreError
+
+        resp = self._call(
+            "get", key, self.client.get_object, Bucket=self.bucket, Key=self._object_key(key)
+        )
+        try:
+            data = resp["Body"].read()
+        except (BotoCoreError, OSError) as e:
+            raise self._translate(e, "get", key) from None
+        return data, str(resp.get("ETag", ""))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = self._call(
+                "head", key, self.client.head_object, Bucket=self.bucket, Key=self._object_key(key)
+            )
+        except ObjectNotFoundError:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            last_modified=resp["LastModified"].timestamp(),
+            etag=str(resp.get("ETag", "")),
+        )
+
+    def _pages(self, prefix: str, **extra: Any) -> Iterator[dict[str, Any]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix + validate_prefix(prefix),
+            PaginationConfig={"PageSize": self.page_size},
+            **extra,
+        )
+        try:
+            yield from pages  # type: ignore[misc]
+        except (ClientError, BotoCoreError) as e:
+            raise self._translate(e, "list", prefix) from None
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        n = len(self.prefix)
+        for page in self._pages(prefix):
+            for obj in page.get("Contents", ()):
+                key = obj["Key"][n:]
+                if is_valid_key(key):
+                    yield ObjectInfo(
+                        key=key,
+                        size=int(obj.get("Size", 0)),
+                        last_modified=obj["LastModified"].timestamp(),
+                        etag=obj.get("ETag"),
+                    )
+
+    def children(self, prefix: str) -> Iterator[str]:
+        start = len(self.prefix) + len(prefix)
+        for page in self._pages(prefix, Delimiter="/"):
+            for cp in page.get("CommonPrefixes", ()):
+                name = cp["Prefix"][start:].rstrip("/")
+                if name and is_valid_key(name) and "/" not in name:
+                    yield name
+
+    def get_many(self, keys: Sequence[str]) -> list[tuple[bytes, str] | None]:
+        def one(key: str) -> tuple[bytes, str] | None:
+            try:
+                return self.get(key)
+            except ObjectNotFoundError:
+                return None
+
+        if len(keys) <= 1:
+            return [one(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(keys))) as pool:
+            return list(pool.map(one, keys))
+
+    # writes --------------------------------------------------------------------------
+    def put(
+        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        check_conditions(if_none_match, if_match)
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self._object_key(key),
+            "Body": data,
+            "ContentType": "application/json"
+            if key.endswith(".json")
+            else "application/octet-stream",
+        }
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        if if_match is not None:
+            kwargs["IfMatch"] = if_match
+        resp = self._call("put", key, self.client.put_object, **kwargs)
+        return str(resp.get("ETag", ""))
+
+    def delete(self, key: str) -> None:
+        self._call(
+            "delete", key, self.client.delete_object, Bucket=self.bucket, Key=self._object_key(key)
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
