@@ -31,28 +31,24 @@ The store must make conditional writes atomic (AWS S3, MinIO, the local store do
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
-import os
-import random
-import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from registry import layout
-from registry.manifest import AliasRecord, Manifest, index_page_bytes, parse_index_page
+from registry.aliases import AliasMoves, after_retry, backoff, now
+from registry.gc import GarbageCollection
+from registry.index import read_index, write_index
+from registry.manifest import AliasRecord, Manifest
 from registry.names import parse_ref, validate_name
+from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
 from registry.store import Store, open_store
 from softmax_core.errors import (
     CorruptObjectError,
-    IntegrityError,
     InvalidInputError,
     InvalidNameError,
     ModelNotFoundError,
@@ -65,20 +61,6 @@ from softmax_core.modelfile import ModelFile
 log = logging.getLogger(__name__)
 
 MAX_CLAIM_ATTEMPTS = 100
-MAX_CAS_ATTEMPTS = 100
-MAX_PREVIOUS = 100  # alias rollback depth kept in the record; the log keeps everything
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 7))))
 
 
 @dataclass(frozen=True)
@@ -88,13 +70,13 @@ class PullResult:
     cached: bool  # True: served from the local cache, nothing downloaded
 
 
-class Registry:
+class Registry(AliasMoves, GarbageCollection):
     """Versioned, verifiable model storage on a local folder or an S3 bucket."""
 
-    def __init__(self, store: Store, *, cache_dir: Path, uri: str | None = None) -> None:
+    def __init__(self, store: Store, *, cache_dir: Path) -> None:
         self.store = store
         self.cache_dir = Path(cache_dir).expanduser()
-        self.uri = uri or store.uri
+        self.uri = store.uri
 
     @classmethod
     def open(cls, uri: str, *, endpoint_url: str | None = None, cache_dir: Path) -> Registry:
@@ -137,7 +119,7 @@ class Registry:
                 listed[n] = info.etag
         if not listed:
             raise self._no_model(name)
-        known, damaged = self._read_index(name, {layout.page_of(n) for n in listed})
+        known, damaged = read_index(self.store, name, {layout.page_of(n) for n in listed})
         found: dict[int, tuple[str, Manifest]] = {}
         missing = []
         for n, etag in listed.items():
@@ -150,57 +132,10 @@ class Registry:
         for n, key, got in zip(missing, keys, self.store.get_many(keys), strict=True):
             if got is not None:  # None: deleted by hand since the listing
                 found[n] = (listed[n] or got[1], self._parse_manifest(got[0], name, n, key))
-        self._write_index(name, found, {layout.page_of(n) for n in missing}, max(listed), damaged)
+        write_index(
+            self.store, name, found, {layout.page_of(n) for n in missing}, max(listed), damaged
+        )
         return [found[n][1] for n in sorted(found)]
-
-    def _read_index(
-        self, name: str, pages: set[int]
-    ) -> tuple[dict[int, tuple[str, Manifest]], dict[int, str]]:
-        """Entries of the index pages wanted, and the ETags of damaged pages (to replace)."""
-        prefix = layout.index_prefix(name)
-        present = {layout.number_of(k, prefix) for k in self.store.list_keys(prefix)}
-        wanted = [p for p in sorted(pages) if p in present]
-        keys = [layout.index_key(name, p) for p in wanted]
-        known: dict[int, tuple[str, Manifest]] = {}
-        damaged: dict[int, str] = {}
-        for page, key, got in zip(wanted, keys, self.store.get_many(keys), strict=True):
-            if got is None:
-                continue
-            try:
-                known.update(parse_index_page(got[0], name=name, where=f"{self.uri}/{key}"))
-            except CorruptObjectError as e:  # only a cache: fall back to the manifests
-                log.warning("ignoring a damaged index page: %s", e)
-                damaged[page] = got[1]
-        return known, damaged
-
-    def _write_index(
-        self,
-        name: str,
-        found: dict[int, tuple[str, Manifest]],
-        pages: set[int],
-        top: int,
-        damaged: dict[int, str],
-    ) -> None:
-        """Write index pages for full ranges below the newest version (best effort)."""
-        size = layout.INDEX_PAGE
-        for page in sorted(pages):
-            if (page + 1) * size > top:
-                continue  # still open: new versions will land in it
-            entries = [
-                found[n] for n in range(page * size + 1, (page + 1) * size + 1) if n in found
-            ]
-            if not entries:
-                continue
-            body = index_page_bytes(name, page, entries)
-            try:
-                if page in damaged:
-                    self.store.put(layout.index_key(name, page), body, if_match=damaged[page])
-                else:
-                    self.store.put(layout.index_key(name, page), body, if_none_match=True)
-            except PreconditionFailedError:
-                pass  # another reader wrote it (a stale page is detected by its ETags)
-            except StorageError as e:  # e.g. read-only credentials: listings stay correct
-                log.debug("could not write index page %d of %s: %s", page, name, e)
 
     def manifest(self, name: str, version: int) -> Manifest:
         key = layout.manifest_key(name, version)
@@ -338,21 +273,21 @@ class Registry:
         numbers = self.version_numbers(name)
         n = (numbers[-1] if numbers else 0) + 1
         for attempt in range(MAX_CLAIM_ATTEMPTS):
-            manifest = dataclasses.replace(draft, version=n, created=_now())
+            manifest = dataclasses.replace(draft, version=n, created=now())
             body = manifest.to_bytes()
             key = layout.manifest_key(name, n)
             try:
                 self.store.put(key, body, if_none_match=True)
                 return manifest
             except PreconditionFailedError as e:
-                if _after_retry(e) and self._is_ours(key, body):  # our write, response lost
+                if after_retry(e) and self._is_ours(key, body):  # our write, response lost
                     return manifest
             if attempt < 4:
                 n += 1  # someone took n: the next number is the likely winner
             else:  # far behind (or a crowd): look again, and spread out
                 numbers = self.version_numbers(name)
                 n = max(n + 1, (numbers[-1] if numbers else 0) + 1)
-                _backoff(attempt)
+                backoff(attempt)
         raise StorageError(
             f"could not claim a version of {name!r} in {self.uri} after {MAX_CLAIM_ATTEMPTS} "
             "attempts: too many concurrent publishers; try again"
@@ -365,107 +300,14 @@ class Registry:
             return False
         return current == body
 
-    # --- aliases ----------------------------------------------------------------------
-    def promote(self, name: str, version: int, alias: str) -> AliasRecord:
-        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history)."""
-        validate_name("model name", name)
-        validate_name("alias", alias)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidNameError(f"version {version!r} is not a positive whole number")
-        if self.store.head(layout.manifest_key(name, version)) is None:
-            raise self._no_version(name, version)
-
-        def move(current: AliasRecord | None) -> AliasRecord | None:
-            if current is not None and current.version == version:
-                return None  # already there: nothing to record
-            previous = (*current.previous, current.version) if current else ()
-            return AliasRecord(
-                name=name,
-                alias=alias,
-                version=version,
-                previous=previous[-MAX_PREVIOUS:],
-                seq=(current.seq + 1) if current else 1,
-                moved_at=_now(),
-                move_id=uuid.uuid4().hex,
-                action="promote",
-                from_version=current.version if current else None,
-            )
-
-        return self._move_alias(name, alias, move)
-
-    def rollback(self, name: str, alias: str) -> AliasRecord:
-        """Move ``name@alias`` back to the version it pointed to before its last move."""
-        validate_name("model name", name)
-        validate_name("alias", alias)
-
-        def move(current: AliasRecord | None) -> AliasRecord | None:
-            if current is None:
-                raise self._no_alias(name, alias)
-            if not current.previous:
-                raise ModelNotFoundError(
-                    f"{name}@{alias} has no earlier version to roll back to "
-                    f"(it points to {name}:{current.version}, its first target)"
-                )
-            return AliasRecord(
-                name=name,
-                alias=alias,
-                version=current.previous[-1],
-                previous=current.previous[:-1],
-                seq=current.seq + 1,
-                moved_at=_now(),
-                move_id=uuid.uuid4().hex,
-                action="rollback",
-                from_version=current.version,
-            )
-
-        return self._move_alias(name, alias, move)
-
-    def _move_alias(self, name: str, alias: str, move: Any) -> AliasRecord:
-        key = layout.alias_key(name, alias)
-        for attempt in range(MAX_CAS_ATTEMPTS):
-            try:
-                data, etag = self.store.get(key)
-                current: AliasRecord | None = self._parse_alias(data, name, alias, key)
-            except ObjectNotFoundError:
-                current, etag = None, None
-            if current is not None:
-                self._ensure_logged(current)  # heal a move whose history write was lost
-            new = move(current)
-            if new is None:
-                assert current is not None
-                return current
-            body = new.to_bytes()
-            try:
-                if etag is None:
-                    self.store.put(key, body, if_none_match=True)
-                else:
-                    self.store.put(key, body, if_match=etag)
-            except PreconditionFailedError as e:
-                if not (_after_retry(e) and self._is_ours(key, body)):
-                    _backoff(attempt)
-                    continue
-            self._ensure_logged(new)
-            return new
-        raise StorageError(
-            f"could not move {name}@{alias} in {self.uri} after {MAX_CAS_ATTEMPTS} attempts: "
-            "too many concurrent moves; try again"
-        )
-
-    def _ensure_logged(self, record: AliasRecord) -> None:
-        key = layout.alias_log_key(record.name, record.alias, record.seq)
-        with contextlib.suppress(
-            PreconditionFailedError
-        ):  # already there: written once, by CAS order
-            self.store.put(key, record.to_bytes(), if_none_match=True)
-
     # --- pulling ----------------------------------------------------------------------
     def blob_cache_path(self, digest: str) -> Path:
-        return self.cache_dir / "blobs" / "sha256" / f"{layout.validate_digest(digest)}.npz"
+        return blob_cache_path(self.cache_dir, digest)
 
     def fetch(self, ref: str) -> PullResult:
         """Resolve and download (or find in the cache) a model; the bytes are verified."""
         manifest = self.resolve(ref)
-        path, cached, _ = self._fetch_blob(manifest)
+        path, cached, _ = fetch_blob(self.store, self.cache_dir, manifest)
         return PullResult(manifest=manifest, path=path, cached=cached)
 
     def pull(self, ref: str) -> tuple[Manifest, Path]:
@@ -476,79 +318,8 @@ class Registry:
     def load(self, ref: str) -> tuple[Manifest, ModelFile]:
         """Resolve, pull, verify and parse (``allow_pickle=False``) a model."""
         manifest = self.resolve(ref)
-        path, _, data = self._fetch_blob(manifest)
+        path, _, data = fetch_blob(self.store, self.cache_dir, manifest)
         return manifest, ModelFile.from_bytes(data, origin=f"{manifest.ref} ({path})")
-
-    def _fetch_blob(self, manifest: Manifest) -> tuple[Path, bool, bytes]:
-        path = self.blob_cache_path(manifest.digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            data = None
-        except OSError as e:
-            raise StorageError(f"cannot read the model cache {path}: {e}") from e
-        if data is not None:
-            if sha256_hex(data) == manifest.digest:
-                return path, True, data
-            log.warning("cached %s does not match its digest; downloading it again", path)
-            path.unlink(missing_ok=True)
-        try:
-            data, _ = self.store.get(manifest.blob_key)
-        except ObjectNotFoundError:
-            raise IntegrityError(
-                f"{manifest.ref} refers to blob {manifest.blob_key}, which is missing from "
-                f"{self.uri}; the registry is damaged (was it garbage-collected by hand?)"
-            ) from None
-        actual = sha256_hex(data)
-        if actual != manifest.digest:
-            raise IntegrityError(
-                f"{manifest.ref}: blob {manifest.blob_key} in {self.uri} has sha256 {actual}, "
-                f"expected {manifest.digest}; the stored bytes were altered or damaged, refusing "
-                "to use them (re-publish the model or restore the blob)"
-            )
-        _atomic_write(path, data)
-        return path, False, data
-
-    # --- garbage collection -----------------------------------------------------------
-    def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
-        """Delete blobs no manifest refers to and older than ``grace_seconds``; return their keys.
-
-        Order matters: blobs are listed before manifests, so a blob whose manifest appears
-        meanwhile is seen as referenced; each candidate's age is checked again just before
-        it is deleted, so a blob re-uploaded by a publisher in the meantime is kept.
-        """
-        if grace_seconds < 0:
-            raise InvalidInputError(f"grace period {grace_seconds} s is negative")
-        blobs = list(self.store.list_info(layout.BLOBS))
-        referenced = self._referenced_digests()
-        cutoff = time.time() - grace_seconds
-        doomed = []
-        for info in blobs:
-            digest = layout.digest_of_blob_key(info.key)
-            if digest is None or digest in referenced or info.last_modified > cutoff:
-                continue
-            if dry_run:
-                doomed.append(info.key)
-                continue
-            fresh = self.store.head(info.key)
-            if fresh is None or fresh.last_modified > time.time() - grace_seconds:
-                continue
-            self.store.delete(info.key)
-            doomed.append(info.key)
-        if not dry_run:
-            self.store.sweep(cutoff)
-        return doomed
-
-    def _referenced_digests(self) -> set[str]:
-        # Every manifest of every model; one we cannot read might refer to any blob, so a
-        # damaged manifest stops gc (CorruptObjectError) instead of being skipped.
-        digests: set[str] = set()
-        for name in self.models():
-            try:
-                digests.update(m.digest for m in self.versions(name))
-            except ModelNotFoundError:
-                continue  # a model folder without versions (only debris)
-        return digests
 
     # --- helpers ----------------------------------------------------------------------
     def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest:
@@ -586,10 +357,6 @@ class Registry:
         return ModelNotFoundError(f"model {name!r} has no alias {alias!r} in {self.uri}; {hint}")
 
 
-def _after_retry(e: PreconditionFailedError) -> bool:
-    return bool(getattr(e, "after_retry", False))
-
-
 def _is_name(value: str) -> bool:
     try:
         validate_name("name", value)
@@ -619,18 +386,3 @@ def _read_model_file(path: Path) -> bytes:
         ) from None
     except OSError as e:
         raise InvalidInputError(f"cannot read model file {path}: {e}") from e
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise StorageError(f"cannot write the model cache {path}: {e}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
