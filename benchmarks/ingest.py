@@ -52,7 +52,7 @@ def _naive_idx(folder: Path) -> dict[str, np.ndarray]:
 
 def main() -> None:
     from softmax_core import preprocess
-    from softmax_core.data import cached_features, load_mnist
+    from softmax_core.mnist import cached_features, load_mnist
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default=str(DEFAULT_SOURCE))

@@ -117,7 +117,7 @@ cache = Path(cache)
 
 def library():
     from registry import Registry
-    from softmax_core.data import load_mnist
+    from softmax_core.mnist import load_mnist
     from softmax_core.train import evaluate, train
     from softmax_core.version import code_version
     ds = load_mnist(source, cache_dir=cache)

@@ -130,7 +130,7 @@ def main() -> None:
     from PIL import Image
 
     from softmax_core import scoring
-    from softmax_core.data import load_mnist
+    from softmax_core.mnist import load_mnist
     from softmax_core.modelfile import ModelFile
     from softmax_core.train import evaluate, train
     from tests import scoring_data as sd

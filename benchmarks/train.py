@@ -31,7 +31,7 @@ DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "mnist"
 
 def _features(source: str, cache: Path, deskew: bool) -> tuple[Any, Any, Any, Any]:
     from softmax_core import preprocess
-    from softmax_core.data import cached_features, load_mnist
+    from softmax_core.mnist import cached_features, load_mnist
 
     ds = load_mnist(source, cache_dir=cache)
     steps = preprocess.steps_for(deskew)
@@ -149,7 +149,7 @@ def run_child(args: list[str]) -> tuple[str, float]:
 
 def deskew_timing(source: str) -> tuple[float, float]:
     """Seconds to deskew all 70k images with an empty feature cache, then from the cache."""
-    from softmax_core.data import cached_features, load_mnist
+    from softmax_core.mnist import cached_features, load_mnist
 
     with tempfile.TemporaryDirectory() as tmp:
         ds = load_mnist(source, cache_dir=Path(tmp))
@@ -190,7 +190,7 @@ def main() -> None:
         rows.append("keras Dense(10, softmax)")
     cache = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
-        from softmax_core.data import cached_features, load_mnist
+        from softmax_core.mnist import cached_features, load_mnist
 
         ds = load_mnist(args.source, cache_dir=cache)  # warm the dataset and feature caches
         for steps in (("scale",), ("scale", "deskew")):

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from registry import Manifest
-    from softmax_core.data import Dataset
+    from softmax_core.mnist import Dataset
     from softmax_core.model import EpochStats
 
 FLOW_NAME = "training-pipeline"
@@ -89,7 +89,7 @@ class Evaluation:
 @task(name="ingest", retry_condition_fn=DOWNLOAD_RETRY, **_IN_MEMORY)
 def ingest(source: str | None, cache_dir: Path, download_url: str | None = None) -> Dataset:
     """MNIST from ``source`` into the cache (a re-run with the same source is a cache hit)."""
-    from softmax_core.data import load_mnist
+    from softmax_core.mnist import load_mnist
 
     logger = get_run_logger()
     extra = {"url": download_url} if download_url else {}
@@ -274,7 +274,7 @@ def check_inputs(
     the registry here does no I/O: it only parses the URI.
     """
     from registry.names import validate_name
-    from softmax_core.data import resolve_source
+    from softmax_core.mnist import resolve_source
 
     built = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
     validate_name("model name", name)

@@ -19,7 +19,7 @@ from softmax_core.model import ProgressCallback, SoftmaxRegression, history_dict
 from softmax_core.modelfile import INPUT_SCHEMA, ModelFile
 
 if TYPE_CHECKING:
-    from softmax_core.data import Dataset
+    from softmax_core.mnist import Dataset
 
 
 def train(
@@ -37,7 +37,7 @@ def train(
     ``limit``: train on the first ``limit`` samples only (smoke runs, deliberately weak models).
     ``params``: hyperparameters for SoftmaxRegression (epochs, seed, learning_rate...).
     """
-    from softmax_core.data import cached_features
+    from softmax_core.mnist import cached_features
 
     steps = preprocess.steps_for(deskew)
     if init is not None and init.steps != steps:
@@ -75,7 +75,7 @@ def predict(model: ModelFile, images: NDArray[np.generic]) -> NDArray[np.int64]:
 
 def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
     """Labels predicted for ``ds``'s test split (features from the cache)."""
-    from softmax_core.data import cached_features
+    from softmax_core.mnist import cached_features
 
     X = cached_features(ds, "test", model.steps)
     if X.shape[1] != model.W.shape[0]:

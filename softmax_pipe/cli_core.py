@@ -24,7 +24,7 @@ from softmax_pipe.cli_common import (
 )
 
 if TYPE_CHECKING:
-    from softmax_core.data import Dataset
+    from softmax_core.mnist import Dataset
     from softmax_core.settings import Settings
 
 
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(settings: Settings) -> Dataset:
-    from softmax_core.data import load_mnist
+    from softmax_core.mnist import load_mnist
 
     return load_mnist(settings.source, cache_dir=settings.cache_dir, progress=err)
 

@@ -30,7 +30,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from softmax_core.data import Dataset, load_mnist
+from softmax_core.mnist import Dataset, load_mnist
 from softmax_core.modelfile import ModelFile
 
 _CACHE: dict[str, Any] = {}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from softmax_core.data import Dataset
+from softmax_core.mnist import Dataset
 from softmax_pipe.cli import app
 from tests import scoring_data as sd
 

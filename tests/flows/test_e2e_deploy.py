@@ -86,7 +86,7 @@ def bucket(s3_env: str) -> str:
 @pytest.fixture
 def inbox(tmp_path: Path, mnist_dir: Path) -> tuple[Path, dict[str, int]]:
     """20 real MNIST test digits as PNGs, half of them as dark ink on white paper."""
-    from softmax_core.data import read_idx
+    from softmax_core.mnist import read_idx
 
     images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", images=True)
     labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", images=False)
@@ -206,7 +206,7 @@ def cron_of(server: PrefectServer, name: str) -> tuple[list[str], bool]:
 
 
 def warm_cache(mnist_dir: Path, cache: Path) -> None:
-    from softmax_core.data import cached_features, load_mnist
+    from softmax_core.mnist import cached_features, load_mnist
     from softmax_core.preprocess import steps_for
 
     ds = load_mnist(str(mnist_dir), cache_dir=cache)

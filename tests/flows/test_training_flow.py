@@ -20,7 +20,6 @@ import pytest
 
 from flows.training import PER_CLASS_KEY, PROGRESS_KEY, REPORT_KEY, training_pipeline
 from registry import LocalStore, Registry
-from softmax_core.data import load_mnist
 from softmax_core.errors import (
     DataNotFoundError,
     DownloadError,
@@ -29,6 +28,7 @@ from softmax_core.errors import (
     ModelNotFoundError,
     StorageError,
 )
+from softmax_core.mnist import load_mnist
 from softmax_core.train import evaluate
 from softmax_core.version import code_version
 

@@ -33,7 +33,6 @@ from flows.training import (
     train_model,
 )
 from softmax_core import gate
-from softmax_core.data import Dataset
 from softmax_core.errors import (
     CorruptObjectError,
     DataNotFoundError,
@@ -43,6 +42,7 @@ from softmax_core.errors import (
     PreconditionFailedError,
     StorageError,
 )
+from softmax_core.mnist import Dataset
 from softmax_core.modelfile import ModelFile
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from softmax_core import images, scoring
-from softmax_core.data import Dataset
 from softmax_core.errors import DataNotFoundError, InvalidInputError
+from softmax_core.mnist import Dataset
 from softmax_core.modelfile import ModelFile
 from tests import scoring_data as sd
 

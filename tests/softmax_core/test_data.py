@@ -24,17 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softmax_core import data, preprocess
-from softmax_core.data import (
-    ARRAY_NAMES,
-    IDX_FILES,
-    Dataset,
-    cached_features,
-    dataset_digest,
-    file_sha256,
-    load_mnist,
-    resolve_source,
-)
+from softmax_core import preprocess
 from softmax_core.errors import (
     DataFormatError,
     DataNotFoundError,
@@ -43,6 +33,19 @@ from softmax_core.errors import (
     InvalidInputError,
     StorageError,
 )
+from softmax_core.mnist import (
+    ARRAY_NAMES,
+    Dataset,
+    cached_features,
+    dataset_digest,
+    file_sha256,
+    formats,
+    load_mnist,
+    remote,
+    resolve_source,
+)
+from softmax_core.atomicio import TMP_MARK
+from softmax_core.mnist.arrays import IDX_FILES
 
 Arrays = dict[str, np.ndarray]
 
@@ -362,8 +365,9 @@ def test_cache_hit_is_memory_mapped_without_parsing(
     def no_parsing(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a cache hit must not parse the source")
 
-    monkeypatch.setattr(data, "read_idx", no_parsing)
-    monkeypatch.setattr(data, "read_npz", no_parsing)
+    monkeypatch.setattr(formats, "read_idx", no_parsing)
+    monkeypatch.setattr(remote, "read_npz", no_parsing)
+    monkeypatch.setattr(formats, "read_npz", no_parsing)
     for src, before in ((folder, first), (npz, first_npz)):
         ds = load_mnist(str(src), cache_dir=cache_dir)
         assert ds.cached
@@ -490,7 +494,7 @@ def test_stale_temporaries_of_crashed_loaders_are_swept(
 ) -> None:
     folder = write_idx(tmp_path / "idx", small)
     root = cache_dir / "mnist"
-    old, fresh = root / ".tmp-idx-crashed", root / ".tmp-idx-in-progress"
+    old, fresh = root / f"{TMP_MARK}idx-crashed", root / f"{TMP_MARK}idx-in-progress"
     for d in (old, fresh):
         d.mkdir(parents=True)
         (d / "x_train.npy").write_bytes(b"partial")

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from softmax_core import images, preprocess
-from softmax_core.data import Dataset
 from softmax_core.errors import ImageError
 from softmax_core.images import read_digit
+from softmax_core.mnist import Dataset
 from softmax_core.modelfile import ModelFile
 from softmax_core.normalize import normalize, normalize_stack
 from tests import scoring_data as sd

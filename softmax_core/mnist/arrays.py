@@ -1,0 +1,176 @@
+"""MNIST as validated uint8 arrays: the Dataset, its limits, digests and validation."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core.atomicio import atomic_save
+from softmax_core.errors import (
+    DataFormatError,
+    InvalidInputError,
+)
+
+MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+# keras.datasets.mnist.load_data's published file_hash for the file above.
+MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+
+SIDE = 28
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+SPLITS = ("train", "test")
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+
+CACHE_FORMAT = "softmax-pipe/mnist-cache@1"
+FEATURES_FORMAT = "softmax-pipe/mnist-features@1"
+DIGEST_FORMAT = b"softmax-pipe/mnist@1\n"
+
+MAX_ITEMS = 1_000_000  # images per split: caps what a header or a zip member can make us read
+MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 60.0  # seconds per socket operation
+_CHUNK = 1 << 20
+_STALE_TMP_SECONDS = 24 * 3600
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """MNIST as validated uint8 arrays, memory-mapped from a verified cache entry.
+
+    Attributes:
+        x_train: (n_train, 28, 28) uint8, pixels 0..255.
+        y_train: (n_train,) uint8, labels 0..9.
+        x_test: (n_test, 28, 28) uint8.
+        y_test: (n_test,) uint8.
+        digest: sha256 hex of the array contents (lineage): the same arrays give the same
+            digest whatever the source format.
+        source: where the data came from: ``idx:/abs/dir``, ``npz:/abs/file.npz``,
+            ``download:<url>`` or ``keras``.
+        path: the cache entry folder.
+        cached: True when this load was a cache hit: nothing parsed or written (for
+            ``keras``, keras itself is still called, to learn the digest of its arrays).
+        arrays: array name -> sha256 of its ``.npy`` file (the manifest).
+    """
+
+    x_train: NDArray[np.uint8]
+    y_train: NDArray[np.uint8]
+    x_test: NDArray[np.uint8]
+    y_test: NDArray[np.uint8]
+    digest: str
+    source: str
+    path: Path
+    cached: bool
+    arrays: dict[str, str]
+
+    def split(self, split: Literal["train", "test"]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """The (images (n, 28, 28), labels (n,)) of one split."""
+        if split == "train":
+            return self.x_train, self.y_train
+        if split == "test":
+            return self.x_test, self.y_test
+        raise InvalidInputError(f"split must be 'train' or 'test', got {split!r}")
+
+
+# --- digests --------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file's bytes, streamed."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class _HashingWriter:
+    """A write-only file wrapper that hashes what goes through it."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.sha256 = hashlib.sha256()
+
+    def write(self, b: bytes) -> int:
+        self.sha256.update(b)
+        return self._f.write(b)
+
+
+def save_npy(path: Path, array: NDArray[Any]) -> str:
+    """``np.save`` without pickles, atomically, hashing in the same pass; returns the sha256."""
+
+    def save(f: IO[bytes]) -> str:
+        w = _HashingWriter(f)
+        np.save(w, np.ascontiguousarray(array), allow_pickle=False)  # type: ignore[arg-type]
+        return w.sha256.hexdigest()
+
+    digest: str = atomic_save(path, save)
+    return digest
+
+
+def dataset_digest(arrays: Mapping[str, NDArray[Any]]) -> str:
+    """sha256 hex of the four arrays' contents, independent of any file format.
+
+    Hashed: ``b"softmax-pipe/mnist@1\\n"``, then for each of x_train, y_train, x_test,
+    y_test in that order a line ``"<name> <dtype> <shape>\\n"`` followed by its raw
+    C-order bytes.
+    """
+    h = hashlib.sha256(DIGEST_FORMAT)
+    for name in ARRAY_NAMES:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name} {a.dtype.str} {list(a.shape)}\n".encode())
+        h.update(a.data.cast("B"))
+    return h.hexdigest()
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def validate_arrays(arrays: Mapping[str, Any], where: str) -> dict[str, NDArray[np.uint8]]:
+    """Check shapes, dtypes, counts and label range; labels of any integer dtype become uint8.
+
+    Returns C-contiguous arrays: x (n, 28, 28) uint8, y (n,) uint8.
+    """
+    out: dict[str, NDArray[np.uint8]] = {}
+    for split in SPLITS:
+        xn, yn = f"x_{split}", f"y_{split}"
+        x = np.asarray(arrays[xn])
+        y = np.asarray(arrays[yn])
+        if x.dtype != np.uint8:
+            raise DataFormatError(f"{where}: {xn} must be uint8 pixels, got dtype {x.dtype}")
+        if x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
+            raise DataFormatError(f"{where}: {xn} must have shape (n, 28, 28), got {x.shape}")
+        if y.ndim != 1:
+            raise DataFormatError(f"{where}: {yn} must have shape (n,), got {y.shape}")
+        if x.shape[0] != y.shape[0]:
+            raise DataFormatError(
+                f"{where}: {x.shape[0]} {split} images but {y.shape[0]} {split} labels"
+            )
+        if x.shape[0] == 0:
+            raise DataFormatError(f"{where}: the {split} split holds no images")
+        if x.shape[0] > MAX_ITEMS:
+            raise DataFormatError(
+                f"{where}: {x.shape[0]} {split} images, more than the limit of {MAX_ITEMS}"
+            )
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataFormatError(f"{where}: {yn} must hold integer labels, got dtype {y.dtype}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi > 9:
+            raise DataFormatError(f"{where}: {yn} holds labels in {lo}..{hi}; expected 0..9")
+        out[xn] = np.ascontiguousarray(x)
+        out[yn] = np.ascontiguousarray(y, dtype=np.uint8)
+    return out
+
+
+def say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)

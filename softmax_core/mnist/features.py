@@ -1,0 +1,76 @@
+"""Cached features: each split's (n, d) float32 features beside its cache entry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core import preprocess
+from softmax_core.atomicio import atomic_write
+from softmax_core.errors import (
+    StorageError,
+)
+from softmax_core.mnist.arrays import (
+    FEATURES_FORMAT,
+    SIDE,
+    Dataset,
+    file_sha256,
+    save_npy,
+)
+
+# --- cached features ------------------------------------------------------------------------
+
+
+def cached_features(
+    ds: Dataset, split: Literal["train", "test"], steps: Sequence[str]
+) -> NDArray[np.float32]:
+    """(n, 784) float32 features of one split, cached beside the dataset and memory-mapped.
+
+    Computed with :func:`softmax_core.preprocess.features` and stored as
+    ``ds.path/features/<'+'.join(steps)>/<split>.npy``, with ``<split>.json`` holding its
+    sha256, shape, steps and the dataset digest. A later call verifies the sha256 and
+    memory-maps the file; anything that does not verify is recomputed, never used.
+    """
+    images, _ = ds.split(split)
+    steps = preprocess.validate_steps(steps)  # also makes the folder name safe
+    folder = ds.path / "features" / "+".join(steps)
+    npy, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
+    shape = [int(images.shape[0]), SIDE * SIDE]
+    try:
+        meta = json.loads(meta_path.read_text())
+        ok = (
+            meta.get("format") == FEATURES_FORMAT
+            and meta.get("dataset_digest") == ds.digest
+            and meta.get("steps") == list(steps)
+            and meta.get("shape") == shape
+            and file_sha256(npy) == meta.get("sha256")
+        )
+        if ok:
+            out = np.load(npy, mmap_mode="r", allow_pickle=False)
+            if out.dtype == np.float32 and list(out.shape) == shape:
+                return out
+    except (OSError, ValueError, AttributeError):
+        pass
+    feats = preprocess.features(images, steps)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = save_npy(npy, feats)
+        meta = {
+            "format": FEATURES_FORMAT,
+            "dataset_digest": ds.digest,
+            "split": split,
+            "steps": list(steps),
+            "shape": shape,
+            "sha256": digest,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        atomic_write(meta_path, json.dumps(meta, indent=2, sort_keys=True))
+    except OSError as e:
+        raise StorageError(f"cannot write cached features under {folder}: {e}") from e
+    del feats
+    return np.load(npy, mmap_mode="r", allow_pickle=False)
