@@ -180,7 +180,7 @@ def task_runner_for(dask_address: str | None, workers: int | None = None) -> Any
     """A DaskTaskRunner on ``dask_address``, else Prefect's thread pool (``workers`` threads)."""
     if dask_address:
         try:
-            from prefect_dask import DaskTaskRunner
+            from prefect_dask.task_runners import DaskTaskRunner
         except ImportError:
             raise InvalidInputError(
                 "--dask-address needs prefect-dask: pip install 'softmax-pipe[dask]'"

@@ -131,7 +131,8 @@ class AliasMoves:
                     backoff(attempt)
                     continue
             self._ensure_logged(new)
-            return new
+            result: AliasRecord = new
+            return result
         raise StorageError(
             f"could not move {name}@{alias} in {self.uri} after {MAX_CAS_ATTEMPTS} attempts: "
             "too many concurrent moves; try again"

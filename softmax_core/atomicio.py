@@ -106,10 +106,11 @@ def atomic_open(
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
     shown = Path(path)
     target, in_place = resolve_target(shown)
-    text = {"encoding": encoding or "utf-8", "newline": newline} if mode == "w" else {}
+    enc = (encoding or "utf-8") if mode == "w" else None
+    nl = newline if mode == "w" else None
     if in_place:
         try:
-            with open(target, mode, **text) as stream:
+            with open(target, mode, encoding=enc, newline=nl) as stream:
                 yield stream
         except OSError as e:
             raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
@@ -120,7 +121,7 @@ def atomic_open(
     except OSError as e:
         raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
     try:
-        with open(fd, mode, **text) as stream:
+        with open(fd, mode, encoding=enc, newline=nl) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

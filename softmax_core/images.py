@@ -58,6 +58,16 @@ from softmax_core.normalize import (
     normalize,
 )
 
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageError",
+    "gray_pixels",
+    "is_image_name",
+    "open_image",
+    "read_digit",
+    "to_gray",
+]
+
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
 JPEG_DRAFT_MIN_SIDE = 512  # JPEGs are decoded at a reduced scale while both sides stay >= this
 
@@ -218,7 +228,8 @@ def gray_pixels(img: Any) -> NDArray[Any]:
         weight = float(alpha.sum())
         strokes_dark = weight > 0 and float((gray * alpha).sum()) / weight < 0.5
         background = np.float32(1.0 if strokes_dark else 0.0)
-        return gray * alpha + background * (np.float32(1.0) - alpha)
+        result: NDArray[Any] = gray * alpha + background * (np.float32(1.0) - alpha)
+        return result
     return np.asarray(img.convert("L"), dtype=np.float32) * np.float32(1 / 255)
 
 

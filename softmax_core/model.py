@@ -58,7 +58,8 @@ def validate_features(
         raise InvalidInputError(
             f"{name} has non-finite values, first at row {bad[0]}, column {bad[1]}: {X[tuple(bad)]}"
         )
-    return X
+    result: NDArray[np.float32] = X
+    return result
 
 
 def validate_labels(y: Any, n: int, n_classes: int = N_CLASSES) -> NDArray[np.int64]:
@@ -79,7 +80,8 @@ def validate_labels(y: Any, n: int, n_classes: int = N_CLASSES) -> NDArray[np.in
     if bad.any():
         i = int(np.argmax(bad))
         raise InvalidInputError(f"label {int(y[i])} at index {i} is outside 0..{n_classes - 1}")
-    return y.astype(np.int64, copy=False)
+    result: NDArray[np.int64] = y.astype(np.int64, copy=False)
+    return result
 
 
 class SoftmaxRegression:
@@ -259,7 +261,8 @@ class SoftmaxRegression:
         """Most likely class, (n,) int64."""
         self._check_fitted()
         X = validate_features(X, n_features=self.n_features_in_)
-        return np.argmax(X @ self.W_ + self.b_, axis=1).astype(np.int64)
+        result: NDArray[np.int64] = np.argmax(X @ self.W_ + self.b_, axis=1).astype(np.int64)
+        return result
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""

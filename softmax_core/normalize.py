@@ -55,7 +55,8 @@ def normalize(gray: NDArray[np.floating], *, resize_always: bool = False) -> Flo
     out, errors = normalize_stack(g[None], resize_always=resize_always)
     if errors[0] is not None:
         raise errors[0]
-    return out[0]
+    result: FloatImage = out[0]
+    return result
 
 
 def _ink_boxes(

@@ -18,14 +18,16 @@ def log_softmax(Z: FloatArray) -> FloatArray:
     Z: (n, k) -> (n, k), same dtype.
     """
     shifted = Z - Z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    result: FloatArray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return result
 
 
 def softmax(Z: FloatArray) -> FloatArray:
     """Row-wise softmax, stable. Z: (n, k) -> (n, k), rows sum to 1."""
     shifted = Z - Z.max(axis=1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
+    result: FloatArray = e / e.sum(axis=1, keepdims=True)
+    return result
 
 
 def logits(W: FloatArray, b: FloatArray, X: FloatArray) -> FloatArray:

@@ -70,7 +70,8 @@ def train(
 def predict(model: ModelFile, images: NDArray[np.generic]) -> NDArray[np.int64]:
     """Labels for (n, 28, 28) images, with the model's own preprocessing."""
     X = preprocess.features(images, model.steps)
-    return np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
+    result: NDArray[np.int64] = np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
+    return result
 
 
 def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
@@ -82,7 +83,8 @@ def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
         raise InvalidInputError(
             f"model expects {model.W.shape[0]} features, the data has {X.shape[1]}"
         )
-    return np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
+    result: NDArray[np.int64] = np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
+    return result
 
 
 def evaluate(model: ModelFile, ds: Dataset) -> dict[str, Any]:

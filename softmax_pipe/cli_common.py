@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import UsageError  # typer vendors click since 0.22
+from typer._click.core import Context  # typer vendors click since 0.22
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from softmax_core import settings
@@ -76,7 +77,7 @@ def err(message: str, *, style: str | None = None) -> None:
 DEBUG_KEY = "softmax_pipe.debug"
 
 
-def _debug(ctx: typer.Context) -> bool:
+def _debug(ctx: Context) -> bool:
     return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
 
@@ -90,7 +91,7 @@ class ErrorBoundary(TyperGroup):
       exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
     """
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):

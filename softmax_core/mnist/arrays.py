@@ -110,7 +110,7 @@ def save_npy(path: Path, array: NDArray[Any]) -> str:
 
     def save(f: IO[bytes]) -> str:
         w = _HashingWriter(f)
-        np.save(w, np.ascontiguousarray(array), allow_pickle=False)  # type: ignore[arg-type]
+        np.save(w, np.ascontiguousarray(array), allow_pickle=False)
         return w.sha256.hexdigest()
 
     digest: str = atomic_save(path, save)

@@ -53,7 +53,8 @@ def cached_features(
         if ok:
             out = np.load(npy, mmap_mode="r", allow_pickle=False)
             if out.dtype == np.float32 and list(out.shape) == shape:
-                return out
+                result: NDArray[np.float32] = out
+                return result
     except (OSError, ValueError, AttributeError):
         pass
     feats = preprocess.features(images, steps)
@@ -73,4 +74,5 @@ def cached_features(
     except OSError as e:
         raise StorageError(f"cannot write cached features under {folder}: {e}") from e
     del feats
-    return np.load(npy, mmap_mode="r", allow_pickle=False)
+    result2: NDArray[np.float32] = np.load(npy, mmap_mode="r", allow_pickle=False)
+    return result2

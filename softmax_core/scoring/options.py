@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from softmax_core.errors import InvalidInputError
 
@@ -26,7 +28,7 @@ def validate_options(
     fmt: str | None = None,
 ) -> None:
     """InvalidInputError (exit 2) naming the first option out of range."""
-    checks = [
+    checks: list[tuple[str, Any, Callable[[Any], bool], str]] = [
         ("workers", workers, lambda v: isinstance(v, int) and 1 <= v <= 256, "an integer 1..256"),
         (
             "batch_size",

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from softmax_core.atomicio import atomic_open
 from softmax_core.errors import InvalidInputError
@@ -115,7 +115,7 @@ def open_output(output: Path | None) -> Iterator[TextIO]:
         return
     check_output_path(output)
     with atomic_open(output, "w", newline="") as stream:
-        yield stream
+        yield cast(TextIO, stream)
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

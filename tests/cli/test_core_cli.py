@@ -132,3 +132,44 @@ def test_missing_source_folder_is_not_found(tmp_path: Path) -> None:
 def test_bad_option_is_usage_error(tmp_path: Path) -> None:
     code, _, _ = invoke("train", "--epochs", "0", "--out", str(tmp_path / "m.npz"))
     assert code == 2
+
+
+def test_an_unexpected_error_is_one_line_exit_70_and_debug_shows_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import softmax_core.mnist
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom in the loader")
+
+    monkeypatch.setattr(softmax_core.mnist, "load_mnist", boom)
+    monkeypatch.delenv("SOFTMAX_PIPE_DEBUG", raising=False)
+    code, _, stderr = invoke("ingest", "--cache-dir", str(tmp_path))
+    assert code == 70, stderr
+    assert stderr.strip().count("\n") == 0
+    assert "unexpected RuntimeError: boom in the loader" in stderr and "--debug" in stderr
+    result = CliRunner().invoke(app, ["--debug", "ingest", "--cache-dir", str(tmp_path)])
+    assert isinstance(result.exception, RuntimeError)  # the traceback is let through
+
+
+def test_usage_errors_are_one_line_exit_2() -> None:
+    code, _, stderr = invoke("train", "--epochs", "many")
+    assert code == 2
+    assert stderr.startswith("error: Invalid value for '--epochs'") and "Traceback" not in stderr
+    assert "╭" not in stderr  # no boxed panel
+
+
+def test_version_names_the_package_and_the_code() -> None:
+    code, stdout, _ = invoke("--version")
+    assert code == 0 and stdout.startswith("softmax-pipe ") and "(" in stdout
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "softmax_pipe", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "registry" in done.stdout

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from softmax_core import preprocess
+from softmax_core.atomicio import TMP_MARK
 from softmax_core.errors import (
     DataFormatError,
     DataNotFoundError,
@@ -44,7 +45,6 @@ from softmax_core.mnist import (
     remote,
     resolve_source,
 )
-from softmax_core.atomicio import TMP_MARK
 from softmax_core.mnist.arrays import IDX_FILES
 
 Arrays = dict[str, np.ndarray]
