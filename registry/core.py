@@ -47,6 +47,7 @@ from registry.manifest import AliasRecord, Manifest
 from registry.names import parse_ref, validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
 from registry.store import Store, open_store
+from softmax_core import settings
 from softmax_core.errors import (
     CorruptObjectError,
     InvalidInputError,
@@ -57,6 +58,7 @@ from softmax_core.errors import (
     StorageError,
 )
 from softmax_core.modelfile import ModelFile
+from softmax_core.predictor import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,15 @@ class Registry(AliasMoves, GarbageCollection):
         self.uri = store.uri
 
     @classmethod
-    def open(cls, uri: str, *, endpoint_url: str | None = None, cache_dir: Path) -> Registry:
-        """A registry at a folder, ``file:///path`` or ``s3://bucket/prefix``."""
+    def open(
+        cls, uri: str, *, endpoint_url: str | None = None, cache_dir: Path | None = None
+    ) -> Registry:
+        """A registry at a folder, ``file:///path`` or ``s3://bucket/prefix``.
+
+        ``cache_dir``: where pulled blobs are kept (default: the user's cache folder).
+        """
         store = open_store(uri, endpoint_url=endpoint_url)
-        return cls(store, cache_dir=cache_dir)
+        return cls(store, cache_dir=cache_dir or settings.default_cache_dir())
 
     def close(self) -> None:
         self.store.close()
@@ -320,6 +327,11 @@ class Registry(AliasMoves, GarbageCollection):
         manifest = self.resolve(ref)
         path, _, data = fetch_blob(self.store, self.cache_dir, manifest)
         return manifest, ModelFile.from_bytes(data, origin=f"{manifest.ref} ({path})")
+
+    def classifier(self, ref: str) -> Classifier:
+        """``ref`` (``mnist@champion``, ``mnist:3``) pulled, verified and ready to predict."""
+        manifest, model = self.load(ref)
+        return Classifier(model, ref=manifest.ref)
 
     # --- helpers ----------------------------------------------------------------------
     def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest:

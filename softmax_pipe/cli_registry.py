@@ -98,6 +98,17 @@ def _metric(m: Manifest, key: str = "accuracy") -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "-"
 
 
+def _alias_ref(ref: str, command: str) -> tuple[str, str]:
+    """NAME@ALIAS, or a usage error naming the command."""
+    from registry import parse_ref
+    from softmax_core.errors import InvalidNameError
+
+    name, alias, _ = parse_ref(ref)
+    if alias is None:
+        raise InvalidNameError(f"{command} needs NAME@ALIAS, got {ref!r}")
+    return name, alias
+
+
 def _alias_line(rec: AliasRecord) -> str:
     was = f" (was {rec.name}:{rec.from_version})" if rec.from_version is not None else ""
     return f"{rec.name}@{rec.alias} -> {rec.name}:{rec.version}{was}"
@@ -256,12 +267,7 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Move NAME@ALIAS back to the version it pointed to before its last move."""
-    from registry import parse_ref
-    from softmax_core.errors import InvalidNameError
-
-    name, alias, _ = parse_ref(ref)
-    if alias is None:
-        raise InvalidNameError(f"rollback needs NAME@ALIAS, got {ref!r}")
+    name, alias = _alias_ref(ref, "rollback")
     rec = reg.rollback(name, alias)
     if as_json:
         _print_json(rec.to_dict())
@@ -277,12 +283,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every move of NAME@ALIAS, oldest first."""
-    from registry import parse_ref
-    from softmax_core.errors import InvalidNameError
-
-    name, alias, _ = parse_ref(ref)
-    if alias is None:
-        raise InvalidNameError(f"history needs NAME@ALIAS, got {ref!r}")
+    name, alias = _alias_ref(ref, "history")
     records = reg.history(name, alias)
     if as_json:
         _print_json([r.to_dict() for r in records])
