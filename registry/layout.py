@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from registry.names import validate_name
+from softmax_core.errors import CorruptObjectError, InvalidNameError
 
 BLOBS = "blobs/sha256/"
 MODELS = "models/"
@@ -25,12 +26,11 @@ INDEX_PAGE = 100  # versions per index page
 PAGE_WIDTH = 6
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _NUMBERED_RE = re.compile(r"([0-9]+)\.json")
-_MANIFEST_KEY_RE = re.compile(r"models/([A-Za-z0-9._-]+)/versions/([0-9]+)\.json")
 
 
 def validate_digest(digest: str) -> str:
     if not _DIGEST_RE.fullmatch(digest):
-        raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        raise CorruptObjectError(f"not a sha256 hex digest: {digest!r}")
     return digest
 
 
@@ -56,7 +56,7 @@ def versions_prefix(name: str) -> str:
 
 def manifest_key(name: str, version: int) -> str:
     if version < 1:
-        raise ValueError(f"version must be >= 1, got {version}")
+        raise InvalidNameError(f"version must be >= 1, got {version}")
     return f"{versions_prefix(name)}{version:0{VERSION_WIDTH}d}.json"
 
 
@@ -82,14 +82,6 @@ def number_of(key: str, prefix: str) -> int | None:
         return None
     m = _NUMBERED_RE.fullmatch(key[len(prefix) :])
     return int(m.group(1)) if m else None
-
-
-def parse_manifest_key(key: str) -> tuple[str, int] | None:
-    """``models/<name>/versions/<n>.json`` -> ``(name, n)``; anything else -> None."""
-    m = _MANIFEST_KEY_RE.fullmatch(key)
-    if not m or int(m.group(2)) < 1:
-        return None
-    return m.group(1), int(m.group(2))
 
 
 def index_prefix(name: str) -> str:

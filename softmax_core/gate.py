@@ -87,7 +87,7 @@ class GateDecision:
     def error(self) -> GateFailedError:
         """The GateFailedError to raise for a refused model (exit code 5)."""
         if self.passed:
-            raise ValueError("the gate passed; there is no error to raise")
+            raise InvalidInputError("the gate passed; there is no error to raise")
         return GateFailedError(self.message + "; nothing was published")
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from softmax_core import settings
 from softmax_core.errors import InvalidInputError
-from softmax_core.softmax import log_softmax, loss_grad_logits, softmax
+from softmax_core.softmax import loss_grad_logits, softmax
 
 N_CLASSES = 10
 
@@ -252,11 +252,6 @@ class SoftmaxRegression:
         X = validate_features(X, n_features=self.n_features_in_)
         return softmax(X @ self.W_ + self.b_)
 
-    def predict_log_proba(self, X: Any) -> NDArray[np.float32]:
-        self._check_fitted()
-        X = validate_features(X, n_features=self.n_features_in_)
-        return log_softmax(X @ self.W_ + self.b_)
-
     def predict(self, X: Any) -> NDArray[np.int64]:
         """Most likely class, (n,) int64."""
         self._check_fitted()
@@ -296,10 +291,6 @@ def _step_stats(
     """Loss, gradient and the number of correct predictions, from one pass over X."""
     loss, dW, db, Z = loss_grad_logits(W, b, X, y, l2)
     return loss, dW, db, int(np.sum(np.argmax(Z, axis=1) == y))
-
-
-def params_dict(model: SoftmaxRegression) -> dict[str, Any]:
-    return dict(model.get_params())
 
 
 def history_dicts(model: SoftmaxRegression) -> list[dict[str, Any]]:

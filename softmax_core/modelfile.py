@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core.atomicio import atomic_write
 from softmax_core.errors import DataFormatError, DataNotFoundError
 from softmax_core.preprocess import validate_steps
 
@@ -78,17 +77,7 @@ class ModelFile:
         """Write atomically: a temporary file in the same folder, then rename."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.to_bytes()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, self.to_bytes())
         return path
 
     @classmethod

@@ -57,10 +57,10 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def cache_dir(tmp_path: Path) -> Iterator[Path]:
+def cache_dir(tmp_path: Path) -> Path:
     d = tmp_path / "cache"
     d.mkdir()
-    yield d
+    return d
 
 
 def pytest_configure(config: pytest.Config) -> None:

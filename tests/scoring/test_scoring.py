@@ -138,7 +138,7 @@ def test_prepared_batches_are_the_models_steps_and_weights_on_the_digits(
 def test_output_is_renamed_into_place_only_on_success(tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     out.write_text("the previous run\n")
-    with pytest.raises(RuntimeError), scoring.open_output(out) as stream:
+    with pytest.raises(RuntimeError), scoring.open_output(out) as stream:  # noqa: PT012 - the crash must happen inside the open file
         stream.write("half of a result")
         raise RuntimeError("crash in the middle")
     assert out.read_text() == "the previous run\n"  # untouched
