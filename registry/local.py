@@ -8,12 +8,13 @@ import contextlib
 import errno
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from registry.names import is_valid_key, validate_key, validate_prefix
 from registry.store import ObjectInfo, Store, check_conditions
-from softmax_core.atomicio import TMP_MARK, fsync_dir, write_temp
+from softmax_core.atomicio import TMP_MARK, fsync_dir, sweep_temp, write_temp
 from softmax_core.errors import ObjectNotFoundError, PreconditionFailedError, StorageError
 
 _TMP_MARK = TMP_MARK
@@ -199,16 +200,9 @@ class LocalStore(Store):
             raise self._io_error("delete", key, e) from e
 
     def sweep(self, older_than: float) -> list[str]:
-        removed: list[str] = []
+        """Remove temporary files of crashed writers modified before ``older_than`` (epoch s)."""
         if not self.root.is_dir():
-            return removed
-        for dirpath, _dirs, filenames in os.walk(self.root):
-            for fn in filenames:
-                if not fn.startswith(_TMP_MARK):
-                    continue
-                p = Path(dirpath) / fn
-                with contextlib.suppress(FileNotFoundError):
-                    if p.stat().st_mtime < older_than:
-                        p.unlink()
-                        removed.append(p.relative_to(self.root).as_posix())
-        return removed
+            return []
+        age = max(0.0, time.time() - older_than)
+        removed = sweep_temp(self.root, older_than=age, recursive=True)
+        return [p.relative_to(self.root).as_posix() for p in removed]
