@@ -424,8 +424,8 @@ def test_flow_on_a_dask_cluster_writes_what_the_local_command_writes(
 
 
 def test_flow_exit_codes(model: Path, tmp_path: Path, prefect_harness: None) -> None:
-    """The flow maps failures like the command: missing PATH 2, no images 3, no model 3."""
-    assert invoke("score", tmp_path / "nope", "-m", model, "--flow")[0] == 2
+    """The flow maps failures like the command: missing PATH 3, no images 3, no model 3 (a missing path is exit 3 everywhere)."""
+    assert invoke("score", tmp_path / "nope", "-m", model, "--flow")[0] == 3
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("x")
     code, stdout, stderr = invoke("score", tmp_path / "docs", "-m", model, "--flow")
