@@ -1,4 +1,4 @@
-"""Small pieces the flows' tasks share: where the registry is, and who retries what.
+"""Small pieces the flows' tasks share: location the registry is, and who retries what.
 
 Only I/O tasks retry, and only on errors that a second attempt can fix: a download that
 failed on the network (``DownloadError``) or a store that failed (``StorageError``, but

@@ -62,10 +62,10 @@ class Listing:
 
 
 @task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def pull_model(ref: str, where: RegistryLocation) -> scoring.ScoringModel:
+def pull_model(ref: str, location: RegistryLocation) -> scoring.ScoringModel:
     """A model file, or ``ref`` pulled from the registry (verified, cached)."""
     return load_scoring_model(
-        ref, registry=where.uri, endpoint_url=where.endpoint_url, cache_dir=where.cache_dir
+        ref, registry=location.uri, endpoint_url=location.endpoint_url, cache_dir=location.cache_dir
     )
 
 
@@ -132,7 +132,7 @@ def batch_scoring(
     if out is not None:
         scoring.check_output_path(out, inputs=Path(path), model=model)
     settings = Settings.build(registry=registry, cache_dir=cache_dir)
-    where = RegistryLocation(
+    location = RegistryLocation(
         uri=settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
     )
     logger = get_run_logger()
@@ -141,7 +141,7 @@ def batch_scoring(
     if not listing.items:
         raise scoring.no_images_error(path, listing.skipped)
     the_model = pull_model.with_options(**io_retry_options(io_retries, io_retry_delay))(
-        model, where
+        model, location
     )
     parts = shards(listing.items, shard_size, batch_size)
     logger.info(

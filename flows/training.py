@@ -16,7 +16,7 @@ The flow body reads as the pipeline; each task is a thin wrapper over a library 
   epochs done, so the Prefect UI shows how far a run is.
 - A gate refusal raises :class:`~softmax_core.errors.GateFailedError`: the run ends
   Failed with a message naming the rule and the margin; nothing is published and the
-  champion stays where it was. The evaluation leaves two artifacts either way:
+  champion stays location it was. The evaluation leaves two artifacts either way:
   ``gate-report`` (markdown: metrics, decision with both accuracies and the p-value,
   lineage) and ``per-class`` (a table).
 
@@ -106,15 +106,15 @@ def ingest(source: str | None, cache_dir: Path, download_url: str | None = None)
 
 
 @task(name="pull-champion", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def pull_champion(where: RegistryLocation, name: str, alias: str) -> Champion | None:
+def pull_champion(location: RegistryLocation, name: str, alias: str) -> Champion | None:
     """The model behind ``name@alias`` with its weights (verified), or None if there is none."""
     logger = get_run_logger()
     alias_ref = f"{name}@{alias}"
     try:
-        with where.open() as reg:
+        with location.open() as reg:
             manifest, model = reg.load(alias_ref)
     except ModelNotFoundError:
-        logger.info("no %s in %s yet: nothing to compare against", alias_ref, where.uri)
+        logger.info("no %s in %s yet: nothing to compare against", alias_ref, location.uri)
         return None
     champion = Champion(manifest.ref, alias_ref, manifest, model)
     model.meta["registry"] = manifest.ref  # train() records it as the warm start's origin
@@ -216,7 +216,7 @@ def evaluate_model(
 
 @task(name="publish", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
 def publish_model(
-    where: RegistryLocation,
+    location: RegistryLocation,
     model: ModelFile,
     name: str,
     *,
@@ -227,16 +227,16 @@ def publish_model(
     """Weights, then manifest, to the registry: a new version, visible only once complete."""
     logger = get_run_logger()
     meta = {**model.meta, "metrics": metrics, "code_version": code_version}
-    with where.open() as reg:
+    with location.open() as reg:
         manifest = reg.publish(ModelFile(W=model.W, b=model.b, meta=meta), name, lineage=lineage)
-    logger.info("published %s:%d to %s", name, manifest.version, where.uri)
+    logger.info("published %s:%d to %s", name, manifest.version, location.uri)
     return manifest
 
 
 @task(name="promote", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def promote_model(where: RegistryLocation, name: str, version: int, alias: str) -> None:
+def promote_model(location: RegistryLocation, name: str, version: int, alias: str) -> None:
     """Move ``name@alias`` to ``version`` (compare-and-swap; the move is logged for rollback)."""
-    with where.open() as reg:
+    with location.open() as reg:
         reg.promote(name, version, alias)
     get_run_logger().info("%s@%s -> %s:%d", name, alias, name, version)
 
@@ -250,7 +250,7 @@ class Inputs:
 
     source: str | None  # None: keras when installed, else the download
     cache_dir: Path
-    where: RegistryLocation
+    location: RegistryLocation
     name: str
     alias: str  # of the champion: ``promote``, or the default alias with ``promote=None``
     io: dict[str, Any]  # ``with_options`` keywords of the I/O tasks (retries, delays)
@@ -282,9 +282,9 @@ def check_inputs(
     io = io_retry_options(io_retries, io_retry_delay)
     if built.source is not None:
         resolve_source(built.source)
-    where = RegistryLocation(built.registry, endpoint_url, built.cache_dir)
-    where.open().close()
-    return Inputs(built.source, built.cache_dir, where, name, alias, io)
+    location = RegistryLocation(built.registry, endpoint_url, built.cache_dir)
+    location.open().close()
+    return Inputs(built.source, built.cache_dir, location, name, alias, io)
 
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
@@ -322,7 +322,7 @@ def training_pipeline(
         io_retries=io_retries, io_retry_delay=io_retry_delay,
     )  # fmt: skip
     ds = ingest.with_options(**run.io)(run.source, run.cache_dir, download_url)
-    champion = pull_champion.with_options(**run.io)(run.where, name, run.alias)
+    champion = pull_champion.with_options(**run.io)(run.location, name, run.alias)
     init = warm_start_weights(run, champion) if warm_start else None
     params = {
         "epochs": epochs,
@@ -340,7 +340,7 @@ def training_pipeline(
     if not decision.passed:
         raise decision.error()
     manifest = publish_model.with_options(**run.io)(
-        run.where,
+        run.location,
         model,
         name,
         metrics=published_metrics(decision, model),
@@ -348,9 +348,9 @@ def training_pipeline(
         lineage={**lineage, "gate": decision.to_dict()},
     )
     if promote:
-        promote_model.with_options(**run.io)(run.where, name, manifest.version, promote)
+        promote_model.with_options(**run.io)(run.location, name, manifest.version, promote)
     return run_summary(
-        registry=run.where.uri,
+        registry=run.location.uri,
         name=name,
         manifest=manifest,
         decision=decision,
@@ -363,7 +363,7 @@ def warm_start_weights(run: Inputs, champion: Champion | None) -> ModelFile:
     """The champion's weights to start from; ModelNotFoundError when there is none."""
     if champion is None:
         raise ModelNotFoundError(
-            f"--warm-start needs {run.name}@{run.alias} in {run.where.uri}, and there is none; "
+            f"--warm-start needs {run.name}@{run.alias} in {run.location.uri}, and there is none; "
             "run once without --warm-start to create a champion"
         )
     return champion.model

@@ -86,7 +86,7 @@ class Registry(AliasMoves, GarbageCollection):
     ) -> Registry:
         """A registry at a folder, ``file:///path`` or ``s3://bucket/prefix``.
 
-        ``cache_dir``: where pulled blobs are kept (default: the user's cache folder).
+        ``cache_dir``: origin pulled blobs are kept (default: the user's cache folder).
         """
         store = open_store(uri, endpoint_url=endpoint_url)
         return cls(store, cache_dir=cache_dir or settings.default_cache_dir())
@@ -335,17 +335,17 @@ class Registry(AliasMoves, GarbageCollection):
 
     # --- helpers ----------------------------------------------------------------------
     def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest:
-        where = f"{self.uri}/{key}"
-        m = Manifest.from_bytes(data, where=where)
+        origin = f"{self.uri}/{key}"
+        m = Manifest.from_bytes(data, origin=origin)
         if m.name != name or m.version != version:
-            raise CorruptObjectError(f"{where} claims to be {m.ref}, expected {name}:{version}")
+            raise CorruptObjectError(f"{origin} claims to be {m.ref}, expected {name}:{version}")
         return m
 
     def _parse_alias(self, data: bytes, name: str, alias: str, key: str) -> AliasRecord:
-        where = f"{self.uri}/{key}"
-        rec = AliasRecord.from_bytes(data, where=where)
+        origin = f"{self.uri}/{key}"
+        rec = AliasRecord.from_bytes(data, origin=origin)
         if rec.name != name or rec.alias != alias:
-            raise CorruptObjectError(f"{where} claims to be {rec.ref}, expected {name}@{alias}")
+            raise CorruptObjectError(f"{origin} claims to be {rec.ref}, expected {name}@{alias}")
         return rec
 
     def _no_model(self, name: str) -> ModelNotFoundError:

@@ -32,7 +32,7 @@ def read_index(
         if got is None:
             continue
         try:
-            known.update(parse_index_page(got[0], name=name, where=f"{store.uri}/{key}"))
+            known.update(parse_index_page(got[0], name=name, origin=f"{store.uri}/{key}"))
         except CorruptObjectError as e:  # only a cache: fall back to the manifests
             log.warning("ignoring a damaged index page: %s", e)
             damaged[page] = got[1]

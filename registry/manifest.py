@@ -22,21 +22,21 @@ def dumps(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _loads(data: bytes, where: str) -> dict[str, Any]:
+def _loads(data: bytes, origin: str) -> dict[str, Any]:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptObjectError(
-            f"{where} is not valid JSON ({e}); it was damaged or not ours"
+            f"{origin} is not valid JSON ({e}); it was damaged or not ours"
         ) from e
     if not isinstance(doc, dict):
-        raise CorruptObjectError(f"{where} is not a JSON object")
+        raise CorruptObjectError(f"{origin} is not a JSON object")
     return doc
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """One published version of a model: what the weights are and where they came from."""
+    """One published version of a model: what the weights are and origin they came from."""
 
     name: str
     version: int
@@ -70,7 +70,7 @@ class Manifest:
         return dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, where: str = "manifest") -> Manifest:
+    def from_dict(cls, doc: dict[str, Any], *, origin: str = "manifest") -> Manifest:
         try:
             name = validate_name("model name", str(doc["name"]))
             version = doc["version"]
@@ -95,11 +95,11 @@ class Manifest:
                 extra={k: v for k, v in doc.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise CorruptObjectError(f"{where} is not a valid manifest: {e!r}") from e
+            raise CorruptObjectError(f"{origin} is not a valid manifest: {e!r}") from e
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, where: str = "manifest") -> Manifest:
-        return cls.from_dict(_loads(data, where), where=where)
+    def from_bytes(cls, data: bytes, *, origin: str = "manifest") -> Manifest:
+        return cls.from_dict(_loads(data, origin), origin=origin)
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,8 @@ class AliasRecord:
         return dumps(self.to_dict())
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, where: str = "alias record") -> AliasRecord:
-        doc = _loads(data, where)
+    def from_bytes(cls, data: bytes, *, origin: str = "alias record") -> AliasRecord:
+        doc = _loads(data, origin)
         try:
             prev = doc.get("previous") or []
             rec = cls(
@@ -145,9 +145,9 @@ class AliasRecord:
                 from_version=None if doc.get("from_version") is None else int(doc["from_version"]),
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise CorruptObjectError(f"{where} is not a valid alias record: {e!r}") from e
+            raise CorruptObjectError(f"{origin} is not a valid alias record: {e!r}") from e
         if rec.version < 1 or rec.seq < 1:
-            raise CorruptObjectError(f"{where}: version and seq must be >= 1")
+            raise CorruptObjectError(f"{origin}: version and seq must be >= 1")
         return rec
 
 
@@ -163,18 +163,18 @@ def index_page_bytes(name: str, page: int, entries: list[tuple[str, Manifest]]) 
     )
 
 
-def parse_index_page(data: bytes, *, name: str, where: str) -> dict[int, tuple[str, Manifest]]:
+def parse_index_page(data: bytes, *, name: str, origin: str) -> dict[int, tuple[str, Manifest]]:
     """``{version: (etag, manifest)}`` from an index page; CorruptObjectError if malformed."""
-    doc = _loads(data, where)
+    doc = _loads(data, origin)
     if doc.get("schema") != INDEX_SCHEMA or doc.get("name") != name:
-        raise CorruptObjectError(f"{where} is not an index page of {name!r}")
+        raise CorruptObjectError(f"{origin} is not an index page of {name!r}")
     out: dict[int, tuple[str, Manifest]] = {}
     try:
         for entry in doc["entries"]:
-            m = Manifest.from_dict(entry["manifest"], where=where)
+            m = Manifest.from_dict(entry["manifest"], origin=origin)
             if m.name != name:
                 raise ValueError(f"entry for {m.ref} in the index of {name!r}")
             out[m.version] = (str(entry["etag"]), m)
     except (KeyError, TypeError, ValueError) as e:
-        raise CorruptObjectError(f"{where} is not a valid index page: {e!r}") from e
+        raise CorruptObjectError(f"{origin} is not a valid index page: {e!r}") from e
     return out

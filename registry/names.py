@@ -43,10 +43,10 @@ def validate_name(kind: str, value: str) -> str:
 
 def parse_version(text: str, *, ref: str | None = None) -> int:
     """A version number: a positive decimal integer."""
-    where = f" in {ref!r}" if ref is not None else ""
+    origin = f" in {ref!r}" if ref is not None else ""
     if not _VERSION_RE.fullmatch(text) or int(text) < 1:
         raise InvalidNameError(
-            f"version {text!r}{where} is not a positive whole number (1, 2, ...)"
+            f"version {text!r}{origin} is not a positive whole number (1, 2, ...)"
         )
     return int(text)
 

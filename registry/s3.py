@@ -110,7 +110,7 @@ class S3Store(Store):
     def _object_key(self, key: str) -> str:
         return self.prefix + validate_key(key)
 
-    def _where(self, key: str) -> str:
+    def _url_of(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
     # error translation -----------------------------------------------------------------
@@ -126,11 +126,11 @@ class S3Store(Store):
             ReadTimeoutError,
         )
 
-        where = self._where(key)
+        url = self._url_of(key)
         if isinstance(e, ClientError):
-            return self._translate_response(e.response, op, where)
+            return self._translate_response(e.response, op, url)
         if isinstance(e, NoCredentialsError | PartialCredentialsError):
-            return StorageError(f"no usable AWS credentials for {where}: {_CHECK_CREDENTIALS}")
+            return StorageError(f"no usable AWS credentials for {url}: {_CHECK_CREDENTIALS}")
         if isinstance(
             e,
             EndpointConnectionError
@@ -139,16 +139,16 @@ class S3Store(Store):
             | ConnectionClosedError,
         ):
             return StorageError(
-                f"cannot reach the S3 endpoint {self.endpoint} for {op} {where} "
+                f"cannot reach the S3 endpoint {self.endpoint} for {op} {url} "
                 f"({type(e).__name__}, after retries); check --endpoint-url / AWS_ENDPOINT_URL, "
                 "that the server is running and reachable, and proxies/firewalls"
             )
         return StorageError(
-            f"S3 {op} of {where} at {self.endpoint} failed: {type(e).__name__}: {e}; "
+            f"S3 {op} of {url} at {self.endpoint} failed: {type(e).__name__}: {e}; "
             "check the endpoint and your network"
         )
 
-    def _translate_response(self, response: Any, op: str, where: str) -> Exception:
+    def _translate_response(self, response: Any, op: str, url: str) -> Exception:
         """An S3 error response (a ClientError's) as one of ours."""
         err = response.get("Error", {})
         code = str(err.get("Code", ""))
@@ -159,7 +159,7 @@ class S3Store(Store):
                 f"(aws s3 mb s3://{self.bucket}) or fix the registry URI / endpoint"
             )
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (412, 409):
-            lost = PreconditionFailedError(f"{op} {where}: condition failed ({code or status})")
+            lost = PreconditionFailedError(f"{op} {url}: condition failed ({code or status})")
             # After a retried PUT the 412 may answer our own first attempt, which succeeded
             # but whose response was lost: callers then check whether the object is theirs.
             retries = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
@@ -167,23 +167,23 @@ class S3Store(Store):
             return lost
         if code in ("NoSuchKey", "404", "NotFound") or status == 404:
             if op == "put":  # If-Match on an absent key
-                return PreconditionFailedError(f"{op} {where}: the object does not exist")
-            return ObjectNotFoundError(f"{where} does not exist")
+                return PreconditionFailedError(f"{op} {url}: the object does not exist")
+            return ObjectNotFoundError(f"{url} does not exist")
         if code in _CREDENTIAL_CODES:
             return StorageError(
-                f"S3 at {self.endpoint} refused the credentials for {op} {where}: "
+                f"S3 at {self.endpoint} refused the credentials for {op} {url}: "
                 f"{_CREDENTIAL_CODES[code]} ({code}); {_CHECK_CREDENTIALS}"
             )
         if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
             return StorageError(
-                f"S3 at {self.endpoint} denied {op} on {where} (AccessDenied): the "
+                f"S3 at {self.endpoint} denied {op} on {url} (AccessDenied): the "
                 "credentials are valid but not allowed; check the bucket/IAM policy grants "
                 "s3:GetObject, s3:PutObject, s3:ListBucket and s3:DeleteObject on "
                 f"s3://{self.bucket}, or {_CHECK_CREDENTIALS}"
             )
         msg = err.get("Message") or ""
         return StorageError(
-            f"S3 {op} of {where} at {self.endpoint} failed: {code or status} {msg}".rstrip()
+            f"S3 {op} of {url} at {self.endpoint} failed: {code or status} {msg}".rstrip()
         )
 
     def _call(self, op: str, key: str, fn: Any, **kwargs: Any) -> Any:

@@ -57,7 +57,7 @@ class Dataset:
         y_test: (n_test,) uint8.
         digest: sha256 hex of the array contents (lineage): the same arrays give the same
             digest whatever the source format.
-        source: where the data came from: ``idx:/abs/dir``, ``npz:/abs/file.npz``,
+        source: origin the data came from: ``idx:/abs/dir``, ``npz:/abs/file.npz``,
             ``download:<url>`` or ``keras``.
         path: the cache entry folder.
         cached: True when this load was a cache hit: nothing parsed or written (for
@@ -135,7 +135,7 @@ def dataset_digest(arrays: Mapping[str, NDArray[Any]]) -> str:
 # --- validation -----------------------------------------------------------------------------
 
 
-def validate_arrays(arrays: Mapping[str, Any], where: str) -> dict[str, NDArray[np.uint8]]:
+def validate_arrays(arrays: Mapping[str, Any], origin: str) -> dict[str, NDArray[np.uint8]]:
     """Check shapes, dtypes, counts and label range; labels of any integer dtype become uint8.
 
     Returns C-contiguous arrays: x (n, 28, 28) uint8, y (n,) uint8.
@@ -146,26 +146,26 @@ def validate_arrays(arrays: Mapping[str, Any], where: str) -> dict[str, NDArray[
         x = np.asarray(arrays[xn])
         y = np.asarray(arrays[yn])
         if x.dtype != np.uint8:
-            raise DataFormatError(f"{where}: {xn} must be uint8 pixels, got dtype {x.dtype}")
+            raise DataFormatError(f"{origin}: {xn} must be uint8 pixels, got dtype {x.dtype}")
         if x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
-            raise DataFormatError(f"{where}: {xn} must have shape (n, 28, 28), got {x.shape}")
+            raise DataFormatError(f"{origin}: {xn} must have shape (n, 28, 28), got {x.shape}")
         if y.ndim != 1:
-            raise DataFormatError(f"{where}: {yn} must have shape (n,), got {y.shape}")
+            raise DataFormatError(f"{origin}: {yn} must have shape (n,), got {y.shape}")
         if x.shape[0] != y.shape[0]:
             raise DataFormatError(
-                f"{where}: {x.shape[0]} {split} images but {y.shape[0]} {split} labels"
+                f"{origin}: {x.shape[0]} {split} images but {y.shape[0]} {split} labels"
             )
         if x.shape[0] == 0:
-            raise DataFormatError(f"{where}: the {split} split holds no images")
+            raise DataFormatError(f"{origin}: the {split} split holds no images")
         if x.shape[0] > MAX_ITEMS:
             raise DataFormatError(
-                f"{where}: {x.shape[0]} {split} images, more than the limit of {MAX_ITEMS}"
+                f"{origin}: {x.shape[0]} {split} images, more than the limit of {MAX_ITEMS}"
             )
         if not np.issubdtype(y.dtype, np.integer):
-            raise DataFormatError(f"{where}: {yn} must hold integer labels, got dtype {y.dtype}")
+            raise DataFormatError(f"{origin}: {yn} must hold integer labels, got dtype {y.dtype}")
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi > 9:
-            raise DataFormatError(f"{where}: {yn} holds labels in {lo}..{hi}; expected 0..9")
+            raise DataFormatError(f"{origin}: {yn} holds labels in {lo}..{hi}; expected 0..9")
         out[xn] = np.ascontiguousarray(x)
         out[yn] = np.ascontiguousarray(y, dtype=np.uint8)
     return out

@@ -403,6 +403,8 @@ def test_scheduled_deployments_end_to_end(
     serve_argv = [
         *softmax_pipe,
         "serve",
+        "--registry",  # serve's default is the local registry, like every command's
+        REGISTRY,
         "--retrain-cron",
         "0 4 * * 2",
         "--score-cron",
