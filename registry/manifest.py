@@ -6,6 +6,7 @@ Both are plain JSON objects (sorted keys, UTF-8) that any S3 tool can read.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,8 +19,37 @@ ALIAS_SCHEMA = "softmax-pipe/alias@1"
 INDEX_SCHEMA = "softmax-pipe/index@1"
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: records are standard JSON any reader can parse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def dumps(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    """Standard JSON (``allow_nan=False``; a NaN metric is written as null)."""
+    text = json.dumps(_finite(doc), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode()
+
+
+def whole(value: Any, what: str, *, minimum: int = 0) -> int:
+    """A JSON integer >= ``minimum``: ``2.9``, ``"3"``, ``true`` and ``1e999`` are refused."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{what} {value!r} is not a whole number >= {minimum}")
+    return value
+
+
+def _check_schema(doc: dict[str, Any], schema: str, origin: str) -> None:
+    found = doc.get("schema")
+    if found != schema:
+        raise CorruptObjectError(
+            f"{origin} has schema {found!r}, expected {schema!r}; it was written by another "
+            "tool or a newer softmax-pipe"
+        )
 
 
 def _loads(data: bytes, origin: str) -> dict[str, Any]:
@@ -73,10 +103,8 @@ class Manifest:
     def from_dict(cls, doc: dict[str, Any], *, origin: str = "manifest") -> Manifest:
         try:
             name = validate_name("model name", str(doc["name"]))
-            version = doc["version"]
+            version = whole(doc["version"], "version", minimum=1)
             digest = layout.validate_digest(str(doc["digest"]))
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise ValueError(f"version {version!r} is not a positive integer")
             known = {f for f in cls.__dataclass_fields__ if f != "extra"} | {"schema", "blob"}
             return cls(
                 name=name,
@@ -90,7 +118,7 @@ class Manifest:
                 input_schema=dict(doc.get("input_schema") or {}),
                 code_version=doc.get("code_version"),
                 lineage=dict(doc.get("lineage") or {}),
-                size=int(doc.get("size") or 0),
+                size=whole(doc.get("size", 0), "size"),
                 model_created=doc.get("model_created"),
                 extra={k: v for k, v in doc.items() if k not in known},
             )
@@ -99,7 +127,9 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, origin: str = "manifest") -> Manifest:
-        return cls.from_dict(_loads(data, origin), origin=origin)
+        doc = _loads(data, origin)
+        _check_schema(doc, MANIFEST_SCHEMA, origin)
+        return cls.from_dict(doc, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -131,18 +161,21 @@ class AliasRecord:
     @classmethod
     def from_bytes(cls, data: bytes, *, origin: str = "alias record") -> AliasRecord:
         doc = _loads(data, origin)
+        _check_schema(doc, ALIAS_SCHEMA, origin)
         try:
             prev = doc.get("previous") or []
             rec = cls(
                 name=validate_name("model name", str(doc["name"])),
                 alias=validate_name("alias", str(doc["alias"])),
-                version=int(doc["version"]),
-                previous=tuple(int(v) for v in prev),
-                seq=int(doc["seq"]),
+                version=whole(doc["version"], "version", minimum=1),
+                previous=tuple(whole(v, "previous version", minimum=1) for v in prev),
+                seq=whole(doc["seq"], "seq", minimum=1),
                 moved_at=str(doc["moved_at"]),
                 move_id=str(doc["move_id"]),
                 action=str(doc["action"]),
-                from_version=None if doc.get("from_version") is None else int(doc["from_version"]),
+                from_version=None
+                if doc.get("from_version") is None
+                else whole(doc["from_version"], "from_version", minimum=1),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CorruptObjectError(f"{origin} is not a valid alias record: {e!r}") from e
