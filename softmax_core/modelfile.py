@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +31,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core import modelcheck
 from softmax_core.atomicio import atomic_write
-from softmax_core.errors import DataFormatError, DataNotFoundError
-from softmax_core.preprocess import validate_steps
+from softmax_core.errors import DataFormatError
 
 FORMAT = "softmax-pipe/model@1"
 INPUT_SCHEMA = {
@@ -82,49 +81,19 @@ class ModelFile:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, origin: str = "<bytes>") -> ModelFile:
-        """Parse .npz bytes with ``allow_pickle=False``; a bad file is a DataFormatError."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                missing = {"W", "b", "meta"} - set(z.files)
-                if missing:
-                    raise DataFormatError(
-                        f"{origin}: not a softmax-pipe model file (missing arrays {sorted(missing)})"
-                    )
-                W, b, meta_text = z["W"], z["b"], str(z["meta"][()])
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            raise DataFormatError(f"{origin}: not a readable model file ({e})") from e
-        try:
-            meta = json.loads(meta_text)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(f"{origin}: model metadata is not valid JSON ({e})") from e
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        """Parse .npz bytes with ``allow_pickle=False``, capped and validated before use
+        (:mod:`softmax_core.modelcheck`); a bad file is one DataFormatError."""
+        arrays = modelcheck.read_arrays(data, origin)
+        meta = modelcheck.parse_meta(arrays["meta"], origin)
+        if meta.get("format") != FORMAT:
             raise DataFormatError(
-                f"{origin}: unsupported model format {meta.get('format') if isinstance(meta, dict) else meta!r}; "
-                f"expected {FORMAT!r}"
+                f"{origin}: unsupported model format {meta.get('format')!r}; expected {FORMAT!r}"
             )
-        if (
-            W.dtype != np.float32
-            or b.dtype != np.float32
-            or W.ndim != 2
-            or b.shape != (W.shape[1],)
-        ):
-            raise DataFormatError(
-                f"{origin}: weights have W{W.shape} {W.dtype}, b{b.shape} {b.dtype}; "
-                "expected float32 W (784, 10) and b (10,)"
-            )
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
-            raise DataFormatError(f"{origin}: weights contain non-finite values")
-        model = cls(W=W, b=b, meta=meta)
-        validate_steps(model.steps)
-        return model
+        modelcheck.check_weights(arrays["W"], arrays["b"], origin)
+        return cls(W=arrays["W"], b=arrays["b"], meta=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelFile:
+        """Read a model file: a regular file only, capped in size, then :meth:`from_bytes`."""
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as e:
-            raise DataNotFoundError(f"model file {path} does not exist") from e
-        except IsADirectoryError as e:
-            raise DataFormatError(f"model file {path} is a directory, expected an .npz file") from e
-        return cls.from_bytes(data, origin=str(path))
+        return cls.from_bytes(modelcheck.read_model_bytes(path), origin=str(path))

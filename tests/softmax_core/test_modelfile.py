@@ -41,15 +41,15 @@ def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
         b=np.zeros(10, np.float32),
         meta=np.array([{"format": FORMAT}], dtype=object),
     )
-    with pytest.raises(DataFormatError, match="not a readable model file"):
+    with pytest.raises(DataFormatError, match="holds Python objects"):
         ModelFile.from_bytes(buf.getvalue(), origin="evil.npz")
 
 
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (b"", "not a readable model file"),
-        (b"hello, not a zip", "not a readable model file"),
+        (b"", "not a zip archive"),
+        (b"hello, not a zip", "not a zip archive"),
     ],
 )
 def test_garbage_is_refused(data: bytes, match: str) -> None:

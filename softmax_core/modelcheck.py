@@ -1,0 +1,182 @@
+"""Reading a model file that may be hostile: caps first, then parsing, then validation.
+
+Everything is checked before anything large is allocated: the archive's declared member
+sizes and each ``.npy`` header's shape and dtype are read (``numpy.lib.format``) before an
+array is; object arrays (pickles) are refused; meta JSON is capped in size and depth;
+weights must be finite float32 ``W (784, 10)``, ``b (10,)`` with ``|w| <= MAX_WEIGHT`` (so
+that probabilities stay finite); the recorded steps must be known. A problem is one
+:class:`DataFormatError` saying what the file is.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
+from softmax_core.preprocess import validate_steps
+
+MAX_MODEL_BYTES = 64 * 1024 * 1024  # a 784x10 float32 model is 33 KiB
+MAX_META_BYTES = 1024 * 1024
+MAX_META_DEPTH = 32
+MAX_STEPS = 16
+MAX_WEIGHT = 1e4  # trained weights are below 10; 3e38 makes every probability NaN
+N_FEATURES = 784
+N_CLASSES = 10
+MEMBERS = ("W", "b", "meta")
+
+
+def read_model_bytes(path: Path) -> bytes:
+    """The bytes of a model file; only a regular file of at most MAX_MODEL_BYTES is read
+    (a FIFO would hang, ``/dev/zero`` would never end)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"model file {path} does not exist") from None
+    except OSError as e:
+        raise DataFormatError(f"model file {path} cannot be read: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataFormatError(f"model file {path} is a directory, expected an .npz file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataFormatError(f"model file {path} is not a regular file (a device or a FIFO?)")
+    if st.st_size > MAX_MODEL_BYTES:
+        raise DataFormatError(
+            f"model file {path} is {st.st_size:,} bytes, over the cap of {MAX_MODEL_BYTES:,}"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataFormatError(f"model file {path} cannot be read: {e.strerror or e}") from None
+
+
+def read_arrays(data: bytes, origin: str) -> dict[str, NDArray[Any]]:
+    """W, b and meta from .npz bytes, each header checked before its data is read."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        what = "a plain .npy array" if data.startswith(b"\x93NUMPY") else "not a zip archive"
+        raise DataFormatError(
+            f"{origin}: not a model file: it is {what}; a model file is an .npz (zip) "
+            "archive holding the arrays W, b and meta"
+        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            missing = [m for m in MEMBERS if f"{m}.npy" not in infos]
+            if missing:
+                raise DataFormatError(
+                    f"{origin}: not a softmax-pipe model file (missing arrays {missing})"
+                )
+            return {m: _read_member(zf, infos[f"{m}.npy"], origin) for m in MEMBERS}
+    except DataFormatError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib_error()) as e:
+        raise DataFormatError(f"{origin}: a damaged .npz archive ({type(e).__name__})") from e
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, origin: str) -> NDArray[Any]:
+    if info.file_size > MAX_MODEL_BYTES:
+        raise DataFormatError(
+            f"{origin}: {info.filename} declares {info.file_size:,} bytes, over the cap"
+        )
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        if dtype.hasobject:
+            raise DataFormatError(
+                f"{origin}: {info.filename} holds Python objects; model files hold numbers only"
+            )
+        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_MODEL_BYTES:
+            raise DataFormatError(f"{origin}: {info.filename} declares shape {shape}, too large")
+    with zf.open(info) as f:
+        out: NDArray[Any] = np.lib.format.read_array(f, allow_pickle=False)
+    return out
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > MAX_META_DEPTH:
+            return depth
+        level = [
+            v
+            for x in level
+            if isinstance(x, dict | list)
+            for v in (x.values() if isinstance(x, dict) else x)
+        ]
+    return depth
+
+
+def parse_meta(array: NDArray[Any], origin: str) -> dict[str, Any]:
+    """The meta JSON object, capped in size and nesting; its steps checked."""
+    if array.shape != () or array.dtype.kind != "U":
+        raise DataFormatError(
+            f"{origin}: meta must be one JSON string, got {array.dtype}{array.shape}"
+        )
+    text = str(array[()])
+    if len(text) > MAX_META_BYTES:
+        raise DataFormatError(f"{origin}: meta is {len(text):,} characters, over the cap")
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise DataFormatError(f"{origin}: model metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise DataFormatError(f"{origin}: model metadata is not a JSON object")
+    if _depth(meta) > MAX_META_DEPTH:
+        raise DataFormatError(f"{origin}: model metadata nests deeper than {MAX_META_DEPTH}")
+    check_steps(meta, origin)
+    return meta
+
+
+def check_steps(meta: dict[str, Any], origin: str) -> None:
+    pre = meta.get("preprocessing", {"steps": ["scale"]})
+    steps = pre.get("steps") if isinstance(pre, dict) else None
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise DataFormatError(
+            f"{origin}: preprocessing steps must be a list of step names, got {steps!r}"
+        )
+    if len(steps) > MAX_STEPS:
+        raise DataFormatError(f"{origin}: {len(steps)} preprocessing steps, over {MAX_STEPS}")
+    try:
+        validate_steps(steps)
+    except InvalidInputError as e:
+        raise DataFormatError(f"{origin}: {e}") from None
+    for key in ("params", "metrics"):
+        if key in meta and not isinstance(meta[key], dict | type(None)):
+            raise DataFormatError(f"{origin}: {key} must be a JSON object")
+
+
+def check_weights(W: NDArray[Any], b: NDArray[Any], origin: str) -> None:
+    """Finite float32 W (784, 10) and b (10,), bounded so probabilities stay finite."""
+    if (
+        W.dtype != np.float32
+        or b.dtype != np.float32
+        or W.shape != (N_FEATURES, N_CLASSES)
+        or b.shape != (N_CLASSES,)
+    ):
+        raise DataFormatError(
+            f"{origin}: weights have W{W.shape} {W.dtype}, b{b.shape} {b.dtype}; "
+            f"expected float32 W ({N_FEATURES}, {N_CLASSES}) and b ({N_CLASSES},)"
+        )
+    if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        raise DataFormatError(f"{origin}: weights contain non-finite values")
+    if max(float(np.abs(W).max()), float(np.abs(b).max())) > MAX_WEIGHT:
+        raise DataFormatError(
+            f"{origin}: weights exceed {MAX_WEIGHT:g} in magnitude; probabilities would overflow"
+        )
