@@ -10,7 +10,6 @@ from registry.manifest import Manifest
 from registry.store import Store
 from softmax_core.errors import (
     InvalidInputError,
-    ModelNotFoundError,
 )
 
 
@@ -25,6 +24,7 @@ class GarbageCollection:
         def models(self) -> list[str]: ...
         def versions(self, name: str) -> list[Manifest]: ...
         def version_numbers(self, name: str) -> list[int]: ...
+        def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest: ...
 
     # --- garbage collection -----------------------------------------------------------
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
@@ -59,10 +59,13 @@ class GarbageCollection:
     def _referenced_digests(self) -> set[str]:
         # Every manifest of every model; one we cannot read might refer to any blob, so a
         # damaged manifest stops gc (CorruptObjectError) instead of being skipped.
+        # Read from the manifests themselves, never from the index pages (a cache that a
+        # tampered or stale page could make lie).
         digests: set[str] = set()
         for name in self.models():
-            try:
-                digests.update(m.digest for m in self.versions(name))
-            except ModelNotFoundError:
-                continue  # a model folder without versions (only debris)
+            numbers = self.version_numbers(name)
+            keys = [layout.manifest_key(name, n) for n in numbers]
+            for n, key, got in zip(numbers, keys, self.store.get_many(keys), strict=True):
+                if got is not None:  # None: deleted since the listing
+                    digests.add(self._parse_manifest(got[0], name, n, key).digest)
         return digests

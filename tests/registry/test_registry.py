@@ -435,6 +435,24 @@ def test_the_publish_that_completes_a_range_writes_its_index_page(reg: Registry)
     assert len(json.loads(page)["entries"]) == 100
 
 
+def test_gc_reads_the_manifests_not_a_tampered_index_page(reg: Registry) -> None:
+    """A parseable page naming another digest for v5 must not make gc delete v5's blob."""
+    real = reg.publish(make_model(1), "big")
+    for n in range(2, 100):
+        key = layout.manifest_key("big", n)
+        reg.store.put(key, dataclasses.replace(real, version=n).to_bytes(), if_none_match=True)
+    reg.publish(make_model(2), "big")  # version 100 closes page 0
+    key = layout.index_key("big", 0)
+    page = json.loads(reg.store.get(key)[0])
+    for entry in page["entries"]:
+        entry["manifest"]["digest"] = "0" * 64  # lies about every version's blob
+    reg.store.put(key, json.dumps(page).encode())
+    reg.gc(grace_seconds=0)
+    assert reg.store.head(real.blob_key) is not None
+    _, model = reg.load("big:5")
+    assert model.W.shape == (784, 10)
+
+
 # --- gc racing a publisher ----------------------------------------------------------------
 
 
