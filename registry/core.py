@@ -57,6 +57,7 @@ from softmax_core.errors import (
     PreconditionFailedError,
     StorageError,
 )
+from softmax_core.modelcheck import read_model_bytes
 from softmax_core.modelfile import ModelFile
 from softmax_core.predictor import Classifier
 
@@ -224,7 +225,7 @@ class Registry(AliasMoves, GarbageCollection):
             data = model.to_bytes()
             mf = ModelFile.from_bytes(data, origin=f"model for {name!r}")
         else:
-            data = _read_model_file(Path(model))
+            data = read_model_bytes(Path(model))
             mf = ModelFile.from_bytes(data, origin=str(model))
         extra_lineage = dict(lineage or {})
         try:
@@ -383,18 +384,3 @@ def _span(numbers: Sequence[int]) -> str:
     if numbers[-1] - numbers[0] + 1 == len(numbers):
         return f"versions {numbers[0]}..{numbers[-1]}"
     return "versions " + ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
-
-
-def _read_model_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        from softmax_core.errors import DataNotFoundError
-
-        raise DataNotFoundError(f"model file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidInputError(
-            f"model file {path} is a directory, expected an .npz file"
-        ) from None
-    except OSError as e:
-        raise InvalidInputError(f"cannot read model file {path}: {e}") from e
