@@ -5,17 +5,11 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 
 from __future__ import annotations
 
-import sys
-import traceback
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import (  # typer vendors click since 0.22
-    ClickException,
-    NoArgsIsHelpError,
-    UsageError,
-)
+from typer._click.core import Context  # typer vendors click since 0.22
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from softmax_core import settings
@@ -80,85 +74,48 @@ def err(message: str, *, style: str | None = None) -> None:
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)
 
 
-DEBUG_OPTION = "--debug"
+DEBUG_KEY = "softmax_pipe.debug"
 
 
-def _debug_requested(args: Sequence[str]) -> bool:
-    """``--debug`` among the root options (before the command name), or SOFTMAX_PIPE_DEBUG=1.
-
-    Read from the raw arguments, not the parsed context, so that errors raised while
-    parsing honour it too.
-    """
-    for arg in args:
-        if arg == DEBUG_OPTION:
-            return True
-        if not arg.startswith("-"):
-            break
-    return settings.debug_enabled()
-
-
-def exit_code_for(exc: Exception | KeyboardInterrupt, *, debug: bool) -> int:
-    """Report ``exc`` on stderr the one documented way and return its exit code.
-
-    - a :class:`SoftmaxPipeError`: ``error: <message>``, its class's exit code;
-    - a usage error (unknown option, bad value, missing argument): one line, exit 2;
-      a group called with no arguments prints its help instead;
-    - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
-    - anything else (a bug): one line naming it and ``run with --debug for the
-      traceback``, exit 70.
-
-    With ``debug`` the traceback is printed first (and the exit code stays the same).
-    """
-    if isinstance(exc, NoArgsIsHelpError):
-        exc.show()
-        return 0
-    if isinstance(exc, KeyboardInterrupt):
-        err("interrupted")
-        return EXIT_INTERRUPTED
-    if debug:
-        traceback.print_exception(exc)
-    if isinstance(exc, UsageError):
-        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err(f"error: {exc.format_message()}{where}", style="bold red")
-        return exc.exit_code
-    if isinstance(exc, ClickException):
-        err(f"error: {exc.format_message()}", style="bold red")
-        return exc.exit_code
-    if isinstance(exc, SoftmaxPipeError):
-        err(f"error: {exc}", style="bold red")
-        return exc.exit_code
-    err(
-        f"error: unexpected {type(exc).__name__}: {exc} (a bug; run with --debug "
-        "for the traceback)",
-        style="bold red",
-    )
-    return EXIT_INTERNAL
+def _debug(ctx: Context) -> bool:
+    return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
 
 class ErrorBoundary(TyperGroup):
-    """The root command: the one place where errors become exit codes (see :func:`exit_code_for`).
+    """The one place errors become exit codes, for every command (and under CliRunner).
 
-    ``main`` runs typer with ``standalone_mode=False`` so that every exception, from
-    parsing the arguments or from a command, reaches this one handler: ``softmax-pipe``,
-    ``python -m softmax_pipe`` and ``CliRunner.invoke(app, ...)`` all go through it.
+    - a :class:`SoftmaxPipeError`: ``error: <message>`` on stderr, its exit code;
+    - a usage error (bad option value, missing argument): one line, exit 2;
+    - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
+    - anything else (a bug): one line naming it, ``run with --debug for the traceback``,
+      exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
     """
 
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+    def invoke(self, ctx: Context) -> Any:
         try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except (Exception, KeyboardInterrupt) as exc:
-            code = exit_code_for(exc, debug=_debug_requested(argv))
-        else:
-            if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
-                err("interrupted")
-        if not standalone_mode:
-            return code
-        sys.exit(code or 0)
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except UsageError as e:
+            if _debug(ctx):
+                raise
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            err(f"error: {e.format_message()} (see `{where} --help`)", style="bold red")
+            raise typer.Exit(2) from None
+        except SoftmaxPipeError as e:
+            if _debug(ctx):
+                raise
+            err(f"error: {e}", style="bold red")
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as e:
+            if _debug(ctx):
+                raise
+            err(
+                f"error: unexpected {type(e).__name__}: {e} (a bug; run with --debug "
+                "for the traceback)",
+                style="bold red",
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
