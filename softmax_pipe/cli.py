@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from softmax_pipe import cli_core, cli_registry, cli_run, cli_score, cli_serve
+from softmax_pipe import cli_core, cli_registry, cli_report, cli_run, cli_score, cli_serve
 from softmax_pipe.cli_common import DEBUG_KEY, ErrorBoundary
 
 app = typer.Typer(
@@ -72,6 +72,7 @@ cli_run.register(app)
 cli_score.register(app)
 cli_registry.register(app)
 cli_serve.register(app)
+cli_report.register(app)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

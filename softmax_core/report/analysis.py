@@ -1,0 +1,178 @@
+"""The numbers behind a model report: pure numpy, arrays in, small arrays and dicts out.
+
+Shapes: ``images (n, 28, 28)``, ``labels (n,)`` integers 0..9, ``probs (n, 10)`` float32,
+``W (d, 10)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core import metrics, preprocess
+from softmax_core.errors import InvalidInputError
+from softmax_core.modelfile import ModelFile
+from softmax_core.softmax import softmax
+
+N_CLASSES = 10
+PIXELS = preprocess.SIDE * preprocess.SIDE
+RELIABILITY_BINS = 10
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One model scored on the test images.
+
+    probs (n, 10) float32, pred (n,) int64, correct (n,) bool, confusion (10, 10) int64.
+    """
+
+    probs: NDArray[np.float32]
+    pred: NDArray[np.int64]
+    correct: NDArray[np.bool_]
+    confusion: NDArray[np.int64]
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    @property
+    def per_class_accuracy(self) -> NDArray[np.float64]:
+        """(10,) recall of each digit (accuracy on the images of that digit); NaN if absent."""
+        support = self.confusion.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result: NDArray[np.float64] = np.diag(self.confusion) / support
+        return result
+
+
+def evaluate(model: ModelFile, images: NDArray[np.generic], labels: Any) -> Evaluation:
+    """Score ``model`` on (n, 28, 28) ``images`` with its own feature steps."""
+    y = np.asarray(labels).astype(np.int64)
+    if y.ndim != 1 or y.shape[0] != np.asarray(images).shape[0] or y.size == 0:
+        raise InvalidInputError(
+            f"labels of shape {y.shape} do not match images of shape {np.shape(images)}; "
+            "expected one label per image, at least one image"
+        )
+    X = preprocess.features(images, model.steps)
+    if X.shape[1] != model.W.shape[0]:
+        raise InvalidInputError(
+            f"model expects {model.W.shape[0]} features, its steps {list(model.steps)} "
+            f"give {X.shape[1]}"
+        )
+    probs = softmax(X @ model.W + model.b).astype(np.float32, copy=False)
+    pred = np.argmax(probs, axis=1).astype(np.int64)
+    return Evaluation(
+        probs=probs,
+        pred=pred,
+        correct=pred == y,
+        confusion=metrics.confusion_matrix(y, pred, N_CLASSES),
+    )
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Confidence (top probability) against accuracy in equal-width bins over [0, 1].
+
+    edges (bins + 1,), confidence / accuracy (bins,) NaN where a bin is empty, count (bins,).
+    ``ece``: expected calibration error, sum over bins of count/n * |accuracy - confidence|.
+    """
+
+    edges: NDArray[np.float64]
+    confidence: NDArray[np.float64]
+    accuracy: NDArray[np.float64]
+    count: NDArray[np.int64]
+    ece: float
+
+
+def reliability(
+    probs: NDArray[np.floating], correct: NDArray[np.bool_], bins: int = RELIABILITY_BINS
+) -> Reliability:
+    """Reliability diagram data and ECE; the top bin includes confidence 1.0."""
+    conf = probs.max(axis=1).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins).astype(np.int64)
+    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
+    acc_sum = np.bincount(idx, weights=correct.astype(np.float64), minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = conf_sum / count
+        mean_acc = acc_sum / count
+    gaps = np.where(count > 0, np.abs(mean_acc - mean_conf), 0.0)
+    ece = float(np.sum(count * gaps) / max(int(count.sum()), 1))
+    return Reliability(edges, mean_conf, mean_acc, count, ece)
+
+
+def confused_pairs(confusion: NDArray[np.integer], top: int = 3) -> list[tuple[int, int, int]]:
+    """The ``top`` most frequent (true, predicted, count) mistakes, largest first, count > 0."""
+    off = np.array(confusion, dtype=np.int64)
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:top]
+    pairs = [
+        (int(i), int(j), int(off[i, j]))
+        for i, j in zip(*np.unravel_index(order, off.shape), strict=True)
+    ]
+    return [p for p in pairs if p[2] > 0]
+
+
+def examples(ev: Evaluation, labels: Any, true: int, pred: int, limit: int) -> NDArray[np.intp]:
+    """Indices of up to ``limit`` images of digit ``true`` predicted as ``pred``, the most
+    confidently wrong first."""
+    y = np.asarray(labels)
+    idx = np.flatnonzero((y == true) & (ev.pred == pred))
+    order = np.argsort(-ev.probs[idx, pred], kind="stable")
+    result: NDArray[np.intp] = idx[order[:limit]]
+    return result
+
+
+def domain_accuracy(
+    correct: NDArray[np.bool_], domains: Sequence[str] | NDArray[Any]
+) -> dict[str, tuple[float, int]]:
+    """Accuracy and count per domain label (one label per image), sorted by domain."""
+    d = np.asarray(domains).astype(str)
+    if d.shape != correct.shape:
+        raise InvalidInputError(
+            f"domains has shape {d.shape}; expected one domain label per image {correct.shape}"
+        )
+    return {str(k): (float(correct[d == k].mean()), int(np.sum(d == k))) for k in np.unique(d)}
+
+
+@dataclass(frozen=True)
+class HogLayout:
+    """How a gradient-feature model lays out its features: (cells_y, cells_x, bins), row-major,
+    orientation bin ``b`` centred at ``(b + 0.5) * span / bins`` radians, the gradient angle
+    measured in image coordinates (``atan2(d/d row, d/d column)``, rows pointing down)."""
+
+    cells_y: int
+    cells_x: int
+    bins: int
+    cell: int
+    span: float  # pi for unsigned gradients, 2 pi for signed
+
+
+def step_name(step: str | Mapping[str, Any]) -> str:
+    """A recorded step's name: the string itself, or a dict's ``"step"`` field."""
+    return str(step.get("step", "?")) if isinstance(step, Mapping) else str(step)
+
+
+def hog_layout(steps: Sequence[Any], n_features: int) -> HogLayout | None:
+    """The HOG layout of a model whose steps include a ``hog`` step, when ``n_features``
+    matches it (else None: an unknown layout, drawn generically)."""
+    for step in steps:
+        if step_name(step) != "hog":
+            continue
+        opts: Mapping[str, Any] = step if isinstance(step, Mapping) else {}
+        try:
+            cell, bins = int(opts.get("cell", 4)), int(opts.get("bins", 8))
+        except (TypeError, ValueError):
+            return None
+        if cell < 1 or bins < 1:
+            return None
+        cells = preprocess.SIDE // cell
+        if cells * cells * bins != n_features:
+            return None
+        span = 2 * np.pi if opts.get("signed") else np.pi
+        return HogLayout(cells, cells, bins, cell, float(span))
+    return None

@@ -1,0 +1,341 @@
+"""``render_report``: one model (and optionally its champion) on labelled test images, as
+one self-contained HTML page. See :mod:`softmax_core.report`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core import gate, settings
+from softmax_core.metrics import mcnemar_exact
+from softmax_core.modelfile import ModelFile
+from softmax_core.report import analysis, figures
+from softmax_core.report.page import (
+    definitions,
+    document,
+    esc,
+    kpi,
+    png,
+    section,
+    table,
+    tiles,
+)
+
+STRIP = 6  # misclassified images shown per confused pair
+TEMPLATE_PX = 150  # display size of a weight template (CSS px; drawn from 28x28 pixels)
+DIGIT_PX = 64  # display size of a misclassified test image
+
+
+def render_report(
+    model: ModelFile,
+    *,
+    images: NDArray[np.generic],
+    labels: Any,
+    title: str | None = None,
+    manifest: dict[str, Any] | None = None,
+    champion: ModelFile | None = None,
+    champion_ref: str | None = None,
+    domains: Sequence[str] | NDArray[Any] | None = None,
+    test_digest: str | None = None,
+    min_accuracy: float = settings.MIN_ACCURACY,
+    alpha: float = settings.ALPHA,
+) -> str:
+    """The model report as one HTML string (UTF-8 text, pictures inline).
+
+    Args:
+        model: the model shown (the challenger when ``champion`` is given).
+        images: (n, 28, 28) test images, uint8 0..255 or float in [0, 1], as stored
+            (each model applies its own feature steps).
+        labels: (n,) their digits 0..9.
+        title: the heading, e.g. ``mnist:7`` (default: the manifest's ``name:version``).
+        manifest: the registry manifest as a dict (``Manifest.to_dict()``), for lineage.
+        champion: a model to compare against on the same images; ``champion_ref`` names it.
+        domains: (n,) a domain label per image, for per-domain accuracy deltas.
+        test_digest: the digest of the test data, shown in the lineage.
+        min_accuracy, alpha: the gate's floor and McNemar significance level.
+
+    Raises:
+        InvalidInputError: labels that do not match the images, or features that do not
+        match the model.
+    """
+    ev = analysis.evaluate(model, images, labels)
+    y = np.asarray(labels).astype(np.int64)
+    champ = analysis.evaluate(champion, images, y) if champion is not None else None
+    decision = gate.decide(
+        y,
+        ev.pred,
+        min_accuracy=min_accuracy,
+        champion_pred=None if champ is None else champ.pred,
+        champion=champion_ref if champ is not None else None,
+        alpha=alpha,
+    )
+    rel = analysis.reliability(ev.probs, ev.correct)
+    name = title or _ref(manifest) or "model"
+    header = _header(name, model, manifest, ev, rel.ece, decision)
+    body = "".join(
+        [
+            _learned(model),
+            _errors(ev, images, y),
+            _calibration(rel),
+            _training(model),
+            _against(ev, champ, y, decision, domains),
+            _lineage(model, manifest, test_digest),
+        ]
+    )
+    return document(f"{name} — model report", header, body)
+
+
+def _ref(manifest: dict[str, Any] | None) -> str | None:
+    if not manifest or "name" not in manifest or "version" not in manifest:
+        return None
+    return f"{manifest['name']}:{manifest['version']}"
+
+
+def _header(
+    name: str,
+    model: ModelFile,
+    manifest: dict[str, Any] | None,
+    ev: analysis.Evaluation,
+    ece: float,
+    decision: gate.GateDecision,
+) -> str:
+    created = (manifest or {}).get("created") or model.meta.get("created")
+    steps = " → ".join(analysis.step_name(s) for s in model.steps)
+    verdict = "passed" if decision.passed else f"refused ({decision.rule})"
+    return (
+        f"<h1>Model report: {esc(name)}</h1>"
+        f"<p>created {esc(created)} · features: {esc(steps)} "
+        f"({model.W.shape[0]} per image) · {ev.correct.size} test images</p>"
+        '<div class="kpis">'
+        + kpi(f"{ev.accuracy:.4f}", "test accuracy")
+        + kpi(f"{ece:.4f}", "expected calibration error")
+        + kpi(str(int((~ev.correct).sum())), "test images wrong")
+        + kpi(verdict, "gate decision", "pass" if decision.passed else "fail")
+        + "</div>"
+    )
+
+
+def _learned(model: ModelFile) -> str:
+    W = np.asarray(model.W, dtype=np.float32)
+    if W.shape[0] == analysis.PIXELS and all(
+        analysis.step_name(s) in ("scale", "deskew") for s in model.steps
+    ):
+        lead = (
+            "Each digit's 784 weights drawn as a 28×28 image: a pixel's score for the digit is "
+            "its ink times the weight. <b>Red</b> pixels are evidence <i>for</i> the digit, "
+            "<b>blue</b> ones <i>against</i> it, white ones do not matter."
+        )
+        vmax = float(np.abs(W).max()) or 1.0
+        grid = tiles(
+            (
+                (
+                    figures.tile(W[:, k].reshape(28, 28), figures.DIVERGING, -vmax, vmax),
+                    f"<b>{k}</b>",
+                )
+                for k in range(analysis.N_CLASSES)
+            ),
+            TEMPLATE_PX,
+            "five",
+        )
+        legend = f'<div class="legend">against −{vmax:.2f} <i></i> +{vmax:.2f} for</div>'
+        return section("learned", "What the model learned", lead, grid + legend)
+    layout = analysis.hog_layout(model.steps, W.shape[0])
+    if layout is not None:
+        lead = (
+            f"The model sees oriented-gradient histograms: the image is cut into "
+            f"{layout.cells_y}×{layout.cells_x} cells of {layout.cell}×{layout.cell} pixels, "
+            f"each with {layout.bins} orientation bins. For each digit, every cell shows the "
+            "bins with <b>positive</b> weight as lines along the edge direction "
+            "(perpendicular to the gradient); longer, brighter lines weigh more. The picture is "
+            "the outline of strokes the digit responds to; negative weights are not drawn."
+        )
+        return section(
+            "learned",
+            "What the model learned",
+            lead,
+            png(figures.hog_glyphs(W, layout), "HOG glyphs"),
+        )
+    lead = (
+        f"Features {esc(' → '.join(analysis.step_name(s) for s in model.steps))} have a layout "
+        f"this report does not know ({W.shape[0]} features), so the weights are shown as a "
+        "matrix: one row per digit, one column per feature; red for, blue against."
+    )
+    return section(
+        "learned", "What the model learned", lead, png(figures.weight_matrix(W), "weight matrix")
+    )
+
+
+def _errors(ev: analysis.Evaluation, images: NDArray[np.generic], y: NDArray[np.int64]) -> str:
+    pixels = np.asarray(images)
+    rows = []
+    for true, pred, count in analysis.confused_pairs(ev.confusion):
+        idx = analysis.examples(ev, y, true, pred, STRIP)
+        strip = tiles(
+            (
+                (
+                    figures.tile(pixels[i], "gray_r", 0, float(pixels[i].max()) or 1.0),
+                    f"p={ev.probs[i, pred]:.2f}",
+                )
+                for i in idx
+            ),
+            DIGIT_PX,
+        )
+        rows.append(
+            f'<div class="pair"><strong>true {true} → predicted {pred} '
+            f'<span class="note">({count} images)</span></strong>{strip}</div>'
+        )
+    strips = "".join(rows) or '<p class="note">No test image was misclassified.</p>'
+    lead = (
+        "Left: the confusion matrix (rows: the true digit, columns: the prediction; the diagonal "
+        "counts the right answers, red cells the mistakes, darker is more). Right: real test "
+        "images from the three most confused pairs, as stored, the most confidently wrong first "
+        "(p is the probability the model gave the wrong digit)."
+    )
+    body = (
+        f'<div class="row"><div>{png(figures.confusion_heatmap(ev.confusion), "confusion matrix")}</div>'
+        f"<div>{strips}</div></div>"
+    )
+    return section("errors", "Where it errs", lead, body)
+
+
+def _calibration(rel: analysis.Reliability) -> str:
+    rows = [
+        (f"{lo:.1f}–{hi:.1f}", int(n), _fmt(c), _fmt(a))
+        for lo, hi, n, c, a in zip(
+            rel.edges[:-1], rel.edges[1:], rel.count, rel.confidence, rel.accuracy, strict=True
+        )
+    ]
+    lead = (
+        "The test images grouped by the model's confidence (its top probability). A calibrated "
+        "model is right 90% of the time when it says 0.9: its bars reach the diagonal. "
+        f"The expected calibration error, the count-weighted gap, is <b>{rel.ece:.4f}</b>."
+    )
+    body = (
+        f'<div class="row"><div>{png(figures.reliability_diagram(rel), "reliability diagram")}</div>'
+        f"<div>{table(['confidence', 'images', 'mean confidence', 'accuracy'], rows, (1, 2, 3))}</div></div>"
+    )
+    return section("calibration", "How sure it is", lead, body)
+
+
+def _fmt(x: float) -> str:
+    return "—" if np.isnan(x) else f"{x:.4f}"
+
+
+def _training(model: ModelFile) -> str:
+    history = [h for h in model.meta.get("history") or [] if isinstance(h, dict)]
+    if not history:
+        return section(
+            "training", "How it trained", "The model file records no training history.", ""
+        )
+    lead = (
+        "Mean training loss and training accuracy per epoch (measured on the minibatches "
+        "while training, so slightly below the final model's)."
+    )
+    return section(
+        "training", "How it trained", lead, png(figures.training_curves(history), "training curves")
+    )
+
+
+def _against(
+    ev: analysis.Evaluation,
+    champ: analysis.Evaluation | None,
+    y: NDArray[np.int64],
+    decision: gate.GateDecision,
+    domains: Sequence[str] | NDArray[Any] | None,
+) -> str:
+    state = "pass" if decision.passed else "fail"
+    verdict = f'<p class="verdict {state}">{esc(decision.message)}</p>'
+    if champ is None:
+        lead = "No champion to compare against: only the accuracy floor applies."
+        return section("champion", "Against the champion", lead, verdict)
+    test = mcnemar_exact(y, ev.pred, champ.pred)
+    both_right = int(np.sum(ev.correct & champ.correct))
+    both_wrong = int(np.sum(~ev.correct & ~champ.correct))
+    mcnemar = table(
+        ["", "champion right", "champion wrong"],
+        [
+            ("this model right", both_right, test.only_a),
+            ("this model wrong", test.only_b, both_wrong),
+        ],
+        (1, 2),
+    )
+    deltas = ev.per_class_accuracy - champ.per_class_accuracy
+    per_class = table(
+        ["digit", "this model", "champion", "change (points)"],
+        [
+            (k, _fmt(a), _fmt(b), f"{d * 100:+.2f}")
+            for k, (a, b, d) in enumerate(
+                zip(ev.per_class_accuracy, champ.per_class_accuracy, deltas, strict=True)
+            )
+        ],
+        (1, 2, 3),
+    )
+    lead = (
+        f"Both models on the same {y.size} test images ({esc(decision.champion or 'the champion')}: "
+        f"{champ.accuracy:.4f}, this model: {ev.accuracy:.4f}). McNemar's exact test looks only "
+        f"at the images one model got right and the other wrong: p = <b>{test.p_value:.3g}</b>. "
+        f"The gate refuses a model only when it is worse <i>and</i> p &lt; {decision.alpha:g}."
+    )
+    body = (
+        verdict
+        + f'<div class="row"><div>{png(figures.class_deltas(deltas), "accuracy change per digit")}'
+        f"<h3>McNemar's table</h3>{mcnemar}</div><div>{per_class}{_domains(ev, champ, domains)}</div></div>"
+    )
+    return section("champion", "Against the champion", lead, body)
+
+
+def _domains(
+    ev: analysis.Evaluation,
+    champ: analysis.Evaluation,
+    domains: Sequence[str] | NDArray[Any] | None,
+) -> str:
+    if domains is None:
+        return ""
+    ours = analysis.domain_accuracy(ev.correct, domains)
+    theirs = analysis.domain_accuracy(champ.correct, domains)
+    rows = [
+        (d, n, f"{a:.4f}", f"{theirs[d][0]:.4f}", f"{(a - theirs[d][0]) * 100:+.2f}")
+        for d, (a, n) in ours.items()
+    ]
+    return "<h3>Per domain</h3>" + table(
+        ["domain", "images", "this model", "champion", "change (points)"], rows, (1, 2, 3, 4)
+    )
+
+
+def _lineage(model: ModelFile, manifest: dict[str, Any] | None, test_digest: str | None) -> str:
+    meta, man = model.meta, manifest or {}
+    lineage = dict(man.get("lineage") or {})
+    lineage.pop("gate", None)  # the gate's decision at publish time: shown above, recomputed
+    source = lineage.pop("data_source", None) or meta.get("data_source")
+    digest = lineage.pop("data_digest", None) or man.get("data_digest") or meta.get("data_digest")
+    code = lineage.pop("code_version", None) or man.get("code_version") or meta.get("code_version")
+    items: list[tuple[str, Any]] = [
+        ("version", _ref(man)),
+        ("blob digest", man.get("digest")),
+        ("published", man.get("created")),
+        ("trained", meta.get("created")),
+        ("training data digest", digest),
+        ("training data source", source),
+        ("test data digest", test_digest),
+        ("dataset", lineage.pop("dataset", None) or meta.get("dataset")),
+        ("code version", code),
+        ("flow run", _flow_run(lineage)),
+        ("feature steps", list(model.steps)),
+        ("params", man.get("params") or meta.get("params")),
+    ]
+    items += sorted(lineage.items())
+    lead = "Where this model came from: the data, the code and the run that made it."
+    return section(
+        "lineage", "Lineage", lead, definitions((k, v) for k, v in items if v is not None)
+    )
+
+
+def _flow_run(lineage: dict[str, Any]) -> str | None:
+    run_id, run_name = lineage.pop("flow_run_id", None), lineage.pop("flow_run_name", None)
+    flow = lineage.pop("flow", None)
+    if run_id is None and run_name is None:
+        return None
+    return " ".join(str(p) for p in (flow, run_name, f"({run_id})" if run_id else None) if p)

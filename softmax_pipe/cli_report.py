@@ -1,0 +1,139 @@
+"""CLI: ``softmax-pipe report REF``: a model's self-contained HTML report.
+
+REF is a registry reference (``name@alias``, ``name:version``, ``name``) or a model file
+(``.npz``). The report compares against ``--against REF``, or, for a registry reference,
+against the model's champion alias when it points at another version. numpy, matplotlib
+and the registry are imported inside the command, so ``softmax-pipe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from softmax_core import settings
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, SourceOpt, err
+
+if TYPE_CHECKING:
+    from registry import Registry
+    from softmax_core.mnist import Dataset
+    from softmax_core.modelfile import ModelFile
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report`` to the main app."""
+    app.command("report")(report)
+
+
+def report(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="Registry reference (name@alias, name:version, name) or a model file (.npz)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML page.")] = Path(
+        "report.html"
+    ),
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Compare with this model (reference or .npz). Default for a registry "
+            f"reference: its @{settings.ALIAS} alias, when that is another version.",
+        ),
+    ] = None,
+    open_page: Annotated[
+        bool, typer.Option("--open", help="Open the page in the default browser.")
+    ] = False,
+    source: SourceOpt = None,
+    cache_dir: CacheOpt = None,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Write a model's report: what it learned, where it errs, how sure it is, how it
+    trained, against the champion, and its lineage, as one self-contained HTML page."""
+    from softmax_core.atomicio import atomic_write
+    from softmax_core.report import render_report
+
+    resolved = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
+    with contextlib.ExitStack() as stack:
+        opened: list[Registry] = []
+
+        def reg() -> Registry:
+            if not opened:
+                opened.append(stack.enter_context(_open_registry(resolved, endpoint_url)))
+            return opened[0]
+
+        manifest, model, title = _load(ref, reg)
+        champion = _champion(against, manifest, reg)
+    ds = _test_split(resolved)
+    html = render_report(
+        model,
+        images=ds.x_test,
+        labels=ds.y_test,
+        title=title,
+        manifest=manifest,
+        champion=champion[1] if champion else None,
+        champion_ref=champion[0] if champion else None,
+        test_digest=ds.digest,
+    )
+    data = html.encode("utf-8")
+    atomic_write(out, data)
+    versus = f" against {champion[0]}" if champion else ""
+    err(f"wrote {out} ({len(data) / 1e6:.2f} MB): report of {title}{versus}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(out.resolve().as_uri())
+
+
+def _open_registry(resolved: settings.Settings, endpoint_url: str | None) -> Registry:
+    from registry import Registry
+
+    if resolved.registry_is_default:
+        err(f"using the default local registry at {resolved.registry}")
+    return Registry.open(resolved.registry, endpoint_url=endpoint_url, cache_dir=resolved.cache_dir)
+
+
+def _load(ref: str, reg: Callable[[], Registry]) -> tuple[dict[str, Any] | None, ModelFile, str]:
+    """``(manifest dict or None, model, title)`` of a model file or a registry reference."""
+    from softmax_core.modelfile import ModelFile
+    from softmax_core.scoring.model import is_model_file
+
+    if is_model_file(ref):
+        return None, ModelFile.load(ref), Path(ref).name
+    manifest, model = reg().load(ref)
+    return manifest.to_dict(), model, manifest.ref
+
+
+def _champion(
+    against: str | None, manifest: dict[str, Any] | None, reg: Callable[[], Registry]
+) -> tuple[str, ModelFile] | None:
+    """The model to compare with: ``--against``, else the champion of a registry model
+    when it is another version (none, without an error, when there is no champion)."""
+    from softmax_core.errors import ModelNotFoundError
+
+    if against is not None:
+        _, model, title = _load(against, reg)
+        return title, model
+    if manifest is None:
+        return None
+    try:
+        champ, model = reg().load(f"{manifest['name']}@{settings.ALIAS}")
+    except ModelNotFoundError:
+        return None
+    if champ.version == manifest["version"]:
+        return None
+    return champ.ref, model
+
+
+def _test_split(resolved: settings.Settings) -> Dataset:
+    """MNIST (the test split is used), through the cache: the one data import here."""
+    from softmax_core.mnist import load_mnist
+
+    return load_mnist(resolved.source, cache_dir=resolved.cache_dir, progress=err)

@@ -1,0 +1,77 @@
+"""`softmax-pipe report` invoked as a user would, on real MNIST and a local registry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from softmax_core.modelfile import ModelFile
+from softmax_pipe.cli import app
+
+runner = CliRunner()
+
+
+def report(registry_dir: Path, mnist_dir: Path, cache: Path, *args: str) -> tuple[int, str]:
+    common = [
+        "--registry",
+        str(registry_dir),
+        "--source",
+        str(mnist_dir),
+        "--cache-dir",
+        str(cache),
+    ]
+    result = runner.invoke(app, ["report", *args, *common])
+    return result.exit_code, result.stderr
+
+
+def test_cli_start_up_imports_no_plotting() -> None:
+    code = "import sys, softmax_pipe.cli\nprint([m for m in ('matplotlib', 'numpy') if m in sys.modules])\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_report_of_a_version_against_its_champion(
+    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mnist-2.html"
+    code, err = report(registry_dir, mnist_dir, session_cache, "mnist:2", "-o", str(out))
+    assert code == 0, err
+    assert f"wrote {out}" in err and "against mnist:1" in err
+    html = out.read_text(encoding="utf-8")
+    assert "Model report: mnist:2" in html and "champion mnist:1" in html
+    assert "brave-otter" in html and "c0ffee1" in html  # lineage: flow run, code version
+
+
+def test_the_champion_itself_has_no_champion(
+    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.html"
+    code, err = report(registry_dir, mnist_dir, session_cache, "mnist@champion", "-o", str(out))
+    assert code == 0, err
+    assert "No champion to compare against" in out.read_text(encoding="utf-8")
+
+
+def test_model_file_against_a_reference(
+    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path, strong: ModelFile
+) -> None:
+    model = strong.save(tmp_path / "candidate.npz")
+    out = tmp_path / "r.html"
+    args = [str(model), "--against", "mnist@champion", "-o", str(out)]
+    code, err = report(registry_dir, mnist_dir, session_cache, *args)
+    assert code == 0, err
+    html = out.read_text(encoding="utf-8")
+    assert "Model report: candidate.npz" in html and "champion mnist:1" in html
+
+
+def test_unknown_version_is_not_found(
+    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.html"
+    code, err = report(registry_dir, mnist_dir, session_cache, "mnist:9", "-o", str(out))
+    assert code == 3, err
+    assert "mnist" in err and not out.exists()

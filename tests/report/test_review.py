@@ -1,0 +1,55 @@
+"""The review sheet: a contact sheet of prepared test digits, checked in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from softmax_core import preprocess
+from softmax_core.errors import InvalidInputError
+from softmax_core.mnist import Dataset
+from softmax_core.modelfile import ModelFile
+from softmax_core.report import ReviewItem, render_review_sheet
+from softmax_core.softmax import softmax
+from tests.report import chromium
+
+
+def _items(mnist: Dataset, model: ModelFile, n: int) -> list[ReviewItem]:
+    X = preprocess.features(mnist.x_test[:n], model.steps)
+    probs = softmax(X @ model.W + model.b)
+    return [
+        ReviewItem(name=f"inbox/digit-{i:03d}.png", image=X[i].reshape(28, 28), probs=probs[i])
+        for i in range(n)
+    ]
+
+
+def test_sheet_lists_every_image_with_its_top_three(mnist: Dataset, weak: ModelFile) -> None:
+    items = _items(mnist, weak, 12)
+    html = render_review_sheet(items, model_ref="mnist:1", min_confidence=0.9)
+    assert html.count('class="card') == 12 and "scored by mnist:1" in html
+    first = items[0].probs
+    top = np.argsort(-first)[:3]
+    card = html.split('class="card')[1]
+    assert [int(d) for d in re.findall(r'<div class="prob"><b>(\d)</b>', card)] == top.tolist()
+    assert f"{first[top[0]]:.1%}" in card and "digit-000.png" in card
+    unsure = sum(float(i.probs.max()) < 0.9 for i in items)
+    assert html.count('class="card check"') == unsure
+    assert "<script" not in html and "http" not in html
+
+
+def test_bad_item_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match=r"x\.png: image of shape"):
+        render_review_sheet([ReviewItem("x.png", np.zeros(784), np.full(10, 0.1))])
+
+
+def test_sheet_renders_offline(tmp_path: Path, mnist: Dataset, weak: ModelFile) -> None:
+    page = tmp_path / "index.html"
+    page.write_text(render_review_sheet(_items(mnist, weak, 24), model_ref="mnist:1"))
+    shot = np.asarray(Image.open(chromium.screenshot(page, tmp_path / "s.png")).convert("RGB"))
+    assert np.any(shot < 235, axis=2).mean() > 0.05, "the screenshot is nearly blank"
+    probe = re.search(r'id="image-probe"[^>]*>(\d+)/(\d+)<', chromium.loaded_dom(page))
+    assert probe is not None and probe[1] == probe[2] == "24"
