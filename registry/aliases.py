@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 import uuid
@@ -14,6 +15,7 @@ from registry.manifest import AliasRecord, Manifest
 from registry.names import validate_name
 from registry.store import Store
 from softmax_core.errors import (
+    CorruptObjectError,
     InvalidNameError,
     ModelNotFoundError,
     ObjectNotFoundError,
@@ -52,8 +54,13 @@ class AliasMoves:
         def manifest(self, name: str, version: int) -> Manifest: ...
 
     # --- aliases ----------------------------------------------------------------------
-    def promote(self, name: str, version: int, alias: str) -> AliasRecord:
-        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history)."""
+    def promote(self, name: str, version: int, alias: str, *, repair: bool = False) -> AliasRecord:
+        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
+
+        ``repair``: if the alias record is damaged (unreadable, or naming a version its
+        reader rejects), replace it, compare-and-swap on the damaged bytes, with a record
+        whose rollback list starts afresh; its history continues after the last logged move.
+        Without it a damaged record raises CorruptObjectError, naming this way out."""
         validate_name("model name", name)
         validate_name("alias", alias)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -77,7 +84,7 @@ class AliasMoves:
                 from_version=current.version if current else None,
             )
 
-        return self._move_alias(name, alias, move)
+        return self._move_alias(name, alias, move, repair=repair)
 
     def rollback(self, name: str, alias: str) -> AliasRecord:
         """Move ``name@alias`` back to the version it pointed to before its last move."""
@@ -106,20 +113,30 @@ class AliasMoves:
 
         return self._move_alias(name, alias, move)
 
-    def _move_alias(self, name: str, alias: str, move: Any) -> AliasRecord:
+    def _move_alias(self, name: str, alias: str, move: Any, *, repair: bool = False) -> AliasRecord:
         key = layout.alias_key(name, alias)
         for attempt in range(MAX_CAS_ATTEMPTS):
+            damaged = False
             try:
                 data, etag = self.store.get(key)
                 current: AliasRecord | None = self._parse_alias(data, name, alias, key)
             except ObjectNotFoundError:
                 current, etag = None, None
+            except CorruptObjectError as e:
+                if not repair:
+                    raise CorruptObjectError(
+                        f"{e}; replace it with `softmax-pipe registry promote "
+                        f"{name}:VERSION {alias} --repair`"
+                    ) from None
+                current, damaged = None, True
             if current is not None:
                 self._ensure_logged(current)  # heal a move whose history write was lost
             new = move(current)
             if new is None:
                 assert current is not None
                 return current
+            if damaged:
+                new = dataclasses.replace(new, seq=self._last_logged_seq(name, alias) + 1)
             body = new.to_bytes()
             try:
                 if etag is None:
@@ -137,6 +154,11 @@ class AliasMoves:
             f"could not move {name}@{alias} in {self.uri} after {MAX_CAS_ATTEMPTS} attempts: "
             "too many concurrent moves; try again"
         )
+
+    def _last_logged_seq(self, name: str, alias: str) -> int:
+        prefix = layout.alias_log_prefix(name, alias)
+        seqs = (layout.number_of(k, prefix) for k in self.store.list_keys(prefix))
+        return max((n for n in seqs if n is not None), default=0)
 
     def _ensure_logged(self, record: AliasRecord) -> None:
         key = layout.alias_log_key(record.name, record.alias, record.seq)

@@ -32,6 +32,7 @@ The store must make conditional writes atomic (AWS S3, MinIO, the local store do
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -104,6 +105,7 @@ class Registry(AliasMoves, GarbageCollection):
     # --- reading ----------------------------------------------------------------------
     def models(self) -> list[str]:
         """Names of the models with at least one version, sorted."""
+        self.store.check_exists()
         return sorted(n for n in self.store.children(layout.MODELS) if _is_name(n))
 
     def version_numbers(self, name: str) -> list[int]:
@@ -132,7 +134,7 @@ class Registry(AliasMoves, GarbageCollection):
         missing = []
         for n, etag in listed.items():
             hit = known.get(n)
-            if hit is not None and etag is not None and hit[0] == etag:
+            if hit is not None and etag is not None and hit[0] == etag and _copies(hit[1], etag):
                 found[n] = hit
             else:
                 missing.append(n)
@@ -368,6 +370,13 @@ class Registry(AliasMoves, GarbageCollection):
         known = sorted(self.aliases(name))
         hint = f"its aliases: {', '.join(known)}" if known else "it has no aliases yet"
         return ModelNotFoundError(f"model {name!r} has no alias {alias!r} in {self.uri}; {hint}")
+
+
+def _copies(manifest: Manifest, etag: str) -> bool:
+    """Whether an index page's copy of a manifest is the manifest the listing saw: both
+    stores' ETags of a manifest are the md5 of its bytes, which the copy re-serialises to.
+    (A tampered page, or an ETag of another kind, makes the listing read the manifest.)"""
+    return hashlib.md5(manifest.to_bytes(), usedforsecurity=False).hexdigest() == etag.strip('"')
 
 
 def _is_name(value: str) -> bool:

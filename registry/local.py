@@ -15,7 +15,12 @@ from pathlib import Path
 from registry.names import is_valid_key, validate_key, validate_prefix
 from registry.store import ObjectInfo, Store, check_conditions
 from softmax_core.atomicio import TMP_MARK, fsync_dir, sweep_temp, write_temp
-from softmax_core.errors import ObjectNotFoundError, PreconditionFailedError, StorageError
+from softmax_core.errors import (
+    DataNotFoundError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
 
 _TMP_MARK = TMP_MARK
 _LOCK_NAME = ".~lock"
@@ -27,6 +32,18 @@ class LocalStore(Store):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.uri = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StorageError(
+                f"local registry {self.uri} is not a folder; give a folder, file:///path "
+                "or s3://bucket/prefix"
+            )
+
+    def check_exists(self) -> None:
+        if not self.root.is_dir():
+            raise DataNotFoundError(
+                f"no registry at {self.uri}: the folder does not exist (publishing creates "
+                "it); check --registry / SOFTMAX_PIPE_REGISTRY"
+            )
 
     # paths ---------------------------------------------------------------------------
     def _path(self, key: str) -> Path:

@@ -36,6 +36,11 @@ def validate_name(kind: str, value: str) -> str:
             f"{kind} {value!r} contains {''.join(bad)!r}; "
             "only letters, digits, '-', '_' and '.' are allowed (no slash, no spaces)"
         )
+    if value.startswith("-"):
+        raise InvalidNameError(
+            f"{kind} {value!r} starts with '-', which a command line reads as an option; "
+            "start it with a letter or digit"
+        )
     if value in (".", "..") or ".." in value:
         raise InvalidNameError(f"{kind} {value!r} is not allowed: it must not be or contain '..'")
     return value

@@ -49,6 +49,12 @@ class Store(ABC):
     def head(self, key: str) -> ObjectInfo | None:
         """Size, last-modified time and ETag, or None when absent."""
 
+    def check_exists(self) -> None:
+        """Raise when the store itself is missing (a listing of it would say "empty").
+
+        A bucket that does not exist already fails every request; a folder does not."""
+        return None
+
     def etag(self, key: str) -> str | None:
         info = self.head(key)
         return info.etag if info else None

@@ -23,8 +23,9 @@ exit-code table is checked against it by ``tests/test_errors.py``)::
     └── PipelineError                   exit 6: a run ended without its result (flow run crashed or
                                         cancelled, a scoring worker died)
 
-Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM) and 70 when
-an unexpected exception escapes (a bug: ``--debug`` shows its traceback).
+Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM), 141 when
+its reader closes stdout early (``| head``), and 70 when an unexpected exception escapes
+(a bug: ``--debug`` shows its traceback).
 
 This module imports nothing: every package may depend on it.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # EX_SOFTWARE: an exception that is not a SoftmaxPipeError
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout closed early (``| head``), as a Unix tool exits
 
 
 class SoftmaxPipeError(Exception):

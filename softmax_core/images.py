@@ -145,9 +145,13 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
         # Pillow's own check, in Image.open, fires first for the very largest headers.
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-        raise ImageError(
-            "over pixel cap", f"image is {pixels}, over the cap of {max_pixels:,}"
-        ) from None
+        pillow_cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        cap = (
+            f"Pillow's own cap of {pillow_cap:,} (a --max-pixels above it has no effect)"
+            if pillow_cap and max_pixels > pillow_cap
+            else f"the cap of {max_pixels:,}"
+        )
+        raise ImageError("over pixel cap", f"image is {pixels}, over {cap}") from None
     except MemoryError:
         raise ImageError("corrupt", "out of memory while decoding") from None
     except Exception as e:  # Pillow raises many types on malformed data; all mean "corrupt"

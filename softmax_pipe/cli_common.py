@@ -5,6 +5,10 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +17,12 @@ from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from softmax_core import settings
-from softmax_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SoftmaxPipeError
+from softmax_core.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    SoftmaxPipeError,
+)
 
 SourceOpt = Annotated[
     str | None,
@@ -77,6 +86,22 @@ def err(message: str, *, style: str | None = None) -> None:
 DEBUG_KEY = "softmax_pipe.debug"
 
 
+@contextlib.contextmanager
+def stdout_closed_early() -> Iterator[None]:
+    """A reader that stops early (``| head``) ends the command quietly with exit 141, like
+    a Unix tool killed by SIGPIPE; context managers inside still run on the way out."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
+        raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
+    except SystemExit as e:
+        if isinstance(e.__context__, BrokenPipeError):  # rich's on_broken_pipe: exit(1)
+            raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
+        raise
+
+
 def _debug(ctx: Context) -> bool:
     return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
@@ -91,9 +116,14 @@ class ErrorBoundary(TyperGroup):
       exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
     """
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Context:
+        with stdout_closed_early():  # ``softmax-pipe --help | head``
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx: Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stdout_closed_early():
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except UsageError as e:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings
+from softmax_core.errors import CorruptObjectError, PartialFailure
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err
 
 if TYPE_CHECKING:
@@ -120,8 +121,29 @@ def list_models(
     reg: Registry,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the models: newest version, number of versions, aliases."""
-    found = [(name, reg.version_numbers(name), reg.aliases(name)) for name in reg.models()]
+    """List the models: newest version, number of versions, aliases.
+
+    A model whose records cannot be read (a damaged alias file) is named on stderr and the
+    others are still listed; the command then exits 1."""
+    found, damaged = [], []
+    for name in reg.models():
+        try:
+            found.append((name, reg.version_numbers(name), reg.aliases(name)))
+        except CorruptObjectError as e:
+            damaged.append(f"{name}: {e}")
+    _list_table(found, as_json=as_json, where=reg.uri)
+    if damaged:
+        for line in damaged:
+            err(f"error: {line}", style="bold red")
+        raise PartialFailure(
+            f"{len(damaged)} of {len(found) + len(damaged)} models could not be read; "
+            "repair an alias with `softmax-pipe registry promote NAME:VERSION ALIAS --repair`"
+        )
+
+
+def _list_table(
+    found: list[tuple[str, list[int], dict[str, int]]], *, as_json: bool, where: str
+) -> None:
     if as_json:
         _print_json(
             [
@@ -136,7 +158,7 @@ def list_models(
         )
         return
     if not found:
-        err(f"no models in {reg.uri}")
+        err(f"no models in {where}")
         return
     _table(
         ["NAME", "LATEST", "VERSIONS", "ALIASES"],
@@ -242,6 +264,14 @@ def promote(
     reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME:VERSION to promote.")],
     alias: Annotated[str, typer.Argument(help="Alias to point at it, e.g. champion.")],
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Replace a damaged alias record (one its reader rejects); its rollback "
+            "list starts afresh, its history goes on.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history)."""
@@ -252,7 +282,7 @@ def promote(
     if version is None or at is not None:
         raise InvalidNameError(f"promote needs NAME:VERSION, got {ref!r}")
     validate_name("alias", alias)
-    rec = reg.promote(name, version, alias)
+    rec = reg.promote(name, version, alias, repair=repair)
     if as_json:
         _print_json(rec.to_dict())
         return

@@ -8,10 +8,6 @@ reader of stdout went away (``| head``).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from softmax_core import settings
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err, stdout_closed_early
 
 if TYPE_CHECKING:
     from softmax_core.scoring import ScoreSummary
@@ -126,7 +122,7 @@ def score(
     if flow or dask_address:
         from flows.runner import run_scoring
 
-        with _stdout_closed_early():
+        with stdout_closed_early():
             summary = run_scoring(
                 verbose=verbose,
                 say=err,
@@ -155,7 +151,7 @@ def score(
             endpoint_url=endpoint_url,
             cache_dir=resolved.cache_dir,
         )
-        with _Progress(path) as bar, _stdout_closed_early():
+        with _Progress(path) as bar, stdout_closed_early():
             summary = scoring.score_path(
                 path,
                 scoring_model,
@@ -175,18 +171,6 @@ def score(
             f"{summary.failed:,} of {summary.total:,} images could not be scored "
             f"(status=error rows); the other {summary.scored:,} were scored and written{where}"
         )
-
-
-@contextlib.contextmanager
-def _stdout_closed_early() -> Iterator[None]:
-    """A reader that stops early (``| head``) ends the run quietly with exit 141, like a
-    Unix tool killed by SIGPIPE; the worker processes are stopped on the way out."""
-    try:
-        yield
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
-        raise typer.Exit(code=141) from None
 
 
 def _report(summary: ScoreSummary, output: Path | None) -> None:

@@ -31,7 +31,13 @@ def test_readme_table_matches_the_tree() -> None:
     for cls in errors.all_error_classes():
         if cls is not errors.SoftmaxPipeError:
             tree.setdefault(cls.exit_code, set()).add(cls.__name__)
-    assert set(table) == {0, *tree, errors.EXIT_INTERNAL, errors.EXIT_INTERRUPTED}
+    assert set(table) == {
+        0,
+        *tree,
+        errors.EXIT_INTERNAL,
+        errors.EXIT_INTERRUPTED,
+        errors.EXIT_BROKEN_PIPE,
+    }
     for code, names in tree.items():
         assert table[code] == names, f"exit {code}: README says {table[code]}, the tree {names}"
 

@@ -44,3 +44,38 @@ def test_from_python_blocks_run(
     labels = scope["labels"]
     assert labels.shape == (500,)
     assert float(np.mean(labels == ds.y_test[:500])) > 0.8  # a real model, not noise
+
+
+def test_the_recovery_commands_work_as_written(tmp_path: Path) -> None:
+    """Each `softmax-pipe registry ...` of "When a run is cut short" runs, in order, on a
+    registry left as a run killed between publish and promote leaves it."""
+    from typer.testing import CliRunner
+
+    from registry import layout
+    from softmax_pipe.cli import app
+    from tests.registry.helpers import make_model
+
+    text = (ROOT / "README.md").read_text()
+    para = text.split("**When a run is cut short", 1)[1].split("\n\n**", 1)[0]
+    commands = re.findall(r"`softmax-pipe (registry [^`]+)`", " ".join(para.split()))
+    assert [c.split()[1] for c in commands] == [
+        "versions",
+        "promote",
+        "rollback",
+        "history",
+        "promote",
+    ]
+    uri = str(tmp_path / "registry")
+    with Registry.open(uri, cache_dir=tmp_path / "cache") as reg:
+        reg.publish(make_model(1), "mnist", alias="champion")
+        reg.publish(make_model(2), "mnist")  # the run was killed before its promote
+        damage = lambda: reg.store.put(layout.alias_key("mnist", "champion"), b"{")  # noqa: E731
+    runner = CliRunner()
+    for i, command in enumerate(commands):
+        if i == len(commands) - 1:
+            damage()
+        args = [*command.replace("mnist:N", "mnist:2").split(), "--registry", uri]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (command, result.stderr)
+    with Registry.open(uri, cache_dir=tmp_path / "cache") as reg:
+        assert reg.resolve("mnist@champion").version == 2

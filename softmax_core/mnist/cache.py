@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core import settings
 from softmax_core.atomicio import atomic_write, sweep_temp, temp_dir, temp_path
 from softmax_core.errors import (
     StorageError,
@@ -88,8 +89,14 @@ def write_entry(
     If another loader put a valid entry in place first, theirs is kept and ours dropped.
     """
     entry = root / key
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir(entry)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = temp_dir(entry)
+    except OSError as e:
+        raise StorageError(
+            f"cannot create the MNIST cache under {root} ({e.strerror or e}); "
+            f"give a writable --cache-dir (or {settings.ENV_CACHE})"
+        ) from e
     try:
         shas: dict[str, str] = {}
         for name in ARRAY_NAMES:

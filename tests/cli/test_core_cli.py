@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,18 @@ def test_ingest_reports_cache_and_digests(mnist_dir: Path, session_cache: Path) 
     assert info["train"] == 60000 and info["test"] == 10000
     assert len(info["digest"]) == 64
     assert set(info["arrays"]) == {"x_train", "y_train", "x_test", "y_test"}
+
+
+def test_a_cache_dir_that_cannot_be_created_is_one_line(mnist_dir: Path, tmp_path: Path) -> None:
+    """A --cache-dir under a file (as root, the way a read-only folder fails for a user)."""
+    (tmp_path / "afile").write_text("")
+    for command in ("ingest", "train"):
+        code, _, err = invoke(
+            command, "--source", str(mnist_dir), "--cache-dir", str(tmp_path / "afile" / "c")
+        )
+        assert code == 4, err
+        assert "cannot create the MNIST cache under" in err and "--cache-dir" in err
+        assert "unexpected" not in err
 
 
 def test_source_from_environment(
@@ -173,3 +186,22 @@ def test_python_dash_m_runs_the_same_cli() -> None:
         check=False,
     )
     assert done.returncode == 0 and "registry" in done.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["score", "--help"], ["registry", "list", "--help"]])
+def test_help_into_a_closed_pipe_exits_quietly(args: list[str]) -> None:
+    """`softmax-pipe --help | head -1`: exit 141, nothing on stderr (it was exit 70, then 1)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write is EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "softmax_pipe", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr.decode()
+    assert proc.stderr.decode() == ""

@@ -160,7 +160,14 @@ def test_default_registry_is_named_and_env_var_wins(
 
     monkeypatch.setenv("SOFTMAX_PIPE_REGISTRY", str(tmp_path / "from-env"))
     code, out, err = invoke("registry", "list", "--json")
-    assert code == 0 and json.loads(out) == [] and "default" not in err
+    assert (
+        code == 3
+        and f"no registry at {tmp_path / 'from-env'}" in err
+        and "using the default" not in err
+    )
+    (tmp_path / "from-env").mkdir()
+    code, out, err = invoke("registry", "list", "--json")
+    assert code == 0 and json.loads(out) == [] and "using the default" not in err
 
 
 def test_storage_failures_exit_4_naming_what_to_check(
@@ -223,3 +230,45 @@ def test_pull_out_with_a_trailing_slash_writes_into_that_folder(
     assert code == 0, err
     assert (folder / "digits-1.npz").is_file()
     assert (folder / "digits-1.npz").read_bytes() == model_files[0].read_bytes()
+
+
+def test_list_names_a_damaged_alias_and_lists_the_others(
+    registry_uri: str, model_files: list[Path], tmp_path: Path
+) -> None:
+    reg = ("--registry", registry_uri, "--cache-dir", str(tmp_path / "cache"))
+    for name in ("alpha", "beta"):
+        code, _, err = invoke(
+            "registry", "publish", str(model_files[0]), "--name", name, "--alias", "champion", *reg
+        )
+        assert code == 0, err
+    from registry import Registry, layout
+
+    Registry.open(registry_uri).store.put(layout.alias_key("alpha", "champion"), b"{not json")
+    code, out, err = invoke("registry", "list", *reg)
+    assert code == 1
+    assert "beta" in out and "alpha" not in out
+    assert "alpha" in err and "--repair" in err and "Traceback" not in err
+    code, out, err = invoke("registry", "promote", "alpha:1", "champion", "--repair", *reg)
+    assert code == 0, err
+    code, out, err = invoke("registry", "list", *reg, "--json")
+    assert code == 0, err
+    assert [m["aliases"] for m in json.loads(out)] == [{"champion": 1}, {"champion": 1}]
+
+
+def test_a_registry_path_that_is_a_file_or_missing_is_an_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a registry")
+    code, _, err = invoke("registry", "list", "--registry", str(afile))
+    assert code == 4 and "is not a folder" in err
+    code, _, err = invoke("registry", "list", "--registry", str(tmp_path / "missing"))
+    assert code == 3 and "no registry at" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = invoke("registry", "list", "--registry", str(tmp_path / "empty"))
+    assert code == 0 and "no models" in err
+
+
+def test_a_name_that_reads_as_an_option_is_refused(tmp_path: Path, model_files: list[Path]) -> None:
+    code, _, err = invoke(
+        "registry", "publish", str(model_files[0]), "--name=-rf", "--registry", str(tmp_path / "r")
+    )
+    assert code == 2 and "starts with '-'" in err

@@ -130,6 +130,33 @@ def test_promote_rollback_and_history(reg: Registry) -> None:
     assert reg.aliases("digits") == {"champion": 1, "staging": 2}
 
 
+def test_a_damaged_alias_is_repaired_by_promote_repair(reg: Registry) -> None:
+    """One damaged alias record: named with the way out; `promote --repair` replaces it,
+    its history goes on after the last logged move, and the others are untouched."""
+    for seed in (1, 2):
+        reg.publish(make_model(seed), "digits")
+    reg.promote("digits", 1, "champion")
+    reg.promote("digits", 2, "champion")
+    reg.promote("digits", 2, "staging")
+    reg.store.put(layout.alias_key("digits", "champion"), b'{"version": -1')
+    for call in (
+        lambda: reg.resolve("digits@champion"),
+        lambda: reg.promote("digits", 1, "champion"),
+        lambda: reg.rollback("digits", "champion"),
+    ):
+        with pytest.raises(CorruptObjectError, match="champion"):
+            call()
+    with pytest.raises(CorruptObjectError, match="--repair"):
+        reg.promote("digits", 1, "champion")
+    fixed = reg.promote("digits", 1, "champion", repair=True)
+    assert (fixed.version, fixed.seq, fixed.previous) == (1, 3, ())
+    assert reg.resolve("digits@champion").version == 1
+    assert [h.seq for h in reg.history("digits", "champion")] == [1, 2, 3]
+    assert reg.aliases("digits") == {"champion": 1, "staging": 2}
+    # on a sound record, --repair is an ordinary promote
+    assert reg.promote("digits", 2, "champion", repair=True).previous == (1,)
+
+
 def test_alias_resolution_takes_at_most_3_requests(
     counted: tuple[Registry, CountingStore],
 ) -> None:
@@ -201,7 +228,21 @@ def test_corrupt_manifest_is_reported_and_blocks_gc(reg: Registry) -> None:
 
 # --- names --------------------------------------------------------------------------------
 
-BAD_NAMES = ["", ".", "..", "a/b", "../x", "a..b", "has space", "x" * 129, "é", "a\\b", "a@b:1"]
+BAD_NAMES = [
+    "",
+    ".",
+    "..",
+    "-rf",
+    "--name",
+    "a/b",
+    "../x",
+    "a..b",
+    "has space",
+    "x" * 129,
+    "é",
+    "a\\b",
+    "a@b:1",
+]
 
 
 def test_bad_names_are_refused_before_any_request(
@@ -447,6 +488,8 @@ def test_gc_reads_the_manifests_not_a_tampered_index_page(reg: Registry) -> None
     for entry in page["entries"]:
         entry["manifest"]["digest"] = "0" * 64  # lies about every version's blob
     reg.store.put(key, json.dumps(page).encode())
+    listed = {m.version: m.digest for m in reg.versions("big")}  # checked against manifests
+    assert listed[5] == real.digest and set(listed.values()) == {real.digest, listed[100]}
     reg.gc(grace_seconds=0)
     assert reg.store.head(real.blob_key) is not None
     _, model = reg.load("big:5")

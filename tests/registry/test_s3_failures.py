@@ -66,6 +66,25 @@ def test_default_retries_are_bounded_and_standard(
     assert cfg.connect_timeout <= 5 and cfg.read_timeout <= 10  # type: ignore[attr-defined]
 
 
+def test_the_readme_states_the_timeouts_the_client_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "3 attempts × 10 s" for a hung endpoint is what the client is given."""
+    import inspect
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    said = re.search(r"Connections time out after (\d+) s and reads after (\d+) s", readme)
+    hung = re.search(r"(\d+) attempts × (\d+) s plus backoff", readme)
+    assert said and hung
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    cfg = S3Store("models", endpoint_url="http://127.0.0.1:9").client.meta.config
+    defaults = inspect.signature(S3Store).parameters
+    assert float(said[1]) == defaults["connect_timeout"].default == cfg.connect_timeout  # type: ignore[attr-defined]
+    assert float(said[2]) == defaults["read_timeout"].default == cfg.read_timeout  # type: ignore[attr-defined]
+    assert float(hung[2]) == cfg.read_timeout  # type: ignore[attr-defined]
+    assert int(hung[1]) == cfg.retries["total_max_attempts"]  # type: ignore[attr-defined]
+
+
 def test_hanging_endpoint_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that accepts connections but never answers: the read timeout ends it."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")

@@ -236,6 +236,14 @@ def test_the_pixel_cap_is_checked_before_decoding(tmp_path: Path) -> None:
     small = save(Image.fromarray(np.zeros((28, 28), np.uint8)), tmp_path / "s.png")
     with pytest.raises(ImageError, match="28×28 = 784 pixels, over the cap of 100"):
         read_digit(small, max_pixels=100)
+    # a cap above Pillow's own: Pillow refuses first, and the message says whose cap it was
+    with pytest.raises(
+        ImageError,
+        match=r"400,000,000 pixels, over Pillow's own cap of 178,956,970 \(a --max-pixels above",
+    ):
+        read_digit(bomb, max_pixels=10**9)
+    with pytest.raises(ImageError, match="400,000,000 pixels, over the cap of 16,777,216"):
+        read_digit(bomb)
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:
