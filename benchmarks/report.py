@@ -47,8 +47,8 @@ def _train(mnist: str, cache: Path, work: Path) -> tuple[Path, Path]:
     from softmax_core.train import train
 
     ds = load_mnist(mnist, cache_dir=cache)
-    model = train(ds, deskew=True, epochs=2).save(work / "model.npz")
-    champion = train(ds, deskew=False, epochs=1, limit=10000).save(work / "champion.npz")
+    model = train(ds, features="deskew", epochs=2).save(work / "model.npz")
+    champion = train(ds, features="pixels", epochs=1, limit=10000).save(work / "champion.npz")
     return model, champion
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from softmax_core import gate
+from softmax_core import gate, preprocess
 from softmax_core.modelfile import ModelFile
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def gate_report_markdown(
         f"- test accuracy: {report['accuracy']:.4f} on {report['n']} images",
         f"- train accuracy (last epoch): {fmt(model.meta.get('train_accuracy'))}",
         f"- training time: {fmt(model.meta.get('train_seconds'), '.2f')} s",
-        f"- preprocessing: {' → '.join(model.steps)}",
+        f"- preprocessing: {preprocess.describe(model.steps)}",
         "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(params.items())),
         "",
         "## Lineage",

@@ -127,7 +127,7 @@ def train_model(
     ds: Dataset,
     *,
     init: ModelFile | None,
-    deskew: bool,
+    features: str,
     limit: int | None,
     params: dict[str, Any],
 ) -> ModelFile:
@@ -149,7 +149,7 @@ def train_model(
         )
 
     t0 = time.perf_counter()
-    model = train(ds, deskew=deskew, init=init, limit=limit, callback=progress, **params)
+    model = train(ds, features=features, init=init, limit=limit, callback=progress, **params)
     model.meta["train_seconds"] = round(time.perf_counter() - t0, 3)
     return model
 
@@ -262,6 +262,7 @@ def check_inputs(
     registry: str | None,
     name: str,
     promote: str | None,
+    features: str,
     endpoint_url: str | None,
     cache_dir: str | None,
     io_retries: int,
@@ -275,10 +276,12 @@ def check_inputs(
     """
     from registry.names import validate_name
     from softmax_core.mnist import resolve_source
+    from softmax_core.preprocess import feature_steps
 
     built = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
     validate_name("model name", name)
     alias = validate_name("alias", promote or settings.ALIAS)
+    feature_steps(features)
     io = io_retry_options(io_retries, io_retry_delay)
     if built.source is not None:
         resolve_source(built.source)
@@ -297,7 +300,7 @@ def training_pipeline(
     min_accuracy: float = settings.MIN_ACCURACY,
     promote: str | None = settings.ALIAS,
     warm_start: bool = False,
-    deskew: bool = True,
+    features: str = settings.FEATURES,
     learning_rate: float = settings.LEARNING_RATE,
     batch_size: int = settings.BATCH_SIZE,
     l2: float = settings.L2,
@@ -317,7 +320,7 @@ def training_pipeline(
     accuracy, gate decision, flow-run id).
     """
     run = check_inputs(
-        source=source, registry=registry, name=name, promote=promote,
+        source=source, registry=registry, name=name, promote=promote, features=features,
         endpoint_url=endpoint_url, cache_dir=cache_dir,
         io_retries=io_retries, io_retry_delay=io_retry_delay,
     )  # fmt: skip
@@ -331,7 +334,7 @@ def training_pipeline(
         "batch_size": batch_size,
         "l2": l2,
     }
-    model = train_model(ds, init=init, deskew=deskew, limit=limit, params=params)
+    model = train_model(ds, init=init, features=features, limit=limit, params=params)
     lineage = run_lineage(ds, champion, warm_start=warm_start)
     evaluation = evaluate_model(
         model, ds, champion=champion, min_accuracy=min_accuracy, alpha=alpha, lineage=lineage

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import settings
+from softmax_core.blas import one_thread
 from softmax_core.errors import InvalidInputError
 from softmax_core.softmax import loss_grad_logits, softmax
 
@@ -147,6 +148,7 @@ class SoftmaxRegression:
             if not ok:
                 raise InvalidInputError(f"{name}={p[name]!r} is invalid; expected {expected}")
 
+    @one_thread()
     def fit(
         self,
         X: Any,
@@ -246,12 +248,14 @@ class SoftmaxRegression:
         if not hasattr(self, "W_"):
             raise InvalidInputError("this SoftmaxRegression is not fitted yet; call fit() first")
 
+    @one_thread()
     def predict_proba(self, X: Any) -> NDArray[np.float32]:
         """Class probabilities, (n, 10) float32, rows sum to 1."""
         self._check_fitted()
         X = validate_features(X, n_features=self.n_features_in_)
         return softmax(X @ self.W_ + self.b_)
 
+    @one_thread()
     def predict(self, X: Any) -> NDArray[np.int64]:
         """Most likely class, (n,) int64."""
         self._check_fitted()

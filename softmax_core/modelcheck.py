@@ -3,8 +3,8 @@
 Everything is checked before anything large is allocated: the archive's declared member
 sizes and each ``.npy`` header's shape and dtype are read (``numpy.lib.format``) before an
 array is; object arrays (pickles) are refused; meta JSON is capped in size and depth;
-weights must be finite float32 ``W (784, 10)``, ``b (10,)`` with ``|w| <= MAX_WEIGHT`` (so
-that probabilities stay finite); the recorded steps must be known. A problem is one
+weights must be finite float32 ``W (d, 10)`` (``d`` from the steps) and ``b (10,)``, with
+``|w| <= MAX_WEIGHT`` (so that probabilities stay finite); the recorded steps must be known. A problem is one
 :class:`DataFormatError` saying what the file is.
 """
 
@@ -22,14 +22,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
-from softmax_core.preprocess import validate_steps
+from softmax_core.preprocess import n_features, validate_steps
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # a 784x10 float32 model is 33 KiB
 MAX_META_BYTES = 1024 * 1024
 MAX_META_DEPTH = 32
 MAX_STEPS = 16
 MAX_WEIGHT = 1e4  # trained weights are below 10; 3e38 makes every probability NaN
-N_FEATURES = 784
 N_CLASSES = 10
 MEMBERS = ("W", "b", "meta")
 
@@ -147,9 +146,10 @@ def parse_meta(array: NDArray[Any], origin: str) -> dict[str, Any]:
 def check_steps(meta: dict[str, Any], origin: str) -> None:
     pre = meta.get("preprocessing", {"steps": ["scale"]})
     steps = pre.get("steps") if isinstance(pre, dict) else None
-    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+    if not isinstance(steps, list) or not all(isinstance(s, str | dict) for s in steps):
         raise DataFormatError(
-            f"{origin}: preprocessing steps must be a list of step names, got {steps!r}"
+            f"{origin}: preprocessing steps must be a list of step names or step objects, "
+            f"got {steps!r}"
         )
     if len(steps) > MAX_STEPS:
         raise DataFormatError(f"{origin}: {len(steps)} preprocessing steps, over {MAX_STEPS}")
@@ -162,17 +162,19 @@ def check_steps(meta: dict[str, Any], origin: str) -> None:
             raise DataFormatError(f"{origin}: {key} must be a JSON object")
 
 
-def check_weights(W: NDArray[Any], b: NDArray[Any], origin: str) -> None:
-    """Finite float32 W (784, 10) and b (10,), bounded so probabilities stay finite."""
+def check_weights(W: NDArray[Any], b: NDArray[Any], meta: dict[str, Any], origin: str) -> None:
+    """Finite float32 W (d, 10) and b (10,), ``d`` the width of the recorded steps' features,
+    bounded so probabilities stay finite. ``meta`` has passed :func:`parse_meta`."""
+    d = n_features(meta.get("preprocessing", {"steps": ["scale"]})["steps"])
     if (
         W.dtype != np.float32
         or b.dtype != np.float32
-        or W.shape != (N_FEATURES, N_CLASSES)
+        or W.shape != (d, N_CLASSES)
         or b.shape != (N_CLASSES,)
     ):
         raise DataFormatError(
             f"{origin}: weights have W{W.shape} {W.dtype}, b{b.shape} {b.dtype}; "
-            f"expected float32 W ({N_FEATURES}, {N_CLASSES}) and b ({N_CLASSES},)"
+            f"expected float32 W ({d}, {N_CLASSES}) and b ({N_CLASSES},) for its features"
         )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise DataFormatError(f"{origin}: weights contain non-finite values")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import modelcheck
+from softmax_core import modelcheck, preprocess
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import DataFormatError
 
@@ -54,9 +54,11 @@ class ModelFile:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def steps(self) -> tuple[str, ...]:
-        """The preprocessing steps recorded with the weights."""
-        return tuple(self.meta.get("preprocessing", {}).get("steps", ("scale",)))
+    def steps(self) -> preprocess.Steps:
+        """The preprocessing steps recorded with the weights (checked, canonical)."""
+        return preprocess.validate_steps(
+            self.meta.get("preprocessing", {}).get("steps", ("scale",))
+        )
 
     def to_bytes(self) -> bytes:
         """Serialise to .npz bytes (no pickles)."""
@@ -89,7 +91,7 @@ class ModelFile:
             raise DataFormatError(
                 f"{origin}: unsupported model format {meta.get('format')!r}; expected {FORMAT!r}"
             )
-        modelcheck.check_weights(arrays["W"], arrays["b"], origin)
+        modelcheck.check_weights(arrays["W"], arrays["b"], meta, origin)
         return cls(W=arrays["W"], b=arrays["b"], meta=meta)
 
     @classmethod

@@ -1,8 +1,11 @@
 """Feature preprocessing shared by training and scoring: pure numpy.
 
 Images are ``(n, 28, 28)``: uint8 in 0..255 (MNIST as stored) or floats in [0, 1].
-Features are ``(n, 784) float32`` in [0, 1]. The steps a model was trained with are
-recorded in its file (``meta["preprocessing"]["steps"]``) and replayed at scoring.
+Features are ``(n, d) float32``: ``d = 784`` pixels, or the ``hog`` histograms. The steps
+a model was trained with are recorded in its file (``meta["preprocessing"]["steps"]``)
+and replayed at scoring. A step is a name, or (with parameters) an object naming it:
+``["scale", "deskew", {"step": "hog", "cell": 4, "bins": 8, "signed": true,
+"norm": "sqrt"}]``.
 
 Steps, applied in order:
 
@@ -10,40 +13,140 @@ Steps, applied in order:
 - ``deskew``: shear each image so the covariance of its ink is upright, about its
   centre of mass, which it also moves to the image centre (the classic moment
   deskewing listed in LeCun's MNIST table). Vectorised over the batch.
+- ``hog`` (last; parameters recorded): histograms of oriented gradients. Central
+  differences give each pixel a gradient; its magnitude is split between the two nearest
+  of ``bins`` orientations (signed: over 2 pi) and summed over ``cell`` x ``cell`` cells:
+  ``(28 / cell)^2 * bins`` features (392 by default), then square-rooted (``norm:
+  "sqrt"``, the Hellinger map: a linear model on them acts like a kernel on histograms).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core.errors import InvalidInputError
 
-KNOWN_STEPS = ("scale", "deskew")
-DEFAULT_STEPS: tuple[str, ...] = ("scale", "deskew")
-RAW_STEPS: tuple[str, ...] = ("scale",)
+Step = str | Mapping[str, Any]
+Steps = tuple[Step, ...]
+
+KNOWN_STEPS = ("scale", "deskew", "hog")
+HOG: Mapping[str, Any] = {"step": "hog", "cell": 4, "bins": 8, "signed": True, "norm": "sqrt"}
+HOG_CELLS = (2, 4, 7, 14)  # cell sides that tile 28
+HOG_NORMS = ("sqrt",)
+MAX_BINS = 32
+FEATURE_SETS: dict[str, Steps] = {
+    "pixels": ("scale",),
+    "deskew": ("scale", "deskew"),
+    "hog": ("scale", "deskew", HOG),
+}
+DEFAULT_STEPS: Steps = FEATURE_SETS["deskew"]
+RAW_STEPS: Steps = FEATURE_SETS["pixels"]
 SIDE = 28
 _CHUNK = 4096  # images per vectorised chunk: bounds temporary memory to ~40 MB
 
 
-def steps_for(deskew: bool) -> tuple[str, ...]:
+def steps_for(deskew: bool) -> Steps:
     """The step list for the ``--deskew/--no-deskew`` switch."""
     return DEFAULT_STEPS if deskew else RAW_STEPS
 
 
-def validate_steps(steps: Sequence[str]) -> tuple[str, ...]:
-    """Check a recorded step list; unknown steps are refused, never skipped."""
-    steps = tuple(steps)
-    if not steps or steps[0] != "scale":
+def step_name(step: Step) -> str:
+    return str(step.get("step")) if isinstance(step, Mapping) else str(step)
+
+
+def validate_steps(steps: Sequence[Step]) -> Steps:
+    """Check a recorded step list; unknown steps or parameters are refused, never skipped.
+
+    Returns it canonical: plain names as strings, ``hog`` as a dict with every parameter.
+    """
+    if isinstance(steps, str | bytes | Mapping) or not isinstance(steps, Sequence):
+        raise InvalidInputError(f"preprocessing steps must be a list, got {steps!r}")
+    out = tuple(_step(s) for s in steps)
+    if not out or out[0] != "scale":
         raise InvalidInputError(f"preprocessing steps {list(steps)!r} must start with 'scale'")
-    for s in steps:
-        if s not in KNOWN_STEPS:
-            raise InvalidInputError(
-                f"unknown preprocessing step {s!r}; this version knows {list(KNOWN_STEPS)}"
+    names = [step_name(s) for s in out]
+    if "hog" in names[:-1]:
+        raise InvalidInputError(f"preprocessing steps {names}: 'hog' can only be the last step")
+    return out
+
+
+def _step(step: Any) -> Step:
+    if isinstance(step, str) and step in ("scale", "deskew"):
+        return step
+    if isinstance(step, str) and step == "hog":
+        return dict(HOG)
+    if not isinstance(step, Mapping) or step.get("step") != "hog":
+        raise InvalidInputError(
+            f"unknown preprocessing step {step!r}; this version knows {list(KNOWN_STEPS)}"
+        )
+    if set(step) != set(HOG):
+        raise InvalidInputError(f"hog step {dict(step)!r}: expected exactly the keys {sorted(HOG)}")
+    cell, bins, signed, norm = step["cell"], step["bins"], step["signed"], step["norm"]
+    if type(cell) is not int or cell not in HOG_CELLS:
+        raise InvalidInputError(f"hog cell {cell!r}; expected one of {list(HOG_CELLS)}")
+    if type(bins) is not int or not 1 <= bins <= MAX_BINS:
+        raise InvalidInputError(f"hog bins {bins!r}; expected a whole number 1..{MAX_BINS}")
+    if type(signed) is not bool:
+        raise InvalidInputError(f"hog signed {signed!r}; expected true or false")
+    if norm not in HOG_NORMS:
+        raise InvalidInputError(f"hog norm {norm!r}; expected one of {list(HOG_NORMS)}")
+    return {"step": "hog", "cell": cell, "bins": bins, "signed": signed, "norm": norm}
+
+
+def n_features(steps: Sequence[Step]) -> int:
+    """The width ``d`` of the features these steps make."""
+    last = validate_steps(steps)[-1]
+    if isinstance(last, Mapping):
+        return int((SIDE // last["cell"]) ** 2 * last["bins"])
+    return SIDE * SIDE
+
+
+def steps_key(steps: Sequence[Step]) -> str:
+    """A file-name-safe key naming the steps, e.g. ``scale+deskew+hog-c4-b8-signed-sqrt``."""
+    parts = []
+    for s in validate_steps(steps):
+        if isinstance(s, Mapping):
+            sign = "signed" if s["signed"] else "unsigned"
+            parts.append(f"hog-c{s['cell']}-b{s['bins']}-{sign}-{s['norm']}")
+        else:
+            parts.append(s)
+    return "+".join(parts)
+
+
+def describe(steps: Sequence[Step]) -> str:
+    """One line for people: ``scale → deskew → hog (4x4 cells, 8 signed bins, sqrt)``."""
+    parts = []
+    for s in validate_steps(steps):
+        if isinstance(s, Mapping):
+            sign = "signed" if s["signed"] else "unsigned"
+            parts.append(
+                f"hog ({s['cell']}x{s['cell']} cells, {s['bins']} {sign} bins, {s['norm']})"
             )
-    return steps
+        else:
+            parts.append(s)
+    return " → ".join(parts)
+
+
+def feature_steps(features: str) -> Steps:
+    """The steps of a ``--features`` name; InvalidInputError naming the known ones."""
+    if features not in FEATURE_SETS:
+        raise InvalidInputError(
+            f"features {features!r} are unknown; expected one of {list(FEATURE_SETS)}"
+        )
+    return validate_steps(FEATURE_SETS[features])
+
+
+def feature_set_of(steps: Sequence[Step]) -> str | None:
+    """The ``--features`` name of these steps, or None for a set with other parameters."""
+    canonical = validate_steps(steps)
+    for name, known in FEATURE_SETS.items():
+        if validate_steps(known) == canonical:
+            return name
+    return None
 
 
 def scale(images: NDArray[np.generic]) -> NDArray[np.float32]:
@@ -132,8 +235,51 @@ def _windows(a: NDArray[np.float32]) -> NDArray[np.float32]:
     )
 
 
-def features(images: NDArray[np.generic], steps: Sequence[str]) -> NDArray[np.float32]:
-    """Apply the recorded steps: (n, 28, 28) images -> (n, 784) float32 features."""
+def hog(images: NDArray[np.float32], step: Mapping[str, Any] = HOG) -> NDArray[np.float32]:
+    """Histograms of oriented gradients: (n, 28, 28) float32 -> (n, (28/cell)^2 * bins).
+
+    Gradients are central differences (zero outside the image), ``gx`` along columns and
+    ``gy`` along rows; the angle ``atan2(gy, gx)`` is taken modulo 2 pi (signed) or pi. A
+    pixel's magnitude goes to the two bins whose centres ``(k + 0.5) * span / bins`` are
+    nearest, in proportion to closeness; each cell sums its pixels, row-major over cells,
+    bins fastest. Vectorised over the chunk.
+    """
+    checked = _step(step)
+    if not isinstance(checked, Mapping):
+        raise InvalidInputError(f"hog expects a hog step, got {step!r}")
+    step = checked
+    cell, bins = int(step["cell"]), int(step["bins"])
+    images = np.asarray(images, dtype=np.float32)
+    n = images.shape[0]
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+    gx = padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]
+    gy = padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    span = 2 * np.pi if step["signed"] else np.pi
+    # Bins repeat every span, so the integer bin wraps (Python-style modulo) and the angle
+    # need not: atan2's (-pi, pi] goes straight to a fractional bin position.
+    position = np.arctan2(gy, gx) * np.float32(bins / span) - np.float32(0.5)
+    floor = np.floor(position)
+    upper = magnitude * (position - floor)  # the share of the bin above
+    lower = magnitude - upper
+    below = floor.astype(np.intp) % bins
+    above = (below + 1) % bins
+    cells = SIDE // cell
+    # Each pixel's histogram slot: image, cell, then bin; one bincount per share sums them
+    # (a vectorised histogram, in pixel order, with no Python loop and no np.add.at).
+    of_cell = (np.arange(SIDE) // cell)[:, None] * cells + (np.arange(SIDE) // cell)[None, :]
+    slot = (np.arange(n) * (cells * cells))[:, None, None] + of_cell
+    slot *= bins
+    size = n * cells * cells * bins
+    hist = np.bincount((slot + below).ravel(), weights=lower.ravel(), minlength=size)
+    hist += np.bincount((slot + above).ravel(), weights=upper.ravel(), minlength=size)
+    out = hist.astype(np.float32).reshape(n, cells, cells, bins)
+    np.sqrt(out, out=out)  # norm "sqrt": the only one, checked in _step
+    return out.reshape(n, -1)
+
+
+def features(images: NDArray[np.generic], steps: Sequence[Step]) -> NDArray[np.float32]:
+    """Apply the recorded steps: (n, 28, 28) images -> (n, d) float32 features."""
     steps = validate_steps(steps)
     images = np.asarray(images)
     if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
@@ -142,11 +288,14 @@ def features(images: NDArray[np.generic], steps: Sequence[str]) -> NDArray[np.fl
         raise InvalidInputError(
             f"images must have shape (n, 28, 28) or (n, 784), got {images.shape}"
         )
-    out = np.empty((images.shape[0], SIDE * SIDE), dtype=np.float32)
-    for start in range(0, images.shape[0], _CHUNK):
-        x = scale(images[start : start + _CHUNK])
+    out = np.empty((images.shape[0], n_features(steps)), dtype=np.float32)
+    chunk = _CHUNK // 4 if isinstance(steps[-1], Mapping) else _CHUNK  # hog: ~30 MB a chunk
+    for start in range(0, images.shape[0], chunk):
+        x = scale(images[start : start + chunk])
         for s in steps[1:]:
             if s == "deskew":
                 x = _deskew_chunk(x)
-        out[start : start + _CHUNK] = x.reshape(x.shape[0], -1)
+            elif isinstance(s, Mapping):
+                x = hog(x, s)
+        out[start : start + chunk] = x.reshape(x.shape[0], -1)
     return out

@@ -25,6 +25,7 @@ from pathlib import Path
 
 ENV_MNIST = "SOFTMAX_PIPE_MNIST"
 ENV_CACHE = "SOFTMAX_PIPE_CACHE"
+ENV_FEATURES = "SOFTMAX_PIPE_FEATURES"
 ENV_REGISTRY = "SOFTMAX_PIPE_REGISTRY"
 ENV_MODEL = "SOFTMAX_PIPE_MODEL"
 ENV_DASK_ADDRESS = "SOFTMAX_PIPE_DASK_ADDRESS"
@@ -46,6 +47,7 @@ MOMENTUM = 0.9
 DECAY = 1.0
 L2 = 1e-5
 AVERAGE = True
+FEATURES = "deskew"  # a name of softmax_core.preprocess.FEATURE_SETS: pixels, deskew, hog
 SEED = 0
 
 # --- the gate --------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import metrics, preprocess
+from softmax_core import metrics, preprocess, settings
+from softmax_core.blas import one_thread
 from softmax_core.errors import InvalidInputError
 from softmax_core.model import ProgressCallback, SoftmaxRegression, history_dicts
 from softmax_core.modelfile import INPUT_SCHEMA, ModelFile
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 def train(
     ds: Dataset,
     *,
-    deskew: bool = True,
+    features: str = settings.FEATURES,
     init: ModelFile | None = None,
     limit: int | None = None,
     callback: ProgressCallback | None = None,
@@ -33,17 +34,20 @@ def train(
 ) -> ModelFile:
     """Fit a SoftmaxRegression on ``ds``'s training split; return it as a ModelFile.
 
-    ``init``: warm-start weights (its preprocessing must match ``deskew``).
+    ``features``: a feature set of :data:`softmax_core.preprocess.FEATURE_SETS`
+    (``pixels``, ``deskew``, ``hog``); its steps are recorded in the model file.
+    ``init``: warm-start weights; a model with other features is refused.
     ``limit``: train on the first ``limit`` samples only (smoke runs, deliberately weak models).
     ``params``: hyperparameters for SoftmaxRegression (epochs, seed, learning_rate...).
     """
     from softmax_core.mnist import cached_features
 
-    steps = preprocess.steps_for(deskew)
+    steps = preprocess.feature_steps(features)
     if init is not None and init.steps != steps:
+        theirs = preprocess.feature_set_of(init.steps) or preprocess.describe(init.steps)
         raise InvalidInputError(
-            f"warm-start model was trained with preprocessing {list(init.steps)}, "
-            f"this run uses {list(steps)}; use the same --deskew setting"
+            f"cannot warm-start: the champion uses features {theirs!r}, this run {features!r}; "
+            f"train with --features {theirs} or without --warm-start"
         )
     X = cached_features(ds, "train", steps)
     y = ds.y_train
@@ -57,7 +61,7 @@ def train(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preprocessing": {"steps": list(steps)},
         "input_schema": INPUT_SCHEMA,
-        "params": {**model.get_params(), "deskew": deskew, "limit": limit},
+        "params": {**model.get_params(), "features": features, "limit": limit},
         "data_digest": ds.digest,
         "data_source": ds.source,
         "warm_start": init.meta.get("registry", init.meta.get("created")) if init else None,
@@ -67,6 +71,7 @@ def train(
     return ModelFile(W=model.W_, b=model.b_, meta=meta)
 
 
+@one_thread()
 def predict(model: ModelFile, images: NDArray[np.generic]) -> NDArray[np.int64]:
     """Labels for (n, 28, 28) images, with the model's own preprocessing."""
     X = preprocess.features(images, model.steps)
@@ -74,6 +79,7 @@ def predict(model: ModelFile, images: NDArray[np.generic]) -> NDArray[np.int64]:
     return result
 
 
+@one_thread()
 def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
     """Labels predicted for ``ds``'s test split (features from the cache)."""
     from softmax_core.mnist import cached_features

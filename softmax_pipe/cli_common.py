@@ -67,8 +67,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document f
 # Training hyperparameters, shared by `train` and `run`.
 EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over the training set.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")]
-DeskewOpt = Annotated[
-    bool, typer.Option("--deskew/--no-deskew", help="Deskew images by their moments first.")
+FeaturesOpt = Annotated[
+    str,
+    typer.Option(
+        help="What the model sees: pixels (scaled), deskew (moment-deskewed pixels) or hog "
+        "(oriented-gradient histograms of the deskewed digit: 392 features).",
+        envvar=settings.ENV_FEATURES,
+    ),
 ]
 LearningRateOpt = Annotated[float, typer.Option(help="Initial SGD learning rate.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Minibatch size.")]

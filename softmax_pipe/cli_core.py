@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from softmax_core import settings as defaults
 from softmax_pipe.cli_common import (
     BatchSizeOpt,
     CacheOpt,
-    DeskewOpt,
     EpochsOpt,
+    FeaturesOpt,
     JsonOpt,
     L2Opt,
     LearningRateOpt,
@@ -78,7 +79,7 @@ def train(
     source: SourceOpt = None,
     epochs: EpochsOpt = 4,
     seed: SeedOpt = 0,
-    deskew: DeskewOpt = True,
+    features: FeaturesOpt = defaults.FEATURES,
     learning_rate: LearningRateOpt = 0.5,
     batch_size: BatchSizeOpt = 128,
     l2: L2Opt = 1e-5,
@@ -97,7 +98,7 @@ def train(
     with _EpochBar(epochs) as bar:
         model = train_model(
             ds,
-            deskew=deskew,
+            features=features,
             limit=limit,
             callback=bar.update,
             epochs=epochs,
@@ -117,7 +118,7 @@ def train(
     model.save(out)
     typer.echo(
         f"test accuracy {report['accuracy']:.4f} after {epochs} epochs in {seconds:.2f} s "
-        f"({'deskewed' if deskew else 'raw pixels'}); model written to {out}"
+        f"({features} features); model written to {out}"
     )
 
 

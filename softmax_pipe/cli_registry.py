@@ -19,9 +19,10 @@ import typer
 from softmax_core import settings
 from softmax_core.errors import CorruptObjectError, PartialFailure
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err
+from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
 if TYPE_CHECKING:
-    from registry import AliasRecord, Manifest, Registry
+    from registry import AliasRecord, Registry
 
 registry_app = typer.Typer(
     name="registry",
@@ -81,24 +82,6 @@ def uses_registry(fn: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _print_json(doc: Any) -> None:
-    typer.echo(json.dumps(doc, indent=2, sort_keys=False))
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _metric(m: Manifest, key: str = "accuracy") -> str:
-    value = m.metrics.get(key)
-    return f"{value:.4f}" if isinstance(value, int | float) else "-"
-
-
 def _alias_ref(ref: str, command: str) -> tuple[str, str]:
     """NAME@ALIAS, or a usage error naming the command."""
     from registry import parse_ref
@@ -131,7 +114,7 @@ def list_models(
             found.append((name, reg.version_numbers(name), reg.aliases(name)))
         except CorruptObjectError as e:
             damaged.append(f"{name}: {e}")
-    _list_table(found, as_json=as_json, where=reg.uri)
+    models_table(found, as_json=as_json, where=reg.uri)
     if damaged:
         for line in damaged:
             err(f"error: {line}", style="bold red")
@@ -139,39 +122,6 @@ def list_models(
             f"{len(damaged)} of {len(found) + len(damaged)} models could not be read; "
             "repair an alias with `softmax-pipe registry promote NAME:VERSION ALIAS --repair`"
         )
-
-
-def _list_table(
-    found: list[tuple[str, list[int], dict[str, int]]], *, as_json: bool, where: str
-) -> None:
-    if as_json:
-        _print_json(
-            [
-                {
-                    "name": name,
-                    "latest": nums[-1] if nums else None,
-                    "versions": len(nums),
-                    "aliases": al,
-                }
-                for name, nums, al in found
-            ]
-        )
-        return
-    if not found:
-        err(f"no models in {where}")
-        return
-    _table(
-        ["NAME", "LATEST", "VERSIONS", "ALIASES"],
-        [
-            [
-                name,
-                str(nums[-1]) if nums else "-",
-                str(len(nums)),
-                ", ".join(f"{a}={v}" for a, v in al.items()) or "-",
-            ]
-            for name, nums, al in found
-        ],
-    )
 
 
 @registry_app.command("versions")
@@ -188,19 +138,19 @@ def versions(
     manifests = reg.versions(name)
     aliases = reg.aliases(name)
     if as_json:
-        _print_json([m.to_dict() for m in manifests])
+        print_json([m.to_dict() for m in manifests])
         return
     by_version: dict[int, list[str]] = {}
     for alias, v in aliases.items():
         by_version.setdefault(v, []).append(alias)
-    _table(
+    table(
         ["VERSION", "CREATED", "DIGEST", "ACCURACY", "ALIASES"],
         [
             [
                 str(m.version),
                 m.created[:19].replace("T", " "),
                 m.digest[:12],
-                _metric(m),
+                metric(m),
                 ", ".join(by_version.get(m.version, [])) or "-",
             ]
             for m in manifests
@@ -221,7 +171,7 @@ def show(
     parse_ref(ref)
     m = reg.resolve(ref)
     if as_json:
-        _print_json(m.to_dict())
+        print_json(m.to_dict())
         return
     typer.echo(f"{m.ref}  (from {ref})")
     for key in ("digest", "size", "created", "model_created", "data_digest", "code_version"):
@@ -251,7 +201,7 @@ def publish(
     m = reg.publish(model_file, name, alias=alias)
     where = reg.uri
     if as_json:
-        _print_json({**m.to_dict(), "alias": alias})
+        print_json({**m.to_dict(), "alias": alias})
         return
     typer.echo(f"published {m.ref}  sha256:{m.digest}  to {where}")
     if alias is not None:
@@ -284,7 +234,7 @@ def promote(
     validate_name("alias", alias)
     rec = reg.promote(name, version, alias, repair=repair)
     if as_json:
-        _print_json(rec.to_dict())
+        print_json(rec.to_dict())
         return
     typer.echo(_alias_line(rec))
 
@@ -300,7 +250,7 @@ def rollback(
     name, alias = _alias_ref(ref, "rollback")
     rec = reg.rollback(name, alias)
     if as_json:
-        _print_json(rec.to_dict())
+        print_json(rec.to_dict())
         return
     typer.echo(_alias_line(rec))
 
@@ -316,9 +266,9 @@ def history(
     name, alias = _alias_ref(ref, "history")
     records = reg.history(name, alias)
     if as_json:
-        _print_json([r.to_dict() for r in records])
+        print_json([r.to_dict() for r in records])
         return
-    _table(
+    table(
         ["SEQ", "MOVED", "ACTION", "VERSION", "FROM"],
         [
             [
@@ -359,7 +309,7 @@ def pull(
         _copy(path, target)
         path = target
     if as_json:
-        _print_json(
+        print_json(
             {
                 "ref": result.manifest.ref,
                 "digest": result.manifest.digest,
@@ -411,7 +361,7 @@ def gc(
     """Delete blobs no version refers to (after a grace period; never by age alone)."""
     keys = reg.gc(grace_seconds=grace, dry_run=dry_run)
     if as_json:
-        _print_json({"dry_run": dry_run, "deleted": [] if dry_run else keys, "unreferenced": keys})
+        print_json({"dry_run": dry_run, "deleted": [] if dry_run else keys, "unreferenced": keys})
         return
     verb = "would delete" if dry_run else "deleted"
     for key in keys:

@@ -17,7 +17,6 @@ from softmax_core.errors import (
 )
 from softmax_core.mnist.arrays import (
     FEATURES_FORMAT,
-    SIDE,
     Dataset,
     file_sha256,
     save_npy,
@@ -27,20 +26,20 @@ from softmax_core.mnist.arrays import (
 
 
 def cached_features(
-    ds: Dataset, split: Literal["train", "test"], steps: Sequence[str]
+    ds: Dataset, split: Literal["train", "test"], steps: Sequence[preprocess.Step]
 ) -> NDArray[np.float32]:
-    """(n, 784) float32 features of one split, cached beside the dataset and memory-mapped.
+    """(n, d) float32 features of one split, cached beside the dataset and memory-mapped.
 
     Computed with :func:`softmax_core.preprocess.features` and stored as
-    ``ds.path/features/<'+'.join(steps)>/<split>.npy``, with ``<split>.json`` holding its
+    ``ds.path/features/<steps_key(steps)>/<split>.npy``, with ``<split>.json`` holding its
     sha256, shape, steps and the dataset digest. A later call verifies the sha256 and
     memory-maps the file; anything that does not verify is recomputed, never used.
     """
     images, _ = ds.split(split)
     steps = preprocess.validate_steps(steps)  # also makes the folder name safe
-    folder = ds.path / "features" / "+".join(steps)
+    folder = ds.path / "features" / preprocess.steps_key(steps)
     npy, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
-    shape = [int(images.shape[0]), SIDE * SIDE]
+    shape = [int(images.shape[0]), preprocess.n_features(steps)]
     try:
         meta = json.loads(meta_path.read_text())
         ok = (

@@ -60,7 +60,6 @@ from softmax_core.scoring.pool import (
     chunked,
     quiet_bomb_warnings,
     score_batches,
-    single_thread_blas,
 )
 from softmax_core.scoring.summary import MAX_LISTED_FAILURES, ScoreSummary
 from softmax_core.scoring.writers import (
@@ -107,7 +106,6 @@ __all__ = [
     "score_batches",
     "score_path",
     "score_prepared",
-    "single_thread_blas",
     "validate_options",
 ]
 

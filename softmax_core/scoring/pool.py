@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from softmax_core import settings
+from softmax_core.blas import one_thread
 from softmax_core.errors import PipelineError
 from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
 from softmax_core.scoring.discover import Item
@@ -76,15 +77,6 @@ def _limit_blas_threads() -> Any:
     return _BLAS_LIMITER
 
 
-@contextlib.contextmanager
-def single_thread_blas() -> Iterator[None]:
-    """BLAS at one thread inside the block."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
@@ -107,7 +99,7 @@ def score_batches(
     """
     validate_options(workers=workers, batch_size=batch_size, max_pixels=max_pixels)
     chunks = chunked(items, batch_size)
-    with single_thread_blas():
+    with one_thread():
         if workers == 1:
             for chunk in chunks:
                 pairs = [(it.path, it.problem) for it in chunk]

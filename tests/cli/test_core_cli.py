@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from softmax_core.modelfile import ModelFile
+from softmax_core.preprocess import HOG
 from softmax_pipe.cli import app
 
 runner = CliRunner()
@@ -79,18 +80,32 @@ def test_source_from_environment(
     assert str(mnist_dir) in json.loads(out)["source"]
 
 
-@pytest.mark.parametrize(("deskew", "floor"), [("--deskew", 0.955), ("--no-deskew", 0.925)])
+@pytest.mark.parametrize(
+    ("features", "steps", "floor"),
+    [
+        ("deskew", ("scale", "deskew"), 0.955),
+        ("pixels", ("scale",), 0.925),
+        ("hog", ("scale", "deskew", dict(HOG)), 0.985),
+    ],
+)
 def test_train_then_evaluate_on_real_mnist(
-    deskew: str, floor: float, mnist_dir: Path, session_cache: Path, tmp_path: Path
+    features: str,
+    steps: tuple[object, ...],
+    floor: float,
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path: Path,
 ) -> None:
     model = tmp_path / "model.npz"
     common = ["--source", str(mnist_dir), "--cache-dir", str(session_cache)]
-    code, out, err = invoke("train", deskew, "--seed", "0", "--out", str(model), *common)
+    code, out, err = invoke(
+        "train", "--features", features, "--seed", "0", "--out", str(model), *common
+    )
     assert code == 0, err
     assert "test accuracy" in out and str(model) in out
     mf = ModelFile.load(model)
-    assert mf.steps == (("scale", "deskew") if deskew == "--deskew" else ("scale",))
-    assert mf.meta["params"]["seed"] == 0 and mf.meta["params"]["deskew"] == (deskew == "--deskew")
+    assert mf.steps == steps
+    assert mf.meta["params"]["seed"] == 0 and mf.meta["params"]["features"] == features
     assert len(mf.meta["data_digest"]) == 64
     assert mf.meta["code_version"]
     code, out, err = invoke("evaluate", str(model), "--json", *common)

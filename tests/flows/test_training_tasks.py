@@ -63,7 +63,7 @@ def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
 def small_model(ds: Dataset) -> ModelFile:
     with disable_run_logger():
         return train_model.fn(
-            ds, init=None, deskew=True, limit=3000, params={"epochs": 2, "seed": 3}
+            ds, init=None, features="deskew", limit=3000, params={"epochs": 2, "seed": 3}
         )
 
 
@@ -158,7 +158,7 @@ def test_train_fn_warm_start_keeps_the_init_weights_origin(
     small_model: ModelFile, ds: Dataset
 ) -> None:
     init = ModelFile(W=small_model.W, b=small_model.b, meta={**small_model.meta, "registry": "m:4"})
-    model = train_model.fn(ds, init=init, deskew=True, limit=500, params={"epochs": 1})
+    model = train_model.fn(ds, init=init, features="deskew", limit=500, params={"epochs": 1})
     assert model.meta["warm_start"] == "m:4"
     assert not np.array_equal(model.W, small_model.W)
 

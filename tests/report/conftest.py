@@ -27,13 +27,13 @@ def mnist(mnist_dir: Path, session_cache: Path) -> Dataset:
 @pytest.fixture(scope="session")
 def weak(mnist: Dataset) -> ModelFile:
     """A pixel model trained on 2,000 images: clearly worse than ``strong``."""
-    return train(mnist, deskew=False, epochs=1, limit=2000)
+    return train(mnist, features="pixels", epochs=1, limit=2000)
 
 
 @pytest.fixture(scope="session")
 def strong(mnist: Dataset) -> ModelFile:
     """A deskewed pixel model on 20,000 images (above the 0.95 gate floor)."""
-    model = train(mnist, deskew=True, epochs=2, limit=20000)
+    model = train(mnist, features="deskew", epochs=2, limit=20000)
     model.meta["code_version"] = "c0ffee1"
     return model
 

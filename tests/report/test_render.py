@@ -11,6 +11,7 @@ import pytest
 from softmax_core import preprocess
 from softmax_core.mnist import Dataset
 from softmax_core.modelfile import ModelFile
+from softmax_core.preprocess import HOG
 from softmax_core.report import render_report
 from softmax_core.report.model_report import _learned
 
@@ -80,7 +81,7 @@ def test_html_in_metadata_is_escaped(mnist: Dataset, weak: ModelFile) -> None:
 
 def test_gradient_features_drawn_as_glyphs() -> None:
     rng = np.random.default_rng(0)
-    steps = ["scale", {"step": "hog", "cell": 4, "bins": 8}]
+    steps = ["scale", "deskew", dict(HOG)]
     model = ModelFile(
         W=rng.normal(size=(392, 10)).astype(np.float32),
         b=np.zeros(10, np.float32),
@@ -94,9 +95,11 @@ def test_gradient_features_drawn_as_glyphs() -> None:
 
 @pytest.mark.parametrize(
     ("d", "steps"),
-    [(392, ["scale", {"step": "hog", "cell": 7, "bins": 8}]), (100, ["scale", "pca"])],
+    [(392, ["scale", {**HOG, "cell": 7}]), (100, ["scale", {**HOG, "cell": 14, "bins": 9}])],
 )
 def test_unknown_layout_falls_back_to_the_weight_matrix(d: int, steps: list[object]) -> None:
+    """Weights that do not fit the recorded layout (a file would be refused on load; an
+    in-memory model can still be drawn): the plain weight matrix."""
     model = ModelFile(
         W=np.ones((d, 10), np.float32),
         b=np.zeros(10, np.float32),

@@ -1,0 +1,21 @@
+"""BLAS at one thread: faster for our small products, and the same bits on any machine.
+
+Our matrix products are small (a 128x784 batch by 784x10 weights): OpenBLAS's extra threads
+only spin, which on a busy machine made training 6-15x slower, and a different thread count
+splits the sums differently, so weights were byte-identical only on the same core count.
+Every fit, predict and evaluate runs inside :func:`one_thread` (threadpoolctl).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """BLAS limited to one thread inside the block, as it was before it afterwards."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -1,0 +1,38 @@
+"""Same seed, same bytes: training runs BLAS at one thread whatever the machine gives it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIT = """
+import hashlib
+import numpy as np
+from threadpoolctl import threadpool_info
+from softmax_core.model import SoftmaxRegression
+rng = np.random.default_rng(0)
+X = rng.random((6000, 784), dtype=np.float32)
+y = rng.integers(0, 10, 6000)
+model = SoftmaxRegression(epochs=2, seed=1).fit(X, y)
+blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+print(hashlib.sha256(model.W_.tobytes() + model.b_.tobytes()).hexdigest(), max(blas))
+"""
+
+
+def _fit(threads: int) -> tuple[str, int]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run(
+        [sys.executable, "-c", FIT], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300, check=True,
+    )  # fmt: skip
+    digest, pool = out.stdout.split()
+    return digest, int(pool)
+
+
+def test_weights_are_byte_identical_with_one_and_two_blas_threads() -> None:
+    one, two = _fit(1), _fit(2)
+    assert two[1] == 2  # the process really had two BLAS threads outside fit
+    assert one[0] == two[0]

@@ -1,0 +1,106 @@
+"""The ``hog`` feature step: the vectorised batch code against a slow per-pixel reference."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from softmax_core import preprocess
+from softmax_core.errors import InvalidInputError
+from softmax_core.modelfile import ModelFile
+
+
+def reference_hog(img: np.ndarray, cell: int, bins: int, signed: bool) -> np.ndarray:
+    """One image, one pixel at a time, straight from the definition in the docstring."""
+    side = img.shape[0]
+    cells = side // cell
+    hist = np.zeros((cells, cells, bins))
+
+    def at(r: int, c: int) -> float:
+        return float(img[r, c]) if 0 <= r < side and 0 <= c < side else 0.0
+
+    span = 2 * math.pi if signed else math.pi
+    for r in range(side):
+        for c in range(side):
+            gx = at(r, c + 1) - at(r, c - 1)
+            gy = at(r + 1, c) - at(r - 1, c)
+            mag = math.hypot(gx, gy)
+            angle = math.atan2(gy, gx) % span
+            pos = angle / (span / bins) - 0.5  # bin k is centred at (k + 0.5) * span / bins
+            lo = math.floor(pos)
+            share_hi = pos - lo
+            hist[r // cell, c // cell, lo % bins] += mag * (1 - share_hi)
+            hist[r // cell, c // cell, (lo + 1) % bins] += mag * share_hi
+    return np.sqrt(hist).reshape(-1)
+
+
+@pytest.mark.parametrize(
+    ("cell", "bins", "signed"), [(4, 8, True), (7, 9, False), (2, 4, True), (14, 1, True)]
+)
+def test_matches_the_slow_reference(cell: int, bins: int, signed: bool) -> None:
+    rng = np.random.default_rng(cell * 100 + bins)
+    images = rng.random((5, 28, 28), dtype=np.float32) * (rng.random((5, 28, 28)) < 0.3)
+    images[0] = 0.0  # a blank image: all-zero features, no NaN
+    images[1, 10:18, 12] = 1.0  # a vertical stroke: gradients along columns only
+    step = {"step": "hog", "cell": cell, "bins": bins, "signed": signed, "norm": "sqrt"}
+    got = preprocess.hog(images, step)
+    assert got.dtype == np.float32 and got.shape == (5, (28 // cell) ** 2 * bins)
+    want = np.stack([reference_hog(im, cell, bins, signed) for im in images])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert not got[0].any()
+
+
+def test_features_replay_the_steps_in_chunks_exactly() -> None:
+    """The batch path (chunked, after scale and deskew) equals one image at a time, to
+    float32 rounding (a reduction's order may follow the batch's shape)."""
+    rng = np.random.default_rng(0)
+    images = (rng.random((1500, 28, 28)) * 255 * (rng.random((1500, 28, 28)) < 0.2)).astype(
+        np.uint8
+    )
+    steps = preprocess.FEATURE_SETS["hog"]
+    batch = preprocess.features(images, steps)
+    assert batch.shape == (1500, 392) == (1500, preprocess.n_features(steps))
+    for i in (0, 1023, 1024, 1499):  # either side of a chunk boundary
+        one = preprocess.features(images[i : i + 1], steps)[0]
+        np.testing.assert_allclose(batch[i], one, rtol=1e-5, atol=1e-5)
+    deskewed = preprocess.features(images, ("scale", "deskew")).reshape(-1, 28, 28)
+    np.testing.assert_array_equal(batch, preprocess.hog(deskewed))
+
+
+def test_steps_are_recorded_with_their_parameters_and_checked() -> None:
+    steps = preprocess.validate_steps(["scale", "deskew", "hog"])  # a bare name: defaults
+    assert steps[-1] == dict(preprocess.HOG)
+    assert preprocess.steps_key(steps) == "scale+deskew+hog-c4-b8-signed-sqrt"
+    assert preprocess.feature_set_of(steps) == "hog"
+    assert preprocess.n_features(["scale", {**preprocess.HOG, "cell": 7, "bins": 9}]) == 144
+    bad = [
+        ["scale", "hog", "deskew"],  # hog must be last
+        ["scale", {**preprocess.HOG, "cell": 5}],  # 5 does not tile 28
+        ["scale", {**preprocess.HOG, "bins": 0}],
+        ["scale", {**preprocess.HOG, "bins": 8.0}],
+        ["scale", {**preprocess.HOG, "signed": "yes"}],
+        ["scale", {**preprocess.HOG, "norm": "l2"}],
+        ["scale", {**preprocess.HOG, "extra": 1}],
+        ["scale", {"step": "blur"}],
+        "scale",
+    ]
+    for steps_ in bad:
+        with pytest.raises(InvalidInputError):
+            preprocess.validate_steps(steps_)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="expected one of"):
+        preprocess.feature_steps("sift")
+
+
+def test_a_hog_model_file_round_trips_and_its_weights_must_fit_its_features(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    steps = list(preprocess.FEATURE_SETS["hog"])
+    meta = {"preprocessing": {"steps": steps}}
+    ok = ModelFile(W=np.zeros((392, 10), np.float32), b=np.zeros(10, np.float32), meta=meta)
+    back = ModelFile.load(ok.save(tmp_path / "hog.npz"))
+    assert back.steps == preprocess.validate_steps(steps)
+    assert json.loads(json.dumps(back.meta["preprocessing"])) == {"steps": steps}
+    wrong = ModelFile(W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32), meta=meta)
+    with pytest.raises(InvalidInputError, match=r"expected float32 W \(392, 10\)"):
+        ModelFile.load(wrong.save(tmp_path / "wrong.npz"))
