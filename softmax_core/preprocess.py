@@ -43,15 +43,8 @@ FEATURE_SETS: dict[str, Steps] = {
     "deskew": ("scale", "deskew"),
     "hog": ("scale", "deskew", HOG),
 }
-DEFAULT_STEPS: Steps = FEATURE_SETS["deskew"]
-RAW_STEPS: Steps = FEATURE_SETS["pixels"]
 SIDE = 28
 _CHUNK = 4096  # images per vectorised chunk: bounds temporary memory to ~40 MB
-
-
-def steps_for(deskew: bool) -> Steps:
-    """The step list for the ``--deskew/--no-deskew`` switch."""
-    return DEFAULT_STEPS if deskew else RAW_STEPS
 
 
 def step_name(step: Step) -> str:

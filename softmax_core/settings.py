@@ -47,7 +47,7 @@ MOMENTUM = 0.9
 DECAY = 1.0
 L2 = 1e-5
 AVERAGE = True
-FEATURES = "deskew"  # a name of softmax_core.preprocess.FEATURE_SETS: pixels, deskew, hog
+FEATURES = "hog"  # a name of softmax_core.preprocess.FEATURE_SETS: pixels, deskew, hog
 SEED = 0
 
 # --- the gate --------------------------------------------------------------------------------

@@ -206,12 +206,13 @@ def cron_of(server: PrefectServer, name: str) -> tuple[list[str], bool]:
 
 
 def warm_cache(mnist_dir: Path, cache: Path) -> None:
+    from softmax_core import settings
     from softmax_core.mnist import cached_features, load_mnist
-    from softmax_core.preprocess import steps_for
+    from softmax_core.preprocess import feature_steps
 
     ds = load_mnist(str(mnist_dir), cache_dir=cache)
     for split in ("train", "test"):
-        cached_features(ds, split, steps_for(True))
+        cached_features(ds, split, feature_steps(settings.FEATURES))
 
 
 def check_scores(output: Path, truth: dict[str, int]) -> int:

@@ -20,6 +20,7 @@ import pytest
 
 from flows.training import PER_CLASS_KEY, PROGRESS_KEY, REPORT_KEY, training_pipeline
 from registry import LocalStore, Registry
+from softmax_core import settings
 from softmax_core.errors import (
     DataNotFoundError,
     DownloadError,
@@ -29,6 +30,7 @@ from softmax_core.errors import (
     StorageError,
 )
 from softmax_core.mnist import load_mnist
+from softmax_core.preprocess import feature_steps, n_features
 from softmax_core.train import evaluate
 from softmax_core.version import code_version
 
@@ -128,7 +130,7 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
     assert manifest.params["epochs"] == 3 and manifest.params["seed"] == 7
     assert manifest.data_digest == ds.digest
     assert manifest.code_version == code_version()
-    assert manifest.preprocessing == {"steps": ["scale", "deskew"]}
+    assert manifest.preprocessing == {"steps": list(feature_steps(settings.FEATURES))}
     lineage = manifest.lineage
     assert lineage["flow_run_id"] == str(flow_run_id)
     assert lineage["flow"] == "training-pipeline"
@@ -194,7 +196,7 @@ def test_end_to_end_s3_registry(
         _, model = r.load("digits:1")
     assert manifest.lineage["flow_run_id"] == str(state.state_details.flow_run_id)
     assert manifest.metrics["accuracy"] >= 0.95
-    assert model.W.shape == (784, 10)
+    assert model.W.shape == (n_features(feature_steps(settings.FEATURES)), 10)
 
     # What the flow wrote is plain S3: visible to any client, under the prefix.
     s3 = boto3.client("s3", endpoint_url=s3_env)
@@ -343,7 +345,8 @@ def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
     assert state.result()["ref"] == "mnist:1"
     with _open(reg, session_cache) as r:
         manifest, model = r.load("mnist@champion")
-    assert manifest.version == 1 and model.W.shape == (784, 10)
+    assert manifest.version == 1
+    assert model.W.shape == (n_features(feature_steps(settings.FEATURES)), 10)
 
 
 class _Always500(http.server.BaseHTTPRequestHandler):

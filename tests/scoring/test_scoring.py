@@ -211,7 +211,7 @@ def test_bad_options_name_the_option() -> None:
 def test_summary_counts_and_lists(folder: Path, model: scoring.ScoringModel) -> None:
     seen: list[int] = []
     out = io.StringIO()
-    summary = scoring.ScoreSummary(model="m", root=str(folder), min_confidence=0.999)
+    summary = scoring.ScoreSummary(model="m", root=str(folder), min_confidence=0.99999)
     items = list(scoring.Discovery(folder))
     for batch in scoring.score_batches(items, model, batch_size=16):
         scoring.RowWriter(out, "csv").write(batch)

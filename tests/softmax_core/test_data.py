@@ -822,3 +822,21 @@ def test_real_mnist_through_idx(mnist_dir: Path, session_cache: Path) -> None:
         assert hist.size == 10 and hist.sum() == n and hist.min() > 0.08 * n
     again = load_mnist(str(mnist_dir), cache_dir=session_cache)
     assert again.cached and again.digest == ds.digest and again.arrays == ds.arrays
+
+
+def test_hog_features_are_cached_and_a_warm_start_across_feature_sets_is_refused(
+    small_ds: Dataset, small: Arrays
+) -> None:
+    from softmax_core.errors import InvalidInputError
+    from softmax_core.train import train
+
+    steps = preprocess.FEATURE_SETS["hog"]
+    got = cached_features(small_ds, "train", steps)
+    assert got.shape == (50, 392) and isinstance(got, np.memmap)
+    assert (small_ds.path / "features" / preprocess.steps_key(steps) / "train.npy").is_file()
+    np.testing.assert_array_equal(got, preprocess.features(small["x_train"], steps))
+    hog_model = train(small_ds, features="hog", epochs=1)
+    assert hog_model.W.shape == (392, 10) and hog_model.meta["params"]["features"] == "hog"
+    assert train(small_ds, features="hog", init=hog_model, epochs=1).W.shape == (392, 10)
+    with pytest.raises(InvalidInputError, match="champion uses features 'hog', this run 'deskew'"):
+        train(small_ds, features="deskew", init=hog_model, epochs=1)
