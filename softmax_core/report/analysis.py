@@ -152,16 +152,11 @@ class HogLayout:
     span: float  # pi for unsigned gradients, 2 pi for signed
 
 
-def step_name(step: str | Mapping[str, Any]) -> str:
-    """A recorded step's name: the string itself, or a dict's ``"step"`` field."""
-    return str(step.get("step", "?")) if isinstance(step, Mapping) else str(step)
-
-
 def hog_layout(steps: Sequence[Any], n_features: int) -> HogLayout | None:
     """The HOG layout of a model whose steps include a ``hog`` step, when ``n_features``
     matches it (else None: an unknown layout, drawn generically)."""
     for step in steps:
-        if step_name(step) != "hog":
+        if preprocess.step_name(step) != "hog":
             continue
         opts: Mapping[str, Any] = step if isinstance(step, Mapping) else {}
         try:

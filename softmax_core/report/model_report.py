@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, settings
+from softmax_core import gate, preprocess, settings
 from softmax_core.metrics import mcnemar_exact
 from softmax_core.modelfile import ModelFile
 from softmax_core.report import analysis, figures
@@ -103,7 +103,7 @@ def _header(
     decision: gate.GateDecision,
 ) -> str:
     created = (manifest or {}).get("created") or model.meta.get("created")
-    steps = " → ".join(analysis.step_name(s) for s in model.steps)
+    steps = " → ".join(preprocess.step_name(s) for s in model.steps)
     verdict = "passed" if decision.passed else f"refused ({decision.rule})"
     return (
         f"<h1>Model report: {esc(name)}</h1>"
@@ -121,7 +121,7 @@ def _header(
 def _learned(model: ModelFile) -> str:
     W = np.asarray(model.W, dtype=np.float32)
     if W.shape[0] == analysis.PIXELS and all(
-        analysis.step_name(s) in ("scale", "deskew") for s in model.steps
+        preprocess.step_name(s) in ("scale", "deskew") for s in model.steps
     ):
         lead = (
             "Each digit's 784 weights drawn as a 28×28 image: a pixel's score for the digit is "
@@ -159,7 +159,7 @@ def _learned(model: ModelFile) -> str:
             png(figures.hog_glyphs(W, layout), "HOG glyphs"),
         )
     lead = (
-        f"Features {esc(' → '.join(analysis.step_name(s) for s in model.steps))} have a layout "
+        f"Features {esc(' → '.join(preprocess.step_name(s) for s in model.steps))} have a layout "
         f"this report does not know ({W.shape[0]} features), so the weights are shown as a "
         "matrix: one row per digit, one column per feature; red for, blue against."
     )
