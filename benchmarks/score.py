@@ -8,19 +8,22 @@ Rows, each next to its peer and the issue's bar:
 - accuracy on transformed copies of test digits (inverted JPEG, RGB upscaled 4×, RGBA
   strokes on a transparent canvas, off-centre on a 64×48 page, 16-bit PNG, palette BMP;
   the same transforms as the tests) vs the naive path (grayscale, resize to 28×28);
-  bar: >= 93%;
-- throughput on the 10,000 PNGs with full preprocessing and 2 worker processes,
-  end to end (walk, decode, MNIST procedure, deskew, predict, CSV written to a file,
-  worker start-up included) vs the decode-only bound: Pillow decoding the same files in
-  2 warm processes with nothing else; bar: >= 0.35 × the bound. Measured in a fresh
-  process as small as the CLI's; runs are interleaved and the median of --repeat is
-  shown, so both see the same machine load;
+  bar: >= 97%;
+- throughput on the 10,000 PNGs with full preprocessing and the default features
+  (deskew and hog, computed per batch in the workers) with 2 worker processes, end to end
+  (walk, decode, MNIST procedure, features, predict, CSV written to a file, worker start-up
+  included) vs the decode-only bound: Pillow decoding the same files in 2 warm processes
+  with nothing else; bar: >= 0.5 × the bound. The same in one process (``--workers 1``)
+  is the peer that chooses the default. Measured in a fresh process as small as the CLI's;
+  runs are interleaved and the median of --repeat is shown, so all see the same load;
 - peak RSS scoring 100,000 files vs 10,000 files (one flat folder each; the 100,000 are
   hard links to the 10,000 PNGs), each in a fresh process: the parent and the largest
   worker; bar: within 50 MB.
 
     .venv/bin/python benchmarks/score.py [--mnist ../shared/data/mnist] [--repeat 5]
-        [--transformed 1000] [--workdir DIR]
+        [--transformed 1000] [--workdir DIR] [--contention]
+
+``--contention``: the throughput and memory runs while busy loops hold every core.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.scoring_data: the transforms the tests use
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _contention import busy_cores  # noqa: E402  (beside this script)
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 WORKERS = 2
@@ -140,6 +146,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--transformed", type=int, default=1000, help="digits per transform")
     ap.add_argument("--workdir", default=None, help="where to write the image folders")
+    ap.add_argument("--contention", action="store_true", help="busy loops hold every core")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="score-bench-", dir=args.workdir)
@@ -149,7 +156,8 @@ def main() -> None:
     model_path = mf.save(work / "model.npz")
     model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
     in_memory = evaluate(mf, ds)["accuracy"]
-    print(f"model: trained on 60,000 digits, in-memory test accuracy {in_memory:.4f}", flush=True)
+    model_desc = f"{mf.meta['params']['features']} features, test accuracy {in_memory:.4f}"
+    print(f"model: trained on 60,000 digits, {model_desc}", flush=True)
 
     # --- the folders ---
     flat = work / "mnist10k"
@@ -181,26 +189,35 @@ def main() -> None:
     naive_t = float(np.mean([hit for hits in naive_by.values() for hit in hits]))
 
     # --- throughput, interleaved, in a fresh process as small as the CLI's ---
-    proc = subprocess.run(
-        [sys.executable, __file__, "--throughput", str(flat), str(model_path), str(args.repeat)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    rates = json.loads(proc.stdout)
-    ours_rates, bound_rates, one_rates = rates["ours"], rates["bound"], rates["one"]
-    ours_rate, bound_rate = statistics.median(ours_rates), statistics.median(bound_rates)
-    paths = sorted(str(p) for p in flat.iterdir())
+    with busy_cores(args.contention) as loops:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--throughput",
+                str(flat),
+                str(model_path),
+                str(args.repeat),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        rates = json.loads(proc.stdout)
+        ours_rates, bound_rates, one_rates = rates["ours"], rates["bound"], rates["one"]
+        ours_rate, bound_rate = statistics.median(ours_rates), statistics.median(bound_rates)
+        one_rate = statistics.median(one_rates)
+        paths = sorted(str(p) for p in flat.iterdir())
 
-    # --- memory ---
-    big = work / "mnist100k"
-    big.mkdir()
-    for copy in range(10):
-        for p in paths:
-            name = os.path.basename(p)
-            os.link(p, big / f"{copy}{name}")
-    rss10 = _peak_rss(flat, model_path, work / "rss10.csv")
-    rss100 = _peak_rss(big, model_path, work / "rss100.csv")
+        # --- memory ---
+        big = work / "mnist100k"
+        big.mkdir()
+        for copy in range(10):
+            for p in paths:
+                name = os.path.basename(p)
+                os.link(p, big / f"{copy}{name}")
+        rss10 = _peak_rss(flat, model_path, work / "rss10.csv")
+        rss100 = _peak_rss(big, model_path, work / "rss100.csv")
     assert rss10["rows"] == 10_000 and rss100["rows"] == 100_000
 
     # --- the table ---
@@ -218,7 +235,7 @@ def main() -> None:
         f"| accuracy, 10,000 MNIST test PNGs | {acc_files:.2%} | in-memory evaluate "
         f"{in_memory:.2%} | within 0.3 pt | {ok(abs(acc_files - in_memory) <= 0.003)} |",
         f"| accuracy, transformed copies ({len(trows):,} files) | {ours_t:.2%} | naive "
-        f"(grayscale + resize 28×28) {naive_t:.2%} | >= 93% | {ok(ours_t >= 0.93)} |",
+        f"(grayscale + resize 28×28) {naive_t:.2%} | >= 97% | {ok(ours_t >= 0.97)} |",
     ]
     for name in sd.TRANSFORMS:
         lines.append(
@@ -228,9 +245,9 @@ def main() -> None:
     lines += [
         f"| throughput, 10,000 PNGs, {WORKERS} workers, end to end | {ours_rate:,.0f} images/s "
         f"({ours_rate / bound_rate:.2f} × bound) | Pillow decode only, {WORKERS} processes: "
-        f"{bound_rate:,.0f} images/s | >= 0.35 × bound | {ok(ours_rate >= 0.35 * bound_rate)} |",
-        f"| &nbsp;&nbsp;same, 1 process (no pool) | {statistics.median(one_rates):,.0f} images/s"
-        " | | | |",
+        f"{bound_rate:,.0f} images/s | >= 0.5 × bound | {ok(ours_rate >= 0.5 * bound_rate)} |",
+        f"| &nbsp;&nbsp;same, `--workers 1` (no pool) | {one_rate:,.0f} images/s "
+        f"({one_rate / bound_rate:.2f} × bound) | | | |",
         f"| peak RSS, parent: 100,000 vs 10,000 files | {mb(rss100['parent_kb'])} vs "
         f"{mb(rss10['parent_kb'])} (+{d_parent:.1f} MB) | | within 50 MB | {ok(d_parent <= 50)} |",
         f"| peak RSS, largest worker: 100,000 vs 10,000 | {mb(rss100['worker_kb'])} vs "
@@ -242,8 +259,10 @@ def main() -> None:
     print()
     print(
         f"throughput: median of {args.repeat} interleaved runs; all runs ours "
-        f"{[round(r) for r in ours_rates]}, bound {[round(r) for r in bound_rates]}; "
-        f"{os.cpu_count()} CPUs, 1-min load average {load:.1f} at the end"
+        f"{[round(r) for r in ours_rates]}, one process {[round(r) for r in one_rates]}, "
+        f"bound {[round(r) for r in bound_rates]}; {os.cpu_count()} CPUs, "
+        + (f"{loops} busy loops, " if loops else "")
+        + f"1-min load average {load:.1f} at the end; model {model_desc}"
     )
     tmp.cleanup()
 

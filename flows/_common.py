@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect.cache_policies import NO_CACHE
+
 from softmax_core.errors import (
     CorruptObjectError,
     DownloadError,
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State, TaskRun
 
     from registry import Registry
+
+# Every task's results stay in memory: datasets and weights pass between tasks as they
+# are, never hashed for a cache key or persisted by Prefect.
+IN_MEMORY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 #: what name-resolution failures say when only their text survives (glibc, musl, macOS)
 _UNRESOLVED = (
@@ -50,9 +56,15 @@ class RegistryLocation:
     cache_dir: Path
 
     def open(self) -> Registry:
+        from flows.events import registry_listeners
         from registry import Registry
 
-        return Registry.open(self.uri, endpoint_url=self.endpoint_url, cache_dir=self.cache_dir)
+        return Registry.open(
+            self.uri,
+            endpoint_url=self.endpoint_url,
+            cache_dir=self.cache_dir,
+            listeners=registry_listeners(),
+        )
 
 
 def exception_of(state: State[Any]) -> BaseException | None:

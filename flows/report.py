@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from softmax_core import gate, preprocess
+from softmax_core import gate, preprocess, settings
 from softmax_core.modelfile import ModelFile
 
 if TYPE_CHECKING:
     from registry import Manifest
+
+REPORT_KEY = "gate-report"  # the markdown artifact of every run (a new version links the page)
+CONFUSION_KEY = "confusion-matrix"  # the image artifact, where the registry serves HTTP
 
 
 def per_class_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -35,8 +38,11 @@ def gate_report_markdown(
     decision: gate.GateDecision,
     model: ModelFile,
     lineage: dict[str, Any],
+    *,
+    page: tuple[str, str] | None = None,
 ) -> str:
-    """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage."""
+    """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage;
+    with ``page`` (a published version's ref and its report's URL), a link to the report."""
 
     def fmt(x: float | None, spec: str = ".4f") -> str:
         return "—" if x is None else format(x, spec)
@@ -81,6 +87,20 @@ def gate_report_markdown(
         "",
         *(f"- {k}: `{v}`" for k, v in lineage.items()),
     ]
+    if page is not None:
+        ref, url = page
+        expiry = (
+            f" (a presigned link: it works for {settings.REPORT_URL_SECONDS // 86400} days)"
+            if url.startswith(("http://", "https://"))
+            else ""
+        )
+        lines += [
+            "",
+            "## Report",
+            "",
+            f"[The report of {ref}]({url}){expiry}: pictures of "
+            "what it learned, where it errs, how sure it is, against the champion.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,8 @@ are the same, byte for byte, whichever way they were computed:
   batches, so each batch holds the same images as in the local command): decode,
   MNIST-normalise, apply the model's preprocessing, predict;
 - the flow writes one merged output, in the walk's order (stdout, or a temporary file
-  renamed over ``output``), and returns the :class:`~softmax_core.scoring.ScoreSummary`.
+  renamed over ``output``), keeps a ``scoring-progress`` artifact at the percent of
+  shards written (the UI's bar), and returns the :class:`~softmax_core.scoring.ScoreSummary`.
 
 The task runner is pluggable: :func:`run_batch_scoring` uses Prefect's thread pool by
 default, or a ``DaskTaskRunner`` (prefect-dask, the ``dask`` extra) connected to
@@ -31,10 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
 
-from flows._common import STORAGE_RETRY, RegistryLocation, io_retry_options
+from flows._common import IN_MEMORY, STORAGE_RETRY, RegistryLocation, io_retry_options
 from registry.scoring import load_scoring_model
 from softmax_core import scoring
 from softmax_core.errors import (
@@ -46,9 +50,8 @@ from softmax_core.settings import IO_RETRIES, IO_RETRY_DELAY
 
 FLOW_NAME = "batch-scoring"
 SUMMARY_KEY = "scoring-summary"
+PROGRESS_KEY = "scoring-progress"
 DEFAULT_SHARD_SIZE = 4096
-
-_IN_MEMORY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Listing:
     loops: int
 
 
-@task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
+@task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
 def pull_model(ref: str, location: RegistryLocation) -> scoring.ScoringModel:
     """A model file, or ``ref`` pulled from the registry (verified, cached)."""
     return load_scoring_model(
@@ -69,7 +72,7 @@ def pull_model(ref: str, location: RegistryLocation) -> scoring.ScoringModel:
     )
 
 
-@task(name="list-images", **_IN_MEMORY)
+@task(name="list-images", **IN_MEMORY)
 def list_images(path: str) -> Listing:
     """Every image under ``path`` in the walk's order (exit 2 when it does not exist)."""
     discovery = scoring.Discovery(path)
@@ -82,7 +85,7 @@ def list_images(path: str) -> Listing:
     )
 
 
-@task(name="score-shard", **_IN_MEMORY)
+@task(name="score-shard", **IN_MEMORY)
 def score_shard(
     items: list[scoring.Item], model: scoring.ScoringModel, batch_size: int, max_pixels: int
 ) -> list[scoring.ScoredBatch]:
@@ -154,18 +157,22 @@ def batch_scoring(
     futures = score_shard.map(
         parts, unmapped(the_model), unmapped(batch_size), unmapped(max_pixels)
     )
+    progress = create_progress_artifact(
+        0.0, key=PROGRESS_KEY, description=f"scoring: percent of {len(parts)} shards written"
+    )
 
     summary = scoring.ScoreSummary(model=the_model.name, root=path, min_confidence=min_confidence)
     summary.skipped = listing.skipped
     summary.skipped_by_ext.update(listing.skipped_by_ext)
     summary.loops = listing.loops
     with scoring.open_output(out) as stream:
-        writer = scoring.RowWriter(stream, fmt, probs=probs)
+        writer = scoring.RowWriter(stream, fmt, model=the_model.name, probs=probs)
         writer.header()
-        for future in futures:  # in shard order: the output follows the walk
+        for done, future in enumerate(futures, 1):  # in shard order: the output follows the walk
             for batch in future.result():
                 writer.write(batch)
                 summary.add(batch)
+            update_progress_artifact(progress, 100.0 * done / len(parts))  # type: ignore[arg-type]
     summary.seconds = time.perf_counter() - start
     logger.info("scored %d images, %d failed", summary.scored, summary.failed)
     create_markdown_artifact(

@@ -4,7 +4,8 @@
     the training pipeline on a weekly cron: warm-start from ``mnist@champion``, gate,
     publish and promote (``flows.training.training_pipeline``);
 ``score-inbox``
-    batch scoring of an inbox folder on a daily cron (``flows.scoring``).
+    batch scoring of an inbox folder on a daily cron (``flows.scoring``), and at once
+    whenever the champion moves (:func:`champion_moved_trigger`).
 
 Two ways to run them:
 
@@ -42,6 +43,7 @@ from softmax_core.errors import (
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
+    from prefect.events import DeploymentEventTrigger
 
 RETRAIN = "retrain"
 SCORE_INBOX = "score-inbox"
@@ -121,6 +123,30 @@ def score_parameters(options: ServeOptions) -> dict[str, Any]:
     return params
 
 
+def champion_moved_trigger(registry: str, name: str, alias: str) -> DeploymentEventTrigger:
+    """``score-inbox``'s trigger: a run as soon as ``name@alias`` moves in ``registry``
+    (a promote or a rollback, from a flow or the CLI: ``softmax-pipe.alias.moved``), with
+    the deployment's own parameters, so the inbox is scored by the new version.
+
+    ``registry`` is matched as the registry names itself (its store's URI: an absolute
+    folder, or ``s3://bucket/prefix``); deploy/prefect.yaml states the same trigger."""
+    from prefect.events import DeploymentEventTrigger
+
+    from registry import open_store
+    from registry.events import ALIAS_MOVED
+
+    return DeploymentEventTrigger(
+        name=f"{SCORE_INBOX} on {name}@{alias} moved",
+        description=f"Re-score the inbox when {name}@{alias} moves.",
+        expect={ALIAS_MOVED},
+        match={
+            "softmax-pipe.registry": open_store(registry).uri,
+            "softmax-pipe.model": name,
+            "softmax-pipe.alias": alias,
+        },
+    )
+
+
 def served_deployments(options: ServeOptions) -> list[RunnerDeployment]:
     """The two deployments ``serve`` runs, named as in deploy/prefect.yaml."""
     from prefect.types.entrypoint import EntrypointType
@@ -138,10 +164,12 @@ def served_deployments(options: ServeOptions) -> list[RunnerDeployment]:
         concurrency_limit=1,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+    score_params = score_parameters(options)
     score = scoring.batch_scoring.to_deployment(
         name=SCORE_INBOX,
         schedules=[_cron(options.score_cron, options.timezone, "--score-cron")],
-        parameters=score_parameters(options),
+        triggers=[champion_moved_trigger(score_params["registry"], options.name, options.alias)],
+        parameters=score_params,
         description="Scheduled scoring of the inbox (softmax-pipe serve).",
         tags=[TAG, "scoring", "served"],
         entrypoint_type=EntrypointType.MODULE_PATH,

@@ -19,6 +19,10 @@ The flow body reads as the pipeline; each task is a thin wrapper over a library 
   champion stays location it was. The evaluation leaves two artifacts either way:
   ``gate-report`` (markdown: metrics, decision with both accuracies and the p-value,
   lineage) and ``per-class`` (a table).
+- After publishing (and promoting), ``publish-report`` stores the version's report page
+  beside its manifest and links it from a new version of ``gate-report`` (plus a
+  ``confusion-matrix`` image where the registry serves presigned URLs); it failing is a
+  warning, never a failed run: the version is already published.
 
 Run it: ``softmax-pipe run`` (through ``flows.runner.run_training``), or from Python::
 
@@ -41,10 +45,22 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.cache_policies import NO_CACHE
 
-from flows._common import DOWNLOAD_RETRY, STORAGE_RETRY, RegistryLocation, io_retry_options
-from flows.report import gate_report_markdown, per_class_rows, published_metrics, run_summary
+from flows._common import (
+    DOWNLOAD_RETRY,
+    IN_MEMORY,
+    STORAGE_RETRY,
+    RegistryLocation,
+    io_retry_options,
+)
+from flows.publishing import promote_model, publish_model, publish_report
+from flows.report import (
+    REPORT_KEY,
+    gate_report_markdown,
+    per_class_rows,
+    published_metrics,
+    run_summary,
+)
 from softmax_core import gate, settings
 from softmax_core.errors import ModelNotFoundError
 from softmax_core.modelfile import ModelFile
@@ -57,12 +73,10 @@ if TYPE_CHECKING:
     from softmax_core.model import EpochStats
 
 FLOW_NAME = "training-pipeline"
-REPORT_KEY = "gate-report"
 PER_CLASS_KEY = "per-class"
 PROGRESS_KEY = "training-progress"
 
 # Every task: results in memory only, nothing hashed or written by Prefect.
-_IN_MEMORY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,7 @@ class Evaluation:
 # --- tasks: thin wrappers over library calls ------------------------------------------------
 
 
-@task(name="ingest", retry_condition_fn=DOWNLOAD_RETRY, **_IN_MEMORY)
+@task(name="ingest", retry_condition_fn=DOWNLOAD_RETRY, **IN_MEMORY)
 def ingest(source: str | None, cache_dir: Path, download_url: str | None = None) -> Dataset:
     """MNIST from ``source`` into the cache (a re-run with the same source is a cache hit)."""
     from softmax_core.mnist import load_mnist
@@ -105,7 +119,7 @@ def ingest(source: str | None, cache_dir: Path, download_url: str | None = None)
     return ds
 
 
-@task(name="pull-champion", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
+@task(name="pull-champion", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
 def pull_champion(location: RegistryLocation, name: str, alias: str) -> Champion | None:
     """The model behind ``name@alias`` with its weights (verified), or None if there is none."""
     logger = get_run_logger()
@@ -122,7 +136,7 @@ def pull_champion(location: RegistryLocation, name: str, alias: str) -> Champion
     return champion
 
 
-@task(name="train", **_IN_MEMORY)
+@task(name="train", **IN_MEMORY)
 def train_model(
     ds: Dataset,
     *,
@@ -177,7 +191,7 @@ def progress_artifact() -> Callable[[float], None]:
     return update
 
 
-@task(name="evaluate", **_IN_MEMORY)
+@task(name="evaluate", **IN_MEMORY)
 def evaluate_model(
     model: ModelFile,
     ds: Dataset,
@@ -212,33 +226,6 @@ def evaluate_model(
         description=f"per-class precision and recall on {report['n']} test images",
     )
     return Evaluation(report, decision)
-
-
-@task(name="publish", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def publish_model(
-    location: RegistryLocation,
-    model: ModelFile,
-    name: str,
-    *,
-    metrics: dict[str, Any],
-    code_version: str,
-    lineage: dict[str, Any],
-) -> Manifest:
-    """Weights, then manifest, to the registry: a new version, visible only once complete."""
-    logger = get_run_logger()
-    meta = {**model.meta, "metrics": metrics, "code_version": code_version}
-    with location.open() as reg:
-        manifest = reg.publish(ModelFile(W=model.W, b=model.b, meta=meta), name, lineage=lineage)
-    logger.info("published %s:%d to %s", name, manifest.version, location.uri)
-    return manifest
-
-
-@task(name="promote", retry_condition_fn=STORAGE_RETRY, **_IN_MEMORY)
-def promote_model(location: RegistryLocation, name: str, version: int, alias: str) -> None:
-    """Move ``name@alias`` to ``version`` (compare-and-swap; the move is logged for rollback)."""
-    with location.open() as reg:
-        reg.promote(name, version, alias)
-    get_run_logger().info("%s@%s -> %s:%d", name, alias, name, version)
 
 
 # --- the flow --------------------------------------------------------------------------------
@@ -352,6 +339,12 @@ def training_pipeline(
     )
     if promote:
         promote_model.with_options(**run.io)(run.location, name, manifest.version, promote)
+    report = publish_report.with_options(**run.io)(
+        run.location, manifest, model, ds,
+        champion=champion, evaluation=evaluation, lineage=lineage, return_state=True,
+    )  # fmt: skip
+    if report.is_failed():  # the version is published: a missing page is a warning
+        get_run_logger().warning("no report for %s: %s", manifest.ref, report.message)
     return run_summary(
         registry=run.location.uri,
         name=name,

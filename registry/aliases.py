@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from registry import layout
+from registry.events import RegistryEvent, alias_moved
 from registry.manifest import AliasRecord, Manifest
 from registry.names import validate_name
 from registry.store import Store
@@ -52,6 +53,7 @@ class AliasMoves:
         def _no_alias(self, name: str, alias: str) -> ModelNotFoundError: ...
         def _no_version(self, name: str, version: int) -> ModelNotFoundError: ...
         def manifest(self, name: str, version: int) -> Manifest: ...
+        def _emit(self, event: RegistryEvent) -> None: ...
 
     # --- aliases ----------------------------------------------------------------------
     def promote(self, name: str, version: int, alias: str, *, repair: bool = False) -> AliasRecord:
@@ -148,6 +150,7 @@ class AliasMoves:
                     backoff(attempt)
                     continue
             self._ensure_logged(new)
+            self._emit(alias_moved(self.uri, new))
             result: AliasRecord = new
             return result
         raise StorageError(

@@ -6,13 +6,14 @@ publish
        on a conflict try the next number (after a few, list again; bounded);
     3. check the blob is still there (a concurrent gc) and re-upload it if not;
     4. when the version completes a range of 100, write that range's index page;
-    5. optionally promote an alias.
+    5. tell the listeners (``registry.events``); optionally promote an alias.
     The version becomes visible at step 2, after its blob exists: a crash before it leaves
     at worst an unreferenced blob, which gc removes after the grace period.
 aliases
     ``aliases/<alias>.json`` is moved by compare-and-swap (read with ETag, write if-match,
     create only-if-absent); every move gets a sequence number and its own write-once
     history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous`` stack.
+    Each move that happened (not a promote to where the alias already is) is an event.
 pull
     resolve the reference (alias: 2 requests; ``name:n``: 1; bare name: 2), then read the
     blob from the local content-addressed cache or download it, verify the sha256, and
@@ -32,7 +33,6 @@ The store must make conditional writes atomic (AWS S3, MinIO, the local store do
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -40,19 +40,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry import layout
+from registry import events, layout
 from registry.aliases import AliasMoves, after_retry, backoff, now
+from registry.events import Listener, RegistryEvent, notify
 from registry.gc import GarbageCollection
-from registry.index import read_index, write_index
+from registry.index import copies_manifest, read_index, write_index
 from registry.manifest import AliasRecord, Manifest
-from registry.names import parse_ref, validate_name
+from registry.names import is_name, parse_ref, span_of, validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
+from registry.reports import Reports
 from registry.store import Store, open_store
 from softmax_core import settings
 from softmax_core.errors import (
     CorruptObjectError,
     InvalidInputError,
-    InvalidNameError,
     ModelNotFoundError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -74,24 +75,37 @@ class PullResult:
     cached: bool  # True: served from the local cache, nothing downloaded
 
 
-class Registry(AliasMoves, GarbageCollection):
+class Registry(AliasMoves, GarbageCollection, Reports):
     """Versioned, verifiable model storage on a local folder or an S3 bucket."""
 
-    def __init__(self, store: Store, *, cache_dir: Path) -> None:
+    def __init__(
+        self, store: Store, *, cache_dir: Path, listeners: Sequence[Listener] = ()
+    ) -> None:
         self.store = store
         self.cache_dir = Path(cache_dir).expanduser()
         self.uri = store.uri
+        self.listeners = tuple(listeners)
 
     @classmethod
     def open(
-        cls, uri: str, *, endpoint_url: str | None = None, cache_dir: Path | None = None
+        cls,
+        uri: str,
+        *,
+        endpoint_url: str | None = None,
+        cache_dir: Path | None = None,
+        listeners: Sequence[Listener] = (),
     ) -> Registry:
         """A registry at a folder, ``file:///path`` or ``s3://bucket/prefix``.
 
         ``cache_dir``: origin pulled blobs are kept (default: the user's cache folder).
+        ``listeners``: called with a :class:`~registry.events.RegistryEvent` after each
+        publish and alias move (``flows.events`` forwards them to Prefect).
         """
         store = open_store(uri, endpoint_url=endpoint_url)
-        return cls(store, cache_dir=cache_dir or settings.default_cache_dir())
+        return cls(store, cache_dir=cache_dir or settings.default_cache_dir(), listeners=listeners)
+
+    def _emit(self, event: RegistryEvent) -> None:
+        notify(self.listeners, event)
 
     def close(self) -> None:
         self.store.close()
@@ -106,7 +120,7 @@ class Registry(AliasMoves, GarbageCollection):
     def models(self) -> list[str]:
         """Names of the models with at least one version, sorted."""
         self.store.check_exists()
-        return sorted(n for n in self.store.children(layout.MODELS) if _is_name(n))
+        return sorted(n for n in self.store.children(layout.MODELS) if is_name(n))
 
     def version_numbers(self, name: str) -> list[int]:
         prefix = layout.versions_prefix(name)
@@ -134,7 +148,12 @@ class Registry(AliasMoves, GarbageCollection):
         missing = []
         for n, etag in listed.items():
             hit = known.get(n)
-            if hit is not None and etag is not None and hit[0] == etag and _copies(hit[1], etag):
+            if (
+                hit is not None
+                and etag is not None
+                and hit[0] == etag
+                and copies_manifest(hit[1], etag)
+            ):
                 found[n] = hit
             else:
                 missing.append(n)
@@ -190,7 +209,7 @@ class Registry(AliasMoves, GarbageCollection):
             if got is None:
                 continue
             alias = key[len(prefix) : -len(".json")]
-            if _is_name(alias):
+            if is_name(alias):
                 out[alias] = self._parse_alias(got[0], name, alias, key).version
         return dict(sorted(out.items()))
 
@@ -267,6 +286,7 @@ class Registry(AliasMoves, GarbageCollection):
 
         if manifest.version % layout.INDEX_PAGE == 0:
             self._close_index_page(name)
+        self._emit(events.published(self.uri, manifest))
         if alias is not None:
             self.promote(name, manifest.version, alias)
         return manifest
@@ -361,7 +381,7 @@ class Registry(AliasMoves, GarbageCollection):
         if not numbers:
             return self._no_model(name)
         return ModelNotFoundError(
-            f"model {name!r} has no version {version} in {self.uri}; it has {_span(numbers)}"
+            f"model {name!r} has no version {version} in {self.uri}; it has {span_of(numbers)}"
         )
 
     def _no_alias(self, name: str, alias: str) -> ModelNotFoundError:
@@ -370,26 +390,3 @@ class Registry(AliasMoves, GarbageCollection):
         known = sorted(self.aliases(name))
         hint = f"its aliases: {', '.join(known)}" if known else "it has no aliases yet"
         return ModelNotFoundError(f"model {name!r} has no alias {alias!r} in {self.uri}; {hint}")
-
-
-def _copies(manifest: Manifest, etag: str) -> bool:
-    """Whether an index page's copy of a manifest is the manifest the listing saw: both
-    stores' ETags of a manifest are the md5 of its bytes, which the copy re-serialises to.
-    (A tampered page, or an ETag of another kind, makes the listing read the manifest.)"""
-    return hashlib.md5(manifest.to_bytes(), usedforsecurity=False).hexdigest() == etag.strip('"')
-
-
-def _is_name(value: str) -> bool:
-    try:
-        validate_name("name", value)
-    except InvalidNameError:
-        return False
-    return True
-
-
-def _span(numbers: Sequence[int]) -> str:
-    if len(numbers) == 1:
-        return f"version {numbers[0]}"
-    if numbers[-1] - numbers[0] + 1 == len(numbers):
-        return f"versions {numbers[0]}..{numbers[-1]}"
-    return "versions " + ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")

@@ -8,6 +8,7 @@ ignored and rewritten, and gc never reads pages (it reads the manifests).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from registry import layout
@@ -65,3 +66,10 @@ def write_index(
             pass  # another reader wrote it (a stale page is detected by its ETags)
         except StorageError as e:  # e.g. read-only credentials: listings stay correct
             log.debug("could not write index page %d of %s: %s", page, name, e)
+
+
+def copies_manifest(manifest: Manifest, etag: str) -> bool:
+    """Whether an index page's copy of a manifest is the manifest the listing saw: both
+    stores' ETags of a manifest are the md5 of its bytes, which the copy re-serialises to.
+    (A tampered page, or an ETag of another kind, makes the listing read the manifest.)"""
+    return hashlib.md5(manifest.to_bytes(), usedforsecurity=False).hexdigest() == etag.strip('"')

@@ -2,6 +2,8 @@
 
     blobs/sha256/<digest>.npz                       model file bytes, content-addressed
     models/<name>/versions/<n:08d>.json              manifest of version n (write-once)
+    models/<name>/versions/<n:08d>.html              its report (self-contained HTML page)
+    models/<name>/versions/<n:08d>.confusion.png     the report's confusion matrix, alone
     models/<name>/aliases/<alias>.json               alias record, moved by compare-and-swap
     models/<name>/aliases/<alias>.log/<seq:012d>.json  one entry per move (write-once)
     models/<name>/index/<page:06d>.json              copies of manifests 100p+1..100p+100
@@ -24,6 +26,7 @@ VERSION_WIDTH = 8
 SEQ_WIDTH = 12
 INDEX_PAGE = 100  # versions per index page
 PAGE_WIDTH = 6
+REPORT_SUFFIXES = (".html", ".confusion.png")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _NUMBERED_RE = re.compile(r"([0-9]+)\.json")
 
@@ -58,6 +61,14 @@ def manifest_key(name: str, version: int) -> str:
     if version < 1:
         raise InvalidNameError(f"version must be >= 1, got {version}")
     return f"{versions_prefix(name)}{version:0{VERSION_WIDTH}d}.json"
+
+
+def report_key(name: str, version: int, suffix: str = ".html") -> str:
+    """The version's report (``.html``) or a picture of it (``.confusion.png``): beside the
+    manifest, never matching its pattern, so listings of versions skip them."""
+    if suffix not in REPORT_SUFFIXES:
+        raise InvalidNameError(f"report suffix must be one of {REPORT_SUFFIXES}, got {suffix!r}")
+    return manifest_key(name, version).removesuffix(".json") + suffix
 
 
 def aliases_prefix(name: str) -> str:

@@ -49,6 +49,9 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    def url(self, key: str, *, expires: int, content_type: str | None = None) -> str | None:
+        return self._path(key).as_uri()
+
     def _io_error(self, what: str, key: str, e: OSError) -> StorageError:
         return StorageError(
             f"local registry {self.uri}: cannot {what} {key!r} ({e.strerror or e}); "

@@ -9,6 +9,7 @@ out of the registry's prefix (no ``..`` segment, no leading ``/``, no empty segm
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from softmax_core.errors import InvalidNameError
 
@@ -119,3 +120,21 @@ def _check_segment(segment: str, key: str) -> None:
         raise InvalidNameError(
             f"store key {key!r}: segment {segment!r} may only use letters, digits, '-', '_', '.'"
         )
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a valid model name (folders that are not are skipped)."""
+    try:
+        validate_name("name", value)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def span_of(numbers: Sequence[int]) -> str:
+    """Version numbers as a message says them: ``versions 1..7``, or listed."""
+    if len(numbers) == 1:
+        return f"version {numbers[0]}"
+    if numbers[-1] - numbers[0] + 1 == len(numbers):
+        return f"versions {numbers[0]}..{numbers[-1]}"
+    return "versions " + ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")

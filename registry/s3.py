@@ -93,6 +93,7 @@ class S3Store(Store):
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 max_pool_connections=max(10, self.workers),
+                signature_version="s3v4",  # presigned URLs too (botocore's default: SigV2)
             )
             session = boto3.session.Session(botocore_session=core)
             return session.client("s3", endpoint_url=endpoint_url or None, config=config)
@@ -206,6 +207,17 @@ class S3Store(Store):
         except (BotoCoreError, OSError) as e:
             raise self._translate(e, "get", key) from None
         return data, str(resp.get("ETag", ""))
+
+    def url(self, key: str, *, expires: int, content_type: str | None = None) -> str | None:
+        """A presigned GET (signed here, no request made); ``content_type`` is what S3
+        answers with (``response-content-type``), so a browser shows a page, not a file."""
+        params = {"Bucket": self.bucket, "Key": self._object_key(key)}
+        if content_type is not None:
+            params["ResponseContentType"] = content_type
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=int(expires)
+        )
+        return url
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -98,6 +98,11 @@ class Store(ABC):
                 out.append(None)
         return out
 
+    def url(self, key: str, *, expires: int, content_type: str | None = None) -> str | None:
+        """A URL a browser can open the object at, valid ``expires`` seconds where the
+        store signs URLs (S3: presigned; a folder: ``file://``, no expiry), or None."""
+        return None
+
     def sweep(self, older_than: float) -> list[str]:
         """Remove debris of crashed writers (temporary files) older than the POSIX time given."""
         return []

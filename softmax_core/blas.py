@@ -9,13 +9,23 @@ Every fit, predict and evaluate runs inside :func:`one_thread` (threadpoolctl).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
+from typing import Any
+
+
+@functools.cache
+def _controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, found once per process (finding
+    them walks every loaded library: ~1 ms, once per scoring batch before this cache)."""
+    import numpy  # noqa: F401  (its BLAS must be loaded before it is looked for)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """BLAS limited to one thread inside the block, as it was before it afterwards."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _controller().limit(limits=1, user_api="blas"):
         yield

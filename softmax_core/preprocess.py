@@ -22,6 +22,7 @@ Steps, applied in order:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -189,9 +190,11 @@ def _deskew_chunk(img: NDArray[np.float32]) -> NDArray[np.float32]:
     shift_r = np.where(blank, 0.0, mr - centre).astype(np.float32)  # (n,)
     shift_c = np.where(blank, 0.0, mc - centre).astype(np.float32)
 
-    pad = SIDE + 1  # a shift beyond the image reads only zeros from the padding
     # Vertical: v = lerp(img[k : k + 28], img[k + 1 : k + 29], f), k = floor(shift_r),
-    # gathered as whole 28x28 windows of the zero-padded image.
+    # gathered as whole 28x28 windows of the zero-padded image. A shift beyond the image
+    # reads only zeros: SIDE + 1 rows of padding always suffice, fewer when the chunk's
+    # shifts are smaller (the same values are read either way).
+    pad = _pad_for(shift_r)
     padded = np.zeros((n, SIDE + 2 * pad, SIDE), dtype=np.float32)
     padded[:, pad : pad + SIDE] = img
     sr = np.clip(shift_r, -pad, pad - 1)
@@ -203,9 +206,11 @@ def _deskew_chunk(img: NDArray[np.float32]) -> NDArray[np.float32]:
     v = windows[images, start] * (1 - f)
     v += windows[images, start + 1] * f
     # Horizontal: each row r of each image moves by alpha * (r - 14) + shift_c.
+    sc = alpha[:, None] * (grid[None, :] - centre) + shift_c[:, None]
+    pad = _pad_for(sc)
     padded = np.zeros((n * SIDE, 1, SIDE + 2 * pad), dtype=np.float32)
     padded[:, 0, pad : pad + SIDE] = v.reshape(n * SIDE, SIDE)
-    sc = np.clip(alpha[:, None] * (grid[None, :] - centre) + shift_c[:, None], -pad, pad - 1)
+    sc = np.clip(sc, -pad, pad - 1)
     kc = np.floor(sc).reshape(-1)
     fc = (sc.reshape(-1) - kc)[:, None]
     start = (pad + kc).astype(np.intp)
@@ -217,6 +222,13 @@ def _deskew_chunk(img: NDArray[np.float32]) -> NDArray[np.float32]:
     out += windows[rows, start + 1] * fc
     out = out.reshape(n, SIDE, SIDE)
     return out.astype(np.float32, copy=False)
+
+
+def _pad_for(shifts: NDArray[np.float32]) -> int:
+    """Zero padding that lets every shift in ``shifts`` read a whole window: the largest
+    shift's whole part and a neighbour, capped where a window sees only padding."""
+    largest = float(np.abs(shifts).max(initial=0.0))
+    return SIDE + 1 if not largest < SIDE else min(SIDE + 1, math.ceil(largest) + 2)
 
 
 def _windows(a: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -244,35 +256,59 @@ def hog(images: NDArray[np.float32], step: Mapping[str, Any] = HOG) -> NDArray[n
     cell, bins = int(step["cell"]), int(step["bins"])
     images = np.asarray(images, dtype=np.float32)
     n = images.shape[0]
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
-    gx = padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]
-    gy = padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]
-    magnitude = np.sqrt(gx * gx + gy * gy)
+    # Central differences, zero outside: the edge columns and rows see one neighbour.
+    gx = np.empty_like(images)
+    np.subtract(images[:, :, 2:], images[:, :, :-2], out=gx[:, :, 1:-1])
+    gx[:, :, 0], gx[:, :, -1] = images[:, :, 1], -images[:, :, -2]
+    gy = np.empty_like(images)
+    np.subtract(images[:, 2:], images[:, :-2], out=gy[:, 1:-1])
+    gy[:, 0], gy[:, -1] = images[:, 1], -images[:, -2]
+    magnitude = gx * gx
+    magnitude += gy * gy
+    np.sqrt(magnitude, out=magnitude)
     span = 2 * np.pi if step["signed"] else np.pi
-    # Bins repeat every span, so the integer bin wraps (Python-style modulo) and the angle
-    # need not: atan2's (-pi, pi] goes straight to a fractional bin position.
-    position = np.arctan2(gy, gx) * np.float32(bins / span) - np.float32(0.5)
-    floor = np.floor(position)
-    upper = magnitude * (position - floor)  # the share of the bin above
-    lower = magnitude - upper
-    below = floor.astype(np.intp) % bins
-    above = (below + 1) % bins
+    # The fractional bin position, straight from atan2's [-pi, pi]: bins repeat every span,
+    # so the integer part is wrapped afterwards, on the small histogram, not per pixel.
+    position = np.arctan2(gy, gx, out=gx)
+    position *= np.float32(bins / span)
+    position -= np.float32(0.5)
+    floor = np.floor(position, out=gy)
+    upper = np.subtract(position, floor, out=position)  # the share of the bin above
+    upper *= magnitude
+    lower = np.subtract(magnitude, upper, out=magnitude)
+    # Unwrapped bins: floor lies in [first, last]; slot `offset + floor` of an extended
+    # row of `width` bins per cell takes the share below, the next slot the share above.
+    first = math.floor(-bins * np.pi / span - 0.5) - 1  # one bin of margin for rounding
+    last = math.floor(bins * np.pi / span - 0.5) + 1
+    offset, width = -first, last - first + 2
     cells = SIDE // cell
-    # Each pixel's histogram slot: image, cell, then bin; one bincount per share sums them
-    # (a vectorised histogram, in pixel order, with no Python loop and no np.add.at).
+    # Each pixel's slot: image-major, then its cell (row-major), `width` slots a cell.
     of_cell = (np.arange(SIDE) // cell)[:, None] * cells + (np.arange(SIDE) // cell)[None, :]
-    slot = (np.arange(n) * (cells * cells))[:, None, None] + of_cell
-    slot *= bins
-    size = n * cells * cells * bins
-    hist = np.bincount((slot + below).ravel(), weights=lower.ravel(), minlength=size)
-    hist += np.bincount((slot + above).ravel(), weights=upper.ravel(), minlength=size)
-    out = hist.astype(np.float32).reshape(n, cells, cells, bins)
-    np.sqrt(out, out=out)  # norm "sqrt": the only one, checked in _step
-    return out.reshape(n, -1)
+    index = floor.astype(np.intp)
+    index += of_cell * width + offset
+    index += (np.arange(n) * (cells * cells * width))[:, None, None]
+    size = n * cells * cells * width
+    ext = np.bincount(index.ravel(), weights=lower.ravel(), minlength=size)
+    above = np.bincount(index.ravel(), weights=upper.ravel(), minlength=size)
+    ext[1:] += above[:-1]  # the slot above; a cell's last slot never spills (margin)
+    ext = ext.reshape(n, cells, cells, width)
+    out = np.zeros((n, cells, cells, bins), dtype=np.float64)
+    for j in range(width):  # fold the extended row back onto the bins, circularly
+        out[..., (j - offset) % bins] += ext[..., j]
+    result = out.astype(np.float32)
+    np.sqrt(result, out=result)  # norm "sqrt": the only one, checked in _step
+    return result.reshape(n, -1)
 
 
-def features(images: NDArray[np.generic], steps: Sequence[Step]) -> NDArray[np.float32]:
-    """Apply the recorded steps: (n, 28, 28) images -> (n, d) float32 features."""
+def features(
+    images: NDArray[np.generic], steps: Sequence[Step], *, threads: int = 1
+) -> NDArray[np.float32]:
+    """Apply the recorded steps: (n, 28, 28) images -> (n, d) float32 features.
+
+    Chunk by chunk (bounded memory); with ``threads > 1`` chunks run in that many threads
+    (numpy releases the GIL in its loops). Each chunk fills its own rows, so the result is
+    the same bits for any thread count.
+    """
     steps = validate_steps(steps)
     images = np.asarray(images)
     if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
@@ -281,9 +317,12 @@ def features(images: NDArray[np.generic], steps: Sequence[Step]) -> NDArray[np.f
         raise InvalidInputError(
             f"images must have shape (n, 28, 28) or (n, 784), got {images.shape}"
         )
+    if threads < 1:
+        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
     out = np.empty((images.shape[0], n_features(steps)), dtype=np.float32)
     chunk = _CHUNK // 4 if isinstance(steps[-1], Mapping) else _CHUNK  # hog: ~30 MB a chunk
-    for start in range(0, images.shape[0], chunk):
+
+    def fill(start: int) -> None:
         x = scale(images[start : start + chunk])
         for s in steps[1:]:
             if s == "deskew":
@@ -291,4 +330,14 @@ def features(images: NDArray[np.generic], steps: Sequence[Step]) -> NDArray[np.f
             elif isinstance(s, Mapping):
                 x = hog(x, s)
         out[start : start + chunk] = x.reshape(x.shape[0], -1)
+
+    starts = range(0, images.shape[0], chunk)
+    if threads == 1 or len(starts) < 2:
+        for start in starts:
+            fill(start)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(fill, starts))  # waits for all; re-raises a chunk's error
     return out

@@ -53,6 +53,9 @@ SEED = 0
 # --- the gate --------------------------------------------------------------------------------
 MIN_ACCURACY = 0.95
 ALPHA = 0.05
+# How long a report link in a Prefect artifact works on S3 (a presigned URL): 7 days, the
+# longest SigV4 allows. A local registry's links are file:// paths and do not expire.
+REPORT_URL_SECONDS = 7 * 24 * 3600
 
 # --- flows: I/O task retries -----------------------------------------------------------------
 IO_RETRIES = 3

@@ -1,5 +1,13 @@
 """softmax-pipe's command line: typer commands over flows, registry and softmax_core."""
 
-from softmax_core.version import package_version
+from typing import Any
 
-__version__ = package_version()
+
+def __getattr__(name: str) -> Any:
+    """``softmax_pipe.__version__``, read from the installed metadata when first asked for
+    (reading it at import cost every command ~0.1 s)."""
+    if name == "__version__":
+        from softmax_core.version import package_version
+
+        return package_version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,7 +82,11 @@ LimitOpt = Annotated[int | None, typer.Option(min=1, help="Train on the first N 
 
 
 def err(message: str, *, style: str | None = None) -> None:
-    """One line on stderr (rich markup off: paths may contain brackets)."""
+    """One line on stderr: styled by rich on a terminal (markup off: paths may contain
+    brackets), plain text otherwise (without importing rich: most runs are scripted)."""
+    if not sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)
+        return
     from rich.console import Console
 
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -126,6 +127,9 @@ class _EpochBar:
     """A rich progress bar over epochs on stderr (silent when stderr is not a terminal)."""
 
     def __init__(self, epochs: int) -> None:
+        self.progress: Any = None
+        if not sys.stderr.isatty():  # nothing to draw on: not even rich is imported
+            return
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -142,13 +146,17 @@ class _EpochBar:
         self.task = self.progress.add_task("train", total=epochs, stats="")
 
     def __enter__(self) -> _EpochBar:
-        self.progress.start()
+        if self.progress is not None:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
 
     def update(self, stats: Any) -> None:
+        if self.progress is None:
+            return
         self.progress.update(
             self.task,
             completed=stats.epoch,

@@ -71,10 +71,17 @@ def uses_registry(fn: Callable[..., None]) -> Callable[..., None]:
         resolved = settings.Settings.build(registry=opts["registry"], cache_dir=opts["cache_dir"])
         if resolved.registry_is_default:
             err(f"using the default local registry at {resolved.registry}")
+        from flows.events import flush, registry_listeners
+
+        listeners = registry_listeners()
         with Registry.open(
-            resolved.registry, endpoint_url=opts["endpoint_url"], cache_dir=resolved.cache_dir
+            resolved.registry,
+            endpoint_url=opts["endpoint_url"],
+            cache_dir=resolved.cache_dir,
+            listeners=listeners,
         ) as reg:
             fn(reg=reg, **kwargs)
+        flush(listeners)  # after the work and its output: a slow API never holds them
 
     command.__signature__ = inspect.Signature(params + extra)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params + extra}
@@ -170,8 +177,9 @@ def show(
 
     parse_ref(ref)
     m = reg.resolve(ref)
+    report = reg.report_url(m.name, m.version)
     if as_json:
-        print_json(m.to_dict())
+        print_json({**m.to_dict(), "report": report})
         return
     typer.echo(f"{m.ref}  (from {ref})")
     for key in ("digest", "size", "created", "model_created", "data_digest", "code_version"):
@@ -179,6 +187,7 @@ def show(
     for key in ("metrics", "params", "preprocessing", "lineage"):
         typer.echo(f"  {key + ':':15} {json.dumps(getattr(m, key), sort_keys=True)}")
     typer.echo(f"  {'blob:':15} {m.blob_key}")
+    typer.echo(f"  {'report:':15} {report or 'none (draw one: softmax-pipe report ' + m.ref + ')'}")
 
 
 @registry_app.command("publish")

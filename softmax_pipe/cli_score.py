@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,7 +18,7 @@ from softmax_core import settings
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err, stdout_closed_early
 
 if TYPE_CHECKING:
-    from softmax_core.scoring import ScoreSummary
+    from softmax_core.scoring import ReviewQueue, ScoreSummary, ScoringModel
 
 
 class OutputFormat(StrEnum):
@@ -109,6 +109,17 @@ def score(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="With --flow: show Prefect's own log lines.")
     ] = False,
+    review: Annotated[
+        Path | None,
+        typer.Option(
+            "--review",
+            help="Copy every image scored below --min-confidence into QUEUE/unlabelled/ "
+            "(named: source, predicted digit, confidence, content hash; never twice) and "
+            "write QUEUE/index.html, a contact sheet to label them by. Move each file into "
+            "QUEUE/<digit>/ to label it.",
+            metavar="QUEUE",
+        ),
+    ] = None,
 ) -> None:
     """Score a folder or file of images; see SCORE_HELP."""
     from softmax_core import scoring
@@ -119,51 +130,45 @@ def score(
     n_workers = workers or scoring.default_workers()
     if output is not None:
         scoring.check_output_path(output, inputs=path, model=model)
+    if review is not None and (flow or dask_address):
+        from softmax_core.errors import InvalidInputError
+
+        raise InvalidInputError("--review runs with the local command; drop --flow")
+    common: dict[str, Any] = {  # what the flow and the local command both take
+        "output": output,
+        "fmt": fmt.value,
+        "probs": probs,
+        "workers": n_workers,
+        "batch_size": batch_size,
+        "max_pixels": max_pixels,
+        "min_confidence": min_confidence,
+    }
     if flow or dask_address:
         from flows.runner import run_scoring
 
         with stdout_closed_early():
             summary = run_scoring(
-                verbose=verbose,
-                say=err,
-                path=str(path),
-                model=model,
-                registry=resolved.registry,
-                endpoint_url=endpoint_url,
-                cache_dir=resolved.cache_dir,
-                output=output,
-                fmt=fmt.value,
-                probs=probs,
-                batch_size=batch_size,
-                shard_size=shard_size,
-                max_pixels=max_pixels,
-                min_confidence=min_confidence,
-                dask_address=dask_address,
-                workers=n_workers,
-            )
+                verbose=verbose, say=err, path=str(path), model=model,
+                registry=resolved.registry, endpoint_url=endpoint_url,
+                cache_dir=resolved.cache_dir, shard_size=shard_size,
+                dask_address=dask_address, **common,
+            )  # fmt: skip
     else:
         from registry.scoring import load_scoring_model
 
         scoring.Discovery(path)  # a missing PATH is exit 3 before the model is pulled
+        queue = None if review is None else scoring.ReviewQueue(review, path, min_confidence)
         scoring_model = load_scoring_model(
-            model,
-            registry=resolved.registry,
-            endpoint_url=endpoint_url,
+            model, registry=resolved.registry, endpoint_url=endpoint_url,
             cache_dir=resolved.cache_dir,
-        )
+        )  # fmt: skip
         with _Progress(path) as bar, stdout_closed_early():
             summary = scoring.score_path(
-                path,
-                scoring_model,
-                output=output,
-                fmt=fmt.value,
-                probs=probs,
-                workers=n_workers,
-                batch_size=batch_size,
-                max_pixels=max_pixels,
-                min_confidence=min_confidence,
-                progress=bar.advance if bar.enabled else None,
-            )
+                path, scoring_model, progress=bar.advance if bar.enabled else None,
+                on_batch=None if queue is None else queue.add, **common,
+            )  # fmt: skip
+        if queue is not None:
+            _review_sheet(queue, scoring_model)
     _report(summary, output)
     if summary.failed:
         where = f" to {output}" if output is not None else ""
@@ -171,6 +176,18 @@ def score(
             f"{summary.failed:,} of {summary.total:,} images could not be scored "
             f"(status=error rows); the other {summary.scored:,} were scored and written{where}"
         )
+
+
+def _review_sheet(queue: ReviewQueue, model: ScoringModel) -> None:
+    """Draw the queue's contact sheet; say what was queued."""
+    from softmax_core.scoring import write_review_sheet
+
+    sheet = write_review_sheet(queue.folder, model, min_confidence=queue.min_confidence)
+    again = f" ({queue.already:,} already queued)" if queue.already else ""
+    err(
+        f"review: {len(queue.queued):,} images below confidence {queue.min_confidence:g} "
+        f"copied to {queue.folder / 'unlabelled'}{again}; contact sheet {sheet}"
+    )
 
 
 def _report(summary: ScoreSummary, output: Path | None) -> None:

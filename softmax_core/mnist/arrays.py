@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +15,7 @@ from typing import IO, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core.atomicio import atomic_save
+from softmax_core.atomicio import atomic_save, atomic_write
 from softmax_core.errors import (
     DataFormatError,
     InvalidInputError,
@@ -91,6 +95,46 @@ def file_sha256(path: Path) -> str:
     """sha256 hex of a file's bytes, streamed."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# A file's stat must be this much older than now before a verified stamp is written: a
+# write within the file system's timestamp granularity could otherwise leave size, mtime
+# and ctime as they were ("racy git").
+STAMP_MIN_AGE_NS = 2_000_000_000
+
+
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def sha256_matches(path: Path, expected: str) -> bool:
+    """Whether ``path`` holds bytes whose sha256 is ``expected``, hashing only when needed.
+
+    A full hash proves it the first time; then a stamp beside the file
+    (``<name>.verified``: the digest and the file's size, mtime, ctime, inode) lets later
+    calls skip the hash while the file is untouched. Any write, truncation, ``touch`` or
+    replacement changes ctime (which no call can set back), so a changed file is hashed
+    again and, damaged, rejected. The stamp is only written once the file is
+    ``STAMP_MIN_AGE_NS`` old, so a change in the same timestamp tick cannot pass for none.
+    """
+    stamp = path.with_name(path.name + ".verified")
+    try:
+        st = path.stat()
+        try:
+            seen = json.loads(stamp.read_text())
+            if seen == {"sha256": expected, "stat": _stat_key(st)}:
+                return True
+        except (OSError, ValueError):
+            pass
+        if file_sha256(path) != expected:
+            return False
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= STAMP_MIN_AGE_NS:
+            # A read-only cache still verifies, by hashing every time.
+            with contextlib.suppress(OSError):
+                atomic_write(stamp, json.dumps({"sha256": expected, "stat": _stat_key(st)}))
+        return True
+    except OSError:
+        return False
 
 
 class _HashingWriter:

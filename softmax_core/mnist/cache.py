@@ -25,8 +25,8 @@ from softmax_core.mnist.arrays import (
     SPLITS,
     Dataset,
     dataset_digest,
-    file_sha256,
     save_npy,
+    sha256_matches,
 )
 
 
@@ -59,9 +59,8 @@ def open_entry(entry: Path) -> tuple[dict[str, Any], dict[str, NDArray[np.uint8]
     arrays: dict[str, NDArray[np.uint8]] = {}
     for name in ARRAY_NAMES:
         path = entry / f"{name}.npy"
-        actual = file_sha256(path)
-        if actual != shas[name]:
-            raise ValueError(f"{path.name}: sha256 {actual} does not match the manifest")
+        if not sha256_matches(path, shas[name]):
+            raise ValueError(f"{path.name}: sha256 does not match the manifest")
         arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
     for split in SPLITS:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]

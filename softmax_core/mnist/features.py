@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -18,8 +19,8 @@ from softmax_core.errors import (
 from softmax_core.mnist.arrays import (
     FEATURES_FORMAT,
     Dataset,
-    file_sha256,
     save_npy,
+    sha256_matches,
 )
 
 # --- cached features ------------------------------------------------------------------------
@@ -32,8 +33,10 @@ def cached_features(
 
     Computed with :func:`softmax_core.preprocess.features` and stored as
     ``ds.path/features/<steps_key(steps)>/<split>.npy``, with ``<split>.json`` holding its
-    sha256, shape, steps and the dataset digest. A later call verifies the sha256 and
-    memory-maps the file; anything that does not verify is recomputed, never used.
+    sha256, shape, steps and the dataset digest. A later call verifies the sha256 (see
+    :func:`~softmax_core.mnist.arrays.sha256_matches`: hashed until a stamp says the file is
+    untouched since) and memory-maps the file; anything that does not verify is recomputed, never used. The
+    computation uses a thread per core (up to 4): same bits as one thread.
     """
     images, _ = ds.split(split)
     steps = preprocess.validate_steps(steps)  # also makes the folder name safe
@@ -47,7 +50,7 @@ def cached_features(
             and meta.get("dataset_digest") == ds.digest
             and meta.get("steps") == list(steps)
             and meta.get("shape") == shape
-            and file_sha256(npy) == meta.get("sha256")
+            and sha256_matches(npy, str(meta.get("sha256")))
         )
         if ok:
             out = np.load(npy, mmap_mode="r", allow_pickle=False)
@@ -56,7 +59,7 @@ def cached_features(
                 return result
     except (OSError, ValueError, AttributeError):
         pass
-    feats = preprocess.features(images, steps)
+    feats = preprocess.features(images, steps, threads=min(4, os.cpu_count() or 1))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         digest = save_npy(npy, feats)

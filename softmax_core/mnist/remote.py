@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import IO
 
@@ -54,6 +51,10 @@ def _download(url: str, dest: IO[bytes], progress: Progress | None) -> str:
     Raises DownloadError for anything the network did: refused, timed out, an HTTP error
     status, a body cut short of its Content-Length, or more than MAX_DOWNLOAD_BYTES.
     """
+    import http.client  # here, not at import: only a download needs them
+    import urllib.error
+    import urllib.request
+
     shown = check_url(url)
     h = hashlib.sha256()
     total = 0

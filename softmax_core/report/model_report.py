@@ -88,6 +88,11 @@ def render_report(
     return document(f"{name} — model report", header, body)
 
 
+def confusion_picture(model: ModelFile, *, images: NDArray[np.generic], labels: Any) -> bytes:
+    """The report's confusion-matrix heat map alone, as PNG bytes (for an image artifact)."""
+    return figures.confusion_heatmap(analysis.evaluate(model, images, labels).confusion)
+
+
 def _ref(manifest: dict[str, Any] | None) -> str | None:
     if not manifest or "name" not in manifest or "version" not in manifest:
         return None

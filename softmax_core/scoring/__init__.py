@@ -20,10 +20,12 @@ both built from them)::
     ScoreSummary             counts per class, failures with reasons, skipped files, low
                              confidence, for stderr
     score_path(...)          all of the above, for one PATH
+    ReviewQueue              the unsure images of each batch, copied for a person to label
+                             (``review.write_review_sheet`` draws the queue's index.html)
 
 Output columns: ``path`` (relative to PATH, ``/``-separated; the file name when PATH
 is a file), ``label``, ``confidence``, ``status`` (``ok``/``error``), ``error`` (the
-reason), then ``p0``..``p9`` with ``probs``. Failed images are rows with
+reason), ``model`` (the version that scored it), then ``p0``..``p9`` with ``probs``. Failed images are rows with
 ``status=error``; the run goes on.
 
 The parent process keeps its BLAS to one thread while the workers decode (through
@@ -61,6 +63,7 @@ from softmax_core.scoring.pool import (
     quiet_bomb_warnings,
     score_batches,
 )
+from softmax_core.scoring.review import ReviewQueue, write_review_sheet
 from softmax_core.scoring.summary import MAX_LISTED_FAILURES, ScoreSummary
 from softmax_core.scoring.writers import (
     COLUMNS,
@@ -87,6 +90,7 @@ __all__ = [
     "EntryKind",
     "Item",
     "Prepared",
+    "ReviewQueue",
     "RowWriter",
     "ScoreSummary",
     "ScoredBatch",
@@ -107,6 +111,7 @@ __all__ = [
     "score_path",
     "score_prepared",
     "validate_options",
+    "write_review_sheet",
 ]
 
 
@@ -122,6 +127,7 @@ def score_path(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     progress: Callable[[int], None] | None = None,
+    on_batch: Callable[[ScoredBatch], None] | None = None,
 ) -> ScoreSummary:
     """Score every image under ``path``; rows to ``output`` (or stdout); return the summary.
 
@@ -146,7 +152,7 @@ def score_path(
         raise no_images_error(path, discovery.skipped)
     summary = ScoreSummary(model=model.name, root=str(path), min_confidence=min_confidence)
     with open_output(output) as stream:
-        writer = RowWriter(stream, fmt, probs=probs)
+        writer = RowWriter(stream, fmt, model=model.name, probs=probs)
         writer.header()
         batches = score_batches(
             itertools.chain([first], items),
@@ -160,6 +166,8 @@ def score_path(
             if output is None:
                 stream.flush()
             summary.add(batch)
+            if on_batch is not None:
+                on_batch(batch)
             if progress is not None:
                 progress(len(batch))
     summary.add_discovery(discovery)

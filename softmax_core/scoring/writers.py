@@ -18,17 +18,25 @@ from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.model import N_CLASSES
 from softmax_core.scoring.options import validate_options
 
-COLUMNS = ("path", "label", "confidence", "status", "error")
+COLUMNS = ("path", "label", "confidence", "status", "error", "model")
 PROB_COLUMNS = tuple(f"p{i}" for i in range(N_CLASSES))
 
 
 class RowWriter:
-    """Formats scored batches as CSV (with a header) or JSON Lines onto a text stream."""
+    """Formats scored batches as CSV (with a header) or JSON Lines onto a text stream.
 
-    def __init__(self, stream: TextIO, fmt: str = "csv", *, probs: bool = False) -> None:
+    Every row names the ``model`` that scored it (``mnist:3``, or a model file's path), so
+    an output read later says which version produced it."""
+
+    def __init__(
+        self, stream: TextIO, fmt: str = "csv", *, model: str, probs: bool = False
+    ) -> None:
         validate_options(fmt=fmt)
         self.stream = stream
         self.fmt = fmt
+        self.model = model
+        self._model_cell = neutralise(model)
+        self._model_json = json.dumps(model, ensure_ascii=False)
         self.probs = probs
         self.columns = COLUMNS + (PROB_COLUMNS if probs else ())
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
@@ -46,11 +54,11 @@ class RowWriter:
             for i, rel in enumerate(batch.rels):
                 err = batch.errors[i]
                 if err is None:
-                    row = [neutralise(rel), labels[i], f"{conf[i]:.6f}", "ok", ""]
+                    row = [neutralise(rel), labels[i], f"{conf[i]:.6f}", "ok", "", self._model_cell]
                     if probs is not None:
                         row.extend(f"{p:.6f}" for p in probs[i])
                 else:
-                    row = [neutralise(rel), "", "", "error", err]
+                    row = [neutralise(rel), "", "", "error", err, self._model_cell]
                     if probs is not None:
                         row.extend([""] * N_CLASSES)
                 rows.append(row)
@@ -62,12 +70,13 @@ class RowWriter:
             head = '{"path": ' + json.dumps(rel, ensure_ascii=False)
             if err is None:
                 line = f'{head}, "label": {labels[i]}, "confidence": {conf[i]:.6f}, '
-                line += '"status": "ok", "error": ""'
+                line += f'"status": "ok", "error": "", "model": {self._model_json}'
                 if probs is not None:
                     line += "".join(f', "p{k}": {p:.6f}' for k, p in enumerate(probs[i]))
             else:
                 line = f'{head}, "label": null, "confidence": null, "status": "error", '
                 line += '"error": ' + json.dumps(err, ensure_ascii=False)
+                line += f', "model": {self._model_json}'
                 if probs is not None:
                     line += _NULL_PROBS
             lines.append(line + "}\n")

@@ -82,6 +82,18 @@ def test_publish_promote_pull_round_trip(
     assert out.strip() == "digits@champion -> digits:3 (was digits:1)"
     code, out, _ = invoke("registry", "show", "digits@champion", *reg, "--json")
     assert code == 0 and json.loads(out)["version"] == 3
+    assert json.loads(out)["report"] is None
+    code, out, _ = invoke("registry", "show", "digits:3", *reg)
+    assert code == 0 and "report:         none (draw one: softmax-pipe report digits:3)" in out
+    from registry import Registry
+
+    with Registry.open(registry_uri, cache_dir=tmp_path / "cache") as r:
+        r.put_report("digits", 3, "<!doctype html>")
+        url = r.report_url("digits", 3)
+    code, out, _ = invoke("registry", "show", "digits@champion", *reg, "--json")
+    assert code == 0 and json.loads(out)["report"].split("?")[0] == url.split("?")[0]
+    code, out, _ = invoke("registry", "show", "digits@champion", *reg)
+    assert code == 0 and f"report:         {url.split('?')[0]}" in out
 
     target = tmp_path / "out" / "model.npz"
     code, out, err = invoke("registry", "pull", "digits@champion", "--out", str(target), *reg)

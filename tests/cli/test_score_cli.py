@@ -192,7 +192,10 @@ def test_default_model_comes_from_the_registry(
     assert code == 0, stderr
     assert "with mnist:1" in stderr
     by_file = sd.read_rows(invoke("score", digits_10k / "1", "--model", model)[1])
-    assert sd.read_rows(stdout) == by_file  # same weights, same rows
+    pulled = sd.read_rows(stdout)
+    assert {r.pop("model") for r in pulled} == {"mnist:1"}  # each row names the version
+    assert {r.pop("model") for r in by_file} == {str(model)}
+    assert pulled == by_file  # same weights, same rows
     assert any((tmp_path / "cache").rglob("*.npz"))  # pulled into the verified cache
     code, _, stderr = invoke("score", digits_10k / "1", "--registry", reg_dir, "-m", "mnist:7")
     assert code == 3 and "mnist" in stderr
@@ -230,7 +233,8 @@ def test_jsonl_with_probabilities(mixed: tuple[Path, dict[str, str]], model: Pat
     rows = sd.read_rows(stdout, "jsonl")
     assert len(rows) == 20 + len(expected)
     for r in rows:
-        assert list(r)[:5] == ["path", "label", "confidence", "status", "error"]
+        assert list(r)[:6] == ["path", "label", "confidence", "status", "error", "model"]
+        assert r["model"] == str(model)
         probs = [r[f"p{k}"] for k in range(10)]
         if r["status"] == "ok":
             assert abs(sum(probs) - 1) < 1e-4
@@ -245,7 +249,9 @@ def test_csv_to_stdout_with_probs_and_summary_on_stderr(digits_10k: Path, model:
     code, stdout, stderr = invoke("score", digits_10k / "3", "--model", model, "--probs")
     assert code == 0
     header = stdout.splitlines()[0]
-    assert header == "path,label,confidence,status,error," + ",".join(f"p{k}" for k in range(10))
+    assert header == "path,label,confidence,status,error,model," + ",".join(
+        f"p{k}" for k in range(10)
+    )
     assert len(stdout.splitlines()) == 1001
     assert "scored" not in stdout and "scored 1,000 of 1,000 images" in stderr
 
@@ -265,7 +271,7 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(digits_10k: Path, model:
         stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline() == b"path,label,confidence,status,error\n"
+    assert proc.stdout.readline() == b"path,label,confidence,status,error,model\n"
     proc.stdout.close()
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, stderr
@@ -387,6 +393,30 @@ def test_flow_writes_what_the_local_command_writes(
     assert code_local == code_flow == 1, stderr
     assert flowed.read_bytes() == local.read_bytes()
     assert "failed 7 images" in stderr
+    # The UI's view of that run: its progress bar went to 100 %, shard by shard.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowFilter,
+        FlowFilterName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["batch-scoring"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    progress = [a for a in arts if a.key == "scoring-progress"]
+    assert progress and progress[0].type == "progress" and float(progress[0].data) == 100.0
+    # 1007 images, shards of 150 rounded up to whole batches of 64: 192, so 6 shards
+    assert "percent of 6 shards" in (progress[0].description or ""), progress[0].description
+    assert {a.key for a in arts} >= {"scoring-summary", "scoring-progress"}
 
 
 @pytest.mark.e2e
@@ -544,3 +574,58 @@ def test_no_decoding_worker_outlives_a_killed_score(
     if sig == signal.SIGTERM:
         assert proc.returncode == 130
         assert proc.stderr is not None and "interrupted" in proc.stderr.read().decode()
+
+
+# --- the review queue ----------------------------------------------------------------------
+
+
+def test_review_queue_copies_the_unsure_once_and_draws_their_sheet(
+    transformed: Path, model: Path, tmp_path: Path
+) -> None:
+    folder = transformed / "offcentre-64x48"
+    queue = tmp_path / "queue"
+    out = tmp_path / "s.csv"
+    args = ["score", folder, "--model", model, "-o", out, "--min-confidence", 0.999]
+    code, _, stderr = invoke(*args, "--review", queue)
+    assert code == 0, stderr
+    rows = sd.read_rows(out.read_text())
+    unsure = sorted(r["path"] for r in rows if float(r["confidence"]) < 0.999)
+    assert 0 < len(unsure) < len(rows)  # some, not all: only those below the line
+    queued = sorted((queue / "unlabelled").iterdir())
+    assert len(queued) == len(unsure)
+    by_source = {p.name.split("__pred")[0]: p.name for p in queued}
+    assert sorted(by_source) == sorted(u.replace("/", "~") for u in unsure)
+    for r in rows:
+        if r["path"] in unsure:  # the name says what the model said, and how sure
+            name = by_source[r["path"].replace("/", "~")]
+            assert f"__pred{r['label']}__p{float(r['confidence']):.2f}__" in name
+            assert (queue / "unlabelled" / name).read_bytes() == (folder / r["path"]).read_bytes()
+    sheet = (queue / "index.html").read_text()
+    assert sheet.count('class="card') == len(unsure) and "<script" not in sheet
+    assert f"{len(unsure)} images" in sheet and str(model) in sheet
+    assert f"review: {len(unsure)} images below confidence 0.999 copied to" in stderr
+
+    # Again: nothing copied twice. A person labels one (moved and renamed): still not
+    # copied again, and the sheet shows only what is left.
+    code, _, stderr = invoke(*args, "--review", queue)
+    assert code == 0 and "review: 0 images below confidence 0.999 copied" in stderr
+    assert f"({len(unsure)} already queued)" in stderr
+    (queue / "3").mkdir()
+    queued[0].rename(queue / "3" / "mine.png")
+    code, _, _ = invoke(*args, "--review", queue)
+    assert code == 0 and len(list((queue / "unlabelled").iterdir())) == len(unsure) - 1
+    assert (queue / "index.html").read_text().count('class="card') == len(unsure) - 1
+
+
+def test_review_queue_refuses_a_place_it_cannot_use(
+    transformed: Path, model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(transformed / "rgb-4x", folder)
+    code, _, stderr = invoke("score", folder, "-m", model, "--review", folder / "queue")
+    assert code == 2 and "inside" in stderr and not (folder / "queue").exists()
+    (tmp_path / "file").write_text("x")
+    code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "file")
+    assert code == 2 and "is a file" in stderr
+    code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
+    assert code == 2 and "drop --flow" in stderr

@@ -150,7 +150,7 @@ def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str,
 
 def test_serve_builds_the_same_deployments() -> None:
     """`softmax-pipe serve` schedules the same flows and parameters, on no work pool."""
-    options = service.ServeOptions(registry="s3://b/r", inbox="/in", output="/out/s.csv")
+    options = service.ServeOptions(registry="s3://bkt/r", inbox="/in", output="/out/s.csv")
     retrain: Any
     score: Any
     retrain, score = service.served_deployments(options)
@@ -163,11 +163,41 @@ def test_serve_builds_the_same_deployments() -> None:
     assert [s.schedule.cron for s in score.schedules] == [settings.SCORE_CRON]
     assert retrain.parameters["warm_start"] is True
     assert score.parameters == {
-        "registry": "s3://b/r",
+        "registry": "s3://bkt/r",
         "model": "mnist@champion",
         "path": "/in",
         "output": "/out/s.csv",
     }
+
+
+def test_score_inbox_is_triggered_when_its_champion_moves(
+    deployments: dict[str, dict[str, Any]],
+) -> None:
+    """The yaml's trigger, parsed by Prefect's own model, is the one serve builds: an
+    alias.moved event of the deployment's own registry, model and alias."""
+    from prefect.events import DeploymentEventTrigger
+
+    from registry.events import ALIAS_MOVED
+
+    score = deployments["score-inbox"]
+    assert "triggers" not in deployments["retrain"]
+    (raw,) = score["triggers"]
+    assert raw.pop("type") == "event"
+    from_yaml = DeploymentEventTrigger.model_validate(raw)
+    name, alias = score["parameters"]["model"].split("@")
+    built = service.champion_moved_trigger(score["parameters"]["registry"], name, alias)
+    assert from_yaml.model_dump() == built.model_dump()
+    assert from_yaml.expect == {ALIAS_MOVED} and from_yaml.enabled
+    assert from_yaml.parameters is None  # the deployment's own: inbox, output, champion
+    assert from_yaml.match.root == {
+        "softmax-pipe.registry": "s3://softmax-models/registry",
+        "softmax-pipe.model": settings.MODEL_NAME,
+        "softmax-pipe.alias": settings.ALIAS,
+    }
+    options = service.ServeOptions(registry="s3://bkt/r/", inbox="/in", output="/out/s.csv")
+    _, served = service.served_deployments(options)
+    (trigger,) = served.triggers  # type: ignore[attr-defined]
+    assert trigger.match.root["softmax-pipe.registry"] == "s3://bkt/r"  # as the registry says
 
 
 def test_serve_defaults_come_from_the_settings(

@@ -20,6 +20,10 @@ for MinIO, real MNIST. In order:
    exist, takes them over with ``--replace``, runs a scoring run itself and pauses the
    schedules when stopped.
 
+Throughout, each move of ``mnist@champion`` (retrain 1, then the retrain after the
+crash) is an event that triggers ``score-inbox`` (its deployment trigger): the test waits
+for that run and checks that the new version scored the inbox (the output's ``model``).
+
 Every wait is bounded and every process is stopped in ``finally``; the test then checks
 that no process carrying its marker is left.
 """
@@ -215,13 +219,51 @@ def warm_cache(mnist_dir: Path, cache: Path) -> None:
         cached_features(ds, split, feature_steps(settings.FEATURES))
 
 
-def check_scores(output: Path, truth: dict[str, int]) -> int:
-    """The CSV has a row per digit, all scored; returns how many match their label."""
+def check_scores(output: Path, truth: dict[str, int], model: str | None = None) -> int:
+    """The CSV has a row per digit, all scored (by ``model``, if given); returns how many
+    match their label."""
     with output.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["path"] for r in rows) == sorted(truth), rows
     assert all(r["status"] == "ok" for r in rows), rows
+    if model is not None:
+        assert {r["model"] for r in rows} == {model}, rows
     return sum(int(r["label"]) == truth[r["path"]] for r in rows)
+
+
+def runs_of(server: PrefectServer, name: str) -> set[UUID]:
+    """Ids of every flow run of deployment ``name``."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    dep = deployment_id(server, name)
+    with server.client() as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep]))
+        )
+    return {r.id for r in runs}
+
+
+def wait_triggered(
+    server: PrefectServer, tracker: ProcessTracker, known: set[UUID], log: str
+) -> Any:
+    """The score-inbox run the champion's move triggered (one not in ``known``), finished."""
+
+    def started() -> UUID | None:
+        for r in runs_of(server, SCORE) - known:  # cron runs wait, Scheduled, for their day
+            state = read_run(server, r).state
+            if state is not None and not state.is_scheduled():
+                return r
+        return None
+
+    run_id = wait_until(
+        "a score-inbox run triggered by the champion's move",
+        started,
+        RUN_TIMEOUT,
+        interval=0.5,
+        on_timeout=lambda: tail(tracker.log(log)),
+    )
+    known.add(run_id)
+    return wait_final(server, tracker, run_id, log, RUN_TIMEOUT)
 
 
 # --- the test ----------------------------------------------------------------------------------
@@ -299,6 +341,19 @@ def test_scheduled_deployments_end_to_end(
         spec["trigger"]["within"] = CRASH_WINDOW
         (zombie,) = client.read_automations_by_name(spec["name"])
         client.update_automation(zombie.id, AutomationCore.model_validate(spec))
+        # score-inbox's trigger is an automation too; its runs score this test's inbox
+        from prefect.client.schemas.actions import DeploymentUpdate
+
+        (on_champion,) = client.read_automations_by_name("score-inbox on mnist@champion moved")
+        assert on_champion.enabled
+        score_dep = client.read_deployment_by_name(SCORE)
+        triggered = tmp_path / "triggered"
+        triggered.mkdir()
+        inbox_params = {"path": str(folder), "output": str(triggered / "scores.csv")}
+        client.update_deployment(
+            score_dep.id, DeploymentUpdate(parameters={**score_dep.parameters, **inbox_params})
+        )
+    seen_scores: set[UUID] = set()
 
     tracker.start("worker-1", ["prefect", "worker", "start", "--pool", "process"], worker_env)
 
@@ -310,6 +365,11 @@ def test_scheduled_deployments_end_to_end(
     run = wait_final(server, tracker, first, "worker-1", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
     lap("retrain 1 completed")
+    # the champion moved (none -> 1): the inbox is re-scored by it, on the event
+    run = wait_triggered(server, tracker, seen_scores, "worker-1")
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
+    assert check_scores(triggered / "scores.csv", truth, model="mnist:1") >= N_DIGITS - 3
+    lap("score-inbox triggered by mnist@champion -> 1")
     versions, aliases, keys_after_1 = registry_state(moto_endpoint, check_cache)
     assert versions == [1] and aliases == {"champion": 1}
 
@@ -352,6 +412,7 @@ def test_scheduled_deployments_end_to_end(
     scored = trigger(
         server, SCORE, parameters={"path": str(folder), "output": str(outbox / "s.csv")}
     )
+    seen_scores.add(scored)
     run = wait_final(server, tracker, scored, "worker-2", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     assert check_scores(outbox / "s.csv", truth) >= N_DIGITS - 3
@@ -367,6 +428,10 @@ def test_scheduled_deployments_end_to_end(
     run = wait_final(server, tracker, nxt, "worker-2", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     lap("retrain after crash completed")
+    run = wait_triggered(server, tracker, seen_scores, "worker-2")  # champion 1 -> 2
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
+    assert check_scores(triggered / "scores.csv", truth, model="mnist:2") >= N_DIGITS - 3
+    lap("score-inbox triggered by mnist@champion -> 2")
     versions, aliases, keys_after_2 = registry_state(moto_endpoint, check_cache)
     assert versions == [1, 2] and aliases == {"champion": 2}
     with Registry.open(REGISTRY, endpoint_url=moto_endpoint, cache_dir=check_cache) as reg:

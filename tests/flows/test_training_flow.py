@@ -8,6 +8,7 @@ from the Prefect API (flow-run states, task runs, artifacts).
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import boto3
 import numpy as np
 import pytest
 
+from flows.report import CONFUSION_KEY
 from flows.training import PER_CLASS_KEY, PROGRESS_KEY, REPORT_KEY, training_pipeline
 from registry import LocalStore, Registry
 from softmax_core import settings
@@ -62,7 +64,7 @@ def _artifacts(flow_run_id: Any) -> dict[str, Any]:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    return {a.key: a for a in found if a.key}
+    return {a.key: a for a in sorted(found, key=lambda a: a.created) if a.key}  # the latest
 
 
 def _task_runs(flow_run_id: Any) -> dict[str, Any]:
@@ -143,7 +145,9 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
     assert flow_run.state.is_completed()
     assert flow_run.parameters["registry"] == str(reg)
     tasks = _task_runs(flow_run_id)
-    assert set(tasks) == {"ingest", "pull-champion", "train", "evaluate", "publish", "promote"}
+    assert set(tasks) == {
+        "ingest", "pull-champion", "train", "evaluate", "publish", "promote", "publish-report"
+    }  # fmt: skip
     assert all(t.state.is_completed() for t in tasks.values())
 
 
@@ -154,7 +158,7 @@ def test_artifacts_report_and_per_class_table(
     assert state.is_completed(), state.message
     summary = state.result()
     arts = _artifacts(state.state_details.flow_run_id)
-    assert set(arts) == {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY}
+    assert set(arts) == {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY}  # a folder: no image URL
     assert {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY} == {
         "gate-report",
         "per-class",
@@ -169,6 +173,13 @@ def test_artifacts_report_and_per_class_table(
     assert f"{summary['accuracy']:.4f}" in report.data
     assert summary["flow_run_id"] in report.data  # lineage section
     assert summary["data_digest"] in report.data
+    # The report page, beside the manifest, and the gate report's latest version links it.
+    page = tmp_path / "reg" / "models" / "mnist" / "versions" / "00000001.html"
+    assert f"[The report of mnist:1]({page.as_uri()})" in report.data
+    assert "presigned" not in report.data  # a file:// link does not expire
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and "mnist:1" in html and "<script" not in html
+    assert page.with_name("00000001.confusion.png").read_bytes().startswith(b"\x89PNG")
 
     table = arts["per-class"]
     assert table.type == "table"
@@ -204,6 +215,21 @@ def test_end_to_end_s3_registry(
     assert f"team/registry/blobs/sha256/{manifest.digest}.npz" in keys
     assert "team/registry/models/digits/versions/00000001.json" in keys
     assert "team/registry/models/digits/aliases/champion.json" in keys
+    assert "team/registry/models/digits/versions/00000001.html" in keys
+
+    # The report links are presigned: they open with no credentials, as a page.
+    import urllib.request
+
+    arts = _artifacts(state.state_details.flow_run_id)
+    image = arts[CONFUSION_KEY]
+    assert image.type == "image" and "X-Amz-Signature=" in image.data
+    with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: moto
+        assert resp.read().startswith(b"\x89PNG")
+    link = re.search(r"\[The report of digits:1\]\((http[^)]+)\)", arts[REPORT_KEY].data)
+    assert link is not None and "works for 7 days" in arts[REPORT_KEY].data
+    with urllib.request.urlopen(link.group(1), timeout=30) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert b"digits:1" in resp.read()
 
 
 # --- the gate ----------------------------------------------------------------------------------

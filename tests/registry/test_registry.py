@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from registry import LocalStore, Manifest, ObjectInfo, Registry, S3Store, layout, open_store
+from registry import LocalStore, Manifest, ObjectInfo, Registry, S3Store, events, layout, open_store
+from registry.events import RegistryEvent
 from softmax_core.errors import (
     CorruptObjectError,
     DataNotFoundError,
@@ -128,6 +129,64 @@ def test_promote_rollback_and_history(reg: Registry) -> None:
     ]
     reg.promote("digits", 2, "staging")
     assert reg.aliases("digits") == {"champion": 1, "staging": 2}
+
+
+def test_every_publish_and_alias_move_is_an_event(
+    registry_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[RegistryEvent] = []
+
+    def broken(event: RegistryEvent) -> None:
+        raise ConnectionError("the event API is down")
+
+    reg = Registry.open(registry_uri, cache_dir=tmp_path / "c", listeners=(broken, seen.append))
+    with reg:
+        m1 = reg.publish(make_model(1), "digits", alias="champion")
+        reg.publish(make_model(2), "digits")
+        reg.promote("digits", 2, "champion")
+        reg.promote("digits", 2, "champion")  # already there: no move, no event
+        reg.rollback("digits", "champion")
+    assert [(e.event, e.payload.get("from"), e.payload.get("to")) for e in seen] == [
+        (events.MODEL_PUBLISHED, None, None),
+        (events.ALIAS_MOVED, None, 1),
+        (events.MODEL_PUBLISHED, None, None),
+        (events.ALIAS_MOVED, 1, 2),
+        (events.ALIAS_MOVED, 2, 1),
+    ]
+    first = seen[0]
+    assert first.resource["prefect.resource.id"] == f"softmax-pipe.registry.{reg.uri}.model.digits"
+    assert first.payload["version"] == 1 and first.payload["digest"] == m1.digest
+    moved = seen[-1]
+    assert moved.resource["prefect.resource.id"].endswith(".model.digits.alias.champion")
+    assert moved.resource["softmax-pipe.alias"] == "champion"
+    assert moved.payload["action"] == "rollback" and moved.payload["registry"] == reg.uri
+    assert caplog.text.count("could not send registry event") == 5  # logged, never raised
+
+
+def test_a_report_lives_beside_its_version_and_opens_from_its_url(reg: Registry) -> None:
+    import urllib.request
+
+    reg.publish(make_model(1), "digits")
+    assert reg.report_url("digits", 1) is None  # published without one
+    with pytest.raises(ModelNotFoundError):
+        reg.put_report("digits", 2, "<p>no such version</p>")
+    key = reg.put_report("digits", 1, "<!doctype html><p>digits:1 é</p>", confusion_png=b"\x89PNG")
+    assert key == "models/digits/versions/00000001.html"
+    assert reg.version_numbers("digits") == [1]  # listings skip the report files
+    assert [m.version for m in reg.versions("digits")] == [1]
+    url = reg.report_url("digits", 1, expires=600)
+    assert url is not None
+    with urllib.request.urlopen(url, timeout=30) as resp:  # file:// or presigned S3 on loopback
+        assert resp.read().decode("utf-8") == "<!doctype html><p>digits:1 é</p>"
+        if url.startswith("http"):
+            assert "X-Amz-Expires=600" in url and "X-Amz-Signature=" in url
+            assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+    png = reg.report_url("digits", 1, suffix=".confusion.png")
+    assert png is not None
+    with urllib.request.urlopen(png, timeout=30) as resp:
+        assert resp.read() == b"\x89PNG"
+    with pytest.raises(InvalidNameError, match="report suffix"):
+        reg.report_url("digits", 1, suffix="/../x")
 
 
 def test_a_damaged_alias_is_repaired_by_promote_repair(reg: Registry) -> None:

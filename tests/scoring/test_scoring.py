@@ -181,7 +181,7 @@ def test_csv_and_jsonl_round_trip_awkward_paths() -> None:
     )
     for fmt in scoring.FORMATS:
         buf = io.StringIO()
-        writer = scoring.RowWriter(buf, fmt, probs=True)
+        writer = scoring.RowWriter(buf, fmt, model="=mnist:3", probs=True)
         writer.header()
         writer.write(batch)
         rows = (
@@ -193,7 +193,9 @@ def test_csv_and_jsonl_round_trip_awkward_paths() -> None:
         assert [r["status"] for r in rows] == ["ok"] * 4 + ["error"]
         assert rows[-1]["error"] == 'corrupt: cannot decode: "x", y'
         assert str(rows[0]["label"]) == "1" and float(rows[0]["confidence"]) == 1.0
-        assert list(rows[0])[5:] == [f"p{k}" for k in range(10)]
+        assert list(rows[0])[5:] == ["model"] + [f"p{k}" for k in range(10)]
+        # every row names its model (a formula-looking name made inert in CSV only)
+        assert {r["model"] for r in rows} == {"'=mnist:3" if fmt == "csv" else "=mnist:3"}
 
 
 def test_bad_options_name_the_option() -> None:
@@ -214,7 +216,7 @@ def test_summary_counts_and_lists(folder: Path, model: scoring.ScoringModel) -> 
     summary = scoring.ScoreSummary(model="m", root=str(folder), min_confidence=0.99999)
     items = list(scoring.Discovery(folder))
     for batch in scoring.score_batches(items, model, batch_size=16):
-        scoring.RowWriter(out, "csv").write(batch)
+        scoring.RowWriter(out, "csv", model="m").write(batch)
         summary.add(batch)
         seen.append(len(batch))
     assert sum(seen) == len(items) and max(seen) == 16

@@ -36,3 +36,20 @@ def test_weights_are_byte_identical_with_one_and_two_blas_threads() -> None:
     one, two = _fit(1), _fit(2)
     assert two[1] == 2  # the process really had two BLAS threads outside fit
     assert one[0] == two[0]
+
+
+def test_one_thread_limits_blas_inside_and_restores_it_after() -> None:
+    import numpy  # noqa: F401  (loads the BLAS)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from softmax_core.blas import one_thread
+
+    def blas_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        for _ in range(2):  # the cached controller works every time, not only the first
+            with one_thread():
+                assert blas_threads() == {1}
+            assert blas_threads() == {2}

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from softmax_core.mnist import (
     remote,
     resolve_source,
 )
+from softmax_core.mnist import arrays as arrays_mod
 from softmax_core.mnist.arrays import IDX_FILES
 
 Arrays = dict[str, np.ndarray]
@@ -793,6 +795,76 @@ def test_cached_features_rebuilt_when_tampered(small_ds: Dataset, small: Arrays)
     npy.with_suffix(".json").write_text("[]")
     np.testing.assert_array_equal(cached_features(small_ds, "train", steps), expected)
     assert [p.name for p in npy.parent.iterdir() if p.name.startswith(".")] == []
+
+
+# --- verified stamps: the warm path skips re-hashing, a changed file never passes -------------
+
+
+@pytest.fixture
+def stamps_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stamp files however fresh (the real rule waits 2 s for the timestamp tick)."""
+    monkeypatch.setattr(arrays_mod, "STAMP_MIN_AGE_NS", 0)
+
+
+def count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    hashed: list[Path] = []
+    real = arrays_mod.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(arrays_mod, "file_sha256", counting)
+    return hashed
+
+
+@pytest.mark.usefixtures("stamps_at_once")
+def test_a_verified_cache_is_not_hashed_again(
+    small_ds: Dataset, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = preprocess.FEATURE_SETS["hog"]
+    cached_features(small_ds, "train", steps)
+    load_mnist(str(tmp_path / "idx"), cache_dir=cache_dir)  # hashes, then stamps
+    cached_features(small_ds, "train", steps)
+    hashed = count_hashes(monkeypatch)
+    again = load_mnist(str(tmp_path / "idx"), cache_dir=cache_dir)
+    feats = cached_features(again, "train", steps)
+    assert hashed == [] and again.cached and feats.shape == (50, 392)
+    stamps = sorted(p.name for p in again.path.rglob("*.verified"))
+    assert stamps == sorted([f"{n}.npy.verified" for n in ARRAY_NAMES] + ["train.npy.verified"])
+
+
+@pytest.mark.usefixtures("stamps_at_once")
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["written", "written-mtime-restored"])
+def test_a_file_changed_after_its_stamp_is_hashed_and_refused(
+    small_ds: Dataset, small: Arrays, monkeypatch: pytest.MonkeyPatch, keep_mtime: bool
+) -> None:
+    steps = ("scale", "deskew")
+    expected = preprocess.features(small["x_train"], steps)
+    cached_features(small_ds, "train", steps)
+    cached_features(small_ds, "train", steps)  # verified: stamped
+    npy = small_ds.path / "features" / "scale+deskew" / "train.npy"
+    assert npy.with_name("train.npy.verified").exists()
+    before = npy.stat()
+    # The change must land in a later timestamp tick than the stamp's (coarse clocks tick
+    # every few ms); the production rule's 2 s age guarantees that, here a short wait does.
+    time.sleep(0.05)
+    raw = bytearray(npy.read_bytes())
+    raw[-4:] = b"\x00\x00\xc0\x7f"  # same size, one NaN
+    with npy.open("r+b") as f:
+        f.write(bytes(raw))
+    if keep_mtime:
+        os.utime(npy, ns=(before.st_atime_ns, before.st_mtime_ns))
+    hashed = count_hashes(monkeypatch)
+    again = cached_features(small_ds, "train", steps)
+    assert npy in hashed  # the stamp no longer matched
+    np.testing.assert_array_equal(again, expected)  # recomputed, the NaN never used
+
+
+def test_a_fresh_file_is_not_stamped(small_ds: Dataset) -> None:
+    cached_features(small_ds, "train", ("scale",))
+    cached_features(small_ds, "train", ("scale",))
+    assert list(small_ds.path.rglob("*.verified")) == []  # written under 2 s ago
 
 
 def test_cached_features_refuses_bad_steps_and_splits(small_ds: Dataset) -> None:

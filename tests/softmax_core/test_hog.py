@@ -70,6 +70,17 @@ def test_features_replay_the_steps_in_chunks_exactly() -> None:
     np.testing.assert_array_equal(batch, preprocess.hog(deskewed))
 
 
+@pytest.mark.parametrize("name", sorted(preprocess.FEATURE_SETS))
+def test_features_in_threads_are_the_same_bits(name: str) -> None:
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (9000, 28, 28), dtype=np.uint8)  # several chunks
+    steps = preprocess.FEATURE_SETS[name]
+    one = preprocess.features(images, steps)
+    assert one.tobytes() == preprocess.features(images, steps, threads=3).tobytes()
+    with pytest.raises(InvalidInputError, match="threads must be a positive integer, got 0"):
+        preprocess.features(images, steps, threads=0)
+
+
 def test_steps_are_recorded_with_their_parameters_and_checked() -> None:
     steps = preprocess.validate_steps(["scale", "deskew", "hog"])  # a bare name: defaults
     assert steps[-1] == dict(preprocess.HOG)

@@ -1,0 +1,145 @@
+"""The review queue: the images a model was unsure of, copied for a person to label.
+
+``softmax-pipe score DIR --review QUEUE`` hands every scored batch to a
+:class:`ReviewQueue`. Each image scored below ``min_confidence`` (and only those) is
+copied into ``QUEUE/unlabelled/``, named so a person sees where it came from, what the
+model said and how sure it was::
+
+    QUEUE/unlabelled/scans~form-12.png__pred7__p0.41__3f2a9c1b04de.png
+
+(the source path with ``/`` as ``~``, the predicted digit, the confidence, the first 12
+hex digits of the file's sha256, the original extension). The person moves each file
+into ``QUEUE/<digit>/`` with any file manager; ``dataset add QUEUE`` takes them from
+there. An image already anywhere in the queue (same bytes, whatever it is called now)
+is never copied again.
+
+:func:`write_review_sheet` then draws ``QUEUE/index.html``: the contact sheet of what is
+still unlabelled, each image as the model saw it with its top-3 probabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from softmax_core.atomicio import atomic_write
+from softmax_core.errors import InvalidInputError, StorageError
+from softmax_core.images import ImageError, is_image_name, read_digit
+from softmax_core.scoring.decode import ScoredBatch
+from softmax_core.scoring.model import ScoringModel
+
+UNLABELLED = "unlabelled"
+SHEET = "index.html"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
+MAX_STEM = 120  # characters of the source path kept in a queued file's name
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _images_under(folder: Path) -> Iterator[Path]:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith(".") and is_image_name(p.name):
+            yield p
+
+
+def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
+    """The file name of a queued image: source, prediction, confidence, hash, extension."""
+    suffix = Path(rel).suffix.lower()
+    stem = _UNSAFE.sub("_", rel.replace("/", "~")).lstrip(".~") or "image"
+    return f"{stem[:MAX_STEM]}__pred{label}__p{confidence:.2f}__{digest[:12]}{suffix}"
+
+
+@dataclass
+class ReviewQueue:
+    """Copies the unsure images of each scored batch into ``folder/unlabelled/``.
+
+    ``root`` is what was scored (the rows' paths are relative to it; a file is its own
+    root). Counts: ``queued`` (copied this run), ``already`` (unsure, but in the queue
+    from an earlier run, under any name or label folder).
+    """
+
+    folder: Path
+    root: Path
+    min_confidence: float
+    queued: list[Path] = field(default_factory=list)
+    already: int = 0
+    _known: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder)
+        self.root = Path(self.root)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InvalidInputError(f"--review {self.folder} is a file; expected a folder")
+        if self.root.is_dir() and self.folder.resolve().is_relative_to(self.root.resolve()):
+            raise InvalidInputError(
+                f"--review {self.folder} is inside {self.root}, the folder being scored; "
+                "choose a queue outside it"
+            )
+        try:
+            (self.folder / UNLABELLED).mkdir(parents=True, exist_ok=True)
+            self._known = {_sha256(p) for p in _images_under(self.folder)}
+        except OSError as e:
+            raise StorageError(f"cannot use the review queue {self.folder}: {e}") from e
+
+    def _source(self, rel: str) -> Path:
+        return self.root / rel if self.root.is_dir() else self.root
+
+    def add(self, batch: ScoredBatch) -> None:
+        """Queue the batch's images scored below ``min_confidence`` (errors never are)."""
+        conf = batch.probs.max(axis=1)
+        for i in np.flatnonzero((conf < self.min_confidence) & (batch.labels >= 0)).tolist():
+            rel = batch.rels[i]
+            try:
+                data = self._source(rel).read_bytes()
+            except OSError as e:
+                raise StorageError(f"cannot read {rel} to queue it for review: {e}") from e
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in self._known:
+                self.already += 1
+                continue
+            name = queued_name(rel, int(batch.labels[i]), float(conf[i]), digest)
+            dest = self.folder / UNLABELLED / name
+            try:
+                atomic_write(dest, data)
+            except OSError as e:
+                raise StorageError(f"cannot write {dest} into the review queue: {e}") from e
+            self._known.add(digest)
+            self.queued.append(dest)
+
+
+def write_review_sheet(folder: Path, model: ScoringModel, *, min_confidence: float) -> Path:
+    """``folder/index.html``: the contact sheet of ``folder/unlabelled/``, scored by ``model``."""
+    from softmax_core.report import ReviewItem, render_review_sheet
+
+    paths, digits = [], []
+    for p in _images_under(Path(folder) / UNLABELLED):
+        try:
+            digits.append(read_digit(p))
+        except ImageError:
+            continue  # a broken file a person dropped in: nothing to show
+        paths.append(p)
+    probs = model.predict_proba(np.stack(digits)) if digits else np.zeros((0, 10))
+    items = [
+        ReviewItem(name=p.name, image=d, probs=pr)
+        for p, d, pr in zip(paths, digits, probs, strict=True)
+    ]
+    html = render_review_sheet(
+        items,
+        title=f"Review queue: {Path(folder).name}",
+        model_ref=model.name,
+        min_confidence=min_confidence,
+    )
+    out = Path(folder) / SHEET
+    try:
+        atomic_write(out, html)
+    except OSError as e:
+        raise StorageError(f"cannot write the review sheet {out}: {e}") from e
+    return out
