@@ -32,6 +32,7 @@ SourceOpt = Annotated[
         "Default: $SOFTMAX_PIPE_MNIST, else keras if installed, else download.",
         envvar=settings.ENV_MNIST,
         show_envvar=True,
+        rich_help_panel="Data",
     ),
 ]
 CacheOpt = Annotated[
@@ -41,6 +42,7 @@ CacheOpt = Annotated[
         help="Cache folder for datasets and pulled models. Default: the user's cache dir.",
         envvar=settings.ENV_CACHE,
         show_envvar=True,
+        rich_help_panel="Data",
     ),
 ]
 RegistryOpt = Annotated[
@@ -51,6 +53,7 @@ RegistryOpt = Annotated[
         "Default: a folder in the user's data dir.",
         envvar=settings.ENV_REGISTRY,
         show_envvar=True,
+        rich_help_panel="Registry",
     ),
 ]
 EndpointOpt = Annotated[
@@ -60,25 +63,46 @@ EndpointOpt = Annotated[
         help="S3 endpoint (MinIO, moto...). Default: boto3's own ($AWS_ENDPOINT_URL, profile).",
         envvar="AWS_ENDPOINT_URL",
         show_envvar=True,
+        rich_help_panel="Registry",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for machines.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document for machines.", rich_help_panel="Output"),
+]
 
 # Training hyperparameters, shared by `train` and `run`.
-EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over the training set.")]
-SeedOpt = Annotated[int, typer.Option(min=0, help="Seed for shuffling: same seed, same weights.")]
+EpochsOpt = Annotated[
+    int, typer.Option(min=1, help="Passes over the training set.", rich_help_panel="Training")
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        min=0, help="Seed for shuffling: same seed, same weights.", rich_help_panel="Training"
+    ),
+]
 FeaturesOpt = Annotated[
     str,
     typer.Option(
         help="What the model sees: pixels (scaled), deskew (moment-deskewed pixels) or hog "
         "(oriented-gradient histograms of the deskewed digit: 392 features).",
         envvar=settings.ENV_FEATURES,
+        rich_help_panel="Training",
     ),
 ]
-LearningRateOpt = Annotated[float, typer.Option(help="Initial SGD learning rate.")]
-BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Minibatch size.")]
-L2Opt = Annotated[float, typer.Option(min=0.0, help="L2 penalty on the weights.")]
-LimitOpt = Annotated[int | None, typer.Option(min=1, help="Train on the first N images only.")]
+LearningRateOpt = Annotated[
+    float, typer.Option(help="Initial SGD learning rate.", rich_help_panel="Training")
+]
+BatchSizeOpt = Annotated[
+    int, typer.Option(min=1, help="Minibatch size.", rich_help_panel="Training")
+]
+L2Opt = Annotated[
+    float, typer.Option(min=0.0, help="L2 penalty on the weights.", rich_help_panel="Training")
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Train on the first N images only.", rich_help_panel="Training"),
+]
 
 
 def err(message: str, *, style: str | None = None) -> None:

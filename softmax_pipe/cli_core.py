@@ -14,12 +14,14 @@ from softmax_core import settings as defaults
 from softmax_pipe.cli_common import (
     BatchSizeOpt,
     CacheOpt,
+    EndpointOpt,
     EpochsOpt,
     FeaturesOpt,
     JsonOpt,
     L2Opt,
     LearningRateOpt,
     LimitOpt,
+    RegistryOpt,
     SeedOpt,
     SourceOpt,
     err,
@@ -86,6 +88,7 @@ def train(
     l2: L2Opt = 1e-5,
     limit: LimitOpt = None,
     cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
     from softmax_core.settings import Settings
@@ -117,6 +120,22 @@ def train(
     }
     model.meta["code_version"] = code_version()
     model.save(out)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "model": str(out),
+                    "features": features,
+                    "epochs": epochs,
+                    "seed": seed,
+                    **model.meta["metrics"],
+                    "data_digest": ds.digest,
+                    "code_version": model.meta["code_version"],
+                },
+                indent=2,
+            )
+        )
+        return
     typer.echo(
         f"test accuracy {report['accuracy']:.4f} after {epochs} epochs in {seconds:.2f} s "
         f"({features} features); model written to {out}"
@@ -165,24 +184,34 @@ class _EpochBar:
 
 
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="A model file written by `softmax-pipe train`.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A model file (.npz), or a registry reference as `score` takes it "
+            "(mnist@champion, mnist:3, mnist)."
+        ),
+    ],
     source: SourceOpt = None,
     as_json: JsonOpt = False,
     cache_dir: CacheOpt = None,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix on the test split."""
-    from softmax_core.modelfile import ModelFile
+    from registry.scoring import load_scoring_model
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
 
-    settings = Settings.build(source=source, cache_dir=cache_dir)
-    mf = ModelFile.load(model)
+    settings = Settings.build(source=source, cache_dir=cache_dir, registry=registry)
+    pulled = load_scoring_model(
+        model, registry=settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
+    )
     ds = _load(settings)
-    report = evaluate_model(mf, ds)
+    report = evaluate_model(pulled.classifier.model_file, ds)
     if as_json:
-        typer.echo(json.dumps({"model": str(model), **report}))
+        typer.echo(json.dumps({"model": pulled.name, **report}))
         return
-    _print_report(str(model), report)
+    _print_report(pulled.name, report)
 
 
 def _print_report(title: str, report: dict[str, Any]) -> None:

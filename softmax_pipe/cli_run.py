@@ -40,14 +40,17 @@ def run(
     source: SourceOpt = None,
     registry: RegistryOpt = None,
     name: Annotated[
-        str, typer.Option("--name", help="Model name in the registry.")
+        str, typer.Option("--name", help="Model name in the registry.", rich_help_panel="Registry")
     ] = settings.MODEL_NAME,
     epochs: EpochsOpt = settings.EPOCHS,
     seed: SeedOpt = settings.SEED,
     min_accuracy: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, help="Gate: the lowest test accuracy that may be published."
+            min=0.0,
+            max=1.0,
+            help="Gate: the lowest test accuracy that may be published.",
+            rich_help_panel="Gate",
         ),
     ] = settings.MIN_ACCURACY,
     promote: Annotated[
@@ -58,14 +61,22 @@ def run(
             help="Move this alias to the new version (compare-and-swap). The challenger is "
             "gated against, and --warm-start starts from, the model behind it. "
             "Default: champion.",
+            rich_help_panel="Registry",
         ),
     ] = None,
     no_promote: Annotated[
-        bool, typer.Option("--no-promote", help="Publish without moving any alias.")
+        bool,
+        typer.Option(
+            "--no-promote", help="Publish without moving any alias.", rich_help_panel="Registry"
+        ),
     ] = False,
     warm_start: Annotated[
         bool,
-        typer.Option("--warm-start", help="Start training from the champion's weights."),
+        typer.Option(
+            "--warm-start",
+            help="Start training from the champion's weights.",
+            rich_help_panel="Training",
+        ),
     ] = False,
     features: FeaturesOpt = settings.FEATURES,
     learning_rate: LearningRateOpt = settings.LEARNING_RATE,
@@ -78,21 +89,35 @@ def run(
             min=0.0,
             max=1.0,
             help="Gate: refuse a challenger less accurate than the champion with McNemar p < alpha.",
+            rich_help_panel="Gate",
         ),
     ] = settings.ALPHA,
     retries: Annotated[
         int,
         typer.Option(
-            min=0, help="Retries of the I/O steps (download, registry) on transient errors."
+            min=0,
+            help="Retries of the I/O steps (download, registry) on transient errors.",
+            rich_help_panel="Prefect",
         ),
     ] = settings.IO_RETRIES,
     retry_delay: Annotated[
-        float, typer.Option(min=0.0, help="Seconds before the first retry; doubled for each next.")
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds before the first retry; doubled for each next.",
+            rich_help_panel="Prefect",
+        ),
     ] = settings.IO_RETRY_DELAY,
     endpoint_url: EndpointOpt = None,
     cache_dir: CacheOpt = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's own log lines on stderr.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show Prefect's own log lines on stderr.",
+            rich_help_panel="Prefect",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -56,6 +56,7 @@ def score(
             help="Registry reference (name@alias, name:version, name) or a model file (.npz).",
             envvar=settings.ENV_MODEL,
             show_envvar=True,
+            rich_help_panel="Model",
         ),
     ] = settings.MODEL_REF,
     registry: RegistryOpt = None,
@@ -67,31 +68,57 @@ def score(
             "--output",
             "-o",
             help="Write rows to FILE (a temporary file renamed at the end). Default: stdout.",
+            rich_help_panel="Output",
         ),
     ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Row format.")
+        OutputFormat, typer.Option("--format", "-f", help="Row format.", rich_help_panel="Output")
     ] = OutputFormat.csv,
-    probs: Annotated[bool, typer.Option("--probs", help="Add the columns p0..p9.")] = False,
+    probs: Annotated[
+        bool, typer.Option("--probs", help="Add the columns p0..p9.", rich_help_panel="Output")
+    ] = False,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, max=256, help="Decoding processes. Default: one per CPU."),
+        typer.Option(
+            min=1,
+            max=256,
+            help="Decoding processes. Default: one per CPU.",
+            rich_help_panel="Performance",
+        ),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, max=65536, help="Images per batch (one worker task).")
+        int,
+        typer.Option(
+            min=1,
+            max=65536,
+            help="Images per batch (one worker task).",
+            rich_help_panel="Performance",
+        ),
     ] = settings.SCORE_BATCH_SIZE,
     max_pixels: Annotated[
         int,
-        typer.Option(min=1, help="Refuse images with more pixels than this (decompression bombs)."),
+        typer.Option(
+            min=1,
+            help="Refuse images with more pixels than this (decompression bombs).",
+            rich_help_panel="Performance",
+        ),
     ] = settings.MAX_PIXELS,
     min_confidence: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, help="The summary counts predictions below this confidence."
+            min=0.0,
+            max=1.0,
+            help="The summary counts predictions below this confidence.",
+            rich_help_panel="Review",
         ),
     ] = settings.MIN_CONFIDENCE,
     flow: Annotated[
-        bool, typer.Option("--flow", help="Run as the Prefect flow `batch scoring`.")
+        bool,
+        typer.Option(
+            "--flow",
+            help="Run as the Prefect flow `batch scoring`.",
+            rich_help_panel="As a Prefect flow",
+        ),
     ] = False,
     dask_address: Annotated[
         str | None,
@@ -100,14 +127,25 @@ def score(
             help="Run the flow's shards on this Dask scheduler (tcp://host:8786); implies --flow.",
             envvar=settings.ENV_DASK_ADDRESS,
             show_envvar=True,
+            rich_help_panel="As a Prefect flow",
         ),
     ] = None,
     shard_size: Annotated[
         int,
-        typer.Option(min=1, help="With --flow: images per shard task (a multiple of batches)."),
+        typer.Option(
+            min=1,
+            help="With --flow: images per shard task (a multiple of batches).",
+            rich_help_panel="As a Prefect flow",
+        ),
     ] = settings.SHARD_SIZE,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="With --flow: show Prefect's own log lines.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="With --flow: show Prefect's own log lines.",
+            rich_help_panel="As a Prefect flow",
+        ),
     ] = False,
     review: Annotated[
         Path | None,
@@ -118,6 +156,7 @@ def score(
             "write QUEUE/index.html, a contact sheet to label them by. Move each file into "
             "QUEUE/<digit>/ to label it.",
             metavar="QUEUE",
+            rich_help_panel="Review",
         ),
     ] = None,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,22 @@ def test_help_lists_the_commands_and_exit_codes() -> None:
     for command in ("ingest", "train", "evaluate"):
         assert command in out
     assert "5 accuracy gate failed" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "panels"),
+    [
+        ("run", ["Data", "Registry", "Training", "Gate", "Prefect"]),
+        ("score", ["Model", "Registry", "Output", "Performance", "Review", "As a Prefect flow"]),
+        ("train", ["Data", "Training", "Output"]),
+    ],
+)
+def test_long_option_lists_are_grouped_in_panels(command: str, panels: list[str]) -> None:
+    code, out, _ = invoke(command, "--help")
+    assert code == 0
+    titles = re.findall(r"[╭+]─+ ([^─]+?) ─", out)
+    assert set(panels) <= set(titles), titles
+    assert titles.index(panels[0]) < titles.index(panels[-1])  # in the order declared
 
 
 def test_help_imports_no_heavy_module() -> None:
@@ -132,6 +149,37 @@ def test_same_seed_same_weights_on_real_mnist(
     a, b = ModelFile.load(tmp_path / "a.npz"), ModelFile.load(tmp_path / "b.npz")
     assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
     assert not np.array_equal(a.W, np.zeros_like(a.W))
+
+
+def test_train_json_and_evaluate_a_registry_reference(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    from registry import Registry
+
+    common = ["--source", str(mnist_dir), "--cache-dir", str(session_cache)]
+    model = tmp_path / "m.npz"
+    code, out, err = invoke(
+        "train", "--epochs", "1", "--seed", "2", "--out", str(model), "--json", *common
+    )
+    assert code == 0, err
+    trained = json.loads(out)  # stdout is the JSON alone
+    mf = ModelFile.load(model)
+    assert trained["model"] == str(model) and trained["features"] == "hog"
+    assert (trained["epochs"], trained["seed"]) == (1, 2)
+    assert trained["accuracy"] == mf.meta["metrics"]["accuracy"] > 0.9
+    assert trained["data_digest"] == mf.meta["data_digest"]
+    assert set(mf.meta["metrics"]) <= set(trained)
+
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
+        r.publish(model, "mnist", alias="champion")
+    for ref in ("mnist@champion", "mnist:1", "mnist"):
+        code, out, err = invoke("evaluate", ref, "--registry", str(reg), "--json", *common)
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["model"] == "mnist:1" and report["accuracy"] == trained["accuracy"]
+    code, _, err = invoke("evaluate", "mnist:9", "--registry", str(reg), *common)
+    assert code == 3 and "no version 9" in err
 
 
 def test_evaluate_missing_model_is_not_found(tmp_path: Path, mnist_dir: Path) -> None:
