@@ -34,9 +34,10 @@ def cached_features(
     Computed with :func:`softmax_core.preprocess.features` and stored as
     ``ds.path/features/<steps_key(steps)>/<split>.npy``, with ``<split>.json`` holding its
     sha256, shape, steps and the dataset digest. A later call verifies the sha256 (see
-    :func:`~softmax_core.mnist.arrays.sha256_matches`: hashed until a stamp says the file is
-    untouched since) and memory-maps the file; anything that does not verify is recomputed, never used. The
-    computation uses a thread per core (up to 4): same bits as one thread.
+    :func:`~softmax_core.mnist.arrays.sha256_matches`: hashed until a stamp says the file
+    is untouched since) and memory-maps the file; anything that does not verify is
+    recomputed, never used. The computation uses a thread per core (up to 4): the same
+    bits as one thread.
     """
     images, _ = ds.split(split)
     steps = preprocess.validate_steps(steps)  # also makes the folder name safe

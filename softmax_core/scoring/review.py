@@ -30,6 +30,7 @@ import numpy as np
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import ImageError, is_image_name, read_digit
+from softmax_core.mnist.arrays import file_sha256
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.model import ScoringModel
 
@@ -37,11 +38,6 @@ UNLABELLED = "unlabelled"
 SHEET = "index.html"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
 MAX_STEM = 120  # characters of the source path kept in a queued file's name
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _images_under(folder: Path) -> Iterator[Path]:
@@ -85,7 +81,7 @@ class ReviewQueue:
             )
         try:
             (self.folder / UNLABELLED).mkdir(parents=True, exist_ok=True)
-            self._known = {_sha256(p) for p in _images_under(self.folder)}
+            self._known = {file_sha256(p) for p in _images_under(self.folder)}
         except OSError as e:
             raise StorageError(f"cannot use the review queue {self.folder}: {e}") from e
 
