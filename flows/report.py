@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from softmax_core import gate, preprocess, settings
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from registry import Manifest
 
 REPORT_KEY = "gate-report"  # the markdown artifact of every run (a new version links the page)
+NOTHING_NEW = "nothing new to learn"  # a scheduled run whose champion has its data and code
 CONFUSION_KEY = "confusion-matrix"  # the image artifact, where the registry serves HTTP
 
 
@@ -40,9 +42,11 @@ def gate_report_markdown(
     lineage: dict[str, Any],
     *,
     page: tuple[str, str] | None = None,
+    domains: Sequence[gate.GateDecision] = (),
 ) -> str:
     """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage;
-    with ``page`` (a published version's ref and its report's URL), a link to the report."""
+    with ``domains`` (each dataset's holdout gate), a table per domain; with ``page`` (a
+    published version's ref and its report's URL), a link to the report."""
 
     def fmt(x: float | None, spec: str = ".4f") -> str:
         return "—" if x is None else format(x, spec)
@@ -50,13 +54,20 @@ def gate_report_markdown(
     def count(n: int | None) -> str:
         return "—" if n is None else str(n)
 
-    verdict = "passed" if decision.passed else f"REFUSED ({decision.rule} rule)"
+    failed = [d for d in (decision, *domains) if not d.passed]
+    verdict = (
+        "passed"
+        if not failed
+        else "REFUSED ("
+        + ", ".join(f"{d.rule} rule" + (f" on {d.domain}" if d.domain else "") for d in failed)
+        + ")"
+    )
     champ = decision.champion or "none"
     p = "—" if decision.p_value is None else f"{decision.p_value:.3g}"
     lines = [
         f"# Training pipeline: gate {verdict}",
         "",
-        decision.message,
+        *(d.message for d in failed or [decision]),
         "",
         "## Gate",
         "",
@@ -72,6 +83,8 @@ def gate_report_markdown(
     ]
     for f in decision.failures:
         lines.append(f"- **failed: {f.rule}** by {f.shortfall:.4f}: {f.message}")
+    if domains:
+        lines += ["", *domain_table(decision, domains)]
     params = model.meta.get("params", {})
     lines += [
         "",
@@ -88,25 +101,67 @@ def gate_report_markdown(
         *(f"- {k}: `{v}`" for k, v in lineage.items()),
     ]
     if page is not None:
-        ref, url = page
-        expiry = (
-            f" (a presigned link: it works for {settings.REPORT_URL_SECONDS // 86400} days)"
-            if url.startswith(("http://", "https://"))
-            else ""
-        )
-        lines += [
-            "",
-            "## Report",
-            "",
-            f"[The report of {ref}]({url}){expiry}: pictures of "
-            "what it learned, where it errs, how sure it is, against the champion.",
-        ]
+        lines += ["", *_page_link(*page)]
     return "\n".join(lines) + "\n"
 
 
-def published_metrics(decision: gate.GateDecision, model: ModelFile) -> dict[str, Any]:
-    """The metrics recorded in the manifest: test and train accuracy, time, the comparison."""
+def _page_link(ref: str, url: str) -> list[str]:
+    expiry = (
+        f" (a presigned link: it works for {settings.REPORT_URL_SECONDS // 86400} days)"
+        if url.startswith(("http://", "https://"))
+        else ""
+    )
+    return [
+        "## Report",
+        "",
+        f"[The report of {ref}]({url}){expiry}: pictures of "
+        "what it learned, where it errs, how sure it is, against the champion.",
+    ]
+
+
+def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecision]) -> list[str]:
+    """The gate per domain, as markdown: MNIST test, then each dataset's holdout."""
+
+    def cell(x: float | None) -> str:
+        return "—" if x is None else f"{x:.4f}"
+
+    lines = [
+        "## Gate per domain",
+        "",
+        "| domain | images | challenger | champion | McNemar p | floor | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in (decision, *domains):
+        p = "—" if d.p_value is None else f"{d.p_value:.3g}"
+        verdict = "passed" if d.passed else f"REFUSED ({d.rule})"
+        lines.append(
+            f"| {d.domain or 'MNIST test'} | {d.n} | {cell(d.accuracy)} | "
+            f"{cell(d.champion_accuracy)} | {p} | {d.min_accuracy:.2f} | {verdict} |"
+        )
+    return lines
+
+
+def domain_metrics(domains: Sequence[gate.GateDecision]) -> dict[str, Any]:
+    """``{dataset: {accuracy, n, champion_accuracy, mcnemar_p, min_accuracy}}``."""
     return {
+        str(d.domain): {
+            "accuracy": d.accuracy,
+            "n": d.n,
+            "champion_accuracy": d.champion_accuracy,
+            "mcnemar_p": d.p_value,
+            "min_accuracy": d.min_accuracy,
+        }
+        for d in domains
+    }
+
+
+def published_metrics(
+    decision: gate.GateDecision, model: ModelFile, domains: Sequence[gate.GateDecision] = ()
+) -> dict[str, Any]:
+    """The metrics recorded in the manifest: test and train accuracy, time, the comparison,
+    and each dataset's holdout accuracy (``domains``)."""
+    return {
+        "domains": domain_metrics(domains),
         "accuracy": decision.accuracy,
         "n_test": decision.n,
         "train_accuracy": model.meta.get("train_accuracy"),
@@ -125,9 +180,13 @@ def run_summary(
     decision: gate.GateDecision,
     lineage: dict[str, Any],
     promoted: str | None,
+    domains: Sequence[gate.GateDecision] = (),
 ) -> dict[str, Any]:
     """The training flow's JSON-ready result (what ``softmax-pipe run --json`` prints)."""
     return {
+        "skipped": False,
+        "datasets": lineage.get("datasets") or [],
+        "domains": domain_metrics(domains),
         "registry": registry,
         "name": name,
         "version": manifest.version,
@@ -141,4 +200,15 @@ def run_summary(
         "data_digest": lineage["data_digest"],
         "flow_run_id": lineage["flow_run_id"],
         "flow_run_name": lineage["flow_run_name"],
+    }
+
+
+def skipped_summary(*, registry: str, name: str, champion: str) -> dict[str, Any]:
+    """The result of a run that trained nothing: the champion already has this data and code."""
+    return {
+        "skipped": True,
+        "reason": NOTHING_NEW,
+        "registry": registry,
+        "name": name,
+        "champion": champion,
     }

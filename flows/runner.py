@@ -241,7 +241,8 @@ def run_training(
     import inspect
 
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
-    from flows.training import check_inputs, training_pipeline
+    from flows.training import training_pipeline
+    from flows.training_inputs import check_inputs
 
     merged = {
         **{k: p.default for k, p in inspect.signature(training_pipeline.fn).parameters.items()},

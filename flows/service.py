@@ -1,8 +1,10 @@
 """softmax-pipe as a service: the two scheduled deployments, on one box or on a work pool.
 
 ``retrain``
-    the training pipeline on a weekly cron: warm-start from ``mnist@champion``, gate,
-    publish and promote (``flows.training.training_pipeline``);
+    the training pipeline on a weekly cron: sync the labelled inbox into dataset
+    ``inbox``, warm-start from ``mnist@champion``, gate every domain, publish and promote
+    (``flows.training.training_pipeline``); a run with neither new data nor new code
+    trains nothing ("nothing new to learn");
 ``score-inbox``
     batch scoring of an inbox folder on a daily cron (``flows.scoring``), and at once
     whenever the champion moves (:func:`champion_moved_trigger`).
@@ -60,7 +62,7 @@ TAG = "softmax-pipe"  # on every deployment; the automation watches only runs wi
 class ServeOptions:
     """What ``softmax-pipe serve`` schedules: crons and the parameters of both flows.
 
-    ``None`` for ``registry``, ``inbox`` or ``output``: resolved when the deployments are
+    ``None`` for ``registry``, ``inbox``, ``labelled`` or ``output``: resolved when the deployments are
     built, from ``$SOFTMAX_PIPE_REGISTRY`` or the user's data folder (``Settings``).
     """
 
@@ -74,6 +76,7 @@ class ServeOptions:
     epochs: int | None = None
     warm_start: bool = True
     inbox: str | None = None
+    labelled: str | None = None  # the labelled inbox retraining syncs (class folders 0 … 9)
     output: str | None = None
     endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL, profile)
 
@@ -100,6 +103,9 @@ def retrain_parameters(options: ServeOptions) -> dict[str, Any]:
         "name": options.name,
         "promote": options.alias,
         "warm_start": options.warm_start,
+        "inbox": options.labelled or str(settings.default_labelled_dir()),
+        "inbox_dataset": settings.INBOX_DATASET,
+        "skip_unchanged": True,
     }
     if options.min_accuracy is not None:
         params["min_accuracy"] = options.min_accuracy

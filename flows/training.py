@@ -51,15 +51,24 @@ from flows._common import (
     IN_MEMORY,
     STORAGE_RETRY,
     RegistryLocation,
-    io_retry_options,
 )
+from flows.datasets import UserData, nothing_new, pull_datasets, sync_inbox
 from flows.publishing import promote_model, publish_model, publish_report
 from flows.report import (
+    NOTHING_NEW,
     REPORT_KEY,
     gate_report_markdown,
     per_class_rows,
     published_metrics,
     run_summary,
+    skipped_summary,
+)
+from flows.training_inputs import (
+    FLOW_NAME,
+    Inputs,
+    check_inputs,
+    run_lineage,
+    warm_start_weights,
 )
 from softmax_core import gate, settings
 from softmax_core.errors import ModelNotFoundError
@@ -71,8 +80,8 @@ if TYPE_CHECKING:
     from registry import Manifest
     from softmax_core.mnist import Dataset
     from softmax_core.model import EpochStats
+    from softmax_core.train import Labelled
 
-FLOW_NAME = "training-pipeline"
 PER_CLASS_KEY = "per-class"
 PROGRESS_KEY = "training-progress"
 
@@ -94,7 +103,12 @@ class Evaluation:
     """What the evaluate task hands on: the test metrics and the gate's decision."""
 
     report: dict[str, Any]  # softmax_core.train.evaluate(): accuracy, n, per_class, confusion
-    decision: gate.GateDecision
+    decision: gate.GateDecision  # on MNIST test
+    domains: tuple[gate.GateDecision, ...] = ()  # on each dataset's holdout
+
+    @property
+    def decisions(self) -> tuple[gate.GateDecision, ...]:
+        return (self.decision, *self.domains)
 
 
 # --- tasks: thin wrappers over library calls ------------------------------------------------
@@ -144,8 +158,11 @@ def train_model(
     features: str,
     limit: int | None,
     params: dict[str, Any],
+    extra: list[Labelled] | None = None,
+    data_weight: int = settings.DATA_WEIGHT,
 ) -> ModelFile:
-    """Minibatch SGD on the training split (warm-started from ``init`` when given)."""
+    """Minibatch SGD on the training split, plus ``extra`` labelled images (the datasets'
+    train splits, each ``data_weight`` times); warm-started from ``init`` when given."""
     from softmax_core.train import train
 
     logger = get_run_logger()
@@ -163,7 +180,10 @@ def train_model(
         )
 
     t0 = time.perf_counter()
-    model = train(ds, features=features, init=init, limit=limit, callback=progress, **params)
+    model = train(
+        ds, features=features, init=init, limit=limit, callback=progress,
+        extra=extra or [], data_weight=data_weight, **params,
+    )  # fmt: skip
     model.meta["train_seconds"] = round(time.perf_counter() - t0, 3)
     return model
 
@@ -200,9 +220,12 @@ def evaluate_model(
     min_accuracy: float,
     alpha: float,
     lineage: dict[str, Any],
+    user_data: UserData = (),  # type: ignore[assignment]
+    min_dataset_accuracy: float = settings.DATASET_MIN_ACCURACY,
 ) -> Evaluation:
-    """Test-split metrics and the gate decision; leaves the report and per-class artifacts."""
-    from softmax_core.train import evaluate, predict_test_split
+    """Test-split metrics and the gate decision on MNIST test and on each dataset's holdout;
+    leaves the report and per-class artifacts."""
+    from softmax_core.train import evaluate, holdout_decisions, predict_test_split
 
     logger = get_run_logger()
     report = evaluate(model, ds)
@@ -214,67 +237,32 @@ def evaluate_model(
         champion=champion.ref if champion else None,
         alpha=alpha,
     )
-    (logger.info if decision.passed else logger.error)(decision.message)
+    domains = holdout_decisions(
+        model,
+        [(m.name, *data.split("holdout")) for m, data in user_data],
+        champion=champion.model if champion else None,
+        champion_ref=champion.ref if champion else None,
+        min_accuracy=min_dataset_accuracy,
+        alpha=alpha,
+    )
+    evaluation = Evaluation(report, decision, tuple(domains))
+    for d in evaluation.decisions:
+        (logger.info if d.passed else logger.error)(d.message)
+    verdict = gate.refusal(evaluation.decisions)
     create_markdown_artifact(
         key=REPORT_KEY,
-        markdown=gate_report_markdown(report, decision, model, lineage),
-        description=f"{'passed' if decision.passed else 'REFUSED'}: {decision.message}",
+        markdown=gate_report_markdown(report, decision, model, lineage, domains=domains),
+        description=f"passed: {decision.message}" if verdict is None else f"REFUSED: {verdict}",
     )
     create_table_artifact(
         key=PER_CLASS_KEY,
         table=per_class_rows(report),
         description=f"per-class precision and recall on {report['n']} test images",
     )
-    return Evaluation(report, decision)
+    return evaluation
 
 
 # --- the flow --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The flow's parameters, checked and resolved: what :func:`check_inputs` returns."""
-
-    source: str | None  # None: keras when installed, else the download
-    cache_dir: Path
-    location: RegistryLocation
-    name: str
-    alias: str  # of the champion: ``promote``, or the default alias with ``promote=None``
-    io: dict[str, Any]  # ``with_options`` keywords of the I/O tasks (retries, delays)
-
-
-def check_inputs(
-    *,
-    source: str | None,
-    registry: str | None,
-    name: str,
-    promote: str | None,
-    features: str,
-    endpoint_url: str | None,
-    cache_dir: str | None,
-    io_retries: int,
-    io_retry_delay: float,
-) -> Inputs:
-    """Build the settings and check every value the user gave, before any work or server.
-
-    Raises InvalidNameError (a bad model name or alias, a malformed registry URI),
-    DataNotFoundError (a source path that does not exist) or InvalidInputError. Opening
-    the registry here does no I/O: it only parses the URI.
-    """
-    from registry.names import validate_name
-    from softmax_core.mnist import resolve_source
-    from softmax_core.preprocess import feature_steps
-
-    built = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
-    validate_name("model name", name)
-    alias = validate_name("alias", promote or settings.ALIAS)
-    feature_steps(features)
-    io = io_retry_options(io_retries, io_retry_delay)
-    if built.source is not None:
-        resolve_source(built.source)
-    location = RegistryLocation(built.registry, endpoint_url, built.cache_dir)
-    location.open().close()
-    return Inputs(built.source, built.cache_dir, location, name, alias, io)
 
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
@@ -298,42 +286,63 @@ def training_pipeline(
     download_url: str | None = None,
     io_retries: int = settings.IO_RETRIES,
     io_retry_delay: float = settings.IO_RETRY_DELAY,
+    datasets: list[str] | None = None,
+    data_weight: int = settings.DATA_WEIGHT,
+    min_dataset_accuracy: float = settings.DATASET_MIN_ACCURACY,
+    inbox: str | None = None,
+    inbox_dataset: str = settings.INBOX_DATASET,
+    skip_unchanged: bool = False,
 ) -> dict[str, Any]:
-    """Ingest MNIST, train, gate against the floor and the champion, publish and promote.
+    """Ingest MNIST (and the users' datasets), train, gate every domain against its floor
+    and the champion, publish and promote.
 
     The champion is ``name@promote`` (``name@champion`` with ``promote=None``): the model
     the challenger must not be significantly worse than, and with ``warm_start`` the
-    weights training starts from. Returns a JSON-ready summary (registry, name, version,
-    accuracy, gate decision, flow-run id).
+    weights training starts from. ``datasets``: ``NAME[:VERSION]`` of labelled datasets
+    whose train splits are added (each image ``data_weight`` times) and whose holdouts are
+    gated (floor ``min_dataset_accuracy``). ``inbox``: a labelled folder synced into
+    dataset ``inbox_dataset`` first, then trained on. ``skip_unchanged``: when the
+    champion was made from the same data, code and features, train nothing ("nothing new
+    to learn"). Returns a JSON-ready summary (registry, name, version, accuracy, gate
+    decision, flow-run id).
     """
     run = check_inputs(
         source=source, registry=registry, name=name, promote=promote, features=features,
         endpoint_url=endpoint_url, cache_dir=cache_dir,
-        io_retries=io_retries, io_retry_delay=io_retry_delay,
+        io_retries=io_retries, io_retry_delay=io_retry_delay, datasets=datasets,
+        data_weight=data_weight, min_dataset_accuracy=min_dataset_accuracy,
+        inbox=inbox, inbox_dataset=inbox_dataset,
     )  # fmt: skip
+    user_data = users_data(run, inbox_dataset)
     ds = ingest.with_options(**run.io)(run.source, run.cache_dir, download_url)
     champion = pull_champion.with_options(**run.io)(run.location, name, run.alias)
+    lineage = run_lineage(
+        ds, champion, warm_start=warm_start, features=features, user_data=user_data,
+        data_weight=data_weight,
+    )  # fmt: skip
+    if skip_unchanged and champion and nothing_new(champion.manifest, lineage):
+        get_run_logger().info(f"{NOTHING_NEW}: {champion.ref} was made from the same data and code")
+        return skipped_summary(registry=run.location.uri, name=name, champion=champion.ref)
     init = warm_start_weights(run, champion) if warm_start else None
-    params = {
-        "epochs": epochs,
-        "seed": seed,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "l2": l2,
-    }
-    model = train_model(ds, init=init, features=features, limit=limit, params=params)
-    lineage = run_lineage(ds, champion, warm_start=warm_start)
+    params = {"epochs": epochs, "seed": seed, "learning_rate": learning_rate}
+    params |= {"batch_size": batch_size, "l2": l2}
+    model = train_model(
+        ds, init=init, features=features, limit=limit, params=params,
+        extra=[data.split("train") for _, data in user_data], data_weight=data_weight,
+    )  # fmt: skip
     evaluation = evaluate_model(
-        model, ds, champion=champion, min_accuracy=min_accuracy, alpha=alpha, lineage=lineage
-    )
+        model, ds, champion=champion, min_accuracy=min_accuracy, alpha=alpha, lineage=lineage,
+        user_data=user_data, min_dataset_accuracy=min_dataset_accuracy,
+    )  # fmt: skip
+    refused = gate.refusal(evaluation.decisions)
+    if refused is not None:
+        raise refused
     decision = evaluation.decision
-    if not decision.passed:
-        raise decision.error()
     manifest = publish_model.with_options(**run.io)(
         run.location,
         model,
         name,
-        metrics=published_metrics(decision, model),
+        metrics=published_metrics(decision, model, evaluation.domains),
         code_version=lineage["code_version"],
         lineage={**lineage, "gate": decision.to_dict()},
     )
@@ -352,32 +361,15 @@ def training_pipeline(
         decision=decision,
         lineage=lineage,
         promoted=promote,
+        domains=evaluation.domains,
     )
 
 
-def warm_start_weights(run: Inputs, champion: Champion | None) -> ModelFile:
-    """The champion's weights to start from; ModelNotFoundError when there is none."""
-    if champion is None:
-        raise ModelNotFoundError(
-            f"--warm-start needs {run.name}@{run.alias} in {run.location.uri}, and there is none; "
-            "run once without --warm-start to create a champion"
-        )
-    return champion.model
-
-
-def run_lineage(ds: Dataset, champion: Champion | None, *, warm_start: bool) -> dict[str, Any]:
-    """Where the model came from: this flow run, the data, the code, the champion."""
-    from prefect.runtime import flow_run
-
-    from softmax_core.version import code_version
-
-    return {
-        "flow": FLOW_NAME,
-        "flow_run_id": str(flow_run.id),
-        "flow_run_name": flow_run.name,
-        "data_digest": ds.digest,
-        "data_source": ds.source,
-        "code_version": code_version(),
-        "warm_start_from": champion.ref if warm_start and champion else None,
-        "champion": champion.ref if champion else None,
-    }
+def users_data(run: Inputs, inbox_dataset: str) -> UserData:
+    """The labelled inbox synced into ``inbox_dataset`` (when given), then every dataset
+    the run trains on, pulled and verified."""
+    refs = list(run.datasets)
+    if run.inbox is not None:
+        synced = sync_inbox.with_options(**run.io)(run.location, run.inbox, inbox_dataset)
+        refs += [synced] if synced else []
+    return pull_datasets.with_options(**run.io)(run.location, refs) if refs else []

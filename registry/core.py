@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from registry import events, layout
-from registry.aliases import AliasMoves, after_retry, backoff, now
+from registry.aliases import AliasMoves, now
+from registry.claim import claim_next
+from registry.datasets import Datasets
 from registry.events import Listener, RegistryEvent, notify
 from registry.gc import GarbageCollection
 from registry.index import copies_manifest, read_index, write_index
@@ -56,7 +58,6 @@ from softmax_core.errors import (
     InvalidInputError,
     ModelNotFoundError,
     ObjectNotFoundError,
-    PreconditionFailedError,
     StorageError,
 )
 from softmax_core.modelcheck import read_model_bytes
@@ -64,8 +65,6 @@ from softmax_core.modelfile import ModelFile
 from softmax_core.predictor import Classifier
 
 log = logging.getLogger(__name__)
-
-MAX_CLAIM_ATTEMPTS = 100
 
 
 @dataclass(frozen=True)
@@ -75,8 +74,9 @@ class PullResult:
     cached: bool  # True: served from the local cache, nothing downloaded
 
 
-class Registry(AliasMoves, GarbageCollection, Reports):
-    """Versioned, verifiable model storage on a local folder or an S3 bucket."""
+class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
+    """Versioned, verifiable storage of models and labelled datasets on a local folder or an
+    S3 bucket (datasets: ``registry.datasets``)."""
 
     def __init__(
         self, store: Store, *, cache_dir: Path, listeners: Sequence[Listener] = ()
@@ -300,35 +300,13 @@ class Registry(AliasMoves, GarbageCollection, Reports):
 
     def _claim_version(self, draft: Manifest) -> Manifest:
         name = draft.name
-        numbers = self.version_numbers(name)
-        n = (numbers[-1] if numbers else 0) + 1
-        for attempt in range(MAX_CLAIM_ATTEMPTS):
-            manifest = dataclasses.replace(draft, version=n, created=now())
-            body = manifest.to_bytes()
-            key = layout.manifest_key(name, n)
-            try:
-                self.store.put(key, body, if_none_match=True)
-                return manifest
-            except PreconditionFailedError as e:
-                if after_retry(e) and self._is_ours(key, body):  # our write, response lost
-                    return manifest
-            if attempt < 4:
-                n += 1  # someone took n: the next number is the likely winner
-            else:  # far behind (or a crowd): look again, and spread out
-                numbers = self.version_numbers(name)
-                n = max(n + 1, (numbers[-1] if numbers else 0) + 1)
-                backoff(attempt)
-        raise StorageError(
-            f"could not claim a version of {name!r} in {self.uri} after {MAX_CLAIM_ATTEMPTS} "
-            "attempts: too many concurrent publishers; try again"
+        return claim_next(
+            self.store,
+            what=repr(name),
+            numbers=lambda: self.version_numbers(name),
+            key_of=lambda n: layout.manifest_key(name, n),
+            make=lambda n: dataclasses.replace(draft, version=n, created=now()),
         )
-
-    def _is_ours(self, key: str, body: bytes) -> bool:
-        try:
-            current, _ = self.store.get(key)
-        except ObjectNotFoundError:
-            return False
-        return current == body
 
     # --- pulling ----------------------------------------------------------------------
     def blob_cache_path(self, digest: str) -> Path:

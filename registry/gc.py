@@ -1,4 +1,5 @@
-"""Garbage collection of blobs no manifest refers to (never by age alone)."""
+"""Garbage collection of blobs no manifest (of a model or a dataset) refers to (never by age
+alone)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class GarbageCollection:
         def versions(self, name: str) -> list[Manifest]: ...
         def version_numbers(self, name: str) -> list[int]: ...
         def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest: ...
+        def _dataset_digests(self) -> set[str]: ...
 
     # --- garbage collection -----------------------------------------------------------
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
@@ -57,7 +59,7 @@ class GarbageCollection:
         return doomed
 
     def _referenced_digests(self) -> set[str]:
-        # Every manifest of every model; one we cannot read might refer to any blob, so a
+        # Every manifest of every model and dataset; one we cannot read might refer to any blob, so a
         # damaged manifest stops gc (CorruptObjectError) instead of being skipped.
         # Read from the manifests themselves, never from the index pages (a cache that a
         # tampered or stale page could make lie).
@@ -68,4 +70,4 @@ class GarbageCollection:
             for n, key, got in zip(numbers, keys, self.store.get_many(keys), strict=True):
                 if got is not None:  # None: deleted since the listing
                     digests.add(self._parse_manifest(got[0], name, n, key).digest)
-        return digests
+        return digests | self._dataset_digests()

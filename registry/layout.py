@@ -8,6 +8,8 @@
     models/<name>/aliases/<alias>.log/<seq:012d>.json  one entry per move (write-once)
     models/<name>/index/<page:06d>.json              copies of manifests 100p+1..100p+100
                                                      (write-once; a cache for listings)
+    datasets/<name>/versions/<n:08d>.json            a labelled dataset version (write-once);
+                                                     its arrays are a blob like a model's
 
 Version numbers are zero-padded to 8 digits so that a plain lexicographic listing (what
 S3 returns) is also numeric order; numbers past 99,999,999 still parse (they just grow).
@@ -22,6 +24,7 @@ from softmax_core.errors import CorruptObjectError, InvalidNameError
 
 BLOBS = "blobs/sha256/"
 MODELS = "models/"
+DATASETS = "datasets/"
 VERSION_WIDTH = 8
 SEQ_WIDTH = 12
 INDEX_PAGE = 100  # versions per index page
@@ -106,3 +109,13 @@ def index_key(name: str, page: int) -> str:
 
 def page_of(version: int) -> int:
     return (version - 1) // INDEX_PAGE
+
+
+def dataset_versions_prefix(name: str) -> str:
+    return f"{DATASETS}{validate_name('dataset name', name)}/versions/"
+
+
+def dataset_manifest_key(name: str, version: int) -> str:
+    if version < 1:
+        raise InvalidNameError(f"version must be >= 1, got {version}")
+    return f"{dataset_versions_prefix(name)}{version:0{VERSION_WIDTH}d}.json"

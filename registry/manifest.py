@@ -211,3 +211,83 @@ def parse_index_page(data: bytes, *, name: str, origin: str) -> dict[int, tuple[
     except (KeyError, TypeError, ValueError) as e:
         raise CorruptObjectError(f"{origin} is not a valid index page: {e!r}") from e
     return out
+
+
+DATASET_SCHEMA = "softmax-pipe/dataset@1"
+
+
+@dataclass(frozen=True)
+class DatasetManifest:
+    """One version of a labelled dataset: its blob (``softmax_core.labelled.Labelled`` as
+    npz), what it holds per class and per split, and how it differs from the version before."""
+
+    name: str
+    version: int
+    digest: str  # sha256 hex of the blob
+    created: str
+    size: int  # bytes of the blob
+    count: int  # images
+    classes: dict[str, int]  # "0".."9" -> images
+    train: int
+    holdout: int
+    split: str  # the rule (softmax_core.labelled.SPLIT_RULE)
+    content: str  # softmax_core.labelled.Labelled.content_digest(): what the data is
+    changes: dict[str, int]  # added, relabelled, unchanged, kept (vs the previous version)
+    previous: int | None
+    code_version: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def blob_key(self) -> str:
+        return layout.blob_key(self.digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        return {**extra, "schema": DATASET_SCHEMA, **d, "blob": self.blob_key}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+    def lineage(self) -> dict[str, Any]:
+        """What a model's lineage records of each dataset version it was trained on."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "content": self.content,
+            "count": self.count,
+            "train": self.train,
+            "holdout": self.holdout,
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, origin: str = "dataset manifest") -> DatasetManifest:
+        doc = _loads(data, origin)
+        _check_schema(doc, DATASET_SCHEMA, origin)
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"} | {"schema", "blob"}
+        try:
+            prev = doc.get("previous")
+            return cls(
+                name=validate_name("dataset name", str(doc["name"])),
+                version=whole(doc["version"], "version", minimum=1),
+                digest=layout.validate_digest(str(doc["digest"])),
+                created=str(doc["created"]),
+                size=whole(doc["size"], "size"),
+                count=whole(doc["count"], "count"),
+                classes={str(k): whole(v, "class count") for k, v in doc["classes"].items()},
+                train=whole(doc["train"], "train"),
+                holdout=whole(doc["holdout"], "holdout"),
+                split=str(doc["split"]),
+                content=layout.validate_digest(str(doc["content"])),
+                changes={str(k): whole(v, "change count") for k, v in doc["changes"].items()},
+                previous=None if prev is None else whole(prev, "previous", minimum=1),
+                code_version=doc.get("code_version"),
+                extra={k: v for k, v in doc.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CorruptObjectError(f"{origin} is not a valid dataset manifest: {e!r}") from e

@@ -138,3 +138,17 @@ def span_of(numbers: Sequence[int]) -> str:
     if numbers[-1] - numbers[0] + 1 == len(numbers):
         return f"versions {numbers[0]}..{numbers[-1]}"
     return "versions " + ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
+
+
+def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
+    """``name`` (its newest version) or ``name:version`` -> ``(name, version or None)``."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidNameError("dataset reference is empty; expected NAME or NAME:VERSION")
+    if "@" in ref:
+        raise InvalidNameError(
+            f"dataset reference {ref!r} has an alias; datasets have versions only "
+            "(NAME or NAME:VERSION)"
+        )
+    name, colon, version = ref.partition(":")
+    validate_name("dataset name", name)
+    return name, parse_version(version, ref=ref) if colon else None

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Protocol
 
 from registry import layout
-from registry.manifest import Manifest
 from registry.store import Store
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import IntegrityError, ObjectNotFoundError, StorageError
@@ -36,7 +36,18 @@ def _write_cache(path: Path, data: bytes) -> None:
     atomic_write(path, data)
 
 
-def fetch_blob(store: Store, cache_dir: Path, manifest: Manifest) -> tuple[Path, bool, bytes]:
+class BlobRef(Protocol):
+    """What names a blob: a model's or a dataset's manifest."""
+
+    @property
+    def ref(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def blob_key(self) -> str: ...
+
+
+def fetch_blob(store: Store, cache_dir: Path, manifest: BlobRef) -> tuple[Path, bool, bytes]:
     path = blob_cache_path(cache_dir, manifest.digest)
     try:
         data = path.read_bytes()
@@ -61,7 +72,7 @@ def fetch_blob(store: Store, cache_dir: Path, manifest: Manifest) -> tuple[Path,
         raise IntegrityError(
             f"{manifest.ref}: blob {manifest.blob_key} in {store.uri} has sha256 {actual}, "
             f"expected {manifest.digest}; the stored bytes were altered or damaged, refusing "
-            "to use them (re-publish the model or restore the blob)"
+            "to use them (publish it again or restore the blob)"
         )
     _write_cache(path, data)
     return path, False, data

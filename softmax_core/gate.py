@@ -11,12 +11,17 @@ on the same test split:
     predictions gives ``p < alpha``. A small, non-significant dip is allowed (it is
     noise on 10,000 images, and refusing it would freeze the champion forever).
 
+Each domain is gated on its own images: MNIST test, and the holdout split of every
+labelled dataset the model was trained on (``domain``, its own floor); ``refusal``
+joins the domains that failed into one error that names them.
+
 The decision records every rule that failed, by how much, both accuracies and the
 p-value, so the flow can log it, keep it as an artifact and fail with a clear message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,6 +61,7 @@ class GateDecision:
     only_challenger: int | None = None  # test images only the challenger got right
     only_champion: int | None = None  # test images only the champion got right
     failures: tuple[GateFailure, ...] = field(default_factory=tuple)
+    domain: str | None = None  # None: MNIST test; else the dataset whose holdout this is
 
     @property
     def passed(self) -> bool:
@@ -74,9 +80,10 @@ class GateDecision:
     @property
     def message(self) -> str:
         """One line: what passed, or every rule that failed and by how much."""
+        on = f" on {self.domain}" if self.domain else ""
         if self.failures:
-            return "gate refused the model: " + "; ".join(f.message for f in self.failures)
-        text = f"gate passed: accuracy {self.accuracy:.4f} >= floor {self.min_accuracy:.4f}"
+            return f"gate refused the model{on}: " + "; ".join(f.message for f in self.failures)
+        text = f"gate passed{on}: accuracy {self.accuracy:.4f} >= floor {self.min_accuracy:.4f}"
         if self.champion is None:
             return text + "; no champion to compare against"
         return (
@@ -114,12 +121,14 @@ def decide(
     champion_pred: Any | None = None,
     champion: str | None = None,
     alpha: float = DEFAULT_ALPHA,
+    domain: str | None = None,
 ) -> GateDecision:
     """Apply the floor and (when ``champion_pred`` is given) the champion rule.
 
     ``y``: (n,) test labels; ``pred``: the challenger's predictions; ``champion_pred``:
     the champion's predictions on the same images; ``champion``: its reference, for the
-    report. Raises InvalidInputError on a threshold outside its range or mismatched shapes.
+    report; ``domain``: the dataset these images are the holdout of (None: MNIST test).
+    Raises InvalidInputError on a threshold outside its range or mismatched shapes.
     """
     if not (isinstance(min_accuracy, int | float) and 0.0 <= min_accuracy <= 1.0):
         raise InvalidInputError(
@@ -146,6 +155,7 @@ def decide(
             alpha=float(alpha),
             n=n,
             failures=tuple(failures),
+            domain=domain,
         )
 
     champ_acc = accuracy(y, champion_pred)
@@ -174,4 +184,13 @@ def decide(
         only_challenger=test.only_a,
         only_champion=test.only_b,
         failures=tuple(failures),
+        domain=domain,
     )
+
+
+def refusal(decisions: Sequence[GateDecision]) -> GateFailedError | None:
+    """One GateFailedError naming every domain whose rules failed, or None if all passed."""
+    failed = [d for d in decisions if not d.passed]
+    if not failed:
+        return None
+    return GateFailedError("; ".join(d.message for d in failed) + "; nothing was published")

@@ -7,13 +7,14 @@ the dataset's test split.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import metrics, preprocess, settings
+from softmax_core import gate, metrics, preprocess, settings
 from softmax_core.blas import one_thread
 from softmax_core.errors import InvalidInputError
 from softmax_core.model import ProgressCallback, SoftmaxRegression, history_dicts
@@ -21,6 +22,8 @@ from softmax_core.modelfile import INPUT_SCHEMA, ModelFile
 
 if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
+
+Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
 
 
 def train(
@@ -30,6 +33,8 @@ def train(
     init: ModelFile | None = None,
     limit: int | None = None,
     callback: ProgressCallback | None = None,
+    extra: Sequence[Labelled] = (),
+    data_weight: int = settings.DATA_WEIGHT,
     **params: Any,
 ) -> ModelFile:
     """Fit a SoftmaxRegression on ``ds``'s training split; return it as a ModelFile.
@@ -38,6 +43,8 @@ def train(
     (``pixels``, ``deskew``, ``hog``); its steps are recorded in the model file.
     ``init``: warm-start weights; a model with other features is refused.
     ``limit``: train on the first ``limit`` samples only (smoke runs, deliberately weak models).
+    ``extra``: more labelled images (the train splits of users' datasets), each counted
+    ``data_weight`` times (repeated: oversampling), after MNIST's.
     ``params``: hyperparameters for SoftmaxRegression (epochs, seed, learning_rate...).
     """
     from softmax_core.mnist import cached_features
@@ -55,13 +62,21 @@ def train(
         if limit < 1:
             raise InvalidInputError(f"limit={limit} is invalid; expected an integer >= 1")
         X, y = X[:limit], y[:limit]
+    if extra:
+        X, y = with_extra(X, y, extra, steps, data_weight)
     model = SoftmaxRegression(**params)
     model.fit(X, y, init=(init.W, init.b) if init is not None else None, callback=callback)
     meta: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preprocessing": {"steps": list(steps)},
         "input_schema": INPUT_SCHEMA,
-        "params": {**model.get_params(), "features": features, "limit": limit},
+        "params": {
+            **model.get_params(),
+            "features": features,
+            "limit": limit,
+            **({"data_weight": data_weight} if extra else {}),
+        },
+        "n_train": int(y.shape[0]),
         "data_digest": ds.digest,
         "data_source": ds.source,
         "warm_start": init.meta.get("registry", init.meta.get("created")) if init else None,
@@ -69,6 +84,25 @@ def train(
         "train_accuracy": model.history_[-1].accuracy if model.history_ else None,
     }
     return ModelFile(W=model.W_, b=model.b_, meta=meta)
+
+
+def with_extra(
+    X: NDArray[np.float32],
+    y: NDArray[Any],
+    extra: Sequence[Labelled],
+    steps: preprocess.Steps,
+    weight: int,
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """``X (n, d)``, ``y (n,)`` followed by each extra set's features, each row ``weight``
+    times: ``(n + weight * sum(k), d)``, and the labels to match."""
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+        raise InvalidInputError(f"data weight {weight!r} is invalid; expected an integer >= 1")
+    xs, ys = [np.asarray(X, dtype=np.float32)], [np.asarray(y, dtype=np.uint8)]
+    for images, labels in extra:
+        if len(labels):
+            xs.append(np.repeat(preprocess.features(images, steps), weight, axis=0))
+            ys.append(np.repeat(np.asarray(labels, dtype=np.uint8), weight))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 @one_thread()
@@ -91,6 +125,40 @@ def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
         )
     result: NDArray[np.int64] = np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
     return result
+
+
+def holdout_decisions(
+    model: ModelFile,
+    holdouts: Sequence[tuple[str, NDArray[Any], NDArray[Any]]],
+    *,
+    champion: ModelFile | None,
+    champion_ref: str | None,
+    min_accuracy: float,
+    alpha: float,
+) -> list[gate.GateDecision]:
+    """The gate on each ``(domain, images (n, 28, 28), labels (n,))``: floor and champion,
+    each model with its own preprocessing. A domain with no holdout image is not gated."""
+    out = []
+    for domain, images, labels in holdouts:
+        if len(labels) == 0:
+            continue
+        out.append(
+            gate.decide(
+                labels,
+                predict(model, images),
+                min_accuracy=min_accuracy,
+                champion_pred=predict(champion, images) if champion is not None else None,
+                champion=champion_ref,
+                alpha=alpha,
+                domain=domain,
+            )
+        )
+    return out
+
+
+def evaluate_images(model: ModelFile, images: NDArray[Any], labels: NDArray[Any]) -> dict[str, Any]:
+    """Metrics on labelled (n, 28, 28) images (a dataset's holdout): as :func:`evaluate`."""
+    return metrics.report(np.asarray(labels), predict(model, images))
 
 
 def evaluate(model: ModelFile, ds: Dataset) -> dict[str, Any]:

@@ -18,7 +18,15 @@ from typing import Annotated
 
 import typer
 
-from softmax_pipe import cli_core, cli_registry, cli_report, cli_run, cli_score, cli_serve
+from softmax_pipe import (
+    cli_core,
+    cli_dataset,
+    cli_registry,
+    cli_report,
+    cli_run,
+    cli_score,
+    cli_serve,
+)
 from softmax_pipe.cli_common import DEBUG_KEY, ErrorBoundary
 
 app = typer.Typer(
@@ -71,6 +79,7 @@ cli_core.register(app)
 cli_run.register(app)
 cli_score.register(app)
 cli_registry.register(app)
+cli_dataset.register(app)
 cli_serve.register(app)
 cli_report.register(app)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -182,3 +182,55 @@ class ErrorBoundary(TyperGroup):
                 style="bold red",
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+class ImageProgress:
+    """A rich progress bar over images on stderr, only when stderr is a terminal.
+
+    ``total``: called once the bar starts (counting can take a walk of the folder);
+    ``advance(n)`` or ``update(done, total)`` moves it.
+    """
+
+    def __init__(self, label: str, total: Callable[[], int] | None = None) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal
+        self.label = label
+        self.total = total
+
+    def __enter__(self) -> ImageProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                auto_refresh=False,  # no refresh thread: worker processes can be forked
+            )
+            total = self.total() if self.total is not None else None
+            self.task = self.progress.add_task(self.label, total=total)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+        self.progress.refresh()
+
+    def update(self, done: int, total: int) -> None:
+        if self.enabled:
+            self.progress.update(self.task, completed=done, total=total)
+            self.progress.refresh()

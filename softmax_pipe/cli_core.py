@@ -29,6 +29,7 @@ from softmax_pipe.cli_common import (
 
 if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
+    from softmax_core.modelfile import ModelFile
     from softmax_core.settings import Settings
 
 
@@ -196,8 +197,18 @@ def evaluate(
     cache_dir: CacheOpt = None,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            metavar="NAME[:VERSION]",
+            help="Also report the accuracy on this dataset's holdout split, the images the "
+            "gate checks for that domain (repeatable).",
+        ),
+    ] = None,
 ) -> None:
-    """Accuracy, per-class precision/recall and the confusion matrix on the test split."""
+    """Accuracy, per-class precision/recall and the confusion matrix on the test split,
+    and per domain on each --dataset's holdout."""
     from registry.scoring import load_scoring_model
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
@@ -208,10 +219,36 @@ def evaluate(
     )
     ds = _load(settings)
     report = evaluate_model(pulled.classifier.model_file, ds)
+    domains = _holdout_reports(pulled.classifier.model_file, dataset or [], settings, endpoint_url)
     if as_json:
-        typer.echo(json.dumps({"model": pulled.name, **report}))
+        typer.echo(json.dumps({"model": pulled.name, **report, "domains": domains}))
         return
     _print_report(pulled.name, report)
+    for ref, r in domains.items():
+        typer.echo(f"{ref} holdout: accuracy {r['accuracy']:.4f} on {r['n']} images")
+
+
+def _holdout_reports(
+    model: ModelFile, refs: list[str], settings: Settings, endpoint_url: str | None
+) -> dict[str, dict[str, Any]]:
+    """``{dataset ref: metrics on its holdout}`` for each ``--dataset``."""
+    if not refs:
+        return {}
+    from registry import Registry
+    from softmax_core.errors import InvalidInputError
+    from softmax_core.train import evaluate_images
+
+    out = {}
+    with Registry.open(
+        settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
+    ) as reg:
+        for ref in refs:
+            m, data = reg.load_dataset(ref)
+            images, labels = data.split("holdout")
+            if len(labels) == 0:
+                raise InvalidInputError(f"{m.ref} has no holdout images yet; add more images")
+            out[m.ref] = evaluate_images(model, images, labels)
+    return out
 
 
 def _print_report(title: str, report: dict[str, Any]) -> None:

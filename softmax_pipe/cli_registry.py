@@ -314,8 +314,8 @@ def pull(
     result = reg.fetch(ref)
     path = result.path
     if out is not None:
-        target = _pull_target(out, result.manifest.name, result.manifest.version)
-        _copy(path, target)
+        target = pull_target(out, result.manifest.name, result.manifest.version)
+        write_copy(path, target)
         path = target
     if as_json:
         print_json(
@@ -332,7 +332,7 @@ def pull(
     typer.echo(f"{result.manifest.ref} -> {path} ({how})")
 
 
-def _copy(src: Path, dst: Path) -> None:
+def write_copy(src: Path, dst: Path) -> None:
     from softmax_core.atomicio import atomic_write
     from softmax_core.errors import StorageError
 
@@ -343,7 +343,7 @@ def _copy(src: Path, dst: Path) -> None:
     atomic_write(dst, src.read_bytes())
 
 
-def _pull_target(out: str, name: str, version: int) -> Path:
+def pull_target(out: str, name: str, version: int) -> Path:
     """``--out``: a file name, or a folder (existing, or written with a trailing slash)."""
     target = Path(out)
     if out.endswith(("/", "\\")) or target.is_dir():

@@ -9,6 +9,7 @@ lines are kept off the terminal (they still go to the server, so the UI shows th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -119,6 +120,55 @@ def run(
             rich_help_panel="Prefect",
         ),
     ] = False,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            metavar="NAME[:VERSION]",
+            help="Also train on this labelled dataset's train split, and gate on its holdout "
+            "(repeatable). Default version: the newest.",
+            rich_help_panel="Your data",
+        ),
+    ] = None,
+    data_weight: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="How many times each dataset image counts in training (oversampling).",
+            rich_help_panel="Your data",
+        ),
+    ] = settings.DATA_WEIGHT,
+    min_dataset_accuracy: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Gate: the lowest accuracy on each dataset's holdout that may be published.",
+            rich_help_panel="Your data",
+        ),
+    ] = settings.DATASET_MIN_ACCURACY,
+    inbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--inbox",
+            help="A labelled folder (subfolders 0 … 9) synced into dataset --inbox-dataset "
+            "first (a new version if anything changed), then trained on.",
+            rich_help_panel="Your data",
+        ),
+    ] = None,
+    inbox_dataset: Annotated[
+        str,
+        typer.Option(help="The dataset --inbox is synced into.", rich_help_panel="Your data"),
+    ] = settings.INBOX_DATASET,
+    skip_unchanged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unchanged",
+            help="Train nothing when the champion was made from the same data, code and "
+            "features (what the scheduled retraining does).",
+            rich_help_panel="Your data",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the training pipeline: ingest, train, gate (floor + champion), publish, promote.
@@ -156,6 +206,12 @@ def run(
         "cache_dir": str(resolved.cache_dir),
         "io_retries": retries,
         "io_retry_delay": retry_delay,
+        "datasets": dataset or None,
+        "data_weight": data_weight,
+        "min_dataset_accuracy": min_dataset_accuracy,
+        "inbox": str(inbox) if inbox is not None else None,
+        "inbox_dataset": inbox_dataset,
+        "skip_unchanged": skip_unchanged,
     }
     from flows.runner import run_training
 
@@ -163,11 +219,18 @@ def run(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
+    if summary["skipped"]:
+        typer.echo(f"{summary['reason']}: {summary['champion']} already has this data and code")
+        return
     gate = summary["gate"]
     typer.echo(f"published {summary['ref']} to {summary['registry']}")
     typer.echo(
         f"  test accuracy {summary['accuracy']:.4f} on {gate['n']} images; {gate['message']}"
     )
+    for domain, m in summary["domains"].items():
+        champ = m["champion_accuracy"]
+        vs = f" (champion {champ:.4f})" if champ is not None else ""
+        typer.echo(f"  {domain} holdout accuracy {m['accuracy']:.4f} on {m['n']} images{vs}")
     if summary["promoted"]:
         typer.echo(f"  {summary['name']}@{summary['promoted']} -> {summary['ref']}")
     if summary["warm_start_from"]:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, err, stdout_closed_early
+from softmax_pipe.cli_common import (
+    CacheOpt,
+    EndpointOpt,
+    ImageProgress,
+    RegistryOpt,
+    err,
+    stdout_closed_early,
+)
 
 if TYPE_CHECKING:
     from softmax_core.scoring import ReviewQueue, ScoreSummary, ScoringModel
@@ -201,7 +208,7 @@ def score(
             model, registry=resolved.registry, endpoint_url=endpoint_url,
             cache_dir=resolved.cache_dir,
         )  # fmt: skip
-        with _Progress(path) as bar, stdout_closed_early():
+        with ImageProgress("scoring", lambda: _count(path)) as bar, stdout_closed_early():
             summary = scoring.score_path(
                 path, scoring_model, progress=bar.advance if bar.enabled else None,
                 on_batch=None if queue is None else queue.add, **common,
@@ -236,44 +243,7 @@ def _report(summary: ScoreSummary, output: Path | None) -> None:
         err(f"rows written to {output}")
 
 
-class _Progress:
-    """A rich progress bar over images on stderr, only when stderr is a terminal."""
+def _count(path: Path) -> int:
+    from softmax_core.scoring import count_images
 
-    def __init__(self, path: Path) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.enabled = self.console.is_terminal
-        self.path = path
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            from softmax_core.scoring import count_images
-
-            self.progress = Progress(
-                TextColumn("scoring"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                auto_refresh=False,  # no refresh thread: worker processes can be forked
-            )
-            self.task = self.progress.add_task("score", total=count_images(self.path))
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
-
-    def advance(self, n: int) -> None:
-        self.progress.advance(self.task, n)
-        self.progress.refresh()
+    return count_images(path)

@@ -65,6 +65,13 @@ def serve(
             "Default: inbox/ in the user's data dir."
         ),
     ] = None,
+    labelled: Annotated[
+        str | None,
+        typer.Option(
+            help="Labelled inbox (class folders 0 … 9) each retraining syncs into dataset "
+            "'inbox' and trains on. Default: labelled/ in the user's data dir."
+        ),
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -103,6 +110,7 @@ def serve(
         epochs=epochs,
         warm_start=warm_start,
         inbox=inbox,
+        labelled=labelled,
         output=output,
         endpoint_url=endpoint_url,
     )

@@ -30,12 +30,11 @@ import numpy as np
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import ImageError, is_image_name, read_digit
+from softmax_core.labelled import SHEET, UNLABELLED
 from softmax_core.mnist.arrays import file_sha256
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.model import ScoringModel
 
-UNLABELLED = "unlabelled"
-SHEET = "index.html"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
 MAX_STEM = 120  # characters of the source path kept in a queued file's name
 

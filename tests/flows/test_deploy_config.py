@@ -139,8 +139,12 @@ def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str,
         "seed": settings.SEED,
         "min_accuracy": settings.MIN_ACCURACY,
         "alpha": settings.ALPHA,
+        "inbox_dataset": settings.INBOX_DATASET,
+        "data_weight": settings.DATA_WEIGHT,
+        "min_dataset_accuracy": settings.DATASET_MIN_ACCURACY,
     }
     assert {k: retrain[k] for k in expected} == expected
+    assert retrain["skip_unchanged"] is True  # the scheduled run skips when nothing is new
     flow_defaults = {
         k: p.default for k, p in inspect.signature(training_pipeline.fn).parameters.items()
     }

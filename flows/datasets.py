@@ -1,0 +1,86 @@
+"""The training flow's data from users: labelled datasets, the inbox, "nothing new to learn".
+
+- ``sync-inbox`` (I/O, retries on storage errors): a labelled inbox folder becomes a new
+  version of its dataset when anything in it changed (``Registry.add_folder``); an inbox
+  with no labelled image yet is not an error, only a log line.
+- ``pull-datasets`` (I/O): the dataset versions a run trains on, verified, with arrays.
+- :func:`fingerprint` is what a model was made from (MNIST's digest, each dataset's
+  content, the code, the features); the scheduled retraining compares it with the
+  champion's and trains nothing when they are equal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefect import get_run_logger, task
+
+from flows._common import IN_MEMORY, STORAGE_RETRY, RegistryLocation
+from softmax_core.errors import DataNotFoundError
+
+if TYPE_CHECKING:
+    from registry import DatasetManifest, Manifest
+    from softmax_core.labelled import Labelled
+
+UserData = list[tuple["DatasetManifest", "Labelled"]]
+
+
+@task(name="sync-inbox", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
+def sync_inbox(location: RegistryLocation, inbox: Path, dataset: str) -> str | None:
+    """The inbox into dataset ``dataset``; the reference of its newest version, or None
+    when the inbox holds no labelled image yet (and the dataset has no version)."""
+    logger = get_run_logger()
+    with location.open() as reg:
+        try:
+            added, read = reg.add_folder(dataset, inbox)
+        except DataNotFoundError as e:  # nothing labelled yet: train on what there is
+            logger.info("inbox: %s", e)
+            return reg.resolve_dataset(dataset).ref if reg.dataset_numbers(dataset) else None
+    for rel, reason in read.failures:
+        logger.warning("inbox: %s left out: %s", rel, reason)
+    m, c = added.manifest, added.changes
+    if added.created:
+        logger.info(
+            "inbox -> %s: %d images (%d new, %d relabelled)", m.ref, m.count, c.added, c.relabelled
+        )
+    else:
+        logger.info("inbox unchanged: %s already holds all %d of its images", m.ref, len(read.data))
+    return m.ref
+
+
+@task(name="pull-datasets", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
+def pull_datasets(location: RegistryLocation, refs: list[str]) -> UserData:
+    """Each ``name`` (newest) or ``name:n`` with its verified arrays, in the order given."""
+    logger = get_run_logger()
+    out: UserData = []
+    with location.open() as reg:
+        for ref in refs:
+            manifest, data = reg.load_dataset(ref)
+            logger.info(
+                "%s: %d images, %d train / %d holdout (sha256:%s)",
+                manifest.ref,
+                manifest.count,
+                manifest.train,
+                manifest.holdout,
+                manifest.digest,
+            )
+            out.append((manifest, data))
+    return out
+
+
+def fingerprint(lineage: dict[str, Any]) -> dict[str, Any]:
+    """What a model was made from: the part of its lineage "nothing new to learn" compares."""
+    return {
+        "data_digest": lineage.get("data_digest"),
+        "datasets": sorted(
+            (d.get("name"), d.get("content")) for d in lineage.get("datasets") or []
+        ),
+        "code_version": lineage.get("code_version"),
+        "features": lineage.get("features"),
+    }
+
+
+def nothing_new(champion: Manifest | None, lineage: dict[str, Any]) -> bool:
+    """True when the champion was made from the same data, code and features."""
+    return champion is not None and fingerprint(champion.lineage) == fingerprint(lineage)

@@ -1,0 +1,184 @@
+"""Labelled datasets in the registry: the models' protocol, for data.
+
+add
+    1. read the newest version (if any) and merge the folder's items into it
+       (``softmax_core.labelled.merge``: a union keyed by file sha256, new labels win);
+    2. the same content as the newest version: no new version (``AddResult.created`` False);
+    3. otherwise put the arrays at ``blobs/sha256/<digest>.npz`` (content-addressed), then
+       claim ``datasets/<name>/versions/<n>.json`` only-if-absent (``registry.claim``),
+       then check the blob is still there (a concurrent gc) and re-upload it if not.
+pull
+    resolve ``name`` (newest) or ``name:n``, read the blob from the local cache or the
+    store, verify its sha256 against the manifest (``registry.pullcache``), parse it
+    (``allow_pickle=False``). A tampered blob is an IntegrityError, never data.
+gc
+    keeps every blob a dataset version refers to (``registry.gc``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry import layout
+from registry.aliases import now
+from registry.claim import claim_next
+from registry.manifest import DatasetManifest
+from registry.names import is_name, parse_dataset_ref, span_of, validate_name
+from registry.pullcache import fetch_blob, sha256_hex
+from registry.store import Store
+from softmax_core import labelled
+from softmax_core.errors import CorruptObjectError, ModelNotFoundError, ObjectNotFoundError
+from softmax_core.labelled import Changes, Labelled
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What ``add_dataset`` did: the version now newest, and whether it made it."""
+
+    manifest: DatasetManifest
+    created: bool  # False: the data was already there, nothing was written
+    changes: Changes
+
+
+class Datasets:
+    """The dataset half of :class:`registry.core.Registry` (a mixin over its store)."""
+
+    store: Store
+    uri: str
+    cache_dir: Path
+
+    def datasets(self) -> list[str]:
+        """Names of the datasets with at least one version, sorted."""
+        self.store.check_exists()
+        names = self.store.children(layout.DATASETS)
+        return sorted(n for n in names if is_name(n) and self.dataset_numbers(n))
+
+    def dataset_numbers(self, name: str) -> list[int]:
+        prefix = layout.dataset_versions_prefix(name)
+        nums = (layout.number_of(k, prefix) for k in self.store.list_keys(prefix))
+        return sorted(n for n in nums if n is not None and n >= 1)
+
+    def dataset_versions(self, name: str) -> list[DatasetManifest]:
+        """Every version of dataset ``name``, oldest first; ModelNotFoundError if none."""
+        numbers = self.dataset_numbers(name)
+        if not numbers:
+            raise self._no_dataset(name)
+        keys = [layout.dataset_manifest_key(name, n) for n in numbers]
+        got = self.store.get_many(keys)
+        return [
+            self._parse_dataset(g[0], name, n, key)
+            for n, key, g in zip(numbers, keys, got, strict=True)
+            if g is not None
+        ]
+
+    def dataset_manifest(self, name: str, version: int) -> DatasetManifest:
+        key = layout.dataset_manifest_key(name, version)
+        try:
+            data, _ = self.store.get(key)
+        except ObjectNotFoundError:
+            numbers = self.dataset_numbers(name)
+            if not numbers:
+                raise self._no_dataset(name) from None
+            raise ModelNotFoundError(
+                f"dataset {name!r} has no version {version} in {self.uri}; "
+                f"it has {span_of(numbers)}"
+            ) from None
+        return self._parse_dataset(data, name, version, key)
+
+    def resolve_dataset(self, ref: str) -> DatasetManifest:
+        """``name`` (its newest version) or ``name:version`` -> its manifest."""
+        name, version = parse_dataset_ref(ref)
+        if version is None:
+            numbers = self.dataset_numbers(name)
+            if not numbers:
+                raise self._no_dataset(name)
+            version = numbers[-1]
+        return self.dataset_manifest(name, version)
+
+    def load_dataset(self, ref: str) -> tuple[DatasetManifest, Labelled]:
+        """Resolve, pull (verified against the manifest's sha256) and parse a dataset."""
+        manifest = self.resolve_dataset(ref)
+        path, _, data = fetch_blob(self.store, self.cache_dir, manifest)
+        data_set = Labelled.from_bytes(data, origin=f"{manifest.ref} ({path})")
+        if data_set.content_digest() != manifest.content or len(data_set) != manifest.count:
+            raise CorruptObjectError(f"{manifest.ref}: its blob does not hold what it claims")
+        return manifest, data_set
+
+    def add_dataset(self, name: str, data: Labelled) -> AddResult:
+        """Merge ``data`` into the newest version of ``name``; a new version if it changed."""
+        validate_name("dataset name", name)
+        from softmax_core.version import code_version
+
+        numbers = self.dataset_numbers(name)
+        previous = self.load_dataset(f"{name}:{numbers[-1]}") if numbers else None
+        merged, changes = labelled.merge(previous[1] if previous else None, data)
+        content = merged.content_digest()
+        if previous is not None and previous[0].content == content:
+            return AddResult(previous[0], created=False, changes=changes)
+        blob = merged.to_bytes()
+        digest = sha256_hex(blob)
+        self.store.put(layout.blob_key(digest), blob)
+        holdout = int(merged.holdout.sum())
+        draft = DatasetManifest(
+            name=name,
+            version=0,
+            digest=digest,
+            created="",
+            size=len(blob),
+            count=len(merged),
+            classes=merged.class_counts(),
+            train=len(merged) - holdout,
+            holdout=holdout,
+            split=labelled.SPLIT_RULE,
+            content=content,
+            changes=changes.to_dict(),
+            previous=numbers[-1] if numbers else None,
+            code_version=code_version(),
+        )
+        manifest = claim_next(
+            self.store,
+            what=f"dataset {name!r}",
+            numbers=lambda: self.dataset_numbers(name),
+            key_of=lambda n: layout.dataset_manifest_key(name, n),
+            make=lambda n: dataclasses.replace(draft, version=n, created=now()),
+        )
+        info = self.store.head(manifest.blob_key)
+        if info is None or info.size != len(blob):
+            log.warning("blob %s vanished while adding (concurrent gc?); again", manifest.blob_key)
+            self.store.put(manifest.blob_key, blob)
+        return AddResult(manifest, created=True, changes=changes)
+
+    def add_folder(
+        self, name: str, folder: Path, *, progress: labelled.Progress | None = None
+    ) -> tuple[AddResult, labelled.FolderData]:
+        """Read a labelled folder (``softmax_core.labelled.read_folder``) and add it to ``name``.
+
+        Images that cannot be read are left out and listed in the FolderData's ``failures``.
+        """
+        validate_name("dataset name", name)
+        read = labelled.read_folder(Path(folder), progress=progress)
+        return self.add_dataset(name, read.data), read
+
+    def _dataset_digests(self) -> set[str]:
+        """Every blob a dataset version refers to (for gc); a damaged manifest raises."""
+        digests: set[str] = set()
+        for name in self.datasets():
+            digests.update(m.digest for m in self.dataset_versions(name))
+        return digests
+
+    def _parse_dataset(self, data: bytes, name: str, version: int, key: str) -> DatasetManifest:
+        origin = f"{self.uri}/{key}"
+        m = DatasetManifest.from_bytes(data, origin=origin)
+        if m.name != name or m.version != version:
+            raise CorruptObjectError(f"{origin} claims to be {m.ref}, expected {name}:{version}")
+        return m
+
+    def _no_dataset(self, name: str) -> ModelNotFoundError:
+        return ModelNotFoundError(
+            f"no dataset named {name!r} in {self.uri}; `softmax-pipe dataset list` shows them"
+        )

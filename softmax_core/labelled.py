@@ -1,0 +1,309 @@
+"""Labelled image folders -> the arrays a dataset version holds; splits; deltas.
+
+A labelled folder follows the convention of Keras's ``image_dataset_from_directory`` and
+torchvision's ``ImageFolder``::
+
+    DIR/0/ ... DIR/9/     images of that digit (folders inside a class folder are walked)
+    DIR/unlabelled/       a review queue's images nobody has labelled yet: skipped
+    DIR/index.html        a review queue's contact sheet: skipped
+    .hidden entries       skipped (.DS_Store, .git)
+
+Anything else is refused by name (a folder ``10`` or ``x``, a file at the top level, a
+file that is not an image inside a class folder), before any image is read.
+
+Every image is prepared exactly as ``softmax-pipe score`` prepares it
+(:func:`softmax_core.scoring.decode.decode_items`: the MNIST procedure), then kept as
+``uint8`` 28×28; a broken image is reported as in scoring and the rest go on.
+
+Splits never leak: an image is in the holdout when the first 8 bytes of the sha256 of its
+prepared pixels, read as an integer, fall in the lowest ``HOLDOUT_FRACTION`` of the range.
+The split depends on the picture alone, so it never changes as a dataset grows, and the
+same picture dropped in twice (under any names) sits in one split.
+
+Items are keyed by the sha256 of the source file: adding a folder again keeps every item
+of the previous version, adds the new files, and gives a file that moved to another class
+folder its new label (:func:`merge`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core import settings
+from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
+from softmax_core.images import IMAGE_EXTENSIONS, is_image_name
+from softmax_core.mnist.arrays import file_sha256
+
+CLASSES = tuple(str(d) for d in range(10))
+UNLABELLED = "unlabelled"  # a review queue's folder of images to label (scoring.review)
+SHEET = "index.html"
+HOLDOUT_FRACTION = 0.2
+SPLIT_RULE = "holdout if int(sha256(uint8 28x28 pixels)[:8 bytes]) < 0.2 * 2**64"
+PREPARE_CHUNK = 256
+_ARRAYS = ("images", "labels", "sha256", "paths")
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled digits: ``images (n, 28, 28) uint8``, ``labels (n,) uint8``, and per item
+    the source file's ``sha256 (n,) <U64`` and relative ``paths (n,) str``."""
+
+    images: NDArray[np.uint8]
+    labels: NDArray[np.uint8]
+    sha256: NDArray[np.str_]
+    paths: NDArray[np.str_]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def holdout(self) -> NDArray[np.bool_]:
+        """(n,) bool: the items of the holdout split (see the module docstring)."""
+        return holdout_mask(self.images)
+
+    def split(self, which: str) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """``(images, labels)`` of the ``"train"`` or ``"holdout"`` split."""
+        if which not in ("train", "holdout"):
+            raise InvalidInputError(f"split {which!r} is unknown; expected 'train' or 'holdout'")
+        mask = self.holdout if which == "holdout" else ~self.holdout
+        return self.images[mask], self.labels[mask]
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=10)
+        return {c: int(counts[int(c)]) for c in CLASSES}
+
+    def content_digest(self) -> str:
+        """sha256 of the sorted ``<file sha256> <label>`` lines: what the data *is*, whatever
+        the files are called and in which order they were added."""
+        lines = sorted(f"{s} {int(y)}\n" for s, y in zip(self.sha256, self.labels, strict=True))
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` of the four arrays (no pickles: strings are fixed-width unicode)."""
+        buf = io.BytesIO()
+        np.savez(buf, **{k: getattr(self, k) for k in _ARRAYS})
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, origin: str) -> Labelled:
+        """Parse :meth:`to_bytes` output (``allow_pickle=False``); DataFormatError if malformed."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in _ARRAYS}
+        except (OSError, ValueError, KeyError) as e:
+            raise DataFormatError(f"{origin} is not a dataset blob: {e}") from e
+        n = arrays["labels"].shape[0]
+        ok = (
+            arrays["images"].dtype == np.uint8
+            and arrays["images"].shape == (n, 28, 28)
+            and arrays["labels"].dtype == np.uint8
+            and arrays["labels"].shape == (n,)
+            and all(arrays[k].dtype.kind == "U" and arrays[k].shape == (n,) for k in _ARRAYS[2:])
+            and (n == 0 or int(arrays["labels"].max()) <= 9)
+        )
+        if not ok:
+            raise DataFormatError(f"{origin} has arrays of unexpected shapes or types")
+        return cls(**arrays)
+
+
+def holdout_mask(images: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """(n,) bool from (n, 28, 28) uint8 pixels: the split rule, one hash per picture."""
+    cut = int(HOLDOUT_FRACTION * 2**64)
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    heads = (int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") for row in flat)
+    return np.fromiter((h < cut for h in heads), dtype=bool, count=len(images))
+
+
+def empty() -> Labelled:
+    return Labelled(
+        images=np.zeros((0, 28, 28), np.uint8),
+        labels=np.zeros(0, np.uint8),
+        sha256=np.zeros(0, "<U64"),
+        paths=np.zeros(0, "<U1"),
+    )
+
+
+# --- reading a folder -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """What a labelled folder holds: ``(relative path, label)`` per image, and what was skipped."""
+
+    files: list[tuple[str, int]]
+    empty_classes: list[str]
+    unlabelled: int  # images still waiting in ``unlabelled/``
+
+
+def _walk_class(folder: Path, rel: str) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        sub = Path(dirpath).relative_to(folder)
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = (Path(rel) / sub / name).as_posix()
+            if not is_image_name(name):
+                raise InvalidInputError(
+                    f"{path} is not an image; a class folder holds images only "
+                    f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                )
+            out.append(path)
+    return out
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """The images of a labelled folder, or InvalidInputError naming what does not belong."""
+    if not root.is_dir():
+        raise DataNotFoundError(f"{root} is not a folder; expected a folder with subfolders 0 … 9")
+    files: list[tuple[str, int]] = []
+    empty_classes, unlabelled = [], 0
+    classes = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() and entry.name in CLASSES:
+            classes.append(entry.name)
+        elif entry.is_dir() and entry.name == UNLABELLED:
+            unlabelled = sum(1 for _ in Path(entry.path).rglob("*") if is_image_name(_.name))
+        elif entry.is_file() and entry.name == SHEET:
+            continue
+        else:
+            kind = "folder" if entry.is_dir() else "file at the top level"
+            raise InvalidInputError(
+                f"{root}/{entry.name}: unexpected {kind}; a labelled folder holds only class "
+                f"subfolders 0 … 9 (and a review queue's {UNLABELLED}/ and {SHEET})"
+            )
+    if not classes:
+        raise DataNotFoundError(
+            f"{root} has no class subfolders; expected subfolders 0 … 9 holding the images "
+            "of that digit"
+        )
+    for c in classes:
+        found = _walk_class(root / c, c)
+        if not found:
+            empty_classes.append(c)
+        files.extend((rel, int(c)) for rel in found)
+    if not files:
+        raise DataNotFoundError(f"{root}: every class subfolder is empty; nothing to add")
+    return FolderScan(files, empty_classes, unlabelled)
+
+
+@dataclass(frozen=True)
+class FolderData:
+    """A labelled folder read: its items, the images that failed and why, what was skipped."""
+
+    data: Labelled
+    failures: list[tuple[str, str]]  # (relative path, reason)
+    scan: FolderScan
+    duplicates: int = 0  # files with the bytes of another file in the folder, same label
+    notes: list[str] = field(default_factory=list)
+
+
+def read_folder(
+    root: Path, *, max_pixels: int = settings.MAX_PIXELS, progress: Progress | None = None
+) -> FolderData:
+    """Scan, hash and prepare every image of a labelled folder (chunks of PREPARE_CHUNK).
+
+    InvalidInputError when one picture sits in two class folders, or when not a single
+    image could be read.
+    """
+    from softmax_core.scoring.decode import decode_items
+
+    scan = scan_folder(root)
+    total = len(scan.files)
+    kept: dict[str, tuple[str, int]] = {}  # file sha256 -> (rel, label)
+    duplicates = 0
+    for rel, label in scan.files:
+        digest = file_sha256(root / rel)
+        if digest in kept:
+            other, other_label = kept[digest]
+            if other_label != label:
+                raise InvalidInputError(
+                    f"{rel} and {other} are the same image under two labels "
+                    f"({label} and {other_label}); keep it in one class folder"
+                )
+            duplicates += 1
+            continue
+        kept[digest] = (rel, label)
+    items = [(s, rel, label) for s, (rel, label) in kept.items()]
+    images, failures, ok_items = [], [], []
+    for start in range(0, len(items), PREPARE_CHUNK):
+        chunk = items[start : start + PREPARE_CHUNK]
+        digits, errors = decode_items([(str(root / rel), None) for _, rel, _ in chunk], max_pixels)
+        images.append(np.rint(np.clip(digits, 0.0, 1.0) * 255).astype(np.uint8))
+        for item, err in zip(chunk, errors, strict=True):
+            (failures.append((item[1], err)) if err is not None else ok_items.append(item))
+        if progress is not None:
+            progress(min(start + PREPARE_CHUNK, len(items)) + duplicates, total)
+    if not ok_items:
+        first = f"; the first: {failures[0][0]}: {failures[0][1]}" if failures else ""
+        raise InvalidInputError(f"none of the {total} images under {root} could be read{first}")
+    data = Labelled(
+        images=np.concatenate(images),
+        labels=np.array([y for _, _, y in ok_items], dtype=np.uint8),
+        sha256=np.array([s for s, _, _ in ok_items], dtype="<U64"),
+        paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
+    )
+    return FolderData(data, failures, scan, duplicates)
+
+
+# --- versions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How a new version differs from the previous one (counts of items)."""
+
+    added: int
+    relabelled: int
+    unchanged: int  # items of the folder already in the previous version, same label
+    kept: int  # items of the previous version the folder no longer has (kept: a union)
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "relabelled": self.relabelled,
+            "unchanged": self.unchanged,
+            "kept": self.kept,
+        }
+
+
+def merge(previous: Labelled | None, new: Labelled) -> tuple[Labelled, Changes]:
+    """The union of ``previous`` and ``new``, keyed by file sha256; ``new``'s label wins."""
+    if previous is None or len(previous) == 0:
+        return new, Changes(added=len(new), relabelled=0, unchanged=0, kept=0)
+    position = {s: i for i, s in enumerate(previous.sha256.tolist())}
+    labels = previous.labels.copy()
+    paths = previous.paths.tolist()
+    fresh: list[int] = []
+    relabelled = unchanged = 0
+    for j, s in enumerate(new.sha256.tolist()):
+        i = position.get(s)
+        if i is None:
+            fresh.append(j)
+        elif labels[i] != new.labels[j]:
+            labels[i] = new.labels[j]
+            paths[i] = str(new.paths[j])
+            relabelled += 1
+        else:
+            unchanged += 1
+    seen = len(new) - len(fresh)
+    merged = Labelled(
+        images=np.concatenate([previous.images, new.images[fresh]]),
+        labels=np.concatenate([labels, new.labels[fresh]]),
+        sha256=np.concatenate([previous.sha256, new.sha256[fresh]]),
+        paths=np.array(paths + new.paths[fresh].tolist(), dtype=np.str_),
+    )
+    return merged, Changes(len(fresh), relabelled, unchanged, len(previous) - seen)
