@@ -5,7 +5,7 @@
   with no labelled image yet is not an error, only a log line.
 - ``pull-datasets`` (I/O): the dataset versions a run trains on, verified, with arrays.
 - :func:`fingerprint` is what a model was made from (MNIST's digest, each dataset's
-  content, the code, the features); the scheduled retraining compares it with the
+  content, the code, the features, the training parameters); the scheduled retraining compares it with the
   champion's and trains nothing when they are equal.
 """
 
@@ -70,8 +70,11 @@ def pull_datasets(location: RegistryLocation, refs: list[str]) -> UserData:
 
 
 def fingerprint(lineage: dict[str, Any]) -> dict[str, Any]:
-    """What a model was made from: the part of its lineage "nothing new to learn" compares."""
+    """What a model was made from: the part of its lineage "nothing new to learn" compares
+    (data, code, features, and the training parameters: a run asked for other epochs or
+    another seed has something new to try)."""
     return {
+        "train_params": lineage.get("train_params"),
         "data_digest": lineage.get("data_digest"),
         "datasets": sorted(
             (d.get("name"), d.get("content")) for d in lineage.get("datasets") or []
@@ -82,5 +85,5 @@ def fingerprint(lineage: dict[str, Any]) -> dict[str, Any]:
 
 
 def nothing_new(champion: Manifest | None, lineage: dict[str, Any]) -> bool:
-    """True when the champion was made from the same data, code and features."""
+    """True when the champion was made from the same data, code, features and parameters."""
     return champion is not None and fingerprint(champion.lineage) == fingerprint(lineage)

@@ -83,7 +83,12 @@ def publish_report(
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=gate_report_markdown(
-            evaluation.report, decision, model, lineage, page=(manifest.ref, url)
+            evaluation.report,
+            decision,
+            model,
+            lineage,
+            page=(manifest.ref, url),
+            domains=evaluation.domains,
         ),
         description=f"passed: {decision.message} (report: {manifest.ref})",
     )

@@ -316,16 +316,16 @@ def training_pipeline(
     user_data = users_data(run, inbox_dataset)
     ds = ingest.with_options(**run.io)(run.source, run.cache_dir, download_url)
     champion = pull_champion.with_options(**run.io)(run.location, name, run.alias)
+    params = {"epochs": epochs, "seed": seed, "learning_rate": learning_rate}
+    params |= {"batch_size": batch_size, "l2": l2}
     lineage = run_lineage(
         ds, champion, warm_start=warm_start, features=features, user_data=user_data,
-        data_weight=data_weight,
+        data_weight=data_weight, train_params={**params, "limit": limit},
     )  # fmt: skip
     if skip_unchanged and champion and nothing_new(champion.manifest, lineage):
         get_run_logger().info(f"{NOTHING_NEW}: {champion.ref} was made from the same data and code")
         return skipped_summary(registry=run.location.uri, name=name, champion=champion.ref)
     init = warm_start_weights(run, champion) if warm_start else None
-    params = {"epochs": epochs, "seed": seed, "learning_rate": learning_rate}
-    params |= {"batch_size": batch_size, "l2": l2}
     model = train_model(
         ds, init=init, features=features, limit=limit, params=params,
         extra=[data.split("train") for _, data in user_data], data_weight=data_weight,

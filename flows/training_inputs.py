@@ -111,8 +111,10 @@ def run_lineage(
     features: str,
     user_data: Sequence[tuple[DatasetManifest, Labelled]] = (),
     data_weight: int = settings.DATA_WEIGHT,
+    train_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Where the model came from: this flow run, the data, the code, the champion."""
+    """Where the model came from: this flow run, the data, the code, the champion, and the
+    training parameters (``train_params``: epochs, seed, learning rate, ...)."""
     from prefect.runtime import flow_run
 
     from softmax_core.version import code_version
@@ -126,6 +128,7 @@ def run_lineage(
         "datasets": [m.lineage() for m, _ in user_data],
         "data_weight": data_weight if user_data else None,
         "features": features,
+        "train_params": dict(train_params or {}),
         "code_version": code_version(),
         "warm_start_from": champion.ref if warm_start and champion else None,
         "champion": champion.ref if champion else None,

@@ -12,8 +12,10 @@ for MinIO, real MNIST. In order:
 3. ``retrain`` with a floor of 0.999 is refused by the gate: run Failed, champion stays;
 4. the worker and its flow run are SIGKILLed mid-training; a new worker scores 20 real
    MNIST test digits from the inbox (``score-inbox``) while the crash automation marks the
-   dead run Crashed; nothing was published; the next ``retrain`` (the deployment's own
-   parameters: warm start from the champion) succeeds;
+   dead run Crashed; nothing was published; labelled printed digits arrive in the
+   retrain's inbox, and the next ``retrain`` (the deployment's own parameters: sync the
+   inbox into dataset ``inbox``, warm start from the champion) publishes a model better on
+   that domain; the one after it, with nothing new, trains nothing;
 5. the registry drops every write during publish: the run fails after bounded retries,
    with a message naming the endpoint; nothing of it is visible in the registry;
 6. ``softmax-pipe serve`` (one box, no pool) refuses while the pool's deployments
@@ -59,6 +61,7 @@ from tests.flows.prefect_stack import (
     tail,
     wait_until,
 )
+from tests.printed_digits import write_printed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # room for a busy machine
 
@@ -231,6 +234,15 @@ def check_scores(output: Path, truth: dict[str, int], model: str | None = None) 
     return sum(int(r["label"]) == truth[r["path"]] for r in rows)
 
 
+def said(server: PrefectServer, run_id: UUID, text: str) -> bool:
+    """Whether a log line of flow run ``run_id`` (on the API) contains ``text``."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with server.client() as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return any(text in log.message for log in logs)
+
+
 def runs_of(server: PrefectServer, name: str) -> set[UUID]:
     """Ids of every flow run of deployment ``name``."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -280,6 +292,8 @@ def test_scheduled_deployments_end_to_end(
 ) -> None:
     tracker, server = stack
     folder, truth = inbox
+    labelled = tmp_path / "labelled"
+    labelled.mkdir()
     timings: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -353,6 +367,12 @@ def test_scheduled_deployments_end_to_end(
         client.update_deployment(
             score_dep.id, DeploymentUpdate(parameters={**score_dep.parameters, **inbox_params})
         )
+        # retrain syncs this test's labelled inbox (empty for now: nothing labelled yet)
+        assert retrain.parameters["skip_unchanged"] is True
+        client.update_deployment(
+            retrain.id,
+            DeploymentUpdate(parameters={**retrain.parameters, "inbox": str(labelled)}),
+        )
     seen_scores: set[UUID] = set()
 
     tracker.start("worker-1", ["prefect", "worker", "start", "--pool", "process"], worker_env)
@@ -424,7 +444,9 @@ def test_scheduled_deployments_end_to_end(
     lap("crash detected")
     assert registry_state(moto_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
 
-    nxt = trigger(server, RETRAIN)  # the deployment's own parameters: warm start, gate
+    # labelled images arrive in the inbox: printed digits, which mnist:1 reads worst
+    write_printed(labelled, 30, seed=41)
+    nxt = trigger(server, RETRAIN)  # the deployment's own parameters: sync, warm start, gate
     run = wait_final(server, tracker, nxt, "worker-2", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     lap("retrain after crash completed")
@@ -438,6 +460,20 @@ def test_scheduled_deployments_end_to_end(
         lineage = reg.resolve("mnist@champion").lineage
     assert lineage["warm_start_from"] == "mnist:1", lineage  # the deployment's warm start
     assert lineage["flow_run_id"] == str(nxt)
+    assert [d["name"] for d in lineage["datasets"]] == ["inbox"]
+    with Registry.open(REGISTRY, endpoint_url=moto_endpoint, cache_dir=check_cache) as reg:
+        domain = reg.resolve("mnist:2").metrics["domains"]["inbox"]
+        assert [v.version for v in reg.dataset_versions("inbox")] == [1]
+    assert domain["accuracy"] > domain["champion_accuracy"], domain  # better on that domain
+
+    # nothing changed since mnist:2 was made: the scheduled run trains nothing ------------
+    idle = trigger(server, RETRAIN)
+    run = wait_final(server, tracker, idle, "worker-2", RUN_TIMEOUT)
+    assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
+    assert "train" not in task_runs(server, idle) and "publish" not in task_runs(server, idle)
+    wait_until("the run's log to say why", lambda: said(server, idle, "nothing new to learn"), 60)
+    lap("retrain with nothing new: skipped")
+    assert registry_state(moto_endpoint, check_cache) == ([1, 2], {"champion": 2}, keys_after_2)
 
     # 5. the registry endpoint drops every write during publish -------------------------------
     with WriteCutProxy(moto_endpoint) as proxy:

@@ -1,0 +1,161 @@
+"""``softmax-pipe dataset ...`` invoked as a user would, and the whole loop of the datasets
+issue: score -> review -> label by moving files -> dataset add -> run -> better on that domain.
+
+The domain is printed digits (tests/printed_digits.py: Pillow's own font, sizes, small
+turns, noise), which an MNIST-only model reads worse than handwriting.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from registry import Registry, layout
+from softmax_pipe.cli import app
+from tests.printed_digits import render, write_printed
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_printed(tmp_path_factory.mktemp("printed") / "p", 5, seed=21)
+
+
+def test_add_list_versions_show_pull(printed: Path, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    code, out, _ = invoke("dataset", "add", printed, "--name", "printed", "--registry", reg)
+    assert code == 0 and f"added printed:1 to {reg}: 50 images" in out
+    code, out, _ = invoke("dataset", "add", printed, "--name", "printed", "--registry", reg)
+    assert code == 0 and "unchanged: printed:1 already holds all 50 images" in out
+    code, out, _ = invoke("dataset", "list", "--registry", reg, "--json")
+    (row,) = json.loads(out)
+    assert code == 0 and row["name"] == "printed" and row["version"] == 1 and row["count"] == 50
+    code, out, _ = invoke("dataset", "versions", "printed", "--registry", reg)
+    assert code == 0 and out.splitlines()[1].split()[:2] == ["1", "50"]
+    code, out, _ = invoke("dataset", "show", "printed:1", "--registry", reg, "--json")
+    shown = json.loads(out)
+    assert shown["classes"] == {str(d): 5 for d in range(10)} and shown["split"]
+    code, out, _ = invoke(
+        "dataset", "pull", "printed", "--out", f"{tmp_path}/got/", "--registry", reg
+    )
+    assert code == 0 and (tmp_path / "got" / "printed-1.npz").is_file()
+
+
+def test_bad_input_exit_codes(printed: Path, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    bad = tmp_path / "bad"
+    shutil.copytree(printed, bad)
+    (bad / "10").mkdir()
+    code, _, err = invoke("dataset", "add", bad, "--name", "x", "--registry", reg)
+    assert code == 2 and "10: unexpected folder" in err and len(err.strip().splitlines()) <= 2
+    code, _, err = invoke("dataset", "add", tmp_path / "nothing", "--name", "x", "--registry", reg)
+    assert code == 3 and "not a folder" in err
+    code, _, err = invoke("dataset", "add", printed, "--name", "../up", "--registry", reg)
+    assert code == 2 and "dataset name '../up'" in err
+    code, _, err = invoke("dataset", "show", "nope", "--registry", reg)
+    assert code == 3 and "no dataset named 'nope'" in err
+
+
+def test_some_broken_images_exit_1_and_the_rest_are_added(printed: Path, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    folder = tmp_path / "f"
+    shutil.copytree(printed, folder)
+    (folder / "3" / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg)
+    assert code == 1 and "3/torn.png" in err and "added p:1" in out and "50 images" in out
+
+
+def test_a_tampered_blob_exits_4(printed: Path, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    invoke("dataset", "add", printed, "--name", "p", "--registry", reg)
+    with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
+        m = r.resolve_dataset("p")
+        r.store.put(layout.blob_key(m.digest), b"something else")
+    code, _, err = invoke("dataset", "pull", "p", "--registry", reg, "--cache-dir", tmp_path / "c2")
+    assert code == 4 and f"expected {m.digest}" in err
+
+
+# --- the loop, end to end ---------------------------------------------------------------
+
+
+def _label_of(queued: Path) -> int:
+    """``<i>_<digit>.png__pred7__p0.41__<hash>.png`` -> digit (the truth, from the source)."""
+    source = queued.name.split("__pred")[0]
+    return int(source.split("_")[1].split(".")[0])
+
+
+def _shots(folder: Path, n: int, seed: int) -> Path:
+    """``n`` printed digits as users' files, flat, named ``<i>_<digit>.png``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        digit = i % 10
+        size = int(rng.choice([22, 30, 40]))
+        render(digit, None, size, float(rng.uniform(-8, 8)), rng).save(folder / f"{i}_{digit}.png")
+    return folder
+
+
+def _run(*args: str | Path) -> dict[str, Any]:
+    code, out, err = invoke("run", "--retry-delay", "0", "--json", *args)
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_score_review_label_add_run_is_better_on_that_domain(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    reg, queue = tmp_path / "reg", tmp_path / "queue"
+    common = ["--source", mnist_dir, "--cache-dir", session_cache, "--registry", reg]
+    first = _run(*common)
+    assert first["ref"] == "mnist:1"
+    shots = _shots(tmp_path / "shots", 800, seed=4)
+
+    # 1-2. score, and queue what the champion is unsure of
+    code, _, err = invoke("score", shots, "--model", "mnist@champion", "--registry", reg,
+                          "--cache-dir", session_cache, "--review", queue,
+                          "--min-confidence", "0.99", "--output", tmp_path / "scores.csv")  # fmt: skip
+    assert code == 0, err
+    queued = sorted((queue / "unlabelled").iterdir())
+    assert len(queued) >= 100, err
+
+    # 3. a person labels them: each file moved into its digit's folder
+    for f in queued:
+        (queue / str(_label_of(f))).mkdir(exist_ok=True)
+        f.rename(queue / str(_label_of(f)) / f.name)
+
+    # 4. dataset add
+    code, out, err = invoke("dataset", "add", queue, "--name", "printed", "--registry", reg)
+    assert code == 0 and "added printed:1" in out, err
+
+    # 5. run on MNIST plus the dataset, gated on both domains
+    second = _run(*common, "--dataset", "printed")
+    assert second["ref"] == "mnist:2" and second["gate"]["passed"]
+    assert second["datasets"][0]["name"] == "printed" and second["datasets"][0]["version"] == 1
+    printed = second["domains"]["printed"]
+
+    # 6. better on that domain's holdout, no significant loss on MNIST (the gate's McNemar)
+    assert printed["accuracy"] > printed["champion_accuracy"] + 0.05, printed
+    assert second["gate"]["p_value"] is not None and second["accuracy"] > 0.985
+    code, out, _ = invoke("evaluate", "mnist:1", "--dataset", "printed", "--json", "--source",
+                          mnist_dir, "--cache-dir", session_cache, "--registry", reg)  # fmt: skip
+    assert json.loads(out)["domains"]["printed:1"]["accuracy"] == printed["champion_accuracy"]
+
+    # the same labelled queue again: no new dataset version; re-scoring queues nothing twice
+    code, out, _ = invoke("dataset", "add", queue, "--name", "printed", "--registry", reg)
+    assert "unchanged: printed:1" in out

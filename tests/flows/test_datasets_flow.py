@@ -1,0 +1,102 @@
+"""The training flow with the users' data: datasets, a gate per domain, the labelled inbox,
+and "nothing new to learn" (real Prefect test server, real MNIST, a real local registry)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from registry import Registry
+from softmax_core.errors import GateFailedError
+from tests.flows.test_training_flow import _artifacts, _run, _task_runs
+from tests.printed_digits import write_printed
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_printed(tmp_path_factory.mktemp("printed") / "p", 30, seed=31)
+
+
+def test_trains_on_a_dataset_and_gates_its_holdout(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, printed: Path
+) -> None:
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        m = r.add_folder("printed", printed)[0].manifest
+    state = _run(mnist_dir, session_cache, str(reg), datasets=["printed"], data_weight=5)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["domains"]["printed"]["n"] == m.holdout
+    assert summary["domains"]["printed"]["accuracy"] >= 0.9
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        published = r.resolve("mnist@champion")
+    assert published.lineage["datasets"] == [m.lineage()]
+    assert published.lineage["data_weight"] == 5 and published.params["data_weight"] == 5
+    assert (
+        published.metrics["domains"]["printed"]["accuracy"]
+        == summary["domains"]["printed"]["accuracy"]
+    )
+    report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
+    assert "## Gate per domain" in report and "| printed |" in report
+
+
+def test_a_domain_below_its_floor_is_refused_by_name(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, printed: Path
+) -> None:
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        r.add_folder("printed", printed)
+    state = _run(
+        mnist_dir, session_cache, str(reg), datasets=["printed:1"], min_dataset_accuracy=1.0,
+        data_weight=1, epochs=1,
+    )  # fmt: skip
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, GateFailedError)
+    assert "gate refused the model on printed: accuracy" in str(exc)
+    assert "below the floor 1.0000" in str(exc) and "nothing was published" in str(exc)
+    assert "publish" not in _task_runs(state.state_details.flow_run_id)
+    report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
+    assert "REFUSED (floor rule on printed)" in report
+
+
+def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, printed: Path
+) -> None:
+    reg, inbox = tmp_path / "reg", tmp_path / "labelled"
+    inbox.mkdir()  # nothing labelled yet
+    common = {"inbox": str(inbox), "skip_unchanged": True, "epochs": 2}
+
+    first = _run(mnist_dir, session_cache, str(reg), **common)
+    assert first.is_completed(), first.message
+    assert first.result()["ref"] == "mnist:1" and first.result()["datasets"] == []
+
+    shutil.copytree(printed, inbox, dirs_exist_ok=True)  # labelled images arrive
+    second = _run(mnist_dir, session_cache, str(reg), **common)
+    assert second.is_completed(), second.message
+    s2 = second.result()
+    assert s2["ref"] == "mnist:2" and s2["datasets"][0]["name"] == "inbox"
+    inbox_gate = s2["domains"]["inbox"]
+    assert inbox_gate["accuracy"] > inbox_gate["champion_accuracy"]
+
+    third = _run(mnist_dir, session_cache, str(reg), **common)
+    assert third.is_completed(), third.message
+    assert third.result() == {
+        "skipped": True,
+        "reason": "nothing new to learn",
+        "registry": str(reg),
+        "name": "mnist",
+        "champion": "mnist:2",
+    }
+    assert "train" not in _task_runs(third.state_details.flow_run_id)
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        assert r.version_numbers("mnist") == [1, 2]
+        assert [v.version for v in r.dataset_versions("inbox")] == [1]
+
+    # other parameters are something new to try: it trains (and the gate decides)
+    fourth = _run(mnist_dir, session_cache, str(reg), **{**common, "epochs": 3})
+    assert "train" in _task_runs(fourth.state_details.flow_run_id)

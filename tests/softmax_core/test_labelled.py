@@ -1,0 +1,209 @@
+"""Labelled folders: what is refused, how images are prepared, splits that never leak, deltas."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from softmax_core import labelled
+from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
+from softmax_core.labelled import Labelled, merge, read_folder, scan_folder
+from softmax_core.scoring.decode import decode_items
+from tests.printed_digits import write_printed
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_printed(tmp_path_factory.mktemp("printed") / "p", 12, seed=3)
+
+
+def copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_reads_every_image_with_its_label(printed: Path) -> None:
+    read = read_folder(printed)
+    assert len(read.data) == 120 and read.failures == [] and read.duplicates == 0
+    assert read.data.class_counts() == {str(d): 12 for d in range(10)}
+    for rel, y in zip(read.data.paths, read.data.labels, strict=True):
+        assert rel.split("/")[0] == str(y)
+
+
+def test_images_are_prepared_exactly_as_scoring_prepares_them(printed: Path) -> None:
+    read = read_folder(printed)
+    paths = [(str(printed / rel), None) for rel in read.data.paths[:20]]
+    digits, errors = decode_items(paths)
+    assert errors == [None] * 20
+    expected = np.rint(np.clip(digits, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(read.data.images[:20], expected)
+
+
+@pytest.mark.parametrize("bad", ["10", "x", "seven"])
+def test_an_unknown_subfolder_is_refused_by_name(printed: Path, tmp_path: Path, bad: str) -> None:
+    root = copy(printed, tmp_path / "d")
+    (root / bad).mkdir()
+    with pytest.raises(InvalidInputError, match=rf"/{bad}: unexpected folder.*0 … 9"):
+        scan_folder(root)
+
+
+def test_a_file_at_the_top_level_is_refused(printed: Path, tmp_path: Path) -> None:
+    root = copy(printed, tmp_path / "d")
+    shutil.copy(root / "3" / "p00000.png", root / "loose.png")
+    with pytest.raises(InvalidInputError, match=r"loose\.png: unexpected file at the top level"):
+        scan_folder(root)
+
+
+def test_a_file_that_is_not_an_image_in_a_class_is_refused(printed: Path, tmp_path: Path) -> None:
+    root = copy(printed, tmp_path / "d")
+    (root / "4" / "notes.txt").write_text("hello")
+    with pytest.raises(InvalidInputError, match=r"4/notes.txt is not an image"):
+        scan_folder(root)
+
+
+def test_a_folder_without_class_subfolders_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="no class subfolders"):
+        read_folder(tmp_path / "empty")
+    with pytest.raises(DataNotFoundError, match="not a folder"):
+        read_folder(tmp_path / "missing")
+
+
+def test_an_empty_class_is_noted_and_only_empty_classes_refused(
+    printed: Path, tmp_path: Path
+) -> None:
+    root = copy(printed, tmp_path / "d")
+    shutil.rmtree(root / "7")
+    (root / "7").mkdir()
+    read = read_folder(root)
+    assert read.scan.empty_classes == ["7"] and len(read.data) == 108
+    (tmp_path / "none" / "1").mkdir(parents=True)
+    with pytest.raises(DataNotFoundError, match="every class subfolder is empty"):
+        read_folder(tmp_path / "none")
+
+
+def test_broken_images_are_reported_and_the_rest_go_on(printed: Path, tmp_path: Path) -> None:
+    root = copy(printed, tmp_path / "d")
+    (root / "2" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "5" / "blank.png").write_bytes(_png(np.zeros((28, 28), np.uint8)))
+    read = read_folder(root)
+    assert len(read.data) == 120
+    reasons = dict(read.failures)
+    assert set(reasons) == {"2/broken.png", "5/blank.png"}
+    assert "not an image" in reasons["2/broken.png"] and "blank" in reasons["5/blank.png"]
+
+
+def test_only_broken_images_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d" / "3").mkdir(parents=True)
+    (tmp_path / "d" / "3" / "a.png").write_bytes(b"garbage")
+    with pytest.raises(InvalidInputError, match=r"none of the 1 images .* could be read"):
+        read_folder(tmp_path / "d")
+
+
+def test_a_review_queue_is_a_labelled_folder(printed: Path, tmp_path: Path) -> None:
+    root = tmp_path / "queue"
+    (root / "unlabelled").mkdir(parents=True)
+    shutil.copy(printed / "1" / "p00000.png", root / "unlabelled" / "x__pred7__p0.41.png")
+    (root / "index.html").write_text("<html></html>")
+    (root / "6").mkdir()
+    shutil.copy(printed / "6" / "p00000.png", root / "6" / "y__pred5__p0.30.png")
+    read = read_folder(root)
+    assert read.data.labels.tolist() == [6] and read.scan.unlabelled == 1
+
+
+def test_one_picture_under_two_labels_is_refused(printed: Path, tmp_path: Path) -> None:
+    root = copy(printed, tmp_path / "d")
+    shutil.copy(root / "3" / "p00000.png", root / "8" / "again.png")
+    with pytest.raises(InvalidInputError, match="same image under two labels"):
+        read_folder(root)
+
+
+def test_the_same_file_twice_is_one_item(printed: Path, tmp_path: Path) -> None:
+    root = copy(printed, tmp_path / "d")
+    shutil.copy(root / "3" / "p00000.png", root / "3" / "copy.png")
+    read = read_folder(root)
+    assert len(read.data) == 120 and read.duplicates == 1
+
+
+def _png(pixels: np.ndarray, **options: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", **options)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def test_the_same_picture_under_other_names_and_bytes_lands_in_one_split(
+    printed: Path, tmp_path: Path
+) -> None:
+    """Other names, other file bytes (compression, metadata), the same pixels: one split."""
+    root = copy(printed, tmp_path / "d")
+    originals = sorted((root / "4").glob("*.png"))
+    for i, p in enumerate(originals):
+        pixels = np.asarray(Image.open(p))
+        (root / "4" / f"twin{i}.png").write_bytes(_png(pixels, compress_level=0))
+    read = read_folder(root)
+    assert len(read.data) == 120 + len(originals)  # different bytes: different items
+    split = dict(zip(read.data.paths.tolist(), read.data.holdout.tolist(), strict=True))
+    for i, p in enumerate(originals):
+        assert split[f"4/twin{i}.png"] == split[f"4/{p.name}"]
+
+
+def test_splits_never_change_as_the_dataset_grows(tmp_path: Path) -> None:
+    root = write_printed(tmp_path / "d", 30, seed=5)
+    before = read_folder(root).data
+    write_printed(root, 30, seed=6, start=30)
+    after = read_folder(root).data
+    merged, changes = merge(before, after)
+    assert changes.added == 300 and changes.unchanged == 300
+    was = dict(zip(before.sha256.tolist(), before.holdout.tolist(), strict=True))
+    now = dict(zip(merged.sha256.tolist(), merged.holdout.tolist(), strict=True))
+    assert {s: now[s] for s in was} == was
+    assert 0.14 < merged.holdout.mean() < 0.26  # about HOLDOUT_FRACTION of 600 pictures
+
+
+def test_merge_is_a_union_where_the_new_label_wins(printed: Path, tmp_path: Path) -> None:
+    first = read_folder(printed).data
+    root = copy(printed, tmp_path / "d")
+    (root / "5" / "p00000.png").rename(root / "6" / "moved.png")  # relabelled 5 -> 6
+    (root / "9" / "p00001.png").unlink()  # gone from the folder: kept in the union
+    write_printed(tmp_path / "extra", 1, seed=9)
+    shutil.copy(tmp_path / "extra" / "2" / "p00000.png", root / "2" / "new.png")
+    merged, changes = merge(first, read_folder(root).data)
+    assert changes.to_dict() == {"added": 1, "relabelled": 1, "unchanged": 118, "kept": 1}
+    assert len(merged) == 121
+    moved = merged.paths.tolist().index("6/moved.png")
+    assert merged.labels[moved] == 6
+    assert merged.content_digest() != first.content_digest()
+    again, none = merge(merged, read_folder(root).data)
+    assert none.added == none.relabelled == 0 and again.content_digest() == merged.content_digest()
+
+
+def test_blob_round_trip_and_refusals(printed: Path) -> None:
+    data = read_folder(printed).data
+    back = Labelled.from_bytes(data.to_bytes(), origin="t")
+    for k in ("images", "labels", "sha256", "paths"):
+        np.testing.assert_array_equal(getattr(back, k), getattr(data, k))
+    with pytest.raises(DataFormatError, match="not a dataset blob"):
+        Labelled.from_bytes(b"junk", origin="t")
+    buf = io.BytesIO()
+    np.savez(buf, images=np.zeros((1, 28, 28), np.uint8), labels=np.array([3], np.uint8),
+             sha256=np.array(["a" * 64]), paths=np.array([object()], dtype=object))  # fmt: skip
+    with pytest.raises(DataFormatError):  # an object array would need a pickle: refused
+        Labelled.from_bytes(buf.getvalue(), origin="t")
+    bad = Labelled(data.images, data.labels + 10, data.sha256, data.paths)
+    with pytest.raises(DataFormatError, match="unexpected shapes or types"):
+        Labelled.from_bytes(bad.to_bytes(), origin="t")
+
+
+def test_split_rejects_unknown_names(printed: Path) -> None:
+    data = read_folder(printed).data
+    tx, ty = data.split("train")
+    _, hy = data.split("holdout")
+    assert len(ty) + len(hy) == len(data) and tx.shape[1:] == (28, 28)
+    with pytest.raises(InvalidInputError, match="'test' is unknown"):
+        data.split("test")
+    assert labelled.empty().class_counts()["0"] == 0
