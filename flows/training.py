@@ -1,5 +1,10 @@
 """The training pipeline as a Prefect 3 flow: ingest → train → evaluate (gate) → publish.
 
+With the users' data (``flows.datasets``): ``sync-inbox`` and ``pull-datasets`` first,
+training on MNIST plus each dataset's train split, the gate on MNIST test and on each
+dataset's holdout; ``skip_unchanged`` returns "nothing new to learn" before training when
+the champion was made from the same data, code, features and parameters.
+
 The flow body reads as the pipeline; each task is a thin wrapper over a library call
 (``softmax_core`` for the data, the model and the gate, ``registry`` for storage).
 

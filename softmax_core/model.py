@@ -63,6 +63,16 @@ def validate_features(
     return result
 
 
+def validate_weights(w: Any, n: int) -> NDArray[np.float32]:
+    """(n,) finite float32 sample weights >= 0, or InvalidInputError naming what is wrong."""
+    arr = np.asarray(w, dtype=np.float32)
+    if arr.shape != (n,):
+        raise InvalidInputError(f"sample_weight has shape {arr.shape}; expected ({n},)")
+    if not (np.isfinite(arr).all() and (arr >= 0).all()):
+        raise InvalidInputError("sample_weight must be finite and >= 0")
+    return arr
+
+
 def validate_labels(y: Any, n: int, n_classes: int = N_CLASSES) -> NDArray[np.int64]:
     """y must be (n,) integers in 0..n_classes-1."""
     y = np.asarray(y)
@@ -156,11 +166,16 @@ class SoftmaxRegression:
         *,
         init: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
         callback: ProgressCallback | None = None,
+        sample_weight: Any | None = None,
     ) -> SoftmaxRegression:
-        """Train on X (n, d) float32 and y (n,) labels; warm-start from ``init=(W, b)``."""
+        """Train on X (n, d) float32 and y (n,) labels; warm-start from ``init=(W, b)``.
+
+        ``sample_weight``: (n,) finite weights >= 0, each sample's loss counted that many
+        times (None: all 1)."""
         self._validate_params()
         X = validate_features(X)
         y = validate_labels(y, X.shape[0])
+        sw = None if sample_weight is None else validate_weights(sample_weight, X.shape[0])
         _n, d = X.shape
         if init is not None:
             W = np.array(init[0], dtype=np.float32, copy=True)
@@ -177,7 +192,7 @@ class SoftmaxRegression:
             b = np.zeros(N_CLASSES, dtype=np.float32)
         self.history_: list[EpochStats] = []
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-            self._sgd(X, y, W, b, callback)
+            self._sgd(X, y, W, b, callback, sw)
         return self
 
     def _sgd(
@@ -187,6 +202,7 @@ class SoftmaxRegression:
         W: NDArray[np.float32],
         b: NDArray[np.float32],
         callback: ProgressCallback | None,
+        sw: NDArray[np.float32] | None = None,
     ) -> None:
         """The training loop; sets W_, b_, n_features_in_ and fills history_."""
         n, d = X.shape
@@ -209,7 +225,9 @@ class SoftmaxRegression:
                 idx = order[start : start + bs]
                 xb = X[idx]
                 yb = y[idx]
-                loss, dW, db, hits = _step_stats(W, b, xb, yb, self.l2)
+                loss, dW, db, hits = _step_stats(
+                    W, b, xb, yb, self.l2, None if sw is None else sw[idx]
+                )
                 loss_sum += loss * len(idx)
                 correct += hits
                 vW *= mu
@@ -291,9 +309,10 @@ def _step_stats(
     X: NDArray[np.float32],
     y: NDArray[np.int64],
     l2: float,
+    weight: NDArray[np.float32] | None = None,
 ) -> tuple[float, NDArray[np.float32], NDArray[np.float32], int]:
     """Loss, gradient and the number of correct predictions, from one pass over X."""
-    loss, dW, db, Z = loss_grad_logits(W, b, X, y, l2)
+    loss, dW, db, Z = loss_grad_logits(W, b, X, y, l2, weight)
     return loss, dW, db, int(np.sum(np.argmax(Z, axis=1) == y))
 
 

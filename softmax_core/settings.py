@@ -49,10 +49,14 @@ L2 = 1e-5
 AVERAGE = True
 FEATURES = "hog"  # a name of softmax_core.preprocess.FEATURE_SETS: pixels, deskew, hog
 SEED = 0
-# Each training image of a user's dataset counts this many times (oversampling: it is
-# repeated in every epoch). Users' datasets are small next to MNIST's 60,000: at x1 they
-# barely move the weights; benchmarks/own_data.py measures x1 .. x20 (README).
+# Each training image of a user's dataset counts this many times (by default it is
+# repeated in every epoch: oversampling). Users' datasets are small next to MNIST's
+# 60,000; benchmarks/own_data.py measures x1 .. x20 (README).
 DATA_WEIGHT = 10
+# How: "oversample" (repeat the image) or "loss" (one copy, its loss weighted); measured
+# side by side in benchmarks/own_data.py.
+DATA_WEIGHTING = "oversample"
+DATA_WEIGHTINGS = ("oversample", "loss")
 # The dataset a labelled inbox is synced into (scheduled retraining, ``run --inbox``).
 INBOX_DATASET = "inbox"
 

@@ -36,9 +36,17 @@ def logits(W: FloatArray, b: FloatArray, X: FloatArray) -> FloatArray:
 
 
 def loss_and_grad(
-    W: FloatArray, b: FloatArray, X: FloatArray, y: NDArray[np.integer], l2: float = 0.0
+    W: FloatArray,
+    b: FloatArray,
+    X: FloatArray,
+    y: NDArray[np.integer],
+    l2: float = 0.0,
+    weight: FloatArray | None = None,
 ) -> tuple[float, FloatArray, FloatArray]:
     """Mean cross-entropy plus ``l2/2 * ||W||^2``, and its gradient.
+
+    ``weight``: (n,) per-sample weights w_i: each sample's cross-entropy counts w_i times
+    (``-1/n * sum_i w_i log softmax(Z)_i[y_i]``; ``dL/dZ_i`` scaled by w_i). None: all 1.
 
     The loss, for n samples with one-hot targets T:
         L = -1/n * sum_i log softmax(Z)_i[y_i] + l2/2 * sum(W^2)
@@ -49,22 +57,31 @@ def loss_and_grad(
 
     Returns (loss, dW, db); dW and db have W's and b's dtypes.
     """
-    loss, dW, db, _ = loss_grad_logits(W, b, X, y, l2)
+    loss, dW, db, _ = loss_grad_logits(W, b, X, y, l2, weight)
     return loss, dW, db
 
 
 def loss_grad_logits(
-    W: FloatArray, b: FloatArray, X: FloatArray, y: NDArray[np.integer], l2: float = 0.0
+    W: FloatArray,
+    b: FloatArray,
+    X: FloatArray,
+    y: NDArray[np.integer],
+    l2: float = 0.0,
+    weight: FloatArray | None = None,
 ) -> tuple[float, FloatArray, FloatArray, FloatArray]:
     """``loss_and_grad`` that also returns the logits Z (n, k) it computed on the way."""
     n = X.shape[0]
     Z = logits(W, b, X)
     logp = log_softmax(Z)
     rows = np.arange(n)
-    loss = -float(logp[rows, y].mean()) + 0.5 * l2 * float(np.sum(W.astype(np.float64) ** 2))
+    nll = -logp[rows, y]
+    data = float(nll.mean() if weight is None else (weight * nll).mean())
+    loss = data + 0.5 * l2 * float(np.sum(W.astype(np.float64) ** 2))
     dZ = np.exp(logp)
     dZ[rows, y] -= 1.0
     dZ /= n
+    if weight is not None:
+        dZ *= weight[:, None]
     dW = (X.T @ dZ).astype(W.dtype, copy=False)
     if l2:
         dW += l2 * W

@@ -35,6 +35,7 @@ def train(
     callback: ProgressCallback | None = None,
     extra: Sequence[Labelled] = (),
     data_weight: int = settings.DATA_WEIGHT,
+    weighting: str = settings.DATA_WEIGHTING,
     **params: Any,
 ) -> ModelFile:
     """Fit a SoftmaxRegression on ``ds``'s training split; return it as a ModelFile.
@@ -44,7 +45,8 @@ def train(
     ``init``: warm-start weights; a model with other features is refused.
     ``limit``: train on the first ``limit`` samples only (smoke runs, deliberately weak models).
     ``extra``: more labelled images (the train splits of users' datasets), each counted
-    ``data_weight`` times (repeated: oversampling), after MNIST's.
+    ``data_weight`` times (``weighting``: "oversample" repeats it, "loss" weighs its
+    loss), after MNIST's.
     ``params``: hyperparameters for SoftmaxRegression (epochs, seed, learning_rate...).
     """
     from softmax_core.mnist import cached_features
@@ -62,10 +64,12 @@ def train(
         if limit < 1:
             raise InvalidInputError(f"limit={limit} is invalid; expected an integer >= 1")
         X, y = X[:limit], y[:limit]
+    sw = None
     if extra:
-        X, y = with_extra(X, y, extra, steps, data_weight)
+        X, y, sw = with_extra(X, y, extra, steps, data_weight, weighting)
     model = SoftmaxRegression(**params)
-    model.fit(X, y, init=(init.W, init.b) if init is not None else None, callback=callback)
+    start = (init.W, init.b) if init is not None else None
+    model.fit(X, y, init=start, callback=callback, sample_weight=sw)
     meta: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preprocessing": {"steps": list(steps)},
@@ -74,7 +78,7 @@ def train(
             **model.get_params(),
             "features": features,
             "limit": limit,
-            **({"data_weight": data_weight} if extra else {}),
+            **({"data_weight": data_weight, "weighting": weighting} if extra else {}),
         },
         "n_train": int(y.shape[0]),
         "data_digest": ds.digest,
@@ -92,17 +96,29 @@ def with_extra(
     extra: Sequence[Labelled],
     steps: preprocess.Steps,
     weight: int,
-) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
-    """``X (n, d)``, ``y (n,)`` followed by each extra set's features, each row ``weight``
-    times: ``(n + weight * sum(k), d)``, and the labels to match."""
+    weighting: str = settings.DATA_WEIGHTING,
+) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.float32] | None]:
+    """``X (n, d)``, ``y (n,)`` followed by each extra set's features, and the sample
+    weights: with ``weighting="oversample"`` each extra row ``weight`` times (no weights,
+    None); with ``"loss"`` once, with sample weight ``weight`` (MNIST's rows: 1)."""
     if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
         raise InvalidInputError(f"data weight {weight!r} is invalid; expected an integer >= 1")
+    if weighting not in settings.DATA_WEIGHTINGS:
+        raise InvalidInputError(
+            f"weighting {weighting!r} is unknown; expected one of {settings.DATA_WEIGHTINGS}"
+        )
+    repeat = weight if weighting == "oversample" else 1
     xs, ys = [np.asarray(X, dtype=np.float32)], [np.asarray(y, dtype=np.uint8)]
     for images, labels in extra:
         if len(labels):
-            xs.append(np.repeat(preprocess.features(images, steps), weight, axis=0))
-            ys.append(np.repeat(np.asarray(labels, dtype=np.uint8), weight))
-    return np.concatenate(xs), np.concatenate(ys)
+            xs.append(np.repeat(preprocess.features(images, steps), repeat, axis=0))
+            ys.append(np.repeat(np.asarray(labels, dtype=np.uint8), repeat))
+    X2, y2 = np.concatenate(xs), np.concatenate(ys)
+    if weighting == "oversample":
+        return X2, y2, None
+    sw = np.ones(len(y2), dtype=np.float32)
+    sw[len(y) :] = weight
+    return X2, y2, sw
 
 
 @one_thread()

@@ -76,3 +76,36 @@ def test_float32_inputs_keep_float32_gradients() -> None:
     y = rng.integers(0, 10, 16)
     _, dW, db = loss_and_grad(W, b, X, y, 1e-4)
     assert dW.dtype == np.float32 and db.dtype == np.float32
+
+
+def test_a_sample_weight_of_k_counts_the_sample_k_times() -> None:
+    """Weights [2, 1, 3] on (a, b, c) over n=3 equal (a, a, b, c, c, c) over n=6, times 2."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3, 5))
+    y = np.array([1, 0, 2])
+    W, b = rng.normal(size=(5, 3)), rng.normal(size=3)
+    weighted = loss_and_grad(W, b, X, y, 0.0, np.array([2.0, 1.0, 3.0]))
+    idx = [0, 0, 1, 2, 2, 2]
+    repeated = loss_and_grad(W, b, X[idx], y[idx], 0.0)
+    for got, want in zip(weighted, repeated, strict=True):
+        np.testing.assert_allclose(got, np.asarray(want) * 2, rtol=1e-12)
+
+
+def test_weighted_gradient_matches_finite_differences() -> None:
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+    W, b, w = rng.normal(size=(4, 3)), rng.normal(size=3), rng.uniform(0, 3, 6)
+    _, dW, db = loss_and_grad(W, b, X, y, 0.1, w)
+    eps = 1e-6
+    for i, j in [(0, 0), (2, 1), (3, 2)]:
+        Wp, Wm = W.copy(), W.copy()
+        Wp[i, j] += eps
+        Wm[i, j] -= eps
+        num = (loss_and_grad(Wp, b, X, y, 0.1, w)[0] - loss_and_grad(Wm, b, X, y, 0.1, w)[0]) / (
+            2 * eps
+        )
+        assert abs(num - dW[i, j]) < 1e-6
+    bp = b.copy()
+    bp[1] += eps
+    num_b = (loss_and_grad(W, bp, X, y, 0.1, w)[0] - loss_and_grad(W, b, X, y, 0.1, w)[0]) / eps
+    assert abs(num_b - db[1]) < 1e-4
