@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -23,6 +25,7 @@ from softmax_core.mnist.arrays import (
     DOWNLOAD_TIMEOUT,
     MAX_DOWNLOAD_BYTES,
     Progress,
+    file_sha256,
     say,
     validate_arrays,
 )
@@ -127,8 +130,36 @@ def load_download(
 # --- keras ----------------------------------------------------------------------------------
 
 
+def keras_mnist_file() -> Path:
+    """Where keras caches ``mnist.npz``: ``$KERAS_HOME/datasets/``, else ``~/.keras/datasets/``
+    (keras's own rule, read here without importing keras)."""
+    home = os.environ.get("KERAS_HOME") or str(Path("~/.keras").expanduser())
+    return Path(home) / "datasets" / "mnist.npz"
+
+
+def reuse_keras_file(sha256: str, progress: Progress | None) -> dict[str, NDArray[np.uint8]] | None:
+    """The arrays of keras's cached ``mnist.npz`` when it is the published file (its sha256
+    is ``sha256``), so a Keras user downloads nothing; ``None`` when there is no such file."""
+    path = keras_mnist_file()
+    if not path.is_file():
+        return None
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        say(progress, f"cannot read keras's {path} ({e}); downloading instead")
+        return None
+    if actual != sha256.lower():
+        say(progress, f"keras's {path} is not the published file (sha256 {actual}); downloading")
+        return None
+    say(progress, f"reusing keras's {path} (sha256 verified, nothing downloaded)")
+    return read_npz(path)
+
+
 def load_keras(progress: Progress | None) -> dict[str, NDArray[np.uint8]]:
-    """Adapter over ``keras.datasets.mnist.load_data()``, imported here, lazily."""
+    """Adapter over ``keras.datasets.mnist.load_data()``, imported here, lazily.
+
+    keras checks the file's sha256 itself (in its cache and after a download); what keras
+    prints (its download bar) goes to stderr, so stdout stays the command's output."""
     try:
         import keras  # optional extra: softmax-pipe[keras]
     except ImportError as e:
@@ -138,12 +169,19 @@ def load_keras(progress: Progress | None) -> dict[str, NDArray[np.uint8]]:
         ) from e
     say(progress, "loading MNIST through keras.datasets.mnist.load_data()")
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        with contextlib.redirect_stdout(sys.stderr):
+            result = keras.datasets.mnist.load_data()
+    except ValueError as e:
+        if "hash" in str(e):  # "Incomplete or corrupted file detected. The sha256 file hash..."
+            raise IntegrityError(f"keras.datasets.mnist.load_data(): {e}") from e
+        raise DownloadError(f"keras.datasets.mnist.load_data() failed: {e}") from e
+    except Exception as e:  # keras wraps network failures in a bare Exception
+        raise DownloadError(f"keras.datasets.mnist.load_data() failed: {e}") from e
+    try:
+        (x_train, y_train), (x_test, y_test) = result
     except (TypeError, ValueError) as e:
         raise DataFormatError(
             f"keras.datasets.mnist.load_data() returned something unexpected: {e}"
         ) from e
-    except Exception as e:  # keras wraps network failures in a bare Exception
-        raise DownloadError(f"keras.datasets.mnist.load_data() failed: {e}") from e
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return validate_arrays(arrays, "keras.datasets.mnist.load_data()")

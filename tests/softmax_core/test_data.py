@@ -1,7 +1,8 @@
 """MNIST ingest: every source, the verified memory-mapped cache, bad input, cached features.
 
 Small real IDX / npz files are written into tmp_path; the download path runs against a
-real HTTP server on loopback; the real MNIST is parsed once into the session cache.
+real HTTP server on loopback; the real MNIST is parsed once into the session cache. The
+keras source, against the real keras: tests/softmax_core/test_keras.py.
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import importlib.machinery
 import json
 import os
 import socket
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,25 +117,6 @@ def assert_entry_verifies(ds: Dataset) -> None:
         assert file_sha256(ds.path / f"{name}.npy") == ds.arrays[name]
 
 
-def install_fake_keras(monkeypatch: pytest.MonkeyPatch, load_data: Callable[[], Any]) -> None:
-    """keras is an optional extra, not installed in CI. Only the third-party call,
-    keras.datasets.mnist.load_data, is replaced by a module injected into sys.modules;
-    the adapter under test (lazy import, unpacking, validation, caching) is our real code."""
-    mod = types.ModuleType("keras")
-    mod.__spec__ = importlib.machinery.ModuleSpec("keras", None)
-    mod.datasets = types.SimpleNamespace(  # type: ignore[attr-defined]
-        mnist=types.SimpleNamespace(load_data=load_data)
-    )
-    monkeypatch.setitem(sys.modules, "keras", mod)
-
-
-def keras_style(arrays: Arrays) -> Callable[[], Any]:
-    def load_data() -> Any:
-        return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
-
-    return load_data
-
-
 @pytest.fixture
 def small() -> Arrays:
     return make_arrays()
@@ -201,14 +181,6 @@ def free_port() -> int:
 
 
 # --- resolve_source ------------------------------------------------------------------------
-
-
-def test_default_source_is_keras_when_importable(
-    monkeypatch: pytest.MonkeyPatch, small: Arrays
-) -> None:
-    install_fake_keras(monkeypatch, keras_style(small))
-    assert resolve_source(None) == "keras"
-    assert resolve_source("keras") == "keras"
 
 
 def test_default_source_is_download_without_keras(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,38 +263,6 @@ def test_download_source(http_server: Server, cache_dir: Path, small: Arrays) ->
     assert http_server.requests == ["/mnist.npz"]  # a warm load needs no network
 
 
-def test_keras_source(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, small: Arrays) -> None:
-    install_fake_keras(monkeypatch, keras_style(small))
-    ds = load_mnist(None, cache_dir=cache_dir)  # default: keras, since it is importable
-    assert ds.source == "keras"
-    assert_same(ds, small)
-    assert ds.digest == dataset_digest(small)
-    assert ds.path.name == f"keras-{ds.digest}"
-    assert not ds.cached
-    again = load_mnist("keras", cache_dir=cache_dir)
-    assert again.cached and again.path == ds.path and isinstance(again.x_test, np.memmap)
-
-
-def test_keras_bad_shapes(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, small: Arrays) -> None:
-    flat = {**small, "x_train": small["x_train"].reshape(50, 784)}
-    install_fake_keras(monkeypatch, keras_style(flat))
-    with pytest.raises(DataFormatError, match=r"x_train must have shape \(n, 28, 28\)"):
-        load_mnist("keras", cache_dir=cache_dir)
-    assert leftovers(cache_dir) == []
-
-
-def test_keras_failure_is_a_download_error(
-    monkeypatch: pytest.MonkeyPatch, cache_dir: Path
-) -> None:
-    def load_data() -> Any:
-        raise Exception("URL fetch failure on https://example.invalid/mnist.npz")  # like keras
-
-    install_fake_keras(monkeypatch, load_data)
-    with pytest.raises(DownloadError, match="URL fetch failure"):
-        load_mnist("keras", cache_dir=cache_dir)
-    assert leftovers(cache_dir) == []
-
-
 def test_same_arrays_same_digest_whatever_the_source(
     tmp_path: Path,
     cache_dir: Path,
@@ -331,7 +271,6 @@ def test_same_arrays_same_digest_whatever_the_source(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     npz = write_npz(http_server.root / "mnist.npz", small)
-    install_fake_keras(monkeypatch, keras_style(small))
     loads = [
         load_mnist(str(write_idx(tmp_path / "gz", small, gz=True)), cache_dir=cache_dir),
         load_mnist(str(write_idx(tmp_path / "plain", small, gz=False)), cache_dir=cache_dir),
@@ -342,9 +281,8 @@ def test_same_arrays_same_digest_whatever_the_source(
             url=f"{http_server.url}/mnist.npz",
             sha256=file_sha256(npz),
         ),
-        load_mnist("keras", cache_dir=cache_dir),
-    ]
-    assert len({ds.path for ds in loads}) == 5  # one entry per source...
+    ]  # keras: tests/softmax_core/test_keras.py
+    assert len({ds.path for ds in loads}) == 4  # one entry per source...
     assert {ds.digest for ds in loads} == {dataset_digest(small)}  # ...one dataset digest
     other = make_arrays(seed=1)
     assert dataset_digest(other) != dataset_digest(small)
