@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -655,6 +656,23 @@ def test_download_network_failures_are_download_errors(
         assert "cut short" in str(info.value)
     assert isinstance(info.value, StorageError) and info.value.exit_code == 4
     assert leftovers(cache_dir) == []
+
+
+def test_download_over_the_size_cap_is_refused(
+    http_server: Server, cache_dir: Path, small: Arrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    npz = write_npz(http_server.root / "mnist.npz", small)
+    monkeypatch.setattr(remote, "MAX_DOWNLOAD_BYTES", npz.stat().st_size - 1)
+    url = f"{http_server.url}/mnist.npz"
+    with pytest.raises(DownloadError, match="over the limit"):
+        load_mnist("download", cache_dir=cache_dir, url=url, sha256=file_sha256(npz))
+    assert leftovers(cache_dir) == []
+
+
+def test_the_downloader_is_imported_only_for_a_download() -> None:
+    code = "import sys, softmax_core.mnist; print([m for m in ('pooch', 'requests') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_download_refuses_other_schemes_and_embedded_credentials(
