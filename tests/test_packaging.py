@@ -87,6 +87,8 @@ def test_every_install_records_the_commit_it_was_built_from(tmp_path: Path) -> N
     _git(src, "-c", "user.email=ci@example.org", "-c", "user.name=ci", "commit", "-qm", "build")
     sha = _git(src, "rev-parse", "HEAD")
     assert _build_and_install(src, tmp_path / "site-git", env) == f"git:{sha}"
+    for package in PACKAGES:  # the wheel carries the type information
+        assert (tmp_path / "site-git" / package / "py.typed").is_file(), package
 
     shutil.rmtree(src / ".git")  # a copy without .git, like the Docker build context
     given = {**env, "SOFTMAX_PIPE_COMMIT": "0123abc"}
@@ -169,3 +171,19 @@ def test_metadata_as_a_published_package_has_it() -> None:
     assert project["optional-dependencies"]["dev"][0] == "softmax-pipe[dask,keras]"
     meta = importlib.metadata.metadata("softmax-pipe")
     assert meta["Version"] == project["version"] and meta.get_all("Project-URL")
+
+
+def test_each_public_package_has_all_and_py_typed() -> None:
+    import importlib
+
+    packages = [*PACKAGES, "softmax_core.mnist", "softmax_core.scoring", "softmax_core.report"]
+    for name in packages:
+        package = importlib.import_module(name)
+        exported = package.__all__
+        assert exported and len(set(exported)) == len(exported), name
+        for item in exported:
+            if not hasattr(package, item):
+                importlib.import_module(f"{name}.{item}")  # a public submodule
+        folder = REPO / name.replace(".", "/")
+        if "." not in name:
+            assert (folder / "py.typed").is_file(), name
