@@ -187,3 +187,22 @@ def test_each_public_package_has_all_and_py_typed() -> None:
         folder = REPO / name.replace(".", "/")
         if "." not in name:
             assert (folder / "py.typed").is_file(), name
+
+
+def test_the_python_api_takes_its_options_by_keyword() -> None:
+    """What the README's "From Python" names: the data and the model are positional, every
+    option (a parameter with a default) is keyword-only."""
+    import inspect
+
+    from registry import Registry
+    from softmax_core.mnist import load_mnist
+    from softmax_core.model import SoftmaxRegression
+    from softmax_core.predictor import Classifier
+    from softmax_core.scoring import score_path
+
+    api = [Registry.open, Classifier.predict_files, load_mnist, score_path]
+    api += [SoftmaxRegression.__init__, SoftmaxRegression.fit]
+    for function in api:
+        for p in inspect.signature(function).parameters.values():
+            if p.default is not inspect.Parameter.empty:
+                assert p.kind is inspect.Parameter.KEYWORD_ONLY, (function.__qualname__, p.name)
