@@ -158,6 +158,13 @@ def http_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ser
                 self.wfile.write(body[: len(body) // 2])
                 self.close_connection = True
                 return
+            if self.path.startswith("/unannounced/"):  # no Content-Length: read to the close
+                body = (root / self.path.removeprefix("/unannounced/")).read_bytes()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+                return
             super().do_GET()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -658,15 +665,23 @@ def test_download_network_failures_are_download_errors(
     assert leftovers(cache_dir) == []
 
 
+@pytest.mark.parametrize("route", ["", "unannounced/"], ids=["announced", "unannounced"])
 def test_download_over_the_size_cap_is_refused(
-    http_server: Server, cache_dir: Path, small: Arrays, monkeypatch: pytest.MonkeyPatch
+    http_server: Server,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
 ) -> None:
-    npz = write_npz(http_server.root / "mnist.npz", small)
-    monkeypatch.setattr(remote, "MAX_DOWNLOAD_BYTES", npz.stat().st_size - 1)
-    url = f"{http_server.url}/mnist.npz"
+    big = make_arrays(n_train=6000)  # ~5 MB: more than the pooch meter's one-chunk slack
+    npz = http_server.root / "mnist.npz"
+    np.savez(npz, **big)
+    url = f"{http_server.url}/{route}mnist.npz"
+    ds = load_mnist("download", cache_dir=cache_dir / "ok", url=url, sha256=file_sha256(npz))
+    assert_same(ds, big)  # under the cap: fine, announced or not
+    monkeypatch.setattr(remote, "MAX_DOWNLOAD_BYTES", npz.stat().st_size // 4)
     with pytest.raises(DownloadError, match="over the limit"):
-        load_mnist("download", cache_dir=cache_dir, url=url, sha256=file_sha256(npz))
-    assert leftovers(cache_dir) == []
+        load_mnist("download", cache_dir=cache_dir / "capped", url=url, sha256=file_sha256(npz))
+    assert leftovers(cache_dir / "capped") == []
 
 
 def test_the_downloader_is_imported_only_for_a_download() -> None:
