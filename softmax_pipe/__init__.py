@@ -2,6 +2,8 @@
 
 from typing import Any
 
+__all__ = ["__version__"]  # the CLI itself: softmax_pipe.cli:app, `python -m softmax_pipe`
+
 
 def __getattr__(name: str) -> Any:
     """``softmax_pipe.__version__``, read from the installed metadata when first asked for

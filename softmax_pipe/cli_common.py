@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from typer._click.core import Context  # typer vendors click since 0.22
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from softmax_core import settings
@@ -139,6 +139,18 @@ def _debug(ctx: Context) -> bool:
     return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
 
+def _usage_error(e: UsageError, command_path: str) -> None:
+    """Exit 2 with one line naming the help to read; a group called without a command
+    (``softmax-pipe registry``) has printed its help already, and says nothing more."""
+    if isinstance(e, NoArgsIsHelpError):
+        if e.message:  # typer's rich help prints itself and leaves the message empty
+            typer.echo(e.message)
+        raise typer.Exit(2) from None
+    where = e.ctx.command_path if e.ctx is not None else command_path
+    err(f"error: {e.format_message()} (see `{where} --help`)", style="bold red")
+    raise typer.Exit(2) from None
+
+
 class ErrorBoundary(TyperGroup):
     """The one place errors become exit codes, for every command (and under CliRunner).
 
@@ -150,8 +162,16 @@ class ErrorBoundary(TyperGroup):
     """
 
     def make_context(self, *args: Any, **kwargs: Any) -> Context:
-        with stdout_closed_early():  # ``softmax-pipe --help | head``
-            return super().make_context(*args, **kwargs)
+        """The root's own parsing (``softmax-pipe --bogus``): its usage errors are one line
+        too, instead of typer's boxed panel (raised here, before :meth:`invoke`)."""
+        try:
+            with stdout_closed_early():  # ``softmax-pipe --help | head``
+                return super().make_context(*args, **kwargs)
+        except UsageError as e:
+            if settings.debug_enabled():
+                raise
+            _usage_error(e, kwargs.get("info_name") or (args[0] if args else "softmax-pipe"))
+            raise AssertionError("unreachable") from None  # _usage_error always raises
 
     def invoke(self, ctx: Context) -> Any:
         try:
@@ -162,9 +182,7 @@ class ErrorBoundary(TyperGroup):
         except UsageError as e:
             if _debug(ctx):
                 raise
-            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
-            err(f"error: {e.format_message()} (see `{where} --help`)", style="bold red")
-            raise typer.Exit(2) from None
+            _usage_error(e, ctx.command_path)
         except SoftmaxPipeError as e:
             if _debug(ctx):
                 raise

@@ -29,12 +29,16 @@ def serve(
             "--retrain-cron",
             "--cron",
             help="Cron of the retraining (minute hour day month weekday).",
+            rich_help_panel="Schedule",
         ),
     ] = settings.RETRAIN_CRON,
     score_cron: Annotated[
-        str, typer.Option("--score-cron", help="Cron of the inbox scoring.")
+        str,
+        typer.Option("--score-cron", help="Cron of the inbox scoring.", rich_help_panel="Schedule"),
     ] = settings.SCORE_CRON,
-    timezone: Annotated[str, typer.Option(help="Time zone of both crons.")] = settings.TIMEZONE,
+    timezone: Annotated[
+        str, typer.Option(help="Time zone of both crons.", rich_help_panel="Schedule")
+    ] = settings.TIMEZONE,
     registry: Annotated[
         str | None,
         typer.Option(
@@ -43,50 +47,72 @@ def serve(
             "Default: the local registry in the user's data dir.",
             envvar=settings.ENV_REGISTRY,
             show_envvar=True,
+            rich_help_panel="Registry",
         ),
     ] = None,
-    name: Annotated[str, typer.Option(help="Model name in the registry.")] = settings.MODEL_NAME,
+    name: Annotated[
+        str, typer.Option(help="Model name in the registry.", rich_help_panel="Registry")
+    ] = settings.MODEL_NAME,
     alias: Annotated[
-        str, typer.Option(help="Alias promoted by retraining, used by scoring.")
+        str,
+        typer.Option(
+            help="Alias promoted by retraining, used by scoring.", rich_help_panel="Registry"
+        ),
     ] = settings.ALIAS,
     min_accuracy: Annotated[
         float | None,
-        typer.Option(min=0.0, max=1.0, help="Gate floor (default: the training flow's)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Gate floor (default: the training flow's).",
+            rich_help_panel="Training",
+        ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per retraining.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs per retraining.", rich_help_panel="Training")
+    ] = None,
     warm_start: Annotated[
         bool,
-        typer.Option("--warm-start/--no-warm-start", help="Retrain from the champion's weights."),
+        typer.Option(
+            "--warm-start/--no-warm-start",
+            help="Retrain from the champion's weights.",
+            rich_help_panel="Training",
+        ),
     ] = True,
     inbox: Annotated[
         str | None,
         typer.Option(
             help="Folder of images scored on each scoring run. "
-            "Default: inbox/ in the user's data dir."
+            "Default: inbox/ in the user's data dir.",
+            rich_help_panel="Scoring",
         ),
     ] = None,
     labelled: Annotated[
         str | None,
         typer.Option(
             help="Labelled inbox (class folders 0 … 9) each retraining syncs into dataset "
-            "'inbox' and trains on. Default: labelled/ in the user's data dir."
+            "'inbox' and trains on. Default: labelled/ in the user's data dir.",
+            rich_help_panel="Training",
         ),
     ] = None,
     output: Annotated[
         str | None,
         typer.Option(
-            help="File the scoring run writes (CSV). Default: outbox/scores.csv in the user's data dir."
+            help="File the scoring run writes (CSV). Default: outbox/scores.csv in the user's data dir.",
+            rich_help_panel="Scoring",
         ),
     ] = None,
     endpoint_url: EndpointOpt = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="At most this many flow runs at once.")
+        int | None,
+        typer.Option(min=1, help="At most this many flow runs at once.", rich_help_panel="Serving"),
     ] = None,
     replace: Annotated[
         bool,
         typer.Option(
             "--replace",
             help="Delete same-named deployments of a work pool (softmax-pipe deploy) first.",
+            rich_help_panel="Serving",
         ),
     ] = False,
 ) -> None:

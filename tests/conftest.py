@@ -28,6 +28,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    # keras's cache (~/.keras/datasets): a developer's mnist.npz would change the default source.
+    monkeypatch.setenv("KERAS_HOME", str(home / "keras"))
     # boto3 must never find the developer's credentials or config.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
@@ -64,7 +66,8 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet).
+    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet); keras
+    runs on JAX.
 
     Prefect's own timeouts get the room ``softmax-pipe run`` gives them (flows.runner),
     so that the suite holds on a machine whose cores are busy (``.ci/run --contention``).
@@ -73,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="softmax-pipe-prefect-")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # keras 3 on JAX (CPU), as .[keras] installs
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "120")
     os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")

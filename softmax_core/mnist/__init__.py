@@ -3,7 +3,8 @@
 Sources (see :func:`resolve_source`):
 
 - ``keras``: ``keras.datasets.mnist.load_data()`` (optional extra, imported lazily).
-- ``download``: keras's ``mnist.npz`` fetched over HTTP(S) with urllib, its sha256 checked.
+- ``download``: keras's ``mnist.npz``, its sha256 checked: keras's cached copy when it has
+  one (``~/.keras/datasets/``), else fetched over HTTP(S) by ``pooch.retrieve``.
 - a folder of LeCun IDX files, gzipped or not (``train-images-idx3-ubyte[.gz]``, ...).
 - a local ``.npz`` with keras's keys (``x_train``, ``y_train``, ``x_test``, ``y_test``).
 

@@ -1,13 +1,16 @@
-"""The remote sources: keras.datasets.mnist.load_data and a direct download, sha256 checked."""
+"""The remote sources: keras.datasets.mnist.load_data, and a direct download by pooch, sha256
+checked (or keras's cached copy of the same file)."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
+import re
+import shutil
+import sys
 import tempfile
 import urllib.parse
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +26,7 @@ from softmax_core.mnist.arrays import (
     DOWNLOAD_TIMEOUT,
     MAX_DOWNLOAD_BYTES,
     Progress,
+    file_sha256,
     say,
     validate_arrays,
 )
@@ -45,90 +49,124 @@ def check_url(url: str) -> str:
     return shown
 
 
-def _download(url: str, dest: IO[bytes], progress: Progress | None) -> str:
-    """Stream ``url`` into ``dest``; return the sha256 of the bytes received.
+class _Meter:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``): reports
+    to ``progress`` every few MB; stops a download announced (``total``, the Content-Length)
+    or grown over MAX_DOWNLOAD_BYTES."""
 
-    Raises DownloadError for anything the network did: refused, timed out, an HTTP error
-    status, a body cut short of its Content-Length, or more than MAX_DOWNLOAD_BYTES.
-    """
-    import http.client  # here, not at import: only a download needs them
-    import urllib.error
-    import urllib.request
-
-    shown = check_url(url)
-    h = hashlib.sha256()
     total = 0
-    expected: int | None = None
-    try:
-        req = urllib.request.Request(url, headers={"User-Agent": "softmax-pipe"})
-        with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
-            length = resp.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else None
-            if expected is not None and expected > MAX_DOWNLOAD_BYTES:
-                raise DownloadError(
-                    f"download {shown}: {expected} bytes announced, over the limit "
-                    f"{MAX_DOWNLOAD_BYTES}"
-                )
-            next_report = 0
-            while True:
-                chunk = resp.read(_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > MAX_DOWNLOAD_BYTES:
-                    raise DownloadError(
-                        f"download {shown}: more than {MAX_DOWNLOAD_BYTES} bytes, giving up"
-                    )
-                h.update(chunk)
-                dest.write(chunk)
-                if progress is not None and total >= next_report:
-                    say(progress, _download_message(shown, total, expected))
-                    next_report = total + 4 * _CHUNK
-    except urllib.error.HTTPError as e:
-        raise DownloadError(f"download {shown} failed: HTTP {e.code} {e.reason}") from e
-    except urllib.error.URLError as e:
-        raise DownloadError(f"download {shown} failed: {e.reason}") from e
-    except (OSError, http.client.HTTPException, ValueError) as e:  # timeouts, resets, ...
-        raise DownloadError(f"download {shown} failed: {type(e).__name__}: {e}") from e
-    if expected is not None and total != expected:
-        raise DownloadError(
-            f"download {shown} cut short: received {total} of {expected} bytes; try again"
-        )
-    say(progress, _download_message(shown, total, expected, done=True))
-    return h.hexdigest()
+
+    def __init__(self, shown: str, progress: Progress | None) -> None:
+        self.shown, self.progress, self.count, self.next_report = shown, progress, 0, 0
+
+    def update(self, n: int) -> None:
+        self.count += n  # pooch counts whole chunks: at most one over
+        if max(self.total, self.count - _CHUNK) > MAX_DOWNLOAD_BYTES:
+            got = f"{self.total} bytes announced" if self.total else "more bytes than that"
+            raise DownloadError(
+                f"download {self.shown}: {got}, over the limit {MAX_DOWNLOAD_BYTES}"
+            )
+        if self.count >= self.next_report:
+            of = f" / {self.total / 1e6:.1f}" if self.total else ""
+            say(self.progress, f"downloading {self.shown}: {self.count / 1e6:.1f}{of} MB")
+            self.next_report = self.count + 4 * _CHUNK
+
+    def reset(self) -> None:
+        self.count = 0
+
+    def close(self) -> None:
+        pass
 
 
-def _download_message(url: str, total: int, expected: int | None, done: bool = False) -> str:
-    mb = total / 1e6
-    of = f" / {expected / 1e6:.1f}" if expected else ""
-    return f"{'downloaded' if done else 'downloading'} {url}: {mb:.1f}{of} MB"
+def _network_error(e: Exception, shown: str, query: str) -> DownloadError:
+    """One line for what requests raised, the URL's query string elided (a signature)."""
+    import requests
+
+    if isinstance(e, requests.HTTPError) and e.response is not None:
+        why = f"HTTP {e.response.status_code} {e.response.reason}"
+    elif isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return DownloadError(f"download {shown} cut short ({e}); try again")
+    else:
+        why = f"{type(e).__name__}: {e}"
+    return DownloadError(f"download {shown} failed: {why.replace(query, '…') if query else why}")
 
 
 def load_download(
     url: str, sha256: str, tmp_root: Path, progress: Progress | None
 ) -> dict[str, NDArray[np.uint8]]:
+    """``pooch.retrieve(url, known_hash=sha256)`` into a temporary folder under ``tmp_root``,
+    parsed, then deleted: pooch streams into a temporary file, checks its sha256 and keeps
+    it only when it matches. Raises DownloadError for anything the network did (refused,
+    timed out, an HTTP error status, a body cut short, more than MAX_DOWNLOAD_BYTES) and
+    IntegrityError for a sha256 mismatch."""
+    import pooch  # here, not at import: only a download needs it (and requests)
+    import requests
+
     shown = check_url(url)
     tmp_root.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".tmp-download-", suffix=".npz", dir=tmp_root)
-    tmp = Path(name)
+    folder = Path(tempfile.mkdtemp(prefix=".tmp-download-", dir=tmp_root))
+    pooch.get_logger().setLevel("WARNING")  # its "Downloading ... to ..." names the full URL
+    meter = _Meter(shown, progress)
+    downloader = pooch.HTTPDownloader(
+        progressbar=meter,
+        chunk_size=_CHUNK,
+        timeout=DOWNLOAD_TIMEOUT,
+        headers={"User-Agent": "softmax-pipe"},
+    )
     try:
-        with os.fdopen(fd, "wb") as f:
-            actual = _download(url, f, progress)
-        if actual != sha256.lower():
+        try:
+            path = pooch.retrieve(
+                url, known_hash=f"sha256:{sha256.lower()}", fname="mnist.npz", path=folder,
+                downloader=downloader,
+            )  # fmt: skip
+        except requests.RequestException as e:
+            raise _network_error(e, shown, urllib.parse.urlsplit(url).query) from e
+        except ValueError as e:  # pooch: "SHA256 hash of downloaded file ... does not match"
+            got = re.search(r"got ([0-9a-f]{64})", str(e))
             raise IntegrityError(
-                f"download {shown}: sha256 mismatch: expected {sha256.lower()}, got {actual}; "
-                "the file was discarded"
-            )
-        return read_npz(tmp)
+                f"download {shown}: sha256 mismatch: expected {sha256.lower()}, "
+                f"got {got[1] if got else f'another file ({e})'}; the file was discarded"
+            ) from e
+        size = Path(path).stat().st_size
+        say(progress, f"downloaded {shown}: {size / 1e6:.1f} MB")
+        return read_npz(Path(path))
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- keras ----------------------------------------------------------------------------------
 
 
+def keras_mnist_file() -> Path:
+    """Where keras caches ``mnist.npz``: ``$KERAS_HOME/datasets/``, else ``~/.keras/datasets/``
+    (keras's own rule, read here without importing keras)."""
+    home = os.environ.get("KERAS_HOME") or str(Path("~/.keras").expanduser())
+    return Path(home) / "datasets" / "mnist.npz"
+
+
+def reuse_keras_file(sha256: str, progress: Progress | None) -> dict[str, NDArray[np.uint8]] | None:
+    """The arrays of keras's cached ``mnist.npz`` when it is the published file (its sha256
+    is ``sha256``), so a Keras user downloads nothing; ``None`` when there is no such file."""
+    path = keras_mnist_file()
+    if not path.is_file():
+        return None
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        say(progress, f"cannot read keras's {path} ({e}); downloading instead")
+        return None
+    if actual != sha256.lower():
+        say(progress, f"keras's {path} is not the published file (sha256 {actual}); downloading")
+        return None
+    say(progress, f"reusing keras's {path} (sha256 verified, nothing downloaded)")
+    return read_npz(path)
+
+
 def load_keras(progress: Progress | None) -> dict[str, NDArray[np.uint8]]:
-    """Adapter over ``keras.datasets.mnist.load_data()``, imported here, lazily."""
+    """Adapter over ``keras.datasets.mnist.load_data()``, imported here, lazily.
+
+    keras checks the file's sha256 itself (in its cache and after a download); what keras
+    prints (its download bar) goes to stderr, so stdout stays the command's output."""
     try:
         import keras  # optional extra: softmax-pipe[keras]
     except ImportError as e:
@@ -138,12 +176,19 @@ def load_keras(progress: Progress | None) -> dict[str, NDArray[np.uint8]]:
         ) from e
     say(progress, "loading MNIST through keras.datasets.mnist.load_data()")
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        with contextlib.redirect_stdout(sys.stderr):
+            result = keras.datasets.mnist.load_data()
+    except ValueError as e:
+        if "hash" in str(e):  # "Incomplete or corrupted file detected. The sha256 file hash..."
+            raise IntegrityError(f"keras.datasets.mnist.load_data(): {e}") from e
+        raise DownloadError(f"keras.datasets.mnist.load_data() failed: {e}") from e
+    except Exception as e:  # keras wraps network failures in a bare Exception
+        raise DownloadError(f"keras.datasets.mnist.load_data() failed: {e}") from e
+    try:
+        (x_train, y_train), (x_test, y_test) = result
     except (TypeError, ValueError) as e:
         raise DataFormatError(
             f"keras.datasets.mnist.load_data() returned something unexpected: {e}"
         ) from e
-    except Exception as e:  # keras wraps network failures in a bare Exception
-        raise DownloadError(f"keras.datasets.mnist.load_data() failed: {e}") from e
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return validate_arrays(arrays, "keras.datasets.mnist.load_data()")

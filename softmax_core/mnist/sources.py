@@ -23,7 +23,13 @@ from softmax_core.mnist.arrays import (
     say,
 )
 from softmax_core.mnist.formats import idx_paths, idx_source_digest, load_idx, read_npz
-from softmax_core.mnist.remote import check_url, load_download, load_keras
+from softmax_core.mnist.remote import (
+    check_url,
+    keras_mnist_file,
+    load_download,
+    load_keras,
+    reuse_keras_file,
+)
 
 # --- sources --------------------------------------------------------------------------------
 
@@ -42,8 +48,10 @@ def resolve_source(source: str | None) -> str:
     """Validate a source and return its canonical form.
 
     ``None`` (no ``--source`` and no ``SOFTMAX_PIPE_MNIST``; the environment variable is
-    read by :class:`softmax_core.settings.Settings`, not here) becomes ``keras`` when keras
-    is installed, else ``download``. ``keras`` and ``download`` are kept as they are. Anything
+    read by :class:`softmax_core.settings.Settings`, not here) becomes ``download`` when
+    keras has cached ``mnist.npz`` already (``~/.keras/datasets/``: ``download`` reuses it,
+    sha256-verified, without importing keras), else ``keras`` when keras is installed,
+    else ``download``. ``keras`` and ``download`` are kept as they are. Anything
     else is a path (``~`` expanded; an ``idx:`` or ``npz:`` prefix, as in
     :attr:`Dataset.source`, is accepted) to a folder of IDX files or to an ``.npz`` file,
     returned absolute.
@@ -54,6 +62,8 @@ def resolve_source(source: str | None) -> str:
             folder nor an ``.npz`` file.
     """
     if source is None:
+        if keras_mnist_file().is_file():
+            return "download"
         return "keras" if keras_available() else "download"
     text = source.strip()
     if text == "keras":
@@ -165,6 +175,10 @@ class DownloadSource:
         return self.sha256  # the published digest: a warm load needs no network
 
     def load(self, progress: Progress | None) -> dict[str, NDArray[np.uint8]]:
+        """keras's cached copy when it is the published file, else the download."""
+        reused = reuse_keras_file(self.sha256, progress)
+        if reused is not None:
+            return reused
         return load_download(self.url, self.sha256, self.tmp_root, progress)
 
 

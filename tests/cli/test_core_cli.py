@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -268,3 +270,68 @@ def test_help_into_a_closed_pipe_exits_quietly(args: list[str]) -> None:
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr.decode()
     assert proc.stderr.decode() == ""
+
+
+def test_root_usage_errors_are_one_line_too() -> None:
+    """An unknown option of the root itself fails before any command runs (typer would box it)."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "softmax-pipe"), "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "error: No such option: --bogus (see `softmax-pipe --help`)\n"
+    assert done.stdout == ""
+
+
+def test_a_group_without_a_command_prints_its_help_and_no_empty_error() -> None:
+    code, out, err = invoke("registry")
+    assert code == 2
+    assert "Usage: softmax-pipe registry" in out and "pull" in out
+    assert err == ""  # it was "error:  (see ...)"
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, cmd in sorted(group.commands.items()):
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_env_var_names_are_whole_in_help_at_80_columns() -> None:
+    import typer.main
+
+    checked = 0
+    for path, cmd in _commands(typer.main.get_command(app)):
+        envvars = [p.envvar for p in cmd.params if getattr(p, "show_envvar", False) and p.envvar]
+        if not envvars:
+            continue
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERM": "xterm"})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, path
+        words = set(re.findall(r"[A-Z][A-Z0-9_]+", result.stdout))
+        for name in envvars:
+            assert name in words, (path, name)  # on one line, not cut or wrapped mid-name
+        checked += 1
+    assert checked >= 8
+
+
+def test_shell_completion_is_on() -> None:
+    """The script `--show-completion` prints, and the completions it asks the CLI for."""
+    exe = str(Path(sys.executable).parent / "softmax-pipe")
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    shown = subprocess.run(
+        [exe, "--show-completion", "bash"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "_SOFTMAX_PIPE_COMPLETE=complete_bash" in shown.stdout
+    assert "complete -o default -F _softmax_pipe_completion softmax-pipe" in shown.stdout
+    env |= {"_SOFTMAX_PIPE_COMPLETE": "complete_bash", "COMP_WORDS": "softmax-pipe reg"}
+    asked = subprocess.run(
+        [exe], capture_output=True, text=True, timeout=120, env={**env, "COMP_CWORD": "1"}
+    )
+    assert asked.returncode == 0 and asked.stdout.split() == ["registry"], asked

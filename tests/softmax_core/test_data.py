@@ -1,7 +1,8 @@
 """MNIST ingest: every source, the verified memory-mapped cache, bad input, cached features.
 
 Small real IDX / npz files are written into tmp_path; the download path runs against a
-real HTTP server on loopback; the real MNIST is parsed once into the session cache.
+real HTTP server on loopback; the real MNIST is parsed once into the session cache. The
+keras source, against the real keras: tests/softmax_core/test_keras.py.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import importlib.machinery
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,25 +118,6 @@ def assert_entry_verifies(ds: Dataset) -> None:
         assert file_sha256(ds.path / f"{name}.npy") == ds.arrays[name]
 
 
-def install_fake_keras(monkeypatch: pytest.MonkeyPatch, load_data: Callable[[], Any]) -> None:
-    """keras is an optional extra, not installed in CI. Only the third-party call,
-    keras.datasets.mnist.load_data, is replaced by a module injected into sys.modules;
-    the adapter under test (lazy import, unpacking, validation, caching) is our real code."""
-    mod = types.ModuleType("keras")
-    mod.__spec__ = importlib.machinery.ModuleSpec("keras", None)
-    mod.datasets = types.SimpleNamespace(  # type: ignore[attr-defined]
-        mnist=types.SimpleNamespace(load_data=load_data)
-    )
-    monkeypatch.setitem(sys.modules, "keras", mod)
-
-
-def keras_style(arrays: Arrays) -> Callable[[], Any]:
-    def load_data() -> Any:
-        return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
-
-    return load_data
-
-
 @pytest.fixture
 def small() -> Arrays:
     return make_arrays()
@@ -177,6 +158,13 @@ def http_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ser
                 self.wfile.write(body[: len(body) // 2])
                 self.close_connection = True
                 return
+            if self.path.startswith("/unannounced/"):  # no Content-Length: read to the close
+                body = (root / self.path.removeprefix("/unannounced/")).read_bytes()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+                return
             super().do_GET()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -201,14 +189,6 @@ def free_port() -> int:
 
 
 # --- resolve_source ------------------------------------------------------------------------
-
-
-def test_default_source_is_keras_when_importable(
-    monkeypatch: pytest.MonkeyPatch, small: Arrays
-) -> None:
-    install_fake_keras(monkeypatch, keras_style(small))
-    assert resolve_source(None) == "keras"
-    assert resolve_source("keras") == "keras"
 
 
 def test_default_source_is_download_without_keras(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,38 +271,6 @@ def test_download_source(http_server: Server, cache_dir: Path, small: Arrays) ->
     assert http_server.requests == ["/mnist.npz"]  # a warm load needs no network
 
 
-def test_keras_source(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, small: Arrays) -> None:
-    install_fake_keras(monkeypatch, keras_style(small))
-    ds = load_mnist(None, cache_dir=cache_dir)  # default: keras, since it is importable
-    assert ds.source == "keras"
-    assert_same(ds, small)
-    assert ds.digest == dataset_digest(small)
-    assert ds.path.name == f"keras-{ds.digest}"
-    assert not ds.cached
-    again = load_mnist("keras", cache_dir=cache_dir)
-    assert again.cached and again.path == ds.path and isinstance(again.x_test, np.memmap)
-
-
-def test_keras_bad_shapes(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, small: Arrays) -> None:
-    flat = {**small, "x_train": small["x_train"].reshape(50, 784)}
-    install_fake_keras(monkeypatch, keras_style(flat))
-    with pytest.raises(DataFormatError, match=r"x_train must have shape \(n, 28, 28\)"):
-        load_mnist("keras", cache_dir=cache_dir)
-    assert leftovers(cache_dir) == []
-
-
-def test_keras_failure_is_a_download_error(
-    monkeypatch: pytest.MonkeyPatch, cache_dir: Path
-) -> None:
-    def load_data() -> Any:
-        raise Exception("URL fetch failure on https://example.invalid/mnist.npz")  # like keras
-
-    install_fake_keras(monkeypatch, load_data)
-    with pytest.raises(DownloadError, match="URL fetch failure"):
-        load_mnist("keras", cache_dir=cache_dir)
-    assert leftovers(cache_dir) == []
-
-
 def test_same_arrays_same_digest_whatever_the_source(
     tmp_path: Path,
     cache_dir: Path,
@@ -331,7 +279,6 @@ def test_same_arrays_same_digest_whatever_the_source(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     npz = write_npz(http_server.root / "mnist.npz", small)
-    install_fake_keras(monkeypatch, keras_style(small))
     loads = [
         load_mnist(str(write_idx(tmp_path / "gz", small, gz=True)), cache_dir=cache_dir),
         load_mnist(str(write_idx(tmp_path / "plain", small, gz=False)), cache_dir=cache_dir),
@@ -342,9 +289,8 @@ def test_same_arrays_same_digest_whatever_the_source(
             url=f"{http_server.url}/mnist.npz",
             sha256=file_sha256(npz),
         ),
-        load_mnist("keras", cache_dir=cache_dir),
-    ]
-    assert len({ds.path for ds in loads}) == 5  # one entry per source...
+    ]  # keras: tests/softmax_core/test_keras.py
+    assert len({ds.path for ds in loads}) == 4  # one entry per source...
     assert {ds.digest for ds in loads} == {dataset_digest(small)}  # ...one dataset digest
     other = make_arrays(seed=1)
     assert dataset_digest(other) != dataset_digest(small)
@@ -717,6 +663,31 @@ def test_download_network_failures_are_download_errors(
         assert "cut short" in str(info.value)
     assert isinstance(info.value, StorageError) and info.value.exit_code == 4
     assert leftovers(cache_dir) == []
+
+
+@pytest.mark.parametrize("route", ["", "unannounced/"], ids=["announced", "unannounced"])
+def test_download_over_the_size_cap_is_refused(
+    http_server: Server,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
+) -> None:
+    big = make_arrays(n_train=6000)  # ~5 MB: more than the pooch meter's one-chunk slack
+    npz = http_server.root / "mnist.npz"
+    np.savez(npz, **big)
+    url = f"{http_server.url}/{route}mnist.npz"
+    ds = load_mnist("download", cache_dir=cache_dir / "ok", url=url, sha256=file_sha256(npz))
+    assert_same(ds, big)  # under the cap: fine, announced or not
+    monkeypatch.setattr(remote, "MAX_DOWNLOAD_BYTES", npz.stat().st_size // 4)
+    with pytest.raises(DownloadError, match="over the limit"):
+        load_mnist("download", cache_dir=cache_dir / "capped", url=url, sha256=file_sha256(npz))
+    assert leftovers(cache_dir / "capped") == []
+
+
+def test_the_downloader_is_imported_only_for_a_download() -> None:
+    code = "import sys, softmax_core.mnist; print([m for m in ('pooch', 'requests') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_download_refuses_other_schemes_and_embedded_credentials(
