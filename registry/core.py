@@ -47,7 +47,7 @@ from registry.datasets import Datasets
 from registry.events import Listener, RegistryEvent, notify
 from registry.gc import GarbageCollection
 from registry.index import copies_manifest, read_index, write_index
-from registry.manifest import AliasRecord, Manifest
+from registry.manifest import AliasRecord, Manifest, parse_versioned
 from registry.names import is_name, parse_ref, span_of, validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
 from registry.reports import Reports
@@ -336,11 +336,9 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
 
     # --- helpers ----------------------------------------------------------------------
     def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest:
-        origin = f"{self.uri}/{key}"
-        m = Manifest.from_bytes(data, origin=origin)
-        if m.name != name or m.version != version:
-            raise CorruptObjectError(f"{origin} claims to be {m.ref}, expected {name}:{version}")
-        return m
+        return parse_versioned(
+            Manifest, data, name=name, version=version, origin=f"{self.uri}/{key}"
+        )
 
     def _parse_alias(self, data: bytes, name: str, alias: str, key: str) -> AliasRecord:
         origin = f"{self.uri}/{key}"

@@ -25,7 +25,7 @@ from pathlib import Path
 from registry import layout
 from registry.aliases import now
 from registry.claim import claim_next
-from registry.manifest import DatasetManifest
+from registry.manifest import DatasetManifest, parse_versioned
 from registry.names import is_name, parse_dataset_ref, span_of, validate_name
 from registry.pullcache import fetch_blob, sha256_hex
 from registry.store import Store
@@ -173,10 +173,7 @@ class Datasets:
 
     def _parse_dataset(self, data: bytes, name: str, version: int, key: str) -> DatasetManifest:
         origin = f"{self.uri}/{key}"
-        m = DatasetManifest.from_bytes(data, origin=origin)
-        if m.name != name or m.version != version:
-            raise CorruptObjectError(f"{origin} claims to be {m.ref}, expected {name}:{version}")
-        return m
+        return parse_versioned(DatasetManifest, data, name=name, version=version, origin=origin)
 
     def _no_dataset(self, name: str) -> ModelNotFoundError:
         return ModelNotFoundError(

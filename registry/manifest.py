@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from registry import layout
 from registry.names import validate_name
@@ -17,6 +17,8 @@ from softmax_core.errors import CorruptObjectError
 MANIFEST_SCHEMA = "softmax-pipe/manifest@1"
 ALIAS_SCHEMA = "softmax-pipe/alias@1"
 INDEX_SCHEMA = "softmax-pipe/index@1"
+DATASET_SCHEMA = "softmax-pipe/dataset@1"
+V = TypeVar("V", bound="Versioned")
 
 
 def _finite(value: Any) -> Any:
@@ -64,8 +66,42 @@ def _loads(data: bytes, origin: str) -> dict[str, Any]:
     return doc
 
 
+class Versioned:
+    """What a model's and a dataset's manifest share: ``name:version``, a blob, their JSON
+    (unknown fields of newer writers kept in ``extra``)."""
+
+    SCHEMA: ClassVar[str]
+    name: str
+    version: int
+    digest: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def blob_key(self) -> str:
+        return layout.blob_key(self.digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)  # type: ignore[call-overload]
+        extra = d.pop("extra")
+        return {**extra, "schema": self.SCHEMA, **d, "blob": self.blob_key}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+
+def parse_versioned(cls: type[V], data: bytes, *, name: str, version: int, origin: str) -> V:
+    """A manifest read from ``origin``, which must be ``name:version``'s."""
+    m = cls.from_bytes(data, origin=origin)  # type: ignore[attr-defined]
+    if m.name != name or m.version != version:
+        raise CorruptObjectError(f"{origin} claims to be {m.ref}, expected {name}:{version}")
+    return m  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(Versioned):
     """One published version of a model: what the weights are and origin they came from."""
 
     name: str
@@ -82,22 +118,7 @@ class Manifest:
     size: int = 0  # bytes of the blob
     model_created: str | None = None  # when the model file was written (training time)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown fields from newer writers
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
-    def blob_key(self) -> str:
-        return layout.blob_key(self.digest)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        extra = d.pop("extra")
-        return {**extra, "schema": MANIFEST_SCHEMA, **d, "blob": self.blob_key}
-
-    def to_bytes(self) -> bytes:
-        return dumps(self.to_dict())
+    SCHEMA: ClassVar[str] = MANIFEST_SCHEMA
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], *, origin: str = "manifest") -> Manifest:
@@ -213,11 +234,8 @@ def parse_index_page(data: bytes, *, name: str, origin: str) -> dict[int, tuple[
     return out
 
 
-DATASET_SCHEMA = "softmax-pipe/dataset@1"
-
-
 @dataclass(frozen=True)
-class DatasetManifest:
+class DatasetManifest(Versioned):
     """One version of a labelled dataset: its blob (``softmax_core.labelled.Labelled`` as
     npz), what it holds per class and per split, and how it differs from the version before."""
 
@@ -236,22 +254,7 @@ class DatasetManifest:
     previous: int | None
     code_version: str | None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
-    def blob_key(self) -> str:
-        return layout.blob_key(self.digest)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        extra = d.pop("extra")
-        return {**extra, "schema": DATASET_SCHEMA, **d, "blob": self.blob_key}
-
-    def to_bytes(self) -> bytes:
-        return dumps(self.to_dict())
+    SCHEMA: ClassVar[str] = DATASET_SCHEMA
 
     def lineage(self) -> dict[str, Any]:
         """What a model's lineage records of each dataset version it was trained on."""
