@@ -60,10 +60,14 @@ def versions_prefix(name: str) -> str:
     return f"{model_prefix(name)}versions/"
 
 
-def manifest_key(name: str, version: int) -> str:
+def _numbered(prefix: str, version: int) -> str:
     if version < 1:
         raise InvalidNameError(f"version must be >= 1, got {version}")
-    return f"{versions_prefix(name)}{version:0{VERSION_WIDTH}d}.json"
+    return f"{prefix}{version:0{VERSION_WIDTH}d}.json"
+
+
+def manifest_key(name: str, version: int) -> str:
+    return _numbered(versions_prefix(name), version)
 
 
 def report_key(name: str, version: int, suffix: str = ".html") -> str:
@@ -116,6 +120,4 @@ def dataset_versions_prefix(name: str) -> str:
 
 
 def dataset_manifest_key(name: str, version: int) -> str:
-    if version < 1:
-        raise InvalidNameError(f"version must be >= 1, got {version}")
-    return f"{dataset_versions_prefix(name)}{version:0{VERSION_WIDTH}d}.json"
+    return _numbered(dataset_versions_prefix(name), version)
