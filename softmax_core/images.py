@@ -63,6 +63,7 @@ __all__ = [
     "ImageError",
     "gray_pixels",
     "is_image_name",
+    "is_plain_gray",
     "open_image",
     "read_digit",
     "to_gray",
@@ -201,6 +202,12 @@ def to_gray(img: Any) -> FloatImage:
     what replaces the transparency.
     """
     return as_float(gray_pixels(img))
+
+
+def is_plain_gray(img: Any) -> bool:
+    """True for 8-bit grayscale with no transparency: :func:`gray_pixels` of it is just
+    ``img.tobytes()`` as uint8 (``h`` rows of ``w``), so batch callers may stack the bytes."""
+    return bool(img.mode == "L" and "transparency" not in img.info)
 
 
 def gray_pixels(img: Any) -> NDArray[Any]:

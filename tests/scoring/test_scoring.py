@@ -118,6 +118,36 @@ def test_decode_items_keeps_positions_and_matches_read_digit(folder: Path) -> No
     assert kinds == {f"bad/{name}": kind for name, kind in sd.BROKEN_KINDS.items()}
 
 
+def test_a_batch_of_plain_gray_files_gives_the_bytes_of_the_per_image_path(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """The raw-bytes stack (one shape, all 8-bit gray: the early return) and a mixed batch
+    (gray, RGB and a palette of the same shape, a failure, a large image) give exactly
+    the digits of ``gray_pixels`` + ``normalize`` one image at a time."""
+    from PIL import Image
+
+    from softmax_core import normalize
+
+    paths = []
+    for i in range(12):
+        paths.append(tmp_path / f"g{i}.png")
+        Image.fromarray(ds.x_test[i]).save(paths[-1])
+    plain = [(str(p), None) for p in paths]
+    mixed = list(plain)
+    Image.fromarray(ds.x_test[20]).convert("RGB").save(tmp_path / "rgb.png")
+    Image.fromarray(ds.x_test[21]).convert("P").save(tmp_path / "pal.png")
+    Image.fromarray(np.kron(ds.x_test[22], np.ones((6, 6), np.uint8))).save(tmp_path / "big.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    for name in ("rgb.png", "bad.png", "pal.png", "big.png"):
+        mixed.insert(3, (str(tmp_path / name), None))
+    for pairs in (plain, mixed):
+        digits, errors = scoring.decode_items(pairs)
+        ok = [p for (p, _), e in zip(pairs, errors, strict=True) if e is None]
+        assert len(ok) == len(pairs) - (pairs is mixed)
+        expected = [normalize.normalize(images.gray_pixels(images.open_image(p))) for p in ok]
+        assert digits.tobytes() == np.stack(expected).tobytes()
+
+
 def test_prepared_batches_are_the_models_steps_and_weights_on_the_digits(
     folder: Path, model: scoring.ScoringModel
 ) -> None:
