@@ -6,7 +6,8 @@ add
     2. the same content as the newest version: no new version (``AddResult.created`` False);
     3. otherwise put the arrays at ``blobs/sha256/<digest>.npz`` (content-addressed), then
        claim ``datasets/<name>/versions/<n>.json`` only-if-absent (``registry.claim``),
-       then check the blob is still there (a concurrent gc) and re-upload it if not.
+       then check the blob is still there (a concurrent gc) and re-upload it if not;
+    4. when other adds claimed versions after step 1, add the union again (nothing lost).
 pull
     resolve ``name`` (newest) or ``name:n``, read the blob from the local cache or the
     store, verify its sha256 against the manifest (``registry.pullcache``), parse it
@@ -34,6 +35,7 @@ from softmax_core.errors import CorruptObjectError, ModelNotFoundError, ObjectNo
 from softmax_core.labelled import Changes, Labelled
 
 log = logging.getLogger(__name__)
+MAX_CATCH_UP = 8  # bounded: each round needs yet another add to land in between
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,11 @@ class Datasets:
             raise CorruptObjectError(f"{manifest.ref}: its blob does not hold what it claims")
         return manifest, data_set
 
-    def add_dataset(self, name: str, data: Labelled) -> AddResult:
-        """Merge ``data`` into the newest version of ``name``; a new version if it changed."""
+    def add_dataset(self, name: str, data: Labelled, *, _depth: int = 0) -> AddResult:
+        """Merge ``data`` into the newest version of ``name``; a new version if it changed.
+
+        Concurrent adds never lose each other's images: one that finds others claimed
+        versions after it read the newest adds their union once more (``_catch_up``)."""
         validate_name("dataset name", name)
         from softmax_core.version import code_version
 
@@ -151,7 +156,19 @@ class Datasets:
         if info is None or info.size != len(blob):
             log.warning("blob %s vanished while adding (concurrent gc?); again", manifest.blob_key)
             self.store.put(manifest.blob_key, blob)
+        expected = (numbers[-1] if numbers else 0) + 1
+        if manifest.version != expected and _depth < MAX_CATCH_UP:
+            return self._catch_up(name, range(expected, manifest.version), merged, _depth)
         return AddResult(manifest, created=True, changes=changes)
+
+    def _catch_up(self, name: str, between: range, ours: Labelled, depth: int) -> AddResult:
+        """Other adds claimed versions ``between`` after we read the newest: nothing of
+        theirs may be lost, so one more version holds the union (our labels win)."""
+        theirs: Labelled | None = None
+        for v in between:
+            theirs = labelled.merge(theirs, self.load_dataset(f"{name}:{v}")[1])[0]
+        union = labelled.merge(theirs, ours)[0]
+        return self.add_dataset(name, union, _depth=depth + 1)
 
     def add_folder(
         self, name: str, folder: Path, *, progress: labelled.Progress | None = None

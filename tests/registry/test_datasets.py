@@ -90,8 +90,11 @@ def test_concurrent_adds_never_share_a_version(
         versions = sorted(pool.map(add, parts))
     with Registry.open(registry_uri, cache_dir=tmp_path / "check") as r:
         numbers = r.dataset_numbers("racy")
-    # each add read "the newest" at its own time: versions are unique and none is lost
-    assert len(set(versions)) == 4 and numbers == versions
+        _, newest = r.load_dataset("racy")
+    # no version is lost, and the newest holds every image of every add (an add that
+    # found others' versions after its own read adds the union once more)
+    assert numbers == list(range(1, len(numbers) + 1)) and set(versions) <= set(numbers)
+    assert sorted(newest.sha256.tolist()) == sorted(data.sha256.tolist())
 
 
 def test_a_tampered_blob_is_refused(reg: Registry, folder: Path) -> None:
