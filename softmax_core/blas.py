@@ -29,3 +29,13 @@ def one_thread() -> Iterator[None]:
     """BLAS limited to one thread inside the block, as it was before it afterwards."""
     with _controller().limit(limits=1, user_api="blas"):
         yield
+
+
+_FOR_GOOD: list[Any] = []
+
+
+def one_thread_for_good() -> None:
+    """BLAS limited to one thread for the rest of this process (worker processes). A
+    forked worker reuses its parent's scan of the loaded libraries (:func:`_controller`)."""
+    if not _FOR_GOOD:
+        _FOR_GOOD.append(_controller().limit(limits=1, user_api="blas"))

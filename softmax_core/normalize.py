@@ -193,13 +193,15 @@ def _shift(frames: FloatImage, dy: NDArray[np.intp], dx: NDArray[np.intp]) -> Fl
         for i, (sy, sx) in enumerate(zip(dy.tolist(), dx.tolist(), strict=True)):
             _paste(out[i], frames[i], sy, sx)
         return out
-    pad = SIDE + 4  # the box's top-left lands in [-5, 14]: every window stays inside
+    # Just enough zero padding that every image's 28×28 window lies inside it (a frame
+    # of MNIST digits moves by a pixel or two: a few KB an image, not a 92×92 canvas).
+    pad = max(
+        0, int(dy.max()), int((SIDE - h - dy).max()), int(dx.max()), int((SIDE - w - dx).max())
+    )
     padded = np.zeros((m, h + 2 * pad, w + 2 * pad), dtype=np.float32)
     padded[:, pad : pad + h, pad : pad + w] = frames
     windows = sliding_window_view(padded, (SIDE, SIDE), axis=(1, 2))
-    r = np.clip(pad - dy, 0, h + 2 * pad - SIDE)
-    c = np.clip(pad - dx, 0, w + 2 * pad - SIDE)
-    return windows[np.arange(m), r, c]
+    return windows[np.arange(m), pad - dy, pad - dx]
 
 
 def _paste(out: FloatImage, crop: FloatImage, top: int, left: int) -> None:

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from softmax_core.memory import reuse_freed_memory
 from softmax_pipe import (
     cli_core,
     cli_dataset,
@@ -89,8 +90,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: SIGTERM stops a command as Ctrl-C does (exit 130)."""
+    """Console-script entry point: SIGTERM stops a command as Ctrl-C does (exit 130); freed
+    batch memory is kept for the next batch (``softmax_core.memory``)."""
     signal.signal(signal.SIGTERM, _terminate)
+    reuse_freed_memory()
     app()
 
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from softmax_core import settings
-from softmax_core.blas import one_thread
+from softmax_core.blas import one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
+from softmax_core.memory import reuse_freed_memory
 from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
 from softmax_core.scoring.discover import Item
 from softmax_core.scoring.model import ScoringModel
@@ -42,16 +43,17 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(parent: int) -> None:
-    """Decoding workers: one BLAS / OpenMP thread each, Ctrl-C is the parent's business,
-    and they end with their parent."""
+    """Decoding workers: one BLAS / OpenMP thread each, freed batch memory kept for the
+    next batch, Ctrl-C is the parent's business, and they end with their parent."""
     import signal
 
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_bomb_warnings()
+    reuse_freed_memory()
     for var in _THREAD_VARS:
         os.environ[var] = "1"
-    _limit_blas_threads()
+    one_thread_for_good()
 
 
 def quiet_bomb_warnings() -> None:
@@ -62,19 +64,6 @@ def quiet_bomb_warnings() -> None:
     from PIL import Image
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-
-
-_BLAS_LIMITER: Any = None
-
-
-def _limit_blas_threads() -> Any:
-    """Limit this process's BLAS to one thread for good."""
-    global _BLAS_LIMITER
-    if _BLAS_LIMITER is None:
-        from threadpoolctl import threadpool_limits
-
-        _BLAS_LIMITER = threadpool_limits(limits=1, user_api="blas")
-    return _BLAS_LIMITER
 
 
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -107,6 +96,13 @@ def score_batches(
                 yield score_prepared([it.rel for it in chunk], prepared)
             return
         yield from _score_in_pool(chunks, model, workers, max_pixels)
+
+
+def _preload_decoders() -> None:
+    """Import what a worker's first image would: Pillow's common format plugins."""
+    from PIL import Image
+
+    Image.preinit()
 
 
 def _start_method() -> str:
@@ -142,8 +138,11 @@ def _score_in_pool(
     )
     try:
         if method == "fork":
-            # All workers fork at the first submit. Frozen objects are left alone by the
-            # workers' garbage collector, so it does not touch (and copy) the parent's heap.
+            # All workers fork at the first submit. Pillow's format plugins are imported
+            # here first, once, rather than in every worker on its first image. Frozen
+            # objects are left alone by the workers' garbage collector, so it does not
+            # touch (and copy) the parent's heap.
+            _preload_decoders()
             gc.freeze()
             try:
                 pool.submit(int).result()

@@ -1,0 +1,49 @@
+"""glibc's allocator told to keep the memory of freed arrays for the next batch.
+
+Scoring and training work batch by batch, and each batch's numpy temporaries are a few
+MB that are freed and allocated again. By default glibc gives the top of its heap back to
+the system whenever more than 128 KB is free there (its thresholds only adapt after a
+freed block was large enough), so every batch paid for its memory again in page faults:
+measured, about 4,000 faults and a third of a scoring worker's time per batch of 256
+images. :func:`reuse_freed_memory` sets the two thresholds once per process: blocks up to
+``MMAP_THRESHOLD`` come from the heap, and the heap shrinks only when more than
+``TRIM_THRESHOLD`` is free at its top. Larger blocks (a decoded photo) are still mapped and
+returned on free, so memory stays bounded by the largest batch, not by the run.
+
+A no-op where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's own ceiling for its adaptive threshold
+TRIM_THRESHOLD = 64 * 1024 * 1024
+_M_TRIM_THRESHOLD = -1  # mallopt(3) parameter numbers, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+_done: list[bool] = []
+
+
+def is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def reuse_freed_memory() -> bool:
+    """Set glibc's heap thresholds for this process (once); True when they were set."""
+    if _done:
+        return _done[0]
+    ok = False
+    if is_glibc():
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+                mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+            )
+        except (OSError, AttributeError):
+            ok = False
+    _done.append(ok)
+    return ok
