@@ -128,12 +128,21 @@ def throughput(folder: Path, model_path: Path, repeat: int) -> dict[str, list[fl
     return rates
 
 
+def _cli_env() -> dict[str, str]:
+    """The environment as the CLI's entry point leaves it before numpy loads
+    (``softmax_core.blas.start_single_threaded``)."""
+    from softmax_core.blas import BLAS_THREAD_VARS
+
+    return {var: "1" for var in BLAS_THREAD_VARS} | dict(os.environ)
+
+
 def _peak_rss(folder: Path, model: Path, out: Path) -> dict[str, int]:
     proc = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT, str(folder), str(model), str(out), str(WORKERS)],
         check=True,
         capture_output=True,
         text=True,
+        env=_cli_env(),
     )
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
@@ -208,6 +217,7 @@ def main() -> None:
             check=True,
             capture_output=True,
             text=True,
+            env=_cli_env(),
         )
         rates = json.loads(proc.stdout)
         ours_rates, bound_rates, one_rates = rates["ours"], rates["bound"], rates["one"]

@@ -10,8 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from typing import Any
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def start_single_threaded() -> None:
+    """Before numpy is imported: its BLAS starts with one thread unless the environment
+    says otherwise. Every product of ours runs at one thread anyway (:func:`one_thread`);
+    a BLAS started with more creates its threads again each time a block restores them,
+    and they spin for about 0.1 s of a core each time (measured on a warm `train`: 0.55 s
+    of CPU for 0.46 s of wall time, against 0.43 s with one thread)."""
+    for var in BLAS_THREAD_VARS:
+        os.environ.setdefault(var, "1")
 
 
 @functools.cache

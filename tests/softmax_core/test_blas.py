@@ -53,3 +53,38 @@ def test_one_thread_limits_blas_inside_and_restores_it_after() -> None:
             with one_thread():
                 assert blas_threads() == {1}
             assert blas_threads() == {2}
+
+
+ENTRY = """
+import sys
+sys.argv = ["softmax-pipe", "--help"]
+from softmax_pipe.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+import numpy  # loaded after the entry point, as every command loads it
+from threadpoolctl import threadpool_info
+print(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+"""
+
+
+def _blas_threads_after_entry(env_threads: str | None) -> int:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    if env_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = env_threads
+    out = subprocess.run(
+        [sys.executable, "-c", ENTRY], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300, check=True,
+    )  # fmt: skip
+    return int(out.stdout.split()[-1])
+
+
+def test_the_cli_starts_blas_with_one_thread_unless_the_environment_says_otherwise() -> None:
+    # a BLAS with more threads re-creates them whenever one_thread() restores it, and they
+    # spin: on a busy machine that is CPU taken from the command itself
+    assert os.cpu_count() and os.cpu_count() > 1  # else numpy's default is one thread too
+    assert _blas_threads_after_entry(None) == 1
+    assert _blas_threads_after_entry("2") == 2
