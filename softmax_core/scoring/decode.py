@@ -33,7 +33,7 @@ def decode_items(
     """
     n = len(items)
     errors: list[str | None] = [None] * n
-    digits = np.zeros((n, normalize.SIDE, normalize.SIDE), dtype=np.float32)
+    digits: NDArray[np.float32] | None = None  # made only when the batch is not one stack
     small: dict[tuple[int, int, str], list[tuple[int, Any]]] = {}
     for i, (path, problem) in enumerate(items):
         if problem is not None:
@@ -49,6 +49,7 @@ def decode_items(
             if gray.size <= STACK_MAX_PIXELS:
                 small.setdefault((*gray.shape, gray.dtype.char), []).append((i, gray))
             else:
+                digits = _zeros(n) if digits is None else digits
                 digits[i] = normalize.normalize(gray)
         except images.ImageError as e:
             errors[i] = str(e)
@@ -62,9 +63,14 @@ def decode_items(
                 errors[i] = str(err)
         if len(members) == n and all(e is None for e in errs):
             return out, errors  # the common batch: one shape, all fine, already in order
+        digits = _zeros(n) if digits is None else digits
         digits[index] = out
     ok = np.fromiter((e is None for e in errors), dtype=bool, count=n)
-    return digits[ok], errors
+    return (_zeros(n) if digits is None else digits)[ok], errors
+
+
+def _zeros(n: int) -> NDArray[np.float32]:
+    return np.zeros((n, normalize.SIDE, normalize.SIDE), dtype=np.float32)
 
 
 def _stack(members: list[tuple[int, Any]], h: int, w: int, *, raw: bool) -> NDArray[Any]:

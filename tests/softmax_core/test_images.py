@@ -297,3 +297,25 @@ def test_a_nan_pixel_is_corrupt_not_blank(tmp_path: Path) -> None:
     Image.fromarray(a, mode="F").save(path)
     with pytest.raises(ImageError, match="corrupt: non-finite pixel values"):
         read_digit(path)
+
+
+def test_a_file_opens_by_what_it_is_whatever_its_extension_says(tmp_path: Path) -> None:
+    """PNG and JPEG files are opened by their extension's plugin first (faster); a misnamed
+    file falls back to Pillow's probing and reads exactly as when named right."""
+    rng = np.random.default_rng(3)
+    digit = Image.fromarray((rng.random((40, 30)) < 0.2).astype(np.uint8) * 255)
+    for fmt, right, wrong in (("PNG", "a.png", "a.jpg"), ("JPEG", "b.jpg", "b.png")):
+        named_right = save(digit, tmp_path / right, format=fmt)
+        named_wrong = save(digit, tmp_path / wrong, format=fmt)
+        for path in (named_right, named_wrong):
+            assert images.open_image(path).format == fmt
+        np.testing.assert_array_equal(read_digit(named_right), read_digit(named_wrong))
+        np.testing.assert_array_equal(
+            read_digit(named_right), read_digit(io.BytesIO(named_right.read_bytes()))
+        )
+    gif = save(digit, tmp_path / "c.png", format="GIF")
+    assert images.open_image(gif).format == "GIF"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((tmp_path / "a.png").read_bytes()[:60])
+    with pytest.raises(ImageError, match="corrupt"):
+        read_digit(broken)
