@@ -22,7 +22,7 @@ def start_single_threaded() -> None:
     says otherwise. Every product of ours runs at one thread anyway (:func:`one_thread`);
     a BLAS started with more creates its threads again each time a block restores them,
     and they spin for about 0.1 s of a core each time (measured on a warm `train`: 0.55 s
-    of CPU for 0.46 s of wall time, against 0.43 s with one thread)."""
+    of CPU for 0.46 s of wall time, against 0.40 s with one thread)."""
     for var in BLAS_THREAD_VARS:
         os.environ.setdefault(var, "1")
 
