@@ -319,3 +319,21 @@ def test_a_file_opens_by_what_it_is_whatever_its_extension_says(tmp_path: Path) 
     broken.write_bytes((tmp_path / "a.png").read_bytes()[:60])
     with pytest.raises(ImageError, match="corrupt"):
         read_digit(broken)
+
+
+def test_the_stack_shift_pads_only_what_it_needs_and_equals_pasting_one_by_one() -> None:
+    """normalize's shift of a stack (windows of a frame padded just enough) against the
+    per-image paste, over shapes and shifts that reach past every edge."""
+    from softmax_core import normalize
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        m = int(rng.integers(5, 20))  # more than the few frames pasted one by one anyway
+        frames = rng.random((m, h, w), dtype=np.float32)
+        dy = rng.integers(-70, 40, m).astype(np.intp)
+        dx = rng.integers(-70, 40, m).astype(np.intp)
+        want = np.zeros((m, 28, 28), np.float32)
+        for i in range(m):
+            normalize._paste(want[i], frames[i], int(dy[i]), int(dx[i]))
+        np.testing.assert_array_equal(normalize._shift(frames, dy, dx), want)
