@@ -44,11 +44,8 @@ def one_thread() -> Iterator[None]:
         yield
 
 
-_FOR_GOOD: list[Any] = []
-
-
-def one_thread_for_good() -> None:
+@functools.cache
+def one_thread_for_good() -> Any:
     """BLAS limited to one thread for the rest of this process (worker processes). A
     forked worker reuses its parent's scan of the loaded libraries (:func:`_controller`)."""
-    if not _FOR_GOOD:
-        _FOR_GOOD.append(_controller().limit(limits=1, user_api="blas"))
+    return _controller().limit(limits=1, user_api="blas")

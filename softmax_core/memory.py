@@ -18,13 +18,13 @@ A no-op where the C library is not glibc.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 MMAP_THRESHOLD = 4 * 1024 * 1024  # numpy's threshold for madvise(MADV_HUGEPAGE)
 TRIM_THRESHOLD = 64 * 1024 * 1024
 _M_TRIM_THRESHOLD = -1  # mallopt(3) parameter numbers, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
-_done: list[bool] = []
 
 
 def is_glibc() -> bool:
@@ -34,18 +34,15 @@ def is_glibc() -> bool:
         return False
 
 
+@functools.cache
 def reuse_freed_memory() -> bool:
     """Set glibc's heap thresholds for this process (once); True when they were set."""
-    if _done:
-        return _done[0]
-    ok = False
-    if is_glibc():
-        try:
-            mallopt = ctypes.CDLL(None).mallopt
-            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-            )
-        except (OSError, AttributeError):
-            ok = False
-    _done.append(ok)
-    return ok
+    if not is_glibc():
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+            mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        )
+    except (OSError, AttributeError):
+        return False

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from softmax_core import settings
-from softmax_core.blas import one_thread, one_thread_for_good
+from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
 from softmax_core.memory import reuse_freed_memory
 from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
@@ -22,7 +22,7 @@ from softmax_core.scoring.options import validate_options
 
 DEFAULT_BATCH_SIZE = settings.SCORE_BATCH_SIZE
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_THREAD_VARS = ("OMP_NUM_THREADS", *BLAS_THREAD_VARS)
 
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
