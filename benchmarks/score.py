@@ -17,7 +17,11 @@ Rows, each next to its peer and the issue's bar:
   is the peer that chooses the default. Measured in a fresh process as small as the CLI's;
   runs are interleaved, each 2-worker run between two bound runs, and the ratio is the
   median over --repeat rounds of each run against the mean of its two bounds (the load of
-  a shared box moves between rounds: so does the bound);
+  a shared box moves between rounds: so does the bound). Scoring reads these files (small
+  plain 8-bit grayscale PNGs) with ``softmax_core.plainpng``, Pillow's PNG decoder without
+  ``Image.open``; so two peers show what that is worth: the ratio against decoding only
+  through that reader, and the throughput on the transformed copies (no plain gray PNG
+  among them: all decoded by ``Image.open``) against Pillow decoding those;
 - peak RSS scoring 100,000 files vs 10,000 files (one flat folder each; the 100,000 are
   hard links to the 10,000 PNGs), each in a fresh process: the parent and the largest
   worker; bar: within 50 MB.
@@ -64,6 +68,16 @@ def _decode_only(paths: list[str]) -> int:
     return len(paths)
 
 
+def _decode_plain(paths: list[str]) -> int:
+    """The same decoding through the reader scoring uses for small plain grayscale PNGs."""
+    from softmax_core import plainpng
+
+    for p in paths:
+        if plainpng.read_plain_gray(p, 128 * 128) is None:
+            raise SystemExit(f"{p} is not a plain grayscale PNG")
+    return len(paths)
+
+
 def _naive_predict(path: str, model: Any) -> int:
     from PIL import Image
 
@@ -90,19 +104,21 @@ print(json.dumps({"rows": s.total, "parent_kb": hwm,
 """
 
 
-def _decode_bound(paths: list[str]) -> float:
+def _decode_bound(paths: list[str], decode: Any = _decode_only) -> float:
     """images/s of Pillow decoding ``paths`` split over 2 warm processes, nothing else."""
     halves = [paths[i::WORKERS] for i in range(WORKERS)]
     with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
-        list(pool.map(_decode_only, [h[:50] for h in halves]))  # started and warm
+        list(pool.map(decode, [h[:50] for h in halves]))  # started and warm
         t = time.perf_counter()
-        n = sum(pool.map(_decode_only, halves))
+        n = sum(pool.map(decode, halves))
         return n / (time.perf_counter() - t)
 
 
-def throughput(folder: Path, model_path: Path, repeat: int) -> dict[str, list[float]]:
+def throughput(folder: Path, model_path: Path, repeat: int, other: Path) -> dict[str, list[float]]:
     """Interleaved runs (images/s): the bound, ours with 2 workers, the bound again, ours in
-    1 process; and each run's ratio to the bound measured next to it.
+    1 process; and each run's ratio to the bound measured next to it. Then the same files
+    decoded by the plain-PNG reader scoring uses for them; and ``other`` (images no
+    plain reader takes: the transformed copies), ours with 2 workers between two bounds.
 
     Run in a fresh process (``--throughput``) so the parent that forks the workers is as
     small as the CLI's, and with no pool left alive between runs; its allocator is set up
@@ -116,14 +132,26 @@ def throughput(folder: Path, model_path: Path, repeat: int) -> dict[str, list[fl
 
     model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
     paths = sorted(str(p) for p in folder.iterdir())
+    others = sorted(str(p) for p in other.rglob("*") if p.is_file())
     out = folder.parent / "throughput.csv"
 
-    def ours(workers: int) -> float:
+    def ours(workers: int, where: Path = folder) -> float:
         t = time.perf_counter()
-        summary = scoring.score_path(folder, model, output=out, workers=workers)
+        summary = scoring.score_path(where, model, output=out, workers=workers)
         return summary.total / (time.perf_counter() - t)
 
-    rates: dict[str, list[float]] = {"bound": [], "ours": [], "one": [], "ratio": [], "ratio1": []}
+    keys = (
+        "bound",
+        "ours",
+        "one",
+        "ratio",
+        "ratio1",
+        "plain",
+        "other",
+        "other_bound",
+        "other_ratio",
+    )
+    rates: dict[str, list[float]] = {key: [] for key in keys}
     for _ in range(repeat):
         before = _decode_bound(paths)
         rates["ours"].append(ours(WORKERS))
@@ -134,6 +162,11 @@ def throughput(folder: Path, model_path: Path, repeat: int) -> dict[str, list[fl
         rates["bound"] += [before, after]
         rates["ratio"].append(rates["ours"][-1] / ((before + after) / 2))
         rates["ratio1"].append(rates["one"][-1] / after)
+        rates["plain"].append(_decode_bound(paths, _decode_plain))
+        before = _decode_bound(others)
+        rates["other"].append(ours(WORKERS, other))
+        rates["other_bound"] += [before, _decode_bound(others)]
+        rates["other_ratio"].append(rates["other"][-1] / statistics.mean(rates["other_bound"][-2:]))
     return rates
 
 
@@ -222,6 +255,7 @@ def main() -> None:
                 str(flat),
                 str(model_path),
                 str(args.repeat),
+                str(transformed),
             ],
             check=True,
             capture_output=True,
@@ -233,6 +267,13 @@ def main() -> None:
         ours_rate, bound_rate = statistics.median(ours_rates), statistics.median(bound_rates)
         one_rate = statistics.median(one_rates)
         ratio, ratio1 = statistics.median(rates["ratio"]), statistics.median(rates["ratio1"])
+        plain_rate, other_rate = (
+            statistics.median(rates["plain"]),
+            statistics.median(rates["other"]),
+        )
+        other_bound, other_ratio = (
+            statistics.median(rates[k]) for k in ("other_bound", "other_ratio")
+        )
         paths = sorted(str(p) for p in flat.iterdir())
 
         # --- memory ---
@@ -274,6 +315,12 @@ def main() -> None:
         f"{bound_rate:,.0f} images/s | >= 0.5 × bound | {ok(ratio >= 0.5)} |",
         f"| &nbsp;&nbsp;same, `--workers 1` (no pool) | {one_rate:,.0f} images/s "
         f"({ratio1:.2f} × bound) | | | |",
+        f"| &nbsp;&nbsp;same, against decoding only through `softmax_core.plainpng` (the "
+        f"reader scoring uses for these files) | {ours_rate / plain_rate:.2f} × that | "
+        f"{plain_rate:,.0f} images/s, {WORKERS} processes | | |",
+        f"| throughput, the transformed copies ({len(trows):,} files: no plain gray PNG), "
+        f"{WORKERS} workers | {other_rate:,.0f} images/s ({other_ratio:.2f} × bound) | Pillow "
+        f"decode only, {WORKERS} processes: {other_bound:,.0f} images/s | | |",
         f"| peak RSS, parent: 100,000 vs 10,000 files | {mb(rss100['parent_kb'])} vs "
         f"{mb(rss10['parent_kb'])} (+{d_parent:.1f} MB) | | within 50 MB | {ok(d_parent <= 50)} |",
         f"| peak RSS, largest worker: 100,000 vs 10,000 | {mb(rss100['worker_kb'])} vs "
@@ -296,7 +343,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--throughput":
-        print(json.dumps(throughput(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))))
+    if len(sys.argv) == 6 and sys.argv[1] == "--throughput":
+        folder, model_file, repeat, other = sys.argv[2:]
+        print(json.dumps(throughput(Path(folder), Path(model_file), int(repeat), Path(other))))
     else:
         main()
