@@ -82,9 +82,11 @@ def score_batches(
 ) -> Iterator[ScoredBatch]:
     """Score items in batches of ``batch_size``, in order.
 
-    With ``workers > 1`` the files are decoded in that many worker processes, at most
-    ``2 * workers`` batches in flight, while this process does the matrix products with
-    its BLAS at one thread. With ``workers == 1`` everything runs here.
+    With ``workers > 1`` each batch is prepared (decoded, the MNIST procedure, the model's
+    features and prediction: :func:`prepare_items`) in one of that many worker processes,
+    at most ``2 * workers`` batches in flight, each with its BLAS at one thread; this
+    process walks the folder and turns results into rows. With ``workers == 1``
+    everything runs here, BLAS at one thread too.
     """
     validate_options(workers=workers, batch_size=batch_size, max_pixels=max_pixels)
     chunks = chunked(items, batch_size)
