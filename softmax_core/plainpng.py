@@ -12,13 +12,15 @@ Only a file that is plainly such an image is read here::
 
     signature, IHDR first: 8-bit grayscale (colour type 0), not interlaced, w × h at most
     the caller's pixel limit; then IDAT chunks, one run of them; then IEND, the last
-    bytes of the file; in between only chunks that carry no pixels and no orientation
-    (text whose keyword does not mention EXIF, gamma, chromaticity, sRGB, ICC profile,
-    significant bits, background colour, resolution, time); every CRC right
+    bytes of the file; in between only chunks that carry no pixels and that Pillow reads
+    without a chance of failing (plain tEXt whose keyword is neither EXIF nor
+    "transparency", gAMA, cHRM, sRGB and pHYs of their full length, sBIT, bKGD, tIME);
+    every CRC right
 
 Anything else returns ``None``: other modes and depths, transparency (tRNS), palettes,
-EXIF, animation, a chunk not listed, a bad CRC, truncation, a file that is not regular
-or over :data:`MAX_BYTES`, an error from the decoder. The caller then decodes the file
+EXIF, animation, compressed text or an ICC profile (Pillow inflates those and may refuse
+them), a chunk not listed, a bad CRC, truncation, a file that is not regular or over
+:data:`MAX_BYTES`, an error from the decoder. The caller then decodes the file
 the general way (:func:`softmax_core.images.open_image`), so every other image and
 every error is exactly what it was.
 """
@@ -38,8 +40,11 @@ MAX_BYTES = 1 << 16  # a 128×128 gray PNG is at most ~17 KB; larger files go th
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR_PLAIN_GRAY = b"\x08\x00\x00\x00\x00"  # depth 8, grey, deflate, filter 0, no interlace
-_TEXT = frozenset({b"tEXt", b"zTXt", b"iTXt"})
-_NO_PIXELS = _TEXT | {b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs", b"tIME"}
+# Chunks that change nothing here, with the shortest body Pillow accepts (it refuses a
+# shorter gAMA, cHRM, sRGB or pHYs as truncated).
+_NO_PIXELS = {b"tEXt": 0, b"tIME": 0, b"sBIT": 0, b"bKGD": 0}
+_NO_PIXELS |= {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9}
+_INFO_KEYS = (b"exif", b"transparency")  # text keywords that would become image.info keys
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _CHUNK_HEAD = struct.Struct(">I4s")
 _SIZE = struct.Struct(">II")
@@ -108,8 +113,12 @@ def _decode(data: bytes, max_pixels: int) -> tuple[int, int, bytes] | None:
                 return None
             img = Image.frombytes("L", (w, h), b"".join(idat), "zip", "L")
             return h, w, img.tobytes()
-        elif cid not in _NO_PIXELS or (cid in _TEXT and b"exif" in _keyword(view, body)):
-            return None  # pixels, transparency, orientation or a chunk we do not know
+        else:
+            shortest = _NO_PIXELS.get(cid)
+            if shortest is None or length < shortest:
+                return None  # pixels, transparency, a chunk we do not know, too short
+            if cid == b"tEXt" and _info_key(view, body):
+                return None  # would be EXIF data (an orientation) or a transparency
         idat_done = bool(idat)  # the image data, if begun, is over
         pos = after + 4
     return None  # truncated: no IEND
@@ -119,6 +128,8 @@ def _crc_at(data: bytes, pos: int) -> int:
     return int.from_bytes(data[pos : pos + 4], "big")
 
 
-def _keyword(view: memoryview, body: int) -> bytes:
-    """A text chunk's keyword (1-79 Latin-1 bytes before a NUL), lower-cased."""
-    return bytes(view[body : body + 80]).split(b"\0", 1)[0].lower()
+def _info_key(view: memoryview, body: int) -> bool:
+    """Whether a tEXt chunk's keyword (the bytes before its NUL) could stand for EXIF data
+    or transparency in Pillow's ``image.info``, in any case."""
+    keyword = bytes(view[body : body + 80]).split(b"\0", 1)[0].lower()
+    return any(key in keyword for key in _INFO_KEYS)

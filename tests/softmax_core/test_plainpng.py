@@ -135,6 +135,19 @@ def _variants(gray: np.ndarray) -> dict[str, bytes]:
         "colour type": with_ihdr(colour=4),
         "depth": with_ihdr(depth=16),
         "unknown chunk": _png([chunks[0], (b"abCd", b"x"), *chunks[1:]]),
+        "short gAMA": _png([chunks[0], (b"gAMA", b"\0\1"), *chunks[1:]]),
+        "short pHYs": _png([chunks[0], (b"pHYs", bytes(8)), *chunks[1:]]),
+        "ICC profile": _saved(gray, icc_profile=b"not a real profile"),
+        "compressed text": _png(
+            [chunks[0], (b"zTXt", b"k\0\0" + zlib.compress(b"v")), *chunks[1:]]
+        ),
+        "international text": _png([chunks[0], (b"iTXt", b"k\0\0\0\0\0v"), *chunks[1:]]),
+        "text named transparency": _png(
+            [chunks[0], (b"tEXt", b"transparency\0" + b"0"), *chunks[1:]]
+        ),
+        "text named EXIF after the data": _png(
+            [*chunks[:2], (b"tEXt", b"Raw profile type exif\0x"), chunks[2]]
+        ),
         "image data split by a chunk": _png(
             [chunks[0], (b"IDAT", idat[:10]), (b"tEXt", b"a\0b"), (b"IDAT", idat[10:]), *chunks[2:]]
         ),
@@ -172,6 +185,19 @@ def test_anything_not_plainly_a_small_gray_png_is_left_to_the_general_path(
     for name, data in _variants(gray).items():
         path = _write(tmp_path, data, name.replace(" ", "_") + ".png")
         assert plainpng.read_plain_gray(path, LIMIT) is None, name
+
+
+def test_what_it_leaves_alone_pillow_reads_as_before(tmp_path: Path, gray: np.ndarray) -> None:
+    """The general path's view of the same files: a short gAMA or pHYs is Pillow's error,
+    the text keys land in ``info`` (so they could change how the image is read)."""
+    variants = _variants(gray)
+    for name in ("short gAMA", "short pHYs"):
+        with pytest.raises(ValueError, match="Truncated"):
+            Image.open(io.BytesIO(variants[name]))
+    with Image.open(io.BytesIO(variants["text named transparency"])) as im:
+        assert "transparency" in im.info
+    with Image.open(io.BytesIO(variants["exif text"])) as im:
+        assert "exif" in im.info
 
 
 def test_size_limits_names_and_special_files(tmp_path: Path, gray: np.ndarray) -> None:
