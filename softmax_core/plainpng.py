@@ -1,12 +1,12 @@
 """The commonest scan, read in one go: a small 8-bit grayscale PNG → its pixel bytes.
 
 Folders of digits are mostly small grayscale PNGs (28×28 scans, crops). Pillow decodes
-one in about 30 µs, two thirds of it Python: ``Image.open`` probing the formats and
+one in about 30 µs, more than half of it Python: ``Image.open`` probing the formats and
 parsing the chunks one file read at a time, ``load()`` streaming them to the decoder and
 reading the chunks after them. :func:`read_plain_gray` reads the file with one system
 call, walks its chunks, checks every chunk's CRC and hands the joined image data to
 Pillow's own PNG decoder (``Image.frombytes(..., "zip")``: inflate and unfilter, in C).
-The pixels are the ones ``Image.open(path).tobytes()`` gives, in under half the time.
+The pixels are the ones ``Image.open(path).tobytes()`` gives, in about half the time.
 
 Only a file that is plainly such an image is read here::
 

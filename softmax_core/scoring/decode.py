@@ -29,8 +29,8 @@ def decode_items(
     Plain 8-bit grayscale ones are kept as their raw bytes and become one uint8 stack with
     a single ``np.frombuffer`` (the same pixels as ``images.gray_pixels``, without an
     array per image); small plain grayscale PNGs are read by ``softmax_core.plainpng``
-    (the same bytes as Pillow's, without ``Image.open``), the rest by ``images``. Any failure of one image becomes its reason; nothing here raises
-    for one bad file.
+    (the same bytes as Pillow's, without ``Image.open``), the rest by ``images``. Any
+    failure of one image becomes its reason; nothing here raises for one bad file.
     """
     n = len(items)
     errors: list[str | None] = [None] * n
