@@ -60,6 +60,7 @@ from softmax_core.normalize import (
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "READ_FLAGS",
     "ImageError",
     "gray_pixels",
     "is_image_name",
@@ -103,7 +104,7 @@ def open_image(source: str | Path | IO[bytes], *, max_pixels: int = DEFAULT_MAX_
         return _decode(source, max_pixels, _size_of(source))
     try:
         # Non-blocking, so a FIFO named like an image cannot hang us; checked just below.
-        fd = os.open(source, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
+        fd = os.open(source, READ_FLAGS)
     except PermissionError:
         raise ImageError("unreadable", "permission denied") from None
     except FileNotFoundError:
@@ -125,8 +126,9 @@ def open_image(source: str | Path | IO[bytes], *, max_pixels: int = DEFAULT_MAX_
         return _decode(fp, max_pixels, st.st_size, os.path.splitext(source)[1].lower())
 
 
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# How image files are opened: read-only, non-blocking (a FIFO named like an image cannot
+# hang a read; callers check for a regular file), not inherited by child processes.
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _decode(fp: IO[bytes], max_pixels: int, size: int, ext: str = "") -> Any:

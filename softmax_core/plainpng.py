@@ -34,6 +34,8 @@ import zlib
 
 from PIL import Image
 
+from softmax_core.images import READ_FLAGS
+
 __all__ = ["MAX_BYTES", "read_plain_gray"]
 
 MAX_BYTES = 1 << 16  # a 128×128 gray PNG is at most ~17 KB; larger files go the general way
@@ -45,7 +47,6 @@ _IHDR_PLAIN_GRAY = b"\x08\x00\x00\x00\x00"  # depth 8, grey, deflate, filter 0, 
 _NO_PIXELS = {b"tEXt": 0, b"tIME": 0, b"sBIT": 0, b"bKGD": 0}
 _NO_PIXELS |= {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9}
 _INFO_KEYS = (b"exif", b"transparency")  # text keywords that would become image.info keys
-_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _CHUNK_HEAD = struct.Struct(">I4s")
 _SIZE = struct.Struct(">II")
 
@@ -68,7 +69,7 @@ def read_plain_gray(path: str, max_pixels: int) -> tuple[int, int, bytes] | None
 def _read_small(path: str) -> bytes | None:
     """The bytes of a regular file of at most MAX_BYTES, read in one call; else None."""
     try:
-        fd = os.open(path, _FLAGS)  # non-blocking: a FIFO named x.png cannot hang us
+        fd = os.open(path, READ_FLAGS)  # non-blocking: a FIFO named x.png cannot hang us
     except OSError:
         return None
     try:
