@@ -1,4 +1,4 @@
-"""Small pieces the flows' tasks share: location the registry is, and who retries what.
+"""Small pieces the flows' tasks share: opening the registry, and who retries what.
 
 Only I/O tasks retry, and only on errors that a second attempt can fix: a download that
 failed on the network (``DownloadError``) or a store that failed (``StorageError``, but
@@ -12,8 +12,6 @@ once.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect.cache_policies import NO_CACHE
@@ -22,7 +20,6 @@ from softmax_core.errors import (
     CorruptObjectError,
     DownloadError,
     IntegrityError,
-    InvalidInputError,
     StorageError,
 )
 
@@ -31,6 +28,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State, TaskRun
 
     from registry import Registry
+    from softmax_core.requests import Location, Retries
 
 # Every task's results stay in memory: datasets and weights pass between tasks as they
 # are, never hashed for a cache key or persisted by Prefect.
@@ -46,25 +44,13 @@ _UNRESOLVED = (
 )
 
 
-@dataclass(frozen=True)
-class RegistryLocation:
-    """Where the registry lives (URI, endpoint, local cache): plain values, so tasks can
-    open it wherever they run. Not a model reference: that is ``name@alias``/``name:n``."""
+def open_registry(location: Location) -> Registry:
+    """The registry at ``location`` (resolved from the environment where it is not given),
+    its events forwarded to the Prefect API when one is configured (``flows.events``)."""
+    from flows.events import registry_listeners
+    from registry import Registry
 
-    uri: str
-    endpoint_url: str | None
-    cache_dir: Path
-
-    def open(self) -> Registry:
-        from flows.events import registry_listeners
-        from registry import Registry
-
-        return Registry.open(
-            self.uri,
-            endpoint_url=self.endpoint_url,
-            cache_dir=self.cache_dir,
-            listeners=registry_listeners(),
-        )
+    return Registry.at(location, listeners=registry_listeners())
 
 
 def exception_of(state: State[Any]) -> BaseException | None:
@@ -118,19 +104,16 @@ class RetryOn:
         return f"RetryOn({names}{unless})"
 
 
-def io_retry_options(retries: int, delay: float) -> dict[str, Any]:
-    """``with_options`` keywords for an I/O task: ``retries`` attempts more, exponential delays.
-
-    The delays are Prefect's ``exponential_backoff(delay)``: ``delay`` seconds before the
-    first retry, doubling for each next one (``delay=0``: no wait).
-    """
+def io_retry_options(retries: Retries) -> dict[str, Any]:
+    """``with_options`` keywords for an I/O task: ``io_retries`` attempts more, exponential
+    delays: Prefect's ``exponential_backoff(io_retry_delay)``, ``io_retry_delay`` seconds
+    before the first retry, doubling for each next one (0: no wait)."""
     from prefect.tasks import exponential_backoff
 
-    if not (isinstance(retries, int) and retries >= 0):
-        raise InvalidInputError(f"io_retries={retries!r} is invalid; expected an integer >= 0")
-    if not delay >= 0:
-        raise InvalidInputError(f"io_retry_delay={delay!r} is invalid; expected seconds >= 0")
-    return {"retries": retries, "retry_delay_seconds": exponential_backoff(float(delay))}
+    return {
+        "retries": retries.io_retries,
+        "retry_delay_seconds": exponential_backoff(float(retries.io_retry_delay)),
+    }
 
 
 #: ingest retries on network failures of a download only

@@ -4,20 +4,23 @@
   version of its dataset when anything in it changed (``Registry.add_folder``); an inbox
   with no labelled image yet is not an error, only a log line.
 - ``pull-datasets`` (I/O): the dataset versions a run trains on, verified, with arrays.
-- :func:`fingerprint` is what a model was made from (MNIST's digest, each dataset's
-  content, the code, the features, the training parameters); the scheduled retraining compares it with the
-  champion's and trains nothing when they are equal.
+- :func:`nothing_new` compares what the run would be made from with what the champion
+  was made from (``Lineage.fingerprint``: MNIST's digest, each dataset's content, the code,
+  the features, the hyperparameters); the scheduled retraining trains nothing when they
+  are equal.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prefect import get_run_logger, task
 
-from flows._common import IN_MEMORY, STORAGE_RETRY, RegistryLocation
+from flows._common import IN_MEMORY, STORAGE_RETRY, open_registry
 from softmax_core.errors import DataNotFoundError
+from softmax_core.lineage import Lineage
+from softmax_core.requests import Location
 
 if TYPE_CHECKING:
     from registry import DatasetManifest, Manifest
@@ -27,11 +30,11 @@ UserData = list[tuple["DatasetManifest", "Labelled"]]
 
 
 @task(name="sync-inbox", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
-def sync_inbox(location: RegistryLocation, inbox: Path, dataset: str) -> str | None:
+def sync_inbox(location: Location, inbox: Path, dataset: str) -> str | None:
     """The inbox into dataset ``dataset``; the reference of its newest version, or None
     when the inbox holds no labelled image yet (and the dataset has no version)."""
     logger = get_run_logger()
-    with location.open() as reg:
+    with open_registry(location) as reg:
         try:
             added, read = reg.add_folder(dataset, inbox)
         except DataNotFoundError as e:  # nothing labelled yet: train on what there is
@@ -50,11 +53,11 @@ def sync_inbox(location: RegistryLocation, inbox: Path, dataset: str) -> str | N
 
 
 @task(name="pull-datasets", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
-def pull_datasets(location: RegistryLocation, refs: list[str]) -> UserData:
+def pull_datasets(location: Location, refs: list[str]) -> UserData:
     """Each ``name`` (newest) or ``name:n`` with its verified arrays, in the order given."""
     logger = get_run_logger()
     out: UserData = []
-    with location.open() as reg:
+    with open_registry(location) as reg:
         for ref in refs:
             manifest, data = reg.load_dataset(ref)
             logger.info(
@@ -69,21 +72,9 @@ def pull_datasets(location: RegistryLocation, refs: list[str]) -> UserData:
     return out
 
 
-def fingerprint(lineage: dict[str, Any]) -> dict[str, Any]:
-    """What a model was made from: the part of its lineage "nothing new to learn" compares
-    (data, code, features, and the training parameters: a run asked for other epochs or
-    another seed has something new to try)."""
-    return {
-        "train_params": lineage.get("train_params"),
-        "data_digest": lineage.get("data_digest"),
-        "datasets": sorted(
-            (d.get("name"), d.get("content")) for d in lineage.get("datasets") or []
-        ),
-        "code_version": lineage.get("code_version"),
-        "features": lineage.get("features"),
-    }
-
-
-def nothing_new(champion: Manifest | None, lineage: dict[str, Any]) -> bool:
+def nothing_new(champion: Manifest | None, lineage: Lineage) -> bool:
     """True when the champion was made from the same data, code, features and parameters."""
-    return champion is not None and fingerprint(champion.lineage) == fingerprint(lineage)
+    return (
+        champion is not None
+        and Lineage.from_json(champion.lineage).fingerprint() == lineage.fingerprint()
+    )

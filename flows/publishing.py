@@ -3,58 +3,54 @@ all retried on storage errors; see :mod:`flows.training` for the flow)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
-from flows._common import IN_MEMORY, STORAGE_RETRY, RegistryLocation
+from flows._common import IN_MEMORY, STORAGE_RETRY, open_registry
+from flows.records import Champion, Evaluation
 from flows.report import CONFUSION_KEY, REPORT_KEY, gate_report_markdown
-from softmax_core.modelfile import ModelFile
+from softmax_core.lineage import Lineage
+from softmax_core.model import Model
+from softmax_core.requests import Location, Target
 
 if TYPE_CHECKING:
-    from flows.training import Champion, Evaluation
     from registry import Manifest
     from softmax_core.mnist import Dataset
 
 
 @task(name="publish", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
 def publish_model(
-    location: RegistryLocation,
-    model: ModelFile,
-    name: str,
-    *,
-    metrics: dict[str, Any],
-    code_version: str,
-    lineage: dict[str, Any],
+    target: Target, model: Model, *, metrics: dict[str, Any], lineage: Lineage
 ) -> Manifest:
     """Weights, then manifest, to the registry: a new version, visible only once complete."""
-    logger = get_run_logger()
-    meta = {**model.meta, "metrics": metrics, "code_version": code_version}
-    with location.open() as reg:
-        manifest = reg.publish(ModelFile(W=model.W, b=model.b, meta=meta), name, lineage=lineage)
-    logger.info("published %s:%d to %s", name, manifest.version, location.uri)
+    info = dataclasses.replace(model.info, metrics=metrics, code_version=lineage.code_version)
+    with open_registry(target.location) as reg:
+        manifest = reg.publish(model.evolve(info=info), target.name, lineage=lineage.to_json())
+        get_run_logger().info("published %s to %s", manifest.ref, reg.uri)
     return manifest
 
 
 @task(name="promote", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
-def promote_model(location: RegistryLocation, name: str, version: int, alias: str) -> None:
+def promote_model(target: Target, version: int) -> None:
     """Move ``name@alias`` to ``version`` (compare-and-swap; the move is logged for rollback)."""
-    with location.open() as reg:
-        reg.promote(name, version, alias)
-    get_run_logger().info("%s@%s -> %s:%d", name, alias, name, version)
+    with open_registry(target.location) as reg:
+        reg.promote(target.name, version, target.alias)
+    get_run_logger().info("%s -> %s:%d", target.champion, target.name, version)
 
 
 @task(name="publish-report", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
 def publish_report(
-    location: RegistryLocation,
+    location: Location,
     manifest: Manifest,
-    model: ModelFile,
+    model: Model,
     ds: Dataset,
     *,
     champion: Champion | None,
     evaluation: Evaluation,
-    lineage: dict[str, Any],
+    lineage: Lineage,
 ) -> str | None:
     """The version's report page beside its manifest (``versions/<n>.html``), then the
     ``gate-report`` artifact again, linking to it, and, where the registry serves HTTP
@@ -73,7 +69,7 @@ def publish_report(
         alpha=evaluation.decision.alpha,
     )
     picture = confusion_picture(model, images=ds.x_test, labels=ds.y_test)
-    with location.open() as reg:
+    with open_registry(location) as reg:
         reg.put_report(manifest.name, manifest.version, html, confusion_png=picture)
         url = reg.report_url(manifest.name, manifest.version)
         png_url = reg.report_url(manifest.name, manifest.version, suffix=".confusion.png")

@@ -3,43 +3,42 @@
 - ``gate-report`` (markdown artifact): the gate's decision with both accuracies, the
   floor, the McNemar p-value, the metrics and the lineage;
 - ``per-class`` (table artifact): precision, recall and support of each digit;
-- the metrics the manifest records, and the flow's JSON-ready summary.
+- the metrics the manifest records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from softmax_core import gate, preprocess, settings
-from softmax_core.modelfile import ModelFile
-
-if TYPE_CHECKING:
-    from registry import Manifest
+from flows.records import domain_metrics
+from softmax_core import gate, settings
+from softmax_core.lineage import Lineage
+from softmax_core.metrics import EvaluationReport
+from softmax_core.model import Model
 
 REPORT_KEY = "gate-report"  # the markdown artifact of every run (a new version links the page)
-NOTHING_NEW = "nothing new to learn"  # a scheduled run whose champion has its data and code
 CONFUSION_KEY = "confusion-matrix"  # the image artifact, where the registry serves HTTP
 
 
-def per_class_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+def per_class_rows(report: EvaluationReport) -> list[dict[str, Any]]:
     """The per-class table artifact: one row per digit."""
     return [
         {
-            "class": int(row["class"]),
-            "precision": round(float(row["precision"]), 4),
-            "recall": round(float(row["recall"]), 4),
-            "support": int(row["support"]),
+            "class": row.digit,
+            "precision": round(row.precision, 4),
+            "recall": round(row.recall, 4),
+            "support": row.support,
         }
-        for row in report["per_class"]
+        for row in report.per_class
     ]
 
 
 def gate_report_markdown(
-    report: dict[str, Any],
+    report: EvaluationReport,
     decision: gate.GateDecision,
-    model: ModelFile,
-    lineage: dict[str, Any],
+    model: Model,
+    lineage: Lineage,
     *,
     page: tuple[str, str] | None = None,
     domains: Sequence[gate.GateDecision] = (),
@@ -85,20 +84,20 @@ def gate_report_markdown(
         lines.append(f"- **failed: {f.rule}** by {f.shortfall:.4f}: {f.message}")
     if domains:
         lines += ["", *domain_table(decision, domains)]
-    params = model.meta.get("params", {})
+    info = model.info
     lines += [
         "",
         "## Metrics",
         "",
-        f"- test accuracy: {report['accuracy']:.4f} on {report['n']} images",
-        f"- train accuracy (last epoch): {fmt(model.meta.get('train_accuracy'))}",
-        f"- training time: {fmt(model.meta.get('train_seconds'), '.2f')} s",
-        f"- preprocessing: {preprocess.describe(model.steps)}",
-        "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(params.items())),
+        f"- test accuracy: {report.accuracy:.4f} on {report.n} images",
+        f"- train accuracy (last epoch): {fmt(info.train_accuracy)}",
+        f"- training time: {fmt(info.train_seconds, '.2f')} s",
+        f"- preprocessing: {model.steps.describe()}",
+        "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(info.params.items())),
         "",
         "## Lineage",
         "",
-        *(f"- {k}: `{v}`" for k, v in lineage.items()),
+        *(f"- {k}: `{v}`" for k, v in lineage.to_json().items()),
     ]
     if page is not None:
         lines += ["", *_page_link(*page)]
@@ -141,74 +140,18 @@ def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecisio
     return lines
 
 
-def domain_metrics(domains: Sequence[gate.GateDecision]) -> dict[str, Any]:
-    """``{dataset: {accuracy, n, champion_accuracy, mcnemar_p, min_accuracy}}``."""
-    return {
-        str(d.domain): {
-            "accuracy": d.accuracy,
-            "n": d.n,
-            "champion_accuracy": d.champion_accuracy,
-            "mcnemar_p": d.p_value,
-            "min_accuracy": d.min_accuracy,
-        }
-        for d in domains
-    }
-
-
 def published_metrics(
-    decision: gate.GateDecision, model: ModelFile, domains: Sequence[gate.GateDecision] = ()
+    decision: gate.GateDecision, model: Model, domains: Sequence[gate.GateDecision] = ()
 ) -> dict[str, Any]:
     """The metrics recorded in the manifest: test and train accuracy, time, the comparison,
     and each dataset's holdout accuracy (``domains``)."""
     return {
-        "domains": domain_metrics(domains),
+        "domains": domain_metrics(tuple(domains)),
         "accuracy": decision.accuracy,
         "n_test": decision.n,
-        "train_accuracy": model.meta.get("train_accuracy"),
-        "train_seconds": model.meta.get("train_seconds"),
+        "train_accuracy": model.info.train_accuracy,
+        "train_seconds": model.info.train_seconds,
         "champion": decision.champion,
         "champion_accuracy": decision.champion_accuracy,
         "mcnemar_p": decision.p_value,
-    }
-
-
-def run_summary(
-    *,
-    registry: str,
-    name: str,
-    manifest: Manifest,
-    decision: gate.GateDecision,
-    lineage: dict[str, Any],
-    promoted: str | None,
-    domains: Sequence[gate.GateDecision] = (),
-) -> dict[str, Any]:
-    """The training flow's JSON-ready result (what ``softmax-pipe run --json`` prints)."""
-    return {
-        "skipped": False,
-        "datasets": lineage.get("datasets") or [],
-        "domains": domain_metrics(domains),
-        "registry": registry,
-        "name": name,
-        "version": manifest.version,
-        "ref": f"{name}:{manifest.version}",
-        "digest": manifest.digest,
-        "promoted": promoted,
-        "accuracy": decision.accuracy,
-        "gate": decision.to_dict(),
-        "champion_before": lineage["champion"],
-        "warm_start_from": lineage["warm_start_from"],
-        "data_digest": lineage["data_digest"],
-        "flow_run_id": lineage["flow_run_id"],
-        "flow_run_name": lineage["flow_run_name"],
-    }
-
-
-def skipped_summary(*, registry: str, name: str, champion: str) -> dict[str, Any]:
-    """The result of a run that trained nothing: the champion already has this data and code."""
-    return {
-        "skipped": True,
-        "reason": NOTHING_NEW,
-        "registry": registry,
-        "name": name,
-        "champion": champion,
     }

@@ -43,6 +43,10 @@ from softmax_core.errors import InvalidInputError, PipelineError, ServiceUnavail
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
+    from flows.records import RunSummary
+    from softmax_core.requests import ScoringRequest, TrainingRequest
+    from softmax_core.scoring import ScoreSummary
+
 #: seconds a temporary Prefect server may take to start (a busy 2-core laptop took 70)
 SERVER_STARTUP_TIMEOUT = 180
 #: seconds one Prefect API request may take (Prefect's default: 60)
@@ -226,48 +230,44 @@ def _not_started(message: str, budget: int) -> ServiceUnavailableError:
 
 
 def run_training(
-    params: dict[str, Any],
+    request: TrainingRequest,
     *,
     verbose: bool = False,
     startup_timeout: int | None = None,
     say: Callable[[str], None] = _stderr,
-) -> dict[str, Any]:
-    """Run the training flow with ``params`` (its parameters); return its summary.
+) -> RunSummary:
+    """Run the training flow on ``request``; return what it published (or skipped).
 
-    Every input is checked before a Prefect server is asked or started (a missing source
-    fails at once). A failed run raises the exception that failed it (GateFailedError for
-    a gate refusal, exit 5); a run that ends without one raises PipelineError.
+    The request is prepared (``flows.training.prepare``: the environment's defaults
+    filled in, paths and the registry URI checked) before a Prefect server is asked or
+    started, so a missing source fails at once. A failed run raises the exception that
+    failed it (GateFailedError for a gate refusal, exit 5); a run that ends without one
+    raises PipelineError.
     """
-    import inspect
-
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
-    from flows.training import training_pipeline
-    from flows.training_inputs import check_inputs
+    from flows.training import prepare, training_pipeline
 
-    merged = {
-        **{k: p.default for k, p in inspect.signature(training_pipeline.fn).parameters.items()},
-        **params,
-    }
-    check_inputs(**{k: merged[k] for k in inspect.signature(check_inputs).parameters})
+    run = prepare(request)
     with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
-        state = training_pipeline(**params, return_state=True)
-    summary: dict[str, Any] = result_of(state)
+        state = training_pipeline(run, return_state=True)
+    summary: RunSummary = result_of(state)
     return summary
 
 
 def run_scoring(
+    request: ScoringRequest,
     *,
+    dask_address: str | None = None,
     verbose: bool = False,
     startup_timeout: int | None = None,
     say: Callable[[str], None] = _stderr,
-    **options: Any,
-) -> Any:
-    """Run ``flows.scoring.run_batch_scoring(**options)`` in a session; its ScoreSummary."""
+) -> ScoreSummary:
+    """Run the ``batch-scoring`` flow on ``request`` in a session; its ScoreSummary."""
     quiet_prefect_logging(verbose)
     from flows.scoring import run_batch_scoring
 
     with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
-        return run_batch_scoring(**options)
+        return run_batch_scoring(request, dask_address=dask_address)
 
 
 def result_of(state: State[Any]) -> Any:

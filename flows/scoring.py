@@ -13,15 +13,21 @@ are the same, byte for byte, whichever way they were computed:
   renamed over ``output``), keeps a ``scoring-progress`` artifact at the percent of
   shards written (the UI's bar), and returns the :class:`~softmax_core.scoring.ScoreSummary`.
 
-The task runner is pluggable: :func:`run_batch_scoring` uses Prefect's thread pool by
-default, or a ``DaskTaskRunner`` (prefect-dask, the ``dask`` extra) connected to
-``dask_address`` so the shards run on a Dask cluster. Failed images are rows, not task
-failures: the run completes and its summary counts them (the CLI exits 1).
+The flow takes one :class:`~softmax_core.requests.ScoringRequest` (input, model, output,
+performance, review), the object ``softmax-pipe score`` builds too. The task runner is
+pluggable: :func:`run_batch_scoring` uses Prefect's thread pool by default
+(``performance.workers`` threads), or a ``DaskTaskRunner`` (prefect-dask, the ``dask``
+extra) connected to ``dask_address`` so the shards run on a Dask cluster. Failed images
+are rows, not task failures: the run completes and its summary counts them (the CLI
+exits 1). A review queue needs the local command (``softmax-pipe score --review``).
 
 From Python::
 
     from flows.scoring import run_batch_scoring
-    summary = run_batch_scoring("./images", model="model.npz", output=Path("scores.csv"))
+    from softmax_core.requests import ModelRef, Output, ScoringRequest
+
+    request = ScoringRequest("./images", ModelRef("model.npz"), Output("scores.csv"))
+    summary = run_batch_scoring(request)
 """
 
 from __future__ import annotations
@@ -38,20 +44,19 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows._common import IN_MEMORY, STORAGE_RETRY, RegistryLocation, io_retry_options
-from registry.scoring import load_scoring_model
+from flows._common import IN_MEMORY, STORAGE_RETRY, io_retry_options
 from softmax_core import scoring
 from softmax_core.errors import (
     InvalidInputError,
     ServiceUnavailableError,
     SoftmaxPipeError,
 )
-from softmax_core.settings import IO_RETRIES, IO_RETRY_DELAY
+from softmax_core.model import Model
+from softmax_core.requests import ModelRef, ScoringRequest
 
 FLOW_NAME = "batch-scoring"
 SUMMARY_KEY = "scoring-summary"
 PROGRESS_KEY = "scoring-progress"
-DEFAULT_SHARD_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,11 @@ class Listing:
 
 
 @task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
-def pull_model(ref: str, location: RegistryLocation) -> scoring.ScoringModel:
-    """A model file, or ``ref`` pulled from the registry (verified, cached)."""
-    return load_scoring_model(
-        ref, registry=location.uri, endpoint_url=location.endpoint_url, cache_dir=location.cache_dir
-    )
+def pull_model(ref: ModelRef) -> Model:
+    """A model file, or the reference pulled from the registry (verified, cached)."""
+    from registry import open_model
+
+    return open_model(ref)
 
 
 @task(name="list-images", **IN_MEMORY)
@@ -87,7 +92,7 @@ def list_images(path: str) -> Listing:
 
 @task(name="score-shard", **IN_MEMORY)
 def score_shard(
-    items: list[scoring.Item], model: scoring.ScoringModel, batch_size: int, max_pixels: int
+    items: list[scoring.Item], model: Model, batch_size: int, max_pixels: int
 ) -> list[scoring.ScoredBatch]:
     """Score one shard here, in batches; failed images are error rows, never a failure."""
     return list(
@@ -102,71 +107,48 @@ def shards(items: list[scoring.Item], shard_size: int, batch_size: int) -> list[
 
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
-def batch_scoring(
-    path: str,
-    model: str = scoring.DEFAULT_MODEL,
-    registry: str | None = None,
-    endpoint_url: str | None = None,
-    cache_dir: str | None = None,
-    output: str | None = None,
-    fmt: str = "csv",
-    probs: bool = False,
-    batch_size: int = scoring.DEFAULT_BATCH_SIZE,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    max_pixels: int = scoring.DEFAULT_MAX_PIXELS,
-    min_confidence: float = scoring.DEFAULT_MIN_CONFIDENCE,
-    io_retries: int = IO_RETRIES,
-    io_retry_delay: float = IO_RETRY_DELAY,
-) -> scoring.ScoreSummary:
-    """Score every image under ``path`` with ``model``; rows to ``output`` (or stdout).
+def batch_scoring(request: ScoringRequest) -> scoring.ScoreSummary:
+    """Score every image under ``request.input`` with ``request.model``; rows to the
+    request's output (or stdout).
 
-    Raises InvalidInputError (a missing path, bad options), DataNotFoundError (no image
-    at all: nothing is written) and ModelNotFoundError.
+    Raises DataNotFoundError (a missing path; no image at all: nothing is written),
+    InvalidInputError (an output that is an input, a review queue) and ModelNotFoundError.
     """
-    from softmax_core.settings import Settings
-
     start = time.perf_counter()
-    scoring.validate_options(
-        batch_size=batch_size, max_pixels=max_pixels, min_confidence=min_confidence, fmt=fmt
-    )
-    if not (isinstance(shard_size, int) and shard_size >= 1):
-        raise InvalidInputError(f"shard_size={shard_size!r} is invalid; expected an integer >= 1")
-    out = Path(output) if output else None
-    if out is not None:
-        scoring.check_output_path(out, inputs=Path(path), model=model)
-    settings = Settings.build(registry=registry, cache_dir=cache_dir)
-    location = RegistryLocation(
-        uri=settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
-    )
+    run = request.resolved()
+    if run.review.queue is not None:
+        raise InvalidInputError("--review runs with the local command; drop --flow")
+    scoring.check_request(run)
+    out, perf = run.output, run.performance
     logger = get_run_logger()
 
-    listing = list_images(path)
+    listing = list_images(run.input)
     if not listing.items:
-        raise scoring.no_images_error(path, listing.skipped)
-    the_model = pull_model.with_options(**io_retry_options(io_retries, io_retry_delay))(
-        model, location
-    )
-    parts = shards(listing.items, shard_size, batch_size)
+        raise scoring.no_images_error(run.input, listing.skipped)
+    model = pull_model.with_options(**io_retry_options(perf.retries))(run.model)
+    parts = shards(listing.items, perf.shard_size, perf.batch_size)
     logger.info(
         "scoring %d images under %s with %s in %d shards",
         len(listing.items),
-        path,
-        the_model.name,
+        run.input,
+        model.ref,
         len(parts),
     )
     futures = score_shard.map(
-        parts, unmapped(the_model), unmapped(batch_size), unmapped(max_pixels)
+        parts, unmapped(model), unmapped(perf.batch_size), unmapped(perf.max_pixels)
     )
     progress = create_progress_artifact(
         0.0, key=PROGRESS_KEY, description=f"scoring: percent of {len(parts)} shards written"
     )
 
-    summary = scoring.ScoreSummary(model=the_model.name, root=path, min_confidence=min_confidence)
+    summary = scoring.ScoreSummary(
+        model=model.ref, root=run.input, min_confidence=run.review.min_confidence
+    )
     summary.skipped = listing.skipped
     summary.skipped_by_ext.update(listing.skipped_by_ext)
     summary.loops = listing.loops
-    with scoring.open_output(out) as stream:
-        writer = scoring.RowWriter(stream, fmt, model=the_model.name, probs=probs)
+    with scoring.open_output(Path(out.path) if out.path else None) as stream:
+        writer = scoring.RowWriter(stream, out.format, model=model.ref, probs=out.probs)
         writer.header()
         for done, future in enumerate(futures, 1):  # in shard order: the output follows the walk
             for batch in future.result():
@@ -178,7 +160,7 @@ def batch_scoring(
     create_markdown_artifact(
         key=SUMMARY_KEY,
         markdown="\n".join(["# Batch scoring", "", "```", *summary.lines(), "```"]),
-        description=f"Scoring {path} with {the_model.name}",
+        description=f"Scoring {run.input} with {model.ref}",
     )
     return summary
 
@@ -222,39 +204,12 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
 
 
 def run_batch_scoring(
-    path: str,
-    *,
-    model: str = scoring.DEFAULT_MODEL,
-    registry: str | None = None,
-    endpoint_url: str | None = None,
-    cache_dir: Path | str | None = None,
-    output: Path | None = None,
-    fmt: str = "csv",
-    probs: bool = False,
-    batch_size: int = scoring.DEFAULT_BATCH_SIZE,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    max_pixels: int = scoring.DEFAULT_MAX_PIXELS,
-    min_confidence: float = scoring.DEFAULT_MIN_CONFIDENCE,
-    dask_address: str | None = None,
-    workers: int | None = None,
+    request: ScoringRequest, *, dask_address: str | None = None
 ) -> scoring.ScoreSummary:
     """Run the ``batch-scoring`` flow with the chosen task runner; return its summary."""
-    run = batch_scoring.with_options(task_runner=task_runner_for(dask_address, workers))
+    runner = task_runner_for(dask_address, request.performance.workers)
     try:
-        return run(
-            path,
-            model=model,
-            registry=registry,
-            endpoint_url=endpoint_url,
-            cache_dir=str(cache_dir) if cache_dir is not None else None,
-            output=str(output) if output is not None else None,
-            fmt=fmt,
-            probs=probs,
-            batch_size=batch_size,
-            shard_size=shard_size,
-            max_pixels=max_pixels,
-            min_confidence=min_confidence,
-        )
+        return batch_scoring.with_options(task_runner=runner)(request)
     except SoftmaxPipeError:
         raise
     except Exception as e:  # the cluster itself failed: unreachable, a worker lost...

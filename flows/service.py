@@ -18,14 +18,17 @@ Two ways to run them:
   ``softmax-pipe deploy``, which also creates the pool and the crash-detection
   automation in ``deploy/automations/``.
 
-Crons, time zone, work pool, model name and alias are ``softmax_core.settings``'s, and
-``deploy/prefect.yaml`` states the same values (a unit test checks it against settings).
+Crons, time zone, work pool and every default of the two requests are
+``softmax_core.settings``'s (through :class:`ServeOptions` and ``softmax_core.requests``),
+and ``deploy/prefect.yaml`` states the same values (a unit test validates its parameters
+against the flows' requests and checks them against these defaults).
 Both need a Prefect server (``PREFECT_API_URL``): its scheduler creates the runs.
 Prefect itself is imported inside the functions, so the CLI's ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -41,6 +44,17 @@ from softmax_core.errors import (
     NotFoundError,
     PipelineError,
     ServiceUnavailableError,
+)
+from softmax_core.requests import (
+    Data,
+    Gate,
+    Hyper,
+    Location,
+    ModelRef,
+    Output,
+    ScoringRequest,
+    Target,
+    TrainingRequest,
 )
 
 if TYPE_CHECKING:
@@ -60,25 +74,59 @@ TAG = "softmax-pipe"  # on every deployment; the automation watches only runs wi
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What ``softmax-pipe serve`` schedules: crons and the parameters of both flows.
+    """What ``softmax-pipe serve`` schedules: the crons and each deployment's request.
 
-    ``None`` for ``registry``, ``inbox``, ``labelled`` or ``output``: resolved when the deployments are
-    built, from ``$SOFTMAX_PIPE_REGISTRY`` or the user's data folder (``Settings``).
+    Build it with :meth:`build`, which holds the scheduled defaults (retraining warm-starts,
+    syncs the labelled inbox and skips a run with nothing new; scoring reads the inbox and
+    writes the outbox in the user's data folder); ``deploy/prefect.yaml`` states the same.
     """
 
+    training: TrainingRequest
+    scoring: ScoringRequest
     retrain_cron: str = settings.RETRAIN_CRON
     score_cron: str = settings.SCORE_CRON
     timezone: str = settings.TIMEZONE
-    registry: str | None = None
-    name: str = settings.MODEL_NAME
-    alias: str = settings.ALIAS
-    min_accuracy: float | None = None  # None: the training flow's default floor
-    epochs: int | None = None
-    warm_start: bool = True
-    inbox: str | None = None
-    labelled: str | None = None  # the labelled inbox retraining syncs (class folders 0 … 9)
-    output: str | None = None
-    endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL, profile)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        location: Location | None = None,
+        name: str = settings.MODEL_NAME,
+        alias: str = settings.ALIAS,
+        hyper: Hyper | None = None,
+        gate: Gate | None = None,
+        labelled: str | None = None,
+        inbox: str | None = None,
+        output: str | None = None,
+        **crons: str,
+    ) -> ServeOptions:
+        """The two requests, from the scheduled defaults and what the caller gives. The
+        registry is resolved now (``$SOFTMAX_PIPE_REGISTRY`` or the local default), so both
+        deployments and the trigger name the same one."""
+        where = location or Location()
+        registry = settings.Settings.build(registry=where.registry).registry
+        where = dataclasses.replace(where, registry=registry)
+        training = TrainingRequest(
+            data=Data(
+                inbox=labelled or str(settings.default_labelled_dir()),
+                skip_unchanged=True,
+            ),
+            hyper=hyper or Hyper(warm_start=True),
+            gate=gate or Gate(),
+            target=Target(location=where, name=name, alias=alias),
+        )
+        scoring = ScoringRequest(
+            input=inbox or str(settings.default_inbox_dir()),
+            model=ModelRef(f"{name}@{alias}", where),
+            output=Output(path=output or str(settings.default_outbox_file())),
+        )
+        return cls(training=training, scoring=scoring, **crons)
+
+
+def parameters(request: TrainingRequest | ScoringRequest) -> dict[str, Any]:
+    """A deployment's parameters: the flow's one parameter, as JSON."""
+    return {"request": dataclasses.asdict(request)}
 
 
 # --- one box: prefect.serve ---------------------------------------------------------------
@@ -94,39 +142,6 @@ def _cron(expression: str, timezone: str, what: str) -> Any:
             f"{what} cron {expression!r} (timezone {timezone!r}) is invalid: {e}; "
             "expected five fields, e.g. '0 3 * * 1' for Mondays at 03:00"
         ) from None
-
-
-def retrain_parameters(options: ServeOptions) -> dict[str, Any]:
-    """Parameters of the scheduled retraining (flows.training.training_pipeline)."""
-    params: dict[str, Any] = {
-        "registry": settings.Settings.build(registry=options.registry).registry,
-        "name": options.name,
-        "promote": options.alias,
-        "warm_start": options.warm_start,
-        "inbox": options.labelled or str(settings.default_labelled_dir()),
-        "inbox_dataset": settings.INBOX_DATASET,
-        "skip_unchanged": True,
-    }
-    if options.min_accuracy is not None:
-        params["min_accuracy"] = options.min_accuracy
-    if options.epochs is not None:
-        params["epochs"] = options.epochs
-    if options.endpoint_url:
-        params["endpoint_url"] = options.endpoint_url
-    return params
-
-
-def score_parameters(options: ServeOptions) -> dict[str, Any]:
-    """Parameters of the scheduled scoring (flows.scoring)."""
-    params: dict[str, Any] = {
-        "registry": settings.Settings.build(registry=options.registry).registry,
-        "model": f"{options.name}@{options.alias}",
-        "path": options.inbox or str(settings.default_inbox_dir()),
-        "output": options.output or str(settings.default_outbox_file()),
-    }
-    if options.endpoint_url:
-        params["endpoint_url"] = options.endpoint_url
-    return params
 
 
 def champion_moved_trigger(registry: str, name: str, alias: str) -> DeploymentEventTrigger:
@@ -163,19 +178,20 @@ def served_deployments(options: ServeOptions) -> list[RunnerDeployment]:
     retrain = training_pipeline.to_deployment(
         name=RETRAIN,
         schedules=[_cron(options.retrain_cron, options.timezone, "--retrain-cron")],
-        parameters=retrain_parameters(options),
+        parameters=parameters(options.training),
         description="Scheduled retraining (softmax-pipe serve): warm start, gate, publish, "
         "promote.",
         tags=[TAG, "retrain", "served"],
         concurrency_limit=1,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    score_params = score_parameters(options)
+    target = options.training.target
+    registry = target.location.registry or ""
     score = scoring.batch_scoring.to_deployment(
         name=SCORE_INBOX,
         schedules=[_cron(options.score_cron, options.timezone, "--score-cron")],
-        triggers=[champion_moved_trigger(score_params["registry"], options.name, options.alias)],
-        parameters=score_params,
+        triggers=[champion_moved_trigger(registry, target.name, target.alias)],
+        parameters=parameters(options.scoring),
         description="Scheduled scoring of the inbox (softmax-pipe serve).",
         tags=[TAG, "scoring", "served"],
         entrypoint_type=EntrypointType.MODULE_PATH,

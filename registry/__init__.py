@@ -11,7 +11,7 @@ Layout (relative to the registry root, a folder or ``s3://bucket/prefix``)::
 Heavy imports (boto3) happen only when an S3 registry is opened.
 """
 
-from registry.core import PullResult, Registry
+from registry.core import PullResult, Registry, open_model
 from registry.datasets import AddResult
 from registry.local import LocalStore
 from registry.manifest import AliasRecord, DatasetManifest, Manifest
@@ -30,6 +30,7 @@ __all__ = [
     "Registry",
     "S3Store",
     "Store",
+    "open_model",
     "open_store",
     "parse_ref",
     "validate_key",

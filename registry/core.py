@@ -60,9 +60,9 @@ from softmax_core.errors import (
     ObjectNotFoundError,
     StorageError,
 )
+from softmax_core.model import INPUT_SCHEMA, Model
 from softmax_core.modelcheck import read_model_bytes
-from softmax_core.modelfile import ModelFile
-from softmax_core.predictor import Classifier
+from softmax_core.requests import Location, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,18 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
         """
         store = open_store(uri, endpoint_url=endpoint_url)
         return cls(store, cache_dir=cache_dir or settings.default_cache_dir(), listeners=listeners)
+
+    @classmethod
+    def at(cls, location: Location, *, listeners: Sequence[Listener] = ()) -> Registry:
+        """The registry a request's :class:`~softmax_core.requests.Location` names (its
+        registry and cache folder filled from the environment when not given)."""
+        where = location.resolved()
+        return cls.open(
+            where.registry or "",
+            endpoint_url=where.endpoint_url,
+            cache_dir=Path(where.cache_dir or settings.default_cache_dir()),
+            listeners=listeners,
+        )
 
     def _emit(self, event: RegistryEvent) -> None:
         notify(self.listeners, event)
@@ -232,7 +244,7 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
     # --- publishing -------------------------------------------------------------------
     def publish(
         self,
-        model: Path | str | ModelFile,
+        model: Path | str | Model,
         name: str,
         *,
         alias: str | None = None,
@@ -242,12 +254,12 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
         validate_name("model name", name)
         if alias is not None:
             validate_name("alias", alias)
-        if isinstance(model, ModelFile):
+        if isinstance(model, Model):
             data = model.to_bytes()
-            mf = ModelFile.from_bytes(data, origin=f"model for {name!r}")
+            mf = Model.from_bytes(data, origin=f"model for {name!r}")
         else:
             data = read_model_bytes(Path(model))
-            mf = ModelFile.from_bytes(data, origin=str(model))
+            mf = Model.from_bytes(data, origin=str(model))
         extra_lineage = dict(lineage or {})
         try:
             json.dumps(extra_lineage)
@@ -258,22 +270,22 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
         blob = layout.blob_key(digest)
         self.store.put(blob, data)  # always (re)written: refreshes its age for gc, heals damage
 
-        meta = mf.meta
-        base_lineage = {"data_source": meta["data_source"]} if meta.get("data_source") else {}
+        made = mf.info
+        base_lineage = {"data_source": made.data_source} if made.data_source else {}
         draft = Manifest(
             name=name,
             version=0,
             digest=digest,
             created="",
-            data_digest=meta.get("data_digest"),
-            params=dict(meta.get("params") or {}),
-            metrics=dict(meta.get("metrics") or {}),
-            preprocessing=dict(meta.get("preprocessing") or {"steps": list(mf.steps)}),
-            input_schema=dict(meta.get("input_schema") or {}),
-            code_version=meta.get("code_version"),
+            data_digest=made.data_digest,
+            params=dict(made.params),
+            metrics=dict(made.metrics),
+            preprocessing={"steps": mf.steps.to_json()},
+            input_schema=dict(INPUT_SCHEMA),
+            code_version=made.code_version,
             lineage={**base_lineage, **extra_lineage},
             size=len(data),
-            model_created=meta.get("created"),
+            model_created=made.created,
         )
         manifest = self._claim_version(draft)
 
@@ -323,16 +335,17 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
         result = self.fetch(ref)
         return result.manifest, result.path
 
-    def load(self, ref: str) -> tuple[Manifest, ModelFile]:
-        """Resolve, pull, verify and parse (``allow_pickle=False``) a model."""
+    def load(self, ref: str) -> tuple[Manifest, Model]:
+        """Resolve, pull, verify and parse (``allow_pickle=False``) a model; the model's
+        ``ref`` is the version's (``mnist:3``)."""
         manifest = self.resolve(ref)
         path, _, data = fetch_blob(self.store, self.cache_dir, manifest)
-        return manifest, ModelFile.from_bytes(data, origin=f"{manifest.ref} ({path})")
+        origin = f"{manifest.ref} ({path})"
+        return manifest, Model.from_bytes(data, origin=origin, ref=manifest.ref)
 
-    def classifier(self, ref: str) -> Classifier:
+    def model(self, ref: str) -> Model:
         """``ref`` (``mnist@champion``, ``mnist:3``) pulled, verified and ready to predict."""
-        manifest, model = self.load(ref)
-        return Classifier(model, ref=manifest.ref)
+        return self.load(ref)[1]
 
     # --- helpers ----------------------------------------------------------------------
     def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest:
@@ -366,3 +379,15 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
         known = sorted(self.aliases(name))
         hint = f"its aliases: {', '.join(known)}" if known else "it has no aliases yet"
         return ModelNotFoundError(f"model {name!r} has no alias {alias!r} in {self.uri}; {hint}")
+
+
+def open_model(ref: ModelRef) -> Model:
+    """The model a reference names: a model file (``.npz``, verified, no pickles), or a
+    registry reference pulled (verified, cached) from the registry at ``ref.location``.
+
+    Raises ModelNotFoundError / DataNotFoundError (exit 3) when it does not exist.
+    """
+    if ref.is_file:
+        return Model.load(ref.ref)
+    with Registry.at(ref.location) as reg:
+        return reg.model(ref.ref)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, TypeVar
 from registry import layout
 from registry.names import validate_name
 from softmax_core.errors import CorruptObjectError
+from softmax_core.lineage import DatasetLineage
 
 MANIFEST_SCHEMA = "softmax-pipe/manifest@1"
 ALIAS_SCHEMA = "softmax-pipe/alias@1"
@@ -256,17 +257,17 @@ class DatasetManifest(Versioned):
     extra: dict[str, Any] = field(default_factory=dict)
     SCHEMA: ClassVar[str] = DATASET_SCHEMA
 
-    def lineage(self) -> dict[str, Any]:
+    def lineage(self) -> DatasetLineage:
         """What a model's lineage records of each dataset version it was trained on."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "digest": self.digest,
-            "content": self.content,
-            "count": self.count,
-            "train": self.train,
-            "holdout": self.holdout,
-        }
+        return DatasetLineage(
+            name=self.name,
+            version=self.version,
+            digest=self.digest,
+            content=self.content,
+            count=self.count,
+            train=self.train,
+            holdout=self.holdout,
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, *, origin: str = "dataset manifest") -> DatasetManifest:

@@ -49,7 +49,25 @@ def confusion_matrix(y: Any, pred: Any, n_classes: int = 10) -> NDArray[np.int64
     )
 
 
-def per_class(confusion: NDArray[np.integer]) -> list[dict[str, float | int]]:
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Precision, recall and support of one class (``digit``)."""
+
+    digit: int
+    precision: float
+    recall: float
+    support: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class": self.digit,
+            "precision": self.precision,
+            "recall": self.recall,
+            "support": self.support,
+        }
+
+
+def per_class(confusion: NDArray[np.integer]) -> tuple[ClassMetrics, ...]:
     """Precision, recall and support per class from a confusion matrix.
 
     A class never predicted has precision 0 (no true positives to credit), like
@@ -59,28 +77,70 @@ def per_class(confusion: NDArray[np.integer]) -> list[dict[str, float | int]]:
     tp = np.diag(c)
     predicted = c.sum(axis=0)
     support = c.sum(axis=1)
-    rows = []
-    for k in range(c.shape[0]):
-        rows.append(
-            {
-                "class": k,
-                "precision": float(tp[k] / predicted[k]) if predicted[k] else 0.0,
-                "recall": float(tp[k] / support[k]) if support[k] else 0.0,
-                "support": int(support[k]),
-            }
+    return tuple(
+        ClassMetrics(
+            digit=k,
+            precision=float(tp[k] / predicted[k]) if predicted[k] else 0.0,
+            recall=float(tp[k] / support[k]) if support[k] else 0.0,
+            support=int(support[k]),
         )
-    return rows
+        for k in range(c.shape[0])
+    )
 
 
-def report(y: Any, pred: Any, n_classes: int = 10) -> dict[str, Any]:
-    """Everything ``evaluate`` prints: accuracy, per-class table, confusion matrix (JSON-ready)."""
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What ``evaluate`` reports on a labelled set: accuracy over ``n`` images, the
+    per-class table, the confusion matrix (``confusion[i][j]``: class i predicted as j)
+    and, for MNIST test, the digest of the data it was measured on."""
+
+    accuracy: float
+    n: int
+    per_class: tuple[ClassMetrics, ...]
+    confusion: tuple[tuple[int, ...], ...]
+    data_digest: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"accuracy", "n", "per_class": [{"class", "precision", "recall", "support"}],
+        "confusion", "data_digest"}`` (``data_digest`` only when known)."""
+        doc: dict[str, Any] = {
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "per_class": [c.to_json() for c in self.per_class],
+            "confusion": [list(row) for row in self.confusion],
+        }
+        if self.data_digest is not None:
+            doc["data_digest"] = self.data_digest
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> EvaluationReport:
+        return cls(
+            accuracy=float(doc["accuracy"]),
+            n=int(doc["n"]),
+            per_class=tuple(
+                ClassMetrics(
+                    int(c["class"]), float(c["precision"]), float(c["recall"]), int(c["support"])
+                )
+                for c in doc["per_class"]
+            ),
+            confusion=tuple(tuple(int(v) for v in row) for row in doc["confusion"]),
+            data_digest=doc.get("data_digest"),
+        )
+
+
+def report(
+    y: Any, pred: Any, n_classes: int = 10, *, data_digest: str | None = None
+) -> EvaluationReport:
+    """Everything ``evaluate`` prints: accuracy, per-class table, confusion matrix."""
     cm = confusion_matrix(y, pred, n_classes)
-    return {
-        "accuracy": float(np.trace(cm) / cm.sum()),
-        "n": int(cm.sum()),
-        "per_class": per_class(cm),
-        "confusion": cm.tolist(),
-    }
+    return EvaluationReport(
+        accuracy=float(np.trace(cm) / cm.sum()),
+        n=int(cm.sum()),
+        per_class=per_class(cm),
+        confusion=tuple(tuple(int(v) for v in row) for row in cm),
+        data_digest=data_digest,
+    )
 
 
 @dataclass(frozen=True)

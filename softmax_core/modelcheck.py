@@ -22,12 +22,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
-from softmax_core.preprocess import n_features, validate_steps
+from softmax_core.preprocess import Steps
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # a 784x10 float32 model is 33 KiB
 MAX_META_BYTES = 1024 * 1024
 MAX_META_DEPTH = 32
-MAX_STEPS = 16
 MAX_WEIGHT = 1e4  # trained weights are below 10; 3e38 makes every probability NaN
 N_CLASSES = 10
 MEMBERS = ("W", "b", "meta")
@@ -139,33 +138,24 @@ def parse_meta(array: NDArray[Any], origin: str) -> dict[str, Any]:
         raise DataFormatError(f"{origin}: model metadata is not a JSON object")
     if _depth(meta) > MAX_META_DEPTH:
         raise DataFormatError(f"{origin}: model metadata nests deeper than {MAX_META_DEPTH}")
-    check_steps(meta, origin)
     return meta
 
 
-def check_steps(meta: dict[str, Any], origin: str) -> None:
+def parse_steps(meta: dict[str, Any], origin: str) -> Steps:
+    """The recorded feature steps (``meta["preprocessing"]["steps"]``; files without them
+    predate the steps and are pixels: ``["scale"]``), parsed once; unknown steps or
+    parameters are a DataFormatError, never skipped."""
     pre = meta.get("preprocessing", {"steps": ["scale"]})
     steps = pre.get("steps") if isinstance(pre, dict) else None
-    if not isinstance(steps, list) or not all(isinstance(s, str | dict) for s in steps):
-        raise DataFormatError(
-            f"{origin}: preprocessing steps must be a list of step names or step objects, "
-            f"got {steps!r}"
-        )
-    if len(steps) > MAX_STEPS:
-        raise DataFormatError(f"{origin}: {len(steps)} preprocessing steps, over {MAX_STEPS}")
     try:
-        validate_steps(steps)
+        return Steps.parse(steps)
     except InvalidInputError as e:
         raise DataFormatError(f"{origin}: {e}") from None
-    for key in ("params", "metrics"):
-        if key in meta and not isinstance(meta[key], dict | type(None)):
-            raise DataFormatError(f"{origin}: {key} must be a JSON object")
 
 
-def check_weights(W: NDArray[Any], b: NDArray[Any], meta: dict[str, Any], origin: str) -> None:
+def check_weights(W: NDArray[Any], b: NDArray[Any], d: int, origin: str) -> None:
     """Finite float32 W (d, 10) and b (10,), ``d`` the width of the recorded steps' features,
-    bounded so probabilities stay finite. ``meta`` has passed :func:`parse_meta`."""
-    d = n_features(meta.get("preprocessing", {"steps": ["scale"]})["steps"])
+    bounded so probabilities stay finite."""
     if (
         W.dtype != np.float32
         or b.dtype != np.float32

@@ -23,124 +23,229 @@ Steps, applied in order:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core.errors import InvalidInputError
 
-Step = str | Mapping[str, Any]
-Steps = tuple[Step, ...]
-
-KNOWN_STEPS = ("scale", "deskew", "hog")
-HOG: Mapping[str, Any] = {"step": "hog", "cell": 4, "bins": 8, "signed": True, "norm": "sqrt"}
 HOG_CELLS = (2, 4, 7, 14)  # cell sides that tile 28
 HOG_NORMS = ("sqrt",)
 MAX_BINS = 32
-FEATURE_SETS: dict[str, Steps] = {
-    "pixels": ("scale",),
-    "deskew": ("scale", "deskew"),
-    "hog": ("scale", "deskew", HOG),
-}
+MAX_STEPS = 16
 SIDE = 28
 _CHUNK = 256  # images per vectorised chunk (hog: a quarter): its temporaries stay in L2
 
 
-def step_name(step: Step) -> str:
-    return str(step.get("step")) if isinstance(step, Mapping) else str(step)
+@dataclass(frozen=True)
+class Scale:
+    """To float32 in [0, 1] (uint8 / 255). Always the first step."""
+
+    name: ClassVar[str] = "scale"
+
+    def to_json(self) -> str:
+        return self.name
 
 
-def validate_steps(steps: Sequence[Step]) -> Steps:
-    """Check a recorded step list; unknown steps or parameters are refused, never skipped.
+@dataclass(frozen=True)
+class Deskew:
+    """Moment deskewing about the centre of mass (:func:`deskew`)."""
 
-    Returns it canonical: plain names as strings, ``hog`` as a dict with every parameter.
-    """
-    if isinstance(steps, str | bytes | Mapping) or not isinstance(steps, Sequence):
-        raise InvalidInputError(f"preprocessing steps must be a list, got {steps!r}")
-    out = tuple(_step(s) for s in steps)
-    if not out or out[0] != "scale":
-        raise InvalidInputError(f"preprocessing steps {list(steps)!r} must start with 'scale'")
-    names = [step_name(s) for s in out]
-    if "hog" in names[:-1]:
-        raise InvalidInputError(f"preprocessing steps {names}: 'hog' can only be the last step")
-    return out
+    name: ClassVar[str] = "deskew"
+
+    def to_json(self) -> str:
+        return self.name
 
 
-def _step(step: Any) -> Step:
-    if isinstance(step, str) and step in ("scale", "deskew"):
-        return step
-    if isinstance(step, str) and step == "hog":
-        return dict(HOG)
-    if not isinstance(step, Mapping) or step.get("step") != "hog":
-        raise InvalidInputError(
-            f"unknown preprocessing step {step!r}; this version knows {list(KNOWN_STEPS)}"
-        )
-    if set(step) != set(HOG):
-        raise InvalidInputError(f"hog step {dict(step)!r}: expected exactly the keys {sorted(HOG)}")
-    cell, bins, signed, norm = step["cell"], step["bins"], step["signed"], step["norm"]
-    if type(cell) is not int or cell not in HOG_CELLS:
-        raise InvalidInputError(f"hog cell {cell!r}; expected one of {list(HOG_CELLS)}")
-    if type(bins) is not int or not 1 <= bins <= MAX_BINS:
-        raise InvalidInputError(f"hog bins {bins!r}; expected a whole number 1..{MAX_BINS}")
-    if type(signed) is not bool:
-        raise InvalidInputError(f"hog signed {signed!r}; expected true or false")
-    if norm not in HOG_NORMS:
-        raise InvalidInputError(f"hog norm {norm!r}; expected one of {list(HOG_NORMS)}")
-    return {"step": "hog", "cell": cell, "bins": bins, "signed": signed, "norm": norm}
+@dataclass(frozen=True)
+class Hog:
+    """Histograms of oriented gradients (:func:`hog`); the last step when present."""
 
+    cell: int = 4
+    bins: int = 8
+    signed: bool = True
+    norm: str = "sqrt"
+    name: ClassVar[str] = "hog"
 
-def n_features(steps: Sequence[Step]) -> int:
-    """The width ``d`` of the features these steps make."""
-    last = validate_steps(steps)[-1]
-    if isinstance(last, Mapping):
-        return int((SIDE // last["cell"]) ** 2 * last["bins"])
-    return SIDE * SIDE
-
-
-def steps_key(steps: Sequence[Step]) -> str:
-    """A file-name-safe key naming the steps, e.g. ``scale+deskew+hog-c4-b8-signed-sqrt``."""
-    parts = []
-    for s in validate_steps(steps):
-        if isinstance(s, Mapping):
-            sign = "signed" if s["signed"] else "unsigned"
-            parts.append(f"hog-c{s['cell']}-b{s['bins']}-{sign}-{s['norm']}")
-        else:
-            parts.append(s)
-    return "+".join(parts)
-
-
-def describe(steps: Sequence[Step]) -> str:
-    """One line for people: ``scale → deskew → hog (4x4 cells, 8 signed bins, sqrt)``."""
-    parts = []
-    for s in validate_steps(steps):
-        if isinstance(s, Mapping):
-            sign = "signed" if s["signed"] else "unsigned"
-            parts.append(
-                f"hog ({s['cell']}x{s['cell']} cells, {s['bins']} {sign} bins, {s['norm']})"
+    def __post_init__(self) -> None:
+        if type(self.cell) is not int or self.cell not in HOG_CELLS:
+            raise InvalidInputError(f"hog cell {self.cell!r}; expected one of {list(HOG_CELLS)}")
+        if type(self.bins) is not int or not 1 <= self.bins <= MAX_BINS:
+            raise InvalidInputError(
+                f"hog bins {self.bins!r}; expected a whole number 1..{MAX_BINS}"
             )
+        if type(self.signed) is not bool:
+            raise InvalidInputError(f"hog signed {self.signed!r}; expected true or false")
+        if self.norm not in HOG_NORMS:
+            raise InvalidInputError(f"hog norm {self.norm!r}; expected one of {list(HOG_NORMS)}")
+
+    @property
+    def n_features(self) -> int:
+        return (SIDE // self.cell) ** 2 * self.bins
+
+    @property
+    def key(self) -> str:
+        sign = "signed" if self.signed else "unsigned"
+        return f"hog-c{self.cell}-b{self.bins}-{sign}-{self.norm}"
+
+    def describe(self) -> str:
+        sign = "signed" if self.signed else "unsigned"
+        return f"hog ({self.cell}x{self.cell} cells, {self.bins} {sign} bins, {self.norm})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": "hog",
+            "cell": self.cell,
+            "bins": self.bins,
+            "signed": self.signed,
+            "norm": self.norm,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Hog:
+        expected = {"step", "cell", "bins", "signed", "norm"}
+        if set(raw) != expected:
+            raise InvalidInputError(
+                f"hog step {dict(raw)!r}: expected exactly the keys {sorted(expected)}"
+            )
+        return cls(cell=raw["cell"], bins=raw["bins"], signed=raw["signed"], norm=raw["norm"])
+
+
+Step = Scale | Deskew | Hog
+_NAMED: dict[str, Step] = {"scale": Scale(), "deskew": Deskew(), "hog": Hog()}
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The feature steps a model was trained with, in order: parsed once, replayed exactly.
+
+    Always ``Scale`` first; ``Hog`` only last. In a model file they are JSON
+    (:meth:`to_json`): ``["scale", "deskew", {"step": "hog", "cell": 4, ...}]``.
+    """
+
+    items: tuple[Step, ...]
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.items]
+        if not self.items or not isinstance(self.items[0], Scale):
+            raise InvalidInputError(f"preprocessing steps {names!r} must start with 'scale'")
+        if len(self.items) > MAX_STEPS:
+            raise InvalidInputError(f"{len(self.items)} preprocessing steps, over {MAX_STEPS}")
+        if any(isinstance(s, Hog) for s in self.items[:-1]):
+            raise InvalidInputError(f"preprocessing steps {names}: 'hog' can only be the last step")
+        if any(isinstance(s, Scale) for s in self.items[1:]):
+            raise InvalidInputError(
+                f"preprocessing steps {names}: 'scale' can only be the first step"
+            )
+
+    @classmethod
+    def parse(cls, raw: Any) -> Steps:
+        """Steps from their JSON: names, or objects naming a step with its parameters
+        (``"hog"`` alone means its defaults). Unknown steps or parameters are refused,
+        never skipped."""
+        if isinstance(raw, str | bytes | Mapping) or not isinstance(raw, list | tuple):
+            raise InvalidInputError(f"preprocessing steps must be a list, got {raw!r}")
+        if len(raw) > MAX_STEPS:
+            raise InvalidInputError(f"{len(raw)} preprocessing steps, over {MAX_STEPS}")
+        return cls(tuple(_parse_step(s) for s in raw))
+
+    @classmethod
+    def named(cls, features: str) -> Steps:
+        """The steps of a ``--features`` name; InvalidInputError naming the known ones."""
+        if features not in FEATURE_SETS:
+            raise InvalidInputError(
+                f"features {features!r} are unknown; expected one of {list(FEATURE_SETS)}"
+            )
+        return FEATURE_SETS[features]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_json(self) -> list[Any]:
+        return [s.to_json() for s in self.items]
+
+    @property
+    def hog(self) -> Hog | None:
+        last = self.items[-1]
+        return last if isinstance(last, Hog) else None
+
+    @property
+    def n_features(self) -> int:
+        """The width ``d`` of the features these steps make."""
+        return self.hog.n_features if self.hog is not None else SIDE * SIDE
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe key naming the steps, e.g. ``scale+deskew+hog-c4-b8-signed-sqrt``."""
+        return "+".join(s.key if isinstance(s, Hog) else s.name for s in self.items)
+
+    @property
+    def feature_set(self) -> str | None:
+        """The ``--features`` name of these steps, or None for a set with other parameters."""
+        return next((name for name, known in FEATURE_SETS.items() if known == self), None)
+
+    def describe(self) -> str:
+        """One line for people: ``scale → deskew → hog (4x4 cells, 8 signed bins, sqrt)``."""
+        return " → ".join(s.describe() if isinstance(s, Hog) else s.name for s in self.items)
+
+    def features(self, images: NDArray[np.generic], *, threads: int = 1) -> NDArray[np.float32]:
+        """Apply the steps: (n, 28, 28) images (or (n, 784)) -> (n, d) float32 features.
+
+        Chunk by chunk (bounded memory); with ``threads > 1`` chunks run in that many
+        threads (numpy releases the GIL in its loops). Each chunk fills its own rows, so
+        the result is the same bits for any thread count.
+        """
+        images = np.asarray(images)
+        if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
+            images = images.reshape(-1, SIDE, SIDE)
+        if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+            raise InvalidInputError(
+                f"images must have shape (n, 28, 28) or (n, 784), got {images.shape}"
+            )
+        if threads < 1:
+            raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
+        out = np.empty((images.shape[0], self.n_features), dtype=np.float32)
+        chunk = _CHUNK // 4 if self.hog is not None else _CHUNK  # hog: ~30 MB a chunk
+
+        def fill(start: int) -> None:
+            x = scale(images[start : start + chunk])
+            for s in self.items[1:]:
+                x = hog(x, s) if isinstance(s, Hog) else _deskew_chunk(x)  # Scale: first only
+            out[start : start + chunk] = x.reshape(x.shape[0], -1)
+
+        starts = range(0, images.shape[0], chunk)
+        if threads == 1 or len(starts) < 2:
+            for start in starts:
+                fill(start)
         else:
-            parts.append(s)
-    return " → ".join(parts)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(fill, starts))  # waits for all; re-raises a chunk's error
+        return out
 
 
-def feature_steps(features: str) -> Steps:
-    """The steps of a ``--features`` name; InvalidInputError naming the known ones."""
-    if features not in FEATURE_SETS:
-        raise InvalidInputError(
-            f"features {features!r} are unknown; expected one of {list(FEATURE_SETS)}"
-        )
-    return validate_steps(FEATURE_SETS[features])
+def _parse_step(raw: Any) -> Step:
+    if isinstance(raw, str) and raw in _NAMED:
+        return _NAMED[raw]
+    if isinstance(raw, Mapping) and raw.get("step") == "hog":
+        return Hog.from_json(raw)
+    raise InvalidInputError(
+        f"unknown preprocessing step {raw!r}; this version knows {list(_NAMED)}"
+    )
 
 
-def feature_set_of(steps: Sequence[Step]) -> str | None:
-    """The ``--features`` name of these steps, or None for a set with other parameters."""
-    canonical = validate_steps(steps)
-    for name, known in FEATURE_SETS.items():
-        if validate_steps(known) == canonical:
-            return name
-    return None
+FEATURE_SETS: dict[str, Steps] = {
+    "pixels": Steps((Scale(),)),
+    "deskew": Steps((Scale(), Deskew())),
+    "hog": Steps((Scale(), Deskew(), Hog())),
+}
 
 
 def scale(images: NDArray[np.generic]) -> NDArray[np.float32]:
@@ -240,7 +345,7 @@ def _windows(a: NDArray[np.float32]) -> NDArray[np.float32]:
     )
 
 
-def hog(images: NDArray[np.float32], step: Mapping[str, Any] = HOG) -> NDArray[np.float32]:
+def hog(images: NDArray[np.float32], step: Hog = Hog()) -> NDArray[np.float32]:
     """Histograms of oriented gradients: (n, 28, 28) float32 -> (n, (28/cell)^2 * bins).
 
     Gradients are central differences (zero outside the image), ``gx`` along columns and
@@ -249,11 +354,7 @@ def hog(images: NDArray[np.float32], step: Mapping[str, Any] = HOG) -> NDArray[n
     nearest, in proportion to closeness; each cell sums its pixels, row-major over cells,
     bins fastest. Vectorised over the chunk.
     """
-    checked = _step(step)
-    if not isinstance(checked, Mapping):
-        raise InvalidInputError(f"hog expects a hog step, got {step!r}")
-    step = checked
-    cell, bins = int(step["cell"]), int(step["bins"])
+    cell, bins = step.cell, step.bins
     images = np.asarray(images, dtype=np.float32)
     n = images.shape[0]
     # Central differences, zero outside: the edge columns and rows see one neighbour.
@@ -266,7 +367,7 @@ def hog(images: NDArray[np.float32], step: Mapping[str, Any] = HOG) -> NDArray[n
     magnitude = gx * gx
     magnitude += gy * gy
     np.sqrt(magnitude, out=magnitude)
-    span = 2 * np.pi if step["signed"] else np.pi
+    span = 2 * np.pi if step.signed else np.pi
     # The fractional bin position, straight from atan2's [-pi, pi]: bins repeat every span,
     # so the integer part is wrapped afterwards, on the small histogram, not per pixel.
     position = np.arctan2(gy, gx, out=gx)
@@ -296,48 +397,5 @@ def hog(images: NDArray[np.float32], step: Mapping[str, Any] = HOG) -> NDArray[n
     for j in range(width):  # fold the extended row back onto the bins, circularly
         out[..., (j - offset) % bins] += ext[..., j]
     result = out.astype(np.float32)
-    np.sqrt(result, out=result)  # norm "sqrt": the only one, checked in _step
+    np.sqrt(result, out=result)  # norm "sqrt": the only one, checked by Hog
     return result.reshape(n, -1)
-
-
-def features(
-    images: NDArray[np.generic], steps: Sequence[Step], *, threads: int = 1
-) -> NDArray[np.float32]:
-    """Apply the recorded steps: (n, 28, 28) images -> (n, d) float32 features.
-
-    Chunk by chunk (bounded memory); with ``threads > 1`` chunks run in that many threads
-    (numpy releases the GIL in its loops). Each chunk fills its own rows, so the result is
-    the same bits for any thread count.
-    """
-    steps = validate_steps(steps)
-    images = np.asarray(images)
-    if images.ndim == 2 and images.shape[1] == SIDE * SIDE:
-        images = images.reshape(-1, SIDE, SIDE)
-    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
-        raise InvalidInputError(
-            f"images must have shape (n, 28, 28) or (n, 784), got {images.shape}"
-        )
-    if threads < 1:
-        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
-    out = np.empty((images.shape[0], n_features(steps)), dtype=np.float32)
-    chunk = _CHUNK // 4 if isinstance(steps[-1], Mapping) else _CHUNK  # hog: ~30 MB a chunk
-
-    def fill(start: int) -> None:
-        x = scale(images[start : start + chunk])
-        for s in steps[1:]:
-            if s == "deskew":
-                x = _deskew_chunk(x)
-            elif isinstance(s, Mapping):
-                x = hog(x, s)
-        out[start : start + chunk] = x.reshape(x.shape[0], -1)
-
-    starts = range(0, images.shape[0], chunk)
-    if threads == 1 or len(starts) < 2:
-        for start in starts:
-            fill(start)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(fill, starts))  # waits for all; re-raises a chunk's error
-    return out

@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 ENV_MNIST = "SOFTMAX_PIPE_MNIST"
 ENV_CACHE = "SOFTMAX_PIPE_CACHE"
@@ -47,7 +48,9 @@ MOMENTUM = 0.9
 DECAY = 1.0
 L2 = 1e-5
 AVERAGE = True
-FEATURES = "hog"  # a name of softmax_core.preprocess.FEATURE_SETS: pixels, deskew, hog
+# What the model sees: the names of softmax_core.preprocess.FEATURE_SETS (tested).
+FEATURE_NAMES = ("pixels", "deskew", "hog")
+FEATURES: Final = "hog"
 SEED = 0
 # Each training image of a user's dataset counts this many times (by default it is
 # repeated in every epoch: oversampling). Users' datasets are small next to MNIST's
@@ -55,7 +58,7 @@ SEED = 0
 DATA_WEIGHT = 10
 # How: "oversample" (repeat the image) or "loss" (one copy, its loss weighted); measured
 # side by side in benchmarks/own_data.py.
-DATA_WEIGHTING = "oversample"
+DATA_WEIGHTING: Final = "oversample"
 DATA_WEIGHTINGS = ("oversample", "loss")
 # The dataset a labelled inbox is synced into (scheduled retraining, ``run --inbox``).
 INBOX_DATASET = "inbox"
@@ -81,7 +84,8 @@ SCORE_BATCH_SIZE = 256
 MIN_CONFIDENCE = 0.5
 MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bombs
 SHARD_SIZE = 4096
-SCORE_FORMAT = "csv"
+SCORE_FORMATS = ("csv", "jsonl")
+SCORE_FORMAT: Final = "csv"
 
 # --- deployments -----------------------------------------------------------------------------
 RETRAIN_CRON = "0 3 * * 1"  # Mondays, 03:00

@@ -1,24 +1,25 @@
 """Train and evaluate on a cached dataset: the library calls behind the CLI and the flows.
 
-``train`` turns a Dataset into a ModelFile (weights + metadata recording the
-preprocessing, hyperparameters and data lineage); ``evaluate`` scores a ModelFile on
-the dataset's test split.
+``train`` turns a Dataset (plus the users' labelled images) into a :class:`Model` whose
+info records the hyperparameters and the data's lineage; ``evaluate`` measures a model on
+the dataset's test split (features from the cache); ``holdout_decisions`` gates a model
+on each user dataset's holdout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, metrics, preprocess, settings
-from softmax_core.blas import one_thread
+from softmax_core import gate, metrics, sgd
 from softmax_core.errors import InvalidInputError
-from softmax_core.model import ProgressCallback, SoftmaxRegression, history_dicts
-from softmax_core.modelfile import INPUT_SCHEMA, ModelFile
+from softmax_core.metrics import EvaluationReport
+from softmax_core.model import Model, ModelInfo, now
+from softmax_core.preprocess import Steps
+from softmax_core.requests import Data, Hyper
 
 if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
@@ -28,127 +29,92 @@ Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uin
 
 def train(
     ds: Dataset,
+    hyper: Hyper,
     *,
-    features: str = settings.FEATURES,
-    init: ModelFile | None = None,
-    limit: int | None = None,
-    callback: ProgressCallback | None = None,
+    data: Data | None = None,
+    init: Model | None = None,
     extra: Sequence[Labelled] = (),
-    data_weight: int = settings.DATA_WEIGHT,
-    weighting: str = settings.DATA_WEIGHTING,
-    **params: Any,
-) -> ModelFile:
-    """Fit a SoftmaxRegression on ``ds``'s training split; return it as a ModelFile.
+    callback: sgd.ProgressCallback | None = None,
+) -> Model:
+    """Fit softmax regression by SGD on ``ds``'s training split; return the Model.
 
-    ``features``: a feature set of :data:`softmax_core.preprocess.FEATURE_SETS`
-    (``pixels``, ``deskew``, ``hog``); its steps are recorded in the model file.
-    ``init``: warm-start weights; a model with other features is refused.
-    ``limit``: train on the first ``limit`` samples only (smoke runs, deliberately weak models).
-    ``extra``: more labelled images (the train splits of users' datasets), each counted
-    ``data_weight`` times (``weighting``: "oversample" repeats it, "loss" weighs its
-    loss), after MNIST's.
-    ``params``: hyperparameters for SoftmaxRegression (epochs, seed, learning_rate...).
+    ``hyper``: the features (their steps are recorded in the model) and the SGD
+    hyperparameters; ``hyper.limit`` trains on the first N samples only (smoke runs,
+    deliberately weak models). ``init``: warm-start weights; a model with other features
+    is refused. ``extra``: more labelled images (the train splits of users' datasets),
+    each counted ``data.data_weight`` times (``data.weighting``: "oversample" repeats
+    it, "loss" weighs its loss), after MNIST's.
     """
     from softmax_core.mnist import cached_features
 
-    steps = preprocess.feature_steps(features)
+    data = data or Data()
+    steps = Steps.named(hyper.features)
     if init is not None and init.steps != steps:
-        theirs = preprocess.feature_set_of(init.steps) or preprocess.describe(init.steps)
+        theirs = init.steps.feature_set or init.steps.describe()
         raise InvalidInputError(
-            f"cannot warm-start: the champion uses features {theirs!r}, this run {features!r}; "
-            f"train with --features {theirs} or without --warm-start"
+            f"cannot warm-start: the champion uses features {theirs!r}, this run "
+            f"{hyper.features!r}; train with --features {theirs} or without --warm-start"
         )
     X = cached_features(ds, "train", steps)
     y = ds.y_train
-    if limit is not None:
-        if limit < 1:
-            raise InvalidInputError(f"limit={limit} is invalid; expected an integer >= 1")
-        X, y = X[:limit], y[:limit]
+    if hyper.limit is not None:
+        X, y = X[: hyper.limit], y[: hyper.limit]
     sw = None
     if extra:
-        X, y, sw = with_extra(X, y, extra, steps, data_weight, weighting)
-    model = SoftmaxRegression(**params)
+        X, y, sw = with_extra(X, y, extra, steps, data)
     start = (init.W, init.b) if init is not None else None
-    model.fit(X, y, init=start, callback=callback, sample_weight=sw)
-    meta: dict[str, Any] = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "preprocessing": {"steps": list(steps)},
-        "input_schema": INPUT_SCHEMA,
-        "params": {
-            **model.get_params(),
-            "features": features,
-            "limit": limit,
-            **({"data_weight": data_weight, "weighting": weighting} if extra else {}),
-        },
-        "n_train": int(y.shape[0]),
-        "data_digest": ds.digest,
-        "data_source": ds.source,
-        "warm_start": init.meta.get("registry", init.meta.get("created")) if init else None,
-        "history": history_dicts(model),
-        "train_accuracy": model.history_[-1].accuracy if model.history_ else None,
-    }
-    return ModelFile(W=model.W_, b=model.b_, meta=meta)
+    fitted = sgd.fit(X, y, hyper, init=start, callback=callback, sample_weight=sw)
+    weighted = {"data_weight": data.data_weight, "weighting": data.weighting} if extra else {}
+    info = ModelInfo(
+        created=now(),
+        params={**hyper.sgd_params(), "features": hyper.features, "limit": hyper.limit, **weighted},
+        n_train=int(y.shape[0]),
+        data_digest=ds.digest,
+        data_source=ds.source,
+        warm_start=(init.ref if init.ref != "<model>" else init.info.created) if init else None,
+        history=fitted.history,
+        train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
+    )
+    return Model(W=fitted.W, b=fitted.b, steps=steps, info=info)
 
 
 def with_extra(
     X: NDArray[np.float32],
     y: NDArray[Any],
     extra: Sequence[Labelled],
-    steps: preprocess.Steps,
-    weight: int,
-    weighting: str = settings.DATA_WEIGHTING,
+    steps: Steps,
+    data: Data,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.float32] | None]:
     """``X (n, d)``, ``y (n,)`` followed by each extra set's features, and the sample
-    weights: with ``weighting="oversample"`` each extra row ``weight`` times (no weights,
-    None); with ``"loss"`` once, with sample weight ``weight`` (MNIST's rows: 1)."""
-    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-        raise InvalidInputError(f"data weight {weight!r} is invalid; expected an integer >= 1")
-    if weighting not in settings.DATA_WEIGHTINGS:
-        raise InvalidInputError(
-            f"weighting {weighting!r} is unknown; expected one of {settings.DATA_WEIGHTINGS}"
-        )
-    repeat = weight if weighting == "oversample" else 1
+    weights: with ``weighting="oversample"`` each extra row ``data_weight`` times (no
+    weights, None); with ``"loss"`` once, with sample weight ``data_weight`` (MNIST's: 1)."""
+    weight, oversample = data.data_weight, data.weighting == "oversample"
+    repeat = weight if oversample else 1
     xs, ys = [np.asarray(X, dtype=np.float32)], [np.asarray(y, dtype=np.uint8)]
     for images, labels in extra:
         if len(labels):
-            xs.append(np.repeat(preprocess.features(images, steps), repeat, axis=0))
+            xs.append(np.repeat(steps.features(images), repeat, axis=0))
             ys.append(np.repeat(np.asarray(labels, dtype=np.uint8), repeat))
     X2, y2 = np.concatenate(xs), np.concatenate(ys)
-    if weighting == "oversample":
+    if oversample:
         return X2, y2, None
     sw = np.ones(len(y2), dtype=np.float32)
     sw[len(y) :] = weight
     return X2, y2, sw
 
 
-@one_thread()
-def predict(model: ModelFile, images: NDArray[np.generic]) -> NDArray[np.int64]:
-    """Labels for (n, 28, 28) images, with the model's own preprocessing."""
-    X = preprocess.features(images, model.steps)
-    result: NDArray[np.int64] = np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
-    return result
-
-
-@one_thread()
-def predict_test_split(model: ModelFile, ds: Dataset) -> NDArray[np.int64]:
+def predict_test_split(model: Model, ds: Dataset) -> NDArray[np.int64]:
     """Labels predicted for ``ds``'s test split (features from the cache)."""
     from softmax_core.mnist import cached_features
 
-    X = cached_features(ds, "test", model.steps)
-    if X.shape[1] != model.W.shape[0]:
-        raise InvalidInputError(
-            f"model expects {model.W.shape[0]} features, the data has {X.shape[1]}"
-        )
-    result: NDArray[np.int64] = np.argmax(X @ model.W + model.b, axis=1).astype(np.int64)
-    return result
+    return model.predict_features(cached_features(ds, "test", model.steps))
 
 
 def holdout_decisions(
-    model: ModelFile,
+    model: Model,
     holdouts: Sequence[tuple[str, NDArray[Any], NDArray[Any]]],
     *,
-    champion: ModelFile | None,
-    champion_ref: str | None,
+    champion: Model | None,
     min_accuracy: float,
     alpha: float,
 ) -> list[gate.GateDecision]:
@@ -161,10 +127,10 @@ def holdout_decisions(
         out.append(
             gate.decide(
                 labels,
-                predict(model, images),
+                model.predict(images),
                 min_accuracy=min_accuracy,
-                champion_pred=predict(champion, images) if champion is not None else None,
-                champion=champion_ref,
+                champion_pred=champion.predict(images) if champion is not None else None,
+                champion=champion.ref if champion is not None else None,
                 alpha=alpha,
                 domain=domain,
             )
@@ -172,14 +138,11 @@ def holdout_decisions(
     return out
 
 
-def evaluate_images(model: ModelFile, images: NDArray[Any], labels: NDArray[Any]) -> dict[str, Any]:
+def evaluate_images(model: Model, images: NDArray[Any], labels: NDArray[Any]) -> EvaluationReport:
     """Metrics on labelled (n, 28, 28) images (a dataset's holdout): as :func:`evaluate`."""
-    return metrics.report(np.asarray(labels), predict(model, images))
+    return metrics.report(np.asarray(labels), model.predict(images))
 
 
-def evaluate(model: ModelFile, ds: Dataset) -> dict[str, Any]:
-    """Test-split metrics: accuracy, n, per_class (precision/recall/support), confusion."""
-    pred = predict_test_split(model, ds)
-    result = metrics.report(ds.y_test, pred)
-    result["data_digest"] = ds.digest
-    return result
+def evaluate(model: Model, ds: Dataset) -> EvaluationReport:
+    """Test-split metrics: accuracy, n, per-class precision/recall/support, confusion."""
+    return metrics.report(ds.y_test, predict_test_split(model, ds), data_digest=ds.digest)

@@ -9,7 +9,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._click.core import Context  # typer vendors click since 0.22
@@ -23,6 +23,9 @@ from softmax_core.errors import (
     EXIT_INTERRUPTED,
     SoftmaxPipeError,
 )
+
+if TYPE_CHECKING:
+    from softmax_core.requests import Location
 
 SourceOpt = Annotated[
     str | None,
@@ -71,15 +74,13 @@ JsonOpt = Annotated[
     typer.Option("--json", help="Print one JSON document for machines.", rich_help_panel="Output"),
 ]
 
-# Training hyperparameters, shared by `train` and `run`.
+# Training hyperparameters, shared by `train` and `run` (checked by softmax_core.requests).
 EpochsOpt = Annotated[
-    int, typer.Option(min=1, help="Passes over the training set.", rich_help_panel="Training")
+    int, typer.Option(help="Passes over the training set.", rich_help_panel="Training")
 ]
 SeedOpt = Annotated[
     int,
-    typer.Option(
-        min=0, help="Seed for shuffling: same seed, same weights.", rich_help_panel="Training"
-    ),
+    typer.Option(help="Seed for shuffling: same seed, same weights.", rich_help_panel="Training"),
 ]
 FeaturesOpt = Annotated[
     str,
@@ -93,16 +94,31 @@ FeaturesOpt = Annotated[
 LearningRateOpt = Annotated[
     float, typer.Option(help="Initial SGD learning rate.", rich_help_panel="Training")
 ]
-BatchSizeOpt = Annotated[
-    int, typer.Option(min=1, help="Minibatch size.", rich_help_panel="Training")
-]
+BatchSizeOpt = Annotated[int, typer.Option(help="Minibatch size.", rich_help_panel="Training")]
 L2Opt = Annotated[
-    float, typer.Option(min=0.0, help="L2 penalty on the weights.", rich_help_panel="Training")
+    float, typer.Option(help="L2 penalty on the weights.", rich_help_panel="Training")
 ]
 LimitOpt = Annotated[
     int | None,
-    typer.Option(min=1, help="Train on the first N images only.", rich_help_panel="Training"),
+    typer.Option(help="Train on the first N images only.", rich_help_panel="Training"),
 ]
+
+
+def location(
+    registry: str | None, endpoint_url: str | None, cache_dir: str | None, *, say: bool = True
+) -> Location:
+    """The registry and cache a command's options name, resolved from the environment and
+    the defaults; with ``say``, a line on stderr when it is the default local registry."""
+    from softmax_core.requests import Location
+
+    where = Location(registry=registry, endpoint_url=endpoint_url, cache_dir=cache_dir)
+    resolved = where.resolved()
+    if say and registry is None:
+        err(
+            f"using the default local registry at {resolved.registry} "
+            f"(set --registry or {settings.ENV_REGISTRY})"
+        )
+    return resolved
 
 
 def err(message: str, *, style: str | None = None) -> None:

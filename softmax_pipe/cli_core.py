@@ -25,11 +25,14 @@ from softmax_pipe.cli_common import (
     SeedOpt,
     SourceOpt,
     err,
+    location,
 )
 
 if TYPE_CHECKING:
+    from softmax_core.metrics import EvaluationReport
     from softmax_core.mnist import Dataset
-    from softmax_core.modelfile import ModelFile
+    from softmax_core.model import Model
+    from softmax_core.requests import Location
     from softmax_core.settings import Settings
 
 
@@ -81,46 +84,48 @@ def train(
         Path, typer.Option("--out", "-o", help="Where to write the model file (.npz).")
     ] = Path("model.npz"),
     source: SourceOpt = None,
-    epochs: EpochsOpt = 4,
-    seed: SeedOpt = 0,
+    epochs: EpochsOpt = defaults.EPOCHS,
+    seed: SeedOpt = defaults.SEED,
     features: FeaturesOpt = defaults.FEATURES,
-    learning_rate: LearningRateOpt = 0.5,
-    batch_size: BatchSizeOpt = 128,
-    l2: L2Opt = 1e-5,
+    learning_rate: LearningRateOpt = defaults.LEARNING_RATE,
+    batch_size: BatchSizeOpt = defaults.BATCH_SIZE,
+    l2: L2Opt = defaults.L2,
     limit: LimitOpt = None,
     cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
+    import dataclasses
+
+    from softmax_core.requests import Hyper
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
     from softmax_core.train import train as train_model
     from softmax_core.version import code_version
 
+    hyper = Hyper(
+        features=features,  # type: ignore[arg-type]  # checked by Hyper
+        epochs=epochs,
+        seed=seed,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        l2=l2,
+        limit=limit,
+    )
     settings = Settings.build(source=source, cache_dir=cache_dir)
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:
-        model = train_model(
-            ds,
-            features=features,
-            limit=limit,
-            callback=bar.update,
-            epochs=epochs,
-            seed=seed,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            l2=l2,
-        )
-    seconds = time.perf_counter() - t0
+        model = train_model(ds, hyper, callback=bar.update)
+    seconds = round(time.perf_counter() - t0, 3)
     report = evaluate_model(model, ds)
-    model.meta["metrics"] = {
-        "accuracy": report["accuracy"],
-        "train_accuracy": model.meta.get("train_accuracy"),
-        "train_seconds": round(seconds, 3),
+    metrics = {
+        "accuracy": report.accuracy,
+        "train_accuracy": model.info.train_accuracy,
+        "train_seconds": seconds,
     }
-    model.meta["code_version"] = code_version()
-    model.save(out)
+    info = dataclasses.replace(model.info, metrics=metrics, code_version=code_version())
+    model.evolve(info=info).save(out)
     if as_json:
         typer.echo(
             json.dumps(
@@ -129,16 +134,16 @@ def train(
                     "features": features,
                     "epochs": epochs,
                     "seed": seed,
-                    **model.meta["metrics"],
+                    **metrics,
                     "data_digest": ds.digest,
-                    "code_version": model.meta["code_version"],
+                    "code_version": info.code_version,
                 },
                 indent=2,
             )
         )
         return
     typer.echo(
-        f"test accuracy {report['accuracy']:.4f} after {epochs} epochs in {seconds:.2f} s "
+        f"test accuracy {report.accuracy:.4f} after {epochs} epochs in {seconds:.2f} s "
         f"({features} features); model written to {out}"
     )
 
@@ -209,28 +214,28 @@ def evaluate(
 ) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix on the test split,
     and per domain on each --dataset's holdout."""
-    from registry.scoring import load_scoring_model
+    from registry import open_model
+    from softmax_core.requests import ModelRef
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
 
-    settings = Settings.build(source=source, cache_dir=cache_dir, registry=registry)
-    pulled = load_scoring_model(
-        model, registry=settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
-    )
+    ref = ModelRef(model, location(registry, endpoint_url, cache_dir, say=False))
+    pulled = open_model(ref)
+    settings = Settings.build(source=source, cache_dir=ref.location.cache_dir)
     ds = _load(settings)
-    report = evaluate_model(pulled.classifier.model_file, ds)
-    domains = _holdout_reports(pulled.classifier.model_file, dataset or [], settings, endpoint_url)
+    report = evaluate_model(pulled, ds)
+    domains = _holdout_reports(pulled, dataset or [], ref.location)
     if as_json:
-        typer.echo(json.dumps({"model": pulled.name, **report, "domains": domains}))
+        doc = {"model": pulled.ref, **report.to_json()}
+        doc["domains"] = {k: r.to_json() for k, r in domains.items()}
+        typer.echo(json.dumps(doc))
         return
-    _print_report(pulled.name, report)
-    for ref, r in domains.items():
-        typer.echo(f"{ref} holdout: accuracy {r['accuracy']:.4f} on {r['n']} images")
+    _print_report(pulled.ref, report)
+    for name, r in domains.items():
+        typer.echo(f"{name} holdout: accuracy {r.accuracy:.4f} on {r.n} images")
 
 
-def _holdout_reports(
-    model: ModelFile, refs: list[str], settings: Settings, endpoint_url: str | None
-) -> dict[str, dict[str, Any]]:
+def _holdout_reports(model: Model, refs: list[str], where: Location) -> dict[str, EvaluationReport]:
     """``{dataset ref: metrics on its holdout}`` for each ``--dataset``."""
     if not refs:
         return {}
@@ -239,9 +244,7 @@ def _holdout_reports(
     from softmax_core.train import evaluate_images
 
     out = {}
-    with Registry.open(
-        settings.registry, endpoint_url=endpoint_url, cache_dir=settings.cache_dir
-    ) as reg:
+    with Registry.at(where) as reg:
         for ref in refs:
             m, data = reg.load_dataset(ref)
             images, labels = data.split("holdout")
@@ -251,24 +254,17 @@ def _holdout_reports(
     return out
 
 
-def _print_report(title: str, report: dict[str, Any]) -> None:
+def _print_report(title: str, report: EvaluationReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
-    console.print(
-        f"{title}: test accuracy [bold]{report['accuracy']:.4f}[/] on {report['n']} images"
-    )
+    console.print(f"{title}: test accuracy [bold]{report.accuracy:.4f}[/] on {report.n} images")
     table = Table("class", "precision", "recall", "support", title="per class")
-    for row in report["per_class"]:
-        table.add_row(
-            str(row["class"]),
-            f"{row['precision']:.4f}",
-            f"{row['recall']:.4f}",
-            str(row["support"]),
-        )
+    for row in report.per_class:
+        table.add_row(str(row.digit), f"{row.precision:.4f}", f"{row.recall:.4f}", str(row.support))
     console.print(table)
     cm = Table("true \\ pred", *[str(k) for k in range(10)], title="confusion matrix")
-    for k, counts in enumerate(report["confusion"]):
+    for k, counts in enumerate(report.confusion):
         cm.add_row(str(k), *[str(c) for c in counts])
     console.print(cm)

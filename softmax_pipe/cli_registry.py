@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from softmax_core import settings
 from softmax_core.errors import CorruptObjectError, PartialFailure
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, location
 from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
 if TYPE_CHECKING:
@@ -67,19 +66,11 @@ def uses_registry(fn: Callable[..., None]) -> Callable[..., None]:
     def command(**kwargs: Any) -> None:
         from registry import Registry
 
-        opts = {k: kwargs.pop(k) for k in ("registry", "endpoint_url", "cache_dir")}
-        resolved = settings.Settings.build(registry=opts["registry"], cache_dir=opts["cache_dir"])
-        if resolved.registry_is_default:
-            err(f"using the default local registry at {resolved.registry}")
+        where = location(*(kwargs.pop(k) for k in ("registry", "endpoint_url", "cache_dir")))
         from flows.events import flush, registry_listeners
 
         listeners = registry_listeners()
-        with Registry.open(
-            resolved.registry,
-            endpoint_url=opts["endpoint_url"],
-            cache_dir=resolved.cache_dir,
-            listeners=listeners,
-        ) as reg:
+        with Registry.at(where, listeners=listeners) as reg:
             fn(reg=reg, **kwargs)
         flush(listeners)  # after the work and its output: a slow API never holds them
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, SourceOpt, err
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, SourceOpt, err, location
 
 if TYPE_CHECKING:
     from registry import Registry
     from softmax_core.mnist import Dataset
-    from softmax_core.modelfile import ModelFile
+    from softmax_core.model import Model
 
 
 def register(app: typer.Typer) -> None:
@@ -60,18 +60,20 @@ def report(
     from softmax_core.atomicio import atomic_write
     from softmax_core.report import render_report
 
-    resolved = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
     with contextlib.ExitStack() as stack:
         opened: list[Registry] = []
 
         def reg() -> Registry:
             if not opened:
-                opened.append(stack.enter_context(_open_registry(resolved, endpoint_url)))
+                from registry import Registry
+
+                where = location(registry, endpoint_url, cache_dir)
+                opened.append(stack.enter_context(Registry.at(where)))
             return opened[0]
 
         manifest, model, title = _load(ref, reg)
         champion = _champion(against, manifest, reg)
-    ds = _test_split(resolved)
+    ds = _test_split(settings.Settings.build(source=source, cache_dir=cache_dir))
     html = render_report(
         model,
         images=ds.x_test,
@@ -92,28 +94,20 @@ def report(
         webbrowser.open(out.resolve().as_uri())
 
 
-def _open_registry(resolved: settings.Settings, endpoint_url: str | None) -> Registry:
-    from registry import Registry
-
-    if resolved.registry_is_default:
-        err(f"using the default local registry at {resolved.registry}")
-    return Registry.open(resolved.registry, endpoint_url=endpoint_url, cache_dir=resolved.cache_dir)
-
-
-def _load(ref: str, reg: Callable[[], Registry]) -> tuple[dict[str, Any] | None, ModelFile, str]:
+def _load(ref: str, reg: Callable[[], Registry]) -> tuple[dict[str, Any] | None, Model, str]:
     """``(manifest dict or None, model, title)`` of a model file or a registry reference."""
-    from softmax_core.modelfile import ModelFile
-    from softmax_core.scoring.model import is_model_file
+    from softmax_core.model import Model
+    from softmax_core.requests import ModelRef
 
-    if is_model_file(ref):
-        return None, ModelFile.load(ref), Path(ref).name
+    if ModelRef(ref).is_file:
+        return None, Model.load(ref), Path(ref).name
     manifest, model = reg().load(ref)
     return manifest.to_dict(), model, manifest.ref
 
 
 def _champion(
     against: str | None, manifest: dict[str, Any] | None, reg: Callable[[], Registry]
-) -> tuple[str, ModelFile] | None:
+) -> tuple[str, Model] | None:
     """The model to compare with: ``--against``, else the champion of a registry model
     when it is another version (none, without an error, when there is no champion)."""
     from softmax_core.errors import ModelNotFoundError

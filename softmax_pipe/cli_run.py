@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,6 +29,7 @@ from softmax_pipe.cli_common import (
     SeedOpt,
     SourceOpt,
     err,
+    location,
 )
 
 
@@ -48,8 +49,6 @@ def run(
     min_accuracy: Annotated[
         float,
         typer.Option(
-            min=0.0,
-            max=1.0,
             help="Gate: the lowest test accuracy that may be published.",
             rich_help_panel="Gate",
         ),
@@ -87,8 +86,6 @@ def run(
     alpha: Annotated[
         float,
         typer.Option(
-            min=0.0,
-            max=1.0,
             help="Gate: refuse a challenger less accurate than the champion with McNemar p < alpha.",
             rich_help_panel="Gate",
         ),
@@ -96,7 +93,6 @@ def run(
     retries: Annotated[
         int,
         typer.Option(
-            min=0,
             help="Retries of the I/O steps (download, registry) on transient errors.",
             rich_help_panel="Prefect",
         ),
@@ -104,7 +100,6 @@ def run(
     retry_delay: Annotated[
         float,
         typer.Option(
-            min=0.0,
             help="Seconds before the first retry; doubled for each next.",
             rich_help_panel="Prefect",
         ),
@@ -133,7 +128,6 @@ def run(
     data_weight: Annotated[
         int,
         typer.Option(
-            min=1,
             help="How many times each dataset image counts in training (oversampling).",
             rich_help_panel="Your data",
         ),
@@ -141,8 +135,6 @@ def run(
     min_dataset_accuracy: Annotated[
         float,
         typer.Option(
-            min=0.0,
-            max=1.0,
             help="Gate: the lowest accuracy on each dataset's holdout that may be published.",
             rich_help_panel="Your data",
         ),
@@ -177,62 +169,62 @@ def run(
     Exit 2: bad input, 3: not found, 4: storage or network failure.
     """
     from softmax_core.errors import InvalidInputError
+    from softmax_core.requests import Data, Gate, Hyper, Retries, Target, TrainingRequest
 
     if no_promote and promote is not None:
         raise InvalidInputError(
             f"--promote {promote} and --no-promote contradict each other; pick one"
         )
-    alias = None if no_promote else (promote or settings.ALIAS)
-    resolved = settings.Settings.build(source=source, cache_dir=cache_dir, registry=registry)
-    if resolved.registry_is_default:
-        err(f"registry: {resolved.registry} (the default; set --registry or SOFTMAX_PIPE_REGISTRY)")
-
-    params: dict[str, Any] = {
-        "source": resolved.source,
-        "registry": resolved.registry,
-        "name": name,
-        "epochs": epochs,
-        "seed": seed,
-        "min_accuracy": min_accuracy,
-        "promote": alias,
-        "warm_start": warm_start,
-        "features": features,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "l2": l2,
-        "limit": limit,
-        "alpha": alpha,
-        "endpoint_url": endpoint_url,
-        "cache_dir": str(resolved.cache_dir),
-        "io_retries": retries,
-        "io_retry_delay": retry_delay,
-        "datasets": dataset or None,
-        "data_weight": data_weight,
-        "min_dataset_accuracy": min_dataset_accuracy,
-        "inbox": str(inbox) if inbox is not None else None,
-        "inbox_dataset": inbox_dataset,
-        "skip_unchanged": skip_unchanged,
-    }
+    request = TrainingRequest(
+        data=Data(
+            source=source,
+            datasets=tuple(dataset or ()),
+            data_weight=data_weight,
+            inbox=str(inbox) if inbox is not None else None,
+            inbox_dataset=inbox_dataset,
+            skip_unchanged=skip_unchanged,
+        ),
+        hyper=Hyper(
+            features=features,  # type: ignore[arg-type]  # checked by Hyper
+            epochs=epochs,
+            seed=seed,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            l2=l2,
+            limit=limit,
+            warm_start=warm_start,
+        ),
+        gate=Gate(
+            min_accuracy=min_accuracy, alpha=alpha, min_dataset_accuracy=min_dataset_accuracy
+        ),
+        target=Target(
+            location=location(registry, endpoint_url, cache_dir),
+            name=name,
+            alias=promote or settings.ALIAS,
+            promote=not no_promote,
+        ),
+        retries=Retries(io_retries=retries, io_retry_delay=retry_delay),
+    )
+    from flows.records import Skipped
     from flows.runner import run_training
 
-    summary = run_training(params, verbose=verbose, say=err)
+    summary = run_training(request, verbose=verbose, say=err)
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary.to_json(), indent=2))
         return
-    if summary["skipped"]:
-        typer.echo(f"{summary['reason']}: {summary['champion']} already has this data and code")
+    if isinstance(summary, Skipped):
+        typer.echo(f"{summary.reason}: {summary.champion} already has this data and code")
         return
-    gate = summary["gate"]
-    typer.echo(f"published {summary['ref']} to {summary['registry']}")
+    decision, domains = summary.evaluation.decision, summary.evaluation.domains
+    typer.echo(f"published {summary.ref} to {summary.registry}")
     typer.echo(
-        f"  test accuracy {summary['accuracy']:.4f} on {gate['n']} images; {gate['message']}"
+        f"  test accuracy {decision.accuracy:.4f} on {decision.n} images; {decision.message}"
     )
-    for domain, m in summary["domains"].items():
-        champ = m["champion_accuracy"]
-        vs = f" (champion {champ:.4f})" if champ is not None else ""
-        typer.echo(f"  {domain} holdout accuracy {m['accuracy']:.4f} on {m['n']} images{vs}")
-    if summary["promoted"]:
-        typer.echo(f"  {summary['name']}@{summary['promoted']} -> {summary['ref']}")
-    if summary["warm_start_from"]:
-        typer.echo(f"  warm-started from {summary['warm_start_from']}")
-    typer.echo(f"  flow run {summary['flow_run_name']} ({summary['flow_run_id']})")
+    for d in domains:
+        vs = f" (champion {d.champion_accuracy:.4f})" if d.champion_accuracy is not None else ""
+        typer.echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} images{vs}")
+    if summary.promoted:
+        typer.echo(f"  {summary.manifest.name}@{summary.promoted} -> {summary.ref}")
+    if summary.lineage.warm_start_from:
+        typer.echo(f"  warm-started from {summary.lineage.warm_start_from}")
+    typer.echo(f"  flow run {summary.lineage.flow_run_name} ({summary.lineage.flow_run_id})")

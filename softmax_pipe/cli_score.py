@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,11 +21,9 @@ from softmax_pipe.cli_common import (
     ImageProgress,
     RegistryOpt,
     err,
+    location,
     stdout_closed_early,
 )
-
-if TYPE_CHECKING:
-    from softmax_core.scoring import ReviewQueue, ScoreSummary, ScoringModel
 
 
 class OutputFormat(StrEnum):
@@ -87,8 +85,6 @@ def score(
     workers: Annotated[
         int | None,
         typer.Option(
-            min=1,
-            max=256,
             help="Decoding processes. Default: one per CPU.",
             rich_help_panel="Performance",
         ),
@@ -96,8 +92,6 @@ def score(
     batch_size: Annotated[
         int,
         typer.Option(
-            min=1,
-            max=65536,
             help="Images per batch (one worker task).",
             rich_help_panel="Performance",
         ),
@@ -105,7 +99,6 @@ def score(
     max_pixels: Annotated[
         int,
         typer.Option(
-            min=1,
             help="Refuse images with more pixels than this (decompression bombs).",
             rich_help_panel="Performance",
         ),
@@ -113,8 +106,6 @@ def score(
     min_confidence: Annotated[
         float,
         typer.Option(
-            min=0.0,
-            max=1.0,
             help="The summary counts predictions below this confidence.",
             rich_help_panel="Review",
         ),
@@ -140,7 +131,6 @@ def score(
     shard_size: Annotated[
         int,
         typer.Option(
-            min=1,
             help="With --flow: images per shard task (a multiple of batches).",
             rich_help_panel="As a Prefect flow",
         ),
@@ -170,80 +160,44 @@ def score(
     """Score a folder or file of images; see SCORE_HELP."""
     from softmax_core import scoring
     from softmax_core.errors import PartialFailure
+    from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest
 
     scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
-    resolved = settings.Settings.build(registry=registry, cache_dir=cache_dir)
-    n_workers = workers or scoring.default_workers()
-    if output is not None:
-        scoring.check_output_path(output, inputs=path, model=model)
-    if review is not None and (flow or dask_address):
-        from softmax_core.errors import InvalidInputError
-
-        raise InvalidInputError("--review runs with the local command; drop --flow")
-    common: dict[str, Any] = {  # what the flow and the local command both take
-        "output": output,
-        "fmt": fmt.value,
-        "probs": probs,
-        "workers": n_workers,
-        "batch_size": batch_size,
-        "max_pixels": max_pixels,
-        "min_confidence": min_confidence,
-    }
+    request = ScoringRequest(
+        input=str(path),
+        model=ModelRef(model, location(registry, endpoint_url, cache_dir, say=False)),
+        output=Output(
+            path=str(output) if output is not None else None, format=fmt.value, probs=probs
+        ),
+        performance=Performance(
+            workers=workers, batch_size=batch_size, shard_size=shard_size, max_pixels=max_pixels
+        ),
+        review=Review(min_confidence=min_confidence, queue=str(review) if review else None),
+    )
     if flow or dask_address:
         from flows.runner import run_scoring
 
         with stdout_closed_early():
-            summary = run_scoring(
-                verbose=verbose, say=err, path=str(path), model=model,
-                registry=resolved.registry, endpoint_url=endpoint_url,
-                cache_dir=resolved.cache_dir, shard_size=shard_size,
-                dask_address=dask_address, **common,
-            )  # fmt: skip
+            summary = run_scoring(request, dask_address=dask_address, verbose=verbose, say=err)
     else:
-        from registry.scoring import load_scoring_model
+        from registry import open_model
 
-        scoring.Discovery(path)  # a missing PATH is exit 3 before the model is pulled
-        queue = None if review is None else scoring.ReviewQueue(review, path, min_confidence)
-        scoring_model = load_scoring_model(
-            model, registry=resolved.registry, endpoint_url=endpoint_url,
-            cache_dir=resolved.cache_dir,
-        )  # fmt: skip
-        with ImageProgress("scoring", lambda: _count(path)) as bar, stdout_closed_early():
-            summary = scoring.score_path(
-                path, scoring_model, progress=bar.advance if bar.enabled else None,
-                on_batch=None if queue is None else queue.add, **common,
-            )  # fmt: skip
-        if queue is not None:
-            _review_sheet(queue, scoring_model)
-    _report(summary, output)
+        scoring.check_request(request)  # a missing PATH is exit 3 before the model is pulled
+        the_model = open_model(request.model)
+        with (
+            ImageProgress("scoring", lambda: scoring.count_images(path)) as bar,
+            stdout_closed_early(),
+        ):
+            summary = scoring.score(
+                request, the_model, progress=bar.advance if bar.enabled else None
+            )
+    for line in summary.lines():
+        err(line)
+    if output is not None:
+        err(f"rows written to {output}")
     if summary.failed:
         where = f" to {output}" if output is not None else ""
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} images could not be scored "
             f"(status=error rows); the other {summary.scored:,} were scored and written{where}"
         )
-
-
-def _review_sheet(queue: ReviewQueue, model: ScoringModel) -> None:
-    """Draw the queue's contact sheet; say what was queued."""
-    from softmax_core.scoring import write_review_sheet
-
-    sheet = write_review_sheet(queue.folder, model, min_confidence=queue.min_confidence)
-    again = f" ({queue.already:,} already queued)" if queue.already else ""
-    err(
-        f"review: {len(queue.queued):,} images below confidence {queue.min_confidence:g} "
-        f"copied to {queue.folder / 'unlabelled'}{again}; contact sheet {sheet}"
-    )
-
-
-def _report(summary: ScoreSummary, output: Path | None) -> None:
-    for line in summary.lines():
-        err(line)
-    if output is not None:
-        err(f"rows written to {output}")
-
-
-def _count(path: Path) -> int:
-    from softmax_core.scoring import count_images
-
-    return count_images(path)

@@ -60,17 +60,14 @@ def serve(
         ),
     ] = settings.ALIAS,
     min_accuracy: Annotated[
-        float | None,
+        float,
         typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Gate floor (default: the training flow's).",
-            rich_help_panel="Training",
+            help="Gate floor: the lowest test accuracy published.", rich_help_panel="Training"
         ),
-    ] = None,
+    ] = settings.MIN_ACCURACY,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Epochs per retraining.", rich_help_panel="Training")
-    ] = None,
+        int, typer.Option(help="Epochs per retraining.", rich_help_panel="Training")
+    ] = settings.EPOCHS,
     warm_start: Annotated[
         bool,
         typer.Option(
@@ -124,21 +121,20 @@ def serve(
     """
     from flows.service import ServeOptions
     from flows.service import serve as serve_deployments
+    from softmax_core.requests import Gate, Hyper, Location
 
-    options = ServeOptions(
+    options = ServeOptions.build(
+        location=Location(registry=registry, endpoint_url=endpoint_url),
+        name=name,
+        alias=alias,
+        hyper=Hyper(epochs=epochs, warm_start=warm_start),
+        gate=Gate(min_accuracy=min_accuracy),
+        labelled=labelled,
+        inbox=inbox,
+        output=output,
         retrain_cron=retrain_cron,
         score_cron=score_cron,
         timezone=timezone,
-        registry=registry,
-        name=name,
-        alias=alias,
-        min_accuracy=min_accuracy,
-        epochs=epochs,
-        warm_start=warm_start,
-        inbox=inbox,
-        labelled=labelled,
-        output=output,
-        endpoint_url=endpoint_url,
     )
     err(f"serving retrain ({retrain_cron}) and score-inbox ({score_cron}), {timezone}")
     serve_deployments(options, limit=limit, replace=replace, say=err)

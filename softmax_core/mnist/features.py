@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import preprocess
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import (
     StorageError,
@@ -22,17 +20,18 @@ from softmax_core.mnist.arrays import (
     save_npy,
     sha256_matches,
 )
+from softmax_core.preprocess import Steps
 
 # --- cached features ------------------------------------------------------------------------
 
 
 def cached_features(
-    ds: Dataset, split: Literal["train", "test"], steps: Sequence[preprocess.Step]
+    ds: Dataset, split: Literal["train", "test"], steps: Steps
 ) -> NDArray[np.float32]:
     """(n, d) float32 features of one split, cached beside the dataset and memory-mapped.
 
-    Computed with :func:`softmax_core.preprocess.features` and stored as
-    ``ds.path/features/<steps_key(steps)>/<split>.npy``, with ``<split>.json`` holding its
+    Computed with :meth:`softmax_core.preprocess.Steps.features` and stored as
+    ``ds.path/features/<steps.key>/<split>.npy``, with ``<split>.json`` holding its
     sha256, shape, steps and the dataset digest. A later call verifies the sha256 (see
     :func:`~softmax_core.mnist.arrays.sha256_matches`: hashed until a stamp says the file
     is untouched since) and memory-maps the file; anything that does not verify is
@@ -40,16 +39,15 @@ def cached_features(
     bits as one thread.
     """
     images, _ = ds.split(split)
-    steps = preprocess.validate_steps(steps)  # also makes the folder name safe
-    folder = ds.path / "features" / preprocess.steps_key(steps)
+    folder = ds.path / "features" / steps.key  # a file-name-safe key
     npy, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
-    shape = [int(images.shape[0]), preprocess.n_features(steps)]
+    shape = [int(images.shape[0]), steps.n_features]
     try:
         meta = json.loads(meta_path.read_text())
         ok = (
             meta.get("format") == FEATURES_FORMAT
             and meta.get("dataset_digest") == ds.digest
-            and meta.get("steps") == list(steps)
+            and meta.get("steps") == steps.to_json()
             and meta.get("shape") == shape
             and sha256_matches(npy, str(meta.get("sha256")))
         )
@@ -60,7 +58,7 @@ def cached_features(
                 return result
     except (OSError, ValueError, AttributeError):
         pass
-    feats = preprocess.features(images, steps, threads=min(4, os.cpu_count() or 1))
+    feats = steps.features(images, threads=min(4, os.cpu_count() or 1))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         digest = save_npy(npy, feats)
@@ -68,7 +66,7 @@ def cached_features(
             "format": FEATURES_FORMAT,
             "dataset_digest": ds.digest,
             "split": split,
-            "steps": list(steps),
+            "steps": steps.to_json(),
             "shape": shape,
             "sha256": digest,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

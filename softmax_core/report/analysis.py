@@ -6,20 +6,20 @@ Shapes: ``images (n, 28, 28)``, ``labels (n,)`` integers 0..9, ``probs (n, 10)``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import metrics, preprocess
+from softmax_core import metrics
 from softmax_core.errors import InvalidInputError
-from softmax_core.modelfile import ModelFile
-from softmax_core.softmax import softmax
+from softmax_core.model import Model
+from softmax_core.preprocess import SIDE, Steps
 
 N_CLASSES = 10
-PIXELS = preprocess.SIDE * preprocess.SIDE
+PIXELS = SIDE * SIDE
 RELIABILITY_BINS = 10
 
 
@@ -48,7 +48,7 @@ class Evaluation:
         return result
 
 
-def evaluate(model: ModelFile, images: NDArray[np.generic], labels: Any) -> Evaluation:
+def evaluate(model: Model, images: NDArray[np.generic], labels: Any) -> Evaluation:
     """Score ``model`` on (n, 28, 28) ``images`` with its own feature steps."""
     y = np.asarray(labels).astype(np.int64)
     if y.ndim != 1 or y.shape[0] != np.asarray(images).shape[0] or y.size == 0:
@@ -56,13 +56,7 @@ def evaluate(model: ModelFile, images: NDArray[np.generic], labels: Any) -> Eval
             f"labels of shape {y.shape} do not match images of shape {np.shape(images)}; "
             "expected one label per image, at least one image"
         )
-    X = preprocess.features(images, model.steps)
-    if X.shape[1] != model.W.shape[0]:
-        raise InvalidInputError(
-            f"model expects {model.W.shape[0]} features, its steps {list(model.steps)} "
-            f"give {X.shape[1]}"
-        )
-    probs = softmax(X @ model.W + model.b).astype(np.float32, copy=False)
+    probs = model.predict_proba(images).astype(np.float32, copy=False)
     pred = np.argmax(probs, axis=1).astype(np.int64)
     return Evaluation(
         probs=probs,
@@ -152,22 +146,11 @@ class HogLayout:
     span: float  # pi for unsigned gradients, 2 pi for signed
 
 
-def hog_layout(steps: Sequence[Any], n_features: int) -> HogLayout | None:
-    """The HOG layout of a model whose steps include a ``hog`` step, when ``n_features``
-    matches it (else None: an unknown layout, drawn generically)."""
-    for step in steps:
-        if preprocess.step_name(step) != "hog":
-            continue
-        opts: Mapping[str, Any] = step if isinstance(step, Mapping) else {}
-        try:
-            cell, bins = int(opts.get("cell", 4)), int(opts.get("bins", 8))
-        except (TypeError, ValueError):
-            return None
-        if cell < 1 or bins < 1:
-            return None
-        cells = preprocess.SIDE // cell
-        if cells * cells * bins != n_features:
-            return None
-        span = 2 * np.pi if opts.get("signed") else np.pi
-        return HogLayout(cells, cells, bins, cell, float(span))
-    return None
+def hog_layout(steps: Steps) -> HogLayout | None:
+    """The HOG layout of a model whose last step is ``hog`` (else None)."""
+    hog = steps.hog
+    if hog is None:
+        return None
+    cells = SIDE // hog.cell
+    span = 2 * np.pi if hog.signed else np.pi
+    return HogLayout(cells, cells, hog.bins, hog.cell, float(span))

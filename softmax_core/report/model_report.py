@@ -3,15 +3,16 @@ one self-contained HTML page. See :mod:`softmax_core.report`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, preprocess, settings
+from softmax_core import gate, settings
 from softmax_core.metrics import mcnemar_exact
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 from softmax_core.report import analysis, figures
 from softmax_core.report.page import (
     definitions,
@@ -30,13 +31,13 @@ DIGIT_PX = 64  # display size of a misclassified test image
 
 
 def render_report(
-    model: ModelFile,
+    model: Model,
     *,
     images: NDArray[np.generic],
     labels: Any,
     title: str | None = None,
     manifest: dict[str, Any] | None = None,
-    champion: ModelFile | None = None,
+    champion: Model | None = None,
     champion_ref: str | None = None,
     domains: Sequence[str] | NDArray[Any] | None = None,
     test_digest: str | None = None,
@@ -88,7 +89,7 @@ def render_report(
     return document(f"{name} — model report", header, body)
 
 
-def confusion_picture(model: ModelFile, *, images: NDArray[np.generic], labels: Any) -> bytes:
+def confusion_picture(model: Model, *, images: NDArray[np.generic], labels: Any) -> bytes:
     """The report's confusion-matrix heat map alone, as PNG bytes (for an image artifact)."""
     return figures.confusion_heatmap(analysis.evaluate(model, images, labels).confusion)
 
@@ -101,14 +102,14 @@ def _ref(manifest: dict[str, Any] | None) -> str | None:
 
 def _header(
     name: str,
-    model: ModelFile,
+    model: Model,
     manifest: dict[str, Any] | None,
     ev: analysis.Evaluation,
     ece: float,
     decision: gate.GateDecision,
 ) -> str:
-    created = (manifest or {}).get("created") or model.meta.get("created")
-    steps = " → ".join(preprocess.step_name(s) for s in model.steps)
+    created = (manifest or {}).get("created") or model.info.created
+    steps = " → ".join(s.name for s in model.steps)
     verdict = "passed" if decision.passed else f"refused ({decision.rule})"
     return (
         f"<h1>Model report: {esc(name)}</h1>"
@@ -123,11 +124,9 @@ def _header(
     )
 
 
-def _learned(model: ModelFile) -> str:
+def _learned(model: Model) -> str:
     W = np.asarray(model.W, dtype=np.float32)
-    if W.shape[0] == analysis.PIXELS and all(
-        preprocess.step_name(s) in ("scale", "deskew") for s in model.steps
-    ):
+    if model.steps.hog is None:  # pixels (scaled, perhaps deskewed): 28x28 templates
         lead = (
             "Each digit's 784 weights drawn as a 28×28 image: a pixel's score for the digit is "
             "its ink times the weight. <b>Red</b> pixels are evidence <i>for</i> the digit, "
@@ -147,7 +146,7 @@ def _learned(model: ModelFile) -> str:
         )
         legend = f'<div class="legend">against −{vmax:.2f} <i></i> +{vmax:.2f} for</div>'
         return section("learned", "What the model learned", lead, grid + legend)
-    layout = analysis.hog_layout(model.steps, W.shape[0])
+    layout = analysis.hog_layout(model.steps)
     if layout is not None:
         lead = (
             f"The model sees oriented-gradient histograms: the image is cut into "
@@ -164,7 +163,7 @@ def _learned(model: ModelFile) -> str:
             png(figures.hog_glyphs(W, layout), "HOG glyphs"),
         )
     lead = (
-        f"Features {esc(' → '.join(preprocess.step_name(s) for s in model.steps))} have a layout "
+        f"Features {esc(' → '.join(s.name for s in model.steps))} have a layout "
         f"this report does not know ({W.shape[0]} features), so the weights are shown as a "
         "matrix: one row per digit, one column per feature; red for, blue against."
     )
@@ -229,8 +228,8 @@ def _fmt(x: float) -> str:
     return "—" if np.isnan(x) else f"{x:.4f}"
 
 
-def _training(model: ModelFile) -> str:
-    history = [h for h in model.meta.get("history") or [] if isinstance(h, dict)]
+def _training(model: Model) -> str:
+    history = [dataclasses.asdict(h) for h in model.info.history]
     if not history:
         return section(
             "training", "How it trained", "The model file records no training history.", ""
@@ -310,26 +309,26 @@ def _domains(
     )
 
 
-def _lineage(model: ModelFile, manifest: dict[str, Any] | None, test_digest: str | None) -> str:
-    meta, man = model.meta, manifest or {}
+def _lineage(model: Model, manifest: dict[str, Any] | None, test_digest: str | None) -> str:
+    info, man = model.info, manifest or {}
     lineage = dict(man.get("lineage") or {})
     lineage.pop("gate", None)  # the gate's decision at publish time: shown above, recomputed
-    source = lineage.pop("data_source", None) or meta.get("data_source")
-    digest = lineage.pop("data_digest", None) or man.get("data_digest") or meta.get("data_digest")
-    code = lineage.pop("code_version", None) or man.get("code_version") or meta.get("code_version")
+    source = lineage.pop("data_source", None) or info.data_source
+    digest = lineage.pop("data_digest", None) or man.get("data_digest") or info.data_digest
+    code = lineage.pop("code_version", None) or man.get("code_version") or info.code_version
     items: list[tuple[str, Any]] = [
         ("version", _ref(man)),
         ("blob digest", man.get("digest")),
         ("published", man.get("created")),
-        ("trained", meta.get("created")),
+        ("trained", info.created),
         ("training data digest", digest),
         ("training data source", source),
         ("test data digest", test_digest),
-        ("dataset", lineage.pop("dataset", None) or meta.get("dataset")),
+        ("dataset", lineage.pop("dataset", None) or info.extra.get("dataset")),
         ("code version", code),
         ("flow run", _flow_run(lineage)),
-        ("feature steps", list(model.steps)),
-        ("params", man.get("params") or meta.get("params")),
+        ("feature steps", model.steps.to_json()),
+        ("params", man.get("params") or info.params),
     ]
     items += sorted(lineage.items())
     lead = "Where this model came from: the data, the code and the run that made it."

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import images, normalize, plainpng, settings
-from softmax_core.scoring.model import N_CLASSES, ScoringModel
+from softmax_core.model import N_CLASSES, Model
 
 STACK_MAX_PIXELS = 128 * 128  # images up to this size are normalised as a stack, per shape
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
@@ -93,7 +93,7 @@ Prepared = tuple[NDArray[np.float32], list[str | None]]  # (probabilities of the
 
 def prepare_items(
     items: Sequence[tuple[str, str | None]],
-    model: ScoringModel,
+    model: Model,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Prepared:
     """What a worker does for one batch: ``decode_items``, the model's recorded

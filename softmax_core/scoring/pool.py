@@ -15,10 +15,9 @@ from softmax_core import settings
 from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
 from softmax_core.memory import reuse_freed_memory
+from softmax_core.model import Model
 from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
 from softmax_core.scoring.discover import Item
-from softmax_core.scoring.model import ScoringModel
-from softmax_core.scoring.options import validate_options
 
 DEFAULT_BATCH_SIZE = settings.SCORE_BATCH_SIZE
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
@@ -56,6 +55,14 @@ def _init_worker(parent: int) -> None:
     one_thread_for_good()
 
 
+def default_workers() -> int:
+    """One decoding process per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def quiet_bomb_warnings() -> None:
     """Silence Pillow's DecompressionBombWarning in this process: ``max_pixels`` decides,
     and an image over it is an error row, not a warning on stderr."""
@@ -74,7 +81,7 @@ def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 def score_batches(
     items: Iterable[Item],
-    model: ScoringModel,
+    model: Model,
     *,
     workers: int = 1,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -88,7 +95,6 @@ def score_batches(
     process walks the folder and turns results into rows. With ``workers == 1``
     everything runs here, BLAS at one thread too.
     """
-    validate_options(workers=workers, batch_size=batch_size, max_pixels=max_pixels)
     chunks = chunked(items, batch_size)
     with one_thread():
         if workers == 1:
@@ -121,7 +127,7 @@ def _start_method() -> str:
 
 
 def _score_in_pool(
-    chunks: Iterator[list[Item]], model: ScoringModel, workers: int, max_pixels: int
+    chunks: Iterator[list[Item]], model: Model, workers: int, max_pixels: int
 ) -> Iterator[ScoredBatch]:
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor

@@ -32,11 +32,23 @@ from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import ImageError, is_image_name, read_digit
 from softmax_core.labelled import SHEET, UNLABELLED
 from softmax_core.mnist.arrays import file_sha256
+from softmax_core.model import Model
 from softmax_core.scoring.decode import ScoredBatch
-from softmax_core.scoring.model import ScoringModel
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
 MAX_STEM = 120  # characters of the source path kept in a queued file's name
+
+
+def check_queue(folder: Path, root: Path) -> None:
+    """InvalidInputError (exit 2) for a queue that is a file, or inside ``root`` (what is
+    scored: its copies would be scored next time)."""
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"--review {folder} is a file; expected a folder")
+    if root.is_dir() and folder.resolve().is_relative_to(root.resolve()):
+        raise InvalidInputError(
+            f"--review {folder} is inside {root}, the folder being scored; "
+            "choose a queue outside it"
+        )
 
 
 def _images_under(folder: Path) -> Iterator[Path]:
@@ -71,13 +83,7 @@ class ReviewQueue:
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         self.root = Path(self.root)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise InvalidInputError(f"--review {self.folder} is a file; expected a folder")
-        if self.root.is_dir() and self.folder.resolve().is_relative_to(self.root.resolve()):
-            raise InvalidInputError(
-                f"--review {self.folder} is inside {self.root}, the folder being scored; "
-                "choose a queue outside it"
-            )
+        check_queue(self.folder, self.root)
         try:
             (self.folder / UNLABELLED).mkdir(parents=True, exist_ok=True)
             self._known = {file_sha256(p) for p in _images_under(self.folder)}
@@ -110,7 +116,7 @@ class ReviewQueue:
             self.queued.append(dest)
 
 
-def write_review_sheet(folder: Path, model: ScoringModel, *, min_confidence: float) -> Path:
+def write_review_sheet(folder: Path, model: Model, *, min_confidence: float) -> Path:
     """``folder/index.html``: the contact sheet of ``folder/unlabelled/``, scored by ``model``."""
     from softmax_core.report import ReviewItem, render_review_sheet
 
@@ -129,7 +135,7 @@ def write_review_sheet(folder: Path, model: ScoringModel, *, min_confidence: flo
     html = render_review_sheet(
         items,
         title=f"Review queue: {Path(folder).name}",
-        model_ref=model.name,
+        model_ref=model.ref,
         min_confidence=min_confidence,
     )
     out = Path(folder) / SHEET

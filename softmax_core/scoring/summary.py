@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from softmax_core import settings
+from softmax_core.labelled import UNLABELLED
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.discover import Discovery
-from softmax_core.scoring.model import N_CLASSES
+
+if TYPE_CHECKING:
+    from softmax_core.scoring.review import ReviewQueue
+from softmax_core.model import N_CLASSES
 
 DEFAULT_MIN_CONFIDENCE = settings.MIN_CONFIDENCE
 MAX_LISTED_FAILURES = 20  # the summary names this many failed files; the output has them all
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What a run put into its review queue: copied this time, there already, the sheet."""
+
+    folder: str
+    queued: int
+    already: int
+    sheet: str
 
 
 @dataclass
@@ -34,6 +50,7 @@ class ScoreSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)  # the first few
     skipped_by_ext: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: float = 0.0
+    review: Reviewed | None = None  # what went into the review queue, when there was one
 
     @property
     def total(self) -> int:
@@ -56,6 +73,14 @@ class ScoreSummary:
                     if len(self.failures) < MAX_LISTED_FAILURES:
                         self.failures.append((rel, err))
 
+    def add_review(self, queue: ReviewQueue, sheet: Path) -> None:
+        self.review = Reviewed(
+            folder=str(queue.folder / UNLABELLED),
+            queued=len(queue.queued),
+            already=queue.already,
+            sheet=str(sheet),
+        )
+
     def add_discovery(self, discovery: Discovery) -> None:
         self.skipped += discovery.skipped
         self.loops += discovery.loops
@@ -77,6 +102,7 @@ class ScoreSummary:
             "failures": [{"path": p, "error": e} for p, e in self.failures],
             "skipped_by_extension": dict(self.skipped_by_ext),
             "seconds": round(self.seconds, 3),
+            **({"review": dataclasses.asdict(self.review)} if self.review else {}),
         }
 
     def lines(self) -> list[str]:
@@ -109,4 +135,11 @@ class ScoreSummary:
                     f"  ... and {self.failed - len(self.failures):,} more "
                     "(status=error rows in the output)"
                 )
+        if self.review is not None:
+            r = self.review
+            again = f" ({r.already:,} already queued)" if r.already else ""
+            out.append(
+                f"review: {r.queued:,} images below confidence {self.min_confidence:g} "
+                f"copied to {r.folder}{again}; contact sheet {r.sheet}"
+            )
         return out

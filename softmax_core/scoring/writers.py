@@ -14,9 +14,8 @@ from typing import TextIO, cast
 from softmax_core.atomicio import atomic_open
 from softmax_core.errors import InvalidInputError
 from softmax_core.images import is_image_name
+from softmax_core.model import N_CLASSES
 from softmax_core.scoring.decode import ScoredBatch
-from softmax_core.scoring.model import N_CLASSES
-from softmax_core.scoring.options import validate_options
 
 COLUMNS = ("path", "label", "confidence", "status", "error", "model")
 PROB_COLUMNS = tuple(f"p{i}" for i in range(N_CLASSES))
@@ -31,7 +30,6 @@ class RowWriter:
     def __init__(
         self, stream: TextIO, fmt: str = "csv", *, model: str, probs: bool = False
     ) -> None:
-        validate_options(fmt=fmt)
         self.stream = stream
         self.fmt = fmt
         self.model = model

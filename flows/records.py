@@ -1,0 +1,124 @@
+"""What the training flow's steps hand each other, and what the flow returns: typed records.
+
+- :class:`Champion`: the model behind ``name@alias``, which the challenger is gated
+  against (and warm-starts from);
+- :class:`Evaluation`: the test metrics and the gate's decisions, MNIST's and each
+  dataset's holdout's;
+- :class:`Published` or :class:`Skipped`: the run's result. ``to_json`` is what
+  ``softmax-pipe run --json`` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from registry import Manifest
+from softmax_core import gate
+from softmax_core.lineage import Lineage
+from softmax_core.metrics import EvaluationReport
+from softmax_core.model import Model
+
+NOTHING_NEW = "nothing new to learn"  # a scheduled run whose champion has its data and code
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model currently behind ``name@alias`` (``alias_ref``): its manifest and weights
+    (``model.ref`` is its version, ``mnist:3``)."""
+
+    alias_ref: str
+    manifest: Manifest
+    model: Model
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluate step's result: test metrics and the gate's decision on MNIST test, and
+    a decision per dataset holdout (``domains``)."""
+
+    report: EvaluationReport
+    decision: gate.GateDecision
+    domains: tuple[gate.GateDecision, ...] = ()
+
+    @property
+    def decisions(self) -> tuple[gate.GateDecision, ...]:
+        return (self.decision, *self.domains)
+
+
+def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
+    """``{dataset: {accuracy, n, champion_accuracy, mcnemar_p, min_accuracy}}``."""
+    return {
+        str(d.domain): {
+            "accuracy": d.accuracy,
+            "n": d.n,
+            "champion_accuracy": d.champion_accuracy,
+            "mcnemar_p": d.p_value,
+            "min_accuracy": d.min_accuracy,
+        }
+        for d in domains
+    }
+
+
+@dataclass(frozen=True)
+class Published:
+    """A run that published ``name:version`` (and moved ``name@promoted``)."""
+
+    registry: str
+    manifest: Manifest
+    promoted: str | None  # the alias moved to it, if any
+    evaluation: Evaluation
+    lineage: Lineage
+    skipped: ClassVar[bool] = False
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    def to_json(self) -> dict[str, Any]:
+        decision = self.evaluation.decision
+        return {
+            "skipped": False,
+            "datasets": self.lineage.to_json()["datasets"],
+            "domains": domain_metrics(self.evaluation.domains),
+            "registry": self.registry,
+            "name": self.manifest.name,
+            "version": self.manifest.version,
+            "ref": self.ref,
+            "digest": self.manifest.digest,
+            "promoted": self.promoted,
+            "accuracy": decision.accuracy,
+            "gate": decision.to_dict(),
+            "champion_before": self.lineage.champion,
+            "warm_start_from": self.lineage.warm_start_from,
+            "data_digest": self.lineage.data_digest,
+            "flow_run_id": self.lineage.flow_run_id,
+            "flow_run_name": self.lineage.flow_run_name,
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A run that trained nothing: the champion was made from the same data and code."""
+
+    registry: str
+    name: str
+    champion: str
+    reason: str = NOTHING_NEW
+    skipped: ClassVar[bool] = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "skipped": True,
+            "reason": self.reason,
+            "registry": self.registry,
+            "name": self.name,
+            "champion": self.champion,
+        }
+
+
+RunSummary = Published | Skipped

@@ -1,0 +1,221 @@
+"""Softmax regression trained by vectorised minibatch SGD: features and labels in, weights out.
+
+``fit(X, y, hyper)`` takes features ``X: (n, d) float32`` (``softmax_core.preprocess``) and
+labels ``y: (n,)`` in ``0..9`` and returns a :class:`Fit`: ``W (d, 10) float32``,
+``b (10,) float32`` and one :class:`EpochStats` per epoch. SGD with (heavy-ball)
+momentum, L2 weight decay and a learning rate decayed as ``lr / (1 + decay * epoch)``;
+with ``average`` (the default) the weights are the mean of the iterates over the last
+epoch (Polyak-Ruppert averaging), which lands much nearer the optimum than the last noisy
+iterate. Deterministic: the same seed and data give byte-identical weights (BLAS runs at
+one thread: ``softmax_core.blas``). The loss and its gradient are ``softmax_core.softmax``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core.blas import one_thread
+from softmax_core.errors import InvalidInputError
+from softmax_core.requests import Hyper
+from softmax_core.softmax import loss_grad_logits
+
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What the progress callback receives after each epoch."""
+
+    epoch: int
+    epochs: int
+    loss: float  # mean training loss over the epoch's minibatches (with L2)
+    accuracy: float  # training accuracy over the epoch's minibatches, before each step
+    learning_rate: float
+
+
+ProgressCallback = Callable[[EpochStats], None]
+
+
+def validate_features(
+    X: Any, *, n_features: int | None = None, name: str = "X"
+) -> NDArray[np.float32]:
+    """X must be a non-empty, finite (n, d) array; returns it as float32 (no copy if already)."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise InvalidInputError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty: shape {X.shape}; expected at least one sample")
+    if n_features is not None and X.shape[1] != n_features:
+        raise InvalidInputError(f"{name} has {X.shape[1]} features, expected {n_features}")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name} must be real numbers, got dtype {X.dtype}")
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise InvalidInputError(
+            f"{name} has non-finite values, first at row {bad[0]}, column {bad[1]}: {X[tuple(bad)]}"
+        )
+    result: NDArray[np.float32] = X
+    return result
+
+
+def validate_weights(w: Any, n: int) -> NDArray[np.float32]:
+    """(n,) finite float32 sample weights >= 0, or InvalidInputError naming what is wrong."""
+    arr = np.asarray(w, dtype=np.float32)
+    if arr.shape != (n,):
+        raise InvalidInputError(f"sample_weight has shape {arr.shape}; expected ({n},)")
+    if not (np.isfinite(arr).all() and (arr >= 0).all()):
+        raise InvalidInputError("sample_weight must be finite and >= 0")
+    return arr
+
+
+def validate_labels(y: Any, n: int, n_classes: int = N_CLASSES) -> NDArray[np.int64]:
+    """y must be (n,) integers in 0..n_classes-1."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise InvalidInputError(f"y must have shape ({n},) to match X, got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if (
+            np.issubdtype(y.dtype, np.floating)
+            and np.all(np.isfinite(y))
+            and np.all(y == np.round(y))
+        ):
+            y = y.astype(np.int64)
+        else:
+            raise InvalidInputError(f"y must hold integer class labels, got dtype {y.dtype}")
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidInputError(f"label {int(y[i])} at index {i} is outside 0..{n_classes - 1}")
+    result: NDArray[np.int64] = y.astype(np.int64, copy=False)
+    return result
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What SGD learned: ``W (d, 10)``, ``b (10,)`` float32, and one EpochStats per epoch."""
+
+    W: NDArray[np.float32]
+    b: NDArray[np.float32]
+    history: tuple[EpochStats, ...]
+
+
+@one_thread()
+def fit(
+    X: Any,
+    y: Any,
+    hyper: Hyper,
+    *,
+    init: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
+    callback: ProgressCallback | None = None,
+    sample_weight: Any | None = None,
+) -> Fit:
+    """Train on X (n, d) float32 and y (n,) labels; warm-start from ``init=(W, b)``.
+
+    ``sample_weight``: (n,) finite weights >= 0, each sample's loss counted that many
+    times (None: all 1). ``callback`` gets each epoch's :class:`EpochStats`.
+    Raises InvalidInputError for bad data or a run that diverges."""
+    X = validate_features(X)
+    y = validate_labels(y, X.shape[0])
+    sw = None if sample_weight is None else validate_weights(sample_weight, X.shape[0])
+    d = X.shape[1]
+    if init is not None:
+        W = np.array(init[0], dtype=np.float32, copy=True)
+        b = np.array(init[1], dtype=np.float32, copy=True)
+        if W.shape != (d, N_CLASSES) or b.shape != (N_CLASSES,):
+            raise InvalidInputError(
+                f"warm-start weights have shapes W{W.shape}, b{b.shape}; "
+                f"expected W({d}, {N_CLASSES}), b({N_CLASSES},)"
+            )
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise InvalidInputError("warm-start weights contain non-finite values")
+    else:
+        W = np.zeros((d, N_CLASSES), dtype=np.float32)
+        b = np.zeros(N_CLASSES, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported in _sgd
+        return _sgd(hyper, X, y, W, b, callback, sw)
+
+
+def _sgd(
+    hyper: Hyper,
+    X: NDArray[np.float32],
+    y: NDArray[np.int64],
+    W: NDArray[np.float32],
+    b: NDArray[np.float32],
+    callback: ProgressCallback | None,
+    sw: NDArray[np.float32] | None = None,
+) -> Fit:
+    """The training loop: the weights after ``hyper.epochs`` epochs, and their history."""
+    n = X.shape[0]
+    history: list[EpochStats] = []
+    vW = np.zeros_like(W)
+    vb = np.zeros_like(b)
+    rng = np.random.default_rng(hyper.seed)
+    bs = min(hyper.batch_size, n)
+    mu = np.float32(hyper.momentum)
+    for epoch in range(hyper.epochs):
+        lr = np.float32(hyper.learning_rate / (1.0 + hyper.decay * epoch))
+        order = rng.permutation(n)
+        loss_sum = 0.0
+        correct = 0
+        averaging = hyper.average and epoch == hyper.epochs - 1
+        if averaging:
+            W_avg = np.zeros_like(W)
+            b_avg = np.zeros_like(b)
+            steps = 0
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            xb = X[idx]
+            yb = y[idx]
+            loss, dW, db, hits = _step_stats(
+                W, b, xb, yb, hyper.l2, None if sw is None else sw[idx]
+            )
+            loss_sum += loss * len(idx)
+            correct += hits
+            vW *= mu
+            vW -= lr * dW
+            vb *= mu
+            vb -= lr * db
+            W += vW
+            b += vb
+            if averaging:
+                W_avg += W
+                b_avg += b
+                steps += 1
+        stats = EpochStats(
+            epoch=epoch + 1,
+            epochs=hyper.epochs,
+            loss=loss_sum / n,
+            accuracy=correct / n,
+            learning_rate=float(lr),
+        )
+        if not np.isfinite(stats.loss):
+            raise InvalidInputError(
+                f"training diverged at epoch {epoch + 1} (loss {stats.loss}); "
+                f"lower learning_rate (now {hyper.learning_rate})"
+            )
+        if averaging:
+            W = W_avg / np.float32(steps)
+            b = b_avg / np.float32(steps)
+        history.append(stats)
+        if callback is not None:
+            callback(stats)
+    return Fit(W=W, b=b, history=tuple(history))
+
+
+def _step_stats(
+    W: NDArray[np.float32],
+    b: NDArray[np.float32],
+    X: NDArray[np.float32],
+    y: NDArray[np.int64],
+    l2: float,
+    weight: NDArray[np.float32] | None = None,
+) -> tuple[float, NDArray[np.float32], NDArray[np.float32], int]:
+    """Loss, gradient and the number of correct predictions, from one pass over X."""
+    loss, dW, db, Z = loss_grad_logits(W, b, X, y, l2, weight)
+    return loss, dW, db, int(np.sum(np.argmax(Z, axis=1) == y))
