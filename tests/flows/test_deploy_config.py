@@ -2,15 +2,16 @@
 
 The end-to-end test (test_e2e_deploy.py) runs these files for real; here each promise
 they make is checked on its own, fast: schedules (computed by Prefect's own scheduler
-code), parameters (validated against the flows' signatures), pinning, non-root, secrets
+code), parameters (validated against the flows' requests), pinning, non-root, secrets
 kept out of git, and ``docker-compose config`` on the compose file. Every default
 prefect.yaml states (model, alias, hyperparameters, gate, crons, time zone, work pool) is
-checked against ``softmax_core.settings``, where it is defined once.
+checked against ``softmax_core.settings``, where it is defined once, and the requests it
+states are the ones ``softmax-pipe serve`` builds.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import itertools
 import os
 import re
@@ -26,6 +27,7 @@ import yaml
 
 from flows import service
 from softmax_core import settings
+from softmax_core.requests import Location, ScoringRequest, TrainingRequest
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -38,9 +40,22 @@ def prefect_yaml() -> dict[str, Any]:
     return spec
 
 
+def requests_of(
+    deployments: dict[str, dict[str, Any]],
+) -> tuple[TrainingRequest, ScoringRequest]:
+    """The two deployments' requests, validated by their flows as a worker's run does."""
+    from flows.scoring import batch_scoring
+    from flows.training import training_pipeline
+
+    retrain = training_pipeline.validate_parameters(deployments["retrain"]["parameters"])
+    score = batch_scoring.validate_parameters(deployments["score-inbox"]["parameters"])
+    return retrain["request"], score["request"]
+
+
 def registry_of(spec: dict[str, Any]) -> str:
     """The registry both deployments use (the compose worker's SOFTMAX_PIPE_REGISTRY)."""
-    (registry,) = {d["parameters"]["registry"] for d in spec["deployments"]}
+    training, scoring = requests_of({d["name"]: d for d in spec["deployments"]})
+    (registry,) = {training.target.location.registry, scoring.model.location.registry}
     return str(registry)
 
 
@@ -110,51 +125,69 @@ def test_pull_step_moves_into_the_checkout(spec: dict[str, Any]) -> None:
 def test_parameters_fit_the_flows(
     deployments: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each deployment's parameters validate against its flow, loaded as `prefect deploy` does."""
+    """Each deployment's one parameter, ``request``, validates against its flow, loaded as
+    `prefect deploy` does; a value the request refuses is refused naming the field."""
+    from prefect.exceptions import ParameterTypeError
     from prefect.flows import load_flow_from_entrypoint
 
     monkeypatch.chdir(REPO)  # entrypoints are relative to the checkout
     for d in deployments.values():
         flow: Any = load_flow_from_entrypoint(d["entrypoint"])
+        assert set(d["parameters"]) == {"request"}
+        assert set(flow.parameters.properties) == {"request"}
         flow.validate_parameters(d["parameters"])  # raises on a bad name or type
-    retrain = deployments["retrain"]["parameters"]
-    score = deployments["score-inbox"]["parameters"]
-    assert retrain["warm_start"] is True
-    assert score["model"] == f"{retrain['name']}@{retrain['promote']}"  # scores what wins
-    assert retrain["registry"] == score["registry"]
-    for params in (retrain, score):  # credentials stay in the worker's environment
-        assert not {k for k in params if re.search("key|secret|password|token", k, re.I)}
+    bad = yaml.safe_load(yaml.safe_dump(deployments["retrain"]["parameters"]))
+    bad["request"]["hyper"]["epochs"] = 0
+    with pytest.raises(ParameterTypeError, match=r"epochs=0 is invalid"):
+        load_flow_from_entrypoint(deployments["retrain"]["entrypoint"]).validate_parameters(bad)
+    training, scoring = requests_of(deployments)
+    assert training.hyper.warm_start is True
+    assert scoring.model.ref == training.target.champion  # scores what wins
+    assert training.target.location == scoring.model.location
+    for d in deployments.values():  # credentials stay in the worker's environment
+        text = yaml.safe_dump(d["parameters"])
+        assert not re.search(r"^\s*\S*(key|secret|password|token)\S*:", text, re.I | re.M)
 
 
 def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str, Any]]) -> None:
     """prefect.yaml restates defaults (a deployment must be readable on its own): each is
-    the value of softmax_core.settings, and of the flow's own default."""
-    from flows.training import training_pipeline
+    the request's own default, which is softmax_core.settings'."""
+    training, scoring = requests_of(deployments)
+    assert training.target.name == settings.MODEL_NAME
+    assert training.target.alias == settings.ALIAS
+    assert training.hyper.epochs == settings.EPOCHS and training.hyper.seed == settings.SEED
+    assert training.gate.min_accuracy == settings.MIN_ACCURACY
+    assert training.data.inbox_dataset == settings.INBOX_DATASET
+    assert training.data.skip_unchanged is True  # the scheduled run skips when nothing is new
+    assert scoring.model.ref == settings.MODEL_REF
+    # every value stated equals the request's default, except the deployment's own
+    own = {"inbox", "skip_unchanged", "warm_start", "registry", "input", "path"}
 
-    retrain = deployments["retrain"]["parameters"]
-    expected = {
-        "name": settings.MODEL_NAME,
-        "promote": settings.ALIAS,
-        "epochs": settings.EPOCHS,
-        "seed": settings.SEED,
-        "min_accuracy": settings.MIN_ACCURACY,
-        "alpha": settings.ALPHA,
-        "inbox_dataset": settings.INBOX_DATASET,
-        "data_weight": settings.DATA_WEIGHT,
-        "min_dataset_accuracy": settings.DATASET_MIN_ACCURACY,
-    }
-    assert {k: retrain[k] for k in expected} == expected
-    assert retrain["skip_unchanged"] is True  # the scheduled run skips when nothing is new
-    flow_defaults = {
-        k: p.default for k, p in inspect.signature(training_pipeline.fn).parameters.items()
-    }
-    assert {k: flow_defaults[k] for k in expected} == expected
-    assert deployments["score-inbox"]["parameters"]["model"] == settings.MODEL_REF
+    def stated(doc: dict[str, Any], default: Any, where: str) -> None:
+        for key, value in doc.items():
+            if isinstance(value, dict):
+                stated(value, getattr(default, key), f"{where}.{key}")
+            elif key not in own:
+                assert getattr(default, key) == value, f"{where}.{key}: {value!r}"
+
+    stated(deployments["retrain"]["parameters"]["request"], TrainingRequest(), "retrain")
+    stated(
+        deployments["score-inbox"]["parameters"]["request"],
+        ScoringRequest(input="-"),
+        "score-inbox",
+    )
 
 
-def test_serve_builds_the_same_deployments() -> None:
-    """`softmax-pipe serve` schedules the same flows and parameters, on no work pool."""
-    options = service.ServeOptions(registry="s3://bkt/r", inbox="/in", output="/out/s.csv")
+def test_serve_builds_the_same_requests(deployments: dict[str, dict[str, Any]]) -> None:
+    """`softmax-pipe serve` schedules the same flows with the same requests, on no work pool."""
+    training, scoring = requests_of(deployments)
+    options = service.ServeOptions.build(
+        location=training.target.location,
+        labelled=training.data.inbox,
+        inbox=scoring.input,
+        output=scoring.output.path,
+    )
+    assert (options.training, options.scoring) == (training, scoring)
     retrain: Any
     score: Any
     retrain, score = service.served_deployments(options)
@@ -165,13 +198,8 @@ def test_serve_builds_the_same_deployments() -> None:
     assert retrain.work_pool_name is None and score.work_pool_name is None
     assert [s.schedule.cron for s in retrain.schedules] == [settings.RETRAIN_CRON]
     assert [s.schedule.cron for s in score.schedules] == [settings.SCORE_CRON]
-    assert retrain.parameters["warm_start"] is True
-    assert score.parameters == {
-        "registry": "s3://bkt/r",
-        "model": "mnist@champion",
-        "path": "/in",
-        "output": "/out/s.csv",
-    }
+    assert retrain.parameters == {"request": dataclasses.asdict(training)}
+    assert score.parameters == {"request": dataclasses.asdict(scoring)}
 
 
 def test_score_inbox_is_triggered_when_its_champion_moves(
@@ -188,8 +216,9 @@ def test_score_inbox_is_triggered_when_its_champion_moves(
     (raw,) = score["triggers"]
     assert raw.pop("type") == "event"
     from_yaml = DeploymentEventTrigger.model_validate(raw)
-    name, alias = score["parameters"]["model"].split("@")
-    built = service.champion_moved_trigger(score["parameters"]["registry"], name, alias)
+    training, scoring = requests_of(deployments)
+    name, alias = scoring.model.ref.split("@")
+    built = service.champion_moved_trigger(registry_of(prefect_yaml()), name, alias)
     assert from_yaml.model_dump() == built.model_dump()
     assert from_yaml.expect == {ALIAS_MOVED} and from_yaml.enabled
     assert from_yaml.parameters is None  # the deployment's own: inbox, output, champion
@@ -198,7 +227,7 @@ def test_score_inbox_is_triggered_when_its_champion_moves(
         "softmax-pipe.model": settings.MODEL_NAME,
         "softmax-pipe.alias": settings.ALIAS,
     }
-    options = service.ServeOptions(registry="s3://bkt/r/", inbox="/in", output="/out/s.csv")
+    options = service.ServeOptions.build(location=Location(registry="s3://bkt/r/"))
     _, served = service.served_deployments(options)
     (trigger,) = served.triggers  # type: ignore[attr-defined]
     assert trigger.match.root["softmax-pipe.registry"] == "s3://bkt/r"  # as the registry says
@@ -210,22 +239,23 @@ def test_serve_defaults_come_from_the_settings(
     """No registry, inbox or output given: $SOFTMAX_PIPE_REGISTRY and the user's data folder."""
     monkeypatch.setenv(settings.ENV_REGISTRY, "s3://team/reg")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    options = service.ServeOptions()
-    assert service.retrain_parameters(options)["registry"] == "s3://team/reg"
-    assert service.retrain_parameters(options)["promote"] == settings.ALIAS
-    assert service.score_parameters(options) == {
-        "registry": "s3://team/reg",
-        "model": settings.MODEL_REF,
-        "path": str(tmp_path / "softmax-pipe" / "inbox"),
-        "output": str(tmp_path / "softmax-pipe" / "outbox" / "scores.csv"),
-    }
+    options = service.ServeOptions.build()
+    training, scoring = options.training, options.scoring
+    assert training.target.location.registry == "s3://team/reg"
+    assert training.target.alias == settings.ALIAS and training.target.promote
+    assert training.data.inbox == str(tmp_path / "softmax-pipe" / "labelled")
+    assert scoring.model.ref == settings.MODEL_REF
+    assert scoring.model.location == training.target.location
+    assert scoring.input == str(tmp_path / "softmax-pipe" / "inbox")
+    assert scoring.output.path == str(tmp_path / "softmax-pipe" / "outbox" / "scores.csv")
 
 
 def test_bad_cron_is_a_usage_error() -> None:
     from softmax_core.errors import InvalidInputError
 
+    options = service.ServeOptions.build(retrain_cron="61 * * * *")
     with pytest.raises(InvalidInputError, match=r"--retrain-cron cron '61 \* \* \* \*'"):
-        service.served_deployments(service.ServeOptions(retrain_cron="61 * * * *"))
+        service.served_deployments(options)
 
 
 # --- the crash automation ------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 # Run pytest while busy-loop processes hold every core (one per core, at normal priority):
 # the suite must pass on a machine that other work keeps busy.
 #
-#   tests/load/run_under_contention.sh                 # the whole suite
+#   tests/load/run_under_contention.sh                 # the suite as a plain pytest runs it
+#   tests/load/run_under_contention.sh -m "e2e or not e2e"   # the end-to-end tests too
 #   tests/load/run_under_contention.sh tests/flows -x  # any pytest arguments
 #
 # Uses the existing .venv (`.ci/run --contention` builds a fresh one first). The loops are
