@@ -116,9 +116,12 @@ def load_download(
     try:
         try:
             path = pooch.retrieve(
-                url, known_hash=f"sha256:{sha256.lower()}", fname="mnist.npz", path=folder,
+                url,
+                known_hash=f"sha256:{sha256.lower()}",
+                fname="mnist.npz",
+                path=folder,
                 downloader=downloader,
-            )  # fmt: skip
+            )
         except requests.RequestException as e:
             raise _network_error(e, shown, urllib.parse.urlsplit(url).query) from e
         except ValueError as e:  # pooch: "SHA256 hash of downloaded file ... does not match"

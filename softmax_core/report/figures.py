@@ -120,8 +120,16 @@ def confusion_heatmap(confusion: NDArray[np.integer]) -> bytes:
     ax.imshow(np.ma.masked_where(~diag, share), cmap="Greens", vmin=0, vmax=1.6)
     for (i, j), n in np.ndenumerate(c):
         dark = diag[i, j] or off[i, j] > 0.55 * peak
-        ax.text(j, i, str(n), ha="center", va="center", fontsize=9,
-                color="white" if dark else "#111", fontweight="bold" if diag[i, j] else "normal")  # fmt: skip
+        ax.text(
+            j,
+            i,
+            str(n),
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if dark else "#111",
+            fontweight="bold" if diag[i, j] else "normal",
+        )
     ax.set_xticks(range(c.shape[1]))
     ax.set_yticks(range(c.shape[0]))
     ax.set_xlabel("predicted digit", fontsize=11)
@@ -138,9 +146,13 @@ def reliability_diagram(rel: Reliability) -> bytes:
     filled = rel.count > 0
     top.bar(centres[filled], rel.accuracy[filled], width=width * 0.9, color=INK, label="accuracy")
     top.plot(
-        centres[filled], rel.confidence[filled], "D", color="#f59e0b", markersize=7,
+        centres[filled],
+        rel.confidence[filled],
+        "D",
+        color="#f59e0b",
+        markersize=7,
         label="mean confidence",
-    )  # fmt: skip
+    )
     top.plot([0, 1], [0, 1], "--", color="#6b7280", label="perfect calibration")
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
