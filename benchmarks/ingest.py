@@ -1,7 +1,7 @@
 """Ingest benchmark: load_mnist and cached_features, cold (empty cache) and warm.
 
 Peers, side by side: parsing the gzipped IDX files straight into numpy every time
-(gzip + frombuffer, no validation, no cache), and preprocess.features uncached.
+(gzip + frombuffer, no validation, no cache), and the feature steps uncached.
 "Cold" means an empty softmax-pipe cache; the OS page cache is warm for the source files
 in every row alike. Figures are medians over --repeat runs.
 
@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from softmax_core.preprocess import FEATURE_SETS
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "mnist"
-STEPS = ("scale", "deskew")
+STEPS = FEATURE_SETS["deskew"]
 
 
 def _median_seconds(fn: Callable[[], Any], repeat: int) -> float:
@@ -51,7 +53,6 @@ def _naive_idx(folder: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    from softmax_core import preprocess
     from softmax_core.mnist import cached_features, load_mnist
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,30 +91,28 @@ def main() -> None:
 
             def cold_features(split: str = split) -> None:
                 shutil.rmtree(ds.path / "features", ignore_errors=True)
-                cached_features(ds, split, STEPS)  # type: ignore[arg-type]
+                cached_features(ds, split, STEPS)
 
             def warm_features(split: str = split) -> None:
-                np.asarray(cached_features(ds, split, STEPS)).sum()  # type: ignore[arg-type]
+                np.asarray(cached_features(ds, split, STEPS)).sum()
 
             images = ds.x_train if split == "train" else ds.x_test
             rows.append(
                 (
-                    f"cached_features {split} {'+'.join(STEPS)}, cold",
+                    f"cached_features {split} {STEPS.key}, cold",
                     _median_seconds(cold_features, args.repeat),
                 )
             )
             rows.append(
                 (
-                    f"cached_features {split} {'+'.join(STEPS)}, warm (+ a full read)",
+                    f"cached_features {split} {STEPS.key}, warm (+ a full read)",
                     _median_seconds(warm_features, args.repeat),
                 )
             )
             rows.append(
                 (
-                    f"peer: preprocess.features {split}, uncached",
-                    _median_seconds(
-                        lambda images=images: preprocess.features(images, STEPS), args.repeat
-                    ),
+                    f"peer: Steps.features {split}, uncached",
+                    _median_seconds(lambda images=images: STEPS.features(images), args.repeat),
                 )
             )
 

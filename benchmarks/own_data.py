@@ -12,7 +12,7 @@ the model trains on MNIST train plus that dataset's train split, as ``softmax-pi
 
 Printed, medians of seeds 0, 1, 2: MNIST test accuracy, accuracy on the held-out half,
 fit seconds; one row per ``--data-weight`` and weighting: ``oversample`` (each image
-repeated) or ``loss`` (each image once, its loss weighted; ``SoftmaxRegression.fit``'s
+repeated) or ``loss`` (each image once, its loss weighted; ``softmax_core.sgd.fit``'s
 ``sample_weight``).
 
     .venv/bin/python benchmarks/own_data.py [--per-class 300] [--source ../shared/data/mnist]
@@ -38,9 +38,11 @@ WEIGHTS = (1, 5, 10, 20)
 
 def main() -> None:
     from registry import Registry
-    from softmax_core import preprocess, settings
+    from softmax_core import settings
     from softmax_core.labelled import read_folder
     from softmax_core.mnist import cached_features, load_mnist
+    from softmax_core.preprocess import Steps
+    from softmax_core.requests import Data, Hyper
     from softmax_core.train import evaluate, evaluate_images, train
     from tests.printed_digits import system_fonts, write_printed
 
@@ -58,7 +60,7 @@ def main() -> None:
         write_printed(root / "heldout", args.per_class - half, seed=200, start=half, **opts)
         made = time.perf_counter() - t
         ds = load_mnist(args.source, cache_dir=root / "cache")
-        steps = preprocess.feature_steps(settings.FEATURES)
+        steps = Steps.named(settings.FEATURES)
         for split in ("train", "test"):  # MNIST's features cached before any fit is timed
             cached_features(ds, split, steps)
         with Registry.open(str(root / "reg"), cache_dir=root / "cache") as reg:
@@ -79,11 +81,11 @@ def main() -> None:
             mnist_acc, held_acc, fit = [], [], []
             for seed in SEEDS:  # interleaved: each seed's fit, then the next
                 t = time.perf_counter()
-                model = train(ds, seed=seed, extra=extra if weight else (),
-                              data_weight=weight or 1, weighting=how or "oversample")  # fmt: skip
+                data = Data(data_weight=weight or 1, weighting=how or "oversample")  # type: ignore[arg-type]
+                model = train(ds, Hyper(seed=seed), data=data, extra=extra if weight else ())
                 fit.append(time.perf_counter() - t)
-                mnist_acc.append(evaluate(model, ds)["accuracy"])
-                held_acc.append(evaluate_images(model, held.images, held.labels)["accuracy"])
+                mnist_acc.append(evaluate(model, ds).accuracy)
+                held_acc.append(evaluate_images(model, held.images, held.labels).accuracy)
             label = f"MNIST + printed, {how} x{weight}" if weight else "MNIST only (peer)"
             rows.append((label, *map(statistics.median, (mnist_acc, held_acc, fit))))
     base = rows[0][1]

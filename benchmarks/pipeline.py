@@ -118,20 +118,26 @@ cache = Path(cache)
 def library():
     from registry import Registry
     from softmax_core.mnist import load_mnist
+    from dataclasses import replace
+    from softmax_core.requests import Hyper
     from softmax_core.train import evaluate, train
     from softmax_core.version import code_version
     ds = load_mnist(source, cache_dir=cache)
-    model = train(ds, epochs=epochs, seed=0)
+    model = train(ds, Hyper(epochs=epochs, seed=0))
     report = evaluate(model, ds)
-    model.meta["metrics"] = {"accuracy": report["accuracy"]}
-    model.meta["code_version"] = code_version()
+    info = replace(model.info, metrics={"accuracy": report.accuracy}, code_version=code_version())
+    model = model.evolve(info=info)
     with Registry.open(reg_lib, cache_dir=cache) as r:
         m = r.publish(model, "mnist")
         r.promote("mnist", m.version, "champion")
 
 def flow():
     from flows.training import training_pipeline
-    training_pipeline(source=source, cache_dir=str(cache), registry=reg_flow, epochs=epochs)
+    from softmax_core.requests import Data, Hyper, Location, Target, TrainingRequest
+    where = Location(registry=reg_flow, cache_dir=str(cache))
+    training_pipeline(TrainingRequest(
+        data=Data(source=source), hyper=Hyper(epochs=epochs), target=Target(location=where)
+    ))
 
 out = {"library": {"times": []}, "flow": {"times": []}}
 t0 = time.perf_counter(); flow(); out["flow"]["first"] = time.perf_counter() - t0

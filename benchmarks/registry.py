@@ -54,19 +54,20 @@ server.stop()
 def make_model_bytes(seed: int) -> bytes:
     import numpy as np
 
-    from softmax_core.modelfile import ModelFile
+    from softmax_core.model import Model, ModelInfo
+    from softmax_core.preprocess import FEATURE_SETS
 
     rng = np.random.default_rng(seed)
-    return ModelFile(
+    return Model(
         W=rng.normal(scale=0.01, size=(784, 10)).astype(np.float32),
         b=np.zeros(10, np.float32),
-        meta={
-            "created": "2026-01-01T00:00:00+00:00",
-            "preprocessing": {"steps": ["scale"]},
-            "params": {"seed": seed},
-            "metrics": {"accuracy": 0.92},
-            "data_digest": "d" * 64,
-        },
+        steps=FEATURE_SETS["pixels"],
+        info=ModelInfo(
+            created="2026-01-01T00:00:00+00:00",
+            params={"seed": seed},
+            metrics={"accuracy": 0.92},
+            data_digest="d" * 64,
+        ),
     ).to_bytes()
 
 

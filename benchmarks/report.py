@@ -29,9 +29,9 @@ RENDER = """
 import json, sys, time
 from pathlib import Path
 from softmax_core.mnist import load_mnist
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 ds = load_mnist(sys.argv[1], cache_dir=Path(sys.argv[2]))
-model, champion = ModelFile.load(sys.argv[3]), ModelFile.load(sys.argv[4])
+model, champion = Model.load(sys.argv[3]), Model.load(sys.argv[4])
 images, labels = ds.x_test[:], ds.y_test[:]
 t0 = time.perf_counter()
 from softmax_core.report import render_report
@@ -44,12 +44,13 @@ print(json.dumps({"seconds": seconds, "bytes": len(html.encode()), "n": int(labe
 
 def _train(mnist: str, cache: Path, work: Path) -> tuple[Path, Path]:
     from softmax_core.mnist import load_mnist
+    from softmax_core.requests import Hyper
     from softmax_core.train import train
 
     ds = load_mnist(mnist, cache_dir=cache)
-    model = train(ds, features="deskew", epochs=2).save(work / "model.npz")
-    champion = train(ds, features="pixels", epochs=1, limit=10000).save(work / "champion.npz")
-    return model, champion
+    model = train(ds, Hyper(features="deskew", epochs=2)).save(work / "model.npz")
+    champion = train(ds, Hyper(features="pixels", epochs=1, limit=10000))
+    return model, champion.save(work / "champion.npz")
 
 
 def _render(mnist: str, cache: Path, model: Path, champion: Path) -> dict[str, float]:
