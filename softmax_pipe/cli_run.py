@@ -128,10 +128,18 @@ def run(
     data_weight: Annotated[
         int,
         typer.Option(
-            help="How many times each dataset image counts in training (oversampling).",
+            help="How many times each dataset image counts in training (see --weighting).",
             rich_help_panel="Your data",
         ),
     ] = settings.DATA_WEIGHT,
+    weighting: Annotated[
+        str,
+        typer.Option(
+            help="How a dataset image counts --data-weight times: oversample (repeated in "
+            "every epoch) or loss (once, its loss weighted).",
+            rich_help_panel="Your data",
+        ),
+    ] = settings.DATA_WEIGHTING,
     min_dataset_accuracy: Annotated[
         float,
         typer.Option(
@@ -180,6 +188,7 @@ def run(
             source=source,
             datasets=tuple(dataset or ()),
             data_weight=data_weight,
+            weighting=weighting,  # type: ignore[arg-type]  # checked by Data
             inbox=str(inbox) if inbox is not None else None,
             inbox_dataset=inbox_dataset,
             skip_unchanged=skip_unchanged,
