@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from softmax_core import modelcheck, settings
 from softmax_core.atomicio import atomic_write
 from softmax_core.blas import one_thread
-from softmax_core.errors import DataFormatError, InvalidInputError
+from softmax_core.errors import DataFormatError, ImageError, InvalidInputError
 from softmax_core.preprocess import Steps
 from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
@@ -226,7 +226,12 @@ class Model:
         """
         from softmax_core.images import read_digit
 
-        digits = [read_digit(p, max_pixels=max_pixels) for p in paths]
+        digits = []
+        for p in paths:
+            try:
+                digits.append(read_digit(p, max_pixels=max_pixels))
+            except ImageError as e:  # read_digit's message does not say which file
+                raise ImageError(e.kind, f"{p}: {e.detail}") from None
         if not digits:
             return np.empty(0, dtype=np.int64)
         return self.predict(np.stack(digits))

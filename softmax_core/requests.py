@@ -87,6 +87,12 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     _check(name, value, value in allowed, f"one of {', '.join(allowed)}")
 
 
+def _part(name: str, value: Any, kind: type) -> None:
+    """A nested part must be built as its own dataclass (from Python; Prefect converts
+    a deployment's dicts itself)."""
+    _check(name, value, isinstance(value, kind), f"a {kind.__name__}(...)")
+
+
 def _optional_text(name: str, value: Any) -> None:
     ok = value is None or (isinstance(value, str) and bool(value.strip()))
     _check(name, value, ok, "a non-empty string, or nothing for the default")
@@ -167,12 +173,19 @@ class Data:
         _optional_text("source", self.source)
         _optional_text("download_url", self.download_url)
         _optional_text("inbox", self.inbox)
+        _check(
+            "datasets",
+            self.datasets,
+            isinstance(self.datasets, list | tuple),  # tuple("printed") would be its letters
+            "a list of NAME or NAME:VERSION",
+        )
         object.__setattr__(self, "datasets", tuple(self.datasets))
         for ref in self.datasets:
             parse_dataset_ref(ref)
         _whole("data_weight", self.data_weight, 1)
         _choice("weighting", self.weighting, settings.DATA_WEIGHTINGS)
         validate_name("dataset name", self.inbox_dataset)
+        _flag("skip_unchanged", self.skip_unchanged)
 
     def resolved(self) -> Data:
         """The MNIST source filled from ``$SOFTMAX_PIPE_MNIST`` when none is given."""
@@ -259,6 +272,7 @@ class Target:
     promote: bool = True
 
     def __post_init__(self) -> None:
+        _part("location", self.location, Location)
         validate_name("model name", self.name)
         validate_name("alias", self.alias)
         _flag("promote", self.promote)
@@ -279,6 +293,12 @@ class TrainingRequest:
     target: Target = field(default_factory=Target)
     retries: Retries = field(default_factory=Retries)
 
+    def __post_init__(self) -> None:
+        for name, kind in (("data", Data), ("hyper", Hyper), ("gate", Gate)):
+            _part(name, getattr(self, name), kind)
+        _part("target", self.target, Target)
+        _part("retries", self.retries, Retries)
+
     def resolved(self) -> TrainingRequest:
         """The same request with the source, registry and cache folder the environment
         supplies filled in (the CLI and the flow's entry call this; no I/O)."""
@@ -298,6 +318,7 @@ class ModelRef:
     location: Location = field(default_factory=Location)
 
     def __post_init__(self) -> None:
+        _part("location", self.location, Location)
         if not isinstance(self.ref, str) or not self.ref:
             raise _bad("model", self.ref, "a registry reference or a model file")
         if not self.is_file:
@@ -337,6 +358,7 @@ class Performance:
     retries: Retries = field(default_factory=Retries)
 
     def __post_init__(self) -> None:
+        _part("retries", self.retries, Retries)
         if self.workers is not None:
             _whole("workers", self.workers, 1, 256)
         _whole("batch_size", self.batch_size, 1, 65536)
@@ -370,6 +392,10 @@ class ScoringRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.input, str) or not self.input:
             raise _bad("path", self.input, "an image file or a folder")
+        _part("model", self.model, ModelRef)
+        _part("output", self.output, Output)
+        _part("performance", self.performance, Performance)
+        _part("review", self.review, Review)
 
     def resolved(self) -> ScoringRequest:
         """The same request with the registry and cache folder filled in (no I/O)."""

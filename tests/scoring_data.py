@@ -16,6 +16,7 @@ folder), whichever test file asks first.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -31,7 +32,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from softmax_core.mnist import Dataset, load_mnist
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
+from softmax_core.requests import Hyper
 
 _CACHE: dict[str, Any] = {}
 
@@ -49,14 +51,15 @@ def mnist(mnist_dir: Path, session_cache: Path) -> Dataset:
 
 
 def trained_model(mnist_dir: Path, session_cache: Path, factory: pytest.TempPathFactory) -> Path:
-    """A model trained on all 60,000 training digits (deskewed features, seed 0)."""
+    """A model trained on all 60,000 training digits (the default features, seed 0)."""
 
     def build() -> Path:
         from softmax_core.train import evaluate, train
 
         ds = mnist(mnist_dir, session_cache)
-        model = train(ds, seed=0)
-        model.meta["metrics"] = {"accuracy": evaluate(model, ds)["accuracy"]}
+        model = train(ds, Hyper(seed=0))
+        metrics = {"accuracy": evaluate(model, ds).accuracy}
+        model = model.evolve(info=dataclasses.replace(model.info, metrics=metrics))
         return model.save(factory.mktemp("model") / "model.npz")
 
     return _once("model", build)  # type: ignore[no-any-return]
@@ -64,10 +67,8 @@ def trained_model(mnist_dir: Path, session_cache: Path, factory: pytest.TempPath
 
 def in_memory_accuracy(model_path: Path, ds: Dataset, n: int | None = None) -> float:
     """Accuracy of the model on the first n test digits, straight from the arrays."""
-    from softmax_core.train import predict
-
     x, y = ds.x_test[:n], ds.y_test[:n]
-    return float(np.mean(predict(ModelFile.load(model_path), np.asarray(x)) == y))
+    return float(np.mean(Model.load(model_path).predict(np.asarray(x)) == y))
 
 
 # --- writing digits -------------------------------------------------------------------------

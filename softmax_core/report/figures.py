@@ -91,21 +91,6 @@ def hog_glyphs(W: NDArray[np.floating], layout: HogLayout) -> bytes:
     return _png(fig)
 
 
-def weight_matrix(W: NDArray[np.floating]) -> bytes:
-    """Any (d, 10) weights as a d x 10 heat map: the fallback for an unknown feature layout."""
-    fig = _figure(10, 3.2, left=0.07, right=1.0, bottom=0.16)
-    ax = fig.subplots()
-    vmax = float(np.abs(W).max()) or 1.0
-    image = ax.imshow(
-        W.T, aspect="auto", cmap=DIVERGING, vmin=-vmax, vmax=vmax, interpolation="nearest"
-    )
-    ax.set_yticks(range(N_CLASSES))
-    ax.set_xlabel("feature index")
-    ax.set_ylabel("digit")
-    fig.colorbar(image, ax=ax, label="weight")
-    return _png(fig)
-
-
 def confusion_heatmap(confusion: NDArray[np.integer]) -> bytes:
     """Confusion matrix with counts written in: mistakes in reds (share of the true digit),
     the diagonal in green."""

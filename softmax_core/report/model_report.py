@@ -147,28 +147,17 @@ def _learned(model: Model) -> str:
         legend = f'<div class="legend">against −{vmax:.2f} <i></i> +{vmax:.2f} for</div>'
         return section("learned", "What the model learned", lead, grid + legend)
     layout = analysis.hog_layout(model.steps)
-    if layout is not None:
-        lead = (
-            f"The model sees oriented-gradient histograms: the image is cut into "
-            f"{layout.cells_y}×{layout.cells_x} cells of {layout.cell}×{layout.cell} pixels, "
-            f"each with {layout.bins} orientation bins. For each digit, every cell shows the "
-            "bins with <b>positive</b> weight as lines along the edge direction "
-            "(perpendicular to the gradient); longer, brighter lines weigh more. The picture is "
-            "the outline of strokes the digit responds to; negative weights are not drawn."
-        )
-        return section(
-            "learned",
-            "What the model learned",
-            lead,
-            png(figures.hog_glyphs(W, layout), "HOG glyphs"),
-        )
+    assert layout is not None  # the steps end in hog: pixels were drawn above
     lead = (
-        f"Features {esc(' → '.join(s.name for s in model.steps))} have a layout "
-        f"this report does not know ({W.shape[0]} features), so the weights are shown as a "
-        "matrix: one row per digit, one column per feature; red for, blue against."
+        f"The model sees oriented-gradient histograms: the image is cut into "
+        f"{layout.cells_y}×{layout.cells_x} cells of {layout.cell}×{layout.cell} pixels, "
+        f"each with {layout.bins} orientation bins. For each digit, every cell shows the "
+        "bins with <b>positive</b> weight as lines along the edge direction "
+        "(perpendicular to the gradient); longer, brighter lines weigh more. The picture is "
+        "the outline of strokes the digit responds to; negative weights are not drawn."
     )
     return section(
-        "learned", "What the model learned", lead, png(figures.weight_matrix(W), "weight matrix")
+        "learned", "What the model learned", lead, png(figures.hog_glyphs(W, layout), "HOG glyphs")
     )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from registry import Registry
 from softmax_core.mnist import Dataset, load_mnist
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
+from softmax_core.requests import Hyper
 from softmax_core.train import train
 
 LINEAGE = {
@@ -25,23 +27,20 @@ def mnist(mnist_dir: Path, session_cache: Path) -> Dataset:
 
 
 @pytest.fixture(scope="session")
-def weak(mnist: Dataset) -> ModelFile:
+def weak(mnist: Dataset) -> Model:
     """A pixel model trained on 2,000 images: clearly worse than ``strong``."""
-    return train(mnist, features="pixels", epochs=1, limit=2000)
+    return train(mnist, Hyper(features="pixels", epochs=1, limit=2000))
 
 
 @pytest.fixture(scope="session")
-def strong(mnist: Dataset) -> ModelFile:
+def strong(mnist: Dataset) -> Model:
     """A deskewed pixel model on 20,000 images (above the 0.95 gate floor)."""
-    model = train(mnist, features="deskew", epochs=2, limit=20000)
-    model.meta["code_version"] = "c0ffee1"
-    return model
+    model = train(mnist, Hyper(features="deskew", epochs=2, limit=20000))
+    return model.evolve(info=dataclasses.replace(model.info, code_version="c0ffee1"))
 
 
 @pytest.fixture(scope="session")
-def registry_dir(
-    tmp_path_factory: pytest.TempPathFactory, weak: ModelFile, strong: ModelFile
-) -> Path:
+def registry_dir(tmp_path_factory: pytest.TempPathFactory, weak: Model, strong: Model) -> Path:
     """A local registry: mnist:1 (weak, @champion) and mnist:2 (strong, no alias)."""
     root = tmp_path_factory.mktemp("registry")
     with Registry.open(str(root), cache_dir=tmp_path_factory.mktemp("pulled")) as reg:

@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from softmax_core import preprocess
 from softmax_core.mnist import Dataset
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 from softmax_core.report import render_report
 from tests.report import chromium
 
 
 def test_report_renders_offline_with_every_image(
-    tmp_path: Path, mnist: Dataset, strong: ModelFile, weak: ModelFile
+    tmp_path: Path, mnist: Dataset, strong: Model, weak: Model
 ) -> None:
     page = tmp_path / "report.html"
     page.write_text(
@@ -40,7 +39,7 @@ def test_report_renders_offline_with_every_image(
     loaded, total = int(probe[1]), int(probe[2])
     assert total >= 30 and loaded == total, f"{loaded} of {total} images decoded"
 
-    pred = np.argmax(preprocess.features(mnist.x_test, strong.steps) @ strong.W + strong.b, axis=1)
+    pred = strong.predict(mnist.x_test)
     text = re.sub(r"<[^>]+>", " ", dom)
     assert "Model report: mnist:2" in text
     assert f"{np.mean(pred == mnist.y_test):.4f}" in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 from softmax_pipe.cli import app
 
 runner = CliRunner()
@@ -57,7 +57,7 @@ def test_the_champion_itself_has_no_champion(
 
 
 def test_model_file_against_a_reference(
-    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path, strong: ModelFile
+    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path, strong: Model
 ) -> None:
     model = strong.save(tmp_path / "candidate.npz")
     out = tmp_path / "r.html"

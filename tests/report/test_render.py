@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from softmax_core import preprocess
+from softmax_core.errors import InvalidInputError
 from softmax_core.mnist import Dataset
-from softmax_core.modelfile import ModelFile
-from softmax_core.preprocess import HOG
+from softmax_core.model import Model
+from softmax_core.preprocess import Hog, Scale, Steps
 from softmax_core.report import render_report
 from softmax_core.report.model_report import _learned
 
@@ -22,9 +22,7 @@ def _images(html: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
 
-def test_self_contained_page_with_every_section(
-    mnist: Dataset, strong: ModelFile, weak: ModelFile
-) -> None:
+def test_self_contained_page_with_every_section(mnist: Dataset, strong: Model, weak: Model) -> None:
     manifest = {
         "name": "mnist",
         "version": 7,
@@ -46,13 +44,13 @@ def test_self_contained_page_with_every_section(
     images = _images(html)
     assert all(i.startswith(PNG_MAGIC) for i in images)
     assert len(images) >= 10 + 3 * 6 + 4  # templates, misclassified strips, 4 plots
-    pred = np.argmax(preprocess.features(mnist.x_test, strong.steps) @ strong.W + strong.b, axis=1)
+    pred = strong.predict(mnist.x_test)
     assert f"{np.mean(pred == mnist.y_test):.4f}" in html
     assert "mnist:7" in html and "mnist:6" in html and "gate passed" in html
     assert "McNemar" in html and "r-1" in html and mnist.digest in html
 
 
-def test_floor_refusal_without_champion(mnist: Dataset, weak: ModelFile) -> None:
+def test_floor_refusal_without_champion(mnist: Dataset, weak: Model) -> None:
     html = render_report(
         weak, images=mnist.x_test[:2000], labels=mnist.y_test[:2000], title="weak.npz"
     )
@@ -61,7 +59,7 @@ def test_floor_refusal_without_champion(mnist: Dataset, weak: ModelFile) -> None
     assert "Model report: weak.npz" in html
 
 
-def test_domains_table(mnist: Dataset, strong: ModelFile, weak: ModelFile) -> None:
+def test_domains_table(mnist: Dataset, strong: Model, weak: Model) -> None:
     n = 1000
     domains = np.where(np.arange(n) % 2 == 0, "scanner", "phone")
     html = render_report(
@@ -71,7 +69,7 @@ def test_domains_table(mnist: Dataset, strong: ModelFile, weak: ModelFile) -> No
     assert "Per domain" in html and "scanner" in html and "phone" in html
 
 
-def test_html_in_metadata_is_escaped(mnist: Dataset, weak: ModelFile) -> None:
+def test_html_in_metadata_is_escaped(mnist: Dataset, weak: Model) -> None:
     html = render_report(
         weak, images=mnist.x_test[:500], labels=mnist.y_test[:500],
         title="<b>x</b>", manifest={"lineage": {"note": "<script>alert(1)</script>"}},
@@ -81,11 +79,10 @@ def test_html_in_metadata_is_escaped(mnist: Dataset, weak: ModelFile) -> None:
 
 def test_gradient_features_drawn_as_glyphs() -> None:
     rng = np.random.default_rng(0)
-    steps = ["scale", "deskew", dict(HOG)]
-    model = ModelFile(
+    model = Model(
         W=rng.normal(size=(392, 10)).astype(np.float32),
         b=np.zeros(10, np.float32),
-        meta={"preprocessing": {"steps": steps}},
+        steps=Steps.named("hog"),
     )
     section = _learned(model)
     assert "7×7 cells of 4×4 pixels" in section and "8 orientation bins" in section
@@ -94,17 +91,22 @@ def test_gradient_features_drawn_as_glyphs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("d", "steps"),
-    [(392, ["scale", {**HOG, "cell": 7}]), (100, ["scale", {**HOG, "cell": 14, "bins": 9}])],
+    ("hog", "text"),
+    [
+        (Hog(cell=7), "4×4 cells of 7×7 pixels, each with 8 orientation bins"),
+        (Hog(cell=14, bins=9), "2×2 cells of 14×14 pixels, each with 9 orientation bins"),
+    ],
 )
-def test_unknown_layout_falls_back_to_the_weight_matrix(d: int, steps: list[object]) -> None:
-    """Weights that do not fit the recorded layout (a file would be refused on load; an
-    in-memory model can still be drawn): the plain weight matrix."""
-    model = ModelFile(
-        W=np.ones((d, 10), np.float32),
-        b=np.zeros(10, np.float32),
-        meta={"preprocessing": {"steps": steps}},
+def test_other_hog_layouts_are_drawn_as_their_own_glyphs(hog: Hog, text: str) -> None:
+    """Any recorded HOG layout is known: its weights are drawn cell by cell. Weights that
+    do not fit the recorded layout (once drawn as a plain weight matrix) cannot make a
+    Model any more."""
+    steps = Steps((Scale(), hog))
+    model = Model(
+        W=np.ones((steps.n_features, 10), np.float32), b=np.zeros(10, np.float32), steps=steps
     )
     section = _learned(model)
-    assert "layout this report does not know" in section and f"({d} features)" in section
+    assert text in section and "layout this report does not know" not in section
     assert len(_images(section)) == 1
+    with pytest.raises(InvalidInputError, match="expected float32 W"):
+        Model(W=np.ones((392, 10), np.float32), b=np.zeros(10, np.float32), steps=steps)

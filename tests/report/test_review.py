@@ -9,25 +9,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmax_core import preprocess
 from softmax_core.errors import InvalidInputError
 from softmax_core.mnist import Dataset
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 from softmax_core.report import ReviewItem, render_review_sheet
-from softmax_core.softmax import softmax
 from tests.report import chromium
 
 
-def _items(mnist: Dataset, model: ModelFile, n: int) -> list[ReviewItem]:
-    X = preprocess.features(mnist.x_test[:n], model.steps)
-    probs = softmax(X @ model.W + model.b)
+def _items(mnist: Dataset, model: Model, n: int) -> list[ReviewItem]:
+    X = model.features(mnist.x_test[:n])
+    probs = model.predict_proba(mnist.x_test[:n])
     return [
         ReviewItem(name=f"inbox/digit-{i:03d}.png", image=X[i].reshape(28, 28), probs=probs[i])
         for i in range(n)
     ]
 
 
-def test_sheet_lists_every_image_with_its_top_three(mnist: Dataset, weak: ModelFile) -> None:
+def test_sheet_lists_every_image_with_its_top_three(mnist: Dataset, weak: Model) -> None:
     items = _items(mnist, weak, 12)
     html = render_review_sheet(items, model_ref="mnist:1", min_confidence=0.9)
     assert html.count('class="card') == 12 and "scored by mnist:1" in html
@@ -46,7 +44,7 @@ def test_bad_item_is_refused() -> None:
         render_review_sheet([ReviewItem("x.png", np.zeros(784), np.full(10, 0.1))])
 
 
-def test_sheet_renders_offline(tmp_path: Path, mnist: Dataset, weak: ModelFile) -> None:
+def test_sheet_renders_offline(tmp_path: Path, mnist: Dataset, weak: Model) -> None:
     page = tmp_path / "index.html"
     page.write_text(render_review_sheet(_items(mnist, weak, 24), model_ref="mnist:1"))
     shot = np.asarray(Image.open(chromium.screenshot(page, tmp_path / "s.png")).convert("RGB"))

@@ -11,11 +11,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softmax_core import images, scoring
+from softmax_core import images, scoring, settings
 from softmax_core.errors import DataNotFoundError, InvalidInputError
 from softmax_core.mnist import Dataset
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
+from softmax_core.requests import Output, Performance, Review, ScoringRequest
 from tests import scoring_data as sd
+
+
+def request(
+    path: Path,
+    output: Path | None,
+    *,
+    batch_size: int = settings.SCORE_BATCH_SIZE,
+    review: Review | None = None,
+) -> ScoringRequest:
+    """What ``softmax-pipe score PATH -o OUTPUT`` builds, scoring in this process."""
+    return ScoringRequest(
+        str(path),
+        output=Output(None if output is None else str(output)),
+        performance=Performance(workers=1, batch_size=batch_size),
+        review=review or Review(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +41,8 @@ def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def model(
-    mnist_dir: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory
-) -> scoring.ScoringModel:
-    path = sd.trained_model(mnist_dir, session_cache, tmp_path_factory)
-    return scoring.ScoringModel.from_model_file(ModelFile.load(path), str(path))
+def model(mnist_dir: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Model:
+    return Model.load(sd.trained_model(mnist_dir, session_cache, tmp_path_factory))
 
 
 @pytest.fixture
@@ -63,12 +77,12 @@ def test_discovery_order_problems_and_skips(folder: Path) -> None:
 
 
 def test_a_file_named_explicitly_is_scored_whatever_its_extension(
-    ds: Dataset, model: scoring.ScoringModel, tmp_path: Path
+    ds: Dataset, model: Model, tmp_path: Path
 ) -> None:
     path = tmp_path / "digit.dat"
     path.write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
     out = tmp_path / "out.csv"
-    summary = scoring.score_path(path, model, output=out)
+    summary = scoring.score(request(path, out), model)
     (row,) = sd.read_rows(out.read_text())
     assert row["path"] == "digit.dat" and row["label"] == str(ds.y_test[0])
     assert summary.scored == 1 and summary.failed == 0
@@ -82,25 +96,23 @@ def test_missing_and_special_paths(tmp_path: Path) -> None:
         scoring.Discovery(tmp_path / "fifo")
 
 
-def test_file_names_that_are_not_utf8(
-    ds: Dataset, model: scoring.ScoringModel, tmp_path: Path
-) -> None:
+def test_file_names_that_are_not_utf8(ds: Dataset, model: Model, tmp_path: Path) -> None:
     root = tmp_path / "odd"
     root.mkdir()
     raw = os.fsencode(root) + b'/caf\xe9,"x".png'  # latin-1 byte, comma and quotes
     with open(raw, "wb") as f:
         f.write(sd.png_bytes(np.asarray(ds.x_test[0])))
     out = tmp_path / "out.csv"
-    scoring.score_path(root, model, output=out)
+    scoring.score(request(root, out), model)
     (row,) = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert row["path"] == 'caf\\xe9,"x".png' and row["status"] == "ok"
 
 
-def test_folder_without_images(tmp_path: Path, model: scoring.ScoringModel) -> None:
+def test_folder_without_images(tmp_path: Path, model: Model) -> None:
     (tmp_path / "a.txt").write_text("x")
     out = tmp_path / "out.csv"
     with pytest.raises(DataNotFoundError, match=r"no images in .*: 1 other files skipped"):
-        scoring.score_path(tmp_path, model, output=out)
+        scoring.score(request(tmp_path, out), model)
     assert not out.exists()
 
 
@@ -149,16 +161,15 @@ def test_a_batch_of_plain_gray_files_gives_the_bytes_of_the_per_image_path(
 
 
 def test_prepared_batches_are_the_models_steps_and_weights_on_the_digits(
-    folder: Path, model: scoring.ScoringModel
+    folder: Path, model: Model
 ) -> None:
-    from softmax_core.preprocess import features
     from softmax_core.softmax import softmax
 
     pairs = [(it.path, it.problem) for it in scoring.Discovery(folder / "mnist")]
     probs, errors = scoring.prepare_items(pairs, model)
     digits, _ = scoring.decode_items(pairs)
     assert errors == [None] * 30
-    expected = softmax(features(digits, model.steps) @ model.W + model.b)
+    expected = softmax(model.steps.features(digits) @ model.W + model.b)
     np.testing.assert_allclose(probs, expected, rtol=1e-6)
 
 
@@ -182,7 +193,7 @@ def test_output_is_renamed_into_place_only_on_success(tmp_path: Path) -> None:
 
 
 def test_a_crash_during_scoring_leaves_no_output(
-    folder: Path, model: scoring.ScoringModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, model: Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
 
@@ -196,7 +207,7 @@ def test_a_crash_during_scoring_leaves_no_output(
     monkeypatch.setattr(scoring.pool, "score_prepared", exploding)
     out = tmp_path / "scores.csv"
     with pytest.raises(MemoryError):
-        scoring.score_path(folder, model, output=out, batch_size=8)
+        scoring.score(request(folder, out, batch_size=8), model)
     assert not out.exists() and not list(tmp_path.glob(".scores.csv.*"))
 
 
@@ -209,7 +220,7 @@ def test_csv_and_jsonl_round_trip_awkward_paths() -> None:
         probs=probs * np.array([[1], [1], [1], [1], [0]], np.float32),
         errors=[None, None, None, None, 'corrupt: cannot decode: "x", y'],
     )
-    for fmt in scoring.FORMATS:
+    for fmt in settings.SCORE_FORMATS:
         buf = io.StringIO()
         writer = scoring.RowWriter(buf, fmt, model="=mnist:3", probs=True)
         writer.header()
@@ -229,18 +240,19 @@ def test_csv_and_jsonl_round_trip_awkward_paths() -> None:
 
 
 def test_bad_options_name_the_option() -> None:
-    for kwargs, name in (
-        ({"workers": 0}, "workers=0"),
-        ({"batch_size": 0}, "batch_size=0"),
-        ({"max_pixels": 0}, "max_pixels=0"),
-        ({"min_confidence": 1.5}, "min_confidence=1.5"),
-        ({"fmt": "xml"}, "format='xml'"),
+    """The request refuses them when it is built (every field: tests/softmax_core/test_requests.py)."""
+    for build, name in (
+        (lambda: Performance(workers=0), "workers=0"),
+        (lambda: Performance(batch_size=0), "batch_size=0"),
+        (lambda: Performance(max_pixels=0), "max_pixels=0"),
+        (lambda: Review(min_confidence=1.5), "min_confidence=1.5"),
+        (lambda: Output(format="xml"), "format='xml'"),  # type: ignore[arg-type]
     ):
         with pytest.raises(InvalidInputError, match=name):
-            scoring.validate_options(**kwargs)  # type: ignore[arg-type]
+            build()
 
 
-def test_summary_counts_and_lists(folder: Path, model: scoring.ScoringModel) -> None:
+def test_summary_counts_and_lists(folder: Path, model: Model) -> None:
     seen: list[int] = []
     out = io.StringIO()
     summary = scoring.ScoreSummary(model="m", root=str(folder), min_confidence=0.99999)
@@ -271,10 +283,70 @@ def test_summary_counts_and_lists(folder: Path, model: scoring.ScoringModel) -> 
     assert "... and 10 more (status=error rows in the output)" in many.lines()[-1]
 
 
+# --- score(): one request, its review queue included ------------------------------------
+
+
+def test_score_queues_the_unsure_images_for_review(
+    folder: Path, model: Model, tmp_path: Path
+) -> None:
+    queue = tmp_path / "queue"
+    out = tmp_path / "scores.csv"
+    unsure = Review(min_confidence=0.99999, queue=str(queue))
+    summary = scoring.score(request(folder, out, review=unsure), model)
+    rows = sd.read_rows(out.read_text())
+    assert len(rows) == 97 and summary.scored == 90 and 0 < summary.low_confidence < 90
+    queued = sorted((queue / "unlabelled").iterdir())
+    assert summary.review == scoring.summary.Reviewed(
+        folder=str(queue / "unlabelled"),
+        queued=summary.low_confidence,  # each unsure image once; failed images never
+        already=0,
+        sheet=str(queue / "index.html"),
+    )
+    assert len(queued) == summary.low_confidence
+    assert all("__pred" in p.name and p.suffix in (".png", ".jpg", ".bmp") for p in queued)
+    sheet = (queue / "index.html").read_text(encoding="utf-8")
+    assert f"scored by {model.ref}" in sheet and sheet.count('class="card') == len(queued)
+    assert summary.as_dict()["review"]["queued"] == len(queued)
+    assert summary.lines()[-1].startswith(f"review: {len(queued)} images below confidence 0.99999")
+    # A second run finds them queued already, whatever they are called there now.
+    queued[0].rename(queue / "unlabelled" / "renamed.png")
+    again = scoring.score(request(folder, tmp_path / "again.csv", review=unsure), model)
+    assert again.review is not None
+    assert (again.review.queued, again.review.already) == (0, len(queued))
+    assert "(" + f"{len(queued)} already queued)" in again.lines()[-1]
+
+
+def test_score_without_a_queue_counts_the_unsure_and_copies_nothing(
+    folder: Path, model: Model, tmp_path: Path
+) -> None:
+    summary = scoring.score(request(folder, tmp_path / "s.csv", review=Review(0.99999)), model)
+    assert summary.low_confidence > 0 and summary.review is None
+    assert "review" not in summary.as_dict() and not summary.lines()[-1].startswith("review")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "s.csv"]
+
+
+def test_check_request_refuses_before_any_work(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        scoring.check_request(request(tmp_path / "missing", None))
+    image = next((folder / "mnist").rglob("*.png"))
+    with pytest.raises(InvalidInputError, match="is one of the images being scored"):
+        scoring.check_request(request(folder, image))
+    with pytest.raises(InvalidInputError, match="does not exist; create it first"):
+        scoring.check_request(request(folder, tmp_path / "no" / "scores.csv"))
+    inside = Review(queue=str(folder / "queue"))
+    with pytest.raises(InvalidInputError, match=r"is inside .*choose a queue outside it"):
+        scoring.check_request(request(folder, None, review=inside))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInputError, match="is a file; expected a folder"):
+        scoring.check_request(request(folder, None, review=Review(queue=str(tmp_path / "file"))))
+    scoring.check_request(request(folder, tmp_path / "scores.csv"))  # nothing written
+    assert not (tmp_path / "scores.csv").exists() and not (folder / "queue").exists()
+
+
 # --- the flow's tasks, through .fn ------------------------------------------------------
 
 
-def test_flow_tasks_are_the_library_calls(folder: Path, model: scoring.ScoringModel) -> None:
+def test_flow_tasks_are_the_library_calls(folder: Path, model: Model) -> None:
     from flows import scoring as flow
 
     listing = flow.list_images.fn(str(folder))
@@ -290,10 +362,11 @@ def test_flow_tasks_are_the_library_calls(folder: Path, model: scoring.ScoringMo
         assert np.array_equal(a.labels, b.labels) and np.array_equal(a.probs, b.probs)
 
 
-def test_pull_model_task_reads_a_model_file(tmp_path: Path, model: scoring.ScoringModel) -> None:
+def test_pull_model_task_reads_a_model_file(tmp_path: Path, model: Model) -> None:
     from flows import scoring as flow
-    from flows._common import RegistryLocation
+    from softmax_core.requests import Location, ModelRef
 
-    where = RegistryLocation(uri=str(tmp_path / "reg"), endpoint_url=None, cache_dir=tmp_path / "c")
-    pulled = flow.pull_model.fn(model.name, where)
+    where = Location(registry=str(tmp_path / "reg"), cache_dir=str(tmp_path / "c"))
+    pulled = flow.pull_model.fn(ModelRef(model.ref, where))
     assert np.array_equal(pulled.W, model.W) and pulled.steps == model.steps
+    assert pulled.ref == model.ref

@@ -12,13 +12,14 @@ FIT = """
 import hashlib
 import numpy as np
 from threadpoolctl import threadpool_info
-from softmax_core.model import SoftmaxRegression
+from softmax_core.requests import Hyper
+from softmax_core.sgd import fit
 rng = np.random.default_rng(0)
 X = rng.random((6000, 784), dtype=np.float32)
 y = rng.integers(0, 10, 6000)
-model = SoftmaxRegression(epochs=2, seed=1).fit(X, y)
+model = fit(X, y, Hyper(epochs=2, seed=1))
 blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-print(hashlib.sha256(model.W_.tobytes() + model.b_.tobytes()).hexdigest(), max(blas))
+print(hashlib.sha256(model.W.tobytes() + model.b.tobytes()).hexdigest(), max(blas))
 """
 
 

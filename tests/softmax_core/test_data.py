@@ -48,6 +48,8 @@ from softmax_core.mnist import (
 )
 from softmax_core.mnist import arrays as arrays_mod
 from softmax_core.mnist.arrays import IDX_FILES
+from softmax_core.preprocess import Steps
+from softmax_core.requests import Hyper
 
 Arrays = dict[str, np.ndarray]
 
@@ -724,25 +726,27 @@ def small_ds(tmp_path: Path, cache_dir: Path, small: Arrays) -> Dataset:
     return load_mnist(str(write_idx(tmp_path / "idx", small)), cache_dir=cache_dir)
 
 
-@pytest.mark.parametrize("steps", [("scale",), ("scale", "deskew")])
+@pytest.mark.parametrize("features", ["pixels", "deskew"])
 def test_cached_features_roundtrip(
-    small_ds: Dataset, small: Arrays, steps: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+    small_ds: Dataset, small: Arrays, features: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    steps = Steps.named(features)
     expected: dict[str, np.ndarray] = {}
     for split, n in (("train", 50), ("test", 20)):
-        expected[split] = preprocess.features(small[f"x_{split}"], steps)
+        expected[split] = steps.features(small[f"x_{split}"])
         got = cached_features(small_ds, split, steps)  # type: ignore[arg-type]
         assert got.dtype == np.float32 and got.shape == (n, 784)
         np.testing.assert_array_equal(got, expected[split])
-        folder = small_ds.path / "features" / "+".join(steps)
+        folder = small_ds.path / "features" / "+".join(steps.to_json())
         meta = json.loads((folder / f"{split}.json").read_text())
         assert meta["sha256"] == file_sha256(folder / f"{split}.npy")
         assert meta["dataset_digest"] == small_ds.digest
+        assert meta["steps"] == steps.to_json()
 
     def no_recompute(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a verified feature cache must not be recomputed")
 
-    monkeypatch.setattr(preprocess, "features", no_recompute)
+    monkeypatch.setattr(Steps, "features", no_recompute)
     for split in ("train", "test"):
         warm = cached_features(small_ds, split, steps)  # type: ignore[arg-type]
         assert isinstance(warm, np.memmap)
@@ -750,8 +754,8 @@ def test_cached_features_roundtrip(
 
 
 def test_cached_features_rebuilt_when_tampered(small_ds: Dataset, small: Arrays) -> None:
-    steps = ("scale", "deskew")
-    expected = preprocess.features(small["x_train"], steps)
+    steps = Steps.named("deskew")
+    expected = steps.features(small["x_train"])
     cached_features(small_ds, "train", steps)
     npy = small_ds.path / "features" / "scale+deskew" / "train.npy"
     raw = bytearray(npy.read_bytes())
@@ -810,8 +814,8 @@ def test_a_verified_cache_is_not_hashed_again(
 def test_a_file_changed_after_its_stamp_is_hashed_and_refused(
     small_ds: Dataset, small: Arrays, monkeypatch: pytest.MonkeyPatch, keep_mtime: bool
 ) -> None:
-    steps = ("scale", "deskew")
-    expected = preprocess.features(small["x_train"], steps)
+    steps = Steps.named("deskew")
+    expected = steps.features(small["x_train"])
     cached_features(small_ds, "train", steps)
     cached_features(small_ds, "train", steps)  # verified: stamped
     npy = small_ds.path / "features" / "scale+deskew" / "train.npy"
@@ -833,18 +837,20 @@ def test_a_file_changed_after_its_stamp_is_hashed_and_refused(
 
 
 def test_a_fresh_file_is_not_stamped(small_ds: Dataset) -> None:
-    cached_features(small_ds, "train", ("scale",))
-    cached_features(small_ds, "train", ("scale",))
+    cached_features(small_ds, "train", Steps.named("pixels"))
+    cached_features(small_ds, "train", Steps.named("pixels"))
     assert list(small_ds.path.rglob("*.verified")) == []  # written under 2 s ago
 
 
 def test_cached_features_refuses_bad_steps_and_splits(small_ds: Dataset) -> None:
+    """cached_features takes parsed Steps: steps that would name another folder (or none
+    this version knows) never get that far."""
     with pytest.raises(InvalidInputError, match="unknown preprocessing step"):
-        cached_features(small_ds, "train", ("scale", "../../etc"))
+        cached_features(small_ds, "train", Steps.parse(["scale", "../../etc"]))
     with pytest.raises(InvalidInputError, match="must start with 'scale'"):
-        cached_features(small_ds, "train", ("deskew",))
+        cached_features(small_ds, "train", Steps.parse(["deskew"]))
     with pytest.raises(InvalidInputError, match="split must be 'train' or 'test'"):
-        cached_features(small_ds, "valid", ("scale",))  # type: ignore[arg-type]
+        cached_features(small_ds, "valid", Steps.named("pixels"))  # type: ignore[arg-type]
     assert not (small_ds.path / "features").exists()
 
 
@@ -876,10 +882,10 @@ def test_hog_features_are_cached_and_a_warm_start_across_feature_sets_is_refused
     steps = preprocess.FEATURE_SETS["hog"]
     got = cached_features(small_ds, "train", steps)
     assert got.shape == (50, 392) and isinstance(got, np.memmap)
-    assert (small_ds.path / "features" / preprocess.steps_key(steps) / "train.npy").is_file()
-    np.testing.assert_array_equal(got, preprocess.features(small["x_train"], steps))
-    hog_model = train(small_ds, features="hog", epochs=1)
-    assert hog_model.W.shape == (392, 10) and hog_model.meta["params"]["features"] == "hog"
-    assert train(small_ds, features="hog", init=hog_model, epochs=1).W.shape == (392, 10)
+    assert (small_ds.path / "features" / steps.key / "train.npy").is_file()
+    np.testing.assert_array_equal(got, steps.features(small["x_train"]))
+    hog_model = train(small_ds, Hyper(features="hog", epochs=1))
+    assert hog_model.W.shape == (392, 10) and hog_model.info.params["features"] == "hog"
+    assert train(small_ds, Hyper(features="hog", epochs=1), init=hog_model).W.shape == (392, 10)
     with pytest.raises(InvalidInputError, match="champion uses features 'hog', this run 'deskew'"):
-        train(small_ds, features="deskew", init=hog_model, epochs=1)
+        train(small_ds, Hyper(features="deskew", epochs=1), init=hog_model)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from softmax_core import preprocess
 from softmax_core.errors import InvalidInputError
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
+from softmax_core.preprocess import Hog, Steps
+
+HOG = Hog().to_json()  # the default hog step as a model file records it
 
 
 def reference_hog(img: np.ndarray, cell: int, bins: int, signed: bool) -> np.ndarray:
@@ -45,8 +49,7 @@ def test_matches_the_slow_reference(cell: int, bins: int, signed: bool) -> None:
     images = rng.random((5, 28, 28), dtype=np.float32) * (rng.random((5, 28, 28)) < 0.3)
     images[0] = 0.0  # a blank image: all-zero features, no NaN
     images[1, 10:18, 12] = 1.0  # a vertical stroke: gradients along columns only
-    step = {"step": "hog", "cell": cell, "bins": bins, "signed": signed, "norm": "sqrt"}
-    got = preprocess.hog(images, step)
+    got = preprocess.hog(images, Hog(cell=cell, bins=bins, signed=signed))
     assert got.dtype == np.float32 and got.shape == (5, (28 // cell) ** 2 * bins)
     want = np.stack([reference_hog(im, cell, bins, signed) for im in images])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -63,15 +66,13 @@ def test_features_replay_the_steps_in_chunks_exactly() -> None:
         np.uint8
     )
     steps = preprocess.FEATURE_SETS["hog"]
-    batch = preprocess.features(images, steps)
-    assert batch.shape == (1500, 392) == (1500, preprocess.n_features(steps))
+    batch = steps.features(images)
+    assert batch.shape == (1500, 392) == (1500, steps.n_features)
     for i in (0, 63, 64, 1023, 1024, 1499):  # either side of a chunk boundary
-        np.testing.assert_array_equal(batch[i], preprocess.features(images[i : i + 1], steps)[0])
+        np.testing.assert_array_equal(batch[i], steps.features(images[i : i + 1])[0])
     for start, stop in ((5, 30), (100, 109), (1490, 1500)):  # batches of odd sizes
-        np.testing.assert_array_equal(
-            batch[start:stop], preprocess.features(images[start:stop], steps)
-        )
-    deskewed = preprocess.features(images, ("scale", "deskew")).reshape(-1, 28, 28)
+        np.testing.assert_array_equal(batch[start:stop], steps.features(images[start:stop]))
+    deskewed = Steps.named("deskew").features(images).reshape(-1, 28, 28)
     np.testing.assert_array_equal(batch, preprocess.hog(deskewed))
 
 
@@ -80,43 +81,61 @@ def test_features_in_threads_are_the_same_bits(name: str) -> None:
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (9000, 28, 28), dtype=np.uint8)  # several chunks
     steps = preprocess.FEATURE_SETS[name]
-    one = preprocess.features(images, steps)
-    assert one.tobytes() == preprocess.features(images, steps, threads=3).tobytes()
+    one = steps.features(images)
+    assert one.tobytes() == steps.features(images, threads=3).tobytes()
     with pytest.raises(InvalidInputError, match="threads must be a positive integer, got 0"):
-        preprocess.features(images, steps, threads=0)
+        steps.features(images, threads=0)
 
 
 def test_steps_are_recorded_with_their_parameters_and_checked() -> None:
-    steps = preprocess.validate_steps(["scale", "deskew", "hog"])  # a bare name: defaults
-    assert steps[-1] == dict(preprocess.HOG)
-    assert preprocess.steps_key(steps) == "scale+deskew+hog-c4-b8-signed-sqrt"
-    assert preprocess.feature_set_of(steps) == "hog"
-    assert preprocess.n_features(["scale", {**preprocess.HOG, "cell": 7, "bins": 9}]) == 144
-    bad = [
+    steps = Steps.parse(["scale", "deskew", "hog"])  # a bare name: defaults
+    assert steps.hog == Hog() and steps.to_json()[-1] == HOG
+    assert HOG == {"step": "hog", "cell": 4, "bins": 8, "signed": True, "norm": "sqrt"}
+    assert steps.key == "scale+deskew+hog-c4-b8-signed-sqrt"
+    assert steps.feature_set == "hog"
+    assert Steps.parse(["scale", {**HOG, "cell": 7, "bins": 9}]).n_features == 144
+    bad: list[Any] = [
         ["scale", "hog", "deskew"],  # hog must be last
-        ["scale", {**preprocess.HOG, "cell": 5}],  # 5 does not tile 28
-        ["scale", {**preprocess.HOG, "bins": 0}],
-        ["scale", {**preprocess.HOG, "bins": 8.0}],
-        ["scale", {**preprocess.HOG, "signed": "yes"}],
-        ["scale", {**preprocess.HOG, "norm": "l2"}],
-        ["scale", {**preprocess.HOG, "extra": 1}],
+        ["scale", {**HOG, "cell": 5}],  # 5 does not tile 28
+        ["scale", {**HOG, "bins": 0}],
+        ["scale", {**HOG, "bins": 8.0}],
+        ["scale", {**HOG, "signed": "yes"}],
+        ["scale", {**HOG, "norm": "l2"}],
+        ["scale", {**HOG, "extra": 1}],
         ["scale", {"step": "blur"}],
         "scale",
     ]
     for steps_ in bad:
         with pytest.raises(InvalidInputError):
-            preprocess.validate_steps(steps_)  # type: ignore[arg-type]
+            Steps.parse(steps_)
     with pytest.raises(InvalidInputError, match="expected one of"):
-        preprocess.feature_steps("sift")
+        Steps.named("sift")
 
 
-def test_a_hog_model_file_round_trips_and_its_weights_must_fit_its_features(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    steps = list(preprocess.FEATURE_SETS["hog"])
-    meta = {"preprocessing": {"steps": steps}}
-    ok = ModelFile(W=np.zeros((392, 10), np.float32), b=np.zeros(10, np.float32), meta=meta)
-    back = ModelFile.load(ok.save(tmp_path / "hog.npz"))
-    assert back.steps == preprocess.validate_steps(steps)
-    assert json.loads(json.dumps(back.meta["preprocessing"])) == {"steps": steps}
-    wrong = ModelFile(W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32), meta=meta)
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"cell": 5}, r"hog cell 5; expected one of \[2, 4, 7, 14\]"),
+        ({"cell": 4.0}, "hog cell 4.0"),
+        ({"bins": 0}, r"hog bins 0; expected a whole number 1\.\.32"),
+        ({"bins": 33}, "hog bins 33"),
+        ({"bins": True}, "hog bins True"),
+        ({"signed": 1}, "hog signed 1; expected true or false"),
+        ({"norm": "l2"}, r"hog norm 'l2'; expected one of \['sqrt'\]"),
+    ],
+)
+def test_a_hog_step_names_its_bad_parameter(params: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        Hog(**params)
+
+
+def test_a_hog_model_file_round_trips_and_its_weights_must_fit_its_features(
+    tmp_path: Path,
+) -> None:
+    steps = preprocess.FEATURE_SETS["hog"]
+    ok = Model(W=np.zeros((392, 10), np.float32), b=np.zeros(10, np.float32), steps=steps)
+    back = Model.load(ok.save(tmp_path / "hog.npz"))
+    assert back.steps == steps
+    assert back.steps.to_json() == ["scale", "deskew", HOG]
     with pytest.raises(InvalidInputError, match=r"expected float32 W \(392, 10\)"):
-        ModelFile.load(wrong.save(tmp_path / "wrong.npz"))
+        Model(W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32), steps=steps)

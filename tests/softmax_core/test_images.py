@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmax_core import images, preprocess
+from softmax_core import images
 from softmax_core.errors import ImageError
 from softmax_core.images import read_digit
 from softmax_core.mnist import Dataset
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 from softmax_core.normalize import normalize, normalize_stack
+from softmax_core.preprocess import Steps
 from tests import scoring_data as sd
 
 N = 1000  # test digits for the per-image checks
@@ -54,11 +55,11 @@ def test_mnist_digits_keep_their_accuracy(
     ds: Dataset, digits: np.ndarray, model_path: Path
 ) -> None:
     """28×28 PNGs of MNIST digits through read_digit score like the arrays themselves."""
-    model = ModelFile.load(model_path)
+    model = Model.load(model_path)
     out = np.stack([read_digit(io.BytesIO(sd.png_bytes(d))) for d in digits])
     assert out.shape == (N, 28, 28) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() == 1.0
-    pred = np.argmax(preprocess.features(out, model.steps) @ model.W + model.b, axis=1)
+    pred = model.predict(out)
     ours = float(np.mean(pred == ds.y_test[:N]))
     assert abs(ours - sd.in_memory_accuracy(model_path, ds, N)) <= 0.003
     # Most digits come back unchanged: ink box already 20 px, centre of mass at (14, 14).
@@ -136,11 +137,11 @@ def test_lossy_variants_give_nearly_the_same_features(
 ) -> None:
     """JPEG, resampling and 16-colour palettes blur a little: what the model sees (deskewed
     features, which also absorb a one-pixel difference in rounding the centre) stays put."""
-    steps = ("scale", "deskew")
+    steps = Steps.named("deskew")
     for i, d in enumerate(digits[:40]):
         img, ext, kw = make(d)  # type: ignore[operator]
         out = read_digit(save(img, tmp_path / f"{i}.{ext}", **kw))
-        ours, base = preprocess.features(np.stack([out, _base(d)]), steps)
+        ours, base = steps.features(np.stack([out, _base(d)]))
         assert np.corrcoef(ours, base)[0, 1] > 0.95, i
 
 
@@ -148,7 +149,7 @@ def test_photo_of_paper_dark_ink_noisy_background(
     ds: Dataset, model_path: Path, tmp_path: Path
 ) -> None:
     """Grey paper with noise and a lighting gradient, dark ink, 3× larger, JPEG: still read."""
-    model = ModelFile.load(model_path)
+    model = Model.load(model_path)
     rng = np.random.default_rng(0)
     n = 200
     outs = []
@@ -165,7 +166,7 @@ def test_photo_of_paper_dark_ink_noisy_background(
             quality=80,
         )
         outs.append(read_digit(path))
-    pred = np.argmax(preprocess.features(np.stack(outs), model.steps) @ model.W + model.b, axis=1)
+    pred = model.predict(np.stack(outs))
     assert np.mean(pred == ds.y_test[:n]) >= 0.9
 
 

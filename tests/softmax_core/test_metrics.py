@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -18,13 +20,37 @@ def test_report_matches_sklearn() -> None:
     pred = np.where(rng.random(500) < 0.8, y, rng.integers(0, 10, 500))
     pred[pred == 7] = 3  # class 7 never predicted: precision 0
     rep = metrics.report(y, pred)
-    assert rep["accuracy"] == pytest.approx(np.mean(y == pred))
-    np.testing.assert_array_equal(rep["confusion"], sk_confusion(y, pred, labels=range(10)))
+    assert rep.accuracy == pytest.approx(np.mean(y == pred)) and rep.n == 500
+    np.testing.assert_array_equal(rep.confusion, sk_confusion(y, pred, labels=range(10)))
     prec = precision_score(y, pred, average=None, labels=range(10), zero_division=0)
     rec = recall_score(y, pred, average=None, labels=range(10), zero_division=0)
-    assert [r["precision"] for r in rep["per_class"]] == pytest.approx(prec)
-    assert [r["recall"] for r in rep["per_class"]] == pytest.approx(rec)
-    assert sum(r["support"] for r in rep["per_class"]) == 500
+    assert [r.precision for r in rep.per_class] == pytest.approx(prec)
+    assert [r.recall for r in rep.per_class] == pytest.approx(rec)
+    assert [r.digit for r in rep.per_class] == list(range(10))
+    assert sum(r.support for r in rep.per_class) == 500
+
+
+def test_report_json_is_the_dict_evaluate_returned_before() -> None:
+    """The shape stored in manifests (``metrics``), Prefect artifacts and ``evaluate --json``:
+    the same keys in the same order, plain JSON numbers."""
+    rep = metrics.report([0, 0, 1, 2], [0, 1, 1, 1], n_classes=3)
+    old = {
+        "accuracy": 0.5,
+        "n": 4,
+        "per_class": [
+            {"class": 0, "precision": 1.0, "recall": 0.5, "support": 2},
+            {"class": 1, "precision": 1 / 3, "recall": 1.0, "support": 1},
+            {"class": 2, "precision": 0.0, "recall": 0.0, "support": 1},  # never predicted
+        ],
+        "confusion": [[1, 1, 0], [0, 1, 0], [0, 1, 0]],
+    }
+    assert json.dumps(rep.to_json()) == json.dumps(old)
+    assert metrics.EvaluationReport.from_json(old) == rep
+    measured = metrics.report([0, 0, 1, 2], [0, 1, 1, 1], n_classes=3, data_digest="ab" * 32)
+    assert json.dumps(measured.to_json()) == json.dumps({**old, "data_digest": "ab" * 32})
+    assert (
+        metrics.EvaluationReport.from_json(json.loads(json.dumps(measured.to_json()))) == measured
+    )
 
 
 @pytest.mark.parametrize(("only_a", "only_b"), [(0, 0), (3, 1), (10, 25), (40, 60), (120, 80)])

@@ -1,119 +1,351 @@
-"""SoftmaxRegression: determinism, validation, warm start, progress callback."""
+"""softmax_core.model: the one model type. Its shapes, prediction, and its file: round trip,
+no pickles, old files read as before, clear errors for anything else."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from softmax_core.errors import InvalidInputError
-from softmax_core.model import EpochStats, SoftmaxRegression
+from softmax_core.errors import DataFormatError, DataNotFoundError, ImageError, InvalidInputError
+from softmax_core.images import read_digit
+from softmax_core.model import FORMAT, INPUT_SCHEMA, Model, ModelInfo
+from softmax_core.preprocess import Steps
+from softmax_core.sgd import EpochStats
+from softmax_core.softmax import softmax
 
-
-def blobs(n: int = 600, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Ten well separated Gaussian clusters in d dimensions."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=3.0, size=(10, d))
-    y = rng.integers(0, 10, size=n)
-    X = (centres[y] + rng.normal(size=(n, d))).astype(np.float32)
-    return X, y
-
-
-def test_learns_separable_data() -> None:
-    X, y = blobs()
-    model = SoftmaxRegression(epochs=10, learning_rate=0.05, seed=0).fit(X, y)
-    assert model.score(X, y) > 0.95
-    assert model.W_.dtype == np.float32 and model.W_.shape == (20, 10)
-    assert model.b_.dtype == np.float32 and model.b_.shape == (10,)
-    proba = model.predict_proba(X[:5])
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+HISTORY = (
+    EpochStats(epoch=1, epochs=2, loss=0.9, accuracy=0.7, learning_rate=0.5),
+    EpochStats(epoch=2, epochs=2, loss=0.4, accuracy=0.9, learning_rate=0.25),
+)
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
-    X, y = blobs()
-    a = SoftmaxRegression(epochs=3, seed=7).fit(X, y)
-    b = SoftmaxRegression(epochs=3, seed=7).fit(X, y)
-    c = SoftmaxRegression(epochs=3, seed=8).fit(X, y)
-    assert a.W_.tobytes() == b.W_.tobytes() and a.b_.tobytes() == b.b_.tobytes()
-    assert a.W_.tobytes() != c.W_.tobytes()
-
-
-def test_progress_callback_once_per_epoch() -> None:
-    X, y = blobs()
-    seen: list[EpochStats] = []
-    SoftmaxRegression(epochs=4, seed=0).fit(X, y, callback=seen.append)
-    assert [s.epoch for s in seen] == [1, 2, 3, 4]
-    assert all(s.epochs == 4 and 0 <= s.accuracy <= 1 and np.isfinite(s.loss) for s in seen)
-    assert seen[-1].loss < seen[0].loss
-    assert seen[1].learning_rate < seen[0].learning_rate  # decaying schedule
-
-
-def test_warm_start_begins_from_given_weights() -> None:
-    X, y = blobs()
-    good = SoftmaxRegression(epochs=10, learning_rate=0.05, seed=0).fit(X, y)
-    cold: list[EpochStats] = []
-    warm: list[EpochStats] = []
-    SoftmaxRegression(epochs=1, seed=1).fit(X, y, callback=cold.append)
-    SoftmaxRegression(epochs=1, seed=1, learning_rate=1e-6).fit(
-        X, y, init=(good.W_, good.b_), callback=warm.append
+def make(features: str = "deskew", **info: Any) -> Model:
+    steps = Steps.named(features)
+    rng = np.random.default_rng(0)
+    return Model(
+        W=rng.normal(size=(steps.n_features, 10)).astype(np.float32),
+        b=rng.normal(size=10).astype(np.float32),
+        steps=steps,
+        info=ModelInfo(params={"seed": 1}, **info),
     )
-    assert warm[0].accuracy > 0.95 > cold[0].accuracy
-    # The given arrays are not modified in place.
-    before = good.W_.copy()
-    SoftmaxRegression(epochs=1, seed=1).fit(X, y, init=(good.W_, good.b_))
-    np.testing.assert_array_equal(good.W_, before)
+
+
+def npz(meta: Any, W: Any = None, b: Any = None) -> bytes:
+    """Model file bytes written by hand (another writer, an older version, or a hostile one)."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        W=np.zeros((784, 10), np.float32) if W is None else W,
+        b=np.zeros(10, np.float32) if b is None else b,
+        meta=np.array(json.dumps(meta)),
+    )
+    return buf.getvalue()
+
+
+def meta_of(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        doc: dict[str, Any] = json.loads(str(z["meta"][()]))
+    return doc
+
+
+def digits(n: int = 5) -> np.ndarray:
+    """n 28×28 uint8 images with a bright stroke somewhere."""
+    rng = np.random.default_rng(4)
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        r, c = rng.integers(6, 16, 2)
+        images[i, r : r + 10, c : c + 3] = 255
+    return images
+
+
+# --- the model in memory -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("X", "y", "match"),
+    ("features", "W", "b"),
     [
-        (np.zeros((0, 4), np.float32), np.zeros(0, int), "empty"),
-        (np.zeros((3,), np.float32), np.zeros(3, int), "2-D"),
-        (np.array([[0.0, np.nan], [1.0, 2.0]], np.float32), np.array([0, 1]), "non-finite"),
-        (np.array([[0.0, np.inf], [1.0, 2.0]], np.float32), np.array([0, 1]), "non-finite"),
-        (np.zeros((2, 4), np.float32), np.array([0, 10]), "label 10 at index 1 is outside 0..9"),
-        (np.zeros((2, 4), np.float32), np.array([-1, 0]), "label -1"),
-        (np.zeros((2, 4), np.float32), np.array([0, 1, 2]), r"shape \(2,\)"),
-        (np.zeros((2, 4), np.float32), np.array([0.5, 1.0]), "integer class labels"),
-        (np.array([["a", "b"]]), np.array([0]), "real numbers"),
+        ("pixels", (392, 10), (10,)),  # hog's width under pixel steps
+        ("hog", (784, 10), (10,)),  # pixels' width under hog steps
+        ("pixels", (784, 9), (10,)),
+        ("pixels", (784, 10), (9,)),
+        ("pixels", (784,), (10,)),
     ],
+    ids=["392-for-pixels", "784-for-hog", "9-classes", "9-biases", "1-D"],
 )
-def test_bad_input_is_named(X: np.ndarray, y: np.ndarray, match: str) -> None:
-    with pytest.raises(InvalidInputError, match=match):
-        SoftmaxRegression(epochs=1).fit(X, y)
+def test_weights_of_the_wrong_shape_are_refused(
+    features: str, W: tuple[int, ...], b: tuple[int, ...]
+) -> None:
+    steps = Steps.named(features)
+    d = steps.n_features
+    with pytest.raises(InvalidInputError, match=rf"expected float32 W \({d}, 10\) and b \(10,\)"):
+        Model(W=np.zeros(W, np.float32), b=np.zeros(b, np.float32), steps=steps, ref="m.npz")
+
+
+@pytest.mark.parametrize("which", ["W", "b"])
+def test_weights_must_be_float32(which: str) -> None:
+    arrays = {"W": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}
+    arrays[which] = arrays[which].astype(np.float64)
+    with pytest.raises(InvalidInputError, match=r"model m\.npz has .*float64.*expected float32"):
+        Model(**arrays, steps=Steps.named("pixels"), ref="m.npz")
+
+
+def test_a_model_is_frozen_and_evolves_into_a_copy() -> None:
+    model = make()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.ref = "other"  # type: ignore[misc]
+    named = model.evolve(ref="mnist:3")
+    assert named.ref == "mnist:3" and model.ref == "<model>"
+    assert named.W is model.W and named.steps == model.steps and named.info == model.info
+    with pytest.raises(InvalidInputError, match="expected float32 W"):  # checked again
+        model.evolve(W=np.zeros((392, 10), np.float32))
+
+
+def test_prediction_is_softmax_of_the_steps_features() -> None:
+    model = make()
+    images = digits()
+    X = model.steps.features(images)
+    np.testing.assert_array_equal(model.features(images), X)
+    np.testing.assert_array_equal(model.logits(X), X @ model.W + model.b)
+    proba = model.predict_proba(images)
+    assert proba.shape == (5, 10) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba, softmax(X @ model.W + model.b), rtol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    pred = model.predict(images)
+    assert pred.dtype == np.int64 and pred.shape == (5,)
+    np.testing.assert_array_equal(pred, np.argmax(proba, axis=1))
+    np.testing.assert_array_equal(model.predict_features(X), pred)
+    np.testing.assert_array_equal(model.predict(images.reshape(5, 784)), pred)  # flat input
+
+
+def test_prediction_checks_the_width_and_the_image_shape() -> None:
+    model = make().evolve(ref="m.npz")
+    with pytest.raises(InvalidInputError, match=r"model m\.npz expects 784 features, got shape"):
+        model.logits(np.zeros((2, 3), np.float32))
+    with pytest.raises(InvalidInputError, match=r"\(2, 27, 27\)"):
+        model.predict(np.zeros((2, 27, 27), np.uint8))
+
+
+def test_predict_files_prepares_each_file_as_score_does(tmp_path: Path) -> None:
+    model = make()
+    paths = []
+    for i, d in enumerate(digits()):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(255 - d).save(paths[-1])  # dark ink on white, as on paper
+    expected = model.predict(np.stack([read_digit(p) for p in paths]))
+    np.testing.assert_array_equal(model.predict_files(paths), expected)
+    empty = model.predict_files([])
+    assert empty.shape == (0,) and empty.dtype == np.int64
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageError, match=r"^not an image: .*notes\.png: no image format"):
+        model.predict_files([paths[0], tmp_path / "notes.png"])
+
+
+def test_a_model_pickles() -> None:
+    """Flows ship the model to their tasks, and scoring to its worker processes."""
+    model = make().evolve(ref="mnist:3")
+    back = pickle.loads(pickle.dumps(model))
+    assert back.ref == "mnist:3" and back.steps == model.steps and back.info == model.info
+    np.testing.assert_array_equal(back.predict(digits()), model.predict(digits()))
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    model = make(created="2026-01-02T03:04:05+00:00", n_train=600, history=HISTORY)
+    path = model.save(tmp_path / "sub" / "m.npz")
+    back = Model.load(path)
+    assert back.W.tobytes() == model.W.tobytes() and back.b.tobytes() == model.b.tobytes()
+    assert back.steps == Steps.named("deskew") and back.steps.to_json() == ["scale", "deskew"]
+    assert back.info == model.info and back.info.params == {"seed": 1}
+    assert back.info.history == HISTORY
+    assert back.ref == str(path)
+    meta = meta_of(path)
+    assert meta["format"] == FORMAT and meta["preprocessing"] == {"steps": ["scale", "deskew"]}
+    assert meta["input_schema"] == INPUT_SCHEMA and meta["n_train"] == 600
+    assert list(tmp_path.glob("sub/.*tmp")) == []  # no temp file left behind
+
+
+def test_the_file_records_when_it_was_written_unless_the_model_knows() -> None:
+    made = Model.from_bytes(make().to_bytes())
+    assert made.info.created is not None and made.info.created.endswith("+00:00")
+    assert Model.from_bytes(make(created="then").to_bytes()).info.created == "then"
+
+
+def test_from_bytes_names_the_model_by_its_ref_or_origin() -> None:
+    data = make().to_bytes()
+    assert Model.from_bytes(data, origin="blob of mnist:3").ref == "blob of mnist:3"
+    assert Model.from_bytes(data, origin="blob", ref="mnist:3").ref == "mnist:3"
+
+
+def test_a_hog_model_file_round_trips_with_its_parameters(tmp_path: Path) -> None:
+    model = make("hog")
+    back = Model.load(model.save(tmp_path / "hog.npz"))
+    assert back.W.shape == (392, 10) and back.steps == Steps.named("hog")
+    assert meta_of(tmp_path / "hog.npz")["preprocessing"] == {
+        "steps": [
+            "scale",
+            "deskew",
+            {"step": "hog", "cell": 4, "bins": 8, "signed": True, "norm": "sqrt"},
+        ]
+    }
+
+
+def test_a_file_whose_weights_do_not_fit_its_steps_is_refused() -> None:
+    hog = {"format": FORMAT, "preprocessing": {"steps": Steps.named("hog").to_json()}}
+    with pytest.raises(DataFormatError, match=r"m\.npz: .*expected float32 W \(392, 10\)"):
+        Model.from_bytes(npz(hog), origin="m.npz")
+
+
+def test_an_old_model_file_loads_and_keeps_every_key(tmp_path: Path) -> None:
+    """A file as the previous version wrote it (history as dicts, keys this version does not
+    type, such as ``registry``) loads, predicts as before, and is written back with every
+    key it had."""
+    rng = np.random.default_rng(1)
+    W, b = rng.normal(size=(784, 10)).astype(np.float32), rng.normal(size=10).astype(np.float32)
+    old = {
+        "format": FORMAT,
+        "created": "2025-11-30T10:00:00+00:00",
+        "preprocessing": {"steps": ["scale", "deskew"]},
+        "input_schema": INPUT_SCHEMA,
+        "params": {"epochs": 2, "seed": 0, "features": "deskew", "limit": None},
+        "n_train": 60000,
+        "data_digest": "ab" * 32,
+        "data_source": "idx:/data/mnist",
+        "warm_start": None,
+        "history": [dataclasses.asdict(h) for h in HISTORY],
+        "train_accuracy": 0.9,
+        "metrics": {"accuracy": 0.97},
+        "code_version": "c0ffee1",
+        "registry": "mnist:1",
+        "dataset": "mnist-train:3",
+    }
+    model = Model.from_bytes(npz(old, W, b), origin="old.npz")
+    assert model.info.history == HISTORY and model.info.code_version == "c0ffee1"
+    assert model.info.extra == {"registry": "mnist:1", "dataset": "mnist-train:3"}
+    images = digits()
+    X = Steps.named("deskew").features(images)
+    np.testing.assert_array_equal(model.predict(images), np.argmax(X @ W + b, axis=1))
+    again = meta_of(model.save(tmp_path / "again.npz"))
+    assert {k: again.get(k) for k in old} == old
+
+
+def test_a_file_without_steps_predates_them_and_is_pixels() -> None:
+    model = Model.from_bytes(npz({"format": FORMAT}))
+    assert model.steps == Steps.named("pixels") and model.info == ModelInfo()
+
+
+def test_object_arrays_are_never_unpickled() -> None:
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        W=np.zeros((784, 10), np.float32),
+        b=np.zeros(10, np.float32),
+        meta=np.array([{"format": FORMAT}], dtype=object),
+    )
+    with pytest.raises(DataFormatError, match="holds Python objects"):
+        Model.from_bytes(buf.getvalue(), origin="evil.npz")
 
 
 @pytest.mark.parametrize(
-    ("params", "match"),
+    ("data", "match"),
     [
-        ({"epochs": 0}, "epochs=0"),
-        ({"learning_rate": -1.0}, "learning_rate=-1.0"),
-        ({"momentum": 1.0}, "momentum=1.0"),
-        ({"batch_size": 0}, "batch_size=0"),
-        ({"l2": -0.1}, "l2=-0.1"),
+        (b"", "not a zip archive"),
+        (b"hello, not a zip", "not a zip archive"),
     ],
 )
-def test_bad_hyperparameters_are_named(params: dict[str, float], match: str) -> None:
-    X, y = blobs(50)
-    with pytest.raises(InvalidInputError, match=match):
-        SoftmaxRegression(**params).fit(X, y)  # type: ignore[arg-type]
+def test_garbage_is_refused(data: bytes, match: str) -> None:
+    with pytest.raises(DataFormatError, match=match):
+        Model.from_bytes(data, origin="x.npz")
 
 
-def test_warm_start_shape_mismatch_is_named() -> None:
-    X, y = blobs(50)
-    with pytest.raises(InvalidInputError, match=r"expected W\(20, 10\)"):
-        SoftmaxRegression(epochs=1).fit(X, y, init=(np.zeros((784, 10)), np.zeros(10)))
+def test_wrong_format_and_missing_arrays() -> None:
+    buf = io.BytesIO()
+    np.savez(buf, W=np.zeros((784, 10), np.float32))
+    with pytest.raises(DataFormatError, match="missing arrays"):
+        Model.from_bytes(buf.getvalue())
+    with pytest.raises(DataFormatError, match="unsupported model format"):
+        Model.from_bytes(npz({"format": "other@9"}))
+    with pytest.raises(DataFormatError, match="expected float32"):
+        Model.from_bytes(npz({"format": FORMAT}, W=np.zeros((784, 10), np.float64)))
 
 
-def test_predict_checks_fitted_and_width() -> None:
-    X, y = blobs(50)
-    with pytest.raises(InvalidInputError, match="not fitted"):
-        SoftmaxRegression().predict(X)
-    model = SoftmaxRegression(epochs=1).fit(X, y)
-    with pytest.raises(InvalidInputError, match="has 3 features, expected 20"):
-        model.predict(np.zeros((2, 3), np.float32))
+def test_unknown_preprocessing_is_refused() -> None:
+    meta = {"format": FORMAT, "preprocessing": {"steps": ["scale", "sharpen"]}}
+    with pytest.raises(DataFormatError, match=r"m\.npz: unknown preprocessing step 'sharpen'"):
+        Model.from_bytes(npz(meta), origin="m.npz")
 
 
-def test_divergence_is_reported() -> None:
-    X, y = blobs(200)
-    with pytest.raises(InvalidInputError, match="diverged"):
-        SoftmaxRegression(epochs=3, learning_rate=1e30, average=False).fit(X * 1e10, y)
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        Model.load(tmp_path / "nope.npz")
+
+
+def test_file_is_a_plain_npz_readable_without_pickle(tmp_path: Path) -> None:
+    path = make().save(tmp_path / "m.npz")
+    assert zipfile.is_zipfile(path)
+    with np.load(path, allow_pickle=False) as z:
+        assert sorted(z.files) == ["W", "b", "meta"]
+
+
+# --- ModelInfo --------------------------------------------------------------------------------
+
+
+def test_model_info_round_trips_and_keeps_unknown_keys() -> None:
+    info = ModelInfo(
+        created="2026-01-02T03:04:05+00:00",
+        params={"epochs": 2},
+        n_train=10,
+        data_digest="cd" * 32,
+        history=HISTORY,
+        train_accuracy=1,  # an int is a number too
+        metrics={"accuracy": 0.5},
+        extra={"registry": "mnist:2", "note": {"by": "a newer writer"}},
+    )
+    doc = info.to_json()
+    assert doc["registry"] == "mnist:2" and doc["note"] == {"by": "a newer writer"}
+    assert doc["history"][0] == dataclasses.asdict(HISTORY[0]) and "extra" not in doc
+    assert json.loads(json.dumps(doc)) == doc  # JSON as it is
+    assert ModelInfo.from_json(doc, "m.npz") == info
+    # the file's own keys are not info, known or unknown
+    framed = {"format": FORMAT, "preprocessing": {}, "input_schema": {}, **doc}
+    assert ModelInfo.from_json(framed, "m.npz") == info
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("created", 20260102, "str"),
+        ("n_train", "600", "int"),
+        ("n_train", True, "int"),
+        ("data_digest", 7, "str"),
+        ("data_source", ["idx"], "str"),
+        ("warm_start", 3, "str"),
+        ("train_accuracy", "0.9", "int or float"),
+        ("train_seconds", False, "int or float"),
+        ("code_version", 1.5, "str"),
+        ("params", [1, 2], "an object"),
+        ("metrics", "0.97", "an object"),
+        ("history", {"epoch": 1}, "a list"),
+    ],
+)
+def test_model_info_refuses_a_field_of_the_wrong_type(key: str, value: Any, kind: str) -> None:
+    with pytest.raises(DataFormatError, match=f"^m.npz: meta {key} must be {kind}$"):
+        ModelInfo.from_json({key: value}, "m.npz")
+    with pytest.raises(DataFormatError, match=f"meta {key} must be {kind}"):  # through a file
+        Model.from_bytes(npz({"format": FORMAT, key: value}), origin="m.npz")
+
+
+def test_damaged_history_entries_are_left_out() -> None:
+    good = dataclasses.asdict(HISTORY[0])
+    history = [good, {**good, "loss": "high"}, {"epoch": 2}, "epoch 3", {**good, "epoch": True}]
+    assert ModelInfo.from_json({"history": history}, "m.npz").history == (HISTORY[0],)

@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from softmax_core import modelcheck
 from softmax_core.errors import DataFormatError
-from softmax_core.modelfile import FORMAT, ModelFile
+from softmax_core.model import FORMAT, Model
+from softmax_core.preprocess import Steps
 
 
 def _npz(W: Any = None, b: Any = None, meta: Any = None) -> bytes:
@@ -29,24 +31,24 @@ def _npz(W: Any = None, b: Any = None, meta: Any = None) -> bytes:
 
 
 def test_a_good_model_loads() -> None:
-    assert ModelFile.from_bytes(_npz()).W.shape == (784, 10)
+    assert Model.from_bytes(_npz()).W.shape == (784, 10)
 
 
 @pytest.mark.parametrize("shape", [(100, 3), (784, 0), (784, 11)], ids=["100x3", "784x0", "784x11"])
 def test_weights_of_the_wrong_shape_are_refused(shape: tuple[int, int]) -> None:
     with pytest.raises(DataFormatError, match=r"expected float32 W \(784, 10\)"):
-        ModelFile.from_bytes(_npz(W=np.zeros(shape, np.float32)))
+        Model.from_bytes(_npz(W=np.zeros(shape, np.float32)))
 
 
 def test_huge_weights_that_make_nan_probabilities_are_refused() -> None:
     with pytest.raises(DataFormatError, match="exceed"):
-        ModelFile.from_bytes(_npz(W=np.full((784, 10), 3e38, np.float32)))
+        Model.from_bytes(_npz(W=np.full((784, 10), 3e38, np.float32)))
 
 
 def test_a_text_file_or_a_plain_npy_says_what_it_is_and_never_mentions_pickles() -> None:
     for data, what in ((b"just text\n", "not a zip archive"), (_npy(), "a plain .npy array")):
         with pytest.raises(DataFormatError, match=what) as info:
-            ModelFile.from_bytes(data, origin="m.npz")
+            Model.from_bytes(data, origin="m.npz")
         assert "pickle" not in str(info.value)
 
 
@@ -68,7 +70,7 @@ def test_a_zip_bomb_is_refused_from_its_declared_size() -> None:
                 f.write(chunk)
     assert len(buf.getvalue()) < 2_000_000
     with pytest.raises(DataFormatError, match="over the cap"):
-        ModelFile.from_bytes(buf.getvalue())
+        Model.from_bytes(buf.getvalue())
 
 
 def test_a_huge_declared_shape_is_refused_before_allocation() -> None:
@@ -78,7 +80,7 @@ def test_a_huge_declared_shape_is_refused_before_allocation() -> None:
         zf.writestr("b.npy", _member(np.zeros(10, np.float32)))
         zf.writestr("meta.npy", _member(np.array(json.dumps({"format": FORMAT}))))
     with pytest.raises(DataFormatError, match="too large"):
-        ModelFile.from_bytes(buf.getvalue())
+        Model.from_bytes(buf.getvalue())
 
 
 def _member(a: np.ndarray) -> bytes:
@@ -99,16 +101,38 @@ def _header(shape: tuple[int, ...]) -> bytes:
     ("meta", "match"),
     [
         ({"format": FORMAT, "preprocessing": {"steps": ["scale"] + ["deskew"] * 100_000}}, "over"),
-        ({"format": FORMAT, "preprocessing": {"steps": None}}, "list of step names"),
-        ({"format": FORMAT, "preprocessing": {"steps": "scale"}}, "list of step names"),
-        ({"format": FORMAT, "preprocessing": "scale"}, "list of step names"),
-        ({"format": FORMAT, "params": [1, 2]}, "params must be a JSON object"),
+        ({"format": FORMAT, "preprocessing": {"steps": None}}, "steps must be a list"),
+        ({"format": FORMAT, "preprocessing": {"steps": "scale"}}, "steps must be a list"),
+        ({"format": FORMAT, "preprocessing": "scale"}, "steps must be a list"),
+        ({"format": FORMAT, "params": [1, 2]}, "params must be an object"),
     ],
     ids=["100k-steps", "null-steps", "string-steps", "string-preprocessing", "list-params"],
 )
 def test_bad_metadata_is_one_clear_error(meta: dict[str, Any], match: str) -> None:
     with pytest.raises(DataFormatError, match=match):
-        ModelFile.from_bytes(_npz(meta=meta))
+        Model.from_bytes(_npz(meta=meta))
+
+
+def test_the_recorded_steps_are_parsed_once_into_typed_steps() -> None:
+    hog = Steps.named("hog")
+    assert modelcheck.parse_steps({"preprocessing": {"steps": hog.to_json()}}, "m.npz") == hog
+    assert modelcheck.parse_steps({}, "m.npz") == Steps.named("pixels")  # before steps existed
+    with pytest.raises(DataFormatError, match=r"^m\.npz: unknown preprocessing step 'blur'"):
+        modelcheck.parse_steps({"preprocessing": {"steps": ["scale", "blur"]}}, "m.npz")
+
+
+def test_weights_are_checked_against_the_width_of_the_steps() -> None:
+    modelcheck.check_weights(np.zeros((392, 10), np.float32), np.zeros(10, np.float32), 392, "m")
+    with pytest.raises(
+        DataFormatError, match=r"^m: weights have W\(784, 10\) float32.*W \(392, 10\)"
+    ):
+        modelcheck.check_weights(
+            np.zeros((784, 10), np.float32), np.zeros(10, np.float32), 392, "m"
+        )
+    with pytest.raises(DataFormatError, match="non-finite"):
+        modelcheck.check_weights(
+            np.full((4, 10), np.nan, np.float32), np.zeros(10, np.float32), 4, "m"
+        )
 
 
 def test_deeply_nested_metadata_is_refused() -> None:
@@ -121,7 +145,7 @@ def test_deeply_nested_metadata_is_refused() -> None:
         meta=np.array(nested),
     )
     with pytest.raises(DataFormatError, match=r"not valid JSON|nests deeper"):
-        ModelFile.from_bytes(buf.getvalue())
+        Model.from_bytes(buf.getvalue())
 
 
 def test_only_regular_files_are_read(tmp_path: Path) -> None:
@@ -131,7 +155,7 @@ def test_only_regular_files_are_read(tmp_path: Path) -> None:
 
     def load() -> None:
         try:
-            ModelFile.load(fifo)
+            Model.load(fifo)
         except BaseException as e:
             done.append(e)
 
@@ -142,4 +166,4 @@ def test_only_regular_files_are_read(tmp_path: Path) -> None:
     link = tmp_path / "zero.npz"
     link.symlink_to("/dev/zero")
     with pytest.raises(DataFormatError, match="not a regular file"):
-        ModelFile.load(link)
+        Model.load(link)

@@ -1,14 +1,21 @@
-"""Deskewing: agrees with a per-pixel reference, makes ink upright, vectorised over batches."""
+"""Deskewing (agrees with a per-pixel reference, makes ink upright, vectorised over batches)
+and the typed feature steps: parsed once, refused when unknown, replayed in order."""
 
 from __future__ import annotations
 
 import math
+import pickle
+import typing
+from typing import Any
 
 import numpy as np
 import pytest
 
-from softmax_core import preprocess
+from softmax_core import preprocess, requests, settings
 from softmax_core.errors import InvalidInputError
+from softmax_core.preprocess import FEATURE_SETS, Deskew, Hog, Scale, Steps
+
+PIXELS, DESKEW = Steps.named("pixels"), Steps.named("deskew")
 
 
 def reference_deskew(img: np.ndarray) -> np.ndarray:
@@ -94,15 +101,15 @@ def test_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_features_scale_uint8_and_apply_steps() -> None:
     img = (slanted_stroke(0.4) * 255).astype(np.uint8)[None]
-    raw = preprocess.features(img, ("scale",))
+    raw = PIXELS.features(img)
     assert raw.shape == (1, 784) and raw.dtype == np.float32
     assert raw.max() == 1.0 and raw.min() == 0.0
     np.testing.assert_allclose(
-        preprocess.features(img, ("scale", "deskew")),
+        DESKEW.features(img),
         preprocess.deskew(raw.reshape(1, 28, 28)).reshape(1, 784),
     )
     # Flat (n, 784) input is accepted as well.
-    np.testing.assert_array_equal(preprocess.features(img.reshape(1, 784), ("scale",)), raw)
+    np.testing.assert_array_equal(PIXELS.features(img.reshape(1, 784)), raw)
 
 
 @pytest.mark.parametrize(
@@ -111,9 +118,108 @@ def test_features_scale_uint8_and_apply_steps() -> None:
 )
 def test_unknown_steps_are_refused(steps: tuple[str, ...], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
-        preprocess.features(np.zeros((1, 28, 28), np.uint8), steps)
+        Steps.parse(list(steps))
 
 
 def test_wrong_image_shape_is_named() -> None:
     with pytest.raises(InvalidInputError, match=r"\(1, 27, 27\)"):
-        preprocess.features(np.zeros((1, 27, 27), np.uint8), ("scale",))
+        PIXELS.features(np.zeros((1, 27, 27), np.uint8))
+
+
+# --- typed steps ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_SETS))
+def test_each_feature_set_parses_back_from_its_json(name: str) -> None:
+    steps = Steps.named(name)
+    assert Steps.parse(steps.to_json()) == steps and Steps.parse(tuple(steps.to_json())) == steps
+    assert steps.feature_set == name and steps is FEATURE_SETS[name]
+    assert pickle.loads(pickle.dumps(steps)) == steps  # shipped to scoring workers
+
+
+def test_the_feature_sets_json_key_width_and_description() -> None:
+    hog_json = {"step": "hog", "cell": 4, "bins": 8, "signed": True, "norm": "sqrt"}
+    assert PIXELS.to_json() == ["scale"] and DESKEW.to_json() == ["scale", "deskew"]
+    assert Steps.named("hog").to_json() == ["scale", "deskew", hog_json]
+    assert [PIXELS.key, DESKEW.key, Steps.named("hog").key] == [
+        "scale",
+        "scale+deskew",
+        "scale+deskew+hog-c4-b8-signed-sqrt",
+    ]
+    assert (PIXELS.n_features, DESKEW.n_features, Steps.named("hog").n_features) == (784, 784, 392)
+    assert PIXELS.hog is None and Steps.named("hog").hog == Hog()
+    assert list(DESKEW) == [Scale(), Deskew()] and len(DESKEW) == 2
+    assert Steps.named("hog").describe() == "scale → deskew → hog (4x4 cells, 8 signed bins, sqrt)"
+    other = Steps((Scale(), Hog(cell=7, bins=9, signed=False)))
+    assert other.feature_set is None and other.n_features == 144
+    assert other.key == "scale+hog-c7-b9-unsigned-sqrt"
+    assert Steps.parse(other.to_json()) == other
+
+
+def test_feature_names_are_the_feature_sets() -> None:
+    """Three spellings of one list: the requests' literal (what a flow's form offers), the
+    settings' tuple (what a request checks) and the steps this module knows."""
+    assert typing.get_args(requests.Features) == tuple(FEATURE_SETS)
+    assert tuple(FEATURE_SETS) == settings.FEATURE_NAMES
+    assert settings.FEATURES in FEATURE_SETS
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (["scale", "sharpen"], "unknown preprocessing step 'sharpen'; this version knows"),
+        (["scale", {"step": "blur"}], "unknown preprocessing step"),
+        (["scale", {"step": "deskew"}], "unknown preprocessing step"),  # names stand alone
+        (["scale", 7], "unknown preprocessing step 7"),
+        (["scale", None], "unknown preprocessing step None"),
+        (["scale", "Deskew"], "unknown preprocessing step 'Deskew'"),
+        (["scale", {"step": "hog", "cell": 4, "bins": 8, "signed": True}], "exactly the keys"),
+        (
+            [
+                "scale",
+                {"step": "hog", "cell": 4, "bins": 8, "signed": True, "norm": "sqrt", "x": 1},
+            ],
+            "exactly the keys",
+        ),
+        (["scale", "scale"], "'scale' can only be the first step"),
+        (["scale", "deskew", "scale"], "'scale' can only be the first step"),
+        (["deskew", "scale"], "must start with 'scale'"),
+        (["scale", "hog", "deskew"], "'hog' can only be the last step"),
+        (["scale"] + ["deskew"] * 16, "17 preprocessing steps, over 16"),
+        ("scale", "must be a list"),
+        ({"steps": ["scale"]}, "must be a list"),
+        (None, "must be a list"),
+    ],
+    ids=[
+        "unknown-name",
+        "unknown-object",
+        "deskew-as-object",
+        "a-number",
+        "null",
+        "case",
+        "hog-missing-param",
+        "hog-unknown-param",
+        "second-scale",
+        "scale-again-later",
+        "scale-not-first",
+        "hog-not-last",
+        "too-many",
+        "a-string",
+        "an-object",
+        "nothing",
+    ],
+)
+def test_parse_refuses_unknown_steps_and_parameters(raw: Any, match: str) -> None:
+    """A model file's steps are replayed exactly or not at all: nothing unknown is skipped."""
+    with pytest.raises(InvalidInputError, match=match):
+        Steps.parse(raw)
+
+
+def test_steps_are_frozen_and_named_refuses_an_unknown_set() -> None:
+    with pytest.raises(AttributeError):
+        DESKEW.items = (Scale(),)  # type: ignore[misc]
+    with pytest.raises(
+        InvalidInputError,
+        match=r"features 'sift' are unknown; expected one of \['pixels', 'deskew', 'hog'\]",
+    ):
+        Steps.named("sift")

@@ -1,0 +1,167 @@
+"""softmax_core.sgd.fit: determinism, validation, warm start, progress callback, sample weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from softmax_core.errors import InvalidInputError
+from softmax_core.requests import Hyper
+from softmax_core.sgd import EpochStats, Fit, fit
+from softmax_core.softmax import softmax
+
+
+def blobs(n: int = 600, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Ten well separated Gaussian clusters in d dimensions."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(10, d))
+    y = rng.integers(0, 10, size=n)
+    X = (centres[y] + rng.normal(size=(n, d))).astype(np.float32)
+    return X, y
+
+
+def predict(fitted: Fit, X: np.ndarray) -> np.ndarray:
+    return np.argmax(X @ fitted.W + fitted.b, axis=1)
+
+
+def test_learns_separable_data() -> None:
+    X, y = blobs()
+    fitted = fit(X, y, Hyper(epochs=10, learning_rate=0.05, seed=0))
+    assert np.mean(predict(fitted, X) == y) > 0.95
+    assert fitted.W.dtype == np.float32 and fitted.W.shape == (20, 10)
+    assert fitted.b.dtype == np.float32 and fitted.b.shape == (10,)
+    assert len(fitted.history) == 10
+    proba = softmax(X[:5] @ fitted.W + fitted.b)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
+    X, y = blobs()
+    a = fit(X, y, Hyper(epochs=3, seed=7))
+    b = fit(X, y, Hyper(epochs=3, seed=7))
+    c = fit(X, y, Hyper(epochs=3, seed=8))
+    assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
+    assert a.W.tobytes() != c.W.tobytes()
+
+
+def test_progress_callback_once_per_epoch() -> None:
+    X, y = blobs()
+    seen: list[EpochStats] = []
+    fitted = fit(X, y, Hyper(epochs=4, seed=0), callback=seen.append)
+    assert [s.epoch for s in seen] == [1, 2, 3, 4]
+    assert all(s.epochs == 4 and 0 <= s.accuracy <= 1 and np.isfinite(s.loss) for s in seen)
+    assert seen[-1].loss < seen[0].loss
+    assert seen[1].learning_rate < seen[0].learning_rate  # decaying schedule
+    assert fitted.history == tuple(seen)  # what the model file records
+
+
+def test_warm_start_begins_from_given_weights() -> None:
+    X, y = blobs()
+    good = fit(X, y, Hyper(epochs=10, learning_rate=0.05, seed=0))
+    cold: list[EpochStats] = []
+    warm: list[EpochStats] = []
+    fit(X, y, Hyper(epochs=1, seed=1), callback=cold.append)
+    fit(
+        X,
+        y,
+        Hyper(epochs=1, seed=1, learning_rate=1e-6),
+        init=(good.W, good.b),
+        callback=warm.append,
+    )
+    assert warm[0].accuracy > 0.95 > cold[0].accuracy
+    # The given arrays are not modified in place.
+    before = good.W.copy()
+    fit(X, y, Hyper(epochs=1, seed=1), init=(good.W, good.b))
+    np.testing.assert_array_equal(good.W, before)
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.zeros((0, 4), np.float32), np.zeros(0, int), "empty"),
+        (np.zeros((3,), np.float32), np.zeros(3, int), "2-D"),
+        (np.array([[0.0, np.nan], [1.0, 2.0]], np.float32), np.array([0, 1]), "non-finite"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]], np.float32), np.array([0, 1]), "non-finite"),
+        (np.zeros((2, 4), np.float32), np.array([0, 10]), "label 10 at index 1 is outside 0..9"),
+        (np.zeros((2, 4), np.float32), np.array([-1, 0]), "label -1"),
+        (np.zeros((2, 4), np.float32), np.array([0, 1, 2]), r"shape \(2,\)"),
+        (np.zeros((2, 4), np.float32), np.array([0.5, 1.0]), "integer class labels"),
+        (np.array([["a", "b"]]), np.array([0]), "real numbers"),
+    ],
+)
+def test_bad_input_is_named(X: np.ndarray, y: np.ndarray, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        fit(X, y, Hyper(epochs=1))
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"epochs": 0}, "epochs=0"),
+        ({"learning_rate": -1.0}, "learning_rate=-1.0"),
+        ({"momentum": 1.0}, "momentum=1.0"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"l2": -0.1}, "l2=-0.1"),
+    ],
+)
+def test_bad_hyperparameters_are_named(params: dict[str, Any], match: str) -> None:
+    """fit takes a Hyper, which refuses a bad value when it is built: none reaches SGD
+    (every field's checks: tests/softmax_core/test_requests.py)."""
+    with pytest.raises(InvalidInputError, match=match):
+        Hyper(**params)
+
+
+def test_warm_start_shape_mismatch_is_named() -> None:
+    X, y = blobs(50)
+    with pytest.raises(InvalidInputError, match=r"expected W\(20, 10\)"):
+        fit(X, y, Hyper(epochs=1), init=(np.zeros((784, 10)), np.zeros(10)))
+    with pytest.raises(InvalidInputError, match="non-finite"):
+        fit(X, y, Hyper(epochs=1), init=(np.full((20, 10), np.nan), np.zeros(10)))
+
+
+def test_divergence_is_reported() -> None:
+    X, y = blobs(200)
+    with pytest.raises(InvalidInputError, match=r"diverged at epoch 1 .*lower learning_rate"):
+        fit(X * 1e10, y, Hyper(epochs=3, learning_rate=1e30, average=False))
+
+
+# --- sample weights ----------------------------------------------------------------------
+
+
+def test_sample_weights_of_one_are_no_weights_at_all() -> None:
+    X, y = blobs(300)
+    plain = fit(X, y, Hyper(epochs=2, seed=3))
+    ones = fit(X, y, Hyper(epochs=2, seed=3), sample_weight=np.ones(300))
+    assert ones.W.tobytes() == plain.W.tobytes() and ones.b.tobytes() == plain.b.tobytes()
+
+
+def test_a_sample_weight_of_zero_leaves_a_class_unlearned() -> None:
+    """Weight 0 on every image of one class: its loss never counts, so the model does not
+    learn to recognise it (the other classes are learned as before)."""
+    X, y = blobs()
+    hyper = Hyper(epochs=10, learning_rate=0.05, seed=0)
+    weights = np.where(y == 3, 0.0, 1.0)
+    plain = predict(fit(X, y, hyper), X)
+    unweighted_3 = fit(X, y, hyper, sample_weight=weights)
+    pred = predict(unweighted_3, X)
+    assert np.mean(plain[y == 3] == 3) > 0.9
+    assert np.mean(pred[y == 3] == 3) < 0.1
+    assert np.mean(pred[y != 3] == y[y != 3]) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        (np.ones(49), r"sample_weight has shape \(49,\); expected \(50,\)"),
+        (np.full(50, -1.0), "finite and >= 0"),
+        (np.full(50, np.nan), "finite and >= 0"),
+        (np.full(50, np.inf), "finite and >= 0"),
+    ],
+    ids=["short", "negative", "nan", "inf"],
+)
+def test_bad_sample_weights_are_named(weights: np.ndarray, match: str) -> None:
+    X, y = blobs(50)
+    with pytest.raises(InvalidInputError, match=match):
+        fit(X, y, Hyper(epochs=1), sample_weight=weights)
