@@ -1,4 +1,5 @@
-"""Shared fixtures: a scrubbed environment, real MNIST, temporary cache and registry.
+"""Shared fixtures: a scrubbed environment, real MNIST, temporary cache and registry, a
+Prefect test server, a registry with a champion (the flow and CLI tests), S3 on moto.
 
 Real MNIST comes from ``$SOFTMAX_PIPE_MNIST`` (set by .ci/run) or ``../shared/data/mnist``.
 When it is missing the tests that need it fail, never skip.
@@ -91,6 +92,37 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_TIMEOUT):
         yield
+
+
+# --- a champion, shared by the flow and CLI tests ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def champion_registry(
+    prefect_harness: None,
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """A local registry holding one good model, mnist:1, promoted to mnist@champion: a
+    training run with the default request (trained once per session; never change it,
+    take a copy with ``with_champion``)."""
+    from tests.training_runs import run_training_flow, training_request
+
+    reg = tmp_path_factory.mktemp("champion-registry") / "reg"
+    state = run_training_flow(training_request(mnist_dir, session_cache, reg))
+    assert state.is_completed(), state.message
+    return reg
+
+
+@pytest.fixture
+def with_champion(champion_registry: Path, tmp_path: Path) -> Path:
+    """A private copy of the champion registry for one test to change."""
+    import shutil
+
+    reg = tmp_path / "reg"
+    shutil.copytree(champion_registry, reg)
+    return reg
 
 
 # --- S3 on loopback: moto's real HTTP S3 API, driven by the real boto3 client -------------

@@ -190,18 +190,21 @@ def test_each_public_package_has_all_and_py_typed() -> None:
 
 
 def test_the_python_api_takes_its_options_by_keyword() -> None:
-    """What the README's "From Python" names: the data and the model are positional, every
-    option (a parameter with a default) is keyword-only."""
+    """What the README's "From Python" names: the data, the model and the request are
+    positional, every option (a parameter with a default) is keyword-only."""
     import inspect
 
-    from registry import Registry
+    from flows.runner import run_scoring, run_training
+    from flows.scoring import run_batch_scoring
+    from registry import Registry, open_model
+    from softmax_core import sgd
     from softmax_core.mnist import load_mnist
-    from softmax_core.model import SoftmaxRegression
-    from softmax_core.predictor import Classifier
-    from softmax_core.scoring import score_path
+    from softmax_core.model import Model
+    from softmax_core.scoring import score
+    from softmax_core.train import evaluate, train
 
-    api = [Registry.open, Classifier.predict_files, load_mnist, score_path]
-    api += [SoftmaxRegression.__init__, SoftmaxRegression.fit]
+    api = [Registry.open, Model.predict_files, Model.from_bytes, load_mnist, score]
+    api += [train, evaluate, sgd.fit, open_model, run_batch_scoring, run_training, run_scoring]
     for function in api:
         for p in inspect.signature(function).parameters.values():
             if p.default is not inspect.Parameter.empty:

@@ -19,9 +19,7 @@ def _blocks(heading: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-def test_from_python_block_runs_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_from_python_block_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The block is whole: it names its own data and registry (from the checkout, where
     ``../shared/data/mnist`` is), trains, publishes, pulls and predicts."""
     import tempfile

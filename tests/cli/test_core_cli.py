@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from softmax_core.modelfile import ModelFile
-from softmax_core.preprocess import HOG
+from softmax_core.model import Model
+from softmax_core.preprocess import Deskew, Hog, Scale
 from softmax_pipe.cli import app
 
 runner = CliRunner()
@@ -102,9 +102,9 @@ def test_source_from_environment(
 @pytest.mark.parametrize(
     ("features", "steps", "floor"),
     [
-        ("deskew", ("scale", "deskew"), 0.955),
-        ("pixels", ("scale",), 0.925),
-        ("hog", ("scale", "deskew", dict(HOG)), 0.985),
+        ("deskew", (Scale(), Deskew()), 0.955),
+        ("pixels", (Scale(),), 0.925),
+        ("hog", (Scale(), Deskew(), Hog()), 0.985),
     ],
 )
 def test_train_then_evaluate_on_real_mnist(
@@ -122,16 +122,16 @@ def test_train_then_evaluate_on_real_mnist(
     )
     assert code == 0, err
     assert "test accuracy" in out and str(model) in out
-    mf = ModelFile.load(model)
-    assert mf.steps == steps
-    assert mf.meta["params"]["seed"] == 0 and mf.meta["params"]["features"] == features
-    assert len(mf.meta["data_digest"]) == 64
-    assert mf.meta["code_version"]
+    trained = Model.load(model)
+    assert trained.steps.items == steps
+    assert trained.info.params["seed"] == 0 and trained.info.params["features"] == features
+    assert trained.info.data_digest is not None and len(trained.info.data_digest) == 64
+    assert trained.info.code_version
     code, out, err = invoke("evaluate", str(model), "--json", *common)
     assert code == 0, err
     report = json.loads(out)
     assert report["accuracy"] >= floor
-    assert report["accuracy"] == pytest.approx(mf.meta["metrics"]["accuracy"])
+    assert report["accuracy"] == pytest.approx(trained.info.metrics["accuracy"])
     assert len(report["per_class"]) == 10 and len(report["confusion"]) == 10
     assert sum(map(sum, report["confusion"])) == 10000
     code, out, err = invoke("evaluate", str(model), *common)
@@ -148,7 +148,7 @@ def test_same_seed_same_weights_on_real_mnist(
             "train", "--seed", "3", "--out", str(tmp_path / f"{name}.npz"), *common
         )
         assert code == 0, err
-    a, b = ModelFile.load(tmp_path / "a.npz"), ModelFile.load(tmp_path / "b.npz")
+    a, b = Model.load(tmp_path / "a.npz"), Model.load(tmp_path / "b.npz")
     assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
     assert not np.array_equal(a.W, np.zeros_like(a.W))
 
@@ -165,12 +165,12 @@ def test_train_json_and_evaluate_a_registry_reference(
     )
     assert code == 0, err
     trained = json.loads(out)  # stdout is the JSON alone
-    mf = ModelFile.load(model)
+    info = Model.load(model).info
     assert trained["model"] == str(model) and trained["features"] == "hog"
     assert (trained["epochs"], trained["seed"]) == (1, 2)
-    assert trained["accuracy"] == mf.meta["metrics"]["accuracy"] > 0.9
-    assert trained["data_digest"] == mf.meta["data_digest"]
-    assert set(mf.meta["metrics"]) <= set(trained)
+    assert trained["accuracy"] == info.metrics["accuracy"] > 0.9
+    assert trained["data_digest"] == info.data_digest
+    assert set(info.metrics) <= set(trained)
 
     reg = tmp_path / "reg"
     with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,27 +46,6 @@ def _versions(registry: Path, cache: Path, name: str = "mnist") -> list[int]:
 def _aliases(registry: Path, cache: Path, name: str = "mnist") -> dict[str, int]:
     with Registry.open(str(registry), cache_dir=cache) as r:
         return r.aliases(name)
-
-
-@pytest.fixture(scope="module")
-def champion_registry(
-    prefect_harness: None,
-    mnist_dir: Path,
-    session_cache: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Path:
-    """A registry where `softmax-pipe run` published mnist:1 and made it the champion."""
-    reg = tmp_path_factory.mktemp("cli-champion") / "reg"
-    result = _invoke(mnist_dir, session_cache, reg)
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    return reg
-
-
-@pytest.fixture
-def with_champion(champion_registry: Path, tmp_path: Path) -> Path:
-    reg = tmp_path / "reg"
-    shutil.copytree(champion_registry, reg)
-    return reg
 
 
 def test_run_publishes_and_says_where(mnist_dir: Path, session_cache: Path, tmp_path: Path) -> None:
@@ -141,7 +119,7 @@ def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None
     args = ["run", "--source", str(mnist_dir), "--cache-dir", str(session_cache), "--epochs", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert f"registry: {default} (the default" in result.stderr
+    assert f"using the default local registry at {default}" in result.stderr
     assert f"published mnist:1 to {default}" in result.stdout
     assert _versions(default, session_cache) == [1]
 
@@ -152,8 +130,10 @@ def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None
         (["--promote", "prod", "--no-promote"], 2, "contradict"),
         (["--name", "../escape"], 2, "model name '../escape'"),
         (["--promote", "a/b"], 2, "alias 'a/b'"),
-        (["--min-accuracy", "1.5"], 2, "--min-accuracy"),
-        (["--epochs", "0"], 2, "--epochs"),
+        (["--min-accuracy", "1.5"], 2, "min_accuracy=1.5 is invalid; expected a number in [0, 1]"),
+        (["--epochs", "0"], 2, "epochs=0 is invalid; expected an integer >= 1"),
+        (["--data-weight", "0"], 2, "data_weight=0 is invalid; expected an integer >= 1"),
+        (["--retries", "-1"], 2, "io_retries=-1 is invalid; expected an integer >= 0"),
     ],
 )
 def test_bad_input_exits_2(
@@ -163,6 +143,14 @@ def test_bad_input_exits_2(
     assert result.exit_code == code, result.output  # type: ignore[attr-defined]
     assert message in result.output  # type: ignore[attr-defined]
     assert not (tmp_path / "reg").exists()
+
+
+def test_a_bad_value_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    """The request refuses it when the CLI builds it: before any data, registry or server."""
+    result = CliRunner().invoke(app, ["run", "--epochs", "0", "--registry", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: epochs=0 is invalid; expected an integer >= 1\n"
+    assert result.stdout == "" and not (tmp_path / "r").exists()
 
 
 def test_missing_source_exits_3(session_cache: Path, tmp_path: Path) -> None:

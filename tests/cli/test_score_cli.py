@@ -150,6 +150,28 @@ def test_output_into_a_missing_folder_is_exit_2(
     assert code == 2 and "does not exist" in stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "line"),
+    [
+        ("--batch-size", 0, "batch_size=0 is invalid; expected an integer 1..65536"),
+        ("--workers", 0, "workers=0 is invalid; expected an integer 1..256"),
+        ("--shard-size", 0, "shard_size=0 is invalid; expected an integer >= 1"),
+        ("--max-pixels", 0, "max_pixels=0 is invalid; expected an integer >= 1"),
+        ("--min-confidence", 2, "min_confidence=2.0 is invalid; expected a number in [0, 1]"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_field_exit_2(
+    tmp_path: Path, option: str, value: int, line: str
+) -> None:
+    """The scoring request refuses it when the CLI builds it: nothing is read or written."""
+    out = tmp_path / "scores.csv"
+    code, stdout, stderr = invoke(
+        "score", tmp_path, "-m", tmp_path / "m.npz", "-o", out, option, value
+    )
+    assert code == 2
+    assert stderr == f"error: {line}\n" and stdout == "" and not out.exists()
+
+
 def test_model_not_found_is_exit_3(digits_10k: Path, tmp_path: Path) -> None:
     code, _, stderr = invoke("score", digits_10k / "0", "--model", tmp_path / "missing.npz")
     assert code == 3 and "missing.npz does not exist" in stderr

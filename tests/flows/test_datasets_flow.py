@@ -3,14 +3,18 @@ and "nothing new to learn" (real Prefect test server, real MNIST, a real local r
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from flows.records import Skipped
 from registry import Registry
 from softmax_core.errors import GateFailedError
-from tests.flows.test_training_flow import _artifacts, _run, _task_runs
+from softmax_core.requests import Data, Gate, Hyper
+from tests.flows.test_training_flow import _artifacts, _published, _run, _task_runs
 from tests.printed_digits import write_printed
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -27,19 +31,19 @@ def test_trains_on_a_dataset_and_gates_its_holdout(
     reg = tmp_path / "reg"
     with Registry.open(str(reg), cache_dir=session_cache) as r:
         m = r.add_folder("printed", printed)[0].manifest
-    state = _run(mnist_dir, session_cache, str(reg), datasets=["printed"], data_weight=5)
-    assert state.is_completed(), state.message
-    summary = state.result()
-    assert summary["domains"]["printed"]["n"] == m.holdout
-    assert summary["domains"]["printed"]["accuracy"] >= 0.9
+    data = Data(datasets=("printed",), data_weight=5)
+    state = _run(mnist_dir, session_cache, str(reg), data=data)
+    summary = _published(state)
+    [printed_gate] = summary.evaluation.domains
+    assert printed_gate.domain == "printed" and printed_gate.n == m.holdout
+    assert printed_gate.accuracy >= 0.9
+    assert summary.to_json()["domains"]["printed"]["n"] == m.holdout
+    assert summary.lineage.datasets == (m.lineage(),)
     with Registry.open(str(reg), cache_dir=session_cache) as r:
         published = r.resolve("mnist@champion")
-    assert published.lineage["datasets"] == [m.lineage()]
+    assert published.lineage["datasets"] == [dataclasses.asdict(m.lineage())]
     assert published.lineage["data_weight"] == 5 and published.params["data_weight"] == 5
-    assert (
-        published.metrics["domains"]["printed"]["accuracy"]
-        == summary["domains"]["printed"]["accuracy"]
-    )
+    assert published.metrics["domains"]["printed"]["accuracy"] == printed_gate.accuracy
     report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
     assert "## Gate per domain" in report and "| printed |" in report
 
@@ -51,9 +55,13 @@ def test_a_domain_below_its_floor_is_refused_by_name(
     with Registry.open(str(reg), cache_dir=session_cache) as r:
         r.add_folder("printed", printed)
     state = _run(
-        mnist_dir, session_cache, str(reg), datasets=["printed:1"], min_dataset_accuracy=1.0,
-        data_weight=1, epochs=1,
-    )  # fmt: skip
+        mnist_dir,
+        session_cache,
+        str(reg),
+        data=Data(datasets=("printed:1",), data_weight=1),
+        hyper=Hyper(epochs=1),
+        gate=Gate(min_dataset_accuracy=1.0),
+    )
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, GateFailedError)
@@ -69,23 +77,28 @@ def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
 ) -> None:
     reg, inbox = tmp_path / "reg", tmp_path / "labelled"
     inbox.mkdir()  # nothing labelled yet
-    common = {"inbox": str(inbox), "skip_unchanged": True, "epochs": 2}
+    common: dict[str, Any] = {
+        "data": Data(inbox=str(inbox), skip_unchanged=True),
+        "hyper": Hyper(epochs=2),
+    }
 
-    first = _run(mnist_dir, session_cache, str(reg), **common)
-    assert first.is_completed(), first.message
-    assert first.result()["ref"] == "mnist:1" and first.result()["datasets"] == []
+    first = _published(_run(mnist_dir, session_cache, str(reg), **common))
+    assert first.ref == "mnist:1" and first.lineage.datasets == ()
+    assert first.to_json()["datasets"] == []
 
     shutil.copytree(printed, inbox, dirs_exist_ok=True)  # labelled images arrive
-    second = _run(mnist_dir, session_cache, str(reg), **common)
-    assert second.is_completed(), second.message
-    s2 = second.result()
-    assert s2["ref"] == "mnist:2" and s2["datasets"][0]["name"] == "inbox"
-    inbox_gate = s2["domains"]["inbox"]
-    assert inbox_gate["accuracy"] > inbox_gate["champion_accuracy"]
+    s2 = _published(_run(mnist_dir, session_cache, str(reg), **common))
+    assert s2.ref == "mnist:2" and s2.lineage.datasets[0].name == "inbox"
+    assert s2.to_json()["datasets"][0]["name"] == "inbox"
+    [inbox_gate] = s2.evaluation.domains
+    assert inbox_gate.domain == "inbox" and inbox_gate.champion_accuracy is not None
+    assert inbox_gate.accuracy > inbox_gate.champion_accuracy
 
     third = _run(mnist_dir, session_cache, str(reg), **common)
     assert third.is_completed(), third.message
-    assert third.result() == {
+    skipped = third.result()
+    assert skipped == Skipped(registry=str(reg), name="mnist", champion="mnist:2")
+    assert skipped.to_json() == {
         "skipped": True,
         "reason": "nothing new to learn",
         "registry": str(reg),
@@ -98,5 +111,5 @@ def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
         assert [v.version for v in r.dataset_versions("inbox")] == [1]
 
     # other parameters are something new to try: it trains (and the gate decides)
-    fourth = _run(mnist_dir, session_cache, str(reg), **{**common, "epochs": 3})
+    fourth = _run(mnist_dir, session_cache, str(reg), **{**common, "hyper": Hyper(epochs=3)})
     assert "train" in _task_runs(fourth.state_details.flow_run_id)

@@ -216,7 +216,7 @@ def test_score_inbox_is_triggered_when_its_champion_moves(
     (raw,) = score["triggers"]
     assert raw.pop("type") == "event"
     from_yaml = DeploymentEventTrigger.model_validate(raw)
-    training, scoring = requests_of(deployments)
+    _, scoring = requests_of(deployments)
     name, alias = scoring.model.ref.split("@")
     built = service.champion_moved_trigger(registry_of(prefect_yaml()), name, alias)
     assert from_yaml.model_dump() == built.model_dump()

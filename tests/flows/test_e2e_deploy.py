@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import json
 import re
 import signal
 import subprocess
@@ -215,11 +216,26 @@ def cron_of(server: PrefectServer, name: str) -> tuple[list[str], bool]:
 def warm_cache(mnist_dir: Path, cache: Path) -> None:
     from softmax_core import settings
     from softmax_core.mnist import cached_features, load_mnist
-    from softmax_core.preprocess import feature_steps
+    from softmax_core.preprocess import Steps
 
     ds = load_mnist(str(mnist_dir), cache_dir=cache)
     for split in ("train", "test"):
-        cached_features(ds, split, feature_steps(settings.FEATURES))
+        cached_features(ds, split, Steps.named(settings.FEATURES))
+
+
+def merged(parameters: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` with ``changes`` merged in, key by key at every depth.
+
+    A flow takes one parameter, ``request``, and Prefect merges a run's parameters into
+    its deployment's only at the top: a run that changes one field passes the whole
+    request, changed."""
+    out = dict(parameters)
+    for key, value in changes.items():
+        old = out.get(key)
+        out[key] = (
+            merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        )
+    return out
 
 
 def check_scores(output: Path, truth: dict[str, int], model: str | None = None) -> int:
@@ -337,8 +353,10 @@ def test_scheduled_deployments_end_to_end(
         assert client.read_work_pool("process").type == "process"
         retrain = client.read_deployment_by_name(RETRAIN)
         assert retrain.work_pool_name == "process"
-        assert retrain.parameters["registry"] == REGISTRY
-        assert retrain.parameters["warm_start"] is True
+        assert list(retrain.parameters) == ["request"]  # the flow's one parameter
+        request = retrain.parameters["request"]
+        assert request["target"]["location"]["registry"] == REGISTRY
+        assert request["hyper"]["warm_start"] is True
         assert "softmax-pipe" in retrain.tags  # what the crash automation watches
         assert retrain.job_variables == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
         assert retrain.pull_steps == [
@@ -363,24 +381,25 @@ def test_scheduled_deployments_end_to_end(
         score_dep = client.read_deployment_by_name(SCORE)
         triggered = tmp_path / "triggered"
         triggered.mkdir()
-        inbox_params = {"path": str(folder), "output": str(triggered / "scores.csv")}
-        client.update_deployment(
-            score_dep.id, DeploymentUpdate(parameters={**score_dep.parameters, **inbox_params})
-        )
+        inbox_request = {"input": str(folder), "output": {"path": str(triggered / "scores.csv")}}
+        score_params = merged(score_dep.parameters, {"request": inbox_request})
+        client.update_deployment(score_dep.id, DeploymentUpdate(parameters=score_params))
         # retrain syncs this test's labelled inbox (empty for now: nothing labelled yet)
-        assert retrain.parameters["skip_unchanged"] is True
-        client.update_deployment(
-            retrain.id,
-            DeploymentUpdate(parameters={**retrain.parameters, "inbox": str(labelled)}),
-        )
+        assert request["data"]["skip_unchanged"] is True
+        retrain_params = merged(retrain.parameters, {"request": {"data": {"inbox": str(labelled)}}})
+        client.update_deployment(retrain.id, DeploymentUpdate(parameters=retrain_params))
+
+    def retrain_with(**parts: dict[str, Any]) -> dict[str, Any]:
+        """The retrain deployment's parameters with some fields of its request changed."""
+        return merged(retrain_params, {"request": parts})
+
     seen_scores: set[UUID] = set()
 
     tracker.start("worker-1", ["prefect", "worker", "start", "--pool", "process"], worker_env)
 
     # 2. the first retrain, triggered by hand, bootstraps the champion -------------------------
-    out = run_cli(
-        [*prefect, "deployment", "run", RETRAIN, "--param", "warm_start=false"], client_env
-    )
+    no_warm_start = json.dumps(retrain_with(hyper={"warm_start": False}))
+    out = run_cli([*prefect, "deployment", "run", RETRAIN, "--params", no_warm_start], client_env)
     first = UUID(re.search(r"UUID: ([0-9a-f-]{36})", out).group(1))  # type: ignore[union-attr]
     run = wait_final(server, tracker, first, "worker-1", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
@@ -398,7 +417,8 @@ def test_scheduled_deployments_end_to_end(
     assert all(t.weekday() == 0 and (t.hour, t.minute) == (3, 0) for t in planned), planned
 
     # 3. a deliberately bad configuration: the gate refuses, the champion stays --------------
-    bad = trigger(server, RETRAIN, parameters={"min_accuracy": 0.999, "epochs": 1})
+    strict = retrain_with(gate={"min_accuracy": 0.999}, hyper={"epochs": 1})
+    bad = trigger(server, RETRAIN, parameters=strict)
     run = wait_final(server, tracker, bad, "worker-1", RUN_TIMEOUT)
     assert run.state.is_failed(), run.state
     assert "gate" in (run.state.message or "").lower() and "0.999" in run.state.message
@@ -406,7 +426,7 @@ def test_scheduled_deployments_end_to_end(
     assert registry_state(moto_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
 
     # 4. the worker dies mid-training: Crashed, nothing published; the next runs succeed -----
-    doomed = trigger(server, RETRAIN, parameters={"epochs": 500})
+    doomed = trigger(server, RETRAIN, parameters=retrain_with(hyper={"epochs": 500}))
 
     def training() -> bool:
         tr = task_runs(server, doomed).get("train")
@@ -430,7 +450,9 @@ def test_scheduled_deployments_end_to_end(
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     scored = trigger(
-        server, SCORE, parameters={"path": str(folder), "output": str(outbox / "s.csv")}
+        server,
+        SCORE,
+        parameters=merged(score_params, {"request": {"output": {"path": str(outbox / "s.csv")}}}),
     )
     seen_scores.add(scored)
     run = wait_final(server, tracker, scored, "worker-2", RUN_TIMEOUT)
@@ -480,7 +502,9 @@ def test_scheduled_deployments_end_to_end(
         cut = trigger(
             server,
             RETRAIN,
-            parameters={"io_retries": 2, "io_retry_delay": 0.2, "epochs": 1},
+            parameters=retrain_with(
+                retries={"io_retries": 2, "io_retry_delay": 0.2}, hyper={"epochs": 1}
+            ),
             # merged into the deployment's env (its heartbeat setting stays)
             job_variables={"env": {"AWS_ENDPOINT_URL": proxy.url}},
         )

@@ -8,13 +8,14 @@ calls :func:`flows.runner.run_training` as the CLI does, with no PREFECT_API_URL
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 from prefect.states import Cancelled, Completed, Failed
 
 from flows import runner
+from flows.records import Published
 from softmax_core.errors import (
     DataNotFoundError,
     GateFailedError,
@@ -32,22 +34,36 @@ from softmax_core.errors import (
     PipelineError,
     ServiceUnavailableError,
 )
+from softmax_core.requests import (
+    Data,
+    Gate,
+    Hyper,
+    Location,
+    Retries,
+    Target,
+    TrainingRequest,
+)
 from tests.flows.prefect_stack import free_port, wait_until
+from tests.training_runs import training_request
 
-# Calls run_training as softmax-pipe run does; prints the error line the CLI would print.
+# Calls run_training as softmax-pipe run does, on the request given as JSON (the nested
+# form a deployment's parameters take); prints the error line the CLI would print.
 DRIVER = """
 import json, sys
+from pydantic import TypeAdapter
 from flows.runner import run_training
 from softmax_core.errors import SoftmaxPipeError
+from softmax_core.requests import TrainingRequest
+request = TypeAdapter(TrainingRequest).validate_python(json.loads(sys.argv[1]))
 timeout = int(sys.argv[2]) if len(sys.argv) > 2 else None
 try:
-    summary = run_training(json.loads(sys.argv[1]), startup_timeout=timeout)
+    summary = run_training(request, startup_timeout=timeout)
 except SoftmaxPipeError as e:
     print(f"{type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(e.exit_code)
 except KeyboardInterrupt:
     sys.exit(130)
-print(json.dumps(summary))
+print(json.dumps(summary.to_json()))
 """
 
 
@@ -62,13 +78,14 @@ def _user_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _params(mnist_dir: Path, cache: Path, tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "source": str(mnist_dir),
-        "cache_dir": str(cache),
-        "registry": str(tmp_path / "reg"),
-        **extra,
-    }
+def _request(mnist_dir: Path, cache: Path, tmp_path: Path, **parts: Any) -> TrainingRequest:
+    """A training request on real MNIST into ``tmp_path/reg`` (``parts``: hyper, gate...)."""
+    return training_request(mnist_dir, cache, tmp_path / "reg", **parts)
+
+
+def _as_json(request: TrainingRequest) -> str:
+    """The request as the driver reads it: JSON, nested as a deployment's parameters are."""
+    return json.dumps(dataclasses.asdict(request))
 
 
 @pytest.fixture
@@ -89,28 +106,68 @@ def restore_prefect_logging() -> Iterator[None]:
 # --- fail fast: before any server --------------------------------------------------------------
 
 
+# Each builds a request as the CLI would (the MNIST folder, the registry's location):
+# refused when it is built (a bad name, alias or number) or when run_training prepares it
+# (a source that does not exist, a registry URI that does not parse).
+BadRequest = Callable[[str, Location], TrainingRequest]
+BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source="/no/such/mnist"), target=Target(location=where)
+        ),
+        DataNotFoundError,
+        "/no/such/mnist",
+    ),
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist),
+            target=Target(location=dataclasses.replace(where, registry="s3://")),
+        ),
+        InvalidNameError,
+        "names no bucket",
+    ),
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist), target=Target(location=where, name="../evil")
+        ),
+        InvalidNameError,
+        "../evil",
+    ),
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist), target=Target(location=where, alias="a/b")
+        ),
+        InvalidNameError,
+        "a/b",
+    ),
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist), target=Target(location=where), retries=Retries(io_retries=-1)
+        ),
+        InvalidInputError,
+        "io_retries=-1",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("extra", "error", "message"),
-    [
-        ({"source": "/no/such/mnist"}, DataNotFoundError, "/no/such/mnist"),
-        ({"registry": "s3://"}, InvalidNameError, "names no bucket"),
-        ({"name": "../evil"}, InvalidNameError, "../evil"),
-        ({"promote": "a/b"}, InvalidNameError, "a/b"),
-        ({"io_retries": -1}, InvalidInputError, "io_retries=-1"),
-    ],
+    ("build", "error", "message"),
+    BAD_REQUESTS,
+    ids=["missing-source", "registry-uri", "model-name", "alias", "io-retries"],
 )
 def test_bad_input_fails_before_any_prefect_server(
     mnist_dir: Path,
     session_cache: Path,
     tmp_path: Path,
     restore_prefect_logging: None,
-    extra: dict[str, Any],
+    build: BadRequest,
     error: type[Exception],
     message: str,
 ) -> None:
     said: list[str] = []
+    where = Location(registry=str(tmp_path / "reg"), cache_dir=str(session_cache))
     with pytest.raises(error, match=re.escape(message)):
-        runner.run_training(_params(mnist_dir, session_cache, tmp_path, **extra), say=said.append)
+        runner.run_training(build(str(mnist_dir), where), say=said.append)
     assert said == []  # the temporary-server line comes only after the inputs are checked
     assert not (tmp_path / "reg").exists()
 
@@ -145,12 +202,14 @@ def test_run_training_against_the_api(
     """With a server configured (the harness): health-checked, no temporary-server line."""
     runner.check_server(runner.api_url())
     said: list[str] = []
-    params = _params(mnist_dir, session_cache, tmp_path, epochs=1, io_retry_delay=0.0)
-    summary = runner.run_training(params, say=said.append)
-    assert summary["ref"] == "mnist:1" and summary["promoted"] == "champion"
+    request = _request(mnist_dir, session_cache, tmp_path, hyper=Hyper(epochs=1))
+    summary = runner.run_training(request, say=said.append)
+    assert isinstance(summary, Published)
+    assert summary.ref == "mnist:1" and summary.promoted == "champion"
     assert said == []
+    strict = dataclasses.replace(request, gate=Gate(min_accuracy=0.999))
     with pytest.raises(GateFailedError, match="below the floor"):
-        runner.run_training({**params, "min_accuracy": 0.999}, say=said.append)
+        runner.run_training(strict, say=said.append)
 
 
 def test_session_maps_http_failures_to_service_unavailable(
@@ -208,9 +267,9 @@ def test_temporary_server_too_slow_to_start_is_one_line_exit_4(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
     """A 1 s budget cannot be met: exit 4, the cause and the fix, no traceback or log wall."""
-    params = _params(mnist_dir, session_cache, tmp_path)
+    request = _request(mnist_dir, session_cache, tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(params), "1"],
+        [sys.executable, "-c", DRIVER, _as_json(request), "1"],
         env=_user_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 4, proc.stderr
@@ -245,9 +304,9 @@ def test_temporary_server_run_is_quiet_and_publishes(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
     """No PREFECT_API_URL: one line about the temporary server, no Prefect log lines."""
-    params = _params(mnist_dir, session_cache, tmp_path, epochs=1)
+    request = _request(mnist_dir, session_cache, tmp_path, hyper=Hyper(epochs=1))
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(params)],
+        [sys.executable, "-c", DRIVER, _as_json(request)],
         env=_user_env(tmp_path), capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -278,10 +337,10 @@ def test_sigterm_leaves_no_temporary_server_behind(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, when: str
 ) -> None:
     """SIGTERM while the server starts, or while the flow runs: exit 130, no child left."""
-    params = _params(mnist_dir, session_cache, tmp_path, epochs=50)
+    request = _request(mnist_dir, session_cache, tmp_path, hyper=Hyper(epochs=50))
     with (tmp_path / "driver.log").open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", DRIVER, json.dumps(params)],
+            [sys.executable, "-c", DRIVER, _as_json(request)],
             env=_user_env(tmp_path), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
             start_new_session=True,
         )  # fmt: skip

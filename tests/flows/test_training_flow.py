@@ -7,9 +7,9 @@ from the Prefect API (flow-run states, task runs, artifacts).
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +18,11 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
+from prefect.exceptions import ParameterTypeError
 
-from flows.report import CONFUSION_KEY
-from flows.training import PER_CLASS_KEY, PROGRESS_KEY, REPORT_KEY, training_pipeline
+from flows.records import Published
+from flows.report import CONFUSION_KEY, REPORT_KEY
+from flows.training import PER_CLASS_KEY, PROGRESS_KEY, training_pipeline
 from registry import LocalStore, Registry
 from softmax_core import settings
 from softmax_core.errors import (
@@ -32,9 +34,19 @@ from softmax_core.errors import (
     StorageError,
 )
 from softmax_core.mnist import load_mnist
-from softmax_core.preprocess import feature_steps, n_features
+from softmax_core.preprocess import Steps
+from softmax_core.requests import (
+    Data,
+    Gate,
+    Hyper,
+    Location,
+    Retries,
+    Target,
+    TrainingRequest,
+)
 from softmax_core.train import evaluate
 from softmax_core.version import code_version
+from tests.training_runs import run_training_flow, training_request
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -42,11 +54,30 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _run(mnist_dir: Path, cache: Path, registry: str, **params: Any) -> Any:
-    """Run the flow; return its final state (never raises on a failed run)."""
-    params = {"source": str(mnist_dir), "cache_dir": str(cache), "registry": registry, **params}
-    params.setdefault("io_retry_delay", 0.0)
-    return training_pipeline(**params, return_state=True)
+def _run(mnist_dir: Path, cache: Path, registry: str, **parts: Any) -> Any:
+    """Run the flow on real MNIST (``parts``: the request's ``data``, ``hyper``, ``gate``,
+    ``target``, ``retries``, ``endpoint_url``); its final state (never raises on a failed run)."""
+    return run_training_flow(training_request(mnist_dir, cache, registry, **parts))
+
+
+def _published(state: Any) -> Published:
+    """The summary of a completed run that published."""
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert isinstance(summary, Published), summary
+    return summary
+
+
+def _elsewhere(tmp_path: Path, data: Data, *, io_retries: int = 3) -> TrainingRequest:
+    """A request on ``data`` (not the real MNIST folder), with its cache and registry in
+    ``tmp_path``, retrying I/O ``io_retries`` times without a delay."""
+    return TrainingRequest(
+        data=data,
+        target=Target(
+            location=Location(registry=str(tmp_path / "reg"), cache_dir=str(tmp_path / "cache"))
+        ),
+        retries=Retries(io_retries=io_retries, io_retry_delay=0.0),
+    )
 
 
 def _flow_run(flow_run_id: Any) -> Any:
@@ -83,56 +114,38 @@ def _open(registry: str | Path, cache: Path, endpoint_url: str | None = None) ->
     return Registry.open(str(registry), endpoint_url=endpoint_url, cache_dir=cache)
 
 
-@pytest.fixture(scope="module")
-def champion_registry(
-    prefect_harness: None,
-    mnist_dir: Path,
-    session_cache: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Path:
-    """A local registry holding one good model, mnist:1, promoted to mnist@champion."""
-    reg = tmp_path_factory.mktemp("champion-registry") / "reg"
-    state = _run(mnist_dir, session_cache, str(reg))
-    assert state.is_completed(), state.message
-    return reg
-
-
-@pytest.fixture
-def with_champion(champion_registry: Path, tmp_path: Path) -> Path:
-    """A private copy of the champion registry for one test to change."""
-    reg = tmp_path / "reg"
-    shutil.copytree(champion_registry, reg)
-    return reg
-
-
 # --- end to end --------------------------------------------------------------------------------
 
 
 def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_path: Path) -> None:
     reg = tmp_path / "registry"
-    state = _run(mnist_dir, session_cache, str(reg), epochs=3, seed=7)
-    assert state.is_completed(), state.message
-    summary = state.result()
+    state = _run(mnist_dir, session_cache, str(reg), hyper=Hyper(epochs=3, seed=7))
+    summary = _published(state)
     flow_run_id = state.state_details.flow_run_id
 
-    assert summary["ref"] == "mnist:1" and summary["promoted"] == "champion"
-    assert summary["registry"] == str(reg)
-    assert summary["flow_run_id"] == str(flow_run_id)
+    assert summary.ref == "mnist:1" and summary.promoted == "champion"
+    assert summary.registry == str(reg)
+    assert summary.lineage.flow_run_id == str(flow_run_id)
+    doc = summary.to_json()  # what `run --json` prints: the summary as it always was
+    assert (doc["skipped"], doc["ref"], doc["promoted"]) == (False, "mnist:1", "champion")
+    assert doc["flow_run_id"] == str(flow_run_id) and doc["digest"] == summary.manifest.digest
     with _open(reg, session_cache) as r:
         [manifest] = r.versions("mnist")
         assert r.aliases("mnist") == {"champion": 1}
         pulled_manifest, model = r.load("mnist@champion")
     assert pulled_manifest == manifest
-    assert manifest.digest == summary["digest"]
+    assert manifest == summary.manifest
 
     ds = load_mnist(str(mnist_dir), cache_dir=session_cache)
-    accuracy = evaluate(model, ds)["accuracy"]
+    accuracy = evaluate(model, ds).accuracy
     assert accuracy >= 0.95
-    assert manifest.metrics["accuracy"] == pytest.approx(accuracy) == summary["accuracy"]
+    decision = summary.evaluation.decision
+    assert manifest.metrics["accuracy"] == pytest.approx(accuracy) == decision.accuracy
+    assert summary.evaluation.report.accuracy == pytest.approx(accuracy)
     assert manifest.params["epochs"] == 3 and manifest.params["seed"] == 7
     assert manifest.data_digest == ds.digest
     assert manifest.code_version == code_version()
-    assert manifest.preprocessing == {"steps": list(feature_steps(settings.FEATURES))}
+    assert manifest.preprocessing == {"steps": Steps.named(settings.FEATURES).to_json()}
     lineage = manifest.lineage
     assert lineage["flow_run_id"] == str(flow_run_id)
     assert lineage["flow"] == "training-pipeline"
@@ -143,7 +156,9 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
 
     flow_run = _flow_run(flow_run_id)
     assert flow_run.state.is_completed()
-    assert flow_run.parameters["registry"] == str(reg)
+    assert list(flow_run.parameters) == ["request"]  # the one parameter, as the UI shows it
+    assert flow_run.parameters["request"]["target"]["location"]["registry"] == str(reg)
+    assert flow_run.parameters["request"]["hyper"]["epochs"] == 3
     tasks = _task_runs(flow_run_id)
     assert set(tasks) == {
         "ingest", "pull-champion", "train", "evaluate", "publish", "promote", "publish-report"
@@ -154,9 +169,8 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
 def test_artifacts_report_and_per_class_table(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
-    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), promote=None)
-    assert state.is_completed(), state.message
-    summary = state.result()
+    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), target=Target(promote=False))
+    summary = _published(state)
     arts = _artifacts(state.state_details.flow_run_id)
     assert set(arts) == {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY}  # a folder: no image URL
     assert {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY} == {
@@ -170,9 +184,9 @@ def test_artifacts_report_and_per_class_table(
     report = arts["gate-report"]
     assert report.type == "markdown"
     assert "gate passed" in report.data
-    assert f"{summary['accuracy']:.4f}" in report.data
-    assert summary["flow_run_id"] in report.data  # lineage section
-    assert summary["data_digest"] in report.data
+    assert f"{summary.evaluation.decision.accuracy:.4f}" in report.data
+    assert str(summary.lineage.flow_run_id) in report.data  # lineage section
+    assert str(summary.lineage.data_digest) in report.data
     # The report page, beside the manifest, and the gate report's latest version links it.
     page = tmp_path / "reg" / "models" / "mnist" / "versions" / "00000001.html"
     assert f"[The report of mnist:1]({page.as_uri()})" in report.data
@@ -190,24 +204,24 @@ def test_artifacts_report_and_per_class_table(
     assert sum(row["support"] for row in rows) == 10_000
     assert all(0.85 < row["recall"] <= 1.0 for row in rows)
     with _open(tmp_path / "reg", session_cache) as r:
-        assert r.aliases("mnist") == {}  # promote=None: published, no alias moved
+        assert r.aliases("mnist") == {}  # promote=False: published, no alias moved
+    assert summary.promoted is None
 
 
 def test_end_to_end_s3_registry(
     mnist_dir: Path, session_cache: Path, s3_env: str, s3_bucket: str
 ) -> None:
     uri = f"s3://{s3_bucket}/team/registry"
-    state = _run(mnist_dir, session_cache, uri, endpoint_url=s3_env, name="digits")
-    assert state.is_completed(), state.message
-    summary = state.result()
-    assert summary["ref"] == "digits:1" and summary["registry"] == uri
+    state = _run(mnist_dir, session_cache, uri, endpoint_url=s3_env, target=Target(name="digits"))
+    summary = _published(state)
+    assert summary.ref == "digits:1" and summary.registry == uri
 
     with _open(uri, session_cache, s3_env) as r:
         manifest = r.resolve("digits@champion")
         _, model = r.load("digits:1")
     assert manifest.lineage["flow_run_id"] == str(state.state_details.flow_run_id)
     assert manifest.metrics["accuracy"] >= 0.95
-    assert model.W.shape == (n_features(feature_steps(settings.FEATURES)), 10)
+    assert model.W.shape == (Steps.named(settings.FEATURES).n_features, 10)
 
     # What the flow wrote is plain S3: visible to any client, under the prefix.
     s3 = boto3.client("s3", endpoint_url=s3_env)
@@ -238,7 +252,7 @@ def test_end_to_end_s3_registry(
 def test_floor_not_met_fails_the_run_and_publishes_nothing(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
-    state = _run(mnist_dir, session_cache, str(with_champion), min_accuracy=0.99)
+    state = _run(mnist_dir, session_cache, str(with_champion), gate=Gate(min_accuracy=0.99))
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, GateFailedError) and exc.exit_code == 5
@@ -263,7 +277,11 @@ def test_worse_challenger_refused_against_champion_with_p_value(
     # One epoch on 1,200 images (2% of the training set): well above a 0.5 floor, but
     # significantly worse than the champion on the same 10,000 test images.
     state = _run(
-        mnist_dir, session_cache, str(with_champion), epochs=1, limit=1200, min_accuracy=0.5
+        mnist_dir,
+        session_cache,
+        str(with_champion),
+        hyper=Hyper(epochs=1, limit=1200),
+        gate=Gate(min_accuracy=0.5),
     )
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
@@ -287,12 +305,12 @@ def test_worse_challenger_refused_against_champion_with_p_value(
 def test_better_or_equal_challenger_replaces_the_champion(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
-    state = _run(mnist_dir, session_cache, str(with_champion), seed=1)
-    assert state.is_completed(), state.message
-    summary = state.result()
-    assert summary["ref"] == "mnist:2" and summary["champion_before"] == "mnist:1"
-    gate = summary["gate"]
-    assert gate["champion"] == "mnist:1" and gate["p_value"] is not None
+    state = _run(mnist_dir, session_cache, str(with_champion), hyper=Hyper(seed=1))
+    summary = _published(state)
+    assert summary.ref == "mnist:2" and summary.lineage.champion == "mnist:1"
+    assert summary.to_json()["champion_before"] == "mnist:1"
+    decision = summary.evaluation.decision
+    assert decision.champion == "mnist:1" and decision.p_value is not None
     with _open(with_champion, session_cache) as r:
         assert r.aliases("mnist") == {"champion": 2}
         assert [rec.version for rec in r.history("mnist", "champion")] == [1, 2]
@@ -307,28 +325,29 @@ def test_warm_start_trains_from_the_champion(
 ) -> None:
     # 100 images, one epoch: from scratch that is far below the floor; from the champion's
     # weights it stays near the champion. The accuracy proves which weights were used.
-    few = {"epochs": 1, "limit": 100, "min_accuracy": 0.9, "promote": None}
-    cold = _run(mnist_dir, session_cache, str(with_champion), **few)
+    few = Hyper(epochs=1, limit=100)
+    rest: dict[str, Any] = {"gate": Gate(min_accuracy=0.9), "target": Target(promote=False)}
+    cold = _run(mnist_dir, session_cache, str(with_champion), hyper=few, **rest)
     assert cold.is_failed()
     assert "below the floor" in str(cold.result(raise_on_failure=False))
 
-    warm = _run(mnist_dir, session_cache, str(with_champion), warm_start=True, **few)
-    assert warm.is_completed(), warm.message
-    summary = warm.result()
-    assert summary["warm_start_from"] == "mnist:1" and summary["ref"] == "mnist:2"
-    assert summary["accuracy"] >= 0.9
+    warm_hyper = dataclasses.replace(few, warm_start=True)
+    warm = _run(mnist_dir, session_cache, str(with_champion), hyper=warm_hyper, **rest)
+    summary = _published(warm)
+    assert summary.lineage.warm_start_from == "mnist:1" and summary.ref == "mnist:2"
+    assert summary.evaluation.decision.accuracy >= 0.9
 
     with _open(with_champion, tmp_path / "fresh-cache") as r:
         manifest, model = r.load("mnist:2")
     assert manifest.lineage["warm_start_from"] == "mnist:1"
-    assert model.meta["warm_start"] == "mnist:1"
+    assert model.info.warm_start == "mnist:1"
     assert manifest.params["limit"] == 100
 
 
 def test_warm_start_without_champion_is_not_found(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
-    state = _run(mnist_dir, session_cache, str(tmp_path / "empty"), warm_start=True)
+    state = _run(mnist_dir, session_cache, str(tmp_path / "empty"), hyper=Hyper(warm_start=True))
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, ModelNotFoundError) and exc.exit_code == 3
     assert "--warm-start needs mnist@champion" in str(exc)
@@ -351,7 +370,9 @@ def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
         return real_put(self, key, data, **kw)
 
     monkeypatch.setattr(LocalStore, "put", put_failing_on_manifests)
-    state = _run(mnist_dir, session_cache, str(reg), io_retries=1)
+    state = _run(
+        mnist_dir, session_cache, str(reg), retries=Retries(io_retries=1, io_retry_delay=0)
+    )
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, StorageError) and "injected fault" in str(exc)
@@ -367,12 +388,11 @@ def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
 
     monkeypatch.undo()
     state = _run(mnist_dir, session_cache, str(reg))
-    assert state.is_completed(), state.message
-    assert state.result()["ref"] == "mnist:1"
+    assert _published(state).ref == "mnist:1"
     with _open(reg, session_cache) as r:
         manifest, model = r.load("mnist@champion")
     assert manifest.version == 1
-    assert model.W.shape == (n_features(feature_steps(settings.FEATURES)), 10)
+    assert model.W.shape == (Steps.named(settings.FEATURES).n_features, 10)
 
 
 class _Always500(http.server.BaseHTTPRequestHandler):
@@ -409,15 +429,8 @@ def test_download_error_is_retried_then_fails_clearly(
     tmp_path: Path, failing_http: tuple[str, list[str]]
 ) -> None:
     url, requests = failing_http
-    state = training_pipeline(
-        source="download",
-        download_url=url,
-        cache_dir=str(tmp_path / "cache"),
-        registry=str(tmp_path / "reg"),
-        io_retries=2,
-        io_retry_delay=0.0,
-        return_state=True,
-    )
+    request = _elsewhere(tmp_path, Data(source="download", download_url=url), io_retries=2)
+    state = run_training_flow(request)
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, DownloadError) and exc.exit_code == 4
@@ -444,15 +457,8 @@ def test_a_download_host_that_does_not_resolve_is_not_retried(
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
-    state = training_pipeline(
-        source="download",
-        download_url="http://mnist.example/mnist.npz",
-        cache_dir=str(tmp_path / "cache"),
-        registry=str(tmp_path / "reg"),
-        io_retries=3,
-        io_retry_delay=0.0,
-        return_state=True,
-    )
+    data = Data(source="download", download_url="http://mnist.example/mnist.npz")
+    state = run_training_flow(_elsewhere(tmp_path, data, io_retries=3))
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, DownloadError) and "Name or service not known" in str(exc)
     assert asked == ["mnist.example"]  # asked once: not retried
@@ -460,14 +466,8 @@ def test_a_download_host_that_does_not_resolve_is_not_retried(
 
 
 def test_missing_data_is_refused_before_any_task(tmp_path: Path) -> None:
-    state = training_pipeline(
-        source=str(tmp_path / "no-such-folder"),
-        cache_dir=str(tmp_path / "cache"),
-        registry=str(tmp_path / "reg"),
-        io_retries=3,
-        io_retry_delay=0.0,
-        return_state=True,
-    )
+    data = Data(source=str(tmp_path / "no-such-folder"))
+    state = run_training_flow(_elsewhere(tmp_path, data, io_retries=3))
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, DataNotFoundError) and exc.exit_code == 3
     assert "no-such-folder" in str(exc)
@@ -475,13 +475,20 @@ def test_missing_data_is_refused_before_any_task(tmp_path: Path) -> None:
 
 
 def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
-    state = training_pipeline(
-        source=str(tmp_path / "unused"), registry=str(tmp_path / "reg"), name="../evil",
-        cache_dir=str(tmp_path / "cache"), return_state=True,
-    )  # fmt: skip
+    with pytest.raises(InvalidNameError, match=re.escape("model name '../evil'")) as e:
+        Target(name="../evil")  # the request cannot even be built (the CLI: exit 2)
+    assert e.value.exit_code == 2
+
+    # What a deployment's run gets: its parameters as JSON, refused by the flow's schema.
+    doc = dataclasses.asdict(_elsewhere(tmp_path, Data(source=str(tmp_path / "unused"))))
+    doc["target"]["name"] = "../evil"
+    state = training_pipeline(doc, return_state=True)
+    assert state.is_failed()
     exc = state.result(raise_on_failure=False)
-    assert isinstance(exc, InvalidNameError) and exc.exit_code == 2
+    assert isinstance(exc, ParameterTypeError)
+    assert "request.target" in str(exc) and "model name '../evil'" in str(exc)
     assert _task_runs(state.state_details.flow_run_id) == {}
+    assert not (tmp_path / "reg").exists()
 
 
 def test_same_seed_same_weights_across_runs(
@@ -489,7 +496,10 @@ def test_same_seed_same_weights_across_runs(
 ) -> None:
     reg = str(tmp_path / "reg")
     for _ in range(2):
-        assert _run(mnist_dir, session_cache, reg, epochs=1, promote=None).is_completed()
+        state = _run(
+            mnist_dir, session_cache, reg, hyper=Hyper(epochs=1), target=Target(promote=False)
+        )
+        assert state.is_completed(), state.message
     with _open(reg, session_cache) as r:
         a, b = r.versions("mnist")
         _, ma = r.load("mnist:1")

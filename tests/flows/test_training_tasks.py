@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,22 +17,14 @@ from prefect.states import Failed
 from flows._common import (
     DOWNLOAD_RETRY,
     STORAGE_RETRY,
-    RegistryLocation,
     exception_of,
     io_retry_options,
     is_unresolved_host,
 )
+from flows.publishing import promote_model, publish_model
+from flows.records import Champion, Evaluation
 from flows.report import gate_report_markdown, per_class_rows
-from flows.training import (
-    Champion,
-    Evaluation,
-    evaluate_model,
-    ingest,
-    promote_model,
-    publish_model,
-    pull_champion,
-    train_model,
-)
+from flows.training import evaluate_model, ingest, pull_champion, train_model
 from softmax_core import gate
 from softmax_core.errors import (
     CorruptObjectError,
@@ -42,8 +35,11 @@ from softmax_core.errors import (
     PreconditionFailedError,
     StorageError,
 )
+from softmax_core.lineage import Lineage
+from softmax_core.metrics import ClassMetrics, EvaluationReport
 from softmax_core.mnist import Dataset
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
+from softmax_core.requests import Data, Gate, Hyper, Location, Retries, Target
 
 
 @pytest.fixture(autouse=True)
@@ -53,18 +49,25 @@ def _no_run_logger() -> Iterator[None]:
         yield
 
 
+def _mnist(mnist_dir: Path) -> Data:
+    return Data(source=str(mnist_dir))
+
+
+def _cache(path: Path) -> Location:
+    return Location(cache_dir=str(path))
+
+
 @pytest.fixture(scope="module")
 def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
     with disable_run_logger():
-        return ingest.fn(str(mnist_dir), session_cache)
+        return ingest.fn(_mnist(mnist_dir), _cache(session_cache))
 
 
 @pytest.fixture(scope="module")
-def small_model(ds: Dataset) -> ModelFile:
+def small_model(ds: Dataset) -> Model:
+    hyper = Hyper(features="deskew", limit=3000, epochs=2, seed=3)
     with disable_run_logger():
-        return train_model.fn(
-            ds, init=None, features="deskew", limit=3000, params={"epochs": 2, "seed": 3}
-        )
+        return train_model.fn(ds, hyper, Data(), init=None, extra=[])
 
 
 # --- retry rules -----------------------------------------------------------------------------
@@ -118,16 +121,17 @@ def test_retry_condition_without_an_exception_does_not_retry() -> None:
 
 def test_io_retry_options_are_prefects_exponential_backoff() -> None:
     def delays(retries: int, delay: float) -> object:
-        return publish_model.with_options(**io_retry_options(retries, delay)).retry_delay_seconds
+        options = io_retry_options(Retries(io_retries=retries, io_retry_delay=delay))
+        return publish_model.with_options(**options).retry_delay_seconds
 
-    assert io_retry_options(3, 2.0)["retries"] == 3
+    assert io_retry_options(Retries(io_retries=3, io_retry_delay=2.0))["retries"] == 3
     assert delays(3, 2.0) == [2.0, 4.0, 8.0]
     assert delays(2, 0) == [0.0, 0.0]
     assert delays(0, 5.0) == []
     with pytest.raises(InvalidInputError, match="io_retries=-1"):
-        io_retry_options(-1, 1.0)
+        Retries(io_retries=-1, io_retry_delay=1.0)
     with pytest.raises(InvalidInputError, match="io_retry_delay=-2"):
-        io_retry_options(1, -2.0)
+        Retries(io_retries=1, io_retry_delay=-2.0)
 
 
 # --- task bodies -----------------------------------------------------------------------------
@@ -136,99 +140,107 @@ def test_io_retry_options_are_prefects_exponential_backoff() -> None:
 def test_ingest_fn_is_a_cache_hit_the_second_time(
     ds: Dataset, mnist_dir: Path, session_cache: Path
 ) -> None:
-    again = ingest.fn(str(mnist_dir), session_cache)
+    again = ingest.fn(_mnist(mnist_dir), _cache(session_cache))
     assert again.cached and again.digest == ds.digest
     assert again.x_train.shape == (60_000, 28, 28) and again.y_test.shape == (10_000,)
 
 
 def test_ingest_fn_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError):
-        ingest.fn(str(tmp_path / "nothing-here"), tmp_path / "cache")
+        ingest.fn(Data(source=str(tmp_path / "nothing-here")), _cache(tmp_path / "cache"))
 
 
-def test_train_fn_records_params_and_time(small_model: ModelFile, ds: Dataset) -> None:
-    assert small_model.meta["params"]["limit"] == 3000
-    assert small_model.meta["params"]["epochs"] == 2 and small_model.meta["params"]["seed"] == 3
-    assert small_model.meta["data_digest"] == ds.digest
-    assert small_model.meta["train_seconds"] >= 0
-    assert small_model.meta["warm_start"] is None
+def test_train_fn_records_params_and_time(small_model: Model, ds: Dataset) -> None:
+    info = small_model.info
+    assert info.params["limit"] == 3000 and info.params["features"] == "deskew"
+    assert info.params["epochs"] == 2 and info.params["seed"] == 3
+    assert info.data_digest == ds.digest
+    assert info.train_seconds is not None and info.train_seconds >= 0
+    assert info.warm_start is None
 
 
-def test_train_fn_warm_start_keeps_the_init_weights_origin(
-    small_model: ModelFile, ds: Dataset
-) -> None:
-    init = ModelFile(W=small_model.W, b=small_model.b, meta={**small_model.meta, "registry": "m:4"})
-    model = train_model.fn(ds, init=init, features="deskew", limit=500, params={"epochs": 1})
-    assert model.meta["warm_start"] == "m:4"
+def test_train_fn_warm_start_keeps_the_init_weights_origin(small_model: Model, ds: Dataset) -> None:
+    init = small_model.evolve(ref="m:4")  # as pulled from the registry: its version
+    hyper = Hyper(features="deskew", limit=500, epochs=1, warm_start=True)
+    model = train_model.fn(ds, hyper, Data(), init=init, extra=[])
+    assert model.info.warm_start == "m:4"
     assert not np.array_equal(model.W, small_model.W)
 
 
 def test_evaluate_fn_gates_against_floor_and_champion(
-    prefect_harness: None, small_model: ModelFile, ds: Dataset
+    prefect_harness: None, small_model: Model, ds: Dataset
 ) -> None:
     from prefect import flow
 
-    worse = ModelFile(W=small_model.W * 0.0, b=small_model.b, meta=dict(small_model.meta))
-    champion = Champion("m:1", "m@champion", None, small_model)  # type: ignore[arg-type]
+    worse = small_model.evolve(W=small_model.W * 0.0)
+    manifest = SimpleNamespace(ref="m:1")  # all the gate reads of the champion's manifest
+    champion = Champion("m@champion", manifest, small_model)  # type: ignore[arg-type]
 
     # The task body, called inside a bare flow run: artifacts belong to a run.
     @flow
     def body() -> tuple[Evaluation, Evaluation]:
         floor = evaluate_model.fn(
-            small_model, ds, champion=None, min_accuracy=0.999, alpha=0.05, lineage={"k": "v"}
+            small_model,
+            ds,
+            Gate(min_accuracy=0.999, alpha=0.05),
+            champion=None,
+            lineage=Lineage(flow_run_id="k"),
+            user_data=[],
         )
         vs = evaluate_model.fn(
-            worse, ds, champion=champion, min_accuracy=0.0, alpha=0.05, lineage={}
+            worse,
+            ds,
+            Gate(min_accuracy=0.0, alpha=0.05),
+            champion=champion,
+            lineage=Lineage(),
+            user_data=[],
         )
         return floor, vs
 
     floor, vs = body()
-    assert floor.decision.rule == "floor"
-    assert floor.report["accuracy"] == pytest.approx(floor.decision.accuracy)
-    assert floor.report["n"] == 10_000
+    assert floor.decision.rule == "floor" and floor.domains == ()
+    assert floor.report.accuracy == pytest.approx(floor.decision.accuracy)
+    assert floor.report.n == 10_000 and len(floor.report.per_class) == 10
     assert vs.decision.rule == "champion" and vs.decision.champion == "m:1"
     assert vs.decision.p_value is not None and vs.decision.p_value < 1e-10
 
 
-def test_publish_promote_and_pull_champion_fn(small_model: ModelFile, tmp_path: Path) -> None:
-    where = RegistryLocation(str(tmp_path / "reg"), None, tmp_path / "cache")
-    assert pull_champion.fn(where, "m", "champion") is None
+def test_publish_promote_and_pull_champion_fn(small_model: Model, tmp_path: Path) -> None:
+    where = Location(registry=str(tmp_path / "reg"), cache_dir=str(tmp_path / "cache"))
+    target = Target(location=where, name="m", alias="champion")
+    assert pull_champion.fn(target) is None
 
-    manifest = publish_model.fn(
-        where,
-        small_model,
-        "m",
-        metrics={"accuracy": 0.9},
-        code_version="test-code",
-        lineage={"flow_run_id": "1234", "extra": [1, 2]},
-    )
+    lineage = Lineage(flow_run_id="1234", code_version="test-code", extra={"extra": [1, 2]})
+    manifest = publish_model.fn(target, small_model, metrics={"accuracy": 0.9}, lineage=lineage)
     assert manifest.ref == "m:1"
     assert manifest.metrics == {"accuracy": 0.9} and manifest.code_version == "test-code"
     assert manifest.lineage["flow_run_id"] == "1234" and manifest.lineage["extra"] == [1, 2]
-    assert manifest.data_digest == small_model.meta["data_digest"]
-    assert "metrics" not in small_model.meta  # the task does not change its input
-    assert pull_champion.fn(where, "m", "champion") is None  # published, not promoted
+    assert Lineage.from_json(manifest.lineage) == lineage
+    assert manifest.data_digest == small_model.info.data_digest
+    assert small_model.info.metrics == {}  # the task does not change its input
+    assert pull_champion.fn(target) is None  # published, not promoted
 
-    promote_model.fn(where, "m", 1, "champion")
-    champion = pull_champion.fn(where, "m", "champion")
+    promote_model.fn(target, 1)
+    champion = pull_champion.fn(target)
     assert champion is not None
     assert champion.ref == "m:1" and champion.alias_ref == "m@champion"
     assert champion.manifest == manifest
     assert np.array_equal(champion.model.W, small_model.W)
-    assert champion.model.meta["registry"] == "m:1"
+    assert champion.model.ref == "m:1"
+    assert champion.model.info.metrics == {"accuracy": 0.9}
 
 
 # --- report content --------------------------------------------------------------------------
 
 
-def test_report_markdown_and_table(small_model: ModelFile) -> None:
+def test_report_markdown_and_table(small_model: Model) -> None:
     y = np.arange(1000) % 10
     champ = y.copy()
     pred = y.copy()
     pred[:100] = (pred[:100] + 1) % 10
     decision = gate.decide(y, pred, min_accuracy=0.95, champion_pred=champ, champion="m:7")
-    report = {"accuracy": decision.accuracy, "n": 1000, "per_class": []}
-    md = gate_report_markdown(report, decision, small_model, {"flow_run_id": "abc-123"})
+    report = EvaluationReport(accuracy=decision.accuracy, n=1000, per_class=(), confusion=())
+    md = gate_report_markdown(report, decision, small_model, Lineage(flow_run_id="abc-123"))
     assert md.startswith("# Training pipeline: gate REFUSED (floor rule)")
     assert "| test accuracy | 0.9000 | 1.0000 |" in md
     assert "| test images only this model got right | 0 | 100 |" in md
@@ -239,11 +251,12 @@ def test_report_markdown_and_table(small_model: ModelFile) -> None:
     assert "`limit=3000`" in md
 
     passed = gate.decide(y, y, min_accuracy=0.95)
-    md = gate_report_markdown(report, passed, small_model, {})
+    md = gate_report_markdown(report, passed, small_model, Lineage())
     assert md.startswith("# Training pipeline: gate passed")
     assert "champion (none)" in md and "p = —" in md
 
-    rows = per_class_rows(
-        {"per_class": [{"class": 3, "precision": 0.123456, "recall": 1.0, "support": 7}]}
+    table = EvaluationReport(
+        accuracy=1.0, n=7, per_class=(ClassMetrics(3, 0.123456, 1.0, 7),), confusion=()
     )
+    rows = per_class_rows(table)
     assert rows == [{"class": 3, "precision": 0.1235, "recall": 1.0, "support": 7}]

@@ -10,24 +10,25 @@ from typing import Any
 import numpy as np
 
 from registry.store import ObjectInfo, Store
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model, ModelInfo
+from softmax_core.preprocess import Steps
 
 
-def make_model(seed: int, *, accuracy: float = 0.9) -> ModelFile:
-    """A small but real model file: random float32 weights, the metadata training would write."""
+def make_model(seed: int, *, accuracy: float = 0.9) -> Model:
+    """A small but real model: random float32 weights, the info training would record."""
     rng = np.random.default_rng(seed)
-    return ModelFile(
+    return Model(
         W=rng.normal(scale=0.01, size=(784, 10)).astype(np.float32),
         b=rng.normal(scale=0.01, size=10).astype(np.float32),
-        meta={
-            "created": "2026-01-01T00:00:00+00:00",
-            "preprocessing": {"steps": ["scale"]},
-            "params": {"seed": seed, "lr": 0.1, "epochs": 3},
-            "metrics": {"accuracy": accuracy},
-            "data_digest": "d" * 64,
-            "data_source": "test",
-            "code_version": "test",
-        },
+        steps=Steps.parse(["scale"]),
+        info=ModelInfo(
+            created="2026-01-01T00:00:00+00:00",
+            params={"seed": seed, "lr": 0.1, "epochs": 3},
+            metrics={"accuracy": accuracy},
+            data_digest="d" * 64,
+            data_source="test",
+            code_version="test",
+        ),
     )
 
 

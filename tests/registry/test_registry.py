@@ -25,7 +25,7 @@ from softmax_core.errors import (
     InvalidNameError,
     ModelNotFoundError,
 )
-from softmax_core.modelfile import ModelFile
+from softmax_core.model import Model
 from tests.registry.conftest import expect_line, start_worker
 from tests.registry.helpers import CountingStore, count_http, make_model
 
@@ -480,7 +480,7 @@ def test_layout_is_readable_without_softmax_pipe(registry_uri: str, reg: Registr
     alias = json.loads(read("models/digits/aliases/champion.json"))
     assert (alias["version"], alias["previous"], alias["seq"]) == (1, [], 1)
     assert json.loads(read("models/digits/aliases/champion.log/000000000001.json")) == alias
-    assert ModelFile.from_bytes(blob).meta["metrics"] == {"accuracy": 0.9}
+    assert Model.from_bytes(blob).info.metrics == {"accuracy": 0.9}
 
 
 # --- listing many versions: write-once index pages ----------------------------------------
