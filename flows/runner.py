@@ -246,10 +246,11 @@ def run_training(
     """
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
     from flows.training import prepare, training_pipeline
+    from softmax_core.requests import parts
 
     run = prepare(request)
     with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
-        state = training_pipeline(run, return_state=True)
+        state = training_pipeline(**parts(run), return_state=True)
     summary: RunSummary = result_of(state)
     return summary
 

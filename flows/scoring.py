@@ -13,8 +13,9 @@ are the same, byte for byte, whichever way they were computed:
   renamed over ``output``), keeps a ``scoring-progress`` artifact at the percent of
   shards written (the UI's bar), and returns the :class:`~softmax_core.scoring.ScoreSummary`.
 
-The flow takes one :class:`~softmax_core.requests.ScoringRequest` (input, model, output,
-performance, review), the object ``softmax-pipe score`` builds too. The task runner is
+The flow takes the parts of a :class:`~softmax_core.requests.ScoringRequest` (input, model,
+output, performance, review), the object ``softmax-pipe score`` builds too, as its
+parameters. The task runner is
 pluggable: :func:`run_batch_scoring` uses Prefect's thread pool by default
 (``performance.workers`` threads), or a ``DaskTaskRunner`` (prefect-dask, the ``dask``
 extra) connected to ``dask_address`` so the shards run on a Dask cluster. Failed images
@@ -52,7 +53,7 @@ from softmax_core.errors import (
     SoftmaxPipeError,
 )
 from softmax_core.model import Model
-from softmax_core.requests import ModelRef, ScoringRequest
+from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest, parts
 
 FLOW_NAME = "batch-scoring"
 SUMMARY_KEY = "scoring-summary"
@@ -107,15 +108,21 @@ def shards(items: list[scoring.Item], shard_size: int, batch_size: int) -> list[
 
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
-def batch_scoring(request: ScoringRequest) -> scoring.ScoreSummary:
-    """Score every image under ``request.input`` with ``request.model``; rows to the
-    request's output (or stdout).
+def batch_scoring(
+    input: str,
+    model: ModelRef = ModelRef(),
+    output: Output = Output(),
+    performance: Performance = Performance(),
+    review: Review = Review(),
+) -> scoring.ScoreSummary:
+    """Score every image under ``input`` with ``model``; rows to ``output`` (or stdout):
+    one :class:`ScoringRequest`, given by parts.
 
     Raises DataNotFoundError (a missing path; no image at all: nothing is written),
     InvalidInputError (an output that is an input, a review queue) and ModelNotFoundError.
     """
     start = time.perf_counter()
-    run = request.resolved()
+    run = ScoringRequest(input, model, output, performance, review).resolved()
     if run.review.queue is not None:
         raise InvalidInputError("--review runs with the local command; drop --flow")
     scoring.check_request(run)
@@ -125,42 +132,42 @@ def batch_scoring(request: ScoringRequest) -> scoring.ScoreSummary:
     listing = list_images(run.input)
     if not listing.items:
         raise scoring.no_images_error(run.input, listing.skipped)
-    model = pull_model.with_options(**io_retry_options(perf.retries))(run.model)
-    parts = shards(listing.items, perf.shard_size, perf.batch_size)
+    the_model = pull_model.with_options(**io_retry_options(perf.retries))(run.model)
+    pieces = shards(listing.items, perf.shard_size, perf.batch_size)
     logger.info(
         "scoring %d images under %s with %s in %d shards",
         len(listing.items),
         run.input,
-        model.ref,
-        len(parts),
+        the_model.ref,
+        len(pieces),
     )
     futures = score_shard.map(
-        parts, unmapped(model), unmapped(perf.batch_size), unmapped(perf.max_pixels)
+        pieces, unmapped(the_model), unmapped(perf.batch_size), unmapped(perf.max_pixels)
     )
     progress = create_progress_artifact(
-        0.0, key=PROGRESS_KEY, description=f"scoring: percent of {len(parts)} shards written"
+        0.0, key=PROGRESS_KEY, description=f"scoring: percent of {len(pieces)} shards written"
     )
 
     summary = scoring.ScoreSummary(
-        model=model.ref, root=run.input, min_confidence=run.review.min_confidence
+        model=the_model.ref, root=run.input, min_confidence=run.review.min_confidence
     )
     summary.skipped = listing.skipped
     summary.skipped_by_ext.update(listing.skipped_by_ext)
     summary.loops = listing.loops
     with scoring.open_output(Path(out.path) if out.path else None) as stream:
-        writer = scoring.RowWriter(stream, out.format, model=model.ref, probs=out.probs)
+        writer = scoring.RowWriter(stream, out.format, model=the_model.ref, probs=out.probs)
         writer.header()
         for done, future in enumerate(futures, 1):  # in shard order: the output follows the walk
             for batch in future.result():
                 writer.write(batch)
                 summary.add(batch)
-            update_progress_artifact(progress, 100.0 * done / len(parts))  # type: ignore[arg-type]
+            update_progress_artifact(progress, 100.0 * done / len(pieces))  # type: ignore[arg-type]
     summary.seconds = time.perf_counter() - start
     logger.info("scored %d images, %d failed", summary.scored, summary.failed)
     create_markdown_artifact(
         key=SUMMARY_KEY,
         markdown="\n".join(["# Batch scoring", "", "```", *summary.lines(), "```"]),
-        description=f"Scoring {run.input} with {model.ref}",
+        description=f"Scoring {run.input} with {the_model.ref}",
     )
     return summary
 
@@ -209,7 +216,10 @@ def run_batch_scoring(
     """Run the ``batch-scoring`` flow with the chosen task runner; return its summary."""
     runner = task_runner_for(dask_address, request.performance.workers)
     try:
-        return batch_scoring.with_options(task_runner=runner)(request)
+        summary: scoring.ScoreSummary = batch_scoring.with_options(task_runner=runner)(
+            **parts(request)
+        )
+        return summary
     except SoftmaxPipeError:
         raise
     except Exception as e:  # the cluster itself failed: unreachable, a worker lost...

@@ -55,6 +55,7 @@ from softmax_core.requests import (
     ScoringRequest,
     Target,
     TrainingRequest,
+    parts,
 )
 
 if TYPE_CHECKING:
@@ -125,8 +126,11 @@ class ServeOptions:
 
 
 def parameters(request: TrainingRequest | ScoringRequest) -> dict[str, Any]:
-    """A deployment's parameters: the flow's one parameter, as JSON."""
-    return {"request": dataclasses.asdict(request)}
+    """A deployment's parameters: the request's parts (the flow's parameters), as JSON."""
+    return {
+        name: part if isinstance(part, str) else dataclasses.asdict(part)
+        for name, part in parts(request).items()
+    }
 
 
 # --- one box: prefect.serve ---------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The training pipeline as a Prefect 3 flow: ingest → train → evaluate (gate) → publish.
 
-The flow takes one :class:`~softmax_core.requests.TrainingRequest` (data, hyper, gate,
-target, retries), so Prefect validates a deployment's parameters against it and shows it
-as a form. The body reads as the pipeline; each task is a thin wrapper over a library
+The flow takes the parts of a :class:`~softmax_core.requests.TrainingRequest` (data,
+hyper, gate, target, retries) as its parameters and puts the request together first, so
+Prefect validates a deployment's parameters against them and shows each as a section of
+a form. The body reads as the pipeline; each task is a thin wrapper over a library
 call (``softmax_core`` for the data, the model and the gate, ``registry`` for storage).
 
 With the users' data (``flows.datasets``): ``sync-inbox`` and ``pull-datasets`` first,
@@ -35,10 +36,10 @@ Run it: ``softmax-pipe run`` (through ``flows.runner.run_training``), or from Py
     from flows.training import training_pipeline
     from softmax_core.requests import Data, Location, Target, TrainingRequest
 
-    summary = training_pipeline(TrainingRequest(
+    summary = training_pipeline(
         data=Data(source="../shared/data/mnist"),
         target=Target(location=Location(registry="/tmp/reg")),
-    ))
+    )
 """
 
 from __future__ import annotations
@@ -62,11 +63,11 @@ from flows.datasets import UserData, nothing_new, pull_datasets, sync_inbox
 from flows.publishing import promote_model, publish_model, publish_report
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
-from softmax_core import gate
+from softmax_core import gate as gates
 from softmax_core.errors import InvalidInputError, ModelNotFoundError
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
-from softmax_core.requests import Data, Gate, Hyper, Location, Target, TrainingRequest
+from softmax_core.requests import Data, Gate, Hyper, Location, Retries, Target, TrainingRequest
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -249,7 +250,7 @@ def evaluate_model(
 
     logger = get_run_logger()
     report = evaluate(model, ds)
-    decision = gate.decide(
+    decision = gates.decide(
         ds.y_test,
         predict_test_split(model, ds),
         min_accuracy=rules.min_accuracy,
@@ -267,7 +268,7 @@ def evaluate_model(
     evaluation = Evaluation(report, decision, tuple(domains))
     for d in evaluation.decisions:
         (logger.info if d.passed else logger.error)(d.message)
-    verdict = gate.refusal(evaluation.decisions)
+    verdict = gates.refusal(evaluation.decisions)
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=gate_report_markdown(report, decision, model, lineage, domains=domains),
@@ -285,9 +286,15 @@ def evaluate_model(
 
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
-def training_pipeline(request: TrainingRequest = TrainingRequest()) -> RunSummary:
+def training_pipeline(
+    data: Data = Data(),
+    hyper: Hyper = Hyper(),
+    gate: Gate = Gate(),
+    target: Target = Target(),
+    retries: Retries = Retries(),
+) -> RunSummary:
     """Ingest MNIST (and the users' datasets), train, gate every domain against its floor
-    and the champion, publish and promote.
+    and the champion, publish and promote: one :class:`TrainingRequest`, given by parts.
 
     The champion is ``target.name@target.alias``: the model the challenger must not be
     significantly worse than, and with ``hyper.warm_start`` the weights training starts
@@ -295,7 +302,7 @@ def training_pipeline(request: TrainingRequest = TrainingRequest()) -> RunSummar
     published (:class:`~flows.records.Published`) or that nothing was new
     (:class:`~flows.records.Skipped`).
     """
-    run = prepare(request)
+    run = prepare(TrainingRequest(data, hyper, gate, target, retries))
     io = io_retry_options(run.retries)
     target = run.target
     user_data = users_data(run, io)
@@ -313,7 +320,7 @@ def training_pipeline(request: TrainingRequest = TrainingRequest()) -> RunSummar
     evaluation = evaluate_model(
         model, ds, run.gate, champion=champion, lineage=lineage, user_data=user_data
     )
-    refused = gate.refusal(evaluation.decisions)
+    refused = gates.refusal(evaluation.decisions)
     if refused is not None:
         raise refused
     lineage = dataclasses.replace(lineage, gate=evaluation.decision.to_dict())

@@ -3,9 +3,13 @@
 A request is a frozen tree of dataclasses, built once at the edge (the CLI's options, a
 deployment's parameters, the Python API) from the defaults in :mod:`softmax_core.settings`,
 validated when it is built (each part in its ``__post_init__``, with a message naming the
-field and what is allowed), then passed whole down the layers. The flows take it as
-their one parameter, so Prefect validates a deployment's parameters against it and shows
-it as a form in a run dialog; ``deploy/prefect.yaml`` nests the same fields.
+field and what is allowed), then passed whole down the layers. A flow takes the request's
+parts as its (at most five) parameters and puts the request together again first thing,
+so Prefect validates a deployment's parameters against them and shows each part as a
+section of the run dialog's form; ``deploy/prefect.yaml`` nests the same fields. (Parts,
+not one ``request`` parameter: Prefect merges a run's parameters into the deployment's
+only at the top level, so ``--param hyper='{"epochs": 1}'`` replaces one part, not the
+whole request.)
 
 Adding a knob is one field here (with its default in settings) and its CLI option.
 
@@ -96,6 +100,11 @@ def _part(name: str, value: Any, kind: type) -> None:
 def _optional_text(name: str, value: Any) -> None:
     ok = value is None or (isinstance(value, str) and bool(value.strip()))
     _check(name, value, ok, "a non-empty string, or nothing for the default")
+
+
+def parts(request: TrainingRequest | ScoringRequest) -> dict[str, Any]:
+    """The request's top-level parts by name: a flow's keyword arguments."""
+    return {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
 
 
 # --- where things are ---------------------------------------------------------------------

@@ -12,7 +12,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from softmax_core.requests import Data, Gate, Hyper, Location, Retries, Target, TrainingRequest
+from softmax_core.requests import (
+    Data,
+    Gate,
+    Hyper,
+    Location,
+    Retries,
+    Target,
+    TrainingRequest,
+    parts,
+)
 
 #: no waiting between retries in tests (the number of retries stays the default)
 NO_DELAY = Retries(io_retry_delay=0.0)
@@ -46,4 +55,4 @@ def run_training_flow(request: TrainingRequest) -> Any:
     """Run the training flow on ``request``; its final state (never raises on a failed run)."""
     from flows.training import training_pipeline
 
-    return training_pipeline(request, return_state=True)
+    return training_pipeline(**parts(request), return_state=True)

@@ -27,7 +27,7 @@ import yaml
 
 from flows import service
 from softmax_core import settings
-from softmax_core.requests import Location, ScoringRequest, TrainingRequest
+from softmax_core.requests import Location, ScoringRequest, TrainingRequest, parts
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -49,7 +49,7 @@ def requests_of(
 
     retrain = training_pipeline.validate_parameters(deployments["retrain"]["parameters"])
     score = batch_scoring.validate_parameters(deployments["score-inbox"]["parameters"])
-    return retrain["request"], score["request"]
+    return TrainingRequest(**retrain), ScoringRequest(**score)
 
 
 def registry_of(spec: dict[str, Any]) -> str:
@@ -125,19 +125,19 @@ def test_pull_step_moves_into_the_checkout(spec: dict[str, Any]) -> None:
 def test_parameters_fit_the_flows(
     deployments: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each deployment's one parameter, ``request``, validates against its flow, loaded as
-    `prefect deploy` does; a value the request refuses is refused naming the field."""
+    """Each deployment's parameters, the parts of its flow's request, validate against the
+    flow, loaded as `prefect deploy` does; a value the request refuses is refused naming
+    the field."""
     from prefect.exceptions import ParameterTypeError
     from prefect.flows import load_flow_from_entrypoint
 
     monkeypatch.chdir(REPO)  # entrypoints are relative to the checkout
     for d in deployments.values():
         flow: Any = load_flow_from_entrypoint(d["entrypoint"])
-        assert set(d["parameters"]) == {"request"}
-        assert set(flow.parameters.properties) == {"request"}
+        assert set(d["parameters"]) <= set(flow.parameters.properties)
         flow.validate_parameters(d["parameters"])  # raises on a bad name or type
     bad = yaml.safe_load(yaml.safe_dump(deployments["retrain"]["parameters"]))
-    bad["request"]["hyper"]["epochs"] = 0
+    bad["hyper"]["epochs"] = 0
     with pytest.raises(ParameterTypeError, match=r"epochs=0 is invalid"):
         load_flow_from_entrypoint(deployments["retrain"]["entrypoint"]).validate_parameters(bad)
     training, scoring = requests_of(deployments)
@@ -170,12 +170,8 @@ def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str,
             elif key not in own:
                 assert getattr(default, key) == value, f"{where}.{key}: {value!r}"
 
-    stated(deployments["retrain"]["parameters"]["request"], TrainingRequest(), "retrain")
-    stated(
-        deployments["score-inbox"]["parameters"]["request"],
-        ScoringRequest(input="-"),
-        "score-inbox",
-    )
+    stated(deployments["retrain"]["parameters"], TrainingRequest(), "retrain")
+    stated(deployments["score-inbox"]["parameters"], ScoringRequest(input="-"), "score-inbox")
 
 
 def test_serve_builds_the_same_requests(deployments: dict[str, dict[str, Any]]) -> None:
@@ -198,8 +194,11 @@ def test_serve_builds_the_same_requests(deployments: dict[str, dict[str, Any]]) 
     assert retrain.work_pool_name is None and score.work_pool_name is None
     assert [s.schedule.cron for s in retrain.schedules] == [settings.RETRAIN_CRON]
     assert [s.schedule.cron for s in score.schedules] == [settings.SCORE_CRON]
-    assert retrain.parameters == {"request": dataclasses.asdict(training)}
-    assert score.parameters == {"request": dataclasses.asdict(scoring)}
+    assert retrain.parameters == {k: dataclasses.asdict(v) for k, v in parts(training).items()}
+    assert score.parameters == {
+        "input": scoring.input,
+        **{k: dataclasses.asdict(v) for k, v in parts(scoring).items() if k != "input"},
+    }
 
 
 def test_score_inbox_is_triggered_when_its_champion_moves(

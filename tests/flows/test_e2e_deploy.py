@@ -226,9 +226,9 @@ def warm_cache(mnist_dir: Path, cache: Path) -> None:
 def merged(parameters: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``parameters`` with ``changes`` merged in, key by key at every depth.
 
-    A flow takes one parameter, ``request``, and Prefect merges a run's parameters into
-    its deployment's only at the top: a run that changes one field passes the whole
-    request, changed."""
+    A flow's parameters are the parts of its request, and Prefect merges a run's
+    parameters into its deployment's only at the top: a run that changes one field
+    passes that whole part, changed."""
     out = dict(parameters)
     for key, value in changes.items():
         old = out.get(key)
@@ -353,8 +353,8 @@ def test_scheduled_deployments_end_to_end(
         assert client.read_work_pool("process").type == "process"
         retrain = client.read_deployment_by_name(RETRAIN)
         assert retrain.work_pool_name == "process"
-        assert list(retrain.parameters) == ["request"]  # the flow's one parameter
-        request = retrain.parameters["request"]
+        request = retrain.parameters  # the parts of the flow's request
+        assert set(request) <= {"data", "hyper", "gate", "target", "retries"}
         assert request["target"]["location"]["registry"] == REGISTRY
         assert request["hyper"]["warm_start"] is True
         assert "softmax-pipe" in retrain.tags  # what the crash automation watches
@@ -382,16 +382,16 @@ def test_scheduled_deployments_end_to_end(
         triggered = tmp_path / "triggered"
         triggered.mkdir()
         inbox_request = {"input": str(folder), "output": {"path": str(triggered / "scores.csv")}}
-        score_params = merged(score_dep.parameters, {"request": inbox_request})
+        score_params = merged(score_dep.parameters, inbox_request)
         client.update_deployment(score_dep.id, DeploymentUpdate(parameters=score_params))
         # retrain syncs this test's labelled inbox (empty for now: nothing labelled yet)
         assert request["data"]["skip_unchanged"] is True
-        retrain_params = merged(retrain.parameters, {"request": {"data": {"inbox": str(labelled)}}})
+        retrain_params = merged(retrain.parameters, {"data": {"inbox": str(labelled)}})
         client.update_deployment(retrain.id, DeploymentUpdate(parameters=retrain_params))
 
     def retrain_with(**parts: dict[str, Any]) -> dict[str, Any]:
         """The retrain deployment's parameters with some fields of its request changed."""
-        return merged(retrain_params, {"request": parts})
+        return merged(retrain_params, parts)
 
     seen_scores: set[UUID] = set()
 
@@ -452,7 +452,7 @@ def test_scheduled_deployments_end_to_end(
     scored = trigger(
         server,
         SCORE,
-        parameters=merged(score_params, {"request": {"output": {"path": str(outbox / "s.csv")}}}),
+        parameters=merged(score_params, {"output": {"path": str(outbox / "s.csv")}}),
     )
     seen_scores.add(scored)
     run = wait_final(server, tracker, scored, "worker-2", RUN_TIMEOUT)

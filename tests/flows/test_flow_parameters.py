@@ -1,7 +1,8 @@
-"""What a deployment's run dialog shows and what Prefect validates: each flow takes one
-request (``softmax_core.requests``), so its parameter schema is that request's tree, a
-nested dict of parameters becomes the request, and a bad nested value is refused naming
-the field. No Prefect server is needed: this is the flow object's own schema.
+"""What a deployment's run dialog shows and what Prefect validates: each flow takes the
+parts of one request (``softmax_core.requests``) as its parameters, so its parameter
+schema is that request's tree, nested dicts of parameters become the request, and a bad
+nested value is refused naming the field. No Prefect server is needed: this is the flow
+object's own schema.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from softmax_core.requests import (
     ScoringRequest,
     Target,
     TrainingRequest,
+    parts,
 )
 
 #: the issue's bound on a flow's top-level parameters (it had 25 before the requests)
@@ -56,38 +58,36 @@ SCORING = ScoringRequest(
 
 
 def _as_parameters(request: TrainingRequest | ScoringRequest) -> dict[str, Any]:
-    """A deployment's parameters for ``request``: the one parameter, as JSON (no tuples)."""
-    return {"request": json.loads(json.dumps(dataclasses.asdict(request)))}
+    """A deployment's parameters for ``request``: its parts, as JSON (no tuples)."""
+    doc: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(request)))
+    return doc
 
 
 def _refusal(flow: Any, doc: dict[str, Any]) -> str:
     with pytest.raises(ParameterTypeError) as e:
-        flow.validate_parameters({"request": doc})
+        flow.validate_parameters(doc)
     return str(e.value)
 
 
 # --- the training flow ---------------------------------------------------------------------
 
 
-def test_training_flow_takes_one_request_and_its_schema_is_the_requests_tree() -> None:
+def test_training_flow_takes_the_requests_parts_and_its_schema_is_the_requests_tree() -> None:
     schema = training_pipeline.parameters
-    assert list(schema.properties) == ["request"]
+    assert list(schema.properties) == [f.name for f in dataclasses.fields(TrainingRequest)]
+    assert list(schema.properties) == ["data", "hyper", "gate", "target", "retries"]
     assert len(schema.properties) <= MAX_PARAMETERS
     assert schema == parameter_schema(training_pipeline.fn)  # what a deployment records
-    request = schema.properties["request"]
-    assert request["$ref"] == "#/definitions/TrainingRequest" and request["position"] == 0
     assert schema.required == []  # a run with no parameters is the default request
-    assert request["default"] == dataclasses.asdict(TrainingRequest()) | {
-        "data": {**dataclasses.asdict(Data()), "datasets": []}
-    }
+    for position, (name, part) in enumerate(parts(TrainingRequest()).items()):
+        prop = schema.properties[name]
+        assert prop["$ref"] == f"#/definitions/{type(part).__name__}"
+        assert prop["position"] == position
+        default = json.loads(json.dumps(dataclasses.asdict(part)))
+        assert prop["default"] == default
 
     definitions = schema.definitions
-    assert set(definitions["TrainingRequest"]["properties"]) == {
-        "data", "hyper", "gate", "target", "retries"
-    }  # fmt: skip
-    assert {"TrainingRequest", "Data", "Hyper", "Gate", "Target", "Retries", "Location"} <= set(
-        definitions
-    )
+    assert {"Data", "Hyper", "Gate", "Target", "Retries", "Location"} <= set(definitions)
     for part in (Data, Hyper, Gate, Target, Retries, Location):
         fields = [f.name for f in dataclasses.fields(part)]
         assert list(definitions[part.__name__]["properties"]) == fields, part.__name__
@@ -99,10 +99,11 @@ def test_training_flow_takes_one_request_and_its_schema_is_the_requests_tree() -
 
 def test_training_parameters_as_json_build_the_request() -> None:
     validated = training_pipeline.validate_parameters(_as_parameters(TRAINING))
-    assert validated["request"] == TRAINING
-    assert isinstance(validated["request"].hyper, Hyper)
-    partial = training_pipeline.validate_parameters({"request": {"hyper": {"epochs": 2}}})
-    assert partial["request"] == TrainingRequest(hyper=Hyper(epochs=2))  # the rest: defaults
+    assert TrainingRequest(**validated) == TRAINING
+    assert isinstance(validated["hyper"], Hyper)
+    partial = training_pipeline.validate_parameters({"hyper": {"epochs": 2}})
+    # a run that overrides one part: that part's other fields and the other parts, defaults
+    assert TrainingRequest(**partial) == TrainingRequest(hyper=Hyper(epochs=2))
 
 
 @pytest.mark.parametrize(
@@ -127,36 +128,32 @@ def test_training_parameters_as_json_build_the_request() -> None:
 def test_a_bad_nested_training_value_is_refused_naming_the_field(
     part: str, field: str, value: Any, line: str
 ) -> None:
-    doc = _as_parameters(TRAINING)["request"]
+    doc = _as_parameters(TRAINING)
     doc[part][field] = value
     refused = _refusal(training_pipeline, doc)
-    assert f" - request.{line}" in refused, refused
+    assert f" - {line}" in refused, refused
     assert refused.count("\n - ") == 1, refused  # that field only
 
 
 def test_an_unknown_training_field_is_refused_not_ignored() -> None:
-    doc = _as_parameters(TRAINING)["request"]
+    doc = _as_parameters(TRAINING)
     doc["hyper"]["epoch"] = 3  # a typo in a deployment's parameters
     refused = _refusal(training_pipeline, doc)
-    assert "request.hyper.epoch" in refused and "Unexpected keyword argument" in refused
+    assert "hyper.epoch" in refused and "Unexpected keyword argument" in refused
 
 
 # --- the scoring flow ----------------------------------------------------------------------
 
 
-def test_scoring_flow_takes_one_request_and_its_schema_is_the_requests_tree() -> None:
+def test_scoring_flow_takes_the_requests_parts_and_its_schema_is_the_requests_tree() -> None:
     schema = batch_scoring.parameters
-    assert list(schema.properties) == ["request"]
+    assert list(schema.properties) == ["input", "model", "output", "performance", "review"]
     assert len(schema.properties) <= MAX_PARAMETERS
     assert schema == parameter_schema(batch_scoring.fn)
-    assert schema.properties["request"]["$ref"] == "#/definitions/ScoringRequest"
-    assert schema.required == ["request"]  # the folder to score has no default
+    assert schema.required == ["input"]  # the folder to score has no default
+    assert schema.properties["model"]["$ref"] == "#/definitions/ModelRef"
 
     definitions = schema.definitions
-    assert list(definitions["ScoringRequest"]["properties"]) == [
-        "input", "model", "output", "performance", "review"
-    ]  # fmt: skip
-    assert definitions["ScoringRequest"]["required"] == ["input"]
     for part in (ModelRef, Output, Performance, Review, Location, Retries):
         fields = [f.name for f in dataclasses.fields(part)]
         assert list(definitions[part.__name__]["properties"]) == fields, part.__name__
@@ -165,9 +162,9 @@ def test_scoring_flow_takes_one_request_and_its_schema_is_the_requests_tree() ->
 
 def test_scoring_parameters_as_json_build_the_request() -> None:
     validated = batch_scoring.validate_parameters(_as_parameters(SCORING))
-    assert validated["request"] == SCORING
-    partial = batch_scoring.validate_parameters({"request": {"input": "/srv/inbox"}})
-    assert partial["request"] == ScoringRequest("/srv/inbox")
+    assert ScoringRequest(**validated) == SCORING
+    partial = batch_scoring.validate_parameters({"input": "/srv/inbox"})
+    assert ScoringRequest(**partial) == ScoringRequest("/srv/inbox")
 
 
 @pytest.mark.parametrize(
@@ -184,13 +181,13 @@ def test_scoring_parameters_as_json_build_the_request() -> None:
 def test_a_bad_nested_scoring_value_is_refused_naming_the_field(
     part: str, field: str, value: Any, line: str
 ) -> None:
-    doc = _as_parameters(SCORING)["request"]
+    doc = _as_parameters(SCORING)
     doc[part][field] = value
     refused = _refusal(batch_scoring, doc)
-    assert f" - request.{line}" in refused, refused
+    assert f" - {line}" in refused, refused
     assert refused.count("\n - ") == 1, refused
 
 
 def test_a_scoring_request_without_input_is_refused() -> None:
     refused = _refusal(batch_scoring, {"model": {"ref": "mnist@champion"}})
-    assert " - request.input: Field required" in refused, refused
+    assert " - input: Field required" in refused, refused

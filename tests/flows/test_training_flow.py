@@ -156,9 +156,10 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
 
     flow_run = _flow_run(flow_run_id)
     assert flow_run.state.is_completed()
-    assert list(flow_run.parameters) == ["request"]  # the one parameter, as the UI shows it
-    assert flow_run.parameters["request"]["target"]["location"]["registry"] == str(reg)
-    assert flow_run.parameters["request"]["hyper"]["epochs"] == 3
+    # the request's parts, as the UI shows them
+    assert list(flow_run.parameters) == ["data", "hyper", "gate", "target", "retries"]
+    assert flow_run.parameters["target"]["location"]["registry"] == str(reg)
+    assert flow_run.parameters["hyper"]["epochs"] == 3
     tasks = _task_runs(flow_run_id)
     assert set(tasks) == {
         "ingest", "pull-champion", "train", "evaluate", "publish", "promote", "publish-report"
@@ -482,11 +483,11 @@ def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
     # What a deployment's run gets: its parameters as JSON, refused by the flow's schema.
     doc = dataclasses.asdict(_elsewhere(tmp_path, Data(source=str(tmp_path / "unused"))))
     doc["target"]["name"] = "../evil"
-    state = training_pipeline(doc, return_state=True)
+    state = training_pipeline(**doc, return_state=True)
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, ParameterTypeError)
-    assert "request.target" in str(exc) and "model name '../evil'" in str(exc)
+    assert " - target: " in str(exc) and "model name '../evil'" in str(exc)
     assert _task_runs(state.state_details.flow_run_id) == {}
     assert not (tmp_path / "reg").exists()
 
