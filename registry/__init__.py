@@ -17,7 +17,8 @@ from registry.local import LocalStore
 from registry.manifest import AliasRecord, DatasetManifest, Manifest
 from registry.names import parse_ref, validate_key, validate_name
 from registry.s3 import S3Store
-from registry.store import ObjectInfo, Store, open_store
+from registry.schemes import open_store
+from registry.store import ObjectInfo, Store
 
 __all__ = [
     "AddResult",

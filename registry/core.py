@@ -51,7 +51,8 @@ from registry.manifest import AliasRecord, Manifest, parse_versioned
 from registry.names import is_name, parse_ref, span_of, validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
 from registry.reports import Reports
-from registry.store import Store, open_store
+from registry.schemes import open_store
+from registry.store import Store
 from softmax_core import settings
 from softmax_core.errors import (
     CorruptObjectError,
