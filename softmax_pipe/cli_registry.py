@@ -241,7 +241,7 @@ def promote(
     if version is None or at is not None:
         raise InvalidNameError(f"promote needs NAME:VERSION, got {ref!r}")
     validate_name("alias", alias)
-    rec = reg.promote(name, version, alias, repair=repair)
+    rec = reg.promote(name, version, alias, repair=repair).record
     if as_json:
         print_json(rec.to_dict())
         return

@@ -108,10 +108,11 @@ def test_unknown_model_version_alias(reg: Registry) -> None:
 def test_promote_rollback_and_history(reg: Registry) -> None:
     for seed in (1, 2, 3):
         reg.publish(make_model(seed), "digits")
-    assert reg.promote("digits", 1, "champion").version == 1
-    assert reg.promote("digits", 3, "champion").previous == (1,)
+    first = reg.promote("digits", 1, "champion")
+    assert first.moved and first.record.version == 1
+    assert reg.promote("digits", 3, "champion").record.previous == (1,)
     same = reg.promote("digits", 3, "champion")  # already there: no move recorded
-    assert same.seq == 2
+    assert not same.moved and (same.record.seq, same.record.version) == (2, 3)
     reg.promote("digits", 2, "champion")
     assert reg.resolve("digits@champion").version == 2
     back = reg.rollback("digits", "champion")
@@ -207,13 +208,13 @@ def test_a_damaged_alias_is_repaired_by_promote_repair(reg: Registry) -> None:
             call()
     with pytest.raises(CorruptObjectError, match="--repair"):
         reg.promote("digits", 1, "champion")
-    fixed = reg.promote("digits", 1, "champion", repair=True)
+    fixed = reg.promote("digits", 1, "champion", repair=True).record
     assert (fixed.version, fixed.seq, fixed.previous) == (1, 3, ())
     assert reg.resolve("digits@champion").version == 1
     assert [h.seq for h in reg.history("digits", "champion")] == [1, 2, 3]
     assert reg.aliases("digits") == {"champion": 1, "staging": 2}
     # on a sound record, --repair is an ordinary promote
-    assert reg.promote("digits", 2, "champion", repair=True).previous == (1,)
+    assert reg.promote("digits", 2, "champion", repair=True).record.previous == (1,)
 
 
 def test_alias_resolution_takes_at_most_3_requests(
