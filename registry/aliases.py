@@ -4,9 +4,10 @@
 create only-if-absent); every move gets the next sequence number and its own write-once
 history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous`` stack.
 
-- The current record's history entry is written if a crash (or a lost write) left it
-  out, so the log never loses a move.
-- A move that changes nothing (a promote to where the alias already is) records nothing.
+- A move that changes nothing (a promote to where the alias already is) writes nothing:
+  a read-only or full registry still answers it.
+- Before moving past the current record, its history entry is written if a crash (or a
+  lost write) left it out, so the log never loses a move.
 - A write whose answer was lost and whose retry the store refused (``after_retry``)
   counts as ours when the alias, or the new move's history entry, holds our bytes.
 
@@ -88,7 +89,7 @@ def promote(
 def rollback(store: Store, name: str, alias: str) -> AliasRecord:
     """Move ``name@alias`` back to the version it pointed to before its last move.
 
-    ModelNotFoundError when it has no earlier version."""
+    ModelNotFoundError (and nothing written) when it has no earlier version."""
     validate_name("model name", name)
     validate_name("alias", alias)
 
@@ -121,12 +122,12 @@ def _move_alias(
     key = layout.alias_key(name, alias)
     for attempt in range(MAX_CAS_ATTEMPTS):
         current, etag, damaged = _read_current(store, name, alias, repair=repair)
-        if current is not None:
-            _ensure_logged(store, current)  # heal a move whose history write was lost
         new = move(current)
         if new is None:
             assert current is not None, "a move from no alias always writes one"
             return AliasMove(current, moved=False)
+        if current is not None:
+            _ensure_logged(store, current)  # heal a move whose history write was lost
         if damaged:
             new = dataclasses.replace(new, seq=_last_logged_seq(store, name, alias) + 1)
         body = new.to_bytes()

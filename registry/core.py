@@ -17,7 +17,7 @@ reading (``registry.catalog``)
 aliases (``registry.aliases``)
     ``aliases/<alias>.json`` is moved by compare-and-swap, every move logged once in
     ``aliases/<alias>.log/<seq>.json``; rollback pops the ``previous`` stack. A promote to
-    where the alias already is records nothing (:class:`~registry.aliases.AliasMove`'s
+    where the alias already is writes nothing (:class:`~registry.aliases.AliasMove`'s
     ``moved`` is False) and is no event; each move that happened is one.
 pull (``registry.pullcache``)
     resolve the reference, then read the blob from the local content-addressed cache or
@@ -154,7 +154,7 @@ class Registry:
         """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
 
         Returns where the alias points and whether this call moved it (a promote to where
-        it already is records nothing and tells no listener). ``repair``: replace a damaged
+        it already is writes nothing and tells no listener). ``repair``: replace a damaged
         alias record (``registry.aliases.promote``)."""
         move = alias_moves.promote(self.store, name, version, alias, repair=repair)
         if move.moved:
@@ -163,7 +163,7 @@ class Registry:
 
     def rollback(self, name: str, alias: str) -> AliasRecord:
         """Move ``name@alias`` back to the version it pointed to before its last move
-        (ModelNotFoundError when there is none)."""
+        (ModelNotFoundError, nothing written, when there is none)."""
         record = alias_moves.rollback(self.store, name, alias)
         self._emit(events.alias_moved(self.uri, record))
         return record

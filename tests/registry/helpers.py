@@ -11,7 +11,7 @@ import numpy as np
 
 from registry.store import ObjectInfo, Store
 from registry.writes import mark_after_retry
-from softmax_core.errors import PreconditionFailedError
+from softmax_core.errors import PreconditionFailedError, StorageError
 from softmax_core.modelfile import ModelFile
 
 
@@ -202,3 +202,22 @@ class Interloper(DelegatingStore):
         except PreconditionFailedError as e:
             self.refused.append(key)
             raise mark_after_retry(e) from None
+
+
+class ReadOnlyStore(DelegatingStore):
+    """Refuses every write, as a read-only folder or a reader's credentials do; counts the
+    writes attempted."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.attempts: builtins.list[str] = []
+
+    def put(
+        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        self.attempts.append(key)
+        raise StorageError(f"{self.uri} is read-only: cannot write {key!r}")
+
+    def delete(self, key: str) -> None:
+        self.attempts.append(key)
+        raise StorageError(f"{self.uri} is read-only: cannot delete {key!r}")
