@@ -70,8 +70,9 @@ class Store(ABC):
 
         ``if_none_match``: only if the key is absent. ``if_match``: only if the key exists
         with this ETag. A failed condition raises PreconditionFailedError and changes nothing;
-        its ``after_retry`` attribute is true when the store retried the request, so the
-        object may be the caller's own earlier attempt.
+        a store whose client retried the request marks it (``registry.writes``:
+        ``mark_after_retry``, read with ``after_retry``), since the object may then be the
+        caller's own first attempt, whose answer was lost.
         """
 
     @abstractmethod
