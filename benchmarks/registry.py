@@ -89,7 +89,7 @@ class RequestCounter:
         if hasattr(store, "client"):
             store.client.meta.events.register("before-send.s3", self._bump)
         else:
-            for method in ("get", "head", "put", "list", "list_info", "children", "delete"):
+            for method in ("get", "head", "put", "list_keys", "list_info", "children", "delete"):
                 real = getattr(store, method)
                 setattr(store, method, self._wrap(real))
 

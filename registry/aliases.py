@@ -1,20 +1,33 @@
-"""Alias moves: promote and rollback by compare-and-swap, each move logged once."""
+"""Alias moves: promote and rollback by compare-and-swap, each move logged once.
+
+``aliases/<alias>.json`` is moved by compare-and-swap (read with ETag, write if-match,
+create only-if-absent); every move gets the next sequence number and its own write-once
+history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous`` stack.
+
+- A move that changes nothing (a promote to where the alias already is) writes nothing:
+  a read-only or full registry still answers it.
+- Before moving past the current record, its history entry is written if a crash (or a
+  lost write) left it out, so the log never loses a move.
+- A write whose answer was lost and whose retry the store refused (``after_retry``)
+  counts as ours when the alias, or the new move's history entry, holds our bytes.
+
+Functions over a :class:`~registry.store.Store`; telling listeners is the caller's part
+(``registry.core.Registry``), after the move returned.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import random
-import time
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from registry import layout
-from registry.events import RegistryEvent, alias_moved
-from registry.manifest import AliasRecord, Manifest
+from registry import catalog, layout
+from registry.manifest import AliasRecord
 from registry.names import validate_name
 from registry.store import Store
+from registry.writes import after_retry, backoff, is_ours, now
 from softmax_core.errors import (
     CorruptObjectError,
     InvalidNameError,
@@ -27,145 +40,150 @@ from softmax_core.errors import (
 MAX_CAS_ATTEMPTS = 100
 MAX_PREVIOUS = 100  # alias rollback depth kept in the record; the log keeps everything
 
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+Move = Callable[[AliasRecord | None], AliasRecord | None]  # current -> new (None: stay)
 
 
-def backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 7))))
+@dataclass(frozen=True)
+class AliasMove:
+    """What a promote did: where the alias points now, and whether this call moved it."""
+
+    record: AliasRecord
+    moved: bool  # False: the alias already pointed there; nothing was written
 
 
-def after_retry(e: PreconditionFailedError) -> bool:
-    return bool(getattr(e, "after_retry", False))
+def promote(
+    store: Store, name: str, version: int, alias: str, *, repair: bool = False
+) -> AliasMove:
+    """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
 
+    ``repair``: if the alias record is damaged (unreadable, or naming a version its
+    reader rejects), replace it, compare-and-swap on the damaged bytes, with a record
+    whose rollback list starts afresh; its history continues after the last logged move.
+    Without it a damaged record raises CorruptObjectError, naming this way out."""
+    validate_name("model name", name)
+    validate_name("alias", alias)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidNameError(f"version {version!r} is not a positive whole number")
+    if store.head(layout.manifest_key(name, version)) is None:
+        raise catalog.no_version(store, name, version)
 
-class AliasMoves:
-    """The alias half of :class:`registry.core.Registry` (a mixin over its store)."""
-
-    store: Store
-    uri: str
-
-    if TYPE_CHECKING:
-
-        def _is_ours(self, key: str, body: bytes) -> bool: ...
-        def _parse_alias(self, data: bytes, name: str, alias: str, key: str) -> AliasRecord: ...
-        def _no_alias(self, name: str, alias: str) -> ModelNotFoundError: ...
-        def _no_version(self, name: str, version: int) -> ModelNotFoundError: ...
-        def manifest(self, name: str, version: int) -> Manifest: ...
-        def _emit(self, event: RegistryEvent) -> None: ...
-
-    # --- aliases ----------------------------------------------------------------------
-    def promote(self, name: str, version: int, alias: str, *, repair: bool = False) -> AliasRecord:
-        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
-
-        ``repair``: if the alias record is damaged (unreadable, or naming a version its
-        reader rejects), replace it, compare-and-swap on the damaged bytes, with a record
-        whose rollback list starts afresh; its history continues after the last logged move.
-        Without it a damaged record raises CorruptObjectError, naming this way out."""
-        validate_name("model name", name)
-        validate_name("alias", alias)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidNameError(f"version {version!r} is not a positive whole number")
-        if self.store.head(layout.manifest_key(name, version)) is None:
-            raise self._no_version(name, version)
-
-        def move(current: AliasRecord | None) -> AliasRecord | None:
-            if current is not None and current.version == version:
-                return None  # already there: nothing to record
-            previous = (*current.previous, current.version) if current else ()
-            return AliasRecord(
-                name=name,
-                alias=alias,
-                version=version,
-                previous=previous[-MAX_PREVIOUS:],
-                seq=(current.seq + 1) if current else 1,
-                moved_at=now(),
-                move_id=uuid.uuid4().hex,
-                action="promote",
-                from_version=current.version if current else None,
-            )
-
-        return self._move_alias(name, alias, move, repair=repair)
-
-    def rollback(self, name: str, alias: str) -> AliasRecord:
-        """Move ``name@alias`` back to the version it pointed to before its last move."""
-        validate_name("model name", name)
-        validate_name("alias", alias)
-
-        def move(current: AliasRecord | None) -> AliasRecord | None:
-            if current is None:
-                raise self._no_alias(name, alias)
-            if not current.previous:
-                raise ModelNotFoundError(
-                    f"{name}@{alias} has no earlier version to roll back to "
-                    f"(it points to {name}:{current.version}, its first target)"
-                )
-            return AliasRecord(
-                name=name,
-                alias=alias,
-                version=current.previous[-1],
-                previous=current.previous[:-1],
-                seq=current.seq + 1,
-                moved_at=now(),
-                move_id=uuid.uuid4().hex,
-                action="rollback",
-                from_version=current.version,
-            )
-
-        return self._move_alias(name, alias, move)
-
-    def _move_alias(self, name: str, alias: str, move: Any, *, repair: bool = False) -> AliasRecord:
-        key = layout.alias_key(name, alias)
-        for attempt in range(MAX_CAS_ATTEMPTS):
-            damaged = False
-            try:
-                data, etag = self.store.get(key)
-                current: AliasRecord | None = self._parse_alias(data, name, alias, key)
-            except ObjectNotFoundError:
-                current, etag = None, None
-            except CorruptObjectError as e:
-                if not repair:
-                    raise CorruptObjectError(
-                        f"{e}; replace it with `softmax-pipe registry promote "
-                        f"{name}:VERSION {alias} --repair`"
-                    ) from None
-                current, damaged = None, True
-            if current is not None:
-                self._ensure_logged(current)  # heal a move whose history write was lost
-            new = move(current)
-            if new is None:
-                assert current is not None
-                return current
-            if damaged:
-                new = dataclasses.replace(new, seq=self._last_logged_seq(name, alias) + 1)
-            body = new.to_bytes()
-            try:
-                if etag is None:
-                    self.store.put(key, body, if_none_match=True)
-                else:
-                    self.store.put(key, body, if_match=etag)
-            except PreconditionFailedError as e:
-                if not (after_retry(e) and self._is_ours(key, body)):
-                    backoff(attempt)
-                    continue
-            self._ensure_logged(new)
-            self._emit(alias_moved(self.uri, new))
-            result: AliasRecord = new
-            return result
-        raise StorageError(
-            f"could not move {name}@{alias} in {self.uri} after {MAX_CAS_ATTEMPTS} attempts: "
-            "too many concurrent moves; try again"
+    def move(current: AliasRecord | None) -> AliasRecord | None:
+        if current is not None and current.version == version:
+            return None  # already there: nothing to record
+        previous = (*current.previous, current.version) if current else ()
+        return AliasRecord(
+            name=name,
+            alias=alias,
+            version=version,
+            previous=previous[-MAX_PREVIOUS:],
+            seq=(current.seq + 1) if current else 1,
+            moved_at=now(),
+            move_id=uuid.uuid4().hex,
+            action="promote",
+            from_version=current.version if current else None,
         )
 
-    def _last_logged_seq(self, name: str, alias: str) -> int:
-        prefix = layout.alias_log_prefix(name, alias)
-        seqs = (layout.number_of(k, prefix) for k in self.store.list_keys(prefix))
-        return max((n for n in seqs if n is not None), default=0)
+    return _move_alias(store, name, alias, move, repair=repair)
 
-    def _ensure_logged(self, record: AliasRecord) -> None:
-        key = layout.alias_log_key(record.name, record.alias, record.seq)
-        with contextlib.suppress(
-            PreconditionFailedError
-        ):  # already there: written once, by CAS order
-            self.store.put(key, record.to_bytes(), if_none_match=True)
+
+def rollback(store: Store, name: str, alias: str) -> AliasRecord:
+    """Move ``name@alias`` back to the version it pointed to before its last move.
+
+    ModelNotFoundError (and nothing written) when it has no earlier version."""
+    validate_name("model name", name)
+    validate_name("alias", alias)
+
+    def move(current: AliasRecord | None) -> AliasRecord:
+        if current is None:
+            raise catalog.no_alias(store, name, alias)
+        if not current.previous:
+            raise ModelNotFoundError(
+                f"{name}@{alias} has no earlier version to roll back to "
+                f"(it points to {name}:{current.version}, its first target)"
+            )
+        return AliasRecord(
+            name=name,
+            alias=alias,
+            version=current.previous[-1],
+            previous=current.previous[:-1],
+            seq=current.seq + 1,
+            moved_at=now(),
+            move_id=uuid.uuid4().hex,
+            action="rollback",
+            from_version=current.version,
+        )
+
+    return _move_alias(store, name, alias, move).record
+
+
+def _move_alias(
+    store: Store, name: str, alias: str, move: Move, *, repair: bool = False
+) -> AliasMove:
+    key = layout.alias_key(name, alias)
+    for attempt in range(MAX_CAS_ATTEMPTS):
+        current, etag, damaged = _read_current(store, name, alias, repair=repair)
+        new = move(current)
+        if new is None:
+            assert current is not None, "a move from no alias always writes one"
+            return AliasMove(current, moved=False)
+        if current is not None:
+            _ensure_logged(store, current)  # heal a move whose history write was lost
+        if damaged:
+            new = dataclasses.replace(new, seq=_last_logged_seq(store, name, alias) + 1)
+        body = new.to_bytes()
+        try:
+            if etag is None:
+                store.put(key, body, if_none_match=True)
+            else:
+                store.put(key, body, if_match=etag)
+        except PreconditionFailedError as e:
+            if not (after_retry(e) and _landed(store, key, new, body)):
+                backoff(attempt)
+                continue
+        _ensure_logged(store, new)
+        return AliasMove(new, moved=True)
+    raise StorageError(
+        f"could not move {name}@{alias} in {store.uri} after {MAX_CAS_ATTEMPTS} attempts: "
+        "too many concurrent moves; try again"
+    )
+
+
+def _read_current(
+    store: Store, name: str, alias: str, *, repair: bool
+) -> tuple[AliasRecord | None, str | None, bool]:
+    """``(record, its ETag, damaged)``: ``(None, None, False)`` when there is no alias yet;
+    a damaged record is ``(None, its ETag, True)`` with ``repair``, CorruptObjectError without."""
+    key = layout.alias_key(name, alias)
+    try:
+        data, etag = store.get(key)
+    except ObjectNotFoundError:
+        return None, None, False
+    try:
+        return catalog.parse_alias(store, data, name, alias, key), etag, False
+    except CorruptObjectError as e:
+        if not repair:
+            raise CorruptObjectError(
+                f"{e}; replace it with `softmax-pipe registry promote "
+                f"{name}:VERSION {alias} --repair`"
+            ) from None
+        return None, etag, True
+
+
+def _landed(store: Store, key: str, new: AliasRecord, body: bytes) -> bool:
+    """Whether our refused retry's first attempt had landed: the alias holds our record, or
+    a later mover already moved past it (and wrote its history entry, which holds our bytes:
+    every mover logs the record it moves past before its own write)."""
+    log_key = layout.alias_log_key(new.name, new.alias, new.seq)
+    return is_ours(store, key, body) or is_ours(store, log_key, body)
+
+
+def _last_logged_seq(store: Store, name: str, alias: str) -> int:
+    prefix = layout.alias_log_prefix(name, alias)
+    seqs = (layout.number_of(k, prefix) for k in store.list_keys(prefix))
+    return max((n for n in seqs if n is not None), default=0)
+
+
+def _ensure_logged(store: Store, record: AliasRecord) -> None:
+    key = layout.alias_log_key(record.name, record.alias, record.seq)
+    with contextlib.suppress(PreconditionFailedError):  # already there: written once
+        store.put(key, record.to_bytes(), if_none_match=True)

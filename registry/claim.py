@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from registry.aliases import after_retry, backoff
 from registry.store import Store
-from softmax_core.errors import ObjectNotFoundError, PreconditionFailedError, StorageError
+from registry.writes import after_retry, backoff, is_ours
+from softmax_core.errors import PreconditionFailedError, StorageError
 
 MAX_CLAIM_ATTEMPTS = 100
 
@@ -43,7 +43,7 @@ def claim_next(
             store.put(key, body, if_none_match=True)
             return doc
         except PreconditionFailedError as e:
-            if after_retry(e) and _is_ours(store, key, body):  # our write, response lost
+            if after_retry(e) and is_ours(store, key, body):  # our write, response lost
                 return doc
         if attempt < 4:
             n += 1  # someone took n: the next number is the likely winner
@@ -55,11 +55,3 @@ def claim_next(
         f"could not claim a version of {what} in {store.uri} after {MAX_CLAIM_ATTEMPTS} "
         "attempts: too many concurrent publishers; try again"
     )
-
-
-def _is_ours(store: Store, key: str, body: bytes) -> bool:
-    try:
-        current, _ = store.get(key)
-    except ObjectNotFoundError:
-        return False
-    return current == body

@@ -1,33 +1,37 @@
-"""The registry protocol, written once on top of any :class:`~registry.store.Store`.
+"""The registry: one class over a :class:`~registry.store.Store`, composed of the protocol's
+parts, each written once as functions over the store that is passed in.
 
-publish
+publish (here; the version number: ``registry.claim``)
     1. put the model file bytes at ``blobs/sha256/<digest>.npz`` (content-addressed);
     2. claim the next version: list ``versions/``, write ``<n>.json`` only-if-absent;
-       on a conflict try the next number (after a few, list again; bounded);
+       on a conflict try the next number (after a few, list again; bounded); a retried
+       write refused because its first attempt landed finds its own bytes and is done;
     3. check the blob is still there (a concurrent gc) and re-upload it if not;
     4. when the version completes a range of 100, write that range's index page;
     5. tell the listeners (``registry.events``); optionally promote an alias.
     The version becomes visible at step 2, after its blob exists: a crash before it leaves
     at worst an unreferenced blob, which gc removes after the grace period.
-aliases
-    ``aliases/<alias>.json`` is moved by compare-and-swap (read with ETag, write if-match,
-    create only-if-absent); every move gets a sequence number and its own write-once
-    history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous`` stack.
-    Each move that happened (not a promote to where the alias already is) is an event.
-pull
-    resolve the reference (alias: 2 requests; ``name:n``: 1; bare name: 2), then read the
-    blob from the local content-addressed cache or download it, verify the sha256, and
-    only then hand it out. A cache hit downloads nothing.
-versions (listing)
-    one listing of ``versions/`` (with ETags), then the write-once index pages
-    ``index/<page>.json`` (copies of 100 manifests each, with the ETag each manifest had);
-    an entry is used only if its ETag still matches the listing, anything else is read
-    from the manifest itself. The pages are a cache: damaged or missing ones only cost
-    time.
-gc
-    delete blobs that no manifest refers to and that are older than the grace period.
+reading (``registry.catalog``)
+    names, versions (one listing plus the index pages, a cache), manifests, aliases and
+    their history; ``name@alias`` resolves in 2 requests, ``name:n`` in 1.
+aliases (``registry.aliases``)
+    ``aliases/<alias>.json`` is moved by compare-and-swap, every move logged once in
+    ``aliases/<alias>.log/<seq>.json``; rollback pops the ``previous`` stack. A promote to
+    where the alias already is writes nothing (:class:`~registry.aliases.AliasMove`'s
+    ``moved`` is False) and is no event; each move that happened is one.
+pull (``registry.pullcache``)
+    resolve the reference, then read the blob from the local content-addressed cache or
+    download it, verify the sha256, and only then hand it out. A cache hit downloads
+    nothing.
+datasets (``registry.datasets``)
+    the same protocol for labelled data; adds that race lose no image.
+gc (``registry.gc``), reports (``registry.reports``)
+    delete blobs that no manifest refers to and that are older than the grace period;
+    the version's report pages beside its manifest.
 
-The store must make conditional writes atomic (AWS S3, MinIO, the local store do).
+What the parts share (the time stamp, backoff, telling a retried write of ours from
+someone else's) is in ``registry.writes``. The store must make conditional writes atomic
+(AWS S3, MinIO, SeaweedFS, the local store do).
 """
 
 from __future__ import annotations
@@ -40,26 +44,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry import events, layout
-from registry.aliases import AliasMoves, now
+from registry import aliases as alias_moves
+from registry import catalog, events, layout, reports
+from registry import datasets as dataset_ops
+from registry import gc as garbage
+from registry.aliases import AliasMove
 from registry.claim import claim_next
-from registry.datasets import Datasets
+from registry.datasets import AddResult
 from registry.events import Listener, RegistryEvent, notify
-from registry.gc import GarbageCollection
-from registry.index import copies_manifest, read_index, write_index
-from registry.manifest import AliasRecord, Manifest, parse_versioned
-from registry.names import is_name, parse_ref, span_of, validate_name
+from registry.manifest import AliasRecord, DatasetManifest, Manifest
+from registry.names import validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
-from registry.reports import Reports
-from registry.store import Store, open_store
-from softmax_core import settings
-from softmax_core.errors import (
-    CorruptObjectError,
-    InvalidInputError,
-    ModelNotFoundError,
-    ObjectNotFoundError,
-    StorageError,
-)
+from registry.schemes import open_store
+from registry.store import Store
+from registry.writes import now
+from softmax_core import labelled, settings
+from softmax_core.errors import InvalidInputError
+from softmax_core.labelled import Labelled
 from softmax_core.model import INPUT_SCHEMA, Model
 from softmax_core.modelcheck import read_model_bytes
 from softmax_core.requests import Location, ModelRef
@@ -74,9 +75,10 @@ class PullResult:
     cached: bool  # True: served from the local cache, nothing downloaded
 
 
-class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
+class Registry:
     """Versioned, verifiable storage of models and labelled datasets on a local folder or an
-    S3 bucket (datasets: ``registry.datasets``)."""
+    S3 bucket. It holds the store, the local pull cache and the listeners; each method is
+    a thin call into the part that does the work (see the module docstring)."""
 
     def __init__(
         self, store: Store, *, cache_dir: Path, listeners: Sequence[Listener] = ()
@@ -131,115 +133,52 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
     # --- reading ----------------------------------------------------------------------
     def models(self) -> list[str]:
         """Names of the models with at least one version, sorted."""
-        self.store.check_exists()
-        return sorted(n for n in self.store.children(layout.MODELS) if is_name(n))
+        return catalog.model_names(self.store)
 
     def version_numbers(self, name: str) -> list[int]:
-        prefix = layout.versions_prefix(name)
-        nums = (layout.number_of(k, prefix) for k in self.store.list_keys(prefix))
-        return sorted(n for n in nums if n is not None and n >= 1)
+        return catalog.version_numbers(self.store, name)
 
     def versions(self, name: str) -> list[Manifest]:
-        """Every version of ``name``, oldest first. ModelNotFoundError if it has none.
-
-        Cost: one listing of the version keys, then the index pages (one GET per 100
-        versions) for every version whose manifest ETag matches its index entry, and one
-        GET per version that no page covers yet. Pages for full ranges of 100 are written
-        (only-if-absent) as a side effect, so the next listing is cheap for everyone.
-        """
-        prefix = layout.versions_prefix(name)
-        listed: dict[int, str | None] = {}
-        for info in self.store.list_info(prefix):
-            n = layout.number_of(info.key, prefix)
-            if n is not None and n >= 1:
-                listed[n] = info.etag
-        if not listed:
-            raise self._no_model(name)
-        known, damaged = read_index(self.store, name, {layout.page_of(n) for n in listed})
-        found: dict[int, tuple[str, Manifest]] = {}
-        missing = []
-        for n, etag in listed.items():
-            hit = known.get(n)
-            if (
-                hit is not None
-                and etag is not None
-                and hit[0] == etag
-                and copies_manifest(hit[1], etag)
-            ):
-                found[n] = hit
-            else:
-                missing.append(n)
-        keys = [layout.manifest_key(name, n) for n in missing]
-        for n, key, got in zip(missing, keys, self.store.get_many(keys), strict=True):
-            if got is not None:  # None: deleted by hand since the listing
-                found[n] = (listed[n] or got[1], self._parse_manifest(got[0], name, n, key))
-        write_index(
-            self.store, name, found, {layout.page_of(n) for n in missing}, max(listed), damaged
-        )
-        return [found[n][1] for n in sorted(found)]
+        """Every version of ``name``, oldest first (``registry.catalog.versions``: one
+        listing plus the index pages). ModelNotFoundError if it has none."""
+        return catalog.versions(self.store, name)
 
     def manifest(self, name: str, version: int) -> Manifest:
-        key = layout.manifest_key(name, version)
-        try:
-            data, _ = self.store.get(key)
-        except ObjectNotFoundError:
-            raise self._no_version(name, version) from None
-        return self._parse_manifest(data, name, version, key)
+        return catalog.manifest(self.store, name, version)
 
     def resolve(self, ref: str) -> Manifest:
         """``name@alias`` | ``name:version`` | ``name`` (its newest version) -> its manifest."""
-        name, alias, version = parse_ref(ref)
-        if alias is not None:
-            record = self.alias_record(name, alias)
-            return self.manifest(name, record.version)
-        if version is not None:
-            return self.manifest(name, version)
-        numbers = self.version_numbers(name)
-        if not numbers:
-            raise self._no_model(name)
-        return self.manifest(name, numbers[-1])
+        return catalog.resolve(self.store, ref)
 
     def alias_record(self, name: str, alias: str) -> AliasRecord:
-        key = layout.alias_key(name, alias)
-        try:
-            data, _ = self.store.get(key)
-        except ObjectNotFoundError:
-            raise self._no_alias(name, alias) from None
-        return self._parse_alias(data, name, alias, key)
+        return catalog.alias_record(self.store, name, alias)
 
     def aliases(self, name: str) -> dict[str, int]:
         """``{alias: version}`` for one model."""
-        validate_name("model name", name)
-        prefix = layout.aliases_prefix(name)
-        keys = [
-            k
-            for k in self.store.list_keys(prefix)
-            if "/" not in k[len(prefix) :] and k.endswith(".json")
-        ]
-        out: dict[str, int] = {}
-        for key, got in zip(keys, self.store.get_many(keys), strict=True):
-            if got is None:
-                continue
-            alias = key[len(prefix) : -len(".json")]
-            if is_name(alias):
-                out[alias] = self._parse_alias(got[0], name, alias, key).version
-        return dict(sorted(out.items()))
+        return catalog.alias_versions(self.store, name)
 
     def history(self, name: str, alias: str) -> list[AliasRecord]:
         """Every recorded move of ``name@alias``, oldest first."""
-        prefix = layout.alias_log_prefix(name, alias)
-        keys = [k for k in self.store.list_keys(prefix) if layout.number_of(k, prefix) is not None]
-        records = {
-            r.seq: r
-            for r in (
-                self._parse_alias(got[0], name, alias, key)
-                for key, got in zip(keys, self.store.get_many(keys), strict=True)
-                if got is not None
-            )
-        }
-        current = self.alias_record(name, alias)  # ModelNotFoundError when there is no alias
-        records.setdefault(current.seq, current)  # its log write may have been cut short
-        return [records[s] for s in sorted(records)]
+        return catalog.history(self.store, name, alias)
+
+    # --- aliases ----------------------------------------------------------------------
+    def promote(self, name: str, version: int, alias: str, *, repair: bool = False) -> AliasMove:
+        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
+
+        Returns where the alias points and whether this call moved it (a promote to where
+        it already is writes nothing and tells no listener). ``repair``: replace a damaged
+        alias record (``registry.aliases.promote``)."""
+        move = alias_moves.promote(self.store, name, version, alias, repair=repair)
+        if move.moved:
+            self._emit(events.alias_moved(self.uri, move.record))
+        return move
+
+    def rollback(self, name: str, alias: str) -> AliasRecord:
+        """Move ``name@alias`` back to the version it pointed to before its last move
+        (ModelNotFoundError, nothing written, when there is none)."""
+        record = alias_moves.rollback(self.store, name, alias)
+        self._emit(events.alias_moved(self.uri, record))
+        return record
 
     # --- publishing -------------------------------------------------------------------
     def publish(
@@ -305,10 +244,7 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
 
     def _close_index_page(self, name: str) -> None:
         """This version completed a range of 100: write its index page (best effort)."""
-        try:
-            self.versions(name)  # writes the pages of every completed range it had to read
-        except (StorageError, ModelNotFoundError) as e:
-            log.debug("could not write the index of %s: %s", name, e)
+        catalog.close_index_page(self.store, name)
 
     def _claim_version(self, draft: Manifest) -> Manifest:
         name = draft.name
@@ -347,38 +283,65 @@ class Registry(AliasMoves, Datasets, GarbageCollection, Reports):
         """``ref`` (``mnist@champion``, ``mnist:3``) pulled, verified and ready to predict."""
         return self.load(ref)[1]
 
-    # --- helpers ----------------------------------------------------------------------
-    def _parse_manifest(self, data: bytes, name: str, version: int, key: str) -> Manifest:
-        return parse_versioned(
-            Manifest, data, name=name, version=version, origin=f"{self.uri}/{key}"
-        )
+    # --- datasets (``registry.datasets``) ---------------------------------------------
+    def datasets(self) -> list[str]:
+        """Names of the datasets with at least one version, sorted."""
+        return dataset_ops.dataset_names(self.store)
 
-    def _parse_alias(self, data: bytes, name: str, alias: str, key: str) -> AliasRecord:
-        origin = f"{self.uri}/{key}"
-        rec = AliasRecord.from_bytes(data, origin=origin)
-        if rec.name != name or rec.alias != alias:
-            raise CorruptObjectError(f"{origin} claims to be {rec.ref}, expected {name}@{alias}")
-        return rec
+    def dataset_numbers(self, name: str) -> list[int]:
+        return dataset_ops.dataset_numbers(self.store, name)
 
-    def _no_model(self, name: str) -> ModelNotFoundError:
-        return ModelNotFoundError(
-            f"no model named {name!r} in {self.uri}; `softmax-pipe registry list` shows the models"
-        )
+    def dataset_versions(self, name: str) -> list[DatasetManifest]:
+        """Every version of dataset ``name``, oldest first; ModelNotFoundError if none."""
+        return dataset_ops.dataset_versions(self.store, name)
 
-    def _no_version(self, name: str, version: int) -> ModelNotFoundError:
-        numbers = self.version_numbers(name)
-        if not numbers:
-            return self._no_model(name)
-        return ModelNotFoundError(
-            f"model {name!r} has no version {version} in {self.uri}; it has {span_of(numbers)}"
-        )
+    def dataset_manifest(self, name: str, version: int) -> DatasetManifest:
+        return dataset_ops.dataset_manifest(self.store, name, version)
 
-    def _no_alias(self, name: str, alias: str) -> ModelNotFoundError:
-        if not self.version_numbers(name):
-            return self._no_model(name)
-        known = sorted(self.aliases(name))
-        hint = f"its aliases: {', '.join(known)}" if known else "it has no aliases yet"
-        return ModelNotFoundError(f"model {name!r} has no alias {alias!r} in {self.uri}; {hint}")
+    def resolve_dataset(self, ref: str) -> DatasetManifest:
+        """``name`` (its newest version) or ``name:version`` -> its manifest."""
+        return dataset_ops.resolve_dataset(self.store, ref)
+
+    def load_dataset(self, ref: str) -> tuple[DatasetManifest, Labelled]:
+        """Resolve, pull (verified against the manifest's sha256) and parse a dataset."""
+        return dataset_ops.load_dataset(self.store, self.cache_dir, ref)
+
+    def add_dataset(self, name: str, data: Labelled) -> AddResult:
+        """Merge ``data`` into the newest version of ``name``; a new version if it changed
+        (concurrent adds never lose each other's images)."""
+        return dataset_ops.add_dataset(self.store, self.cache_dir, name, data)
+
+    def add_folder(
+        self, name: str, folder: Path, *, progress: labelled.Progress | None = None
+    ) -> tuple[AddResult, labelled.FolderData]:
+        """Read a labelled folder and add it to ``name``; unreadable images are left out
+        and listed in the FolderData's ``failures``."""
+        return dataset_ops.add_folder(self.store, self.cache_dir, name, folder, progress=progress)
+
+    # --- upkeep -----------------------------------------------------------------------
+    def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
+        """Delete blobs no manifest refers to and older than ``grace_seconds``; return their
+        keys (``registry.gc.collect``)."""
+        return garbage.collect(self.store, grace_seconds=grace_seconds, dry_run=dry_run)
+
+    def put_report(
+        self, name: str, version: int, html: str, *, confusion_png: bytes | None = None
+    ) -> str:
+        """Store ``name:version``'s report page (and its confusion-matrix picture) beside
+        its manifest; return the page's key."""
+        return reports.put_report(self.store, name, version, html, confusion_png=confusion_png)
+
+    def report_url(
+        self,
+        name: str,
+        version: int,
+        *,
+        suffix: str = ".html",
+        expires: int = settings.REPORT_URL_SECONDS,
+    ) -> str | None:
+        """Where a browser opens the version's report or its confusion matrix; None if it
+        has none (``registry.reports.report_url``)."""
+        return reports.report_url(self.store, name, version, suffix=suffix, expires=expires)
 
 
 def open_model(ref: ModelRef) -> Model:

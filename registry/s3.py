@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.names import is_valid_key, validate_key, validate_prefix
 from registry.store import ObjectInfo, Store, check_conditions, redact_url
+from registry.writes import mark_after_retry
 from softmax_core.errors import (
     InvalidNameError,
     ObjectNotFoundError,
@@ -164,8 +165,7 @@ class S3Store(Store):
             # After a retried PUT the 412 may answer our own first attempt, which succeeded
             # but whose response was lost: callers then check whether the object is theirs.
             retries = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            lost.after_retry = bool(retries)  # type: ignore[attr-defined]
-            return lost
+            return mark_after_retry(lost) if retries else lost
         if code in ("NoSuchKey", "404", "NotFound") or status == 404:
             if op == "put":  # If-Match on an absent key
                 return PreconditionFailedError(f"{op} {url}: the object does not exist")

@@ -14,6 +14,9 @@ escape the store's root.
   profiles, region, ``AWS_ENDPOINT_URL``; bounded retries (``standard`` mode, 3 attempts
   unless ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` or the profile say otherwise) and short
   connect timeouts, so a dead endpoint fails in seconds. Credentials are never printed.
+
+Which class serves which URI is decided in :mod:`registry.schemes` (``open_store``): this
+base module knows no store class, and the store modules build on it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from softmax_core.errors import InvalidInputError, InvalidNameError, ObjectNotFoundError
+from softmax_core.errors import InvalidInputError, ObjectNotFoundError
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,9 @@ class Store(ABC):
 
         ``if_none_match``: only if the key is absent. ``if_match``: only if the key exists
         with this ETag. A failed condition raises PreconditionFailedError and changes nothing;
-        its ``after_retry`` attribute is true when the store retried the request, so the
-        object may be the caller's own earlier attempt.
+        a store whose client retried the request marks it (``registry.writes``:
+        ``mark_after_retry``, read with ``after_retry``), since the object may then be the
+        caller's own first attempt, whose answer was lost.
         """
 
     @abstractmethod
@@ -125,50 +129,3 @@ def redact_url(url: str | None) -> str:
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-# --- opening a store from a URI -----------------------------------------------------------
-
-
-def open_store(uri: str, *, endpoint_url: str | None = None) -> Store:
-    """``s3://bucket/prefix`` -> S3Store; ``file:///path`` or a plain path -> LocalStore."""
-    if not uri or not uri.strip():
-        raise InvalidNameError(
-            "registry URI is empty; expected a folder, file:///path or s3://bucket/prefix"
-        )
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme == "s3":
-        if not parts.netloc:
-            raise InvalidNameError(
-                f"registry URI {uri!r} names no bucket; expected s3://bucket/prefix"
-            )
-        if "@" in parts.netloc or parts.query or parts.fragment:
-            raise InvalidNameError(
-                f"registry URI {redact_url(uri)!r} must be s3://bucket/prefix "
-                "(no credentials, query or fragment in it)"
-            )
-        from registry.s3 import S3Store  # boto3 only for an S3 registry
-
-        return S3Store(parts.netloc, parts.path, endpoint_url=endpoint_url)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise InvalidNameError(
-                f"registry URI {uri!r} names host {parts.netloc!r}; file URIs must be local "
-                "(file:///absolute/path)"
-            )
-        from urllib.request import url2pathname
-
-        return _local(url2pathname(parts.path))
-    if len(scheme) > 1 and "://" in uri:  # 'C:\\...' on Windows has a 1-letter "scheme"
-        raise InvalidNameError(
-            f"registry URI scheme {scheme!r} is not supported; use a folder, file:///path or "
-            "s3://bucket/prefix"
-        )
-    return _local(uri)
-
-
-def _local(path: str) -> Store:
-    from registry.local import LocalStore  # imported here: local.py builds on this module
-
-    return LocalStore(path)

@@ -224,7 +224,9 @@ def promote(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history)."""
+    """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history).
+
+    If it already points there, says so and writes nothing (--json: "moved": false)."""
     from registry import parse_ref, validate_name
     from softmax_core.errors import InvalidNameError
 
@@ -232,11 +234,14 @@ def promote(
     if version is None or at is not None:
         raise InvalidNameError(f"promote needs NAME:VERSION, got {ref!r}")
     validate_name("alias", alias)
-    rec = reg.promote(name, version, alias, repair=repair)
+    move = reg.promote(name, version, alias, repair=repair)
     if as_json:
-        print_json(rec.to_dict())
+        print_json({**move.record.to_dict(), "moved": move.moved})
         return
-    typer.echo(_alias_line(rec))
+    if not move.moved:
+        typer.echo(f"{name}@{alias} is already {name}:{version}")
+        return
+    typer.echo(_alias_line(move.record))
 
 
 @registry_app.command("rollback")

@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from softmax_pipe.cli import app
-from tests.registry.helpers import make_model
 
 runner = CliRunner()
 
@@ -22,21 +21,6 @@ runner = CliRunner()
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(params=["local", "s3"])
-def registry_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "local":
-        return str(tmp_path / "registry")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/cli"
-
-
-@pytest.fixture
-def model_files(tmp_path: Path) -> list[Path]:
-    return [
-        make_model(seed, accuracy=0.9 + seed / 100).save(tmp_path / f"m{seed}.npz")
-        for seed in (1, 2, 3)
-    ]
 
 
 def test_registry_help_lists_the_commands() -> None:

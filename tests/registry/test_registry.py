@@ -24,10 +24,11 @@ from softmax_core.errors import (
     InvalidInputError,
     InvalidNameError,
     ModelNotFoundError,
+    StorageError,
 )
 from softmax_core.model import Model
 from tests.registry.conftest import expect_line, start_worker
-from tests.registry.helpers import CountingStore, count_http, make_model
+from tests.registry.helpers import CountingStore, ReadOnlyStore, count_http, make_model
 
 
 def sha(data: bytes) -> str:
@@ -108,10 +109,11 @@ def test_unknown_model_version_alias(reg: Registry) -> None:
 def test_promote_rollback_and_history(reg: Registry) -> None:
     for seed in (1, 2, 3):
         reg.publish(make_model(seed), "digits")
-    assert reg.promote("digits", 1, "champion").version == 1
-    assert reg.promote("digits", 3, "champion").previous == (1,)
+    first = reg.promote("digits", 1, "champion")
+    assert first.moved and first.record.version == 1
+    assert reg.promote("digits", 3, "champion").record.previous == (1,)
     same = reg.promote("digits", 3, "champion")  # already there: no move recorded
-    assert same.seq == 2
+    assert not same.moved and (same.record.seq, same.record.version) == (2, 3)
     reg.promote("digits", 2, "champion")
     assert reg.resolve("digits@champion").version == 2
     back = reg.rollback("digits", "champion")
@@ -129,6 +131,40 @@ def test_promote_rollback_and_history(reg: Registry) -> None:
     ]
     reg.promote("digits", 2, "staging")
     assert reg.aliases("digits") == {"champion": 1, "staging": 2}
+
+
+def test_a_move_that_writes_nothing_needs_no_write_access(
+    registry_uri: str, tmp_path: Path
+) -> None:
+    """A promote to where the alias is, and a rollback with nowhere to go, write nothing:
+    on a registry that refuses writes they answer as on any other (issue 27, item 11).
+    The current move's history entry is missing (a cut-short move): it is not healed
+    then, since nothing moves past it."""
+    setup = Registry.open(registry_uri, cache_dir=tmp_path / "setup")
+    for seed in (1, 2):
+        setup.publish(make_model(seed), "digits")
+    setup.promote("digits", 1, "champion")
+    setup.promote("digits", 2, "champion")
+    setup.promote("digits", 1, "staging")
+    setup.store.delete(layout.alias_log_key("digits", "champion", 2))
+
+    store = ReadOnlyStore(open_store(registry_uri))
+    reg = Registry(store, cache_dir=tmp_path / "cache")
+    same = reg.promote("digits", 2, "champion")
+    assert not same.moved and (same.record.version, same.record.seq) == (2, 2)
+    with pytest.raises(ModelNotFoundError, match="no earlier version"):
+        reg.rollback("digits", "staging")
+    assert store.attempts == []
+    assert [(h.seq, h.action, h.version) for h in reg.history("digits", "champion")] == [
+        (1, "promote", 1),
+        (2, "promote", 2),
+    ]
+
+    with pytest.raises(StorageError, match="read-only"):  # a real move does need to write
+        reg.promote("digits", 1, "champion")
+    assert store.attempts, "the wrapper refused nothing: the test tested nothing"
+    setup.promote("digits", 1, "champion")  # with write access, the lost entry is healed
+    assert len(list(setup.store.list_keys(layout.alias_log_prefix("digits", "champion")))) == 3
 
 
 def test_every_publish_and_alias_move_is_an_event(
@@ -207,13 +243,13 @@ def test_a_damaged_alias_is_repaired_by_promote_repair(reg: Registry) -> None:
             call()
     with pytest.raises(CorruptObjectError, match="--repair"):
         reg.promote("digits", 1, "champion")
-    fixed = reg.promote("digits", 1, "champion", repair=True)
+    fixed = reg.promote("digits", 1, "champion", repair=True).record
     assert (fixed.version, fixed.seq, fixed.previous) == (1, 3, ())
     assert reg.resolve("digits@champion").version == 1
     assert [h.seq for h in reg.history("digits", "champion")] == [1, 2, 3]
     assert reg.aliases("digits") == {"champion": 1, "staging": 2}
     # on a sound record, --repair is an ordinary promote
-    assert reg.promote("digits", 2, "champion", repair=True).previous == (1,)
+    assert reg.promote("digits", 2, "champion", repair=True).record.previous == (1,)
 
 
 def test_alias_resolution_takes_at_most_3_requests(

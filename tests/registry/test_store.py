@@ -12,7 +12,8 @@ import pytest
 
 from registry.local import LocalStore
 from registry.s3 import S3Store
-from registry.store import Store, open_store
+from registry.schemes import open_store
+from registry.store import Store
 from softmax_core.errors import (
     InvalidInputError,
     InvalidNameError,

@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         name, version, alias, go = argv[3], int(argv[4]), argv[5], Path(argv[6])
         print("ready", flush=True)
         wait_for(go)
-        rec = reg.promote(name, version, alias)
+        rec = reg.promote(name, version, alias).record
         print(json.dumps(rec.to_dict()), flush=True)
     elif cmd == "crash":
         name, seed = argv[3], int(argv[4])
