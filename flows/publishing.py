@@ -37,8 +37,9 @@ def publish_model(
 def promote_model(target: Target, version: int) -> None:
     """Move ``name@alias`` to ``version`` (compare-and-swap; the move is logged for rollback)."""
     with open_registry(target.location) as reg:
-        reg.promote(target.name, version, target.alias)
-    get_run_logger().info("%s -> %s:%d", target.champion, target.name, version)
+        move = reg.promote(target.name, version, target.alias)
+    said = "->" if move.moved else "is already"  # a retried task finds its own move done
+    get_run_logger().info("%s %s %s:%d", target.champion, said, target.name, version)
 
 
 @task(name="publish-report", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)

@@ -16,9 +16,6 @@ from datetime import UTC, datetime
 from registry.store import Store
 from softmax_core.errors import ObjectNotFoundError, PreconditionFailedError
 
-_AFTER_RETRY = "after_retry"  # the attribute a store sets on PreconditionFailedError
-
-
 def now() -> str:
     """The current UTC time as ISO 8601 with microseconds (``created``, ``moved_at``)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -31,13 +28,13 @@ def backoff(attempt: int) -> None:
 
 def mark_after_retry(e: PreconditionFailedError) -> PreconditionFailedError:
     """``e`` marked as the answer to a retried request (the first attempt may have landed)."""
-    setattr(e, _AFTER_RETRY, True)  # the error class (softmax_core) declares no such field
+    e.after_retry = True
     return e
 
 
 def after_retry(e: PreconditionFailedError) -> bool:
     """Whether the store retried the write that ``e`` refused (see :func:`mark_after_retry`)."""
-    return bool(getattr(e, _AFTER_RETRY, False))
+    return e.after_retry
 
 
 def is_ours(store: Store, key: str, body: bytes) -> bool:

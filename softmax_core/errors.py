@@ -119,7 +119,12 @@ class CorruptObjectError(StorageError):
 
 
 class PreconditionFailedError(StorageError):
-    """A conditional write lost its race (the key exists, or its ETag changed)."""
+    """A conditional write lost its race (the key exists, or its ETag changed).
+
+    ``after_retry``: the store's client had retried the request, so its first attempt may
+    have landed and the object may be the caller's own (``registry.writes``)."""
+
+    after_retry: bool = False
 
 
 class ServiceUnavailableError(SoftmaxPipeError):
