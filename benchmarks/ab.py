@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -115,9 +116,13 @@ class Variant:
         path = [str(self.tree)] + ([str(self.site)] if self.site else [])
         return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
-    def run(self, args: list[str], cwd: Path) -> float:
-        """Seconds of wall time of ``softmax-pipe ARGS`` in a fresh process."""
+    def run(self, args: list[str], cwd: Path) -> tuple[float, float]:
+        """Seconds of wall time and of CPU time (user + system, the command's process and
+        every process it waited for: the scoring workers) of ``softmax-pipe ARGS`` in a
+        fresh process. CPU time is the steadier figure on a shared machine: other
+        people's load stretches wall time far more than it changes the work done."""
         code = LAUNCH.format(prelude=self.patch)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", code, *args],
@@ -128,12 +133,14 @@ class Variant:
             timeout=1800,
         )
         took = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if done.returncode != 0:
             raise SystemExit(
                 f"{self.name}: softmax-pipe {' '.join(args)} -> {done.returncode}\n"
                 f"{done.stderr[-3000:]}"
             )
-        return took
+        return took, cpu
 
     def describe(self) -> str:
         code = (
@@ -224,7 +231,7 @@ def main() -> None:
         n = sum(1 for p in folders[kind].rglob("*") if p.is_file())
         return ["score", str(folders[kind]), "-m", str(model), "--probs", "-o", str(out), *extra], n
 
-    times: dict[tuple[str, str], list[float]] = {}
+    times: dict[tuple[str, str, str], list[float]] = {}
     identical: dict[str, bool] = {}
     for r in range(args.repeat):
         order = variants if r % 2 == 0 else variants[::-1]
@@ -232,8 +239,9 @@ def main() -> None:
             for v in order:
                 out = work / f"{v.name}-{command}.csv"
                 cmd, n = argv(command, v, out)
-                took = v.run(cmd, work)
-                times.setdefault((command, v.name), []).append(n / took if n else took)
+                wall, cpu = v.run(cmd, work)
+                times.setdefault((command, "wall", v.name), []).append(n / wall if n else wall)
+                times.setdefault((command, "cpu", v.name), []).append(cpu * 1000 / n if n else cpu)
             if command.startswith("score"):
                 first = work / f"{variants[0].name}-{command}.csv"
                 same = all(
@@ -250,41 +258,51 @@ def main() -> None:
 def _table(
     variants: list[Variant],
     commands: list[str],
-    times: dict[tuple[str, str], list[float]],
+    times: dict[tuple[str, str, str], list[float]],
     identical: dict[str, bool],
     repeat: int,
 ) -> None:
-    """The medians side by side, each variant against the first, then every run."""
+    """The medians side by side, each variant against the first, then every run: per
+    command its wall time (images/s for score) and its CPU time (ms per image for score)."""
     base = variants[0].name
     head = "| command | " + " | ".join(v.name for v in variants) + " | "
     head += " | ".join(f"{v.name} vs {base}" for v in variants[1:]) + " | score rows |"
     print()
     print(head)
     print("|---" * (2 * len(variants) + 1) + "|")
-    for command in commands:
-        rate = command.startswith("score")
-        med = {v.name: statistics.median(times[(command, v.name)]) for v in variants}
+    for command, metric in ((c, m) for c in commands for m in ("wall", "cpu")):
+        score = command.startswith("score")
+        rate = score and metric == "wall"
+        med = {v.name: statistics.median(times[(command, metric, v.name)]) for v in variants}
+        unit = _unit(command, metric)
         cells = [
-            f"{med[v.name]:,.0f} images/s" if rate else f"{med[v.name]:.3f} s" for v in variants
+            f"{med[v.name]:,.0f} {unit}" if rate else f"{med[v.name]:.3f} {unit}" for v in variants
         ]
         gains = []
         for v in variants[1:]:
             # Positive: the variant is faster (less time, more images/s) than the first.
             change = med[v.name] / med[base] - 1 if rate else 1 - med[v.name] / med[base]
             gains.append(f"{change:+.1%} {'faster' if change >= 0 else 'slower'}")
-        same = ("identical" if identical[command] else "**differ**") if rate else ""
-        print(f"| {command} | " + " | ".join(cells) + " | " + " | ".join(gains) + f" | {same} |")
+        same = ("identical" if identical[command] else "**differ**") if score else ""
+        name = f"{command}, {'wall' if metric == 'wall' else 'CPU'}"
+        print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(gains) + f" | {same} |")
     print()
     for v in variants:
         print(f"{v.name} = {_rev_name(v.rev)}", *v.packages, "(patched)" if v.patch else "")
-    for (command, name), values in times.items():
-        unit = "images/s" if command.startswith("score") else "s"
-        print(f"  {command} {name}: " + ", ".join(f"{x:.3g}" for x in values) + f" {unit}")
+    for (command, metric, name), values in times.items():
+        unit = _unit(command, metric)
+        print(f"  {command} {metric} {name}: " + ", ".join(f"{x:.3g}" for x in values) + f" {unit}")
     load = os.getloadavg()[0]
     print(
         f"medians of {repeat} interleaved rounds; {os.cpu_count()} CPUs, 1-min load "
         f"average {load:.1f} at the end"
     )
+
+
+def _unit(command: str, metric: str) -> str:
+    if not command.startswith("score"):
+        return "s" if metric == "wall" else "CPU s"
+    return "images/s" if metric == "wall" else "CPU ms/image"
 
 
 if __name__ == "__main__":
