@@ -57,6 +57,11 @@ DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 PATCHES = {
     # glibc's allocator left at its defaults everywhere (the CLI and the scoring workers).
     "no-mallopt": "import softmax_core.memory as m; m.reuse_freed_memory = lambda: False",
+    # The MNIST cache hashed on every load (no verified stamps): every array and cached
+    # feature file a command opens is read through sha256 first.
+    "hash-every-load": "from softmax_core.mnist import arrays as a, cache as c, features as f; "
+    "a.sha256_matches = c.sha256_matches = f.sha256_matches = "
+    "lambda path, sha: a.file_sha256(path) == sha",
 }
 LAUNCH = (
     "import sys; sys.argv[0] = 'softmax-pipe'; {prelude}\nfrom softmax_pipe.cli import main; main()"
