@@ -80,10 +80,8 @@ def _naive_predict(path: str, model: Any) -> int:
 _RSS_SCRIPT = """
 import json, resource, sys
 from pathlib import Path
-from softmax_core.memory import reuse_freed_memory
 from softmax_core.modelfile import ModelFile
 from softmax_core import scoring
-reuse_freed_memory()  # as the CLI's entry point does
 model = scoring.ScoringModel.from_model_file(ModelFile.load(sys.argv[2]), "bench")
 s = scoring.score_path(sys.argv[1], model, output=Path(sys.argv[3]), workers=int(sys.argv[4]))
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (big) forking process.
@@ -109,14 +107,10 @@ def throughput(folder: Path, model_path: Path, repeat: int, other: Path) -> dict
     realistic mixed folder), ours with 2 workers between two bounds.
 
     Run in a fresh process (``--throughput``) so the parent that forks the workers is as
-    small as the CLI's, and with no pool left alive between runs; its allocator is set up
-    as the CLI's entry point sets it (``softmax_core.memory``).
+    small as the CLI's, and with no pool left alive between runs.
     """
     from softmax_core import scoring
-    from softmax_core.memory import reuse_freed_memory
     from softmax_core.modelfile import ModelFile
-
-    reuse_freed_memory()
 
     model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
     paths = sorted(str(p) for p in folder.iterdir())

@@ -1,7 +1,7 @@
 """glibc's allocator told to keep the memory of freed arrays for the next batch.
 
-Scoring and training work batch by batch, and each batch's numpy temporaries are a few
-MB that are freed and allocated again. By default glibc gives the top of its heap back to
+Scoring works batch by batch, and each batch's numpy temporaries are a few MB that are
+freed and allocated again. By default glibc gives the top of its heap back to
 the system whenever more than 128 KB is free there (its thresholds only adapt after a
 freed block was large enough), so every batch paid for its memory again in page faults:
 measured, about 4,000 faults and a third of a scoring worker's time per batch of 256
@@ -11,6 +11,10 @@ images. :func:`reuse_freed_memory` sets the two thresholds once per process: blo
 free: numpy asks for transparent huge pages for arrays of 4 MB and more, which fault in
 2 MB at a time (from the heap they would fault 4 KB at a time), and a decoded photo's
 memory goes back at once. Memory stays bounded by the largest batch, not by the run.
+
+Set where batches are decoded: in each scoring worker (``softmax_core.scoring.pool``), or
+in the scoring process itself with one worker; not at every CLI start, where nothing
+measured paid for it (``benchmarks/ab.py`` with the ``no-mallopt`` patch).
 
 A no-op where the C library is not glibc.
 """

@@ -86,12 +86,14 @@ def score_batches(
     features and prediction: :func:`prepare_items`) in one of that many worker processes,
     at most ``2 * workers`` batches in flight, each with its BLAS at one thread; this
     process walks the folder and turns results into rows. With ``workers == 1``
-    everything runs here, BLAS at one thread too.
+    everything runs here, BLAS at one thread too. Wherever batches are decoded, freed
+    batch memory is kept for the next batch (:func:`softmax_core.memory.reuse_freed_memory`).
     """
     validate_options(workers=workers, batch_size=batch_size, max_pixels=max_pixels)
     chunks = chunked(items, batch_size)
     with one_thread():
         if workers == 1:
+            reuse_freed_memory()
             for chunk in chunks:
                 pairs = [(it.path, it.problem) for it in chunk]
                 prepared = prepare_items(pairs, model, max_pixels)

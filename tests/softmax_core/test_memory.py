@@ -39,3 +39,19 @@ def test_freed_batch_memory_is_reused_instead_of_faulted_in_again() -> None:
     # glibc's defaults give 8 MB back and fault it in again every batch (2,048 pages each)
     assert default > 20 * 1000
     assert tuned < 500
+
+
+def test_set_where_batches_are_decoded_not_at_the_cli_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scoring in its own process (one worker) sets it, as every worker does at start
+    (``pool._init_worker``); starting the CLI does not load the module at all."""
+    from softmax_core.scoring import pool
+
+    calls: list[str] = []
+    monkeypatch.setattr(pool, "reuse_freed_memory", lambda: calls.append("set") or True)
+    assert list(pool.score_batches([], None, workers=1)) == []  # type: ignore[arg-type]
+    assert calls == ["set"]
+    code = "import sys, softmax_pipe.cli; print('softmax_core.memory' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
