@@ -30,8 +30,8 @@ Examples (the figures of issue 22's ornaments)::
         --commands help train evaluate score-mixed score-gray
     .venv/bin/python benchmarks/ab.py --variant 'typer-0.28=.;typer==0.28.0' \\
         --variant 'typer-0.29=.;typer==0.29.2' --commands help train
-    .venv/bin/python benchmarks/ab.py --variant mallopt=. \\
-        --variant 'no-mallopt=.;patch:no-mallopt' --commands score-mixed score-gray
+    .venv/bin/python benchmarks/ab.py --variant stamps=. \\
+        --variant 'hash-every-load=.;patch:hash-every-load' --commands train evaluate
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 # Python run in the command's process before the CLI starts: peers that no revision has.
 PATCHES = {
-    # glibc's allocator left at its defaults everywhere (the CLI and the scoring workers).
+    # glibc's allocator left at its defaults, for revisions that still tune it with mallopt
+    # (softmax_core/memory.py, removed in the commit after 4e475c4: it paid under 10%).
     "no-mallopt": "import softmax_core.memory as m; m.reuse_freed_memory = lambda: False",
     # The MNIST cache hashed on every load (no verified stamps): every array and cached
     # feature file a command opens is read through sha256 first.

@@ -14,7 +14,6 @@ from typing import Any
 from softmax_core import settings
 from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
-from softmax_core.memory import reuse_freed_memory
 from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
 from softmax_core.scoring.discover import Item
 from softmax_core.scoring.model import ScoringModel
@@ -43,14 +42,13 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(parent: int) -> None:
-    """Decoding workers: one BLAS / OpenMP thread each, freed batch memory kept for the
-    next batch, Ctrl-C is the parent's business, and they end with their parent."""
+    """Decoding workers: one BLAS / OpenMP thread each, Ctrl-C is the parent's business,
+    and they end with their parent."""
     import signal
 
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_bomb_warnings()
-    reuse_freed_memory()
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     one_thread_for_good()
@@ -86,14 +84,12 @@ def score_batches(
     features and prediction: :func:`prepare_items`) in one of that many worker processes,
     at most ``2 * workers`` batches in flight, each with its BLAS at one thread; this
     process walks the folder and turns results into rows. With ``workers == 1``
-    everything runs here, BLAS at one thread too. Wherever batches are decoded, freed
-    batch memory is kept for the next batch (:func:`softmax_core.memory.reuse_freed_memory`).
+    everything runs here, BLAS at one thread too.
     """
     validate_options(workers=workers, batch_size=batch_size, max_pixels=max_pixels)
     chunks = chunked(items, batch_size)
     with one_thread():
         if workers == 1:
-            reuse_freed_memory()
             for chunk in chunks:
                 pairs = [(it.path, it.problem) for it in chunk]
                 prepared = prepare_items(pairs, model, max_pixels)
