@@ -17,17 +17,15 @@ Rows, each next to its peer and the issue's bar:
   is the peer that chooses the default. Measured in a fresh process as small as the CLI's;
   runs are interleaved, each 2-worker run between two bound runs, and the ratio is the
   median over --repeat rounds of each run against the mean of its two bounds (the load of
-  a shared box moves between rounds: so does the bound). Scoring reads these files (small
-  plain 8-bit grayscale PNGs) with ``softmax_core.plainpng``, Pillow's PNG decoder without
-  ``Image.open``; so two peers show what that is worth: the ratio against decoding only
-  through that reader, and the throughput on the transformed copies (no plain gray PNG
-  among them: all decoded by ``Image.open``) against Pillow decoding those;
+  a shared box moves between rounds: so does the bound). The same on a realistic mixed
+  folder (``benchmarks/_folders.realistic``: the transformed copies, grey and bilevel
+  scans, 12 MP phone photos, a fifth plain 28×28 PNGs) against Pillow decoding it;
 - peak RSS scoring 100,000 files vs 10,000 files (one flat folder each; the 100,000 are
   hard links to the 10,000 PNGs), each in a fresh process: the parent and the largest
   worker; bar: within 50 MB.
 
     .venv/bin/python benchmarks/score.py [--mnist ../shared/data/mnist] [--repeat 5]
-        [--transformed 1000] [--workdir DIR] [--contention]
+        [--transformed 1000] [--mixed 2000] [--workdir DIR] [--contention]
 
 ``--contention``: the throughput and memory runs while busy loops hold every core.
 """
@@ -53,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.scoring_data: the transforms the tests use
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import _folders  # noqa: E402  (beside this script)
 from _contention import busy_cores  # noqa: E402  (beside this script)
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -65,16 +64,6 @@ def _decode_only(paths: list[str]) -> int:
     for p in paths:
         with Image.open(p) as im:
             im.load()
-    return len(paths)
-
-
-def _decode_plain(paths: list[str]) -> int:
-    """The same decoding through the reader scoring uses for small plain grayscale PNGs."""
-    from softmax_core import plainpng
-
-    for p in paths:
-        if plainpng.read_plain_gray(p, 128 * 128) is None:
-            raise SystemExit(f"{p} is not a plain grayscale PNG")
     return len(paths)
 
 
@@ -91,10 +80,8 @@ def _naive_predict(path: str, model: Any) -> int:
 _RSS_SCRIPT = """
 import json, resource, sys
 from pathlib import Path
-from softmax_core.memory import reuse_freed_memory
 from softmax_core.modelfile import ModelFile
 from softmax_core import scoring
-reuse_freed_memory()  # as the CLI's entry point does
 model = scoring.ScoringModel.from_model_file(ModelFile.load(sys.argv[2]), "bench")
 s = scoring.score_path(sys.argv[1], model, output=Path(sys.argv[3]), workers=int(sys.argv[4]))
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (big) forking process.
@@ -116,19 +103,14 @@ def _decode_bound(paths: list[str], decode: Any = _decode_only) -> float:
 
 def throughput(folder: Path, model_path: Path, repeat: int, other: Path) -> dict[str, list[float]]:
     """Interleaved runs (images/s): the bound, ours with 2 workers, the bound again, ours in
-    1 process; and each run's ratio to the bound measured next to it. Then the same files
-    decoded by the plain-PNG reader scoring uses for them; and ``other`` (images no
-    plain reader takes: the transformed copies), ours with 2 workers between two bounds.
+    1 process; and each run's ratio to the bound measured next to it. Then ``other`` (the
+    realistic mixed folder), ours with 2 workers between two bounds.
 
     Run in a fresh process (``--throughput``) so the parent that forks the workers is as
-    small as the CLI's, and with no pool left alive between runs; its allocator is set up
-    as the CLI's entry point sets it (``softmax_core.memory``).
+    small as the CLI's, and with no pool left alive between runs.
     """
     from softmax_core import scoring
-    from softmax_core.memory import reuse_freed_memory
     from softmax_core.modelfile import ModelFile
-
-    reuse_freed_memory()
 
     model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
     paths = sorted(str(p) for p in folder.iterdir())
@@ -146,7 +128,6 @@ def throughput(folder: Path, model_path: Path, repeat: int, other: Path) -> dict
         "one",
         "ratio",
         "ratio1",
-        "plain",
         "other",
         "other_bound",
         "other_ratio",
@@ -162,7 +143,6 @@ def throughput(folder: Path, model_path: Path, repeat: int, other: Path) -> dict
         rates["bound"] += [before, after]
         rates["ratio"].append(rates["ours"][-1] / ((before + after) / 2))
         rates["ratio1"].append(rates["one"][-1] / after)
-        rates["plain"].append(_decode_bound(paths, _decode_plain))
         before = _decode_bound(others)
         rates["other"].append(ours(WORKERS, other))
         rates["other_bound"] += [before, _decode_bound(others)]
@@ -202,6 +182,7 @@ def main() -> None:
     ap.add_argument("--mnist", default=str(DEFAULT_MNIST))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--transformed", type=int, default=1000, help="digits per transform")
+    ap.add_argument("--mixed", type=int, default=2000, help="files in the realistic folder")
     ap.add_argument("--workdir", default=None, help="where to write the image folders")
     ap.add_argument("--contention", action="store_true", help="busy loops hold every core")
     args = ap.parse_args()
@@ -224,7 +205,12 @@ def main() -> None:
     step = max(1, 10_000 // args.transformed)
     indices = range(0, step * args.transformed, step)
     transformed = sd.write_transformed(work / "transformed", ds.x_test, ds.y_test, indices)
-    print(f"wrote 10,000 PNGs and {len(indices) * len(sd.TRANSFORMS):,} transformed copies")
+    mixed = _folders.realistic(work / "mixed", ds.x_test, ds.y_test, args.mixed)
+    n_mixed = sum(_folders.counts(mixed).values())
+    print(
+        f"wrote 10,000 PNGs, {len(indices) * len(sd.TRANSFORMS):,} transformed copies and a "
+        f"realistic folder of {n_mixed:,} files {_folders.counts(mixed)}"
+    )
 
     # --- accuracy ---
     out = work / "scores.csv"
@@ -255,7 +241,7 @@ def main() -> None:
                 str(flat),
                 str(model_path),
                 str(args.repeat),
-                str(transformed),
+                str(mixed),
             ],
             check=True,
             capture_output=True,
@@ -267,10 +253,7 @@ def main() -> None:
         ours_rate, bound_rate = statistics.median(ours_rates), statistics.median(bound_rates)
         one_rate = statistics.median(one_rates)
         ratio, ratio1 = statistics.median(rates["ratio"]), statistics.median(rates["ratio1"])
-        plain_rate, other_rate = (
-            statistics.median(rates["plain"]),
-            statistics.median(rates["other"]),
-        )
+        other_rate = statistics.median(rates["other"])
         other_bound, other_ratio = (
             statistics.median(rates[k]) for k in ("other_bound", "other_ratio")
         )
@@ -315,10 +298,8 @@ def main() -> None:
         f"{bound_rate:,.0f} images/s | >= 0.5 × bound | {ok(ratio >= 0.5)} |",
         f"| &nbsp;&nbsp;same, `--workers 1` (no pool) | {one_rate:,.0f} images/s "
         f"({ratio1:.2f} × bound) | | | |",
-        f"| &nbsp;&nbsp;same, against decoding only through `softmax_core.plainpng` (the "
-        f"reader scoring uses for these files) | {ours_rate / plain_rate:.2f} × that | "
-        f"{plain_rate:,.0f} images/s, {WORKERS} processes | | |",
-        f"| throughput, the transformed copies ({len(trows):,} files: no plain gray PNG), "
+        f"| throughput, a realistic mixed folder ({n_mixed:,} files: JPEG, RGB, RGBA, scans, "
+        f"16-bit, BMP, 12 MP photos), "
         f"{WORKERS} workers | {other_rate:,.0f} images/s ({other_ratio:.2f} × bound) | Pillow "
         f"decode only, {WORKERS} processes: {other_bound:,.0f} images/s | | |",
         f"| peak RSS, parent: 100,000 vs 10,000 files | {mb(rss100['parent_kb'])} vs "

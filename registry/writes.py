@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from registry.store import Store
 from softmax_core.errors import ObjectNotFoundError, PreconditionFailedError
 
+
 def now() -> str:
     """The current UTC time as ISO 8601 with microseconds (``created``, ``moved_at``)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")

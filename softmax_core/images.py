@@ -48,7 +48,7 @@ from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from softmax_core import settings
 from softmax_core.errors import ImageError
@@ -75,11 +75,6 @@ JPEG_DRAFT_MIN_SIDE = 512  # JPEGs are decoded at a reduced scale while both sid
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
-_PLUGIN_BY_EXT: dict[str, Any] = {
-    ".png": PngImagePlugin.PngImageFile,
-    ".jpg": JpegImagePlugin.JpegImageFile,
-    ".jpeg": JpegImagePlugin.JpegImageFile,
-}
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
 _EXIF_FORMATS = frozenset({"TIFF", "MPO"})  # orientation may live outside info["exif"]
 
@@ -123,7 +118,7 @@ def open_image(source: str | Path | IO[bytes], *, max_pixels: int = DEFAULT_MAX_
         os.close(fd)
         raise
     with fp:
-        return _decode(fp, max_pixels, st.st_size, os.path.splitext(source)[1].lower())
+        return _decode(fp, max_pixels, st.st_size)
 
 
 # How image files are opened: read-only, non-blocking (a FIFO named like an image cannot
@@ -131,11 +126,11 @@ def open_image(source: str | Path | IO[bytes], *, max_pixels: int = DEFAULT_MAX_
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _decode(fp: IO[bytes], max_pixels: int, size: int, ext: str = "") -> Any:
+def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
     if size == 0:
         raise ImageError("empty file", "0 bytes")
     try:
-        img: Any = _open_header(fp, ext)  # Pillow refuses > 2 × MAX_IMAGE_PIXELS
+        img: Any = Image.open(fp)  # the header only; Pillow refuses > 2 × MAX_IMAGE_PIXELS
         w, h = img.size
         if w * h > max_pixels:
             raise ImageError(
@@ -168,28 +163,6 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int, ext: str = "") -> Any:
         with contextlib.suppress(Exception):  # a malformed EXIF block: the pixels are fine
             img = ImageOps.exif_transpose(img)
     return img
-
-
-def _open_header(fp: IO[bytes], ext: str) -> Any:
-    """``Image.open(fp)`` (the header only), trying first the format the file's extension
-    names: its plugin opens the file directly, a tenth of a small PNG's decoding time less
-    than probing the plugins in turn. A file that does not open that way (misnamed,
-    broken) goes through ``Image.open``, so errors are exactly Pillow's."""
-    plugin = _PLUGIN_BY_EXT.get(ext)
-    if plugin is not None:
-        try:
-            img = plugin(fp)
-        except Exception:
-            fp.seek(0)
-        else:
-            w, h = img.size  # Image.open's own bomb check, with its message
-            if Image.MAX_IMAGE_PIXELS and w * h > 2 * Image.MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(
-                    f"Image size ({w * h} pixels) exceeds limit of "
-                    f"{2 * Image.MAX_IMAGE_PIXELS} pixels, could be decompression bomb DOS attack."
-                )
-            return img
-    return Image.open(fp)
 
 
 def _jpeg_draft(img: Any) -> None:

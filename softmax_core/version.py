@@ -1,27 +1,38 @@
-"""The code version recorded in every model's lineage: the commit the code is.
+"""The package version, and the code version recorded in every model's lineage.
 
-- Run from a checkout (an editable install, a source tree): its git, ``git:<sha>[+dirty]``;
-  a stamp written at install time would go stale with the next commit.
-- An installed wheel, the Docker image's included (no ``.git`` there): the commit it was
-  built from, ``softmax_core/_build.json`` in the installation, written by the build
-  (``buildinfo.py``).
-- Neither: ``softmax-pipe <version>``.
+The package version is the installed distribution's, which setuptools-scm computes from
+git when the package is built (``[tool.setuptools_scm]`` in pyproject.toml): the tag on a
+tagged commit (``v0.3.0`` -> ``0.3.0``), else the next version's ``.devN+g<commit>``, with
+``.dYYYYMMDD`` when the tree had uncommitted changes. A build from a copy without ``.git``
+(the Docker image) is given its version by ``SETUPTOOLS_SCM_PRETEND_VERSION``
+(deploy/Dockerfile).
+
+The code version says which commit the running code is:
+
+- run from a git checkout (an editable install, a source tree): ``git:<sha>[+dirty]`` of
+  its HEAD, asked now. The package version of an editable install was computed when it was
+  installed and goes stale with the next commit; the scheduled retraining compares code
+  versions to decide that there is nothing new to learn, so a new commit must show.
+- an installed build (a wheel, the Docker image): ``git:<commit>[+dirty]`` read from its
+  package version (the ``+g<commit>`` setuptools-scm wrote in at build time);
+- otherwise (a release built on its tag, or a build with no commit known):
+  ``softmax-pipe <version>``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import re
 import subprocess
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[1]
-#: the build stamp, relative to the installation (site-packages); see buildinfo.py
-STAMP = "softmax_core/_build.json"
+# The local part setuptools-scm writes: +g<commit>, then .d<date> for a dirty tree.
+_LOCAL = re.compile(r"\+g([0-9a-f]{7,40})(\.d\d{8})?$")
 
 
 def package_version() -> str:
-    """The installed distribution's version (defined once, in pyproject.toml)."""
+    """The installed distribution's version (computed from git when it was built)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -48,23 +59,19 @@ def _checkout_commit(root: Path) -> str | None:
     return (sha + ("+dirty" if dirty else "")) if sha else None
 
 
-def _built_commit() -> str | None:
-    """The commit in the installed distribution's build stamp, ``None`` without one. Found
-    through the distribution, not beside this file: the Docker worker imports the copy of
-    the code in its project folder (/app), and the stamp is in site-packages."""
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    try:
-        stamp = Path(str(distribution("softmax-pipe").locate_file(STAMP)))
-        commit = json.loads(stamp.read_text())["commit"]
-    except (PackageNotFoundError, OSError, ValueError, KeyError, TypeError):
+def built_commit(version: str) -> str | None:
+    """``<commit>[+dirty]`` from a version setuptools-scm wrote (``0.3.1.dev4+g1a2b3c4``,
+    ``...+g1a2b3c4.d20260101`` for a dirty tree); ``None`` when it names none."""
+    found = _LOCAL.search(version)
+    if found is None:
         return None
-    return commit if isinstance(commit, str) and commit else None
+    return found.group(1) + ("+dirty" if found.group(2) else "")
 
 
 @functools.cache
 def code_version() -> str:
     """``git:<sha>[+dirty]`` of the checkout this runs from, else of the commit this install
     was built from, else ``softmax-pipe <version>``."""
-    commit = _checkout_commit(_ROOT) or _built_commit()
-    return f"git:{commit}" if commit else f"softmax-pipe {package_version()}"
+    version = package_version()
+    commit = _checkout_commit(_ROOT) or built_commit(version)
+    return f"git:{commit}" if commit else f"softmax-pipe {version}"

@@ -19,7 +19,6 @@ from typing import Annotated
 import typer
 
 from softmax_core.blas import start_single_threaded
-from softmax_core.memory import reuse_freed_memory
 from softmax_pipe import (
     cli_core,
     cli_dataset,
@@ -92,11 +91,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     """Console-script entry point: SIGTERM stops a command as Ctrl-C does (exit 130); BLAS
-    starts with one thread (``softmax_core.blas``) and freed batch memory is kept for the
-    next batch (``softmax_core.memory``)."""
+    starts with one thread (``softmax_core.blas``)."""
     signal.signal(signal.SIGTERM, _terminate)
     start_single_threaded()
-    reuse_freed_memory()
     app()
 
 

@@ -9,11 +9,9 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeGuard
 
 import typer
-from typer._click.core import Context  # typer vendors click since 0.22
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from softmax_core import settings
@@ -151,20 +149,31 @@ def stdout_closed_early() -> Iterator[None]:
         raise
 
 
-def _debug(ctx: Context) -> bool:
+def _debug(ctx: Any) -> bool:  # click's Context, which typer vendors and does not export
     return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
 
-def _usage_error(e: UsageError, command_path: str) -> None:
+EXIT_USAGE = 2  # click's UsageError (typer.BadParameter's base): a bad option or argument
+
+
+def is_usage_error(e: BaseException) -> TypeGuard[typer.TyperException]:
+    """Whether ``e`` is click's ``UsageError``, which typer vendors and does not export:
+    its public base is ``typer.TyperException``, and the usage errors are those with
+    click's usage exit code (other click errors exit 1)."""
+    return isinstance(e, typer.TyperException) and getattr(e, "exit_code", None) == EXIT_USAGE
+
+
+def _usage_error(e: typer.TyperException, command_path: str) -> None:
     """Exit 2 with one line naming the help to read; a group called without a command
     (``softmax-pipe registry``) has printed its help already, and says nothing more."""
-    if isinstance(e, NoArgsIsHelpError):
+    if type(e).__name__ == "NoArgsIsHelpError":  # as typer's own rich_utils tells it
         if e.message:  # typer's rich help prints itself and leaves the message empty
             typer.echo(e.message)
-        raise typer.Exit(2) from None
-    where = e.ctx.command_path if e.ctx is not None else command_path
+        raise typer.Exit(EXIT_USAGE) from None
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else command_path
     err(f"error: {e.format_message()} (see `{where} --help`)", style="bold red")
-    raise typer.Exit(2) from None
+    raise typer.Exit(EXIT_USAGE) from None
 
 
 class ErrorBoundary(TyperGroup):
@@ -177,28 +186,24 @@ class ErrorBoundary(TyperGroup):
       exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
     """
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Context:
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
         """The root's own parsing (``softmax-pipe --bogus``): its usage errors are one line
         too, instead of typer's boxed panel (raised here, before :meth:`invoke`)."""
         try:
             with stdout_closed_early():  # ``softmax-pipe --help | head``
                 return super().make_context(*args, **kwargs)
-        except UsageError as e:
-            if settings.debug_enabled():
+        except typer.TyperException as e:
+            if not is_usage_error(e) or settings.debug_enabled():
                 raise
             _usage_error(e, kwargs.get("info_name") or (args[0] if args else "softmax-pipe"))
             raise AssertionError("unreachable") from None  # _usage_error always raises
 
-    def invoke(self, ctx: Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             with stdout_closed_early():
                 return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
-        except UsageError as e:
-            if _debug(ctx):
-                raise
-            _usage_error(e, ctx.command_path)
         except SoftmaxPipeError as e:
             if _debug(ctx):
                 raise
@@ -210,6 +215,8 @@ class ErrorBoundary(TyperGroup):
         except Exception as e:
             if _debug(ctx):
                 raise
+            if is_usage_error(e):
+                _usage_error(e, ctx.command_path)
             err(
                 f"error: unexpected {type(e).__name__}: {e} (a bug; run with --debug "
                 "for the traceback)",

@@ -1,8 +1,8 @@
 """pyproject as a published package has it, and every install knows the commit it was built from.
 
-The build tests build a real wheel (pip, setuptools, no build isolation: nothing is
-downloaded) from a copy of this tree, unpack it as an install does, and ask the installed
-code for its version from outside any checkout.
+The build tests build a real wheel (pip, setuptools and setuptools-scm, no build isolation:
+nothing is downloaded) from a copy of this tree, unpack it as an install does, and ask the
+installed code for its versions from outside any checkout.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def _build_and_install(
     src: Path, site: Path, env: dict[str, str], *, run_from: Path | None = None
 ) -> str:
     """Build a wheel of ``src``, unpack it into ``site``; the code_version of the installed
-    code, or of the copy at ``run_from`` imported ahead of it (as the Docker worker does)."""
+    code, or of the copy at ``run_from`` imported ahead of it (as the Docker worker does).
+    The wheel's name carries the version setuptools-scm computed; returned as the code
+    version's prefix ``<version> ``."""
     dist = src.parent / f"dist-{site.name}"
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
     subprocess.run(
@@ -58,12 +60,14 @@ def _build_and_install(
         env=env,
     )
     (wheel,) = dist.glob("softmax_pipe-*.whl")
+    built = wheel.name.split("-")[1]
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)
-    shutil.rmtree(src / "build", ignore_errors=True)
+    for left in (src / "build", *src.glob("*.egg-info")):  # a later build must not read them
+        shutil.rmtree(left, ignore_errors=True)
     code = (
         "import json, softmax_core.version as v\n"
-        "print(json.dumps([v.__file__, v.code_version()]))\n"
+        "print(json.dumps([v.__file__, v.code_version(), v.package_version()]))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -74,41 +78,94 @@ def _build_and_install(
         check=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, filter(None, [run_from, site])))},
     )
-    where, version = json.loads(done.stdout)
+    where, code, version = json.loads(done.stdout)
     assert Path(where).is_relative_to(run_from or site), where  # not this checkout
-    return str(version)
+    assert version == built.replace("_", "+"), (version, built)  # the installed metadata's
+    return f"{version} {code}"
+
+
+PRETEND = "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SOFTMAX_PIPE"
+FALLBACK = PYPROJECT["tool"]["setuptools_scm"]["fallback_version"]
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as f:
+        f.write(text)
+
+
+def _commit(src: Path, message: str) -> str:
+    _git(src, "add", "-A")
+    _git(src, "-c", "user.email=ci@example.org", "-c", "user.name=ci", "commit", "-qm", message)
+    return _git(src, "rev-parse", "HEAD")
 
 
 def test_every_install_records_the_commit_it_was_built_from(tmp_path: Path) -> None:
     src = _copy_tree(tmp_path / "src")
-    env = {k: v for k, v in os.environ.items() if k != "SOFTMAX_PIPE_COMMIT"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SETUPTOOLS_SCM_")}
     _git(src, "init", "-q")
-    _git(src, "add", "-A")
-    _git(src, "-c", "user.email=ci@example.org", "-c", "user.name=ci", "commit", "-qm", "build")
-    sha = _git(src, "rev-parse", "HEAD")
-    assert _build_and_install(src, tmp_path / "site-git", env) == f"git:{sha}"
+    sha = _commit(src, "build")
+    short = _git(src, "rev-parse", "--short=9", "HEAD")
+    built = _build_and_install(src, tmp_path / "site-git", env)
+    # No release tag yet: the dev build after the fallback version, naming its commit.
+    assert re.fullmatch(r"\S+\.dev1\+g([0-9a-f]+) git:([0-9a-f]+)", built), built
+    commit = built.rsplit("git:", 1)[1]
+    assert sha.startswith(commit) and short.startswith(commit[:7]), (sha, built)
     for package in PACKAGES:  # the wheel carries the type information
         assert (tmp_path / "site-git" / package / "py.typed").is_file(), package
 
+    _git(src, "tag", "v9.8.7")  # a release, built on its tag: the version names the commit
+    assert _build_and_install(src, tmp_path / "site-tag", env) == "9.8.7 softmax-pipe 9.8.7"
+    _append(src / "softmax_core" / "normalize.py", "# changed, not committed\n")
+    dirty = _build_and_install(src, tmp_path / "site-dirty", env)
+    assert re.fullmatch(rf"9\.8\.8\.dev0\+g{commit}\.d\d{{8}} git:{commit}\+dirty", dirty), dirty
+
     shutil.rmtree(src / ".git")  # a copy without .git, like the Docker build context
-    given = {**env, "SOFTMAX_PIPE_COMMIT": "0123abc"}
-    assert _build_and_install(src, tmp_path / "site-given", given) == "git:0123abc"
+    given = {**env, PRETEND: "1.2.3.dev4+g0123abc"}  # what the Dockerfile passes in
+    assert (
+        _build_and_install(src, tmp_path / "site-given", given) == "1.2.3.dev4+g0123abc git:0123abc"
+    )
     app = _copy_tree(tmp_path / "app")  # the worker imports its project folder's copy
     shutil.rmtree(app / ".git", ignore_errors=True)
     site = tmp_path / "site-app"
-    assert _build_and_install(src, site, given, run_from=app) == "git:0123abc"
-    version = PYPROJECT["project"]["version"]
-    assert _build_and_install(src, tmp_path / "site-none", env) == f"softmax-pipe {version}"
+    assert _build_and_install(src, site, given, run_from=app).endswith(" git:0123abc")
+    none = _build_and_install(src, tmp_path / "site-none", env)
+    assert none == f"{FALLBACK} softmax-pipe {FALLBACK}"
 
 
-def test_the_docker_build_passes_the_commit_in() -> None:
+def test_a_checkout_reports_its_own_head_after_a_new_commit(tmp_path: Path) -> None:
+    """An editable install's version was computed when it was installed; its code version
+    is the checkout's HEAD now, so a new commit shows without reinstalling."""
+    src = _copy_tree(tmp_path / "src")
+    _git(src, "init", "-q")
+    first = _commit(src, "first")
+    code = "import softmax_core.version as v; print(v.code_version())"
+
+    def code_version() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=src,
+            env={**os.environ, "PYTHONPATH": str(src)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.strip()
+
+    assert code_version() == f"git:{first}"
+    _append(src / "softmax_core" / "normalize.py", "# a change\n")
+    assert code_version() == f"git:{first}+dirty"
+    second = _commit(src, "second")
+    assert second != first and code_version() == f"git:{second}"
+
+
+def test_the_docker_build_passes_the_version_in() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
-    assert re.search(r"^COPY .*\bbuildinfo\.py\b", dockerfile, re.M)
-    assert re.search(r"^ARG SOFTMAX_PIPE_COMMIT\b", dockerfile, re.M)
+    assert re.search(r"^ARG SOFTMAX_PIPE_VERSION=$", dockerfile, re.M)
+    assert f"{PRETEND}=$SOFTMAX_PIPE_VERSION" in dockerfile
     compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yml").read_text())
     for name in ("register", "worker"):
         args = compose["services"][name]["build"]["args"]
-        assert args["SOFTMAX_PIPE_COMMIT"] == "${SOFTMAX_PIPE_COMMIT:-}", name
+        assert args["SOFTMAX_PIPE_VERSION"] == "${SOFTMAX_PIPE_VERSION:-}", name
 
 
 # --- pyproject ------------------------------------------------------------------------------
@@ -149,11 +206,9 @@ def test_every_imported_third_party_module_is_declared() -> None:
 
 
 def test_the_version_is_defined_once() -> None:
-    from softmax_core.version import package_version
-
-    version = PYPROJECT["project"]["version"]
-    assert package_version() == version
-    pattern = re.compile(rf"__version__\s*=|{re.escape(version)}")
+    """By git (setuptools-scm); pyproject holds only the fallback for a copy without git."""
+    assert "version" not in PYPROJECT["project"] and "version" in PYPROJECT["project"]["dynamic"]
+    pattern = re.compile(rf"__version__\s*=|{re.escape(FALLBACK)}")
     for package in PACKAGES:
         for path in (REPO / package).rglob("*.py"):
             assert not pattern.search(path.read_text()), path
@@ -170,7 +225,7 @@ def test_metadata_as_a_published_package_has_it() -> None:
     assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
     assert project["optional-dependencies"]["dev"][0] == "softmax-pipe[dask,keras]"
     meta = importlib.metadata.metadata("softmax-pipe")
-    assert meta["Version"] == project["version"] and meta.get_all("Project-URL")
+    assert meta["Version"] and meta.get_all("Project-URL")
 
 
 def test_each_public_package_has_all_and_py_typed() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import images, normalize, plainpng, settings
+from softmax_core import images, normalize, settings
 from softmax_core.model import N_CLASSES, Model
 
 STACK_MAX_PIXELS = 128 * 128  # images up to this size are normalised as a stack, per shape
@@ -28,23 +28,16 @@ def decode_items(
     by one as they come, so a chunk of photos never holds more than one decoded photo.
     Plain 8-bit grayscale ones are kept as their raw bytes and become one uint8 stack with
     a single ``np.frombuffer`` (the same pixels as ``images.gray_pixels``, without an
-    array per image); small plain grayscale PNGs are read by ``softmax_core.plainpng``
-    (the same bytes as Pillow's, without ``Image.open``), the rest by ``images``. Any
-    failure of one image becomes its reason; nothing here raises for one bad file.
+    array per image). Any failure of one image becomes its reason; nothing here raises
+    for one bad file.
     """
     n = len(items)
     errors: list[str | None] = [None] * n
     digits: NDArray[np.float32] | None = None  # made only when the batch is not one stack
     small: dict[tuple[int, int, str], list[tuple[int, Any]]] = {}
-    plain_limit = min(max_pixels, STACK_MAX_PIXELS)
     for i, (path, problem) in enumerate(items):
         if problem is not None:
             errors[i] = problem
-            continue
-        plain = plainpng.read_plain_gray(path, plain_limit)
-        if plain is not None:
-            h, w, pixels = plain
-            small.setdefault((h, w, "raw"), []).append((i, pixels))
             continue
         try:
             img = images.open_image(path, max_pixels=max_pixels)

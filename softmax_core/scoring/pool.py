@@ -14,7 +14,6 @@ from typing import Any
 from softmax_core import settings
 from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
-from softmax_core.memory import reuse_freed_memory
 from softmax_core.model import Model
 from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
 from softmax_core.scoring.discover import Item
@@ -42,14 +41,13 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(parent: int) -> None:
-    """Decoding workers: one BLAS / OpenMP thread each, freed batch memory kept for the
-    next batch, Ctrl-C is the parent's business, and they end with their parent."""
+    """Decoding workers: one BLAS / OpenMP thread each, Ctrl-C is the parent's business,
+    and they end with their parent."""
     import signal
 
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_bomb_warnings()
-    reuse_freed_memory()
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     one_thread_for_good()

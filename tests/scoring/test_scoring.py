@@ -130,6 +130,45 @@ def test_decode_items_keeps_positions_and_matches_read_digit(folder: Path) -> No
     assert kinds == {f"bad/{name}": kind for name, kind in sd.BROKEN_KINDS.items()}
 
 
+def _png_one_row_short(d: np.ndarray) -> bytes:
+    """An 8-bit gray PNG whose IHDR claims one row more than its data holds (28 wide, 29
+    high, 28 rows), the last IDAT holding only the zlib checksum: Pillow refuses it as
+    truncated (issue 27, item 9)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    z = zlib.compress(b"".join(b"\0" + row.tobytes() for row in d), 9)
+    ihdr = struct.pack(">IIBBBBB", 28, 29, 8, 0, 0, 0, 0)
+    idat = chunk(b"IDAT", z[:-4]) + chunk(b"IDAT", z[-4:])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+
+
+def test_a_png_with_a_row_missing_is_an_error_row_whatever_its_name(
+    ds: Dataset, model: Model, tmp_path: Path
+) -> None:
+    root = tmp_path / "short"
+    root.mkdir()
+    data = _png_one_row_short(np.asarray(ds.x_test[0]))
+    for name in ("short.png", "short.jpg", "short.PNG"):
+        (root / name).write_bytes(data)
+    (root / "good.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    out = tmp_path / "out.csv"
+    request = ScoringRequest(str(root), output=Output(str(out)), performance=Performance(workers=1))
+    summary = scoring.score(request, model)
+    rows = {r["path"]: r for r in sd.read_rows(out.read_text())}
+    assert rows["good.png"]["status"] == "ok" and summary.failed == 3
+    for name in ("short.png", "short.jpg", "short.PNG"):
+        assert rows[name]["status"] == "error" and rows[name]["label"] == "", rows[name]
+        assert (
+            rows[name]["error"]
+            == "corrupt: cannot decode: image file is truncated (0 bytes not processed)"
+        )
+
+
 def test_a_batch_of_plain_gray_files_gives_the_bytes_of_the_per_image_path(
     ds: Dataset, tmp_path: Path
 ) -> None:
