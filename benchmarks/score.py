@@ -3,7 +3,7 @@
 Rows, each next to its peer and the issue's bar:
 
 - accuracy on the 10,000 MNIST test digits written as 28×28 PNGs, scored from the files
-  (``softmax_core.scoring.score_path``, the command's library call) vs the in-memory
+  (``softmax_core.scoring.score``, the command's library call) vs the in-memory
   ``evaluate`` of the same model on the arrays; bar: within 0.3 points;
 - accuracy on transformed copies of test digits (inverted JPEG, RGB upscaled 4×, RGBA
   strokes on a transparent canvas, off-centre on a 64×48 page, 16-bit PNG, palette BMP;
@@ -70,25 +70,36 @@ def _decode_only(paths: list[str]) -> int:
 def _naive_predict(path: str, model: Any) -> int:
     from PIL import Image
 
-    from softmax_core.preprocess import features
-
     with Image.open(path) as im:
         x = np.asarray(im.convert("L").resize((28, 28), Image.Resampling.BILINEAR))
-    return int(np.argmax(features(x[None], model.steps) @ model.W + model.b))
+    return int(model.predict(x[None])[0])
 
 
 _RSS_SCRIPT = """
 import json, resource, sys
 from pathlib import Path
-from softmax_core.modelfile import ModelFile
 from softmax_core import scoring
-model = scoring.ScoringModel.from_model_file(ModelFile.load(sys.argv[2]), "bench")
-s = scoring.score_path(sys.argv[1], model, output=Path(sys.argv[3]), workers=int(sys.argv[4]))
+from softmax_core.model import Model
+from softmax_core.requests import Output, Performance, ScoringRequest
+request = ScoringRequest(sys.argv[1], output=Output(sys.argv[3]),
+                         performance=Performance(workers=int(sys.argv[4])))
+s = scoring.score(request, Model.load(sys.argv[2]).evolve(ref="bench"))
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (big) forking process.
 hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
 print(json.dumps({"rows": s.total, "parent_kb": hwm,
                   "worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
+
+
+def _score(where: Path, model: Any, out: Path, workers: int) -> Any:
+    """``softmax-pipe score WHERE -o OUT --workers N``'s library call."""
+    from softmax_core import scoring
+    from softmax_core.requests import Output, Performance, ScoringRequest
+
+    request = ScoringRequest(
+        str(where), output=Output(str(out)), performance=Performance(workers=workers)
+    )
+    return scoring.score(request, model)
 
 
 def _decode_bound(paths: list[str], decode: Any = _decode_only) -> float:
@@ -109,17 +120,16 @@ def throughput(folder: Path, model_path: Path, repeat: int, other: Path) -> dict
     Run in a fresh process (``--throughput``) so the parent that forks the workers is as
     small as the CLI's, and with no pool left alive between runs.
     """
-    from softmax_core import scoring
-    from softmax_core.modelfile import ModelFile
+    from softmax_core.model import Model
 
-    model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
+    model = Model.load(model_path).evolve(ref="bench")
     paths = sorted(str(p) for p in folder.iterdir())
     others = sorted(str(p) for p in other.rglob("*") if p.is_file())
     out = folder.parent / "throughput.csv"
 
     def ours(workers: int, where: Path = folder) -> float:
         t = time.perf_counter()
-        summary = scoring.score_path(where, model, output=out, workers=workers)
+        summary = _score(where, model, out, workers)
         return summary.total / (time.perf_counter() - t)
 
     keys = (
@@ -172,9 +182,9 @@ def _peak_rss(folder: Path, model: Path, out: Path) -> dict[str, int]:
 def main() -> None:
     from PIL import Image
 
-    from softmax_core import scoring
     from softmax_core.mnist import load_mnist
-    from softmax_core.modelfile import ModelFile
+    from softmax_core.model import Model
+    from softmax_core.requests import Hyper
     from softmax_core.train import evaluate, train
     from tests import scoring_data as sd
 
@@ -190,11 +200,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="score-bench-", dir=args.workdir)
     work = Path(tmp.name)
     ds = load_mnist(args.mnist, cache_dir=work / "cache")
-    mf = train(ds, seed=0)
-    model_path = mf.save(work / "model.npz")
-    model = scoring.ScoringModel.from_model_file(ModelFile.load(model_path), "bench")
-    in_memory = evaluate(mf, ds)["accuracy"]
-    model_desc = f"{mf.meta['params']['features']} features, test accuracy {in_memory:.4f}"
+    trained = train(ds, Hyper(seed=0))
+    model_path = trained.save(work / "model.npz")
+    model = Model.load(model_path).evolve(ref="bench")
+    in_memory = evaluate(trained, ds).accuracy
+    model_desc = f"{trained.info.params['features']} features, test accuracy {in_memory:.4f}"
     print(f"model: trained on 60,000 digits, {model_desc}", flush=True)
 
     # --- the folders ---
@@ -214,12 +224,12 @@ def main() -> None:
 
     # --- accuracy ---
     out = work / "scores.csv"
-    summary = scoring.score_path(flat, model, output=out, workers=WORKERS)
+    summary = _score(flat, model, out, WORKERS)
     rows = sd.read_rows(out.read_text())
     acc_files = sd.accuracy(rows)
     assert summary.total == 10_000
 
-    scoring.score_path(transformed, model, output=out, workers=WORKERS)
+    _score(transformed, model, out, WORKERS)
     trows = sd.read_rows(out.read_text())
     ours_by: dict[str, list[bool]] = {name: [] for name in sd.TRANSFORMS}
     naive_by: dict[str, list[bool]] = {name: [] for name in sd.TRANSFORMS}

@@ -183,16 +183,16 @@ def run_row(row: str, seed: int, source: str, cache: Path, tmp: Path) -> dict[st
     args += ["--features", features, "--seed", str(seed), "--out", str(model)]
     _, wall, rss = run_child(args)
     from softmax_core import preprocess
-    from softmax_core.modelfile import ModelFile
+    from softmax_core.model import Model
 
-    m = ModelFile.load(model)
+    m = Model.load(model)
     Xtr, ytr, _, _ = _features(source, cache, features)
     train_acc = 0.0
     for start in range(0, Xtr.shape[0], 10000):  # bounded memory; not timed
         X = Xtr[start : start + 10000]
         train_acc += float(((X @ m.W + m.b).argmax(axis=1) == ytr[start : start + 10000]).sum())
     assert m.steps == preprocess.FEATURE_SETS[features]
-    metrics = m.meta["metrics"]
+    metrics = m.info.metrics
     return {
         "test": float(metrics["accuracy"]),
         "train": train_acc / Xtr.shape[0],
