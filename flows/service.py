@@ -67,6 +67,7 @@ SCORE_INBOX = "score-inbox"
 PREFECT_FILE = Path("deploy") / "prefect.yaml"
 AUTOMATIONS_DIR = Path("deploy") / "automations"
 DEPLOY_TIMEOUT = 300.0  # seconds for `prefect deploy --all`
+PAUSE_TIMEOUT = 30.0  # seconds to pause the served schedules once serving stops
 # Flow-run heartbeats, seconds: the crash-zombie-flow-runs automation marks a run Crashed
 # after 90 s without one (Prefect's default, 180 s, would trip it on healthy runs).
 HEARTBEAT_SECONDS = 30
@@ -265,6 +266,26 @@ def serve(
     prefect_serve(
         *deployments, limit=limit, pause_on_shutdown=True, heartbeat_seconds=HEARTBEAT_SECONDS
     )
+    # Prefect pauses the schedules on its way out of a Ctrl-C, while its task is being
+    # cancelled: the pause itself can be cancelled half-way (seen: a schedule left active).
+    # Pausing again, here, outside that task, is what makes "paused when it stops" hold.
+    anyio.run(_pause_deployments, names)
+
+
+async def _pause_deployments(names: list[str], timeout: float = PAUSE_TIMEOUT) -> None:
+    """Pause the schedules of the deployments ``names`` ("flow/deployment"), bounded in time."""
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with anyio.fail_after(timeout):
+        async with get_client() as client:
+            for name in names:
+                try:
+                    dep = await client.read_deployment_by_name(name)
+                except ObjectNotFound:
+                    continue
+                await client.pause_deployment(dep.id)
 
 
 # --- a work pool: prefect.yaml ---------------------------------------------------------------
