@@ -1,4 +1,5 @@
-"""Shared fixtures: a scrubbed environment, real MNIST, temporary cache and registry.
+"""Shared fixtures: a scrubbed environment, real MNIST, temporary cache and registry, a real
+S3 server (SeaweedFS on loopback, one per session: tests/s3server.py).
 
 Real MNIST comes from ``$SOFTMAX_PIPE_MNIST`` (set by .ci/run) or ``../shared/data/mnist``.
 When it is missing the tests that need it fail, never skip.
@@ -106,9 +107,8 @@ S3_ADMIN = admin_identity(access_key=S3_TEST_KEY, secret_key=S3_TEST_SECRET)
 # s3:CreateBucket cannot
 S3_USER = S3Identity("user", ("Read", "Write", "List", "Tagging"))
 S3_NOBODY = S3Identity("nobody", ("Read:no-such-bucket",))  # a valid key allowed nothing here
-# The bucket the scoped key is for: one fixed name, as in a deployment (a ``*`` in the
-# bucket part of a pattern would also match '/', so "scoped-*/reg/blobs/*" would allow
-# "scoped-x/any/reg/blobs/..."). The scoped_bucket fixture makes it anew for each test.
+# The bucket the scoped key is for: one fixed name, as in a deployment (see scoped_identity);
+# the scoped_bucket fixture makes it anew for each test.
 SCOPED_BUCKET = "scoped-registry"
 # may read and list SCOPED_BUCKET and write only blobs and model versions under reg/
 S3_SCOPED = scoped_identity(

@@ -144,12 +144,13 @@ def scoped_identity(
     """A key that may read and list ``bucket`` and write (PUT, DELETE) only the keys
     matching one of the ``write`` patterns, e.g. ``reg/models/*/versions/*``.
 
-    ``bucket`` may itself be a pattern (``scoped-*``). SeaweedFS's ``*`` also matches
-    ``/``: ``reg/models/*/versions/*`` allows ``reg/models/a/b/versions/c``. It cannot
-    create buckets.
+    SeaweedFS matches ``Action:bucket/key`` against each pattern, and its ``*`` also
+    matches ``/``: ``reg/models/*/versions/*`` allows ``reg/models/a/b/versions/c``, and a
+    bucket pattern ``scoped-*`` would allow ``scoped-x/anything/reg/blobs/...``, so
+    ``bucket`` is one name. The key cannot create buckets.
     """
-    if not bucket or "/" in bucket:
-        raise ValueError(f"bucket {bucket!r}: a bucket name or pattern, without '/'")
+    if not bucket or any(c in bucket for c in "/*?"):
+        raise ValueError(f"bucket {bucket!r}: one bucket name, no '/' and no wildcard")
     for pattern in write:
         if not pattern or pattern.startswith("/"):
             raise ValueError(f"write pattern {pattern!r}: a key pattern inside the bucket")

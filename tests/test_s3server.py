@@ -93,8 +93,10 @@ def test_scoped_key_publishes_but_cannot_promote(
 
 
 def test_identities_are_checked_before_the_server_starts() -> None:
-    with pytest.raises(ValueError, match="without '/'"):
+    with pytest.raises(ValueError, match="one bucket name"):
         scoped_identity("x", "bucket/prefix", write=("a/*",))
+    with pytest.raises(ValueError, match="one bucket name"):
+        scoped_identity("x", "scoped-*", write=("a/*",))
     with pytest.raises(ValueError, match="inside the bucket"):
         scoped_identity("x", "bucket", write=("/a/*",))
     twice = S3Identity("a", ("Read",), access_key="K", secret_key="s")

@@ -95,8 +95,11 @@ def test_hanging_endpoint_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_bucket_is_named(
     s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A key that cannot create buckets (S3_USER): the PUT of a publish cannot make the
-    bucket appear, whatever the server does for an admin's PUT."""
+    """A key that cannot create buckets (S3_USER), so the PUT of a publish cannot make the
+    bucket appear. The server answers NoSuchBucket as AWS does (tests/s3server.py turns
+    SeaweedFS's autoCreateBucket off; with it on, an admin's PUT would create the bucket
+    and this key's PUT would be AccessDenied: either way this test fails, never passes
+    by accident)."""
     use_s3_identity(monkeypatch, S3_USER, s3_endpoint)
     bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
     reg = Registry.open(f"s3://{bucket}/p", cache_dir=tmp_path)
