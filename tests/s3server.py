@@ -49,7 +49,7 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,20 @@ def pick_ports(count: int, *, rng: random.Random | None = None) -> list[int]:
 
 
 # --- the server ----------------------------------------------------------------------
+
+
+def remove_sockets(ports: Iterable[int]) -> list[Path]:
+    """Remove the unix sockets SeaweedFS left in /tmp for services on ``ports`` (named by
+    the port or its gRPC port + 10000); call it once that server is dead. Returns them."""
+    removed = []
+    for port in ports:
+        for named in (port, port + 10000):
+            for path in Path("/tmp").glob(f"seaweedfs-*-{named}.sock"):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(path.lstat().st_mode):
+                        path.unlink()
+                        removed.append(path)
+    return removed
 
 
 def _die_with_parent() -> Callable[[], None]:
@@ -383,12 +397,7 @@ class SeaweedFS:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
-        for port in self.ports.values():
-            for grpc in (port, port + 10000):
-                for path in Path("/tmp").glob(f"seaweedfs-*-{grpc}.sock"):
-                    with contextlib.suppress(OSError):
-                        if stat.S_ISSOCK(path.lstat().st_mode):
-                            path.unlink()
+        remove_sockets(self.ports.values())
 
     def _log_tail(self, lines: int = 40) -> str:
         try:
