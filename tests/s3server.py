@@ -12,7 +12,8 @@
 
 SeaweedFS differs from AWS S3 in two ways the tests must not lean on: an admin key's PUT to
 a missing bucket creates the bucket (``-s3.autoCreateBucket``, switched off here), and a
-delimiter listing keeps showing a "folder" whose objects were all deleted.
+delimiter listing keeps showing a "folder" whose objects were all deleted, until its
+empty-folder cleaner removes it about 2 minutes later.
 
 Notes on running it, learnt here:
 
