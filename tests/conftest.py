@@ -1,5 +1,6 @@
 """Shared fixtures: a scrubbed environment, real MNIST, temporary cache and registry, a
-Prefect test server, a registry with a champion (the flow and CLI tests), S3 on moto.
+Prefect test server, a registry with a champion (the flow and CLI tests), a real S3 server
+(SeaweedFS on loopback, one per session: tests/s3server.py).
 
 Real MNIST comes from ``$SOFTMAX_PIPE_MNIST`` (set by .ci/run) or ``../shared/data/mnist``.
 When it is missing the tests that need it fail, never skip.
@@ -7,13 +8,15 @@ When it is missing the tests that need it fail, never skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.s3server import S3Identity, SeaweedFS, admin_identity, scoped_identity
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -125,82 +128,88 @@ def with_champion(champion_registry: Path, tmp_path: Path) -> Path:
     return reg
 
 
-# --- S3 on loopback: moto's real HTTP S3 API, driven by the real boto3 client -------------
+# --- S3 on loopback: SeaweedFS, a real S3 server, driven by the real boto3 client ----------
 
 S3_TEST_KEY = "testing-key-id"
 S3_TEST_SECRET = "testing-secret"
-S3_REGION = "us-east-1"
-
-
-class AtomicConditionalWrites:
-    """WSGI middleware: requests with If-None-Match / If-Match run one at a time."""
-
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self.app = app
-        self.lock = threading.Lock()
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MATCH" not in environ:
-            return self.app(environ, start_response)
-        with self.lock:
-            result = self.app(environ, start_response)
-            try:
-                return [b"".join(result)]
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+# The session server's keys. Another key is one more entry here (or a SeaweedFS of its own,
+# started by the tests that need other rights: tests.s3server.SeaweedFS).
+S3_ADMIN = admin_identity(access_key=S3_TEST_KEY, secret_key=S3_TEST_SECRET)
+# every bucket's objects, but no Admin: it cannot create a bucket, as an AWS user without
+# s3:CreateBucket cannot
+S3_USER = S3Identity("user", ("Read", "Write", "List", "Tagging"))
+S3_NOBODY = S3Identity("nobody", ("Read:no-such-bucket",))  # a valid key allowed nothing here
+# The bucket the scoped key is for: one fixed name, as in a deployment (see scoped_identity);
+# the scoped_bucket fixture makes it anew for each test.
+SCOPED_BUCKET = "scoped-registry"
+# may read and list SCOPED_BUCKET and write only blobs and model versions under reg/
+S3_SCOPED = scoped_identity(
+    "scoped", SCOPED_BUCKET, write=("reg/blobs/*", "reg/models/*/versions/*")
+)
+S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED)
+_STARTED: list[SeaweedFS] = []  # for the summary line
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 over real HTTP on 127.0.0.1 (free port) for the session; yields its URL.
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS (``weed server -s3``) on free loopback ports for the session, with the
+    keys of :data:`S3_IDENTITIES`; killed at the end (and with this process if it dies)."""
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs"), S3_IDENTITIES) as server:
+        _STARTED.append(server)
+        yield server
 
-    moto (5.2) evaluates ``If-None-Match`` / ``If-Match`` on PutObject by looking the key
-    up and then writing it, with no lock in between, so two concurrent conditional PUTs
-    of one key can both succeed (seen about once in 200 sixteen-way races). AWS S3 and
-    MinIO check and write atomically, and the registry protocol relies on that, so the
-    server is moto's own WSGI app behind a lock held only for conditional requests.
-    """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
 
-    app = AtomicConditionalWrites(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: SeaweedFS) -> str:
+    """The session S3 server's URL (``http://127.0.0.1:PORT``)."""
+    return s3_server.endpoint
+
+
+def use_s3_identity(monkeypatch: pytest.MonkeyPatch, identity: S3Identity, endpoint: str) -> None:
+    """Point boto3 at ``endpoint`` with ``identity``'s key, through its own variables."""
+    for key, value in identity.env(endpoint).items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture
-def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point boto3 at the moto server through its own environment conventions."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_TEST_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_TEST_SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", S3_REGION)
-    return moto_endpoint
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the S3 server with the admin key; returns the endpoint."""
+    use_s3_identity(monkeypatch, S3_ADMIN, s3_endpoint)
+    return s3_endpoint
 
 
 @pytest.fixture
 def s3_bucket(s3_env: str, request: pytest.FixtureRequest) -> str:
-    """A fresh, empty bucket on the moto server; returns its name."""
+    """A fresh, empty bucket on the S3 server, named after the test; returns its name."""
     import re
     import uuid
 
-    import boto3
-
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     bucket = f"{name}-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_env, region_name=S3_REGION).create_bucket(Bucket=bucket)
+    client = S3_ADMIN.client(s3_env)
+    try:
+        client.create_bucket(Bucket=bucket)
+    finally:
+        client.close()
     return bucket
+
+
+@pytest.fixture
+def scoped_bucket(s3_endpoint: str) -> str:
+    """:data:`SCOPED_BUCKET`, deleted (with everything in it) and made again: empty."""
+    client = S3_ADMIN.client(s3_endpoint)
+    try:
+        with contextlib.suppress(client.exceptions.NoSuchBucket):
+            client.delete_bucket(Bucket=SCOPED_BUCKET)  # the server empties it first
+        client.create_bucket(Bucket=SCOPED_BUCKET)
+    finally:
+        client.close()
+    return SCOPED_BUCKET
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How long the S3 server took to start (measured, never asserted on)."""
+    for server in _STARTED:
+        terminalreporter.write_line(
+            f"S3 server: SeaweedFS ({server.endpoint}) ready in {server.startup_seconds:.1f} s"
+        )

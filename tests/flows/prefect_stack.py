@@ -8,7 +8,7 @@
   SQLite in a temp dir; the test process talks to it through :meth:`PrefectServer.client`
   (explicit API URL, never the environment, so the session's in-process test server is
   undisturbed).
-- :class:`WriteCutProxy` is an S3 endpoint that forwards reads to moto and drops every
+- :class:`WriteCutProxy` is an S3 endpoint that forwards reads to the S3 server and drops every
   write: the registry becomes unreachable exactly when a run publishes.
 
 Every wait is bounded; a timeout names what was awaited and shows the logs.
@@ -263,7 +263,7 @@ class PrefectServer:
 
 
 class WriteCutProxy:
-    """An HTTP S3 endpoint in front of moto: reads go through, writes are dropped.
+    """An HTTP S3 endpoint in front of an S3 server: reads go through, writes are dropped.
 
     Every PUT/POST/DELETE is answered by closing the connection without a response, the
     way an endpoint that went away mid-publish looks to boto3.

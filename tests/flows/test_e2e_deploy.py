@@ -2,8 +2,8 @@
 
 One Prefect server (``prefect server start``, SQLite in a temp dir, a free port), the
 deployments registered from ``deploy/prefect.yaml`` by ``softmax-pipe deploy``, real
-``prefect worker`` processes on the ``process`` pool, an S3 registry on moto standing in
-for MinIO, real MNIST. In order:
+``prefect worker`` processes on the ``process`` pool, an S3 registry on SeaweedFS (the
+session's server on loopback), real MNIST. In order:
 
 1. both deployments exist with their cron schedules (and the scheduler plans Monday
    03:00 runs); the pool and the crash automation too;
@@ -53,7 +53,7 @@ import yaml
 from PIL import Image
 
 from registry import Registry
-from tests.conftest import S3_REGION, S3_TEST_KEY, S3_TEST_SECRET
+from tests.conftest import S3_TEST_KEY, S3_TEST_SECRET
 from tests.flows.prefect_stack import (
     REPO,
     PrefectServer,
@@ -63,6 +63,7 @@ from tests.flows.prefect_stack import (
     wait_until,
 )
 from tests.printed_digits import write_printed
+from tests.s3server import S3_REGION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # room for a busy machine
 
@@ -82,7 +83,7 @@ ZOMBIE_FILE = "deploy/automations/crash-zombie-flow-runs.yaml"
 
 @pytest.fixture
 def bucket(s3_env: str) -> str:
-    """The registry bucket on moto, empty (its name is fixed by deploy/prefect.yaml)."""
+    """The registry bucket on the S3 server, empty (its name is fixed by deploy/prefect.yaml)."""
     s3 = boto3.resource("s3", endpoint_url=s3_env, region_name=S3_REGION)
     b = s3.Bucket(BUCKET)
     if b.creation_date is None:
@@ -300,7 +301,7 @@ def wait_triggered(
 def test_scheduled_deployments_end_to_end(
     tmp_path: Path,
     stack: tuple[ProcessTracker, PrefectServer],
-    moto_endpoint: str,
+    s3_endpoint: str,
     bucket: str,
     mnist_dir: Path,
     session_cache: Path,
@@ -327,7 +328,7 @@ def test_scheduled_deployments_end_to_end(
     client_env = server.client_env(tmp_path / "client-home")
     worker_env = {
         **server.client_env(tmp_path / "worker-home"),
-        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": S3_TEST_KEY,
         "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET,
         "AWS_DEFAULT_REGION": S3_REGION,
@@ -409,7 +410,7 @@ def test_scheduled_deployments_end_to_end(
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
     assert check_scores(triggered / "scores.csv", truth, model="mnist:1") >= N_DIGITS - 3
     lap("score-inbox triggered by mnist@champion -> 1")
-    versions, aliases, keys_after_1 = registry_state(moto_endpoint, check_cache)
+    versions, aliases, keys_after_1 = registry_state(s3_endpoint, check_cache)
     assert versions == [1] and aliases == {"champion": 1}
 
     # the server's scheduler has planned the next runs from the cron: Mondays, 03:00 UTC
@@ -423,7 +424,7 @@ def test_scheduled_deployments_end_to_end(
     assert run.state.is_failed(), run.state
     assert "gate" in (run.state.message or "").lower() and "0.999" in run.state.message
     lap("refused retrain")
-    assert registry_state(moto_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
+    assert registry_state(s3_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
 
     # 4. the worker dies mid-training: Crashed, nothing published; the next runs succeed -----
     doomed = trigger(server, RETRAIN, parameters=retrain_with(hyper={"epochs": 500}))
@@ -464,7 +465,7 @@ def test_scheduled_deployments_end_to_end(
     assert run.state.is_crashed(), run.state
     assert "heartbeats stopped" in (run.state.message or ""), run.state.message
     lap("crash detected")
-    assert registry_state(moto_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
+    assert registry_state(s3_endpoint, check_cache) == ([1], {"champion": 1}, keys_after_1)
 
     # labelled images arrive in the inbox: printed digits, which mnist:1 reads worst
     write_printed(labelled, 30, seed=41)
@@ -476,14 +477,14 @@ def test_scheduled_deployments_end_to_end(
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     assert check_scores(triggered / "scores.csv", truth, model="mnist:2") >= N_DIGITS - 3
     lap("score-inbox triggered by mnist@champion -> 2")
-    versions, aliases, keys_after_2 = registry_state(moto_endpoint, check_cache)
+    versions, aliases, keys_after_2 = registry_state(s3_endpoint, check_cache)
     assert versions == [1, 2] and aliases == {"champion": 2}
-    with Registry.open(REGISTRY, endpoint_url=moto_endpoint, cache_dir=check_cache) as reg:
+    with Registry.open(REGISTRY, endpoint_url=s3_endpoint, cache_dir=check_cache) as reg:
         lineage = reg.resolve("mnist@champion").lineage
     assert lineage["warm_start_from"] == "mnist:1", lineage  # the deployment's warm start
     assert lineage["flow_run_id"] == str(nxt)
     assert [d["name"] for d in lineage["datasets"]] == ["inbox"]
-    with Registry.open(REGISTRY, endpoint_url=moto_endpoint, cache_dir=check_cache) as reg:
+    with Registry.open(REGISTRY, endpoint_url=s3_endpoint, cache_dir=check_cache) as reg:
         domain = reg.resolve("mnist:2").metrics["domains"]["inbox"]
         assert [v.version for v in reg.dataset_versions("inbox")] == [1]
     assert domain["accuracy"] > domain["champion_accuracy"], domain  # better on that domain
@@ -495,10 +496,10 @@ def test_scheduled_deployments_end_to_end(
     assert "train" not in task_runs(server, idle) and "publish" not in task_runs(server, idle)
     wait_until("the run's log to say why", lambda: said(server, idle, "nothing new to learn"), 60)
     lap("retrain with nothing new: skipped")
-    assert registry_state(moto_endpoint, check_cache) == ([1, 2], {"champion": 2}, keys_after_2)
+    assert registry_state(s3_endpoint, check_cache) == ([1, 2], {"champion": 2}, keys_after_2)
 
     # 5. the registry endpoint drops every write during publish -------------------------------
-    with WriteCutProxy(moto_endpoint) as proxy:
+    with WriteCutProxy(s3_endpoint) as proxy:
         cut = trigger(
             server,
             RETRAIN,
@@ -521,7 +522,7 @@ def test_scheduled_deployments_end_to_end(
     assert 3 <= len(proxy.refused) <= 9, proxy.refused
     assert all(r.startswith("PUT ") for r in proxy.refused), proxy.refused
     assert seconds < RUN_TIMEOUT
-    assert registry_state(moto_endpoint, check_cache) == ([1, 2], {"champion": 2}, keys_after_2)
+    assert registry_state(s3_endpoint, check_cache) == ([1, 2], {"champion": 2}, keys_after_2)
     tracker.stop("worker-2")
 
     # 6. one box: `softmax-pipe serve` takes over both deployments ----------------------------

@@ -43,10 +43,10 @@ def read_events(prefix: str) -> list[Any]:
         return list(client.read_events(filter=filt, limit=50).events)
 
 
-def _publish_promote_rollback(root: Path, cache: Path) -> str:
+def _publish_promote_rollback(root: str, cache: Path) -> str:
     """Three registry operations (5 events); returns the model's resource-id prefix."""
     listeners = registry_listeners()
-    with Registry.open(str(root), cache_dir=cache, listeners=listeners) as reg:
+    with Registry.open(root, cache_dir=cache, listeners=listeners) as reg:
         reg.publish(make_model(1), "digits", alias="champion")
         reg.publish(make_model(2), "digits", alias="champion")
         reg.rollback("digits", "champion")
@@ -54,16 +54,22 @@ def _publish_promote_rollback(root: Path, cache: Path) -> str:
     return f"softmax-pipe.registry.{reg.uri}.model.digits"
 
 
+@pytest.mark.parametrize("store", ["local", "s3"])
 @pytest.mark.parametrize("where", ["cli", "flow"])
 def test_publish_promote_rollback_reach_prefect(
-    prefect_harness: None, tmp_path: Path, where: str
+    prefect_harness: None, tmp_path: Path, where: str, store: str, request: pytest.FixtureRequest
 ) -> None:
     """From a command (held back, then sent at its end) and from a flow run (Prefect's
-    background events worker), the same five events reach the API."""
+    background events worker), the same five events reach the API, from a folder registry
+    and from one on the S3 server."""
     from prefect import flow
 
     assert api_configured()  # the harness sets PREFECT_API_URL in Prefect's settings
-    root, cache = tmp_path / "events-registry", tmp_path / "c"
+    if store == "s3":
+        root = f"s3://{request.getfixturevalue('s3_bucket')}/events-registry"
+    else:
+        root = str(tmp_path / "events-registry")
+    cache = tmp_path / "c"
     if where == "flow":
         prefix = flow(name="events-test")(_publish_promote_rollback)(root, cache)
     else:

@@ -238,7 +238,7 @@ def test_end_to_end_s3_registry(
     arts = _artifacts(state.state_details.flow_run_id)
     image = arts[CONFUSION_KEY]
     assert image.type == "image" and "X-Amz-Signature=" in image.data
-    with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: moto
+    with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: the S3 server
         assert resp.read().startswith(b"\x89PNG")
     link = re.search(r"\[The report of digits:1\]\((http[^)]+)\)", arts[REPORT_KEY].data)
     assert link is not None and "works for 7 days" in arts[REPORT_KEY].data

@@ -1,14 +1,12 @@
 """Fixtures for the registry contract suite: every test here runs on both stores.
 
-``local``: a folder under tmp_path. ``s3``: ``s3://<fresh bucket>/team/models`` on a moto
-server (real HTTP on loopback, real boto3 client, settings via AWS_* env).
-
-The moto server (tests/conftest.py) makes conditional writes atomic, as on AWS and MinIO.
+``local``: a folder under tmp_path. ``s3``: ``s3://<fresh bucket>/team/models`` on the
+session's SeaweedFS server (tests/conftest.py: a real S3 server on loopback, the real boto3
+client, settings via AWS_* env).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -21,11 +19,6 @@ from registry import Registry, open_store
 from tests.registry.helpers import CountingStore
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _quiet_moto() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -1,4 +1,4 @@
-"""The registry contract, run against both stores (local folder; S3 via moto over HTTP)."""
+"""The registry contract, run against both stores (local folder; S3 on SeaweedFS, loopback)."""
 
 from __future__ import annotations
 

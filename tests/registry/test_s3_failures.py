@@ -1,31 +1,24 @@
 """S3 failures a user will meet: dead or hanging endpoint, bad credentials, missing bucket.
 
-Credentials are checked for real: a second moto server, in its own process, runs with
-IAM authentication switched on (moto's ``/moto-api/reset-auth``), so SigV4 signatures
-and IAM policies are verified the way AWS and MinIO verify them. It runs in its own
-process because moto's auth switch is process-global and would also lock the shared
-session server.
+Credentials are checked for real: the session's SeaweedFS server verifies SigV4 signatures
+and each key's rights (tests/conftest.py: ``S3_IDENTITIES``), as AWS does.
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from registry import Registry
 from registry.s3 import S3Store
 from softmax_core.errors import StorageError
+from tests.conftest import S3_NOBODY, S3_USER, use_s3_identity
 from tests.registry.helpers import make_model
+from tests.s3server import S3Identity
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -99,7 +92,15 @@ def test_hanging_endpoint_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
             store.get("x.json")
 
 
-def test_missing_bucket_is_named(s3_env: str, tmp_path: Path) -> None:
+def test_missing_bucket_is_named(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A key that cannot create buckets (S3_USER), so the PUT of a publish cannot make the
+    bucket appear. The server answers NoSuchBucket as AWS does (tests/s3server.py turns
+    SeaweedFS's autoCreateBucket off; with it on, an admin's PUT would create the bucket
+    and this key's PUT would be AccessDenied: either way this test fails, never passes
+    by accident)."""
+    use_s3_identity(monkeypatch, S3_USER, s3_endpoint)
     bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
     reg = Registry.open(f"s3://{bucket}/p", cache_dir=tmp_path)
     for call in (
@@ -110,113 +111,23 @@ def test_missing_bucket_is_named(s3_env: str, tmp_path: Path) -> None:
     ):
         with pytest.raises(StorageError) as e:
             call()
-        assert f"bucket {bucket!r} does not exist at {s3_env}" in str(e.value)
+        assert f"bucket {bucket!r} does not exist at {s3_endpoint}" in str(e.value)
 
 
 def test_no_credentials_at_all(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # clean_env removed every AWS_* key
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # clean_env removed every AWS_* key
     reg = Registry.open("s3://models/p", cache_dir=tmp_path)
     with pytest.raises(StorageError, match=r"no usable AWS credentials.*AWS_ACCESS_KEY_ID"):
         reg.resolve("digits")
 
 
-# --- a moto server that checks credentials ------------------------------------------------
-
-_SERVER = """
-import logging, sys
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()  # until the test closes our stdin
-server.stop()
-"""
-
-
-@dataclass(frozen=True)
-class AuthS3:
-    endpoint: str
-    bucket: str
-    key_id: str  # allowed s3:* on everything
-    secret: str
-    weak_key_id: str  # valid credentials, no permissions
-    weak_secret: str
-
-
-@pytest.fixture(scope="module")
-def auth_s3() -> Iterator[AuthS3]:
-    import boto3
-
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        endpoint = f"http://127.0.0.1:{int(proc.stdout.readline())}"
-        boot: dict[str, Any] = {  # accepted while auth is still off
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "bootstrap",
-            "aws_secret_access_key": "bootstrap",
-        }
-        iam = boto3.client("iam", **boot)
-        iam.create_user(UserName="publisher")
-        key = iam.create_access_key(UserName="publisher")["AccessKey"]
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-        }
-        iam.put_user_policy(
-            UserName="publisher", PolicyName="s3", PolicyDocument=json.dumps(policy)
-        )
-        iam.create_user(UserName="nobody")
-        weak = iam.create_access_key(UserName="nobody")["AccessKey"]
-        boto3.client("s3", **boot).create_bucket(Bucket="guarded")
-        req = urllib.request.Request(  # from now on every request is authenticated
-            f"{endpoint}/moto-api/reset-auth",
-            data=b"0",
-            method="POST",
-            headers={"Content-Type": "text/plain"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert json.load(r)["status"] == "ok"
-        yield AuthS3(
-            endpoint,
-            "guarded",
-            key["AccessKeyId"],
-            key["SecretAccessKey"],
-            weak["AccessKeyId"],
-            weak["SecretAccessKey"],
-        )
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def use_credentials(mp: pytest.MonkeyPatch, auth: AuthS3, key_id: str, secret: str) -> None:
-    mp.setenv("AWS_ENDPOINT_URL", auth.endpoint)
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv("AWS_ACCESS_KEY_ID", key_id)
-    mp.setenv("AWS_SECRET_ACCESS_KEY", secret)
-
-
 def test_valid_credentials_work(
-    auth_s3: AuthS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    use_credentials(monkeypatch, auth_s3, auth_s3.key_id, auth_s3.secret)
-    reg = Registry.open(f"s3://{auth_s3.bucket}/ok", cache_dir=tmp_path)
+    use_s3_identity(monkeypatch, S3_USER, s3_endpoint)
+    reg = Registry.open(f"s3://{s3_bucket}/ok", cache_dir=tmp_path)
     m = reg.publish(make_model(1), "digits", alias="champion")
     assert reg.resolve("digits@champion") == m
 
@@ -230,23 +141,25 @@ def test_valid_credentials_work(
     ],
 )
 def test_wrong_credentials_are_a_clear_error(
-    auth_s3: AuthS3,
+    s3_endpoint: str,
+    s3_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     which: str,
     expected: str,
 ) -> None:
-    key_id, secret = {
-        "unknown-key": ("AKIAUNKNOWNUNKNOWN00", "whatever-secret-value"),
-        "wrong-secret": (auth_s3.key_id, "not-the-right-secret-value"),
-        "no-permission": (auth_s3.weak_key_id, auth_s3.weak_secret),
+    identity = {
+        "unknown-key": S3Identity("unknown", ()),  # a key the server was never given
+        "wrong-secret": replace(S3_USER, secret_key="not-the-right-secret-value"),
+        "no-permission": S3_NOBODY,
     }[which]
-    use_credentials(monkeypatch, auth_s3, key_id, secret)
-    reg = Registry.open(f"s3://{auth_s3.bucket}/ok", cache_dir=tmp_path)
+    use_s3_identity(monkeypatch, identity, s3_endpoint)
+    reg = Registry.open(f"s3://{s3_bucket}/ok", cache_dir=tmp_path)
     with pytest.raises(StorageError) as e:
         reg.publish(make_model(1), "digits")
     msg = str(e.value)
-    assert expected in msg and auth_s3.endpoint in msg
+    assert expected in msg and s3_endpoint in msg
     assert "AWS_ACCESS_KEY_ID" in msg or "policy" in msg  # says what to check
-    assert secret not in msg and key_id not in msg  # credentials are never echoed
+    # credentials are never echoed
+    assert identity.secret_key not in msg and identity.access_key not in msg
     assert e.value.exit_code == 4
