@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from softmax_core import gate, preprocess, settings
+from softmax_core.escaping import markdown, markdown_code, markdown_link
 from softmax_core.modelfile import ModelFile
 
 if TYPE_CHECKING:
@@ -46,7 +47,11 @@ def gate_report_markdown(
 ) -> str:
     """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage;
     with ``domains`` (each dataset's holdout gate), a table per domain; with ``page`` (a
-    published version's ref and its report's URL), a link to the report."""
+    published version's ref and its report's URL), a link to the report.
+
+    Every string that is not ours (dataset and model names, paths and other lineage
+    values, parameters, messages that quote them) goes through
+    :mod:`softmax_core.escaping`: nothing in them can become markdown, HTML or a link."""
 
     def fmt(x: float | None, spec: str = ".4f") -> str:
         return "—" if x is None else format(x, spec)
@@ -59,15 +64,17 @@ def gate_report_markdown(
         "passed"
         if not failed
         else "REFUSED ("
-        + ", ".join(f"{d.rule} rule" + (f" on {d.domain}" if d.domain else "") for d in failed)
+        + ", ".join(
+            f"{d.rule} rule" + (f" on {markdown(d.domain)}" if d.domain else "") for d in failed
+        )
         + ")"
     )
-    champ = decision.champion or "none"
+    champ = markdown(decision.champion or "none")
     p = "—" if decision.p_value is None else f"{decision.p_value:.3g}"
     lines = [
         f"# Training pipeline: gate {verdict}",
         "",
-        *(d.message for d in failed or [decision]),
+        *(markdown(d.message) for d in failed or [decision]),
         "",
         "## Gate",
         "",
@@ -82,7 +89,9 @@ def gate_report_markdown(
         f"- McNemar exact test vs champion: p = {p} (refused when worse and p < {decision.alpha:g})",
     ]
     for f in decision.failures:
-        lines.append(f"- **failed: {f.rule}** by {f.shortfall:.4f}: {f.message}")
+        lines.append(
+            f"- **failed: {markdown(f.rule)}** by {f.shortfall:.4f}: {markdown(f.message)}"
+        )
     if domains:
         lines += ["", *domain_table(decision, domains)]
     params = model.meta.get("params", {})
@@ -93,12 +102,12 @@ def gate_report_markdown(
         f"- test accuracy: {report['accuracy']:.4f} on {report['n']} images",
         f"- train accuracy (last epoch): {fmt(model.meta.get('train_accuracy'))}",
         f"- training time: {fmt(model.meta.get('train_seconds'), '.2f')} s",
-        f"- preprocessing: {preprocess.describe(model.steps)}",
-        "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(params.items())),
+        f"- preprocessing: {markdown(preprocess.describe(model.steps))}",
+        "- params: " + ", ".join(markdown_code(f"{k}={v}") for k, v in sorted(params.items())),
         "",
         "## Lineage",
         "",
-        *(f"- {k}: `{v}`" for k, v in lineage.items()),
+        *(f"- {k}: {markdown_code(str(v))}" for k, v in lineage.items()),
     ]
     if page is not None:
         lines += ["", *_page_link(*page)]
@@ -114,7 +123,7 @@ def _page_link(ref: str, url: str) -> list[str]:
     return [
         "## Report",
         "",
-        f"[The report of {ref}]({url}){expiry}: pictures of "
+        f"{markdown_link(f'The report of {ref}', url)}{expiry}: pictures of "
         "what it learned, where it errs, how sure it is, against the champion.",
     ]
 
@@ -135,7 +144,7 @@ def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecisio
         p = "—" if d.p_value is None else f"{d.p_value:.3g}"
         verdict = "passed" if d.passed else f"REFUSED ({d.rule})"
         lines.append(
-            f"| {d.domain or 'MNIST test'} | {d.n} | {cell(d.accuracy)} | "
+            f"| {markdown(d.domain or 'MNIST test')} | {d.n} | {cell(d.accuracy)} | "
             f"{cell(d.champion_accuracy)} | {p} | {d.min_accuracy:.2f} | {verdict} |"
         )
     return lines

@@ -46,6 +46,7 @@ from softmax_core.errors import (
     ServiceUnavailableError,
     SoftmaxPipeError,
 )
+from softmax_core.escaping import markdown
 from softmax_core.settings import IO_RETRIES, IO_RETRY_DELAY
 
 FLOW_NAME = "batch-scoring"
@@ -177,8 +178,8 @@ def batch_scoring(
     logger.info("scored %d images, %d failed", summary.scored, summary.failed)
     create_markdown_artifact(
         key=SUMMARY_KEY,
-        markdown="\n".join(["# Batch scoring", "", "```", *summary.lines(), "```"]),
-        description=f"Scoring {path} with {the_model.name}",
+        markdown=summary.markdown(),
+        description=markdown(f"Scoring {path} with {the_model.name}"),
     )
     return summary
 

@@ -77,6 +77,7 @@ from flows.training_inputs import (
 )
 from softmax_core import gate, settings
 from softmax_core.errors import ModelNotFoundError
+from softmax_core.escaping import markdown
 from softmax_core.modelfile import ModelFile
 
 if TYPE_CHECKING:
@@ -257,7 +258,9 @@ def evaluate_model(
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=gate_report_markdown(report, decision, model, lineage, domains=domains),
-        description=f"passed: {decision.message}" if verdict is None else f"REFUSED: {verdict}",
+        description=markdown(
+            f"passed: {decision.message}" if verdict is None else f"REFUSED: {verdict}"
+        ),
     )
     create_table_artifact(
         key=PER_CLASS_KEY,

@@ -23,6 +23,7 @@ from softmax_core.errors import (
     EXIT_INTERRUPTED,
     SoftmaxPipeError,
 )
+from softmax_core.escaping import printable
 
 SourceOpt = Annotated[
     str | None,
@@ -107,13 +108,23 @@ LimitOpt = Annotated[
 
 def err(message: str, *, style: str | None = None) -> None:
     """One line on stderr: styled by rich on a terminal (markup off: paths may contain
-    brackets), plain text otherwise (without importing rich: most runs are scripted)."""
+    brackets), plain text otherwise (without importing rich: most runs are scripted).
+
+    The line goes through :func:`softmax_core.escaping.printable`: a file name, path or
+    message quoting one cannot move the cursor, retitle the terminal or start a line."""
+    message = printable(message)
     if not sys.stderr.isatty():
         print(message, file=sys.stderr, flush=True)
         return
     from rich.console import Console
 
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)
+
+
+def echo(line: str) -> None:
+    """One line on stdout (``typer.echo``) that names a user's file, path or key:
+    :func:`softmax_core.escaping.printable`, as :func:`err` does for stderr."""
+    typer.echo(printable(line))
 
 
 DEBUG_KEY = "softmax_pipe.debug"

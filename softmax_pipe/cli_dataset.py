@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from softmax_pipe.cli_common import ImageProgress, JsonOpt, err
+from softmax_pipe.cli_common import ImageProgress, JsonOpt, echo, err
 from softmax_pipe.cli_registry import pull_target, uses_registry, write_copy
 from softmax_pipe.cli_tables import print_json, table
 
@@ -204,4 +204,4 @@ def pull(
     if as_json:
         print_json({"ref": m.ref, "digest": m.digest, "path": str(path), "count": len(data)})
         return
-    typer.echo(f"{m.ref} -> {path} ({len(data)} images, sha256 verified)")
+    echo(f"{m.ref} -> {path} ({len(data)} images, sha256 verified)")

@@ -18,7 +18,7 @@ import typer
 
 from softmax_core import settings
 from softmax_core.errors import CorruptObjectError, PartialFailure
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, echo, err
 from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
 if TYPE_CHECKING:
@@ -329,7 +329,7 @@ def pull(
         )
         return
     how = "from the cache" if result.cached else "downloaded, sha256 verified"
-    typer.echo(f"{result.manifest.ref} -> {path} ({how})")
+    echo(f"{result.manifest.ref} -> {path} ({how})")
 
 
 def write_copy(src: Path, dst: Path) -> None:
@@ -374,5 +374,5 @@ def gc(
         return
     verb = "would delete" if dry_run else "deleted"
     for key in keys:
-        typer.echo(f"{verb} {key}")
+        echo(f"{verb} {key}")
     typer.echo(f"{verb} {len(keys)} unreferenced blob(s)")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from softmax_core import settings
+from softmax_core.escaping import markdown_block, printable
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.discover import Discovery
 from softmax_core.scoring.model import N_CLASSES
@@ -80,7 +81,8 @@ class ScoreSummary:
         }
 
     def lines(self) -> list[str]:
-        """The human summary, one string per stderr line."""
+        """The human summary, one string per stderr line, each :func:`printable` (file names,
+        extensions, the model and error reasons come from users: no line can forge another)."""
         rate = f" ({self.total / self.seconds:,.0f} images/s)" if self.seconds > 0 else ""
         out = [
             f"scored {self.scored:,} of {self.total:,} images in {self.seconds:.2f} s{rate} "
@@ -109,4 +111,8 @@ class ScoreSummary:
                     f"  ... and {self.failed - len(self.failures):,} more "
                     "(status=error rows in the output)"
                 )
-        return out
+        return [printable(line) for line in out]
+
+    def markdown(self) -> str:
+        """The ``scoring-summary`` artifact: :meth:`lines` in a code block nothing can leave."""
+        return "\n".join(["# Batch scoring", "", markdown_block(self.lines())])

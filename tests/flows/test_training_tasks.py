@@ -247,3 +247,45 @@ def test_report_markdown_and_table(small_model: ModelFile) -> None:
         {"per_class": [{"class": 3, "precision": 0.123456, "recall": 1.0, "support": 7}]}
     )
     assert rows == [{"class": 3, "precision": 0.1235, "recall": 1.0, "support": 7}]
+
+
+EVIL = "x`\n```\n</code><img src=x onerror=alert(1)>\n# forged\n[click me](javascript:alert(1))"
+
+
+def test_report_markdown_escapes_every_user_string(small_model: ModelFile) -> None:
+    """Issue 27 item 2: dataset names, lineage values (paths), parameters, the champion and
+    the report URL cannot add a link, HTML, a heading or leave their code span."""
+    import dataclasses
+
+    from markdown_it import MarkdownIt
+
+    from softmax_core.escaping import printable
+
+    y = np.arange(1000) % 10
+    pred = y.copy()
+    pred[:100] = (pred[:100] + 1) % 10
+    decision = gate.decide(y, y, min_accuracy=0.95, champion_pred=y, champion=EVIL)
+    domain = gate.decide(y, pred, min_accuracy=0.95, domain=EVIL)
+    model = dataclasses.replace(
+        small_model, meta={**small_model.meta, "params": {"source": EVIL, "epochs": 2}}
+    )
+    report = {"accuracy": decision.accuracy, "n": 1000, "per_class": []}
+    lineage = {"data_source": EVIL, "datasets": [{"name": EVIL}], "flow_run_id": "abc"}
+    md_it = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md_it.validateLink = lambda url: True  # type: ignore[method-assign]  # see every link
+    for url in ("javascript:alert(1)", f"https://s3.example/r.html?{EVIL}"):
+        md = gate_report_markdown(
+            report, decision, model, lineage, page=("m:1", url), domains=[domain]
+        )
+        tokens = md_it.parse(md)
+        inline = [c for t in tokens if t.children for c in t.children]
+        links = [c.attrGet("href") for c in inline if c.type == "link_open"]
+        shown = md_it.normalizeLink(printable(url))  # the link, its newlines shown as \n
+        assert links == ([] if url.startswith("javascript") else [shown])
+        kinds = {t.type for t in [*tokens, *inline]}
+        assert not kinds & {"html_block", "html_inline", "image", "fence", "code_block"}, kinds
+        headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+        assert [h.split(":")[0] for h in headings] == [
+            "Training pipeline", "Gate", "Gate per domain", "Metrics", "Lineage", "Report"
+        ]  # fmt: skip
+        assert "<img" not in md_it.render(md)
