@@ -39,6 +39,8 @@ def sync_inbox(location: RegistryLocation, inbox: Path, dataset: str) -> str | N
             return reg.resolve_dataset(dataset).ref if reg.dataset_numbers(dataset) else None
     for rel, reason in read.failures:
         logger.warning("inbox: %s left out: %s", rel, reason)
+    if read.scan.linked_folders:
+        logger.warning("inbox: symlinked folders not walked: %s", read.scan.linked_folders)
     m, c = added.manifest, added.changes
     if added.created:
         logger.info(

@@ -80,6 +80,9 @@ IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next on
 SCORE_BATCH_SIZE = 256
 MIN_CONFIDENCE = 0.5
 MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bombs
+# `dataset add` hashes whole files: a larger one is refused before it is read (16-bit RGBA
+# at MAX_PIXELS is 128 MiB uncompressed).
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
 SHARD_SIZE = 4096
 SCORE_FORMAT = "csv"
 

@@ -105,6 +105,8 @@ def _notes(read: FolderData) -> None:
         err(f"note: {read.duplicates} files repeat another file's bytes; each counted once")
     if read.scan.unlabelled:
         err(f"note: {read.scan.unlabelled} images still in unlabelled/ were not added")
+    if read.scan.linked_folders:
+        err(f"note: symlinked folders are not walked: {', '.join(read.scan.linked_folders)}")
 
 
 @dataset_app.command("list")
