@@ -150,6 +150,16 @@ def _debug(ctx: Context) -> bool:
     return bool(ctx.find_root().meta.get(DEBUG_KEY)) or settings.debug_enabled()
 
 
+def _traceback(debug: bool) -> None:
+    """``--debug``: the traceback of the exception being handled, on stderr, before its
+    one line; the exit code stays the documented one (a bare re-raise would exit 1)."""
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+
+
 def _usage_error(e: UsageError, command_path: str) -> None:
     """Exit 2 with one line naming the help to read; a group called without a command
     (``softmax-pipe registry``) has printed its help already, and says nothing more."""
@@ -169,7 +179,8 @@ class ErrorBoundary(TyperGroup):
     - a usage error (bad option value, missing argument): one line, exit 2;
     - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
     - anything else (a bug): one line naming it, ``run with --debug for the traceback``,
-      exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
+      exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` prints the traceback before the
+      line; the exit code is the same.
     """
 
     def make_context(self, *args: Any, **kwargs: Any) -> Context:
@@ -179,8 +190,7 @@ class ErrorBoundary(TyperGroup):
             with stdout_closed_early():  # ``softmax-pipe --help | head``
                 return super().make_context(*args, **kwargs)
         except UsageError as e:
-            if settings.debug_enabled():
-                raise
+            _traceback(settings.debug_enabled())
             _usage_error(e, kwargs.get("info_name") or (args[0] if args else "softmax-pipe"))
             raise AssertionError("unreachable") from None  # _usage_error always raises
 
@@ -191,20 +201,17 @@ class ErrorBoundary(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except UsageError as e:
-            if _debug(ctx):
-                raise
+            _traceback(_debug(ctx))
             _usage_error(e, ctx.command_path)
         except SoftmaxPipeError as e:
-            if _debug(ctx):
-                raise
+            _traceback(_debug(ctx))
             err(f"error: {e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
-            if _debug(ctx):
-                raise
+            _traceback(_debug(ctx))
             err(
                 f"error: unexpected {type(e).__name__}: {e} (a bug; run with --debug "
                 "for the traceback)",
