@@ -207,7 +207,9 @@ def publish(
     validate_name("model name", name)  # refuse before opening anything
     if alias is not None:
         validate_name("alias", alias)
-    m = reg.publish(model_file, name, alias=alias)
+    m = reg.publish(model_file, name)
+    if alias is not None:
+        _promote_published(reg, m.ref, name, m.version, alias)
     where = reg.uri
     if as_json:
         print_json({**m.to_dict(), "alias": alias})
@@ -215,6 +217,17 @@ def publish(
     typer.echo(f"published {m.ref}  sha256:{m.digest}  to {where}")
     if alias is not None:
         typer.echo(f"{m.name}@{alias} -> {m.ref}")
+
+
+def _promote_published(reg: Registry, ref: str, name: str, version: int, alias: str) -> None:
+    """Move ``alias`` to a version just published; a failure says the version exists."""
+    from softmax_core.errors import SoftmaxPipeError
+
+    try:
+        reg.promote(name, version, alias)
+    except SoftmaxPipeError as e:  # same class, same exit code; the line says both
+        e.args = (f"published {ref}, but moving {name}@{alias} failed: {e}",)
+        raise
 
 
 @registry_app.command("promote")

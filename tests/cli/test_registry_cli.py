@@ -284,3 +284,23 @@ def test_a_name_that_reads_as_an_option_is_refused(tmp_path: Path, model_files: 
         "registry", "publish", str(model_files[0]), "--name=-rf", "--registry", str(tmp_path / "r")
     )
     assert code == 2 and "starts with '-'" in err
+
+
+def test_publish_with_an_alias_that_cannot_move_says_the_version_was_published(
+    model_files: list[Path], tmp_path: Path
+) -> None:
+    """Issue 27 item 12: the version is published, the alias write fails (here its folder
+    is a file, so even root cannot write it): exit 4, and the line says both."""
+    root = tmp_path / "registry"
+    reg = ("--registry", str(root), "--cache-dir", str(tmp_path / "cache"))
+    code, _, err = invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)
+    assert code == 0, err
+    (root / "models" / "digits" / "aliases").write_text("not a folder")
+    code, out, err = invoke(
+        "registry", "publish", str(model_files[1]), "--name", "digits", "--alias", "champion", *reg
+    )
+    assert code == 4, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: published digits:2, but moving digits@champion failed: "), err
+    code, out, _ = invoke("registry", "versions", "digits", *reg, "--json")
+    assert [v["version"] for v in json.loads(out)] == [1, 2]
