@@ -72,6 +72,11 @@ DATASET_MIN_ACCURACY = 0.90
 # longest SigV4 allows. A local registry's links are file:// paths and do not expire.
 REPORT_URL_SECONDS = 7 * 24 * 3600
 
+# --- registry ------------------------------------------------------------------------------
+# `registry gc --grace` under this many seconds needs --force: a blob is written before the
+# manifest that refers to it, so a publish or dataset add under way could lose its blob.
+GC_MIN_GRACE = 60.0
+
 # --- flows: I/O task retries -----------------------------------------------------------------
 IO_RETRIES = 3
 IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next one

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings
-from softmax_core.errors import CorruptObjectError, PartialFailure
+from softmax_core.errors import CorruptObjectError, InvalidInputError, PartialFailure
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, echo, err
 from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
@@ -378,9 +378,18 @@ def gc(
         ),
     ] = 3600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, delete nothing.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help=f"Allow --grace under {settings.GC_MIN_GRACE:g} s."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete blobs no version refers to (after a grace period; never by age alone)."""
+    if grace < settings.GC_MIN_GRACE and not (force or dry_run):
+        raise InvalidInputError(
+            f"--grace {grace:g} is under {settings.GC_MIN_GRACE:g} s: the blob of a publish or "
+            "dataset add under way would be deleted for good; add --force if none is running"
+        )
     keys = reg.gc(grace_seconds=grace, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "deleted": [] if dry_run else keys, "unreferenced": keys})
