@@ -42,6 +42,8 @@ def sync_inbox(location: Location, inbox: Path, dataset: str) -> str | None:
             return reg.resolve_dataset(dataset).ref if reg.dataset_numbers(dataset) else None
     for rel, reason in read.failures:
         logger.warning("inbox: %s left out: %s", rel, reason)
+    if read.scan.linked_folders:
+        logger.warning("inbox: symlinked folders not walked: %s", read.scan.linked_folders)
     m, c = added.manifest, added.changes
     if added.created:
         logger.info(

@@ -12,6 +12,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from flows._common import IN_MEMORY, STORAGE_RETRY, open_registry
 from flows.records import Champion, Evaluation
 from flows.report import CONFUSION_KEY, REPORT_KEY, gate_report_markdown
+from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
 from softmax_core.requests import Location, Target
@@ -87,13 +88,13 @@ def publish_report(
             page=(manifest.ref, url),
             domains=evaluation.domains,
         ),
-        description=f"passed: {decision.message} (report: {manifest.ref})",
+        description=markdown(f"passed: {decision.message} (report: {manifest.ref})"),
     )
     if png_url is not None and png_url.startswith(("http://", "https://")):
         create_image_artifact(
             image_url=png_url,
             key=CONFUSION_KEY,
-            description=f"confusion matrix of {manifest.ref} on {decision.n} test images",
+            description=markdown(f"confusion matrix of {manifest.ref} on {decision.n} test images"),
         )
     get_run_logger().info("report of %s: %s", manifest.ref, url)
     return url

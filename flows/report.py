@@ -13,6 +13,7 @@ from typing import Any
 
 from flows.records import domain_metrics
 from softmax_core import gate, settings
+from softmax_core.escaping import markdown, markdown_code, markdown_link
 from softmax_core.lineage import Lineage
 from softmax_core.metrics import EvaluationReport
 from softmax_core.model import Model
@@ -45,7 +46,11 @@ def gate_report_markdown(
 ) -> str:
     """The ``gate-report`` artifact: metrics, the decision and its numbers, the lineage;
     with ``domains`` (each dataset's holdout gate), a table per domain; with ``page`` (a
-    published version's ref and its report's URL), a link to the report."""
+    published version's ref and its report's URL), a link to the report.
+
+    Every string that is not ours (dataset and model names, paths and other lineage
+    values, parameters, messages that quote them) goes through
+    :mod:`softmax_core.escaping`: nothing in them can become markdown, HTML or a link."""
 
     def fmt(x: float | None, spec: str = ".4f") -> str:
         return "—" if x is None else format(x, spec)
@@ -58,15 +63,17 @@ def gate_report_markdown(
         "passed"
         if not failed
         else "REFUSED ("
-        + ", ".join(f"{d.rule} rule" + (f" on {d.domain}" if d.domain else "") for d in failed)
+        + ", ".join(
+            f"{d.rule} rule" + (f" on {markdown(d.domain)}" if d.domain else "") for d in failed
+        )
         + ")"
     )
-    champ = decision.champion or "none"
+    champ = markdown(decision.champion or "none")
     p = "—" if decision.p_value is None else f"{decision.p_value:.3g}"
     lines = [
         f"# Training pipeline: gate {verdict}",
         "",
-        *(d.message for d in failed or [decision]),
+        *(markdown(d.message) for d in failed or [decision]),
         "",
         "## Gate",
         "",
@@ -81,7 +88,9 @@ def gate_report_markdown(
         f"- McNemar exact test vs champion: p = {p} (refused when worse and p < {decision.alpha:g})",
     ]
     for f in decision.failures:
-        lines.append(f"- **failed: {f.rule}** by {f.shortfall:.4f}: {f.message}")
+        lines.append(
+            f"- **failed: {markdown(f.rule)}** by {f.shortfall:.4f}: {markdown(f.message)}"
+        )
     if domains:
         lines += ["", *domain_table(decision, domains)]
     info = model.info
@@ -92,12 +101,12 @@ def gate_report_markdown(
         f"- test accuracy: {report.accuracy:.4f} on {report.n} images",
         f"- train accuracy (last epoch): {fmt(info.train_accuracy)}",
         f"- training time: {fmt(info.train_seconds, '.2f')} s",
-        f"- preprocessing: {model.steps.describe()}",
-        "- params: " + ", ".join(f"`{k}={v}`" for k, v in sorted(info.params.items())),
+        f"- preprocessing: {markdown(model.steps.describe())}",
+        "- params: " + ", ".join(markdown_code(f"{k}={v}") for k, v in sorted(info.params.items())),
         "",
         "## Lineage",
         "",
-        *(f"- {k}: `{v}`" for k, v in lineage.to_json().items()),
+        *(f"- {k}: {markdown_code(str(v))}" for k, v in lineage.to_json().items()),
     ]
     if page is not None:
         lines += ["", *_page_link(*page)]
@@ -113,7 +122,7 @@ def _page_link(ref: str, url: str) -> list[str]:
     return [
         "## Report",
         "",
-        f"[The report of {ref}]({url}){expiry}: pictures of "
+        f"{markdown_link(f'The report of {ref}', url)}{expiry}: pictures of "
         "what it learned, where it errs, how sure it is, against the champion.",
     ]
 
@@ -134,7 +143,7 @@ def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecisio
         p = "—" if d.p_value is None else f"{d.p_value:.3g}"
         verdict = "passed" if d.passed else f"REFUSED ({d.rule})"
         lines.append(
-            f"| {d.domain or 'MNIST test'} | {d.n} | {cell(d.accuracy)} | "
+            f"| {markdown(d.domain or 'MNIST test')} | {d.n} | {cell(d.accuracy)} | "
             f"{cell(d.champion_accuracy)} | {p} | {d.min_accuracy:.2f} | {verdict} |"
         )
     return lines

@@ -22,20 +22,23 @@ Both run inside :func:`prefect_session`:
 - An unreachable API, or a temporary server that does not start, is a
   :class:`~softmax_core.errors.ServiceUnavailableError` (exit 4) naming the fix; a flow
   run that ends without a result is a :class:`~softmax_core.errors.PipelineError`.
-- SIGTERM raises ``KeyboardInterrupt`` while the flow runs, so Prefect's exit handler
-  stops the temporary server instead of leaving it behind.
+- The temporary server is started by the session, in a session of its own, with a guard
+  that stops it should the CLI die (even by SIGKILL): :mod:`flows.temporary_server`.
+- SIGINT and SIGTERM, to the process or to its whole group (a terminal's Ctrl-C,
+  ``timeout``, a container stop), raise ``KeyboardInterrupt`` while the session lasts:
+  Prefect marks the run crashed on the server, which the signal did not reach, and the
+  CLI exits 130. Should that not end the run within
+  :data:`flows.temporary_server.INTERRUPT_DEADLINE` seconds, or at a second Ctrl-C, the
+  process stops the server and exits 130 at once.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from softmax_core.errors import InvalidInputError, PipelineError, ServiceUnavailableError
@@ -154,26 +157,6 @@ def _prefect_settings(startup_timeout: int | None) -> dict[str, dict[Any, Any]]:
     return {"set_defaults": defaults, "updates": updates}
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt here (unless someone else handles it already)."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @contextmanager
 def prefect_session(
     *,
@@ -181,12 +164,17 @@ def prefect_session(
     startup_timeout: int | None = None,
     say: Callable[[str], None] = _stderr,
 ) -> Iterator[None]:
-    """Where a flow runs from the CLI: quiet logs, a checked API or a temporary server.
+    """Where a flow runs from the CLI: quiet logs, a checked API or a temporary server
+    (started here, in a session of its own and guarded: :mod:`flows.temporary_server`),
+    and SIGINT / SIGTERM as KeyboardInterrupt, bounded in time.
 
     Raises ServiceUnavailableError when the API is unreachable or the temporary server
-    does not start within its budget.
+    does not start within its budget; KeyboardInterrupt for whatever fails once the run
+    was interrupted (a Prefect API that went away with the signal is not the cause).
     """
     import httpx
+
+    from flows.temporary_server import Interrupts, start_server
 
     quiet_prefect_logging(verbose)
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -197,18 +185,23 @@ def prefect_session(
         check_server(str(url))
     else:
         say(TEMPORARY_SERVER_NOTE)
-    with _sigterm_interrupts(), temporary_settings(**options) as current:
+    with Interrupts(say) as interrupts, temporary_settings(**options) as current:
         try:
+            if not url:
+                start_server(interrupts)
             yield
-        except RuntimeError as e:
-            if _EPHEMERAL_TIMEOUT not in str(e):
-                raise
-            raise _not_started(str(e), current.server.ephemeral.startup_timeout_seconds) from None
-        except httpx.HTTPError as e:
-            raise ServiceUnavailableError(
-                f"the Prefect API at {url or 'the temporary server'} failed "
-                f"({type(e).__name__}: {e}); check PREFECT_API_URL, or {START_A_SERVER}"
-            ) from e
+        except Exception as e:
+            if interrupts.received is not None:
+                raise KeyboardInterrupt(f"signal {interrupts.received}") from e
+            if isinstance(e, RuntimeError) and _EPHEMERAL_TIMEOUT in str(e):
+                budget = current.server.ephemeral.startup_timeout_seconds
+                raise _not_started(str(e), budget) from None
+            if isinstance(e, httpx.HTTPError):
+                raise ServiceUnavailableError(
+                    f"the Prefect API at {url or 'the temporary server'} failed "
+                    f"({type(e).__name__}: {e}); check PREFECT_API_URL, or {START_A_SERVER}"
+                ) from e
+            raise
 
 
 def _not_started(message: str, budget: int) -> ServiceUnavailableError:

@@ -52,6 +52,7 @@ from softmax_core.errors import (
     ServiceUnavailableError,
     SoftmaxPipeError,
 )
+from softmax_core.escaping import markdown
 from softmax_core.model import Model
 from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest, parts
 
@@ -166,8 +167,8 @@ def batch_scoring(
     logger.info("scored %d images, %d failed", summary.scored, summary.failed)
     create_markdown_artifact(
         key=SUMMARY_KEY,
-        markdown="\n".join(["# Batch scoring", "", "```", *summary.lines(), "```"]),
-        description=f"Scoring {run.input} with {the_model.ref}",
+        markdown=summary.markdown(),
+        description=markdown(f"Scoring {run.input} with {the_model.ref}"),
     )
     return summary
 

@@ -65,6 +65,7 @@ from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
 from softmax_core import gate as gates
 from softmax_core.errors import InvalidInputError, ModelNotFoundError
+from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
 from softmax_core.requests import Data, Gate, Hyper, Location, Retries, Target, TrainingRequest
@@ -272,7 +273,9 @@ def evaluate_model(
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=gate_report_markdown(report, decision, model, lineage, domains=domains),
-        description=f"passed: {decision.message}" if verdict is None else f"REFUSED: {verdict}",
+        description=markdown(
+            f"passed: {decision.message}" if verdict is None else f"REFUSED: {verdict}"
+        ),
     )
     create_table_artifact(
         key=PER_CLASS_KEY,

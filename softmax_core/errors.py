@@ -63,7 +63,7 @@ class ImageError(DataFormatError):
     """One image cannot be turned into a digit; ``kind`` is a short category.
 
     Kinds: ``empty file``, ``not an image``, ``corrupt``, ``unreadable``,
-    ``over pixel cap``, ``blank``; the message is ``"<kind>: <detail>"``.
+    ``over pixel cap``, ``over size cap``, ``blank``; the message is ``"<kind>: <detail>"``.
     """
 
     def __init__(self, kind: str, detail: str) -> None:

@@ -33,13 +33,15 @@ The procedure itself (polarity ... centre) is :mod:`softmax_core.normalize`; thi
 decodes and turns any mode into one channel.
 
 Every failure is an :class:`ImageError` whose ``kind`` is a short category (``empty
-file``, ``unreadable``, ``not an image``, ``corrupt``, ``over pixel cap``, ``blank``)
+file``, ``unreadable``, ``not an image``, ``corrupt``, ``over pixel cap``, ``over size
+cap`` (:func:`open_regular`, for callers that read whole files), ``blank``)
 and whose message names the problem; batch callers turn it into an error row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import stat
@@ -66,6 +68,7 @@ __all__ = [
     "is_image_name",
     "is_plain_gray",
     "open_image",
+    "open_regular",
     "read_digit",
     "to_gray",
 ]
@@ -97,13 +100,28 @@ def open_image(source: str | Path | IO[bytes], *, max_pixels: int = DEFAULT_MAX_
     """
     if not isinstance(source, str | Path):
         return _decode(source, max_pixels, _size_of(source))
+    fp, size = open_regular(source)
+    with fp:
+        return _decode(fp, max_pixels, size)
+
+
+def open_regular(
+    path: str | Path, *, max_bytes: int | None = None
+) -> tuple[io.BufferedReader, int]:
+    """``(binary file, size in bytes)`` of a regular file, opened so that nothing else can
+    hang or flood the reader: non-blocking (a FIFO named like an image returns at once),
+    then refused unless it is a regular file (a FIFO, a socket, a device such as a symlink
+    to ``/dev/zero``), and refused when over ``max_bytes`` (if given), before any read.
+
+    Raises :class:`ImageError` (``unreadable``: missing, broken symlink, permission, not
+    a regular file; ``over size cap``) for every way it can fail.
+    """
     try:
-        # Non-blocking, so a FIFO named like an image cannot hang us; checked just below.
-        fd = os.open(source, READ_FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except PermissionError:
         raise ImageError("unreadable", "permission denied") from None
     except FileNotFoundError:
-        kind = "broken symlink" if os.path.islink(source) else "file not found"
+        kind = "broken symlink" if os.path.islink(path) else "file not found"
         raise ImageError("unreadable", kind) from None
     except OSError as e:
         raise ImageError("unreadable", e.strerror or str(e)) from None
@@ -113,12 +131,14 @@ def open_image(source: str | Path | IO[bytes], *, max_pixels: int = DEFAULT_MAX_
             raise ImageError("unreadable", "is a directory, not an image file")
         if not stat.S_ISREG(st.st_mode):
             raise ImageError("unreadable", "not a regular file")
-        fp = os.fdopen(fd, "rb")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise ImageError(
+                "over size cap", f"{st.st_size:,} bytes, over the cap of {max_bytes:,}"
+            )
+        return os.fdopen(fd, "rb"), st.st_size
     except BaseException:
         os.close(fd)
         raise
-    with fp:
-        return _decode(fp, max_pixels, st.st_size)
 
 
 # How image files are opened: read-only, non-blocking (a FIFO named like an image cannot

@@ -13,7 +13,12 @@ file that is not an image inside a class folder), before any image is read.
 
 Every image is prepared exactly as ``softmax-pipe score`` prepares it
 (:func:`softmax_core.scoring.decode.decode_items`: the MNIST procedure), then kept as
-``uint8`` 28×28; a broken image is reported as in scoring and the rest go on.
+``uint8`` 28×28; a broken image is reported as in scoring and the rest go on. Files are
+opened as scoring opens them (regular files only, non-blocking: a FIFO or a link to
+``/dev/zero`` is a failure row, never a hang). Symlinks: a symlinked image is read when
+it resolves inside the labelled folder and is a failure row when it leads out of it (a
+labelled inbox others write into cannot pull the operator's other files into a
+dataset); symlinked folders inside a class folder are not walked (``linked_folders``).
 
 Splits never leak: an image is in the holdout when the first 8 bytes of the sha256 of its
 prepared pixels, read as an integer, fall in the lowest ``HOLDOUT_FRACTION`` of the range.
@@ -38,9 +43,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import settings
-from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
-from softmax_core.images import IMAGE_EXTENSIONS, is_image_name
-from softmax_core.mnist.arrays import file_sha256
+from softmax_core.errors import DataFormatError, DataNotFoundError, ImageError, InvalidInputError
+from softmax_core.escaping import printable
+from softmax_core.images import IMAGE_EXTENSIONS, is_image_name, open_regular
 
 CLASSES = tuple(str(d) for d in range(10))
 UNLABELLED = "unlabelled"  # a review queue's folder of images to label (scoring.review)
@@ -143,20 +148,28 @@ class FolderScan:
     files: list[tuple[str, int]]
     empty_classes: list[str]
     unlabelled: int  # images still waiting in ``unlabelled/``
+    linked_folders: list[str] = field(default_factory=list)  # symlinked, not walked
 
 
-def _walk_class(folder: Path, rel: str) -> list[str]:
+def _walk_class(folder: Path, rel: str, linked: list[str]) -> list[str]:
+    """The images under one class folder; symlinked sub-folders are not walked (their
+    relative paths are appended to ``linked``)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not follow symlinked folders
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         sub = Path(dirpath).relative_to(folder)
+        linked.extend(
+            printable((Path(rel) / sub / d).as_posix())
+            for d in dirnames
+            if os.path.islink(os.path.join(dirpath, d))
+        )
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             path = (Path(rel) / sub / name).as_posix()
             if not is_image_name(name):
                 raise InvalidInputError(
-                    f"{path} is not an image; a class folder holds images only "
+                    f"{printable(path)} is not an image; a class folder holds images only "
                     f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
                 )
             out.append(path)
@@ -182,7 +195,7 @@ def scan_folder(root: Path) -> FolderScan:
         else:
             kind = "folder" if entry.is_dir() else "file at the top level"
             raise InvalidInputError(
-                f"{root}/{entry.name}: unexpected {kind}; a labelled folder holds only class "
+                f"{root}/{printable(entry.name)}: unexpected {kind}; a labelled folder holds only class "
                 f"subfolders 0 … 9 (and a review queue's {UNLABELLED}/ and {SHEET})"
             )
     if not classes:
@@ -190,14 +203,15 @@ def scan_folder(root: Path) -> FolderScan:
             f"{root} has no class subfolders; expected subfolders 0 … 9 holding the images "
             "of that digit"
         )
+    linked: list[str] = []
     for c in classes:
-        found = _walk_class(root / c, c)
+        found = _walk_class(root / c, c, linked)
         if not found:
             empty_classes.append(c)
         files.extend((rel, int(c)) for rel in found)
     if not files:
         raise DataNotFoundError(f"{root}: every class subfolder is empty; nothing to add")
-    return FolderScan(files, empty_classes, unlabelled)
+    return FolderScan(files, empty_classes, unlabelled, linked)
 
 
 @dataclass(frozen=True)
@@ -216,6 +230,12 @@ def read_folder(
 ) -> FolderData:
     """Scan, hash and prepare every image of a labelled folder (chunks of PREPARE_CHUNK).
 
+    Each file is opened as ``score`` opens it (:func:`softmax_core.images.open_regular`:
+    non-blocking, regular files only, at most ``settings.MAX_IMAGE_BYTES``), so a FIFO or
+    a link to a device cannot hang the read; a file that cannot be read, and a symlink
+    that leads out of ``root``, is a failure row (``failures``: the names shown as
+    :func:`~softmax_core.escaping.printable`), as in scoring, and the rest go on.
+
     InvalidInputError when one picture sits in two class folders, or when not a single
     image could be read.
     """
@@ -225,26 +245,35 @@ def read_folder(
     total = len(scan.files)
     kept: dict[str, tuple[str, int]] = {}  # file sha256 -> (rel, label)
     duplicates = 0
+    failures: list[tuple[str, str]] = []
+    inside = os.path.realpath(root)
     for rel, label in scan.files:
-        digest = file_sha256(root / rel)
+        try:
+            digest = _file_digest(inside, root / rel)
+        except ImageError as e:
+            failures.append((printable(rel), printable(str(e))))
+            continue
         if digest in kept:
             other, other_label = kept[digest]
             if other_label != label:
                 raise InvalidInputError(
-                    f"{rel} and {other} are the same image under two labels "
-                    f"({label} and {other_label}); keep it in one class folder"
+                    f"{printable(rel)} and {printable(other)} are the same image under two "
+                    f"labels ({label} and {other_label}); keep it in one class folder"
                 )
             duplicates += 1
             continue
         kept[digest] = (rel, label)
     items = [(s, rel, label) for s, (rel, label) in kept.items()]
-    images, failures, ok_items = [], [], []
+    images, ok_items = [], []
     for start in range(0, len(items), PREPARE_CHUNK):
         chunk = items[start : start + PREPARE_CHUNK]
         digits, errors = decode_items([(str(root / rel), None) for _, rel, _ in chunk], max_pixels)
         images.append(np.rint(np.clip(digits, 0.0, 1.0) * 255).astype(np.uint8))
         for item, err in zip(chunk, errors, strict=True):
-            (failures.append((item[1], err)) if err is not None else ok_items.append(item))
+            if err is not None:
+                failures.append((printable(item[1]), printable(err)))
+            else:
+                ok_items.append(item)
         if progress is not None:
             progress(min(start + PREPARE_CHUNK, len(items)) + duplicates, total)
     if not ok_items:
@@ -257,6 +286,16 @@ def read_folder(
         paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
     )
     return FolderData(data, failures, scan, duplicates)
+
+
+def _file_digest(inside: str, path: Path) -> str:
+    """sha256 of one image file of a labelled folder whose real path is ``inside``;
+    ImageError when it cannot be read (see :func:`read_folder`)."""
+    fp, _ = open_regular(path, max_bytes=settings.MAX_IMAGE_BYTES)
+    with fp:
+        if os.path.commonpath([inside, os.path.realpath(path)]) != inside:
+            raise ImageError("unreadable", "a symlink out of the labelled folder (not followed)")
+        return hashlib.file_digest(fp, "sha256").hexdigest()
 
 
 # --- versions -----------------------------------------------------------------------------

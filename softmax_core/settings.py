@@ -75,6 +75,11 @@ DATASET_MIN_ACCURACY = 0.90
 # longest SigV4 allows. A local registry's links are file:// paths and do not expire.
 REPORT_URL_SECONDS = 7 * 24 * 3600
 
+# --- registry ------------------------------------------------------------------------------
+# `registry gc --grace` under this many seconds needs --force: a blob is written before the
+# manifest that refers to it, so a publish or dataset add under way could lose its blob.
+GC_MIN_GRACE = 60.0
+
 # --- flows: I/O task retries -----------------------------------------------------------------
 IO_RETRIES = 3
 IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next one
@@ -83,6 +88,9 @@ IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next on
 SCORE_BATCH_SIZE = 256
 MIN_CONFIDENCE = 0.5
 MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bombs
+# `dataset add` hashes whole files: a larger one is refused before it is read (16-bit RGBA
+# at MAX_PIXELS is 128 MiB uncompressed).
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
 SHARD_SIZE = 4096
 SCORE_FORMATS = ("csv", "jsonl")
 SCORE_FORMAT: Final = "csv"

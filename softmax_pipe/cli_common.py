@@ -21,6 +21,7 @@ from softmax_core.errors import (
     EXIT_INTERRUPTED,
     SoftmaxPipeError,
 )
+from softmax_core.escaping import printable
 
 if TYPE_CHECKING:
     from softmax_core.requests import Location
@@ -121,13 +122,23 @@ def location(
 
 def err(message: str, *, style: str | None = None) -> None:
     """One line on stderr: styled by rich on a terminal (markup off: paths may contain
-    brackets), plain text otherwise (without importing rich: most runs are scripted)."""
+    brackets), plain text otherwise (without importing rich: most runs are scripted).
+
+    The line goes through :func:`softmax_core.escaping.printable`: a file name, path or
+    message quoting one cannot move the cursor, retitle the terminal or start a line."""
+    message = printable(message)
     if not sys.stderr.isatty():
         print(message, file=sys.stderr, flush=True)
         return
     from rich.console import Console
 
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)
+
+
+def echo(line: str) -> None:
+    """One line on stdout (``typer.echo``) that names a user's file, path or key:
+    :func:`softmax_core.escaping.printable`, as :func:`err` does for stderr."""
+    typer.echo(printable(line))
 
 
 DEBUG_KEY = "softmax_pipe.debug"
@@ -163,6 +174,16 @@ def is_usage_error(e: BaseException) -> TypeGuard[typer.TyperException]:
     return isinstance(e, typer.TyperException) and getattr(e, "exit_code", None) == EXIT_USAGE
 
 
+def _traceback(debug: bool) -> None:
+    """``--debug``: the traceback of the exception being handled, on stderr, before its
+    one line; the exit code stays the documented one (a bare re-raise would exit 1)."""
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+
+
 def _usage_error(e: typer.TyperException, command_path: str) -> None:
     """Exit 2 with one line naming the help to read; a group called without a command
     (``softmax-pipe registry``) has printed its help already, and says nothing more."""
@@ -183,7 +204,8 @@ class ErrorBoundary(TyperGroup):
     - a usage error (bad option value, missing argument): one line, exit 2;
     - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
     - anything else (a bug): one line naming it, ``run with --debug for the traceback``,
-      exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` lets the traceback through.
+      exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` prints the traceback before the
+      line; the exit code is the same.
     """
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
@@ -193,8 +215,9 @@ class ErrorBoundary(TyperGroup):
             with stdout_closed_early():  # ``softmax-pipe --help | head``
                 return super().make_context(*args, **kwargs)
         except typer.TyperException as e:
-            if not is_usage_error(e) or settings.debug_enabled():
+            if not is_usage_error(e):
                 raise
+            _traceback(settings.debug_enabled())
             _usage_error(e, kwargs.get("info_name") or (args[0] if args else "softmax-pipe"))
             raise AssertionError("unreachable") from None  # _usage_error always raises
 
@@ -205,16 +228,14 @@ class ErrorBoundary(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except SoftmaxPipeError as e:
-            if _debug(ctx):
-                raise
+            _traceback(_debug(ctx))
             err(f"error: {e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
-            if _debug(ctx):
-                raise
+            _traceback(_debug(ctx))
             if is_usage_error(e):
                 _usage_error(e, ctx.command_path)
             err(

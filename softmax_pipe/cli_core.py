@@ -24,6 +24,7 @@ from softmax_pipe.cli_common import (
     RegistryOpt,
     SeedOpt,
     SourceOpt,
+    echo,
     err,
     location,
 )
@@ -71,8 +72,8 @@ def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOp
         typer.echo(json.dumps(info, indent=2))
         return
     state = "already cached (memory-mapped)" if ds.cached else "parsed and cached"
-    typer.echo(f"MNIST from {ds.source}: {state} in {seconds:.2f} s")
-    typer.echo(f"  cache:   {ds.path}")
+    echo(f"MNIST from {ds.source}: {state} in {seconds:.2f} s")
+    echo(f"  cache:   {ds.path}")
     typer.echo(f"  digest:  sha256:{ds.digest}")
     typer.echo(f"  train:   {info['train']} images, test: {info['test']} images")
     for name, digest in sorted(ds.arrays.items()):

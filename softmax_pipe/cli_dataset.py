@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from softmax_pipe.cli_common import ImageProgress, JsonOpt, err
+from softmax_pipe.cli_common import ImageProgress, JsonOpt, echo, err
 from softmax_pipe.cli_registry import pull_target, uses_registry, write_copy
 from softmax_pipe.cli_tables import print_json, table
 
@@ -105,6 +105,8 @@ def _notes(read: FolderData) -> None:
         err(f"note: {read.duplicates} files repeat another file's bytes; each counted once")
     if read.scan.unlabelled:
         err(f"note: {read.scan.unlabelled} images still in unlabelled/ were not added")
+    if read.scan.linked_folders:
+        err(f"note: symlinked folders are not walked: {', '.join(read.scan.linked_folders)}")
 
 
 @dataset_app.command("list")
@@ -204,4 +206,4 @@ def pull(
     if as_json:
         print_json({"ref": m.ref, "digest": m.digest, "path": str(path), "count": len(data)})
         return
-    typer.echo(f"{m.ref} -> {path} ({len(data)} images, sha256 verified)")
+    echo(f"{m.ref} -> {path} ({len(data)} images, sha256 verified)")

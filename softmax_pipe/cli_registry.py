@@ -16,8 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from softmax_core.errors import CorruptObjectError, PartialFailure
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, location
+from softmax_core import settings
+from softmax_core.errors import CorruptObjectError, InvalidInputError, PartialFailure
+from softmax_pipe.cli_common import (
+    CacheOpt,
+    EndpointOpt,
+    JsonOpt,
+    RegistryOpt,
+    echo,
+    err,
+    location,
+)
 from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
 if TYPE_CHECKING:
@@ -198,7 +207,9 @@ def publish(
     validate_name("model name", name)  # refuse before opening anything
     if alias is not None:
         validate_name("alias", alias)
-    m = reg.publish(model_file, name, alias=alias)
+    m = reg.publish(model_file, name)
+    if alias is not None:
+        _promote_published(reg, m.ref, name, m.version, alias)
     where = reg.uri
     if as_json:
         print_json({**m.to_dict(), "alias": alias})
@@ -206,6 +217,17 @@ def publish(
     typer.echo(f"published {m.ref}  sha256:{m.digest}  to {where}")
     if alias is not None:
         typer.echo(f"{m.name}@{alias} -> {m.ref}")
+
+
+def _promote_published(reg: Registry, ref: str, name: str, version: int, alias: str) -> None:
+    """Move ``alias`` to a version just published; a failure says the version exists."""
+    from softmax_core.errors import SoftmaxPipeError
+
+    try:
+        reg.promote(name, version, alias)
+    except SoftmaxPipeError as e:  # same class, same exit code; the line says both
+        e.args = (f"published {ref}, but moving {name}@{alias} failed: {e}",)
+        raise
 
 
 @registry_app.command("promote")
@@ -325,7 +347,7 @@ def pull(
         )
         return
     how = "from the cache" if result.cached else "downloaded, sha256 verified"
-    typer.echo(f"{result.manifest.ref} -> {path} ({how})")
+    echo(f"{result.manifest.ref} -> {path} ({how})")
 
 
 def write_copy(src: Path, dst: Path) -> None:
@@ -361,14 +383,23 @@ def gc(
         ),
     ] = 3600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, delete nothing.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help=f"Allow --grace under {settings.GC_MIN_GRACE:g} s."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete blobs no version refers to (after a grace period; never by age alone)."""
+    if grace < settings.GC_MIN_GRACE and not (force or dry_run):
+        raise InvalidInputError(
+            f"--grace {grace:g} is under {settings.GC_MIN_GRACE:g} s: the blob of a publish or "
+            "dataset add under way would be deleted for good; add --force if none is running"
+        )
     keys = reg.gc(grace_seconds=grace, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "deleted": [] if dry_run else keys, "unreferenced": keys})
         return
     verb = "would delete" if dry_run else "deleted"
     for key in keys:
-        typer.echo(f"{verb} {key}")
+        echo(f"{verb} {key}")
     typer.echo(f"{verb} {len(keys)} unreferenced blob(s)")

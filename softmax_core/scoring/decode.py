@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -102,18 +102,22 @@ def prepare_items(
 
 @dataclass
 class ScoredBatch:
-    """Rows for one batch: ``labels[i] == -1`` and ``errors[i]`` set where image i failed."""
+    """Rows for one batch: ``labels[i] == -1`` and ``errors[i]`` set where image i failed.
+
+    ``rels`` are the names rows show (escaped, ``discover.Item.rel``); ``paths`` the files
+    themselves, to read again (the review queue), when the batch was made from them."""
 
     rels: list[str]
     labels: NDArray[np.int64]
     probs: NDArray[np.float32]  # (n, 10); zeros on error rows
     errors: list[str | None]
+    paths: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rels)
 
 
-def score_prepared(rels: list[str], prepared: Prepared) -> ScoredBatch:
+def score_prepared(rels: list[str], prepared: Prepared, paths: Sequence[str] = ()) -> ScoredBatch:
     """Rows for a prepared batch (``prepare_items``' result), in the items' order."""
     p, errors = prepared
     n = len(rels)
@@ -123,4 +127,4 @@ def score_prepared(rels: list[str], prepared: Prepared) -> ScoredBatch:
         ok = np.fromiter((e is None for e in errors), dtype=bool, count=n)
         probs[ok] = p
         labels[ok] = np.argmax(p, axis=1)
-    return ScoredBatch(rels=rels, labels=labels, probs=probs, errors=errors)
+    return ScoredBatch(rels=rels, labels=labels, probs=probs, errors=errors, paths=list(paths))

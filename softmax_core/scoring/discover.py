@@ -12,25 +12,19 @@ from typing import NamedTuple
 
 from softmax_core import images
 from softmax_core.errors import DataNotFoundError, InvalidInputError
+from softmax_core.escaping import printable
 
 
 class Item(NamedTuple):
-    """One file to score: its output name, its path, and a reason when it cannot be read."""
+    """One file to score: its output name, its path, and a reason when it cannot be read.
+
+    ``rel`` is the path relative to the root as :func:`softmax_core.escaping.printable`
+    shows it (bytes that are not UTF-8 and control characters escaped): what every row,
+    summary line and terminal shows. ``path`` is the real one, to open."""
 
     rel: str
     path: str
     problem: str | None = None
-
-
-def _printable(name: str) -> str:
-    """File names that are not valid UTF-8 get their odd bytes escaped for the output."""
-    if name.isascii():
-        return name
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return name
 
 
 class Discovery:
@@ -70,7 +64,7 @@ class Discovery:
         self.skipped, self.loops = 0, 0
         self.skipped_by_ext = collections.Counter()
         if not self.is_dir:
-            yield Item(_printable(self.root.name), str(self.root))
+            yield Item(printable(self.root.name), str(self.root))
             return
         yield from self._walk()
 
@@ -95,7 +89,7 @@ class Discovery:
                 continue
             name, kind = entry
             path = folder + name
-            rel = prefix + _printable(name)
+            rel = prefix + printable(name)
             if kind == EntryKind.FOLDER:
                 try:
                     sub = os.stat(path)

@@ -15,7 +15,7 @@ from softmax_core import settings
 from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
 from softmax_core.model import Model
-from softmax_core.scoring.decode import ScoredBatch, prepare_items, score_prepared
+from softmax_core.scoring.decode import Prepared, ScoredBatch, prepare_items, score_prepared
 from softmax_core.scoring.discover import Item
 
 DEFAULT_BATCH_SIZE = settings.SCORE_BATCH_SIZE
@@ -99,9 +99,13 @@ def score_batches(
             for chunk in chunks:
                 pairs = [(it.path, it.problem) for it in chunk]
                 prepared = prepare_items(pairs, model, max_pixels)
-                yield score_prepared([it.rel for it in chunk], prepared)
+                yield _rows(chunk, prepared)
             return
         yield from _score_in_pool(chunks, model, workers, max_pixels)
+
+
+def _rows(chunk: list[Item], prepared: Prepared) -> ScoredBatch:
+    return score_prepared([it.rel for it in chunk], prepared, [it.path for it in chunk])
 
 
 def _preload_decoders() -> None:
@@ -131,7 +135,7 @@ def _score_in_pool(
     from concurrent.futures import Future, ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pending: collections.deque[tuple[list[str], Future[Any]]] = collections.deque()
+    pending: collections.deque[tuple[list[Item], Future[Any]]] = collections.deque()
     for stream in (sys.stdout, sys.stderr):  # a forked worker must not re-emit buffered text
         with contextlib.suppress(Exception):
             stream.flush()
@@ -157,13 +161,13 @@ def _score_in_pool(
         for chunk in chunks:
             pairs = [(it.path, it.problem) for it in chunk]
             future = pool.submit(prepare_items, pairs, model, max_pixels)
-            pending.append(([it.rel for it in chunk], future))
+            pending.append((chunk, future))
             if len(pending) >= 2 * workers:
-                rels, fut = pending.popleft()
-                yield score_prepared(rels, fut.result())
+                done, fut = pending.popleft()
+                yield _rows(done, fut.result())
         while pending:
-            rels, fut = pending.popleft()
-            yield score_prepared(rels, fut.result())
+            done, fut = pending.popleft()
+            yield _rows(done, fut.result())
     except BrokenProcessPool as e:
         raise PipelineError(
             f"a decoding worker process died ({e}); the machine may be out of memory: "

@@ -99,7 +99,8 @@ class ReviewQueue:
         for i in np.flatnonzero((conf < self.min_confidence) & (batch.labels >= 0)).tolist():
             rel = batch.rels[i]
             try:
-                data = self._source(rel).read_bytes()
+                source = Path(batch.paths[i]) if batch.paths else self._source(rel)
+                data = source.read_bytes()
             except OSError as e:
                 raise StorageError(f"cannot read {rel} to queue it for review: {e}") from e
             digest = hashlib.sha256(data).hexdigest()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softmax_core import settings
+from softmax_core.escaping import markdown_block, printable
 from softmax_core.labelled import UNLABELLED
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.discover import Discovery
@@ -106,7 +107,8 @@ class ScoreSummary:
         }
 
     def lines(self) -> list[str]:
-        """The human summary, one string per stderr line."""
+        """The human summary, one string per stderr line, each :func:`printable` (file names,
+        extensions, the model and error reasons come from users: no line can forge another)."""
         rate = f" ({self.total / self.seconds:,.0f} images/s)" if self.seconds > 0 else ""
         out = [
             f"scored {self.scored:,} of {self.total:,} images in {self.seconds:.2f} s{rate} "
@@ -142,4 +144,8 @@ class ScoreSummary:
                 f"review: {r.queued:,} images below confidence {self.min_confidence:g} "
                 f"copied to {r.folder}{again}; contact sheet {r.sheet}"
             )
-        return out
+        return [printable(line) for line in out]
+
+    def markdown(self) -> str:
+        """The ``scoring-summary`` artifact: :meth:`lines` in a code block nothing can leave."""
+        return "\n".join(["# Batch scoring", "", markdown_block(self.lines())])

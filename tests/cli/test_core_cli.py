@@ -226,8 +226,10 @@ def test_an_unexpected_error_is_one_line_exit_70_and_debug_shows_it(
     assert code == 70, stderr
     assert stderr.strip().count("\n") == 0
     assert "unexpected RuntimeError: boom in the loader" in stderr and "--debug" in stderr
-    result = CliRunner().invoke(app, ["--debug", "ingest", "--cache-dir", str(tmp_path)])
-    assert isinstance(result.exception, RuntimeError)  # the traceback is let through
+    code, _, stderr = invoke("--debug", "ingest", "--cache-dir", str(tmp_path))
+    assert code == 70, stderr  # the traceback, and the code the README gives a bug
+    assert stderr.startswith("Traceback (most recent call last):"), stderr
+    assert "RuntimeError: boom in the loader" in stderr
 
 
 def test_usage_errors_are_one_line_exit_2() -> None:
@@ -335,3 +337,34 @@ def test_shell_completion_is_on() -> None:
         [exe], capture_output=True, text=True, timeout=120, env={**env, "COMP_CWORD": "1"}
     )
     assert asked.returncode == 0 and asked.stdout.split() == ["registry"], asked
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (["--debug", "train", "--epochs", "many"], {}, 2),
+        (["--bogus"], {"SOFTMAX_PIPE_DEBUG": "1"}, 2),
+        (["--debug", "ingest", "--source", "/no/such/mnist"], {}, 3),
+        (["--debug", "registry", "show", "nope:1", "--registry", "{tmp}/r"], {}, 3),
+        (["--debug", "score", "{tmp}", "--model", "{tmp}/none.npz"], {}, 3),
+    ],
+    ids=["usage", "root-usage-env", "not-found", "registry-not-found", "model-not-found"],
+)
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(
+    tmp_path: Path, args: list[str], env: dict[str, str], code: int
+) -> None:
+    """Issue 27 item 10: ``--debug`` (or SOFTMAX_PIPE_DEBUG=1) used to exit 1, "partial
+    failure", for every error; the process exits with the documented code."""
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("softmax-pipe")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run(
+        [str(exe), *argv], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env}, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback (most recent call last):" in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1].startswith("error: ")

@@ -149,3 +149,36 @@ def test_score_review_label_add_run_is_better_on_that_domain(
     # the same labelled queue again: no new dataset version; re-scoring queues nothing twice
     code, out, _ = invoke("dataset", "add", queue, "--name", "printed", "--registry", reg)
     assert "unchanged: printed:1" in out
+
+
+def test_add_reports_unreadable_files_as_escaped_error_rows(printed: Path, tmp_path: Path) -> None:
+    """Issue 27 items 1, 5, 6, as a user runs it: a FIFO, links to /dev/zero and
+    /dev/urandom, a dangling link and a name that forges terminal lines are error lines
+    (escaped), exit 1, the rest added; in bounded time (it used to hang, or exit 70)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "f"
+    shutil.copytree(printed, folder)
+    os.mkfifo(folder / "3" / "fifo.png")
+    (folder / "3" / "zero.png").symlink_to("/dev/zero")
+    (folder / "3" / "random.png").symlink_to("/dev/urandom")
+    (folder / "3" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "4" / "\x1b]0;PWNED\x07\x1b[2K\rerror: fake.png").write_bytes(b"x")
+    exe = Path(sys.executable).with_name("softmax-pipe")
+    proc = subprocess.run(
+        [str(exe), "dataset", "add", str(folder), "--name", "p", "--registry", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "added p:1" in proc.stdout and "50 images" in proc.stdout
+    lines = proc.stderr.splitlines()
+    assert "error: 3/fifo.png: unreadable: not a regular file" in lines
+    assert "error: 3/zero.png: unreadable: not a regular file" in lines
+    assert "error: 3/random.png: unreadable: not a regular file" in lines
+    assert "error: 3/gone.png: unreadable: broken symlink" in lines
+    forged = "error: 4/\\x1b]0;PWNED\\x07\\x1b[2K\\rerror: fake.png: not an image: "
+    assert [line for line in lines if line.startswith(forged)], lines
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr
+    assert "error: 5 of 55 images could not be read" in proc.stderr

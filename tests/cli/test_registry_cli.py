@@ -100,7 +100,7 @@ def test_publish_promote_pull_round_trip(
     assert json.loads(out) == [
         {"name": "digits", "latest": 3, "versions": 3, "aliases": {"champion": 1}}
     ]
-    code, out, _ = invoke("registry", "gc", "--grace", "0", *reg, "--json")
+    code, out, _ = invoke("registry", "gc", "--grace", "0", "--force", *reg, "--json")
     assert code == 0 and json.loads(out)["deleted"] == []
 
 
@@ -268,3 +268,41 @@ def test_a_name_that_reads_as_an_option_is_refused(tmp_path: Path, model_files: 
         "registry", "publish", str(model_files[0]), "--name=-rf", "--registry", str(tmp_path / "r")
     )
     assert code == 2 and "starts with '-'" in err
+
+
+def test_publish_with_an_alias_that_cannot_move_says_the_version_was_published(
+    model_files: list[Path], tmp_path: Path
+) -> None:
+    """Issue 27 item 12: the version is published, the alias write fails (here its folder
+    is a file, so even root cannot write it): exit 4, and the line says both."""
+    root = tmp_path / "registry"
+    reg = ("--registry", str(root), "--cache-dir", str(tmp_path / "cache"))
+    code, _, err = invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)
+    assert code == 0, err
+    (root / "models" / "digits" / "aliases").write_text("not a folder")
+    code, out, err = invoke(
+        "registry", "publish", str(model_files[1]), "--name", "digits", "--alias", "champion", *reg
+    )
+    assert code == 4, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: published digits:2, but moving digits@champion failed: "), err
+    code, out, _ = invoke("registry", "versions", "digits", *reg, "--json")
+    assert [v["version"] for v in json.loads(out)] == [1, 2]
+
+
+def test_gc_with_a_short_grace_needs_force(model_files: list[Path], tmp_path: Path) -> None:
+    """Racing ``gc --grace 0`` with adds lost a dataset version's blob for good: a grace
+    under a minute is refused (exit 2) unless --force; a dry run deletes nothing, so it may."""
+    root = tmp_path / "registry"
+    reg = ("--registry", str(root), "--cache-dir", str(tmp_path / "cache"))
+    orphan = root / "blobs" / "sha256" / f"{'ab' * 32}.npz"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"a blob whose manifest is not written yet")
+    for grace in ("0", "59.5"):
+        code, out, err = invoke("registry", "gc", "--grace", grace, *reg)
+        assert code == 2 and "add --force if none is running" in err, err
+        assert orphan.exists()
+    code, out, err = invoke("registry", "gc", "--grace", "0", "--dry-run", *reg)
+    assert code == 0 and "would delete 1 unreferenced blob(s)" in out and orphan.exists()
+    code, out, err = invoke("registry", "gc", "--grace", "0", "--force", *reg)
+    assert code == 0 and "deleted 1 unreferenced blob(s)" in out and not orphan.exists()

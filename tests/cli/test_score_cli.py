@@ -651,3 +651,74 @@ def test_review_queue_refuses_a_place_it_cannot_use(
     assert code == 2 and "is a file" in stderr
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
     assert code == 2 and "drop --flow" in stderr
+
+
+# --- hostile file names (issue 27, items 1 and 2) ----------------------------------------------
+
+FORGE = "\x1b]0;PWNED\x07\x1b[2K\rerror: fake"  # retitle, clear the line, write a fake one
+FENCE = "\n```\n[click](javascript:alert(1))\n```\n"  # leave the artifact's code block
+
+
+def _hostile_folder(tmp_path: Path) -> Path:
+    """A broken file and a readable digit, both with names that forge terminal lines or
+    markdown, and a plain digit beside them."""
+    folder = tmp_path / "hostile"
+    (folder / "3").mkdir(parents=True)
+    (folder / "3" / f"{FORGE}x.png").write_bytes(b"x")
+    (folder / "3" / f"b{FENCE}.png").write_bytes(b"x")
+    _digit_png(folder / "3" / f"digit{FORGE}.png")
+    _digit_png(folder / "3" / "plain.png")
+    return folder
+
+
+def _no_forgery(text: str) -> None:
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text, repr(text)
+    assert not [line for line in text.splitlines() if line.startswith(("error: fake", "```"))]
+
+
+def test_file_names_cannot_forge_terminal_lines(model: Path, tmp_path: Path) -> None:
+    """Names with ESC, BEL, CR and newlines are shown escaped in the summary, the rows and
+    the review queue's names; the unsure digit with such a name is still queued."""
+    folder = _hostile_folder(tmp_path)
+    queue = tmp_path / "queue"
+    code, stdout, stderr = invoke(
+        "score", folder, "--model", model, "--review", queue, "--min-confidence", 1.0
+    )
+    assert code == 1, stderr
+    _no_forgery(stderr)
+    _no_forgery(stdout)
+    assert "3/\\x1b]0;PWNED\\x07\\x1b[2K\\rerror: fakex.png: not an image" in stderr
+    rows = {r["path"]: r for r in sd.read_rows(stdout)}
+    assert rows["3/digit\\x1b]0;PWNED\\x07\\x1b[2K\\rerror: fake.png"]["status"] == "ok"
+    queued = [p.name for p in (queue / "unlabelled").iterdir()]
+    # read through its real name (the same bytes as plain.png: queued once, first in the walk)
+    assert len(queued) == 1 and queued[0].startswith("3~digit_x1b"), queued
+
+
+def test_flow_scoring_summary_artifact_escapes_file_names(
+    model: Path, tmp_path: Path, prefect_harness: None
+) -> None:
+    """The ``scoring-summary`` artifact, read back from the Prefect API and rendered as
+    CommonMark: one code block holding every line, no link, no HTML."""
+    from markdown_it import MarkdownIt
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    folder = _hostile_folder(tmp_path)
+    code, _, stderr = invoke("score", folder, "--model", model, "--flow", "-o", tmp_path / "o.csv")
+    assert code == 1, stderr
+    with get_client(sync_client=True) as client:
+        (art,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["scoring-summary"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    md = MarkdownIt("commonmark", {"html": True})
+    md.validateLink = lambda url: True  # type: ignore[method-assign]  # see every link
+    tokens = md.parse(art.data)
+    assert [t.type for t in tokens] == ["heading_open", "inline", "heading_close", "fence"]
+    assert "failed 2 images" in tokens[3].content and "javascript" in tokens[3].content
+    described = md.parse(art.description or "")
+    inline = [c.type for t in described for c in t.children or []]
+    assert "link_open" not in inline and "html_inline" not in inline

@@ -113,3 +113,29 @@ def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
     # other parameters are something new to try: it trains (and the gate decides)
     fourth = _run(mnist_dir, session_cache, str(reg), **{**common, "hyper": Hyper(epochs=3)})
     assert "train" in _task_runs(fourth.state_details.flow_run_id)
+
+
+@pytest.mark.timeout(120)  # the inbox read used to hang on the FIFO: fail, never hang
+def test_an_inbox_with_a_fifo_or_a_device_link_is_synced_without_them(
+    session_cache: Path, tmp_path: Path, printed: Path
+) -> None:
+    """``run --inbox`` (the scheduled retraining) reads the inbox like ``dataset add``:
+    a FIFO, a link to /dev/zero and a dangling link are left out, the rest is synced."""
+    import os
+
+    from prefect.logging import disable_run_logger
+
+    from flows._common import RegistryLocation
+    from flows.datasets import sync_inbox
+
+    inbox = tmp_path / "labelled"
+    shutil.copytree(printed, inbox)
+    os.mkfifo(inbox / "3" / "fifo.png")
+    (inbox / "4" / "zero.png").symlink_to("/dev/zero")
+    (inbox / "5" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    location = RegistryLocation(str(tmp_path / "reg"), None, session_cache)
+    with disable_run_logger():
+        ref = sync_inbox.fn(location, inbox, "inbox")
+    assert ref == "inbox:1"
+    with Registry.open(str(tmp_path / "reg"), cache_dir=session_cache) as r:
+        assert r.resolve_dataset("inbox").count == 300

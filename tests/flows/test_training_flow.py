@@ -190,7 +190,8 @@ def test_artifacts_report_and_per_class_table(
     assert str(summary.lineage.data_digest) in report.data
     # The report page, beside the manifest, and the gate report's latest version links it.
     page = tmp_path / "reg" / "models" / "mnist" / "versions" / "00000001.html"
-    assert f"[The report of mnist:1]({page.as_uri()})" in report.data
+    # (the link text is escaped markdown, the destination quoted: softmax_core.escaping)
+    assert f"[The report of mnist\\:1](<{page.as_uri()}>)" in report.data
     assert "presigned" not in report.data  # a file:// link does not expire
     html = page.read_text()
     assert html.startswith("<!doctype html>") and "mnist:1" in html and "<script" not in html
@@ -240,7 +241,7 @@ def test_end_to_end_s3_registry(
     assert image.type == "image" and "X-Amz-Signature=" in image.data
     with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: the S3 server
         assert resp.read().startswith(b"\x89PNG")
-    link = re.search(r"\[The report of digits:1\]\((http[^)]+)\)", arts[REPORT_KEY].data)
+    link = re.search(r"\[The report of digits\\:1\]\(<(http[^>]+)>\)", arts[REPORT_KEY].data)
     assert link is not None and "works for 7 days" in arts[REPORT_KEY].data
     with urllib.request.urlopen(link.group(1), timeout=30) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
@@ -296,7 +297,7 @@ def test_worse_challenger_refused_against_champion_with_p_value(
 
     report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
     assert "REFUSED (champion rule)" in report
-    assert "champion (mnist:1)" in report
+    assert "champion (mnist\\:1)" in report  # escaped markdown
     assert f"{champion_accuracy:.4f}" in report
     p_line = next(line for line in report.splitlines() if "McNemar exact test" in line)
     p_value = float(p_line.split("p = ")[1].split()[0])

@@ -35,7 +35,7 @@ from softmax_core.errors import (
     PreconditionFailedError,
     StorageError,
 )
-from softmax_core.lineage import Lineage
+from softmax_core.lineage import DatasetLineage, Lineage
 from softmax_core.metrics import ClassMetrics, EvaluationReport
 from softmax_core.mnist import Dataset
 from softmax_core.model import Model
@@ -260,3 +260,45 @@ def test_report_markdown_and_table(small_model: Model) -> None:
     )
     rows = per_class_rows(table)
     assert rows == [{"class": 3, "precision": 0.1235, "recall": 1.0, "support": 7}]
+
+
+EVIL = "x`\n```\n</code><img src=x onerror=alert(1)>\n# forged\n[click me](javascript:alert(1))"
+
+
+def test_report_markdown_escapes_every_user_string(small_model: Model) -> None:
+    """Issue 27 item 2: dataset names, lineage values (paths), parameters, the champion and
+    the report URL cannot add a link, HTML, a heading or leave their code span."""
+    import dataclasses
+
+    from markdown_it import MarkdownIt
+
+    from softmax_core.escaping import printable
+
+    y = np.arange(1000) % 10
+    pred = y.copy()
+    pred[:100] = (pred[:100] + 1) % 10
+    decision = gate.decide(y, y, min_accuracy=0.95, champion_pred=y, champion=EVIL)
+    domain = gate.decide(y, pred, min_accuracy=0.95, domain=EVIL)
+    info = dataclasses.replace(small_model.info, params={"source": EVIL, "epochs": 2})
+    model = small_model.evolve(info=info)
+    report = EvaluationReport(accuracy=decision.accuracy, n=1000, per_class=(), confusion=())
+    evil_set = DatasetLineage(EVIL, 1, "d" * 64, "c" * 64, count=1, train=1, holdout=0)
+    lineage = Lineage(data_source=EVIL, datasets=(evil_set,), flow_run_id="abc")
+    md_it = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md_it.validateLink = lambda url: True  # type: ignore[method-assign]  # see every link
+    for url in ("javascript:alert(1)", f"https://s3.example/r.html?{EVIL}"):
+        md = gate_report_markdown(
+            report, decision, model, lineage, page=("m:1", url), domains=[domain]
+        )
+        tokens = md_it.parse(md)
+        inline = [c for t in tokens if t.children for c in t.children]
+        links = [c.attrGet("href") for c in inline if c.type == "link_open"]
+        shown = md_it.normalizeLink(printable(url))  # the link, its newlines shown as \n
+        assert links == ([] if url.startswith("javascript") else [shown])
+        kinds = {t.type for t in [*tokens, *inline]}
+        assert not kinds & {"html_block", "html_inline", "image", "fence", "code_block"}, kinds
+        headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+        assert [h.split(":")[0] for h in headings] == [
+            "Training pipeline", "Gate", "Gate per domain", "Metrics", "Lineage", "Report"
+        ]  # fmt: skip
+        assert "<img" not in md_it.render(md)

@@ -207,3 +207,48 @@ def test_split_rejects_unknown_names(printed: Path) -> None:
     with pytest.raises(InvalidInputError, match="'test' is unknown"):
         data.split("test")
     assert labelled.empty().class_counts()["0"] == 0
+
+
+# --- files that are not plain images (issue 27, items 5 and 6) -------------------------------
+
+
+@pytest.mark.timeout(60)  # a read that hangs fails the test instead of the suite
+def test_fifos_devices_and_broken_links_are_failure_rows(printed: Path, tmp_path: Path) -> None:
+    """A FIFO, symlinks to /dev/zero and /dev/urandom, a dangling symlink: failure rows, no
+    hang, no crash; symlinks are followed inside the folder only; a symlinked folder is
+    named, not walked."""
+    import os
+
+    root = copy(printed, tmp_path / "d")
+    outside = tmp_path / "private.png"
+    shutil.copy(next((root / "7").iterdir()), outside)
+    os.mkfifo(root / "3" / "fifo.png")
+    (root / "3" / "zero.png").symlink_to("/dev/zero")
+    (root / "3" / "random.png").symlink_to("/dev/urandom")
+    (root / "3" / "gone.png").symlink_to(tmp_path / "gone.png")
+    (root / "7" / "secret.png").symlink_to(outside)
+    (root / "7" / "again.png").symlink_to(next(p for p in (root / "7").iterdir()))
+    (root / "8" / "more").symlink_to(tmp_path, target_is_directory=True)
+    read = read_folder(root)
+    reasons = dict(read.failures)
+    assert reasons == {
+        "3/fifo.png": "unreadable: not a regular file",
+        "3/zero.png": "unreadable: not a regular file",
+        "3/random.png": "unreadable: not a regular file",
+        "3/gone.png": "unreadable: broken symlink",
+        "7/secret.png": "unreadable: a symlink out of the labelled folder (not followed)",
+    }
+    assert len(read.data) == 120 and read.duplicates == 1  # again.png: followed, inside
+    assert read.scan.linked_folders == ["8/more"]
+
+
+def test_a_file_over_the_size_cap_is_a_failure_row(
+    printed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softmax_core import settings
+
+    root = copy(printed, tmp_path / "d")
+    (root / "4" / "huge.png").write_bytes(b"\0" * 65536)
+    monkeypatch.setattr(settings, "MAX_IMAGE_BYTES", 32768)  # the printed digits are ~5 KB
+    reasons = dict(read_folder(root).failures)
+    assert reasons == {"4/huge.png": "over size cap: 65,536 bytes, over the cap of 32,768"}
