@@ -125,15 +125,15 @@ def test_an_inbox_with_a_fifo_or_a_device_link_is_synced_without_them(
 
     from prefect.logging import disable_run_logger
 
-    from flows._common import RegistryLocation
     from flows.datasets import sync_inbox
+    from softmax_core.requests import Location
 
     inbox = tmp_path / "labelled"
     shutil.copytree(printed, inbox)
     os.mkfifo(inbox / "3" / "fifo.png")
     (inbox / "4" / "zero.png").symlink_to("/dev/zero")
     (inbox / "5" / "gone.png").symlink_to(tmp_path / "nowhere.png")
-    location = RegistryLocation(str(tmp_path / "reg"), None, session_cache)
+    location = Location(registry=str(tmp_path / "reg"), cache_dir=str(session_cache))
     with disable_run_logger():
         ref = sync_inbox.fn(location, inbox, "inbox")
     assert ref == "inbox:1"
