@@ -51,14 +51,18 @@ class Evaluation:
 
 
 def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
-    """``{dataset: {accuracy, n, champion_accuracy, mcnemar_p, min_accuracy}}``."""
+    """``{dataset: {accuracy, n, champion_accuracy, comparison, p_better, p_noninferior,
+    min_accuracy, floor_applies}}``."""
     return {
         str(d.domain): {
             "accuracy": d.accuracy,
             "n": d.n,
             "champion_accuracy": d.champion_accuracy,
-            "mcnemar_p": d.p_value,
+            "comparison": d.comparison,
+            "p_better": d.p_better,
+            "p_noninferior": d.p_noninferior,
             "min_accuracy": d.min_accuracy,
+            "floor_applies": d.floor_applies,
         }
         for d in domains
     }

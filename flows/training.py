@@ -59,7 +59,7 @@ from prefect.artifacts import (
 )
 
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
-from flows.datasets import UserData, nothing_new, pull_datasets, sync_inbox
+from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox
 from flows.publishing import promote_model, publish_model, publish_report
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
@@ -258,13 +258,15 @@ def evaluate_model(
         champion_pred=predict_test_split(champion.model, ds) if champion else None,
         champion=champion.ref if champion else None,
         alpha=rules.alpha,
+        margin=rules.margin,
     )
     domains = holdout_decisions(
         model,
-        [(m.name, *data.split("holdout")) for m, data in user_data],
+        holdouts(user_data),
         champion=champion.model if champion else None,
         min_accuracy=rules.min_dataset_accuracy,
         alpha=rules.alpha,
+        margin=rules.margin,
     )
     evaluation = Evaluation(report, decision, tuple(domains))
     for d in evaluation.decisions:
@@ -339,6 +341,8 @@ def training_pipeline(
         champion=champion,
         evaluation=evaluation,
         lineage=lineage,
+        rules=run.gate,
+        holdouts=holdouts(user_data),
         return_state=True,
     )
     if report.is_failed():  # the version is published: a missing page is a warning

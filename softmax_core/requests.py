@@ -18,7 +18,7 @@ Training::
     TrainingRequest
     ├── data: Data        MNIST source and cache, users' datasets, inbox, their weight
     ├── hyper: Hyper      features and the SGD hyperparameters, warm start
-    ├── gate: Gate        the accuracy floor, McNemar's alpha, the datasets' floor
+    ├── gate: Gate        the floors, the non-inferiority margin and alpha
     ├── target: Target    registry location, model name, champion alias, promote or not
     └── retries: Retries  how the I/O steps retry
 
@@ -255,18 +255,23 @@ class Hyper:
 @dataclass(frozen=True)
 class Gate:
     """When a challenger may be published (``softmax_core.gate``): MNIST test accuracy at
-    least ``min_accuracy``, each dataset's holdout at least ``min_dataset_accuracy``, and
-    never significantly worse than the champion (McNemar, ``alpha``)."""
+    least ``min_accuracy`` and shown not worse than the champion's by more than ``margin``
+    (one-sided, at ``alpha``); on each dataset's holdout, not shown worse than the
+    champion's by more than ``margin``, and at least ``min_dataset_accuracy`` once the
+    holdout is large enough for a floor to mean something (``gate.floor_min_images``)."""
 
     min_accuracy: float = settings.MIN_ACCURACY
     alpha: float = settings.ALPHA
     min_dataset_accuracy: float = settings.DATASET_MIN_ACCURACY
+    margin: float = settings.MARGIN
 
     def __post_init__(self) -> None:
         _fraction("min_accuracy", self.min_accuracy)
         a = self.alpha
         _check("alpha", a, _is_real(a) and 0 < a < 1, "a number in (0, 1)")
         _fraction("min_dataset_accuracy", self.min_dataset_accuracy)
+        m = self.margin
+        _check("margin", m, _is_real(m) and 0 <= m < 1, "a number in [0, 1)")
 
 
 @dataclass(frozen=True)

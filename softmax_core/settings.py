@@ -66,9 +66,16 @@ INBOX_DATASET = "inbox"
 # --- the gate --------------------------------------------------------------------------------
 MIN_ACCURACY = 0.95
 ALPHA = 0.05
-# The floor on each dataset's holdout. Lower than MNIST's: a user's holdout is small (a
-# few dozen to hundreds of images: +-4 points of noise at 100) and its domain is harder;
-# high enough to refuse a model that is not fit for that domain (an MNIST-only model gets
+# Non-inferiority: a challenger may be this much less accurate than the champion (0.5
+# points), shown by a one-sided test at ALPHA on MNIST; on a user's domain it is refused
+# only when shown worse than that (softmax_core.gate).
+MARGIN = 0.005
+# A dataset's floor applies to holdouts on which an accuracy right at the floor is known to
+# +-5 points (95% Wilson interval): 141 images at DATASET_MIN_ACCURACY (gate.floor_min_images).
+FLOOR_HALF_WIDTH = 0.05
+# The floor on each dataset's holdout, applied once the holdout is large enough for it to
+# mean something (FLOOR_HALF_WIDTH). Lower than MNIST's: a user's domain is harder; high
+# enough to refuse a model that is not fit for that domain (an MNIST-only model gets
 # 60-80% on printed or scanned digits; trained on them it gets 97%+, benchmarks/own_data.py).
 DATASET_MIN_ACCURACY = 0.90
 # How long a report link in a Prefect artifact works on S3 (a presigned URL): 7 days, the

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
 
 Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
+Holdout = tuple[str, NDArray[Any], NDArray[Any]]  # dataset name, images (n, 28, 28), labels (n,)
 
 
 def train(
@@ -112,14 +113,16 @@ def predict_test_split(model: Model, ds: Dataset) -> NDArray[np.int64]:
 
 def holdout_decisions(
     model: Model,
-    holdouts: Sequence[tuple[str, NDArray[Any], NDArray[Any]]],
+    holdouts: Sequence[Holdout],
     *,
     champion: Model | None,
     min_accuracy: float,
     alpha: float,
+    margin: float,
 ) -> list[gate.GateDecision]:
-    """The gate on each ``(domain, images (n, 28, 28), labels (n,))``: floor and champion,
-    each model with its own preprocessing. A domain with no holdout image is not gated."""
+    """The gate on each ``(domain, images (n, 28, 28), labels (n,))``: floor (on a holdout
+    large enough) and champion, each model with its own preprocessing. A domain with no
+    holdout image is not gated."""
     out = []
     for domain, images, labels in holdouts:
         if len(labels) == 0:
@@ -132,6 +135,7 @@ def holdout_decisions(
                 champion_pred=champion.predict(images) if champion is not None else None,
                 champion=champion.ref if champion is not None else None,
                 alpha=alpha,
+                margin=margin,
                 domain=domain,
             )
         )

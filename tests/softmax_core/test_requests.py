@@ -91,6 +91,10 @@ BAD: list[tuple[type, str, str, Any, str]] = [
         for value in (-0.01, 1.01, math.nan, "0.9", True)
     ],
     *[(Gate, "alpha", "alpha", value, "a number in (0, 1)") for value in (0, 1, 1.5, None)],
+    *[
+        (Gate, "margin", "margin", value, "a number in [0, 1)")
+        for value in (-0.001, 1, math.nan, "0.005", True)
+    ],
     (Target, "promote", "promote", "true", FLAG),
     (ModelRef, "model", "ref", "", "a registry reference or a model file"),
     (ModelRef, "model", "ref", None, "a registry reference or a model file"),
@@ -234,6 +238,7 @@ DEFAULTS: dict[str, Any] = {
     "Gate.min_accuracy": settings.MIN_ACCURACY,
     "Gate.alpha": settings.ALPHA,
     "Gate.min_dataset_accuracy": settings.DATASET_MIN_ACCURACY,
+    "Gate.margin": settings.MARGIN,
     "Target.location": Location(),
     "Target.name": settings.MODEL_NAME,
     "Target.alias": settings.ALIAS,
