@@ -51,7 +51,7 @@ class Evaluation:
 
 
 def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
-    """``{dataset: {accuracy, n, champion_accuracy, comparison, p_better, p_noninferior,
+    """``{dataset: {accuracy, n, champion_accuracy, comparison, p_better, p_worse,
     min_accuracy, floor_applies}}``."""
     return {
         str(d.domain): {
@@ -60,7 +60,7 @@ def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
             "champion_accuracy": d.champion_accuracy,
             "comparison": d.comparison,
             "p_better": d.p_better,
-            "p_noninferior": d.p_noninferior,
+            "p_worse": d.p_worse,
             "min_accuracy": d.min_accuracy,
             "floor_applies": d.floor_applies,
         }

@@ -70,7 +70,7 @@ def gate_report_markdown(
         + ")"
     )
     champ = markdown(decision.champion or "none")
-    p = "—" if decision.p_noninferior is None else f"{decision.p_noninferior:.3g}"
+    p = "—" if decision.p_worse is None else f"{decision.p_worse:.3g}"
     lines = [
         f"# Training pipeline: gate {verdict}",
         "",
@@ -88,7 +88,7 @@ def gate_report_markdown(
         f"- floor (`min_accuracy`): {decision.min_accuracy:.4f} → "
         f"{'met' if decision.accuracy >= decision.min_accuracy else 'NOT met'}",
         f"- non-inferiority vs champion, margin (`margin`) {100 * decision.margin:g} points: "
-        f"one-sided p = {p} (passes when p < {decision.alpha:g})"
+        f"worse beyond it with one-sided p = {p} (refused when p < {decision.alpha:g})"
         + (f"; {markdown(decision.comparison)}" if decision.comparison else ""),
     ]
     for f in decision.failures:
@@ -172,6 +172,6 @@ def published_metrics(
         "train_seconds": model.info.train_seconds,
         "champion": decision.champion,
         "champion_accuracy": decision.champion_accuracy,
-        "p_noninferior": decision.p_noninferior,
+        "p_worse": decision.p_worse,
         "margin": decision.margin,
     }

@@ -116,9 +116,12 @@ def run_lineage(
     the hyperparameters."""
     from prefect.runtime import flow_run
 
+    from softmax_core.train import extra_weight
     from softmax_core.version import code_version
 
     hyper, data = run.hyper, run.data
+    n_mnist = ds.y_train.shape[0] if hyper.limit is None else min(hyper.limit, ds.y_train.shape[0])
+    weight = extra_weight(data, int(n_mnist), [d.split("train") for _, d in user_data])
     return Lineage(
         flow=FLOW_NAME,
         flow_run_id=str(flow_run.id),
@@ -126,7 +129,7 @@ def run_lineage(
         data_digest=ds.digest,
         data_source=ds.source,
         datasets=tuple(m.lineage() for m, _ in user_data),
-        data_weight=data.data_weight if user_data else None,
+        data_weight=weight if user_data else None,
         weighting=data.weighting if user_data else None,
         features=hyper.features,
         train_params={**hyper.sgd_params(), "limit": hyper.limit},
@@ -189,7 +192,8 @@ def train_model(
     ds: Dataset, hyper: Hyper, data: Data, *, init: Model | None, extra: list[Labelled]
 ) -> Model:
     """Minibatch SGD on the training split, plus ``extra`` labelled images (the datasets'
-    train splits, each ``data.data_weight`` times); warm-started from ``init`` when given."""
+    train splits, each counted ``data.weight_for`` times); warm-started from ``init``
+    when given."""
     from softmax_core.train import train
 
     logger = get_run_logger()

@@ -11,33 +11,41 @@ trained on (``domain``), by the rules a user would weigh them with:
     floor is known to within ``settings.FLOOR_HALF_WIDTH`` (5 points) either way, by the
     95% Wilson interval (141 images at the default floor 0.90). On fewer images the floor
     is a coin toss: a model that reads the domain at 0.95 scores under 0.90 on 37 of its
-    images about one time in nine, and a user who labelled 20 images a class has a holdout of 40.
-``non-inferiority`` (MNIST, with a champion)
-    the challenger must be shown to be *not worse than the champion by more than*
-    ``margin`` (default 0.5 points): a one-sided test at ``alpha`` on the paired
-    predictions (Tango's score test on the difference in accuracy, see
-    :class:`softmax_core.metrics.PairedDifference`; H0: worse by the margin or more). A
-    dip the margin allows (the price of learning a user's domain) passes once 10,000
-    images show it is that small; "no significant drop", the rule before, refused any
-    dip that 10,000 images could see, however small (0.26 points, McNemar p = 0.003).
-``worse`` (a user's domain, with a champion)
-    the challenger passes when it is *significantly better* than the champion on that
-    domain's holdout (McNemar's exact one-sided test at ``alpha``), or *not worse
-    within the margin*: it is refused only when the holdout shows it worse than the
-    champion by more than ``margin`` (the same score test, the other side: H0: within
-    the margin). The burden of proof is the champion's here, not the challenger's as on
-    MNIST, because a holdout of ``n`` images can show non-inferiority within a margin
-    ``m`` only when ``n > z**2 * (1 - m) / m`` even for two models that never err (540
-    images at 0.5 points): requiring it would refuse every retraining on a user's
-    holdout of ordinary size whose champion already reads it well.
+    images about one time in nine, and a user who labelled 20 images a class has a
+    holdout of 40.
+``non-inferiority`` (with a champion; MNIST and every domain)
+    a challenger passes unless it is worse than the champion by more than ``margin``
+    (default 0.5 points), by a one-sided test at ``alpha`` on the paired predictions:
+    Tango's score test on the difference in accuracy (H0: within the margin; see
+    :class:`softmax_core.metrics.PairedDifference`, tested against the published Tango
+    interval), so it is refused when the one-sided upper bound of the difference is below
+    ``-margin``. On a user's domain a challenger *significantly better* than the champion
+    (McNemar's exact one-sided test) passes by definition, and the decision says so.
+
+Why the champion carries the burden of proof, not the challenger (who would have to
+*show* its accuracy within the margin, the textbook non-inferiority test):
+
+- a user's holdout can show a difference within a margin ``m`` only when ``n > z**2 *
+  (1 - m) / m`` even for two models that never err (540 images at 0.5 points): every
+  retraining on a holdout of ordinary size whose champion already reads it well would be
+  refused, week after week;
+- on MNIST, learning a new script costs this linear model about 0.3 points at any
+  weighting that reads the script (``benchmarks/own_data.py``); with the ~70 test images
+  the two models disagree on, showing it within 0.5 points fails about a third of such
+  runs by chance. Refusing only a drop shown to exceed the margin lets those runs
+  through and still stops a real loss: a 1-point drop is refused (p = 2e-6 with 140
+  images of disagreement), where "no significant drop", the rule before, refused any
+  dip 10,000 images could see (0.26 points, McNemar p = 0.003). The price: a drop a
+  little past the margin passes when the evidence is thin (on MNIST the bound is about
+  0.15 points wide, so up to about 0.65 points).
 
 Each decision records every rule that failed with by how much, both accuracies, the
-paired counts and p-values, a one-line ``message`` and, for a refusal, ``advice`` (what
-to do next); :func:`refusal` joins the domains into one error that says what was
-measured on each and what to do.
+paired counts, the p-values and the one-sided bounds of the difference, a one-line
+``message`` and, for a refusal, ``advice`` (what to do next); :func:`refusal` joins the
+domains into one error that says what was measured on each and what to do.
 
 A rule is a small function of the measured numbers returning a :class:`GateFailure` or
-None (``_floor``, ``_non_inferiority``, ``_worse``); another rule goes beside them.
+None (``_floor``, ``_non_inferiority``); another rule goes beside them.
 """
 
 from __future__ import annotations
@@ -61,7 +69,6 @@ DEFAULT_MARGIN = settings.MARGIN
 
 RULE_FLOOR = "floor"
 RULE_NON_INFERIORITY = "non-inferiority"
-RULE_WORSE = "worse"
 MNIST = "MNIST"  # how messages name MNIST test
 
 
@@ -82,7 +89,7 @@ def floor_min_images(floor: float, half_width: float = settings.FLOOR_HALF_WIDTH
 class GateFailure:
     """One rule the challenger broke: which, by how much (in accuracy), why, and what to do."""
 
-    rule: str  # RULE_FLOOR, RULE_NON_INFERIORITY or RULE_WORSE
+    rule: str  # RULE_FLOOR or RULE_NON_INFERIORITY
     shortfall: float  # accuracy missing (> 0): under the floor, or beyond the margin
     message: str
     advice: str = ""  # the next step for the user
@@ -94,7 +101,7 @@ class GateDecision:
 
     ``domain``: None for MNIST test, else the dataset whose holdout this is. With a
     champion: its accuracy on the same ``n`` images, the images only one model got right,
-    ``p_noninferior`` (small: the challenger is not worse by more than ``margin``),
+    ``p_worse`` (small: the challenger is worse by more than ``margin``; refused),
     ``p_better`` (small: it is better) and ``lower``/``upper``, the one-sided ``1 -
     alpha`` bounds of the difference in accuracy (challenger minus champion).
     """
@@ -105,7 +112,7 @@ class GateDecision:
     n: int
     champion: str | None = None  # e.g. "mnist:3" (the reference compared against)
     champion_accuracy: float | None = None
-    p_noninferior: float | None = None  # one-sided score test, H0: worse by >= margin
+    p_worse: float | None = None  # one-sided score test, H0: within the margin
     p_better: float | None = None  # McNemar exact, one-sided, H0: not better
     only_challenger: int | None = None  # images only the challenger got right
     only_champion: int | None = None  # images only the champion got right
@@ -144,33 +151,37 @@ class GateDecision:
 
     @property
     def comparison(self) -> str | None:
-        """Against the champion, in words: ``better``, ``within the margin``, ``not shown
-        within the margin`` (MNIST), ``worse beyond the margin``, or ``no clear
-        difference`` (a domain); None without a champion."""
-        if self.p_noninferior is None or self.p_better is None:
+        """Against the champion, in words: ``better``, ``within the margin`` (shown),
+        ``no clear difference`` (neither shown), or ``worse beyond the margin`` (the one
+        that is refused); None without a champion."""
+        if self.p_worse is None or self.p_better is None or self.lower is None:
             return None
         if self.p_better < self.alpha:
             return "better"
-        if self.p_noninferior < self.alpha:
-            return "within the margin"
-        if self.domain is None:
-            return "not shown within the margin"
-        if 1.0 - self.p_noninferior < self.alpha:
+        if self.p_worse < self.alpha:
             return "worse beyond the margin"
+        if self.lower > -self.margin:
+            return "within the margin"
         return "no clear difference"
 
     @property
     def summary(self) -> str:
-        """What was measured, in one clause: ``champion mnist:1 0.2162 vs challenger
-        0.8919 on script (37 images), +67.57 points, better (p=2.1e-07)``."""
-        if self.champion_accuracy is None:
+        """What was measured, in one clause: ``champion mnist:1 0.9899 vs challenger
+        0.9873 on MNIST (10000 images): -0.26 points (at worst -0.40), within the
+        0.5-point margin``."""
+        if self.champion_accuracy is None or self.lower is None or self.upper is None:
             text = f"challenger {self.accuracy:.4f} on {self.name} ({self.n} images)"
         else:
             points = 100 * (self.accuracy - self.champion_accuracy)
+            bound = (
+                f"at best {100 * self.upper:+.2f}"
+                if self.comparison == "worse beyond the margin"
+                else f"at worst {100 * self.lower:+.2f}"
+            )
             text = (
                 f"champion {self.champion or 'the champion'} {self.champion_accuracy:.4f} vs "
-                f"challenger {self.accuracy:.4f} on {self.name} ({self.n} images), "
-                f"{points:+.2f} points, {self.comparison} ({self._evidence()})"
+                f"challenger {self.accuracy:.4f} on {self.name} ({self.n} images): "
+                f"{points:+.2f} points ({bound}), {self._verdict()}"
             )
         if not self.floor_applies:
             text += (
@@ -179,16 +190,20 @@ class GateDecision:
             )
         return text
 
-    def _evidence(self) -> str:
-        """The p-value behind :attr:`comparison`, with the margin it is about."""
-        margin = f"{100 * self.margin:g}-point margin"
+    def _verdict(self) -> str:
+        """:attr:`comparison` with the margin and the p-value behind it."""
+        margin = f"the {100 * self.margin:g}-point margin"
         if self.comparison == "better":
-            return f"McNemar p={_fmt_p(self.p_better)}"
-        if self.comparison == "within the margin":
-            return f"{margin}, p={_fmt_p(self.p_noninferior)}"
+            return f"better (McNemar p={_fmt_p(self.p_better)})"
         if self.comparison == "worse beyond the margin":
-            return f"{margin}, p={_fmt_p(1.0 - (self.p_noninferior or 0.0))}"
-        return f"{margin}, p={_fmt_p(self.p_noninferior)} >= {self.alpha:g}"
+            return (
+                f"worse beyond {margin} (p={_fmt_p(self.p_worse)} < {self.alpha:g}; "
+                f"{self.only_champion} images only the champion got right, "
+                f"{self.only_challenger} only the challenger)"
+            )
+        if self.comparison == "within the margin":
+            return f"within {margin}"
+        return f"no clear difference, not shown worse than {margin}"
 
     @property
     def advice(self) -> str:
@@ -230,6 +245,8 @@ class GateDecision:
 def _fmt_p(p: float | None) -> str:
     if p is None:
         return "n/a"
+    if p < 1e-15:  # beyond a double's resolution near 1 (p = 1 - cdf)
+        return "<1e-15"
     return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
 
 
@@ -254,47 +271,29 @@ def _floor(acc: float, floor: float, domain: str | None) -> GateFailure | None:
 
 
 def _non_inferiority(
-    pair: PairedDifference, champ: str, *, margin: float, alpha: float
+    pair: PairedDifference, champ: str, domain: str | None, *, margin: float, alpha: float
 ) -> GateFailure | None:
-    """MNIST: the challenger must be shown not worse than the champion by ``margin``."""
-    p = pair.p_above(-margin)
-    if p < alpha:
-        return None
-    low = pair.lower(alpha)
-    return GateFailure(
-        rule=RULE_NON_INFERIORITY,
-        shortfall=max(-margin - low, 0.0),
-        message=(
-            f"MNIST accuracy is {100 * pair.difference:+.2f} points against champion {champ}, "
-            f"not shown within the {100 * margin:g}-point margin (one-sided p={_fmt_p(p)} "
-            f">= {alpha:g}; it may be {-100 * low:.2f} points worse; {pair.only_b} images "
-            f"only the champion got right, {pair.only_a} only the challenger)"
-        ),
-        advice="lower --data-weight (your images cost MNIST accuracy), or widen --margin",
-    )
-
-
-def _worse(
-    pair: PairedDifference, champ: str, domain: str, *, margin: float, alpha: float
-) -> GateFailure | None:
-    """A user's domain: refused only when shown worse than the champion beyond ``margin``
-    (and not significantly better, which it then cannot be)."""
+    """Refused when shown worse than the champion by more than ``margin`` (and not
+    significantly better, which it then cannot be)."""
     p = pair.p_below(-margin)
     if p >= alpha or pair.p_better() < alpha:
         return None
+    on = f"it reads {domain}" if domain else "MNIST accuracy is"
+    advice = (
+        f"check the labels of {domain} (softmax-pipe dataset show {domain}), or raise --data-weight"
+        if domain
+        else "lower --data-weight (your images cost MNIST accuracy), or widen --margin"
+    )
     return GateFailure(
-        rule=RULE_WORSE,
-        shortfall=-margin - pair.difference,
+        rule=RULE_NON_INFERIORITY,
+        shortfall=-margin - pair.upper(alpha),
         message=(
-            f"it reads {domain} {-100 * pair.difference:.2f} points worse than champion "
-            f"{champ}, beyond the {100 * margin:g}-point margin (one-sided p={_fmt_p(p)} < "
-            f"{alpha:g}; {pair.only_b} images only the champion got right, {pair.only_a} "
-            "only the challenger)"
+            f"{on} {-100 * pair.difference:.2f} points worse than champion {champ}, "
+            f"beyond the {100 * margin:g}-point margin (one-sided p={_fmt_p(p)} < {alpha:g}; "
+            f"{pair.only_b} images only the champion got right, {pair.only_a} only the "
+            "challenger)"
         ),
-        advice=(
-            f"check the labels of {domain} (softmax-pipe dataset show {domain}), or raise "
-            "--data-weight"
-        ),
+        advice=advice,
     )
 
 
@@ -319,7 +318,7 @@ def decide(
     ``y``: (n,) labels; ``pred``: the challenger's predictions; ``champion_pred``: the
     champion's on the same images (None: there is no champion); ``champion``: its
     reference, for messages; ``domain``: the dataset these images are the holdout of
-    (None: MNIST test, gated by non-inferiority; a name: a user's domain). Raises
+    (None: MNIST test; a name: a user's domain, whose floor needs enough images). Raises
     InvalidInputError on a threshold outside its range or mismatched shapes.
     """
     _check("min_accuracy", min_accuracy, 0.0 <= min_accuracy <= 1.0, "a number in [0, 1]")
@@ -342,16 +341,12 @@ def decide(
         return GateDecision(failures=tuple(failures), **common)
     pair = PairedDifference.of(y, pred, champion_pred)
     label = champion or "the champion"
-    rule = (
-        _non_inferiority(pair, label, margin=margin, alpha=alpha)
-        if domain is None
-        else _worse(pair, label, domain, margin=margin, alpha=alpha)
-    )
+    rule = _non_inferiority(pair, label, domain, margin=margin, alpha=alpha)
     failures += [rule] if rule else []
     return GateDecision(
         champion=champion,
         champion_accuracy=acc - pair.difference,
-        p_noninferior=pair.p_above(-margin),
+        p_worse=pair.p_below(-margin),
         p_better=pair.p_better(),
         only_challenger=pair.only_a,
         only_champion=pair.only_b,
@@ -362,18 +357,25 @@ def decide(
     )
 
 
+def _refused(d: GateDecision) -> str:
+    """A refused domain: what was measured, and the rules the measurement does not say."""
+    on = f" on {d.domain}" if d.domain else ""
+    others = [f.message for f in d.failures if f.rule != RULE_NON_INFERIORITY]
+    return f"gate refused the model{on}: " + "; ".join([*others, d.summary])
+
+
 def refusal(decisions: Sequence[GateDecision]) -> GateFailedError | None:
     """One GateFailedError saying what was measured on every domain (the refused ones
     first, with their reasons) and what to do next; None if every domain passed. E.g.
     ``gate refused the model on script: accuracy 0.7000 is below the floor 0.9000 by
-    0.2000 (champion mnist:1 0.2100 vs challenger 0.7000 on script (150 images), ...);
-    champion mnist:1 0.9899 vs challenger 0.9873 on MNIST (10000 images), -0.26 points,
-    within the margin (...); next step: label more images of script, or pass
-    --min-dataset-accuracy 0.70; nothing was published``."""
+    0.2000; champion mnist:1 0.2100 vs challenger 0.7000 on script (150 images): ...;
+    champion mnist:1 0.9899 vs challenger 0.9873 on MNIST (10000 images): -0.26 points
+    (at worst -0.40), within the 0.5-point margin; next step: label more images of
+    script, or pass --min-dataset-accuracy 0.70; nothing was published``."""
     failed = [d for d in decisions if not d.passed]
     if not failed:
         return None
-    refused = "; ".join(f"{d.message} ({d.summary})" for d in failed)
+    refused = "; ".join(_refused(d) for d in failed)
     measured = "; ".join(d.summary for d in decisions if d.passed)
     advice = "; ".join(dict.fromkeys(d.advice for d in failed if d.advice))
     parts = [refused, measured, f"next step: {advice}" if advice else "", "nothing was published"]

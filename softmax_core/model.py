@@ -70,7 +70,7 @@ class ModelInfo:
     """What a model file records about the model, beside its weights and steps.
 
     ``params`` are the hyperparameters (``Hyper.sgd_params()`` plus ``features``,
-    ``limit`` and, with users' data, ``data_weight`` and ``weighting``); ``metrics`` what
+    ``limit`` and, with users' data, ``data_weight``, ``data_share`` and ``weighting``); ``metrics`` what
     was measured (test accuracy, ...). ``warm_start``: the reference (or the creation
     time) of the model training started from. ``extra``: keys of newer writers.
     """

@@ -136,17 +136,27 @@ def run(
         ),
     ] = None,
     data_weight: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="How many times each dataset image counts in training (see --weighting).",
+            help="How many times each dataset image counts in training (see --weighting). "
+            "Default: as many as make your images --data-share of the MNIST images.",
             rich_help_panel="Your data",
         ),
     ] = settings.DATA_WEIGHT,
+    data_share: Annotated[
+        float,
+        typer.Option(
+            help="Without --data-weight: your images (all datasets together) count as this "
+            "share of the MNIST images trained on (0.1: 20 labelled a digit count 37 times).",
+            rich_help_panel="Your data",
+        ),
+    ] = settings.DATA_SHARE,
     weighting: Annotated[
         str,
         typer.Option(
-            help="How a dataset image counts --data-weight times: oversample (repeated in "
-            "every epoch) or loss (once, its loss weighted).",
+            help="How a dataset image counts --data-weight times: jitter (repeated in every "
+            "epoch, each copy after the first slightly turned, slanted, scaled and moved), "
+            "oversample (repeated as it is) or loss (once, its loss weighted).",
             rich_help_panel="Your data",
         ),
     ] = settings.DATA_WEIGHTING,
@@ -200,6 +210,7 @@ def run(
             source=source,
             datasets=tuple(dataset or ()),
             data_weight=data_weight,
+            data_share=data_share,
             weighting=weighting,  # type: ignore[arg-type]  # checked by Data
             inbox=str(inbox) if inbox is not None else None,
             inbox_dataset=inbox_dataset,

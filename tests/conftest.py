@@ -70,8 +70,8 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet); keras
-    runs on JAX.
+    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet). No
+    KERAS_BACKEND: the keras source chooses its backend itself, as in a user's shell.
 
     Prefect's own timeouts get the room ``softmax-pipe run`` gives them (flows.runner),
     so that the suite holds on a machine whose cores are busy (``.ci/run --contention``).
@@ -80,7 +80,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="softmax-pipe-prefect-")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ.setdefault("KERAS_BACKEND", "jax")  # keras 3 on JAX (CPU), as .[keras] installs
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "120")
     os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")

@@ -304,8 +304,9 @@ def _against(
         f"{champ.accuracy:.4f}, this model: {ev.accuracy:.4f}). McNemar's exact test looks only "
         f"at the images one model got right and the other wrong: p = <b>{test.p_value:.3g}</b> "
         "(two-sided). The gate asks a one-sided question of the same images: is this model "
-        f"shown to be no more than {100 * decision.margin:g} points worse (p = "
-        f"<b>{_fmt(decision.p_noninferior or float('nan'))}</b>, passes under {decision.alpha:g})?"
+        f"worse than the champion by more than {100 * decision.margin:g} points? It refuses "
+        f"the model when p = <b>{decision.p_worse or 0.0:.3g}</b> is under "
+        f"{decision.alpha:g}."
     )
     body = (
         verdict
