@@ -25,8 +25,9 @@ Settings files, in the manner of git's and aws-cli's (TOML, read with ``tomllib`
 
 Top-level keys are the locations every command shares (:data:`FILE_KEYS`: ``registry``,
 ``mnist``, ``cache``, ``endpoint-url``); a relative path there is relative to the file's
-folder. A table named after a command holds that command's option defaults, by long
-option name (``[run]`` ``data-share = 0.2``; ``[dataset.add]`` for a subcommand).
+folder. A table named after a command, as it is typed after ``softmax-pipe``, holds that
+command's option defaults by long option name (``[run]`` ``data-share = 0.2``;
+``["dataset add"]`` ``name = "mine"`` for a subcommand).
 :func:`resolve` is the one place a location is looked up: explicit (an option) > the
 environment > the project file > the user file > the default; the requests' resolution
 (``softmax_core.requests``) goes through it. :func:`command_defaults` gives the CLI the
@@ -215,15 +216,16 @@ class SettingsFile:
         values: dict[str, str] = {}
         commands: dict[str, Any] = {}
         for key, value in doc.items():
-            if isinstance(value, dict):
-                commands[key] = value
+            if isinstance(value, dict) and all(not isinstance(v, dict) for v in value.values()):
+                commands[" ".join(key.split())] = value
             elif key in FILE_KEYS and isinstance(value, str) and value.strip():
                 values[key] = _relative_to(path.parent, key, value.strip())
             else:
                 known = ", ".join(FILE_KEYS)
                 raise InvalidInputError(
                     f"settings file {path}: {key} = {value!r} is not a setting; expected one "
-                    f"of {known} (a non-empty string), or a [command] table of its options"
+                    f"of {known} (a non-empty string), or a [command] table of its options "
+                    '(["registry list"] for a subcommand)'
                 )
         return cls(path=path, values=values, commands=commands)
 
@@ -294,19 +296,13 @@ def resolve(
 def command_defaults(
     env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> dict[str, Any]:
-    """The files' command tables, merged: the project's over the user's, option by option
-    (keys as written: long option names; the CLI maps them to its parameters)."""
-
-    def merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
-        out = dict(low)
-        for key, value in high.items():
-            both = isinstance(value, dict) and isinstance(out.get(key), dict)
-            out[key] = merge(out[key], value) if both else value
-        return out
-
-    merged: dict[str, Any] = {}
+    """The files' command tables by command (``run``, ``registry list``), merged: the
+    project's over the user's, option by option (keys as written: long option names; the
+    CLI maps them to its parameters)."""
+    merged: dict[str, dict[str, Any]] = {}
     for file in reversed(settings_files(env, cwd)):  # the user's first, the project's over it
-        merged = merge(merged, file.commands)
+        for command, table in file.commands.items():
+            merged[command] = {**merged.get(command, {}), **table}
     return merged
 
 

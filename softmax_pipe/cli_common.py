@@ -201,24 +201,29 @@ def _usage_error(e: typer.TyperException, command_path: str) -> None:
 
 def file_defaults(group: Any) -> dict[str, Any]:
     """The settings files' command tables (:func:`softmax_core.settings.command_defaults`)
-    as click's ``default_map``: each table must name a command of ``group`` (a click
-    group: subcommands in ``.commands``), each key one of its long options (``data-share``,
-    ``json``), which becomes the parameter's name (``data_share``, ``as_json``)."""
+    as click's ``default_map``: each table must name a command of ``group`` as it is typed
+    (``run``, ``registry list``), each key one of its long options (``data-share``,
+    ``json``), which becomes the parameter's name (``data_share``, ``as_json``); the
+    tables of subcommands nest (``{"registry": {"list": {...}}}``)."""
     from softmax_core.errors import InvalidInputError
 
-    def check(command: Any, table: dict[str, Any], where: str) -> dict[str, Any]:
-        subcommands = getattr(command, "commands", None)
-        if subcommands is not None:
-            out = {}
-            for name, value in table.items():
-                sub = subcommands.get(name)
-                if sub is None or not isinstance(value, dict):
-                    raise InvalidInputError(
-                        f"settings file: [{where}{name}] is not a command of softmax-pipe "
-                        f"(commands: {', '.join(sorted(subcommands))})"
-                    )
-                out[name] = check(sub, value, f"{where}{name}.")
-            return out
+    default_map: dict[str, Any] = {}
+    for name, table in settings.command_defaults().items():
+        command, into = group, default_map
+        for word in name.split():
+            subcommands = getattr(command, "commands", None) or {}
+            if word not in subcommands:
+                raise InvalidInputError(
+                    f"settings file: [{name}] is not a command of softmax-pipe (commands: "
+                    f"{', '.join(sorted(subcommands))})"
+                )
+            command = subcommands[word]
+            into = into.setdefault(word, {})
+        if getattr(command, "commands", None) is not None:
+            raise InvalidInputError(
+                f"settings file: [{name}] is a group; name one of its commands "
+                f'(["{name} {sorted(command.commands)[0]}"])'
+            )
         names = {
             flag[2:]: p.name
             for p in command.params
@@ -227,16 +232,13 @@ def file_defaults(group: Any) -> dict[str, Any]:
             if flag.startswith("--")
         }
         for key, value in table.items():
-            if key not in names or isinstance(value, dict):
-                section = where.rstrip(".")
+            if key not in names:
                 raise InvalidInputError(
-                    f"settings file: [{section}] {key} is not an option of `softmax-pipe "
-                    f"{section.replace('.', ' ')}` (options: {', '.join(sorted(names))})"
+                    f"settings file: [{name}] {key} is not an option of `softmax-pipe {name}` "
+                    f"(options: {', '.join(sorted(names))})"
                 )
-        return {names[key]: value for key, value in table.items()}
-
-    defaults = settings.command_defaults()
-    return check(group, defaults, "") if defaults else {}
+            into[names[key]] = value
+    return default_map
 
 
 class ErrorBoundary(TyperGroup):

@@ -25,13 +25,15 @@ _MNIST_FROM_ENV = os.environ.get("SOFTMAX_PIPE_MNIST")
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No AWS_* or SOFTMAX_PIPE_* leaks in from the developer's shell; caches go to temp."""
+    """No AWS_* or SOFTMAX_PIPE_* leaks in from the developer's shell, nor their settings
+    file (~/.config/softmax-pipe/config.toml); caches go to temp."""
     for key in list(os.environ):
         if key.startswith(("AWS_", "SOFTMAX_PIPE_")):
             monkeypatch.delenv(key, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     # keras's cache (~/.keras/datasets): a developer's mnist.npz would change the default source.
     monkeypatch.setenv("KERAS_HOME", str(home / "keras"))
     # boto3 must never find the developer's credentials or config.
