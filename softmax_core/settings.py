@@ -93,7 +93,7 @@ SEED = 0
 # oversampling). None: as many times as make the users' images DATA_SHARE of the MNIST
 # images trained on, at least once (x37 for 20 labelled images a class, x5 for 1,500).
 # Measured on few labels (20 a class and fewer) and on 1,500: benchmarks/own_data.py
-# (0.2 reads more of a new script, 93% against 92%, and costs MNIST 0.1 point more).
+# (0.2 reads 1-3 points more of a new script and costs MNIST up to 0.1 point more).
 DATA_WEIGHT: Final[int | None] = None
 DATA_SHARE = 0.1
 # How: "jitter" (repeat the image, each repeat after the first a slightly turned, slanted,
