@@ -75,7 +75,7 @@ def gate_report_markdown(
         f"# Training pipeline: gate {verdict}",
         "",
         *(markdown(d.message) for d in failed or [decision]),
-        *([f"**Next step:** {markdown(a)}" for a in dict.fromkeys(d.advice for d in failed)]),
+        *(f"**Next step:** {markdown(a)}" for a in dict.fromkeys(d.advice for d in failed) if a),
         "",
         "## Gate",
         "",

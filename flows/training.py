@@ -306,7 +306,7 @@ def training_pipeline(
     and the champion, publish and promote: one :class:`TrainingRequest`, given by parts.
 
     The champion is ``target.name@target.alias``: the model the challenger must not be
-    significantly worse than, and with ``hyper.warm_start`` the weights training starts
+    shown worse than by more than ``gate.margin``, and with ``hyper.warm_start`` the weights training starts
     from; with ``target.promote`` the alias moves to the new version. Returns what was
     published (:class:`~flows.records.Published`) or that nothing was new
     (:class:`~flows.records.Skipped`).

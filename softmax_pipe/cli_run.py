@@ -95,8 +95,8 @@ def run(
         float,
         typer.Option(
             help="Gate: how much less accurate than the champion a challenger may be "
-            "(0.005: half a point). On MNIST it must be shown within it; on a dataset's "
-            "holdout it is refused when shown worse by more.",
+            "(0.005: half a point); shown worse by more (one-sided, at --alpha), on MNIST "
+            "or on a dataset's holdout, it is refused.",
             rich_help_panel="Gate",
         ),
     ] = settings.MARGIN,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -128,6 +128,7 @@ OutputOpt = Annotated[
 
 
 def serve(
+    ctx: typer.Context,
     retrain_cron: RetrainCronOpt = settings.RETRAIN_CRON,
     score_cron: ScoreCronOpt = settings.SCORE_CRON,
     timezone: TimezoneOpt = settings.TIMEZONE,
@@ -167,75 +168,41 @@ def serve(
     """
     from flows.service import serve as serve_deployments
 
-    options = _options(
-        retrain_cron=retrain_cron,
-        score_cron=score_cron,
-        timezone=timezone,
-        registry=registry,
-        name=name,
-        alias=alias,
-        min_accuracy=min_accuracy,
-        alpha=alpha,
-        margin=margin,
-        min_dataset_accuracy=min_dataset_accuracy,
-        data_share=data_share,
-        epochs=epochs,
-        warm_start=warm_start,
-        inbox=inbox,
-        labelled=labelled,
-        output=output,
-        endpoint_url=endpoint_url,
-    )
+    options = _options(ctx.params)
     err(f"serving retrain ({retrain_cron}) and score-inbox ({score_cron}), {timezone}")
     serve_deployments(options, limit=limit, replace=replace, say=err)
 
 
-def _options(
-    *,
-    retrain_cron: str,
-    score_cron: str,
-    timezone: str,
-    registry: str | None,
-    name: str,
-    alias: str,
-    min_accuracy: float,
-    alpha: float,
-    margin: float,
-    min_dataset_accuracy: float,
-    data_share: float,
-    epochs: int,
-    warm_start: bool,
-    inbox: str | None,
-    labelled: str | None,
-    output: str | None,
-    endpoint_url: str | None,
-) -> ServeOptions:
-    """The requests both commands schedule, from their common options."""
+def _options(params: dict[str, Any]) -> ServeOptions:
+    """The requests both commands schedule, from the options they share (click's parsed
+    ``ctx.params``: the names of the parameters declared above, the same in both)."""
     from flows.service import ServeOptions
     from softmax_core.requests import Data, Gate, Hyper, Location
 
+    p = params
     return ServeOptions.build(
-        location=Location(registry=registry, endpoint_url=endpoint_url),
-        name=name,
-        alias=alias,
-        hyper=Hyper(epochs=epochs, warm_start=warm_start),
+        location=Location(registry=p["registry"], endpoint_url=p["endpoint_url"]),
+        name=p["name"],
+        alias=p["alias"],
+        hyper=Hyper(epochs=p["epochs"], warm_start=p["warm_start"]),
         gate=Gate(
-            min_accuracy=min_accuracy,
-            alpha=alpha,
-            margin=margin,
-            min_dataset_accuracy=min_dataset_accuracy,
+            min_accuracy=p["min_accuracy"],
+            alpha=p["alpha"],
+            margin=p["margin"],
+            min_dataset_accuracy=p["min_dataset_accuracy"],
         ),
-        data=Data(data_share=data_share),
-        labelled=labelled,
-        inbox=inbox,
-        output=output,
-        retrain_cron=retrain_cron,
-        score_cron=score_cron,
-        timezone=timezone,
+        data=Data(data_share=p["data_share"]),
+        labelled=p["labelled"],
+        inbox=p["inbox"],
+        output=p["output"],
+        retrain_cron=p["retrain_cron"],
+        score_cron=p["score_cron"],
+        timezone=p["timezone"],
     )
 
 
 def deploy(
+    ctx: typer.Context,
     project_dir: Annotated[
         Path | None,
         typer.Option(
@@ -283,25 +250,7 @@ def deploy(
     from flows.service import project_dir as find_project_dir
     from flows.service import register as register_deployments
 
-    options = _options(
-        retrain_cron=retrain_cron,
-        score_cron=score_cron,
-        timezone=timezone,
-        registry=registry,
-        name=name,
-        alias=alias,
-        min_accuracy=min_accuracy,
-        alpha=alpha,
-        margin=margin,
-        min_dataset_accuracy=min_dataset_accuracy,
-        data_share=data_share,
-        epochs=epochs,
-        warm_start=warm_start,
-        inbox=inbox,
-        labelled=labelled,
-        output=output,
-        endpoint_url=endpoint_url,
-    )
+    options = _options(ctx.params)
     root = find_project_dir(project_dir)
     done = register_deployments(root, options, prefect_file=prefect_file, automations=automations)
     if as_json:

@@ -92,11 +92,15 @@ def write_printed(
     sizes: Sequence[int] = (22, 30, 40),
     max_angle: float = 8.0,
     start: int = 0,
+    glyphs: str = "0123456789",
+    max_slant: float = 0.0,
+    prefix: str = "p",
 ) -> Path:
-    """``per_class`` printed images of each digit under ``root/<digit>/p<i>.png``.
+    """``per_class`` printed images of each digit under ``root/<digit>/<prefix><i>.png``.
 
-    Every image differs (face, size, angle and noise drawn from ``seed``); ``start``
-    offsets the file names so a second call adds new files beside the first's.
+    Every image differs (face, size, angle, slant and noise drawn from ``seed``; a slant
+    is drawn only when ``max_slant`` is not 0); ``start`` offsets the file names so a
+    second call adds new files beside the first's; ``glyphs[d]`` is the digit ``d``.
     """
     rng = np.random.default_rng(seed)
     for digit in range(10):
@@ -106,7 +110,9 @@ def write_printed(
             face = faces[int(rng.integers(len(faces)))]
             size = int(sizes[int(rng.integers(len(sizes)))])
             angle = float(rng.uniform(-max_angle, max_angle))
-            render(digit, face, size, angle, rng).save(folder / f"p{i:05d}.png")
+            slant = float(rng.uniform(-max_slant, max_slant)) if max_slant else 0.0
+            image = render(digit, face, size, angle, rng, glyphs=glyphs, slant=slant)
+            image.save(folder / f"{prefix}{i:05d}.png")
     return root
 
 
@@ -125,16 +131,15 @@ def write_script(
     (``s<i>.png``): a face of :func:`script_fonts`, a size, a slant up to ``max_slant``
     either way (0.3: about 17 degrees), a turn up to ``max_angle`` degrees, and noise, all
     drawn from ``seed``; ``start`` offsets the names, so a second call adds new files."""
-    faces = list(faces or script_fonts())
-    rng = np.random.default_rng(seed)
-    for digit in range(10):
-        folder = root / str(digit)
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(start, start + per_class):
-            face = faces[int(rng.integers(len(faces)))]
-            size = int(sizes[int(rng.integers(len(sizes)))])
-            angle = float(rng.uniform(-max_angle, max_angle))
-            slant = float(rng.uniform(-max_slant, max_slant))
-            image = render(digit, face, size, angle, rng, glyphs=EASTERN_ARABIC, slant=slant)
-            image.save(folder / f"s{i:05d}.png")
-    return root
+    return write_printed(
+        root,
+        per_class,
+        seed=seed,
+        faces=list(faces or script_fonts()),
+        sizes=sizes,
+        max_angle=max_angle,
+        start=start,
+        glyphs=EASTERN_ARABIC,
+        max_slant=max_slant,
+        prefix="s",
+    )

@@ -194,21 +194,24 @@ def _learned(model: Model) -> str:
     )
 
 
+def _strip(pixels: NDArray[np.generic], idx: Any, captions: list[str]) -> str:
+    """Images ``pixels[i]`` (28x28, as stored) for ``i`` in ``idx``, side by side, each with
+    its caption."""
+    return tiles(
+        (
+            (figures.tile(pixels[i], "gray_r", 0, float(pixels[i].max()) or 1.0), caption)
+            for i, caption in zip(idx, captions, strict=True)
+        ),
+        DIGIT_PX,
+    )
+
+
 def _errors(ev: analysis.Evaluation, images: NDArray[np.generic], y: NDArray[np.int64]) -> str:
     pixels = np.asarray(images)
     rows = []
     for true, pred, count in analysis.confused_pairs(ev.confusion):
         idx = analysis.examples(ev, y, true, pred, STRIP)
-        strip = tiles(
-            (
-                (
-                    figures.tile(pixels[i], "gray_r", 0, float(pixels[i].max()) or 1.0),
-                    f"p={ev.probs[i, pred]:.2f}",
-                )
-                for i in idx
-            ),
-            DIGIT_PX,
-        )
+        strip = _strip(pixels, idx, [f"p={ev.probs[i, pred]:.2f}" for i in idx])
         rows.append(
             f'<div class="pair"><strong>true {true} → predicted {pred} '
             f'<span class="note">({count} images)</span></strong>{strip}</div>'
@@ -382,16 +385,8 @@ def _your_data(
         pred = model.predict(images)
         wrong = np.flatnonzero(pred != np.asarray(labels))[:HOLDOUT_STRIP]
         if wrong.size:
-            strip = tiles(
-                (
-                    (
-                        figures.tile(images[i], "gray_r", 0, float(images[i].max()) or 1.0),
-                        f"{int(labels[i])} → {int(pred[i])}",
-                    )
-                    for i in wrong
-                ),
-                DIGIT_PX,
-            )
+            captions = [f"{int(labels[i])} → {int(pred[i])}" for i in wrong]
+            strip = _strip(np.asarray(images), wrong, captions)
             strips.append(
                 f'<div class="pair"><strong>{esc(d.domain)}: read wrong '
                 f'<span class="note">(true → predicted)</span></strong>{strip}</div>'

@@ -277,7 +277,7 @@ def test_worse_challenger_refused_against_champion_with_the_margin(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
     # One epoch on 1,200 images (2% of the training set): well above a 0.5 floor, but
-    # significantly worse than the champion on the same 10,000 test images.
+    # worse than the champion beyond the margin on the same 10,000 test images.
     state = _run(
         mnist_dir,
         session_cache,
