@@ -165,6 +165,8 @@ def check_softmax_pipe(args: list[str]) -> None:
     while words and getattr(command, "commands", None) and words[0] in command.commands:  # type: ignore[attr-defined]
         path.append(words[0])
         command = command.commands[words.pop(0)]  # type: ignore[attr-defined]
+    if getattr(command, "commands", None) and words[:1] and not words[0].startswith("-"):
+        raise Refused(f"{' '.join(path)} has no command {words[0]!r}")
     try:
         command.make_context(" ".join(path), words)
     except Exception as e:  # click's usage errors: vendored by typer, not exported

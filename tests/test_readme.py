@@ -38,6 +38,28 @@ The rule, one per language (a block of any other language fails
     A step the prose asks a person to do between two blocks is done as described (one:
     labelling the review queue, from the digit in each source file's name). Outputs shown
     in console blocks come from another box and run, and are not compared.
+``json``
+    a document as written: it parses (``json.loads``).
+no language (a bare fence)
+    output shown as it came (a table, a transcript): not run; each ``$ `` line in it is a
+    command, checked offline as below.
+
+Adding a block (what the next README section needs):
+
+- a shell block whose commands can run here runs with nothing more, if what it reads is
+  in the scratch checkout; inputs it needs that are not there (a folder of images, a
+  model): a function ``SETUP_BEFORE[section]`` makes them before the section's first
+  block (keyed by the heading; ``STEPS_AFTER`` holds the steps between blocks);
+- a transcript that cannot run here (another account's rights, a server, images that are
+  not here) gets the line ``<!-- readme: offline -->`` just before its fence: its
+  commands are then checked offline only (``test_offline_block_commands_are_accepted``):
+  softmax-pipe's by its own parser (command, options, values), pip, apt-get, prefect,
+  docker and python's calls by ``tests/readme_shell.py``'s checks, any other program by
+  being installed here (or a shell builtin);
+- a new program a block runs that a test must not run: add it to ``WRAPPED`` and give it
+  a check in ``tests/readme_shell.py`` (``check``);
+- another language: add its rule here and to ``LANGUAGES``; until then
+  ``test_every_block_is_one_this_test_runs`` names the block.
 """
 
 from __future__ import annotations
@@ -48,7 +70,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +81,8 @@ import pytest
 from registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-LANGUAGES = ("python", "toml", "text", "bash", "console")
+LANGUAGES = ("python", "toml", "text", "bash", "console", "json", "")
+OFFLINE = "<!-- readme: offline -->"  # the line before a fence: checked, not run
 WRAPPED = ("softmax-pipe", "pip", "pip3", "python", "python3", "prefect", "docker")
 WRAPPED += ("docker-compose", "apt-get")
 SHELL_TIMEOUT = 1800  # seconds for one section's blocks (flow runs on a busy box)
@@ -71,6 +94,7 @@ class Block:
     code: str
     line: int
     section: str
+    offline: bool = False  # marked OFFLINE, or a bare fence: its commands checked, not run
 
     @property
     def id(self) -> str:
@@ -88,10 +112,12 @@ def blocks() -> list[Block]:
             section = line.lstrip("#").strip()
         if line.startswith("```"):
             lang, start = line[3:].strip(), i + 1
+            marked = i > 0 and lines[i - 1].strip() == OFFLINE
             i += 1
             while not lines[i].startswith("```"):
                 i += 1
-            found.append(Block(lang, "\n".join(lines[start:i]) + "\n", start, section))
+            code = "\n".join(lines[start:i]) + "\n"
+            found.append(Block(lang, code, start, section, offline=marked or not lang))
         i += 1
     return found
 
@@ -128,6 +154,7 @@ def models_bucket(s3_env: str) -> str:
     return "models"
 
 
+@pytest.mark.slow  # a block predicts, trains or runs the flow
 @pytest.mark.parametrize("block", of("python"))
 def test_python_block_runs_as_written(
     block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -215,8 +242,11 @@ def source_layout(diagram: str) -> None:
     """Every folder and module the diagram names is in the checkout."""
     for folder in re.findall(r"^(\w+)/", diagram, flags=re.M):
         assert (ROOT / folder).is_dir(), folder
-    files = {p.name for p in ROOT.rglob("*.py") if ".venv" not in p.parts}
-    folders = {p.name for p in ROOT.rglob("*") if p.is_dir() and ".venv" not in p.parts}
+    files, folders = set(), set()
+    for _top, dirs, names in os.walk(ROOT):  # the checkout, not its .venv or .git
+        dirs[:] = [d for d in dirs if d not in (".venv", ".git")]
+        folders.update(dirs)
+        files.update(n for n in names if n.endswith(".py"))
     for name in re.findall(r"\b([a-z_]+\.py)\b", diagram):
         assert name in files, f"{name} is named in the layout and not in the checkout"
     for name in re.findall(r"\b([a-z_]+)/ \(", diagram):
@@ -226,10 +256,12 @@ def source_layout(diagram: str) -> None:
 # --- bash and console: shell -----------------------------------------------------------------
 
 
-SECTIONS = list(dict.fromkeys(b.section for b in BLOCKS if b.lang in ("bash", "console")))
+SHELL = ("bash", "console")
+SECTIONS = list(dict.fromkeys(b.section for b in BLOCKS if b.lang in SHELL and not b.offline))
 
 
 def script(block: Block) -> str:
+    """The commands of a block: all of a bash block, the lines after ``$ `` of the others."""
     if block.lang == "bash":
         return block.code
     return "\n".join(line[2:] for line in block.code.splitlines() if line.startswith("$ ")) + "\n"
@@ -311,6 +343,9 @@ def label_queue(queue: Path) -> None:
 
 
 STEPS_AFTER = {("The loop, end to end", 0): label_queue}
+# what a section's blocks read that the scratch checkout does not hold: made in the
+# checkout (the argument) before the section's first block runs
+SETUP_BEFORE: dict[str, Callable[[Path], None]] = {}
 
 
 @pytest.fixture
@@ -342,6 +377,7 @@ def publish_s3(models: list[Any], tmp_path: Path) -> None:
         reg.publish(models[0], "digits", alias="champion")
 
 
+@pytest.mark.slow  # a section trains, scores and runs flows: minutes
 @pytest.mark.parametrize("section", SECTIONS)
 def test_shell_blocks_run_as_written(
     section: str,
@@ -375,8 +411,11 @@ def test_shell_blocks_run_as_written(
             **S3_ADMIN.env(s3_env),
         }
         env["PREFECT_API_URL"] = harness_url
+        setup = SETUP_BEFORE.get(section)
+        if setup is not None:
+            setup(work)
         for i, block in enumerate(
-            b for b in BLOCKS if b.section == section and b.lang in ("bash", "console")
+            b for b in BLOCKS if b.section == section and b.lang in SHELL and not b.offline
         ):
             done = subprocess.run(
                 ["bash", "-e", "-o", "pipefail", "-c", script(block)],
@@ -388,11 +427,106 @@ def test_shell_blocks_run_as_written(
             )
             assert done.returncode == 0, (
                 f"README.md:{block.line} ({block.lang}) failed with {done.returncode}:\n"
-                f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+                f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}\n(inputs it needs: "
+                "SETUP_BEFORE; a transcript that cannot run here: mark it offline, see the "
+                "module doc)"
             )
             step = STEPS_AFTER.get((section, i))
             if step is not None:
                 step(work / "queue")
+
+
+# --- offline: transcripts, and what cannot run here -------------------------------------------
+
+BUILTINS = {"cd", "echo", "export", "set", "source", ".", "true", "false", "test", "[", "exit"}
+
+
+def commands(code: str) -> list[list[str]]:
+    """The simple commands of shell ``code`` (continuations joined, comments dropped,
+    split at ``|``, ``&&``, ``||``, ``;``; leading ``VAR=value`` assignments and
+    redirections left out). Enough for a transcript's commands, not a shell parser."""
+    import shlex
+
+    found: list[list[str]] = []
+    for line in code.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        found.append([])
+        redirect = False
+        for token in lexer:
+            if redirect:  # the file of a redirection: not an argument
+                redirect = False
+            elif token in (">", ">>", "<", ">&", "&>"):
+                redirect = True
+                if found[-1][-1:] in (["1"], ["2"]):  # 2>file
+                    found[-1].pop()
+            elif set(token) <= set("|&;"):
+                found.append([])
+            elif not found[-1] and re.fullmatch(r"[A-Za-z_]\w*=.*", token):
+                continue
+            else:
+                found[-1].append(token)
+    return [c for c in found if c]
+
+
+def check_offline(argv: list[str]) -> None:
+    """One command of an offline block, checked without running it (see the module doc)."""
+    from tests import readme_shell
+
+    program, args = argv[0], argv[1:]
+    name = Path(program).name
+    if name.startswith("python") and args[:1] == ["-c"]:
+        compile(args[1], "<python -c>", "exec")
+    elif name in WRAPPED:
+        readme_shell.check(program, args, ROOT)
+    elif name not in BUILTINS:
+        readme_shell.which(name)
+
+
+@pytest.mark.parametrize(
+    "block", [pytest.param(b, id=b.id) for b in BLOCKS if b.offline and b.lang in (*SHELL, "")]
+)
+def test_offline_block_commands_are_accepted(block: Block) -> None:
+    from tests import readme_shell
+
+    code = script(block) if block.lang == "bash" else script(Block("console", block.code, 0, ""))
+    for argv in commands(code):
+        try:
+            check_offline(argv)
+        except readme_shell.Refused as e:
+            pytest.fail(f"README.md:{block.line}: {' '.join(argv)}: {e}")
+
+
+@pytest.mark.parametrize("block", of("json"))
+def test_json_block_parses(block: Block) -> None:
+    import json
+
+    json.loads(block.code)
+
+
+def test_an_offline_block_is_checked_and_can_fail() -> None:
+    """The offline check refuses what would not work: an unknown option or command, a
+    program not installed; and accepts the README's kinds of calls."""
+    from tests import readme_shell
+
+    good = (
+        "$ softmax-pipe registry versions mnist --json 2>/dev/null | jq -r '.[0].ref' && echo ok\n"
+    )
+    assert commands(script(Block("console", good, 0, ""))) == [
+        ["softmax-pipe", "registry", "versions", "mnist", "--json"],
+        ["jq", "-r", ".[0].ref"],
+        ["echo", "ok"],
+    ]
+    for argv in commands(script(Block("console", good, 0, ""))):
+        check_offline(argv)
+    for bad in (
+        ["softmax-pipe", "score", "images", "--no-such-option"],
+        ["softmax-pipe", "no-such-command"],
+        ["softmax-pipe", "run", "--margin", "half"],
+        ["no-such-program-here", "x"],
+    ):
+        with pytest.raises(readme_shell.Refused):
+            check_offline(bad)
 
 
 def test_the_recovery_commands_work_as_written(tmp_path: Path) -> None:

@@ -25,7 +25,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.printed_digits import write_script
+
+pytestmark = pytest.mark.slow  # two training runs: about 2 minutes
 
 CLI = str(Path(sys.executable).parent / "softmax-pipe")
 PER_DIGIT = 20  # labelled images a digit
