@@ -34,6 +34,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     # keras's cache (~/.keras/datasets): a developer's mnist.npz would change the default source.
     monkeypatch.setenv("KERAS_HOME", str(home / "keras"))
+    # The check an S3 registry gets before its first write takes seconds on SeaweedFS (its
+    # racing conditional PUTs queue on a lock): each test's fresh bucket would pay it.
+    # Tests of the check itself (tests/registry/test_check.py) turn it back on; processes
+    # started with a clean environment (CLI subprocesses, the e2e workers) run it.
+    monkeypatch.setenv("SOFTMAX_PIPE_STORE_CHECK", "0")
     # boto3 must never find the developer's credentials or config.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
