@@ -56,6 +56,7 @@ from registry.events import Listener, RegistryEvent, notify
 from registry.manifest import AliasRecord, DatasetManifest, Manifest
 from registry.names import validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
+from registry.s3 import S3Store
 from registry.schemes import open_store
 from registry.store import Store
 from registry.writes import now
@@ -320,11 +321,16 @@ class Registry:
         return dataset_ops.add_dataset(self.store, self.cache_dir, name, data)
 
     def add_folder(
-        self, name: str, folder: Path, *, progress: labelled.Progress | None = None
+        self, name: str, folder: Path | str, *, progress: labelled.Progress | None = None
     ) -> tuple[AddResult, labelled.FolderData]:
-        """Read a labelled folder and add it to ``name``; unreadable images are left out
-        and listed in the FolderData's ``failures``."""
-        return dataset_ops.add_folder(self.store, self.cache_dir, name, folder, progress=progress)
+        """Read a labelled folder (or an ``s3://`` prefix laid out as one, on the
+        registry's S3 endpoint) and add it to ``name``; unreadable images are left out and
+        listed in the FolderData's ``failures``."""
+        inner = unchecked(self.store)
+        endpoint = inner.endpoint_url if isinstance(inner, S3Store) else None
+        return dataset_ops.add_folder(
+            self.store, self.cache_dir, name, folder, progress=progress, endpoint_url=endpoint
+        )
 
     # --- upkeep -----------------------------------------------------------------------
     def check(self, *, racers: int = settings.STORE_CHECK_RACERS) -> CheckResult:
