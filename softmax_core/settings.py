@@ -74,9 +74,12 @@ ALPHA = 0.05
 # high enough to refuse a model that is not fit for that domain (an MNIST-only model gets
 # 60-80% on printed or scanned digits; trained on them it gets 97%+, benchmarks/own_data.py).
 DATASET_MIN_ACCURACY = 0.90
-# How long a report link in a Prefect artifact works on S3 (a presigned URL): 7 days, the
-# longest SigV4 allows. A local registry's links are file:// paths and do not expire.
-REPORT_URL_SECONDS = 7 * 24 * 3600
+# How long a report link works on S3 (a presigned URL: whoever holds it reads the page
+# without credentials): long enough for the morning after a night's retrain, short enough
+# that a link copied from an artifact, a log or an event is dead by the next day.
+# `softmax-pipe registry show NAME:N` prints a fresh one. A local registry's links are
+# file:// paths and do not expire.
+REPORT_URL_SECONDS = 12 * 3600
 
 # --- registry ------------------------------------------------------------------------------
 # `registry gc --grace` under this many seconds needs --force: a blob is written before the

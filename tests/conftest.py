@@ -151,7 +151,20 @@ SCOPED_BUCKET = "scoped-registry"
 S3_SCOPED = scoped_identity(
     "scoped", SCOPED_BUCKET, write=("reg/blobs/*", "reg/models/*/versions/*")
 )
-S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED)
+
+
+def deploy_identity(role: str) -> S3Identity:
+    """A key with the rights deploy/seaweedfs/identities.json gives ``role`` (its keys new)."""
+    import json
+
+    spec = json.loads((REPO / "deploy" / "seaweedfs" / "identities.json").read_text())
+    (entry,) = [e for e in spec["identities"] if e["name"] == role]
+    return S3Identity(f"deploy-{role}", tuple(entry["actions"]))
+
+
+# the compose deployment's worker: reads softmax-models, writes only under registry/
+S3_DEPLOY_WORKER = deploy_identity("worker")
+S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED, S3_DEPLOY_WORKER)
 _STARTED: list[SeaweedFS] = []  # for the summary line
 
 
