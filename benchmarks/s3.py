@@ -9,7 +9,9 @@ registry check's wall time. One run, one table.
   photos), scored by the default model (hog features, trained here on MNIST's 60,000):
   from local disk with the local pool (2 workers); from SeaweedFS (``weed server -s3``
   on loopback, the suite's server: tests/s3server.py) with the local pool, with and
-  without read-ahead; and from SeaweedFS on a Dask cluster of 1 and of 2 ``dask worker``
+  without read-ahead; the same behind a proxy that adds ``--latency`` (20 ms) to every
+  request, as a server in another building would (what read-ahead is for: a few GETs in
+  flight per worker); and from SeaweedFS on a Dask cluster of 1 and of 2 ``dask worker``
   processes (one thread each; the flow ``batch-scoring``, shards of 512 keys). images/s
   is the flow's or the command's own count over its own time (listing included).
 - The peer: the same objects downloaded raw, one ``get_object`` per key, in 2 processes
@@ -59,26 +61,59 @@ def timed(fn: Callable[[], Any]) -> float:
 # --- the raw download peer ------------------------------------------------------------------
 
 
-def _download(keys: list[str]) -> tuple[int, int]:
+def _download(keys: list[str], endpoint: str | None = None) -> tuple[int, int]:
     """One process: its own client, one GET per key, every body read. (objects, bytes)."""
     import boto3
 
-    client = boto3.client("s3")
+    client = boto3.client("s3", endpoint_url=endpoint)
     total = 0
     for key in keys:
         total += len(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     return len(keys), total
 
 
-def raw_download(keys: list[str], processes: int) -> tuple[float, int]:
+def raw_download(keys: list[str], processes: int, endpoint: str | None = None) -> tuple[float, int]:
     """(seconds, bytes) to download every key once, split over ``processes``."""
     parts = [keys[i::processes] for i in range(processes)]
     with ProcessPoolExecutor(processes) as pool:
         pool.submit(int).result()  # the processes are up before the clock starts
         t0 = time.perf_counter()
-        done = list(pool.map(_download, parts))
+        done = list(pool.map(_download, parts, [endpoint] * processes))
         seconds = time.perf_counter() - t0
     return seconds, sum(b for _, b in done)
+
+
+# --- a server farther away -----------------------------------------------------------------
+
+_FAR = """
+import sys
+from tests.s3proxy import StrippingProxy
+from tests.s3server import admin_identity
+identity = admin_identity(access_key=sys.argv[3], secret_key=sys.argv[4])
+with StrippingProxy(sys.argv[1], identity, strip=(), delay=float(sys.argv[2])) as proxy:
+    print(proxy.endpoint, flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def farther(upstream: str, delay: float) -> Iterator[str]:
+    """``upstream`` behind a proxy (a process of its own: no GIL shared with the client)
+    that adds ``delay`` seconds to every request; yields its endpoint."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-c", _FAR, upstream, str(delay)]
+    argv += [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 # --- a Dask cluster -------------------------------------------------------------------------
@@ -137,6 +172,9 @@ def main() -> int:
     ap.add_argument("--mnist", default=str(DEFAULT_MNIST))
     ap.add_argument("--workdir", default=None, help="where the folder and servers live")
     ap.add_argument("--keep", action="store_true", help="reuse/keep --workdir's folder")
+    ap.add_argument(
+        "--latency", type=float, default=0.02, help="seconds added per request, farther rows"
+    )
     args = ap.parse_args()
     load = os.getloadavg()[0]
 
@@ -212,6 +250,23 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, load: float) -> int
     no_ahead.reader = ObjectReader(BUCKET, ahead=1)
     plain = scoring.score(request(uri), model, source=no_ahead)
     rate("  same, no read-ahead (one GET at a time per worker)", plain)
+    ms = int(args.latency * 1000)
+    with farther(endpoint, args.latency) as far:
+        remote = scoring.score(request(uri), model, source=ObjectSource(uri, endpoint_url=far))
+        assert out.read_bytes() == reference
+        rate(f"same from SeaweedFS {ms} ms farther away, local pool", remote)
+        one_by_one = ObjectSource(uri, endpoint_url=far)
+        one_by_one.reader = ObjectReader(BUCKET, far, ahead=1)
+        rate("  same, no read-ahead", scoring.score(request(uri), model, source=one_by_one))
+        keys = [f"images/{p.relative_to(folder).as_posix()}" for p in files]
+        seconds, got = raw_download(keys, WORKERS, far)
+        assert got == size
+        rows.append(
+            (
+                f"  peer: raw download {ms} ms farther away, {WORKERS} processes, one GET per key",
+                f"{len(keys) / seconds:,.0f} objects/s ({got / seconds / 1e6:,.0f} MB/s)",
+            )
+        )
     with prefect_test_harness(server_startup_timeout=120):
         for n in (1, 2):
             with dask_cluster(work, n) as address:

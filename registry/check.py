@@ -437,11 +437,12 @@ class CheckedStore(Store):
             return ""
         try:
             result = check_store(self.inner)
-        except SoftmaxPipeError as e:
-            raise type(e)(
+        except SoftmaxPipeError as e:  # the same error (its exit code), saying where it arose
+            e.args = (
                 f"the registry check of {self.uri}, run before its first write, could not "
-                f"write its scratch prefix {layout.CHECKS}: {e}"
-            ) from None
+                f"write its scratch prefix {layout.CHECKS}: {e}",
+            )
+            raise
         remember(self.cache_dir, self.inner, result)
         log.info("registry check of %s: %s", self.uri, "passed" if result.ok else "FAILED")
         return result.failure()

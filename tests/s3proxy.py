@@ -13,12 +13,16 @@ goes on unchanged). Answers come back as the server gave them.
 
     with StrippingProxy(upstream=server.endpoint, identity=S3_ADMIN) as proxy:
         ...  # talk S3 to proxy.endpoint with any key
+
+With ``strip=()`` it changes nothing; ``delay`` then makes it a server farther away
+(benchmarks/s3.py: what read-ahead buys when each request takes a round trip).
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,11 +44,17 @@ class StrippingProxy:
     """A loopback HTTP server passing S3 requests to ``upstream`` without ``strip``."""
 
     def __init__(
-        self, upstream: str, identity: S3Identity, *, strip: Iterable[str] = CONDITIONAL
+        self,
+        upstream: str,
+        identity: S3Identity,
+        *,
+        strip: Iterable[str] = CONDITIONAL,
+        delay: float = 0.0,
     ) -> None:
         self.upstream = urlsplit(upstream)
         self.identity = identity
         self.strip = {h.lower() for h in strip}
+        self.delay = delay  # seconds added to every request: a server farther away
         self.stripped: list[str] = []  # "<METHOD> <path>: <header>", for the tests to see
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -96,6 +106,8 @@ class StrippingProxy:
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request, without the stripped headers, signed again, sent upstream."""
+        if self.delay:
+            time.sleep(self.delay)
         kept: dict[str, str] = {}
         for name, value in headers:
             low = name.lower()

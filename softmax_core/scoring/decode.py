@@ -65,10 +65,9 @@ def decode_items(
         if problem is not None:
             errors[i] = problem
             continue
+        # The reader's own failure (the store unreachable: no one image's fault) is raised.
+        source: str | IO[bytes] | images.ImageError = next(opened) if opened is not None else path
         try:
-            source: str | IO[bytes] | images.ImageError = (
-                next(opened) if opened is not None else path
-            )
             if isinstance(source, images.ImageError):
                 raise source
             img = images.open_image(source, max_pixels=max_pixels)

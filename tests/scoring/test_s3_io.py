@@ -16,7 +16,7 @@ import pytest
 
 from registry import Registry
 from registry.objects import ObjectReader, ObjectSource, ObjectURI, connection, write_object
-from softmax_core.errors import ImageError
+from softmax_core.errors import ImageError, StorageError
 from softmax_core.mnist import Dataset
 from tests import scoring_data as sd
 from tests.cli.test_score_cli import invoke
@@ -160,6 +160,18 @@ def test_an_object_gone_since_listing_is_an_error_row(uploaded: str, s3_bucket: 
     got = list(reader.open_all(["in/a.png", "in/no-such.png", "in/A.png"]))
     assert isinstance(got[1], ImageError) and "gone" in str(got[1])
     assert not isinstance(got[0], ImageError) and not isinstance(got[2], ImageError)
+
+
+def test_a_store_failing_mid_batch_fails_the_run_not_the_rows(
+    uploaded: str, s3_bucket: str
+) -> None:
+    """An unreachable store is no one image's fault: decoding raises it (exit 4) rather
+    than writing an error row for every image of the batch."""
+    from softmax_core.scoring import decode_items
+
+    reader = ObjectReader(s3_bucket, endpoint_url="http://127.0.0.1:9", ahead=2)
+    with pytest.raises(StorageError, match="cannot reach the S3 endpoint"):
+        decode_items([("in/a.png", None), ("in/A.png", None)], reader=reader)
 
 
 def test_the_output_is_whole_or_nothing(s3_bucket: str, s3_env: str) -> None:
