@@ -44,7 +44,7 @@ from pathlib import Path
 
 from registry import layout
 from registry.store import ObjectInfo, Store
-from registry.writes import backoff, is_ours, now
+from registry.writes import after_retry, backoff, is_ours, now
 from softmax_core import settings
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import (
@@ -169,8 +169,8 @@ def _only_if_absent(store: Store, scratch: str, racers: int, trials: int) -> Pro
         def write(i: int, key: str = key, bodies: list[bytes] = bodies) -> bool:
             try:
                 store.put(key, bodies[i], if_none_match=True)
-            except PreconditionFailedError:
-                return False
+            except PreconditionFailedError as e:  # lost, or our own write retried
+                return after_retry(e) and is_ours(store, key, bodies[i])
             return True
 
         won = [i for i, w in enumerate(_race(racers, write)) if w]
@@ -217,12 +217,14 @@ def _compare_and_swap(store: Store, scratch: str, racers: int, rounds: int) -> P
 
 
 def _append(store: Store, key: str, entry: str) -> bool:
-    """Read, add ``entry``, write only-if-the-ETag-matches; False when refused."""
+    """Read, add ``entry``, write only-if-the-ETag-matches; False when refused (True when
+    the refusal answered the client's retry of our own write, as the protocol counts it)."""
     data, etag = store.get(key)
+    body = json.dumps([*json.loads(data), entry]).encode()
     try:
-        store.put(key, json.dumps([*json.loads(data), entry]).encode(), if_match=etag)
-    except PreconditionFailedError:
-        return False
+        store.put(key, body, if_match=etag)
+    except PreconditionFailedError as e:
+        return after_retry(e) and is_ours(store, key, body)
     return True
 
 
