@@ -15,6 +15,8 @@ Environment variables (``ENV_*`` below):
 - ``SOFTMAX_PIPE_PROJECT_DIR``: the checkout a Prefect worker runs deployments from.
 - ``SOFTMAX_PIPE_DEBUG``: ``1`` shows tracebacks instead of one-line errors.
 - ``SOFTMAX_PIPE_CONFIG``: the user's settings file (default below).
+- ``SOFTMAX_PIPE_STORE_CHECK``: ``0`` skips the registry check an S3 registry gets before
+  its first write (``registry.check``; for test suites and stores proven another way).
 
 Settings files, in the manner of git's and aws-cli's (TOML, read with ``tomllib``):
 
@@ -53,6 +55,7 @@ ENV_DASK_ADDRESS = "SOFTMAX_PIPE_DASK_ADDRESS"
 ENV_PROJECT_DIR = "SOFTMAX_PIPE_PROJECT_DIR"
 ENV_DEBUG = "SOFTMAX_PIPE_DEBUG"
 ENV_CONFIG = "SOFTMAX_PIPE_CONFIG"
+ENV_STORE_CHECK = "SOFTMAX_PIPE_STORE_CHECK"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"  # boto3's own
 
 # --- settings files ----------------------------------------------------------------------------
@@ -108,8 +111,8 @@ INBOX_DATASET = "inbox"
 MIN_ACCURACY = 0.95
 ALPHA = 0.05
 # Non-inferiority: a challenger may be this much less accurate than the champion (0.5
-# points), shown by a one-sided test at ALPHA on MNIST; on a user's domain it is refused
-# only when shown worse than that (softmax_core.gate).
+# points); on MNIST and on a user's domain it is refused when shown worse than that by a
+# one-sided test at ALPHA (softmax_core.gate says why the burden is the champion's).
 MARGIN = 0.005
 # A dataset's floor applies to holdouts on which an accuracy right at the floor is known to
 # +-5 points (95% Wilson interval): 141 images at DATASET_MIN_ACCURACY (gate.floor_min_images).
@@ -119,14 +122,22 @@ FLOOR_HALF_WIDTH = 0.05
 # enough to refuse a model that is not fit for that domain (an MNIST-only model gets
 # 60-80% on printed or scanned digits; trained on them it gets 97%+, benchmarks/own_data.py).
 DATASET_MIN_ACCURACY = 0.90
-# How long a report link in a Prefect artifact works on S3 (a presigned URL): 7 days, the
-# longest SigV4 allows. A local registry's links are file:// paths and do not expire.
-REPORT_URL_SECONDS = 7 * 24 * 3600
+# How long a report link works on S3 (a presigned URL: whoever holds it reads the page
+# without credentials): long enough for the morning after a night's retrain, short enough
+# that a link copied from an artifact, a log or an event is dead by the next day.
+# `softmax-pipe registry show NAME:N` prints a fresh one. A local registry's links are
+# file:// paths and do not expire.
+REPORT_URL_SECONDS = 12 * 3600
 
 # --- registry ------------------------------------------------------------------------------
 # `registry gc --grace` under this many seconds needs --force: a blob is written before the
 # manifest that refers to it, so a publish or dataset add under way could lose its blob.
 GC_MIN_GRACE = 60.0
+# `registry check` (registry.check): this many threads race each conditional write; a
+# store that passed is trusted for writing this long before it is checked again
+# (a server can be upgraded or replaced behind the same endpoint).
+STORE_CHECK_RACERS = 8
+STORE_CHECK_MAX_AGE = 7 * 24 * 3600.0
 
 # --- flows: I/O task retries -----------------------------------------------------------------
 IO_RETRIES = 3
@@ -310,6 +321,12 @@ def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     """True when ``SOFTMAX_PIPE_DEBUG`` asks for tracebacks."""
     value = (os.environ if env is None else env).get(ENV_DEBUG, "")
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def store_check_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """False when ``SOFTMAX_PIPE_STORE_CHECK`` turns the pre-write registry check off."""
+    value = (os.environ if env is None else env).get(ENV_STORE_CHECK, "")
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)

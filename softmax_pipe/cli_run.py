@@ -9,7 +9,6 @@ lines are kept off the terminal (they still go to the server, so the UI shows th
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +29,7 @@ from softmax_pipe.cli_common import (
     SourceOpt,
     echo,
     err,
+    hyper,
     location,
 )
 
@@ -169,11 +169,12 @@ def run(
         ),
     ] = settings.DATASET_MIN_ACCURACY,
     inbox: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--inbox",
-            help="A labelled folder (subfolders 0 … 9) synced into dataset --inbox-dataset "
-            "first (a new version if anything changed), then trained on.",
+            help="A labelled folder (subfolders 0 … 9), or an s3://bucket/prefix/ laid out "
+            "as one, synced into dataset --inbox-dataset first (a new version if anything "
+            "changed), then trained on.",
             rich_help_panel="Your data",
         ),
     ] = None,
@@ -199,7 +200,7 @@ def run(
     Exit 2: bad input, 3: not found, 4: storage or network failure.
     """
     from softmax_core.errors import InvalidInputError
-    from softmax_core.requests import Data, Gate, Hyper, Retries, Target, TrainingRequest
+    from softmax_core.requests import Data, Gate, Retries, Target, TrainingRequest
 
     if no_promote and promote is not None:
         raise InvalidInputError(
@@ -212,12 +213,12 @@ def run(
             data_weight=data_weight,
             data_share=data_share,
             weighting=weighting,  # type: ignore[arg-type]  # checked by Data
-            inbox=str(inbox) if inbox is not None else None,
+            inbox=inbox,
             inbox_dataset=inbox_dataset,
             skip_unchanged=skip_unchanged,
         ),
-        hyper=Hyper(
-            features=features,  # type: ignore[arg-type]  # checked by Hyper
+        hyper=hyper(
+            features=features,
             epochs=epochs,
             seed=seed,
             learning_rate=learning_rate,

@@ -48,8 +48,9 @@ Adding a block (what the next README section needs):
 
 - a shell block whose commands can run here runs with nothing more, if what it reads is
   in the scratch checkout; inputs it needs that are not there (a folder of images, a
-  model): a function ``SETUP_BEFORE[section]`` makes them before the section's first
-  block (keyed by the heading; ``STEPS_AFTER`` holds the steps between blocks);
+  model, a bucket): a function ``SETUP_BEFORE[section]`` makes them before the section's
+  first block (keyed by the heading; ``s3_inbox`` is one; ``STEPS_AFTER`` holds the
+  steps between blocks);
 - a transcript that cannot run here (another account's rights, a server, images that are
   not here) gets the line ``<!-- readme: offline -->`` just before its fence: its
   commands are then checked offline only (``test_offline_block_commands_are_accepted``):
@@ -343,9 +344,28 @@ def label_queue(queue: Path) -> None:
 
 
 STEPS_AFTER = {("The loop, end to end", 0): label_queue}
-# what a section's blocks read that the scratch checkout does not hold: made in the
-# checkout (the argument) before the section's first block runs
-SETUP_BEFORE: dict[str, Callable[[Path], None]] = {}
+
+
+def s3_inbox(work: Path, endpoint: str) -> None:
+    """``s3://bucket/inbox/``: the scratch's ``images/``, in a bucket made anew."""
+    from tests.conftest import S3_ADMIN
+
+    client = S3_ADMIN.client(endpoint)
+    try:
+        with contextlib.suppress(client.exceptions.NoSuchBucket):
+            client.delete_bucket(Bucket="bucket")  # the server empties it first
+        client.create_bucket(Bucket="bucket")
+        for f in sorted((work / "images").iterdir()):
+            client.put_object(Bucket="bucket", Key=f"inbox/{f.name}", Body=f.read_bytes())
+    finally:
+        client.close()
+
+
+# What a section's blocks read that the scratch checkout does not hold, by heading: made
+# before the section's first block runs, given the checkout and the S3 server's endpoint.
+SETUP_BEFORE: dict[str, Callable[[Path, str], None]] = {
+    "Scoring folders of images: `softmax-pipe score`": s3_inbox,
+}
 
 
 @pytest.fixture
@@ -413,7 +433,7 @@ def test_shell_blocks_run_as_written(
         env["PREFECT_API_URL"] = harness_url
         setup = SETUP_BEFORE.get(section)
         if setup is not None:
-            setup(work)
+            setup(work, s3_env)
         for i, block in enumerate(
             b for b in BLOCKS if b.section == section and b.lang in SHELL and not b.offline
         ):

@@ -210,6 +210,7 @@ def test_artifacts_report_and_per_class_table(
     assert summary.promoted is None
 
 
+@pytest.mark.slow
 def test_end_to_end_s3_registry(
     mnist_dir: Path, session_cache: Path, s3_env: str, s3_bucket: str
 ) -> None:
@@ -242,7 +243,10 @@ def test_end_to_end_s3_registry(
     with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: the S3 server
         assert resp.read().startswith(b"\x89PNG")
     link = re.search(r"\[The report of digits\\:1\]\(<(http[^>]+)>\)", arts[REPORT_KEY].data)
-    assert link is not None and "works for 7 days" in arts[REPORT_KEY].data
+    assert link is not None and "works for 12 hours" in arts[REPORT_KEY].data
+    for url in (image.data, link.group(1)):  # issue 27, item 3: hours, not a week
+        assert f"X-Amz-Expires={settings.REPORT_URL_SECONDS}&" in url.replace("&amp;", "&")
+    assert settings.REPORT_URL_SECONDS <= 24 * 3600
     with urllib.request.urlopen(link.group(1), timeout=30) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
         assert b"digits:1" in resp.read()
@@ -324,6 +328,7 @@ def test_better_or_equal_challenger_replaces_the_champion(
 # --- warm start --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_warm_start_trains_from_the_champion(
     mnist_dir: Path, session_cache: Path, with_champion: Path, tmp_path: Path
 ) -> None:
@@ -360,6 +365,7 @@ def test_warm_start_without_champion_is_not_found(
 # --- failures of I/O ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -495,6 +501,7 @@ def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "reg").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_across_runs(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
