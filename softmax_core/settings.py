@@ -14,13 +14,16 @@ Environment variables (``ENV_*`` below):
 - ``SOFTMAX_PIPE_DASK_ADDRESS``: a Dask scheduler for scoring shards.
 - ``SOFTMAX_PIPE_PROJECT_DIR``: the checkout a Prefect worker runs deployments from.
 - ``SOFTMAX_PIPE_DEBUG``: ``1`` shows tracebacks instead of one-line errors.
+- ``SOFTMAX_PIPE_WEBHOOK_URL``: one or more URLs (spaces or commas between them) that
+  registry events are posted to, signed with ``SOFTMAX_PIPE_WEBHOOK_SECRET``
+  (:func:`webhook_settings`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +35,8 @@ ENV_MODEL = "SOFTMAX_PIPE_MODEL"
 ENV_DASK_ADDRESS = "SOFTMAX_PIPE_DASK_ADDRESS"
 ENV_PROJECT_DIR = "SOFTMAX_PIPE_PROJECT_DIR"
 ENV_DEBUG = "SOFTMAX_PIPE_DEBUG"
+ENV_WEBHOOK_URL = "SOFTMAX_PIPE_WEBHOOK_URL"
+ENV_WEBHOOK_SECRET = "SOFTMAX_PIPE_WEBHOOK_SECRET"
 
 APP_NAME = "softmax-pipe"
 
@@ -39,6 +44,10 @@ APP_NAME = "softmax-pipe"
 MODEL_NAME = "mnist"
 ALIAS = "champion"
 MODEL_REF = f"{MODEL_NAME}@{ALIAS}"
+# What a training run does with a model that passes the gate, once published: move the
+# alias to it, request the move from an approver (a trainer's key), or nothing more.
+TARGET_ACTIONS = ("promote", "request", "publish")
+TARGET_ACTION: Final = "promote"
 
 # --- training (SoftmaxRegression's hyperparameters) ---------------------------------------------
 EPOCHS = 4
@@ -79,6 +88,13 @@ REPORT_URL_SECONDS = 7 * 24 * 3600
 # `registry gc --grace` under this many seconds needs --force: a blob is written before the
 # manifest that refers to it, so a publish or dataset add under way could lose its blob.
 GC_MIN_GRACE = 60.0
+
+# --- webhooks (registry.webhooks) ------------------------------------------------------------
+# A delivery is retried with backoff for at most this many seconds after the event, then
+# given up with one warning line; a command waits at most about this long, after its
+# output, for its deliveries.
+WEBHOOK_RETRY_SECONDS = 10.0
+WEBHOOK_ATTEMPT_SECONDS = 5.0  # one POST: connect and answer
 
 # --- flows: I/O task retries -----------------------------------------------------------------
 IO_RETRIES = 3
@@ -140,6 +156,25 @@ def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     """True when ``SOFTMAX_PIPE_DEBUG`` asks for tracebacks."""
     value = (os.environ if env is None else env).get(ENV_DEBUG, "")
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where registry events are posted (``urls``, empty: nowhere) and the key that signs
+    them (``secret``; never printed: not part of the repr)."""
+
+    urls: tuple[str, ...] = ()
+    secret: str | None = field(default=None, repr=False)
+
+
+def webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
+    """The webhooks from ``SOFTMAX_PIPE_WEBHOOK_URL`` (one or more URLs, separated by
+    spaces or commas) and ``SOFTMAX_PIPE_WEBHOOK_SECRET``. The one place they are read,
+    so a settings file can supply them through here too."""
+    env = os.environ if env is None else env
+    urls = tuple(u for u in env.get(ENV_WEBHOOK_URL, "").replace(",", " ").split() if u)
+    secret = env.get(ENV_WEBHOOK_SECRET) or None
+    return WebhookSettings(urls=urls, secret=secret)
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,30 @@ def test_warm_start_and_custom_alias(
     assert _aliases(with_champion, session_cache) == {"champion": 2}
 
 
+def test_request_instead_of_promote(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    """``--request``: gated against the champion, published, and a request for an approver;
+    the alias stays where it was."""
+    result = _invoke(mnist_dir, session_cache, with_champion, "--request", "champion")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    out = result.stdout  # type: ignore[attr-defined]
+    assert "champion mnist:1" in out  # gated against it
+    assert (
+        "  requested mnist@champion -> mnist:2 (request #1); an approver runs "
+        "`softmax-pipe registry approve mnist:2 champion`"
+    ) in out
+    assert _aliases(with_champion, session_cache) == {"champion": 1}
+    with Registry.open(str(with_champion), cache_dir=session_cache) as r:
+        (pending,) = r.requests("mnist")
+    assert (pending.request.version, pending.request.alias) == (2, "champion")
+    result = _invoke(mnist_dir, session_cache, with_champion, "--request", "champion", "--json")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["promoted"] is None and doc["requested"]["seq"] == 2
+    assert doc["requested"]["version"] == doc["version"] == 3
+
+
 def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None:
     from softmax_core.settings import default_registry_dir
 
@@ -129,6 +153,8 @@ def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None
     ("args", "code", "message"),
     [
         (["--promote", "prod", "--no-promote"], 2, "contradict"),
+        (["--request", "champion", "--no-promote"], 2, "--request champion and --no-promote"),
+        (["--promote", "a", "--request", "b"], 2, "--promote a and --request b contradict"),
         (["--name", "../escape"], 2, "model name '../escape'"),
         (["--promote", "a/b"], 2, "alias 'a/b'"),
         (["--min-accuracy", "1.5"], 2, "min_accuracy=1.5 is invalid; expected a number in [0, 1]"),
