@@ -111,9 +111,11 @@ def request_numbers(store: Store, name: str) -> list[int]:
 
 def requests(store: Store, name: str) -> list[Pending]:
     """Every request of ``name`` with its decision, oldest first (two listings, then the
-    records read in parallel)."""
+    records read in parallel); ModelNotFoundError for a model with no version."""
     validate_name("model name", name)
     numbers = request_numbers(store, name)
+    if not numbers and not catalog.version_numbers(store, name):
+        raise catalog.no_model(store, name)
     prefix = layout.decisions_prefix(name)
     listed = (layout.number_of(k, prefix) for k in store.list_keys(prefix))
     decided = sorted(set(numbers) & {n for n in listed if n is not None})

@@ -140,9 +140,11 @@ class Registry:
             self._identity = Actor(identity=who.name, source=who.source)
         return dataclasses.replace(self._identity, by=by)
 
-    def _doing(self, what: str, alias_hint: str | None = None) -> Any:
+    def _doing(
+        self, what: str, alias_hint: str | None = None, *, write_hint: str | None = None
+    ) -> Any:
         """A refusal by the store inside becomes one line about ``what`` (``registry.rights``)."""
-        return rights.doing(what, uri=self.uri, alias_hint=alias_hint)
+        return rights.doing(what, uri=self.uri, alias_hint=alias_hint, write_hint=write_hint)
 
     def close(self) -> None:
         self.store.close()
@@ -463,7 +465,8 @@ class Registry:
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
         """Delete blobs no manifest refers to and older than ``grace_seconds``; return their
         keys (``registry.gc.collect``)."""
-        with self._doing("collecting unreferenced blobs"):
+        hint = "gc deletes blobs: run it with a key that may delete under blobs/ (an admin's)"
+        with self._doing("collecting unreferenced blobs", write_hint=hint):
             return garbage.collect(self.store, grace_seconds=grace_seconds, dry_run=dry_run)
 
     def put_report(

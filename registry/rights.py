@@ -63,14 +63,21 @@ def holders(key: str) -> str:
 
 
 def denied(
-    e: PermissionDeniedError, doing: str, *, uri: str, alias_hint: str | None = None
+    e: PermissionDeniedError,
+    doing: str,
+    *,
+    uri: str,
+    alias_hint: str | None = None,
+    write_hint: str | None = None,
 ) -> PermissionDeniedError:
     """``e`` said as one line: what was being done, the access and prefix it needed, who
-    holds it; ``alias_hint`` replaces the last part when an alias write was refused
-    (e.g. how to request the move instead)."""
+    holds it; ``alias_hint`` replaces the last part when a write an approver may make was
+    refused (e.g. how to request the move instead), ``write_hint`` when any write was."""
     access = "write" if e.write else "read"
     where = prefix_of(e.key) if e.key else "the registry"
-    if e.write and e.key is not None and may_write("approver", e.key) and alias_hint:
+    if e.write and write_hint:
+        hint = write_hint
+    elif e.write and e.key is not None and may_write("approver", e.key) and alias_hint:
         hint = alias_hint
     elif e.write and e.key is not None:
         hint = f"it takes the key of {holders(e.key)} (see the README's Rights)"
@@ -86,9 +93,11 @@ def denied(
 
 
 @contextmanager
-def doing(what: str, *, uri: str, alias_hint: str | None = None) -> Iterator[None]:
+def doing(
+    what: str, *, uri: str, alias_hint: str | None = None, write_hint: str | None = None
+) -> Iterator[None]:
     """Run the block; a refusal inside becomes :func:`denied`'s one line about ``what``."""
     try:
         yield
     except PermissionDeniedError as e:
-        raise denied(e, what, uri=uri, alias_hint=alias_hint) from None
+        raise denied(e, what, uri=uri, alias_hint=alias_hint, write_hint=write_hint) from None

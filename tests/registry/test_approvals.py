@@ -343,3 +343,28 @@ def test_by_and_comment_are_checked_before_anything_is_written(reg: Registry) ->
         reg.request("digits", 1, "champion", comment="\x07")
     assert reg.aliases("digits") == {}
     assert list(reg.store.list_keys(layout.requests_prefix("digits"))) == []
+
+
+def test_requests_of_an_unknown_model_is_not_found(reg: Registry) -> None:
+    with pytest.raises(ModelNotFoundError, match="no model named 'nope'"):
+        reg.requests("nope")
+    published(reg, 1)
+    assert reg.requests("digits") == []
+
+
+def test_gc_with_a_key_that_may_not_delete_says_whose_job_it_is(
+    reg: Registry, tmp_path: Path
+) -> None:
+    class NoDeletes(RoleStore):
+        def delete(self, key: str) -> None:
+            raise PermissionDeniedError("no", key=key, reason="AccessDenied")
+
+    reg.store.put(layout.blob_key("ab" * 32), b"an orphan")
+    keeper = Registry(NoDeletes(reg.store, "trainer"), cache_dir=tmp_path / "c")
+    with pytest.raises(PermissionDeniedError) as e:
+        keeper.gc(grace_seconds=0)
+    assert str(e.value) == (
+        f"collecting unreferenced blobs needs write access to blobs/ in {reg.uri} (denied: "
+        "AccessDenied); gc deletes blobs: run it with a key that may delete under blobs/ "
+        "(an admin's)"
+    )
