@@ -8,6 +8,7 @@ lines are kept off the terminal (they still go to the server, so the UI shows th
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -31,6 +32,7 @@ from softmax_pipe.cli_common import (
     err,
     hyper,
     location,
+    warnings_on_stderr,
 )
 
 if TYPE_CHECKING:
@@ -238,11 +240,14 @@ def run(
     from flows.events import flush, registry_listeners
     from flows.runner import run_training
 
-    summary = run_training(job, verbose=verbose, say=err)
-    try:
-        _say(summary, as_json=as_json)
-    finally:  # the webhooks the run sent, after the output (bounded); after an error
-        flush(registry_listeners())  # line, the exit does it (registry.webhooks)
+    # Prefect's quiet console would swallow a failed webhook's warning: say it here
+    said = contextlib.nullcontext() if verbose else warnings_on_stderr("registry.webhooks")
+    with said:
+        summary = run_training(job, verbose=verbose, say=err)
+        try:
+            _say(summary, as_json=as_json)
+        finally:  # the webhooks the run sent, after the output (bounded); after an error
+            flush(registry_listeners())  # line, the exit does it (registry.webhooks)
 
 
 def _say(summary: RunSummary, *, as_json: bool) -> None:

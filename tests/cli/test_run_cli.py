@@ -243,3 +243,38 @@ def test_console_script_with_temporary_prefect_server(
     assert _versions(reg, session_cache) == [1]
     # The run is recorded in the Prefect database under PREFECT_HOME.
     assert (tmp_path / "prefect-home" / "prefect.db").is_file()
+
+
+def test_a_run_posts_its_events_to_webhooks(
+    mnist_dir: Path, session_cache: Path, with_champion: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow's publish and request reach a receiver, signed, before the command ends."""
+    from softmax_core import settings
+    from tests.webhook_receiver import receiver
+
+    with receiver("s3cret") as got:
+        monkeypatch.setenv(settings.ENV_WEBHOOK_URL, got.url)
+        monkeypatch.setenv(settings.ENV_WEBHOOK_SECRET, "s3cret")
+        result = _invoke(mnist_dir, session_cache, with_champion, "--request", "champion")
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        events = [(e["type"], e["version"]) for e in got.events()]
+    assert events == [("publish", 2), ("request", 2)]
+    assert all(a.signed for a in got.attempts)
+
+
+def test_a_run_with_a_dead_webhook_says_so_in_one_line_and_exits_0(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect keeps its console quiet during a run; the failed delivery is still one line."""
+    from softmax_core import settings
+    from tests.webhook_receiver import dead_url
+
+    url = dead_url()
+    monkeypatch.setenv(settings.ENV_WEBHOOK_URL, url)
+    monkeypatch.setenv(settings.ENV_WEBHOOK_SECRET, "s3cret")
+    result = _invoke(mnist_dir, session_cache, tmp_path / "r", "--epochs", "1")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("webhook ")]  # type: ignore[attr-defined]
+    assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
+    assert "could not deliver publish mnist:1 and 1 more" in lines[0]
+    assert "the registry change itself is done" in lines[0]
