@@ -113,6 +113,7 @@ def test_warm_start_and_custom_alias(
     assert _aliases(with_champion, session_cache) == {"champion": 2}
 
 
+@pytest.mark.slow
 def test_request_instead_of_promote(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
@@ -245,6 +246,7 @@ def test_console_script_with_temporary_prefect_server(
     assert (tmp_path / "prefect-home" / "prefect.db").is_file()
 
 
+@pytest.mark.slow
 def test_a_run_posts_its_events_to_webhooks(
     mnist_dir: Path, session_cache: Path, with_champion: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -262,6 +264,7 @@ def test_a_run_posts_its_events_to_webhooks(
     assert all(a.signed for a in got.attempts)
 
 
+@pytest.mark.slow
 def test_a_run_with_a_dead_webhook_says_so_in_one_line_and_exits_0(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -241,6 +241,7 @@ def _allows(kind: str, policy: dict[str, Any], request: Request) -> bool:
     return seaweed_allows(policy, request) if kind == "seaweed" else iam_allows(policy, request)
 
 
+@pytest.mark.slow  # the recording: 101 publishes, a dataset, requests, moves
 @pytest.mark.parametrize("kind", ["seaweed", "aws", "minio"])
 @pytest.mark.parametrize("role", ["trainer", "approver"])
 def test_each_role_may_send_every_request_of_its_operations(
@@ -252,6 +253,7 @@ def test_each_role_may_send_every_request_of_its_operations(
 
 
 @pytest.mark.parametrize("kind", ["seaweed", "aws", "minio"])
+@pytest.mark.slow
 def test_neither_role_may_write_what_the_other_writes(
     kind: str, policies: dict[str, dict[str, Any]], sent: dict[str, list[Request]]
 ) -> None:
@@ -339,6 +341,7 @@ def softmax_pipe(
     )
 
 
+@pytest.mark.slow
 def test_a_trainer_publishes_and_requests_an_approver_approves(
     rights_server: SeaweedFS, tmp_path: Path
 ) -> None:
@@ -417,6 +420,7 @@ def test_without_sts_the_history_names_the_access_key_id(
     assert S3_ADMIN.secret_key not in record.to_bytes().decode()
 
 
+@pytest.mark.slow
 def test_on_seaweedfs_a_key_under_an_alias_blocks_it(
     rights_server: SeaweedFS, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ def test_each_event_is_posted_signed_once_per_delivery(tmp_path: Path) -> None:
     assert hooks.delivered == 6 and hooks.failed == 0
 
 
+@pytest.mark.slow
 def test_a_failing_receiver_gets_the_same_body_again(tmp_path: Path) -> None:
     """500 to the first two attempts of each delivery: the third lands; every attempt of a
     delivery carries the very same bytes (and so the same id and time)."""
@@ -239,6 +240,7 @@ def _env(tmp_path: Path, url: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_a_cli_publish_posts_a_body_whose_signature_verifies(tmp_path: Path) -> None:
     make_model(1).save(tmp_path / "m.npz")
     with receiver(SECRET) as got:
@@ -250,6 +252,7 @@ def test_a_cli_publish_posts_a_body_whose_signature_verifies(tmp_path: Path) -> 
     assert all(a.signed for a in got.attempts)
 
 
+@pytest.mark.slow
 def test_a_cli_publish_to_a_dead_receiver_exits_0_with_one_warning_line(tmp_path: Path) -> None:
     make_model(1).save(tmp_path / "m.npz")
     url = dead_url()
