@@ -45,6 +45,7 @@ _CREDENTIAL_CODES = {
 _WRITES = ("put", "delete")
 _DENIED_CODES = ("AccessDenied", "403", "Forbidden", "AllAccessDisabled")
 STS_TIMEOUT = 3.0  # seconds for the one GetCallerIdentity request (no retries: a fallback exists)
+_IDENTITIES: dict[tuple[str, str], Identity] = {}  # (endpoint, key id) -> who, per process
 _CHECK_CREDENTIALS = (
     "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "
     "or AWS_PROFILE and its entry in the credentials file"
@@ -211,9 +212,10 @@ class S3Store(Store):
 
     # who ---------------------------------------------------------------------------
     def identity(self) -> Identity:
-        """The caller as the server knows it (asked once per store): STS
-        ``GetCallerIdentity``'s ARN at the store's endpoint (AWS; SeaweedFS with STS
-        configured), else the access key id of boto3's credential chain, never the secret."""
+        """The caller as the server knows it: STS ``GetCallerIdentity``'s ARN at the
+        store's endpoint (AWS; SeaweedFS with STS configured), else the access key id of
+        boto3's credential chain, never the secret. Asked once per endpoint and key in a
+        process (a flow's tasks each open a store)."""
         if self._identity is None:
             self._identity = self._ask_identity()
         return self._identity
@@ -221,13 +223,29 @@ class S3Store(Store):
     def _ask_identity(self) -> Identity:
         import boto3
         import botocore.session
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError
 
         try:
             session = boto3.session.Session(botocore_session=botocore.session.get_session())
+            credentials = session.get_credentials()
         except BotoCoreError:
             return Identity("unknown", "unknown")
+        key_id = credentials.access_key if credentials is not None else None
+        if not key_id:
+            return Identity("anonymous", "access-key")
+        asked = (str(self.client.meta.endpoint_url), str(key_id))
+        if asked not in _IDENTITIES:
+            arn = self._caller_arn(session)
+            _IDENTITIES[asked] = (
+                Identity(arn, "sts") if arn else Identity(str(key_id), "access-key")
+            )
+        return _IDENTITIES[asked]
+
+    def _caller_arn(self, session: Any) -> str | None:
+        """STS GetCallerIdentity's ARN at the store's endpoint, or None (one attempt)."""
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             sts = session.client(
                 "sts",
@@ -242,17 +260,10 @@ class S3Store(Store):
                 arn = sts.get_caller_identity().get("Arn")
             finally:
                 sts.close()
-            if arn:
-                return Identity(str(arn), "sts")
         except (BotoCoreError, ClientError, ValueError) as e:  # no STS here: the key id
             log.debug("no STS caller identity at %s: %s", self.endpoint, type(e).__name__)
-        try:
-            credentials = session.get_credentials()
-        except BotoCoreError:
-            credentials = None
-        if credentials is None or not credentials.access_key:
-            return Identity("anonymous", "access-key")
-        return Identity(str(credentials.access_key), "access-key")
+            return None
+        return str(arn) if arn else None
 
     # reads ---------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, str]:

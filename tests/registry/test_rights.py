@@ -420,6 +420,35 @@ def test_without_sts_the_history_names_the_access_key_id(
     assert S3_ADMIN.secret_key not in record.to_bytes().decode()
 
 
+def test_the_caller_is_asked_once_per_endpoint_and_key_in_a_process(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow's tasks each open a store: STS is asked once per endpoint and key, not once
+    per store (on an endpoint whose STS does not answer, each ask waits its timeout)."""
+    import boto3
+
+    from registry import s3
+    from tests.conftest import S3_ADMIN, S3_USER, use_s3_identity
+
+    asked: list[str] = []
+    client = boto3.session.Session.client
+
+    def counting(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        if service == "sts":
+            asked.append(service)
+        return client(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", counting)
+    monkeypatch.setattr(s3, "_IDENTITIES", {})
+    for identity, answers in ((S3_ADMIN, 1), (S3_USER, 2)):
+        use_s3_identity(monkeypatch, identity, s3_endpoint)
+        for _ in range(3):
+            store = s3.S3Store("any-bucket", "r", endpoint_url=s3_endpoint)
+            assert store.identity().name == identity.access_key
+            store.close()
+        assert len(asked) == answers
+
+
 @pytest.mark.slow
 def test_on_seaweedfs_a_key_under_an_alias_blocks_it(
     rights_server: SeaweedFS, tmp_path: Path
