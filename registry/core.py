@@ -324,10 +324,10 @@ class Registry:
         if alias is not None:
             validate_name("alias", alias)
         approvals.check_note("--by", by, approvals.MAX_NAME)  # before anything is written
-        actor = self.actor(by) if self.listeners else None  # asked only to tell someone
         with self._doing(f"publishing {name}"):
             manifest = self._publish(model, name, lineage)
-        self._emit(events.published(self.uri, manifest, actor))
+        if self.listeners:  # who published: asked (STS) only to tell someone, once done
+            self._emit(events.published(self.uri, manifest, self.actor(by)))
         if alias is not None:
             self.promote(name, manifest.version, alias, by=by)
         return manifest
