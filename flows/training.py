@@ -69,6 +69,7 @@ from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
 from softmax_core.requests import Data, Gate, Hyper, Location, Retries, Target, TrainingRequest
+from softmax_core.scoring import is_uri
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -100,7 +101,7 @@ def prepare(request: TrainingRequest) -> TrainingRequest:
     if run.data.source is not None:
         resolve_source(run.data.source)
     inbox = run.data.inbox
-    if inbox is not None and Path(inbox).expanduser().is_file():
+    if inbox is not None and not is_uri(inbox) and Path(inbox).expanduser().is_file():
         raise InvalidInputError(
             f"inbox {inbox} is a file; expected a labelled folder (subfolders 0 … 9)"
         )  # a missing inbox is nothing to sync yet (sync-inbox says so), not an error
@@ -358,7 +359,7 @@ def users_data(run: TrainingRequest, io: dict[str, Any]) -> UserData:
     refs = list(run.data.datasets)
     location = run.target.location
     if run.data.inbox is not None:
-        inbox = Path(run.data.inbox).expanduser()
+        inbox = run.data.inbox if is_uri(run.data.inbox) else str(Path(run.data.inbox).expanduser())
         synced = sync_inbox.with_options(**io)(location, inbox, run.data.inbox_dataset)
         refs += [synced] if synced else []
     return pull_datasets.with_options(**io)(location, refs) if refs else []

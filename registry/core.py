@@ -58,12 +58,14 @@ from registry import datasets as dataset_ops
 from registry import gc as garbage
 from registry.aliases import AliasMove
 from registry.approvals import Approval, Pending, Requested
+from registry.check import CheckedStore, CheckResult, check_store, remember, unchecked
 from registry.claim import claim_next
 from registry.datasets import AddResult
 from registry.events import Listener, RegistryEvent, notify
 from registry.manifest import Actor, AliasRecord, DatasetManifest, Decision, Manifest, RequestRecord
 from registry.names import validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
+from registry.s3 import S3Store
 from registry.schemes import open_store
 from registry.store import Store
 from registry.writes import now
@@ -112,9 +114,16 @@ class Registry:
         ``cache_dir``: origin pulled blobs are kept (default: the user's cache folder).
         ``listeners``: called with a :class:`~registry.events.RegistryEvent` after each
         publish and alias move (``flows.events`` forwards them to Prefect).
+
+        An S3 store is proven by ``registry check`` before its first write (once; a pass
+        is remembered under ``cache_dir`` for a week: ``registry.check.CheckedStore``),
+        unless ``SOFTMAX_PIPE_STORE_CHECK=0``.
         """
         store = open_store(uri, endpoint_url=endpoint_url)
-        return cls(store, cache_dir=cache_dir or settings.default_cache_dir(), listeners=listeners)
+        cache = cache_dir or settings.default_cache_dir()
+        if store.needs_check and settings.store_check_enabled():
+            store = CheckedStore(store, cache_dir=Path(cache).expanduser())
+        return cls(store, cache_dir=cache, listeners=listeners)
 
     @classmethod
     def at(cls, location: Location, *, listeners: Sequence[Listener] = ()) -> Registry:
@@ -452,16 +461,28 @@ class Registry:
             return dataset_ops.add_dataset(self.store, self.cache_dir, name, data)
 
     def add_folder(
-        self, name: str, folder: Path, *, progress: labelled.Progress | None = None
+        self, name: str, folder: Path | str, *, progress: labelled.Progress | None = None
     ) -> tuple[AddResult, labelled.FolderData]:
-        """Read a labelled folder and add it to ``name``; unreadable images are left out
-        and listed in the FolderData's ``failures``."""
+        """Read a labelled folder (or an ``s3://`` prefix laid out as one, on the
+        registry's S3 endpoint) and add it to ``name``; unreadable images are left out and
+        listed in the FolderData's ``failures``."""
+        inner = unchecked(self.store)
+        endpoint = inner.endpoint_url if isinstance(inner, S3Store) else None
         with self._doing(f"adding to dataset {name}"):
             return dataset_ops.add_folder(
-                self.store, self.cache_dir, name, folder, progress=progress
+                self.store, self.cache_dir, name, folder, progress=progress, endpoint_url=endpoint
             )
 
     # --- upkeep -----------------------------------------------------------------------
+    def check(self, *, racers: int = settings.STORE_CHECK_RACERS) -> CheckResult:
+        """Prove the store's conditional writes now (``registry.check.check_store``) and
+        remember the outcome, as the check before a first write does; the result says
+        what each probe saw. Nothing stays behind in the store."""
+        inner = unchecked(self.store)
+        result = check_store(inner, racers=racers)
+        remember(self.cache_dir, inner, result)
+        return result
+
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
         """Delete blobs no manifest refers to and older than ``grace_seconds``; return their
         keys (``registry.gc.collect``)."""

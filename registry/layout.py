@@ -16,6 +16,8 @@
                                                      stands)
     datasets/<name>/versions/<n:08d>.json            a labelled dataset version (write-once);
                                                      its arrays are a blob like a model's
+    checks/<run id>/...                              scratch of `registry check` (removed
+                                                     when it ends; registry.check)
 
 Version numbers are zero-padded to 8 digits so that a plain lexicographic listing (what
 S3 returns) is also numeric order; numbers past 99,999,999 still parse (they just grow).
@@ -35,6 +37,7 @@ from softmax_core.errors import CorruptObjectError, InvalidNameError
 BLOBS = "blobs/sha256/"
 MODELS = "models/"
 DATASETS = "datasets/"
+CHECKS = "checks/"
 VERSION_WIDTH = 8
 SEQ_WIDTH = 12
 INDEX_PAGE = 100  # versions per index page

@@ -31,6 +31,10 @@ _DENIED = (errno.EACCES, errno.EPERM)  # the folder's rights, not its health
 class LocalStore(Store):
     """A folder: atomic renames, ``link(2)`` for only-if-absent, ``flock`` for compare-and-swap."""
 
+    # The kernel's link(2) and flock(2), not a server's: not checked before writing
+    # (`registry check` still proves a folder when asked, e.g. on a network filesystem).
+    needs_check = False
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.uri = str(self.root)

@@ -82,9 +82,9 @@ class S3Store(Store):
         self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.page_size = page_size
         self.workers = max(1, workers)
+        self.endpoint_url = endpoint_url  # as given (None: boto3's own), for other buckets
         self.client = client or self._make_client(endpoint_url, connect_timeout, read_timeout)
         self.endpoint = redact_url(self.client.meta.endpoint_url)
-        self._endpoint_url = endpoint_url or None
         self._identity: Identity | None = None
 
     def _make_client(
@@ -202,6 +202,11 @@ class S3Store(Store):
             f"S3 {op} of {url} at {self.endpoint} failed: {code or status} {msg}".rstrip()
         )
 
+    def translate(self, e: Exception, op: str, key: str) -> Exception:
+        """A botocore exception about any ``key`` of this bucket (the registry's, or a
+        user's image: ``registry.objects``) as one of ours."""
+        return self._translate(e, op, key)
+
     def _call(self, op: str, key: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -249,7 +254,7 @@ class S3Store(Store):
         try:
             sts = session.client(
                 "sts",
-                endpoint_url=self._endpoint_url,
+                endpoint_url=self.endpoint_url or None,
                 config=Config(
                     retries={"total_max_attempts": 1, "mode": "standard"},
                     connect_timeout=STS_TIMEOUT,

@@ -53,6 +53,9 @@ class Store(ABC):
     """Keys -> bytes with conditional writes. Keys are relative to the store's root."""
 
     uri: str
+    # Whether the registry proves this store's conditional writes before its first write
+    # (registry.check): a server's implementation, not the kernel's.
+    needs_check: bool = True
 
     @abstractmethod
     def get(self, key: str) -> tuple[bytes, str]:

@@ -63,7 +63,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option(
         "--endpoint-url",
-        help="S3 endpoint (MinIO, moto...). Default: boto3's own ($AWS_ENDPOINT_URL, profile).",
+        help="S3 endpoint (SeaweedFS, MinIO, Ceph...). Default: boto3's own ($AWS_ENDPOINT_URL, profile).",
         envvar="AWS_ENDPOINT_URL",
         show_envvar=True,
         rich_help_panel="Registry",

@@ -614,3 +614,46 @@ def gc(
     for key in keys:
         echo(f"{verb} {key}")
     typer.echo(f"{verb} {len(keys)} unreferenced blob(s)")
+
+
+@registry_app.command("check")
+@uses_registry
+def check(
+    reg: Registry,
+    racers: Annotated[
+        int,
+        typer.Option(help="Writers racing each conditional write.", min=2, max=64),
+    ] = settings.STORE_CHECK_RACERS,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prove the store's conditional writes before trusting it with the registry.
+
+    In a scratch prefix (checks/, removed afterwards): racing only-if-absent writes
+    (exactly one may win), racing compare-and-swap updates (none may be lost), and a
+    retried write whose answer was lost (refused, and recognised as ours). An S3 registry
+    runs the same check once before its first write; a store that fails is refused for
+    writing (exit 4) and can still be read."""
+    from softmax_core.errors import StorageError
+
+    result = reg.check(racers=racers)
+    if as_json:
+        print_json(
+            {
+                "registry": result.uri,
+                "passed": result.ok,
+                "seconds": round(result.seconds, 3),
+                "probes": [
+                    {"name": p.name, "passed": p.ok, "seen": p.seen, "why": p.why}
+                    for p in result.probes
+                ],
+                "leftovers": list(result.leftovers),
+            }
+        )
+    else:
+        for probe in result.probes:
+            echo(probe.line())
+        typer.echo(f"checked {reg.uri} in {result.seconds:.1f} s")
+    for key in result.leftovers:
+        err(f"warning: could not delete the check's scratch key {key}")
+    if not result.ok:
+        raise StorageError(result.failure())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -165,11 +164,12 @@ def run(
         ),
     ] = settings.DATASET_MIN_ACCURACY,
     inbox: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--inbox",
-            help="A labelled folder (subfolders 0 … 9) synced into dataset --inbox-dataset "
-            "first (a new version if anything changed), then trained on.",
+            help="A labelled folder (subfolders 0 … 9), or an s3://bucket/prefix/ laid out "
+            "as one, synced into dataset --inbox-dataset first (a new version if anything "
+            "changed), then trained on.",
             rich_help_panel="Your data",
         ),
     ] = None,
@@ -212,7 +212,7 @@ def run(
             datasets=tuple(dataset or ()),
             data_weight=data_weight,
             weighting=weighting,  # type: ignore[arg-type]  # checked by Data
-            inbox=str(inbox) if inbox is not None else None,
+            inbox=inbox,
             inbox_dataset=inbox_dataset,
             skip_unchanged=skip_unchanged,
         ),

@@ -427,3 +427,18 @@ class SeaweedFS:
         except OSError:
             return "(no log)"
         return "\n".join(text[-lines:])
+
+
+# --- data ----------------------------------------------------------------------------
+
+
+def upload_tree(client: Any, folder: Path, bucket: str, prefix: str = "") -> list[str]:
+    """Every regular file under ``folder`` as ``prefix + <relative path>`` in ``bucket``
+    (what ``aws s3 cp --recursive`` does); returns the keys, sorted."""
+    keys = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            key = prefix + path.relative_to(folder).as_posix()
+            client.upload_file(str(path), bucket, key)
+            keys.append(key)
+    return keys

@@ -1,9 +1,12 @@
 """End to end, with real processes: the deploy/ set-up run the way a user runs it, minus docker.
 
-One Prefect server (``prefect server start``, SQLite in a temp dir, a free port), the
+One Prefect server (``prefect server start``, SQLite in a temp dir, a free port, its API
+auth on as in deploy/docker-compose.yml: every client sends the auth string), the
 deployments registered from ``deploy/prefect.yaml`` by ``softmax-pipe deploy``, real
 ``prefect worker`` processes on the ``process`` pool, an S3 registry on SeaweedFS (the
-session's server on loopback), real MNIST. In order:
+session's server on loopback) written with the deployment's worker key (rights from
+deploy/seaweedfs/identities.json: registry/ only; the registry check runs before the first
+write), real MNIST. In order:
 
 1. both deployments exist with their cron schedules (and the scheduler plans Monday
    03:00 runs); the pool and the crash automation too;
@@ -40,6 +43,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -53,7 +57,7 @@ import yaml
 from PIL import Image
 
 from registry import Registry
-from tests.conftest import S3_TEST_KEY, S3_TEST_SECRET
+from tests.conftest import S3_DEPLOY_WORKER
 from tests.flows.prefect_stack import (
     REPO,
     PrefectServer,
@@ -113,7 +117,8 @@ def inbox(tmp_path: Path, mnist_dir: Path) -> tuple[Path, dict[str, int]]:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[ProcessTracker, PrefectServer]]:
     tracker = ProcessTracker(tmp_path / "logs")
-    server = PrefectServer(tracker, tmp_path / "prefect")
+    # API auth on, as deploy/docker-compose.yml has it (issue 27, item 3)
+    server = PrefectServer(tracker, tmp_path / "prefect", auth=f"admin:{uuid.uuid4().hex}")
     try:
         yield tracker, server
     finally:
@@ -325,13 +330,17 @@ def test_scheduled_deployments_end_to_end(
         server.start()
         lap("server up")
         warm.result(timeout=600)
+    import httpx
+
+    # without the auth string the API answers only its health check
+    assert httpx.get(f"{server.api_url}/health", timeout=30).status_code == 200
+    unauthenticated = httpx.post(f"{server.api_url}/flow_runs/filter", json={}, timeout=30)
+    assert unauthenticated.status_code == 401, unauthenticated.text
     client_env = server.client_env(tmp_path / "client-home")
     worker_env = {
         **server.client_env(tmp_path / "worker-home"),
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": S3_TEST_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET,
-        "AWS_DEFAULT_REGION": S3_REGION,
+        # the deployment's worker key: it writes only under registry/ (and is checked first)
+        **S3_DEPLOY_WORKER.env(s3_endpoint),
         "SOFTMAX_PIPE_MNIST": str(mnist_dir),
         "SOFTMAX_PIPE_CACHE": str(session_cache),
         "SOFTMAX_PIPE_PROJECT_DIR": str(REPO),

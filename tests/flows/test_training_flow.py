@@ -243,7 +243,10 @@ def test_end_to_end_s3_registry(
     with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: the S3 server
         assert resp.read().startswith(b"\x89PNG")
     link = re.search(r"\[The report of digits\\:1\]\(<(http[^>]+)>\)", arts[REPORT_KEY].data)
-    assert link is not None and "works for 7 days" in arts[REPORT_KEY].data
+    assert link is not None and "works for 12 hours" in arts[REPORT_KEY].data
+    for url in (image.data, link.group(1)):  # issue 27, item 3: hours, not a week
+        assert f"X-Amz-Expires={settings.REPORT_URL_SECONDS}&" in url.replace("&amp;", "&")
+    assert settings.REPORT_URL_SECONDS <= 24 * 3600
     with urllib.request.urlopen(link.group(1), timeout=30) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
         assert b"digits:1" in resp.read()
