@@ -10,11 +10,14 @@ Two roles, by key pattern under the registry root (``registry.layout``; ``*`` is
 run of characters, as IAM and SeaweedFS match it)::
 
     trainer   blobs/*  models/*/versions/*  models/*/index/*  models/*/requests/*  datasets/*
-    approver  models/*/aliases/*  models/*/decisions/*
+              checks/*
+    approver  models/*/aliases/*  models/*/decisions/*  checks/*
 
 Both read and list everything. A trainer publishes (blob, manifest, index page, report),
 adds datasets and requests; only an approver moves an alias (promote, approve,
-rollback) and decides requests (approve, reject). The README gives the policies for
+rollback) and decides requests (approve, reject). Both write and delete ``checks/``:
+the scratch prefix where ``registry check`` proves the store before a key's first write
+(``registry.check``); nothing the registry reads lives there. The README gives the policies for
 SeaweedFS, AWS IAM and MinIO, and ``tests/registry/test_rights.py`` holds them to these
 patterns and to the keys the operations really write.
 """
@@ -25,16 +28,19 @@ import fnmatch
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from registry import layout
 from softmax_core.errors import PermissionDeniedError
 
+SCRATCH = layout.CHECKS + "*"  # registry check's probes, before a key's first write
 TRAINER = (
     "blobs/*",
     "models/*/versions/*",
     "models/*/index/*",
     "models/*/requests/*",
     "datasets/*",
+    SCRATCH,
 )
-APPROVER = ("models/*/aliases/*", "models/*/decisions/*")
+APPROVER = ("models/*/aliases/*", "models/*/decisions/*", SCRATCH)
 ROLES = {"trainer": TRAINER, "approver": APPROVER}
 
 
@@ -45,11 +51,11 @@ def may_write(role: str, key: str) -> bool:
 
 def prefix_of(key: str) -> str:
     """The prefix a right is granted on, for a key: ``models/<name>/<part>/`` for a
-    model's keys, ``blobs/``, ``datasets/``; else the key's folder."""
+    model's keys, ``blobs/``, ``datasets/``, ``checks/``; else the key's folder."""
     parts = key.split("/")
     if parts[0] == "models" and len(parts) >= 4:
         return "/".join(parts[:3]) + "/"
-    if parts[0] in ("blobs", "datasets") and len(parts) >= 2:
+    if parts[0] in ("blobs", "datasets", layout.CHECKS.rstrip("/")) and len(parts) >= 2:
         return parts[0] + "/"
     return "/".join(parts[:-1]) + "/" if len(parts) > 1 else key
 

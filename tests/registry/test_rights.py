@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from registry import Registry, layout, rights
+from registry.check import check_store
 from registry.store import ObjectInfo, Store
 from softmax_core import settings
 from softmax_core.errors import PermissionDeniedError
@@ -58,6 +59,9 @@ def test_roles_by_prefix() -> None:
     assert rights.may_write("approver", "models/mnist/aliases/champion.log/000000000002.json")
     assert not rights.may_write("approver", "blobs/sha256/" + "a" * 64 + ".npz")
     assert rights.prefix_of("models/mnist/aliases/champion.json") == "models/mnist/aliases/"
+    for role in ("trainer", "approver"):  # registry check's scratch, before a first write
+        assert rights.may_write(role, "checks/0123abcd/absent-1.json")
+    assert rights.prefix_of("checks/0123abcd/absent-1.json") == "checks/"
     assert rights.prefix_of("blobs/sha256/x.npz") == "blobs/"
     assert rights.prefix_of("datasets/inbox/versions/00000001.json") == "datasets/"
     assert rights.holders("models/m/aliases/a.json") == "an approver"
@@ -141,7 +145,7 @@ class Recording(DelegatingStore):
 def sent(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Request]]:
     """Every request of each role's operations on a folder registry: the trainer publishes
     101 versions (an index page), a report, a dataset version and a request; the approver
-    approves, promotes, rolls back and rejects."""
+    approves, promotes, rolls back and rejects; each runs the registry check."""
     from softmax_core.labelled import read_folder
     from tests.printed_digits import write_printed
 
@@ -155,7 +159,9 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Request]]:
     reg.request("mnist", 100, "champion", by="alice")
     reg.request("mnist", 101, "champion")
     reg.request("mnist", 99, "champion")
+    check_store(store, racers=2)  # what an S3 registry runs before each key's first write
     trainer, store.sent = store.sent, []
+    check_store(store, racers=2)
     reg.approve("mnist", 100, "champion", force=True, by="bob")
     reg.approve("mnist", 101, "champion")
     reg.promote("mnist", 99, "staging")
