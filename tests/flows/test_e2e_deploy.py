@@ -536,8 +536,10 @@ def test_scheduled_deployments_end_to_end(
             parameters=retrain_with(
                 retries={"io_retries": 2, "io_retry_delay": 0.2}, hyper={"epochs": 1}
             ),
-            # merged into the deployment's env (its heartbeat setting stays)
-            job_variables={"env": {"AWS_ENDPOINT_URL": proxy.url}},
+            # merged into the deployment's env (its heartbeat setting stays). The proxy is
+            # an endpoint the registry check has not seen (its pass is remembered per
+            # endpoint): off, so that the writes cut are publish's, not the check's
+            job_variables={"env": {"AWS_ENDPOINT_URL": proxy.url, "SOFTMAX_PIPE_STORE_CHECK": "0"}},
         )
         started = time.monotonic()
         run = wait_final(server, tracker, cut, "worker-2", RUN_TIMEOUT)
