@@ -79,6 +79,15 @@ def denied(
     """``e`` said as one line: what was being done, the access and prefix it needed, who
     holds it; ``alias_hint`` replaces the last part when a write an approver may make was
     refused (e.g. how to request the move instead), ``write_hint`` when any write was."""
+    if e.write and e.key is not None and e.key.startswith(layout.CHECKS):
+        # the registry check's own line says what it was doing; add who may write there
+        return PermissionDeniedError(
+            f"{doing}: {e}; every key that writes needs write access to {layout.CHECKS} "
+            "(see the README's Rights)",
+            key=e.key,
+            write=e.write,
+            reason=e.reason,
+        )
     access = "write" if e.write else "read"
     where = prefix_of(e.key) if e.key else "the registry"
     if e.write and write_hint:
