@@ -24,7 +24,7 @@ from softmax_core.errors import (
 from softmax_core.escaping import printable
 
 if TYPE_CHECKING:
-    from softmax_core.requests import Location
+    from softmax_core.requests import Hyper, Location
 
 SourceOpt = Annotated[
     str | None,
@@ -101,6 +101,33 @@ LimitOpt = Annotated[
     int | None,
     typer.Option(help="Train on the first N images only.", rich_help_panel="Training"),
 ]
+
+
+def hyper(
+    *,
+    features: str,
+    epochs: int,
+    seed: int,
+    learning_rate: float,
+    batch_size: int,
+    l2: float,
+    limit: int | None,
+    warm_start: bool = False,
+) -> Hyper:
+    """The training hyperparameters from the options `train` and `run` share (checked by
+    :class:`~softmax_core.requests.Hyper`: a bad value is one line, exit 2)."""
+    from softmax_core.requests import Hyper
+
+    return Hyper(
+        features=features,  # type: ignore[arg-type]  # a choice Hyper checks
+        epochs=epochs,
+        seed=seed,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        l2=l2,
+        limit=limit,
+        warm_start=warm_start,
+    )
 
 
 def location(

@@ -28,6 +28,7 @@ from softmax_pipe.cli_common import (
     SeedOpt,
     SourceOpt,
     err,
+    hyper,
     location,
 )
 
@@ -177,7 +178,7 @@ def run(
     Exit 2: bad input, 3: not found, 4: storage or network failure.
     """
     from softmax_core.errors import InvalidInputError
-    from softmax_core.requests import Data, Gate, Hyper, Retries, Target, TrainingRequest
+    from softmax_core.requests import Data, Gate, Retries, Target, TrainingRequest
 
     if no_promote and promote is not None:
         raise InvalidInputError(
@@ -193,8 +194,8 @@ def run(
             inbox_dataset=inbox_dataset,
             skip_unchanged=skip_unchanged,
         ),
-        hyper=Hyper(
-            features=features,  # type: ignore[arg-type]  # checked by Hyper
+        hyper=hyper(
+            features=features,
             epochs=epochs,
             seed=seed,
             learning_rate=learning_rate,

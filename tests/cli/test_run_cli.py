@@ -96,6 +96,7 @@ def test_worse_challenger_exits_5(
     assert _versions(with_champion, session_cache) == [1]
 
 
+@pytest.mark.slow
 def test_warm_start_and_custom_alias(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
@@ -183,6 +184,7 @@ def test_unreachable_s3_registry_exits_4(
     assert "error:" in result.stderr and f"127.0.0.1:{port}" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_console_script_with_temporary_prefect_server(
     mnist_dir: Path, session_cache: Path, tmp_path: Path

@@ -52,6 +52,7 @@ def test_no_server_configured_is_a_usage_error(command: str, tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["serve", "deploy"])
 def test_unreachable_server_is_a_network_failure(command: str, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/api"

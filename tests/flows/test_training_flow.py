@@ -210,6 +210,7 @@ def test_artifacts_report_and_per_class_table(
     assert summary.promoted is None
 
 
+@pytest.mark.slow
 def test_end_to_end_s3_registry(
     mnist_dir: Path, session_cache: Path, s3_env: str, s3_bucket: str
 ) -> None:
@@ -325,6 +326,7 @@ def test_better_or_equal_challenger_replaces_the_champion(
 # --- warm start --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_warm_start_trains_from_the_champion(
     mnist_dir: Path, session_cache: Path, with_champion: Path, tmp_path: Path
 ) -> None:
@@ -361,6 +363,7 @@ def test_warm_start_without_champion_is_not_found(
 # --- failures of I/O ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -496,6 +499,7 @@ def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "reg").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_across_runs(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:

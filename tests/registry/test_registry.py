@@ -376,6 +376,7 @@ def test_bad_names_are_refused_before_any_request(
 # --- concurrency and crashes (real processes) ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_16_concurrent_publishers_get_16_distinct_versions(
     registry_uri: str, reg: Registry, tmp_path: Path
 ) -> None:
