@@ -28,8 +28,9 @@ for ``softmax-pipe registry approve``, real MNIST. In order:
    schedules when stopped.
 
 Throughout, each move of ``mnist@champion`` (the approvals of retrain 1, then of the
-retrain after the crash) is an event that triggers ``score-inbox`` (its deployment trigger): the test waits
-for that run and checks that the new version scored the inbox (the output's ``model``).
+retrain after the crash) is an event that triggers ``score-inbox`` (its deployment
+trigger): the test waits for that run and checks that the new version scored the inbox
+(the output's ``model``).
 
 Every wait is bounded and every process is stopped in ``finally``; the test then checks
 that no process carrying its marker is left.
@@ -536,10 +537,8 @@ def test_scheduled_deployments_end_to_end(
             parameters=retrain_with(
                 retries={"io_retries": 2, "io_retry_delay": 0.2}, hyper={"epochs": 1}
             ),
-            # merged into the deployment's env (its heartbeat setting stays). The proxy is
-            # an endpoint the registry check has not seen (its pass is remembered per
-            # endpoint): off, so that the writes cut are publish's, not the check's
-            job_variables={"env": {"AWS_ENDPOINT_URL": proxy.url, "SOFTMAX_PIPE_STORE_CHECK": "0"}},
+            # merged into the deployment's env (its heartbeat setting stays)
+            job_variables={"env": {"AWS_ENDPOINT_URL": proxy.url}},
         )
         started = time.monotonic()
         run = wait_final(server, tracker, cut, "worker-2", RUN_TIMEOUT)
