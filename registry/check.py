@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry import layout
-from registry.store import ObjectInfo, Store
+from registry.store import Identity, ObjectInfo, Store
 from registry.writes import after_retry, backoff, is_ours, now
 from softmax_core import settings
 from softmax_core.atomicio import atomic_write
@@ -497,6 +497,9 @@ class CheckedStore(Store):
 
     def check_exists(self) -> None:
         self.inner.check_exists()
+
+    def identity(self) -> Identity:
+        return self.inner.identity()
 
     def etag(self, key: str) -> str | None:
         return self.inner.etag(key)

@@ -91,3 +91,22 @@ def test_deploy_names_a_broken_prefect_yaml(tmp_path: Path) -> None:
     done = run(["deploy", "--prefect-file", str(broken)], tmp_path)
     assert done.returncode == 2, done
     assert f"{broken} is not a prefect.yaml with named deployments" in done.stderr
+
+
+def test_serve_request_makes_retraining_request_instead_of_promoting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve --request``: the scheduled retrain's target asks an approver (a trainer's
+    key); the scoring deployment is the same."""
+    from typer.testing import CliRunner
+
+    import flows.service
+    from softmax_pipe.cli import app
+
+    served: list[flows.service.ServeOptions] = []
+    monkeypatch.setattr(flows.service, "serve", lambda options, **_: served.append(options))
+    for args, action in ((["serve"], "promote"), (["serve", "--request"], "request")):
+        result = CliRunner().invoke(app, [*args, "--registry", "s3://b/r"])
+        assert result.exit_code == 0, result.output
+        assert served[-1].training.target.action == action
+        assert served[-1].scoring.model.ref == "mnist@champion"

@@ -16,7 +16,7 @@ from registry import Registry, open_store
 from registry import check as store_check
 from registry.check import CheckedStore, check_store
 from registry.store import Store
-from softmax_core.errors import StorageError
+from softmax_core.errors import PermissionDeniedError, StorageError
 from softmax_pipe.cli import app
 from tests.conftest import S3_ADMIN, S3_SCOPED, use_s3_identity
 from tests.registry.helpers import DelegatingStore, make_model
@@ -255,10 +255,12 @@ def test_a_key_that_cannot_write_the_scratch_prefix_is_told_what_to_allow(
     use_s3_identity(monkeypatch, S3_SCOPED, s3_endpoint)  # writes reg/blobs, reg/models/*/versions
     with (
         Registry.open(f"s3://{scoped_bucket}/reg", cache_dir=tmp_path) as reg,
-        pytest.raises(StorageError) as caught,
+        pytest.raises(PermissionDeniedError) as caught,  # exit 77 (issue 26), not 4
     ):
         reg.publish(make_model(1), "digits")
     message = str(caught.value)
+    assert message.startswith("publishing digits: the registry check of ")
+    assert "needs write access to checks/" in message
     assert "could not write its scratch prefix checks/" in message
     assert "denied put" in message
     assert S3_SCOPED.secret_key not in message
