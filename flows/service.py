@@ -48,6 +48,7 @@ from softmax_core.errors import (
     ServiceUnavailableError,
 )
 from softmax_core.requests import (
+    Action,
     Data,
     Gate,
     Hyper,
@@ -104,13 +105,15 @@ class ServeOptions:
         labelled: str | None = None,
         inbox: str | None = None,
         output: str | None = None,
+        action: Action = settings.TARGET_ACTION,
         **crons: str,
     ) -> ServeOptions:
         """The two requests, from the scheduled defaults and what the caller gives
         (``data``: how the labelled inbox is weighed; its inbox and ``skip_unchanged`` are
         the schedule's). The registry is resolved now (``$SOFTMAX_PIPE_REGISTRY``, the
         settings files, or the local default), so both deployments and the trigger name
-        the same one."""
+        the same one. ``action``: what a passing retrain does (``Target.action``: promote,
+        request, publish)."""
         where = location or Location()
         registry = settings.Settings.build(registry=where.registry).registry
         where = dataclasses.replace(where, registry=registry)
@@ -122,7 +125,7 @@ class ServeOptions:
             ),
             hyper=hyper or Hyper(warm_start=True),
             gate=gate or Gate(),
-            target=Target(location=where, name=name, alias=alias),
+            target=Target(location=where, name=name, alias=alias, action=action),
         )
         scoring = ScoringRequest(
             input=inbox or str(settings.default_inbox_dir()),

@@ -60,7 +60,7 @@ from prefect.artifacts import (
 
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
 from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox
-from flows.publishing import promote_model, publish_model, publish_report
+from flows.publishing import promote_model, publish_model, publish_report, request_model
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
 from softmax_core import gate as gates
@@ -307,8 +307,10 @@ def training_pipeline(
     and the champion, publish and promote: one :class:`TrainingRequest`, given by parts.
 
     The champion is ``target.name@target.alias``: the model the challenger must not be
-    shown worse than by more than ``gate.margin``, and with ``hyper.warm_start`` the weights training starts
-    from; with ``target.promote`` the alias moves to the new version. Returns what was
+    shown worse than by more than ``gate.margin``, and with ``hyper.warm_start`` the
+    weights training starts from; ``target.action`` says what the new version gets: the
+    alias moved to it (promote), a request that an approver move it (request), or nothing.
+    Returns what was
     published (:class:`~flows.records.Published`) or that nothing was new
     (:class:`~flows.records.Skipped`).
     """
@@ -336,8 +338,11 @@ def training_pipeline(
     lineage = dataclasses.replace(lineage, gate=evaluation.decision.to_dict())
     metrics = published_metrics(evaluation.decision, model, evaluation.domains)
     manifest = publish_model.with_options(**io)(target, model, metrics=metrics, lineage=lineage)
-    if target.promote:
+    requested = None
+    if target.action == "promote":
         promote_model.with_options(**io)(target, manifest.version)
+    elif target.action == "request":
+        requested = request_model.with_options(**io)(target, manifest.version)
     report = publish_report.with_options(**io)(
         target.location,
         manifest,
@@ -354,7 +359,7 @@ def training_pipeline(
         get_run_logger().warning("no report for %s: %s", manifest.ref, report.message)
     promoted = target.alias if target.promote else None
     registry = target.location.registry or ""
-    return Published(registry, manifest, promoted, evaluation, lineage)
+    return Published(registry, manifest, promoted, evaluation, lineage, requested)
 
 
 def users_data(run: TrainingRequest, io: dict[str, Any]) -> UserData:

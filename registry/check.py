@@ -21,6 +21,10 @@ lost answer
     attempt's, so that the writer recognises the object as its own
     (:func:`registry.writes.is_ours`, what ``claim_next`` and alias moves rely on).
 
+Before them one write goes alone: a store that takes no writes at all (no rights on the
+scratch prefix, an endpoint gone) raises its own error after that one request, not after
+every racer's.
+
 :func:`check_store` runs them and returns a :class:`CheckResult`. :class:`CheckedStore`
 wraps a store so that the check runs once before its first write (put or delete), with
 the outcome kept in a small file under the local cache (``store-checks/``) for
@@ -43,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry import layout
-from registry.store import ObjectInfo, Store
+from registry.store import Identity, ObjectInfo, Store
 from registry.writes import after_retry, backoff, is_ours, now
 from softmax_core import settings
 from softmax_core.atomicio import atomic_write
@@ -130,6 +134,7 @@ def check_store(
     written: set[str] = set()
     tracked = _Tracking(store, written)
     try:
+        _first_write(tracked, scratch)
         probes = (
             _only_if_absent(tracked, scratch, racers, trials),
             _compare_and_swap(tracked, scratch, racers, rounds),
@@ -151,6 +156,15 @@ def _race(n: int, fn: Callable[[int], bool]) -> list[bool]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(go, range(n)))
+
+
+def _first_write(store: Store, scratch: str) -> None:
+    """One write alone before any race: a store that refuses writes (no rights on the
+    scratch prefix, an endpoint gone) raises its error after one request and boto3's
+    retries of it, not after every racer's (8 racers x 3 attempts, each time a registry
+    task retries its first write)."""
+    with contextlib.suppress(PreconditionFailedError):  # our own write, retried: it landed
+        store.put(f"{scratch}first.json", _body(first=True), if_none_match=True)
 
 
 def _body(**fields: object) -> bytes:
@@ -356,10 +370,12 @@ class _Tracking(Store):
 
 
 def _clean(store: Store, scratch: str, written: set[str]) -> list[str]:
-    """Delete every scratch key (those written and those listed); the ones that stay."""
-    keys = set(written)
+    """Delete every scratch key (those listed, and those written that a HEAD still finds:
+    a write the store refused left nothing to delete); the ones that stay."""
+    keys: set[str] = set()
     with contextlib.suppress(SoftmaxPipeError):
         keys.update(store.list_keys(scratch))
+    keys.update(key for key in written - keys if _may_exist(store, key))
     left = []
     for key in sorted(keys):
         try:
@@ -368,6 +384,14 @@ def _clean(store: Store, scratch: str, written: set[str]) -> list[str]:
             log.warning("registry check: could not delete %s: %s", key, e)
             left.append(key)
     return left
+
+
+def _may_exist(store: Store, key: str) -> bool:
+    """Whether ``key`` is there, or may be (the store did not answer)."""
+    try:
+        return store.head(key) is not None
+    except SoftmaxPipeError:
+        return True
 
 
 # --- once before the first write ----------------------------------------------------------
@@ -473,6 +497,9 @@ class CheckedStore(Store):
 
     def check_exists(self) -> None:
         self.inner.check_exists()
+
+    def identity(self) -> Identity:
+        return self.inner.identity()
 
     def etag(self, key: str) -> str | None:
         return self.inner.etag(key)

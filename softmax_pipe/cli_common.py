@@ -6,6 +6,7 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -162,6 +163,33 @@ def err(message: str, *, style: str | None = None) -> None:
     from rich.console import Console
 
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)
+
+
+class _StderrLines(logging.Handler):
+    """Each record as one :func:`err` line (its message only)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err(record.getMessage())
+        except Exception:  # a warning must never break the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def warnings_on_stderr(*loggers: str) -> Iterator[None]:
+    """While the block runs, the warnings of ``loggers`` reach stderr as one line each,
+    whatever Prefect's logging set-up does to the root logger (``run`` keeps Prefect's
+    console quiet, and with it the root logger's warnings). ``registry`` commands need
+    none of this: without Prefect, Python prints a warning as one line already."""
+    handler = _StderrLines(logging.WARNING)
+    attached = [logging.getLogger(name) for name in loggers]
+    for logger in attached:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in attached:
+            logger.removeHandler(handler)
 
 
 def echo(line: str) -> None:

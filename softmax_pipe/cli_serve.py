@@ -60,6 +60,15 @@ AliasOpt = Annotated[
     str,
     typer.Option(help="Alias promoted by retraining, used by scoring.", rich_help_panel="Registry"),
 ]
+RequestOpt = Annotated[
+    bool,
+    typer.Option(
+        "--request",
+        help="Retraining requests that an approver move the alias instead of promoting "
+        "(for a trainer's key, which may not write aliases).",
+        rich_help_panel="Registry",
+    ),
+]
 MinAccuracyOpt = Annotated[
     float,
     typer.Option(help="Gate: the lowest MNIST test accuracy published.", rich_help_panel="Gate"),
@@ -135,6 +144,7 @@ def serve(
     registry: ServiceRegistryOpt = None,
     name: NameOpt = settings.MODEL_NAME,
     alias: AliasOpt = settings.ALIAS,
+    request: RequestOpt = False,
     min_accuracy: MinAccuracyOpt = settings.MIN_ACCURACY,
     alpha: AlphaOpt = settings.ALPHA,
     margin: MarginOpt = settings.MARGIN,
@@ -192,6 +202,7 @@ def _options(params: dict[str, Any]) -> ServeOptions:
             min_dataset_accuracy=p["min_dataset_accuracy"],
         ),
         data=Data(data_share=p["data_share"]),
+        action="request" if p["request"] else settings.TARGET_ACTION,
         labelled=p["labelled"],
         inbox=p["inbox"],
         output=p["output"],
@@ -226,6 +237,7 @@ def deploy(
     registry: ServiceRegistryOpt = None,
     name: NameOpt = settings.MODEL_NAME,
     alias: AliasOpt = settings.ALIAS,
+    request: RequestOpt = False,
     min_accuracy: MinAccuracyOpt = settings.MIN_ACCURACY,
     alpha: AlphaOpt = settings.ALPHA,
     margin: MarginOpt = settings.MARGIN,

@@ -163,9 +163,11 @@ def deploy_identity(role: str) -> S3Identity:
     return S3Identity(f"deploy-{role}", tuple(entry["actions"]))
 
 
-# the compose deployment's worker: reads softmax-models, writes only under registry/
+# the compose deployment's worker, a trainer: reads softmax-models, writes under registry/
+# what a trainer makes (never an alias); and its approver, who moves aliases
 S3_DEPLOY_WORKER = deploy_identity("worker")
-S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED, S3_DEPLOY_WORKER)
+S3_DEPLOY_APPROVER = deploy_identity("approver")
+S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED, S3_DEPLOY_WORKER, S3_DEPLOY_APPROVER)
 _STARTED: list[SeaweedFS] = []  # for the summary line
 
 

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from registry import Registry
-from softmax_core.errors import StorageError
+from softmax_core.errors import PermissionDeniedError
 from tests.conftest import S3_ADMIN, S3_SCOPED, use_s3_identity
 from tests.registry.helpers import make_model
 from tests.s3server import (
@@ -89,7 +89,7 @@ def test_scoped_key_publishes_but_cannot_promote(
     with Registry.open(f"s3://{scoped_bucket}/reg", cache_dir=tmp_path) as reg:
         m = reg.publish(make_model(1), "digits")
         assert reg.resolve("digits:1") == m
-        with pytest.raises(StorageError, match=r"denied put on .*/aliases/champion\.json"):
+        with pytest.raises(PermissionDeniedError, match=r"^promoting digits:1 to champion "):
             reg.promote("digits", 1, "champion")
 
 

@@ -106,7 +106,7 @@ def test_the_options_become_the_scheduled_requests(command: str) -> None:
         "--registry", "s3://team/models", "--labelled", "/srv/labelled", "--inbox", "/srv/in",
         "--output", "/srv/out.csv", "--margin", "0.01", "--min-dataset-accuracy", "0.8",
         "--alpha", "0.01", "--min-accuracy", "0.97", "--data-share", "0.2", "--epochs", "2",
-        "--no-warm-start", "--retrain-cron", "0 4 * * 2", "--name", "digits",
+        "--no-warm-start", "--retrain-cron", "0 4 * * 2", "--name", "digits", "--request",
     ]  # fmt: skip
     cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
     options = cli_serve._options(cmd.make_context(command, args).params)
@@ -119,4 +119,22 @@ def test_the_options_become_the_scheduled_requests(command: str) -> None:
         0.01, 0.8, 0.01, 0.97,
     )  # fmt: skip
     assert training.hyper.epochs == 2 and not training.hyper.warm_start
+    assert training.target.action == "request"
     assert options.retrain_cron == "0 4 * * 2" and scoring.model.ref == "digits@champion"
+def test_serve_request_makes_retraining_request_instead_of_promoting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve --request``: the scheduled retrain's target asks an approver (a trainer's
+    key); the scoring deployment is the same."""
+    from typer.testing import CliRunner
+
+    import flows.service
+    from softmax_pipe.cli import app
+
+    served: list[flows.service.ServeOptions] = []
+    monkeypatch.setattr(flows.service, "serve", lambda options, **_: served.append(options))
+    for args, action in ((["serve"], "promote"), (["serve", "--request"], "request")):
+        result = CliRunner().invoke(app, [*args, "--registry", "s3://b/r"])
+        assert result.exit_code == 0, result.output
+        assert served[-1].training.target.action == action
+        assert served[-1].scoring.model.ref == "mnist@champion"

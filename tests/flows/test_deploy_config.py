@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import re
 import shutil
@@ -37,6 +38,8 @@ SECRETS = (
     "S3_ADMIN_SECRET_KEY",
     "S3_WORKER_ACCESS_KEY",
     "S3_WORKER_SECRET_KEY",
+    "S3_APPROVER_ACCESS_KEY",
+    "S3_APPROVER_SECRET_KEY",
     "PREFECT_AUTH_PASSWORD",
 )
 COMPOSE_INSTALL = "apt-get install -y --no-install-recommends docker-compose"
@@ -166,9 +169,10 @@ def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str,
     assert training.gate.min_accuracy == settings.MIN_ACCURACY
     assert training.data.inbox_dataset == settings.INBOX_DATASET
     assert training.data.skip_unchanged is True  # the scheduled run skips when nothing is new
+    assert training.target.action == "request"  # the worker's key is a trainer's
     assert scoring.model.ref == settings.MODEL_REF
     # every value stated equals the request's default, except the deployment's own
-    own = {"inbox", "skip_unchanged", "warm_start", "registry", "input", "path"}
+    own = {"inbox", "skip_unchanged", "warm_start", "registry", "input", "path", "action"}
 
     def stated(doc: dict[str, Any], default: Any, where: str) -> None:
         for key, value in doc.items():
@@ -189,6 +193,7 @@ def test_serve_builds_the_same_requests(deployments: dict[str, dict[str, Any]]) 
         labelled=training.data.inbox,
         inbox=scoring.input,
         output=scoring.output.path,
+        action=training.target.action,  # serve --request
     )
     assert (options.training, options.scoring) == (training, scoring)
     retrain: Any
@@ -528,16 +533,32 @@ def test_compose_file_validates(tmp_path: Path) -> None:
         assert all(p.startswith("127.0.0.1:") for p in _ports(svc)), _ports(svc)
 
 
-def test_the_admin_key_stays_out_of_the_worker(tmp_path: Path) -> None:
+def test_the_admin_and_approver_keys_stay_out_of_the_worker(tmp_path: Path) -> None:
     env_file, values = fresh_env(tmp_path)
     services = yaml.safe_load(compose_config(str(env_file)).stdout)["services"]
-    admin = {values["S3_ADMIN_ACCESS_KEY"], values["S3_ADMIN_SECRET_KEY"]}
-    holders = {
-        name
-        for name, svc in services.items()
-        if admin & set(map(str, svc.get("environment", {}).values()))
-    }
-    assert holders == {"check-env", "seaweedfs"}  # the check, and the server itself
+    for role in ("ADMIN", "APPROVER"):
+        key = {values[f"S3_{role}_ACCESS_KEY"], values[f"S3_{role}_SECRET_KEY"]}
+        holders = {
+            name
+            for name, svc in services.items()
+            if key & set(map(str, svc.get("environment", {}).values()))
+        }
+        assert holders == {"check-env", "seaweedfs"}, role  # the check, and the server itself
+
+
+def test_the_worker_is_a_trainer_and_the_approver_an_approver() -> None:
+    """Issue 26, item 3: the identities file gives the worker exactly a trainer's rights
+    (``registry.rights``, the README's SeaweedFS trainer), so its retrain requests; the
+    approver identity an approver's."""
+    from registry import rights
+
+    spec = json.loads((DEPLOY / "seaweedfs" / "identities.json").read_text())
+    actions = {i["name"]: i["actions"] for i in spec["identities"]}
+    assert set(actions) == {"admin", "worker", "approver"}
+    for name, role in (("worker", "trainer"), ("approver", "approver")):
+        assert actions[name] == ["Read:softmax-models", "List:softmax-models"] + [
+            f"Write:softmax-models/registry/{pattern}" for pattern in rights.ROLES[role]
+        ], name
 
 
 def test_prefect_api_needs_its_auth_string(tmp_path: Path) -> None:

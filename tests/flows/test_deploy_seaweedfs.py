@@ -1,8 +1,9 @@
 """deploy/seaweedfs/ run for real, without docker: the identities file rendered from an env
 file by render-identities.sh, a SeaweedFS of the same version as the compose file's image
-started with it, the bucket made by create-bucket.sh; then the worker's key does what the
-worker does (registry check, publish, promote, dataset add) and nothing else: no write
-outside registry/, no bucket created or deleted. start.sh's flags exist in that version.
+started with it, the bucket made by create-bucket.sh; then the worker's key, a trainer's,
+does what the worker does (registry check, publish, request) and nothing else: no alias
+moved (exit 77), no write outside registry/, no bucket created or deleted; the approver's
+key approves. start.sh's flags exist in that version.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ KEYS = (
     "S3_ADMIN_SECRET_KEY",
     "S3_WORKER_ACCESS_KEY",
     "S3_WORKER_SECRET_KEY",
+    "S3_APPROVER_ACCESS_KEY",
+    "S3_APPROVER_SECRET_KEY",
 )
 
 
@@ -70,7 +73,7 @@ def test_the_rendered_file_has_one_identity_per_role(
     deployed: tuple[SeaweedFS, dict[str, str]],
 ) -> None:
     server, values = deployed
-    assert [i.name for i in server.identities] == ["admin", "worker"]
+    assert [i.name for i in server.identities] == ["admin", "worker", "approver"]
     worker = server.identity("worker")
     assert (worker.access_key, worker.secret_key) == (
         values["S3_WORKER_ACCESS_KEY"],
@@ -106,7 +109,7 @@ def test_create_bucket_makes_the_bucket_once(deployed: tuple[SeaweedFS, dict[str
     assert BUCKET in [b["Name"] for b in admin.list_buckets()["Buckets"]]
 
 
-def test_the_worker_key_writes_the_registry_and_nothing_else(
+def test_the_worker_key_writes_what_a_trainer_makes_and_nothing_else(
     deployed: tuple[SeaweedFS, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -114,18 +117,29 @@ def test_the_worker_key_writes_the_registry_and_nothing_else(
     server, _ = deployed
     test_create_bucket_makes_the_bucket_once(deployed)
     worker = server.identity("worker")
-    use_s3_identity(monkeypatch, worker, server.endpoint)
     monkeypatch.delenv("SOFTMAX_PIPE_STORE_CHECK")  # as in the deployment: checked first
-    reg = ("--registry", f"s3://{BUCKET}/registry", "--cache-dir", str(tmp_path / "cache"))
+
+    def as_(who: str, *args: str) -> tuple[int, str, str]:
+        use_s3_identity(monkeypatch, server.identity(who), server.endpoint)
+        where = ("--registry", f"s3://{BUCKET}/registry", "--cache-dir", str(tmp_path / who))
+        return invoke(*args, *where)
+
     model = make_model(1).save(tmp_path / "m.npz")
-    code, out, err = invoke("registry", "check", *reg)
+    code, out, err = as_("worker", "registry", "check")
     assert code == 0, err
-    code, out, err = invoke(
-        "registry", "publish", model, "--name", "mnist", "--alias", "champion", *reg
-    )
-    assert code == 0 and "mnist@champion -> mnist:1" in out, err
+    code, out, err = as_("worker", "registry", "publish", model, "--name", "mnist")
+    assert code == 0 and "published mnist:1" in out, err
+    code, out, err = as_("worker", "registry", "promote", "mnist:1", "champion")
+    assert code == 77 and "needs write access to models/mnist/aliases/" in err, err
+    code, out, err = as_("worker", "registry", "request", "mnist:1", "champion")
+    assert code == 0 and out.startswith("requested #1 mnist@champion -> mnist:1"), err
+    code, out, err = as_("approver", "registry", "approve", "mnist:1", "champion")
+    assert code == 0 and out.strip().endswith("mnist@champion -> mnist:1"), err
     client = worker.client(server.endpoint)
+    alias = "registry/models/mnist/aliases/champion.json"
     for denied in (
+        lambda: client.put_object(Bucket=BUCKET, Key=alias, Body=b"{}"),
+        lambda: client.delete_object(Bucket=BUCKET, Key=alias),
         lambda: client.put_object(Bucket=BUCKET, Key="elsewhere/x.json", Body=b"{}"),
         lambda: client.put_object(Bucket=BUCKET, Key="registry.json", Body=b"{}"),
         lambda: client.delete_object(Bucket=BUCKET, Key="elsewhere/x.json"),

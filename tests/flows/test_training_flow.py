@@ -170,7 +170,7 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
 def test_artifacts_report_and_per_class_table(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
-    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), target=Target(promote=False))
+    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), target=Target(action="publish"))
     summary = _published(state)
     arts = _artifacts(state.state_details.flow_run_id)
     assert set(arts) == {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY}  # a folder: no image URL
@@ -206,7 +206,7 @@ def test_artifacts_report_and_per_class_table(
     assert sum(row["support"] for row in rows) == 10_000
     assert all(0.85 < row["recall"] <= 1.0 for row in rows)
     with _open(tmp_path / "reg", session_cache) as r:
-        assert r.aliases("mnist") == {}  # promote=False: published, no alias moved
+        assert r.aliases("mnist") == {}  # action="publish": published, no alias moved
     assert summary.promoted is None
 
 
@@ -335,7 +335,7 @@ def test_warm_start_trains_from_the_champion(
     # 100 images, one epoch: from scratch that is far below the floor; from the champion's
     # weights it stays near the champion. The accuracy proves which weights were used.
     few = Hyper(epochs=1, limit=100)
-    rest: dict[str, Any] = {"gate": Gate(min_accuracy=0.9), "target": Target(promote=False)}
+    rest: dict[str, Any] = {"gate": Gate(min_accuracy=0.9), "target": Target(action="publish")}
     cold = _run(mnist_dir, session_cache, str(with_champion), hyper=few, **rest)
     assert cold.is_failed()
     assert "below the floor" in str(cold.result(raise_on_failure=False))
@@ -508,7 +508,7 @@ def test_same_seed_same_weights_across_runs(
     reg = str(tmp_path / "reg")
     for _ in range(2):
         state = _run(
-            mnist_dir, session_cache, reg, hyper=Hyper(epochs=1), target=Target(promote=False)
+            mnist_dir, session_cache, reg, hyper=Hyper(epochs=1), target=Target(action="publish")
         )
         assert state.is_completed(), state.message
     with _open(reg, session_cache) as r:

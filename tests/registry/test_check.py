@@ -16,7 +16,7 @@ from registry import Registry, open_store
 from registry import check as store_check
 from registry.check import CheckedStore, check_store
 from registry.store import Store
-from softmax_core.errors import StorageError
+from softmax_core.errors import PermissionDeniedError, StorageError
 from softmax_pipe.cli import app
 from tests.conftest import S3_ADMIN, S3_SCOPED, use_s3_identity
 from tests.registry.helpers import DelegatingStore, make_model
@@ -50,6 +50,7 @@ def scratch_keys(store: Store) -> list[str]:
 # --- the check itself --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the whole check on SeaweedFS: its races take seconds
 def test_registry_check_passes_on_seaweedfs_and_cleans_up(s3_bucket: str, tmp_path: Path) -> None:
     uri = f"s3://{s3_bucket}/reg"
     code, out, err = invoke("registry", "check", "--registry", uri, "--cache-dir", tmp_path)
@@ -142,9 +143,41 @@ def test_reads_that_lag_writes_fail_the_check(tmp_path: Path) -> None:
     ]
 
 
+class NoWrites(DelegatingStore):
+    """Every write fails as an endpoint gone mid-run fails it (after boto3's retries);
+    reads go through. Counts the writes asked for."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.puts: list[str] = []
+        self.deletes: list[str] = []
+
+    def put(
+        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        self.puts.append(key)
+        raise StorageError(f"cannot reach the S3 endpoint to write {key}")
+
+    def delete(self, key: str) -> None:
+        self.deletes.append(key)
+        raise StorageError(f"cannot reach the S3 endpoint to delete {key}")
+
+
+def test_a_store_taking_no_writes_is_told_after_one_write(tmp_path: Path) -> None:
+    """Not after eight racers' writes (each retried by boto3, and again by each registry
+    task retry: the e2e test's cut endpoint saw 81 PUTs for a bound of 9), and no delete
+    of a key that was never written."""
+    store = NoWrites(open_store(str(tmp_path / "reg")))
+    with pytest.raises(StorageError, match="cannot reach the S3 endpoint"):
+        check_store(store)
+    assert len(store.puts) == 1 and store.puts[0].startswith("checks/"), store.puts
+    assert store.deletes == []
+
+
 # --- before the first write ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # the whole check on SeaweedFS: its races take seconds
 def test_a_failing_store_is_refused_for_writing_and_still_read(
     no_if_none_match: StrippingProxy, s3_bucket: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
@@ -167,6 +200,7 @@ def test_a_failing_store_is_refused_for_writing_and_still_read(
     assert (tmp_path / "got.npz").read_bytes() == model.read_bytes()
 
 
+@pytest.mark.slow  # the whole check on SeaweedFS: its races take seconds
 def test_the_check_runs_once_per_location(
     s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,10 +255,12 @@ def test_a_key_that_cannot_write_the_scratch_prefix_is_told_what_to_allow(
     use_s3_identity(monkeypatch, S3_SCOPED, s3_endpoint)  # writes reg/blobs, reg/models/*/versions
     with (
         Registry.open(f"s3://{scoped_bucket}/reg", cache_dir=tmp_path) as reg,
-        pytest.raises(StorageError) as caught,
+        pytest.raises(PermissionDeniedError) as caught,  # exit 77 (issue 26), not 4
     ):
         reg.publish(make_model(1), "digits")
     message = str(caught.value)
+    assert message.startswith("publishing digits: the registry check of ")
+    assert "needs write access to checks/" in message
     assert "could not write its scratch prefix checks/" in message
     assert "denied put" in message
     assert S3_SCOPED.secret_key not in message
