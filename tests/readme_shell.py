@@ -119,6 +119,20 @@ def compose_file(args: list[str], cwd: Path) -> Path:
     raise Refused("docker compose without -f FILE: say which compose file")
 
 
+EXEC_VALUED = ("-e", "--env", "-u", "--user", "-w", "--workdir", "--index")  # take a value
+
+
+def exec_service(rest: list[str]) -> str:
+    """The service of ``exec [OPTIONS] SERVICE COMMAND...``: the first word that is neither
+    an option nor an option's value (``-e KEY=VALUE``, ``--user 1000``)."""
+    i = 0
+    while i < len(rest) and rest[i].startswith("-"):
+        i += 2 if rest[i] in EXEC_VALUED else 1
+    if i >= len(rest):
+        raise Refused("docker compose exec without a service")
+    return rest[i]
+
+
 def check_docker(args: list[str], cwd: Path) -> None:
     """``docker compose -f FILE ACTION ...`` (no engine here): ``docker-compose config``
     validates the file offline, the action's options exist, and the services named are
@@ -139,7 +153,7 @@ def check_docker(args: list[str], cwd: Path) -> None:
     i = args.index(next(a for a in args if a in ("-f", "--file"))) + 2
     action, rest = args[i], args[i + 1 :]
     if action == "exec":
-        service = next(a for a in rest if not a.startswith("-"))
+        service = exec_service(rest)
         if service not in services:
             raise Refused(f"{path} has no service {service!r} (services: {sorted(services)})")
         inner = rest[rest.index(service) + 1 :]

@@ -231,6 +231,8 @@ def registry_layout(diagram: str, tmp_path: Path) -> None:
         for _ in range(layout.INDEX_PAGE):  # the 100th version closes the first index page
             reg.publish(make_model(2), "digits")
         reg.promote("digits", 2, "champion")
+        reg.request("digits", 3, "champion", by="trainer")  # a request and its decision
+        reg.approve("digits", 3, "champion", by="approver")
         reg.add_folder("printed", write_printed(tmp_path / "labelled", 2))
         keys = list(reg.store.list_keys(""))
     for pattern, rx in regexes.items():

@@ -121,6 +121,8 @@ def test_the_options_become_the_scheduled_requests(command: str) -> None:
     assert training.hyper.epochs == 2 and not training.hyper.warm_start
     assert training.target.action == "request"
     assert options.retrain_cron == "0 4 * * 2" and scoring.model.ref == "digits@champion"
+
+
 def test_serve_request_makes_retraining_request_instead_of_promoting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

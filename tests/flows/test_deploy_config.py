@@ -261,16 +261,15 @@ def test_serve_defaults_come_from_the_settings(
     assert scoring.output.path == str(tmp_path / "softmax-pipe" / "outbox" / "scores.csv")
 
 
-def docker_options(spec: dict[str, Any]) -> service.ServeOptions:
-    """What prefect.yaml states, as ``softmax-pipe deploy`` options would give it: the
-    docker stack's bucket and volumes."""
-    training, scoring = requests_of({d["name"]: d for d in spec["deployments"]})
-    return service.ServeOptions.build(
-        location=training.target.location,
-        labelled=training.data.inbox,
-        inbox=scoring.input,
-        output=scoring.output.path,
-    )
+def docker_options() -> service.ServeOptions:
+    """What compose's ``register`` service deploys: its ``softmax-pipe deploy`` command's
+    options (the docker stack's bucket and volumes, ``--request``), as the CLI reads them."""
+    from softmax_pipe import cli_serve
+
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    command = compose["services"]["register"]["command"]
+    assert command[:2] == ["softmax-pipe", "deploy"], command
+    return cli_serve._options(deploy_params(command[2:]))
 
 
 def deploy_params(args: list[str]) -> dict[str, Any]:
@@ -320,13 +319,13 @@ def test_deploy_writes_its_options_into_the_deployments() -> None:
 
 
 def test_the_yaml_is_what_deploy_registers_for_the_docker_stack() -> None:
-    """With the docker stack's locations as options (its compose file passes them), deploy
+    """With compose's register command (the docker stack's locations and --request), deploy
     registers exactly what prefect.yaml states: `prefect deploy` by hand and `softmax-pipe
-    deploy` agree."""
+    deploy` in the stack agree."""
     from prefect.events import DeploymentEventTrigger
 
     spec = prefect_yaml()
-    filled = service.deployment_spec(spec, docker_options(spec))
+    filled = service.deployment_spec(spec, docker_options())
     mine = {d["name"]: d for d in filled["deployments"]}
     theirs = {d["name"]: d for d in spec["deployments"]}
     assert requests_of(mine) == requests_of(theirs)
