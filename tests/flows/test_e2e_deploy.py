@@ -360,6 +360,7 @@ def test_scheduled_deployments_end_to_end(
     triggered.mkdir()
     where = ["--registry", REGISTRY, "--labelled", str(labelled), "--inbox", str(folder)]
     where += ["--output", str(triggered / "scores.csv")]  # the worker's locations
+    where += ["--request"]  # its key is a trainer's, as compose's register deploys it
     out = run_cli([*softmax_pipe, "deploy", "--project-dir", str(REPO), *where], client_env)
     assert "deployment training-pipeline/retrain: cron 0 3 * * 1" in out, out
     assert "deployment batch-scoring/score-inbox: cron 0 6 * * *" in out, out
