@@ -724,7 +724,8 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
         size = np.maximum(bottom - top, right - left)[img] + 1
         held = np.bincount(img[mi], mass[mi], minlength=k)[img]
         reach = np.maximum(2, np.where(mass >= 0.15 * held, 0.5, 0.25) * size)
-        reach = np.where(paged[img] & (mass < 0.03 * held), 1, reach)
+        tiny = mass < 0.03 * held  # a speck: only beside the digit (touching, on a page)
+        reach = np.where(tiny, np.where(paged[img], 1, np.maximum(2, 0.1 * size)), reach)
         join = ~member & ~apart & (gap <= reach)
         if not join.any():
             break
