@@ -45,8 +45,7 @@ def on_paper(d: np.ndarray, side: int = 112) -> np.ndarray:
 def with_frame(g: np.ndarray, t: int = 2, inset: int = 6) -> np.ndarray:
     """A printed box around the page's centre, ``inset`` pixels in, ``t`` thick."""
     g = g.copy()
-    h, w = g.shape
-    a, b = inset, h - inset
+    a, b = inset, g.shape[0] - inset
     g[a : a + t, a:b] = g[b - t : b, a:b] = 0.3
     g[a:b, a : a + t] = g[a:b, b - t : b] = 0.3
     return g
