@@ -105,7 +105,19 @@ def _ink_boxes(g: FloatImage) -> _Inked:
     bg64 = background.astype(np.float64)
     dark = bg64 > 0.5 * (lo + hi)  # a light background: the ink is dark
     uneven = page.uneven(border)
-    dark = page.polarity(g, dark, uneven)
+    # The paper is most of any page. Where the border's median and the whole page's
+    # disagree on the polarity (a crop on a box's frame: the ring is the frame), the
+    # page's median is the first vote, and the paper is the lighter (or darker) of two.
+    whole = np.partition(flat, (h * w) // 2, axis=1)[:, (h * w) // 2].astype(np.float64)
+    disagree = dark != (whole > 0.5 * (lo + hi))
+    if disagree.any():
+        dark = page.polarity(g, np.where(disagree, ~dark, dark), uneven | disagree)
+        paper = np.where(dark, np.maximum(bg64, whole), np.minimum(bg64, whole))
+        bg64 = np.where(disagree, paper, bg64)
+        background = bg64.astype(np.float32)
+        uneven |= disagree
+    else:
+        dark = page.polarity(g, dark, uneven)
     peak = np.where(dark, bg64 - lo, hi - bg64)
     has_ink = (hi - lo > 1e-6) & (peak > 1e-6)
     ink = g - background[:, None, None]
