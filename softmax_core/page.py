@@ -627,7 +627,7 @@ def find_lines(ink: F32, peak: F64) -> tuple[Mask, Mask]:
     if idx.size:
         tol = max(1, round(0.02 * max(ph, pw)))
         ah, av = _anchored(long_h[idx], long_v[idx], across_h[idx], across_v[idx], tol)
-        most = max(3.0, 0.08 * min(ph, pw))
+        most = max(3.0, 0.11 * min(ph, pw))
         sh = _as_thin_as_the_lines(ah, across_h[idx], most)
         sv = _as_thin_as_the_lines(av, across_v[idx], most)
         # where a vertical and a horizontal line cross neither is thin: the gap each
