@@ -62,7 +62,7 @@ POLARITY_Q = 99.3  # percentile of the departures from the halves' medians compa
 LINE_THRESHOLD = 0.12  # of the peak: the mask lines are found on (faint lines included)
 LINE_MIN = 0.5  # a line is a straight run at least this fraction of the side
 LINE_SIDE = 128  # lines are found on the mask pooled to at most this side
-THIN_RATIO = 0.1  # a line is at most this thick for its length
+THIN_RATIO = 0.12  # a line is at most this thick for its length
 MAX_TURN = math.tan(math.radians(5.0))  # pages turned by up to 5 degrees
 LINES_ONLY = 0.3  # the ink's peak falls under this share once lines are erased: blank
 
