@@ -108,12 +108,15 @@ def _ink_boxes(g: FloatImage) -> _Inked:
     # The paper is most of any page. Where the border's median and the whole page's
     # disagree on the polarity (a crop on a box's frame: the ring is the frame), the
     # page's median is the first vote, and the paper is the lighter (or darker) of two.
-    whole = np.partition(flat, (h * w) // 2, axis=1)[:, (h * w) // 2].astype(np.float64)
-    disagree = dark != (whole > 0.5 * (lo + hi))
+    # (Whether the page's median is over the midpoint is a count, not a sort.)
+    mid_level = (0.5 * (lo + hi)).astype(np.float32)[:, None]
+    disagree = dark != (np.count_nonzero(flat > mid_level, axis=1) > (h * w) // 2)
     if disagree.any():
         dark = page.polarity(g, np.where(disagree, ~dark, dark), uneven | disagree)
-        paper = np.where(dark, np.maximum(bg64, whole), np.minimum(bg64, whole))
-        bg64 = np.where(disagree, paper, bg64)
+        sel = np.flatnonzero(disagree)
+        whole = np.median(flat[sel], axis=1).astype(np.float64)
+        paper = np.where(dark[sel], np.maximum(bg64[sel], whole), np.minimum(bg64[sel], whole))
+        bg64[sel] = paper
         background = bg64.astype(np.float32)
         uneven |= disagree
     else:
