@@ -20,9 +20,9 @@ SIDE = 28
 BOX = 20  # MNIST fits the ink into a 20×20 box ...
 CENTRE = 14.0  # ... and puts its centre of mass here (row, column), in 28×28
 # Larger pages are reduced (each pixel the mean of the ones it covers) to this longer side
-# first: a digit needs a few dozen pixels, and it bounds the time and memory one photo
-# takes (measured on tests/forms.py's pages: 96 reads them as well as 128, in ~30% less time).
-WORK_SIDE = 96
+# first: a digit needs a few dozen pixels, lines are found at 128 anyway, and it bounds the
+# time and memory one photo takes.
+WORK_SIDE = 128
 _BORDER_CACHE: dict[tuple[int, int], NDArray[np.intp]] = {}
 
 FloatImage = NDArray[np.float32]
