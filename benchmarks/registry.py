@@ -1,7 +1,9 @@
-"""Registry benchmark: the local folder store and S3 (moto on loopback), side by side.
+"""Registry benchmark: the local folder store and S3 (SeaweedFS on loopback), side by side.
 
-One run, one table. The S3 column talks HTTP to a moto server in its own process (so
-client and server do not share a GIL), through the same boto3 client the CLI uses.
+One run, one table. The S3 column talks HTTP to SeaweedFS (``weed server -s3``, the test
+suite's server: tests/s3server.py) in its own process, through the same boto3 client the
+CLI uses. Each registry is checked (``registry check``) before the clock starts, as its
+first write would, so the rows are the steady state.
 
     .venv/bin/python benchmarks/registry.py [--n 30] [--versions 1000]
 
@@ -21,11 +23,9 @@ Rows (milliseconds, median over --n runs unless noted):
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,17 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 # This file is named like the package it measures: put the repo first on the path so
 # that `import registry` is the package, not this script.
 sys.path.insert(0, str(REPO))
-
-_SERVER = """
-import logging, sys
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
 
 
 def make_model_bytes(seed: int) -> bytes:
@@ -85,6 +74,9 @@ class RequestCounter:
     """Counts requests: HTTP requests for S3 (botocore event), store calls for a folder."""
 
     def __init__(self, store: Any) -> None:
+        from registry.check import unchecked
+
+        store = unchecked(store)  # the S3 client itself, under the check before writes
         self.n = 0
         if hasattr(store, "client"):
             store.client.meta.events.register("before-send.s3", self._bump)
@@ -127,6 +119,7 @@ def bench(kind: str, uri: str, n: int, versions: int, models: list[bytes]) -> di
 
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     reg = Registry.open(uri, cache_dir=work / "cache")
+    reg.check()  # what the first write would run; remembered, as in a user's steady state
     files = []
     for i, data in enumerate(models):
         p = work / f"m{i}.npz"
@@ -191,20 +184,13 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=30, help="repetitions per row (default 30)")
     ap.add_argument("--versions", type=int, default=1000, help="versions for the listing rows")
     args = ap.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from tests.s3server import SeaweedFS, admin_identity
 
-    server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    admin = admin_identity()
+    server = SeaweedFS(Path(tempfile.mkdtemp(prefix="bench-seaweedfs-")), [admin])
+    server.start()
     try:
-        assert server.stdout is not None
-        endpoint = f"http://127.0.0.1:{int(server.stdout.readline())}"
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",  # moto on loopback: throwaway values
-            AWS_DEFAULT_REGION="us-east-1",
-        )
+        os.environ.update(admin.env(server.endpoint))
         import boto3
 
         boto3.client("s3").create_bucket(Bucket="bench")
@@ -212,14 +198,12 @@ def main() -> int:
         local_root = Path(tempfile.mkdtemp(prefix="bench-registry-")) / "registry"
         results = {
             "local folder": bench("local", str(local_root), args.n, args.versions, models),
-            "S3 (moto, loopback)": bench(
+            "S3 (SeaweedFS, loopback)": bench(
                 "s3", "s3://bench/registry", args.n, args.versions, models
             ),
         }
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=30)
+        server.stop()
 
     cols = list(results)
     rows = list(results[cols[0]])
@@ -228,9 +212,10 @@ def main() -> int:
         f"registry benchmark: {platform.python_version()} on {platform.machine()}, "
         f"{os.cpu_count()} cpus; model file {len(models[0]) / 1024:.0f} KiB; ms unless noted"
     )
-    print("".ljust(width) + "".join(c.rjust(22) for c in cols))
+    col = max(22, *(len(c) + 2 for c in cols))
+    print("".ljust(width) + "".join(c.rjust(col) for c in cols))
     for r in rows:
-        print(r.ljust(width) + "".join(results[c][r].rjust(22) for c in cols))
+        print(r.ljust(width) + "".join(results[c][r].rjust(col) for c in cols))
     return 0
 
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prefect import get_run_logger, task
@@ -30,9 +29,10 @@ UserData = list[tuple["DatasetManifest", "Labelled"]]
 
 
 @task(name="sync-inbox", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
-def sync_inbox(location: Location, inbox: Path, dataset: str) -> str | None:
-    """The inbox into dataset ``dataset``; the reference of its newest version, or None
-    when the inbox holds no labelled image yet (and the dataset has no version)."""
+def sync_inbox(location: Location, inbox: str, dataset: str) -> str | None:
+    """The inbox (a folder, or an ``s3://`` prefix on the registry's endpoint) into dataset
+    ``dataset``; the reference of its newest version, or None when the inbox holds no
+    labelled image yet (and the dataset has no version)."""
     logger = get_run_logger()
     with open_registry(location) as reg:
         try:

@@ -1,9 +1,11 @@
-"""Registry events as Prefect events, when a Prefect API is configured.
+"""Registry events as Prefect events, when a Prefect API is configured, and as signed
+webhooks, when ``SOFTMAX_PIPE_WEBHOOK_URL`` names receivers.
 
 :func:`registry_listeners` is what the CLI and the flows hand to every registry they
-open: one :class:`PrefectEvents` listener, or none at all when no Prefect API is
-configured (so a plain ``softmax-pipe registry promote`` neither imports Prefect nor
-starts a server for it).
+open: a :class:`PrefectEvents` listener when a Prefect API is configured (without one, a
+plain ``softmax-pipe registry promote`` neither imports Prefect nor starts a server for
+it), and the process's :class:`registry.webhooks.Webhooks` when webhooks are configured
+(``softmax_core.settings.webhook_settings``).
 
 Emitting never fails or slows the registry operation:
 
@@ -13,6 +15,9 @@ Emitting never fails or slows the registry operation:
 - elsewhere (the CLI), events wait until the command's work is done and its output
   printed; :meth:`PrefectEvents.flush` then sends them over one connection, given at
   most ``SEND_SECONDS``: an API that is down costs a warning line, never the result.
+- webhooks are sent by background threads as soon as the operation is done; :func:`flush`
+  waits for them (bounded) once the command's output is printed, and a dead receiver
+  costs one warning line.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import os
 import sys
 from pathlib import Path
 
+from registry import webhooks
 from registry.events import Listener, RegistryEvent
+from softmax_core import settings
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +121,18 @@ def _send(events: list[RegistryEvent], timeout: float) -> None:
 
 
 def registry_listeners() -> tuple[Listener, ...]:
-    """The listeners a registry opened here should have: Prefect's, if it has an API."""
-    return (PrefectEvents(),) if api_configured() else ()
+    """The listeners a registry opened here should have: Prefect's, if it has an API, and
+    the process's webhooks, if any are configured."""
+    found: list[Listener] = [PrefectEvents()] if api_configured() else []
+    hooks = webhooks.shared(settings.webhook_settings())
+    if hooks is not None:
+        found.append(hooks)
+    return tuple(found)
 
 
 def flush(listeners: tuple[Listener, ...]) -> None:
-    """Send what the listeners held back: the CLI calls this once its work is done."""
+    """Send what the listeners held back, and wait (bounded) for the webhooks in flight:
+    the CLI calls this once its work is done and its output printed."""
     for listener in listeners:
-        if isinstance(listener, PrefectEvents):
+        if isinstance(listener, PrefectEvents | webhooks.Webhooks):
             listener.flush()

@@ -1,5 +1,6 @@
-"""The training flow's publishing tasks: weights, the alias, the report page (all I/O,
-all retried on storage errors; see :mod:`flows.training` for the flow)."""
+"""The training flow's publishing tasks: weights, the alias (moved, or its move requested
+from an approver), the report page (all I/O, all retried on storage errors, never on a
+refusal by the store; see :mod:`flows.training` for the flow)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from softmax_core.requests import Location, Target
 
 if TYPE_CHECKING:
     from registry import Manifest
+    from registry.manifest import RequestRecord
     from softmax_core.mnist import Dataset
 
 
@@ -41,6 +43,33 @@ def promote_model(target: Target, version: int) -> None:
         move = reg.promote(target.name, version, target.alias)
     said = "->" if move.moved else "is already"  # a retried task finds its own move done
     get_run_logger().info("%s %s %s:%d", target.champion, said, target.name, version)
+
+
+@task(name="request", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
+def request_model(target: Target, version: int) -> RequestRecord | None:
+    """Ask an approver to move ``name@alias`` to ``version``: a request record, which a
+    trainer's key may write (None when the alias already points there)."""
+    with open_registry(target.location) as reg:
+        done = reg.request(target.name, version, target.alias)
+    logger = get_run_logger()
+    if done.record is None:
+        logger.info(
+            "%s is already %s:%d: nothing to request", target.champion, target.name, version
+        )
+        return None
+    said = "requested" if done.created else "already requested"
+    logger.info(
+        "%s %s -> %s:%d (request #%d); an approver runs `softmax-pipe registry approve %s:%d %s`",
+        said,
+        target.champion,
+        target.name,
+        version,
+        done.record.seq,
+        target.name,
+        version,
+        target.alias,
+    )
+    return done.record
 
 
 @task(name="publish-report", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)

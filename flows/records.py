@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from registry import Manifest
+from registry.manifest import RequestRecord
 from softmax_core import gate
 from softmax_core.lineage import Lineage
 from softmax_core.metrics import EvaluationReport
@@ -66,13 +67,15 @@ def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Published:
-    """A run that published ``name:version`` (and moved ``name@promoted``)."""
+    """A run that published ``name:version`` (and moved ``name@promoted``, or requested
+    that an approver move ``requested.alias`` to it)."""
 
     registry: str
     manifest: Manifest
     promoted: str | None  # the alias moved to it, if any
     evaluation: Evaluation
     lineage: Lineage
+    requested: RequestRecord | None = None  # the request made for it, if any
     skipped: ClassVar[bool] = False
 
     @property
@@ -91,6 +94,7 @@ class Published:
             "ref": self.ref,
             "digest": self.manifest.digest,
             "promoted": self.promoted,
+            "requested": None if self.requested is None else self.requested.to_dict(),
             "accuracy": decision.accuracy,
             "gate": decision.to_dict(),
             "champion_before": self.lineage.champion,

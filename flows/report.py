@@ -115,7 +115,8 @@ def gate_report_markdown(
 
 def _page_link(ref: str, url: str) -> list[str]:
     expiry = (
-        f" (a presigned link: it works for {settings.REPORT_URL_SECONDS // 86400} days)"
+        f" (a presigned link: it works for {settings.REPORT_URL_SECONDS / 3600:g} hours; "
+        f"{markdown_code(f'softmax-pipe registry show {ref}')} prints a fresh one)"
         if url.startswith(("http://", "https://"))
         else ""
     )

@@ -63,12 +63,14 @@ PROGRESS_KEY = "scoring-progress"
 
 @dataclass(frozen=True)
 class Listing:
-    """The walk of PATH: the images in order, and what was skipped."""
+    """The walk of PATH: the images in order, what was skipped, and what opens them (None:
+    local files; an ``s3://`` input's reader, which each worker uses with its own client)."""
 
     items: list[scoring.Item]
     skipped: int
     skipped_by_ext: dict[str, int]
     loops: int
+    reader: scoring.Reader | None = None
 
 
 @task(name="pull-model", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
@@ -80,25 +82,47 @@ def pull_model(ref: ModelRef) -> Model:
 
 
 @task(name="list-images", **IN_MEMORY)
-def list_images(path: str) -> Listing:
-    """Every image under ``path`` in the walk's order (exit 2 when it does not exist)."""
-    discovery = scoring.Discovery(path)
-    items = list(discovery)
+def list_images(path: str, endpoint_url: str | None = None) -> Listing:
+    """Every image under ``path`` in the walk's order: a folder, or an ``s3://`` prefix
+    (at ``endpoint_url``, the registry's) listed in the same order."""
+    from registry.objects import ObjectSource
+
+    source: scoring.Source = (
+        ObjectSource(path, endpoint_url=endpoint_url)
+        if scoring.is_uri(path)
+        else scoring.Discovery(path)
+    )
+    items = list(source)
     return Listing(
         items=items,
-        skipped=discovery.skipped,
-        skipped_by_ext=dict(discovery.skipped_by_ext),
-        loops=discovery.loops,
+        skipped=source.skipped,
+        skipped_by_ext=dict(source.skipped_by_ext),
+        loops=source.loops,
+        reader=source.reader,
     )
 
 
 @task(name="score-shard", **IN_MEMORY)
 def score_shard(
-    items: list[scoring.Item], model: Model, batch_size: int, max_pixels: int
+    items: list[scoring.Item],
+    model: Model,
+    batch_size: int,
+    max_pixels: int,
+    reader: scoring.Reader | None = None,
 ) -> list[scoring.ScoredBatch]:
-    """Score one shard here, in batches; failed images are error rows, never a failure."""
+    """Score one shard here, in batches; failed images are error rows, never a failure.
+
+    With ``reader`` (an ``s3://`` input) the items are object keys this worker fetches
+    itself, with its own client and credentials: workers share nothing but the store."""
     return list(
-        scoring.score_batches(items, model, workers=1, batch_size=batch_size, max_pixels=max_pixels)
+        scoring.score_batches(
+            items,
+            model,
+            workers=1,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            reader=reader,
+        )
     )
 
 
@@ -127,10 +151,13 @@ def batch_scoring(
     if run.review.queue is not None:
         raise InvalidInputError("--review runs with the local command; drop --flow")
     scoring.check_request(run)
+    from registry.objects import output_sink
+
+    sink = output_sink(run)  # None: a local file, or stdout
     out, perf = run.output, run.performance
     logger = get_run_logger()
 
-    listing = list_images(run.input)
+    listing = list_images(run.input, run.model.location.endpoint_url)
     if not listing.items:
         raise scoring.no_images_error(run.input, listing.skipped)
     the_model = pull_model.with_options(**io_retry_options(perf.retries))(run.model)
@@ -143,7 +170,11 @@ def batch_scoring(
         len(pieces),
     )
     futures = score_shard.map(
-        pieces, unmapped(the_model), unmapped(perf.batch_size), unmapped(perf.max_pixels)
+        pieces,
+        unmapped(the_model),
+        unmapped(perf.batch_size),
+        unmapped(perf.max_pixels),
+        unmapped(listing.reader),
     )
     progress = create_progress_artifact(
         0.0, key=PROGRESS_KEY, description=f"scoring: percent of {len(pieces)} shards written"
@@ -155,7 +186,10 @@ def batch_scoring(
     summary.skipped = listing.skipped
     summary.skipped_by_ext.update(listing.skipped_by_ext)
     summary.loops = listing.loops
-    with scoring.open_output(Path(out.path) if out.path else None) as stream:
+    rows_to = (
+        sink() if sink is not None else scoring.open_output(Path(out.path) if out.path else None)
+    )
+    with rows_to as stream:
         writer = scoring.RowWriter(stream, out.format, model=the_model.ref, probs=out.probs)
         writer.header()
         for done, future in enumerate(futures, 1):  # in shard order: the output follows the walk

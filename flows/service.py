@@ -32,7 +32,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -46,6 +46,7 @@ from softmax_core.errors import (
     ServiceUnavailableError,
 )
 from softmax_core.requests import (
+    Action,
     Data,
     Gate,
     Hyper,
@@ -101,11 +102,13 @@ class ServeOptions:
         labelled: str | None = None,
         inbox: str | None = None,
         output: str | None = None,
+        action: Action = settings.TARGET_ACTION,
         **crons: str,
     ) -> ServeOptions:
         """The two requests, from the scheduled defaults and what the caller gives. The
         registry is resolved now (``$SOFTMAX_PIPE_REGISTRY`` or the local default), so both
-        deployments and the trigger name the same one."""
+        deployments and the trigger name the same one. ``action``: what a passing retrain
+        does (``Target.action``: promote, request, publish)."""
         where = location or Location()
         registry = settings.Settings.build(registry=where.registry).registry
         where = dataclasses.replace(where, registry=registry)
@@ -116,7 +119,7 @@ class ServeOptions:
             ),
             hyper=hyper or Hyper(warm_start=True),
             gate=gate or Gate(),
-            target=Target(location=where, name=name, alias=alias),
+            target=Target(location=where, name=name, alias=alias, action=action),
         )
         scoring = ScoringRequest(
             input=inbox or str(settings.default_inbox_dir()),
@@ -208,18 +211,24 @@ def served_deployments(options: ServeOptions) -> list[RunnerDeployment]:
 async def _pool_bound(names: list[str]) -> dict[str, tuple[Any, str]]:
     """``{"flow/deployment": (id, pool)}`` for those of ``names`` bound to a work pool."""
     from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return {
+            name: (dep.id, dep.work_pool_name)
+            async for name, dep in _existing(client, names)
+            if dep.work_pool_name
+        }
+
+
+async def _existing(client: Any, names: list[str]) -> AsyncIterator[tuple[str, Any]]:
+    """``(name, deployment)`` for each of ``names`` ("flow/deployment") the server has."""
     from prefect.exceptions import ObjectNotFound
 
-    bound: dict[str, tuple[Any, str]] = {}
-    async with get_client() as client:
-        for name in names:
-            try:
-                dep = await client.read_deployment_by_name(name)
-            except ObjectNotFound:
-                continue
-            if dep.work_pool_name:
-                bound[name] = (dep.id, dep.work_pool_name)
-    return bound
+    for name in names:
+        try:
+            yield name, await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            continue
 
 
 async def _delete_deployments(ids: list[Any]) -> None:
@@ -276,15 +285,10 @@ async def _pause_deployments(names: list[str], timeout: float = PAUSE_TIMEOUT) -
     """Pause the schedules of the deployments ``names`` ("flow/deployment"), bounded in time."""
     import anyio
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
 
     with anyio.fail_after(timeout):
         async with get_client() as client:
-            for name in names:
-                try:
-                    dep = await client.read_deployment_by_name(name)
-                except ObjectNotFound:
-                    continue
+            async for _, dep in _existing(client, names):
                 await client.pause_deployment(dep.id)
 
 

@@ -60,7 +60,7 @@ from prefect.artifacts import (
 
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
 from flows.datasets import UserData, nothing_new, pull_datasets, sync_inbox
-from flows.publishing import promote_model, publish_model, publish_report
+from flows.publishing import promote_model, publish_model, publish_report, request_model
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
 from softmax_core import gate as gates
@@ -69,6 +69,7 @@ from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
 from softmax_core.requests import Data, Gate, Hyper, Location, Retries, Target, TrainingRequest
+from softmax_core.scoring import is_uri
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -100,7 +101,7 @@ def prepare(request: TrainingRequest) -> TrainingRequest:
     if run.data.source is not None:
         resolve_source(run.data.source)
     inbox = run.data.inbox
-    if inbox is not None and Path(inbox).expanduser().is_file():
+    if inbox is not None and not is_uri(inbox) and Path(inbox).expanduser().is_file():
         raise InvalidInputError(
             f"inbox {inbox} is a file; expected a labelled folder (subfolders 0 … 9)"
         )  # a missing inbox is nothing to sync yet (sync-inbox says so), not an error
@@ -301,7 +302,8 @@ def training_pipeline(
 
     The champion is ``target.name@target.alias``: the model the challenger must not be
     significantly worse than, and with ``hyper.warm_start`` the weights training starts
-    from; with ``target.promote`` the alias moves to the new version. Returns what was
+    from; ``target.action`` says what the new version gets: the alias moved to it
+    (promote), a request that an approver move it (request), or nothing. Returns what was
     published (:class:`~flows.records.Published`) or that nothing was new
     (:class:`~flows.records.Skipped`).
     """
@@ -329,8 +331,11 @@ def training_pipeline(
     lineage = dataclasses.replace(lineage, gate=evaluation.decision.to_dict())
     metrics = published_metrics(evaluation.decision, model, evaluation.domains)
     manifest = publish_model.with_options(**io)(target, model, metrics=metrics, lineage=lineage)
-    if target.promote:
+    requested = None
+    if target.action == "promote":
         promote_model.with_options(**io)(target, manifest.version)
+    elif target.action == "request":
+        requested = request_model.with_options(**io)(target, manifest.version)
     report = publish_report.with_options(**io)(
         target.location,
         manifest,
@@ -345,7 +350,7 @@ def training_pipeline(
         get_run_logger().warning("no report for %s: %s", manifest.ref, report.message)
     promoted = target.alias if target.promote else None
     registry = target.location.registry or ""
-    return Published(registry, manifest, promoted, evaluation, lineage)
+    return Published(registry, manifest, promoted, evaluation, lineage, requested)
 
 
 def users_data(run: TrainingRequest, io: dict[str, Any]) -> UserData:
@@ -354,7 +359,7 @@ def users_data(run: TrainingRequest, io: dict[str, Any]) -> UserData:
     refs = list(run.data.datasets)
     location = run.target.location
     if run.data.inbox is not None:
-        inbox = Path(run.data.inbox).expanduser()
+        inbox = run.data.inbox if is_uri(run.data.inbox) else str(Path(run.data.inbox).expanduser())
         synced = sync_inbox.with_options(**io)(location, inbox, run.data.inbox_dataset)
         refs += [synced] if synced else []
     return pull_datasets.with_options(**io)(location, refs) if refs else []

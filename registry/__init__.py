@@ -7,6 +7,8 @@ Layout (relative to the registry root, a folder or ``s3://bucket/prefix``; every
     models/<name>/versions/<n:08d>.json                 manifest, written once (only-if-absent)
     models/<name>/aliases/<alias>.json                  alias record, compare-and-swap
     models/<name>/aliases/<alias>.log/<seq:012d>.json   alias history, written once per move
+    models/<name>/requests/<seq:012d>.json              a promotion request (written once)
+    models/<name>/decisions/<seq:012d>.json             its decision (written once)
     datasets/<name>/versions/<n:08d>.json               dataset manifest (its arrays: a blob)
 
 The parts, by composition, never by inheritance: a :class:`Store` (``registry.store``, one

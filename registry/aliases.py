@@ -1,4 +1,5 @@
-"""Alias moves: promote and rollback by compare-and-swap, each move logged once.
+"""Alias moves: promote (or approve a request) and rollback by compare-and-swap, each move
+logged once, with who made it (an :class:`~registry.manifest.Actor`) and why.
 
 ``aliases/<alias>.json`` is moved by compare-and-swap (read with ETag, write if-match,
 create only-if-absent); every move gets the next sequence number and its own write-once
@@ -6,6 +7,10 @@ history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous``
 
 - A move that changes nothing (a promote to where the alias already is) writes nothing:
   a read-only or full registry still answers it.
+- A move records the blob digest the version's manifest names (``digest``):
+  resolving the alias refuses a manifest rewritten since (``registry.catalog.resolve``),
+  so a key that may write ``versions/`` but not ``aliases/`` cannot change what an
+  alias serves.
 - Before moving past the current record, its history entry is written if a crash (or a
   lost write) left it out, so the log never loses a move.
 - A write whose answer was lost and whose retry the store refused (``after_retry``)
@@ -24,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry import catalog, layout
-from registry.manifest import AliasRecord
+from registry.manifest import Actor, AliasRecord, RequestRecord
 from registry.names import validate_name
 from registry.store import Store
 from registry.writes import after_retry, backoff, is_ours, now
@@ -52,9 +57,19 @@ class AliasMove:
 
 
 def promote(
-    store: Store, name: str, version: int, alias: str, *, repair: bool = False
+    store: Store,
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    repair: bool = False,
+    actor: Actor | None = None,
+    comment: str | None = None,
+    request: RequestRecord | None = None,
 ) -> AliasMove:
-    """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
+    """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history,
+    with ``actor`` and ``comment``; with ``request`` the move is that request's approval,
+    action ``approve``).
 
     ``repair``: if the alias record is damaged (unreadable, or naming a version its
     reader rejects), replace it, compare-and-swap on the damaged bytes, with a record
@@ -64,8 +79,7 @@ def promote(
     validate_name("alias", alias)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InvalidNameError(f"version {version!r} is not a positive whole number")
-    if store.head(layout.manifest_key(name, version)) is None:
-        raise catalog.no_version(store, name, version)
+    digest = catalog.manifest(store, name, version).digest  # ModelNotFoundError if absent
 
     def move(current: AliasRecord | None) -> AliasRecord | None:
         if current is not None and current.version == version:
@@ -79,14 +93,20 @@ def promote(
             seq=(current.seq + 1) if current else 1,
             moved_at=now(),
             move_id=uuid.uuid4().hex,
-            action="promote",
+            action="promote" if request is None else "approve",
             from_version=current.version if current else None,
+            actor=actor,
+            comment=comment,
+            request=request,
+            digest=digest,
         )
 
     return _move_alias(store, name, alias, move, repair=repair)
 
 
-def rollback(store: Store, name: str, alias: str) -> AliasRecord:
+def rollback(
+    store: Store, name: str, alias: str, *, actor: Actor | None = None, comment: str | None = None
+) -> AliasRecord:
     """Move ``name@alias`` back to the version it pointed to before its last move.
 
     ModelNotFoundError (and nothing written) when it has no earlier version."""
@@ -101,16 +121,20 @@ def rollback(store: Store, name: str, alias: str) -> AliasRecord:
                 f"{name}@{alias} has no earlier version to roll back to "
                 f"(it points to {name}:{current.version}, its first target)"
             )
+        back = current.previous[-1]
         return AliasRecord(
             name=name,
             alias=alias,
-            version=current.previous[-1],
+            version=back,
             previous=current.previous[:-1],
             seq=current.seq + 1,
             moved_at=now(),
             move_id=uuid.uuid4().hex,
             action="rollback",
             from_version=current.version,
+            actor=actor,
+            comment=comment,
+            digest=catalog.manifest(store, name, back).digest,
         )
 
     return _move_alias(store, name, alias, move).record

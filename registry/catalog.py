@@ -12,7 +12,9 @@ versions (listing)
     time.
 resolve
     ``name@alias``: 2 requests (the alias record, the manifest); ``name:n``: 1; a bare
-    name (its newest version): 2.
+    name (its newest version): 2. An alias resolves only to the manifest it was moved
+    to: one whose blob digest differs from the one the move recorded is refused
+    (IntegrityError).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from registry.names import is_name, parse_ref, span_of, validate_name
 from registry.store import Store
 from softmax_core.errors import (
     CorruptObjectError,
+    IntegrityError,
     ModelNotFoundError,
     ObjectNotFoundError,
+    PermissionDeniedError,
     StorageError,
 )
 
@@ -88,7 +92,7 @@ def close_index_page(store: Store, name: str) -> None:
     """A version just completed a range of 100: write that range's index page (best effort)."""
     try:
         versions(store, name)  # writes the pages of every completed range it had to read
-    except (StorageError, ModelNotFoundError) as e:
+    except (StorageError, PermissionDeniedError, ModelNotFoundError) as e:
         log.debug("could not write the index of %s: %s", name, e)
 
 
@@ -105,7 +109,16 @@ def resolve(store: Store, ref: str) -> Manifest:
     """``name@alias`` | ``name:version`` | ``name`` (its newest version) -> its manifest."""
     name, alias, version = parse_ref(ref)
     if alias is not None:
-        return manifest(store, name, alias_record(store, name, alias).version)
+        record = alias_record(store, name, alias)
+        found = manifest(store, name, record.version)
+        if record.digest is not None and found.digest != record.digest:
+            raise IntegrityError(
+                f"{name}@{alias} was moved to {found.ref} when its manifest named blob "
+                f"sha256:{record.digest}, but {store.uri}/{layout.manifest_key(name, record.version)} "
+                f"now names sha256:{found.digest}: the manifest was rewritten after the move; "
+                f"not loaded. Check it, then move the alias again (registry promote)"
+            )
+        return found
     if version is not None:
         return manifest(store, name, version)
     numbers = version_numbers(store, name)

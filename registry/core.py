@@ -18,7 +18,15 @@ aliases (``registry.aliases``)
     ``aliases/<alias>.json`` is moved by compare-and-swap, every move logged once in
     ``aliases/<alias>.log/<seq>.json``; rollback pops the ``previous`` stack. A promote to
     where the alias already is writes nothing (:class:`~registry.aliases.AliasMove`'s
-    ``moved`` is False) and is no event; each move that happened is one.
+    ``moved`` is False) and is no event; each move that happened is one. Each move names
+    who made it (:meth:`Registry.actor`: the store's identity of the caller, plus ``by``).
+requests and approvals (``registry.approvals``)
+    a trainer's key, which may not write ``aliases/``, requests a move
+    (``requests/<seq>.json``); an approver's key approves it (the decision written once,
+    then the alias moved as by promote, the request recorded in the move) or rejects it.
+rights (``registry.rights``)
+    a store's refusal (exit 77) becomes one line naming the operation, the prefix it
+    needed and who holds it.
 pull (``registry.pullcache``)
     resolve the reference, then read the blob from the local content-addressed cache or
     download it, verify the sha256, and only then hand it out. A cache hit downloads
@@ -45,21 +53,24 @@ from pathlib import Path
 from typing import Any
 
 from registry import aliases as alias_moves
-from registry import catalog, events, layout, reports
+from registry import approvals, catalog, events, layout, reports, rights
 from registry import datasets as dataset_ops
 from registry import gc as garbage
 from registry.aliases import AliasMove
+from registry.approvals import Approval, Pending, Requested
+from registry.check import CheckedStore, CheckResult, check_store, remember, unchecked
 from registry.claim import claim_next
 from registry.datasets import AddResult
 from registry.events import Listener, RegistryEvent, notify
-from registry.manifest import AliasRecord, DatasetManifest, Manifest
+from registry.manifest import Actor, AliasRecord, DatasetManifest, Decision, Manifest, RequestRecord
 from registry.names import validate_name
 from registry.pullcache import blob_cache_path, fetch_blob, sha256_hex
+from registry.s3 import S3Store
 from registry.schemes import open_store
 from registry.store import Store
 from registry.writes import now
 from softmax_core import labelled, settings
-from softmax_core.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError, SoftmaxPipeError
 from softmax_core.labelled import Labelled
 from softmax_core.model import INPUT_SCHEMA, Model
 from softmax_core.modelcheck import read_model_bytes
@@ -87,6 +98,7 @@ class Registry:
         self.cache_dir = Path(cache_dir).expanduser()
         self.uri = store.uri
         self.listeners = tuple(listeners)
+        self._identity: Actor | None = None
 
     @classmethod
     def open(
@@ -102,9 +114,16 @@ class Registry:
         ``cache_dir``: origin pulled blobs are kept (default: the user's cache folder).
         ``listeners``: called with a :class:`~registry.events.RegistryEvent` after each
         publish and alias move (``flows.events`` forwards them to Prefect).
+
+        An S3 store is proven by ``registry check`` before its first write (once; a pass
+        is remembered under ``cache_dir`` for a week: ``registry.check.CheckedStore``),
+        unless ``SOFTMAX_PIPE_STORE_CHECK=0``.
         """
         store = open_store(uri, endpoint_url=endpoint_url)
-        return cls(store, cache_dir=cache_dir or settings.default_cache_dir(), listeners=listeners)
+        cache = cache_dir or settings.default_cache_dir()
+        if store.needs_check and settings.store_check_enabled():
+            store = CheckedStore(store, cache_dir=Path(cache).expanduser())
+        return cls(store, cache_dir=cache, listeners=listeners)
 
     @classmethod
     def at(cls, location: Location, *, listeners: Sequence[Listener] = ()) -> Registry:
@@ -120,6 +139,21 @@ class Registry:
 
     def _emit(self, event: RegistryEvent) -> None:
         notify(self.listeners, event)
+
+    def actor(self, by: str | None = None) -> Actor:
+        """Who this registry's writes come from: the store's identity of the caller (STS
+        ARN, access key id, local user; asked once) and ``by``, a name they give."""
+        by = approvals.check_note("--by", by, approvals.MAX_NAME)
+        if self._identity is None:
+            who = self.store.identity()
+            self._identity = Actor(identity=who.name, source=who.source)
+        return dataclasses.replace(self._identity, by=by)
+
+    def _doing(
+        self, what: str, alias_hint: str | None = None, *, write_hint: str | None = None
+    ) -> Any:
+        """A refusal by the store inside becomes one line about ``what`` (``registry.rights``)."""
+        return rights.doing(what, uri=self.uri, alias_hint=alias_hint, write_hint=write_hint)
 
     def close(self) -> None:
         self.store.close()
@@ -162,23 +196,126 @@ class Registry:
         return catalog.history(self.store, name, alias)
 
     # --- aliases ----------------------------------------------------------------------
-    def promote(self, name: str, version: int, alias: str, *, repair: bool = False) -> AliasMove:
-        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history).
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        repair: bool = False,
+        by: str | None = None,
+        comment: str | None = None,
+    ) -> AliasMove:
+        """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history
+        with who did it, :meth:`actor`, and ``comment``).
 
         Returns where the alias points and whether this call moved it (a promote to where
         it already is writes nothing and tells no listener). ``repair``: replace a damaged
-        alias record (``registry.aliases.promote``)."""
-        move = alias_moves.promote(self.store, name, version, alias, repair=repair)
+        alias record (``registry.aliases.promote``). A key that may not write ``aliases/``
+        gets PermissionDeniedError saying how to request the move instead."""
+        comment = approvals.check_note("--comment", comment, approvals.MAX_COMMENT)
+        actor = self.actor(by)
+        hint = (
+            f"request it with `softmax-pipe registry request {name}:{version} {alias}`, "
+            f"then an approver runs `softmax-pipe registry approve {name}:{version} {alias}`"
+        )
+        with self._doing(f"promoting {name}:{version} to {alias}", hint):
+            move = alias_moves.promote(
+                self.store, name, version, alias, repair=repair, actor=actor, comment=comment
+            )
         if move.moved:
             self._emit(events.alias_moved(self.uri, move.record))
         return move
 
-    def rollback(self, name: str, alias: str) -> AliasRecord:
+    def rollback(
+        self, name: str, alias: str, *, by: str | None = None, comment: str | None = None
+    ) -> AliasRecord:
         """Move ``name@alias`` back to the version it pointed to before its last move
         (ModelNotFoundError, nothing written, when there is none)."""
-        record = alias_moves.rollback(self.store, name, alias)
+        comment = approvals.check_note("--comment", comment, approvals.MAX_COMMENT)
+        actor = self.actor(by)
+        hint = f"an approver runs `softmax-pipe registry rollback {name}@{alias}`"
+        with self._doing(f"rolling back {name}@{alias}", hint):
+            record = alias_moves.rollback(self.store, name, alias, actor=actor, comment=comment)
         self._emit(events.alias_moved(self.uri, record))
         return record
+
+    # --- requests and approvals (``registry.approvals``) --------------------------------
+    def request(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+    ) -> Requested:
+        """Ask an approver to move ``name@alias`` to ``version``: a request record, which
+        a trainer's key may write. The same open request is not made twice; an alias
+        already there needs none (``Requested.record`` is None)."""
+        actor = self.actor(by)
+        with self._doing(f"requesting {name}:{version} for {alias}"):
+            done = approvals.request(self.store, name, version, alias, actor=actor, comment=comment)
+        if done.created and done.record is not None and self.listeners:
+            self._emit(events.requested(self.uri, done.record, self._alias_version(name, alias)))
+        return done
+
+    def requests(self, name: str, *, closed: bool = False) -> list[Pending]:
+        """The open requests of ``name`` (every one, with its decision, if ``closed``)."""
+        if closed:
+            return approvals.requests(self.store, name)
+        return approvals.open_requests(self.store, name)
+
+    def approve(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+        force: bool = False,
+    ) -> Approval:
+        """Carry out the open request to move ``name@alias`` to ``version``: the decision
+        is written once, then the alias moves by compare-and-swap, the request recorded in
+        the move. Refuses (InvalidInputError) a version that is no longer the newest
+        candidate unless ``force``; ModelNotFoundError when no such request is open."""
+        actor = self.actor(by)
+        hint = (
+            f"it takes an approver's key, one that may write {layout.aliases_prefix(name)} "
+            f"and {layout.decisions_prefix(name)}"
+        )
+        with self._doing(f"approving {name}:{version} for {alias}", hint):
+            done = approvals.approve(
+                self.store, name, version, alias, actor=actor, comment=comment, force=force
+            )
+        if done.move.moved:
+            self._emit(events.alias_moved(self.uri, done.move.record))
+        return done
+
+    def reject(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+    ) -> list[tuple[RequestRecord, Decision]]:
+        """Close the open requests to move ``name@alias`` to ``version`` as rejected."""
+        actor = self.actor(by)
+        hint = f"it takes an approver's key, one that may write {layout.decisions_prefix(name)}"
+        with self._doing(f"rejecting {name}:{version} for {alias}", hint):
+            done = approvals.reject(self.store, name, version, alias, actor=actor, comment=comment)
+        for req, decision in done:
+            self._emit(events.rejected(self.uri, req, actor, decision.at, decision.comment))
+        return done
+
+    def _alias_version(self, name: str, alias: str) -> int | None:
+        try:
+            return self.alias_record(name, alias).version
+        except SoftmaxPipeError:
+            return None
 
     # --- publishing -------------------------------------------------------------------
     def publish(
@@ -188,11 +325,25 @@ class Registry:
         *,
         alias: str | None = None,
         lineage: dict[str, Any] | None = None,
+        by: str | None = None,
     ) -> Manifest:
-        """Store a model file as the next version of ``name`` (and point ``alias`` at it)."""
+        """Store a model file as the next version of ``name`` (and point ``alias`` at it);
+        the event names who published it (``by``, :meth:`actor`)."""
         validate_name("model name", name)
         if alias is not None:
             validate_name("alias", alias)
+        approvals.check_note("--by", by, approvals.MAX_NAME)  # before anything is written
+        with self._doing(f"publishing {name}"):
+            manifest = self._publish(model, name, lineage)
+        if self.listeners:  # who published: asked (STS) only to tell someone, once done
+            self._emit(events.published(self.uri, manifest, self.actor(by)))
+        if alias is not None:
+            self.promote(name, manifest.version, alias, by=by)
+        return manifest
+
+    def _publish(
+        self, model: Path | str | Model, name: str, lineage: dict[str, Any] | None
+    ) -> Manifest:
         if isinstance(model, Model):
             data = model.to_bytes()
             mf = Model.from_bytes(data, origin=f"model for {name!r}")
@@ -237,9 +388,6 @@ class Registry:
 
         if manifest.version % layout.INDEX_PAGE == 0:
             self._close_index_page(name)
-        self._emit(events.published(self.uri, manifest))
-        if alias is not None:
-            self.promote(name, manifest.version, alias)
         return manifest
 
     def _close_index_page(self, name: str) -> None:
@@ -309,27 +457,46 @@ class Registry:
     def add_dataset(self, name: str, data: Labelled) -> AddResult:
         """Merge ``data`` into the newest version of ``name``; a new version if it changed
         (concurrent adds never lose each other's images)."""
-        return dataset_ops.add_dataset(self.store, self.cache_dir, name, data)
+        with self._doing(f"adding to dataset {name}"):
+            return dataset_ops.add_dataset(self.store, self.cache_dir, name, data)
 
     def add_folder(
-        self, name: str, folder: Path, *, progress: labelled.Progress | None = None
+        self, name: str, folder: Path | str, *, progress: labelled.Progress | None = None
     ) -> tuple[AddResult, labelled.FolderData]:
-        """Read a labelled folder and add it to ``name``; unreadable images are left out
-        and listed in the FolderData's ``failures``."""
-        return dataset_ops.add_folder(self.store, self.cache_dir, name, folder, progress=progress)
+        """Read a labelled folder (or an ``s3://`` prefix laid out as one, on the
+        registry's S3 endpoint) and add it to ``name``; unreadable images are left out and
+        listed in the FolderData's ``failures``."""
+        inner = unchecked(self.store)
+        endpoint = inner.endpoint_url if isinstance(inner, S3Store) else None
+        with self._doing(f"adding to dataset {name}"):
+            return dataset_ops.add_folder(
+                self.store, self.cache_dir, name, folder, progress=progress, endpoint_url=endpoint
+            )
 
     # --- upkeep -----------------------------------------------------------------------
+    def check(self, *, racers: int = settings.STORE_CHECK_RACERS) -> CheckResult:
+        """Prove the store's conditional writes now (``registry.check.check_store``) and
+        remember the outcome, as the check before a first write does; the result says
+        what each probe saw. Nothing stays behind in the store."""
+        inner = unchecked(self.store)
+        result = check_store(inner, racers=racers)
+        remember(self.cache_dir, inner, result)
+        return result
+
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> list[str]:
         """Delete blobs no manifest refers to and older than ``grace_seconds``; return their
         keys (``registry.gc.collect``)."""
-        return garbage.collect(self.store, grace_seconds=grace_seconds, dry_run=dry_run)
+        hint = "gc deletes blobs: run it with a key that may delete under blobs/ (an admin's)"
+        with self._doing("collecting unreferenced blobs", write_hint=hint):
+            return garbage.collect(self.store, grace_seconds=grace_seconds, dry_run=dry_run)
 
     def put_report(
         self, name: str, version: int, html: str, *, confusion_png: bytes | None = None
     ) -> str:
         """Store ``name:version``'s report page (and its confusion-matrix picture) beside
         its manifest; return the page's key."""
-        return reports.put_report(self.store, name, version, html, confusion_png=confusion_png)
+        with self._doing(f"storing the report of {name}:{version}"):
+            return reports.put_report(self.store, name, version, html, confusion_png=confusion_png)
 
     def report_url(
         self,

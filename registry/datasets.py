@@ -30,12 +30,14 @@ from registry import layout
 from registry.claim import claim_next
 from registry.manifest import DatasetManifest, parse_versioned
 from registry.names import is_name, parse_dataset_ref, span_of, validate_name
+from registry.objects import read_labelled
 from registry.pullcache import fetch_blob, sha256_hex
 from registry.store import Store
 from registry.writes import now
 from softmax_core import labelled
 from softmax_core.errors import CorruptObjectError, ModelNotFoundError, ObjectNotFoundError
 from softmax_core.labelled import Changes, Labelled
+from softmax_core.scoring import is_uri
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP = 8  # bounded: each round needs yet another add to land in between
@@ -182,16 +184,22 @@ def add_folder(
     store: Store,
     cache_dir: Path,
     name: str,
-    folder: Path,
+    folder: Path | str,
     *,
     progress: labelled.Progress | None = None,
+    endpoint_url: str | None = None,
 ) -> tuple[AddResult, labelled.FolderData]:
-    """Read a labelled folder (``softmax_core.labelled.read_folder``) and add it to ``name``.
+    """Read a labelled folder (``softmax_core.labelled.read_folder``), or an ``s3://``
+    prefix laid out as one (``registry.objects.read_labelled``, at ``endpoint_url``), and
+    add it to ``name``.
 
     Images that cannot be read are left out and listed in the FolderData's ``failures``.
     """
     validate_name("dataset name", name)
-    read = labelled.read_folder(Path(folder), progress=progress)
+    if is_uri(str(folder)):
+        read = read_labelled(str(folder), endpoint_url=endpoint_url, progress=progress)
+    else:
+        read = labelled.read_folder(Path(folder), progress=progress)
     return add_dataset(store, cache_dir, name, read.data), read
 
 

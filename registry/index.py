@@ -14,7 +14,12 @@ import logging
 from registry import layout
 from registry.manifest import Manifest, index_page_bytes, parse_index_page
 from registry.store import Store
-from softmax_core.errors import CorruptObjectError, PreconditionFailedError, StorageError
+from softmax_core.errors import (
+    CorruptObjectError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    StorageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,8 @@ def write_index(
                 store.put(layout.index_key(name, page), body, if_none_match=True)
         except PreconditionFailedError:
             pass  # another reader wrote it (a stale page is detected by its ETags)
-        except StorageError as e:  # e.g. read-only credentials: listings stay correct
+        except (StorageError, PermissionDeniedError) as e:  # e.g. a read-only key: listings
+            # stay correct, only slower
             log.debug("could not write index page %d of %s: %s", page, name, e)
 
 

@@ -8,11 +8,23 @@
     models/<name>/aliases/<alias>.log/<seq:012d>.json  one entry per move (write-once)
     models/<name>/index/<page:06d>.json              copies of manifests 100p+1..100p+100
                                                      (write-once; a cache for listings)
+    models/<name>/requests/<seq:012d>.json           a request to move an alias to a
+                                                     version (write-once, numbered as
+                                                     versions are claimed)
+    models/<name>/decisions/<seq:012d>.json          the decision on request <seq>, approved
+                                                     or rejected (write-once: the first one
+                                                     stands)
     datasets/<name>/versions/<n:08d>.json            a labelled dataset version (write-once);
                                                      its arrays are a blob like a model's
+    checks/<run id>/...                              scratch of `registry check` (removed
+                                                     when it ends; registry.check)
 
 Version numbers are zero-padded to 8 digits so that a plain lexicographic listing (what
 S3 returns) is also numeric order; numbers past 99,999,999 still parse (they just grow).
+
+Rights follow the prefixes (``registry.rights``): a trainer's key writes ``blobs/``,
+``versions/``, ``index/``, ``requests/`` and ``datasets/``; only an approver's writes
+``aliases/`` (what scoring uses) and ``decisions/``. Keep them there.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from softmax_core.errors import CorruptObjectError, InvalidNameError
 BLOBS = "blobs/sha256/"
 MODELS = "models/"
 DATASETS = "datasets/"
+CHECKS = "checks/"
 VERSION_WIDTH = 8
 SEQ_WIDTH = 12
 INDEX_PAGE = 100  # versions per index page
@@ -92,6 +105,27 @@ def alias_log_prefix(name: str, alias: str) -> str:
 
 def alias_log_key(name: str, alias: str, seq: int) -> str:
     return f"{alias_log_prefix(name, alias)}{seq:0{SEQ_WIDTH}d}.json"
+
+
+def requests_prefix(name: str) -> str:
+    return f"{model_prefix(name)}requests/"
+
+
+def request_key(name: str, seq: int) -> str:
+    if seq < 1:
+        raise InvalidNameError(f"request number must be >= 1, got {seq}")
+    return f"{requests_prefix(name)}{seq:0{SEQ_WIDTH}d}.json"
+
+
+def decisions_prefix(name: str) -> str:
+    return f"{model_prefix(name)}decisions/"
+
+
+def decision_key(name: str, seq: int) -> str:
+    """The decision on request ``seq``: a prefix of its own, which only approvers write."""
+    if seq < 1:
+        raise InvalidNameError(f"request number must be >= 1, got {seq}")
+    return f"{decisions_prefix(name)}{seq:0{SEQ_WIDTH}d}.json"
 
 
 def number_of(key: str, prefix: str) -> int | None:

@@ -13,21 +13,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from registry.names import is_valid_key, validate_key, validate_prefix
-from registry.store import ObjectInfo, Store, check_conditions
+from registry.store import Identity, ObjectInfo, Store, check_conditions
 from softmax_core.atomicio import TMP_MARK, fsync_dir, sweep_temp, write_temp
 from softmax_core.errors import (
     DataNotFoundError,
     ObjectNotFoundError,
+    PermissionDeniedError,
     PreconditionFailedError,
     StorageError,
 )
 
 _TMP_MARK = TMP_MARK
 _LOCK_NAME = ".~lock"
+_DENIED = (errno.EACCES, errno.EPERM)  # the folder's rights, not its health
 
 
 class LocalStore(Store):
     """A folder: atomic renames, ``link(2)`` for only-if-absent, ``flock`` for compare-and-swap."""
+
+    # The kernel's link(2) and flock(2), not a server's: not checked before writing
+    # (`registry check` still proves a folder when asked, e.g. on a network filesystem).
+    needs_check = False
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
@@ -52,7 +58,27 @@ class LocalStore(Store):
     def url(self, key: str, *, expires: int, content_type: str | None = None) -> str | None:
         return self._path(key).as_uri()
 
-    def _io_error(self, what: str, key: str, e: OSError) -> StorageError:
+    def identity(self) -> Identity:
+        """The local user this process writes as (a folder knows no other identity)."""
+        import pwd
+
+        uid = os.geteuid()
+        try:
+            return Identity(pwd.getpwuid(uid).pw_name, "user")
+        except KeyError:
+            return Identity(f"uid {uid}", "user")
+
+    def _io_error(self, what: str, key: str, e: OSError) -> StorageError | PermissionDeniedError:
+        """An OSError as one of ours: EACCES/EPERM are the folder's rights (exit 77), the
+        rest a storage failure (exit 4)."""
+        if e.errno in _DENIED:
+            return PermissionDeniedError(
+                f"local registry {self.uri}: this user may not {what} {key!r} "
+                f"({e.strerror or e}); the folder's owner decides who may write it",
+                key=key,
+                write=what in ("write", "delete"),
+                reason=e.strerror or errno.errorcode.get(e.errno or 0, "denied"),
+            )
         return StorageError(
             f"local registry {self.uri}: cannot {what} {key!r} ({e.strerror or e}); "
             "check that the folder exists, is writable and the disk is not full"

@@ -1,6 +1,7 @@
-"""The registry's JSON documents: version manifests and alias records.
+"""The registry's JSON documents: version manifests, alias records, promotion requests
+and their decisions, and who made each (:class:`Actor`).
 
-Both are plain JSON objects (sorted keys, UTF-8) that any S3 tool can read.
+All are plain JSON objects (sorted keys, UTF-8) that any S3 tool can read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ MANIFEST_SCHEMA = "softmax-pipe/manifest@1"
 ALIAS_SCHEMA = "softmax-pipe/alias@1"
 INDEX_SCHEMA = "softmax-pipe/index@1"
 DATASET_SCHEMA = "softmax-pipe/dataset@1"
+REQUEST_SCHEMA = "softmax-pipe/request@1"
+DECISION_SCHEMA = "softmax-pipe/decision@1"
+APPROVED, REJECTED = "approved", "rejected"
 V = TypeVar("V", bound="Versioned")
 
 
@@ -154,9 +158,136 @@ class Manifest(Versioned):
         return cls.from_dict(doc, origin=origin)
 
 
+def _text(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{what} {value!r} is not a string")
+    return value
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: ``identity`` as the store knows them (an STS ARN, an access key
+    id, a local user: ``source`` says which; ``registry.store.Identity``) and ``by``, the
+    name they gave (``--by``), if any. Recorded as written by the client; the store's
+    rights decide who could write it (README, "Rights")."""
+
+    identity: str
+    source: str
+    by: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.by} ({self.identity})" if self.by else self.identity
+
+    @classmethod
+    def from_dict(cls, doc: Any, what: str = "actor") -> Actor:
+        if not isinstance(doc, dict):
+            raise ValueError(f"{what} {doc!r} is not an object")
+        return cls(
+            identity=str(doc["identity"]),
+            source=str(doc["source"]),
+            by=_text(doc.get("by"), f"{what}.by"),
+        )
+
+
+def _actor(doc: Any, what: str) -> Actor | None:
+    return None if doc is None else Actor.from_dict(doc, what)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request that ``name@alias`` move to ``name:version``
+    (``models/<name>/requests/<seq>.json``, written once, numbered like versions)."""
+
+    name: str
+    alias: str
+    version: int
+    seq: int
+    requested_by: Actor
+    requested_at: str
+    comment: str | None
+    request_id: str  # unique per request: tells a retried write of ours from someone else's
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": REQUEST_SCHEMA, **asdict(self)}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], *, origin: str = "request") -> RequestRecord:
+        try:
+            return cls(
+                name=validate_name("model name", str(doc["name"])),
+                alias=validate_name("alias", str(doc["alias"])),
+                version=whole(doc["version"], "version", minimum=1),
+                seq=whole(doc["seq"], "seq", minimum=1),
+                requested_by=Actor.from_dict(doc["requested_by"], "requested_by"),
+                requested_at=str(doc["requested_at"]),
+                comment=_text(doc.get("comment"), "comment"),
+                request_id=str(doc["request_id"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptObjectError(f"{origin} is not a valid request: {e!r}") from e
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, origin: str = "request") -> RequestRecord:
+        doc = _loads(data, origin)
+        _check_schema(doc, REQUEST_SCHEMA, origin)
+        return cls.from_dict(doc, origin=origin)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How request ``seq`` of ``name`` was closed: ``approved`` or ``rejected``, by whom,
+    when (``models/<name>/decisions/<seq>.json``, written once: the first
+    decision is the decision)."""
+
+    name: str
+    seq: int
+    decision: str  # APPROVED or REJECTED
+    by: Actor
+    at: str
+    comment: str | None
+    decision_id: str  # unique per decision (a retried write of ours)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": DECISION_SCHEMA, **asdict(self)}
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, origin: str = "decision") -> Decision:
+        doc = _loads(data, origin)
+        _check_schema(doc, DECISION_SCHEMA, origin)
+        try:
+            decision = str(doc["decision"])
+            if decision not in (APPROVED, REJECTED):
+                raise ValueError(f"decision {decision!r} is neither {APPROVED} nor {REJECTED}")
+            return cls(
+                name=validate_name("model name", str(doc["name"])),
+                seq=whole(doc["seq"], "seq", minimum=1),
+                decision=decision,
+                by=Actor.from_dict(doc["by"], "by"),
+                at=str(doc["at"]),
+                comment=_text(doc.get("comment"), "comment"),
+                decision_id=str(doc["decision_id"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptObjectError(f"{origin} is not a valid decision: {e!r}") from e
+
+
 @dataclass(frozen=True)
 class AliasRecord:
-    """Where an alias points, the stack of versions it pointed to before, and this move."""
+    """Where an alias points, the stack of versions it pointed to before, and this move:
+    who made it (``actor``, with an optional ``comment``) and, for an approval, the
+    request it carried out (``request``: who asked, when, why)."""
 
     name: str
     alias: str
@@ -165,8 +296,14 @@ class AliasRecord:
     seq: int  # 1 for the first move, +1 per move: also the key of its history entry
     moved_at: str
     move_id: str  # unique per move: tells a retried write of ours from someone else's
-    action: str  # "promote" or "rollback"
+    action: str  # "promote", "approve" (a request carried out) or "rollback"
     from_version: int | None
+    actor: Actor | None = None  # None in records written before moves named their maker
+    comment: str | None = None
+    request: RequestRecord | None = None
+    # the blob the version's manifest named when the alias moved to it: resolving the
+    # alias refuses a manifest rewritten since (a trainer's key may write versions/)
+    digest: str | None = None
 
     @property
     def ref(self) -> str:
@@ -198,6 +335,14 @@ class AliasRecord:
                 from_version=None
                 if doc.get("from_version") is None
                 else whole(doc["from_version"], "from_version", minimum=1),
+                actor=_actor(doc.get("actor"), "actor"),
+                comment=_text(doc.get("comment"), "comment"),
+                request=None
+                if doc.get("request") is None
+                else RequestRecord.from_dict(doc["request"], origin=f"{origin} (its request)"),
+                digest=None
+                if doc.get("digest") is None
+                else layout.validate_digest(str(doc["digest"])),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CorruptObjectError(f"{origin} is not a valid alias record: {e!r}") from e

@@ -1,5 +1,11 @@
 """The S3 store: boto3, ``IfNoneMatch="*"`` / ``IfMatch=etag`` on PutObject, and the
-translation of botocore's errors into ours (credentials are never part of a message)."""
+translation of botocore's errors into ours (credentials are never part of a message):
+AccessDenied (403) is a :class:`~softmax_core.errors.PermissionDeniedError` (exit 77),
+the rest of what the server or the network says a :class:`StorageError` or finer.
+
+Who the store knows the caller as (:meth:`S3Store.identity`): the ARN STS
+``GetCallerIdentity`` answers at the same endpoint (AWS; SeaweedFS with STS configured),
+else the access key id, never its secret."""
 
 from __future__ import annotations
 
@@ -11,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from registry.names import is_valid_key, validate_key, validate_prefix
-from registry.store import ObjectInfo, Store, check_conditions, redact_url
+from registry.store import Identity, ObjectInfo, Store, check_conditions, redact_url
 from registry.writes import mark_after_retry
 from softmax_core.errors import (
     InvalidNameError,
     ObjectNotFoundError,
+    PermissionDeniedError,
     PreconditionFailedError,
     StorageError,
 )
@@ -35,6 +42,10 @@ _CREDENTIAL_CODES = {
     "TokenRefreshRequired": "the session token must be refreshed",
     "InvalidSecurity": "the security token is invalid",
 }
+_WRITES = ("put", "delete")
+_DENIED_CODES = ("AccessDenied", "403", "Forbidden", "AllAccessDisabled")
+STS_TIMEOUT = 3.0  # seconds for the one GetCallerIdentity request (no retries: a fallback exists)
+_IDENTITIES: dict[tuple[str, str], Identity] = {}  # (endpoint, key id) -> who, per process
 _CHECK_CREDENTIALS = (
     "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "
     "or AWS_PROFILE and its entry in the credentials file"
@@ -71,8 +82,10 @@ class S3Store(Store):
         self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.page_size = page_size
         self.workers = max(1, workers)
+        self.endpoint_url = endpoint_url  # as given (None: boto3's own), for other buckets
         self.client = client or self._make_client(endpoint_url, connect_timeout, read_timeout)
         self.endpoint = redact_url(self.client.meta.endpoint_url)
+        self._identity: Identity | None = None
 
     def _make_client(
         self, endpoint_url: str | None, connect_timeout: float, read_timeout: float
@@ -130,7 +143,7 @@ class S3Store(Store):
 
         url = self._url_of(key)
         if isinstance(e, ClientError):
-            return self._translate_response(e.response, op, url)
+            return self._translate_response(e.response, op, url, key)
         if isinstance(e, NoCredentialsError | PartialCredentialsError):
             return StorageError(f"no usable AWS credentials for {url}: {_CHECK_CREDENTIALS}")
         if isinstance(
@@ -150,7 +163,7 @@ class S3Store(Store):
             "check the endpoint and your network"
         )
 
-    def _translate_response(self, response: Any, op: str, url: str) -> Exception:
+    def _translate_response(self, response: Any, op: str, url: str, key: str) -> Exception:
         """An S3 error response (a ClientError's) as one of ours."""
         err = response.get("Error", {})
         code = str(err.get("Code", ""))
@@ -175,17 +188,24 @@ class S3Store(Store):
                 f"S3 at {self.endpoint} refused the credentials for {op} {url}: "
                 f"{_CREDENTIAL_CODES[code]} ({code}); {_CHECK_CREDENTIALS}"
             )
-        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
-            return StorageError(
-                f"S3 at {self.endpoint} denied {op} on {url} (AccessDenied): the "
-                "credentials are valid but not allowed; check the bucket/IAM policy grants "
-                "s3:GetObject, s3:PutObject, s3:ListBucket and s3:DeleteObject on "
-                f"s3://{self.bucket}, or {_CHECK_CREDENTIALS}"
+        if code in _DENIED_CODES or status == 403:
+            return PermissionDeniedError(
+                f"S3 at {self.endpoint} denied {op} on {url} ({code or status}): this key "
+                "is not allowed to; the bucket or IAM policy decides what each key may "
+                "read and write",
+                key=key,
+                write=op in _WRITES,
+                reason=code or str(status),
             )
         msg = err.get("Message") or ""
         return StorageError(
             f"S3 {op} of {url} at {self.endpoint} failed: {code or status} {msg}".rstrip()
         )
+
+    def translate(self, e: Exception, op: str, key: str) -> Exception:
+        """A botocore exception about any ``key`` of this bucket (the registry's, or a
+        user's image: ``registry.objects``) as one of ours."""
+        return self._translate(e, op, key)
 
     def _call(self, op: str, key: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -194,6 +214,61 @@ class S3Store(Store):
             return fn(**kwargs)
         except (ClientError, BotoCoreError) as e:
             raise self._translate(e, op, key) from None
+
+    # who ---------------------------------------------------------------------------
+    def identity(self) -> Identity:
+        """The caller as the server knows it: STS ``GetCallerIdentity``'s ARN at the
+        store's endpoint (AWS; SeaweedFS with STS configured), else the access key id of
+        boto3's credential chain, never the secret. Asked once per endpoint and key in a
+        process (a flow's tasks each open a store)."""
+        if self._identity is None:
+            self._identity = self._ask_identity()
+        return self._identity
+
+    def _ask_identity(self) -> Identity:
+        import boto3
+        import botocore.session
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            session = boto3.session.Session(botocore_session=botocore.session.get_session())
+            credentials = session.get_credentials()
+        except BotoCoreError:
+            return Identity("unknown", "unknown")
+        key_id = credentials.access_key if credentials is not None else None
+        if not key_id:
+            return Identity("anonymous", "access-key")
+        asked = (str(self.client.meta.endpoint_url), str(key_id))
+        if asked not in _IDENTITIES:
+            arn = self._caller_arn(session)
+            _IDENTITIES[asked] = (
+                Identity(arn, "sts") if arn else Identity(str(key_id), "access-key")
+            )
+        return _IDENTITIES[asked]
+
+    def _caller_arn(self, session: Any) -> str | None:
+        """STS GetCallerIdentity's ARN at the store's endpoint, or None (one attempt)."""
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            sts = session.client(
+                "sts",
+                endpoint_url=self.endpoint_url or None,
+                config=Config(
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                    connect_timeout=STS_TIMEOUT,
+                    read_timeout=STS_TIMEOUT,
+                ),
+            )
+            try:
+                arn = sts.get_caller_identity().get("Arn")
+            finally:
+                sts.close()
+        except (BotoCoreError, ClientError, ValueError) as e:  # no STS here: the key id
+            log.debug("no STS caller identity at %s: %s", self.endpoint, type(e).__name__)
+            return None
+        return str(arn) if arn else None
 
     # reads ---------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, str]:

@@ -30,6 +30,16 @@ from softmax_core.errors import InvalidInputError, ObjectNotFoundError
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Who a store's requests come from, as the store knows them: ``name`` is the STS
+    caller ARN (``source="sts"``), else the access key id (``"access-key"``, never its
+    secret), or the local user (``"user"``) of a folder registry."""
+
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     """What a listing or a HEAD tells about one object."""
 
@@ -43,6 +53,9 @@ class Store(ABC):
     """Keys -> bytes with conditional writes. Keys are relative to the store's root."""
 
     uri: str
+    # Whether the registry proves this store's conditional writes before its first write
+    # (registry.check): a server's implementation, not the kernel's.
+    needs_check: bool = True
 
     @abstractmethod
     def get(self, key: str) -> tuple[bytes, str]:
@@ -57,6 +70,10 @@ class Store(ABC):
 
         A bucket that does not exist already fails every request; a folder does not."""
         return None
+
+    def identity(self) -> Identity:
+        """Who this store's writes come from (recorded on alias moves and requests)."""
+        return Identity("unknown", "unknown")
 
     def etag(self, key: str) -> str | None:
         info = self.head(key)

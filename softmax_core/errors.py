@@ -20,8 +20,10 @@ exit-code table is checked against it by ``tests/test_errors.py``)::
     │   └── PreconditionFailedError     exit 4: a conditional write lost (only-if-absent / if-match)
     ├── ServiceUnavailableError         exit 4: the Prefect API or a Dask scheduler cannot be reached
     ├── GateFailedError                 exit 5: the accuracy gate refused a model
-    └── PipelineError                   exit 6: a run ended without its result (flow run crashed or
-                                        cancelled, a scoring worker died)
+    ├── PipelineError                   exit 6: a run ended without its result (flow run crashed or
+    │                                   cancelled, a scoring worker died)
+    └── PermissionDeniedError           exit 77: the store refused this key (or user) an operation
+                                        (S3 AccessDenied / 403, EACCES or EPERM on a folder)
 
 Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM), 141 when
 its reader closes stdout early (``| head``), and 70 when an unexpected exception escapes
@@ -143,6 +145,36 @@ class PipelineError(SoftmaxPipeError):
     """A flow run ended without a result and without one of the errors above."""
 
     exit_code = 6
+
+
+class PermissionDeniedError(SoftmaxPipeError):
+    """The store works, but refused this identity an operation: S3's AccessDenied (403),
+    a folder's EACCES or EPERM. Exit 77 (``EX_NOPERM``).
+
+    Not a :class:`StorageError`: retrying cannot help, and a key that may not write
+    ``aliases/`` is how a registry keeps trainers from promoting (``registry.rights``).
+    ``key``: the store key refused (None when unknown); ``write``: a write (put, delete)
+    rather than a read; ``reason``: what the store said (``AccessDenied``, ``Permission
+    denied``). The message never holds a credential."""
+
+    exit_code = 77
+
+    def __init__(
+        self, message: str, *, key: str | None = None, write: bool = True, reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.write = write
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:  # keeps the fields across processes
+        return (_permission_denied, (str(self), self.key, self.write, self.reason))
+
+
+def _permission_denied(
+    message: str, key: str | None, write: bool, reason: str
+) -> PermissionDeniedError:
+    return PermissionDeniedError(message, key=key, write=write, reason=reason)
 
 
 def all_error_classes() -> list[type[SoftmaxPipeError]]:

@@ -176,10 +176,12 @@ def _walk_class(folder: Path, rel: str, linked: list[str]) -> list[str]:
     return out
 
 
-def scan_folder(root: Path) -> FolderScan:
-    """The images of a labelled folder, or InvalidInputError naming what does not belong."""
+def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
+    """The images of a labelled folder, or InvalidInputError naming what does not belong
+    (messages name the folder as ``shown``, when it is a copy of one elsewhere)."""
+    where = shown or str(root)
     if not root.is_dir():
-        raise DataNotFoundError(f"{root} is not a folder; expected a folder with subfolders 0 … 9")
+        raise DataNotFoundError(f"{where} is not a folder; expected a folder with subfolders 0 … 9")
     files: list[tuple[str, int]] = []
     empty_classes, unlabelled = [], 0
     classes = []
@@ -195,12 +197,12 @@ def scan_folder(root: Path) -> FolderScan:
         else:
             kind = "folder" if entry.is_dir() else "file at the top level"
             raise InvalidInputError(
-                f"{root}/{printable(entry.name)}: unexpected {kind}; a labelled folder holds only class "
+                f"{where.rstrip('/')}/{printable(entry.name)}: unexpected {kind}; a labelled folder holds only class "
                 f"subfolders 0 … 9 (and a review queue's {UNLABELLED}/ and {SHEET})"
             )
     if not classes:
         raise DataNotFoundError(
-            f"{root} has no class subfolders; expected subfolders 0 … 9 holding the images "
+            f"{where} has no class subfolders; expected subfolders 0 … 9 holding the images "
             "of that digit"
         )
     linked: list[str] = []
@@ -210,7 +212,7 @@ def scan_folder(root: Path) -> FolderScan:
             empty_classes.append(c)
         files.extend((rel, int(c)) for rel in found)
     if not files:
-        raise DataNotFoundError(f"{root}: every class subfolder is empty; nothing to add")
+        raise DataNotFoundError(f"{where}: every class subfolder is empty; nothing to add")
     return FolderScan(files, empty_classes, unlabelled, linked)
 
 
@@ -226,7 +228,11 @@ class FolderData:
 
 
 def read_folder(
-    root: Path, *, max_pixels: int = settings.MAX_PIXELS, progress: Progress | None = None
+    root: Path,
+    *,
+    max_pixels: int = settings.MAX_PIXELS,
+    progress: Progress | None = None,
+    shown: str | None = None,
 ) -> FolderData:
     """Scan, hash and prepare every image of a labelled folder (chunks of PREPARE_CHUNK).
 
@@ -241,7 +247,7 @@ def read_folder(
     """
     from softmax_core.scoring.decode import decode_items
 
-    scan = scan_folder(root)
+    scan = scan_folder(root, shown=shown)
     total = len(scan.files)
     kept: dict[str, tuple[str, int]] = {}  # file sha256 -> (rel, label)
     duplicates = 0
@@ -278,7 +284,9 @@ def read_folder(
             progress(min(start + PREPARE_CHUNK, len(items)) + duplicates, total)
     if not ok_items:
         first = f"; the first: {failures[0][0]}: {failures[0][1]}" if failures else ""
-        raise InvalidInputError(f"none of the {total} images under {root} could be read{first}")
+        raise InvalidInputError(
+            f"none of the {total} images under {shown or root} could be read{first}"
+        )
     data = Labelled(
         images=np.concatenate(images),
         labels=np.array([y for _, _, y in ok_items], dtype=np.uint8),

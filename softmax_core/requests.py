@@ -19,7 +19,8 @@ Training::
     ├── data: Data        MNIST source and cache, users' datasets, inbox, their weight
     ├── hyper: Hyper      features and the SGD hyperparameters, warm start
     ├── gate: Gate        the accuracy floor, McNemar's alpha, the datasets' floor
-    ├── target: Target    registry location, model name, champion alias, promote or not
+    ├── target: Target    registry location, model name, champion alias, and what a
+    │                     passing model gets: promoted, requested or only published
     └── retries: Retries  how the I/O steps retry
 
 Scoring::
@@ -52,6 +53,7 @@ from softmax_core.names import parse_dataset_ref, parse_ref, validate_name
 Features = Literal["pixels", "deskew", "hog"]  # softmax_core.preprocess.FEATURE_SETS (tested)
 Weighting = Literal["oversample", "loss"]
 Format = Literal["csv", "jsonl"]
+Action = Literal["promote", "request", "publish"]  # settings.TARGET_ACTIONS (tested)
 
 
 def _bad(name: str, value: Any, expected: str) -> InvalidInputError:
@@ -272,24 +274,31 @@ class Gate:
 @dataclass(frozen=True)
 class Target:
     """Where a passing model goes: the registry, its name, and the champion alias. The
-    challenger is gated against ``name@alias`` (and warm-starts from it); with
-    ``promote`` the alias moves to the new version."""
+    challenger is gated against ``name@alias`` (and warm-starts from it). ``action``,
+    once it is published: ``promote`` moves the alias to it; ``request`` asks an approver
+    to (a request record, which a trainer's key may write, where it may not move the
+    alias); ``publish`` does neither."""
 
     location: Location = field(default_factory=Location)
     name: str = settings.MODEL_NAME
     alias: str = settings.ALIAS
-    promote: bool = True
+    action: Action = settings.TARGET_ACTION
 
     def __post_init__(self) -> None:
         _part("location", self.location, Location)
         validate_name("model name", self.name)
         validate_name("alias", self.alias)
-        _flag("promote", self.promote)
+        _choice("action", self.action, settings.TARGET_ACTIONS)
 
     @property
     def champion(self) -> str:
         """``name@alias``."""
         return f"{self.name}@{self.alias}"
+
+    @property
+    def promote(self) -> bool:
+        """Whether the alias moves to the new version (``action == "promote"``)."""
+        return self.action == "promote"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,18 @@ Environment variables (``ENV_*`` below):
 - ``SOFTMAX_PIPE_DASK_ADDRESS``: a Dask scheduler for scoring shards.
 - ``SOFTMAX_PIPE_PROJECT_DIR``: the checkout a Prefect worker runs deployments from.
 - ``SOFTMAX_PIPE_DEBUG``: ``1`` shows tracebacks instead of one-line errors.
+- ``SOFTMAX_PIPE_WEBHOOK_URL``: one or more URLs (spaces or commas between them) that
+  registry events are posted to, signed with ``SOFTMAX_PIPE_WEBHOOK_SECRET``
+  (:func:`webhook_settings`).
+- ``SOFTMAX_PIPE_STORE_CHECK``: ``0`` skips the registry check an S3 registry gets before
+  its first write (``registry.check``; for test suites and stores proven another way).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +37,9 @@ ENV_MODEL = "SOFTMAX_PIPE_MODEL"
 ENV_DASK_ADDRESS = "SOFTMAX_PIPE_DASK_ADDRESS"
 ENV_PROJECT_DIR = "SOFTMAX_PIPE_PROJECT_DIR"
 ENV_DEBUG = "SOFTMAX_PIPE_DEBUG"
+ENV_WEBHOOK_URL = "SOFTMAX_PIPE_WEBHOOK_URL"
+ENV_WEBHOOK_SECRET = "SOFTMAX_PIPE_WEBHOOK_SECRET"
+ENV_STORE_CHECK = "SOFTMAX_PIPE_STORE_CHECK"
 
 APP_NAME = "softmax-pipe"
 
@@ -39,6 +47,10 @@ APP_NAME = "softmax-pipe"
 MODEL_NAME = "mnist"
 ALIAS = "champion"
 MODEL_REF = f"{MODEL_NAME}@{ALIAS}"
+# What a training run does with a model that passes the gate, once published: move the
+# alias to it, request the move from an approver (a trainer's key), or nothing more.
+TARGET_ACTIONS = ("promote", "request", "publish")
+TARGET_ACTION: Final = "promote"
 
 # --- training (SoftmaxRegression's hyperparameters) ---------------------------------------------
 EPOCHS = 4
@@ -71,14 +83,29 @@ ALPHA = 0.05
 # high enough to refuse a model that is not fit for that domain (an MNIST-only model gets
 # 60-80% on printed or scanned digits; trained on them it gets 97%+, benchmarks/own_data.py).
 DATASET_MIN_ACCURACY = 0.90
-# How long a report link in a Prefect artifact works on S3 (a presigned URL): 7 days, the
-# longest SigV4 allows. A local registry's links are file:// paths and do not expire.
-REPORT_URL_SECONDS = 7 * 24 * 3600
+# How long a report link works on S3 (a presigned URL: whoever holds it reads the page
+# without credentials): long enough for the morning after a night's retrain, short enough
+# that a link copied from an artifact, a log or an event is dead by the next day.
+# `softmax-pipe registry show NAME:N` prints a fresh one. A local registry's links are
+# file:// paths and do not expire.
+REPORT_URL_SECONDS = 12 * 3600
 
 # --- registry ------------------------------------------------------------------------------
 # `registry gc --grace` under this many seconds needs --force: a blob is written before the
 # manifest that refers to it, so a publish or dataset add under way could lose its blob.
 GC_MIN_GRACE = 60.0
+# `registry check` (registry.check): this many threads race each conditional write; a
+# store that passed is trusted for writing this long before it is checked again
+# (a server can be upgraded or replaced behind the same endpoint).
+STORE_CHECK_RACERS = 8
+STORE_CHECK_MAX_AGE = 7 * 24 * 3600.0
+
+# --- webhooks (registry.webhooks) ------------------------------------------------------------
+# A delivery is retried with backoff for at most this many seconds after the event, then
+# given up with one warning line; a command waits at most about this long, after its
+# output, for its deliveries.
+WEBHOOK_RETRY_SECONDS = 10.0
+WEBHOOK_ATTEMPT_SECONDS = 5.0  # one POST: connect and answer
 
 # --- flows: I/O task retries -----------------------------------------------------------------
 IO_RETRIES = 3
@@ -140,6 +167,31 @@ def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     """True when ``SOFTMAX_PIPE_DEBUG`` asks for tracebacks."""
     value = (os.environ if env is None else env).get(ENV_DEBUG, "")
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def store_check_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """False when ``SOFTMAX_PIPE_STORE_CHECK`` turns the pre-write registry check off."""
+    value = (os.environ if env is None else env).get(ENV_STORE_CHECK, "")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where registry events are posted (``urls``, empty: nowhere) and the key that signs
+    them (``secret``; never printed: not part of the repr)."""
+
+    urls: tuple[str, ...] = ()
+    secret: str | None = field(default=None, repr=False)
+
+
+def webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
+    """The webhooks from ``SOFTMAX_PIPE_WEBHOOK_URL`` (one or more URLs, separated by
+    spaces or commas) and ``SOFTMAX_PIPE_WEBHOOK_SECRET``. The one place they are read,
+    so a settings file can supply them through here too."""
+    env = os.environ if env is None else env
+    urls = tuple(u for u in env.get(ENV_WEBHOOK_URL, "").replace(",", " ").split() if u)
+    secret = env.get(ENV_WEBHOOK_SECRET) or None
+    return WebhookSettings(urls=urls, secret=secret)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ def built_commit(version: str) -> str | None:
 def code_version() -> str:
     """``git:<sha>[+dirty]`` of the checkout this runs from, else of the commit this install
     was built from, else ``softmax-pipe <version>``."""
+    commit = _checkout_commit(_ROOT)
+    if commit is not None:  # a checkout: no need to read the distribution's metadata
+        return f"git:{commit}"
     version = package_version()
-    commit = _checkout_commit(_ROOT) or built_commit(version)
+    commit = built_commit(version)
     return f"git:{commit}" if commit else f"softmax-pipe {version}"

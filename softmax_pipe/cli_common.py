@@ -6,6 +6,7 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from softmax_core.errors import (
 from softmax_core.escaping import printable
 
 if TYPE_CHECKING:
-    from softmax_core.requests import Location
+    from softmax_core.requests import Hyper, Location
 
 SourceOpt = Annotated[
     str | None,
@@ -62,7 +63,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option(
         "--endpoint-url",
-        help="S3 endpoint (MinIO, moto...). Default: boto3's own ($AWS_ENDPOINT_URL, profile).",
+        help="S3 endpoint (SeaweedFS, MinIO, Ceph...). Default: boto3's own ($AWS_ENDPOINT_URL, profile).",
         envvar="AWS_ENDPOINT_URL",
         show_envvar=True,
         rich_help_panel="Registry",
@@ -103,6 +104,33 @@ LimitOpt = Annotated[
 ]
 
 
+def hyper(
+    *,
+    features: str,
+    epochs: int,
+    seed: int,
+    learning_rate: float,
+    batch_size: int,
+    l2: float,
+    limit: int | None,
+    warm_start: bool = False,
+) -> Hyper:
+    """The training hyperparameters from the options `train` and `run` share (checked by
+    :class:`~softmax_core.requests.Hyper`: a bad value is one line, exit 2)."""
+    from softmax_core.requests import Hyper
+
+    return Hyper(
+        features=features,  # type: ignore[arg-type]  # a choice Hyper checks
+        epochs=epochs,
+        seed=seed,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        l2=l2,
+        limit=limit,
+        warm_start=warm_start,
+    )
+
+
 def location(
     registry: str | None, endpoint_url: str | None, cache_dir: str | None, *, say: bool = True
 ) -> Location:
@@ -133,6 +161,33 @@ def err(message: str, *, style: str | None = None) -> None:
     from rich.console import Console
 
     Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message, style=style)
+
+
+class _StderrLines(logging.Handler):
+    """Each record as one :func:`err` line (its message only)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err(record.getMessage())
+        except Exception:  # a warning must never break the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def warnings_on_stderr(*loggers: str) -> Iterator[None]:
+    """While the block runs, the warnings of ``loggers`` reach stderr as one line each,
+    whatever Prefect's logging set-up does to the root logger (``run`` keeps Prefect's
+    console quiet, and with it the root logger's warnings). ``registry`` commands need
+    none of this: without Prefect, Python prints a warning as one line already."""
+    handler = _StderrLines(logging.WARNING)
+    attached = [logging.getLogger(name) for name in loggers]
+    for logger in attached:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in attached:
+            logger.removeHandler(handler)
 
 
 def echo(line: str) -> None:

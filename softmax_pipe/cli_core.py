@@ -26,6 +26,7 @@ from softmax_pipe.cli_common import (
     SourceOpt,
     echo,
     err,
+    hyper,
     location,
 )
 
@@ -98,14 +99,13 @@ def train(
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
     import dataclasses
 
-    from softmax_core.requests import Hyper
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
     from softmax_core.train import train as train_model
     from softmax_core.version import code_version
 
-    hyper = Hyper(
-        features=features,  # type: ignore[arg-type]  # checked by Hyper
+    options = hyper(
+        features=features,
         epochs=epochs,
         seed=seed,
         learning_rate=learning_rate,
@@ -117,7 +117,7 @@ def train(
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:
-        model = train_model(ds, hyper, callback=bar.update)
+        model = train_model(ds, options, callback=bar.update)
     seconds = round(time.perf_counter() - t0, 3)
     report = evaluate_model(model, ds)
     metrics = {

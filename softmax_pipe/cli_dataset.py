@@ -9,7 +9,6 @@ whose sha256 is wrong included).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -49,7 +48,12 @@ def _classes(m: DatasetManifest) -> str:
 def add(
     reg: Registry,
     folder: Annotated[
-        Path, typer.Argument(help="A folder of class subfolders 0 … 9 (a review queue too).")
+        str,
+        typer.Argument(
+            help="A folder of class subfolders 0 … 9 (a review queue too), or an "
+            "s3://bucket/prefix/ laid out as one (on the registry's endpoint).",
+            show_default=False,
+        ),
     ],
     name: Annotated[str, typer.Option("--name", help="The dataset's name in the registry.")],
     as_json: JsonOpt = False,

@@ -1,8 +1,11 @@
-"""CLI: ``softmax-pipe registry ...``: list, inspect, publish, promote, roll back, pull, gc.
+"""CLI: ``softmax-pipe registry ...``: list, inspect, publish, promote, roll back, pull, gc;
+request a move, list requests, approve or reject them.
 
 Tables for people on stdout, ``--json`` for machines. Exit codes: 0 ok, 2 bad name or
-reference, 3 unknown model / version / alias, 4 storage or network failure (the message
-names the endpoint or folder and what to check), including a blob whose sha256 is wrong.
+reference, 3 unknown model / version / alias / request, 4 storage or network failure (the
+message names the endpoint or folder and what to check), including a blob whose sha256
+is wrong, 77 the store refused this key a write (the line names the operation, the
+prefix and who may: a trainer's key requests, an approver's approves).
 """
 
 from __future__ import annotations
@@ -31,14 +34,29 @@ from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
 if TYPE_CHECKING:
     from registry import AliasRecord, Registry
+    from registry.manifest import Actor, RequestRecord
 
 registry_app = typer.Typer(
     name="registry",
     help="Versioned model storage on a local folder or S3/MinIO.\n\n"
     "REF is NAME (newest version), NAME:VERSION or NAME@ALIAS. "
-    "Exit codes: 0 ok, 2 bad name, 3 not found, 4 storage/network failure.",
+    "Exit codes: 0 ok, 2 bad name, 3 not found, 4 storage/network failure, "
+    "77 the store refused this key (a trainer's key requests, an approver's approves).",
     no_args_is_help=True,
 )
+
+
+ByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="Your name, recorded beside the identity the store knows you by "
+        "(STS caller ARN, else the access key id; a folder: the local user).",
+    ),
+]
+CommentOpt = Annotated[
+    str | None, typer.Option("--comment", help="Why: recorded in the request or the history.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -103,6 +121,28 @@ def _alias_ref(ref: str, command: str) -> tuple[str, str]:
 def _alias_line(rec: AliasRecord) -> str:
     was = f" (was {rec.name}:{rec.from_version})" if rec.from_version is not None else ""
     return f"{rec.name}@{rec.alias} -> {rec.name}:{rec.version}{was}"
+
+
+def _version_ref(ref: str, command: str) -> tuple[str, int]:
+    """NAME:VERSION, or a usage error naming the command."""
+    from registry import parse_ref
+    from softmax_core.errors import InvalidNameError
+
+    name, at, version = parse_ref(ref)
+    if version is None or at is not None:
+        raise InvalidNameError(f"{command} needs NAME:VERSION, got {ref!r}")
+    return name, version
+
+
+def _who(actor: Actor | None) -> str:
+    """An actor for a table cell (escaped: names come from records anyone may write)."""
+    from softmax_core.escaping import printable
+
+    return "-" if actor is None else printable(str(actor))
+
+
+def _request_line(req: RequestRecord) -> str:
+    return f"#{req.seq} {req.name}@{req.alias} -> {req.ref}"
 
 
 @registry_app.command("list")
@@ -199,6 +239,7 @@ def publish(
     alias: Annotated[
         str | None, typer.Option("--alias", help="Also point this alias at the new version.")
     ] = None,
+    by: ByOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish MODEL_FILE as the next version of NAME."""
@@ -207,9 +248,9 @@ def publish(
     validate_name("model name", name)  # refuse before opening anything
     if alias is not None:
         validate_name("alias", alias)
-    m = reg.publish(model_file, name)
+    m = reg.publish(model_file, name, by=by)
     if alias is not None:
-        _promote_published(reg, m.ref, name, m.version, alias)
+        _promote_published(reg, m.ref, name, m.version, alias, by)
     where = reg.uri
     if as_json:
         print_json({**m.to_dict(), "alias": alias})
@@ -219,12 +260,14 @@ def publish(
         typer.echo(f"{m.name}@{alias} -> {m.ref}")
 
 
-def _promote_published(reg: Registry, ref: str, name: str, version: int, alias: str) -> None:
+def _promote_published(
+    reg: Registry, ref: str, name: str, version: int, alias: str, by: str | None
+) -> None:
     """Move ``alias`` to a version just published; a failure says the version exists."""
     from softmax_core.errors import SoftmaxPipeError
 
     try:
-        reg.promote(name, version, alias)
+        reg.promote(name, version, alias, by=by)
     except SoftmaxPipeError as e:  # same class, same exit code; the line says both
         e.args = (f"published {ref}, but moving {name}@{alias} failed: {e}",)
         raise
@@ -244,19 +287,21 @@ def promote(
             "list starts afresh, its history goes on.",
         ),
     ] = False,
+    by: ByOpt = None,
+    comment: CommentOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history).
+    """Point ALIAS at NAME:VERSION (compare-and-swap; recorded in the alias history with
+    who did it).
 
-    If it already points there, says so and writes nothing (--json: "moved": false)."""
-    from registry import parse_ref, validate_name
-    from softmax_core.errors import InvalidNameError
+    If it already points there, says so and writes nothing (--json: "moved": false). A
+    key that may not write aliases exits 77: request the move instead
+    (`softmax-pipe registry request NAME:VERSION ALIAS`)."""
+    from registry import validate_name
 
-    name, at, version = parse_ref(ref)
-    if version is None or at is not None:
-        raise InvalidNameError(f"promote needs NAME:VERSION, got {ref!r}")
+    name, version = _version_ref(ref, "promote")
     validate_name("alias", alias)
-    move = reg.promote(name, version, alias, repair=repair)
+    move = reg.promote(name, version, alias, repair=repair, by=by, comment=comment)
     if as_json:
         print_json({**move.record.to_dict(), "moved": move.moved})
         return
@@ -271,11 +316,13 @@ def promote(
 def rollback(
     reg: Registry,
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS to move back to its previous version.")],
+    by: ByOpt = None,
+    comment: CommentOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move NAME@ALIAS back to the version it pointed to before its last move."""
     name, alias = _alias_ref(ref, "rollback")
-    rec = reg.rollback(name, alias)
+    rec = reg.rollback(name, alias, by=by, comment=comment)
     if as_json:
         print_json(rec.to_dict())
         return
@@ -289,14 +336,17 @@ def history(
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Every move of NAME@ALIAS, oldest first."""
+    """Every move of NAME@ALIAS, oldest first: who made it and, for an approval, who
+    asked (--json: the records, with ``actor``, ``comment`` and ``request``)."""
+    from softmax_core.escaping import printable
+
     name, alias = _alias_ref(ref, "history")
     records = reg.history(name, alias)
     if as_json:
         print_json([r.to_dict() for r in records])
         return
     table(
-        ["SEQ", "MOVED", "ACTION", "VERSION", "FROM"],
+        ["SEQ", "MOVED", "ACTION", "VERSION", "FROM", "BY", "REQUESTED BY", "COMMENT"],
         [
             [
                 str(r.seq),
@@ -304,10 +354,171 @@ def history(
                 r.action,
                 str(r.version),
                 "-" if r.from_version is None else str(r.from_version),
+                _who(r.actor),
+                "-" if r.request is None else _who(r.request.requested_by),
+                printable(r.comment or (r.request.comment if r.request else None) or "-"),
             ]
             for r in records
         ],
     )
+
+
+@registry_app.command("request")
+@uses_registry
+def request(
+    reg: Registry,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION to move ALIAS to.")],
+    alias: Annotated[str, typer.Argument(help="Alias, e.g. champion.")],
+    by: ByOpt = None,
+    comment: CommentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask an approver to move ALIAS to NAME:VERSION: what a trainer's key, which may not
+    write aliases, does instead of promote. The same open request is not made twice."""
+    from registry import validate_name
+
+    name, version = _version_ref(ref, "request")
+    validate_name("alias", alias)
+    done = reg.request(name, version, alias, by=by, comment=comment)
+    if as_json:
+        doc = None if done.record is None else done.record.to_dict()
+        print_json({"request": doc, "created": done.created})
+        return
+    if done.record is None:
+        typer.echo(f"{name}@{alias} is already {name}:{version}; nothing to request")
+        return
+    said = "requested" if done.created else "already requested"
+    typer.echo(
+        f"{said} {_request_line(done.record)}; an approver runs "
+        f"`softmax-pipe registry approve {name}:{version} {alias}`"
+    )
+
+
+@registry_app.command("requests")
+@uses_registry
+def requests(
+    reg: Registry,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    closed: Annotated[
+        bool, typer.Option("--all", help="Also the approved and rejected ones.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The open requests of NAME, oldest first, with the gate's figures of each version:
+    test accuracy, the champion's at the time, McNemar's p."""
+    from registry import validate_name
+    from softmax_core.escaping import printable
+
+    validate_name("model name", name)
+    pending = reg.requests(name, closed=closed)
+    manifests = {p.request.version: reg.manifest(name, p.request.version) for p in pending}
+    if as_json:
+        print_json(
+            [
+                {
+                    **p.request.to_dict(),
+                    "decision": None if p.decision is None else p.decision.to_dict(),
+                    "metrics": manifests[p.request.version].metrics,
+                }
+                for p in pending
+            ]
+        )
+        return
+    if not pending:
+        err(f"no {'' if closed else 'open '}requests for {name} in {reg.uri}")
+        return
+    headers = ["#", "VERSION", "ALIAS", "ACCURACY", "CHAMPION", "P", "REQUESTED", "BY"]
+    table(
+        [*headers, "STATE", "COMMENT"],
+        [
+            [
+                str(p.request.seq),
+                str(p.request.version),
+                p.request.alias,
+                metric(manifests[p.request.version]),
+                _champion(manifests[p.request.version].metrics),
+                _p_value(manifests[p.request.version].metrics),
+                p.request.requested_at[:16].replace("T", " "),
+                _who(p.request.requested_by),
+                "open" if p.decision is None else f"{p.decision.decision} by {_who(p.decision.by)}",
+                printable(p.request.comment or "-"),
+            ]
+            for p in pending
+        ],
+    )
+
+
+def _champion(metrics: dict[str, Any]) -> str:
+    value, ref = metrics.get("champion_accuracy"), metrics.get("champion")
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.4f}" + (f" ({ref})" if isinstance(ref, str) else "")
+
+
+def _p_value(metrics: dict[str, Any]) -> str:
+    value = metrics.get("mcnemar_p")
+    return f"{value:.3g}" if isinstance(value, int | float) else "-"
+
+
+@registry_app.command("approve")
+@uses_registry
+def approve(
+    reg: Registry,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION the request asks for.")],
+    alias: Annotated[str, typer.Argument(help="The alias it asks to move.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Approve although the version is no longer the newest candidate (a newer "
+            "version is requested, or the alias already points past it).",
+        ),
+    ] = False,
+    by: ByOpt = None,
+    comment: CommentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve the open request to move ALIAS to NAME:VERSION and move it (compare-and-swap,
+    as promote does; the history records who asked and who approved). Needs an approver's
+    key: one that may write aliases."""
+    from registry import validate_name
+
+    name, version = _version_ref(ref, "approve")
+    validate_name("alias", alias)
+    done = reg.approve(name, version, alias, by=by, comment=comment, force=force)
+    move = done.move
+    if as_json:
+        print_json({**move.record.to_dict(), "moved": move.moved, "approved": done.request.seq})
+        return
+    req = done.request
+    asked = f"requested by {_who(req.requested_by)}"
+    if not move.moved:
+        typer.echo(f"approved {_request_line(req)} ({asked}); it already pointed there")
+        return
+    typer.echo(f"approved {_request_line(req)} ({asked}): {_alias_line(move.record)}")
+
+
+@registry_app.command("reject")
+@uses_registry
+def reject(
+    reg: Registry,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION the request asks for.")],
+    alias: Annotated[str, typer.Argument(help="The alias it asks to move.")],
+    by: ByOpt = None,
+    comment: CommentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject the open request to move ALIAS to NAME:VERSION (the alias stays)."""
+    from registry import validate_name
+
+    name, version = _version_ref(ref, "reject")
+    validate_name("alias", alias)
+    done = reg.reject(name, version, alias, by=by, comment=comment)
+    if as_json:
+        print_json([{**req.to_dict(), "decision": dec.to_dict()} for req, dec in done])
+        return
+    for req, _ in done:
+        typer.echo(f"rejected {_request_line(req)} (requested by {_who(req.requested_by)})")
 
 
 @registry_app.command("pull")
@@ -403,3 +614,46 @@ def gc(
     for key in keys:
         echo(f"{verb} {key}")
     typer.echo(f"{verb} {len(keys)} unreferenced blob(s)")
+
+
+@registry_app.command("check")
+@uses_registry
+def check(
+    reg: Registry,
+    racers: Annotated[
+        int,
+        typer.Option(help="Writers racing each conditional write.", min=2, max=64),
+    ] = settings.STORE_CHECK_RACERS,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prove the store's conditional writes before trusting it with the registry.
+
+    In a scratch prefix (checks/, removed afterwards): racing only-if-absent writes
+    (exactly one may win), racing compare-and-swap updates (none may be lost), and a
+    retried write whose answer was lost (refused, and recognised as ours). An S3 registry
+    runs the same check once before its first write; a store that fails is refused for
+    writing (exit 4) and can still be read."""
+    from softmax_core.errors import StorageError
+
+    result = reg.check(racers=racers)
+    if as_json:
+        print_json(
+            {
+                "registry": result.uri,
+                "passed": result.ok,
+                "seconds": round(result.seconds, 3),
+                "probes": [
+                    {"name": p.name, "passed": p.ok, "seen": p.seen, "why": p.why}
+                    for p in result.probes
+                ],
+                "leftovers": list(result.leftovers),
+            }
+        )
+    else:
+        for probe in result.probes:
+            echo(probe.line())
+        typer.echo(f"checked {reg.uri} in {result.seconds:.1f} s")
+    for key in result.leftovers:
+        err(f"warning: could not delete the check's scratch key {key}")
+    if not result.ok:
+        raise StorageError(result.failure())

@@ -8,9 +8,9 @@ lines are kept off the terminal (they still go to the server, so the UI shows th
 
 from __future__ import annotations
 
+import contextlib
 import json
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,8 +29,13 @@ from softmax_pipe.cli_common import (
     SeedOpt,
     SourceOpt,
     err,
+    hyper,
     location,
+    warnings_on_stderr,
 )
+
+if TYPE_CHECKING:
+    from flows.records import RunSummary
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +75,17 @@ def run(
             "--no-promote", help="Publish without moving any alias.", rich_help_panel="Registry"
         ),
     ] = False,
+    request: Annotated[
+        str | None,
+        typer.Option(
+            "--request",
+            metavar="ALIAS",
+            help="Publish, then request that an approver move this alias to the new version "
+            "(what a trainer's key, which may not write aliases, does); gated against the "
+            "model behind it, as with --promote.",
+            rich_help_panel="Registry",
+        ),
+    ] = None,
     warm_start: Annotated[
         bool,
         typer.Option(
@@ -148,11 +164,12 @@ def run(
         ),
     ] = settings.DATASET_MIN_ACCURACY,
     inbox: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--inbox",
-            help="A labelled folder (subfolders 0 … 9) synced into dataset --inbox-dataset "
-            "first (a new version if anything changed), then trained on.",
+            help="A labelled folder (subfolders 0 … 9), or an s3://bucket/prefix/ laid out "
+            "as one, synced into dataset --inbox-dataset first (a new version if anything "
+            "changed), then trained on.",
             rich_help_panel="Your data",
         ),
     ] = None,
@@ -171,30 +188,36 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the training pipeline: ingest, train, gate (floor + champion), publish, promote.
+    """Run the training pipeline: ingest, train, gate (floor + champion), publish, promote
+    (or --request the move from an approver).
 
     Exit 0: published. Exit 5: the gate refused it; nothing published.
-    Exit 2: bad input, 3: not found, 4: storage or network failure.
+    Exit 2: bad input, 3: not found, 4: storage or network failure, 77: the store refused
+    this key a write (e.g. promoting with a trainer's key: use --request).
     """
     from softmax_core.errors import InvalidInputError
-    from softmax_core.requests import Data, Gate, Hyper, Retries, Target, TrainingRequest
+    from softmax_core.requests import Data, Gate, Retries, Target, TrainingRequest
 
-    if no_promote and promote is not None:
-        raise InvalidInputError(
-            f"--promote {promote} and --no-promote contradict each other; pick one"
-        )
-    request = TrainingRequest(
+    given = [
+        f"--{flag}" + (f" {value}" if isinstance(value, str) else "")
+        for flag, value in (("promote", promote), ("request", request), ("no-promote", no_promote))
+        if value
+    ]
+    if len(given) > 1:
+        raise InvalidInputError(f"{' and '.join(given)} contradict each other; pick one")
+    action = "request" if request else "publish" if no_promote else "promote"
+    job = TrainingRequest(
         data=Data(
             source=source,
             datasets=tuple(dataset or ()),
             data_weight=data_weight,
             weighting=weighting,  # type: ignore[arg-type]  # checked by Data
-            inbox=str(inbox) if inbox is not None else None,
+            inbox=inbox,
             inbox_dataset=inbox_dataset,
             skip_unchanged=skip_unchanged,
         ),
-        hyper=Hyper(
-            features=features,  # type: ignore[arg-type]  # checked by Hyper
+        hyper=hyper(
+            features=features,
             epochs=epochs,
             seed=seed,
             learning_rate=learning_rate,
@@ -209,15 +232,28 @@ def run(
         target=Target(
             location=location(registry, endpoint_url, cache_dir),
             name=name,
-            alias=promote or settings.ALIAS,
-            promote=not no_promote,
+            alias=promote or request or settings.ALIAS,
+            action=action,  # type: ignore[arg-type]  # checked by Target
         ),
         retries=Retries(io_retries=retries, io_retry_delay=retry_delay),
     )
-    from flows.records import Skipped
+    from flows.events import flush, registry_listeners
     from flows.runner import run_training
 
-    summary = run_training(request, verbose=verbose, say=err)
+    # Prefect's quiet console would swallow a failed webhook's warning: say it here
+    said = contextlib.nullcontext() if verbose else warnings_on_stderr("registry.webhooks")
+    with said:
+        summary = run_training(job, verbose=verbose, say=err)
+        try:
+            _say(summary, as_json=as_json)
+        finally:  # the webhooks the run sent, after the output (bounded); after an error
+            flush(registry_listeners())  # line, the exit does it (registry.webhooks)
+
+
+def _say(summary: RunSummary, *, as_json: bool) -> None:
+    """What ``run`` prints: the summary (JSON, or lines for people)."""
+    from flows.records import Skipped
+
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
         return
@@ -234,6 +270,12 @@ def run(
         typer.echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} images{vs}")
     if summary.promoted:
         typer.echo(f"  {summary.manifest.name}@{summary.promoted} -> {summary.ref}")
+    if summary.requested:
+        req = summary.requested
+        typer.echo(
+            f"  requested {req.name}@{req.alias} -> {summary.ref} (request #{req.seq}); an "
+            f"approver runs `softmax-pipe registry approve {summary.ref} {req.alias}`"
+        )
     if summary.lineage.warm_start_from:
         typer.echo(f"  warm-started from {summary.lineage.warm_start_from}")
     typer.echo(f"  flow run {summary.lineage.flow_run_name} ({summary.lineage.flow_run_id})")

@@ -38,6 +38,9 @@ SCORE_HELP = (
     "to the ink, fitted into 20×20, centred by mass in 28×28), then the model's own "
     "preprocessing. Files that fail become rows with status=error and the run goes on."
     "\n\n"
+    "PATH and --output may be on S3 (s3://bucket/...), on the registry's endpoint and with "
+    "its credentials; with --dask-address each worker then reads its own objects."
+    "\n\n"
     "Exit codes: 0 all scored; 1 some images failed (the others were scored and written); "
     "2 bad input (PATH does not exist, a bad option); 3 model not found, or no image "
     "under PATH; 4 registry storage or network failure; 141 stdout closed early (| head)."
@@ -51,7 +54,12 @@ def register(app: typer.Typer) -> None:
 
 def score(
     path: Annotated[
-        Path, typer.Argument(help="An image file, or a folder walked recursively for images.")
+        str,
+        typer.Argument(
+            help="An image file, or a folder walked recursively for images; or an "
+            "s3://bucket/prefix/ (or one object), listed in the same order.",
+            show_default=False,
+        ),
     ],
     model: Annotated[
         str,
@@ -68,11 +76,12 @@ def score(
     endpoint_url: EndpointOpt = None,
     cache_dir: CacheOpt = None,
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output",
             "-o",
-            help="Write rows to FILE (a temporary file renamed at the end). Default: stdout.",
+            help="Write rows to FILE (a temporary file renamed at the end), or to an object "
+            "s3://bucket/key (a temporary key copied into place). Default: stdout.",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -164,11 +173,9 @@ def score(
 
     scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
     request = ScoringRequest(
-        input=str(path),
+        input=path,
         model=ModelRef(model, location(registry, endpoint_url, cache_dir, say=False)),
-        output=Output(
-            path=str(output) if output is not None else None, format=fmt.value, probs=probs
-        ),
+        output=Output(path=output, format=fmt.value, probs=probs),
         performance=Performance(
             workers=workers, batch_size=batch_size, shard_size=shard_size, max_pixels=max_pixels
         ),
@@ -181,15 +188,19 @@ def score(
             summary = run_scoring(request, dask_address=dask_address, verbose=verbose, say=err)
     else:
         from registry import open_model
+        from registry.objects import scoring_io
 
         scoring.check_request(request)  # a missing PATH is exit 3 before the model is pulled
+        source, sink = scoring_io(request)  # the same for an s3:// input or output
         the_model = open_model(request.model)
-        with (
-            ImageProgress("scoring", lambda: scoring.count_images(path)) as bar,
-            stdout_closed_early(),
-        ):
+        count = None if source is not None else lambda: scoring.count_images(path)
+        with ImageProgress("scoring", count) as bar, stdout_closed_early():
             summary = scoring.score(
-                request, the_model, progress=bar.advance if bar.enabled else None
+                request,
+                the_model,
+                progress=bar.advance if bar.enabled else None,
+                source=source,
+                sink=sink,
             )
     for line in summary.lines():
         err(line)

@@ -59,6 +59,15 @@ def serve(
             help="Alias promoted by retraining, used by scoring.", rich_help_panel="Registry"
         ),
     ] = settings.ALIAS,
+    request: Annotated[
+        bool,
+        typer.Option(
+            "--request",
+            help="Retraining requests that an approver move the alias instead of promoting "
+            "(for a trainer's key, which may not write aliases).",
+            rich_help_panel="Registry",
+        ),
+    ] = False,
     min_accuracy: Annotated[
         float,
         typer.Option(
@@ -132,6 +141,7 @@ def serve(
         labelled=labelled,
         inbox=inbox,
         output=output,
+        action="request" if request else settings.TARGET_ACTION,
         retrain_cron=retrain_cron,
         score_cron=score_cron,
         timezone=timezone,

@@ -34,6 +34,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     # keras's cache (~/.keras/datasets): a developer's mnist.npz would change the default source.
     monkeypatch.setenv("KERAS_HOME", str(home / "keras"))
+    # The check an S3 registry gets before its first write takes seconds on SeaweedFS (its
+    # racing conditional PUTs queue on a lock): each test's fresh bucket would pay it.
+    # Tests of the check itself (tests/registry/test_check.py) turn it back on; processes
+    # started with a clean environment (CLI subprocesses, the e2e workers) run it.
+    monkeypatch.setenv("SOFTMAX_PIPE_STORE_CHECK", "0")
     # boto3 must never find the developer's credentials or config.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
@@ -146,7 +151,22 @@ SCOPED_BUCKET = "scoped-registry"
 S3_SCOPED = scoped_identity(
     "scoped", SCOPED_BUCKET, write=("reg/blobs/*", "reg/models/*/versions/*")
 )
-S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED)
+
+
+def deploy_identity(role: str) -> S3Identity:
+    """A key with the rights deploy/seaweedfs/identities.json gives ``role`` (its keys new)."""
+    import json
+
+    spec = json.loads((REPO / "deploy" / "seaweedfs" / "identities.json").read_text())
+    (entry,) = [e for e in spec["identities"] if e["name"] == role]
+    return S3Identity(f"deploy-{role}", tuple(entry["actions"]))
+
+
+# the compose deployment's worker, a trainer: reads softmax-models, writes under registry/
+# what a trainer makes (never an alias); and its approver, who moves aliases
+S3_DEPLOY_WORKER = deploy_identity("worker")
+S3_DEPLOY_APPROVER = deploy_identity("approver")
+S3_IDENTITIES = (S3_ADMIN, S3_USER, S3_NOBODY, S3_SCOPED, S3_DEPLOY_WORKER, S3_DEPLOY_APPROVER)
 _STARTED: list[SeaweedFS] = []  # for the summary line
 
 

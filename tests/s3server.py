@@ -31,6 +31,9 @@ Notes on running it, learnt here:
   more admin key, so it gets an environment of its own;
 - it is ready when a PUT and a GET go through, a few seconds after start (the port opens
   before the filer can store anything);
+- STS (``GetCallerIdentity``: who a key is, by its identity's name) answers only with an
+  IAM config holding a signing key (``-s3.iam.config``; without one it answers 503), and
+  the identities file still decides every object's rights: ``SeaweedFS(..., sts=True)``;
 - SIGTERM takes it more than 10 s to honour, and its data is thrown away, so it is stopped
   with SIGKILL; it is started with ``PR_SET_PDEATHSIG`` so that it dies with the test
   process even when that one is killed and no teardown runs.
@@ -68,6 +71,16 @@ _MASTER_TOML = """\
 [master.volume_growth]
 copy_1 = 1
 """
+
+
+_STS = {"tokenDuration": "1h", "maxSessionLength": "12h", "issuer": "seaweedfs-sts"}
+
+
+def _signing_key() -> str:
+    """A fresh STS signing key: 32 random bytes, base64 (what the IAM config takes)."""
+    import base64
+
+    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def weed_binary() -> Path:
@@ -246,7 +259,8 @@ def _die_with_parent() -> Callable[[], None]:
 class SeaweedFS:
     """``weed server -s3`` in ``workdir`` on free loopback ports with the given keys.
 
-    ``identities`` must hold an admin key (it probes readiness). Use as a context manager,
+    ``identities`` must hold an admin key (it probes readiness). ``sts``: also answer STS
+    ``GetCallerIdentity`` (an IAM config with a signing key). Use as a context manager,
     or :meth:`start` then :meth:`stop`. :attr:`endpoint` is the S3 URL;
     :attr:`startup_seconds` how long :meth:`start` took to see a PUT and a GET succeed.
     """
@@ -257,6 +271,7 @@ class SeaweedFS:
         identities: Sequence[S3Identity],
         *,
         startup_timeout: float = STARTUP_TIMEOUT,
+        sts: bool = False,
     ) -> None:
         admins = [i for i in identities if "Admin" in i.actions]
         if not admins:
@@ -265,6 +280,7 @@ class SeaweedFS:
         self.identities = tuple(identities)
         self.admin = admins[0]
         self.startup_timeout = startup_timeout
+        self.sts = sts
         self.ports: dict[str, int] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
@@ -293,6 +309,10 @@ class SeaweedFS:
         config = self.workdir / "identities.json"
         config.write_text(identities_config(self.identities))
         config.chmod(0o600)
+        if self.sts:
+            iam = self.workdir / "iam.json"
+            iam.write_text(json.dumps({"sts": {**_STS, "signingKey": _signing_key()}}))
+            iam.chmod(0o600)
         (self.workdir / "master.toml").write_text(_MASTER_TOML)
         started = time.monotonic()
         failures: list[str] = []
@@ -338,6 +358,7 @@ class SeaweedFS:
             "-s3.port.lance=0",
             f"-s3.config={config}",
             "-s3.autoCreateBucket=false",  # as on AWS: a PUT to a missing bucket fails
+            *([f"-s3.iam.config={self.workdir / 'iam.json'}"] if self.sts else []),
         ]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -406,3 +427,18 @@ class SeaweedFS:
         except OSError:
             return "(no log)"
         return "\n".join(text[-lines:])
+
+
+# --- data ----------------------------------------------------------------------------
+
+
+def upload_tree(client: Any, folder: Path, bucket: str, prefix: str = "") -> list[str]:
+    """Every regular file under ``folder`` as ``prefix + <relative path>`` in ``bucket``
+    (what ``aws s3 cp --recursive`` does); returns the keys, sorted."""
+    keys = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            key = prefix + path.relative_to(folder).as_posix()
+            client.upload_file(str(path), bucket, key)
+            keys.append(key)
+    return keys

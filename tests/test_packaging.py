@@ -19,6 +19,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +100,7 @@ def _commit(src: Path, message: str) -> str:
     return _git(src, "rev-parse", "HEAD")
 
 
+@pytest.mark.slow
 def test_every_install_records_the_commit_it_was_built_from(tmp_path: Path) -> None:
     src = _copy_tree(tmp_path / "src")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SETUPTOOLS_SCM_")}

@@ -6,7 +6,9 @@ both built from them)::
     Discovery(path)          the images under PATH, walked recursively in a deterministic
                              order (sorted by name, folders and files interleaved);
                              symlinked folders are followed once (no loops); other files
-                             are counted as skipped
+                             are counted as skipped. An object store's prefix is another
+                             ``Source`` (``registry.objects``), listed in the same order,
+                             with a ``Reader`` that fetches each batch's objects
     decode_items(items)      image files -> MNIST-style 28×28 digits (softmax_core.images),
                              an error reason for each file that failed
     prepare_items(items, m)  decode_items + the model's (``softmax_core.model.Model``)
@@ -20,7 +22,9 @@ both built from them)::
     ReviewQueue              the unsure images of each batch, copied for a person to label
                              (``review.write_review_sheet`` draws the queue's index.html)
     score(request, model)    all of the above for one ScoringRequest (the model already
-                             pulled: ``registry.open_model``), its review queue included
+                             pulled: ``registry.open_model``), its review queue included;
+                             an input or output on an object store comes in as a source
+                             and a sink built by ``registry.objects``
 
 Output columns: ``path`` (relative to PATH, ``/``-separated; the file name when PATH
 is a file), ``label``, ``confidence``, ``status`` (``ok``/``error``), ``error`` (the
@@ -37,13 +41,17 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TextIO
 
+from softmax_core.errors import InvalidInputError
 from softmax_core.model import Model
 from softmax_core.requests import ScoringRequest
 from softmax_core.scoring.decode import (
     STACK_MAX_PIXELS,
     Prepared,
+    Reader,
     ScoredBatch,
     decode_items,
     prepare_items,
@@ -53,8 +61,12 @@ from softmax_core.scoring.discover import (
     Discovery,
     EntryKind,
     Item,
+    Source,
     count_images,
+    ext_label,
+    is_uri,
     no_images_error,
+    walk_order,
 )
 from softmax_core.scoring.pool import (
     chunked,
@@ -82,15 +94,20 @@ __all__ = [
     "EntryKind",
     "Item",
     "Prepared",
+    "Reader",
     "ReviewQueue",
     "RowWriter",
     "ScoreSummary",
     "ScoredBatch",
+    "Sink",
+    "Source",
     "check_output_path",
     "chunked",
     "count_images",
     "decode_items",
     "default_workers",
+    "ext_label",
+    "is_uri",
     "neutralise",
     "no_images_error",
     "open_output",
@@ -99,20 +116,33 @@ __all__ = [
     "score",
     "score_batches",
     "score_prepared",
+    "walk_order",
     "write_review_sheet",
 ]
+
+Sink = Callable[[], AbstractContextManager[TextIO]]  # opens where the rows go, whole or nothing
 
 
 def check_request(request: ScoringRequest) -> None:
     """What can be refused before the model is pulled: a missing PATH (exit 3), an output
     that cannot be written or would overwrite an input (exit 2), a review queue that is a
-    file or inside PATH (exit 2)."""
-    Discovery(request.input)
-    if request.output.path is not None:
+    file or inside PATH (exit 2). An input or output on an object store (``s3://``) is
+    checked where it is opened (``registry.objects``); a review queue needs a local PATH."""
+    remote_input = is_uri(request.input)
+    if not remote_input:
+        Discovery(request.input)
+    if request.output.path is not None and not is_uri(request.output.path):
         check_output_path(
-            Path(request.output.path), inputs=Path(request.input), model=request.model.ref
+            Path(request.output.path),
+            inputs=None if remote_input else Path(request.input),
+            model=request.model.ref,
         )
     if request.review.queue is not None:
+        if remote_input:
+            raise InvalidInputError(
+                f"--review copies images into a local queue: it needs a local PATH, not "
+                f"{request.input}"
+            )
         check_queue(Path(request.review.queue), Path(request.input))
 
 
@@ -121,9 +151,15 @@ def score(
     model: Model,
     *,
     progress: Callable[[int], None] | None = None,
+    source: Source | None = None,
+    sink: Sink | None = None,
 ) -> ScoreSummary:
     """Score every image under ``request.input`` with ``model``; rows to the request's
     output (or stdout); the unsure ones into its review queue; return the summary.
+
+    ``source``: the images, when they are not the local path ``request.input`` (an
+    object store's prefix); ``sink``: where the rows go, when not the local file or
+    stdout ``request.output`` names.
 
     Raises DataNotFoundError (exit 3) for a missing path or when there is no image at all,
     InvalidInputError (exit 2) for an output that is an input (nothing is written then).
@@ -131,9 +167,9 @@ def score(
     """
     check_request(request)
     out, perf = request.output, request.performance
-    output = Path(out.path) if out.path is not None else None
+    output = Path(out.path) if out.path is not None and sink is None else None
     start = time.perf_counter()
-    discovery = Discovery(request.input)
+    discovery: Source = source if source is not None else Discovery(request.input)
     items = iter(discovery)
     first = next(items, None)
     if first is None:
@@ -147,7 +183,8 @@ def score(
     summary = ScoreSummary(
         model=model.ref, root=request.input, min_confidence=review.min_confidence
     )
-    with open_output(output) as stream:
+    to_stdout = output is None and sink is None
+    with sink() if sink is not None else open_output(output) as stream:
         writer = RowWriter(stream, out.format, model=model.ref, probs=out.probs)
         writer.header()
         batches = score_batches(
@@ -156,10 +193,11 @@ def score(
             workers=perf.workers or default_workers(),
             batch_size=perf.batch_size,
             max_pixels=perf.max_pixels,
+            reader=discovery.reader,
         )
         for batch in batches:
             writer.write(batch)
-            if output is None:
+            if to_stdout:
                 stream.flush()
             summary.add(batch)
             if queue is not None:

@@ -1,10 +1,15 @@
-"""Decoding in worker processes: image files -> MNIST digits -> probabilities, per batch."""
+"""Decoding in worker processes: image files -> MNIST digits -> probabilities, per batch.
+
+Items are local files unless a :class:`Reader` is given: then the reader opens them (an
+object store's, from ``registry.objects``: bytes fetched by a client of the worker's
+own), and decoding is the same from there on.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,10 +21,26 @@ STACK_MAX_PIXELS = 128 * 128  # images up to this size are normalised as a stack
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
 
 
+class Reader(Protocol):
+    """Opens the items of a batch that live elsewhere than in local files.
+
+    It must pickle (it travels to worker processes and Dask workers with each batch) and
+    carry no credentials: each process makes its own connection from its environment."""
+
+    def open_all(self, paths: Sequence[str]) -> Iterator[IO[bytes] | images.ImageError]:
+        """For each path, in order: a binary stream of the image, or why it cannot be read
+        (an ImageError; e.g. over the size cap by its Content-Length, gone since listed)."""
+        ...
+
+
 def decode_items(
-    items: Sequence[tuple[str, str | None]], max_pixels: int = DEFAULT_MAX_PIXELS
+    items: Sequence[tuple[str, str | None]],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    reader: Reader | None = None,
 ) -> tuple[NDArray[np.float32], list[str | None]]:
     """(path, problem) pairs -> (digits of the ok ones (k, 28, 28), a reason or None for each).
+
+    A path is a local file, or what ``reader`` opens (an object key).
 
     Digits are MNIST-style (``softmax_core.images``), before the model's own steps.
 
@@ -35,12 +56,21 @@ def decode_items(
     errors: list[str | None] = [None] * n
     digits: NDArray[np.float32] | None = None  # made only when the batch is not one stack
     small: dict[tuple[int, int, str], list[tuple[int, Any]]] = {}
+    opened = (
+        reader.open_all([path for path, problem in items if problem is None])
+        if reader is not None
+        else None
+    )
     for i, (path, problem) in enumerate(items):
         if problem is not None:
             errors[i] = problem
             continue
+        # The reader's own failure (the store unreachable: no one image's fault) is raised.
+        source: str | IO[bytes] | images.ImageError = next(opened) if opened is not None else path
         try:
-            img = images.open_image(path, max_pixels=max_pixels)
+            if isinstance(source, images.ImageError):
+                raise source
+            img = images.open_image(source, max_pixels=max_pixels)
             w, h = img.size
             if w * h <= STACK_MAX_PIXELS and images.is_plain_gray(img):
                 small.setdefault((h, w, "raw"), []).append((i, img.tobytes()))
@@ -88,13 +118,14 @@ def prepare_items(
     items: Sequence[tuple[str, str | None]],
     model: Model,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    reader: Reader | None = None,
 ) -> Prepared:
     """What a worker does for one batch: ``decode_items``, the model's recorded
     preprocessing, the prediction -> (probabilities (k, 10), reasons).
 
     Predicting here rather than in the parent sends 10 floats per image back instead of
     784 features: the pipe and the pickling were a fifth of the per-image cost."""
-    digits, errors = decode_items(items, max_pixels)
+    digits, errors = decode_items(items, max_pixels, reader)
     if len(digits) == 0:
         return np.zeros((0, N_CLASSES), dtype=np.float32), errors
     return model.predict_proba(digits), errors

@@ -1,18 +1,39 @@
-"""Discovery: the image files under a path, walked in a deterministic order."""
+"""Discovery: the image files under a path, walked in a deterministic order.
+
+The order is that of the relative paths' components (within each folder, entries sorted
+by name, sub-folders visited where they sort): :func:`walk_order` says it for any
+listing, so that an object store's prefix (``registry.objects``) is scored in the order
+its copy on disk would be.
+"""
 
 from __future__ import annotations
 
 import collections
 import enum
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from softmax_core import images
 from softmax_core.errors import DataNotFoundError, InvalidInputError
 from softmax_core.escaping import printable
+from softmax_core.scoring.decode import Reader
+
+_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(text: str) -> bool:
+    """True for ``scheme://...`` (an object store's address), not a local path."""
+    return bool(_URI_RE.match(text))
+
+
+def walk_order(rel: str) -> list[str]:
+    """The sort key of a ``/``-separated relative path in the walk's order: its components
+    (``a/b.png`` comes before ``a.png``, as folder ``a`` sorts before file ``a.png``)."""
+    return rel.split("/")
 
 
 class Item(NamedTuple):
@@ -25,6 +46,21 @@ class Item(NamedTuple):
     rel: str
     path: str
     problem: str | None = None
+
+
+class Source(Protocol):
+    """What scoring walks: :class:`Discovery` (a local path) or an object store's prefix
+    (``registry.objects.ObjectSource``). Iterating it yields the items in the walk's order
+    and fills in what was skipped; ``reader`` opens the items (None: local files)."""
+
+    skipped: int
+    skipped_by_ext: collections.Counter[str]
+    loops: int
+
+    @property
+    def reader(self) -> Reader | None: ...
+
+    def __iter__(self) -> Iterator[Item]: ...
 
 
 class Discovery:
@@ -40,6 +76,8 @@ class Discovery:
     Raises DataNotFoundError (exit 3) when the path does not exist and InvalidInputError
     (exit 2) when it is neither a file nor a folder. Hidden files (``.*``) are skipped.
     """
+
+    reader: Reader | None = None  # local files: opened where they are
 
     def __init__(self, path: str | Path) -> None:
         self.root = Path(path)
@@ -119,7 +157,7 @@ class Discovery:
                 for e in it:
                     kind = _kind_of(e)
                     if kind == EntryKind.SKIP:
-                        skipped.append(_ext_label(e.name))
+                        skipped.append(ext_label(e.name))
                     else:
                         out.append((e.name, kind))
         except OSError as e:
@@ -164,7 +202,8 @@ def _kind_of(entry: os.DirEntry[str]) -> EntryKind:
         return EntryKind.NOT_REGULAR if images.is_image_name(entry.name) else EntryKind.SKIP
 
 
-def _ext_label(name: str) -> str:
+def ext_label(name: str) -> str:
+    """How a skipped file is counted in ``skipped_by_ext``: its extension, lower case."""
     ext = os.path.splitext(name)[1].lower()
     return ext if ext and len(ext) <= 12 else "(none)" if not ext else "(other)"
 

@@ -15,7 +15,13 @@ from softmax_core import settings
 from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
 from softmax_core.errors import PipelineError
 from softmax_core.model import Model
-from softmax_core.scoring.decode import Prepared, ScoredBatch, prepare_items, score_prepared
+from softmax_core.scoring.decode import (
+    Prepared,
+    Reader,
+    ScoredBatch,
+    prepare_items,
+    score_prepared,
+)
 from softmax_core.scoring.discover import Item
 
 DEFAULT_BATCH_SIZE = settings.SCORE_BATCH_SIZE
@@ -84,8 +90,10 @@ def score_batches(
     workers: int = 1,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    reader: Reader | None = None,
 ) -> Iterator[ScoredBatch]:
-    """Score items in batches of ``batch_size``, in order.
+    """Score items in batches of ``batch_size``, in order (``reader``: what opens them, when
+    they are not local files; it goes with each batch to the worker).
 
     With ``workers > 1`` each batch is prepared (decoded, the MNIST procedure, the model's
     features and prediction: :func:`prepare_items`) in one of that many worker processes,
@@ -98,10 +106,10 @@ def score_batches(
         if workers == 1:
             for chunk in chunks:
                 pairs = [(it.path, it.problem) for it in chunk]
-                prepared = prepare_items(pairs, model, max_pixels)
+                prepared = prepare_items(pairs, model, max_pixels, reader)
                 yield _rows(chunk, prepared)
             return
-        yield from _score_in_pool(chunks, model, workers, max_pixels)
+        yield from _score_in_pool(chunks, model, workers, max_pixels, reader)
 
 
 def _rows(chunk: list[Item], prepared: Prepared) -> ScoredBatch:
@@ -129,7 +137,11 @@ def _start_method() -> str:
 
 
 def _score_in_pool(
-    chunks: Iterator[list[Item]], model: Model, workers: int, max_pixels: int
+    chunks: Iterator[list[Item]],
+    model: Model,
+    workers: int,
+    max_pixels: int,
+    reader: Reader | None,
 ) -> Iterator[ScoredBatch]:
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -160,7 +172,7 @@ def _score_in_pool(
                 gc.unfreeze()
         for chunk in chunks:
             pairs = [(it.path, it.problem) for it in chunk]
-            future = pool.submit(prepare_items, pairs, model, max_pixels)
+            future = pool.submit(prepare_items, pairs, model, max_pixels, reader)
             pending.append((chunk, future))
             if len(pending) >= 2 * workers:
                 done, fut = pending.popleft()

@@ -14,7 +14,7 @@ from softmax_core import settings
 from softmax_core.escaping import markdown_block, printable
 from softmax_core.labelled import UNLABELLED
 from softmax_core.scoring.decode import ScoredBatch
-from softmax_core.scoring.discover import Discovery
+from softmax_core.scoring.discover import Source
 
 if TYPE_CHECKING:
     from softmax_core.scoring.review import ReviewQueue
@@ -82,7 +82,7 @@ class ScoreSummary:
             sheet=str(sheet),
         )
 
-    def add_discovery(self, discovery: Discovery) -> None:
+    def add_discovery(self, discovery: Source) -> None:
         self.skipped += discovery.skipped
         self.loops += discovery.loops
         self.skipped_by_ext.update(discovery.skipped_by_ext)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_registry_cli import invoke
 
 
@@ -22,6 +24,7 @@ def _publish_both(reg: tuple[str, ...], model_files: list[Path]) -> None:
         assert code == 0, err
 
 
+@pytest.mark.slow
 def test_a_promote_to_where_the_alias_is_says_so(
     registry_uri: str, model_files: list[Path], tmp_path: Path
 ) -> None:

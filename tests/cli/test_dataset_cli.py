@@ -106,6 +106,7 @@ def _run(*args: str | Path) -> dict[str, Any]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_score_review_label_add_run_is_better_on_that_domain(
     mnist_dir: Path, session_cache: Path, tmp_path: Path

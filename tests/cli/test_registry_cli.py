@@ -30,6 +30,7 @@ def test_registry_help_lists_the_commands() -> None:
         assert command in out
 
 
+@pytest.mark.slow
 def test_publish_promote_pull_round_trip(
     registry_uri: str, model_files: list[Path], tmp_path: Path
 ) -> None:

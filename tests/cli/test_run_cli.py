@@ -96,6 +96,7 @@ def test_worse_challenger_exits_5(
     assert _versions(with_champion, session_cache) == [1]
 
 
+@pytest.mark.slow
 def test_warm_start_and_custom_alias(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
@@ -110,6 +111,31 @@ def test_warm_start_and_custom_alias(
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "warm-started from mnist:1" in result.stdout  # type: ignore[attr-defined]
     assert _aliases(with_champion, session_cache) == {"champion": 2}
+
+
+@pytest.mark.slow
+def test_request_instead_of_promote(
+    mnist_dir: Path, session_cache: Path, with_champion: Path
+) -> None:
+    """``--request``: gated against the champion, published, and a request for an approver;
+    the alias stays where it was."""
+    result = _invoke(mnist_dir, session_cache, with_champion, "--request", "champion")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    out = result.stdout  # type: ignore[attr-defined]
+    assert "champion mnist:1" in out  # gated against it
+    assert (
+        "  requested mnist@champion -> mnist:2 (request #1); an approver runs "
+        "`softmax-pipe registry approve mnist:2 champion`"
+    ) in out
+    assert _aliases(with_champion, session_cache) == {"champion": 1}
+    with Registry.open(str(with_champion), cache_dir=session_cache) as r:
+        (pending,) = r.requests("mnist")
+    assert (pending.request.version, pending.request.alias) == (2, "champion")
+    result = _invoke(mnist_dir, session_cache, with_champion, "--request", "champion", "--json")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["promoted"] is None and doc["requested"]["seq"] == 2
+    assert doc["requested"]["version"] == doc["version"] == 3
 
 
 def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None:
@@ -128,6 +154,8 @@ def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None
     ("args", "code", "message"),
     [
         (["--promote", "prod", "--no-promote"], 2, "contradict"),
+        (["--request", "champion", "--no-promote"], 2, "--request champion and --no-promote"),
+        (["--promote", "a", "--request", "b"], 2, "--promote a and --request b contradict"),
         (["--name", "../escape"], 2, "model name '../escape'"),
         (["--promote", "a/b"], 2, "alias 'a/b'"),
         (["--min-accuracy", "1.5"], 2, "min_accuracy=1.5 is invalid; expected a number in [0, 1]"),
@@ -183,6 +211,7 @@ def test_unreachable_s3_registry_exits_4(
     assert "error:" in result.stderr and f"127.0.0.1:{port}" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_console_script_with_temporary_prefect_server(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
@@ -215,3 +244,40 @@ def test_console_script_with_temporary_prefect_server(
     assert _versions(reg, session_cache) == [1]
     # The run is recorded in the Prefect database under PREFECT_HOME.
     assert (tmp_path / "prefect-home" / "prefect.db").is_file()
+
+
+@pytest.mark.slow
+def test_a_run_posts_its_events_to_webhooks(
+    mnist_dir: Path, session_cache: Path, with_champion: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow's publish and request reach a receiver, signed, before the command ends."""
+    from softmax_core import settings
+    from tests.webhook_receiver import receiver
+
+    with receiver("s3cret") as got:
+        monkeypatch.setenv(settings.ENV_WEBHOOK_URL, got.url)
+        monkeypatch.setenv(settings.ENV_WEBHOOK_SECRET, "s3cret")
+        result = _invoke(mnist_dir, session_cache, with_champion, "--request", "champion")
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        events = [(e["type"], e["version"]) for e in got.events()]
+    assert events == [("publish", 2), ("request", 2)]
+    assert all(a.signed for a in got.attempts)
+
+
+@pytest.mark.slow
+def test_a_run_with_a_dead_webhook_says_so_in_one_line_and_exits_0(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect keeps its console quiet during a run; the failed delivery is still one line."""
+    from softmax_core import settings
+    from tests.webhook_receiver import dead_url
+
+    url = dead_url()
+    monkeypatch.setenv(settings.ENV_WEBHOOK_URL, url)
+    monkeypatch.setenv(settings.ENV_WEBHOOK_SECRET, "s3cret")
+    result = _invoke(mnist_dir, session_cache, tmp_path / "r", "--epochs", "1")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("webhook ")]  # type: ignore[attr-defined]
+    assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
+    assert "could not deliver publish mnist:1 and 1 more" in lines[0]
+    assert "the registry change itself is done" in lines[0]

@@ -71,6 +71,7 @@ def _stop(proc: subprocess.Popen[bytes], descendants: list[psutil.Process]) -> N
             p.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.parametrize("moment", ["healthy", "training"])
 def test_a_sigkilled_run_leaves_no_temporary_server(
@@ -106,6 +107,7 @@ def test_a_sigkilled_run_leaves_no_temporary_server(
     ids=["SIGINT-starting", "SIGINT-setting-up", "SIGTERM-setting-up", "SIGINT-training",
          "SIGTERM-training"],
 )  # fmt: skip
+@pytest.mark.slow
 def test_a_signal_to_the_process_group_ends_the_run_with_130(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, sig: signal.Signals, moment: str
 ) -> None:

@@ -441,6 +441,7 @@ def test_flow_writes_what_the_local_command_writes(
     assert {a.key for a in arts} >= {"scoring-summary", "scoring-progress"}
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_flow_on_a_dask_cluster_writes_what_the_local_command_writes(
     flow_folder: Path, model: Path, tmp_path: Path, prefect_harness: None
@@ -475,6 +476,7 @@ def test_flow_on_a_dask_cluster_writes_what_the_local_command_writes(
     assert json.loads(dasked.read_text().splitlines()[0])["path"] == "bad/blank.png"
 
 
+@pytest.mark.slow
 def test_flow_exit_codes(model: Path, tmp_path: Path, prefect_harness: None) -> None:
     """The flow maps failures like the command: missing PATH 3, no images 3, no model 3 (a missing path is exit 3 everywhere)."""
     assert invoke("score", tmp_path / "nope", "-m", model, "--flow")[0] == 3

@@ -52,6 +52,7 @@ def test_no_server_configured_is_a_usage_error(command: str, tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["serve", "deploy"])
 def test_unreachable_server_is_a_network_failure(command: str, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/api"
@@ -90,3 +91,22 @@ def test_deploy_names_a_broken_prefect_yaml(tmp_path: Path) -> None:
     done = run(["deploy", "--prefect-file", str(broken)], tmp_path)
     assert done.returncode == 2, done
     assert f"{broken} is not a prefect.yaml with named deployments" in done.stderr
+
+
+def test_serve_request_makes_retraining_request_instead_of_promoting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve --request``: the scheduled retrain's target asks an approver (a trainer's
+    key); the scoring deployment is the same."""
+    from typer.testing import CliRunner
+
+    import flows.service
+    from softmax_pipe.cli import app
+
+    served: list[flows.service.ServeOptions] = []
+    monkeypatch.setattr(flows.service, "serve", lambda options, **_: served.append(options))
+    for args, action in ((["serve"], "promote"), (["serve", "--request"], "request")):
+        result = CliRunner().invoke(app, [*args, "--registry", "s3://b/r"])
+        assert result.exit_code == 0, result.output
+        assert served[-1].training.target.action == action
+        assert served[-1].scoring.model.ref == "mnist@champion"

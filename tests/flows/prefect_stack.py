@@ -199,11 +199,16 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 class PrefectServer:
-    """``prefect server start`` in a subprocess, SQLite in ``root``; API on a free port."""
+    """``prefect server start`` in a subprocess, SQLite in ``root``; API on a free port.
 
-    def __init__(self, tracker: ProcessTracker, root: Path) -> None:
+    ``auth``: ``user:password`` for Prefect's own API auth, as deploy/docker-compose.yml
+    turns it on (``PREFECT_SERVER_API_AUTH_STRING`` on the server; every client this
+    class sets up sends ``PREFECT_API_AUTH_STRING``)."""
+
+    def __init__(self, tracker: ProcessTracker, root: Path, *, auth: str | None = None) -> None:
         self.tracker = tracker
         self.root = root
+        self.auth = auth
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
 
@@ -222,6 +227,8 @@ class PrefectServer:
                 "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
             }
         )
+        if self.auth is not None:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth
         argv = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         proc = self.tracker.start("server", argv, env)
 
@@ -247,18 +254,20 @@ class PrefectServer:
     def client_env(self, home: Path) -> dict[str, str]:
         env = base_env(home)
         env["PREFECT_API_URL"] = self.api_url
+        if self.auth is not None:
+            env["PREFECT_API_AUTH_STRING"] = self.auth
         return env
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Any]:
         """A sync Prefect client on this server, whatever the test process has configured."""
         from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-        with (
-            temporary_settings({PREFECT_API_URL: self.api_url}),
-            get_client(sync_client=True) as client,
-        ):
+        updates: dict[Any, Any] = {PREFECT_API_URL: self.api_url}
+        if self.auth is not None:
+            updates[PREFECT_API_AUTH_STRING] = self.auth
+        with temporary_settings(updates), get_client(sync_client=True) as client:
             yield client
 
 

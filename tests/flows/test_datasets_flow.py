@@ -72,6 +72,7 @@ def test_a_domain_below_its_floor_is_refused_by_name(
     assert "REFUSED (floor rule on printed)" in report
 
 
+@pytest.mark.slow
 def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, printed: Path
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import re
 import shutil
@@ -31,7 +32,16 @@ from softmax_core.requests import Location, ScoringRequest, TrainingRequest, par
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-SERVICES = {"minio", "create-bucket", "prefect-server", "register", "worker"}
+SERVICES = {"check-env", "seaweedfs", "create-bucket", "prefect-server", "register", "worker"}
+SECRETS = (
+    "S3_ADMIN_ACCESS_KEY",
+    "S3_ADMIN_SECRET_KEY",
+    "S3_WORKER_ACCESS_KEY",
+    "S3_WORKER_SECRET_KEY",
+    "S3_APPROVER_ACCESS_KEY",
+    "S3_APPROVER_SECRET_KEY",
+    "PREFECT_AUTH_PASSWORD",
+)
 COMPOSE_INSTALL = "apt-get install -y --no-install-recommends docker-compose"
 
 
@@ -159,9 +169,10 @@ def test_parameters_state_the_settings_defaults(deployments: dict[str, dict[str,
     assert training.gate.min_accuracy == settings.MIN_ACCURACY
     assert training.data.inbox_dataset == settings.INBOX_DATASET
     assert training.data.skip_unchanged is True  # the scheduled run skips when nothing is new
+    assert training.target.action == "request"  # the worker's key is a trainer's
     assert scoring.model.ref == settings.MODEL_REF
     # every value stated equals the request's default, except the deployment's own
-    own = {"inbox", "skip_unchanged", "warm_start", "registry", "input", "path"}
+    own = {"inbox", "skip_unchanged", "warm_start", "registry", "input", "path", "action"}
 
     def stated(doc: dict[str, Any], default: Any, where: str) -> None:
         for key, value in doc.items():
@@ -182,6 +193,7 @@ def test_serve_builds_the_same_requests(deployments: dict[str, dict[str, Any]]) 
         labelled=training.data.inbox,
         inbox=scoring.input,
         output=scoring.output.path,
+        action=training.target.action,  # serve --request
     )
     assert (options.training, options.scoring) == (training, scoring)
     retrain: Any
@@ -388,27 +400,151 @@ def _ports(svc: dict[str, Any]) -> list[str]:
     return out
 
 
-def test_compose_file_validates() -> None:
-    done = compose_config(str(DEPLOY / ".env.example"))
+def example_env() -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+
+
+def fresh_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An env file with every secret set to a new random value (as a user's deploy/.env)."""
+    import secrets
+
+    values = {**example_env(), **{name: secrets.token_hex(20) for name in SECRETS}}
+    path = tmp_path / "fresh.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path, values
+
+
+def test_compose_file_validates(tmp_path: Path) -> None:
+    env_file, values = fresh_env(tmp_path)
+    done = compose_config(str(env_file))
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)
     services = config["services"]
     assert set(services) == SERVICES
-    assert services["minio"]["healthcheck"]["test"][:2] == ["CMD", "mc"]
-    assert services["create-bucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
-    assert services["create-bucket"]["restart"] == "no"
+    assert not any("minio" in str(svc.get("image", "")) for svc in services.values())
+    seaweed = services["seaweedfs"]
+    assert re.fullmatch(r"chrislusf/seaweedfs:\d+\.\d+", seaweed["image"])
+    assert seaweed["healthcheck"]["test"][:2] == ["CMD", "wget"]
+    assert "/healthz" in seaweed["healthcheck"]["test"][-1]
+    bucket = services["create-bucket"]
+    assert bucket["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+    assert bucket["restart"] == "no" and bucket["environment"]["BUCKET"] == "softmax-models"
     worker = services["worker"]
     assert worker["depends_on"]["create-bucket"]["condition"] == ("service_completed_successfully")
     assert worker["depends_on"]["prefect-server"]["condition"] == "service_healthy"
     env = worker["environment"]
-    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs:8333"
     assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     assert env["SOFTMAX_PIPE_REGISTRY"] == registry_of(prefect_yaml())
-    assert env["AWS_SECRET_ACCESS_KEY"] == "change-me-worker-secret"  # from the env file
+    assert env["AWS_ACCESS_KEY_ID"] == values["S3_WORKER_ACCESS_KEY"]  # from the env file
+    assert env["AWS_SECRET_ACCESS_KEY"] == values["S3_WORKER_SECRET_KEY"]
     assert worker["build"]["dockerfile"].endswith("Dockerfile")
     assert services["register"]["command"] == ["softmax-pipe", "deploy"]
     for svc in services.values():  # nothing published beyond loopback
         assert all(p.startswith("127.0.0.1:") for p in _ports(svc)), _ports(svc)
+
+
+def test_the_admin_and_approver_keys_stay_out_of_the_worker(tmp_path: Path) -> None:
+    env_file, values = fresh_env(tmp_path)
+    services = yaml.safe_load(compose_config(str(env_file)).stdout)["services"]
+    for role in ("ADMIN", "APPROVER"):
+        key = {values[f"S3_{role}_ACCESS_KEY"], values[f"S3_{role}_SECRET_KEY"]}
+        holders = {
+            name
+            for name, svc in services.items()
+            if key & set(map(str, svc.get("environment", {}).values()))
+        }
+        assert holders == {"check-env", "seaweedfs"}, role  # the check, and the server itself
+
+
+def test_the_worker_is_a_trainer_and_the_approver_an_approver() -> None:
+    """Issue 26, item 3: the identities file gives the worker exactly a trainer's rights
+    (``registry.rights``, the README's SeaweedFS trainer), so its retrain requests; the
+    approver identity an approver's."""
+    from registry import rights
+
+    spec = json.loads((DEPLOY / "seaweedfs" / "identities.json").read_text())
+    actions = {i["name"]: i["actions"] for i in spec["identities"]}
+    assert set(actions) == {"admin", "worker", "approver"}
+    for name, role in (("worker", "trainer"), ("approver", "approver")):
+        assert actions[name] == ["Read:softmax-models", "List:softmax-models"] + [
+            f"Write:softmax-models/registry/{pattern}" for pattern in rights.ROLES[role]
+        ], name
+
+
+def test_prefect_api_needs_its_auth_string(tmp_path: Path) -> None:
+    """Issue 27, item 3: the server requires basic auth; every client of it sends it."""
+    env_file, values = fresh_env(tmp_path)
+    services = yaml.safe_load(compose_config(str(env_file)).stdout)["services"]
+    expected = f"admin:{values['PREFECT_AUTH_PASSWORD']}"
+    assert services["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"] == expected
+    clients = {n for n, svc in services.items() if "PREFECT_API_URL" in svc.get("environment", {})}
+    assert clients == {"register", "worker"}
+    for name in clients:
+        assert services[name]["environment"]["PREFECT_API_AUTH_STRING"] == expected, name
+    # the names are Prefect's own settings
+    from prefect.settings import Settings
+
+    server_auth = Settings(server={"api": {"auth_string": "a:b"}}).server.api.auth_string
+    assert server_auth is not None and server_auth.get_secret_value() == "a:b"
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_SERVER_API_AUTH_STRING
+
+    assert (PREFECT_API_AUTH_STRING.name, PREFECT_SERVER_API_AUTH_STRING.name) == (
+        "PREFECT_API_AUTH_STRING",
+        "PREFECT_SERVER_API_AUTH_STRING",
+    )
+
+
+def test_every_service_waits_for_the_secrets_check(tmp_path: Path) -> None:
+    """Issue 27, item 4: nothing starts before check-env has passed."""
+    env_file, _ = fresh_env(tmp_path)
+    services = yaml.safe_load(compose_config(str(env_file)).stdout)["services"]
+
+    def waits_for_check(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        deps = services[name].get("depends_on", {})
+        if deps.get("check-env", {}).get("condition") == "service_completed_successfully":
+            return True
+        return any(waits_for_check(d, seen | {name}) for d in deps if d not in seen)
+
+    assert all(waits_for_check(n) for n in SERVICES - {"check-env"})
+    check = services["check-env"]
+    assert check["restart"] == "no" and set(SECRETS) <= set(check["environment"])
+
+
+def run_check_env(values: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """deploy/check-env.sh under a POSIX sh, with ``values`` as its environment."""
+    return subprocess.run(
+        ["sh", str(DEPLOY / "check-env.sh"), str(DEPLOY / ".env.example")],
+        env={"PATH": os.environ["PATH"], **values},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_env_refuses_the_examples_values(tmp_path: Path) -> None:
+    """Issue 27, item 4: copying .env.example unchanged (the README's first step) no longer
+    runs the object store with publicly known keys."""
+    done = run_check_env(example_env())
+    assert done.returncode != 0
+    lines = done.stderr.splitlines()
+    assert [line.split(":")[1].split()[0] for line in lines] == list(SECRETS), done.stderr
+    assert all("still the value in deploy/.env.example" in line for line in lines)
+    _, values = fresh_env(tmp_path)
+    done = run_check_env(values)
+    assert done.returncode == 0, done.stderr
+    for bad, why in (("", "is empty"), ("short", "16-128 characters"), ("a" * 20 + '"x', "16-128")):
+        done = run_check_env({**values, "S3_WORKER_SECRET_KEY": bad})
+        assert done.returncode != 0 and why in done.stderr, (bad, done.stderr)
+    # the variables it checks are the example's secrets, every one
+    named = re.findall(
+        r"^(\w*(?:_KEY|SECRET|PASSWORD)\w*)=", (DEPLOY / ".env.example").read_text(), re.M
+    )
+    assert tuple(named) == SECRETS
 
 
 def test_compose_refuses_to_start_without_the_env_file(tmp_path: Path) -> None:
@@ -416,4 +552,4 @@ def test_compose_refuses_to_start_without_the_env_file(tmp_path: Path) -> None:
     empty.write_text("")
     done = compose_config(str(empty))
     assert done.returncode != 0
-    assert "MINIO_ROOT_USER" in done.stderr and "deploy/.env" in done.stderr, done.stderr
+    assert "deploy/.env" in done.stderr and any(n in done.stderr for n in SECRETS), done.stderr

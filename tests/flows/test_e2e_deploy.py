@@ -1,30 +1,36 @@
 """End to end, with real processes: the deploy/ set-up run the way a user runs it, minus docker.
 
-One Prefect server (``prefect server start``, SQLite in a temp dir, a free port), the
+One Prefect server (``prefect server start``, SQLite in a temp dir, a free port, its API
+auth on as in deploy/docker-compose.yml: every client sends the auth string), the
 deployments registered from ``deploy/prefect.yaml`` by ``softmax-pipe deploy``, real
 ``prefect worker`` processes on the ``process`` pool, an S3 registry on SeaweedFS (the
-session's server on loopback), real MNIST. In order:
+session's server on loopback) written with the deployment's worker key, a trainer's
+(rights from deploy/seaweedfs/identities.json: what a trainer makes under registry/,
+never an alias; the registry check runs before the first write), and its approver's key
+for ``softmax-pipe registry approve``, real MNIST. In order:
 
 1. both deployments exist with their cron schedules (and the scheduler plans Monday
    03:00 runs); the pool and the crash automation too;
 2. ``retrain`` triggered by hand (``prefect deployment run``) publishes mnist:1 and
-   promotes ``champion``;
+   requests ``champion``'s move; the approver approves it (the CLI, with the Prefect
+   API: the move is an event);
 3. ``retrain`` with a floor of 0.999 is refused by the gate: run Failed, champion stays;
 4. the worker and its flow run are SIGKILLed mid-training; a new worker scores 20 real
    MNIST test digits from the inbox (``score-inbox``) while the crash automation marks the
    dead run Crashed; nothing was published; labelled printed digits arrive in the
    retrain's inbox, and the next ``retrain`` (the deployment's own parameters: sync the
    inbox into dataset ``inbox``, warm start from the champion) publishes a model better on
-   that domain; the one after it, with nothing new, trains nothing;
+   that domain, approved in turn; the one after it, with nothing new, trains nothing;
 5. the registry drops every write during publish: the run fails after bounded retries,
    with a message naming the endpoint; nothing of it is visible in the registry;
 6. ``softmax-pipe serve`` (one box, no pool) refuses while the pool's deployments
    exist, takes them over with ``--replace``, runs a scoring run itself and pauses the
    schedules when stopped.
 
-Throughout, each move of ``mnist@champion`` (retrain 1, then the retrain after the
-crash) is an event that triggers ``score-inbox`` (its deployment trigger): the test waits
-for that run and checks that the new version scored the inbox (the output's ``model``).
+Throughout, each move of ``mnist@champion`` (the approvals of retrain 1, then of the
+retrain after the crash) is an event that triggers ``score-inbox`` (its deployment
+trigger): the test waits for that run and checks that the new version scored the inbox
+(the output's ``model``).
 
 Every wait is bounded and every process is stopped in ``finally``; the test then checks
 that no process carrying its marker is left.
@@ -40,6 +46,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -53,7 +60,7 @@ import yaml
 from PIL import Image
 
 from registry import Registry
-from tests.conftest import S3_TEST_KEY, S3_TEST_SECRET
+from tests.conftest import S3_DEPLOY_APPROVER, S3_DEPLOY_WORKER
 from tests.flows.prefect_stack import (
     REPO,
     PrefectServer,
@@ -113,7 +120,8 @@ def inbox(tmp_path: Path, mnist_dir: Path) -> tuple[Path, dict[str, int]]:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[ProcessTracker, PrefectServer]]:
     tracker = ProcessTracker(tmp_path / "logs")
-    server = PrefectServer(tracker, tmp_path / "prefect")
+    # API auth on, as deploy/docker-compose.yml has it (issue 27, item 3)
+    server = PrefectServer(tracker, tmp_path / "prefect", auth=f"admin:{uuid.uuid4().hex}")
     try:
         yield tracker, server
     finally:
@@ -325,13 +333,17 @@ def test_scheduled_deployments_end_to_end(
         server.start()
         lap("server up")
         warm.result(timeout=600)
+    import httpx
+
+    # without the auth string the API answers only its health check
+    assert httpx.get(f"{server.api_url}/health", timeout=30).status_code == 200
+    unauthenticated = httpx.post(f"{server.api_url}/flow_runs/filter", json={}, timeout=30)
+    assert unauthenticated.status_code == 401, unauthenticated.text
     client_env = server.client_env(tmp_path / "client-home")
     worker_env = {
         **server.client_env(tmp_path / "worker-home"),
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": S3_TEST_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET,
-        "AWS_DEFAULT_REGION": S3_REGION,
+        # the deployment's worker key: it writes only under registry/ (and is checked first)
+        **S3_DEPLOY_WORKER.env(s3_endpoint),
         "SOFTMAX_PIPE_MNIST": str(mnist_dir),
         "SOFTMAX_PIPE_CACHE": str(session_cache),
         "SOFTMAX_PIPE_PROJECT_DIR": str(REPO),
@@ -390,6 +402,19 @@ def test_scheduled_deployments_end_to_end(
         retrain_params = merged(retrain.parameters, {"data": {"inbox": str(labelled)}})
         client.update_deployment(retrain.id, DeploymentUpdate(parameters=retrain_params))
 
+    approver_env = {
+        **server.client_env(tmp_path / "approver-home"),
+        **S3_DEPLOY_APPROVER.env(s3_endpoint),
+        "SOFTMAX_PIPE_REGISTRY": REGISTRY,
+        "SOFTMAX_PIPE_CACHE": str(tmp_path / "approver-cache"),
+    }
+
+    def approve(version: int) -> None:
+        """What the deployment's approver does after a retrain requested the move."""
+        argv = [*softmax_pipe, "registry", "approve", f"mnist:{version}", "champion"]
+        out = run_cli([*argv, "--by", "e2e"], approver_env)
+        assert f"mnist@champion -> mnist:{version}" in out, out
+
     def retrain_with(**parts: dict[str, Any]) -> dict[str, Any]:
         """The retrain deployment's parameters with some fields of its request changed."""
         return merged(retrain_params, parts)
@@ -405,6 +430,10 @@ def test_scheduled_deployments_end_to_end(
     run = wait_final(server, tracker, first, "worker-1", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
     lap("retrain 1 completed")
+    # the worker's key may not move the alias: the run requested it, and an approver approves
+    assert registry_state(s3_endpoint, check_cache)[:2] == ([1], {})
+    approve(1)
+    lap("mnist:1 approved")
     # the champion moved (none -> 1): the inbox is re-scored by it, on the event
     run = wait_triggered(server, tracker, seen_scores, "worker-1")
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-1'))}"
@@ -473,6 +502,8 @@ def test_scheduled_deployments_end_to_end(
     run = wait_final(server, tracker, nxt, "worker-2", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     lap("retrain after crash completed")
+    assert registry_state(s3_endpoint, check_cache)[:2] == ([1, 2], {"champion": 1})
+    approve(2)
     run = wait_triggered(server, tracker, seen_scores, "worker-2")  # champion 1 -> 2
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     assert check_scores(triggered / "scores.csv", truth, model="mnist:2") >= N_DIGITS - 3

@@ -54,6 +54,7 @@ def _publish_promote_rollback(root: str, cache: Path) -> str:
     return f"softmax-pipe.registry.{reg.uri}.model.digits"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["local", "s3"])
 @pytest.mark.parametrize("where", ["cli", "flow"])
 def test_publish_promote_rollback_reach_prefect(

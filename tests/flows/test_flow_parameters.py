@@ -44,7 +44,7 @@ TRAINING = TrainingRequest(
         location=Location(registry="s3://models/reg", endpoint_url="http://127.0.0.1:9000"),
         name="digits",
         alias="staging",
-        promote=False,
+        action="request",
     ),
     retries=Retries(io_retries=1, io_retry_delay=0.5),
 )

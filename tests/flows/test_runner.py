@@ -192,6 +192,7 @@ def test_api_url_is_required_for_serving(monkeypatch: pytest.MonkeyPatch) -> Non
         runner.api_url()
 
 
+@pytest.mark.slow
 def test_run_training_against_the_api(
     prefect_harness: None,
     mnist_dir: Path,
@@ -263,6 +264,7 @@ def test_result_of_final_states() -> None:
 # --- a temporary server, for real ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_temporary_server_too_slow_to_start_is_one_line_exit_4(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
@@ -300,6 +302,7 @@ def _port(server: psutil.Process) -> int:
     return int(cmd[cmd.index("--port") + 1])
 
 
+@pytest.mark.slow
 def test_temporary_server_run_is_quiet_and_publishes(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
@@ -332,6 +335,7 @@ def _training(port: int) -> bool:
     return runs.status_code == 200 and any(r["state_type"] == "RUNNING" for r in runs.json())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["starting", "training"])
 def test_sigterm_leaves_no_temporary_server_behind(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, when: str

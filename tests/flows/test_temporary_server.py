@@ -49,6 +49,7 @@ def _start(code: str) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_run_stuck_after_an_interrupt_exits_130_at_the_deadline(sig: signal.Signals) -> None:
     proc = _start(STUCK)

@@ -170,7 +170,7 @@ def test_end_to_end_local_registry(mnist_dir: Path, session_cache: Path, tmp_pat
 def test_artifacts_report_and_per_class_table(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
-    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), target=Target(promote=False))
+    state = _run(mnist_dir, session_cache, str(tmp_path / "reg"), target=Target(action="publish"))
     summary = _published(state)
     arts = _artifacts(state.state_details.flow_run_id)
     assert set(arts) == {REPORT_KEY, PER_CLASS_KEY, PROGRESS_KEY}  # a folder: no image URL
@@ -206,10 +206,11 @@ def test_artifacts_report_and_per_class_table(
     assert sum(row["support"] for row in rows) == 10_000
     assert all(0.85 < row["recall"] <= 1.0 for row in rows)
     with _open(tmp_path / "reg", session_cache) as r:
-        assert r.aliases("mnist") == {}  # promote=False: published, no alias moved
+        assert r.aliases("mnist") == {}  # action="publish": published, no alias moved
     assert summary.promoted is None
 
 
+@pytest.mark.slow
 def test_end_to_end_s3_registry(
     mnist_dir: Path, session_cache: Path, s3_env: str, s3_bucket: str
 ) -> None:
@@ -242,7 +243,10 @@ def test_end_to_end_s3_registry(
     with urllib.request.urlopen(image.data, timeout=30) as resp:  # loopback: the S3 server
         assert resp.read().startswith(b"\x89PNG")
     link = re.search(r"\[The report of digits\\:1\]\(<(http[^>]+)>\)", arts[REPORT_KEY].data)
-    assert link is not None and "works for 7 days" in arts[REPORT_KEY].data
+    assert link is not None and "works for 12 hours" in arts[REPORT_KEY].data
+    for url in (image.data, link.group(1)):  # issue 27, item 3: hours, not a week
+        assert f"X-Amz-Expires={settings.REPORT_URL_SECONDS}&" in url.replace("&amp;", "&")
+    assert settings.REPORT_URL_SECONDS <= 24 * 3600
     with urllib.request.urlopen(link.group(1), timeout=30) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
         assert b"digits:1" in resp.read()
@@ -322,13 +326,14 @@ def test_better_or_equal_challenger_replaces_the_champion(
 # --- warm start --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_warm_start_trains_from_the_champion(
     mnist_dir: Path, session_cache: Path, with_champion: Path, tmp_path: Path
 ) -> None:
     # 100 images, one epoch: from scratch that is far below the floor; from the champion's
     # weights it stays near the champion. The accuracy proves which weights were used.
     few = Hyper(epochs=1, limit=100)
-    rest: dict[str, Any] = {"gate": Gate(min_accuracy=0.9), "target": Target(promote=False)}
+    rest: dict[str, Any] = {"gate": Gate(min_accuracy=0.9), "target": Target(action="publish")}
     cold = _run(mnist_dir, session_cache, str(with_champion), hyper=few, **rest)
     assert cold.is_failed()
     assert "below the floor" in str(cold.result(raise_on_failure=False))
@@ -358,6 +363,7 @@ def test_warm_start_without_champion_is_not_found(
 # --- failures of I/O ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -493,13 +499,14 @@ def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "reg").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_across_runs(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
     reg = str(tmp_path / "reg")
     for _ in range(2):
         state = _run(
-            mnist_dir, session_cache, reg, hyper=Hyper(epochs=1), target=Target(promote=False)
+            mnist_dir, session_cache, reg, hyper=Hyper(epochs=1), target=Target(action="publish")
         )
         assert state.is_completed(), state.message
     with _open(reg, session_cache) as r:

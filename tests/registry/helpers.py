@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from registry.store import ObjectInfo, Store
+from registry.store import Identity, ObjectInfo, Store
 from registry.writes import mark_after_retry
 from softmax_core.errors import PreconditionFailedError, StorageError
 from softmax_core.model import Model, ModelInfo
@@ -114,6 +114,9 @@ class DelegatingStore(Store):
 
     def check_exists(self) -> None:
         self.inner.check_exists()
+
+    def identity(self) -> Identity:
+        return self.inner.identity()
 
     def put(
         self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None

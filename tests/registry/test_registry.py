@@ -17,6 +17,7 @@ import pytest
 
 from registry import LocalStore, Manifest, ObjectInfo, Registry, S3Store, events, layout, open_store
 from registry.events import RegistryEvent
+from softmax_core import settings
 from softmax_core.errors import (
     CorruptObjectError,
     DataNotFoundError,
@@ -223,6 +224,11 @@ def test_a_report_lives_beside_its_version_and_opens_from_its_url(reg: Registry)
         assert resp.read() == b"\x89PNG"
     with pytest.raises(InvalidNameError, match="report suffix"):
         reg.report_url("digits", 1, suffix="/../x")
+    default = reg.report_url("digits", 1)  # what artifacts, logs and `registry show` carry
+    assert default is not None
+    if default.startswith("http"):  # issue 27, item 3: a link anyone holding it can open
+        assert f"X-Amz-Expires={settings.REPORT_URL_SECONDS}&" in default
+        assert settings.REPORT_URL_SECONDS <= 24 * 3600, "report links live hours, not days"
 
 
 def test_a_damaged_alias_is_repaired_by_promote_repair(reg: Registry) -> None:
@@ -370,6 +376,7 @@ def test_bad_names_are_refused_before_any_request(
 # --- concurrency and crashes (real processes) ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_16_concurrent_publishers_get_16_distinct_versions(
     registry_uri: str, reg: Registry, tmp_path: Path
 ) -> None:

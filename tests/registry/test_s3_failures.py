@@ -15,7 +15,7 @@ import pytest
 
 from registry import Registry
 from registry.s3 import S3Store
-from softmax_core.errors import StorageError
+from softmax_core.errors import PermissionDeniedError, StorageError
 from tests.conftest import S3_NOBODY, S3_USER, use_s3_identity
 from tests.registry.helpers import make_model
 from tests.s3server import S3Identity
@@ -133,11 +133,11 @@ def test_valid_credentials_work(
 
 
 @pytest.mark.parametrize(
-    ("which", "expected"),
+    ("which", "expected", "exit_code"),
     [
-        ("unknown-key", "InvalidAccessKeyId"),
-        ("wrong-secret", "SignatureDoesNotMatch"),
-        ("no-permission", "AccessDenied"),
+        ("unknown-key", "InvalidAccessKeyId", 4),
+        ("wrong-secret", "SignatureDoesNotMatch", 4),
+        ("no-permission", "AccessDenied", 77),  # valid key, no right: PermissionDeniedError
     ],
 )
 def test_wrong_credentials_are_a_clear_error(
@@ -147,6 +147,7 @@ def test_wrong_credentials_are_a_clear_error(
     tmp_path: Path,
     which: str,
     expected: str,
+    exit_code: int,
 ) -> None:
     identity = {
         "unknown-key": S3Identity("unknown", ()),  # a key the server was never given
@@ -155,11 +156,15 @@ def test_wrong_credentials_are_a_clear_error(
     }[which]
     use_s3_identity(monkeypatch, identity, s3_endpoint)
     reg = Registry.open(f"s3://{s3_bucket}/ok", cache_dir=tmp_path)
-    with pytest.raises(StorageError) as e:
+    with pytest.raises((StorageError, PermissionDeniedError)) as e:
         reg.publish(make_model(1), "digits")
     msg = str(e.value)
-    assert expected in msg and s3_endpoint in msg
-    assert "AWS_ACCESS_KEY_ID" in msg or "policy" in msg  # says what to check
+    assert expected in msg
+    if exit_code == 77:  # the operation, the prefix it needed and who holds it
+        assert msg.startswith(f"publishing digits needs write access to blobs/ in {reg.uri} ")
+        assert "the key of a trainer" in msg
+    else:
+        assert s3_endpoint in msg and "AWS_ACCESS_KEY_ID" in msg  # says what to check
     # credentials are never echoed
     assert identity.secret_key not in msg and identity.access_key not in msg
-    assert e.value.exit_code == 4
+    assert e.value.exit_code == exit_code

@@ -89,6 +89,7 @@ def _race_only_if_absent(store: Store, key: str, writers: int) -> tuple[list[int
     return won, lost
 
 
+@pytest.mark.slow
 def test_only_if_absent_lets_exactly_one_of_16_racing_writers_win(store: Store) -> None:
     """16 threads put one key only-if-absent at the same moment, 5 rounds: each round one
     write succeeds, 15 get PreconditionFailedError, and the object is the winner's."""
@@ -111,6 +112,7 @@ def test_compare_and_swap(store: Store) -> None:
         store.put("k.json", b"x", if_none_match=True, if_match=new)
 
 
+@pytest.mark.slow
 def test_concurrent_compare_and_swap_loses_no_update(store: Store) -> None:
     """8 threads x 10 increments through get + if-match put: the counter ends at exactly 80."""
     store.put("counter", b"0")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from softmax_core.mnist import Dataset
@@ -14,6 +15,7 @@ from softmax_core.report import render_report
 from tests.report import chromium
 
 
+@pytest.mark.slow
 def test_report_renders_offline_with_every_image(
     tmp_path: Path, mnist: Dataset, strong: Model, weak: Model
 ) -> None:

@@ -91,7 +91,8 @@ BAD: list[tuple[type, str, str, Any, str]] = [
         for value in (-0.01, 1.01, math.nan, "0.9", True)
     ],
     *[(Gate, "alpha", "alpha", value, "a number in (0, 1)") for value in (0, 1, 1.5, None)],
-    (Target, "promote", "promote", "true", FLAG),
+    (Target, "action", "action", True, "one of promote, request, publish"),
+    (Target, "action", "action", "Promote", "one of promote, request, publish"),
     (ModelRef, "model", "ref", "", "a registry reference or a model file"),
     (ModelRef, "model", "ref", None, "a registry reference or a model file"),
     (Output, "output", "path", "", TEXT),
@@ -237,7 +238,7 @@ DEFAULTS: dict[str, Any] = {
     "Target.location": Location(),
     "Target.name": settings.MODEL_NAME,
     "Target.alias": settings.ALIAS,
-    "Target.promote": True,
+    "Target.action": settings.TARGET_ACTION,
     "ModelRef.ref": settings.MODEL_REF,
     "ModelRef.location": Location(),
     "Output.path": None,
@@ -273,6 +274,16 @@ def test_every_default_comes_from_settings() -> None:
     }
     assert got == DEFAULTS  # every field listed (a new knob too), each from settings
     assert Target().champion == settings.MODEL_REF == f"{settings.MODEL_NAME}@{settings.ALIAS}"
+
+
+def test_the_target_actions_are_the_settings() -> None:
+    import typing
+
+    from softmax_core import requests
+
+    assert typing.get_args(requests.Action) == settings.TARGET_ACTIONS
+    assert Target().promote and not Target(action="request").promote
+    assert settings.TARGET_ACTION in settings.TARGET_ACTIONS
 
 
 def test_sgd_params_are_what_a_model_file_records() -> None:
@@ -358,7 +369,7 @@ def requests_with_every_part() -> list[Any]:
         data=Data(source="download", datasets=("printed", "scans:2"), weighting="loss", inbox="in"),
         hyper=Hyper(features="deskew", epochs=2, limit=100, warm_start=True),
         gate=Gate(min_accuracy=0.9, alpha=0.01),
-        target=Target(location=where, name="digits", alias="prod", promote=False),
+        target=Target(location=where, name="digits", alias="prod", action="request"),
         retries=Retries(io_retries=1, io_retry_delay=0.5),
     )
     scoring = ScoringRequest(

@@ -1,0 +1,61 @@
+"""A folder registry's rights are Unix rights: a user who may not write the aliases folder
+gets exit 77 and one line from `registry promote`, and may still request the move."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_registry_cli import invoke
+
+
+def _as_a_user(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script as a user bound by the folder's modes: root loses
+    CAP_DAC_OVERRIDE (``setpriv``), so a folder without write permission refuses it
+    with EACCES as it refuses anyone else."""
+    exe = Path(sys.executable).parent / "softmax-pipe"
+    argv = [str(exe), *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.fail("running as root needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+        argv = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_user_who_may_not_write_aliases_gets_77_and_may_request(
+    model_files: list[Path], tmp_path: Path
+) -> None:
+    root = tmp_path / "registry"
+    reg = ("--registry", str(root), "--cache-dir", str(tmp_path / "cache"))
+    for f in model_files[:2]:
+        assert invoke("registry", "publish", str(f), "--name", "digits", *reg)[0] == 0
+    assert invoke("registry", "promote", "digits:1", "champion", *reg)[0] == 0
+    aliases = root / "models" / "digits" / "aliases"
+    modes = {p: p.stat().st_mode for p in [aliases, *aliases.rglob("*")]}
+    for p, mode in modes.items():
+        p.chmod(mode & ~0o222)
+    try:
+        done = _as_a_user("registry", "promote", "digits:2", "champion", *reg)
+        assert done.returncode == 77, done.stderr
+        assert done.stdout == ""
+        assert done.stderr.splitlines() == [
+            f"error: promoting digits:2 to champion needs write access to "
+            f"models/digits/aliases/ in {root} (denied: Permission denied); request it with "
+            "`softmax-pipe registry request digits:2 champion`, then an approver runs "
+            "`softmax-pipe registry approve digits:2 champion`"
+        ]
+        done = _as_a_user("registry", "request", "digits:2", "champion", *reg)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("requested #1 digits@champion -> digits:2;")
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    code, out, err = invoke("registry", "approve", "digits:2", "champion", *reg)
+    assert code == 0, err
+    assert out.strip().endswith("digits@champion -> digits:2 (was digits:1)")
