@@ -1,21 +1,28 @@
-"""The MNIST procedure on one grayscale image or a stack of them: polarity, stretch, crop,
-fit into 20×20, centre by centre of mass in 28×28 (see :mod:`softmax_core.images`)."""
+"""The MNIST procedure on one grayscale image or a stack of them: polarity, the page steps
+(:mod:`softmax_core.page`: light flattened, lines removed, the digit's ink kept), stretch,
+crop, fit into 20×20, centre by centre of mass in 28×28 (see :mod:`softmax_core.images`)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from softmax_core import page
 from softmax_core.errors import ImageError
+from softmax_core.page import INK_THRESHOLD
 
 SIDE = 28
 BOX = 20  # MNIST fits the ink into a 20×20 box ...
 CENTRE = 14.0  # ... and puts its centre of mass here (row, column), in 28×28
-INK_THRESHOLD = 0.2  # a pixel is ink for the crop when above this fraction of the ink's max
+# Larger pages are reduced (each pixel the mean of the ones it covers) to this longer side
+# first: a digit needs a few dozen pixels, lines are found at 128 anyway, and it bounds the
+# time and memory one photo takes.
+WORK_SIDE = 128
 _BORDER_CACHE: dict[tuple[int, int], NDArray[np.intp]] = {}
 
 FloatImage = NDArray[np.float32]
@@ -59,11 +66,35 @@ def normalize(gray: NDArray[np.floating], *, resize_always: bool = False) -> Flo
     return result
 
 
-def _ink_boxes(
-    g: FloatImage,
-) -> tuple[FloatImage, NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], Any]:
-    """Polarity, stretch and crop for a (k, h, w) stack: the ink (bright, in [0, 1], zero
-    outside its box), which images have ink, their ranges and boxes (r0, r1, c0, c1)."""
+def reduce(gray: NDArray[Any]) -> FloatImage:
+    """(h, w) grayscale → float32 with the longer side ``WORK_SIDE`` (Pillow's box filter:
+    each pixel the mean of the ones it covers), read in place (no second copy)."""
+    g = np.ascontiguousarray(as_float(gray))
+    h, w = g.shape
+    f = WORK_SIDE / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    img = Image.frombuffer("F", (w, h), g, "raw", "F", 0, 1)
+    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _Inked:
+    """A stack's ink (k, h, w: bright, in [0, 1], zero outside its box), which images have
+    ink, which are blank once their lines are removed, their ranges and ink boxes."""
+
+    ink: FloatImage
+    has_ink: NDArray[np.bool_]
+    lines_only: NDArray[np.bool_]
+    lo: NDArray[np.float64]
+    hi: NDArray[np.float64]
+    r0: NDArray[np.intp]
+    r1: NDArray[np.intp]
+    c0: NDArray[np.intp]
+    c1: NDArray[np.intp]
+
+
+def _ink_boxes(g: FloatImage) -> _Inked:
+    """Polarity, the page steps, stretch and crop for a (k, h, w) stack."""
     k, h, w = g.shape
     flat = g.reshape(k, h * w)
     lo = flat.min(axis=1).astype(np.float64)
@@ -73,14 +104,35 @@ def _ink_boxes(
     background = np.partition(border, mid, axis=1)[:, mid]  # the border's (upper) median
     bg64 = background.astype(np.float64)
     dark = bg64 > 0.5 * (lo + hi)  # a light background: the ink is dark
+    uneven = page.uneven(border)
+    # The paper is most of any page. Where the border's median and the whole page's
+    # disagree on the polarity (a crop on a box's frame: the ring is the frame), the
+    # page's median is the first vote, and the paper is the lighter (or darker) of two.
+    # (Whether the page's median is over the midpoint is a count, not a sort.)
+    mid_level = (0.5 * (lo + hi)).astype(np.float32)[:, None]
+    disagree = dark != (np.count_nonzero(flat > mid_level, axis=1) > (h * w) // 2)
+    if disagree.any():
+        dark = page.polarity(g, np.where(disagree, ~dark, dark), uneven | disagree)
+        sel = np.flatnonzero(disagree)
+        whole = np.median(flat[sel], axis=1).astype(np.float64)
+        paper = np.where(dark[sel], np.maximum(bg64[sel], whole), np.minimum(bg64[sel], whole))
+        bg64[sel] = paper
+        background = bg64.astype(np.float32)
+        uneven |= disagree
+    else:
+        dark = page.polarity(g, dark, uneven)
     peak = np.where(dark, bg64 - lo, hi - bg64)
     has_ink = (hi - lo > 1e-6) & (peak > 1e-6)
     ink = g - background[:, None, None]
     if dark.any():
         np.negative(ink, out=ink, where=dark[:, None, None])
-    mask = ink > (INK_THRESHOLD * peak).astype(np.float32)[:, None, None]
-    rows = mask.any(axis=2)
-    cols = mask.any(axis=1)
+    cleaned = page.clean(g, ink, peak, dark, has_ink, uneven)
+    peak = cleaned.peak
+    lines_only = cleaned.lines_only
+    has_ink &= ~lines_only
+    mask: NDArray[np.bool_] = ink > (INK_THRESHOLD * peak).astype(np.float32)[:, None, None]
+    rows: NDArray[np.bool_] = np.asarray(mask.any(axis=2))
+    cols: NDArray[np.bool_] = np.asarray(mask.any(axis=1))
     r0 = rows.argmax(axis=1)
     r1 = h - rows[:, ::-1].argmax(axis=1)
     c0 = cols.argmax(axis=1)
@@ -93,25 +145,31 @@ def _ink_boxes(
     ink *= scale[:, None, None]
     ink *= inside[:, :, None]
     ink *= inside_c[:, None, :]
-    return ink, has_ink, lo, hi, (r0, r1, c0, c1)
+    return _Inked(ink, has_ink, lines_only, lo, hi, r0, r1, c0, c1)
 
 
 def normalize_stack(
     grays: NDArray[np.floating], *, resize_always: bool = False
 ) -> tuple[FloatImage, list[ImageError | None]]:
     """:func:`normalize` on k images of one shape at once: (k, h, w) → (k, 28, 28); uint8
-    stacks are scaled by 1/255 first, exactly as :func:`to_gray` does.
+    stacks are scaled by 1/255 first, exactly as :func:`to_gray` does, and images with a
+    side over ``WORK_SIDE`` are reduced to it (:func:`reduce`).
 
-    The statistics (range, background, polarity, ink box) are computed for the whole
-    stack in a few numpy calls, which is what makes scoring folders of small images fast.
+    The statistics (range, background, polarity, ink box) and the page steps
+    (:func:`softmax_core.page.clean`) are computed for the whole stack in a few numpy
+    calls, which is what makes scoring folders of small images fast.
     The arithmetic is the same as one image at a time: the centres of mass are summed in
     float64, where sums of float32 pixels are exact whatever the order, so a stack and
     its images one by one give identical results. Images with no ink come back as zeros
     with an :class:`ImageError` at their index; the others with None.
     """
     g = as_float(np.asarray(grays))
+    if max(g.shape[1:]) > WORK_SIDE:
+        g = np.stack([reduce(one) for one in g])
     k, h, w = g.shape
-    ink, has_ink, lo, hi, (r0, r1, c0, c1) = _ink_boxes(g)
+    inked = _ink_boxes(g)
+    ink, has_ink, lo, hi = inked.ink, inked.has_ink, inked.lo, inked.hi
+    r0, r1, c0, c1 = inked.r0, inked.r1, inked.c0, inked.c1
     # Fit: the longer side of the box to 20 pixels. Boxes already that size need no resize
     # (MNIST's own digits): their centres of mass are computed for the stack at once.
     ch, cw = r1 - r0, c1 - c0
@@ -134,12 +192,13 @@ def normalize_stack(
         out[f] = _shift(sub, dy, dx)
     for i in np.flatnonzero(~fits).tolist():
         if not has_ink[i]:
-            errors[i] = ImageError(
-                "blank",
-                f"no ink: the whole image is one flat value ({lo[i]:.3f})"
-                if hi[i] - lo[i] <= 1e-6
-                else "no ink: nothing differs from the background",
-            )
+            if inked.lines_only[i]:
+                reason = page.BLANK_LINES
+            elif hi[i] - lo[i] <= 1e-6:
+                reason = f"no ink: the whole image is one flat value ({lo[i]:.3f})"
+            else:
+                reason = "no ink: nothing differs from the background"
+            errors[i] = ImageError("blank", reason)
             continue
         crop = ink[i, r0[i] : r1[i], c0[i] : c1[i]]
         n = int(longer[i])

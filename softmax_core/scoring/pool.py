@@ -9,7 +9,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from softmax_core import settings
 from softmax_core.blas import BLAS_THREAD_VARS, one_thread, one_thread_for_good
@@ -23,6 +23,9 @@ from softmax_core.scoring.decode import (
     score_prepared,
 )
 from softmax_core.scoring.discover import Item
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 DEFAULT_BATCH_SIZE = settings.SCORE_BATCH_SIZE
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
@@ -46,11 +49,15 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent: int) -> None:
-    """Decoding workers: one BLAS / OpenMP thread each, Ctrl-C is the parent's business,
-    and they end with their parent."""
+def _init_worker(parent: int, environ: dict[str, str] | None) -> None:
+    """Decoding workers: the parent's environment as it is now (a forkserver keeps the one
+    it started with, so a worker would miss credentials set since: S3 inputs), one BLAS /
+    OpenMP thread each, Ctrl-C is the parent's business, and they end with their parent."""
     import signal
 
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_bomb_warnings()
@@ -136,6 +143,19 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
+def new_pool(workers: int, method: str) -> ProcessPoolExecutor:
+    """Decoding workers started by ``method`` (see :func:`_start_method`)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker,
+        initargs=(os.getpid(), None) if method == "fork" else (0, dict(os.environ)),
+    )
+
+
 def _score_in_pool(
     chunks: Iterator[list[Item]],
     model: Model,
@@ -143,8 +163,7 @@ def _score_in_pool(
     max_pixels: int,
     reader: Reader | None,
 ) -> Iterator[ScoredBatch]:
-    import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
 
     pending: collections.deque[tuple[list[Item], Future[Any]]] = collections.deque()
@@ -152,12 +171,7 @@ def _score_in_pool(
         with contextlib.suppress(Exception):
             stream.flush()
     method = _start_method()
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_init_worker,
-        initargs=(os.getpid() if method == "fork" else 0,),
-    )
+    pool = new_pool(workers, method)
     try:
         if method == "fork":
             # All workers fork at the first submit. Pillow's format plugins are imported

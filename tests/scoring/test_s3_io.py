@@ -220,7 +220,7 @@ def test_errors_are_one_line_with_their_exit_code(
     assert code == 4 and "cannot reach the S3 endpoint" in line
     use_s3_identity(monkeypatch, S3_NOBODY, s3_env)  # a key allowed nothing here
     code, line = run(uploaded, "-m", model)
-    assert code == 4 and "denied" in line and S3_NOBODY.secret_key not in line
+    assert code == 77 and "denied" in line and S3_NOBODY.secret_key not in line
 
 
 # --- labelled data -----------------------------------------------------------------------------

@@ -409,3 +409,23 @@ def test_pull_model_task_reads_a_model_file(tmp_path: Path, model: Model) -> Non
     pulled = flow.pull_model.fn(ModelRef(model.ref, where))
     assert np.array_equal(pulled.W, model.W) and pulled.steps == model.steps
     assert pulled.ref == model.ref
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_workers_see_the_environment_their_parent_has_now(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forkserver keeps the environment it started with; workers started through it
+    must still see what the parent has when it scores (credentials for S3 inputs set
+    after an earlier score started the server: a flow, a notebook, the test session)."""
+    from multiprocessing import forkserver
+
+    if method == "forkserver":
+        forkserver.ensure_running()  # started before the variable exists
+    monkeypatch.setenv("SOFTMAX_PIPE_TEST_LATE", "set after the server started")
+    pool = scoring.pool.new_pool(1, method)
+    try:
+        seen = pool.submit(os.getenv, "SOFTMAX_PIPE_TEST_LATE").result(timeout=60)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    assert seen == "set after the server started"

@@ -1,0 +1,152 @@
+"""softmax_core.page: the page steps before the MNIST procedure (lines, light, stray ink),
+on real MNIST digits drawn onto pages, and the default model on tests/forms.py's forms."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from softmax_core import page
+from softmax_core.errors import ImageError
+from softmax_core.images import read_digit
+from softmax_core.mnist import Dataset
+from softmax_core.model import Model
+from softmax_core.normalize import normalize, normalize_stack
+from tests import forms
+from tests import scoring_data as sd
+
+N = 60  # digits per page check
+PAPER = np.float32(0.92)
+
+
+@pytest.fixture(scope="module")
+def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
+    return sd.mnist(mnist_dir, session_cache)
+
+
+@pytest.fixture(scope="module")
+def digits(ds: Dataset) -> np.ndarray:
+    return np.asarray(ds.x_test[:N])
+
+
+def on_paper(d: np.ndarray, side: int = 112) -> np.ndarray:
+    """(side, side) float32 page: the digit scaled 3× (84×84), centred, dark on paper."""
+    big = np.asarray(Image.fromarray(d).resize((84, 84), Image.Resampling.BILINEAR), np.float32)
+    g = np.full((side, side), PAPER, np.float32)
+    o = (side - 84) // 2
+    g[o : o + 84, o : o + 84] = PAPER * (1 - 0.9 * big / 255)
+    return g
+
+
+def with_frame(g: np.ndarray, t: int = 2, inset: int = 6) -> np.ndarray:
+    """A printed box around the page's centre, ``inset`` pixels in, ``t`` thick."""
+    g = g.copy()
+    a, b = inset, g.shape[0] - inset
+    g[a : a + t, a:b] = g[b - t : b, a:b] = 0.3
+    g[a:b, a : a + t] = g[a:b, b - t : b] = 0.3
+    return g
+
+
+def with_rules(g: np.ndarray, pitch: int = 22, t: int = 1) -> np.ndarray:
+    """Ruling lines the full width of the page every ``pitch`` rows, crossing the digit."""
+    g = g.copy()
+    for y in range(pitch // 2, g.shape[0], pitch):
+        g[y : y + t] = np.minimum(g[y : y + t], 0.45)
+    return g
+
+
+def agree(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two normalised digits (1: the same)."""
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize("draw", [with_frame, with_rules], ids=["box-frame", "ruled"])
+def test_lines_are_removed_before_the_crop(digits: np.ndarray, draw) -> None:  # type: ignore[no-untyped-def]
+    """The digit with lines comes out as the digit without them; the MNIST procedure alone
+    (crop to all the ink) keeps the frame and shrinks the digit inside it."""
+    clean = normalize_stack(np.stack([on_paper(d) for d in digits]))[0]
+    lined = normalize_stack(np.stack([draw(on_paper(d)) for d in digits]))[0]
+    scores = [agree(a, b) for a, b in zip(clean, lined, strict=True)]
+    assert np.median(scores) > 0.95 and np.mean(np.array(scores) > 0.8) >= 0.95, sorted(scores)[:5]
+
+
+def test_lines_alone_are_a_blank_form(digits: np.ndarray) -> None:
+    """A box or ruled page with no digit is blank, and says why."""
+    empty = np.full((112, 112), PAPER, np.float32)
+    for g in (with_frame(empty), with_rules(empty)):
+        with pytest.raises(ImageError) as e:
+            normalize(g)
+        assert e.value.kind == "blank" and e.value.detail == page.BLANK_LINES
+
+
+def test_uneven_light_is_flattened(digits: np.ndarray) -> None:
+    """A light ramp from full to 45% across the page (and a shadow's edge) leaves the
+    digit as on an evenly lit page; without flattening, the dark side is taken as ink."""
+    ramp = np.linspace(1.0, 0.45, 112, dtype=np.float32)
+    shadow = np.where(np.arange(112) < 40, np.float32(0.7), np.float32(1.0))
+    even = normalize_stack(np.stack([on_paper(d) for d in digits]))[0]
+    for light in (ramp[None, :], ramp[:, None] * shadow[None, :]):
+        lit = normalize_stack(np.stack([on_paper(d) * light for d in digits]))[0]
+        scores = [agree(a, b) for a, b in zip(even, lit, strict=True)]
+        assert np.median(scores) > 0.95 and min(scores) > 0.6, sorted(scores)[:5]
+
+
+def test_specks_and_a_neighbours_edge_are_dropped(digits: np.ndarray) -> None:
+    """Dust specks in the corners and a neighbour's edge cut by the border are erased:
+    the digit comes out as on a clean page."""
+    clean = normalize_stack(np.stack([on_paper(d) for d in digits]))[0]
+    dirty = []
+    for d in digits:
+        g = on_paper(d)
+        g[5:8, 5:8] = g[100:102, 9:12] = g[8:10, 101:104] = 0.2  # specks
+        g[40:70, 0:4] = 0.1  # a neighbour's stroke, cut by the left border
+        dirty.append(g)
+    out = normalize_stack(np.stack(dirty))[0]
+    scores = [agree(a, b) for a, b in zip(clean, out, strict=True)]
+    assert np.median(scores) > 0.99 and min(scores) > 0.9, sorted(scores)[:5]
+
+
+def test_clean_mnist_digits_keep_their_bits(ds: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MNIST test digits come out of the procedure with the page steps exactly as without
+    them, but for the rare digit with a stray speck apart from it (10 of the 10,000)."""
+    x = np.asarray(ds.x_test[:3000])
+    with_steps = normalize_stack(x)[0]
+
+    def skip(g, ink, peak, dark, has_ink, uneven):  # type: ignore[no-untyped-def]
+        return page.Cleaned(peak.copy(), np.zeros(g.shape[0], bool))
+
+    monkeypatch.setattr(page, "clean", skip)
+    without = normalize_stack(x)[0]
+    differ = (with_steps != without).reshape(len(x), -1).any(axis=1)
+    assert differ.sum() <= 3, np.flatnonzero(differ)
+
+
+def test_stack_and_one_at_a_time_give_the_same_bits(ds: Dataset) -> None:
+    """Generator pages of every kind (one shape), as a stack and one by one: identical."""
+    made = forms.pages(ds.x_test, ds.y_test, 6, seed=3)
+    grays = np.stack(
+        [np.asarray(p.image.convert("L").resize((150, 120)), np.float32) / 255 for p in made]
+    )
+    stacked, errors = normalize_stack(grays)
+    assert all(e is None for e in errors)
+    for g, s in zip(grays, stacked, strict=True):
+        assert np.array_equal(normalize(g), s)
+
+
+@pytest.mark.slow
+def test_default_model_reads_form_digits(
+    ds: Dataset, mnist_dir: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 23's bar: the default model reads >= 95% of form digits (box, comb, ruled,
+    squared; PNG and JPEG, 32 to 480 pixels) as files, the way ``score`` reads them."""
+    model = Model.load(sd.trained_model(mnist_dir, session_cache, tmp_path_factory))
+    made = forms.pages(ds.x_test, ds.y_test, 60, seed=23, kinds=("box", "comb", "ruled", "squared"))
+    right = []
+    for p in made:
+        digit = read_digit(io.BytesIO(p.to_bytes()))
+        right.append(int(model.predict(digit[None])[0]) == p.label)
+    assert np.mean(right) >= 0.95, np.mean(right)
