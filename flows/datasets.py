@@ -24,8 +24,15 @@ from softmax_core.requests import Location
 if TYPE_CHECKING:
     from registry import DatasetManifest, Manifest
     from softmax_core.labelled import Labelled
+    from softmax_core.train import Holdout
 
 UserData = list[tuple["DatasetManifest", "Labelled"]]
+
+
+def holdouts(user_data: UserData) -> list[Holdout]:
+    """Each dataset's holdout split, named by the dataset: what the gate and the report
+    page measure a user's domain on."""
+    return [(m.name, *data.split("holdout")) for m, data in user_data]
 
 
 @task(name="sync-inbox", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)

@@ -5,6 +5,7 @@ refusal by the store; see :mod:`flows.training` for the flow)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
@@ -16,12 +17,13 @@ from flows.report import CONFUSION_KEY, REPORT_KEY, gate_report_markdown
 from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
-from softmax_core.requests import Location, Target
+from softmax_core.requests import Gate, Location, Target
 
 if TYPE_CHECKING:
     from registry import Manifest
     from registry.manifest import RequestRecord
     from softmax_core.mnist import Dataset
+    from softmax_core.train import Holdout
 
 
 @task(name="publish", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
@@ -82,8 +84,11 @@ def publish_report(
     champion: Champion | None,
     evaluation: Evaluation,
     lineage: Lineage,
+    rules: Gate,
+    holdouts: Sequence[Holdout] = (),
 ) -> str | None:
-    """The version's report page beside its manifest (``versions/<n>.html``), then the
+    """The version's report page beside its manifest (``versions/<n>.html``), with the gate
+    on MNIST test and each dataset's ``holdouts`` under ``rules``, then the
     ``gate-report`` artifact again, linking to it, and, where the registry serves HTTP
     (S3, MinIO: presigned URLs), a ``confusion-matrix`` image artifact."""
     from softmax_core.report import confusion_picture, render_report
@@ -96,8 +101,8 @@ def publish_report(
         champion=champion.model if champion else None,
         champion_ref=champion.ref if champion else None,
         test_digest=ds.digest,
-        min_accuracy=evaluation.decision.min_accuracy,
-        alpha=evaluation.decision.alpha,
+        rules=rules,
+        holdouts=holdouts,
     )
     picture = confusion_picture(model, images=ds.x_test, labels=ds.y_test)
     with open_registry(location) as reg:

@@ -52,14 +52,18 @@ class Evaluation:
 
 
 def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
-    """``{dataset: {accuracy, n, champion_accuracy, mcnemar_p, min_accuracy}}``."""
+    """``{dataset: {accuracy, n, champion_accuracy, comparison, p_better, p_worse,
+    min_accuracy, floor_applies}}``."""
     return {
         str(d.domain): {
             "accuracy": d.accuracy,
             "n": d.n,
             "champion_accuracy": d.champion_accuracy,
-            "mcnemar_p": d.p_value,
+            "comparison": d.comparison,
+            "p_better": d.p_better,
+            "p_worse": d.p_worse,
             "min_accuracy": d.min_accuracy,
+            "floor_applies": d.floor_applies,
         }
         for d in domains
     }

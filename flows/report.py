@@ -1,7 +1,8 @@
 """What the training flow reports, pure functions of its results (tested without Prefect).
 
 - ``gate-report`` (markdown artifact): the gate's decision with both accuracies, the
-  floor, the McNemar p-value, the metrics and the lineage;
+  floor, the margin and the p-values, the next step of a refusal, the metrics and the
+  lineage;
 - ``per-class`` (table artifact): precision, recall and support of each digit;
 - the metrics the manifest records.
 """
@@ -69,11 +70,12 @@ def gate_report_markdown(
         + ")"
     )
     champ = markdown(decision.champion or "none")
-    p = "—" if decision.p_value is None else f"{decision.p_value:.3g}"
+    p = "—" if decision.p_worse is None else f"{decision.p_worse:.3g}"
     lines = [
         f"# Training pipeline: gate {verdict}",
         "",
         *(markdown(d.message) for d in failed or [decision]),
+        *(f"**Next step:** {markdown(a)}" for a in dict.fromkeys(d.advice for d in failed) if a),
         "",
         "## Gate",
         "",
@@ -85,7 +87,9 @@ def gate_report_markdown(
         "",
         f"- floor (`min_accuracy`): {decision.min_accuracy:.4f} → "
         f"{'met' if decision.accuracy >= decision.min_accuracy else 'NOT met'}",
-        f"- McNemar exact test vs champion: p = {p} (refused when worse and p < {decision.alpha:g})",
+        f"- non-inferiority vs champion, margin (`margin`) {100 * decision.margin:g} points: "
+        f"worse beyond it with one-sided p = {p} (refused when p < {decision.alpha:g})"
+        + (f"; {markdown(decision.comparison)}" if decision.comparison else ""),
     ]
     for f in decision.failures:
         lines.append(
@@ -129,7 +133,8 @@ def _page_link(ref: str, url: str) -> list[str]:
 
 
 def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecision]) -> list[str]:
-    """The gate per domain, as markdown: MNIST test, then each dataset's holdout."""
+    """The gate per domain, as markdown: MNIST test, then each dataset's holdout, with
+    both models' accuracy, the change, what the paired test says, and the floor."""
 
     def cell(x: float | None) -> str:
         return "—" if x is None else f"{x:.4f}"
@@ -137,15 +142,20 @@ def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecisio
     lines = [
         "## Gate per domain",
         "",
-        "| domain | images | challenger | champion | McNemar p | floor | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| domain | images | challenger | champion | change (points) | against the champion "
+        "| floor | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for d in (decision, *domains):
-        p = "—" if d.p_value is None else f"{d.p_value:.3g}"
+        change = "—" if d.difference is None else f"{100 * d.difference:+.2f}"
+        floor = (
+            f"{d.min_accuracy:.2f}" if d.floor_applies else f"{d.min_accuracy:.2f} (not applied)"
+        )
         verdict = "passed" if d.passed else f"REFUSED ({d.rule})"
         lines.append(
             f"| {markdown(d.domain or 'MNIST test')} | {d.n} | {cell(d.accuracy)} | "
-            f"{cell(d.champion_accuracy)} | {p} | {d.min_accuracy:.2f} | {verdict} |"
+            f"{cell(d.champion_accuracy)} | {change} | {markdown(d.comparison or '—')} | "
+            f"{floor} | {verdict} |"
         )
     return lines
 
@@ -163,5 +173,6 @@ def published_metrics(
         "train_seconds": model.info.train_seconds,
         "champion": decision.champion,
         "champion_accuracy": decision.champion_accuracy,
-        "mcnemar_p": decision.p_value,
+        "p_worse": decision.p_worse,
+        "margin": decision.margin,
     }

@@ -16,7 +16,9 @@ Two ways to run them:
 - :func:`register`: the deployments of ``deploy/prefect.yaml`` go to a ``process`` work
   pool served by ``prefect worker`` processes (docker-compose, VMs):
   ``softmax-pipe deploy``, which also creates the pool and the crash-detection
-  automation in ``deploy/automations/``.
+  automation in ``deploy/automations/``. Their parameters, crons and trigger come from
+  the same :class:`ServeOptions` as ``serve``'s (:func:`deployment_spec`), so the
+  registry, the folders and the gate are ``deploy``'s options.
 
 Crons, time zone, work pool and every default of the two requests are
 ``softmax_core.settings``'s (through :class:`ServeOptions` and ``softmax_core.requests``),
@@ -99,21 +101,25 @@ class ServeOptions:
         alias: str = settings.ALIAS,
         hyper: Hyper | None = None,
         gate: Gate | None = None,
+        data: Data | None = None,
         labelled: str | None = None,
         inbox: str | None = None,
         output: str | None = None,
         action: Action = settings.TARGET_ACTION,
         **crons: str,
     ) -> ServeOptions:
-        """The two requests, from the scheduled defaults and what the caller gives. The
-        registry is resolved now (``$SOFTMAX_PIPE_REGISTRY`` or the local default), so both
-        deployments and the trigger name the same one. ``action``: what a passing retrain
-        does (``Target.action``: promote, request, publish)."""
+        """The two requests, from the scheduled defaults and what the caller gives
+        (``data``: how the labelled inbox is weighed; its inbox and ``skip_unchanged`` are
+        the schedule's). The registry is resolved now (``$SOFTMAX_PIPE_REGISTRY``, the
+        settings files, or the local default), so both deployments and the trigger name
+        the same one. ``action``: what a passing retrain does (``Target.action``: promote,
+        request, publish)."""
         where = location or Location()
         registry = settings.Settings.build(registry=where.registry).registry
         where = dataclasses.replace(where, registry=registry)
         training = TrainingRequest(
-            data=Data(
+            data=dataclasses.replace(
+                data or Data(),
                 inbox=labelled or str(settings.default_labelled_dir()),
                 skip_unchanged=True,
             ),
@@ -259,6 +265,7 @@ def serve(
     deployments = served_deployments(options)  # bad crons fail here, before any I/O
     url = api_url()
     check_server(url)
+    check_paths(options, say=say)
     names = [d.full_name for d in deployments]
     bound = anyio.run(_pool_bound, names)
     if bound and not replace:
@@ -290,6 +297,49 @@ async def _pause_deployments(names: list[str], timeout: float = PAUSE_TIMEOUT) -
         async with get_client() as client:
             async for _, dep in _existing(client, names):
                 await client.pause_deployment(dep.id)
+
+
+def check_paths(options: ServeOptions, *, say: Callable[[str], None] = print) -> None:
+    """Every path the scheduled runs will use, checked when serving starts rather than at
+    the first run hours later: the MNIST source resolves and the registry URI parses
+    (``flows.training.prepare``), the registry answers a listing, the labelled inbox and
+    the scoring inbox are folders (made when missing, with a line saying so), the output
+    is not a folder and its folder is writable (made when missing).
+
+    Raises DataNotFoundError, InvalidNameError, InvalidInputError or StorageError.
+    """
+    from flows.training import prepare
+    from registry import open_store
+
+    run = prepare(options.training)
+    location = run.target.location
+    store = open_store(location.registry or "", endpoint_url=location.endpoint_url)
+    try:
+        next(iter(store.children("models/")), None)  # one request: the registry answers
+    finally:
+        store.close()
+    _folder("labelled inbox", Path(run.data.inbox or ""), say)
+    _folder("inbox", Path(options.scoring.input), say)
+    out = Path(options.scoring.output.path or "").expanduser()
+    if out.is_dir():
+        raise InvalidInputError(f"output {out} is a folder; expected the CSV file to write")
+    _folder("output folder", out.parent, say)
+    if not os.access(out.parent, os.W_OK):
+        raise InvalidInputError(f"output folder {out.parent} is not writable; pass --output")
+
+
+def _folder(what: str, path: Path, say: Callable[[str], None]) -> None:
+    """``path`` is a folder; made (with its parents) when missing."""
+    path = path.expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise InvalidInputError(f"{what} {path} is not a folder")
+    try:
+        path.mkdir(parents=True)
+    except OSError as e:
+        raise InvalidInputError(f"{what} {path} does not exist and cannot be made: {e}") from None
+    say(f"made the {what} {path} (it did not exist)")
 
 
 # --- a work pool: prefect.yaml ---------------------------------------------------------------
@@ -402,43 +452,89 @@ def _load_spec(path: Path) -> tuple[list[str], list[str]]:
     return names, pools
 
 
+def deployment_spec(spec: dict[str, Any], options: ServeOptions) -> dict[str, Any]:
+    """``spec`` (a parsed prefect.yaml) with its two deployments' parameters, schedules and
+    trigger taken from ``options``: what ``softmax-pipe deploy`` registers, so the registry,
+    the folders and the gate are its options, as for ``serve`` (the file's own values are
+    what ``prefect deploy`` by hand registers)."""
+    import copy
+
+    out = copy.deepcopy(spec)
+    target = options.training.target
+    trigger = champion_moved_trigger(target.location.registry or "", target.name, target.alias)
+    for d in out.get("deployments") or []:
+        name = d.get("name")
+        if name not in (RETRAIN, SCORE_INBOX):
+            continue
+        request = options.training if name == RETRAIN else options.scoring
+        cron = options.retrain_cron if name == RETRAIN else options.score_cron
+        d["parameters"] = parameters(request)
+        d["schedules"] = [{"cron": cron, "timezone": options.timezone, "active": True}]
+        if name == SCORE_INBOX:
+            d["triggers"] = [
+                {
+                    "type": "event",
+                    "name": trigger.name,
+                    "description": trigger.description,
+                    "enabled": True,
+                    "match": dict(
+                        trigger.match if isinstance(trigger.match, dict) else trigger.match.root
+                    ),
+                    "expect": sorted(trigger.expect),
+                }
+            ]
+    return out
+
+
 def register(
     root: Path,
+    options: ServeOptions,
     *,
     prefect_file: Path | None = None,
     automations: bool = True,
     timeout: float = DEPLOY_TIMEOUT,
 ) -> Registered:
-    """Register deploy/prefect.yaml with the server: pools, automations, ``prefect deploy --all``."""
+    """Register deploy/prefect.yaml with the server, its deployments' parameters, schedules
+    and trigger from ``options`` (:func:`deployment_spec`, written to a temporary copy):
+    pools, automations, ``prefect deploy --all``."""
+    import tempfile
+
     import anyio
+    import yaml
 
     spec = (prefect_file or root / PREFECT_FILE).resolve()
     names, pools = _load_spec(spec)
+    served_deployments(options)  # bad crons fail here, before any I/O
     url = api_url()
     check_server(url)
     created = {pool: anyio.run(_ensure_work_pool, pool) for pool in pools}
     applied = anyio.run(_apply_automations, root / AUTOMATIONS_DIR) if automations else []
-    command = [
-        sys.executable,
-        "-m",
-        "prefect",
-        "--no-prompt",
-        "deploy",
-        "--all",
-        "--prefect-file",
-        str(spec),
-    ]
-    try:
-        done = subprocess.run(
-            command, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise ServiceUnavailableError(
-            f"`prefect deploy --all` did not finish within {timeout:.0f} s against {url}"
-        ) from None
+    with tempfile.TemporaryDirectory(prefix="softmax-pipe-deploy-") as tmp:
+        written = Path(tmp) / "prefect.yaml"
+        filled = deployment_spec(yaml.safe_load(spec.read_text()), options)
+        written.write_text(yaml.safe_dump(filled, sort_keys=False, allow_unicode=True))
+        command = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "--no-prompt",
+            "deploy",
+            "--all",
+            "--prefect-file",
+            str(written),
+        ]
+        try:
+            done = subprocess.run(
+                command, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise ServiceUnavailableError(
+                f"`prefect deploy --all` did not finish within {timeout:.0f} s against {url}"
+            ) from None
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise PipelineError(
-            f"`prefect deploy --all --prefect-file {spec}` failed (exit {done.returncode}):\n{tail}"
+            f"`prefect deploy --all --prefect-file {spec}` (its parameters from the options) "
+            f"failed (exit {done.returncode}):\n{tail}"
         )
     return Registered(created, applied, anyio.run(_read_deployments, names))

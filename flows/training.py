@@ -59,7 +59,7 @@ from prefect.artifacts import (
 )
 
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
-from flows.datasets import UserData, nothing_new, pull_datasets, sync_inbox
+from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox
 from flows.publishing import promote_model, publish_model, publish_report, request_model
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
@@ -117,9 +117,12 @@ def run_lineage(
     the hyperparameters."""
     from prefect.runtime import flow_run
 
+    from softmax_core.train import extra_weight
     from softmax_core.version import code_version
 
     hyper, data = run.hyper, run.data
+    n_mnist = ds.y_train.shape[0] if hyper.limit is None else min(hyper.limit, ds.y_train.shape[0])
+    weight = extra_weight(data, int(n_mnist), [d.split("train") for _, d in user_data])
     return Lineage(
         flow=FLOW_NAME,
         flow_run_id=str(flow_run.id),
@@ -127,7 +130,7 @@ def run_lineage(
         data_digest=ds.digest,
         data_source=ds.source,
         datasets=tuple(m.lineage() for m, _ in user_data),
-        data_weight=data.data_weight if user_data else None,
+        data_weight=weight if user_data else None,
         weighting=data.weighting if user_data else None,
         features=hyper.features,
         train_params={**hyper.sgd_params(), "limit": hyper.limit},
@@ -190,7 +193,8 @@ def train_model(
     ds: Dataset, hyper: Hyper, data: Data, *, init: Model | None, extra: list[Labelled]
 ) -> Model:
     """Minibatch SGD on the training split, plus ``extra`` labelled images (the datasets'
-    train splits, each ``data.data_weight`` times); warm-started from ``init`` when given."""
+    train splits, each counted ``data.weight_for`` times); warm-started from ``init``
+    when given."""
     from softmax_core.train import train
 
     logger = get_run_logger()
@@ -259,13 +263,15 @@ def evaluate_model(
         champion_pred=predict_test_split(champion.model, ds) if champion else None,
         champion=champion.ref if champion else None,
         alpha=rules.alpha,
+        margin=rules.margin,
     )
     domains = holdout_decisions(
         model,
-        [(m.name, *data.split("holdout")) for m, data in user_data],
+        holdouts(user_data),
         champion=champion.model if champion else None,
         min_accuracy=rules.min_dataset_accuracy,
         alpha=rules.alpha,
+        margin=rules.margin,
     )
     evaluation = Evaluation(report, decision, tuple(domains))
     for d in evaluation.decisions:
@@ -301,9 +307,10 @@ def training_pipeline(
     and the champion, publish and promote: one :class:`TrainingRequest`, given by parts.
 
     The champion is ``target.name@target.alias``: the model the challenger must not be
-    significantly worse than, and with ``hyper.warm_start`` the weights training starts
-    from; ``target.action`` says what the new version gets: the alias moved to it
-    (promote), a request that an approver move it (request), or nothing. Returns what was
+    shown worse than by more than ``gate.margin``, and with ``hyper.warm_start`` the
+    weights training starts from; ``target.action`` says what the new version gets: the
+    alias moved to it (promote), a request that an approver move it (request), or nothing.
+    Returns what was
     published (:class:`~flows.records.Published`) or that nothing was new
     (:class:`~flows.records.Skipped`).
     """
@@ -344,6 +351,8 @@ def training_pipeline(
         champion=champion,
         evaluation=evaluation,
         lineage=lineage,
+        rules=run.gate,
+        holdouts=holdouts(user_data),
         return_state=True,
     )
     if report.is_failed():  # the version is published: a missing page is a warning

@@ -51,7 +51,7 @@ class Lineage:
     data_source: str | None = None
     datasets: tuple[DatasetLineage, ...] = ()
     data_weight: int | None = None  # how many times a dataset image counted (with datasets)
-    weighting: str | None = None  # oversample or loss (with datasets)
+    weighting: str | None = None  # jitter, oversample or loss (with datasets)
     features: str | None = None
     train_params: dict[str, Any] = field(default_factory=dict)
     code_version: str | None = None

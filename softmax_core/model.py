@@ -6,6 +6,7 @@
     model.predict_proba(images)                  # images: (n, 28, 28) uint8 or float in [0, 1]
     model.predict(images)                        # (n,) int64 digits
     model.predict_files(["a.png", "b.jpg"])      # any image files, prepared as `score` does
+    model.predict_proba_files(["a.png"])         # their probabilities, (n, 10)
 
 Shapes: ``W (d, 10) float32``, ``b (10,) float32`` with ``d = steps.n_features``;
 ``images (n, 28, 28)`` (or ``(n, 784)``), features ``X (n, d)``, probabilities
@@ -70,7 +71,7 @@ class ModelInfo:
     """What a model file records about the model, beside its weights and steps.
 
     ``params`` are the hyperparameters (``Hyper.sgd_params()`` plus ``features``,
-    ``limit`` and, with users' data, ``data_weight`` and ``weighting``); ``metrics`` what
+    ``limit`` and, with users' data, ``data_weight``, ``data_share`` and ``weighting``); ``metrics`` what
     was measured (test accuracy, ...). ``warm_start``: the reference (or the creation
     time) of the model training started from. ``extra``: keys of newer writers.
     """
@@ -219,11 +220,30 @@ class Model:
     def predict_files(
         self, paths: Iterable[str | Path], *, max_pixels: int = settings.MAX_PIXELS
     ) -> NDArray[np.int64]:
-        """Digits in image files, each prepared as ``softmax-pipe score`` prepares it.
+        """Digits in image files, each prepared as ``softmax-pipe score`` prepares it:
+        (n,) int64, the most likely digit of each (see :meth:`predict_proba_files`)."""
+        digits = self._read_files(paths, max_pixels)
+        if digits is None:
+            return np.empty(0, dtype=np.int64)
+        return self.predict(digits)
+
+    def predict_proba_files(
+        self, paths: Iterable[str | Path], *, max_pixels: int = settings.MAX_PIXELS
+    ) -> NDArray[np.float32]:
+        """Class probabilities of image files, each prepared as ``softmax-pipe score``
+        prepares it: (n, 10) float32, rows sum to 1 (``score --probs``' p0 ... p9).
 
         Raises :class:`softmax_core.errors.ImageError` naming the first file that is not a
         readable image with ink (``score`` reports such files as rows and goes on).
         """
+        digits = self._read_files(paths, max_pixels)
+        if digits is None:
+            return np.empty((0, N_CLASSES), dtype=np.float32)
+        return self.predict_proba(digits)
+
+    @staticmethod
+    def _read_files(paths: Iterable[str | Path], max_pixels: int) -> NDArray[np.float32] | None:
+        """The files as (n, 28, 28) prepared digits in [0, 1], or None when there are none."""
         from softmax_core.images import read_digit
 
         digits = []
@@ -232,9 +252,7 @@ class Model:
                 digits.append(read_digit(p, max_pixels=max_pixels))
             except ImageError as e:  # read_digit's message does not say which file
                 raise ImageError(e.kind, f"{p}: {e.detail}") from None
-        if not digits:
-            return np.empty(0, dtype=np.int64)
-        return self.predict(np.stack(digits))
+        return np.stack(digits) if digits else None
 
     # --- the file -----------------------------------------------------------------------
     def to_bytes(self) -> bytes:

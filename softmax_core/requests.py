@@ -18,7 +18,7 @@ Training::
     TrainingRequest
     ├── data: Data        MNIST source and cache, users' datasets, inbox, their weight
     ├── hyper: Hyper      features and the SGD hyperparameters, warm start
-    ├── gate: Gate        the accuracy floor, McNemar's alpha, the datasets' floor
+    ├── gate: Gate        the floors, the non-inferiority margin and alpha
     ├── target: Target    registry location, model name, champion alias, and what a
     │                     passing model gets: promoted, requested or only published
     └── retries: Retries  how the I/O steps retry
@@ -42,6 +42,7 @@ Pure: no numpy, no Prefect; validation does no I/O.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,7 +52,7 @@ from softmax_core.errors import InvalidInputError
 from softmax_core.names import parse_dataset_ref, parse_ref, validate_name
 
 Features = Literal["pixels", "deskew", "hog"]  # softmax_core.preprocess.FEATURE_SETS (tested)
-Weighting = Literal["oversample", "loss"]
+Weighting = Literal["jitter", "oversample", "loss"]
 Format = Literal["csv", "jsonl"]
 Action = Literal["promote", "request", "publish"]  # settings.TARGET_ACTIONS (tested)
 
@@ -117,9 +118,11 @@ class Location:
     """Where the registry is, and where this machine caches what it reads.
 
     ``registry``: a folder, ``file:///path`` or ``s3://bucket/prefix``; None:
-    ``$SOFTMAX_PIPE_REGISTRY``, else a folder in the user's data dir. ``endpoint_url``:
-    an S3 endpoint; None: boto3's own (``AWS_ENDPOINT_URL``, the profile). ``cache_dir``:
-    datasets and pulled blobs; None: ``$SOFTMAX_PIPE_CACHE``, else the user's cache dir.
+    ``$SOFTMAX_PIPE_REGISTRY``, else the settings files' ``registry``, else a folder in
+    the user's data dir. ``endpoint_url``: an S3 endpoint; None: ``AWS_ENDPOINT_URL``, the
+    settings files' ``endpoint-url``, else boto3's own (the profile). ``cache_dir``:
+    datasets and pulled blobs; None: ``$SOFTMAX_PIPE_CACHE``, the files' ``cache``, else
+    the user's cache dir.
     """
 
     registry: str | None = None
@@ -132,9 +135,13 @@ class Location:
         _optional_text("cache_dir", self.cache_dir)
 
     def resolved(self) -> Location:
-        """Registry and cache folder filled from the environment and the defaults."""
+        """Registry, endpoint and cache folder filled from the environment, the settings
+        files and the defaults (:func:`softmax_core.settings.resolve`)."""
         built = settings.Settings.build(registry=self.registry, cache_dir=self.cache_dir)
-        return dataclasses.replace(self, registry=built.registry, cache_dir=str(built.cache_dir))
+        endpoint = settings.resolve("endpoint-url", self.endpoint_url).value
+        return dataclasses.replace(
+            self, registry=built.registry, endpoint_url=endpoint, cache_dir=str(built.cache_dir)
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,9 @@ class Data:
     ``source``: ``keras``, ``download``, a folder of IDX files or an ``.npz``; None:
     ``$SOFTMAX_PIPE_MNIST``, else keras's copy, keras, or the download. ``datasets``:
     ``NAME[:VERSION]`` references whose train splits are added (each image counted
-    ``data_weight`` times, by ``weighting``) and whose holdouts are gated. ``inbox``: a
+    ``data_weight`` times, by ``weighting``; None: as many times as make them
+    ``data_share`` of the MNIST images, see :meth:`weight_for`) and whose holdouts are
+    gated. ``inbox``: a
     labelled folder synced into dataset ``inbox_dataset`` first, then trained on.
     ``skip_unchanged``: train nothing when the champion was made from the same data,
     code and parameters ("nothing new to learn").
@@ -174,7 +183,8 @@ class Data:
     source: str | None = None
     download_url: str | None = None
     datasets: tuple[str, ...] = ()
-    data_weight: int = settings.DATA_WEIGHT
+    data_weight: int | None = settings.DATA_WEIGHT
+    data_share: float = settings.DATA_SHARE
     weighting: Weighting = settings.DATA_WEIGHTING
     inbox: str | None = None
     inbox_dataset: str = settings.INBOX_DATASET
@@ -193,10 +203,24 @@ class Data:
         object.__setattr__(self, "datasets", tuple(self.datasets))
         for ref in self.datasets:
             parse_dataset_ref(ref)
-        _whole("data_weight", self.data_weight, 1)
+        if self.data_weight is not None:
+            _whole("data_weight", self.data_weight, 1)
+        share = self.data_share
+        _check("data_share", share, _is_real(share) and 0 < share <= 1, "a number in (0, 1]")
         _choice("weighting", self.weighting, settings.DATA_WEIGHTINGS)
         validate_name("dataset name", self.inbox_dataset)
         _flag("skip_unchanged", self.skip_unchanged)
+
+    def weight_for(self, n_users: int, n_mnist: int) -> int:
+        """How many times each of ``n_users`` images counts next to ``n_mnist`` MNIST
+        images: ``data_weight``, else ``ceil(data_share * n_mnist / n_users)``, at least 1.
+        Few labels weigh more each, so a user's domain is learned whatever its size (x37
+        for 164 images, x5 for 1,201; ``benchmarks/own_data.py``)."""
+        if self.data_weight is not None:
+            return self.data_weight
+        if n_users <= 0:
+            return 1
+        return max(1, math.ceil(self.data_share * n_mnist / n_users - 1e-9))
 
     def resolved(self) -> Data:
         """The MNIST source filled from ``$SOFTMAX_PIPE_MNIST`` when none is given."""
@@ -257,18 +281,23 @@ class Hyper:
 @dataclass(frozen=True)
 class Gate:
     """When a challenger may be published (``softmax_core.gate``): MNIST test accuracy at
-    least ``min_accuracy``, each dataset's holdout at least ``min_dataset_accuracy``, and
-    never significantly worse than the champion (McNemar, ``alpha``)."""
+    least ``min_accuracy``; on each dataset's holdout at least ``min_dataset_accuracy``
+    once the holdout is large enough for a floor to mean something
+    (``gate.floor_min_images``); and on each, not shown worse than the champion by more
+    than ``margin`` (a one-sided test at ``alpha``)."""
 
     min_accuracy: float = settings.MIN_ACCURACY
     alpha: float = settings.ALPHA
     min_dataset_accuracy: float = settings.DATASET_MIN_ACCURACY
+    margin: float = settings.MARGIN
 
     def __post_init__(self) -> None:
         _fraction("min_accuracy", self.min_accuracy)
         a = self.alpha
         _check("alpha", a, _is_real(a) and 0 < a < 1, "a number in (0, 1)")
         _fraction("min_dataset_accuracy", self.min_dataset_accuracy)
+        m = self.margin
+        _check("margin", m, _is_real(m) and 0 <= m < 1, "a number in [0, 1)")
 
 
 @dataclass(frozen=True)

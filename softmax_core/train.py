@@ -24,7 +24,9 @@ from softmax_core.requests import Data, Hyper
 if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
 
+JITTER_STREAM = 0x6A17  # the jitter's random stream, beside SGD's, from the same seed
 Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
+Holdout = tuple[str, NDArray[Any], NDArray[Any]]  # dataset name, images (n, 28, 28), labels (n,)
 
 
 def train(
@@ -42,8 +44,9 @@ def train(
     hyperparameters; ``hyper.limit`` trains on the first N samples only (smoke runs,
     deliberately weak models). ``init``: warm-start weights; a model with other features
     is refused. ``extra``: more labelled images (the train splits of users' datasets),
-    each counted ``data.data_weight`` times (``data.weighting``: "oversample" repeats
-    it, "loss" weighs its loss), after MNIST's.
+    each counted :func:`extra_weight` times (``data.weighting``: "jitter" repeats it,
+    each copy after the first jittered; "oversample" repeats it as it is; "loss" weighs
+    its loss), after MNIST's.
     """
     from softmax_core.mnist import cached_features
 
@@ -60,11 +63,17 @@ def train(
     if hyper.limit is not None:
         X, y = X[: hyper.limit], y[: hyper.limit]
     sw = None
+    weight = extra_weight(data, int(y.shape[0]), extra)
     if extra:
-        X, y, sw = with_extra(X, y, extra, steps, data)
+        rng = np.random.default_rng([hyper.seed, JITTER_STREAM])
+        X, y, sw = with_extra(X, y, extra, steps, data.weighting, weight, rng)
     start = (init.W, init.b) if init is not None else None
     fitted = sgd.fit(X, y, hyper, init=start, callback=callback, sample_weight=sw)
-    weighted = {"data_weight": data.data_weight, "weighting": data.weighting} if extra else {}
+    weighted = (
+        {"data_weight": weight, "data_share": data.data_share, "weighting": data.weighting}
+        if extra
+        else {}
+    )
     info = ModelInfo(
         created=now(),
         params={**hyper.sgd_params(), "features": hyper.features, "limit": hyper.limit, **weighted},
@@ -78,25 +87,40 @@ def train(
     return Model(W=fitted.W, b=fitted.b, steps=steps, info=info)
 
 
+def extra_weight(data: Data, n_mnist: int, extra: Sequence[Labelled]) -> int:
+    """How many times each extra image counts next to ``n_mnist`` MNIST images
+    (:meth:`Data.weight_for` over all the extra sets together)."""
+    return data.weight_for(sum(len(labels) for _, labels in extra), n_mnist)
+
+
 def with_extra(
     X: NDArray[np.float32],
     y: NDArray[Any],
     extra: Sequence[Labelled],
     steps: Steps,
-    data: Data,
+    weighting: str,
+    weight: int,
+    rng: np.random.Generator,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.float32] | None]:
     """``X (n, d)``, ``y (n,)`` followed by each extra set's features, and the sample
-    weights: with ``weighting="oversample"`` each extra row ``data_weight`` times (no
-    weights, None); with ``"loss"`` once, with sample weight ``data_weight`` (MNIST's: 1)."""
-    weight, oversample = data.data_weight, data.weighting == "oversample"
-    repeat = weight if oversample else 1
+    weights: with ``weighting="jitter"`` each extra image ``weight`` times, every copy
+    after the first jittered (``softmax_core.augment``, drawn from ``rng``); with
+    ``"oversample"`` each ``weight`` times as it is (no weights: None); with ``"loss"``
+    once, with sample weight ``weight`` (MNIST's: 1)."""
+    from softmax_core.augment import jitter
+
+    repeat = 1 if weighting == "loss" else weight
     xs, ys = [np.asarray(X, dtype=np.float32)], [np.asarray(y, dtype=np.uint8)]
     for images, labels in extra:
-        if len(labels):
+        if not len(labels):
+            continue
+        if weighting == "jitter":
+            xs.append(steps.features(jitter(np.asarray(images), repeat, rng)))
+        else:
             xs.append(np.repeat(steps.features(images), repeat, axis=0))
-            ys.append(np.repeat(np.asarray(labels, dtype=np.uint8), repeat))
+        ys.append(np.repeat(np.asarray(labels, dtype=np.uint8), repeat))
     X2, y2 = np.concatenate(xs), np.concatenate(ys)
-    if oversample:
+    if weighting != "loss":
         return X2, y2, None
     sw = np.ones(len(y2), dtype=np.float32)
     sw[len(y) :] = weight
@@ -112,14 +136,16 @@ def predict_test_split(model: Model, ds: Dataset) -> NDArray[np.int64]:
 
 def holdout_decisions(
     model: Model,
-    holdouts: Sequence[tuple[str, NDArray[Any], NDArray[Any]]],
+    holdouts: Sequence[Holdout],
     *,
     champion: Model | None,
     min_accuracy: float,
     alpha: float,
+    margin: float,
 ) -> list[gate.GateDecision]:
-    """The gate on each ``(domain, images (n, 28, 28), labels (n,))``: floor and champion,
-    each model with its own preprocessing. A domain with no holdout image is not gated."""
+    """The gate on each ``(domain, images (n, 28, 28), labels (n,))``: floor (on a holdout
+    large enough) and champion, each model with its own preprocessing. A domain with no
+    holdout image is not gated."""
     out = []
     for domain, images, labels in holdouts:
         if len(labels) == 0:
@@ -132,6 +158,7 @@ def holdout_decisions(
                 champion_pred=champion.predict(images) if champion is not None else None,
                 champion=champion.ref if champion is not None else None,
                 alpha=alpha,
+                margin=margin,
                 domain=domain,
             )
         )

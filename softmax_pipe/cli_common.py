@@ -32,7 +32,8 @@ SourceOpt = Annotated[
     typer.Option(
         "--source",
         help="MNIST source: 'keras', 'download', a folder of IDX files, or an .npz file. "
-        "Default: $SOFTMAX_PIPE_MNIST, else keras if installed, else download.",
+        "Default: $SOFTMAX_PIPE_MNIST, else mnist in a settings file, else the MNIST "
+        "already cached, else keras's copy, keras, or the download.",
         envvar=settings.ENV_MNIST,
         show_envvar=True,
         rich_help_panel="Data",
@@ -53,7 +54,7 @@ RegistryOpt = Annotated[
     typer.Option(
         "--registry",
         help="Registry URI: a folder, file:///path or s3://bucket/prefix. "
-        "Default: a folder in the user's data dir.",
+        "Default: registry in a settings file, else a folder in the user's data dir.",
         envvar=settings.ENV_REGISTRY,
         show_envvar=True,
         rich_help_panel="Registry",
@@ -134,16 +135,17 @@ def hyper(
 def location(
     registry: str | None, endpoint_url: str | None, cache_dir: str | None, *, say: bool = True
 ) -> Location:
-    """The registry and cache a command's options name, resolved from the environment and
-    the defaults; with ``say``, a line on stderr when it is the default local registry."""
+    """The registry and cache a command's options name, resolved from the environment, the
+    settings files and the defaults; with ``say``, a line on stderr when it is the default
+    local registry."""
     from softmax_core.requests import Location
 
     where = Location(registry=registry, endpoint_url=endpoint_url, cache_dir=cache_dir)
     resolved = where.resolved()
-    if say and registry is None:
+    if say and settings.resolve("registry", registry).is_default:
         err(
-            f"using the default local registry at {resolved.registry} "
-            f"(set --registry or {settings.ENV_REGISTRY})"
+            f"using the default local registry at {resolved.registry} (set --registry, "
+            f"{settings.ENV_REGISTRY} or registry in {settings.default_user_config()})"
         )
     return resolved
 
@@ -252,6 +254,48 @@ def _usage_error(e: typer.TyperException, command_path: str) -> None:
     raise typer.Exit(EXIT_USAGE) from None
 
 
+def file_defaults(group: Any) -> dict[str, Any]:
+    """The settings files' command tables (:func:`softmax_core.settings.command_defaults`)
+    as click's ``default_map``: each table must name a command of ``group`` as it is typed
+    (``run``, ``registry list``), each key one of its long options (``data-share``,
+    ``json``), which becomes the parameter's name (``data_share``, ``as_json``); the
+    tables of subcommands nest (``{"registry": {"list": {...}}}``)."""
+    from softmax_core.errors import InvalidInputError
+
+    default_map: dict[str, Any] = {}
+    for name, table in settings.command_defaults().items():
+        command, into = group, default_map
+        for word in name.split():
+            subcommands = getattr(command, "commands", None) or {}
+            if word not in subcommands:
+                raise InvalidInputError(
+                    f"settings file: [{name}] is not a command of softmax-pipe (commands: "
+                    f"{', '.join(sorted(subcommands))})"
+                )
+            command = subcommands[word]
+            into = into.setdefault(word, {})
+        if getattr(command, "commands", None) is not None:
+            raise InvalidInputError(
+                f"settings file: [{name}] is a group; name one of its commands "
+                f'(["{name} {sorted(command.commands)[0]}"])'
+            )
+        names = {
+            flag[2:]: p.name
+            for p in command.params
+            if p.param_type_name == "option"
+            for flag in p.opts
+            if flag.startswith("--")
+        }
+        for key, value in table.items():
+            if key not in names:
+                raise InvalidInputError(
+                    f"settings file: [{name}] {key} is not an option of `softmax-pipe {name}` "
+                    f"(options: {', '.join(sorted(names))})"
+                )
+            into[names[key]] = value
+    return default_map
+
+
 class ErrorBoundary(TyperGroup):
     """The one place errors become exit codes, for every command (and under CliRunner).
 
@@ -265,7 +309,14 @@ class ErrorBoundary(TyperGroup):
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         """The root's own parsing (``softmax-pipe --bogus``): its usage errors are one line
-        too, instead of typer's boxed panel (raised here, before :meth:`invoke`)."""
+        too, instead of typer's boxed panel (raised here, before :meth:`invoke`). The
+        settings files' command tables become click's ``default_map`` here, checked
+        against the commands (an unknown command or option is an error, exit 2)."""
+        try:
+            kwargs.setdefault("default_map", file_defaults(self))
+        except SoftmaxPipeError as e:
+            err(f"error: {e}", style="bold red")
+            raise typer.Exit(e.exit_code) from None
         try:
             with stdout_closed_early():  # ``softmax-pipe --help | head``
                 return super().make_context(*args, **kwargs)

@@ -2,7 +2,9 @@
 
 REF is a registry reference (``name@alias``, ``name:version``, ``name``) or a model file
 (``.npz``). The report compares against ``--against REF``, or, for a registry reference,
-against the model's champion alias when it points at another version. numpy, matplotlib
+against the model's champion alias when it points at another version. The datasets the
+model was trained on (its lineage) and each ``--dataset`` are shown on their holdouts,
+with the gate's rules the run used (its manifest), else the settings'. numpy, matplotlib
 and the registry are imported inside the command, so ``softmax-pipe --help`` stays fast.
 """
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from registry import Registry
     from softmax_core.mnist import Dataset
     from softmax_core.model import Model
+    from softmax_core.requests import Gate
+    from softmax_core.train import Holdout
 
 
 def register(app: typer.Typer) -> None:
@@ -50,13 +54,23 @@ def report(
     open_page: Annotated[
         bool, typer.Option("--open", help="Open the page in the default browser.")
     ] = False,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            metavar="NAME[:VERSION]",
+            help="Also show this dataset's holdout (repeatable). Default: the datasets the "
+            "model was trained on.",
+        ),
+    ] = None,
     source: SourceOpt = None,
     cache_dir: CacheOpt = None,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
     """Write a model's report: what it learned, where it errs, how sure it is, how it
-    trained, against the champion, and its lineage, as one self-contained HTML page."""
+    trained, against the champion, on your datasets' holdouts, and its lineage, as one
+    self-contained HTML page."""
     from softmax_core.atomicio import atomic_write
     from softmax_core.report import render_report
 
@@ -73,6 +87,8 @@ def report(
 
         manifest, model, title = _load(ref, reg)
         champion = _champion(against, manifest, reg)
+        refs = list(dataset or ()) or _trained_on(manifest)
+        holdouts = _holdouts(refs, reg) if refs else []
     ds = _test_split(settings.Settings.build(source=source, cache_dir=cache_dir))
     html = render_report(
         model,
@@ -83,6 +99,8 @@ def report(
         champion=champion[1] if champion else None,
         champion_ref=champion[0] if champion else None,
         test_digest=ds.digest,
+        rules=_rules(manifest),
+        holdouts=holdouts,
     )
     data = html.encode("utf-8")
     atomic_write(out, data)
@@ -124,6 +142,43 @@ def _champion(
     if champ.version == manifest["version"]:
         return None
     return champ.ref, model
+
+
+def _trained_on(manifest: dict[str, Any] | None) -> list[str]:
+    """``name:version`` of each dataset a registry model's lineage records."""
+    from softmax_core.lineage import Lineage
+
+    lineage = Lineage.from_json(dict((manifest or {}).get("lineage") or {}))
+    return [f"{d.name}:{d.version}" for d in lineage.datasets]
+
+
+def _holdouts(refs: list[str], reg: Callable[[], Registry]) -> list[Holdout]:
+    """Each dataset's holdout split, pulled and verified."""
+    out: list[Holdout] = []
+    for ref in refs:
+        m, data = reg().load_dataset(ref)
+        images, labels = data.split("holdout")
+        if len(labels):
+            out.append((m.name, images, labels))
+    return out
+
+
+def _rules(manifest: dict[str, Any] | None) -> Gate:
+    """The gate's rules the run that published the model used (its lineage and metrics),
+    else the defaults; the report redraws the gate with them."""
+    from softmax_core.requests import Gate
+
+    man = manifest or {}
+    gate = dict((man.get("lineage") or {}).get("gate") or {})
+    domains = dict((man.get("metrics") or {}).get("domains") or {})
+    floors = [d.get("min_accuracy") for d in domains.values() if isinstance(d, dict)]
+    used = {k: gate[k] for k in ("min_accuracy", "alpha", "margin") if k in gate}
+    if floors and floors[0] is not None:
+        used["min_dataset_accuracy"] = floors[0]
+    try:
+        return Gate(**used)
+    except (TypeError, ValueError):  # a manifest of another version: the defaults
+        return Gate()
 
 
 def _test_split(resolved: settings.Settings) -> Dataset:

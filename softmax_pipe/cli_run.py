@@ -28,6 +28,7 @@ from softmax_pipe.cli_common import (
     RegistryOpt,
     SeedOpt,
     SourceOpt,
+    echo,
     err,
     hyper,
     location,
@@ -102,10 +103,19 @@ def run(
     alpha: Annotated[
         float,
         typer.Option(
-            help="Gate: refuse a challenger less accurate than the champion with McNemar p < alpha.",
+            help="Gate: the level of the one-sided tests against the champion.",
             rich_help_panel="Gate",
         ),
     ] = settings.ALPHA,
+    margin: Annotated[
+        float,
+        typer.Option(
+            help="Gate: how much less accurate than the champion a challenger may be "
+            "(0.005: half a point); shown worse by more (one-sided, at --alpha), on MNIST "
+            "or on a dataset's holdout, it is refused.",
+            rich_help_panel="Gate",
+        ),
+    ] = settings.MARGIN,
     retries: Annotated[
         int,
         typer.Option(
@@ -142,24 +152,35 @@ def run(
         ),
     ] = None,
     data_weight: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="How many times each dataset image counts in training (see --weighting).",
+            help="How many times each dataset image counts in training (see --weighting). "
+            "Default: as many as make your images --data-share of the MNIST images.",
             rich_help_panel="Your data",
         ),
     ] = settings.DATA_WEIGHT,
+    data_share: Annotated[
+        float,
+        typer.Option(
+            help="Without --data-weight: your images (all datasets together) count as this "
+            "share of the MNIST images trained on (0.1: 20 labelled a digit count 37 times).",
+            rich_help_panel="Your data",
+        ),
+    ] = settings.DATA_SHARE,
     weighting: Annotated[
         str,
         typer.Option(
-            help="How a dataset image counts --data-weight times: oversample (repeated in "
-            "every epoch) or loss (once, its loss weighted).",
+            help="How a dataset image counts --data-weight times: jitter (repeated in every "
+            "epoch, each copy after the first slightly turned, slanted, scaled and moved), "
+            "oversample (repeated as it is) or loss (once, its loss weighted).",
             rich_help_panel="Your data",
         ),
     ] = settings.DATA_WEIGHTING,
     min_dataset_accuracy: Annotated[
         float,
         typer.Option(
-            help="Gate: the lowest accuracy on each dataset's holdout that may be published.",
+            help="Gate: the lowest accuracy on each dataset's holdout that may be published, "
+            "applied once the holdout is large enough to measure it (141 images at 0.9).",
             rich_help_panel="Your data",
         ),
     ] = settings.DATASET_MIN_ACCURACY,
@@ -188,7 +209,8 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the training pipeline: ingest, train, gate (floor + champion), publish, promote
+    """Run the training pipeline: ingest, train, gate (floors, non-inferiority against the
+    champion on MNIST; better or not worse on each dataset's holdout), publish, promote
     (or --request the move from an approver).
 
     Exit 0: published. Exit 5: the gate refused it; nothing published.
@@ -211,6 +233,7 @@ def run(
             source=source,
             datasets=tuple(dataset or ()),
             data_weight=data_weight,
+            data_share=data_share,
             weighting=weighting,  # type: ignore[arg-type]  # checked by Data
             inbox=inbox,
             inbox_dataset=inbox_dataset,
@@ -227,7 +250,10 @@ def run(
             warm_start=warm_start,
         ),
         gate=Gate(
-            min_accuracy=min_accuracy, alpha=alpha, min_dataset_accuracy=min_dataset_accuracy
+            min_accuracy=min_accuracy,
+            alpha=alpha,
+            min_dataset_accuracy=min_dataset_accuracy,
+            margin=margin,
         ),
         target=Target(
             location=location(registry, endpoint_url, cache_dir),
@@ -266,8 +292,8 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
         f"  test accuracy {decision.accuracy:.4f} on {decision.n} images; {decision.message}"
     )
     for d in domains:
-        vs = f" (champion {d.champion_accuracy:.4f})" if d.champion_accuracy is not None else ""
-        typer.echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} images{vs}")
+        vs = f" (champion {d.champion_accuracy:.4f}, {d.comparison})" if d.comparison else ""
+        echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} images{vs}")
     if summary.promoted:
         typer.echo(f"  {summary.manifest.name}@{summary.promoted} -> {summary.ref}")
     if summary.requested:

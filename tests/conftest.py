@@ -25,13 +25,15 @@ _MNIST_FROM_ENV = os.environ.get("SOFTMAX_PIPE_MNIST")
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No AWS_* or SOFTMAX_PIPE_* leaks in from the developer's shell; caches go to temp."""
+    """No AWS_* or SOFTMAX_PIPE_* leaks in from the developer's shell, nor their settings
+    file (~/.config/softmax-pipe/config.toml); caches go to temp."""
     for key in list(os.environ):
         if key.startswith(("AWS_", "SOFTMAX_PIPE_")):
             monkeypatch.delenv(key, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     # keras's cache (~/.keras/datasets): a developer's mnist.npz would change the default source.
     monkeypatch.setenv("KERAS_HOME", str(home / "keras"))
     # The check an S3 registry gets before its first write takes seconds on SeaweedFS (its
@@ -75,8 +77,8 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet); keras
-    runs on JAX.
+    """Prefect state goes to a temp PREFECT_HOME; no telemetry (there is no internet). No
+    KERAS_BACKEND: the keras source chooses its backend itself, as in a user's shell.
 
     Prefect's own timeouts get the room ``softmax-pipe run`` gives them (flows.runner),
     so that the suite holds on a machine whose cores are busy (``.ci/run --contention``).
@@ -85,7 +87,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="softmax-pipe-prefect-")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ.setdefault("KERAS_BACKEND", "jax")  # keras 3 on JAX (CPU), as .[keras] installs
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "120")
     os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")

@@ -60,6 +60,8 @@ from softmax_core.mnist.arrays import (
 from softmax_core.mnist.cache import (
     dataset_from_entry,
     discard,
+    entries_by_use,
+    mark_used,
     open_entry,
     sweep_stale,
     write_entry,
@@ -98,8 +100,10 @@ def load_mnist(
     """Load MNIST from a source through the cache: a verified, memory-mapped :class:`Dataset`.
 
     Args:
-        source: ``keras``, ``download``, a folder of IDX files, an ``.npz``, or ``None`` for
-            the default (see :func:`resolve_source`).
+        source: ``keras``, ``download``, a folder of IDX files, an ``.npz``, or ``None``:
+            the MNIST already in the cache (the entry last used, whatever source made it:
+            ``ingest`` or ``run`` once with ``--source``, then every command without it),
+            else the default of :func:`resolve_source`.
         cache_dir: the cache folder; entries go under ``cache_dir/mnist/``.
         url: where ``download`` fetches ``mnist.npz`` (http or https).
         sha256: the sha256 the downloaded file must have.
@@ -115,10 +119,14 @@ def load_mnist(
         IntegrityError: the download's sha256 is not ``sha256``. StorageError: the cache
         cannot be written. In every failure the cache keeps no partial state.
     """
-    resolved = resolve_source(source)
     root = Path(cache_dir).expanduser() / "mnist"
     if root.is_dir():
         sweep_stale(root)
+    if source is None:
+        cached = _last_used(root, progress)
+        if cached is not None:
+            return cached
+    resolved = resolve_source(source)
     src = open_source(resolved, url=url, sha256=sha256, tmp_root=root)
     source_digest = src.digest(progress)
     entry = root / f"{src.kind}-{source_digest}"
@@ -130,6 +138,7 @@ def load_mnist(
             discard(entry)
         else:
             say(progress, f"cache hit: {entry}")
+            mark_used(entry)
             return dataset_from_entry(arrays, manifest, src.label, entry, cached=True)
     parsed = src.load(progress)
     say(progress, f"writing cache entry {entry}")
@@ -139,4 +148,22 @@ def load_mnist(
         manifest, arrays = open_entry(entry)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise StorageError(f"the MNIST cache entry {entry} just written is unreadable: {e}") from e
+    mark_used(entry)
     return dataset_from_entry(arrays, manifest, src.label, entry, cached=False)
+
+
+def _last_used(root: Path, progress: Progress | None) -> Dataset | None:
+    """The verified cache entry used last, as its source made it; None when there is none
+    (an entry that fails verification is discarded and the next one tried)."""
+    for entry in entries_by_use(root):
+        try:
+            manifest, arrays = open_entry(entry)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            say(progress, f"cache entry {entry} failed verification ({e}); discarded")
+            discard(entry)
+            continue
+        label = str(manifest.get("source") or entry.name)
+        say(progress, f"no source given: the MNIST cached from {label} ({entry})")
+        mark_used(entry)
+        return dataset_from_entry(arrays, manifest, label, entry, cached=True)
+    return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -144,3 +146,23 @@ def dataset_from_entry(
         cached=cached,
         arrays=dict(manifest["arrays"]),
     )
+
+
+def entries_by_use(root: Path) -> list[Path]:
+    """The cache entries under ``root`` (complete ones: a manifest in place), the most
+    recently used first (:func:`mark_used` moves an entry's mtime)."""
+    if not root.is_dir():
+        return []
+    found = [
+        d
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and (d / "manifest.json").is_file()
+    ]
+    return sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)
+
+
+def mark_used(entry: Path) -> None:
+    """Record that ``entry`` was just loaded (its folder's mtime), so a later load with no
+    source takes the MNIST last used; a read-only cache is left as it is."""
+    with contextlib.suppress(OSError):
+        os.utime(entry)

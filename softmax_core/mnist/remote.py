@@ -4,6 +4,8 @@ checked (or keras's cached copy of the same file)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -140,11 +142,67 @@ def load_download(
 # --- keras ----------------------------------------------------------------------------------
 
 
+KERAS_BACKEND = "KERAS_BACKEND"  # keras 3's variable: the backend it imports
+# keras 3's backends and the module each needs.
+KERAS_BACKENDS = {
+    "jax": "jax",
+    "tensorflow": "tensorflow",
+    "torch": "torch",
+    "numpy": "numpy",
+    "openvino": "openvino",
+}
+
+
+def keras_home() -> Path:
+    """keras's folder: ``$KERAS_HOME``, else ``~/.keras`` (keras's own rule, read here
+    without importing keras)."""
+    return Path(os.environ.get("KERAS_HOME") or str(Path("~/.keras").expanduser()))
+
+
 def keras_mnist_file() -> Path:
-    """Where keras caches ``mnist.npz``: ``$KERAS_HOME/datasets/``, else ``~/.keras/datasets/``
-    (keras's own rule, read here without importing keras)."""
-    home = os.environ.get("KERAS_HOME") or str(Path("~/.keras").expanduser())
-    return Path(home) / "datasets" / "mnist.npz"
+    """Where keras caches ``mnist.npz``: ``$KERAS_HOME/datasets/``, else ``~/.keras/datasets/``."""
+    return keras_home() / "datasets" / "mnist.npz"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def keras_backend() -> str | None:
+    """The backend to start keras with, or None to leave keras's own choice.
+
+    keras 3 imports the backend named by ``$KERAS_BACKEND``, else by its ``keras.json``,
+    else TensorFlow, and ``import keras`` fails when that one is not installed (``pip
+    install 'softmax-pipe[keras]'`` installs JAX, not TensorFlow). So: a backend set in
+    the environment is the user's choice and kept; one in ``keras.json`` is kept when it
+    is installed (keras writes its default, ``tensorflow``, there on a first import, even
+    a failed one, so that entry is no choice when TensorFlow is absent); otherwise JAX
+    when it is installed. None also when keras is imported already (too late to choose).
+    """
+    if "keras" in sys.modules or os.environ.get(KERAS_BACKEND, "").strip():
+        return None
+    configured = None
+    try:
+        doc = json.loads((keras_home() / "keras.json").read_text())
+        configured = doc.get("backend") if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        pass
+    module = KERAS_BACKENDS.get(str(configured)) if configured else None
+    if module is not None and _importable(module):
+        return None
+    return "jax" if _importable("jax") else None
+
+
+def use_keras_backend() -> str | None:
+    """Set ``$KERAS_BACKEND`` to :func:`keras_backend`'s choice (this process and its
+    children) before keras is imported; returns the backend set, or None."""
+    chosen = keras_backend()
+    if chosen is not None:
+        os.environ[KERAS_BACKEND] = chosen
+    return chosen
 
 
 def reuse_keras_file(sha256: str, progress: Progress | None) -> dict[str, NDArray[np.uint8]] | None:
@@ -169,7 +227,11 @@ def load_keras(progress: Progress | None) -> dict[str, NDArray[np.uint8]]:
     """Adapter over ``keras.datasets.mnist.load_data()``, imported here, lazily.
 
     keras checks the file's sha256 itself (in its cache and after a download); what keras
-    prints (its download bar) goes to stderr, so stdout stays the command's output."""
+    prints (its download bar) goes to stderr, so stdout stays the command's output. Its
+    backend is chosen first (:func:`use_keras_backend`: JAX when none is chosen)."""
+    chosen = use_keras_backend()
+    if chosen is not None:
+        say(progress, f"keras backend: {chosen} (no other chosen; set {KERAS_BACKEND} to pick)")
     try:
         import keras  # optional extra: softmax-pipe[keras]
     except ImportError as e:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, settings
+from softmax_core import gate
 from softmax_core.metrics import mcnemar_exact
 from softmax_core.model import Model
 from softmax_core.report import analysis, figures
@@ -24,10 +24,13 @@ from softmax_core.report.page import (
     table,
     tiles,
 )
+from softmax_core.requests import Gate
+from softmax_core.train import Holdout, holdout_decisions
 
 STRIP = 6  # misclassified images shown per confused pair
 TEMPLATE_PX = 150  # display size of a weight template (CSS px; drawn from 28x28 pixels)
 DIGIT_PX = 64  # display size of a misclassified test image
+HOLDOUT_STRIP = 12  # holdout images read wrong shown per dataset
 
 
 def render_report(
@@ -41,8 +44,8 @@ def render_report(
     champion_ref: str | None = None,
     domains: Sequence[str] | NDArray[Any] | None = None,
     test_digest: str | None = None,
-    min_accuracy: float = settings.MIN_ACCURACY,
-    alpha: float = settings.ALPHA,
+    rules: Gate | None = None,
+    holdouts: Sequence[Holdout] = (),
 ) -> str:
     """The model report as one HTML string (UTF-8 text, pictures inline).
 
@@ -56,7 +59,9 @@ def render_report(
         champion: a model to compare against on the same images; ``champion_ref`` names it.
         domains: (n,) a domain label per image, for per-domain accuracy deltas.
         test_digest: the digest of the test data, shown in the lineage.
-        min_accuracy, alpha: the gate's floor and McNemar significance level.
+        rules: the gate's floors, margin and alpha (default: the settings').
+        holdouts: ``(dataset, images (m, 28, 28), labels (m,))``: the holdout split of
+            each user dataset, shown with both models' accuracy and the gate on it.
 
     Raises:
         InvalidInputError: labels that do not match the images, or features that do not
@@ -65,17 +70,27 @@ def render_report(
     ev = analysis.evaluate(model, images, labels)
     y = np.asarray(labels).astype(np.int64)
     champ = analysis.evaluate(champion, images, y) if champion is not None else None
+    rules = rules or Gate()
     decision = gate.decide(
         y,
         ev.pred,
-        min_accuracy=min_accuracy,
+        min_accuracy=rules.min_accuracy,
         champion_pred=None if champ is None else champ.pred,
         champion=champion_ref if champ is not None else None,
-        alpha=alpha,
+        alpha=rules.alpha,
+        margin=rules.margin,
+    )
+    held = holdout_decisions(
+        model,
+        holdouts,
+        champion=champion.evolve(ref=champion_ref) if champion and champion_ref else champion,
+        min_accuracy=rules.min_dataset_accuracy,
+        alpha=rules.alpha,
+        margin=rules.margin,
     )
     rel = analysis.reliability(ev.probs, ev.correct)
     name = title or _ref(manifest) or "model"
-    header = _header(name, model, manifest, ev, rel.ece, decision)
+    header = _header(name, model, manifest, ev, rel.ece, [decision, *held])
     body = "".join(
         [
             _learned(model),
@@ -83,6 +98,7 @@ def render_report(
             _calibration(rel),
             _training(model),
             _against(ev, champ, y, decision, domains),
+            _your_data(model, holdouts, held),
             _lineage(model, manifest, test_digest),
         ]
     )
@@ -106,11 +122,27 @@ def _header(
     manifest: dict[str, Any] | None,
     ev: analysis.Evaluation,
     ece: float,
-    decision: gate.GateDecision,
+    decisions: Sequence[gate.GateDecision],
 ) -> str:
     created = (manifest or {}).get("created") or model.info.created
     steps = " → ".join(s.name for s in model.steps)
-    verdict = "passed" if decision.passed else f"refused ({decision.rule})"
+    failed = [d for d in decisions if not d.passed]
+    verdict = (
+        "passed"
+        if not failed
+        else "refused ("
+        + ", ".join(f"{d.rule}" + (f" on {d.domain}" if d.domain else "") for d in failed)
+        + ")"
+    )
+    held = [
+        kpi(
+            f"{d.accuracy:.4f}",
+            f"{d.domain} holdout ({d.n} images)"
+            + (f", champion {d.champion_accuracy:.4f}" if d.champion_accuracy is not None else ""),
+        )
+        for d in decisions
+        if d.domain
+    ]
     return (
         f"<h1>Model report: {esc(name)}</h1>"
         f"<p>created {esc(created)} · features: {esc(steps)} "
@@ -119,7 +151,8 @@ def _header(
         + kpi(f"{ev.accuracy:.4f}", "test accuracy")
         + kpi(f"{ece:.4f}", "expected calibration error")
         + kpi(str(int((~ev.correct).sum())), "test images wrong")
-        + kpi(verdict, "gate decision", "pass" if decision.passed else "fail")
+        + "".join(held)
+        + kpi(verdict, "gate decision", "fail" if failed else "pass")
         + "</div>"
     )
 
@@ -161,21 +194,24 @@ def _learned(model: Model) -> str:
     )
 
 
+def _strip(pixels: NDArray[np.generic], idx: Any, captions: list[str]) -> str:
+    """Images ``pixels[i]`` (28x28, as stored) for ``i`` in ``idx``, side by side, each with
+    its caption."""
+    return tiles(
+        (
+            (figures.tile(pixels[i], "gray_r", 0, float(pixels[i].max()) or 1.0), caption)
+            for i, caption in zip(idx, captions, strict=True)
+        ),
+        DIGIT_PX,
+    )
+
+
 def _errors(ev: analysis.Evaluation, images: NDArray[np.generic], y: NDArray[np.int64]) -> str:
     pixels = np.asarray(images)
     rows = []
     for true, pred, count in analysis.confused_pairs(ev.confusion):
         idx = analysis.examples(ev, y, true, pred, STRIP)
-        strip = tiles(
-            (
-                (
-                    figures.tile(pixels[i], "gray_r", 0, float(pixels[i].max()) or 1.0),
-                    f"p={ev.probs[i, pred]:.2f}",
-                )
-                for i in idx
-            ),
-            DIGIT_PX,
-        )
+        strip = _strip(pixels, idx, [f"p={ev.probs[i, pred]:.2f}" for i in idx])
         rows.append(
             f'<div class="pair"><strong>true {true} → predicted {pred} '
             f'<span class="note">({count} images)</span></strong>{strip}</div>'
@@ -269,8 +305,11 @@ def _against(
     lead = (
         f"Both models on the same {y.size} test images ({esc(decision.champion or 'the champion')}: "
         f"{champ.accuracy:.4f}, this model: {ev.accuracy:.4f}). McNemar's exact test looks only "
-        f"at the images one model got right and the other wrong: p = <b>{test.p_value:.3g}</b>. "
-        f"The gate refuses a model only when it is worse <i>and</i> p &lt; {decision.alpha:g}."
+        f"at the images one model got right and the other wrong: p = <b>{test.p_value:.3g}</b> "
+        "(two-sided). The gate asks a one-sided question of the same images: is this model "
+        f"worse than the champion by more than {100 * decision.margin:g} points? It refuses "
+        f"the model when p = <b>{decision.p_worse or 0.0:.3g}</b> is under "
+        f"{decision.alpha:g}."
     )
     body = (
         verdict
@@ -296,6 +335,69 @@ def _domains(
     return "<h3>Per domain</h3>" + table(
         ["domain", "images", "this model", "champion", "change (points)"], rows, (1, 2, 3, 4)
     )
+
+
+def _your_data(
+    model: Model, holdouts: Sequence[Holdout], decisions: Sequence[gate.GateDecision]
+) -> str:
+    """Each user dataset's holdout: both models' accuracy, the gate's verdict on that
+    domain, and the holdout images this model reads wrong."""
+    if not decisions:
+        return ""
+    rows = [
+        (
+            d.domain,
+            d.n,
+            f"{d.accuracy:.4f}",
+            _fmt(d.champion_accuracy if d.champion_accuracy is not None else float("nan")),
+            "—" if d.difference is None else f"{100 * d.difference:+.2f}",
+            d.comparison or "—",
+            f"{d.min_accuracy:.2f}"
+            if d.floor_applies
+            else f"not applied (< {gate.floor_min_images(d.min_accuracy)} images)",
+            "passed" if d.passed else f"refused ({d.rule})",
+        )
+        for d in decisions
+    ]
+    head = table(
+        [
+            "dataset",
+            "holdout images",
+            "this model",
+            "champion",
+            "change (points)",
+            "against the champion",
+            "floor",
+            "gate",
+        ],
+        rows,
+        (1, 2, 3, 4),
+    )
+    verdicts = "".join(
+        f'<p class="verdict {"pass" if d.passed else "fail"}">{esc(d.message)}</p>'
+        + (f'<p class="note">next step: {esc(d.advice)}</p>' if d.advice else "")
+        for d in decisions
+    )
+    strips = []
+    by_name = {name: (images, labels) for name, images, labels in holdouts}
+    for d in decisions:
+        images, labels = by_name[str(d.domain)]
+        pred = model.predict(images)
+        wrong = np.flatnonzero(pred != np.asarray(labels))[:HOLDOUT_STRIP]
+        if wrong.size:
+            captions = [f"{int(labels[i])} → {int(pred[i])}" for i in wrong]
+            strip = _strip(np.asarray(images), wrong, captions)
+            strips.append(
+                f'<div class="pair"><strong>{esc(d.domain)}: read wrong '
+                f'<span class="note">(true → predicted)</span></strong>{strip}</div>'
+            )
+    lead = (
+        "Each of your labelled datasets keeps a holdout, images no model trained on: this "
+        "model and the champion on them, and the gate on that domain (it passes when this "
+        "model is better, or not shown worse by more than the margin; the floor counts "
+        "only on a holdout large enough to measure it)."
+    )
+    return section("your-data", "On your data", lead, head + verdicts + "".join(strips))
 
 
 def _lineage(model: Model, manifest: dict[str, Any] | None, test_digest: str | None) -> str:

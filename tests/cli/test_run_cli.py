@@ -92,7 +92,9 @@ def test_worse_challenger_exits_5(
     args = ["--epochs", "1", "--limit", "1200", "--min-accuracy", "0.5"]
     result = _invoke(mnist_dir, session_cache, with_champion, *args)
     assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
-    assert "significantly worse than champion mnist:1" in result.stderr  # type: ignore[attr-defined]
+    stderr = result.stderr  # type: ignore[attr-defined]
+    assert "error: gate refused the model: champion mnist:1 0.9899 vs challenger" in stderr
+    assert "worse beyond the 0.5-point margin" in stderr and "next step:" in stderr
     assert _versions(with_champion, session_cache) == [1]
 
 

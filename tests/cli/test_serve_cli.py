@@ -93,6 +93,36 @@ def test_deploy_names_a_broken_prefect_yaml(tmp_path: Path) -> None:
     assert f"{broken} is not a prefect.yaml with named deployments" in done.stderr
 
 
+@pytest.mark.parametrize("command", ["serve", "deploy"])
+def test_the_options_become_the_scheduled_requests(command: str) -> None:
+    """serve and deploy take the same options for what the runs do, into the same
+    ServeOptions: the gate, the weighting, training, locations and crons."""
+    import typer.main
+
+    from softmax_pipe import cli_serve
+    from softmax_pipe.cli import app
+
+    args = [
+        "--registry", "s3://team/models", "--labelled", "/srv/labelled", "--inbox", "/srv/in",
+        "--output", "/srv/out.csv", "--margin", "0.01", "--min-dataset-accuracy", "0.8",
+        "--alpha", "0.01", "--min-accuracy", "0.97", "--data-share", "0.2", "--epochs", "2",
+        "--no-warm-start", "--retrain-cron", "0 4 * * 2", "--name", "digits", "--request",
+    ]  # fmt: skip
+    cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    options = cli_serve._options(cmd.make_context(command, args).params)
+    training, scoring = options.training, options.scoring
+    assert training.target.location.registry == "s3://team/models"
+    assert training.data.inbox == "/srv/labelled" and training.data.data_share == 0.2
+    assert (scoring.input, scoring.output.path) == ("/srv/in", "/srv/out.csv")
+    gate = training.gate
+    assert (gate.margin, gate.min_dataset_accuracy, gate.alpha, gate.min_accuracy) == (
+        0.01, 0.8, 0.01, 0.97,
+    )  # fmt: skip
+    assert training.hyper.epochs == 2 and not training.hyper.warm_start
+    assert training.target.action == "request"
+    assert options.retrain_cron == "0 4 * * 2" and scoring.model.ref == "digits@champion"
+
+
 def test_serve_request_makes_retraining_request_instead_of_promoting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

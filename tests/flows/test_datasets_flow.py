@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flows.records import Skipped
-from registry import Registry
+from registry import Registry, layout
 from softmax_core.errors import GateFailedError
 from softmax_core.requests import Data, Gate, Hyper
 from tests.flows.test_training_flow import _artifacts, _published, _run, _task_runs
@@ -41,6 +41,10 @@ def test_trains_on_a_dataset_and_gates_its_holdout(
     assert summary.lineage.datasets == (m.lineage(),)
     with Registry.open(str(reg), cache_dir=session_cache) as r:
         published = r.resolve("mnist@champion")
+        page = r.store.get(layout.report_key("mnist", published.version))[0].decode()
+    # the page the flow stores shows the dataset's holdout and the gate on it
+    assert 'id="your-data"' in page and "printed holdout" in page
+    assert f"{printed_gate.accuracy:.4f}" in page
     assert published.lineage["datasets"] == [dataclasses.asdict(m.lineage())]
     assert published.lineage["data_weight"] == 5 and published.params["data_weight"] == 5
     assert published.metrics["domains"]["printed"]["accuracy"] == printed_gate.accuracy

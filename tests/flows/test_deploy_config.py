@@ -261,6 +261,84 @@ def test_serve_defaults_come_from_the_settings(
     assert scoring.output.path == str(tmp_path / "softmax-pipe" / "outbox" / "scores.csv")
 
 
+def docker_options() -> service.ServeOptions:
+    """What compose's ``register`` service deploys: its ``softmax-pipe deploy`` command's
+    options (the docker stack's bucket and volumes, ``--request``), as the CLI reads them."""
+    from softmax_pipe import cli_serve
+
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    command = compose["services"]["register"]["command"]
+    assert command[:2] == ["softmax-pipe", "deploy"], command
+    return cli_serve._options(deploy_params(command[2:]))
+
+
+def deploy_params(args: list[str]) -> dict[str, Any]:
+    """The options ``softmax-pipe deploy ARGS`` parses (click's own parsing, no server)."""
+    import typer.main
+
+    from softmax_pipe.cli import app
+
+    command = typer.main.get_command(app).commands["deploy"]  # type: ignore[attr-defined]
+    params: dict[str, Any] = command.make_context("deploy", list(args)).params
+    return params
+
+
+def test_deploy_writes_its_options_into_the_deployments() -> None:
+    """`softmax-pipe deploy --registry ... --labelled ... --inbox ... --output ...` (and the
+    gate, crons): the parameters, schedules and trigger it registers are its options; the
+    rest of prefect.yaml (entrypoints, pool, tags, job variables) is the file's."""
+    from softmax_core.requests import Gate
+
+    spec = prefect_yaml()
+    options = service.ServeOptions.build(
+        location=Location(registry="s3://team/models"),
+        labelled="/srv/labelled",
+        inbox="/srv/inbox",
+        output="/srv/outbox/scores.csv",
+        gate=Gate(margin=0.01, min_dataset_accuracy=0.8),
+        retrain_cron="0 4 * * 2",
+    )
+    filled = service.deployment_spec(spec, options)
+    deployments = {d["name"]: d for d in filled["deployments"]}
+    training, scoring = requests_of(deployments)
+    assert (training, scoring) == (options.training, options.scoring)
+    assert deployments["retrain"]["schedules"] == [
+        {"cron": "0 4 * * 2", "timezone": "UTC", "active": True}
+    ]
+    from prefect.events import DeploymentEventTrigger
+
+    (raw,) = deployments["score-inbox"]["triggers"]
+    assert raw.pop("type") == "event"
+    trigger = DeploymentEventTrigger.model_validate(raw)
+    assert trigger.match.root["softmax-pipe.registry"] == "s3://team/models"  # type: ignore[union-attr]
+    for name, d in deployments.items():
+        original = {x["name"]: x for x in spec["deployments"]}[name]
+        for key in ("entrypoint", "work_pool", "tags", "description"):
+            assert d[key] == original[key]
+    assert filled["pull"] == spec["pull"]
+
+
+def test_the_yaml_is_what_deploy_registers_for_the_docker_stack() -> None:
+    """With compose's register command (the docker stack's locations and --request), deploy
+    registers exactly what prefect.yaml states: `prefect deploy` by hand and `softmax-pipe
+    deploy` in the stack agree."""
+    from prefect.events import DeploymentEventTrigger
+
+    spec = prefect_yaml()
+    filled = service.deployment_spec(spec, docker_options())
+    mine = {d["name"]: d for d in filled["deployments"]}
+    theirs = {d["name"]: d for d in spec["deployments"]}
+    assert requests_of(mine) == requests_of(theirs)
+    for name in theirs:
+        assert mine[name]["schedules"] == theirs[name]["schedules"]
+        for a, b in zip(
+            mine[name].get("triggers", []), theirs[name].get("triggers", []), strict=True
+        ):
+            assert DeploymentEventTrigger.model_validate(
+                {k: v for k, v in a.items() if k != "type"}
+            ) == DeploymentEventTrigger.model_validate({k: v for k, v in b.items() if k != "type"})
+
+
 def test_bad_cron_is_a_usage_error() -> None:
     from softmax_core.errors import InvalidInputError
 
@@ -443,7 +521,13 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     assert env["AWS_ACCESS_KEY_ID"] == values["S3_WORKER_ACCESS_KEY"]  # from the env file
     assert env["AWS_SECRET_ACCESS_KEY"] == values["S3_WORKER_SECRET_KEY"]
     assert worker["build"]["dockerfile"].endswith("Dockerfile")
-    assert services["register"]["command"] == ["softmax-pipe", "deploy"]
+    register = services["register"]["command"]
+    assert register[:2] == ["softmax-pipe", "deploy"]
+    params = deploy_params(register[2:])  # the locations prefect.yaml states: the worker's
+    training, scoring = requests_of({d["name"]: d for d in prefect_yaml()["deployments"]})
+    assert params["registry"] == training.target.location.registry == env["SOFTMAX_PIPE_REGISTRY"]
+    assert (params["labelled"], params["inbox"]) == (training.data.inbox, scoring.input)
+    assert params["output"] == scoring.output.path
     for svc in services.values():  # nothing published beyond loopback
         assert all(p.startswith("127.0.0.1:") for p in _ports(svc)), _ports(svc)
 

@@ -356,7 +356,12 @@ def test_scheduled_deployments_end_to_end(
     softmax_pipe = [str(Path(sys.executable).parent / "softmax-pipe")]
 
     # 1. register as a user would; check through the client --------------------------------
-    out = run_cli([*softmax_pipe, "deploy", "--project-dir", str(REPO)], client_env)
+    triggered = tmp_path / "triggered"
+    triggered.mkdir()
+    where = ["--registry", REGISTRY, "--labelled", str(labelled), "--inbox", str(folder)]
+    where += ["--output", str(triggered / "scores.csv")]  # the worker's locations
+    where += ["--request"]  # its key is a trainer's, as compose's register deploys it
+    out = run_cli([*softmax_pipe, "deploy", "--project-dir", str(REPO), *where], client_env)
     assert "deployment training-pipeline/retrain: cron 0 3 * * 1" in out, out
     assert "deployment batch-scoring/score-inbox: cron 0 6 * * *" in out, out
     lap("deployed")
@@ -386,21 +391,17 @@ def test_scheduled_deployments_end_to_end(
         spec["trigger"]["within"] = CRASH_WINDOW
         (zombie,) = client.read_automations_by_name(spec["name"])
         client.update_automation(zombie.id, AutomationCore.model_validate(spec))
-        # score-inbox's trigger is an automation too; its runs score this test's inbox
-        from prefect.client.schemas.actions import DeploymentUpdate
-
+        # score-inbox's trigger is an automation too; its runs score this test's inbox, the
+        # folders deploy was given
         (on_champion,) = client.read_automations_by_name("score-inbox on mnist@champion moved")
         assert on_champion.enabled
-        score_dep = client.read_deployment_by_name(SCORE)
-        triggered = tmp_path / "triggered"
-        triggered.mkdir()
-        inbox_request = {"input": str(folder), "output": {"path": str(triggered / "scores.csv")}}
-        score_params = merged(score_dep.parameters, inbox_request)
-        client.update_deployment(score_dep.id, DeploymentUpdate(parameters=score_params))
+        score_params = client.read_deployment_by_name(SCORE).parameters
+        assert score_params["input"] == str(folder)
+        assert score_params["output"]["path"] == str(triggered / "scores.csv")
         # retrain syncs this test's labelled inbox (empty for now: nothing labelled yet)
         assert request["data"]["skip_unchanged"] is True
-        retrain_params = merged(retrain.parameters, {"data": {"inbox": str(labelled)}})
-        client.update_deployment(retrain.id, DeploymentUpdate(parameters=retrain_params))
+        assert request["data"]["inbox"] == str(labelled)
+        retrain_params = retrain.parameters
 
     approver_env = {
         **server.client_env(tmp_path / "approver-home"),

@@ -94,7 +94,11 @@ def test_training_flow_takes_the_requests_parts_and_its_schema_is_the_requests_t
     hyper = definitions["Hyper"]["properties"]
     assert hyper["epochs"]["type"] == "integer" and hyper["epochs"]["default"] == Hyper().epochs
     assert hyper["features"]["enum"] == ["pixels", "deskew", "hog"]  # a choice in the form
-    assert definitions["Data"]["properties"]["weighting"]["enum"] == ["oversample", "loss"]
+    assert definitions["Data"]["properties"]["weighting"]["enum"] == [
+        "jitter",
+        "oversample",
+        "loss",
+    ]
 
 
 def test_training_parameters_as_json_build_the_request() -> None:
@@ -119,7 +123,12 @@ def test_training_parameters_as_json_build_the_request() -> None:
         ),
         ("gate", "min_accuracy", 1.5, "gate: Value error, min_accuracy=1.5 is invalid"),
         ("data", "data_weight", 0, "data: Value error, data_weight=0 is invalid"),
-        ("data", "weighting", "both", "data.weighting: Input should be 'oversample' or 'loss'"),
+        (
+            "data",
+            "weighting",
+            "both",
+            "data.weighting: Input should be 'jitter', 'oversample' or 'loss'",
+        ),
         ("target", "name", "../evil", "target: Value error, model name '../evil' contains '/'"),
         ("target", "alias", "a/b", "target: Value error, alias 'a/b'"),
         ("retries", "io_retries", -1, "retries: Value error, io_retries=-1 is invalid"),

@@ -277,11 +277,11 @@ def test_floor_not_met_fails_the_run_and_publishes_nothing(
     assert "REFUSED (floor rule)" in report
 
 
-def test_worse_challenger_refused_against_champion_with_p_value(
+def test_worse_challenger_refused_against_champion_with_the_margin(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
     # One epoch on 1,200 images (2% of the training set): well above a 0.5 floor, but
-    # significantly worse than the champion on the same 10,000 test images.
+    # worse than the champion beyond the margin on the same 10,000 test images.
     state = _run(
         mnist_dir,
         session_cache,
@@ -292,7 +292,9 @@ def test_worse_challenger_refused_against_champion_with_p_value(
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, GateFailedError)
-    assert "significantly worse than champion mnist:1" in str(exc)
+    assert "gate refused the model: champion mnist:1 " in str(exc)
+    assert "worse beyond the 0.5-point margin" in str(exc)
+    assert "next step: lower --data-weight" in str(exc)
 
     with _open(with_champion, session_cache) as r:
         assert r.version_numbers("mnist") == [1]
@@ -300,10 +302,10 @@ def test_worse_challenger_refused_against_champion_with_p_value(
         champion_accuracy = r.resolve("mnist@champion").metrics["accuracy"]
 
     report = _artifacts(state.state_details.flow_run_id)["gate-report"].data
-    assert "REFUSED (champion rule)" in report
+    assert "REFUSED (non-inferiority rule)" in report
     assert "champion (mnist\\:1)" in report  # escaped markdown
     assert f"{champion_accuracy:.4f}" in report
-    p_line = next(line for line in report.splitlines() if "McNemar exact test" in line)
+    p_line = next(line for line in report.splitlines() if "non-inferiority vs champion" in line)
     p_value = float(p_line.split("p = ")[1].split()[0])
     assert 0.0 <= p_value < 0.05
 
@@ -316,7 +318,7 @@ def test_better_or_equal_challenger_replaces_the_champion(
     assert summary.ref == "mnist:2" and summary.lineage.champion == "mnist:1"
     assert summary.to_json()["champion_before"] == "mnist:1"
     decision = summary.evaluation.decision
-    assert decision.champion == "mnist:1" and decision.p_value is not None
+    assert decision.champion == "mnist:1" and decision.comparison == "within the margin"
     with _open(with_champion, session_cache) as r:
         assert r.aliases("mnist") == {"champion": 2}
         assert [rec.version for rec in r.history("mnist", "champion")] == [1, 2]

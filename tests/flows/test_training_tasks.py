@@ -201,8 +201,8 @@ def test_evaluate_fn_gates_against_floor_and_champion(
     assert floor.decision.rule == "floor" and floor.domains == ()
     assert floor.report.accuracy == pytest.approx(floor.decision.accuracy)
     assert floor.report.n == 10_000 and len(floor.report.per_class) == 10
-    assert vs.decision.rule == "champion" and vs.decision.champion == "m:1"
-    assert vs.decision.p_value is not None and vs.decision.p_value < 1e-10
+    assert vs.decision.rule == "non-inferiority" and vs.decision.champion == "m:1"
+    assert vs.decision.p_worse is not None and vs.decision.p_worse < 1e-10
 
 
 def test_publish_promote_and_pull_champion_fn(small_model: Model, tmp_path: Path) -> None:
@@ -245,8 +245,9 @@ def test_report_markdown_and_table(small_model: Model) -> None:
     assert "| test accuracy | 0.9000 | 1.0000 |" in md
     assert "| test images only this model got right | 0 | 100 |" in md
     assert "failed: floor** by 0.0500" in md
-    assert "failed: champion** by 0.1000" in md
-    assert f"p = {decision.p_value:.3g}" in md
+    assert "failed: non\\-inferiority** by 0.0805" in md  # the upper bound -0.0855, margin 0.005
+    assert f"one-sided p = {decision.p_worse:.3g}" in md
+    assert "**Next step:** train longer" in md
     assert "- flow_run_id: `abc-123`" in md
     assert "`limit=3000`" in md
 

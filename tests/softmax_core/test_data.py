@@ -889,3 +889,50 @@ def test_hog_features_are_cached_and_a_warm_start_across_feature_sets_is_refused
     assert train(small_ds, Hyper(features="hog", epochs=1), init=hog_model).W.shape == (392, 10)
     with pytest.raises(InvalidInputError, match="champion uses features 'hog', this run 'deskew'"):
         train(small_ds, Hyper(features="deskew", epochs=1), init=hog_model)
+
+
+# --- no source given: the MNIST already cached ---------------------------------------------------
+
+
+def test_no_source_reuses_the_mnist_last_cached(
+    tmp_path: Path, cache_dir: Path, small: Arrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ingest --source X` once, then every command without a source: the entry last used
+    (here an npz after an IDX folder), whatever made it, verified, without keras or the
+    network (KERAS_HOME empty, so the default would otherwise be keras or a download)."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras-here"))
+    other = make_arrays(seed=9)
+    idx = load_mnist(str(write_idx(tmp_path / "idx", small)), cache_dir=cache_dir)
+    past = time.time() - 100  # whatever the filesystem clock's resolution
+    os.utime(idx.path, (past, past))
+    npz = load_mnist(str(write_npz(tmp_path / "m.npz", other)), cache_dir=cache_dir)
+    messages: list[str] = []
+    again = load_mnist(None, cache_dir=cache_dir, progress=messages.append)
+    assert again.cached and again.path == npz.path and again.source == npz.source
+    assert again.digest == dataset_digest(other)
+    assert any(m.startswith("no source given: the MNIST cached from npz:") for m in messages)
+    os.utime(npz.path, (past, past))
+    load_mnist(str(tmp_path / "idx"), cache_dir=cache_dir)  # used last now
+    assert load_mnist(None, cache_dir=cache_dir).path == idx.path
+
+
+def test_no_source_and_a_damaged_cache_falls_back(
+    tmp_path: Path, cache_dir: Path, small: Arrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry that fails verification is discarded, never used; with none left, the
+    default source decides (here keras's cached file, taken as the published one, reused
+    without a download: the URL is a closed port)."""
+    home = tmp_path / "keras-home"
+    other = make_arrays(seed=4)
+    published = write_npz(home / "datasets" / "mnist.npz", other)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    ds = load_mnist(str(write_idx(tmp_path / "idx", small)), cache_dir=cache_dir)
+    _flip_last_byte(ds.path)
+    messages: list[str] = []
+    url = f"http://127.0.0.1:{free_port()}/mnist.npz"
+    again = load_mnist(
+        None, cache_dir=cache_dir, url=url, sha256=file_sha256(published), progress=messages.append
+    )
+    assert any("failed verification" in m and "discarded" in m for m in messages), messages
+    assert not ds.path.exists()
+    assert again.digest == dataset_digest(other) and again.source == f"download:{url}"

@@ -1,4 +1,7 @@
-"""The ``keras`` source against the real keras 3 (JAX backend), and keras's cache reused.
+"""The ``keras`` source against the real keras 3, and keras's cache reused.
+
+No test sets KERAS_BACKEND: the source chooses JAX itself (``use_keras_backend``), as it
+does in a user's shell, where keras 3 would otherwise ask for TensorFlow.
 
 keras.datasets.mnist.load_data runs for real: keras's get_file (its cache folder under
 a temporary KERAS_HOME, its sha256 check, its urlretrieve over HTTP), its np.load parsing,
@@ -42,6 +45,17 @@ from tests.softmax_core.test_data import (  # noqa: F401 (http_server is a fixtu
     make_arrays,
     write_npz,
 )
+
+
+@pytest.fixture(autouse=True)
+def keras_backend_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests import keras themselves (to redirect its download) before our loader
+    does: the backend is chosen first, as ``load_keras`` chooses it."""
+    from softmax_core.mnist.remote import KERAS_BACKEND, keras_backend
+
+    chosen = keras_backend()
+    if chosen is not None:
+        monkeypatch.setenv(KERAS_BACKEND, chosen)
 
 
 @pytest.fixture(scope="session")
@@ -238,3 +252,53 @@ def test_without_a_cached_file_the_default_is_keras(
 ) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
     assert resolve_source(None) == "keras"  # keras 3 is installed (.[dev])
+
+
+# --- keras 3's backend, chosen in a fresh process ------------------------------------------------
+
+_IMPORT = """
+import sys
+from softmax_core.mnist import remote
+chosen = remote.use_keras_backend() if sys.argv[1] == "choose" else None
+import keras
+print(chosen, keras.backend.backend())
+"""
+
+
+def fresh(argv: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` in a clean environment (PATH, HOME and ``env`` only), keras's folder
+    holding the keras.json a failed first import leaves: {"backend": "tensorflow"}."""
+    keras_home = home / ".keras"
+    keras_home.mkdir(parents=True, exist_ok=True)
+    (keras_home / "keras.json").write_text('{"backend": "tensorflow"}')
+    clean = {"PATH": os.environ["PATH"], "HOME": str(home), **env}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=clean)
+
+
+def test_a_fresh_process_starts_keras_on_jax_by_itself(tmp_path: Path) -> None:
+    """keras 3 asks for TensorFlow, which .[keras] does not install: ``import keras`` fails
+    in a fresh shell (the issue's ``No module named 'tensorflow'``). Chosen first, it
+    starts on JAX; a backend the user sets is kept."""
+    plain = fresh([sys.executable, "-c", _IMPORT, "as-is"], tmp_path)
+    assert plain.returncode != 0 and "No module named 'tensorflow'" in plain.stderr
+    chosen = fresh([sys.executable, "-c", _IMPORT, "choose"], tmp_path)
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.split() == ["jax", "jax"]
+    theirs = fresh([sys.executable, "-c", _IMPORT, "choose"], tmp_path, KERAS_BACKEND="numpy")
+    assert theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout.split() == ["None", "numpy"]
+
+
+def test_the_cli_keras_source_imports_keras_in_a_fresh_shell(tmp_path: Path) -> None:
+    """``softmax-pipe ingest --source keras`` in a clean environment gets as far as keras's
+    own download (here refused by a proxy on a closed port: exit 4, a network failure),
+    where it stopped at ``import keras`` before (exit 2)."""
+    proxy = f"http://127.0.0.1:{free_port()}"
+    cli = str(Path(sys.executable).parent / "softmax-pipe")
+    cache = str(tmp_path / "cache")
+    proxies = {name: proxy for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")}
+    done = fresh([cli, "ingest", "--source", "keras", "--cache-dir", cache], tmp_path, **proxies)
+    assert done.returncode == 4, done.stderr
+    assert "keras backend: jax" in done.stderr
+    assert "keras.datasets.mnist.load_data() failed" in done.stderr
+    assert "could not import keras" not in done.stderr

@@ -72,3 +72,40 @@ def test_mismatched_lengths_are_refused() -> None:
         metrics.accuracy([], [])
     with pytest.raises(InvalidInputError, match="prediction 12"):
         metrics.confusion_matrix([1, 2], [1, 12])
+
+
+def test_paired_score_interval_matches_the_published_tango_example() -> None:
+    """Cavo et al. (2012), the paired table [[59, 6], [16, 80]] of Fagerland, Lydersen and
+    Laake's *Statistical Analysis of Contingency Tables* (ch. 8): Tango's asymptotic score
+    95% interval for the difference is -0.1240 to -0.0054 (R contingencytables, tested)."""
+    d = metrics.PairedDifference(n=161, only_a=6, only_b=16)
+    assert d.difference == pytest.approx(-0.0621, abs=5e-5)
+    assert d.lower(0.025) == pytest.approx(-0.1240, abs=5e-5)
+    assert d.upper(0.025) == pytest.approx(-0.0054, abs=5e-5)
+    # the bounds invert the one-sided tests
+    assert d.p_above(d.lower(0.025)) == pytest.approx(0.025, abs=1e-6)
+    assert d.p_below(d.upper(0.025)) == pytest.approx(0.025, abs=1e-6)
+
+
+@pytest.mark.parametrize(("only_a", "only_b"), [(3, 1), (10, 25), (40, 60), (120, 80)])
+def test_paired_score_at_zero_is_mcnemars_z(only_a: int, only_b: int) -> None:
+    d = metrics.PairedDifference(n=1000, only_a=only_a, only_b=only_b)
+    assert d.score(0.0) == pytest.approx((only_a - only_b) / np.sqrt(only_a + only_b))
+
+
+@pytest.mark.parametrize(("only_a", "only_b"), [(0, 0), (5, 0), (3, 1), (10, 25), (120, 80)])
+def test_p_better_is_scipys_one_sided_binomial_test(only_a: int, only_b: int) -> None:
+    d = metrics.PairedDifference(n=500, only_a=only_a, only_b=only_b)
+    expected = (
+        1.0
+        if only_a + only_b == 0
+        else binomtest(only_a, only_a + only_b, 0.5, alternative="greater").pvalue
+    )
+    assert d.p_better() == pytest.approx(expected, rel=1e-9)
+
+
+def test_paired_counts_must_fit() -> None:
+    with pytest.raises(InvalidInputError, match="do not fit"):
+        metrics.PairedDifference(n=5, only_a=4, only_b=2)
+    with pytest.raises(InvalidInputError, match="theta0"):
+        metrics.PairedDifference(n=5, only_a=1, only_b=1).score(1.0)

@@ -147,6 +147,16 @@ def test_predict_files_prepares_each_file_as_score_does(tmp_path: Path) -> None:
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ImageError, match=r"^not an image: .*notes\.png: no image format"):
         model.predict_files([paths[0], tmp_path / "notes.png"])
+    probs = model.predict_proba_files(paths)
+    assert probs.shape == (len(paths), 10) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(
+        probs, model.predict_proba(np.stack([read_digit(p) for p in paths]))
+    )
+    np.testing.assert_array_equal(probs.argmax(axis=1), expected)
+    assert model.predict_proba_files([]).shape == (0, 10)
+    with pytest.raises(ImageError, match=r"notes\.png"):
+        model.predict_proba_files([tmp_path / "notes.png"])
 
 
 def test_a_model_pickles() -> None:

@@ -57,8 +57,12 @@ BAD: list[tuple[type, str, str, Any, str]] = [
     (Data, "data_weight", "data_weight", 0, "an integer >= 1"),
     (Data, "data_weight", "data_weight", 2.5, "an integer >= 1"),
     (Data, "data_weight", "data_weight", False, "an integer >= 1"),
-    (Data, "weighting", "weighting", "both", "one of oversample, loss"),
-    (Data, "weighting", "weighting", None, "one of oversample, loss"),
+    *[
+        (Data, "data_share", "data_share", value, "a number in (0, 1]")
+        for value in (0, -0.1, 1.5, math.nan, "0.2", True)
+    ],
+    (Data, "weighting", "weighting", "both", "one of jitter, oversample, loss"),
+    (Data, "weighting", "weighting", None, "one of jitter, oversample, loss"),
     (Data, "skip_unchanged", "skip_unchanged", "yes", FLAG),
     (Data, "skip_unchanged", "skip_unchanged", 1, FLAG),
     (Hyper, "features", "features", "sift", "one of pixels, deskew, hog"),
@@ -91,6 +95,10 @@ BAD: list[tuple[type, str, str, Any, str]] = [
         for value in (-0.01, 1.01, math.nan, "0.9", True)
     ],
     *[(Gate, "alpha", "alpha", value, "a number in (0, 1)") for value in (0, 1, 1.5, None)],
+    *[
+        (Gate, "margin", "margin", value, "a number in [0, 1)")
+        for value in (-0.001, 1, math.nan, "0.005", True)
+    ],
     (Target, "action", "action", True, "one of promote, request, publish"),
     (Target, "action", "action", "Promote", "one of promote, request, publish"),
     (ModelRef, "model", "ref", "", "a registry reference or a model file"),
@@ -217,6 +225,7 @@ DEFAULTS: dict[str, Any] = {
     "Data.download_url": None,
     "Data.datasets": (),
     "Data.data_weight": settings.DATA_WEIGHT,
+    "Data.data_share": settings.DATA_SHARE,
     "Data.weighting": settings.DATA_WEIGHTING,
     "Data.inbox": None,
     "Data.inbox_dataset": settings.INBOX_DATASET,
@@ -235,6 +244,7 @@ DEFAULTS: dict[str, Any] = {
     "Gate.min_accuracy": settings.MIN_ACCURACY,
     "Gate.alpha": settings.ALPHA,
     "Gate.min_dataset_accuracy": settings.DATASET_MIN_ACCURACY,
+    "Gate.margin": settings.MARGIN,
     "Target.location": Location(),
     "Target.name": settings.MODEL_NAME,
     "Target.alias": settings.ALIAS,
@@ -422,3 +432,16 @@ def test_a_part_that_is_not_its_dataclass_is_refused_by_name(
         InvalidInputError, match=rf"^{name}=.* is invalid; expected a \w+\(\.\.\.\)$"
     ):
         build()
+
+
+def test_the_weight_of_users_images_follows_their_share() -> None:
+    """Without data_weight, the users' images count as data_share of the MNIST images:
+    few labels weigh more each; an explicit weight wins."""
+    assert Data().weight_for(164, 60_000) == 37  # 20 a class, 82% in train: ceil(36.6)
+    assert Data().weight_for(1_201, 60_000) == 5  # the 1,500-image printed benchmark
+    assert Data().weight_for(38, 60_000) == 158
+    assert Data().weight_for(100_000, 60_000) == 1  # at least once
+    assert Data().weight_for(6_000, 60_000) == 1  # exactly the share: no rounding up
+    assert Data().weight_for(100, 60_000) == 60
+    assert Data(data_share=0.2).weight_for(164, 60_000) == 74
+    assert Data(data_weight=3).weight_for(164, 60_000) == 3

@@ -1,0 +1,109 @@
+"""The own-data loop end to end, as a new user runs it in a fresh shell.
+
+Every command is the installed ``softmax-pipe`` in a clean environment (``env -i`` with
+PATH and HOME only, HOME a new temporary folder: no SOFTMAX_PIPE_*, no KERAS_BACKEND, no
+PREFECT_API_URL; Prefect's own profile in that home turns its telemetry off, as a user
+would). Real MNIST, given once; a script MNIST never saw, rendered here (Eastern
+Arabic-Indic digits in the DejaVu faces, ``tests/printed_digits.py``):
+
+1. ``run --source MNIST``: the first champion, mnist:1;
+2. ``dataset add`` of 20 labelled images a digit of the script, then ``run --dataset
+   script`` with every default: exit 0, mnist:2 published and promoted;
+3. the new champion reads at least 90% of the script's unlabelled rest (``score``), and
+   MNIST test at least 98.5% (``evaluate``, no source given: the MNIST ``run`` cached);
+4. ``report`` (no source either) shows the script's holdout, both models on it.
+
+The settings file keeps the registry, as a user would keep it (~/.config/softmax-pipe/).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.printed_digits import write_script
+
+pytestmark = pytest.mark.slow  # two training runs: about 2 minutes
+
+CLI = str(Path(sys.executable).parent / "softmax-pipe")
+PER_DIGIT = 20  # labelled images a digit
+REST = 60  # unlabelled images a digit, never trained on
+TIMEOUT = 900  # seconds, per command (a busy 2-core box; a run takes about 30 s idle)
+
+
+def fresh_shell(home: Path) -> dict[str, str]:
+    """``env -i PATH=... HOME=...``: nothing else from this test session."""
+    return {"PATH": os.environ["PATH"], "HOME": str(home)}
+
+
+def cli(args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [CLI, *args],
+        env=fresh_shell(home),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    return done
+
+
+def test_a_new_script_learned_from_20_labels_a_digit_in_a_fresh_shell(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    (home / ".prefect").mkdir(parents=True)
+    (home / ".prefect" / "profiles.toml").write_text(
+        'active = "ephemeral"\n[profiles.ephemeral]\n'  # Prefect's own first profile,
+        'PREFECT_SERVER_ALLOW_EPHEMERAL_MODE = "true"\nPREFECT_SERVER_ANALYTICS_ENABLED = "false"\n'
+    )
+    config = home / ".config" / "softmax-pipe" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('registry = "~/models"\n')
+    write_script(work / "script", PER_DIGIT, seed=2023)
+    write_script(work / "rest", REST, seed=2024, start=PER_DIGIT)
+
+    first = cli(["run", "--source", str(mnist_dir), "--json"], home, work)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["ref"] == "mnist:1"
+    assert "using the default local registry" not in first.stderr  # the settings file's
+
+    added = cli(["dataset", "add", "script", "--name", "script"], home, work)
+    assert added.returncode == 0, added.stderr
+    assert "added script:1" in added.stdout
+
+    second = cli(["run", "--dataset", "script", "--json"], home, work)  # every default
+    assert second.returncode == 0, second.stderr
+    run = json.loads(second.stdout)
+    assert (run["ref"], run["promoted"]) == ("mnist:2", "champion"), run
+    script = run["domains"]["script"]
+    assert script["comparison"] == "better" and script["accuracy"] > script["champion_accuracy"]
+    assert run["gate"]["passed"] and run["accuracy"] >= 0.985, run["gate"]["message"]
+
+    scored = cli(["score", "rest", "--output", "rest.csv"], home, work)
+    assert scored.returncode == 0, scored.stderr
+    with open(work / "rest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 * REST and {r["model"] for r in rows} == {"mnist:2"}
+    right = sum(r["label"] == r["path"].split("/")[0] for r in rows) / len(rows)
+    assert right >= 0.90, f"the new champion reads {right:.2%} of the script's rest"
+
+    evaluated = cli(["evaluate", "mnist@champion", "--dataset", "script", "--json"], home, work)
+    assert evaluated.returncode == 0, evaluated.stderr  # no source: the MNIST run cached
+    report = json.loads(evaluated.stdout)
+    assert report["model"] == "mnist:2" and report["accuracy"] >= 0.985
+    assert report["domains"]["script:1"]["accuracy"] == script["accuracy"]
+
+    drawn = cli(["report", "mnist@champion", "--against", "mnist:1", "-o", "r.html"], home, work)
+    assert drawn.returncode == 0, drawn.stderr
+    page = (work / "r.html").read_text(encoding="utf-8")
+    assert "On your data" in page and "script holdout" in page
+    assert f"{script['accuracy']:.4f}" in page and f"{script['champion_accuracy']:.4f}" in page
+    assert "Model report: mnist:2" in page

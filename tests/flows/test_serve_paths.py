@@ -1,0 +1,82 @@
+"""``softmax-pipe serve`` checks every path its scheduled runs will use when it starts
+(flows.service.check_paths), not at the first run hours later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows import service
+from softmax_core.errors import DataNotFoundError, InvalidInputError, StorageError
+from softmax_core.requests import Location
+from softmax_pipe.cli import app
+
+
+def options(tmp_path: Path, **kwargs: str) -> service.ServeOptions:
+    where = Location(registry=kwargs.pop("registry", str(tmp_path / "reg")))
+    defaults = {
+        "labelled": str(tmp_path / "labelled"),
+        "inbox": str(tmp_path / "inbox"),
+        "output": str(tmp_path / "outbox" / "scores.csv"),
+    }
+    return service.ServeOptions.build(location=where, **{**defaults, **kwargs})
+
+
+def test_missing_folders_are_made_and_said(tmp_path: Path) -> None:
+    said: list[str] = []
+    service.check_paths(options(tmp_path), say=said.append)
+    for folder in ("labelled", "inbox", "outbox"):
+        assert (tmp_path / folder).is_dir()
+    assert said == [
+        f"made the labelled inbox {tmp_path / 'labelled'} (it did not exist)",
+        f"made the inbox {tmp_path / 'inbox'} (it did not exist)",
+        f"made the output folder {tmp_path / 'outbox'} (it did not exist)",
+    ]
+    said.clear()
+    service.check_paths(options(tmp_path), say=said.append)  # all there now: silent
+    assert said == []
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "says"),
+    [
+        ("inbox-is-a-file", InvalidInputError, "inbox .*inbox is not a folder"),
+        ("labelled-is-a-file", InvalidInputError, "labelled.* is a file"),
+        ("output-is-a-folder", InvalidInputError, "output .* is a folder"),
+        ("registry-is-a-file", Exception, "is not a folder"),
+        ("mnist-missing", DataNotFoundError, "MNIST source .* not found"),
+    ],
+)
+def test_a_bad_path_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, error: type, says: str
+) -> None:
+    if change == "inbox-is-a-file":
+        (tmp_path / "inbox").write_text("")
+    elif change == "labelled-is-a-file":
+        (tmp_path / "labelled").write_text("")
+    elif change == "output-is-a-folder":
+        (tmp_path / "outbox" / "scores.csv").mkdir(parents=True)
+    elif change == "registry-is-a-file":
+        (tmp_path / "reg").write_text("")
+    elif change == "mnist-missing":
+        monkeypatch.setenv("SOFTMAX_PIPE_MNIST", str(tmp_path / "no-mnist"))
+    with pytest.raises(error, match=says):
+        service.check_paths(options(tmp_path), say=lambda _: None)
+
+
+def test_an_unreachable_registry_fails_at_once(s3_env: str, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket-serve' does not exist"):
+        service.check_paths(options(tmp_path, registry="s3://no-such-bucket-serve/reg"))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_serve_refuses_a_bad_path_before_serving(tmp_path: Path) -> None:
+    out = tmp_path / "outbox" / "scores.csv"
+    out.mkdir(parents=True)
+    result = CliRunner().invoke(
+        app, ["serve", "--registry", str(tmp_path / "reg"), "--output", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is a folder; expected the CSV file to write" in result.stderr
