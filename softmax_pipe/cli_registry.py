@@ -456,7 +456,9 @@ def _champion(metrics: dict[str, Any]) -> str:
 
 
 def _p_value(metrics: dict[str, Any]) -> str:
-    value = metrics.get("mcnemar_p")
+    """The gate's p-value that the version is worse than the champion beyond the margin
+    (``flows.report.published_metrics``)."""
+    value = metrics.get("p_worse")
     return f"{value:.3g}" if isinstance(value, int | float) else "-"
 
 
