@@ -405,7 +405,8 @@ def requests(
     as_json: JsonOpt = False,
 ) -> None:
     """The open requests of NAME, oldest first, with the gate's figures of each version:
-    test accuracy, the champion's at the time, McNemar's p."""
+    test accuracy, the champion's at the time, the gate's p that it is worse beyond the
+    margin."""
     from registry import validate_name
     from softmax_core.escaping import printable
 
