@@ -122,9 +122,16 @@ class _OwnSession:
 
     def Popen(self, *args: Any, **kwargs: Any) -> Any:
         deferred = self._interrupts.deferred() if self._interrupts else contextlib.nullcontext()
-        with deferred:
-            proc = self._real.Popen(*args, **{**kwargs, "start_new_session": True})
-            start_guard(proc.pid)
+        proc = None
+        try:
+            with deferred:
+                proc = self._real.Popen(*args, **{**kwargs, "start_new_session": True})
+                _STARTED.append(proc)
+                start_guard(proc.pid)
+        except KeyboardInterrupt:  # Prefect never gets this process: stop it here
+            if proc is not None:
+                _stop(proc)
+            raise
         return proc
 
 
@@ -145,13 +152,32 @@ def start_server(interrupts: Interrupts | None = None) -> Any:
     return instance
 
 
+#: every server process started here: an interrupt during a start (or a restart on a port
+#: taken meanwhile) leaves Prefect without the process it was starting
+_STARTED: list[subprocess.Popen[Any]] = []
+
+
 def stop_server() -> None:
-    """Stop Prefect's temporary server if this process started one (Prefect's ``stop``)."""
+    """Stop Prefect's temporary server if this process started one (Prefect's ``stop``),
+    and any other server process started here that still runs (SIGTERM, 5 s, SIGKILL)."""
     from prefect.server.api import server as prefect_server
 
     instance = prefect_server.SubprocessASGIServer._instances.get(None)
     if instance is not None and instance.server_process is not None:
         instance.stop()
+    while _STARTED:
+        _stop(_STARTED.pop())
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, 5 s, SIGKILL, as Prefect's ``stop`` (nothing if it has ended)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 class Interrupts:

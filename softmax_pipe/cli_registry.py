@@ -405,7 +405,8 @@ def requests(
     as_json: JsonOpt = False,
 ) -> None:
     """The open requests of NAME, oldest first, with the gate's figures of each version:
-    test accuracy, the champion's at the time, McNemar's p."""
+    test accuracy, the champion's at the time, the gate's p that it is worse beyond the
+    margin."""
     from registry import validate_name
     from softmax_core.escaping import printable
 
@@ -456,7 +457,9 @@ def _champion(metrics: dict[str, Any]) -> str:
 
 
 def _p_value(metrics: dict[str, Any]) -> str:
-    value = metrics.get("mcnemar_p")
+    """The gate's p-value that the version is worse than the champion beyond the margin
+    (``flows.report.published_metrics``)."""
+    value = metrics.get("p_worse")
     return f"{value:.3g}" if isinstance(value, int | float) else "-"
 
 

@@ -334,6 +334,13 @@ def wrappers(folder: Path) -> None:
             f'"{name}" "$@"\n'
         )
         path.chmod(0o755)
+    # The AWS CLI runs for real, against the loopback server: named on the command line,
+    # since AWS_ENDPOINT_URL is read only from AWS CLI 2.13 / 1.29 on (Debian 12 ships 2.9).
+    real = shutil.which("aws")
+    if real is not None:
+        aws = folder / "aws"
+        aws.write_text(f'#!/bin/sh\nexec "{real}" --endpoint-url "$AWS_ENDPOINT_URL" "$@"\n')
+        aws.chmod(0o755)
 
 
 def label_queue(queue: Path) -> None:

@@ -59,3 +59,28 @@ def test_a_user_who_may_not_write_aliases_gets_77_and_may_request(
     code, out, err = invoke("registry", "approve", "digits:2", "champion", *reg)
     assert code == 0, err
     assert out.strip().endswith("digits@champion -> digits:2 (was digits:1)")
+
+
+def test_requests_show_the_gate_figures_the_flow_recorded(
+    model_files: list[Path], tmp_path: Path
+) -> None:
+    """The table's CHAMPION and P columns are the metrics the training flow records
+    (``flows.report.published_metrics``), not "-"."""
+    import dataclasses
+
+    from softmax_core.model import Model
+
+    model = Model.load(model_files[0])
+    metrics = {"accuracy": 0.9871, "champion": "digits:1", "champion_accuracy": 0.9899}
+    gated = dataclasses.replace(
+        model, info=dataclasses.replace(model.info, metrics={**metrics, "p_worse": 0.967})
+    )
+    f = tmp_path / "gated.npz"
+    gated.save(f)
+    reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
+    assert invoke("registry", "publish", str(f), "--name", "digits", *reg)[0] == 0
+    assert invoke("registry", "request", "digits:1", "champion", *reg)[0] == 0
+    code, out, err = invoke("registry", "requests", "digits", *reg)
+    assert code == 0, err
+    row = out.splitlines()[1].split()
+    assert row[3:7] == ["0.9871", "0.9899", "(digits:1)", "0.967"], out

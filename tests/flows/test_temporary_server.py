@@ -75,3 +75,32 @@ def test_an_interrupt_while_deferred_is_raised_when_the_block_ends() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["block finished", "raised after the block: signal SIGTERM"]
+
+
+# An interrupt while the server's process is being started: Prefect never gets the process
+# (the interrupt is raised inside its Popen), so the wrapper stops it before raising.
+STARTING = """
+import os, signal, subprocess, sys
+from flows import temporary_server as ts
+with ts.Interrupts(print, deadline=30.0) as interrupts:
+    real, started = subprocess.Popen, []
+    def popen(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while deferred, after the start
+        return started[-1]
+    wrapper = ts._OwnSession(type("M", (), {"Popen": staticmethod(popen)})(), interrupts)
+    try:
+        wrapper.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    except KeyboardInterrupt:
+        print("still running" if started[0].poll() is None else "stopped")
+        started[0].kill()
+        sys.exit(0)
+"""
+
+
+def test_an_interrupt_during_the_start_stops_the_started_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STARTING], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "stopped", done.stdout
