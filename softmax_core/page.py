@@ -766,11 +766,13 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
 
 @dataclass(frozen=True)
 class Cleaned:
-    """What :func:`clean` did to a stack: the new peaks (k,), and which images are blank
-    once their lines are erased (a blank form field, a page of only lines)."""
+    """What :func:`clean` did to a stack: the new peaks (k,), which images are blank
+    once their lines are erased (a blank form field, a page of only lines), and which
+    had lines erased."""
 
     peak: F64
     lines_only: Mask
+    lined: Mask
 
 
 def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) -> Cleaned:
@@ -783,6 +785,7 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
     lines_only = np.zeros(k, bool)
     band = np.zeros(g.shape, bool)
     line_w = np.zeros(k)
+    lined = np.zeros(k, bool)
     idx = np.flatnonzero(has_ink & uneven)
     if idx.size:
         level = paper_level(_box3(g[idx]), dark[idx])
@@ -824,6 +827,7 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
             peak[sel] = ink[sel].max(axis=(1, 2))
             lines_only[sel] = peak[sel] < LINES_ONLY * before
             paged[sel] = True
+            lined[sel] = True
     mask = ink > (INK_THRESHOLD * peak)[:, None, None].astype(np.float32)
     rows: Mask = np.asarray(mask.any(axis=2))
     cols: Mask = np.asarray(mask.any(axis=1))
@@ -840,4 +844,4 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
         if sel.size:
             ink[sel] = np.where(stray[hit], np.float32(0), ink[sel])
             peak[sel] = ink[sel].max(axis=(1, 2))
-    return Cleaned(peak, lines_only)
+    return Cleaned(peak, lines_only, lined)
