@@ -22,13 +22,18 @@ of same-shape images (k, h, w), after the polarity and before the crop of
               ends are anchored: at the border (a line the crop cut) or at a
               perpendicular line (a frame's corner). The line pixels no thicker than the
               image's lines are erased with a pixel beside them, except where ink
-              continues on both sides (a stroke crossing the line).
+              continues on both sides (a stroke crossing the line). Where no line was
+              found, or the lines found are faint (their median under FAINT_LEVEL of
+              the peak: a light grid, broken up where the noise floor cut it), the
+              lines are looked for again at FAINT_LINES, and those kept with their edges.
     digit     the ink that is left is split into connected pieces (a one-pixel gap
               still connects); the digit is grown from the piece with the most ink near
               the centre by the pieces near it. A neighbour's edge (touching the border,
               away from the centre), a comb's tick or a frame's stub (touching an erased
               line, as thin as the lines) and specks on a cleaned page never join; what
-              does not join is erased.
+              does not join is erased. On a cleaned page a piece under FAINT_PIECE of
+              the seed's strongest pixel (a line's or a shadow's edge) never joins; a
+              stub within the digit's span across a line is a stroke the erasure cut.
 
 Nothing is done to an image that does not need it: a page with an even border is not
 flattened, a page without lines loses no pixel, and an image whose ink is one piece away
@@ -60,10 +65,14 @@ FLAT_WINDOW = 0.3  # the paper's closing window, a fraction of the longer side
 NOISE_FLOOR = 3.0  # flattened ink under this many noise deviations is paper
 POLARITY_Q = 99.3  # percentile of the departures from the halves' medians compared
 LINE_THRESHOLD = 0.12  # of the peak: the mask lines are found on (faint lines included)
+FAINT_LINES = 0.09  # of the peak: the mask lines are looked for again on where faint
+FAINT_LEVEL = 0.5  # lines whose median ink is under this share of the peak are faint
 LINE_MIN = 0.5  # a line is a straight run at least this fraction of the side
 LINE_SIDE = 128  # lines are found on the mask pooled to at most this side
 THIN_RATIO = 0.12  # a line is at most this thick for its length
 MAX_TURN = math.tan(math.radians(5.0))  # pages turned by up to 5 degrees
+FAINT_PIECE = 0.55  # on a cleaned page, a piece whose strongest pixel is under this share
+# of the digit's strongest piece's is what the light or the lines left, not a stroke
 LINES_ONLY = 0.3  # the ink's peak falls under this share once lines are erased: blank
 
 BLANK_LINES = "no ink once the lines are removed: a blank form field or a page of lines"
@@ -606,12 +615,12 @@ def _sides(m: Mask, axis: int, lines: Mask, across: Mask, thin: bool) -> Mask:
     return ok
 
 
-def find_lines(ink: F32, peak: F64) -> tuple[Mask, Mask]:
+def find_lines(ink: F32, peak: F64, threshold: float = LINE_THRESHOLD) -> tuple[Mask, Mask]:
     """The ruling lines, grid lines and box frames of a (k, h, w) ink stack, as
-    (horizontal, vertical) pixel masks, found on its mask at ``LINE_THRESHOLD`` of the
-    peak pooled to at most ``LINE_SIDE`` (see the module docstring)."""
+    (horizontal, vertical) pixel masks, found on its mask at ``threshold`` of the peak
+    pooled to at most ``LINE_SIDE`` (see the module docstring)."""
     h, w = ink.shape[1:]
-    m = ink > (LINE_THRESHOLD * peak)[:, None, None].astype(np.float32)
+    m = ink > (threshold * peak)[:, None, None].astype(np.float32)
     f = math.ceil(max(h, w) / LINE_SIDE)
     pm = _pool(m, f)
     ph, pw = pm.shape[1:]
@@ -710,6 +719,13 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
     last[:-1] = img[order][1:] != img[order][:-1]
     member = np.zeros(n, bool)
     member[order[last]] = True
+    # on a cleaned page, a piece much fainter than the seed is a line's edge or a
+    # shadow's, not a stroke (a pen's strokes are as dark where they break)
+    strongest = np.zeros(n)
+    np.maximum.at(strongest, of, vals)
+    seed_max = np.zeros(k)
+    seed_max[img[member]] = strongest[member]
+    apart |= paged[img] & (strongest < FAINT_PIECE * seed_max[img])
     for _ in range(4):
         mi = np.flatnonzero(member)
         top, bottom = np.full(k, h), np.full(k, -1)
@@ -726,7 +742,16 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
         reach = np.maximum(2, np.where(mass >= 0.15 * held, 0.5, 0.25) * size)
         tiny = mass < 0.03 * held  # a speck: only beside the digit (touching, on a page)
         reach = np.where(tiny, np.where(paged[img], 1, np.maximum(2, 0.1 * size)), reach)
-        join = ~member & ~apart & (gap <= reach)
+        # a stub within the digit's span across the line (its columns for an upright
+        # one, its rows for a flat one), a line's width away, is a stroke the line's
+        # erasure cut off (a 9's stem under a grid line), not a tick beside the digit
+        cut = np.where(
+            bh >= bw,
+            (p.c0 <= right[img]) & (p.c1 >= left[img]),
+            (p.r0 <= bottom[img]) & (p.r1 >= top[img]),
+        )
+        cut &= stub & ~edge_piece & (gap <= line_w[img] + 3)
+        join = ~member & (~apart | cut) & (gap <= reach)
         if not join.any():
             break
         member |= join
@@ -741,11 +766,13 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
 
 @dataclass(frozen=True)
 class Cleaned:
-    """What :func:`clean` did to a stack: the new peaks (k,), and which images are blank
-    once their lines are erased (a blank form field, a page of only lines)."""
+    """What :func:`clean` did to a stack: the new peaks (k,), which images are blank
+    once their lines are erased (a blank form field, a page of only lines), and which
+    had lines erased."""
 
     peak: F64
     lines_only: Mask
+    lined: Mask
 
 
 def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) -> Cleaned:
@@ -758,6 +785,7 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
     lines_only = np.zeros(k, bool)
     band = np.zeros(g.shape, bool)
     line_w = np.zeros(k)
+    lined = np.zeros(k, bool)
     idx = np.flatnonzero(has_ink & uneven)
     if idx.size:
         level = paper_level(_box3(g[idx]), dark[idx])
@@ -770,10 +798,25 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
             peak[sel] = flat.max(axis=(1, 2))
             paged[sel] = True
     m = ink > (LINE_THRESHOLD * peak)[:, None, None].astype(np.float32)
-    idx = np.flatnonzero(has_ink & may_have_lines(m))
+    faint = ink > (FAINT_LINES * peak)[:, None, None].astype(np.float32)
+    strong = has_ink & may_have_lines(m)
+    idx = np.flatnonzero(strong | (has_ink & may_have_lines(faint)))
     if idx.size:
-        lh, lv = find_lines(ink[idx], peak[idx])
-        found = lh.any(axis=(1, 2)) | lv.any(axis=(1, 2))
+        lh, lv = np.zeros((2, idx.size, h, w), bool)
+        first = np.flatnonzero(strong[idx])
+        if first.size:
+            lh[first], lv[first] = find_lines(ink[idx[first]], peak[idx[first]])
+        found: Mask = np.asarray(lh.any(axis=(1, 2)) | lv.any(axis=(1, 2)))
+        # a light grid (under uneven light, its faint parts set to 0 with the noise) is
+        # broken up at LINE_THRESHOLD: where no line was found, or the lines found are
+        # faint, they are looked for again at FAINT_LINES, and kept with their edges
+        strength = _median_in(ink[idx], lh | lv) / peak[idx]
+        again = np.flatnonzero((~found | (strength < FAINT_LEVEL)) & may_have_lines(faint[idx]))
+        if again.size:
+            lh2, lv2 = find_lines(ink[idx[again]], peak[idx[again]], FAINT_LINES)
+            got = lh2.any(axis=(1, 2)) | lv2.any(axis=(1, 2))
+            lh[again[got]], lv[again[got]] = lh2[got], lv2[got]
+            found[again[got]] = True
         sel = idx[found]
         if sel.size:
             lh, lv = lh[found], lv[found]
@@ -784,6 +827,7 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
             peak[sel] = ink[sel].max(axis=(1, 2))
             lines_only[sel] = peak[sel] < LINES_ONLY * before
             paged[sel] = True
+            lined[sel] = True
     mask = ink > (INK_THRESHOLD * peak)[:, None, None].astype(np.float32)
     rows: Mask = np.asarray(mask.any(axis=2))
     cols: Mask = np.asarray(mask.any(axis=1))
@@ -800,4 +844,4 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
         if sel.size:
             ink[sel] = np.where(stray[hit], np.float32(0), ink[sel])
             peak[sel] = ink[sel].max(axis=(1, 2))
-    return Cleaned(peak, lines_only)
+    return Cleaned(peak, lines_only, lined)

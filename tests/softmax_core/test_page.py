@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from softmax_core import normalize as nz
 from softmax_core import page
 from softmax_core.errors import ImageError
 from softmax_core.images import read_digit
@@ -117,7 +118,7 @@ def test_clean_mnist_digits_keep_their_bits(ds: Dataset, monkeypatch: pytest.Mon
     with_steps = normalize_stack(x)[0]
 
     def skip(g, ink, peak, dark, has_ink, uneven):  # type: ignore[no-untyped-def]
-        return page.Cleaned(peak.copy(), np.zeros(g.shape[0], bool))
+        return page.Cleaned(peak.copy(), np.zeros(g.shape[0], bool), np.zeros(g.shape[0], bool))
 
     monkeypatch.setattr(page, "clean", skip)
     without = normalize_stack(x)[0]
@@ -135,6 +136,34 @@ def test_stack_and_one_at_a_time_give_the_same_bits(ds: Dataset) -> None:
     assert all(e is None for e in errors)
     for g, s in zip(grays, stacked, strict=True):
         assert np.array_equal(normalize(g), s)
+
+
+def test_small_lined_pages_are_prepared_as_their_enlargement(
+    ds: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page under ENLARGE_BELOW whose lines are erased comes back as the same page
+    enlarged to WORK_SIDE does (as a stack, and one at a time); one without lines (a
+    plain page, MNIST digits) keeps the bits it had without the enlargement."""
+    made = forms.pages(ds.x_test, ds.y_test, 4, seed=5, kinds=("box", "squared", "plain"))
+    small = np.stack(
+        [np.asarray(p.image.convert("L").resize((44, 40)), np.float32) / 255 for p in made]
+    )
+    lined = np.array([p.kind != "plain" for p in made])
+    stacked, errors = normalize_stack(small)
+    assert all(e is None for e in errors)
+    big = nz.enlarge(small)
+    assert big.shape[1:] == (120, 132)
+    enlarged, _ = normalize_stack(big)
+    for i in range(len(made)):
+        assert np.array_equal(normalize(small[i]), stacked[i])
+    assert all(np.array_equal(stacked[i], enlarged[i]) for i in np.flatnonzero(lined))
+    digits = np.asarray(ds.x_test[:200])
+    with_it, _ = normalize_stack(digits)
+    monkeypatch.setattr(nz, "ENLARGE_BELOW", 0)
+    without, _ = normalize_stack(small)
+    assert all(np.array_equal(stacked[i], without[i]) for i in np.flatnonzero(~lined))
+    assert not all(np.array_equal(stacked[i], without[i]) for i in np.flatnonzero(lined))
+    assert np.array_equal(with_it, normalize_stack(digits)[0])
 
 
 @pytest.mark.slow
