@@ -14,6 +14,10 @@ Arabic-Indic digits in the DejaVu faces, ``tests/printed_digits.py``):
 4. ``report`` (no source either) shows the script's holdout, both models on it.
 
 The settings file keeps the registry, as a user would keep it (~/.config/softmax-pipe/).
+
+The same loop for a user's handful of form images (issue 23): 200 labelled pages of
+``tests/forms.py`` (box, comb, ruled and squared; MNIST *training* digits as the ink, so
+nothing of MNIST test is learned), then the rest, 400 pages never labelled.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from tests import forms
+from tests import scoring_data as sd
 from tests.printed_digits import write_script
 
 pytestmark = pytest.mark.slow  # two training runs: about 2 minutes
@@ -54,9 +62,9 @@ def cli(args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[s
     return done
 
 
-def test_a_new_script_learned_from_20_labels_a_digit_in_a_fresh_shell(
-    tmp_path: Path, mnist_dir: Path
-) -> None:
+def new_user(tmp_path: Path) -> tuple[Path, Path]:
+    """A new HOME (Prefect's first profile, a settings file naming the registry) and a
+    working folder."""
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
     (home / ".prefect").mkdir(parents=True)
@@ -67,6 +75,22 @@ def test_a_new_script_learned_from_20_labels_a_digit_in_a_fresh_shell(
     config = home / ".config" / "softmax-pipe" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('registry = "~/models"\n')
+    return home, work
+
+
+def read_right(csv_path: Path) -> tuple[float, set[str], int]:
+    """The share of ``score``'s rows whose label is the folder the file is in, the models
+    that gave them, and how many rows."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    right = sum(r["label"] == r["path"].split("/")[0] for r in rows) / len(rows)
+    return right, {r["model"] for r in rows}, len(rows)
+
+
+def test_a_new_script_learned_from_20_labels_a_digit_in_a_fresh_shell(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    home, work = new_user(tmp_path)
     write_script(work / "script", PER_DIGIT, seed=2023)
     write_script(work / "rest", REST, seed=2024, start=PER_DIGIT)
 
@@ -89,10 +113,8 @@ def test_a_new_script_learned_from_20_labels_a_digit_in_a_fresh_shell(
 
     scored = cli(["score", "rest", "--output", "rest.csv"], home, work)
     assert scored.returncode == 0, scored.stderr
-    with open(work / "rest.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 10 * REST and {r["model"] for r in rows} == {"mnist:2"}
-    right = sum(r["label"] == r["path"].split("/")[0] for r in rows) / len(rows)
+    right, models, n = read_right(work / "rest.csv")
+    assert n == 10 * REST and models == {"mnist:2"}
     assert right >= 0.90, f"the new champion reads {right:.2%} of the script's rest"
 
     evaluated = cli(["evaluate", "mnist@champion", "--dataset", "script", "--json"], home, work)
@@ -107,3 +129,45 @@ def test_a_new_script_learned_from_20_labels_a_digit_in_a_fresh_shell(
     assert "On your data" in page and "script holdout" in page
     assert f"{script['accuracy']:.4f}" in page and f"{script['champion_accuracy']:.4f}" in page
     assert "Model report: mnist:2" in page
+
+
+def write_forms(root: Path, x: Any, y: Any, per_kind: int, seed: int) -> None:
+    """Form pages of the four kinds under ``root/<digit>/``, as a user sorts them."""
+    made = forms.pages(x, y, per_kind, seed=seed, kinds=("box", "comb", "ruled", "squared"))
+    for n, page in enumerate(made):
+        (root / str(page.label)).mkdir(parents=True, exist_ok=True)
+        page.image.save(root / str(page.label) / f"{page.kind}-{n:04d}.{page.ext}", **page.save_kw)
+
+
+def test_a_handful_of_form_images_in_a_fresh_shell(
+    tmp_path: Path, mnist_dir: Path, session_cache: Path
+) -> None:
+    """Issue 23's bar for forms: with every default, ``dataset add`` of 200 labelled form
+    pages and ``run --dataset`` exit 0 and promote; the new champion reads at least 90% of
+    400 form pages never labelled (and no fewer than the old one), MNIST at least 98.5%."""
+    ds = sd.mnist(mnist_dir, session_cache)
+    x, y = np.asarray(ds.x_train), np.asarray(ds.y_train)
+    home, work = new_user(tmp_path)
+    write_forms(work / "forms", x[:30_000], y[:30_000], 50, seed=2023)
+    write_forms(work / "rest", x[30_000:], y[30_000:], 100, seed=2024)
+
+    first = cli(["run", "--source", str(mnist_dir), "--json"], home, work)
+    assert first.returncode == 0, first.stderr
+    before = cli(["score", "rest", "--output", "before.csv"], home, work)
+    assert before.returncode == 0, before.stderr
+    right_before, _, _ = read_right(work / "before.csv")
+
+    added = cli(["dataset", "add", "forms", "--name", "forms"], home, work)
+    assert added.returncode == 0, added.stderr
+    second = cli(["run", "--dataset", "forms", "--json"], home, work)  # every default
+    assert second.returncode == 0, second.stderr
+    run = json.loads(second.stdout)
+    assert (run["ref"], run["promoted"]) == ("mnist:2", "champion"), run
+    assert run["gate"]["passed"] and run["accuracy"] >= 0.985, run["gate"]["message"]
+
+    after = cli(["score", "rest", "--output", "after.csv"], home, work)
+    assert after.returncode == 0, after.stderr
+    right, models, n = read_right(work / "after.csv")
+    assert n == 400 and models == {"mnist:2"}
+    print(f"forms rest: mnist:1 {right_before:.2%}, mnist:2 {right:.2%}; MNIST {run['accuracy']}")
+    assert right >= 0.90 and right >= right_before, (right_before, right)
