@@ -18,6 +18,11 @@ them, one table, every row next to its peers measured in the same run.
 
     .venv/bin/python benchmarks/pages.py [--mnist ../shared/data/mnist] [--per-kind 300]
         [--seed 23] [--folder 10000] [--distinct 2000] [--before REV] [--workdir DIR]
+        [--more-seeds 25,26,27]
+
+With ``--more-seeds``, a second table follows: this preparation's accuracy per kind on
+other seeds, each kind's pages drawn on its own (what hidden cases of the same kinds would
+show).
 """
 
 from __future__ import annotations
@@ -103,6 +108,31 @@ def score_rate(folder: Path, model: Path, n: int) -> tuple[float, int]:
     return rate, done.returncode
 
 
+def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
+    """This preparation's accuracy per kind on ``per_kind`` pages of each kind drawn on
+    its own with each of ``seeds``, as a second table."""
+    from softmax_core.errors import ImageError
+    from softmax_core.images import open_image, to_gray
+    from softmax_core.normalize import normalize
+
+    kinds = list(forms.KINDS)
+    print(f"\nthis preparation, {per_kind} pages of each kind drawn on its own:")
+    print("| seed | " + " | ".join(kinds) + " | forms (4 kinds) |")
+    print("|" + "---|" * (len(kinds) + 2))
+    for seed in seeds:
+        ok: dict[str, list[bool]] = {}
+        for kind in kinds:
+            for p in forms.pages(ds.x_test, ds.y_test, per_kind, seed=seed, kinds=(kind,)):
+                try:
+                    d = normalize(to_gray(open_image(io.BytesIO(p.to_bytes()))))
+                    ok.setdefault(kind, []).append(int(model.predict(d[None])[0]) == p.label)
+                except ImageError:
+                    ok.setdefault(kind, []).append(False)
+        four = [v for k in ("box", "comb", "ruled", "squared") for v in ok[k]]
+        cells = [f"{100 * np.mean(ok[k]):.1f}%" for k in kinds] + [f"{100 * np.mean(four):.1f}%"]
+        print(f"| {seed} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mnist", default=str(DEFAULT_MNIST))
@@ -112,6 +142,12 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=2_000)
     ap.add_argument("--before", default=BEFORE, help="git revision of today's preparation")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument(
+        "--more-seeds",
+        default="",
+        help="comma-separated seeds: after the table, this preparation's accuracy per kind "
+        "on --per-kind pages of each kind drawn on its own with each seed",
+    )
     args = ap.parse_args()
 
     from softmax_core.errors import ImageError
@@ -194,6 +230,9 @@ def main() -> None:
         f"{rate:,.0f} images/s; Pillow decoding the same files in {WORKERS} processes: "
         f"{bound:,.0f} images/s ({rate / bound:.2f} of the bound)."
     )
+    more = [int(x) for x in args.more_seeds.split(",") if x.strip()]
+    if more:
+        more_seeds(ds, model, more, args.per_kind)
 
 
 if __name__ == "__main__":
