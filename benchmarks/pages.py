@@ -108,10 +108,20 @@ def score_rate(folder: Path, model: Path, n: int) -> tuple[float, int]:
     return rate, done.returncode
 
 
+def reads(model: Any, prep: Callable[[Any], np.ndarray], gray: np.ndarray, label: int) -> bool:
+    """Whether ``model`` reads the page ``gray`` prepared by ``prep`` as ``label`` (a page
+    the preparation refuses, e.g. as blank, is read wrong)."""
+    from softmax_core.errors import ImageError
+
+    try:
+        return int(model.predict(prep(gray)[None])[0]) == label
+    except ImageError:
+        return False
+
+
 def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
     """This preparation's accuracy per kind on ``per_kind`` pages of each kind drawn on
     its own with each of ``seeds``, as a second table."""
-    from softmax_core.errors import ImageError
     from softmax_core.images import open_image, to_gray
     from softmax_core.normalize import normalize
 
@@ -123,11 +133,8 @@ def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
         ok: dict[str, list[bool]] = {}
         for kind in kinds:
             for p in forms.pages(ds.x_test, ds.y_test, per_kind, seed=seed, kinds=(kind,)):
-                try:
-                    d = normalize(to_gray(open_image(io.BytesIO(p.to_bytes()))))
-                    ok.setdefault(kind, []).append(int(model.predict(d[None])[0]) == p.label)
-                except ImageError:
-                    ok.setdefault(kind, []).append(False)
+                g = to_gray(open_image(io.BytesIO(p.to_bytes())))
+                ok.setdefault(kind, []).append(reads(model, normalize, g, p.label))
         four = [v for k in ("box", "comb", "ruled", "squared") for v in ok[k]]
         cells = [f"{100 * np.mean(ok[k]):.1f}%" for k in kinds] + [f"{100 * np.mean(four):.1f}%"]
         print(f"| {seed} | " + " | ".join(cells) + " |")
@@ -150,7 +157,6 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from softmax_core.errors import ImageError
     from softmax_core.images import open_image, to_gray
     from softmax_core.mnist import load_mnist
     from softmax_core.normalize import normalize, normalize_stack
@@ -177,11 +183,7 @@ def main() -> None:
         t = 0.0
         for p, g in zip(made, grays, strict=True):
             t0 = time.perf_counter()
-            try:
-                d = prep(g)
-                ok = int(model.predict(d[None])[0]) == p.label
-            except ImageError:
-                ok = False
+            ok = reads(model, prep, g, p.label)
             t += time.perf_counter() - t0
             right[name].setdefault(p.kind, []).append(ok)
         ms[name] = 1000 * t / len(made)
