@@ -182,7 +182,9 @@ class Webhooks:
         change = event.change
         if change is None:
             return
-        sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        # to the microsecond, as ``at`` is: cut to the millisecond, an event sent within
+        # the millisecond it happened was stamped as sent before it
+        sent_at = datetime.now(UTC).isoformat()
         version = f"{change.model}:{change.version}"
         what = f"{change.kind} " + (
             version if change.alias is None else f"{change.model}@{change.alias} -> {version}"

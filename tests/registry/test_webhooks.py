@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from registry import Registry
+from registry import Registry, webhooks
+from registry.events import Change, RegistryEvent
 from registry.webhooks import Webhooks, body_of, shared, sign
 from softmax_core import settings
 from tests.registry.helpers import make_model
@@ -75,6 +76,29 @@ def test_each_event_is_posted_signed_once_per_delivery(tmp_path: Path) -> None:
     assert headers["x-softmax-pipe-event"] == "publish"
     assert headers["content-type"] == "application/json"
     assert hooks.delivered == 6 and hooks.failed == 0
+
+
+def test_an_event_sent_within_its_millisecond_is_not_sent_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sent_at`` keeps the microseconds ``at`` has (seen once in the full suite: cut to
+    the millisecond, a delivery made within the millisecond of its event was stamped
+    .388 for an event at .388097)."""
+    instant = datetime(2026, 12, 5, 17, 7, 58, 388097, tzinfo=UTC)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Frozen:
+            return cls.fromtimestamp(instant.timestamp(), tz)
+
+    monkeypatch.setattr(webhooks, "datetime", Frozen)
+    change = Change("publish", "r", "digits", 1, None, None, None, None, instant.isoformat())
+    with receiver(SECRET) as got:
+        hooks = Webhooks([got.url], SECRET)
+        hooks(RegistryEvent("softmax-pipe.model.published", {}, change=change))
+        assert hooks.flush(timeout=60)
+    (event,) = got.events()
+    assert datetime.fromisoformat(event["at"]) <= datetime.fromisoformat(event["sent_at"])
 
 
 @pytest.mark.slow
