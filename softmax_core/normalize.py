@@ -71,15 +71,21 @@ def normalize(gray: NDArray[np.floating], *, resize_always: bool = False) -> Flo
     return result
 
 
+def _pillow(g: FloatImage, size: tuple[int, int], how: Image.Resampling) -> FloatImage:
+    """One (h, w) float32 image resized to ``size`` (width, height) by Pillow's ``how``,
+    read in place (no second copy)."""
+    h, w = g.shape
+    img = Image.frombuffer("F", (w, h), np.ascontiguousarray(g), "raw", "F", 0, 1)
+    return np.asarray(img.resize(size, how), dtype=np.float32)
+
+
 def reduce(gray: NDArray[Any]) -> FloatImage:
     """(h, w) grayscale → float32 with the longer side ``WORK_SIDE`` (Pillow's box filter:
-    each pixel the mean of the ones it covers), read in place (no second copy)."""
-    g = np.ascontiguousarray(as_float(gray))
+    each pixel the mean of the ones it covers)."""
+    g = as_float(gray)
     h, w = g.shape
     f = WORK_SIDE / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    img = Image.frombuffer("F", (w, h), g, "raw", "F", 0, 1)
-    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return _pillow(g, (max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX)
 
 
 def enlarge(g: FloatImage) -> FloatImage:
@@ -87,14 +93,7 @@ def enlarge(g: FloatImage) -> FloatImage:
     side at least ``WORK_SIDE`` (Pillow's bilinear filter, image by image)."""
     h, w = g.shape[1:]
     f = math.ceil(WORK_SIDE / max(h, w))
-    size = (w * f, h * f)
-    out = [
-        Image.frombuffer("F", (w, h), np.ascontiguousarray(one), "raw", "F", 0, 1).resize(
-            size, Image.Resampling.BILINEAR
-        )
-        for one in g
-    ]
-    return np.stack([np.asarray(one, dtype=np.float32) for one in out])
+    return np.stack([_pillow(one, (w * f, h * f), Image.Resampling.BILINEAR) for one in g])
 
 
 @dataclass(frozen=True)

@@ -800,7 +800,8 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
     m = ink > (LINE_THRESHOLD * peak)[:, None, None].astype(np.float32)
     faint = ink > (FAINT_LINES * peak)[:, None, None].astype(np.float32)
     strong = has_ink & may_have_lines(m)
-    idx = np.flatnonzero(strong | (has_ink & may_have_lines(faint)))
+    faint_may = has_ink & may_have_lines(faint)
+    idx = np.flatnonzero(strong | faint_may)
     if idx.size:
         lh, lv = np.zeros((2, idx.size, h, w), bool)
         first = np.flatnonzero(strong[idx])
@@ -811,7 +812,7 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
         # broken up at LINE_THRESHOLD: where no line was found, or the lines found are
         # faint, they are looked for again at FAINT_LINES, and kept with their edges
         strength = _median_in(ink[idx], lh | lv) / peak[idx]
-        again = np.flatnonzero((~found | (strength < FAINT_LEVEL)) & may_have_lines(faint[idx]))
+        again = np.flatnonzero((~found | (strength < FAINT_LEVEL)) & faint_may[idx])
         if again.size:
             lh2, lv2 = find_lines(ink[idx[again]], peak[idx[again]], FAINT_LINES)
             got = lh2.any(axis=(1, 2)) | lv2.any(axis=(1, 2))
