@@ -279,24 +279,58 @@ def serve(
         anyio.run(_delete_deployments, [dep_id for dep_id, _ in bound.values()])
         for name, (_, pool) in sorted(bound.items()):
             say(f"deleted deployment {name} of work pool {pool!r} (--replace)")
-    prefect_serve(
-        *deployments, limit=limit, pause_on_shutdown=True, heartbeat_seconds=HEARTBEAT_SECONDS
-    )
     # Prefect pauses the schedules on its way out of a Ctrl-C, while its task is being
-    # cancelled: the pause itself can be cancelled half-way (seen: a schedule left active).
-    # Pausing again, here, outside that task, is what makes "paused when it stops" hold.
-    anyio.run(_pause_deployments, names)
+    # cancelled: that pause can be cut short (seen: a schedule left active), and some ways
+    # out of ``prefect.serve`` skip the code after it (a SIGTERM while its runner stops is
+    # its own ``sys.exit(0)``). Pausing again, here, however serving ended, is what makes
+    # "paused when it stops" hold.
+    try:
+        prefect_serve(
+            *deployments, limit=limit, pause_on_shutdown=True, heartbeat_seconds=HEARTBEAT_SECONDS
+        )
+    except BaseException:
+        _pause_served(names, say, ending=True)
+        raise
+    _pause_served(names, say, ending=False)
+
+
+def _pause_served(names: list[str], say: Callable[[str], None], *, ending: bool) -> None:
+    """Pause the served schedules and say so. ``ending``: an exception is ending serving;
+    a failed pause is then one warning line (that exception is what the user must see),
+    otherwise it raises."""
+    import anyio
+
+    try:
+        anyio.run(_pause_deployments, names)
+    except Exception as e:
+        if not ending:
+            raise
+        say(f"warning: the schedules of {', '.join(names)} may still be active ({e})")
+        return
+    say(f"paused the schedules of {', '.join(names)}")
 
 
 async def _pause_deployments(names: list[str], timeout: float = PAUSE_TIMEOUT) -> None:
-    """Pause the schedules of the deployments ``names`` ("flow/deployment"), bounded in time."""
+    """Pause the schedules of the deployments ``names`` ("flow/deployment") and read them
+    back until the server says paused, bounded in time (ServiceUnavailableError)."""
     import anyio
     from prefect.client.orchestration import get_client
 
-    with anyio.fail_after(timeout):
-        async with get_client() as client:
-            async for _, dep in _existing(client, names):
-                await client.pause_deployment(dep.id)
+    try:
+        with anyio.fail_after(timeout):
+            async with get_client() as client:
+                while True:
+                    active = [dep async for _, dep in _existing(client, names) if not dep.paused]
+                    if not active:
+                        return
+                    for dep in active:
+                        await client.pause_deployment(dep.id)
+                    await anyio.sleep(0.2)  # then read them back
+    except TimeoutError:
+        raise ServiceUnavailableError(
+            f"the schedules of {', '.join(names)} were not paused within {timeout:.0f} s "
+            f"on {api_url()}; pause them with `prefect deployment pause NAME`"
+        ) from None
 
 
 def check_paths(options: ServeOptions, *, say: Callable[[str], None] = print) -> None:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from flows import service
@@ -80,3 +82,38 @@ def test_serve_refuses_a_bad_path_before_serving(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "is a folder; expected the CSV file to write" in result.stderr
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize(
+    "ending",
+    [None, KeyboardInterrupt(), SystemExit(0)],
+    ids=["returns", "interrupted", "prefect-sys-exit"],
+)
+def test_the_schedules_are_paused_however_serving_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: BaseException | None
+) -> None:
+    """Prefect's serve can end by sys.exit(0) (a SIGTERM while its runner stops), which skips
+    whatever follows it; the schedules must be paused then too."""
+    import prefect
+
+    def fake_serve(*deployments: Any, **_: Any) -> None:  # registers, as prefect.serve does
+        for d in deployments:
+            d.apply()
+        if ending is not None:
+            raise ending
+
+    monkeypatch.setattr(prefect, "serve", fake_serve)
+    said: list[str] = []
+    served = options(tmp_path, retrain_cron="0 4 * * 2")
+    if ending is None:
+        service.serve(served, say=said.append)
+    else:
+        with pytest.raises(type(ending)):
+            service.serve(served, say=said.append)
+    with get_client(sync_client=True) as client:
+        for name in ("training-pipeline/retrain", "batch-scoring/score-inbox"):
+            assert client.read_deployment_by_name(name).paused, name
+    assert said[-1] == (
+        "paused the schedules of training-pipeline/retrain, batch-scoring/score-inbox"
+    )
