@@ -603,7 +603,7 @@ def test_scheduled_deployments_end_to_end(
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('serve'))}"
     assert check_scores(outbox / "served.csv", truth) >= N_DIGITS - 3
     assert tracker.stop("serve", signal.SIGINT, timeout=30) == 0, tail(tracker.log("serve"))
-    said = tracker.log("serve").read_text(errors="replace")
-    assert "paused the schedules of" in said, tail(tracker.log("serve"))
+    serve_log = tracker.log("serve").read_text(errors="replace")
+    assert "paused the schedules of" in serve_log, tail(tracker.log("serve"))
     assert cron_of(server, SCORE) == (["30 5 * * *"], False), tail(tracker.log("serve"))
     lap("serve: scoring run completed, stopped, schedules paused")
