@@ -203,14 +203,17 @@ def watch(
     places: list[str] = []
     problems: list[str] = []
     reg: Registry | None = None
+    name: str | None = None
     try:
-        if ref.is_file:
-            found = _file_reference(model, ref.ref, source, cache)
-            name = None
-        else:
-            name, _, version = parse_ref(model.ref)  # the version that scored: name:N
-            reg = Registry.at(ref.location)
-            found = _registry_reference(reg.store, model, name, version, source, cache)
+        try:
+            if ref.is_file:
+                found = _file_reference(model, ref.ref, source, cache)
+            else:
+                name, _, version = parse_ref(model.ref)  # the version that scored: name:N
+                reg = Registry.at(ref.location)
+                found = _registry_reference(reg.store, model, name, version, source, cache)
+        except (OSError, SoftmaxPipeError) as e:
+            found = f"the model's reference profile could not be read or made: {e}"
         drift = (
             check_drift(profile, found, alpha=alpha)
             if isinstance(found, Profile)
@@ -219,8 +222,11 @@ def watch(
         profile = profile.with_drift(drift)
         if output is not None and "://" not in output:
             path = Path(output + settings.PROFILE_SUFFIX)
-            atomic_write(path, profile.to_bytes())
-            places.append(str(path))
+            try:
+                atomic_write(path, profile.to_bytes())
+                places.append(str(path))
+            except (OSError, SoftmaxPipeError) as e:
+                problems.append(f"cannot write {path}: {e}")
         if reg is not None and name is not None:
             try:
                 with rights.doing(f"storing this run's profile with {model.ref}", uri=reg.uri):

@@ -387,7 +387,7 @@ class Output:
     path: str | None = None
     format: Format = settings.SCORE_FORMAT
     probs: bool = False
-    profile: bool = True
+    profile: bool = settings.PROFILE
 
     def __post_init__(self) -> None:
         _optional_text("output", self.path)

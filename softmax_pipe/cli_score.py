@@ -171,7 +171,7 @@ def score(
             "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`.",
             rich_help_panel="Monitoring",
         ),
-    ] = True,
+    ] = settings.PROFILE,
     review: Annotated[
         Path | None,
         typer.Option(

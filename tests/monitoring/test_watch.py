@@ -299,3 +299,29 @@ def test_the_page_renders_in_chromium(tmp_path: Path) -> None:
     text = re.sub(r"<[^>]+>", " ", dom)
     assert "Monitoring: digits" in text
     assert dom.count("<circle") >= 5 * 5  # 5 runs x (2 + 3) series
+
+
+def test_a_store_that_refuses_the_profile_costs_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry import monitoring
+    from softmax_core.errors import PermissionDeniedError
+    from softmax_core.requests import Location, ModelRef
+    from tests.registry.helpers import make_model
+
+    reg_path = tmp_path / "reg"
+    with Registry.open(str(reg_path), cache_dir=tmp_path / "c") as reg:
+        reg.publish(make_model(1), "digits", alias="champion")
+        model = reg.model("digits@champion")
+
+    def refuse(store: Any, name: str, profile: Profile) -> str:
+        raise PermissionDeniedError("denied", key=layout.profile_key(name, 1), reason="AccessDenied")
+
+    monkeypatch.setattr(monitoring, "put_profile", refuse)
+    ref = ModelRef("digits@champion", Location(registry=str(reg_path), cache_dir=str(tmp_path)))
+    done = monitoring.watch(_tiny(5), model, ref, output=str(tmp_path / "rows.csv"))
+    assert done.places == (str(tmp_path / "rows.csv.profile.json"),)
+    (problem,) = done.problems
+    assert "needs write access to monitoring/" in problem and "AccessDenied" in problem
+    assert done.profile.drift is not None and not done.profile.drift.checked
+    assert "no MNIST is at hand" in done.profile.drift.reason
