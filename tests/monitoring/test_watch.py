@@ -315,7 +315,9 @@ def test_a_store_that_refuses_the_profile_costs_one_line(
         model = reg.model("digits@champion")
 
     def refuse(store: Any, name: str, profile: Profile) -> str:
-        raise PermissionDeniedError("denied", key=layout.profile_key(name, 1), reason="AccessDenied")
+        raise PermissionDeniedError(
+            "denied", key=layout.profile_key(name, 1), reason="AccessDenied"
+        )
 
     monkeypatch.setattr(monitoring, "put_profile", refuse)
     ref = ModelRef("digits@champion", Location(registry=str(reg_path), cache_dir=str(tmp_path)))
