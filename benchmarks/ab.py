@@ -32,6 +32,9 @@ Examples (the figures of issue 22's ornaments)::
         --variant 'typer-0.29=.;typer==0.29.2' --commands help train
     .venv/bin/python benchmarks/ab.py --variant stamps=. \\
         --variant 'hash-every-load=.;patch:hash-every-load' --commands train evaluate
+    SOFTMAX_PIPE_MNIST=../shared/data/mnist .venv/bin/python benchmarks/ab.py \\
+        --variant profile=. --variant 'no-profile=.;patch:no-profile' \\
+        --commands score-gray score-mixed
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ PATCHES = {
     "hash-every-load": "from softmax_core.mnist import arrays as a, cache as c, features as f; "
     "a.sha256_matches = c.sha256_matches = f.sha256_matches = "
     "lambda path, sha: a.file_sha256(path) == sha",
+    # `score` without the run's profile and drift check (what --no-profile does): the
+    # profile's cost, measured with SOFTMAX_PIPE_MNIST set so that the check runs.
+    "no-profile": "sys.argv += ['--no-profile'] if sys.argv[1:2] == ['score'] else []",
 }
 LAUNCH = (
     "import sys; sys.argv[0] = 'softmax-pipe'; {prelude}\nfrom softmax_pipe.cli import main; main()"

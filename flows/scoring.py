@@ -11,7 +11,11 @@ are the same, byte for byte, whichever way they were computed:
   MNIST-normalise, apply the model's preprocessing, predict;
 - the flow writes one merged output, in the walk's order (stdout, or a temporary file
   renamed over ``output``), keeps a ``scoring-progress`` artifact at the percent of
-  shards written (the UI's bar), and returns the :class:`~softmax_core.scoring.ScoreSummary`.
+  shards written (the UI's bar);
+- ``watch-run`` (unless ``output.profile`` is off): the run's profile and its drift check
+  (``registry.monitoring``), beside the output and in the registry; a drift is a warning
+  in the log and the event ``softmax-pipe.scoring.drift``, linked to the run;
+- the flow returns the :class:`~softmax_core.scoring.ScoreSummary`.
 
 The flow takes the parts of a :class:`~softmax_core.requests.ScoringRequest` (input, model,
 output, performance, review), the object ``softmax-pipe score`` builds too, as its
@@ -33,6 +37,7 @@ From Python::
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +59,7 @@ from softmax_core.errors import (
 )
 from softmax_core.escaping import markdown
 from softmax_core.model import Model
+from softmax_core.monitoring import Profile
 from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest, parts
 
 FLOW_NAME = "batch-scoring"
@@ -124,6 +130,23 @@ def score_shard(
             reader=reader,
         )
     )
+
+
+@task(name="watch-run", **IN_MEMORY)
+def watch_run(
+    summary: scoring.ScoreSummary, model: Model, request: ScoringRequest
+) -> tuple[Profile, tuple[str, ...], tuple[str, ...]]:
+    """The run's profile, checked for drift against the model's reference, written beside
+    the output and into the registry; a drift emits ``softmax-pipe.scoring.drift`` (linked
+    to this run). Returns (profile, where it was written, what could not be done)."""
+    from flows.events import registry_listeners
+    from registry.monitoring import watch
+
+    profile = summary.counts.profile(model=model.ref, input=request.input)
+    done = watch(
+        profile, model, request.model, output=request.output.path, listeners=registry_listeners()
+    )
+    return done.profile, done.places, done.problems
 
 
 def shards(items: list[scoring.Item], shard_size: int, batch_size: int) -> list[list[scoring.Item]]:
@@ -199,6 +222,13 @@ def batch_scoring(
             update_progress_artifact(progress, 100.0 * done / len(pieces))  # type: ignore[arg-type]
     summary.seconds = time.perf_counter() - start
     logger.info("scored %d images, %d failed", summary.scored, summary.failed)
+    if out.profile:
+        watched = watch_run(summary, the_model, run)
+        summary.profile, summary.profile_places, summary.profile_problems = watched
+        drift = watched[0].drift
+        level = logging.WARNING if drift is not None and drift.flagged else logging.INFO
+        for line in summary.profile_lines():
+            logger.log(level, line)
     create_markdown_artifact(
         key=SUMMARY_KEY,
         markdown=summary.markdown(),

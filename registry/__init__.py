@@ -10,13 +10,16 @@ Layout (relative to the registry root, a folder or ``s3://bucket/prefix``; every
     models/<name>/requests/<seq:012d>.json              a promotion request (written once)
     models/<name>/decisions/<seq:012d>.json             its decision (written once)
     datasets/<name>/versions/<n:08d>.json               dataset manifest (its arrays: a blob)
+    monitoring/<name>/profiles/<seq:012d>.json          a scoring run's profile (written once)
+    monitoring/<name>/references/<n:08d>.json           version n's reference profile
 
 The parts, by composition, never by inheritance: a :class:`Store` (``registry.store``, one
 class per scheme: ``registry.local``, ``registry.s3``; ``open_store`` in
 ``registry.schemes`` picks one from a URI), and the protocol written once as functions
 over a store passed in: ``registry.catalog`` (reading), ``registry.aliases`` (moves),
 ``registry.claim`` (version numbers), ``registry.datasets``, ``registry.gc``,
-``registry.reports``, sharing ``registry.writes``. :class:`Registry` holds a store, the
+``registry.reports``, ``registry.monitoring`` (profiles of scoring runs), sharing
+``registry.writes``. :class:`Registry` holds a store, the
 pull cache and the listeners, and calls into them.
 
 Heavy imports (boto3) happen only when an S3 registry is opened.

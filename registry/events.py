@@ -21,6 +21,14 @@ Events, in Prefect's shape (``event``, ``resource`` with ``prefect.resource.id``
     the same resource; payload: the request (version, number, who asked, when, why) and,
     for a rejection, who rejected it and why.
 
+``softmax-pipe.scoring.drift``
+    a scoring run whose profile differs significantly from the model's reference
+    (``registry.monitoring``); resource ``softmax-pipe.registry.<uri>.model.<name>`` (a
+    model file's: ``softmax-pipe.model-file.<path>``); payload: the model, the input, the
+    run's time and counts, the rejected share, the accuracy estimate, each test's p-value,
+    the level they were held to and where the profile was written. Prefect only (no
+    :class:`Change`: webhooks carry registry changes).
+
 Every resource also carries the labels ``softmax-pipe.registry``, ``softmax-pipe.model``
 (and ``softmax-pipe.alias``), which Prefect triggers can match on.
 """
@@ -28,11 +36,12 @@ Every resource also carries the labels ``softmax-pipe.registry``, ``softmax-pipe
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from registry.manifest import Actor, AliasRecord, Manifest, RequestRecord
+from softmax_core.monitoring import Profile
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,7 @@ MODEL_PUBLISHED = "softmax-pipe.model.published"
 ALIAS_MOVED = "softmax-pipe.alias.moved"
 ALIAS_REQUESTED = "softmax-pipe.alias.requested"
 ALIAS_REJECTED = "softmax-pipe.alias.rejected"
+SCORING_DRIFT = "softmax-pipe.scoring.drift"
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,36 @@ def rejected(
             comment=comment,
             request=req.seq,
         ),
+    )
+
+
+def scoring_drift(uri: str | None, profile: Profile, places: Sequence[str]) -> RegistryEvent:
+    """Drift flagged on a scoring run with a registry version (``uri``) or a model file."""
+    drift = profile.drift
+    if uri is not None:
+        resource = _resource(uri, profile.model.partition(":")[0])
+    else:
+        resource = {
+            "prefect.resource.id": f"softmax-pipe.model-file.{profile.model}",
+            "prefect.resource.name": profile.model,
+        }
+    return RegistryEvent(
+        SCORING_DRIFT,
+        resource,
+        {
+            "registry": uri,
+            "model": profile.model,
+            "input": profile.input,
+            "created": profile.created,
+            "images": profile.total,
+            "ok": profile.ok,
+            "rejected": profile.rejected,
+            "rejected_share": profile.rejected_share,
+            "accuracy_estimate": profile.accuracy_estimate,
+            "p_values": {} if drift is None else {t.name: t.p_value for t in drift.tests},
+            "threshold": None if drift is None else drift.threshold,
+            "profile": list(places),
+        },
     )
 
 

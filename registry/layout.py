@@ -16,6 +16,11 @@
                                                      stands)
     datasets/<name>/versions/<n:08d>.json            a labelled dataset version (write-once);
                                                      its arrays are a blob like a model's
+    monitoring/<name>/profiles/<seq:012d>.json       the profile of one scoring run with
+                                                     <name>'s versions (write-once, numbered
+                                                     as versions are claimed; registry.monitoring)
+    monitoring/<name>/references/<n:08d>.json        version n's reference profile on MNIST
+                                                     test, for the drift check (write-once)
     checks/<run id>/...                              scratch of `registry check` (removed
                                                      when it ends; registry.check)
 
@@ -37,6 +42,7 @@ from softmax_core.errors import CorruptObjectError, InvalidNameError
 BLOBS = "blobs/sha256/"
 MODELS = "models/"
 DATASETS = "datasets/"
+MONITORING = "monitoring/"
 CHECKS = "checks/"
 VERSION_WIDTH = 8
 SEQ_WIDTH = 12
@@ -155,3 +161,23 @@ def dataset_versions_prefix(name: str) -> str:
 
 def dataset_manifest_key(name: str, version: int) -> str:
     return _numbered(dataset_versions_prefix(name), version)
+
+
+def monitoring_prefix(name: str) -> str:
+    """``monitoring/<name>/``: a valid model name cannot leave it (no ``/``, ``..``)."""
+    return f"{MONITORING}{validate_name('model name', name)}/"
+
+
+def profiles_prefix(name: str) -> str:
+    return f"{monitoring_prefix(name)}profiles/"
+
+
+def profile_key(name: str, seq: int) -> str:
+    if seq < 1:
+        raise InvalidNameError(f"profile number must be >= 1, got {seq}")
+    return f"{profiles_prefix(name)}{seq:0{SEQ_WIDTH}d}.json"
+
+
+def reference_key(name: str, version: int) -> str:
+    """Version ``name:version``'s reference profile (MNIST test through it)."""
+    return _numbered(f"{monitoring_prefix(name)}references/", version)

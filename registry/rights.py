@@ -17,7 +17,9 @@ Both read and list everything. A trainer publishes (blob, manifest, index page, 
 adds datasets and requests; only an approver moves an alias (promote, approve,
 rollback) and decides requests (approve, reject). Both write and delete ``checks/``:
 the scratch prefix where ``registry check`` proves the store before a key's first write
-(``registry.check``); nothing the registry reads lives there. The README gives the policies for
+(``registry.check``); nothing the registry reads lives there. ``monitoring/`` (the
+profiles scoring runs leave, ``registry.monitoring``) is in neither role yet: a key that
+may not write it scores as before and the summary says the profile was not stored. The README gives the policies for
 SeaweedFS, AWS IAM and MinIO, and ``tests/registry/test_rights.py`` holds them to these
 patterns and to the keys the operations really write.
 """

@@ -380,16 +380,20 @@ class ModelRef:
 @dataclass(frozen=True)
 class Output:
     """Where rows go: ``path`` (a temporary file renamed into place at the end) or stdout
-    (None), as CSV or JSON Lines, with the probabilities ``p0``..``p9`` when ``probs``."""
+    (None), as CSV or JSON Lines, with the probabilities ``p0``..``p9`` when ``probs``;
+    with ``profile``, the run's profile and drift check too (``registry.monitoring``:
+    beside ``path`` and, for a registry model, under ``monitoring/<name>/``)."""
 
     path: str | None = None
     format: Format = settings.SCORE_FORMAT
     probs: bool = False
+    profile: bool = settings.PROFILE
 
     def __post_init__(self) -> None:
         _optional_text("output", self.path)
         _choice("format", self.format, settings.SCORE_FORMATS)
         _flag("probs", self.probs)
+        _flag("profile", self.profile)
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,17 @@ SHARD_SIZE = 4096
 SCORE_FORMATS = ("csv", "jsonl")
 SCORE_FORMAT: Final = "csv"
 
+# --- monitoring (softmax_core.monitoring) ----------------------------------------------------
+# Every scoring run writes a profile beside its output (<output> + PROFILE_SUFFIX) and, for
+# a registry model, under monitoring/<name>/ (registry.monitoring).
+PROFILE = True  # `score --profile/--no-profile`
+PROFILE_SUFFIX = ".profile.json"
+# The bins of the top-probability histogram: fine near 1, where a good model's mass is.
+PROFILE_CONFIDENCE_EDGES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+# Drift is flagged when one of the three tests is below DRIFT_ALPHA / 3 (Bonferroni): a
+# run like the model's test set is flagged at most 1% of the time.
+DRIFT_ALPHA = 0.01
+
 # --- deployments -----------------------------------------------------------------------------
 RETRAIN_CRON = "0 3 * * 1"  # Mondays, 03:00
 SCORE_CRON = "0 6 * * *"  # every day, 06:00

@@ -22,6 +22,7 @@ from softmax_core.blas import start_single_threaded
 from softmax_pipe import (
     cli_core,
     cli_dataset,
+    cli_monitor,
     cli_registry,
     cli_report,
     cli_run,
@@ -79,6 +80,7 @@ def root(
 cli_core.register(app)
 cli_run.register(app)
 cli_score.register(app)
+cli_monitor.register(app)
 cli_registry.register(app)
 cli_dataset.register(app)
 cli_serve.register(app)

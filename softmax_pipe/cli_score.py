@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,9 @@ from softmax_pipe.cli_common import (
     location,
     stdout_closed_early,
 )
+
+if TYPE_CHECKING:
+    from registry.events import Listener
 
 
 class OutputFormat(StrEnum):
@@ -40,6 +43,10 @@ SCORE_HELP = (
     "\n\n"
     "PATH and --output may be on S3 (s3://bucket/...), on the registry's endpoint and with "
     "its credentials; with --dask-address each worker then reads its own objects."
+    "\n\n"
+    "Every run leaves a profile (FILE.profile.json beside --output; for a registry model also "
+    "monitoring/NAME/ in the registry) checked for drift against the model's reference; drift "
+    "is a line of the summary and a Prefect event, never an exit code."
     "\n\n"
     "Exit codes: 0 all scored; 1 some images failed (the others were scored and written); "
     "2 bad input (PATH does not exist, a bad option); 3 model not found, or no image "
@@ -153,6 +160,18 @@ def score(
             rich_help_panel="As a Prefect flow",
         ),
     ] = False,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile/--no-profile",
+            help="Write the run's profile (label mix, rejected share, confidence, estimated "
+            f"accuracy) beside --output (FILE{settings.PROFILE_SUFFIX}) and, for a registry "
+            "model, under monitoring/NAME/ in the registry; check it for drift against the "
+            "model's reference (MNIST test): a significant drift is said in the summary and "
+            "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`.",
+            rich_help_panel="Monitoring",
+        ),
+    ] = settings.PROFILE,
     review: Annotated[
         Path | None,
         typer.Option(
@@ -175,12 +194,13 @@ def score(
     request = ScoringRequest(
         input=path,
         model=ModelRef(model, location(registry, endpoint_url, cache_dir, say=False)),
-        output=Output(path=output, format=fmt.value, probs=probs),
+        output=Output(path=output, format=fmt.value, probs=probs, profile=profile),
         performance=Performance(
             workers=workers, batch_size=batch_size, shard_size=shard_size, max_pixels=max_pixels
         ),
         review=Review(min_confidence=min_confidence, queue=str(review) if review else None),
     )
+    listeners: tuple[Listener, ...] = ()
     if flow or dask_address:
         from flows.runner import run_scoring
 
@@ -202,10 +222,20 @@ def score(
                 source=source,
                 sink=sink,
             )
+        if request.output.profile:
+            from flows.events import registry_listeners
+            from registry.monitoring import watch_summary
+
+            listeners = registry_listeners()
+            watch_summary(summary, the_model, request, listeners)
     for line in summary.lines():
         err(line)
     if output is not None:
         err(f"rows written to {output}")
+    if listeners:
+        from flows.events import flush
+
+        flush(listeners)  # the drift event, once the output is printed
     if summary.failed:
         where = f" to {output}" if output is not None else ""
         raise PartialFailure(

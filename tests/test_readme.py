@@ -216,6 +216,7 @@ def registry_layout(diagram: str, tmp_path: Path) -> None:
     """Each key pattern is a key a registry writes (publish, promote, a dataset), and each
     key it writes has its pattern."""
     from registry import layout
+    from registry.monitoring import put_profile, put_reference
     from tests.printed_digits import write_printed
     from tests.registry.helpers import make_model
 
@@ -234,11 +235,25 @@ def registry_layout(diagram: str, tmp_path: Path) -> None:
         reg.request("digits", 3, "champion", by="trainer")  # a request and its decision
         reg.approve("digits", 3, "champion", by="approver")
         reg.add_folder("printed", write_printed(tmp_path / "labelled", 2))
+        profile = profile_of_a_run()  # what a scoring run leaves (registry.monitoring)
+        put_profile(reg.store, "digits", profile)
+        put_reference(reg.store, "digits", 3, profile)
         keys = list(reg.store.list_keys(""))
     for pattern, rx in regexes.items():
         assert any(rx.match(k) for k in keys), f"no key like {pattern} in {keys}"
     for key in keys:
         assert any(rx.match(key) for rx in regexes.values()), f"{key} is not in the diagram"
+
+
+def profile_of_a_run() -> Any:
+    """A scoring run's profile, counted from one scored batch."""
+    from softmax_core.scoring import score_prepared
+    from softmax_core.scoring.profile import ProfileCounts
+
+    counts = ProfileCounts()
+    probs = np.full((2, 10), 0.1, dtype=np.float32)
+    counts.add(score_prepared(["a.png", "b.png"], (probs, [None, None])))
+    return counts.profile(model="digits:3", input="images")
 
 
 def source_layout(diagram: str) -> None:

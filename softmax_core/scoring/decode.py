@@ -147,6 +147,11 @@ class ScoredBatch:
     def __len__(self) -> int:
         return len(self.rels)
 
+    def statuses(self) -> list[str]:
+        """Each row's ``status`` column: ``ok``, or ``error`` where the image failed (a
+        reject option adds ``rejected``); what the run's profile counts rows by."""
+        return ["ok" if e is None else "error" for e in self.errors]
+
 
 def score_prepared(rels: list[str], prepared: Prepared, paths: Sequence[str] = ()) -> ScoredBatch:
     """Rows for a prepared batch (``prepare_items``' result), in the items' order."""

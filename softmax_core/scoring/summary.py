@@ -13,8 +13,10 @@ import numpy as np
 from softmax_core import settings
 from softmax_core.escaping import markdown_block, printable
 from softmax_core.labelled import UNLABELLED
+from softmax_core.monitoring import Profile
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.discover import Source
+from softmax_core.scoring.profile import ProfileCounts
 
 if TYPE_CHECKING:
     from softmax_core.scoring.review import ReviewQueue
@@ -52,12 +54,19 @@ class ScoreSummary:
     skipped_by_ext: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: float = 0.0
     review: Reviewed | None = None  # what went into the review queue, when there was one
+    counts: ProfileCounts = field(default_factory=ProfileCounts, repr=False)
+    # the run's profile once written (with its drift check), where it went, and why it
+    # could not go somewhere (registry.monitoring.watch)
+    profile: Profile | None = None
+    profile_places: tuple[str, ...] = ()
+    profile_problems: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
         return self.scored + self.failed
 
     def add(self, batch: ScoredBatch) -> None:
+        self.counts.add(batch)
         ok = batch.labels >= 0
         n_ok = int(ok.sum())
         self.scored += n_ok
@@ -104,7 +113,31 @@ class ScoreSummary:
             "skipped_by_extension": dict(self.skipped_by_ext),
             "seconds": round(self.seconds, 3),
             **({"review": dataclasses.asdict(self.review)} if self.review else {}),
+            **(
+                {"profile": self.profile.to_json(), "profile_written_to": list(self.profile_places)}
+                if self.profile is not None
+                else {}
+            ),
         }
+
+    def profile_lines(self) -> list[str]:
+        """The profile's line (and the drift check's: one line, ``DRIFT: ...`` when flagged)."""
+        out = [f"profile not stored: {p}" for p in self.profile_problems]
+        p = self.profile
+        if p is None:
+            return out
+        estimate = p.accuracy_estimate
+        guess = f"estimated accuracy {estimate:.1%}, " if estimate is not None else ""
+        where = (
+            f"written to {', '.join(self.profile_places)}"
+            if self.profile_places
+            else "not written (it goes beside a local --output FILE, and to the registry "
+            "for a registry model)"
+        )
+        out.insert(0, f"profile: {guess}rejected {p.rejected_share:.1%}; {where}")
+        if p.drift is not None:
+            out.append(p.drift.line())
+        return out
 
     def lines(self) -> list[str]:
         """The human summary, one string per stderr line, each :func:`printable` (file names,
@@ -144,6 +177,7 @@ class ScoreSummary:
                 f"review: {r.queued:,} images below confidence {self.min_confidence:g} "
                 f"copied to {r.folder}{again}; contact sheet {r.sheet}"
             )
+        out.extend(self.profile_lines())
         return [printable(line) for line in out]
 
     def markdown(self) -> str:

@@ -121,7 +121,7 @@ def test_broken_files_are_error_rows_and_the_run_goes_on(
     assert f"failed {len(expected)} images" in stderr
     assert "bad/bomb.png: over pixel cap: image is 400,000,000 pixels" in stderr
     assert f"error: {len(expected)} of {20 + len(expected)} images could not be scored" in stderr
-    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv", "scores.csv.profile.json"]
 
 
 def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:

@@ -107,6 +107,7 @@ BAD: list[tuple[type, str, str, Any, str]] = [
     (Output, "format", "format", "xml", "one of csv, jsonl"),
     (Output, "format", "format", "CSV", "one of csv, jsonl"),
     (Output, "probs", "probs", 1, FLAG),
+    (Output, "profile", "profile", "yes", FLAG),
     *[
         (Performance, "workers", "workers", value, "an integer 1..256")
         for value in (0, 257, 2.0, True)
@@ -253,6 +254,7 @@ DEFAULTS: dict[str, Any] = {
     "ModelRef.location": Location(),
     "Output.path": None,
     "Output.format": settings.SCORE_FORMAT,
+    "Output.profile": settings.PROFILE,
     "Output.probs": False,
     "Performance.workers": None,
     "Performance.batch_size": settings.SCORE_BATCH_SIZE,

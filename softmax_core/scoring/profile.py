@@ -1,0 +1,93 @@
+"""A run's profile, counted batch by batch as the rows are made, and a model's reference
+profile (the same counts on MNIST test); the records and the drift check are
+:mod:`softmax_core.monitoring`'s.
+
+Rows are counted by their ``status`` (:meth:`ScoredBatch.statuses`): ``ok`` rows give the
+label histogram, the confidence histogram and the accuracy estimate; ``rejected`` rows
+the rejected share; ``error`` rows (files that could not be read) are only counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_core import normalize, settings
+from softmax_core.model import N_CLASSES, Model, now
+from softmax_core.monitoring import Profile
+from softmax_core.scoring.decode import ScoredBatch, score_prepared
+
+REFERENCE_BATCH = 2048  # MNIST test images predicted at a time for a reference profile
+
+
+@dataclass
+class ProfileCounts:
+    """The counts of a profile so far; :meth:`profile` freezes them."""
+
+    edges: tuple[float, ...] = settings.PROFILE_CONFIDENCE_EDGES
+    total: int = 0
+    ok: int = 0
+    rejected: int = 0
+    failed: int = 0
+    labels: NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_CLASSES, np.int64))
+    confidence: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    confidence_sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.confidence = np.zeros(len(self.edges) - 1, dtype=np.int64)
+
+    def add(self, batch: ScoredBatch) -> None:
+        status = np.asarray(batch.statuses(), dtype=object)
+        ok = status == "ok"
+        self.total += len(batch)
+        self.ok += int(ok.sum())
+        self.rejected += int((status == "rejected").sum())
+        self.failed += int((status == "error").sum())
+        if ok.any():
+            self.labels += np.bincount(batch.labels[ok], minlength=N_CLASSES)[:N_CLASSES]
+            top = batch.probs[ok].max(axis=1).astype(np.float64)
+            self.confidence_sum += float(top.sum())
+            # bins [e0, e1), ..., [e_{k-1}, e_k]: the top edge (1.0) falls in the last bin
+            inner = np.asarray(self.edges[1:-1], dtype=np.float64)
+            self.confidence += np.bincount(
+                np.searchsorted(inner, top, side="right"), minlength=len(self.confidence)
+            )
+
+    def profile(self, *, model: str, input: str, created: str | None = None) -> Profile:
+        return Profile(
+            model=model,
+            created=created or now(),
+            input=input,
+            total=self.total,
+            ok=self.ok,
+            rejected=self.rejected,
+            failed=self.failed,
+            labels=tuple(int(c) for c in self.labels),
+            confidence_edges=tuple(float(e) for e in self.edges),
+            confidence=tuple(int(c) for c in self.confidence),
+            confidence_sum=self.confidence_sum,
+        )
+
+
+def reference_profile(
+    model: Model, images: NDArray[np.uint8], *, input: str = "MNIST test"
+) -> Profile:
+    """The model's profile on ``images`` (MNIST test): the rows ``score`` would make for
+    them as 28×28 gray files (the MNIST procedure again, then the model), counted as a
+    run's are. (n, 28, 28) uint8 in, a :class:`Profile` out."""
+    counts = ProfileCounts()
+    for start in range(0, len(images), REFERENCE_BATCH):
+        chunk: NDArray[Any] = np.asarray(images[start : start + REFERENCE_BATCH])
+        digits, problems = normalize.normalize_stack(chunk)
+        errors = [None if e is None else str(e) for e in problems]
+        ok = np.fromiter((e is None for e in errors), dtype=bool, count=len(errors))
+        probs = (
+            model.predict_proba(digits[ok])
+            if ok.any()
+            else np.zeros((0, N_CLASSES), dtype=np.float32)
+        )
+        counts.add(score_prepared([""] * len(chunk), (probs, errors)))
+    return counts.profile(model=model.ref, input=input)

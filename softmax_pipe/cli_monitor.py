@@ -1,0 +1,138 @@
+"""CLI: ``softmax-pipe monitor REF``: the profiles of a model's scoring runs, as a table
+and an HTML page of trends.
+
+Exit codes: 0 the history was shown (also when it is empty); 2 a bad reference or option;
+3 the model is not in the registry; 4 the registry cannot be read; 77 the store refused
+to list ``monitoring/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, location
+
+if TYPE_CHECKING:
+    from softmax_core.monitoring import Profile
+
+MONITOR_HELP = (
+    "Show the history of a model's scoring runs: every `softmax-pipe score` run (and "
+    "batch-scoring flow run) with a registry model stores a profile under monitoring/NAME/ "
+    "in the registry. The table gives each run's time, images, rejected share, estimated "
+    "accuracy (the mean calibrated top probability), the drift tests' p-values (label mix: "
+    "chi-square; rejected share: two-proportion z; confidence: Kolmogorov-Smirnov; against "
+    "the model's reference on MNIST test) and whether drift was flagged (a p-value below "
+    "the level, Bonferroni over the three). --out writes an HTML page with the trend plots."
+    "\n\n"
+    "REF is NAME, NAME@ALIAS or NAME:VERSION: the runs of every version of NAME are shown "
+    "(the model column says which version scored); REF must exist in the registry. A "
+    "version's reference profile is MNIST test through it, made by its first scoring run "
+    "and stored beside it (monitoring/NAME/references/)."
+    "\n\n"
+    "Exit codes: 0 shown (an empty history too); 2 a bad reference or option; 3 no such "
+    "model or alias; 4 registry storage or network failure; 77 the store refused the read."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``monitor`` to the main app."""
+    app.command("monitor", help=MONITOR_HELP)(monitor)
+
+
+def monitor(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME, NAME@ALIAS or NAME:VERSION in the registry.", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the HTML page with the trend plots here (self-contained, no script).",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    last: Annotated[
+        int | None,
+        typer.Option("--last", min=1, help="Only the last N runs.", rich_help_panel="Output"),
+    ] = None,
+    as_json: JsonOpt = False,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """See MONITOR_HELP."""
+    from registry import Registry, rights
+    from registry.monitoring import history
+    from softmax_core.names import parse_ref
+
+    name, alias, version = parse_ref(ref)  # exit 2 for a bad name
+    where = location(registry, endpoint_url, cache_dir)
+    with Registry.at(where) as reg:
+        resolved = reg.resolve(ref)  # exit 3 for an unknown model, alias or version
+        with rights.doing(f"reading the monitoring history of {name}", uri=reg.uri):
+            found = history(reg.store, name, last=last)
+        uri = reg.uri
+    if as_json:
+        from softmax_pipe.cli_tables import print_json
+
+        print_json([{"run": seq, **p.to_json()} for seq, p in found.profiles])
+    else:
+        _table(name, found.profiles)
+    for key in found.unreadable:
+        err(f"skipped an unreadable profile: {key}")
+    now = f"; {ref} is {resolved.ref}" if alias is not None or version is None else ""
+    err(f"{len(found.profiles):,} scoring runs of {name} in {uri}{now}")
+    if out is not None:
+        from softmax_core.atomicio import atomic_write
+        from softmax_core.report.monitor import render_monitor
+
+        data = render_monitor(name, found.profiles, where=uri).encode("utf-8")
+        atomic_write(out, data)
+        err(f"wrote {out} ({len(data) / 1e3:.0f} kB): trends of {len(found.profiles):,} runs")
+
+
+def _table(name: str, runs: tuple[tuple[int, Profile], ...]) -> None:
+    """The history as a rich table on stdout (plain text when it is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from softmax_core.escaping import printable
+    from softmax_core.monitoring import TESTS
+
+    table = Table(title=f"scoring runs of {printable(name)}", title_justify="left")
+    for header in ("run", "time", "model", "n", "rejected", "est. acc."):
+        table.add_column(header, justify="right" if header not in ("time", "model") else "left")
+    for t in TESTS:
+        table.add_column(f"p {t}", justify="right")
+    table.add_column("drift")
+    for seq, p in runs:
+        d = p.drift
+        flag = (
+            "-"
+            if d is None
+            else ("not checked" if not d.checked else "DRIFT" if d.flagged else "ok")
+        )
+        estimate = p.accuracy_estimate
+        table.add_row(
+            str(seq),
+            printable(p.created),
+            printable(p.model),
+            f"{p.total:,}",
+            f"{p.rejected_share:.1%}",
+            "-" if estimate is None else f"{estimate:.1%}",
+            *(_p(d.p_value(t) if d is not None else None) for t in TESTS),
+            flag,
+            style="bold red" if flag == "DRIFT" else None,
+        )
+    Console(highlight=False, markup=False, width=140).print(table)
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"

@@ -1,0 +1,329 @@
+"""The watch on scored batches, as users run it: `softmax-pipe score` and the batch-scoring
+flow leave profiles, flag drift on letters and on a new script but not on fresh MNIST-like
+digits, send the drift event to Prefect, and `softmax-pipe monitor` shows the history."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from registry import Registry, layout
+from registry.events import SCORING_DRIFT
+from registry.monitoring import history, put_profile
+from softmax_core import settings
+from softmax_core.errors import InvalidNameError
+from softmax_core.mnist import Dataset
+from softmax_core.monitoring import Profile, check_drift
+from softmax_core.report.monitor import render_monitor
+from softmax_pipe.cli import app
+from tests import scoring_data as sd
+from tests.monitoring import folders
+from tests.report import chromium
+
+runner = CliRunner()
+EVENT_WAIT_SECONDS = 90
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def ds(mnist_dir: Path, session_cache: Path) -> Dataset:
+    return sd.mnist(mnist_dir, session_cache)
+
+
+@pytest.fixture(scope="module")
+def model(mnist_dir: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sd.trained_model(mnist_dir, session_cache, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def three(ds: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Letters and Eastern Arabic-Indic digits (DejaVu), and 2,000 MNIST training digits."""
+    root = tmp_path_factory.mktemp("drift-folders")
+    return {
+        "letters": folders.render(root / "letters", folders.LETTERS, 300, seed=1),
+        "arabic": folders.render(root / "arabic", folders.ARABIC_INDIC, 300, seed=2),
+        "mnist-train": folders.mnist_pngs(root / "mnist-train", ds.x_train, 2000, seed=3),
+    }
+
+
+@pytest.fixture
+def with_mnist(mnist_dir: Path, session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MNIST at hand for the reference, as a user who set SOFTMAX_PIPE_MNIST has it."""
+    monkeypatch.setenv(settings.ENV_MNIST, str(mnist_dir))
+    monkeypatch.setenv(settings.ENV_CACHE, str(session_cache))
+
+
+@pytest.fixture
+def published(model: Path, tmp_path: Path) -> Path:
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
+        r.publish(model, "digits", alias="champion")
+    return reg
+
+
+@pytest.mark.slow
+def test_drift_is_flagged_on_letters_and_a_new_script_not_on_fresh_digits(
+    with_mnist: None, published: Path, three: dict[str, Path], tmp_path: Path
+) -> None:
+    flagged = {}
+    for kind, folder in three.items():
+        out = tmp_path / f"{kind}.csv"
+        code, _, stderr = invoke(
+            "score", folder, "-m", "digits@champion", "--registry", published, "-o", out
+        )
+        assert code == 0, stderr
+        profile = Profile.from_bytes((tmp_path / f"{kind}.csv.profile.json").read_bytes(), kind)
+        assert profile.drift is not None and profile.drift.checked, stderr
+        assert profile.model == "digits:1" and profile.input == str(folder)
+        assert profile.total == profile.ok == len(list(folder.iterdir()))
+        assert sum(profile.labels) == sum(profile.confidence) == profile.ok
+        flagged[kind] = profile.drift.flagged
+        drift_lines = [line for line in stderr.splitlines() if line.lower().startswith("drift")]
+        assert len(drift_lines) == 1, stderr
+        assert drift_lines[0].startswith("DRIFT: " if profile.drift.flagged else "drift: none")
+        print(kind, drift_lines[0])
+    assert flagged == {"letters": True, "arabic": True, "mnist-train": False}
+
+    # the registry holds the three profiles in order, and the version's reference once
+    with Registry.open(str(published), cache_dir=tmp_path / "c") as reg:
+        runs = history(reg.store, "digits")
+        keys = list(reg.store.list_keys("monitoring/"))
+    assert [p.input for _, p in runs.profiles] == [str(f) for f in three.values()]
+    assert "monitoring/digits/references/00000001.json" in keys
+    assert len([k for k in keys if "/profiles/" in k]) == 3
+
+    code, stdout, stderr = invoke(
+        "monitor", "digits@champion", "--registry", published, "-o", tmp_path / "m.html"
+    )
+    assert code == 0, stderr
+    rows = [line for line in stdout.splitlines() if re.match(r"^\S\s+\d+\s", line)]
+    assert len(rows) == 3, stdout
+    assert [("DRIFT" in r) for r in rows] == [True, True, False], stdout
+    assert "digits@champion is digits:1" in stderr
+    code, stdout, _ = invoke("monitor", "digits", "--registry", published, "--json", "--last", 1)
+    assert code == 0
+    (last,) = json.loads(stdout)
+    assert last["run"] == 3 and last["drift"]["flagged"] is False
+
+
+def test_without_mnist_drift_is_not_checked_and_no_profile_means_none(
+    model: Path, three: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "s.csv"
+    code, _, stderr = invoke("score", three["letters"], "-m", model, "-o", out)
+    assert code == 0, stderr
+    assert "drift: not checked (the model has no reference profile and no MNIST" in stderr
+    assert Profile.from_bytes(Path(f"{out}.profile.json").read_bytes(), "p").drift is not None
+    Path(f"{out}.profile.json").unlink()
+    code, _, stderr = invoke("score", three["letters"], "-m", model, "-o", out, "--no-profile")
+    assert code == 0, stderr
+    assert not [
+        line for line in stderr.splitlines() if line.lower().startswith(("profile", "drift"))
+    ]
+    assert not Path(f"{out}.profile.json").exists()
+
+
+def _events(prefix: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+
+    filt = EventFilter(
+        occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(days=1)),
+        event=EventNameFilter(name=[SCORING_DRIFT]),
+        resource=EventResourceFilter(id_prefix=[prefix]),
+    )
+    with get_client(sync_client=True) as client:
+        return list(client.read_events(filter=filt, limit=50).events)
+
+
+@pytest.mark.slow
+def test_the_drift_event_reaches_prefect_from_the_command_and_the_flow(
+    prefect_harness: None,
+    with_mnist: None,
+    published: Path,
+    three: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    from flows.scoring import run_batch_scoring
+    from softmax_core.requests import Location, ModelRef, Output, ScoringRequest
+
+    code, _, stderr = invoke(
+        "score", three["letters"], "-m", "digits@champion", "--registry", published,
+        "-o", tmp_path / "cli.csv",
+    )  # fmt: skip
+    assert code == 0 and "DRIFT" in stderr, stderr
+    where = Location(registry=str(published))
+    summary = run_batch_scoring(
+        ScoringRequest(
+            str(three["arabic"]),
+            ModelRef("digits@champion", where),
+            Output(str(tmp_path / "flow.csv")),
+        )
+    )
+    assert summary.profile is not None and summary.profile.drift is not None
+    assert summary.profile.drift.flagged
+    assert any(line.startswith("DRIFT") for line in summary.lines())
+    assert (tmp_path / "flow.csv.profile.json").is_file()
+
+    prefix = f"softmax-pipe.registry.{published}.model.digits"
+    deadline = time.monotonic() + EVENT_WAIT_SECONDS
+    got: list[Any] = []
+    while time.monotonic() < deadline and len(got) < 2:
+        got = _events(prefix)
+        time.sleep(0.5)
+    inputs = sorted(e.payload["input"] for e in got)
+    assert inputs == sorted([str(three["letters"]), str(three["arabic"])]), inputs
+    event = got[0]
+    assert event.payload["model"] == "digits:1"
+    assert set(event.payload["p_values"]) == {"labels", "rejected", "confidence"}
+    assert event.payload["p_values"]["labels"] < event.payload["threshold"]
+
+
+# --- the registry's keys ----------------------------------------------------------------------
+
+
+def test_monitoring_keys_stay_under_their_prefix() -> None:
+    assert layout.profile_key("mnist", 3) == "monitoring/mnist/profiles/000000000003.json"
+    assert layout.reference_key("mnist", 2) == "monitoring/mnist/references/00000002.json"
+    for bad in ("../models", "a/b", "", ".", ".."):
+        with pytest.raises(InvalidNameError):
+            layout.profile_key(bad, 1)
+    with pytest.raises(InvalidNameError):
+        layout.profile_key("mnist", 0)
+
+
+def _tiny(n: int) -> Profile:
+    return Profile(
+        model="m:1", created=f"t{n}", input=f"run {n}", total=n, ok=n, rejected=0, failed=0,
+        labels=(n,) + (0,) * 9, confidence_edges=(0.0, 1.0), confidence=(n,),
+        confidence_sum=0.5 * n,
+    )  # fmt: skip
+
+
+def test_racing_runs_each_store_their_profile(tmp_path: Path) -> None:
+    with Registry.open(str(tmp_path / "reg"), cache_dir=tmp_path / "c") as reg:
+        keys: list[str] = []
+        racers = [
+            threading.Thread(target=lambda n=n: keys.append(put_profile(reg.store, "m", _tiny(n))))
+            for n in range(1, 9)
+        ]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join()
+        assert len(set(keys)) == 8
+        found = history(reg.store, "m")
+        assert [seq for seq, _ in found.profiles] == list(range(1, 9))
+        assert sorted(p.total for _, p in found.profiles) == list(range(1, 9))
+        reg.store.put(layout.profile_key("m", 9), b"{not json")
+        assert history(reg.store, "m").unreadable == (layout.profile_key("m", 9),)
+        assert [s for s, _ in history(reg.store, "m", last=2).profiles] == [8]
+
+
+def test_monitor_errors_have_their_exit_codes(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    code, _, stderr = invoke("monitor", "nothing@champion", "--registry", reg)
+    assert code == 3 and "no model named 'nothing'" in stderr
+    code, _, stderr = invoke("monitor", "a/b", "--registry", reg)
+    assert code == 2 and "'/'" in stderr
+    code, _, stderr = invoke("monitor", "m", "--last", "0", "--registry", reg)
+    assert code == 2
+    code, stdout, _ = invoke("monitor", "--help")
+    assert code == 0 and "Bonferroni" in stdout and "Exit codes" in stdout
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _history(n: int) -> list[tuple[int, Profile]]:
+    rng = np.random.default_rng(0)
+    base = _tiny(1000)
+    edges = settings.PROFILE_CONFIDENCE_EDGES
+    ref = Profile(**{**base.__dict__, "confidence_edges": edges, "confidence": (0,) * 10 + (1000,)})
+    out = []
+    for i in range(n):
+        labels = tuple(int(c) for c in rng.multinomial(500, [0.1] * 10))
+        conf = tuple(int(c) for c in rng.multinomial(500, [0.01] * 5 + [0.19] * 5 + [0.0]))
+        p = Profile(
+            model=f"m:{i + 1}{HOSTILE}", created=f"2026-01-0{i + 1}", input=f"/in/{HOSTILE}",
+            total=500, ok=500 - 10 * i, rejected=10 * i, failed=0, labels=labels,
+            confidence_edges=edges, confidence=conf, confidence_sum=0.9 * (500 - 10 * i),
+        )  # fmt: skip
+        out.append((i + 1, p.with_drift(check_drift(p, ref))))
+    return out
+
+
+def test_the_page_escapes_every_user_string() -> None:
+    page = render_monitor(HOSTILE, _history(3), where=f"s3://b/{HOSTILE}")
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+    assert page.count("<svg") == 2
+
+
+@pytest.mark.slow
+def test_the_page_renders_in_chromium(tmp_path: Path) -> None:
+    page = tmp_path / "monitor.html"
+    page.write_text(render_monitor("digits", _history(5), where="/reg"), encoding="utf-8")
+    png = chromium.screenshot(page, tmp_path / "s.png", height=1000)
+    shot = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    not_white = np.any(shot < 235, axis=2).mean()
+    assert not_white > 0.02, f"the screenshot is nearly blank ({not_white:.1%} non-white)"
+    for colour, what in ((0x7C3AED, "confidence p-values"), (0x15803D, "estimated accuracy")):
+        rgb = [(colour >> 16) & 255, (colour >> 8) & 255, colour & 255]
+        drawn = np.all(np.abs(shot - rgb) < 30, axis=2).sum()
+        assert drawn > 50, f"the {what} line was not drawn ({drawn} pixels)"
+    dom = chromium.loaded_dom(page)
+    text = re.sub(r"<[^>]+>", " ", dom)
+    assert "Monitoring: digits" in text
+    assert dom.count("<circle") >= 5 * 5  # 5 runs x (2 + 3) series
+
+
+def test_a_store_that_refuses_the_profile_costs_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry import monitoring
+    from softmax_core.errors import PermissionDeniedError
+    from softmax_core.requests import Location, ModelRef
+    from tests.registry.helpers import make_model
+
+    reg_path = tmp_path / "reg"
+    with Registry.open(str(reg_path), cache_dir=tmp_path / "c") as reg:
+        reg.publish(make_model(1), "digits", alias="champion")
+        model = reg.model("digits@champion")
+
+    def refuse(store: Any, name: str, profile: Profile) -> str:
+        raise PermissionDeniedError(
+            "denied", key=layout.profile_key(name, 1), reason="AccessDenied"
+        )
+
+    monkeypatch.setattr(monitoring, "put_profile", refuse)
+    ref = ModelRef("digits@champion", Location(registry=str(reg_path), cache_dir=str(tmp_path)))
+    done = monitoring.watch(_tiny(5), model, ref, output=str(tmp_path / "rows.csv"))
+    assert done.places == (str(tmp_path / "rows.csv.profile.json"),)
+    (problem,) = done.problems
+    assert "needs write access to monitoring/" in problem and "AccessDenied" in problem
+    assert done.profile.drift is not None and not done.profile.drift.checked
+    assert "no MNIST is at hand" in done.profile.drift.reason
