@@ -195,7 +195,8 @@ def main() -> None:
     )
     right_forms = float(np.mean((p_forms.argmax(axis=1) == labels) & ~r_forms))
     print(
-        f"\nMNIST test read right and kept: {100 * acc_mnist:.2f}%; form digits: "
+        f"\nMNIST test read right: {100 * np.mean(p_mnist.argmax(axis=1) == y):.2f}%, "
+        f"read right and kept: {100 * acc_mnist:.2f}%; form digits: "
         f"{100 * right_forms:.1f}%. Max-probability AUROC, MNIST test against the unseen "
         f"non-digits: {auroc(p_mnist[:, :10].max(axis=1), np.concatenate(unseen_max)):.3f}. "
         f"Generator: {gen_ms:.1f} ms a prepared negative. Seed {args.seed}; files in {work}."
