@@ -398,7 +398,7 @@ def _faces() -> tuple[Path, ...]:
     return tuple(found)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=16)  # each face object holds its file: 256 of them cost 60 MB
 def _font(face: Path, size: int) -> Any:
     from PIL import ImageFont
 
