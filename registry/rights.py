@@ -10,17 +10,18 @@ Two roles, by key pattern under the registry root (``registry.layout``; ``*`` is
 run of characters, as IAM and SeaweedFS match it)::
 
     trainer   blobs/*  models/*/versions/*  models/*/index/*  models/*/requests/*  datasets/*
-              checks/*
+              monitoring/*  checks/*
     approver  models/*/aliases/*  models/*/decisions/*  checks/*
 
 Both read and list everything. A trainer publishes (blob, manifest, index page, report),
-adds datasets and requests; only an approver moves an alias (promote, approve,
-rollback) and decides requests (approve, reject). Both write and delete ``checks/``:
-the scratch prefix where ``registry check`` proves the store before a key's first write
-(``registry.check``); nothing the registry reads lives there. ``monitoring/`` (the
-profiles scoring runs leave, ``registry.monitoring``) is in neither role yet: a key that
-may not write it scores as before and the summary says the profile was not stored. The README gives the policies for
-SeaweedFS, AWS IAM and MinIO, and ``tests/registry/test_rights.py`` holds them to these
+adds datasets and requests, and stores the profiles scoring runs leave (``monitoring/``,
+``registry.monitoring``: the deployment's scheduled scoring runs with the worker's
+trainer key); only an approver moves an alias (promote, approve, rollback) and decides
+requests (approve, reject). Both write and delete ``checks/``: the scratch prefix where
+``registry check`` proves the store before a key's first write (``registry.check``);
+nothing the registry reads lives there. A key that may not write ``monitoring/`` scores
+as before, and the summary says the profile was not stored. The README gives the
+policies for SeaweedFS, AWS IAM and MinIO, and ``tests/registry/test_rights.py`` holds them to these
 patterns and to the keys the operations really write.
 """
 
@@ -40,6 +41,7 @@ TRAINER = (
     "models/*/index/*",
     "models/*/requests/*",
     "datasets/*",
+    "monitoring/*",
     SCRATCH,
 )
 APPROVER = ("models/*/aliases/*", "models/*/decisions/*", SCRATCH)

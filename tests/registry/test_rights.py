@@ -66,7 +66,8 @@ def test_roles_by_prefix() -> None:
     assert rights.prefix_of("datasets/inbox/versions/00000001.json") == "datasets/"
     assert rights.holders("models/m/aliases/a.json") == "an approver"
     assert rights.holders("models/m/versions/00000001.json") == "a trainer"
-    assert rights.holders("monitoring/m/x.json") == "an administrator"
+    assert rights.holders("monitoring/m/profiles/000000000001.json") == "a trainer"
+    assert rights.holders("elsewhere/x.json") == "an administrator"
 
 
 def test_a_permission_error_keeps_its_fields_across_processes() -> None:
