@@ -103,6 +103,8 @@ def gate_report_markdown(
         "## Metrics",
         "",
         f"- test accuracy: {report.accuracy:.4f} on {report.n} images",
+        f"- expected calibration error (15 bins): {fmt(report.ece)} with the temperature "
+        f"T = {model.temperature:.4f}, {fmt(report.ece_uncalibrated)} without it",
         f"- train accuracy (last epoch): {fmt(info.train_accuracy)}",
         f"- training time: {fmt(info.train_seconds, '.2f')} s",
         f"- preprocessing: {markdown(model.steps.describe())}",
@@ -161,14 +163,29 @@ def domain_table(decision: gate.GateDecision, domains: Sequence[gate.GateDecisio
 
 
 def published_metrics(
-    decision: gate.GateDecision, model: Model, domains: Sequence[gate.GateDecision] = ()
+    decision: gate.GateDecision,
+    model: Model,
+    domains: Sequence[gate.GateDecision] = (),
+    report: EvaluationReport | None = None,
 ) -> dict[str, Any]:
-    """The metrics recorded in the manifest: test and train accuracy, time, the comparison,
-    and each dataset's holdout accuracy (``domains``)."""
+    """The metrics recorded in the manifest (and the published model file): test and train
+    accuracy, the calibration error with the model's temperature and without it (from
+    ``report``, the test split's), time, the comparison, and each dataset's holdout
+    accuracy (``domains``)."""
+    calibration = (
+        {
+            "ece": report.ece,
+            "ece_uncalibrated": report.ece_uncalibrated,
+            "temperature": model.temperature,
+        }
+        if report is not None
+        else {}
+    )
     return {
         "domains": domain_metrics(tuple(domains)),
         "accuracy": decision.accuracy,
         "n_test": decision.n,
+        **calibration,
         "train_accuracy": model.info.train_accuracy,
         "train_seconds": model.info.train_seconds,
         "champion": decision.champion,

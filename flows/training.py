@@ -133,7 +133,11 @@ def run_lineage(
         data_weight=weight if user_data else None,
         weighting=data.weighting if user_data else None,
         features=hyper.features,
-        train_params={**hyper.sgd_params(), "limit": hyper.limit},
+        train_params={
+            **hyper.sgd_params(),
+            "limit": hyper.limit,
+            "calibration_images": hyper.calibration_images,
+        },
         code_version=code_version(),
         warm_start_from=champion.ref if hyper.warm_start and champion else None,
         champion=champion.ref if champion else None,
@@ -214,6 +218,15 @@ def train_model(
     t0 = time.perf_counter()
     model = train(ds, hyper, data=data, init=init, extra=extra, callback=progress)
     seconds = round(time.perf_counter() - t0, 3)
+    if model.calibration is not None:
+        logger.info(
+            "calibrated: temperature %.4f, fitted on the last %d training images "
+            "(their log-loss %.4f -> %.4f)",
+            model.calibration.temperature,
+            model.calibration.images,
+            model.calibration.nll_before,
+            model.calibration.nll_after,
+        )
     return model.evolve(info=dataclasses.replace(model.info, train_seconds=seconds))
 
 
@@ -336,7 +349,7 @@ def training_pipeline(
     if refused is not None:
         raise refused
     lineage = dataclasses.replace(lineage, gate=evaluation.decision.to_dict())
-    metrics = published_metrics(evaluation.decision, model, evaluation.domains)
+    metrics = published_metrics(evaluation.decision, model, evaluation.domains, evaluation.report)
     manifest = publish_model.with_options(**io)(target, model, metrics=metrics, lineage=lineage)
     requested = None
     if target.action == "promote":

@@ -1,6 +1,10 @@
 """Classification metrics and the paired tests the gate uses: pure numpy and the stdlib.
 
-``y``, ``pred``: (n,) integer labels in ``0..k-1``.
+``y``, ``pred``: (n,) integer labels in ``0..k-1``; ``probs``: (n, k) class probabilities.
+
+Calibration: :func:`reliability` bins the top probability (the confidence) into equal-width
+bins and :func:`expected_calibration_error` is the count-weighted gap between each bin's
+accuracy and its mean confidence (15 bins, as Guo et al. 2017 report it).
 
 Paired comparisons (two models on the same images) look only at the images one model got
 right and the other wrong: :func:`mcnemar_exact` (two-sided, "do they differ?") and
@@ -105,16 +109,19 @@ class EvaluationReport:
     per_class: tuple[ClassMetrics, ...]
     confusion: tuple[tuple[int, ...], ...]
     data_digest: str | None = None
+    ece: float | None = None
+    ece_uncalibrated: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{"accuracy", "n", "per_class": [{"class", "precision", "recall", "support"}],
-        "confusion", "data_digest"}`` (``data_digest`` only when known)."""
-        doc: dict[str, Any] = {
-            "accuracy": self.accuracy,
-            "n": self.n,
-            "per_class": [c.to_json() for c in self.per_class],
-            "confusion": [list(row) for row in self.confusion],
-        }
+        """``{"accuracy", "n", "ece", "ece_uncalibrated", "per_class": [{"class",
+        "precision", "recall", "support"}], "confusion", "data_digest"}`` (``data_digest``
+        and the two ECEs, with the model's temperature and at ``T = 1``, only when known)."""
+        doc: dict[str, Any] = {"accuracy": self.accuracy, "n": self.n}
+        for key in ("ece", "ece_uncalibrated"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        doc["per_class"] = [c.to_json() for c in self.per_class]
+        doc["confusion"] = [list(row) for row in self.confusion]
         if self.data_digest is not None:
             doc["data_digest"] = self.data_digest
         return doc
@@ -132,6 +139,10 @@ class EvaluationReport:
             ),
             confusion=tuple(tuple(int(v) for v in row) for row in doc["confusion"]),
             data_digest=doc.get("data_digest"),
+            ece=None if doc.get("ece") is None else float(doc["ece"]),
+            ece_uncalibrated=(
+                None if doc.get("ece_uncalibrated") is None else float(doc["ece_uncalibrated"])
+            ),
         )
 
 
@@ -147,6 +158,66 @@ def report(
         confusion=tuple(tuple(int(v) for v in row) for row in cm),
         data_digest=data_digest,
     )
+
+
+ECE_BINS = 15
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Confidence (top probability) against accuracy in equal-width bins over [0, 1].
+
+    ``edges (bins + 1,)``; ``confidence`` / ``accuracy (bins,)``: each bin's mean
+    confidence and share right, NaN where a bin is empty; ``count (bins,)``. Bin ``i``
+    holds confidences in ``(edges[i], edges[i + 1]]`` (the first one includes 0).
+    ``ece``: the expected calibration error, ``sum_i count_i / n * |accuracy_i -
+    confidence_i|`` over the non-empty bins.
+    """
+
+    edges: NDArray[np.float64]
+    confidence: NDArray[np.float64]
+    accuracy: NDArray[np.float64]
+    count: NDArray[np.int64]
+    ece: float
+
+
+def reliability(probs: Any, correct: Any, bins: int = ECE_BINS) -> Reliability:
+    """Reliability-diagram data and ECE of ``probs (n, k)`` whose top class is right where
+    ``correct (n,)`` bool is true."""
+    p = np.asarray(probs, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    if p.ndim != 2 or ok.shape != (p.shape[0],) or p.shape[0] == 0 or bins < 1:
+        raise InvalidInputError(
+            f"probabilities of shape {p.shape} and correctness of shape {ok.shape} do not "
+            "fit; expected (n, k) and (n,) with n >= 1"
+        )
+    conf = p.max(axis=1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins).astype(np.int64)
+    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
+    acc_sum = np.bincount(idx, weights=ok.astype(np.float64), minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = conf_sum / count
+        mean_acc = acc_sum / count
+    gaps = np.where(count > 0, np.abs(mean_acc - mean_conf), 0.0)
+    ece = float(np.sum(count * gaps) / count.sum())
+    return Reliability(edges, mean_conf, mean_acc, count, ece)
+
+
+def expected_calibration_error(probs: Any, y: Any, bins: int = ECE_BINS) -> float:
+    """ECE of class probabilities ``probs (n, k)`` against labels ``y (n,)``: the images
+    binned by confidence (top probability) into ``bins`` equal-width bins over [0, 1],
+    ``sum over bins of count / n * |accuracy - mean confidence|``; the prediction is the
+    top class. In [0, 1]; 0 for a perfectly calibrated model."""
+    p = np.asarray(probs)
+    labels = np.asarray(y)
+    if p.ndim != 2 or labels.shape != (p.shape[0],):
+        raise InvalidInputError(
+            f"probabilities of shape {p.shape} and labels of shape {labels.shape} do not "
+            "fit; expected (n, k) and (n,)"
+        )
+    return reliability(p, np.argmax(p, axis=1) == labels, bins).ece
 
 
 @dataclass(frozen=True)

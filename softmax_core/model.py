@@ -11,7 +11,11 @@
 Shapes: ``W (d, 10) float32``, ``b (10,) float32`` with ``d = steps.n_features``;
 ``images (n, 28, 28)`` (or ``(n, 784)``), features ``X (n, d)``, probabilities
 ``(n, 10) float32``, labels ``(n,) int64``. Prediction is written once, here: every caller
-(evaluation, the gate, scoring workers, reports) goes through :meth:`Model.logits`.
+(evaluation, the gate, scoring workers, reports) goes through :meth:`Model.logits`, which
+divides ``X W + b`` by the model's temperature (:mod:`softmax_core.calibration`, fitted on
+a held-out slice of the training data), so every probability a caller sees is calibrated.
+The temperature never changes which class is predicted: :meth:`Model.predict` takes the
+argmax of the undivided logits.
 
 A model file is an ``.npz`` of three arrays, loaded with ``allow_pickle=False`` after the
 checks of :mod:`softmax_core.modelcheck`::
@@ -19,7 +23,15 @@ checks of :mod:`softmax_core.modelcheck`::
     W      (d, 10) float32   weights
     b      (10,) float32     biases
     meta   0-d unicode array JSON text: {"format": "softmax-pipe/model@1", "preprocessing":
-                             {"steps": [...]}, "input_schema": {...}, and ModelInfo's fields}
+                             {"steps": [...]}, "input_schema": {...}, "calibration": {...}
+                             (optional), and ModelInfo's fields}
+
+``calibration`` (:class:`~softmax_core.calibration.Calibration`): ``{"method":
+"temperature", "temperature": T, "images": n, "nll_before": ..., "nll_after": ...}``.
+Optional within format ``@1``: a file without it (every file written before it existed,
+and a model trained with ``calibration_images=0``) has ``T = 1`` and scores exactly as it
+always did, bit for bit; a reader that predates it keeps it as an unknown key and scores
+with ``T = 1`` (the same labels; uncalibrated probabilities).
 
 ``meta`` holds, besides the format and the steps, what :class:`ModelInfo` types: when it
 was trained, the hyperparameters, the data it learned from (digest, source, size), the
@@ -44,6 +56,7 @@ from numpy.typing import NDArray
 from softmax_core import modelcheck, settings
 from softmax_core.atomicio import atomic_write
 from softmax_core.blas import one_thread
+from softmax_core.calibration import Calibration
 from softmax_core.errors import DataFormatError, ImageError, InvalidInputError
 from softmax_core.preprocess import Steps
 from softmax_core.sgd import EpochStats
@@ -101,7 +114,7 @@ class ModelInfo:
         """The info in a parsed ``meta`` object; a field of the wrong type is a
         DataFormatError naming it (a model file may be hostile)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        reserved = {"format", "preprocessing", "input_schema"}
+        reserved = {"format", "preprocessing", "input_schema", "calibration"}
 
         def typed(key: str, kinds: type | tuple[type, ...]) -> Any:
             value = meta.get(key)
@@ -155,7 +168,7 @@ def _epoch(h: dict[str, Any]) -> EpochStats:
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """A softmax regression over the features ``steps`` makes: ``p(y | x) = softmax(x W + b)``.
+    """A softmax regression over the features ``steps`` makes: ``p(y | x) = softmax((x W + b) / T)``.
 
     Attributes:
         W: (d, 10) float32 weights, ``d = steps.n_features``.
@@ -163,6 +176,7 @@ class Model:
         steps: the feature steps replayed on every input (``softmax_core.preprocess``).
         info: what it was trained on and how (:class:`ModelInfo`).
         ref: where it came from (``mnist:3``, a file path), for messages and score rows.
+        calibration: the temperature ``T`` and how it was fitted; None: ``T = 1``.
     """
 
     W: NDArray[np.float32]
@@ -170,6 +184,7 @@ class Model:
     steps: Steps
     info: ModelInfo = field(default_factory=ModelInfo)
     ref: str = "<model>"
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         d = self.steps.n_features
@@ -189,23 +204,33 @@ class Model:
         """A copy with some attributes changed (``info=...``, ``ref=...``)."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def temperature(self) -> float:
+        """``T``, the number the logits are divided by (1 when not calibrated)."""
+        return 1.0 if self.calibration is None else self.calibration.temperature
+
     # --- prediction ---------------------------------------------------------------------
     def features(self, images: Any) -> NDArray[np.float32]:
         """(n, 28, 28) images -> (n, d) float32 features, with the model's own steps."""
         return self.steps.features(np.asarray(images))
 
     @one_thread()
-    def logits(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Features (n, d) -> logits ``X W + b`` (n, 10). Every prediction goes through here."""
+    def logits(self, X: NDArray[np.float32], *, calibrated: bool = True) -> NDArray[np.float32]:
+        """Features (n, d) -> logits ``(X W + b) / T`` (n, 10) float32; ``calibrated=False``:
+        ``X W + b``. Every prediction goes through here. Without a calibration (``T = 1``)
+        nothing is divided: the same bits as before temperatures existed."""
         if X.ndim != 2 or X.shape[1] != self.W.shape[0]:
             raise InvalidInputError(
                 f"model {self.ref} expects {self.W.shape[0]} features, got shape {X.shape}"
             )
         result: NDArray[np.float32] = X @ self.W + self.b
+        if calibrated and self.calibration is not None:
+            result /= np.float32(self.calibration.temperature)
         return result
 
     def predict_proba(self, images: Any) -> NDArray[np.float32]:
-        """Class probabilities of (n, 28, 28) images: (n, 10) float32, rows sum to 1."""
+        """Calibrated class probabilities of (n, 28, 28) images: (n, 10) float32, rows sum
+        to 1."""
         return softmax(self.logits(self.features(images)))
 
     def predict(self, images: Any) -> NDArray[np.int64]:
@@ -213,8 +238,12 @@ class Model:
         return self.predict_features(self.features(images))
 
     def predict_features(self, X: NDArray[np.float32]) -> NDArray[np.int64]:
-        """Most likely digit from features already made (a cached split): (n,) int64."""
-        result: NDArray[np.int64] = np.argmax(self.logits(X), axis=1).astype(np.int64)
+        """Most likely digit from features already made (a cached split): (n,) int64. The
+        argmax of the undivided logits: the temperature cannot move it (dividing two
+        neighbouring float32 values could round them equal)."""
+        result: NDArray[np.int64] = np.argmax(self.logits(X, calibrated=False), axis=1).astype(
+            np.int64
+        )
         return result
 
     def predict_files(
@@ -263,6 +292,8 @@ class Model:
             "input_schema": INPUT_SCHEMA,
             **self.info.to_json(),
         }
+        if self.calibration is not None:
+            meta["calibration"] = self.calibration.to_json()
         meta["created"] = meta["created"] or now()
         buf = io.BytesIO()
         np.savez(
@@ -294,7 +325,17 @@ class Model:
         steps = modelcheck.parse_steps(meta, origin)
         modelcheck.check_weights(arrays["W"], arrays["b"], steps.n_features, origin)
         info = ModelInfo.from_json(meta, origin)
-        return cls(W=arrays["W"], b=arrays["b"], steps=steps, info=info, ref=ref or origin)
+        calibration = (
+            Calibration.from_json(meta["calibration"], origin) if "calibration" in meta else None
+        )
+        return cls(
+            W=arrays["W"],
+            b=arrays["b"],
+            steps=steps,
+            info=info,
+            ref=ref or origin,
+            calibration=calibration,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Model:

@@ -235,6 +235,9 @@ class Hyper:
     rate decays as ``learning_rate / (1 + decay * epoch)``; momentum is heavy-ball; with
     ``average`` the weights are the mean of the last epoch's iterates. ``limit``: train on
     the first N MNIST images only. ``warm_start``: start from the champion's weights.
+    ``calibration_images``: the last N MNIST training images, on which the temperature is
+    fitted with the logits of a model that did not learn from them (``softmax_core.train``;
+    at most a fifth of the split; 0: no temperature, T = 1).
     """
 
     features: Features = settings.FEATURES
@@ -248,6 +251,7 @@ class Hyper:
     average: bool = settings.AVERAGE
     limit: int | None = None
     warm_start: bool = False
+    calibration_images: int = settings.CALIBRATION_IMAGES
 
     def __post_init__(self) -> None:
         _choice("features", self.features, settings.FEATURE_NAMES)
@@ -263,6 +267,7 @@ class Hyper:
         if self.limit is not None:
             _whole("limit", self.limit, 1)
         _flag("warm_start", self.warm_start)
+        _whole("calibration_images", self.calibration_images, 0)
 
     def sgd_params(self) -> dict[str, Any]:
         """The SGD hyperparameters as a model file records them (``params``)."""

@@ -1,13 +1,15 @@
 """Train and evaluate on a cached dataset: the library calls behind the CLI and the flows.
 
 ``train`` turns a Dataset (plus the users' labelled images) into a :class:`Model` whose
-info records the hyperparameters and the data's lineage; ``evaluate`` measures a model on
-the dataset's test split (features from the cache); ``holdout_decisions`` gates a model
-on each user dataset's holdout.
+info records the hyperparameters and the data's lineage, calibrated on a slice of the
+training split it did not learn from (:func:`calibration_split`); ``evaluate`` measures a
+model on the dataset's test split (features from the cache), its calibration error
+included; ``holdout_decisions`` gates a model on each user dataset's holdout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import gate, metrics, sgd
+from softmax_core.calibration import fit_temperature
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import EvaluationReport
 from softmax_core.model import Model, ModelInfo, now
@@ -47,6 +50,16 @@ def train(
     each counted :func:`extra_weight` times (``data.weighting``: "jitter" repeats it,
     each copy after the first jittered; "oversample" repeats it as it is; "loss" weighs
     its loss), after MNIST's.
+
+    The model's confidence is calibrated (:mod:`softmax_core.calibration`): the last
+    ``hyper.calibration_images`` images of MNIST's training split
+    (:func:`calibration_split`) are scored by a model that did not learn from them, and
+    the temperature that fits their labels best is the model's. When the model learned
+    from them (no ``limit``, or one that reaches into the slice) or may have (a warm start
+    from a champion that did), that is a second model trained the same way without them
+    and from scratch (the proxy: the same hyperparameters, seed and extra images), so the
+    returned model still learns from every image and predicts what it did before
+    calibration existed; otherwise the model itself.
     """
     from softmax_core.mnist import cached_features
 
@@ -58,12 +71,14 @@ def train(
             f"cannot warm-start: the champion uses features {theirs!r}, this run "
             f"{hyper.features!r}; train with --features {theirs} or without --warm-start"
         )
-    X = cached_features(ds, "train", steps)
-    y = ds.y_train
+    X_mnist = cached_features(ds, "train", steps)
+    y_mnist = ds.y_train
+    X, y = X_mnist, y_mnist
     if hyper.limit is not None:
         X, y = X[: hyper.limit], y[: hyper.limit]
+    n_mnist = int(y.shape[0])
     sw = None
-    weight = extra_weight(data, int(y.shape[0]), extra)
+    weight = extra_weight(data, n_mnist, extra)
     if extra:
         rng = np.random.default_rng([hyper.seed, JITTER_STREAM])
         X, y, sw = with_extra(X, y, extra, steps, data.weighting, weight, rng)
@@ -74,9 +89,16 @@ def train(
         if extra
         else {}
     )
+    params = {
+        **hyper.sgd_params(),
+        "features": hyper.features,
+        "limit": hyper.limit,
+        "calibration_images": hyper.calibration_images,
+        **weighted,
+    }
     info = ModelInfo(
         created=now(),
-        params={**hyper.sgd_params(), "features": hyper.features, "limit": hyper.limit, **weighted},
+        params=params,
         n_train=int(y.shape[0]),
         data_digest=ds.digest,
         data_source=ds.source,
@@ -84,7 +106,34 @@ def train(
         history=fitted.history,
         train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
     )
-    return Model(W=fitted.W, b=fitted.b, steps=steps, info=info)
+    model = Model(W=fitted.W, b=fitted.b, steps=steps, info=info)
+    n = int(y_mnist.shape[0])
+    cal = n - calibration_split(n, hyper.calibration_images)
+    if cal == n:
+        return model
+    proxy = fitted
+    if n_mnist > cal or init is not None:  # it learned from the slice, or may have
+        Xp, yp, swp = _without(X, y, sw, min(cal, n_mnist), n_mnist)
+        proxy = sgd.fit(Xp, yp, hyper, sample_weight=swp)
+    Z = Model(W=proxy.W, b=proxy.b, steps=steps).logits(X_mnist[cal:], calibrated=False)
+    return model.evolve(calibration=fit_temperature(Z, np.asarray(y_mnist[cal:])))
+
+
+def _without(
+    X: NDArray[np.float32], y: NDArray[Any], sw: NDArray[np.float32] | None, lo: int, hi: int
+) -> tuple[NDArray[np.float32], NDArray[Any], NDArray[np.float32] | None]:
+    """``X``, ``y`` and ``sw`` without rows ``lo..hi-1`` (a view when none follow)."""
+    if hi >= y.shape[0]:
+        return X[:lo], y[:lo], None if sw is None else sw[:lo]
+    rows = np.r_[0:lo, hi : y.shape[0]]
+    return X[rows], y[rows], None if sw is None else sw[rows]
+
+
+def calibration_split(n: int, images: int) -> int:
+    """How many of a training split's ``n`` images, from its end, the temperature is
+    fitted on: ``images``, at most a fifth of the split (a small set's proxy still learns
+    from most of it)."""
+    return max(0, min(images, n // 5))
 
 
 def extra_weight(data: Data, n_mnist: int, extra: Sequence[Labelled]) -> int:
@@ -167,9 +216,30 @@ def holdout_decisions(
 
 def evaluate_images(model: Model, images: NDArray[Any], labels: NDArray[Any]) -> EvaluationReport:
     """Metrics on labelled (n, 28, 28) images (a dataset's holdout): as :func:`evaluate`."""
-    return metrics.report(np.asarray(labels), model.predict(images))
+    return evaluate_features(model, model.features(images), np.asarray(labels))
 
 
 def evaluate(model: Model, ds: Dataset) -> EvaluationReport:
-    """Test-split metrics: accuracy, n, per-class precision/recall/support, confusion."""
-    return metrics.report(ds.y_test, predict_test_split(model, ds), data_digest=ds.digest)
+    """Test-split metrics: accuracy, n, per-class precision/recall/support, confusion, and
+    the expected calibration error with the model's temperature and without it."""
+    from softmax_core.mnist import cached_features
+
+    X = cached_features(ds, "test", model.steps)
+    return evaluate_features(model, X, ds.y_test, data_digest=ds.digest)
+
+
+def evaluate_features(
+    model: Model, X: NDArray[np.float32], y: NDArray[Any], *, data_digest: str | None = None
+) -> EvaluationReport:
+    """:func:`evaluate` on features ``X (n, d)`` already made, labels ``y (n,)``."""
+    from softmax_core.softmax import softmax
+
+    raw = model.logits(X, calibrated=False)
+    pred = np.argmax(raw, axis=1)
+    scaled = raw if model.calibration is None else model.logits(X)
+    report = metrics.report(y, pred, data_digest=data_digest)
+    return dataclasses.replace(
+        report,
+        ece=metrics.expected_calibration_error(softmax(scaled), y),
+        ece_uncalibrated=metrics.expected_calibration_error(softmax(raw), y),
+    )

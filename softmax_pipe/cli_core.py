@@ -122,6 +122,9 @@ def train(
     report = evaluate_model(model, ds)
     metrics = {
         "accuracy": report.accuracy,
+        "ece": report.ece,
+        "ece_uncalibrated": report.ece_uncalibrated,
+        "temperature": model.temperature,
         "train_accuracy": model.info.train_accuracy,
         "train_seconds": seconds,
     }
@@ -145,7 +148,8 @@ def train(
         return
     typer.echo(
         f"test accuracy {report.accuracy:.4f} after {epochs} epochs in {seconds:.2f} s "
-        f"({features} features); model written to {out}"
+        f"({features} features); calibration error {report.ece:.4f} at temperature "
+        f"{model.temperature:.3f} ({report.ece_uncalibrated:.4f} at 1); model written to {out}"
     )
 
 
@@ -227,7 +231,7 @@ def evaluate(
     report = evaluate_model(pulled, ds)
     domains = _holdout_reports(pulled, dataset or [], ref.location)
     if as_json:
-        doc = {"model": pulled.ref, **report.to_json()}
+        doc = {"model": pulled.ref, "temperature": pulled.temperature, **report.to_json()}
         doc["domains"] = {k: r.to_json() for k, r in domains.items()}
         typer.echo(json.dumps(doc))
         return
@@ -261,6 +265,11 @@ def _print_report(title: str, report: EvaluationReport) -> None:
 
     console = Console(highlight=False)
     console.print(f"{title}: test accuracy [bold]{report.accuracy:.4f}[/] on {report.n} images")
+    if report.ece is not None and report.ece_uncalibrated is not None:
+        console.print(
+            f"expected calibration error {report.ece:.4f} "
+            f"({report.ece_uncalibrated:.4f} without the temperature)"
+        )
     table = Table("class", "precision", "recall", "support", title="per class")
     for row in report.per_class:
         table.add_row(str(row.digit), f"{row.precision:.4f}", f"{row.recall:.4f}", str(row.support))

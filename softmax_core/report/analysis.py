@@ -15,25 +15,30 @@ from numpy.typing import NDArray
 
 from softmax_core import metrics
 from softmax_core.errors import InvalidInputError
+from softmax_core.metrics import Reliability as Reliability
 from softmax_core.model import Model
 from softmax_core.preprocess import SIDE, Steps
+from softmax_core.softmax import softmax
 
 N_CLASSES = 10
 PIXELS = SIDE * SIDE
-RELIABILITY_BINS = 10
+RELIABILITY_BINS = metrics.ECE_BINS  # the bins `evaluate --json`'s ece uses
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """One model scored on the test images.
 
-    probs (n, 10) float32, pred (n,) int64, correct (n,) bool, confusion (10, 10) int64.
+    probs (n, 10) float32 (calibrated: the model's temperature applied), pred (n,) int64,
+    correct (n,) bool, confusion (10, 10) int64; uncalibrated (n, 10) float32: the
+    probabilities at ``T = 1`` (the same as ``probs`` for a model without a temperature).
     """
 
     probs: NDArray[np.float32]
     pred: NDArray[np.int64]
     correct: NDArray[np.bool_]
     confusion: NDArray[np.int64]
+    uncalibrated: NDArray[np.float32]
 
     @property
     def accuracy(self) -> float:
@@ -56,47 +61,26 @@ def evaluate(model: Model, images: NDArray[np.generic], labels: Any) -> Evaluati
             f"labels of shape {y.shape} do not match images of shape {np.shape(images)}; "
             "expected one label per image, at least one image"
         )
-    probs = model.predict_proba(images).astype(np.float32, copy=False)
-    pred = np.argmax(probs, axis=1).astype(np.int64)
+    X = model.features(images)
+    raw = model.logits(X, calibrated=False)
+    uncalibrated = softmax(raw).astype(np.float32, copy=False)
+    probs = uncalibrated if model.calibration is None else softmax(model.logits(X))
+    pred = np.argmax(raw, axis=1).astype(np.int64)
     return Evaluation(
-        probs=probs,
+        probs=probs.astype(np.float32, copy=False),
         pred=pred,
         correct=pred == y,
         confusion=metrics.confusion_matrix(y, pred, N_CLASSES),
+        uncalibrated=uncalibrated,
     )
-
-
-@dataclass(frozen=True)
-class Reliability:
-    """Confidence (top probability) against accuracy in equal-width bins over [0, 1].
-
-    edges (bins + 1,), confidence / accuracy (bins,) NaN where a bin is empty, count (bins,).
-    ``ece``: expected calibration error, sum over bins of count/n * |accuracy - confidence|.
-    """
-
-    edges: NDArray[np.float64]
-    confidence: NDArray[np.float64]
-    accuracy: NDArray[np.float64]
-    count: NDArray[np.int64]
-    ece: float
 
 
 def reliability(
     probs: NDArray[np.floating], correct: NDArray[np.bool_], bins: int = RELIABILITY_BINS
 ) -> Reliability:
-    """Reliability diagram data and ECE; the top bin includes confidence 1.0."""
-    conf = probs.max(axis=1).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    count = np.bincount(idx, minlength=bins).astype(np.int64)
-    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
-    acc_sum = np.bincount(idx, weights=correct.astype(np.float64), minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = conf_sum / count
-        mean_acc = acc_sum / count
-    gaps = np.where(count > 0, np.abs(mean_acc - mean_conf), 0.0)
-    ece = float(np.sum(count * gaps) / max(int(count.sum()), 1))
-    return Reliability(edges, mean_conf, mean_acc, count, ece)
+    """Reliability diagram data and ECE (:func:`softmax_core.metrics.reliability`); the
+    top bin includes confidence 1.0."""
+    return metrics.reliability(probs, correct, bins)
 
 
 def confused_pairs(confusion: NDArray[np.integer], top: int = 3) -> list[tuple[int, int, int]]:

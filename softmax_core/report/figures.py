@@ -122,8 +122,9 @@ def confusion_heatmap(confusion: NDArray[np.integer]) -> bytes:
     return _png(fig)
 
 
-def reliability_diagram(rel: Reliability) -> bytes:
-    """Bars of accuracy per confidence bin against the diagonal, with counts underneath."""
+def reliability_diagram(rel: Reliability, title: str = "") -> bytes:
+    """Bars of accuracy per confidence bin against the diagonal, with counts underneath;
+    ``title`` (e.g. "before calibration") goes before the ECE."""
     fig = _figure(5.6, 5.2, left=0.13, right=0.97, bottom=0.1, top=0.93, hspace=0.08)
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     centres = (rel.edges[:-1] + rel.edges[1:]) / 2
@@ -141,7 +142,7 @@ def reliability_diagram(rel: Reliability) -> bytes:
     top.plot([0, 1], [0, 1], "--", color="#6b7280", label="perfect calibration")
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
-    top.set_title(f"ECE = {rel.ece:.4f}", fontsize=12)
+    top.set_title(f"{title}: ECE = {rel.ece:.4f}" if title else f"ECE = {rel.ece:.4f}", fontsize=12)
     top.legend(loc="upper left", fontsize=9, framealpha=0.95)
     bottom.bar(centres, rel.count, width=width * 0.9, color="#9ca3af")
     bottom.set_yscale("log")

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import gate
+from softmax_core.calibration import Calibration
 from softmax_core.metrics import mcnemar_exact
 from softmax_core.model import Model
 from softmax_core.report import analysis, figures
@@ -89,13 +90,14 @@ def render_report(
         margin=rules.margin,
     )
     rel = analysis.reliability(ev.probs, ev.correct)
+    rel_before = analysis.reliability(ev.uncalibrated, ev.correct)
     name = title or _ref(manifest) or "model"
     header = _header(name, model, manifest, ev, rel.ece, [decision, *held])
     body = "".join(
         [
             _learned(model),
             _errors(ev, images, y),
-            _calibration(rel),
+            _calibration(rel, rel_before, model.calibration),
             _training(model),
             _against(ev, champ, y, decision, domains),
             _your_data(model, holdouts, held),
@@ -230,23 +232,49 @@ def _errors(ev: analysis.Evaluation, images: NDArray[np.generic], y: NDArray[np.
     return section("errors", "Where it errs", lead, body)
 
 
-def _calibration(rel: analysis.Reliability) -> str:
+def _calibration(
+    rel: analysis.Reliability, before: analysis.Reliability, calibration: Calibration | None
+) -> str:
+    """The reliability diagram and its table before calibration (``T = 1``) and after (the
+    model's temperature), one above the other; one diagram when the model has none."""
+    temperature = 1.0 if calibration is None else calibration.temperature
+    images = 0 if calibration is None else calibration.images
+    calibrated = calibration is not None
+    lead = (
+        "The test images grouped by the model's confidence (its top probability), in "
+        f"{len(rel.count)} equal-width bins. A calibrated model is right 90% of the time "
+        "when it says 0.9: its bars reach the diagonal. The expected calibration error, the "
+        f"count-weighted gap, is <b>{rel.ece:.4f}</b>"
+        + (
+            f" with the model's temperature <b>T = {temperature:.4f}</b>, against "
+            f"<b>{before.ece:.4f}</b> without it (T = 1). The logits are divided by T, "
+            "which changes no prediction, only how sure each one is; T was fitted on the "
+            f"last {images:,} images of the training split, scored by a model trained "
+            "without them (never on these test images)."
+            if calibrated
+            else ". The model has no temperature (T = 1): its probabilities are as trained."
+        )
+    )
+    panels = [(before, "before calibration (T = 1)"), (rel, f"after (T = {temperature:.4f})")]
+    shown = panels if calibrated else [(rel, "")]
+    body = "".join(
+        f'<div class="row"><div>{png(figures.reliability_diagram(r, title), "reliability diagram " + title)}</div>'
+        f"<div>{_reliability_table(r, title)}</div></div>"
+        for r, title in shown
+    )
+    return section("calibration", "How sure it is", lead, body)
+
+
+def _reliability_table(rel: analysis.Reliability, title: str) -> str:
     rows = [
-        (f"{lo:.1f}–{hi:.1f}", int(n), _fmt(c), _fmt(a))
+        (f"{lo:.2f}–{hi:.2f}", int(n), _fmt(c), _fmt(a))
         for lo, hi, n, c, a in zip(
             rel.edges[:-1], rel.edges[1:], rel.count, rel.confidence, rel.accuracy, strict=True
         )
+        if n
     ]
-    lead = (
-        "The test images grouped by the model's confidence (its top probability). A calibrated "
-        "model is right 90% of the time when it says 0.9: its bars reach the diagonal. "
-        f"The expected calibration error, the count-weighted gap, is <b>{rel.ece:.4f}</b>."
-    )
-    body = (
-        f'<div class="row"><div>{png(figures.reliability_diagram(rel), "reliability diagram")}</div>'
-        f"<div>{table(['confidence', 'images', 'mean confidence', 'accuracy'], rows, (1, 2, 3))}</div></div>"
-    )
-    return section("calibration", "How sure it is", lead, body)
+    heading = f"<h3>{esc(title)}</h3>" if title else ""
+    return heading + table(["confidence", "images", "mean confidence", "accuracy"], rows, (1, 2, 3))
 
 
 def _fmt(x: float) -> str:

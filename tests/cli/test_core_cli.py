@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from softmax_core.metrics import expected_calibration_error
+from softmax_core.mnist import Dataset, cached_features, load_mnist
 from softmax_core.model import Model
 from softmax_core.preprocess import Deskew, Hog, Scale
+from softmax_core.softmax import softmax
 from softmax_pipe.cli import app
 
 runner = CliRunner()
@@ -25,6 +28,10 @@ runner = CliRunner()
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
+
+
+def ds(mnist_dir: Path, cache: Path) -> Dataset:
+    return load_mnist(str(mnist_dir), cache_dir=cache)
 
 
 def test_help_lists_the_commands_and_exit_codes() -> None:
@@ -134,9 +141,19 @@ def test_train_then_evaluate_on_real_mnist(
     assert report["accuracy"] == pytest.approx(trained.info.metrics["accuracy"])
     assert len(report["per_class"]) == 10 and len(report["confusion"]) == 10
     assert sum(map(sum, report["confusion"])) == 10000
+    # calibrated on the training split's last images; both errors on MNIST test, 15 bins
+    assert trained.temperature != 1.0
+    assert trained.info.metrics["temperature"] == trained.temperature
+    assert 0 <= report["ece"] <= 0.02 and 0 <= report["ece_uncalibrated"] <= 0.05
+    for key in ("ece", "ece_uncalibrated"):
+        assert report[key] == pytest.approx(trained.info.metrics[key])
+    test = ds(mnist_dir, session_cache)
+    probs = softmax(trained.logits(cached_features(test, "test", trained.steps)))
+    assert report["ece"] == pytest.approx(expected_calibration_error(probs, test.y_test))
     code, out, err = invoke("evaluate", str(model), *common)
     assert code == 0, err
     assert "confusion matrix" in out and "precision" in out
+    assert f"expected calibration error {report['ece']:.4f}" in out
 
 
 def test_same_seed_same_weights_on_real_mnist(

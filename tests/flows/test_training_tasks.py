@@ -3,6 +3,7 @@ retry options and the report artifacts' content."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from flows._common import (
 )
 from flows.publishing import promote_model, publish_model
 from flows.records import Champion, Evaluation
-from flows.report import gate_report_markdown, per_class_rows
+from flows.report import gate_report_markdown, per_class_rows, published_metrics
 from flows.training import evaluate_model, ingest, pull_champion, train_model
 from softmax_core import gate
 from softmax_core.errors import (
@@ -233,6 +234,18 @@ def test_publish_promote_and_pull_champion_fn(small_model: Model, tmp_path: Path
 # --- report content --------------------------------------------------------------------------
 
 
+def test_published_metrics_carry_the_calibration(small_model: Model) -> None:
+    y = np.arange(100) % 10
+    decision = gate.decide(y, y, min_accuracy=0.95)
+    report = EvaluationReport(
+        accuracy=1.0, n=100, per_class=(), confusion=(), ece=0.012, ece_uncalibrated=0.034
+    )
+    metrics = published_metrics(decision, small_model, (), report)
+    assert (metrics["ece"], metrics["ece_uncalibrated"]) == (0.012, 0.034)
+    assert metrics["temperature"] == small_model.temperature != 1.0
+    assert "ece" not in published_metrics(decision, small_model)
+
+
 def test_report_markdown_and_table(small_model: Model) -> None:
     y = np.arange(1000) % 10
     champ = y.copy()
@@ -250,6 +263,18 @@ def test_report_markdown_and_table(small_model: Model) -> None:
     assert "**Next step:** train longer" in md
     assert "- flow_run_id: `abc-123`" in md
     assert "`limit=3000`" in md
+    assert small_model.calibration is not None
+    assert (
+        f"- expected calibration error (15 bins): — with the temperature "
+        f"T = {small_model.temperature:.4f}, — without it" in md
+    )
+    md = gate_report_markdown(
+        dataclasses.replace(report, ece=0.0123, ece_uncalibrated=0.0456),
+        decision,
+        small_model,
+        Lineage(),
+    )
+    assert "0.0123 with the temperature" in md and "0.0456 without it" in md
 
     passed = gate.decide(y, y, min_accuracy=0.95)
     md = gate_report_markdown(report, passed, small_model, Lineage())

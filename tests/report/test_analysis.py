@@ -15,7 +15,7 @@ def test_reliability_bins_and_ece() -> None:
     # confidences 0.95 (x2, one right), 0.55 (x2, both right): ECE = 0.5*0.45 + 0.5*0.45
     probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.55, 0.45]])
     correct = np.array([True, False, True, True])
-    rel = analysis.reliability(probs, correct)
+    rel = analysis.reliability(probs, correct, bins=10)
     assert rel.count.tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0, 2]
     assert rel.accuracy[9] == pytest.approx(0.5) and rel.accuracy[5] == pytest.approx(1.0)
     assert rel.confidence[9] == pytest.approx(0.95)
@@ -26,6 +26,11 @@ def test_reliability_bins_and_ece() -> None:
 def test_reliability_puts_confidence_one_in_the_top_bin() -> None:
     rel = analysis.reliability(np.array([[1.0, 0.0]]), np.array([True]))
     assert rel.count[-1] == 1 and rel.ece == pytest.approx(0.0)
+
+
+def test_the_report_bins_confidence_as_evaluate_does() -> None:
+    rel = analysis.reliability(np.array([[0.9, 0.1]]), np.array([True]))
+    assert len(rel.count) == 15 and rel.ece == pytest.approx(0.1)
 
 
 def test_confused_pairs_largest_first_without_the_diagonal() -> None:
@@ -43,6 +48,7 @@ def test_examples_most_confidently_wrong_first() -> None:
         pred=np.array([3, 3, 3, 1]),
         correct=np.array([False, False, False, True]),
         confusion=np.zeros((10, 10), np.int64),
+        uncalibrated=probs,
     )
     assert analysis.examples(ev, np.array([8, 8, 8, 1]), 8, 3, 2).tolist() == [1, 2]
 

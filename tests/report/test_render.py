@@ -110,3 +110,35 @@ def test_other_hog_layouts_are_drawn_as_their_own_glyphs(hog: Hog, text: str) ->
     assert len(_images(section)) == 1
     with pytest.raises(InvalidInputError, match="expected float32 W"):
         Model(W=np.ones((392, 10), np.float32), b=np.zeros(10, np.float32), steps=steps)
+
+
+def _calibration_section(html: str) -> str:
+    found = re.search(r'<section id="calibration">.*?</section>', html, re.S)
+    assert found is not None
+    return found[0]
+
+
+def test_the_reliability_diagram_before_and_after_calibration(
+    mnist: Dataset, strong: Model
+) -> None:
+    from softmax_core.metrics import expected_calibration_error
+    from softmax_core.softmax import softmax
+
+    x, y = mnist.x_test[:3000], mnist.y_test[:3000]
+    section = _calibration_section(render_report(strong, images=x, labels=y))
+    assert strong.calibration is not None
+    X = strong.features(x)
+    after = expected_calibration_error(softmax(strong.logits(X)), y)
+    before = expected_calibration_error(softmax(strong.logits(X, calibrated=False)), y)
+    assert after != before
+    assert f"<b>{after:.4f}</b>" in section and f"<b>{before:.4f}</b>" in section
+    assert f"T = {strong.temperature:.4f}" in section and "15 equal-width bins" in section
+    assert "before calibration (T = 1)" in section and "after (T = " in section
+    diagrams = _images(section)
+    assert len(diagrams) == 2 and diagrams[0] != diagrams[1]
+    assert all(d.startswith(PNG_MAGIC) for d in diagrams)
+    assert section.count("<table>") == 2
+
+    plain = _calibration_section(render_report(strong.evolve(calibration=None), images=x, labels=y))
+    assert len(_images(plain)) == 1 and "has no temperature" in plain
+    assert f"<b>{before:.4f}</b>" in plain

@@ -199,7 +199,7 @@ def test_a_batch_of_plain_gray_files_gives_the_bytes_of_the_per_image_path(
         assert digits.tobytes() == np.stack(expected).tobytes()
 
 
-def test_prepared_batches_are_the_models_steps_and_weights_on_the_digits(
+def test_prepared_batches_are_the_models_steps_weights_and_temperature_on_the_digits(
     folder: Path, model: Model
 ) -> None:
     from softmax_core.softmax import softmax
@@ -208,8 +208,9 @@ def test_prepared_batches_are_the_models_steps_and_weights_on_the_digits(
     probs, errors = scoring.prepare_items(pairs, model)
     digits, _ = scoring.decode_items(pairs)
     assert errors == [None] * 30
-    expected = softmax(model.steps.features(digits) @ model.W + model.b)
-    np.testing.assert_allclose(probs, expected, rtol=1e-6)
+    assert model.temperature != 1.0  # trained as `train` trains: calibrated
+    logits = model.steps.features(digits) @ model.W + model.b
+    np.testing.assert_allclose(probs, softmax(logits / model.temperature), rtol=1e-5)
 
 
 # --- output -----------------------------------------------------------------------------

@@ -109,3 +109,75 @@ def test_paired_counts_must_fit() -> None:
         metrics.PairedDifference(n=5, only_a=4, only_b=2)
     with pytest.raises(InvalidInputError, match="theta0"):
         metrics.PairedDifference(n=5, only_a=1, only_b=1).score(1.0)
+
+
+# --- calibration error ---------------------------------------------------------------------
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    # 15 bins of width 1/15. Top probabilities and how many of each are right:
+    #   0.99 x2, both right       bin 14 (0.933, 1]      gap |1.0 - 0.99| = 0.01
+    #   0.9  x4, 3 right          bin 13 (0.867, 0.933]  gap |0.75 - 0.9| = 0.15
+    #   0.7  x2, none right       bin 10 (0.667, 0.733]  gap |0.0 - 0.7|  = 0.7
+    #   0.5  x2, one right        bin 7  (0.467, 0.533]  gap |0.5 - 0.5|  = 0
+    # ECE = (2 * 0.01 + 4 * 0.15 + 2 * 0.7 + 2 * 0) / 10 = 0.202
+    probs = np.array(
+        [
+            [0.99, 0.005, 0.005],
+            [0.005, 0.005, 0.99],  # the top class need not be the first
+            [0.9, 0.05, 0.05],
+            [0.9, 0.05, 0.05],
+            [0.9, 0.05, 0.05],
+            [0.9, 0.05, 0.05],
+            [0.7, 0.2, 0.1],
+            [0.7, 0.2, 0.1],
+            [0.5, 0.3, 0.2],
+            [0.5, 0.3, 0.2],
+        ]
+    )
+    y = np.array([0, 2, 0, 0, 0, 1, 1, 2, 0, 1])
+    assert metrics.expected_calibration_error(probs, y) == pytest.approx(0.202)
+    rel = metrics.reliability(probs, probs.argmax(axis=1) == y)
+    assert len(rel.count) == metrics.ECE_BINS == 15
+    assert {i: int(c) for i, c in enumerate(rel.count) if c} == {7: 2, 10: 2, 13: 4, 14: 2}
+    assert rel.accuracy[13] == pytest.approx(0.75) and rel.confidence[13] == pytest.approx(0.9)
+    assert np.isnan(rel.accuracy[0]) and np.isnan(rel.confidence[0])
+    # five bins: 0.99 and 0.9 share (0.8, 1] (5 of 6 right, mean confidence 5.58 / 6 =
+    # 0.93), 0.7 is in (0.6, 0.8], 0.5 in (0.4, 0.6]: (6 * 0.0967 + 2 * 0.7 + 0) / 10
+    assert metrics.expected_calibration_error(probs, y, bins=5) == pytest.approx(0.198)
+
+
+def test_calibrated_probabilities_have_a_small_error_and_confident_wrong_ones_a_large() -> None:
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.5, 1.0, 50000)
+    right = rng.random(50000) < conf  # right exactly as often as it says
+    probs = np.stack([conf, 1 - conf], axis=1)
+    y = np.where(right, 0, 1)
+    assert metrics.expected_calibration_error(probs, y) < 0.01
+    assert metrics.expected_calibration_error(probs, 1 - y) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("probs", "y"),
+    [
+        (np.ones((3, 2)) / 2, np.zeros(2, int)),
+        (np.ones(3), np.zeros(3, int)),
+        (np.ones((0, 2)), np.zeros(0, int)),
+    ],
+)
+def test_expected_calibration_error_refuses_shapes_that_do_not_fit(
+    probs: np.ndarray, y: np.ndarray
+) -> None:
+    with pytest.raises(InvalidInputError, match="shape"):
+        metrics.expected_calibration_error(probs, y)
+
+
+def test_evaluation_report_carries_both_calibration_errors_through_json() -> None:
+    r = metrics.report([0, 1, 1], [0, 1, 0])
+    assert "ece" not in r.to_json()
+    import dataclasses
+
+    r = dataclasses.replace(r, ece=0.01, ece_uncalibrated=0.03)
+    doc = json.loads(json.dumps(r.to_json()))
+    assert doc["ece"] == 0.01 and doc["ece_uncalibrated"] == 0.03
+    assert metrics.EvaluationReport.from_json(doc) == r

@@ -89,6 +89,8 @@ BAD: list[tuple[type, str, str, Any, str]] = [
     (Hyper, "limit", "limit", 0, "an integer >= 1"),
     (Hyper, "limit", "limit", 10.5, "an integer >= 1"),
     (Hyper, "warm_start", "warm_start", "no", FLAG),
+    (Hyper, "calibration_images", "calibration_images", -1, "an integer >= 0"),
+    (Hyper, "calibration_images", "calibration_images", 5000.0, "an integer >= 0"),
     *[
         (Gate, name, name, value, "a number in [0, 1]")
         for name in ("min_accuracy", "min_dataset_accuracy")
@@ -242,6 +244,7 @@ DEFAULTS: dict[str, Any] = {
     "Hyper.average": settings.AVERAGE,
     "Hyper.limit": None,
     "Hyper.warm_start": False,
+    "Hyper.calibration_images": settings.CALIBRATION_IMAGES,
     "Gate.min_accuracy": settings.MIN_ACCURACY,
     "Gate.alpha": settings.ALPHA,
     "Gate.min_dataset_accuracy": settings.DATASET_MIN_ACCURACY,
