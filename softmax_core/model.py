@@ -4,24 +4,30 @@
 
     model = Model.load("model.npz")              # or Registry.model("mnist@champion")
     model.predict_proba(images)                  # images: (n, 28, 28) uint8 or float in [0, 1]
-    model.predict(images)                        # (n,) int64 digits
+    model.predict(images)                        # (n,) int64: digits, 10 = not a digit
     model.predict_files(["a.png", "b.jpg"])      # any image files, prepared as `score` does
-    model.predict_proba_files(["a.png"])         # their probabilities, (n, 10)
+    model.predict_proba_files(["a.png"])         # their probabilities, (n, k)
 
-Shapes: ``W (d, 10) float32``, ``b (10,) float32`` with ``d = steps.n_features``;
-``images (n, 28, 28)`` (or ``(n, 784)``), features ``X (n, d)``, probabilities
-``(n, 10) float32``, labels ``(n,) int64``. Prediction is written once, here: every caller
-(evaluation, the gate, scoring workers, reports) goes through :meth:`Model.logits`.
+Shapes: ``W (d, k) float32``, ``b (k,) float32`` with ``d = steps.n_features`` and ``k``
+the number of classes, 10 or 11: classes 0..9 are the digits and, in an 11-class model,
+class :data:`REJECT` (10) is "not a digit" (learned from ``softmax_core.negatives`` and the
+users' ``not-a-digit/`` folders). A 10-class model (every file written before the reject
+option) loads and predicts exactly as before and never rejects. ``images (n, 28, 28)`` (or
+``(n, 784)``), features ``X (n, d)``, probabilities ``(n, k) float32``, classes ``(n,)
+int64``. Prediction is written once, here: every caller (evaluation, the gate, scoring
+workers, reports) goes through :meth:`Model.logits`.
 
 A model file is an ``.npz`` of three arrays, loaded with ``allow_pickle=False`` after the
 checks of :mod:`softmax_core.modelcheck`::
 
-    W      (d, 10) float32   weights
-    b      (10,) float32     biases
+    W      (d, k) float32    weights, k = 10 (digits) or 11 (digits, then "not a digit")
+    b      (k,) float32      biases
     meta   0-d unicode array JSON text: {"format": "softmax-pipe/model@1", "preprocessing":
-                             {"steps": [...]}, "input_schema": {...}, and ModelInfo's fields}
+                             {"steps": [...]}, "input_schema": {..., "classes": k}, and
+                             ModelInfo's fields}
 
-``meta`` holds, besides the format and the steps, what :class:`ModelInfo` types: when it
+The number of classes is W's width; ``input_schema.classes`` says it too. ``meta`` holds,
+besides the format and the steps, what :class:`ModelInfo` types: when it
 was trained, the hyperparameters, the data it learned from (digest, source, size), the
 warm start's origin, the per-epoch history, metrics, training time and code version.
 Keys this version does not know are kept as they are (``ModelInfo.extra``).
@@ -50,7 +56,9 @@ from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
 
 FORMAT = "softmax-pipe/model@1"
-N_CLASSES = 10
+N_CLASSES = 10  # the digits
+REJECT = 10  # the class "not a digit" of an 11-class model
+CLASS_COUNTS = (N_CLASSES, N_CLASSES + 1)  # modelcheck.CLASS_COUNTS, sgd.CLASS_COUNTS (tested)
 INPUT_SCHEMA = {
     "shape": [28, 28],
     "dtype": "uint8 in 0..255 or float in [0, 1]",
@@ -59,6 +67,21 @@ INPUT_SCHEMA = {
     "ink": "bright on dark",
 }
 _HISTORY_FIELDS = tuple(f.name for f in dataclasses.fields(EpochStats))
+
+
+def decide(probs: NDArray[np.floating], reject_threshold: float | None) -> NDArray[np.int64]:
+    """The class each row of ``probs (n, k)`` is given: the most likely digit, or
+    :data:`REJECT` where the row has a "not a digit" column (k = 11), ``reject_threshold``
+    is not None, and that column is the row's largest and at least ``reject_threshold``.
+    A 10-class row, or None (rejection off), always gets a digit. Pure: probabilities in,
+    classes out (scoring's rows, benchmarks)."""
+    p = np.asarray(probs)
+    digits: NDArray[np.int64] = np.argmax(p[:, :N_CLASSES], axis=1).astype(np.int64)
+    if p.shape[1] <= N_CLASSES or reject_threshold is None or len(p) == 0:
+        return digits
+    reject = p[:, REJECT]
+    rejected = (reject >= p[:, :N_CLASSES].max(axis=1)) & (reject >= reject_threshold)
+    return np.where(rejected, REJECT, digits).astype(np.int64)
 
 
 def now() -> str:
@@ -158,8 +181,9 @@ class Model:
     """A softmax regression over the features ``steps`` makes: ``p(y | x) = softmax(x W + b)``.
 
     Attributes:
-        W: (d, 10) float32 weights, ``d = steps.n_features``.
-        b: (10,) float32 biases.
+        W: (d, k) float32 weights, ``d = steps.n_features``, ``k`` 10 or 11 (class 10:
+            not a digit).
+        b: (k,) float32 biases.
         steps: the feature steps replayed on every input (``softmax_core.preprocess``).
         info: what it was trained on and how (:class:`ModelInfo`).
         ref: where it came from (``mnist:3``, a file path), for messages and score rows.
@@ -173,17 +197,43 @@ class Model:
 
     def __post_init__(self) -> None:
         d = self.steps.n_features
+        k = self.W.shape[1] if self.W.ndim == 2 else -1
         if (
             self.W.dtype != np.float32
             or self.b.dtype != np.float32
-            or self.W.shape != (d, N_CLASSES)
-            or self.b.shape != (N_CLASSES,)
+            or self.W.shape != (d, k)
+            or k not in CLASS_COUNTS
+            or self.b.shape != (k,)
         ):
             raise InvalidInputError(
                 f"model {self.ref} has W{self.W.shape} {self.W.dtype}, b{self.b.shape} "
-                f"{self.b.dtype}; expected float32 W ({d}, {N_CLASSES}) and b ({N_CLASSES},) "
+                f"{self.b.dtype}; expected float32 W ({d}, k) and b (k,) with k 10 or 11 "
                 f"for its features ({self.steps.describe()})"
             )
+
+    @property
+    def n_classes(self) -> int:
+        """``k``: 10 (the digits), or 11 (the digits, then :data:`REJECT`, not a digit)."""
+        return int(self.W.shape[1])
+
+    @property
+    def can_reject(self) -> bool:
+        """Whether the model has the class "not a digit" (an 11-class model)."""
+        return self.n_classes > N_CLASSES
+
+    def with_classes(self, k: int) -> Model:
+        """This model with ``k`` classes, as a warm start: a 10-class model given "not a
+        digit" (the digits' columns copied, the new column and its bias zero), an 11-class
+        one without it (the digits' columns); itself when it has ``k`` already."""
+        if k not in CLASS_COUNTS:
+            raise InvalidInputError(f"a model has 10 or 11 classes, not {k}")
+        if k == self.n_classes:
+            return self
+        if k < self.n_classes:
+            return self.evolve(W=np.ascontiguousarray(self.W[:, :k]), b=self.b[:k].copy())
+        W = np.concatenate([self.W, np.zeros((self.W.shape[0], 1), np.float32)], axis=1)
+        b = np.concatenate([self.b, np.zeros(1, np.float32)])
+        return self.evolve(W=W, b=b)
 
     def evolve(self, **changes: Any) -> Model:
         """A copy with some attributes changed (``info=...``, ``ref=...``)."""
@@ -196,7 +246,7 @@ class Model:
 
     @one_thread()
     def logits(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Features (n, d) -> logits ``X W + b`` (n, 10). Every prediction goes through here."""
+        """Features (n, d) -> logits ``X W + b`` (n, k). Every prediction goes through here."""
         if X.ndim != 2 or X.shape[1] != self.W.shape[0]:
             raise InvalidInputError(
                 f"model {self.ref} expects {self.W.shape[0]} features, got shape {X.shape}"
@@ -205,23 +255,28 @@ class Model:
         return result
 
     def predict_proba(self, images: Any) -> NDArray[np.float32]:
-        """Class probabilities of (n, 28, 28) images: (n, 10) float32, rows sum to 1."""
+        """Class probabilities of (n, 28, 28) images: (n, k) float32, rows sum to 1."""
         return softmax(self.logits(self.features(images)))
 
     def predict(self, images: Any) -> NDArray[np.int64]:
-        """Most likely digit of each of (n, 28, 28) images: (n,) int64."""
+        """The class of each of (n, 28, 28) images: (n,) int64, the most likely digit or,
+        for an 11-class model, :data:`REJECT` where ``score`` rejects by default
+        (:func:`decide` at ``settings.REJECT_THRESHOLD``)."""
         return self.predict_features(self.features(images))
 
     def predict_features(self, X: NDArray[np.float32]) -> NDArray[np.int64]:
-        """Most likely digit from features already made (a cached split): (n,) int64."""
-        result: NDArray[np.int64] = np.argmax(self.logits(X), axis=1).astype(np.int64)
+        """:meth:`predict` from features already made (a cached split): (n,) int64."""
+        Z = self.logits(X)
+        if self.can_reject:
+            return decide(softmax(Z), settings.REJECT_THRESHOLD)
+        result: NDArray[np.int64] = np.argmax(Z, axis=1).astype(np.int64)
         return result
 
     def predict_files(
         self, paths: Iterable[str | Path], *, max_pixels: int = settings.MAX_PIXELS
     ) -> NDArray[np.int64]:
         """Digits in image files, each prepared as ``softmax-pipe score`` prepares it:
-        (n,) int64, the most likely digit of each (see :meth:`predict_proba_files`)."""
+        (n,) int64, the most likely class of each (see :meth:`predict_proba_files`)."""
         digits = self._read_files(paths, max_pixels)
         if digits is None:
             return np.empty(0, dtype=np.int64)
@@ -231,14 +286,15 @@ class Model:
         self, paths: Iterable[str | Path], *, max_pixels: int = settings.MAX_PIXELS
     ) -> NDArray[np.float32]:
         """Class probabilities of image files, each prepared as ``softmax-pipe score``
-        prepares it: (n, 10) float32, rows sum to 1 (``score --probs``' p0 ... p9).
+        prepares it: (n, k) float32, rows sum to 1 (``score --probs``' p0 ... p9, and
+        p_reject for an 11-class model).
 
         Raises :class:`softmax_core.errors.ImageError` naming the first file that is not a
         readable image with ink (``score`` reports such files as rows and goes on).
         """
         digits = self._read_files(paths, max_pixels)
         if digits is None:
-            return np.empty((0, N_CLASSES), dtype=np.float32)
+            return np.empty((0, self.n_classes), dtype=np.float32)
         return self.predict_proba(digits)
 
     @staticmethod
@@ -260,7 +316,7 @@ class Model:
         meta = {
             "format": FORMAT,
             "preprocessing": {"steps": self.steps.to_json()},
-            "input_schema": INPUT_SCHEMA,
+            "input_schema": {**INPUT_SCHEMA, "classes": self.n_classes},
             **self.info.to_json(),
         }
         meta["created"] = meta["created"] or now()
