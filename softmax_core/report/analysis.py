@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import metrics
+from softmax_core import metrics, settings
 from softmax_core.errors import InvalidInputError
-from softmax_core.model import Model
+from softmax_core.model import Model, decide
 from softmax_core.preprocess import SIDE, Steps
 
 N_CLASSES = 10
@@ -27,7 +27,8 @@ RELIABILITY_BINS = 10
 class Evaluation:
     """One model scored on the test images.
 
-    probs (n, 10) float32, pred (n,) int64, correct (n,) bool, confusion (10, 10) int64.
+    probs (n, k) float32, pred (n,) int64, correct (n,) bool, confusion (k, k) int64; k the
+    model's classes (11: the last is "not a digit", the images it rejects).
     """
 
     probs: NDArray[np.float32]
@@ -42,9 +43,9 @@ class Evaluation:
     @property
     def per_class_accuracy(self) -> NDArray[np.float64]:
         """(10,) recall of each digit (accuracy on the images of that digit); NaN if absent."""
-        support = self.confusion.sum(axis=1)
+        support = self.confusion.sum(axis=1)[:N_CLASSES]
         with np.errstate(invalid="ignore", divide="ignore"):
-            result: NDArray[np.float64] = np.diag(self.confusion) / support
+            result: NDArray[np.float64] = np.diag(self.confusion)[:N_CLASSES] / support
         return result
 
 
@@ -57,12 +58,15 @@ def evaluate(model: Model, images: NDArray[np.generic], labels: Any) -> Evaluati
             "expected one label per image, at least one image"
         )
     probs = model.predict_proba(images).astype(np.float32, copy=False)
-    pred = np.argmax(probs, axis=1).astype(np.int64)
+    if model.can_reject:  # "not a digit" (10) where score rejects by default: an error here
+        pred = decide(probs, settings.REJECT_THRESHOLD)
+    else:
+        pred = np.argmax(probs, axis=1).astype(np.int64)
     return Evaluation(
         probs=probs,
         pred=pred,
         correct=pred == y,
-        confusion=metrics.confusion_matrix(y, pred, N_CLASSES),
+        confusion=metrics.confusion_matrix(y, pred, model.n_classes),
     )
 
 
