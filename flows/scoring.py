@@ -202,7 +202,12 @@ def batch_scoring(
                 summary.add(batch)
             update_progress_artifact(progress, 100.0 * done / len(pieces))  # type: ignore[arg-type]
     summary.seconds = time.perf_counter() - start
-    logger.info("scored %d images, %d failed", summary.scored, summary.failed)
+    logger.info(
+        "scored %d images, %d rejected, %d failed",
+        summary.scored,
+        summary.rejected,
+        summary.failed,
+    )
     create_markdown_artifact(
         key=SUMMARY_KEY,
         markdown=summary.markdown(),
