@@ -100,11 +100,15 @@ def train(
             "--reject/--no-reject",
             help="Train the class 'not a digit' (11 classes) from generated non-digits; "
             "--no-reject: a 10-class model.",
+            rich_help_panel="Training",
         ),
     ] = defaults.REJECT,
     negatives_share: Annotated[
         float,
-        typer.Option(help="Generated non-digits trained on, as a share of the MNIST images."),
+        typer.Option(
+            help="Generated non-digits trained on, as a share of the MNIST images.",
+            rich_help_panel="Training",
+        ),
     ] = defaults.NEGATIVES_SHARE,
     as_json: JsonOpt = False,
 ) -> None:
