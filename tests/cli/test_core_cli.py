@@ -103,7 +103,7 @@ def test_source_from_environment(
     ("features", "steps", "floor"),
     [
         ("deskew", (Scale(), Deskew()), 0.955),
-        ("pixels", (Scale(),), 0.925),
+        ("pixels", (Scale(),), 0.92),  # 0.925 before the reject option: rejects are errors
         ("hog", (Scale(), Deskew(), Hog()), 0.985),
     ],
 )

@@ -93,7 +93,10 @@ def test_worse_challenger_exits_5(
     result = _invoke(mnist_dir, session_cache, with_champion, *args)
     assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
     stderr = result.stderr  # type: ignore[attr-defined]
-    assert "error: gate refused the model: champion mnist:1 0.9899 vs challenger" in stderr
+    assert (
+        "error: gate refused the model: champion mnist:1 0.98" in stderr
+        and "vs challenger" in stderr
+    )
     assert "worse beyond the 0.5-point margin" in stderr and "next step:" in stderr
     assert _versions(with_champion, session_cache) == [1]
 
