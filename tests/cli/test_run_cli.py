@@ -308,7 +308,7 @@ def test_no_reject_publishes_a_ten_class_model_and_reject_an_eleven_class_one(
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "rejected as not digits" not in result.output  # type: ignore[attr-defined]
     result = _invoke(
-        mnist_dir, session_cache, reg, *few, "--no-promote", "--min-negatives-rejected", "0.3"
+        mnist_dir, session_cache, reg, *few, "--no-promote", "--min-negatives-rejected", "0.05"
     )
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     out = result.output  # type: ignore[attr-defined]
