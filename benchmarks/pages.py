@@ -261,6 +261,15 @@ def main() -> None:
         f"The model: {model.n_classes} classes, trained in {train_seconds:.1f} s. Form digits "
         f"it rejects as not digits (this preparation): {shares}."
     )
+    if model.can_reject:
+        from softmax_core.train import heldout_negatives
+
+        held = float(np.mean(model.predict(heldout_negatives()) == REJECT))
+        on_mnist = float(np.mean(model.predict(x) == REJECT))
+        print(
+            f"It rejects {100 * on_mnist:.2f}% of MNIST test (rejects count as errors above) "
+            f"and {100 * held:.1f}% of the held-out generated non-digits."
+        )
     more = [int(x) for x in args.more_seeds.split(",") if x.strip()]
     if more:
         more_seeds(ds, model, more, args.per_kind)
