@@ -18,7 +18,10 @@ them, one table, every row next to its peers measured in the same run.
 
     .venv/bin/python benchmarks/pages.py [--mnist ../shared/data/mnist] [--per-kind 300]
         [--seed 23] [--folder 10000] [--distinct 2000] [--before REV] [--workdir DIR]
-        [--more-seeds 25,26,27]
+        [--more-seeds 25,26,27] [--no-reject]
+
+The default model has the class "not a digit" (11 classes); a page it rejects is read
+wrong. ``--no-reject`` trains the 10-class model, as before the reject option.
 
 With ``--more-seeds``, a second table follows: this preparation's accuracy per kind on
 other seeds, each kind's pages drawn on its own (what hidden cases of the same kinds would
@@ -108,15 +111,25 @@ def score_rate(folder: Path, model: Path, n: int) -> tuple[float, int]:
     return rate, done.returncode
 
 
-def reads(model: Any, prep: Callable[[Any], np.ndarray], gray: np.ndarray, label: int) -> bool:
-    """Whether ``model`` reads the page ``gray`` prepared by ``prep`` as ``label`` (a page
-    the preparation refuses, e.g. as blank, is read wrong)."""
+def said(model: Any, prep: Callable[[Any], np.ndarray], gray: np.ndarray) -> int:
+    """What ``score`` says of the page ``gray`` prepared by ``prep``: a digit, REJECT (not a
+    digit, at the default threshold, for a model that can reject) or -1 (the preparation
+    refuses it, e.g. as blank)."""
+    from softmax_core import settings
     from softmax_core.errors import ImageError
+    from softmax_core.model import decide
 
     try:
-        return int(model.predict(prep(gray)[None])[0]) == label
+        probs = model.predict_proba(prep(gray)[None])
     except ImageError:
-        return False
+        return -1
+    return int(decide(probs, settings.REJECT_THRESHOLD)[0])
+
+
+def reads(model: Any, prep: Callable[[Any], np.ndarray], gray: np.ndarray, label: int) -> bool:
+    """Whether ``model`` reads the page ``gray`` prepared by ``prep`` as ``label`` (a page
+    the preparation refuses, e.g. as blank, or the model rejects, is read wrong)."""
+    return said(model, prep, gray) == label
 
 
 def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
@@ -150,6 +163,11 @@ def main() -> None:
     ap.add_argument("--before", default=BEFORE, help="git revision of today's preparation")
     ap.add_argument("--workdir", default=None)
     ap.add_argument(
+        "--no-reject",
+        action="store_true",
+        help="train the 10-class model (no 'not a digit'), as before the reject option",
+    )
+    ap.add_argument(
         "--more-seeds",
         default="",
         help="comma-separated seeds: after the table, this preparation's accuracy per kind "
@@ -159,14 +177,17 @@ def main() -> None:
 
     from softmax_core.images import open_image, to_gray
     from softmax_core.mnist import load_mnist
+    from softmax_core.model import REJECT
     from softmax_core.normalize import normalize, normalize_stack
-    from softmax_core.requests import Hyper
+    from softmax_core.requests import Data, Hyper
     from softmax_core.train import train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pages-"))
     work.mkdir(parents=True, exist_ok=True)
     ds = load_mnist(args.mnist, cache_dir=work / "cache")
-    model = train(ds, Hyper())
+    t0 = time.perf_counter()
+    model = train(ds, Hyper(), data=Data(reject=not args.no_reject))
+    train_seconds = time.perf_counter() - t0
     model_path = model.save(work / "default.npz")
     old = before_module(args.before)
 
@@ -178,14 +199,17 @@ def main() -> None:
         "naive resize": naive,
     }
     right: dict[str, dict[str, list[bool]]] = {name: {} for name in preps}
+    rejected: dict[str, list[bool]] = {}
     ms: dict[str, float] = {}
     for name, prep in preps.items():
         t = 0.0
         for p, g in zip(made, grays, strict=True):
             t0 = time.perf_counter()
-            ok = reads(model, prep, g, p.label)
+            answer = said(model, prep, g)
             t += time.perf_counter() - t0
-            right[name].setdefault(p.kind, []).append(ok)
+            right[name].setdefault(p.kind, []).append(answer == p.label)
+            if name == "this preparation":
+                rejected.setdefault(p.kind, []).append(answer == REJECT)
         ms[name] = 1000 * t / len(made)
 
     # MNIST test through the preparation
@@ -232,6 +256,20 @@ def main() -> None:
         f"{rate:,.0f} images/s; Pillow decoding the same files in {WORKERS} processes: "
         f"{bound:,.0f} images/s ({rate / bound:.2f} of the bound)."
     )
+    shares = ", ".join(f"{k} {100 * np.mean(v):.1f}%" for k, v in rejected.items())
+    print(
+        f"The model: {model.n_classes} classes, trained in {train_seconds:.1f} s. Form digits "
+        f"it rejects as not digits (this preparation): {shares}."
+    )
+    if model.can_reject:
+        from softmax_core.train import heldout_negatives
+
+        held = float(np.mean(model.predict(heldout_negatives()) == REJECT))
+        on_mnist = float(np.mean(model.predict(x) == REJECT))
+        print(
+            f"It rejects {100 * on_mnist:.2f}% of MNIST test (rejects count as errors above) "
+            f"and {100 * held:.1f}% of the held-out generated non-digits."
+        )
     more = [int(x) for x in args.more_seeds.split(",") if x.strip()]
     if more:
         more_seeds(ds, model, more, args.per_kind)

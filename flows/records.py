@@ -39,16 +39,18 @@ class Champion:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The evaluate step's result: test metrics and the gate's decision on MNIST test, and
-    a decision per dataset holdout (``domains``)."""
+    """The evaluate step's result: test metrics and the gate's decision on MNIST test (with
+    its reject rate), a decision per dataset holdout (``domains``) and, for a model that
+    can reject, the decision on the held-out generated non-digits (``negatives``)."""
 
     report: EvaluationReport
     decision: gate.GateDecision
     domains: tuple[gate.GateDecision, ...] = ()
+    negatives: gate.GateDecision | None = None
 
     @property
     def decisions(self) -> tuple[gate.GateDecision, ...]:
-        return (self.decision, *self.domains)
+        return (self.decision, *self.domains, *((self.negatives,) if self.negatives else ()))
 
 
 def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
@@ -92,6 +94,10 @@ class Published:
             "skipped": False,
             "datasets": self.lineage.to_json()["datasets"],
             "domains": domain_metrics(self.evaluation.domains),
+            "reject_rate": decision.reject_rate,
+            "negatives_rejected": (
+                self.evaluation.negatives.accuracy if self.evaluation.negatives else None
+            ),
             "registry": self.registry,
             "name": self.manifest.name,
             "version": self.manifest.version,

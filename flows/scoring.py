@@ -212,16 +212,25 @@ def batch_scoring(
     rows_to = (
         sink() if sink is not None else scoring.open_output(Path(out.path) if out.path else None)
     )
+    threshold = scoring.reject_threshold(run, the_model)
     with rows_to as stream:
-        writer = scoring.RowWriter(stream, out.format, model=the_model.ref, probs=out.probs)
+        writer = scoring.RowWriter(
+            stream, out.format, model=the_model.ref, probs=out.probs, classes=the_model.n_classes
+        )
         writer.header()
         for done, future in enumerate(futures, 1):  # in shard order: the output follows the walk
-            for batch in future.result():
+            for scored in future.result():
+                batch = scored if threshold is None else scoring.with_rejects(scored, threshold)
                 writer.write(batch)
                 summary.add(batch)
             update_progress_artifact(progress, 100.0 * done / len(pieces))  # type: ignore[arg-type]
     summary.seconds = time.perf_counter() - start
-    logger.info("scored %d images, %d failed", summary.scored, summary.failed)
+    logger.info(
+        "scored %d images, %d rejected, %d failed",
+        summary.scored,
+        summary.rejected,
+        summary.failed,
+    )
     if out.profile:
         watched = watch_run(summary, the_model, run)
         summary.profile, summary.profile_places, summary.profile_problems = watched

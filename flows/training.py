@@ -265,7 +265,12 @@ def evaluate_model(
 ) -> Evaluation:
     """Test-split metrics and the gate decision on MNIST test and on each dataset's holdout;
     leaves the report and per-class artifacts."""
-    from softmax_core.train import evaluate, holdout_decisions, predict_test_split
+    from softmax_core.train import (
+        evaluate,
+        heldout_negatives,
+        holdout_decisions,
+        predict_test_split,
+    )
 
     logger = get_run_logger()
     report = evaluate(model, ds)
@@ -277,6 +282,14 @@ def evaluate_model(
         champion=champion.ref if champion else None,
         alpha=rules.alpha,
         margin=rules.margin,
+        max_reject_rate=rules.max_reject_rate if model.can_reject else None,
+    )
+    negatives = (
+        gates.decide_negatives(
+            model.predict(heldout_negatives()), min_rejected=rules.min_negatives_rejected
+        )
+        if model.can_reject
+        else None
     )
     domains = holdout_decisions(
         model,
@@ -286,7 +299,7 @@ def evaluate_model(
         alpha=rules.alpha,
         margin=rules.margin,
     )
-    evaluation = Evaluation(report, decision, tuple(domains))
+    evaluation = Evaluation(report, decision, tuple(domains), negatives)
     for d in evaluation.decisions:
         (logger.info if d.passed else logger.error)(d.message)
     verdict = gates.refusal(evaluation.decisions)

@@ -39,6 +39,13 @@ Why the champion carries the burden of proof, not the challenger (who would have
   little past the margin passes when the evidence is thin (on MNIST the bound is about
   0.15 points wide, so up to about 0.65 points).
 
+``reject rate`` (a challenger that can reject: 11 classes)
+    on MNIST test it may reject at most ``max_reject_rate`` of the digits (1%: a rejected
+    digit is an error there too, and a user's real digits pay the same); and of the
+    held-out generated non-digits (``softmax_core.negatives`` at a seed training never
+    draws with) it must reject at least ``min_negatives_rejected``
+    (:func:`decide_negatives`, the domain :data:`NEGATIVES`).
+
 Each decision records every rule that failed with by how much, both accuracies, the
 paired counts, the p-values and the one-sided bounds of the difference, a one-line
 ``message`` and, for a refusal, ``advice`` (what to do next); :func:`refusal` joins the
@@ -62,14 +69,20 @@ import numpy as np
 from softmax_core import settings
 from softmax_core.errors import GateFailedError, InvalidInputError
 from softmax_core.metrics import PairedDifference, accuracy
+from softmax_core.model import REJECT
 
 DEFAULT_MIN_ACCURACY = settings.MIN_ACCURACY
 DEFAULT_ALPHA = settings.ALPHA
 DEFAULT_MARGIN = settings.MARGIN
+DEFAULT_MAX_REJECT_RATE = settings.MAX_REJECT_RATE
+DEFAULT_MIN_NEGATIVES_REJECTED = settings.MIN_NEGATIVES_REJECTED
 
 RULE_FLOOR = "floor"
 RULE_NON_INFERIORITY = "non-inferiority"
+RULE_REJECT_RATE = "reject rate"  # too many MNIST digits rejected
+RULE_NEGATIVES = "negatives rejected"  # too few held-out non-digits rejected
 MNIST = "MNIST"  # how messages name MNIST test
+NEGATIVES = "held-out negatives"  # how messages name the held-out generated non-digits
 
 
 @cache
@@ -89,7 +102,7 @@ def floor_min_images(floor: float, half_width: float = settings.FLOOR_HALF_WIDTH
 class GateFailure:
     """One rule the challenger broke: which, by how much (in accuracy), why, and what to do."""
 
-    rule: str  # RULE_FLOOR or RULE_NON_INFERIORITY
+    rule: str  # RULE_FLOOR, RULE_NON_INFERIORITY, RULE_REJECT_RATE or RULE_NEGATIVES
     shortfall: float  # accuracy missing (> 0): under the floor, or beyond the margin
     message: str
     advice: str = ""  # the next step for the user
@@ -122,6 +135,7 @@ class GateDecision:
     floor_applies: bool = True  # False: a holdout too small for the floor to mean anything
     lower: float | None = None  # one-sided 1 - alpha bounds of accuracy - champion_accuracy
     upper: float | None = None
+    reject_rate: float | None = None  # share of the images rejected (an 11-class challenger)
 
     @property
     def passed(self) -> bool:
@@ -169,6 +183,8 @@ class GateDecision:
         """What was measured, in one clause: ``champion mnist:1 0.9899 vs challenger
         0.9873 on MNIST (10000 images): -0.26 points (at worst -0.40), within the
         0.5-point margin``."""
+        if self.domain == NEGATIVES:
+            return f"challenger rejects {100 * self.accuracy:.1f}% of {self.n} {NEGATIVES}"
         if self.champion_accuracy is None or self.lower is None or self.upper is None:
             text = f"challenger {self.accuracy:.4f} on {self.name} ({self.n} images)"
         else:
@@ -216,9 +232,16 @@ class GateDecision:
         on = f" on {self.domain}" if self.domain else ""
         if self.failures:
             return f"gate refused the model{on}: " + "; ".join(f.message for f in self.failures)
+        if self.domain == NEGATIVES:
+            return (
+                f"gate passed on {NEGATIVES}: it rejects {100 * self.accuracy:.1f}% of "
+                f"{self.n} (at least {100 * self.min_accuracy:g}% required)"
+            )
         head = f"gate passed{on}: accuracy {self.accuracy:.4f}"
         if self.floor_applies:
             head += f" >= floor {self.min_accuracy:.4f}"
+        if self.reject_rate is not None:
+            head += f"; rejects {100 * self.reject_rate:.2f}% as not digits"
         if self.champion_accuracy is not None:
             return f"{head}; {self.summary}"
         if not self.floor_applies:
@@ -297,6 +320,67 @@ def _non_inferiority(
     )
 
 
+def _reject_rate(rate: float, most: float, n: int) -> GateFailure | None:
+    """MNIST test: a challenger that rejects more than ``most`` of the digits is refused."""
+    if rate <= most:
+        return None
+    return GateFailure(
+        rule=RULE_REJECT_RATE,
+        shortfall=rate - most,
+        message=(
+            f"it rejects {100 * rate:.2f}% of MNIST test as not digits "
+            f"({round(rate * n)} of {n} images), over the {100 * most:g}% allowed"
+        ),
+        advice=(
+            "train with fewer generated negatives (--negatives-share), check the "
+            "not-a-digit/ folders of your datasets for digits, or raise --max-reject-rate"
+        ),
+    )
+
+
+def _negatives_rejected(share: float, least: float, n: int) -> GateFailure | None:
+    """Held-out negatives: a challenger that rejects less than ``least`` is refused."""
+    if share >= least:
+        return None
+    return GateFailure(
+        rule=RULE_NEGATIVES,
+        shortfall=least - share,
+        message=(
+            f"it rejects {100 * share:.1f}% of {n} held-out generated non-digits, under "
+            f"the {100 * least:g}% required"
+        ),
+        advice=(
+            "train with more generated negatives (--negatives-share) or more epochs, or "
+            "lower --min-negatives-rejected"
+        ),
+    )
+
+
+def decide_negatives(
+    pred: Any, *, min_rejected: float = DEFAULT_MIN_NEGATIVES_REJECTED
+) -> GateDecision:
+    """The reject rule on the held-out generated non-digits (:data:`NEGATIVES`):
+    ``pred`` (n,) the challenger's classes; it passes when at least ``min_rejected`` of
+    them are :data:`~softmax_core.model.REJECT`. The decision's ``accuracy`` is that share
+    (rejecting is the right answer for every one of them) and its floor ``min_rejected``."""
+    _check("min_rejected", min_rejected, 0.0 <= min_rejected <= 1.0, "a number in [0, 1]")
+    p = np.asarray(pred)
+    n = int(p.shape[0])
+    if n == 0:
+        raise InvalidInputError("decide_negatives needs at least one prediction")
+    share = float(np.mean(p == REJECT))
+    rule = _negatives_rejected(share, float(min_rejected), n)
+    return GateDecision(
+        accuracy=share,
+        min_accuracy=float(min_rejected),
+        alpha=DEFAULT_ALPHA,
+        n=n,
+        domain=NEGATIVES,
+        failures=(rule,) if rule else (),
+        reject_rate=share,
+    )
+
+
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
     if not (isinstance(value, int | float) and not isinstance(value, bool) and ok):
         raise InvalidInputError(f"{name}={value!r} is invalid; expected {expected}")
@@ -312,14 +396,17 @@ def decide(
     alpha: float = DEFAULT_ALPHA,
     margin: float = DEFAULT_MARGIN,
     domain: str | None = None,
+    max_reject_rate: float | None = None,
 ) -> GateDecision:
     """Apply the rules of the module doc to one domain's images.
 
     ``y``: (n,) labels; ``pred``: the challenger's predictions; ``champion_pred``: the
     champion's on the same images (None: there is no champion); ``champion``: its
     reference, for messages; ``domain``: the dataset these images are the holdout of
-    (None: MNIST test; a name: a user's domain, whose floor needs enough images). Raises
-    InvalidInputError on a threshold outside its range or mismatched shapes.
+    (None: MNIST test; a name: a user's domain, whose floor needs enough images);
+    ``max_reject_rate``: for a challenger that can reject, the most of these images it may
+    reject (``pred == REJECT``); None: not checked. Raises InvalidInputError on a
+    threshold outside its range or mismatched shapes.
     """
     _check("min_accuracy", min_accuracy, 0.0 <= min_accuracy <= 1.0, "a number in [0, 1]")
     _check("alpha", alpha, 0.0 < alpha < 1.0, "a number in (0, 1)")
@@ -328,6 +415,11 @@ def decide(
     n = int(np.asarray(y).shape[0])
     applies = domain is None or n >= floor_min_images(float(min_accuracy))
     failures = [f for f in [_floor(acc, min_accuracy, domain) if applies else None] if f]
+    rate = None
+    if max_reject_rate is not None:
+        _check("max_reject_rate", max_reject_rate, 0.0 <= max_reject_rate <= 1.0, "in [0, 1]")
+        rate = float(np.mean(np.asarray(pred) == REJECT)) if n else 0.0
+        failures += [f for f in [_reject_rate(rate, float(max_reject_rate), n)] if f]
     common: dict[str, Any] = {
         "accuracy": acc,
         "min_accuracy": float(min_accuracy),
@@ -336,6 +428,7 @@ def decide(
         "n": n,
         "domain": domain,
         "floor_applies": applies,
+        "reject_rate": rate,
     }
     if champion_pred is None:
         return GateDecision(failures=tuple(failures), **common)

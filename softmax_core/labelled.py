@@ -4,6 +4,7 @@ A labelled folder follows the convention of Keras's ``image_dataset_from_directo
 torchvision's ``ImageFolder``::
 
     DIR/0/ ... DIR/9/     images of that digit (folders inside a class folder are walked)
+    DIR/not-a-digit/      images that are not digits: label 10, the model's "not a digit"
     DIR/unlabelled/       a review queue's images nobody has labelled yet: skipped
     DIR/index.html        a review queue's contact sheet: skipped
     .hidden entries       skipped (.DS_Store, .git)
@@ -47,7 +48,8 @@ from softmax_core.errors import DataFormatError, DataNotFoundError, ImageError, 
 from softmax_core.escaping import printable
 from softmax_core.images import IMAGE_EXTENSIONS, is_image_name, open_regular
 
-CLASSES = tuple(str(d) for d in range(10))
+NOT_A_DIGIT = "not-a-digit"  # the class folder of label 10 (softmax_core.model.REJECT)
+CLASSES = (*(str(d) for d in range(10)), NOT_A_DIGIT)  # folder names; the index is the label
 UNLABELLED = "unlabelled"  # a review queue's folder of images to label (scoring.review)
 SHEET = "index.html"
 HOLDOUT_FRACTION = 0.2
@@ -84,8 +86,9 @@ class Labelled:
         return self.images[mask], self.labels[mask]
 
     def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=10)
-        return {c: int(counts[int(c)]) for c in CLASSES}
+        """Images per class folder name (``0`` … ``9``; ``not-a-digit`` when it has any)."""
+        counts = np.bincount(self.labels, minlength=len(CLASSES))
+        return {c: int(counts[k]) for k, c in enumerate(CLASSES) if c != NOT_A_DIGIT or counts[k]}
 
     def content_digest(self) -> str:
         """sha256 of the sorted ``<file sha256> <label>`` lines: what the data *is*, whatever
@@ -114,7 +117,7 @@ class Labelled:
             and arrays["labels"].dtype == np.uint8
             and arrays["labels"].shape == (n,)
             and all(arrays[k].dtype.kind == "U" and arrays[k].shape == (n,) for k in _ARRAYS[2:])
-            and (n == 0 or int(arrays["labels"].max()) <= 9)
+            and (n == 0 or int(arrays["labels"].max()) < len(CLASSES))
         )
         if not ok:
             raise DataFormatError(f"{origin} has arrays of unexpected shapes or types")
@@ -197,8 +200,9 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
         else:
             kind = "folder" if entry.is_dir() else "file at the top level"
             raise InvalidInputError(
-                f"{where.rstrip('/')}/{printable(entry.name)}: unexpected {kind}; a labelled folder holds only class "
-                f"subfolders 0 … 9 (and a review queue's {UNLABELLED}/ and {SHEET})"
+                f"{where.rstrip('/')}/{printable(entry.name)}: unexpected {kind}; a labelled "
+                f"folder holds only class subfolders 0 … 9 and {NOT_A_DIGIT} (and a review "
+                f"queue's {UNLABELLED}/ and {SHEET})"
             )
     if not classes:
         raise DataNotFoundError(
@@ -210,7 +214,7 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
         found = _walk_class(root / c, c, linked)
         if not found:
             empty_classes.append(c)
-        files.extend((rel, int(c)) for rel in found)
+        files.extend((rel, CLASSES.index(c)) for rel in found)
     if not files:
         raise DataNotFoundError(f"{where}: every class subfolder is empty; nothing to add")
     return FolderScan(files, empty_classes, unlabelled, linked)

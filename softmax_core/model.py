@@ -4,27 +4,32 @@
 
     model = Model.load("model.npz")              # or Registry.model("mnist@champion")
     model.predict_proba(images)                  # images: (n, 28, 28) uint8 or float in [0, 1]
-    model.predict(images)                        # (n,) int64 digits
+    model.predict(images)                        # (n,) int64: digits, 10 = not a digit
     model.predict_files(["a.png", "b.jpg"])      # any image files, prepared as `score` does
-    model.predict_proba_files(["a.png"])         # their probabilities, (n, 10)
+    model.predict_proba_files(["a.png"])         # their probabilities, (n, k)
 
-Shapes: ``W (d, 10) float32``, ``b (10,) float32`` with ``d = steps.n_features``;
-``images (n, 28, 28)`` (or ``(n, 784)``), features ``X (n, d)``, probabilities
-``(n, 10) float32``, labels ``(n,) int64``. Prediction is written once, here: every caller
-(evaluation, the gate, scoring workers, reports) goes through :meth:`Model.logits`, which
-divides ``X W + b`` by the model's temperature (:mod:`softmax_core.calibration`, fitted on
-a held-out slice of the training data), so every probability a caller sees is calibrated.
-The temperature never changes which class is predicted: :meth:`Model.predict` takes the
-argmax of the undivided logits.
+Shapes: ``W (d, k) float32``, ``b (k,) float32`` with ``d = steps.n_features`` and ``k``
+the number of classes, 10 or 11: classes 0..9 are the digits and, in an 11-class model,
+class :data:`REJECT` (10) is "not a digit" (learned from ``softmax_core.negatives`` and the
+users' ``not-a-digit/`` folders). A 10-class model (every file written before the reject
+option) loads and predicts exactly as before and never rejects. ``images (n, 28, 28)`` (or
+``(n, 784)``), features ``X (n, d)``, probabilities ``(n, k) float32``, classes ``(n,)
+int64``. Prediction is written once, here: every caller (evaluation, the gate, scoring
+workers, reports) goes through :meth:`Model.logits`, which divides ``X W + b`` by the
+model's temperature (:mod:`softmax_core.calibration`, fitted on a held-out slice of the
+training data), so every probability a caller sees is calibrated. The temperature never
+changes which digit a 10-class model predicts: its :meth:`Model.predict` takes the argmax
+of the undivided logits; an 11-class model rejects by its calibrated "not a digit"
+probability (:func:`decide`).
 
 A model file is an ``.npz`` of three arrays, loaded with ``allow_pickle=False`` after the
 checks of :mod:`softmax_core.modelcheck`::
 
-    W      (d, 10) float32   weights
-    b      (10,) float32     biases
+    W      (d, k) float32    weights, k = 10 (digits) or 11 (digits, then "not a digit")
+    b      (k,) float32      biases
     meta   0-d unicode array JSON text: {"format": "softmax-pipe/model@1", "preprocessing":
-                             {"steps": [...]}, "input_schema": {...}, "calibration": {...}
-                             (optional), and ModelInfo's fields}
+                             {"steps": [...]}, "input_schema": {..., "classes": k},
+                             "calibration": {...} (optional), and ModelInfo's fields}
 
 ``calibration`` (:class:`~softmax_core.calibration.Calibration`): ``{"method":
 "temperature", "temperature": T, "images": n, "nll_before": ..., "nll_after": ...}``.
@@ -33,7 +38,8 @@ and a model trained with ``calibration_images=0``) has ``T = 1`` and scores exac
 always did, bit for bit; a reader that predates it keeps it as an unknown key and scores
 with ``T = 1`` (the same labels; uncalibrated probabilities).
 
-``meta`` holds, besides the format and the steps, what :class:`ModelInfo` types: when it
+The number of classes is W's width; ``input_schema.classes`` says it too. ``meta`` holds,
+besides the format and the steps, what :class:`ModelInfo` types: when it
 was trained, the hyperparameters, the data it learned from (digest, source, size), the
 warm start's origin, the per-epoch history, metrics, training time and code version.
 Keys this version does not know are kept as they are (``ModelInfo.extra``).
@@ -63,7 +69,9 @@ from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
 
 FORMAT = "softmax-pipe/model@1"
-N_CLASSES = 10
+N_CLASSES = 10  # the digits
+REJECT = 10  # the class "not a digit" of an 11-class model
+CLASS_COUNTS = (N_CLASSES, N_CLASSES + 1)  # modelcheck.CLASS_COUNTS, sgd.CLASS_COUNTS (tested)
 INPUT_SCHEMA = {
     "shape": [28, 28],
     "dtype": "uint8 in 0..255 or float in [0, 1]",
@@ -72,6 +80,21 @@ INPUT_SCHEMA = {
     "ink": "bright on dark",
 }
 _HISTORY_FIELDS = tuple(f.name for f in dataclasses.fields(EpochStats))
+
+
+def decide(probs: NDArray[np.floating], reject_threshold: float | None) -> NDArray[np.int64]:
+    """The class each row of ``probs (n, k)`` is given: the most likely digit, or
+    :data:`REJECT` where the row has a "not a digit" column (k = 11), ``reject_threshold``
+    is not None, and that column is the row's largest and at least ``reject_threshold``.
+    A 10-class row, or None (rejection off), always gets a digit. Pure: probabilities in,
+    classes out (scoring's rows, benchmarks)."""
+    p = np.asarray(probs)
+    digits: NDArray[np.int64] = np.argmax(p[:, :N_CLASSES], axis=1).astype(np.int64)
+    if p.shape[1] <= N_CLASSES or reject_threshold is None or len(p) == 0:
+        return digits
+    reject = p[:, REJECT]
+    rejected = (reject >= p[:, :N_CLASSES].max(axis=1)) & (reject >= reject_threshold)
+    return np.where(rejected, REJECT, digits).astype(np.int64)
 
 
 def now() -> str:
@@ -171,8 +194,9 @@ class Model:
     """A softmax regression over the features ``steps`` makes: ``p(y | x) = softmax((x W + b) / T)``.
 
     Attributes:
-        W: (d, 10) float32 weights, ``d = steps.n_features``.
-        b: (10,) float32 biases.
+        W: (d, k) float32 weights, ``d = steps.n_features``, ``k`` 10 or 11 (class 10:
+            not a digit).
+        b: (k,) float32 biases.
         steps: the feature steps replayed on every input (``softmax_core.preprocess``).
         info: what it was trained on and how (:class:`ModelInfo`).
         ref: where it came from (``mnist:3``, a file path), for messages and score rows.
@@ -188,17 +212,43 @@ class Model:
 
     def __post_init__(self) -> None:
         d = self.steps.n_features
+        k = self.W.shape[1] if self.W.ndim == 2 else -1
         if (
             self.W.dtype != np.float32
             or self.b.dtype != np.float32
-            or self.W.shape != (d, N_CLASSES)
-            or self.b.shape != (N_CLASSES,)
+            or self.W.shape != (d, k)
+            or k not in CLASS_COUNTS
+            or self.b.shape != (k,)
         ):
             raise InvalidInputError(
                 f"model {self.ref} has W{self.W.shape} {self.W.dtype}, b{self.b.shape} "
-                f"{self.b.dtype}; expected float32 W ({d}, {N_CLASSES}) and b ({N_CLASSES},) "
+                f"{self.b.dtype}; expected float32 W ({d}, k) and b (k,) with k 10 or 11 "
                 f"for its features ({self.steps.describe()})"
             )
+
+    @property
+    def n_classes(self) -> int:
+        """``k``: 10 (the digits), or 11 (the digits, then :data:`REJECT`, not a digit)."""
+        return int(self.W.shape[1])
+
+    @property
+    def can_reject(self) -> bool:
+        """Whether the model has the class "not a digit" (an 11-class model)."""
+        return self.n_classes > N_CLASSES
+
+    def with_classes(self, k: int) -> Model:
+        """This model with ``k`` classes, as a warm start: a 10-class model given "not a
+        digit" (the digits' columns copied, the new column and its bias zero), an 11-class
+        one without it (the digits' columns); itself when it has ``k`` already."""
+        if k not in CLASS_COUNTS:
+            raise InvalidInputError(f"a model has 10 or 11 classes, not {k}")
+        if k == self.n_classes:
+            return self
+        if k < self.n_classes:
+            return self.evolve(W=np.ascontiguousarray(self.W[:, :k]), b=self.b[:k].copy())
+        W = np.concatenate([self.W, np.zeros((self.W.shape[0], 1), np.float32)], axis=1)
+        b = np.concatenate([self.b, np.zeros(1, np.float32)])
+        return self.evolve(W=W, b=b)
 
     def evolve(self, **changes: Any) -> Model:
         """A copy with some attributes changed (``info=...``, ``ref=...``)."""
@@ -216,7 +266,7 @@ class Model:
 
     @one_thread()
     def logits(self, X: NDArray[np.float32], *, calibrated: bool = True) -> NDArray[np.float32]:
-        """Features (n, d) -> logits ``(X W + b) / T`` (n, 10) float32; ``calibrated=False``:
+        """Features (n, d) -> logits ``(X W + b) / T`` (n, k) float32; ``calibrated=False``:
         ``X W + b``. Every prediction goes through here. Without a calibration (``T = 1``)
         nothing is divided: the same bits as before temperatures existed."""
         if X.ndim != 2 or X.shape[1] != self.W.shape[0]:
@@ -229,18 +279,23 @@ class Model:
         return result
 
     def predict_proba(self, images: Any) -> NDArray[np.float32]:
-        """Calibrated class probabilities of (n, 28, 28) images: (n, 10) float32, rows sum
+        """Calibrated class probabilities of (n, 28, 28) images: (n, k) float32, rows sum
         to 1."""
         return softmax(self.logits(self.features(images)))
 
     def predict(self, images: Any) -> NDArray[np.int64]:
-        """Most likely digit of each of (n, 28, 28) images: (n,) int64."""
+        """The class of each of (n, 28, 28) images: (n,) int64, the most likely digit or,
+        for an 11-class model, :data:`REJECT` where ``score`` rejects by default
+        (:func:`decide` at ``settings.REJECT_THRESHOLD``)."""
         return self.predict_features(self.features(images))
 
     def predict_features(self, X: NDArray[np.float32]) -> NDArray[np.int64]:
-        """Most likely digit from features already made (a cached split): (n,) int64. The
-        argmax of the undivided logits: the temperature cannot move it (dividing two
-        neighbouring float32 values could round them equal)."""
+        """:meth:`predict` from features already made (a cached split): (n,) int64. A
+        10-class model: the argmax of the undivided logits (the temperature cannot move it:
+        dividing two neighbouring float32 values could round them equal). An 11-class
+        model: :func:`decide` on the calibrated probabilities (10 where it rejects)."""
+        if self.can_reject:
+            return decide(softmax(self.logits(X)), settings.REJECT_THRESHOLD)
         result: NDArray[np.int64] = np.argmax(self.logits(X, calibrated=False), axis=1).astype(
             np.int64
         )
@@ -250,7 +305,7 @@ class Model:
         self, paths: Iterable[str | Path], *, max_pixels: int = settings.MAX_PIXELS
     ) -> NDArray[np.int64]:
         """Digits in image files, each prepared as ``softmax-pipe score`` prepares it:
-        (n,) int64, the most likely digit of each (see :meth:`predict_proba_files`)."""
+        (n,) int64, the most likely class of each (see :meth:`predict_proba_files`)."""
         digits = self._read_files(paths, max_pixels)
         if digits is None:
             return np.empty(0, dtype=np.int64)
@@ -260,14 +315,15 @@ class Model:
         self, paths: Iterable[str | Path], *, max_pixels: int = settings.MAX_PIXELS
     ) -> NDArray[np.float32]:
         """Class probabilities of image files, each prepared as ``softmax-pipe score``
-        prepares it: (n, 10) float32, rows sum to 1 (``score --probs``' p0 ... p9).
+        prepares it: (n, k) float32, rows sum to 1 (``score --probs``' p0 ... p9, and
+        p_reject for an 11-class model).
 
         Raises :class:`softmax_core.errors.ImageError` naming the first file that is not a
         readable image with ink (``score`` reports such files as rows and goes on).
         """
         digits = self._read_files(paths, max_pixels)
         if digits is None:
-            return np.empty((0, N_CLASSES), dtype=np.float32)
+            return np.empty((0, self.n_classes), dtype=np.float32)
         return self.predict_proba(digits)
 
     @staticmethod
@@ -289,7 +345,7 @@ class Model:
         meta = {
             "format": FORMAT,
             "preprocessing": {"steps": self.steps.to_json()},
-            "input_schema": INPUT_SCHEMA,
+            "input_schema": {**INPUT_SCHEMA, "classes": self.n_classes},
             **self.info.to_json(),
         }
         if self.calibration is not None:

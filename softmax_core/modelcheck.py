@@ -29,6 +29,7 @@ MAX_META_BYTES = 1024 * 1024
 MAX_META_DEPTH = 32
 MAX_WEIGHT = 1e4  # trained weights are below 10; 3e38 makes every probability NaN
 N_CLASSES = 10
+CLASS_COUNTS = (10, 11)  # the digits; the digits and "not a digit" (softmax_core.model)
 MEMBERS = ("W", "b", "meta")
 
 
@@ -154,17 +155,19 @@ def parse_steps(meta: dict[str, Any], origin: str) -> Steps:
 
 
 def check_weights(W: NDArray[Any], b: NDArray[Any], d: int, origin: str) -> None:
-    """Finite float32 W (d, 10) and b (10,), ``d`` the width of the recorded steps' features,
-    bounded so probabilities stay finite."""
+    """Finite float32 W (d, k) and b (k,), ``k`` 10 or 11 (``CLASS_COUNTS``), ``d`` the
+    width of the recorded steps' features, bounded so probabilities stay finite."""
+    k = W.shape[1] if W.ndim == 2 else -1
     if (
         W.dtype != np.float32
         or b.dtype != np.float32
-        or W.shape != (d, N_CLASSES)
-        or b.shape != (N_CLASSES,)
+        or W.shape != (d, k)
+        or k not in CLASS_COUNTS
+        or b.shape != (k,)
     ):
         raise DataFormatError(
             f"{origin}: weights have W{W.shape} {W.dtype}, b{b.shape} {b.dtype}; "
-            f"expected float32 W ({d}, {N_CLASSES}) and b ({N_CLASSES},) for its features"
+            f"expected float32 W ({d}, k) and b (k,), k 10 or 11, for its features"
         )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise DataFormatError(f"{origin}: weights contain non-finite values")

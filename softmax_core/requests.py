@@ -16,9 +16,10 @@ Adding a knob is one field here (with its default in settings) and its CLI optio
 Training::
 
     TrainingRequest
-    ├── data: Data        MNIST source and cache, users' datasets, inbox, their weight
+    ├── data: Data        MNIST source and cache, users' datasets, inbox, their weight,
+    │                     the class "not a digit" and its generated negatives
     ├── hyper: Hyper      features and the SGD hyperparameters, warm start
-    ├── gate: Gate        the floors, the non-inferiority margin and alpha
+    ├── gate: Gate        the floors, the non-inferiority margin and alpha, the reject rates
     ├── target: Target    registry location, model name, champion alias, and what a
     │                     passing model gets: promoted, requested or only published
     └── retries: Retries  how the I/O steps retry
@@ -30,7 +31,8 @@ Scoring::
     ├── model: ModelRef   a registry reference or a model file, and the registry it is in
     ├── output: Output    file (or stdout), format, probabilities
     ├── performance       workers, batch and shard sizes, the pixel cap, retries
-    └── review: Review    the confidence below which images are counted and queued
+    └── review: Review    the confidence below which images are counted and queued; the
+                          reject option (on or off, its threshold)
 
 Locations the environment may supply (``SOFTMAX_PIPE_REGISTRY``, ``SOFTMAX_PIPE_MNIST``,
 the cache folder) stay ``None`` until :meth:`Location.resolved` / :meth:`Data.resolved`
@@ -177,7 +179,10 @@ class Data:
     gated. ``inbox``: a
     labelled folder synced into dataset ``inbox_dataset`` first, then trained on.
     ``skip_unchanged``: train nothing when the champion was made from the same data,
-    code and parameters ("nothing new to learn").
+    code and parameters ("nothing new to learn"). ``reject``: train an 11-class model
+    whose class 10 is "not a digit", from ``negatives_share`` x the MNIST images of
+    generated non-digits (``softmax_core.negatives``) plus the datasets' ``not-a-digit``
+    images; False: a 10-class model (the datasets' non-digits are left out).
     """
 
     source: str | None = None
@@ -189,6 +194,8 @@ class Data:
     inbox: str | None = None
     inbox_dataset: str = settings.INBOX_DATASET
     skip_unchanged: bool = False
+    reject: bool = settings.REJECT
+    negatives_share: float = settings.NEGATIVES_SHARE
 
     def __post_init__(self) -> None:
         _optional_text("source", self.source)
@@ -210,6 +217,13 @@ class Data:
         _choice("weighting", self.weighting, settings.DATA_WEIGHTINGS)
         validate_name("dataset name", self.inbox_dataset)
         _flag("skip_unchanged", self.skip_unchanged)
+        _flag("reject", self.reject)
+        _fraction("negatives_share", self.negatives_share)
+
+    def n_negatives(self, n_mnist: int) -> int:
+        """How many generated non-digits go with ``n_mnist`` MNIST images (0 without
+        ``reject``)."""
+        return math.ceil(self.negatives_share * n_mnist - 1e-9) if self.reject else 0
 
     def weight_for(self, n_users: int, n_mnist: int) -> int:
         """How many times each of ``n_users`` images counts next to ``n_mnist`` MNIST
@@ -289,12 +303,16 @@ class Gate:
     least ``min_accuracy``; on each dataset's holdout at least ``min_dataset_accuracy``
     once the holdout is large enough for a floor to mean something
     (``gate.floor_min_images``); and on each, not shown worse than the champion by more
-    than ``margin`` (a one-sided test at ``alpha``)."""
+    than ``margin`` (a one-sided test at ``alpha``). A model that can reject (11
+    classes) rejects at most ``max_reject_rate`` of MNIST test and at least
+    ``min_negatives_rejected`` of the held-out generated negatives."""
 
     min_accuracy: float = settings.MIN_ACCURACY
     alpha: float = settings.ALPHA
     min_dataset_accuracy: float = settings.DATASET_MIN_ACCURACY
     margin: float = settings.MARGIN
+    max_reject_rate: float = settings.MAX_REJECT_RATE
+    min_negatives_rejected: float = settings.MIN_NEGATIVES_REJECTED
 
     def __post_init__(self) -> None:
         _fraction("min_accuracy", self.min_accuracy)
@@ -303,6 +321,8 @@ class Gate:
         _fraction("min_dataset_accuracy", self.min_dataset_accuracy)
         m = self.margin
         _check("margin", m, _is_real(m) and 0 <= m < 1, "a number in [0, 1)")
+        _fraction("max_reject_rate", self.max_reject_rate)
+        _fraction("min_negatives_rejected", self.min_negatives_rejected)
 
 
 @dataclass(frozen=True)
@@ -425,14 +445,22 @@ class Performance:
 @dataclass(frozen=True)
 class Review:
     """Unsure predictions: the summary counts those below ``min_confidence``; with
-    ``queue`` (a folder) they are copied there for a person to label."""
+    ``queue`` (a folder) they, and the rejected images, are copied there for a person to
+    label. ``reject``: with a model that can reject (11 classes), an image whose "not a
+    digit" probability is the largest and at least ``reject_threshold`` is a
+    ``status=rejected`` row, and so is a blank page; False: every image gets a digit (a
+    blank page is an error row). A 10-class model's rows are the same either way."""
 
     min_confidence: float = settings.MIN_CONFIDENCE
     queue: str | None = None
+    reject: bool = settings.REJECT
+    reject_threshold: float = settings.REJECT_THRESHOLD
 
     def __post_init__(self) -> None:
         _fraction("min_confidence", self.min_confidence)
         _optional_text("review", self.queue)
+        _flag("reject", self.reject)
+        _fraction("reject_threshold", self.reject_threshold)
 
 
 @dataclass(frozen=True)

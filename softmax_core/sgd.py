@@ -1,8 +1,8 @@
 """Softmax regression trained by vectorised minibatch SGD: features and labels in, weights out.
 
 ``fit(X, y, hyper)`` takes features ``X: (n, d) float32`` (``softmax_core.preprocess``) and
-labels ``y: (n,)`` in ``0..9`` and returns a :class:`Fit`: ``W (d, 10) float32``,
-``b (10,) float32`` and one :class:`EpochStats` per epoch. SGD with (heavy-ball)
+labels ``y: (n,)`` in ``0..k-1`` and returns a :class:`Fit`: ``W (d, k) float32``,
+``b (k,) float32`` (``k``: 10 digits, or 11 with "not a digit") and one :class:`EpochStats` per epoch. SGD with (heavy-ball)
 momentum, L2 weight decay and a learning rate decayed as ``lr / (1 + decay * epoch)``;
 with ``average`` (the default) the weights are the mean of the iterates over the last
 epoch (Polyak-Ruppert averaging), which lands much nearer the optimum than the last noisy
@@ -25,6 +25,7 @@ from softmax_core.requests import Hyper
 from softmax_core.softmax import loss_grad_logits
 
 N_CLASSES = 10
+CLASS_COUNTS = (10, 11)  # the digits; the digits and "not a digit" (softmax_core.model)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def validate_labels(y: Any, n: int, n_classes: int = N_CLASSES) -> NDArray[np.in
 
 @dataclass(frozen=True)
 class Fit:
-    """What SGD learned: ``W (d, 10)``, ``b (10,)`` float32, and one EpochStats per epoch."""
+    """What SGD learned: ``W (d, k)``, ``b (k,)`` float32, and one EpochStats per epoch."""
 
     W: NDArray[np.float32]
     b: NDArray[np.float32]
@@ -114,31 +115,47 @@ def fit(
     init: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
     callback: ProgressCallback | None = None,
     sample_weight: Any | None = None,
+    n_classes: int = N_CLASSES,
+    frozen: int = 0,
 ) -> Fit:
-    """Train on X (n, d) float32 and y (n,) labels; warm-start from ``init=(W, b)``.
+    """Train on X (n, d) float32 and y (n,) labels in ``0..n_classes-1``; warm-start from
+    ``init=(W, b)`` of the same ``n_classes``. ``frozen``: the first that many columns of
+    ``init`` (and their biases) stay as they are; only the others learn (the class "not a
+    digit" fitted beside a digit model that is kept whole: ``softmax_core.train``).
 
     ``sample_weight``: (n,) finite weights >= 0, each sample's loss counted that many
     times (None: all 1). ``callback`` gets each epoch's :class:`EpochStats`.
     Raises InvalidInputError for bad data or a run that diverges."""
+    if n_classes not in CLASS_COUNTS:
+        raise InvalidInputError(f"n_classes={n_classes!r} is invalid; expected 10 or 11")
+    if not 0 <= frozen < n_classes or (frozen and init is None):
+        raise InvalidInputError(
+            f"frozen={frozen!r} is invalid; expected 0, or fewer than {n_classes} columns "
+            "of warm-start weights"
+        )
     X = validate_features(X)
-    y = validate_labels(y, X.shape[0])
+    y = validate_labels(y, X.shape[0], n_classes)
     sw = None if sample_weight is None else validate_weights(sample_weight, X.shape[0])
     d = X.shape[1]
     if init is not None:
         W = np.array(init[0], dtype=np.float32, copy=True)
         b = np.array(init[1], dtype=np.float32, copy=True)
-        if W.shape != (d, N_CLASSES) or b.shape != (N_CLASSES,):
+        if W.shape != (d, n_classes) or b.shape != (n_classes,):
             raise InvalidInputError(
                 f"warm-start weights have shapes W{W.shape}, b{b.shape}; "
-                f"expected W({d}, {N_CLASSES}), b({N_CLASSES},)"
+                f"expected W({d}, {n_classes}), b({n_classes},)"
             )
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise InvalidInputError("warm-start weights contain non-finite values")
     else:
-        W = np.zeros((d, N_CLASSES), dtype=np.float32)
-        b = np.zeros(N_CLASSES, dtype=np.float32)
+        W = np.zeros((d, n_classes), dtype=np.float32)
+        b = np.zeros(n_classes, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported in _sgd
-        return _sgd(hyper, X, y, W, b, callback, sw)
+        fitted = _sgd(hyper, X, y, W.copy(), b.copy(), callback, sw, frozen)
+    if frozen:  # exactly as given: the averaging's sum and division would round them
+        fitted.W[:, :frozen] = W[:, :frozen]
+        fitted.b[:frozen] = b[:frozen]
+    return fitted
 
 
 def _sgd(
@@ -149,8 +166,10 @@ def _sgd(
     b: NDArray[np.float32],
     callback: ProgressCallback | None,
     sw: NDArray[np.float32] | None = None,
+    frozen: int = 0,
 ) -> Fit:
-    """The training loop: the weights after ``hyper.epochs`` epochs, and their history."""
+    """The training loop: the weights after ``hyper.epochs`` epochs, and their history
+    (the first ``frozen`` columns never move)."""
     n = X.shape[0]
     history: list[EpochStats] = []
     vW = np.zeros_like(W)
@@ -177,6 +196,9 @@ def _sgd(
             )
             loss_sum += loss * len(idx)
             correct += hits
+            if frozen:
+                dW[:, :frozen] = 0
+                db[:frozen] = 0
             vW *= mu
             vW -= lr * dW
             vb *= mu

@@ -5,22 +5,34 @@ info records the hyperparameters and the data's lineage, calibrated on a slice o
 training split it did not learn from (:func:`calibration_split`); ``evaluate`` measures a
 model on the dataset's test split (features from the cache), its calibration error
 included; ``holdout_decisions`` gates a model on each user dataset's holdout.
+
+With ``data.reject`` (the default) the model has 11 classes: the digits, and class 10
+"not a digit". The digits' columns are the 10-class model's, trained first exactly as
+``--no-reject`` trains it (so every digit is read as that model reads it, and only a
+rejection can change a row); then the column "not a digit" alone is fitted, the digits'
+columns frozen (``sgd.fit(frozen=10)``), from ``data.n_negatives`` generated non-digits
+(``softmax_core.negatives``, seed ``2 * hyper.seed``: even, so never the held-out seed
+the gate measures with) and the users' ``not-a-digit`` images; each counted once, as an
+MNIST image is. With them go ``settings.CLUTTERED_SHARE`` x the MNIST images of training
+digits drawn on pages with a page's leftovers (``softmax_core.clutter``), labelled as the
+digits they are, so that a frame's corner does not make a digit "not a digit".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, metrics, sgd
+from softmax_core import gate, metrics, settings, sgd
 from softmax_core.calibration import fit_temperature
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import EvaluationReport
-from softmax_core.model import Model, ModelInfo, now
+from softmax_core.model import N_CLASSES, REJECT, Model, ModelInfo, now
 from softmax_core.preprocess import Steps
 from softmax_core.requests import Data, Hyper
 
@@ -28,6 +40,8 @@ if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
 
 JITTER_STREAM = 0x6A17  # the jitter's random stream, beside SGD's, from the same seed
+CLUTTER_STREAM = 0xC1077  # the cluttered digits' (softmax_core.clutter)
+REJECT_STREAM = 0x4E7  # the jitter's when the column "not a digit" is fitted
 Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
 Holdout = tuple[str, NDArray[Any], NDArray[Any]]  # dataset name, images (n, 28, 28), labels (n,)
 
@@ -49,17 +63,19 @@ def train(
     is refused. ``extra``: more labelled images (the train splits of users' datasets),
     each counted :func:`extra_weight` times (``data.weighting``: "jitter" repeats it,
     each copy after the first jittered; "oversample" repeats it as it is; "loss" weighs
-    its loss), after MNIST's.
+    its loss), after MNIST's. ``data.reject``: an 11-class model (see the module doc); from
+    a 10-class ``init`` the digits' columns are copied and "not a digit" starts at zero.
+    ``callback`` sees the digits' epochs; their history is the model's.
 
     The model's confidence is calibrated (:mod:`softmax_core.calibration`): the last
     ``hyper.calibration_images`` images of MNIST's training split
-    (:func:`calibration_split`) are scored by a model that did not learn from them, and
-    the temperature that fits their labels best is the model's. When the model learned
-    from them (no ``limit``, or one that reaches into the slice) or may have (a warm start
-    from a champion that did), that is a second model trained the same way without them
+    (:func:`calibration_split`) are scored by a digits' model that did not learn from
+    them, and the temperature that fits their labels best is the model's (all its
+    columns, "not a digit" too, are divided by it). When the model learned from them (no
+    ``limit``, or one that reaches into the slice) or may have (a warm start from a
+    champion that did), that is a second digits' model trained the same way without them
     and from scratch (the proxy: the same hyperparameters, seed and extra images), so the
-    returned model still learns from every image and predicts what it did before
-    calibration existed; otherwise the model itself.
+    returned model still learns from every image; otherwise the model's own digits.
     """
     from softmax_core.mnist import cached_features
 
@@ -77,13 +93,25 @@ def train(
     if hyper.limit is not None:
         X, y = X[: hyper.limit], y[: hyper.limit]
     n_mnist = int(y.shape[0])
-    sw = None
+    extra = extra if data.reject else [digits_only(images, labels) for images, labels in extra]
+    digit_extra = [digits_only(images, labels) for images, labels in extra]
     weight = extra_weight(data, n_mnist, extra)
-    if extra:
+    # The digits: a 10-class model, as --no-reject trains it.
+    X1, y1, sw = X, y, None
+    if any(len(labels) for _, labels in digit_extra):
         rng = np.random.default_rng([hyper.seed, JITTER_STREAM])
-        X, y, sw = with_extra(X, y, extra, steps, data.weighting, weight, rng)
-    start = (init.W, init.b) if init is not None else None
-    fitted = sgd.fit(X, y, hyper, init=start, callback=callback, sample_weight=sw)
+        X1, y1, sw = with_extra(X, y, digit_extra, steps, data.weighting, weight, rng)
+    start = None
+    if init is not None:
+        ten = init.with_classes(N_CLASSES)
+        start = (ten.W, ten.b)
+    fitted = sgd.fit(X1, y1, hyper, init=start, callback=callback, sample_weight=sw)
+    W, b = fitted.W, fitted.b
+    n_train, n_negatives = int(y1.shape[0]), data.n_negatives(n_mnist)
+    if data.reject:
+        W, b, n_train = _fit_reject(
+            ds, hyper, data, steps, (W, b), X, y, extra, weight, n_negatives, init
+        )
     weighted = (
         {"data_weight": weight, "data_share": data.data_share, "weighting": data.weighting}
         if extra
@@ -95,25 +123,26 @@ def train(
         "limit": hyper.limit,
         "calibration_images": hyper.calibration_images,
         **weighted,
+        **({"negatives": n_negatives, "negatives_seed": 2 * hyper.seed} if data.reject else {}),
     }
     info = ModelInfo(
         created=now(),
         params=params,
-        n_train=int(y.shape[0]),
+        n_train=n_train,
         data_digest=ds.digest,
         data_source=ds.source,
         warm_start=(init.ref if init.ref != "<model>" else init.info.created) if init else None,
         history=fitted.history,
         train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
     )
-    model = Model(W=fitted.W, b=fitted.b, steps=steps, info=info)
+    model = Model(W=W, b=b, steps=steps, info=info)
     n = int(y_mnist.shape[0])
     cal = n - calibration_split(n, hyper.calibration_images)
     if cal == n:
         return model
     proxy = fitted
     if n_mnist > cal or init is not None:  # it learned from the slice, or may have
-        Xp, yp, swp = _without(X, y, sw, min(cal, n_mnist), n_mnist)
+        Xp, yp, swp = _without(X1, y1, sw, min(cal, n_mnist), n_mnist)
         proxy = sgd.fit(Xp, yp, hyper, sample_weight=swp)
     Z = Model(W=proxy.W, b=proxy.b, steps=steps).logits(X_mnist[cal:], calibrated=False)
     return model.evolve(calibration=fit_temperature(Z, np.asarray(y_mnist[cal:])))
@@ -134,6 +163,69 @@ def calibration_split(n: int, images: int) -> int:
     fitted on: ``images``, at most a fifth of the split (a small set's proxy still learns
     from most of it)."""
     return max(0, min(images, n // 5))
+
+
+def _fit_reject(
+    ds: Dataset,
+    hyper: Hyper,
+    data: Data,
+    steps: Steps,
+    digits: tuple[NDArray[np.float32], NDArray[np.float32]],
+    X: NDArray[np.float32],
+    y: NDArray[Any],
+    extra: Sequence[Labelled],
+    weight: int,
+    n_negatives: int,
+    init: Model | None,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], int]:
+    """The column "not a digit" beside the digits' ``(W, b)``, which stay as they are: SGD
+    on the 11-class loss with the digits' columns frozen, over the MNIST images ``X, y``,
+    ``n_negatives`` generated non-digits, the cluttered digits and ``extra`` (its
+    not-a-digit images too). Starts from ``init``'s column when it has one, else zero.
+    Returns ``(W (d, 11), b (11,), images trained on)``."""
+    from softmax_core.clutter import cluttered
+    from softmax_core.negatives import negatives
+
+    n_mnist = int(y.shape[0])
+    rng = np.random.default_rng([hyper.seed, CLUTTER_STREAM])
+    pos, pos_y = cluttered(
+        ds.x_train[:n_mnist], y, math.ceil(settings.CLUTTERED_SHARE * n_mnist), rng
+    )
+    parts_X, parts_y = [X, steps.features(pos)], [np.asarray(y, np.uint8), pos_y]
+    if n_negatives:
+        parts_X.append(steps.features(negatives(n_negatives, seed=2 * hyper.seed)))
+        parts_y.append(np.full(n_negatives, REJECT, dtype=np.uint8))
+    X2, y2 = np.concatenate(parts_X), np.concatenate(parts_y)
+    sw = None
+    if extra:
+        rng = np.random.default_rng([hyper.seed, REJECT_STREAM])
+        X2, y2, sw = with_extra(X2, y2, extra, steps, data.weighting, weight, rng)
+    W0, b0 = digits
+    column = init.with_classes(N_CLASSES + 1) if init is not None else None
+    W = np.concatenate(
+        [W0, column.W[:, REJECT:] if column is not None else np.zeros((W0.shape[0], 1), W0.dtype)],
+        axis=1,
+    )
+    b = np.concatenate([b0, column.b[REJECT:] if column is not None else np.zeros(1, b0.dtype)])
+    fitted = sgd.fit(
+        X2, y2, hyper, init=(W, b), sample_weight=sw, n_classes=N_CLASSES + 1, frozen=N_CLASSES
+    )
+    return fitted.W, fitted.b, int(y2.shape[0])
+
+
+def digits_only(images: NDArray[np.uint8], labels: NDArray[np.uint8]) -> Labelled:
+    """The images of a labelled set that are digits (a 10-class model leaves "not a digit"
+    out)."""
+    keep = np.asarray(labels) < N_CLASSES
+    return np.asarray(images)[keep], np.asarray(labels)[keep]
+
+
+def heldout_negatives() -> NDArray[np.uint8]:
+    """The generated non-digits the gate measures rejection on: a seed training never
+    draws with (``settings.HELDOUT_NEGATIVES_SEED``, odd)."""
+    from softmax_core.negatives import negatives
+
+    return negatives(settings.HELDOUT_NEGATIVES, seed=settings.HELDOUT_NEGATIVES_SEED)
 
 
 def extra_weight(data: Data, n_mnist: int, extra: Sequence[Labelled]) -> int:
@@ -194,9 +286,13 @@ def holdout_decisions(
 ) -> list[gate.GateDecision]:
     """The gate on each ``(domain, images (n, 28, 28), labels (n,))``: floor (on a holdout
     large enough) and champion, each model with its own preprocessing. A domain with no
-    holdout image is not gated."""
+    holdout image is not gated. A 10-class ``model`` is gated on the digits only (it cannot
+    say "not a digit")."""
     out = []
-    for domain, images, labels in holdouts:
+    for domain, all_images, all_labels in holdouts:
+        images, labels = (
+            (all_images, all_labels) if model.can_reject else digits_only(all_images, all_labels)
+        )
         if len(labels) == 0:
             continue
         out.append(
@@ -220,8 +316,9 @@ def evaluate_images(model: Model, images: NDArray[Any], labels: NDArray[Any]) ->
 
 
 def evaluate(model: Model, ds: Dataset) -> EvaluationReport:
-    """Test-split metrics: accuracy, n, per-class precision/recall/support, confusion, and
-    the expected calibration error with the model's temperature and without it."""
+    """Test-split metrics: accuracy, n, per-class precision/recall/support, confusion
+    (rejects are errors), and the expected calibration error with the model's temperature
+    and without it."""
     from softmax_core.mnist import cached_features
 
     X = cached_features(ds, "test", model.steps)
@@ -235,9 +332,8 @@ def evaluate_features(
     from softmax_core.softmax import softmax
 
     raw = model.logits(X, calibrated=False)
-    pred = np.argmax(raw, axis=1)
     scaled = raw if model.calibration is None else model.logits(X)
-    report = metrics.report(y, pred, data_digest=data_digest)
+    report = metrics.report(y, model.predict_features(X), model.n_classes, data_digest=data_digest)
     return dataclasses.replace(
         report,
         ece=metrics.expected_calibration_error(softmax(scaled), y),

@@ -94,11 +94,28 @@ def train(
     l2: L2Opt = defaults.L2,
     limit: LimitOpt = None,
     cache_dir: CacheOpt = None,
+    reject: Annotated[
+        bool,
+        typer.Option(
+            "--reject/--no-reject",
+            help="Train the class 'not a digit' (11 classes) from generated non-digits; "
+            "--no-reject: a 10-class model.",
+            rich_help_panel="Training",
+        ),
+    ] = defaults.REJECT,
+    negatives_share: Annotated[
+        float,
+        typer.Option(
+            help="Generated non-digits trained on, as a share of the MNIST images.",
+            rich_help_panel="Training",
+        ),
+    ] = defaults.NEGATIVES_SHARE,
     as_json: JsonOpt = False,
 ) -> None:
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
     import dataclasses
 
+    from softmax_core.requests import Data
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
     from softmax_core.train import train as train_model
@@ -113,11 +130,12 @@ def train(
         l2=l2,
         limit=limit,
     )
+    data = Data(reject=reject, negatives_share=negatives_share)
     settings = Settings.build(source=source, cache_dir=cache_dir)
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:
-        model = train_model(ds, options, callback=bar.update)
+        model = train_model(ds, options, data=data, callback=bar.update)
     seconds = round(time.perf_counter() - t0, 3)
     report = evaluate_model(model, ds)
     metrics = {
@@ -138,6 +156,7 @@ def train(
                     "features": features,
                     "epochs": epochs,
                     "seed": seed,
+                    "classes": model.n_classes,
                     **metrics,
                     "data_digest": ds.digest,
                     "code_version": info.code_version,
@@ -148,8 +167,9 @@ def train(
         return
     typer.echo(
         f"test accuracy {report.accuracy:.4f} after {epochs} epochs in {seconds:.2f} s "
-        f"({features} features); calibration error {report.ece:.4f} at temperature "
-        f"{model.temperature:.3f} ({report.ece_uncalibrated:.4f} at 1); model written to {out}"
+        f"({features} features, {model.n_classes} classes); calibration error "
+        f"{report.ece:.4f} at temperature {model.temperature:.3f} "
+        f"({report.ece_uncalibrated:.4f} at 1); model written to {out}"
     )
 
 

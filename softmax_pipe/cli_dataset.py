@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 dataset_app = typer.Typer(
     name="dataset",
-    help="Labelled image folders (subfolders 0 … 9) as versioned datasets in the registry.\n\n"
+    help="Labelled image folders (subfolders 0 … 9, not-a-digit) as versioned datasets in the registry.\n\n"
     "REF is NAME (newest version) or NAME:VERSION. Train on one with "
     "`softmax-pipe run --dataset NAME`. "
     "Exit codes: 0 ok, 1 some images unreadable, 2 bad folder or name, 3 not found, "
@@ -50,7 +50,7 @@ def add(
     folder: Annotated[
         str,
         typer.Argument(
-            help="A folder of class subfolders 0 … 9 (a review queue too), or an "
+            help="A folder of class subfolders 0 … 9 and not-a-digit (a review queue too), or an "
             "s3://bucket/prefix/ laid out as one (on the registry's endpoint).",
             show_default=False,
         ),

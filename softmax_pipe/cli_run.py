@@ -116,6 +116,38 @@ def run(
             rich_help_panel="Gate",
         ),
     ] = settings.MARGIN,
+    max_reject_rate: Annotated[
+        float,
+        typer.Option(
+            help="Gate: the most of MNIST test a model that can reject may reject as not "
+            "digits (0.01: 1%).",
+            rich_help_panel="Gate",
+        ),
+    ] = settings.MAX_REJECT_RATE,
+    min_negatives_rejected: Annotated[
+        float,
+        typer.Option(
+            help="Gate: the least of the held-out generated non-digits (a seed training "
+            "never uses) a model that can reject must reject.",
+            rich_help_panel="Gate",
+        ),
+    ] = settings.MIN_NEGATIVES_REJECTED,
+    reject: Annotated[
+        bool,
+        typer.Option(
+            "--reject/--no-reject",
+            help="Train the class 'not a digit' (11 classes) from generated non-digits and "
+            "your datasets' not-a-digit/ folders; --no-reject: a 10-class model.",
+            rich_help_panel="Training",
+        ),
+    ] = settings.REJECT,
+    negatives_share: Annotated[
+        float,
+        typer.Option(
+            help="Generated non-digits trained on, as a share of the MNIST images.",
+            rich_help_panel="Training",
+        ),
+    ] = settings.NEGATIVES_SHARE,
     retries: Annotated[
         int,
         typer.Option(
@@ -238,6 +270,8 @@ def run(
             inbox=inbox,
             inbox_dataset=inbox_dataset,
             skip_unchanged=skip_unchanged,
+            reject=reject,
+            negatives_share=negatives_share,
         ),
         hyper=hyper(
             features=features,
@@ -254,6 +288,8 @@ def run(
             alpha=alpha,
             min_dataset_accuracy=min_dataset_accuracy,
             margin=margin,
+            max_reject_rate=max_reject_rate,
+            min_negatives_rejected=min_negatives_rejected,
         ),
         target=Target(
             location=location(registry, endpoint_url, cache_dir),
@@ -291,6 +327,11 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
     typer.echo(
         f"  test accuracy {decision.accuracy:.4f} on {decision.n} images; {decision.message}"
     )
+    if decision.reject_rate is not None:
+        typer.echo(f"  rejected as not digits: {100 * decision.reject_rate:.2f}% of MNIST test")
+    negatives = summary.evaluation.negatives
+    if negatives is not None:
+        typer.echo(f"  {negatives.message}")
     for d in domains:
         vs = f" (champion {d.champion_accuracy:.4f}, {d.comparison})" if d.comparison else ""
         echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} images{vs}")

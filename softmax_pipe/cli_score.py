@@ -1,6 +1,6 @@
 """CLI: ``softmax-pipe score PATH``: score a folder (or one file) of digit images.
 
-Exit codes: 0 every image scored; 1 some images failed (error rows; all the others were
+Exit codes: 0 every image scored (or rejected); 1 some images failed (error rows; all the others were
 scored and written); 2 bad input (PATH does not exist, a bad option); 3 not found (the
 model, or no image at all under PATH); 4 registry storage / network failure; 141 the
 reader of stdout went away (``| head``).
@@ -39,7 +39,9 @@ SCORE_HELP = (
     "\n\n"
     "Each image goes through the MNIST procedure (grayscale, ink made bright on dark, cropped "
     "to the ink, fitted into 20×20, centred by mass in 28×28), then the model's own "
-    "preprocessing. Files that fail become rows with status=error and the run goes on."
+    "preprocessing. Files that fail become rows with status=error and the run goes on; "
+    "with a model that can reject, images that are not digits and blank pages become rows "
+    "with status=rejected (not a failure)."
     "\n\n"
     "PATH and --output may be on S3 (s3://bucket/...), on the registry's endpoint and with "
     "its credentials; with --dask-address each worker then reads its own objects."
@@ -176,14 +178,33 @@ def score(
         Path | None,
         typer.Option(
             "--review",
-            help="Copy every image scored below --min-confidence into QUEUE/unlabelled/ "
-            "(named: source, predicted digit, confidence, content hash; never twice) and "
-            "write QUEUE/index.html, a contact sheet to label them by. Move each file into "
-            "QUEUE/<digit>/ to label it.",
+            help="Copy every image scored below --min-confidence, and every image rejected "
+            "as not a digit, into QUEUE/unlabelled/ (named: source, predicted digit or "
+            "'rejected', confidence, content hash; never twice) and write QUEUE/index.html, "
+            "a contact sheet to label them by. Move each file into QUEUE/<digit>/ or "
+            "QUEUE/not-a-digit/ to label it.",
             metavar="QUEUE",
             rich_help_panel="Review",
         ),
     ] = None,
+    reject: Annotated[
+        bool,
+        typer.Option(
+            "--reject/--no-reject",
+            help="With a model that has the class 'not a digit': an image it calls not a "
+            "digit, and a blank page, is a status=rejected row (empty label, the reason); "
+            "they do not make the run fail. --no-reject: every image gets a digit.",
+            rich_help_panel="Review",
+        ),
+    ] = settings.REJECT,
+    reject_threshold: Annotated[
+        float,
+        typer.Option(
+            help="Reject when 'not a digit' is the model's most likely class and its "
+            "probability is at least this.",
+            rich_help_panel="Review",
+        ),
+    ] = settings.REJECT_THRESHOLD,
 ) -> None:
     """Score a folder or file of images; see SCORE_HELP."""
     from softmax_core import scoring
@@ -198,7 +219,12 @@ def score(
         performance=Performance(
             workers=workers, batch_size=batch_size, shard_size=shard_size, max_pixels=max_pixels
         ),
-        review=Review(min_confidence=min_confidence, queue=str(review) if review else None),
+        review=Review(
+            min_confidence=min_confidence,
+            queue=str(review) if review else None,
+            reject=reject,
+            reject_threshold=reject_threshold,
+        ),
     )
     listeners: tuple[Listener, ...] = ()
     if flow or dask_address:
@@ -240,5 +266,6 @@ def score(
         where = f" to {output}" if output is not None else ""
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} images could not be scored "
-            f"(status=error rows); the other {summary.scored:,} were scored and written{where}"
+            f"(status=error rows); the other {summary.total - summary.failed:,} were scored "
+            f"and written{where}"
         )

@@ -87,6 +87,20 @@ MarginOpt = Annotated[
         rich_help_panel="Gate",
     ),
 ]
+MaxRejectRateOpt = Annotated[
+    float,
+    typer.Option(
+        help="Gate: the most of MNIST test a model that can reject may reject as not digits.",
+        rich_help_panel="Gate",
+    ),
+]
+MinNegativesRejectedOpt = Annotated[
+    float,
+    typer.Option(
+        help="Gate: the least of the held-out generated non-digits it must reject.",
+        rich_help_panel="Gate",
+    ),
+]
 MinDatasetAccuracyOpt = Annotated[
     float,
     typer.Option(
@@ -148,6 +162,8 @@ def serve(
     min_accuracy: MinAccuracyOpt = settings.MIN_ACCURACY,
     alpha: AlphaOpt = settings.ALPHA,
     margin: MarginOpt = settings.MARGIN,
+    max_reject_rate: MaxRejectRateOpt = settings.MAX_REJECT_RATE,
+    min_negatives_rejected: MinNegativesRejectedOpt = settings.MIN_NEGATIVES_REJECTED,
     min_dataset_accuracy: MinDatasetAccuracyOpt = settings.DATASET_MIN_ACCURACY,
     data_share: DataShareOpt = settings.DATA_SHARE,
     epochs: EpochsOpt = settings.EPOCHS,
@@ -200,6 +216,8 @@ def _options(params: dict[str, Any]) -> ServeOptions:
             alpha=p["alpha"],
             margin=p["margin"],
             min_dataset_accuracy=p["min_dataset_accuracy"],
+            max_reject_rate=p["max_reject_rate"],
+            min_negatives_rejected=p["min_negatives_rejected"],
         ),
         data=Data(data_share=p["data_share"]),
         action="request" if p["request"] else settings.TARGET_ACTION,
@@ -241,6 +259,8 @@ def deploy(
     min_accuracy: MinAccuracyOpt = settings.MIN_ACCURACY,
     alpha: AlphaOpt = settings.ALPHA,
     margin: MarginOpt = settings.MARGIN,
+    max_reject_rate: MaxRejectRateOpt = settings.MAX_REJECT_RATE,
+    min_negatives_rejected: MinNegativesRejectedOpt = settings.MIN_NEGATIVES_REJECTED,
     min_dataset_accuracy: MinDatasetAccuracyOpt = settings.DATASET_MIN_ACCURACY,
     data_share: DataShareOpt = settings.DATA_SHARE,
     epochs: EpochsOpt = settings.EPOCHS,

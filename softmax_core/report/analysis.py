@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import metrics
+from softmax_core import metrics, settings
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import Reliability as Reliability
-from softmax_core.model import Model
+from softmax_core.model import Model, decide
 from softmax_core.preprocess import SIDE, Steps
 from softmax_core.softmax import softmax
 
@@ -29,9 +29,10 @@ RELIABILITY_BINS = metrics.ECE_BINS  # the bins `evaluate --json`'s ece uses
 class Evaluation:
     """One model scored on the test images.
 
-    probs (n, 10) float32 (calibrated: the model's temperature applied), pred (n,) int64,
-    correct (n,) bool, confusion (10, 10) int64; uncalibrated (n, 10) float32: the
-    probabilities at ``T = 1`` (the same as ``probs`` for a model without a temperature).
+    probs (n, k) float32 (calibrated: the model's temperature applied), pred (n,) int64,
+    correct (n,) bool, confusion (k, k) int64, k the model's classes (11: the last is "not
+    a digit", the images it rejects); uncalibrated (n, k) float32: the probabilities at
+    ``T = 1`` (the same as ``probs`` for a model without a temperature).
     """
 
     probs: NDArray[np.float32]
@@ -47,9 +48,9 @@ class Evaluation:
     @property
     def per_class_accuracy(self) -> NDArray[np.float64]:
         """(10,) recall of each digit (accuracy on the images of that digit); NaN if absent."""
-        support = self.confusion.sum(axis=1)
+        support = self.confusion.sum(axis=1)[:N_CLASSES]
         with np.errstate(invalid="ignore", divide="ignore"):
-            result: NDArray[np.float64] = np.diag(self.confusion) / support
+            result: NDArray[np.float64] = np.diag(self.confusion)[:N_CLASSES] / support
         return result
 
 
@@ -65,12 +66,15 @@ def evaluate(model: Model, images: NDArray[np.generic], labels: Any) -> Evaluati
     raw = model.logits(X, calibrated=False)
     uncalibrated = softmax(raw).astype(np.float32, copy=False)
     probs = uncalibrated if model.calibration is None else softmax(model.logits(X))
-    pred = np.argmax(raw, axis=1).astype(np.int64)
+    if model.can_reject:  # "not a digit" (10) where score rejects by default: an error here
+        pred = decide(probs, settings.REJECT_THRESHOLD)
+    else:
+        pred = np.argmax(raw, axis=1).astype(np.int64)
     return Evaluation(
         probs=probs.astype(np.float32, copy=False),
         pred=pred,
         correct=pred == y,
-        confusion=metrics.confusion_matrix(y, pred, N_CLASSES),
+        confusion=metrics.confusion_matrix(y, pred, model.n_classes),
         uncalibrated=uncalibrated,
     )
 

@@ -115,8 +115,11 @@ def confusion_heatmap(confusion: NDArray[np.integer]) -> bytes:
             color="white" if dark else "#111",
             fontweight="bold" if diag[i, j] else "normal",
         )
-    ax.set_xticks(range(c.shape[1]))
-    ax.set_yticks(range(c.shape[0]))
+    names = [str(k) for k in range(min(c.shape[1], N_CLASSES))] + ["none"] * (
+        c.shape[1] > N_CLASSES
+    )
+    ax.set_xticks(range(c.shape[1]), names)  # "none": rejected as not a digit
+    ax.set_yticks(range(c.shape[0]), names[: c.shape[0]])
     ax.set_xlabel("predicted digit", fontsize=11)
     ax.set_ylabel("true digit", fontsize=11)
     return _png(fig)

@@ -160,7 +160,7 @@ def _header(
 
 
 def _learned(model: Model) -> str:
-    W = np.asarray(model.W, dtype=np.float32)
+    W = np.asarray(model.W[:, : analysis.N_CLASSES], dtype=np.float32)  # the digits
     if model.steps.hog is None:  # pixels (scaled, perhaps deskewed): 28x28 templates
         lead = (
             "Each digit's 784 weights drawn as a 28×28 image: a pixel's score for the digit is "

@@ -27,9 +27,13 @@ both built from them)::
                              and a sink built by ``registry.objects``
 
 Output columns: ``path`` (relative to PATH, ``/``-separated; the file name when PATH
-is a file), ``label``, ``confidence``, ``status`` (``ok``/``error``), ``error`` (the
-reason), ``model`` (the version that scored it), then ``p0``..``p9`` with ``probs``. Failed images are rows with
-``status=error``; the run goes on.
+is a file), ``label``, ``confidence``, ``status`` (``ok``/``rejected``/``error``),
+``error`` (the reason), ``model`` (the version that scored it), then ``p0``..``p9`` (and
+``p_reject`` for a model that can reject) with ``probs``. Failed images are rows with
+``status=error``; the run goes on. With the reject option (``review.reject``) and a model
+that has the class "not a digit", an image the model calls not a digit, and a blank
+page, is a row with ``status=rejected``, an empty label and the reason
+(:func:`with_rejects`); a 10-class model's rows are as they always were.
 
 The parent process keeps its BLAS to one thread while the workers decode (through
 threadpoolctl, a core dependency); worker processes
@@ -56,6 +60,7 @@ from softmax_core.scoring.decode import (
     decode_items,
     prepare_items,
     score_prepared,
+    with_rejects,
 )
 from softmax_core.scoring.discover import (
     Discovery,
@@ -113,10 +118,12 @@ __all__ = [
     "open_output",
     "prepare_items",
     "quiet_bomb_warnings",
+    "reject_threshold",
     "score",
     "score_batches",
     "score_prepared",
     "walk_order",
+    "with_rejects",
     "write_review_sheet",
 ]
 
@@ -146,6 +153,14 @@ def check_request(request: ScoringRequest) -> None:
         check_queue(Path(request.review.queue), Path(request.input))
 
 
+def reject_threshold(request: ScoringRequest, model: Model) -> float | None:
+    """The threshold rows are rejected at, or None: the reject option is off, or the model
+    cannot reject (10 classes: its rows stay as they were)."""
+    if request.review.reject and model.can_reject:
+        return request.review.reject_threshold
+    return None
+
+
 def score(
     request: ScoringRequest,
     model: Model,
@@ -163,7 +178,8 @@ def score(
 
     Raises DataNotFoundError (exit 3) for a missing path or when there is no image at all,
     InvalidInputError (exit 2) for an output that is an input (nothing is written then).
-    Failed images do not raise: they are error rows, counted in ``summary.failed``.
+    Failed images do not raise: they are error rows, counted in ``summary.failed``;
+    rejected ones are rows too, counted in ``summary.rejected``.
     """
     check_request(request)
     out, perf = request.output, request.performance
@@ -184,8 +200,11 @@ def score(
         model=model.ref, root=request.input, min_confidence=review.min_confidence
     )
     to_stdout = output is None and sink is None
+    threshold = reject_threshold(request, model)
     with sink() if sink is not None else open_output(output) as stream:
-        writer = RowWriter(stream, out.format, model=model.ref, probs=out.probs)
+        writer = RowWriter(
+            stream, out.format, model=model.ref, probs=out.probs, classes=model.n_classes
+        )
         writer.header()
         batches = score_batches(
             itertools.chain([first], items),
@@ -195,7 +214,8 @@ def score(
             max_pixels=perf.max_pixels,
             reader=discovery.reader,
         )
-        for batch in batches:
+        for scored in batches:
+            batch = scored if threshold is None else with_rejects(scored, threshold)
             writer.write(batch)
             if to_stdout:
                 stream.flush()

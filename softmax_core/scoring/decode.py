@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import images, normalize, settings
-from softmax_core.model import N_CLASSES, Model
+from softmax_core.model import N_CLASSES, REJECT, Model, decide
 
 STACK_MAX_PIXELS = 128 * 128  # images up to this size are normalised as a stack, per shape
 DEFAULT_MAX_PIXELS = settings.MAX_PIXELS
@@ -121,46 +121,114 @@ def prepare_items(
     reader: Reader | None = None,
 ) -> Prepared:
     """What a worker does for one batch: ``decode_items``, the model's recorded
-    preprocessing, the prediction -> (probabilities (k, 10), reasons).
+    preprocessing, the prediction -> (probabilities (m, k) of the m ok items, reasons).
 
     Predicting here rather than in the parent sends 10 floats per image back instead of
     784 features: the pipe and the pickling were a fifth of the per-image cost."""
     digits, errors = decode_items(items, max_pixels, reader)
     if len(digits) == 0:
-        return np.zeros((0, N_CLASSES), dtype=np.float32), errors
+        return np.zeros((0, model.n_classes), dtype=np.float32), errors
     return model.predict_proba(digits), errors
+
+
+BLANK = "blank"  # the ImageError kind of an image with no ink (softmax_core.normalize)
+BLANK_PAGE = "blank page"  # a rejected row's reason for it
 
 
 @dataclass
 class ScoredBatch:
-    """Rows for one batch: ``labels[i] == -1`` and ``errors[i]`` set where image i failed.
+    """Rows for one batch. Row i is ``ok`` (``labels[i]`` its digit), ``error`` (image i
+    failed: ``labels[i] == -1``, ``errors[i]`` the reason) or ``rejected`` (``labels[i]
+    == -1``, ``rejects[i]`` the reason: ``not a digit (p=0.97)``, ``blank page``;
+    :func:`with_rejects`).
 
     ``rels`` are the names rows show (escaped, ``discover.Item.rel``); ``paths`` the files
     themselves, to read again (the review queue), when the batch was made from them."""
 
     rels: list[str]
     labels: NDArray[np.int64]
-    probs: NDArray[np.float32]  # (n, 10); zeros on error rows
+    probs: NDArray[np.float32]  # (n, k), k the model's classes; zeros on error rows
     errors: list[str | None]
     paths: list[str] = field(default_factory=list)
+    rejects: list[str | None] = field(default_factory=list)  # empty: none rejected
 
     def __len__(self) -> int:
         return len(self.rels)
 
+    @property
+    def rejected(self) -> NDArray[np.bool_]:
+        """(n,) bool: the rejected rows."""
+        n = len(self.rels)
+        if not self.rejects:
+            return np.zeros(n, dtype=bool)
+        return np.fromiter((r is not None for r in self.rejects), dtype=bool, count=n)
+
+    @property
+    def confidence(self) -> NDArray[np.float32]:
+        """(n,) what each row's ``confidence`` says: its digit's probability (ok rows),
+        the "not a digit" probability (rejected by the model), NaN (errors, blank pages).
+        For a 10-class model the row's largest probability, as always."""
+        n = len(self.rels)
+        out = np.full(n, np.nan, dtype=np.float32)
+        ok = self.labels >= 0
+        if ok.any():
+            out[ok] = self.probs[ok, self.labels[ok]]
+        if self.probs.shape[1] > N_CLASSES and self.rejects:
+            by_model = np.fromiter(
+                (r is not None and r != BLANK_PAGE for r in self.rejects), dtype=bool, count=n
+            )
+            out[by_model] = self.probs[by_model, REJECT]
+        return out
+
     def statuses(self) -> list[str]:
-        """Each row's ``status`` column: ``ok``, or ``error`` where the image failed (a
-        reject option adds ``rejected``); what the run's profile counts rows by."""
-        return ["ok" if e is None else "error" for e in self.errors]
+        """Each row's ``status`` column: ``ok``, ``rejected`` or ``error``; what the run's
+        profile counts rows by."""
+        rejected = self.rejected.tolist()
+        return [
+            "error" if e is not None else "rejected" if r else "ok"
+            for e, r in zip(self.errors, rejected, strict=True)
+        ]
 
 
 def score_prepared(rels: list[str], prepared: Prepared, paths: Sequence[str] = ()) -> ScoredBatch:
-    """Rows for a prepared batch (``prepare_items``' result), in the items' order."""
+    """Rows for a prepared batch (``prepare_items``' result), in the items' order: each
+    ok image labelled with its most likely digit (rejection is :func:`with_rejects`)."""
     p, errors = prepared
     n = len(rels)
     labels = np.full(n, -1, dtype=np.int64)
-    probs = np.zeros((n, N_CLASSES), dtype=np.float32)
+    probs = np.zeros((n, p.shape[1]), dtype=np.float32)
     if len(p):
         ok = np.fromiter((e is None for e in errors), dtype=bool, count=n)
         probs[ok] = p
-        labels[ok] = np.argmax(p, axis=1)
+        labels[ok] = np.argmax(p[:, :N_CLASSES], axis=1)
     return ScoredBatch(rels=rels, labels=labels, probs=probs, errors=errors, paths=list(paths))
+
+
+def with_rejects(batch: ScoredBatch, threshold: float) -> ScoredBatch:
+    """The batch with the reject option applied: an image whose "not a digit" probability
+    is its largest and at least ``threshold`` (:func:`softmax_core.model.decide`) is
+    rejected with reason ``not a digit (p=0.97)``; a blank page (no ink: the preparation's
+    ``blank`` error) is rejected with reason ``blank page`` instead of being an error."""
+    n = len(batch)
+    labels = batch.labels.copy()
+    errors = list(batch.errors)
+    rejects: list[str | None] = [None] * n
+    ok = labels >= 0
+    if batch.probs.shape[1] > N_CLASSES and ok.any():
+        by_model = ok & (decide(batch.probs, threshold) == REJECT)
+        for i in np.flatnonzero(by_model).tolist():
+            rejects[i] = f"not a digit (p={batch.probs[i, REJECT]:.2f})"
+            labels[i] = -1
+    for i, err in enumerate(errors):
+        if err is not None and err.split(":", 1)[0] == BLANK:
+            rejects[i], errors[i] = BLANK_PAGE, None
+    if all(r is None for r in rejects):
+        return batch
+    return ScoredBatch(
+        rels=batch.rels,
+        labels=labels,
+        probs=batch.probs,
+        errors=errors,
+        paths=batch.paths,
+        rejects=rejects,
+    )

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from softmax_core import normalize, settings
 from softmax_core.model import N_CLASSES, Model, now
 from softmax_core.monitoring import Profile
-from softmax_core.scoring.decode import ScoredBatch, score_prepared
+from softmax_core.scoring.decode import ScoredBatch, score_prepared, with_rejects
 
 REFERENCE_BATCH = 2048  # MNIST test images predicted at a time for a reference profile
 
@@ -48,7 +48,7 @@ class ProfileCounts:
         self.failed += int((status == "error").sum())
         if ok.any():
             self.labels += np.bincount(batch.labels[ok], minlength=N_CLASSES)[:N_CLASSES]
-            top = batch.probs[ok].max(axis=1).astype(np.float64)
+            top = batch.confidence[ok].astype(np.float64)  # the digit's probability
             self.confidence_sum += float(top.sum())
             # bins [e0, e1), ..., [e_{k-1}, e_k]: the top edge (1.0) falls in the last bin
             inner = np.asarray(self.edges[1:-1], dtype=np.float64)
@@ -76,8 +76,8 @@ def reference_profile(
     model: Model, images: NDArray[np.uint8], *, input: str = "MNIST test"
 ) -> Profile:
     """The model's profile on ``images`` (MNIST test): the rows ``score`` would make for
-    them as 28×28 gray files (the MNIST procedure again, then the model), counted as a
-    run's are. (n, 28, 28) uint8 in, a :class:`Profile` out."""
+    them as 28×28 gray files (the MNIST procedure again, then the model, rejecting at the
+    default threshold), counted as a run's are. (n, 28, 28) uint8 in, a :class:`Profile` out."""
     counts = ProfileCounts()
     for start in range(0, len(images), REFERENCE_BATCH):
         chunk: NDArray[Any] = np.asarray(images[start : start + REFERENCE_BATCH])
@@ -87,7 +87,8 @@ def reference_profile(
         probs = (
             model.predict_proba(digits[ok])
             if ok.any()
-            else np.zeros((0, N_CLASSES), dtype=np.float32)
+            else np.zeros((0, model.n_classes), dtype=np.float32)
         )
-        counts.add(score_prepared([""] * len(chunk), (probs, errors)))
+        batch = score_prepared([""] * len(chunk), (probs, errors))
+        counts.add(with_rejects(batch, settings.REJECT_THRESHOLD))
     return counts.profile(model=model.ref, input=input)

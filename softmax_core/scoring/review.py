@@ -1,16 +1,18 @@
 """The review queue: the images a model was unsure of, copied for a person to label.
 
 ``softmax-pipe score DIR --review QUEUE`` hands every scored batch to a
-:class:`ReviewQueue`. Each image scored below ``min_confidence`` (and only those) is
+:class:`ReviewQueue`. Each image scored below ``min_confidence``, and each image the model
+rejected as not a digit (blank pages are not queued: there is nothing to label), is
 copied into ``QUEUE/unlabelled/``, named so a person sees where it came from, what the
 model said and how sure it was::
 
     QUEUE/unlabelled/scans~form-12.png__pred7__p0.41__3f2a9c1b04de.png
+    QUEUE/unlabelled/scans~logo.png__rejected__p0.97__9b1c0e77a2f4.png
 
-(the source path with ``/`` as ``~``, the predicted digit, the confidence, the first 12
-hex digits of the file's sha256, the original extension). The person moves each file
-into ``QUEUE/<digit>/`` with any file manager; ``dataset add QUEUE`` takes them from
-there. An image already anywhere in the queue (same bytes, whatever it is called now)
+(the source path with ``/`` as ``~``, the predicted digit or ``rejected``, the confidence,
+the first 12 hex digits of the file's sha256, the original extension). The person moves
+each file into ``QUEUE/<digit>/``, or ``QUEUE/not-a-digit/``, with any file manager;
+``dataset add QUEUE`` takes them from there. An image already anywhere in the queue (same bytes, whatever it is called now)
 is never copied again.
 
 :func:`write_review_sheet` then draws ``QUEUE/index.html``: the contact sheet of what is
@@ -58,10 +60,12 @@ def _images_under(folder: Path) -> Iterator[Path]:
 
 
 def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
-    """The file name of a queued image: source, prediction, confidence, hash, extension."""
+    """The file name of a queued image: source, prediction (``pred7``, or ``rejected`` for
+    label -1: not a digit), confidence, hash, extension."""
     suffix = Path(rel).suffix.lower()
     stem = _UNSAFE.sub("_", rel.replace("/", "~")).lstrip(".~") or "image"
-    return f"{stem[:MAX_STEM]}__pred{label}__p{confidence:.2f}__{digest[:12]}{suffix}"
+    said = f"pred{label}" if label >= 0 else "rejected"
+    return f"{stem[:MAX_STEM]}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
 
 
 @dataclass
@@ -94,9 +98,12 @@ class ReviewQueue:
         return self.root / rel if self.root.is_dir() else self.root
 
     def add(self, batch: ScoredBatch) -> None:
-        """Queue the batch's images scored below ``min_confidence`` (errors never are)."""
-        conf = batch.probs.max(axis=1)
-        for i in np.flatnonzero((conf < self.min_confidence) & (batch.labels >= 0)).tolist():
+        """Queue the batch's images scored below ``min_confidence`` and the ones the model
+        rejected as not digits (errors and blank pages never are)."""
+        conf = batch.confidence
+        unsure = (conf < self.min_confidence) & (batch.labels >= 0)
+        by_model = batch.rejected & ~np.isnan(conf)
+        for i in np.flatnonzero(unsure | by_model).tolist():
             rel = batch.rels[i]
             try:
                 source = Path(batch.paths[i]) if batch.paths else self._source(rel)

@@ -1,4 +1,5 @@
-"""What a scoring run did: counts per class, failures, skipped files, low confidence."""
+"""What a scoring run did: counts per class, rejected images, failures, skipped files, low
+confidence."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from softmax_core import settings
 from softmax_core.escaping import markdown_block, printable
 from softmax_core.labelled import UNLABELLED
 from softmax_core.monitoring import Profile
-from softmax_core.scoring.decode import ScoredBatch
+from softmax_core.scoring.decode import BLANK_PAGE, ScoredBatch
 from softmax_core.scoring.discover import Source
 from softmax_core.scoring.profile import ProfileCounts
 
@@ -48,6 +49,8 @@ class ScoreSummary:
     skipped: int = 0
     loops: int = 0
     low_confidence: int = 0
+    rejected: int = 0  # status=rejected rows: not digits (the model said so) and blank pages
+    blank: int = 0  # of which blank pages
     per_class: list[int] = field(default_factory=lambda: [0] * N_CLASSES)
     failure_kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # the first few
@@ -63,20 +66,23 @@ class ScoreSummary:
 
     @property
     def total(self) -> int:
-        return self.scored + self.failed
+        return self.scored + self.rejected + self.failed
 
     def add(self, batch: ScoredBatch) -> None:
         self.counts.add(batch)
         ok = batch.labels >= 0
         n_ok = int(ok.sum())
+        rejected = [r for r in batch.rejects if r is not None]
         self.scored += n_ok
-        self.failed += len(batch) - n_ok
+        self.rejected += len(rejected)
+        self.blank += sum(r == BLANK_PAGE for r in rejected)
+        self.failed += len(batch) - n_ok - len(rejected)
         if n_ok:
             counts = np.bincount(batch.labels[ok], minlength=N_CLASSES)
             self.per_class = [a + int(c) for a, c in zip(self.per_class, counts, strict=True)]
-            conf = batch.probs[ok].max(axis=1)
+            conf = batch.confidence[ok]
             self.low_confidence += int((conf < self.min_confidence).sum())
-        if n_ok < len(batch):
+        if n_ok + len(rejected) < len(batch):
             for rel, err in zip(batch.rels, batch.errors, strict=True):
                 if err is not None:
                     self.failure_kinds[err.split(":", 1)[0]] += 1
@@ -108,6 +114,8 @@ class ScoreSummary:
             "per_class": {str(k): c for k, c in enumerate(self.per_class)},
             "min_confidence": self.min_confidence,
             "low_confidence": self.low_confidence,
+            "rejected": self.rejected,
+            "rejected_blank": self.blank,
             "failure_kinds": dict(self.failure_kinds),
             "failures": [{"path": p, "error": e} for p, e in self.failures],
             "skipped_by_extension": dict(self.skipped_by_ext),
@@ -155,6 +163,11 @@ class ScoreSummary:
                 f"below {self.min_confidence:.2f} confidence: {self.low_confidence:,} "
                 "(likely not digits, or badly scanned)"
             )
+        if self.rejected:
+            out.append(
+                f"rejected {self.rejected:,} images: {self.rejected - self.blank:,} not digits, "
+                f"{self.blank:,} blank pages (status=rejected rows)"
+            )
         if self.skipped:
             top = sorted(self.skipped_by_ext.items(), key=lambda ec: (-ec[1], ec[0]))[:8]
             kinds = ", ".join(f"{e} {c:,}" for e, c in top)
@@ -173,9 +186,11 @@ class ScoreSummary:
         if self.review is not None:
             r = self.review
             again = f" ({r.already:,} already queued)" if r.already else ""
+            what = f"below confidence {self.min_confidence:g}"
+            what += " or rejected as not digits" if self.rejected > self.blank else ""
             out.append(
-                f"review: {r.queued:,} images below confidence {self.min_confidence:g} "
-                f"copied to {r.folder}{again}; contact sheet {r.sheet}"
+                f"review: {r.queued:,} images {what} copied to {r.folder}{again}; "
+                f"contact sheet {r.sheet}"
             )
         out.extend(self.profile_lines())
         return [printable(line) for line in out]

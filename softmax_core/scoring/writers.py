@@ -19,16 +19,27 @@ from softmax_core.scoring.decode import ScoredBatch
 
 COLUMNS = ("path", "label", "confidence", "status", "error", "model")
 PROB_COLUMNS = tuple(f"p{i}" for i in range(N_CLASSES))
+REJECT_COLUMN = "p_reject"  # after p9, for a model with the class "not a digit" (11 classes)
 
 
 class RowWriter:
     """Formats scored batches as CSV (with a header) or JSON Lines onto a text stream.
 
     Every row names the ``model`` that scored it (``mnist:3``, or a model file's path), so
-    an output read later says which version produced it."""
+    an output read later says which version produced it. Rows of status ``ok``,
+    ``error`` and ``rejected`` (empty label, the "not a digit" probability as confidence,
+    or none for a blank page; the reason in ``error``). With ``probs``, ``p0``..``p9``,
+    and ``p_reject`` when the model has ``classes=11``: a 10-class model's columns and
+    rows are the same as before the reject option."""
 
     def __init__(
-        self, stream: TextIO, fmt: str = "csv", *, model: str, probs: bool = False
+        self,
+        stream: TextIO,
+        fmt: str = "csv",
+        *,
+        model: str,
+        probs: bool = False,
+        classes: int = N_CLASSES,
     ) -> None:
         self.stream = stream
         self.fmt = fmt
@@ -36,7 +47,9 @@ class RowWriter:
         self._model_cell = neutralise(model)
         self._model_json = json.dumps(model, ensure_ascii=False)
         self.probs = probs
-        self.columns = COLUMNS + (PROB_COLUMNS if probs else ())
+        self.classes = classes
+        self._prob_names = PROB_COLUMNS + ((REJECT_COLUMN,) if classes > N_CLASSES else ())
+        self.columns = COLUMNS + (self._prob_names if probs else ())
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
 
     def header(self) -> None:
@@ -45,43 +58,54 @@ class RowWriter:
 
     def write(self, batch: ScoredBatch) -> None:
         labels = batch.labels.tolist()
-        conf = batch.probs.max(axis=1).tolist()
+        conf = batch.confidence.tolist()
         probs = batch.probs.tolist() if self.probs else None
+        rejects = batch.rejects or [None] * len(batch)
+        names = self._prob_names
         if self._csv is not None:
             rows = []
             for i, rel in enumerate(batch.rels):
-                err = batch.errors[i]
-                if err is None:
+                err, why = batch.errors[i], rejects[i]
+                if why is not None:
+                    c = "" if conf[i] != conf[i] else f"{conf[i]:.6f}"
+                    row = [neutralise(rel), "", c, "rejected", why, self._model_cell]
+                    if probs is not None:
+                        row.extend([f"{p:.6f}" for p in probs[i]] if c else [""] * len(names))
+                elif err is None:
                     row = [neutralise(rel), labels[i], f"{conf[i]:.6f}", "ok", "", self._model_cell]
                     if probs is not None:
                         row.extend(f"{p:.6f}" for p in probs[i])
                 else:
                     row = [neutralise(rel), "", "", "error", err, self._model_cell]
                     if probs is not None:
-                        row.extend([""] * N_CLASSES)
+                        row.extend([""] * len(names))
                 rows.append(row)
             self._csv.writerows(rows)
             return
         lines = []
+        null_probs = "".join(f', "{name}": null' for name in names)
         for i, rel in enumerate(batch.rels):
-            err = batch.errors[i]
+            err, why = batch.errors[i], rejects[i]
             head = '{"path": ' + json.dumps(rel, ensure_ascii=False)
-            if err is None:
+            scored = err is None and conf[i] == conf[i]  # ok, or rejected by the model
+            if why is None and err is None:
                 line = f'{head}, "label": {labels[i]}, "confidence": {conf[i]:.6f}, '
                 line += f'"status": "ok", "error": "", "model": {self._model_json}'
-                if probs is not None:
-                    line += "".join(f', "p{k}": {p:.6f}' for k, p in enumerate(probs[i]))
             else:
-                line = f'{head}, "label": null, "confidence": null, "status": "error", '
-                line += '"error": ' + json.dumps(err, ensure_ascii=False)
+                c = f"{conf[i]:.6f}" if scored else "null"
+                status = "rejected" if why is not None else "error"
+                line = f'{head}, "label": null, "confidence": {c}, "status": "{status}", '
+                line += '"error": ' + json.dumps(why or err, ensure_ascii=False)
                 line += f', "model": {self._model_json}'
-                if probs is not None:
-                    line += _NULL_PROBS
+            if probs is not None:
+                if scored:
+                    line += "".join(
+                        f', "{name}": {p:.6f}' for name, p in zip(names, probs[i], strict=True)
+                    )
+                else:
+                    line += null_probs
             lines.append(line + "}\n")
         self.stream.write("".join(lines))
-
-
-_NULL_PROBS = "".join(f', "p{k}": null' for k in range(N_CLASSES))
 
 
 def check_output_path(

@@ -185,3 +185,27 @@ def test_add_reports_unreadable_files_as_escaped_error_rows(printed: Path, tmp_p
     assert [line for line in lines if line.startswith(forged)], lines
     assert "\x1b" not in proc.stderr and "\r" not in proc.stderr
     assert "error: 5 of 55 images could not be read" in proc.stderr
+
+
+def test_add_takes_a_not_a_digit_folder(printed: Path, tmp_path: Path) -> None:
+    """A labelled folder's not-a-digit/ is the class "not a digit": added, counted, shown."""
+    import numpy as np
+    from PIL import Image
+
+    from softmax_core.negatives import negatives
+
+    folder = tmp_path / "mine"
+    shutil.copytree(printed, folder)
+    (folder / "not-a-digit").mkdir()
+    for i, image in enumerate(negatives(6, seed=3)):
+        Image.fromarray(255 - np.asarray(image)).save(folder / "not-a-digit" / f"junk{i}.png")
+    reg = tmp_path / "reg"
+    code, out, err = invoke("dataset", "add", folder, "--name", "mine", "--registry", reg)
+    assert code == 0, err
+    assert f"added mine:1 to {reg}: 56 images" in out and "not-a-digit:6" in out
+    code, out, _ = invoke("dataset", "show", "mine:1", "--registry", reg, "--json")
+    assert json.loads(out)["classes"] == {**{str(d): 5 for d in range(10)}, "not-a-digit": 6}
+    # a folder that is no class is still refused, naming the classes there are
+    (folder / "x").mkdir()
+    code, _, err = invoke("dataset", "add", folder, "--name", "mine", "--registry", reg)
+    assert code == 2 and "subfolders 0 … 9 and not-a-digit" in err

@@ -93,7 +93,10 @@ def test_worse_challenger_exits_5(
     result = _invoke(mnist_dir, session_cache, with_champion, *args)
     assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
     stderr = result.stderr  # type: ignore[attr-defined]
-    assert "error: gate refused the model: champion mnist:1 0.9899 vs challenger" in stderr
+    assert (
+        "error: gate refused the model: champion mnist:1 0.98" in stderr
+        and "vs challenger" in stderr
+    )
     assert "worse beyond the 0.5-point margin" in stderr and "next step:" in stderr
     assert _versions(with_champion, session_cache) == [1]
 
@@ -283,3 +286,35 @@ def test_a_run_with_a_dead_webhook_says_so_in_one_line_and_exits_0(
     assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
     assert "could not deliver publish mnist:1 and 1 more" in lines[0]
     assert "the registry change itself is done" in lines[0]
+
+
+def test_reject_options_are_checked_once_and_named(tmp_path: Path) -> None:
+    for args, message in (
+        (["--max-reject-rate", "2"], "max_reject_rate=2.0 is invalid; expected a number in [0, 1]"),
+        (["--min-negatives-rejected", "-1"], "min_negatives_rejected=-1.0 is invalid"),
+        (["--negatives-share", "1.5"], "negatives_share=1.5 is invalid"),
+    ):
+        result = CliRunner().invoke(app, ["run", *args, "--registry", str(tmp_path / "r")])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and not (tmp_path / "r").exists()
+
+
+def test_no_reject_publishes_a_ten_class_model_and_reject_an_eleven_class_one(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    reg = tmp_path / "reg"
+    few = ["--features", "pixels", "--epochs", "1", "--limit", "3000", "--min-accuracy", "0.8"]
+    result = _invoke(mnist_dir, session_cache, reg, *few, "--no-reject", "--no-promote")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "rejected as not digits" not in result.output  # type: ignore[attr-defined]
+    result = _invoke(
+        mnist_dir, session_cache, reg, *few, "--no-promote", "--min-negatives-rejected", "0.05"
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    out = result.output  # type: ignore[attr-defined]
+    assert "rejected as not digits: " in out and "% of MNIST test" in out
+    assert "gate passed on held-out negatives: it rejects" in out
+    with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
+        assert r.load("mnist:1")[1].n_classes == 10
+        _, eleven = r.load("mnist:2")
+    assert eleven.n_classes == 11 and eleven.info.params["negatives"] == 300

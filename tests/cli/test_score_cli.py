@@ -79,10 +79,12 @@ def test_10k_mnist_pngs_score_like_the_in_memory_evaluate(
     assert len(rows) == 10_000
     assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)  # the walk's order
     assert rows[0]["path"] == "0/00000_7.png" and rows[-1]["path"].startswith("9/09999_")
-    assert {r["status"] for r in rows} == {"ok"}
-    evaluate = sd.in_memory_accuracy(model, ds)
+    # a few digits the model calls "not a digit" (well under 1%): rejected rows, exit 0
+    rejected = sum(r["status"] == "rejected" for r in rows)
+    assert {r["status"] for r in rows} <= {"ok", "rejected"} and rejected < 50
+    evaluate = sd.in_memory_accuracy(model, ds)  # rejects count as errors there too
     assert abs(sd.accuracy(rows) - evaluate) <= 0.003, (sd.accuracy(rows), evaluate)
-    assert "scored 10,000 of 10,000 images" in stderr
+    assert f"scored {10_000 - rejected:,} of 10,000 images" in stderr
     assert "per class: 0: " in stderr and "below 0.50 confidence: " in stderr
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -108,7 +110,9 @@ def test_broken_files_are_error_rows_and_the_run_goes_on(
     folder, expected = mixed
     out = tmp_path / "out" / "scores.csv"
     out.parent.mkdir()
-    code, _, stderr = invoke("score", folder, "--model", model, "-o", out, "--workers", 2)
+    code, _, stderr = invoke(
+        "score", folder, "--model", model, "-o", out, "--workers", 2, "--no-reject"
+    )
     assert code == 1, stderr
     rows = {r["path"]: r for r in sd.read_rows(out.read_text())}
     assert len(rows) == 20 + len(expected)
@@ -122,6 +126,17 @@ def test_broken_files_are_error_rows_and_the_run_goes_on(
     assert "bad/bomb.png: over pixel cap: image is 400,000,000 pixels" in stderr
     assert f"error: {len(expected)} of {20 + len(expected)} images could not be scored" in stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv", "scores.csv.profile.json"]
+
+    # With the reject option (the default) a blank page is rejected, not an error: the
+    # other broken files still make the run exit 1, and the count says so.
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", out, "--workers", 2)
+    assert code == 1, stderr
+    blank = {r["path"]: r for r in sd.read_rows(out.read_text())}["bad/blank.png"]
+    assert (blank["status"], blank["label"], blank["error"]) == ("rejected", "", "blank page")
+    assert blank["confidence"] == ""
+    n = len(expected) - 1
+    assert f"error: {n} of {20 + len(expected)} images could not be scored" in stderr
+    assert "1 blank pages (status=rejected rows)" in stderr
 
 
 def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:
@@ -259,12 +274,14 @@ def test_jsonl_with_probabilities(mixed: tuple[Path, dict[str, str]], model: Pat
         assert r["model"] == str(model)
         probs = [r[f"p{k}"] for k in range(10)]
         if r["status"] == "ok":
-            assert abs(sum(probs) - 1) < 1e-4
+            assert abs(sum(probs) + r["p_reject"] - 1) < 1e-4
             assert r["label"] == int(np.argmax(probs)) and r["confidence"] == max(probs)
             assert r["error"] == ""
+        elif r["path"] == "bad/blank.png":  # rejected: nothing to score, and no failure
+            assert (r["status"], r["error"], r["confidence"]) == ("rejected", "blank page", None)
         else:
             assert probs == [None] * 10 and r["label"] is None and r["confidence"] is None
-            assert r["error"].split(":")[0] == expected[r["path"]]
+            assert r["status"] == "error" and r["error"].split(":")[0] == expected[r["path"]]
 
 
 def test_csv_to_stdout_with_probs_and_summary_on_stderr(digits_10k: Path, model: Path) -> None:
@@ -272,10 +289,10 @@ def test_csv_to_stdout_with_probs_and_summary_on_stderr(digits_10k: Path, model:
     assert code == 0
     header = stdout.splitlines()[0]
     assert header == "path,label,confidence,status,error,model," + ",".join(
-        f"p{k}" for k in range(10)
+        [*(f"p{k}" for k in range(10)), "p_reject"]  # a model with "not a digit"
     )
     assert len(stdout.splitlines()) == 1001
-    assert "scored" not in stdout and "scored 1,000 of 1,000 images" in stderr
+    assert "scored" not in stdout and "of 1,000 images" in stderr
 
 
 def test_a_single_file(digits_10k: Path, model: Path) -> None:
@@ -337,9 +354,9 @@ def test_progress_bar_on_a_terminal_only(digits_10k: Path, model: Path, tmp_path
     terminal = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
     assert "scoring" in terminal and "1000/1000" in terminal
-    assert "scored 1,000 of 1,000 images" in terminal
+    assert "of 1,000 images" in terminal
     _, _, stderr = invoke("score", digits_10k / "4", "-m", model, "-o", out)
-    assert "1000/1000" not in stderr and "scored 1,000 of 1,000 images" in stderr
+    assert "1000/1000" not in stderr and "of 1,000 images" in stderr
 
 
 def test_one_or_two_workers_write_the_same_bytes(
@@ -413,8 +430,8 @@ def test_flow_writes_what_the_local_command_writes(
         "score", flow_folder, *common, "-o", flowed, "--flow", "--shard-size", 150
     )
     assert code_local == code_flow == 1, stderr
-    assert flowed.read_bytes() == local.read_bytes()
-    assert "failed 7 images" in stderr
+    assert flowed.read_bytes() == local.read_bytes()  # rejected rows too
+    assert "failed 6 images" in stderr and "1 blank pages" in stderr
     # The UI's view of that run: its progress bar went to 100 %, shard by shard.
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -724,3 +741,135 @@ def test_flow_scoring_summary_artifact_escapes_file_names(
     described = md.parse(art.description or "")
     inline = [c.type for t in described for c in t.children or []]
     assert "link_open" not in inline and "html_inline" not in inline
+
+
+# --- the reject option ----------------------------------------------------------------------
+
+
+MAIN_10_CLASS = Path(__file__).resolve().parents[1] / "data" / "main_10_class"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("reject", ["--reject", "--no-reject"])
+def test_a_ten_class_model_file_written_by_main_scores_the_same_bytes(
+    fmt: str, reject: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tests/data/main_10_class``: a model file written by main's code before the reject
+    option, eight images (a blank page and a broken file among them) and the rows main's
+    ``score --probs`` wrote for them. A 10-class model cannot reject: its rows are the same
+    bytes, the blank page still an error, whatever --reject says."""
+    work = tmp_path / "main"
+    shutil.copytree(MAIN_10_CLASS, work)
+    monkeypatch.chdir(work)
+    args = ["score", "images", "-m", "model.npz", "--probs", "--workers", 1, "-f", fmt]
+    code, _, stderr = invoke(*args, "-o", f"now.{fmt}", reject)
+    assert code == 1, stderr  # the blank page and the broken file, as on main
+    assert (work / f"now.{fmt}").read_bytes() == (MAIN_10_CLASS / f"rows.{fmt}").read_bytes()
+    assert "rejected" not in stderr
+
+
+@pytest.fixture(scope="module")
+def junk_and_digits(ds: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 MNIST test digits, 60 held-out generated non-digits (as PNGs, dark on light as a
+    scan) and a blank page."""
+    from softmax_core import settings
+    from softmax_core.negatives import negatives
+
+    folder = tmp_path_factory.mktemp("junk")
+    sd.write_pngs(folder / "digits", ds.x_test[:20], ds.y_test[:20])
+    (folder / "junk").mkdir()
+    for i, image in enumerate(negatives(60, seed=settings.HELDOUT_NEGATIVES_SEED)):
+        (folder / "junk" / f"junk{i:02d}.png").write_bytes(sd.png_bytes(255 - image))
+    (folder / "blank.png").write_bytes(sd.png_bytes(np.full((40, 30), 250, np.uint8)))
+    return folder
+
+
+def test_images_that_are_not_digits_are_rejected_rows_and_the_run_succeeds(
+    junk_and_digits: Path, model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "s.csv"
+    code, _, stderr = invoke("score", junk_and_digits, "-m", model, "-o", out, "--probs")
+    assert code == 0, stderr  # rejected rows are not failures
+    rows = sd.read_rows(out.read_text())
+    assert list(rows[0])[-11:] == [f"p{k}" for k in range(10)] + ["p_reject"]
+    junk = [r for r in rows if r["path"].startswith("junk/")]
+    rejected = [r for r in junk if r["status"] == "rejected"]
+    assert len(rejected) >= 0.6 * len(junk)  # about 76% at the default threshold
+    for r in rejected:
+        assert r["label"] == "" and r["confidence"] == r["p_reject"]
+        assert r["error"] == f"not a digit (p={float(r['p_reject']):.2f})"
+        assert float(r["p_reject"]) == max(float(r[k]) for k in list(r)[-11:])
+    digits = [r for r in rows if r["path"].startswith("digits/")]
+    assert sum(r["status"] == "ok" for r in digits) >= 19 and sd.accuracy(digits) >= 0.9
+    blank = next(r for r in rows if r["path"] == "blank.png")
+    assert (blank["status"], blank["error"], blank["confidence"], blank["p_reject"]) == (
+        "rejected",
+        "blank page",
+        "",
+        "",
+    )
+    n = len(rejected) + 1
+    assert f"rejected {n} images: {n - 1} not digits, 1 blank pages" in stderr
+    assert "failed" not in stderr
+
+    # the summary as JSON-able counts, and JSON Lines rows
+    jl = tmp_path / "s.jsonl"
+    code, _, _ = invoke("score", junk_and_digits, "-m", model, "-o", jl, "-f", "jsonl")
+    assert code == 0
+    lines = [json.loads(line) for line in jl.read_text().splitlines()]
+    first = next(r for r in lines if r["status"] == "rejected" and r["path"] != "blank.png")
+    assert first["label"] is None and first["error"].startswith("not a digit (p=")
+    assert isinstance(first["confidence"], float)
+    assert next(r for r in lines if r["path"] == "blank.png")["confidence"] is None
+
+    # --no-reject: every image gets a digit; the blank page is an error (exit 1) again
+    code, _, stderr = invoke("score", junk_and_digits, "-m", model, "-o", out, "--no-reject")
+    assert code == 1
+    rows = sd.read_rows(out.read_text())
+    assert {r["status"] for r in rows} == {"ok", "error"}
+    assert all(r["label"] in [str(k) for k in range(10)] for r in rows if r["status"] == "ok")
+
+    # a threshold of 1: only a "not a digit" of probability 1 rejects
+    code, _, _ = invoke("score", junk_and_digits, "-m", model, "-o", out, "--reject-threshold", 1)
+    assert code == 0
+    strict = [r for r in sd.read_rows(out.read_text()) if r["status"] == "rejected"]
+    assert len(strict) < n and all(
+        float(r["confidence"]) == 1.0 for r in strict[:-1] if r["confidence"]
+    )
+
+
+def test_a_bad_reject_threshold_is_exit_2(junk_and_digits: Path, model: Path) -> None:
+    code, _, stderr = invoke("score", junk_and_digits, "-m", model, "--reject-threshold", 1.5)
+    assert code == 2
+    assert "reject_threshold=1.5 is invalid; expected a number in [0, 1]" in stderr
+
+
+def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
+    junk_and_digits: Path, model: Path, tmp_path: Path
+) -> None:
+    queue = tmp_path / "queue"
+    out = tmp_path / "s.csv"
+    args = ["score", junk_and_digits, "-m", model, "-o", out, "--min-confidence", 0.0]
+    code, _, stderr = invoke(*args, "--review", queue)
+    assert code == 0, stderr
+    rows = sd.read_rows(out.read_text())
+    rejected = [r for r in rows if r["status"] == "rejected" and r["path"] != "blank.png"]
+    queued = sorted(p.name for p in (queue / "unlabelled").iterdir())
+    assert len(queued) == len(rejected)  # the blank page is not queued: nothing to label
+    for r in rejected:
+        stem = r["path"].replace("/", "~")
+        assert any(
+            q.startswith(f"{stem}__rejected__p{float(r['confidence']):.2f}__") for q in queued
+        )
+    assert "or rejected as not digits copied to" in stderr
+    sheet = (queue / "index.html").read_text()
+    assert "not a digit" in sheet
+    # the person confirms: not-a-digit/ is a class folder dataset add accepts
+    (queue / "not-a-digit").mkdir()
+    for name in queued[:3]:
+        (queue / "unlabelled" / name).rename(queue / "not-a-digit" / name)
+    from softmax_core.labelled import read_folder
+
+    read = read_folder(queue)
+    assert read.data.class_counts() == {**{str(d): 0 for d in range(10)}, "not-a-digit": 3}
+    assert set(read.data.labels.tolist()) == {10}

@@ -107,6 +107,7 @@ def test_the_options_become_the_scheduled_requests(command: str) -> None:
         "--output", "/srv/out.csv", "--margin", "0.01", "--min-dataset-accuracy", "0.8",
         "--alpha", "0.01", "--min-accuracy", "0.97", "--data-share", "0.2", "--epochs", "2",
         "--no-warm-start", "--retrain-cron", "0 4 * * 2", "--name", "digits", "--request",
+        "--max-reject-rate", "0.02", "--min-negatives-rejected", "0.8",
     ]  # fmt: skip
     cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
     options = cli_serve._options(cmd.make_context(command, args).params)
@@ -118,6 +119,7 @@ def test_the_options_become_the_scheduled_requests(command: str) -> None:
     assert (gate.margin, gate.min_dataset_accuracy, gate.alpha, gate.min_accuracy) == (
         0.01, 0.8, 0.01, 0.97,
     )  # fmt: skip
+    assert (gate.max_reject_rate, gate.min_negatives_rejected) == (0.02, 0.8)
     assert training.hyper.epochs == 2 and not training.hyper.warm_start
     assert training.target.action == "request"
     assert options.retrain_cron == "0 4 * * 2" and scoring.model.ref == "digits@champion"

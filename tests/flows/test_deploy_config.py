@@ -295,7 +295,9 @@ def test_deploy_writes_its_options_into_the_deployments() -> None:
         labelled="/srv/labelled",
         inbox="/srv/inbox",
         output="/srv/outbox/scores.csv",
-        gate=Gate(margin=0.01, min_dataset_accuracy=0.8),
+        gate=Gate(
+            margin=0.01, min_dataset_accuracy=0.8, max_reject_rate=0.02, min_negatives_rejected=0.8
+        ),
         retrain_cron="0 4 * * 2",
     )
     filled = service.deployment_spec(spec, options)

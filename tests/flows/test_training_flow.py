@@ -202,9 +202,10 @@ def test_artifacts_report_and_per_class_table(
     import json
 
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
-    assert [row["class"] for row in rows] == list(range(10))
-    assert sum(row["support"] for row in rows) == 10_000
-    assert all(0.85 < row["recall"] <= 1.0 for row in rows)
+    # the digits, then "not a digit" (MNIST has none: its support is 0)
+    assert [row["class"] for row in rows] == list(range(11))
+    assert sum(row["support"] for row in rows) == 10_000 and rows[10]["support"] == 0
+    assert all(0.85 < row["recall"] <= 1.0 for row in rows[:10])
     with _open(tmp_path / "reg", session_cache) as r:
         assert r.aliases("mnist") == {}  # action="publish": published, no alias moved
     assert summary.promoted is None
@@ -224,7 +225,7 @@ def test_end_to_end_s3_registry(
         _, model = r.load("digits:1")
     assert manifest.lineage["flow_run_id"] == str(state.state_details.flow_run_id)
     assert manifest.metrics["accuracy"] >= 0.95
-    assert model.W.shape == (Steps.named(settings.FEATURES).n_features, 10)
+    assert model.W.shape == (Steps.named(settings.FEATURES).n_features, 11)  # "not a digit"
 
     # What the flow wrote is plain S3: visible to any client, under the prefix.
     s3 = boto3.client("s3", endpoint_url=s3_env)
@@ -353,6 +354,42 @@ def test_warm_start_trains_from_the_champion(
     assert manifest.params["limit"] == 100
 
 
+@pytest.mark.slow
+def test_the_scheduled_retrain_warm_starts_an_eleven_class_model_from_a_ten_class_champion(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """After the upgrade, the weekly retrain (warm start, the default reject option) finds a
+    10-class champion written before it: the challenger copies its digits' columns, the
+    column "not a digit" starts at zero, and it is gated on its reject rates too."""
+    reg = str(tmp_path / "reg")
+    few = Hyper(features="pixels", epochs=1, limit=5000)
+    loose = Gate(min_accuracy=0.8)
+    old = _run(mnist_dir, session_cache, reg, data=Data(reject=False), hyper=few, gate=loose)
+    assert _published(old).ref == "mnist:1"
+    with _open(reg, tmp_path / "c1") as r:
+        assert r.load("mnist:1")[1].n_classes == 10
+
+    weekly = dataclasses.replace(few, warm_start=True)
+    # (pixels on 5,000 images reject few: the point here is that it runs and is gated)
+    lenient = Gate(min_accuracy=0.8, margin=0.05, max_reject_rate=0.05, min_negatives_rejected=0.05)
+    summary = _published(_run(mnist_dir, session_cache, reg, hyper=weekly, gate=lenient))
+    assert summary.ref == "mnist:2" and summary.lineage.warm_start_from == "mnist:1"
+    evaluation = summary.evaluation
+    assert evaluation.decision.reject_rate is not None and evaluation.negatives is not None
+    assert evaluation.negatives.domain == "held-out negatives" and evaluation.negatives.passed
+    with _open(reg, tmp_path / "c2") as r:
+        _, champion = r.load("mnist:2")
+    assert champion.n_classes == 11 and champion.info.warm_start == "mnist:1"
+
+    # the same gate, strict about held-out negatives: refused, with what to do
+    strict = dataclasses.replace(lenient, min_negatives_rejected=1.0)
+    refused = _run(mnist_dir, session_cache, reg, hyper=weekly, gate=strict)
+    assert refused.is_failed()
+    message = str(refused.result(raise_on_failure=False))
+    assert "gate refused the model on held-out negatives: it rejects" in message
+    assert "--min-negatives-rejected" in message and "nothing was published" in message
+
+
 def test_warm_start_without_champion_is_not_found(
     mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
@@ -402,7 +439,7 @@ def test_publish_failing_after_blob_upload_leaves_no_version_and_rerun_succeeds(
     with _open(reg, session_cache) as r:
         manifest, model = r.load("mnist@champion")
     assert manifest.version == 1
-    assert model.W.shape == (Steps.named(settings.FEATURES).n_features, 10)
+    assert model.W.shape == (Steps.named(settings.FEATURES).n_features, 11)  # "not a digit"
 
 
 class _Always500(http.server.BaseHTTPRequestHandler):

@@ -201,7 +201,7 @@ def test_evaluate_fn_gates_against_floor_and_champion(
     floor, vs = body()
     assert floor.decision.rule == "floor" and floor.domains == ()
     assert floor.report.accuracy == pytest.approx(floor.decision.accuracy)
-    assert floor.report.n == 10_000 and len(floor.report.per_class) == 10
+    assert floor.report.n == 10_000 and len(floor.report.per_class) == 11  # and "not a digit"
     assert vs.decision.rule == "non-inferiority" and vs.decision.champion == "m:1"
     assert vs.decision.p_worse is not None and vs.decision.p_worse < 1e-10
 

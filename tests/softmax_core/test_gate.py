@@ -246,3 +246,48 @@ def test_bad_thresholds_are_refused(labels: np.ndarray, kwargs: dict, match: str
 def test_mismatched_champion_predictions_are_refused(labels: np.ndarray) -> None:
     with pytest.raises(InvalidInputError, match="same length"):
         gate.decide(labels, labels, champion_pred=labels[:-1])
+
+
+# --- the reject option ----------------------------------------------------------------------
+
+
+def test_a_model_that_rejects_too_many_digits_is_refused_with_what_to_do(
+    labels: np.ndarray,
+) -> None:
+    pred = labels.copy()
+    pred[:15] = 10  # 1.5% of the 1,000 digits rejected: errors, and over 1%
+    d = gate.decide(labels, pred, min_accuracy=0.9, max_reject_rate=0.01)
+    assert not d.passed and d.rule == gate.RULE_REJECT_RATE
+    assert d.reject_rate == pytest.approx(0.015) and d.shortfall == pytest.approx(0.005)
+    assert (
+        "rejects 1.50% of MNIST test as not digits (15 of 1000 images), over the 1% allowed"
+        in d.message
+    )
+    assert "--negatives-share" in d.advice and "--max-reject-rate" in d.advice
+    assert "next step:" in str(d.error())
+    ok = gate.decide(labels, pred, min_accuracy=0.9, max_reject_rate=0.02)
+    assert ok.passed and "rejects 1.50% as not digits" in ok.message
+    assert gate.decide(labels, pred, min_accuracy=0.9).reject_rate is None  # not asked
+    assert json.loads(json.dumps(d.to_dict()))["reject_rate"] == pytest.approx(0.015)
+
+
+def test_held_out_negatives_must_be_rejected_enough() -> None:
+    pred = np.full(2000, 10)
+    pred[:300] = 4  # 85% rejected
+    d = gate.decide_negatives(pred, min_rejected=0.9)
+    assert not d.passed and d.rule == gate.RULE_NEGATIVES and d.domain == gate.NEGATIVES
+    assert d.accuracy == pytest.approx(0.85) and d.shortfall == pytest.approx(0.05)
+    assert (
+        "rejects 85.0% of 2000 held-out generated non-digits, under the 90% required" in d.message
+    )
+    assert "--min-negatives-rejected" in d.advice
+    refused = str(gate.refusal([gate.decide(pred % 10, pred % 10), d]))
+    assert "gate refused the model on held-out negatives" in refused
+    assert "nothing was published" in refused
+    passed = gate.decide_negatives(pred, min_rejected=0.8)
+    assert passed.passed
+    assert passed.message == (
+        "gate passed on held-out negatives: it rejects 85.0% of 2000 (at least 80% required)"
+    )
+    with pytest.raises(InvalidInputError, match="min_rejected"):
+        gate.decide_negatives(pred, min_rejected=1.5)

@@ -252,3 +252,21 @@ def test_a_file_over_the_size_cap_is_a_failure_row(
     monkeypatch.setattr(settings, "MAX_IMAGE_BYTES", 32768)  # the printed digits are ~5 KB
     reasons = dict(read_folder(root).failures)
     assert reasons == {"4/huge.png": "over size cap: 65,536 bytes, over the cap of 32,768"}
+
+
+def test_a_not_a_digit_folder_is_the_class_10(printed: Path, tmp_path: Path) -> None:
+    from softmax_core.negatives import negatives
+
+    root = copy(printed, tmp_path / "d")
+    (root / "not-a-digit" / "logos").mkdir(parents=True)
+    for i, image in enumerate(negatives(5, seed=1)):
+        Image.fromarray(255 - image).save(root / "not-a-digit" / "logos" / f"n{i}.png")
+    read = read_folder(root)
+    assert read.failures == [] and len(read.data) == 125
+    assert read.data.class_counts() == {**{str(d): 12 for d in range(10)}, "not-a-digit": 5}
+    junk = read.data.labels == 10
+    assert sorted(read.data.paths[junk]) == [f"not-a-digit/logos/n{i}.png" for i in range(5)]
+    back = Labelled.from_bytes(read.data.to_bytes(), origin="t")
+    np.testing.assert_array_equal(back.labels, read.data.labels)
+    # a folder of digits only keeps its counts as they were (no "not-a-digit": 0)
+    assert "not-a-digit" not in read_folder(printed).data.class_counts()

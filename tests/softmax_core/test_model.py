@@ -17,7 +17,7 @@ from PIL import Image
 
 from softmax_core.errors import DataFormatError, DataNotFoundError, ImageError, InvalidInputError
 from softmax_core.images import read_digit
-from softmax_core.model import FORMAT, INPUT_SCHEMA, Model, ModelInfo
+from softmax_core.model import FORMAT, INPUT_SCHEMA, REJECT, Model, ModelInfo, decide
 from softmax_core.preprocess import Steps
 from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
@@ -78,15 +78,19 @@ def digits(n: int = 5) -> np.ndarray:
         ("pixels", (784, 9), (10,)),
         ("pixels", (784, 10), (9,)),
         ("pixels", (784,), (10,)),
+        ("pixels", (784, 12), (12,)),
+        ("pixels", (784, 11), (10,)),
     ],
-    ids=["392-for-pixels", "784-for-hog", "9-classes", "9-biases", "1-D"],
+    ids=["392-for-pixels", "784-for-hog", "9-classes", "9-biases", "1-D", "12-classes", "11-vs-10"],
 )
 def test_weights_of_the_wrong_shape_are_refused(
     features: str, W: tuple[int, ...], b: tuple[int, ...]
 ) -> None:
     steps = Steps.named(features)
     d = steps.n_features
-    with pytest.raises(InvalidInputError, match=rf"expected float32 W \({d}, 10\) and b \(10,\)"):
+    with pytest.raises(
+        InvalidInputError, match=rf"expected float32 W \({d}, k\) and b \(k,\) with k 10 or 11"
+    ):
         Model(W=np.zeros(W, np.float32), b=np.zeros(b, np.float32), steps=steps, ref="m.npz")
 
 
@@ -212,7 +216,7 @@ def test_a_hog_model_file_round_trips_with_its_parameters(tmp_path: Path) -> Non
 
 def test_a_file_whose_weights_do_not_fit_its_steps_is_refused() -> None:
     hog = {"format": FORMAT, "preprocessing": {"steps": Steps.named("hog").to_json()}}
-    with pytest.raises(DataFormatError, match=r"m\.npz: .*expected float32 W \(392, 10\)"):
+    with pytest.raises(DataFormatError, match=r"m\.npz: .*expected float32 W \(392, k\)"):
         Model.from_bytes(npz(hog), origin="m.npz")
 
 
@@ -359,3 +363,64 @@ def test_damaged_history_entries_are_left_out() -> None:
     good = dataclasses.asdict(HISTORY[0])
     history = [good, {**good, "loss": "high"}, {"epoch": 2}, "epoch 3", {**good, "epoch": True}]
     assert ModelInfo.from_json({"history": history}, "m.npz").history == (HISTORY[0],)
+
+
+# --- the class "not a digit" ----------------------------------------------------------------
+
+
+def eleven(features: str = "pixels") -> Model:
+    steps = Steps.named(features)
+    rng = np.random.default_rng(11)
+    return Model(
+        W=rng.normal(size=(steps.n_features, 11)).astype(np.float32),
+        b=rng.normal(size=11).astype(np.float32),
+        steps=steps,
+    )
+
+
+def test_an_eleven_class_model_predicts_eleven_probabilities_and_round_trips(
+    tmp_path: Path,
+) -> None:
+    model = eleven()
+    assert model.n_classes == 11 and model.can_reject and not make().can_reject
+    probs = model.predict_proba(digits())
+    assert probs.shape == (5, 11)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    path = model.save(tmp_path / "m.npz")
+    assert meta_of(path)["input_schema"]["classes"] == 11
+    again = Model.load(path)
+    np.testing.assert_array_equal(again.W, model.W)
+    np.testing.assert_array_equal(again.predict_proba(digits()), probs)
+    assert Model.load(make().save(tmp_path / "ten.npz")).n_classes == 10
+    assert meta_of(tmp_path / "ten.npz")["input_schema"] == INPUT_SCHEMA
+
+
+def test_with_classes_adds_a_zero_not_a_digit_column_and_keeps_the_digits() -> None:
+    ten = make()
+    upgraded = ten.with_classes(11)
+    assert upgraded.W.shape == (ten.W.shape[0], 11) and upgraded.b.shape == (11,)
+    np.testing.assert_array_equal(upgraded.W[:, :10], ten.W)
+    np.testing.assert_array_equal(upgraded.b[:10], ten.b)
+    assert not upgraded.W[:, 10].any() and upgraded.b[10] == 0
+    # the digits it reads are the same (the new class starts where no digit wins for sure)
+    assert upgraded.with_classes(11) is upgraded and ten.with_classes(10) is ten
+    back = upgraded.with_classes(10)
+    np.testing.assert_array_equal(back.W, ten.W)
+    with pytest.raises(InvalidInputError, match="10 or 11 classes, not 12"):
+        ten.with_classes(12)
+
+
+def test_decide_rejects_where_not_a_digit_is_the_largest_and_over_the_threshold() -> None:
+    probs = np.array(
+        [
+            [0.9, 0.05, 0, 0, 0, 0, 0, 0, 0, 0, 0.05],  # a 0
+            [0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.9],  # not a digit, sure
+            [0.3, 0.0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0.4],  # not a digit, the largest but unsure
+            [0.0, 0.6, 0, 0, 0, 0, 0, 0, 0, 0, 0.4],  # a 1, though 0.4 not a digit
+        ],
+        np.float32,
+    )
+    np.testing.assert_array_equal(decide(probs, 0.0), [0, REJECT, REJECT, 1])
+    np.testing.assert_array_equal(decide(probs, 0.5), [0, REJECT, 0, 1])
+    np.testing.assert_array_equal(decide(probs, None), [0, 0, 0, 1])  # rejection off
+    np.testing.assert_array_equal(decide(probs[:, :10], 0.0), [0, 0, 0, 1])  # 10 classes

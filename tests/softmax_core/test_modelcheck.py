@@ -34,10 +34,23 @@ def test_a_good_model_loads() -> None:
     assert Model.from_bytes(_npz()).W.shape == (784, 10)
 
 
-@pytest.mark.parametrize("shape", [(100, 3), (784, 0), (784, 11)], ids=["100x3", "784x0", "784x11"])
+@pytest.mark.parametrize("shape", [(100, 3), (784, 0), (784, 12)], ids=["100x3", "784x0", "784x12"])
 def test_weights_of_the_wrong_shape_are_refused(shape: tuple[int, int]) -> None:
-    with pytest.raises(DataFormatError, match=r"expected float32 W \(784, 10\)"):
+    with pytest.raises(
+        DataFormatError, match=r"expected float32 W \(784, k\) and b \(k,\), k 10 or 11"
+    ):
         Model.from_bytes(_npz(W=np.zeros(shape, np.float32)))
+
+
+def test_an_eleven_class_model_loads_and_its_biases_must_match() -> None:
+    assert (
+        Model.from_bytes(
+            _npz(W=np.zeros((784, 11), np.float32), b=np.zeros(11, np.float32))
+        ).n_classes
+        == 11
+    )
+    with pytest.raises(DataFormatError, match="k 10 or 11"):
+        Model.from_bytes(_npz(W=np.zeros((784, 11), np.float32)))  # b has 10
 
 
 def test_huge_weights_that_make_nan_probabilities_are_refused() -> None:
@@ -124,7 +137,7 @@ def test_the_recorded_steps_are_parsed_once_into_typed_steps() -> None:
 def test_weights_are_checked_against_the_width_of_the_steps() -> None:
     modelcheck.check_weights(np.zeros((392, 10), np.float32), np.zeros(10, np.float32), 392, "m")
     with pytest.raises(
-        DataFormatError, match=r"^m: weights have W\(784, 10\) float32.*W \(392, 10\)"
+        DataFormatError, match=r"^m: weights have W\(784, 10\) float32.*W \(392, k\)"
     ):
         modelcheck.check_weights(
             np.zeros((784, 10), np.float32), np.zeros(10, np.float32), 392, "m"

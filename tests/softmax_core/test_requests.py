@@ -93,8 +93,18 @@ BAD: list[tuple[type, str, str, Any, str]] = [
     (Hyper, "calibration_images", "calibration_images", 5000.0, "an integer >= 0"),
     *[
         (Gate, name, name, value, "a number in [0, 1]")
-        for name in ("min_accuracy", "min_dataset_accuracy")
+        for name in (
+            "min_accuracy",
+            "min_dataset_accuracy",
+            "max_reject_rate",
+            "min_negatives_rejected",
+        )
         for value in (-0.01, 1.01, math.nan, "0.9", True)
+    ],
+    (Data, "reject", "reject", "yes", FLAG),
+    *[
+        (Data, "negatives_share", "negatives_share", value, "a number in [0, 1]")
+        for value in (-0.1, 1.5, math.nan, "0.1")
     ],
     *[(Gate, "alpha", "alpha", value, "a number in (0, 1)") for value in (0, 1, 1.5, None)],
     *[
@@ -122,6 +132,11 @@ BAD: list[tuple[type, str, str, Any, str]] = [
     (Review, "min_confidence", "min_confidence", 1.5, "a number in [0, 1]"),
     (Review, "min_confidence", "min_confidence", -0.5, "a number in [0, 1]"),
     (Review, "review", "queue", "", TEXT),
+    (Review, "reject", "reject", 1, FLAG),
+    *[
+        (Review, "reject_threshold", "reject_threshold", value, "a number in [0, 1]")
+        for value in (-0.1, 1.01, math.nan, None)
+    ],
 ]
 
 
@@ -233,6 +248,8 @@ DEFAULTS: dict[str, Any] = {
     "Data.inbox": None,
     "Data.inbox_dataset": settings.INBOX_DATASET,
     "Data.skip_unchanged": False,
+    "Data.reject": settings.REJECT,
+    "Data.negatives_share": settings.NEGATIVES_SHARE,
     "Hyper.features": settings.FEATURES,
     "Hyper.epochs": settings.EPOCHS,
     "Hyper.seed": settings.SEED,
@@ -249,6 +266,8 @@ DEFAULTS: dict[str, Any] = {
     "Gate.alpha": settings.ALPHA,
     "Gate.min_dataset_accuracy": settings.DATASET_MIN_ACCURACY,
     "Gate.margin": settings.MARGIN,
+    "Gate.max_reject_rate": settings.MAX_REJECT_RATE,
+    "Gate.min_negatives_rejected": settings.MIN_NEGATIVES_REJECTED,
     "Target.location": Location(),
     "Target.name": settings.MODEL_NAME,
     "Target.alias": settings.ALIAS,
@@ -266,6 +285,8 @@ DEFAULTS: dict[str, Any] = {
     "Performance.retries": Retries(),
     "Review.min_confidence": settings.MIN_CONFIDENCE,
     "Review.queue": None,
+    "Review.reject": settings.REJECT,
+    "Review.reject_threshold": settings.REJECT_THRESHOLD,
     "TrainingRequest.data": Data(),
     "TrainingRequest.hyper": Hyper(),
     "TrainingRequest.gate": Gate(),
@@ -450,3 +471,10 @@ def test_the_weight_of_users_images_follows_their_share() -> None:
     assert Data().weight_for(100, 60_000) == 60
     assert Data(data_share=0.2).weight_for(164, 60_000) == 74
     assert Data(data_weight=3).weight_for(164, 60_000) == 3
+
+
+def test_how_many_negatives_go_with_the_mnist_images() -> None:
+    assert Data().n_negatives(60_000) == round(settings.NEGATIVES_SHARE * 60_000)
+    assert Data(negatives_share=0.05).n_negatives(1_000) == 50
+    assert Data(negatives_share=0.0).n_negatives(60_000) == 0
+    assert Data(reject=False).n_negatives(60_000) == 0

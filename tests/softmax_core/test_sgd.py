@@ -165,3 +165,39 @@ def test_bad_sample_weights_are_named(weights: np.ndarray, match: str) -> None:
     X, y = blobs(50)
     with pytest.raises(InvalidInputError, match=match):
         fit(X, y, Hyper(epochs=1), sample_weight=weights)
+
+
+def test_eleven_classes_learn_the_eleventh() -> None:
+    """The class "not a digit" (10) is one more softmax column: labels 0..10, W (d, 11)."""
+    X, y = blobs(800)
+    rng = np.random.default_rng(3)
+    far = (rng.normal(size=(80, X.shape[1])) + 12.0).astype(np.float32)  # an 11th cluster
+    X11, y11 = np.concatenate([X, far]), np.concatenate([y, np.full(80, 10)])
+    fitted = fit(X11, y11, Hyper(epochs=10, learning_rate=0.05), n_classes=11)
+    assert fitted.W.shape == (20, 11) and fitted.b.shape == (11,)
+    assert np.mean(predict(fitted, far) == 10) > 0.95
+    with pytest.raises(InvalidInputError, match=r"label 10 at index 800 is outside 0\.\.9"):
+        fit(X11, y11, Hyper(epochs=1))  # 10 classes: 10 is not a label
+    with pytest.raises(InvalidInputError, match="n_classes=12 is invalid; expected 10 or 11"):
+        fit(X, y, Hyper(epochs=1), n_classes=12)
+    with pytest.raises(InvalidInputError, match=r"expected W\(20, 11\), b\(11,\)"):
+        fit(X11, y11, Hyper(epochs=1), init=(np.zeros((20, 10)), np.zeros(10)), n_classes=11)
+
+
+def test_frozen_columns_never_move() -> None:
+    X, y = blobs(300)
+    base = fit(X, y, Hyper(epochs=3, learning_rate=0.05))
+    rng = np.random.default_rng(5)
+    far = (rng.normal(size=(40, X.shape[1])) + 12.0).astype(np.float32)
+    X11, y11 = np.concatenate([X, far]), np.concatenate([y, np.full(40, 10)])
+    W0 = np.concatenate([base.W, np.zeros((20, 1), np.float32)], axis=1)
+    b0 = np.concatenate([base.b, np.zeros(1, np.float32)])
+    hyper = Hyper(epochs=3, learning_rate=0.05, l2=1e-3)
+    fitted = fit(X11, y11, hyper, init=(W0, b0), n_classes=11, frozen=10)
+    np.testing.assert_array_equal(fitted.W[:, :10], base.W)
+    np.testing.assert_array_equal(fitted.b[:10], base.b)
+    assert np.mean(predict(fitted, far) == 10) > 0.95  # the free column learned
+    same = predict(fitted, X) == predict(base, X)
+    assert same.mean() > 0.95  # the others are read as before, but where the new class wins
+    with pytest.raises(InvalidInputError, match="frozen=10 is invalid"):
+        fit(X11, y11, hyper, n_classes=11, frozen=10)  # nothing to freeze without init

@@ -1,0 +1,142 @@
+"""Digits as pages leave them: training digits with a page's leftovers, for the reject option.
+
+A model with the class "not a digit" learns from generated non-digits
+(``softmax_core.negatives``) that blobs, stray strokes, letters and specks mean junk. The
+page steps (``softmax_core.page``) remove ruling lines, grids and box frames, but a
+frame's side or corner, a comb's tick, a neighbour's edge, a grey patch of uneven light or
+a printed glyph can stay beside a real digit in the prepared 28×28 image, and such a digit
+then looks like junk to the model: it is rejected (1.3–4.3% of form digits, measured on
+``tests/forms.py`` pages, without this). So the model is also shown digits with those
+leftovers, labelled as the digits they are: :func:`cluttered` takes training digits
+(a share of them printed with the DejaVu faces instead, prepared as scoring prepares
+images) and adds, in the prepared 28×28 image where they are seen, one or two of:
+``frame`` (straight sides of a box around the ink, whole or in part), ``tick`` (a comb's
+short upright strokes at the bottom corners), ``neighbour`` (the edge of another digit
+at the left or right border), ``patch`` (a faint grey block at a border: uneven light) and
+``specks``.
+
+Drawn where the model sees them rather than on whole pages: the page steps cost tens of
+milliseconds a lined page, and training draws thousands. Made from the training split only
+(never the test digits the benchmarks draw forms from); deterministic for a given
+generator.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+SIDE = 28
+PAGE = 56  # printed digits are drawn on a page this size, then prepared
+PRINTED = 0.15  # share of printed digits
+FONTS = Path("/usr/share/fonts/truetype/dejavu")
+FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf")
+LEFTOVERS = ("frame", "tick", "neighbour", "patch", "specks")
+
+
+@cache
+def _font(face: str, size: int) -> Any:
+    from PIL import ImageFont
+
+    path = FONTS / face
+    if path.is_file():
+        return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
+
+
+def _printed_page(label: int, rng: np.random.Generator) -> NDArray[np.uint8]:
+    """A printed digit, dark on a light page."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (PAGE, PAGE), int(rng.integers(200, 256)))
+    font = _font(FACES[int(rng.integers(len(FACES)))], int(rng.integers(28, 46)))
+    ink = int(rng.integers(0, 80))
+    ImageDraw.Draw(img).text((PAGE / 2, PAGE / 2), str(label), fill=ink, font=font, anchor="mm")
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _ink_box(d: NDArray[np.float32]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the ink, inclusive."""
+    rows, cols = np.flatnonzero(d.max(axis=1) > 0.1), np.flatnonzero(d.max(axis=0) > 0.1)
+    if not len(rows):
+        return 4, 4, SIDE - 5, SIDE - 5
+    return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+
+
+def _add(d: NDArray[np.float32], kind: str, other: NDArray[np.float32], rng: Any) -> None:
+    """One leftover of ``kind`` maxed into the prepared digit ``d`` (in place)."""
+    top, left, bottom, right = _ink_box(d)
+    level = float(rng.uniform(0.4, 1.0))
+    width = int(rng.integers(1, 3))
+    if kind == "frame":
+        pad = int(rng.integers(1, 4))
+        t, l_ = max(top - pad, 0), max(left - pad, 0)
+        b, r = min(bottom + pad, SIDE - width), min(right + pad, SIDE - width)
+        for side in rng.choice(4, size=int(rng.integers(1, 4)), replace=False).tolist():
+            lo, hi = sorted(rng.uniform(0, 1, 2))
+            if side in (0, 2):  # top or bottom: a run along the row
+                row = t if side == 0 else b
+                a, z = l_ + int(lo * (r - l_)), l_ + max(int(hi * (r - l_)), 1)
+                np.maximum(d[row : row + width, a:z], level, out=d[row : row + width, a:z])
+            else:
+                col = l_ if side == 3 else r
+                a, z = t + int(lo * (b - t)), t + max(int(hi * (b - t)), 1)
+                np.maximum(d[a:z, col : col + width], level, out=d[a:z, col : col + width])
+    elif kind == "tick":
+        base = min(bottom + int(rng.integers(0, 3)), SIDE - 1)
+        tall = int(rng.integers(3, 9))
+        for col in (
+            max(left - int(rng.integers(1, 4)), 0),
+            min(right + int(rng.integers(1, 4)), SIDE - 1),
+        ):
+            np.maximum(d[base - tall : base + 1, col], level, out=d[base - tall : base + 1, col])
+    elif kind == "neighbour":
+        shift = int(rng.integers(15, 23)) * (1 if rng.random() < 0.5 else -1)
+        moved = np.zeros_like(d)
+        if shift > 0:
+            moved[:, shift:] = other[:, : SIDE - shift]
+        else:
+            moved[:, :shift] = other[:, -shift:]
+        np.maximum(d, moved * level, out=d)
+    elif kind == "patch":
+        h, w = (int(v) for v in rng.integers(4, 13, 2))
+        at_top, at_left = rng.random(2) < 0.5
+        rows = slice(0, h) if at_top else slice(SIDE - h, SIDE)
+        cols = slice(0, w) if at_left else slice(SIDE - w, SIDE)
+        np.maximum(d[rows, cols], float(rng.uniform(0.1, 0.45)), out=d[rows, cols])
+    else:  # specks
+        k = int(rng.integers(2, 9))
+        ys, xs = rng.integers(0, SIDE, k), rng.integers(0, SIDE, k)
+        d[ys, xs] = np.maximum(d[ys, xs], rng.uniform(0.3, 1.0, k).astype(np.float32))
+
+
+def cluttered(
+    images: NDArray[Any], labels: NDArray[Any], n: int, rng: np.random.Generator
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """``n`` digits drawn from ``images (m, 28, 28)`` (prepared: bright on dark, uint8)
+    with their ``labels``, each with one or two leftovers of a page (see the module doc):
+    ``(n, 28, 28) uint8`` and their labels ``(n,) uint8``."""
+    from softmax_core.normalize import as_float, normalize_stack
+
+    if n <= 0:
+        return np.zeros((0, SIDE, SIDE), np.uint8), np.zeros(0, np.uint8)
+    pick = rng.integers(0, len(labels), size=n)
+    others = rng.integers(0, len(labels), size=n)
+    ys = np.asarray(labels)[pick].astype(np.uint8)
+    digits = as_float(np.asarray(images)[pick]).copy()
+    printed = np.flatnonzero(rng.random(n) < PRINTED)
+    if len(printed):
+        pages: NDArray[Any] = np.stack([_printed_page(int(ys[i]), rng) for i in printed.tolist()])
+        made, errors = normalize_stack(pages)
+        for i, digit, error in zip(printed.tolist(), made, errors, strict=True):
+            if error is None:
+                digits[i] = digit
+    for i in range(n):
+        other = as_float(np.asarray(images[int(others[i])]))
+        for kind in rng.choice(LEFTOVERS, size=int(rng.integers(1, 3)), replace=False).tolist():
+            _add(digits[i], str(kind), other, rng)
+    return np.rint(np.clip(digits, 0.0, 1.0) * 255).astype(np.uint8), ys
