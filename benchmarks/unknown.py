@@ -41,6 +41,8 @@ from numpy.typing import NDArray
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from softmax_core import settings  # noqa: E402
+from softmax_core.model import decide  # noqa: E402
 from tests import forms, nondigits  # noqa: E402  (the builders the tests use)
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -48,19 +50,22 @@ REJECT = 10  # the "not a digit" class of an 11-class model
 
 
 def rejected(probs: NDArray[Any], threshold: float | None = None) -> NDArray[np.bool_]:
-    """(n,) which rows of a probability matrix (n, k) a model rejects: for k = 11, those
-    whose most likely class is ``REJECT``; for k = 10, those whose highest probability is
-    under ``threshold`` (none without one). With k = 11 and a threshold, the rows whose
-    highest digit probability is under it are rejected too."""
+    """(n,) which rows of a probability matrix (n, k) a model rejects, as ``score`` does:
+    for k = 11, :func:`softmax_core.model.decide`'s rule ("not a digit" the most likely
+    class and at least ``threshold``, default ``settings.REJECT_THRESHOLD``); for k = 10
+    (the max-probability baseline), those whose highest probability is under
+    ``threshold`` (none without one)."""
     p = np.asarray(probs)
     if p.ndim != 2 or p.shape[1] not in (10, 11):
         raise ValueError(f"expected probabilities (n, 10) or (n, 11), got {p.shape}")
-    out = np.zeros(len(p), dtype=bool)
     if p.shape[1] == 11:
-        out |= p.argmax(axis=1) == REJECT
-    if threshold is not None:
-        out |= p[:, :10].max(axis=1) < threshold
-    return out
+        at = settings.REJECT_THRESHOLD if threshold is None else threshold
+        out: NDArray[np.bool_] = decide(p, at) == REJECT
+        return out
+    if threshold is None:
+        return np.zeros(len(p), dtype=bool)
+    below: NDArray[np.bool_] = p.max(axis=1) < threshold
+    return below
 
 
 def keeping(probs: NDArray[Any], keep: float) -> float:
@@ -162,7 +167,7 @@ def main() -> None:
     all_unseen = sum(n for _, n, _, _ in rows)
     unseen_rej = sum(s * n for _, n, _, s in rows) / all_unseen
     rule = (
-        f"class {REJECT}" + (f" or max p < {threshold:.4f}" if threshold is not None else "")
+        f"p(not a digit) the largest and >= {threshold or settings.REJECT_THRESHOLD:g}"
         if k == 11
         else f"max p < {threshold:.4f}"
     )
@@ -181,7 +186,9 @@ def main() -> None:
             f"| {100 * r_neg[sel].mean():.1f}% rejected |"
         )
     kept_mnist = 1 - rejected(p_mnist, threshold).mean()
-    acc_mnist = float(np.mean((p_mnist.argmax(axis=1) == y) & ~rejected(p_mnist, threshold)))
+    acc_mnist = float(
+        np.mean((p_mnist[:, :10].argmax(axis=1) == y) & ~rejected(p_mnist, threshold))
+    )
     print(f"| real digits | MNIST test | {len(y)} | | {100 * kept_mnist:.2f}% kept |")
     labels = np.array([int(f.stem.split("_")[1]) for f in form_files])
     form_kinds = np.array([f.parent.name for f in form_files])
@@ -193,7 +200,7 @@ def main() -> None:
     print(
         f"| digits on pages | **all** | {len(form_files)} | {int(forms_blank.sum())} | **{100 * (1 - r_forms.mean()):.1f}% kept** |"
     )
-    right_forms = float(np.mean((p_forms.argmax(axis=1) == labels) & ~r_forms))
+    right_forms = float(np.mean((p_forms[:, :10].argmax(axis=1) == labels) & ~r_forms))
     print(
         f"\nMNIST test read right: {100 * np.mean(p_mnist.argmax(axis=1) == y):.2f}%, "
         f"read right and kept: {100 * acc_mnist:.2f}%; form digits: "

@@ -112,12 +112,21 @@ class EvaluationReport:
     ece: float | None = None
     ece_uncalibrated: float | None = None
 
+    @property
+    def reject_rate(self) -> float | None:
+        """The share of the images predicted "not a digit" (the 11th column of an 11-class
+        confusion matrix, all of them errors on a set of digits); None for 10 classes."""
+        if len(self.confusion) <= 10 or self.n == 0:
+            return None
+        return sum(row[10] for row in self.confusion) / self.n
+
     def to_json(self) -> dict[str, Any]:
-        """``{"accuracy", "n", "ece", "ece_uncalibrated", "per_class": [{"class",
-        "precision", "recall", "support"}], "confusion", "data_digest"}`` (``data_digest``
-        and the two ECEs, with the model's temperature and at ``T = 1``, only when known)."""
+        """``{"accuracy", "n", "reject_rate", "ece", "ece_uncalibrated", "per_class":
+        [{"class", "precision", "recall", "support"}], "confusion", "data_digest"}``
+        (``reject_rate`` for an 11-class model; ``data_digest`` and the two ECEs, with the
+        model's temperature and at ``T = 1``, only when known)."""
         doc: dict[str, Any] = {"accuracy": self.accuracy, "n": self.n}
-        for key in ("ece", "ece_uncalibrated"):
+        for key in ("reject_rate", "ece", "ece_uncalibrated"):
             if getattr(self, key) is not None:
                 doc[key] = getattr(self, key)
         doc["per_class"] = [c.to_json() for c in self.per_class]

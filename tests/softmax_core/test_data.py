@@ -885,7 +885,7 @@ def test_hog_features_are_cached_and_a_warm_start_across_feature_sets_is_refused
     assert (small_ds.path / "features" / steps.key / "train.npy").is_file()
     np.testing.assert_array_equal(got, steps.features(small["x_train"]))
     hog_model = train(small_ds, Hyper(features="hog", epochs=1))
-    assert hog_model.W.shape == (392, 10) and hog_model.info.params["features"] == "hog"
+    assert hog_model.W.shape == (392, 11) and hog_model.info.params["features"] == "hog"
     assert train(small_ds, Hyper(features="hog", epochs=1), init=hog_model).W.shape == (392, 10)
     with pytest.raises(InvalidInputError, match="champion uses features 'hog', this run 'deskew'"):
         train(small_ds, Hyper(features="deskew", epochs=1), init=hog_model)

@@ -181,3 +181,14 @@ def test_evaluation_report_carries_both_calibration_errors_through_json() -> Non
     doc = json.loads(json.dumps(r.to_json()))
     assert doc["ece"] == 0.01 and doc["ece_uncalibrated"] == 0.03
     assert metrics.EvaluationReport.from_json(doc) == r
+
+
+def test_an_eleven_class_report_says_its_reject_rate() -> None:
+    y = np.array([0, 1, 2, 3])
+    pred = np.array([0, 10, 2, 10])  # two digits rejected ("not a digit", class 10)
+    rep = metrics.report(y, pred, 11)
+    assert rep.reject_rate == 0.5
+    assert rep.to_json()["reject_rate"] == 0.5
+    assert rep.accuracy == 0.5  # a rejected digit is an error
+    ten = metrics.report(y, np.array([0, 1, 2, 2]))
+    assert ten.reject_rate is None and "reject_rate" not in ten.to_json()
