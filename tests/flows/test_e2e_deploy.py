@@ -133,14 +133,24 @@ def stack(tmp_path: Path) -> Iterator[tuple[ProcessTracker, PrefectServer]]:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+def bucket_keys(endpoint: str) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION)
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+
+
 def registry_state(endpoint: str, cache: Path) -> tuple[list[int], dict[str, int], list[str]]:
-    """(version numbers, aliases, every key in the bucket) of mnist in the test registry."""
+    """(version numbers, aliases, every key in the bucket but the scoring runs' profiles)
+    of mnist in the test registry: what training, publishing and approving write."""
     with Registry.open(REGISTRY, endpoint_url=endpoint, cache_dir=cache) as reg:
         versions = reg.version_numbers("mnist")
         aliases = reg.aliases("mnist") if versions else {}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION)
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-    return versions, aliases, sorted(keys)
+    keys = [k for k in bucket_keys(endpoint) if "/monitoring/" not in k]
+    return versions, aliases, keys
+
+
+def profiles(endpoint: str) -> list[str]:
+    """The profiles the scoring runs stored (the worker's trainer key writes monitoring/)."""
+    return [k for k in bucket_keys(endpoint) if "/monitoring/mnist/profiles/" in k]
 
 
 def deployment_id(server: PrefectServer, name: str) -> UUID:
@@ -442,6 +452,7 @@ def test_scheduled_deployments_end_to_end(
     lap("score-inbox triggered by mnist@champion -> 1")
     versions, aliases, keys_after_1 = registry_state(s3_endpoint, check_cache)
     assert versions == [1] and aliases == {"champion": 1}
+    assert len(profiles(s3_endpoint)) == 1  # the scoring run's profile, with the worker's key
 
     # the server's scheduler has planned the next runs from the cron: Mondays, 03:00 UTC
     planned = wait_until("scheduled runs of retrain", lambda: scheduled(server, RETRAIN), 120)
@@ -489,6 +500,7 @@ def test_scheduled_deployments_end_to_end(
     run = wait_final(server, tracker, scored, "worker-2", RUN_TIMEOUT)
     assert run.state.is_completed(), f"{run.state}\n{tail(tracker.log('worker-2'))}"
     assert check_scores(outbox / "s.csv", truth) >= N_DIGITS - 3
+    assert len(profiles(s3_endpoint)) == 2
     lap("score-inbox completed")
 
     run = wait_final(server, tracker, doomed, "worker-1", CRASH_WINDOW + 2 * HEARTBEAT)
