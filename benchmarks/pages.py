@@ -264,7 +264,7 @@ def main() -> None:
     if model.can_reject:
         from softmax_core.train import heldout_negatives
 
-        held = float(np.mean(model.predict(heldout_negatives()) == REJECT))
+        held = float(np.mean(model.predict(heldout_negatives(ds)) == REJECT))
         on_mnist = float(np.mean(model.predict(x) == REJECT))
         print(
             f"It rejects {100 * on_mnist:.2f}% of MNIST test (rejects count as errors above) "

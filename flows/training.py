@@ -286,7 +286,7 @@ def evaluate_model(
     )
     negatives = (
         gates.decide_negatives(
-            model.predict(heldout_negatives()), min_rejected=rules.min_negatives_rejected
+            model.predict(heldout_negatives(ds)), min_rejected=rules.min_negatives_rejected
         )
         if model.can_reject
         else None

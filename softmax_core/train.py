@@ -21,8 +21,10 @@ digits they are, so that a frame's corner does not make a digit "not a digit".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -184,16 +186,29 @@ def _fit_reject(
     not-a-digit images too). Starts from ``init``'s column when it has one, else zero.
     Returns ``(W (d, 11), b (11,), images trained on)``."""
     from softmax_core.clutter import cluttered
+    from softmax_core.mnist import cached_uint8
     from softmax_core.negatives import negatives
 
     n_mnist = int(y.shape[0])
-    rng = np.random.default_rng([hyper.seed, CLUTTER_STREAM])
-    pos, pos_y = cluttered(
-        ds.x_train[:n_mnist], y, math.ceil(settings.CLUTTERED_SHARE * n_mnist), rng
-    )
+    count = math.ceil(settings.CLUTTERED_SHARE * n_mnist)
+    code = recipe_digest()
+    made: list[tuple[NDArray[np.uint8], NDArray[np.uint8]]] = []
+
+    def clutter() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        if not made:
+            rng = np.random.default_rng([hyper.seed, CLUTTER_STREAM])
+            made.append(cluttered(ds.x_train[:n_mnist], y, count, rng))
+        return made[0]
+
+    key = {"n_mnist": n_mnist, "count": count, "seed": hyper.seed, "code": code}
+    pos = cached_uint8(ds, "cluttered", key, lambda: clutter()[0])
+    pos_y = cached_uint8(ds, "cluttered-labels", key, lambda: clutter()[1])
     parts_X, parts_y = [X, steps.features(pos)], [np.asarray(y, np.uint8), pos_y]
     if n_negatives:
-        parts_X.append(steps.features(negatives(n_negatives, seed=2 * hyper.seed)))
+        seed = 2 * hyper.seed
+        neg_key = {"n": n_negatives, "seed": seed, "code": code}
+        neg = cached_uint8(ds, "negatives", neg_key, lambda: negatives(n_negatives, seed=seed))
+        parts_X.append(steps.features(neg))
         parts_y.append(np.full(n_negatives, REJECT, dtype=np.uint8))
     X2, y2 = np.concatenate(parts_X), np.concatenate(parts_y)
     sw = None
@@ -213,6 +228,17 @@ def _fit_reject(
     return fitted.W, fitted.b, int(y2.shape[0])
 
 
+def recipe_digest() -> str:
+    """The sha256 of the code that makes the reject column's derived images (the generator,
+    the clutter, the preparation they go through): the cache key changes with any of it."""
+    from softmax_core import clutter, images, negatives, normalize, page
+
+    h = hashlib.sha256()
+    for module in (negatives, clutter, page, normalize, images):
+        h.update(Path(str(module.__file__)).read_bytes())
+    return h.hexdigest()
+
+
 def digits_only(images: NDArray[np.uint8], labels: NDArray[np.uint8]) -> Labelled:
     """The images of a labelled set that are digits (a 10-class model leaves "not a digit"
     out)."""
@@ -220,12 +246,15 @@ def digits_only(images: NDArray[np.uint8], labels: NDArray[np.uint8]) -> Labelle
     return np.asarray(images)[keep], np.asarray(labels)[keep]
 
 
-def heldout_negatives() -> NDArray[np.uint8]:
+def heldout_negatives(ds: Dataset) -> NDArray[np.uint8]:
     """The generated non-digits the gate measures rejection on: a seed training never
-    draws with (``settings.HELDOUT_NEGATIVES_SEED``, odd)."""
+    draws with (``settings.HELDOUT_NEGATIVES_SEED``, odd); cached beside ``ds``."""
+    from softmax_core.mnist import cached_uint8
     from softmax_core.negatives import negatives
 
-    return negatives(settings.HELDOUT_NEGATIVES, seed=settings.HELDOUT_NEGATIVES_SEED)
+    n, seed = settings.HELDOUT_NEGATIVES, settings.HELDOUT_NEGATIVES_SEED
+    key = {"n": n, "seed": seed, "code": recipe_digest()}
+    return cached_uint8(ds, "negatives", key, lambda: negatives(n, seed=seed))
 
 
 def extra_weight(data: Data, n_mnist: int, extra: Sequence[Labelled]) -> int:

@@ -23,6 +23,8 @@ Cache layout, under ``cache_dir``::
                                            source, created time
         features/<steps>/<split>.npy       cached_features(): (n, 784) float32
         features/<steps>/<split>.json      its sha256, shape, steps, dataset digest
+        derived/<name>-<key>.npy           cached_uint8(): generated negatives, cluttered
+        derived/<name>-<key>.json          digits (train's reject column); key, sha256
 
 The source digest is the sha256 of the source's own bytes (the IDX files, the npz file;
 for ``download`` the published sha256, so a warm load needs no network; for ``keras``
@@ -66,7 +68,7 @@ from softmax_core.mnist.cache import (
     sweep_stale,
     write_entry,
 )
-from softmax_core.mnist.features import cached_features
+from softmax_core.mnist.features import cached_features, cached_uint8
 from softmax_core.mnist.formats import read_idx, read_npz
 from softmax_core.mnist.sources import keras_available, open_source, resolve_source
 
@@ -78,6 +80,7 @@ __all__ = [
     "SPLITS",
     "Dataset",
     "cached_features",
+    "cached_uint8",
     "dataset_digest",
     "file_sha256",
     "keras_available",

@@ -41,7 +41,7 @@ def test_the_default_model_has_the_class_not_a_digit(ds: Dataset) -> None:
     assert model.info.params["negatives"] == n and model.info.params["negatives_seed"] == 0
     assert model.info.n_train > 3000 + n  # MNIST, the negatives, the cluttered digits
     # learned, on a seed it never saw (this small model is unsure: its largest class)
-    held = decide(model.predict_proba(heldout_negatives()[:500]), 0.0)
+    held = decide(model.predict_proba(heldout_negatives(ds)[:500]), 0.0)
     assert np.mean(held == REJECT) > 0.6
     digits = decide(model.predict_proba(ds.x_test[:1000]), 0.0)
     assert np.mean(digits == REJECT) < 0.05 and np.mean(digits == ds.y_test[:1000]) > 0.8
@@ -129,3 +129,18 @@ def test_cluttered_digits_are_the_digits_with_leftovers(ds: Dataset) -> None:
         28,
         28,
     )
+
+
+def test_the_derived_images_are_cached_beside_the_dataset(ds: Dataset) -> None:
+    """The negatives and the cluttered digits are made once per dataset cache and recipe:
+    a second training reads them (the same model), a damaged file is made again."""
+    first = train(ds, FEW)
+    derived = sorted((ds.path / "derived").glob("*.npy"))
+    names = {p.name.rsplit("-", 1)[0] for p in derived}
+    assert {"negatives", "cluttered", "cluttered-labels"} <= names
+    again = train(ds, FEW)
+    np.testing.assert_array_equal(first.W, again.W)
+    victim = next(p for p in derived if p.name.startswith("negatives"))
+    victim.write_bytes(victim.read_bytes()[:-8] + b"\0" * 8)  # a damaged cache file
+    remade = train(ds, FEW)
+    np.testing.assert_array_equal(first.W, remade.W)
