@@ -329,7 +329,8 @@ async def _pause_deployments(names: list[str], timeout: float = PAUSE_TIMEOUT) -
     except TimeoutError:
         raise ServiceUnavailableError(
             f"the schedules of {', '.join(names)} were not paused within {timeout:.0f} s "
-            f"on {api_url()}; pause them with `prefect deployment pause NAME`"
+            f"on {api_url()}; pause them with "
+            + " and ".join(f"`prefect deployment schedule pause {n} --all`" for n in names)
         ) from None
 
 
