@@ -39,21 +39,35 @@ def test_min_confidence_095_means_95_percent_right_on_mnist_test(
     )
     summary = scoring.score(request, model)
     rows = sd.read_rows(out.read_text(), "jsonl")
-    assert len(rows) == 10000 and all(r["status"] == "ok" for r in rows)
+    # the default model can say "not a digit" (11 classes): a few MNIST digits are rejected
+    # (the gate allows 1%), each with its probabilities; every other row is read
+    assert model.can_reject and len(rows) == 10000
+    status = np.array([r["status"] for r in rows])
+    ok = status == "ok"
+    assert set(status) <= {"ok", "rejected"} and 0 < (~ok).sum() <= 0.01 * len(rows)
     confidence = np.array([r["confidence"] for r in rows])
-    right = np.array([int(r["label"]) == sd.label_of(r["path"]) for r in rows])
-    sure = confidence >= SURE
+    right = np.array(
+        [r["label"] is not None and r["label"] == sd.label_of(r["path"]) for r in rows]
+    )
+    sure = ok & (confidence >= SURE)
 
-    # what the queue holds: every image below 0.95, and nothing else
+    # what the queue holds: every image read below 0.95 and every rejected one, nothing else
     assert summary.review is not None
-    assert summary.review.queued == summary.low_confidence == int((~sure).sum()) > 0
+    assert summary.low_confidence == int((ok & ~sure).sum()) > 0
+    assert summary.review.queued == int((~sure).sum()) == summary.low_confidence + (~ok).sum()
     assert len(list((queue / "unlabelled").iterdir())) == int((~sure).sum())
     # what is not queued is right at least as often as its confidence says
     assert right[sure].mean() >= SURE, f"{right[sure].mean():.4f} of {sure.sum()} right"
-    # and the probabilities as a whole are calibrated: ECE (15 bins) within 1%
-    probs = np.array([[r[f"p{k}"] for k in range(10)] for r in rows])
+    # and the probabilities as a whole are calibrated: ECE (15 bins) within 1% (a rejected
+    # digit counts as wrong: its top class is "not a digit")
+    probs = np.array([[r[f"p{k}"] for k in range(10)] + [r["p_reject"]] for r in rows])
     labels = np.array([sd.label_of(r["path"]) for r in rows])
-    assert np.array_equal(probs.argmax(axis=1) == labels, right)
+    # each row's probabilities: a read row's label is its top digit, a rejected row's top
+    # class is "not a digit"
+    assert np.array_equal(
+        probs[ok, :10].argmax(axis=1), [r["label"] for r in rows if r["label"] is not None]
+    )
+    assert (probs[~ok].argmax(axis=1) == 10).all()
     assert expected_calibration_error(probs, labels) <= 0.01
 
     # The checks have teeth: the same scores made overconfident (T = 0.2) claim 0.999 for

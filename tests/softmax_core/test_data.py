@@ -49,7 +49,7 @@ from softmax_core.mnist import (
 from softmax_core.mnist import arrays as arrays_mod
 from softmax_core.mnist.arrays import IDX_FILES
 from softmax_core.preprocess import Steps
-from softmax_core.requests import Hyper
+from softmax_core.requests import Data, Hyper
 
 Arrays = dict[str, np.ndarray]
 
@@ -886,7 +886,10 @@ def test_hog_features_are_cached_and_a_warm_start_across_feature_sets_is_refused
     np.testing.assert_array_equal(got, steps.features(small["x_train"]))
     hog_model = train(small_ds, Hyper(features="hog", epochs=1))
     assert hog_model.W.shape == (392, 11) and hog_model.info.params["features"] == "hog"
-    assert train(small_ds, Hyper(features="hog", epochs=1), init=hog_model).W.shape == (392, 10)
+    # a warm start keeps the class "not a digit" (the default), or leaves it out (--no-reject)
+    assert train(small_ds, Hyper(features="hog", epochs=1), init=hog_model).W.shape == (392, 11)
+    ten = train(small_ds, Hyper(features="hog", epochs=1), data=Data(reject=False), init=hog_model)
+    assert ten.W.shape == (392, 10)
     with pytest.raises(InvalidInputError, match="champion uses features 'hog', this run 'deskew'"):
         train(small_ds, Hyper(features="deskew", epochs=1), init=hog_model)
 

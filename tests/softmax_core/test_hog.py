@@ -137,5 +137,7 @@ def test_a_hog_model_file_round_trips_and_its_weights_must_fit_its_features(
     back = Model.load(ok.save(tmp_path / "hog.npz"))
     assert back.steps == steps
     assert back.steps.to_json() == ["scale", "deskew", HOG]
-    with pytest.raises(InvalidInputError, match=r"expected float32 W \(392, 10\)"):
+    with pytest.raises(
+        InvalidInputError, match=r"expected float32 W \(392, k\) and b \(k,\) with k 10 or 11"
+    ):
         Model(W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32), steps=steps)
