@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, metrics, settings, sgd
+from softmax_core import gate, metrics, quadratic, settings, sgd
 from softmax_core.calibration import fit_temperature
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import EvaluationReport
 from softmax_core.model import N_CLASSES, REJECT, Model, ModelInfo, now
 from softmax_core.preprocess import Steps
+from softmax_core.quadratic import Quadratic
 from softmax_core.requests import Data, Hyper
 
 if TYPE_CHECKING:
@@ -110,8 +111,9 @@ def train(
     fitted = sgd.fit(X1, y1, hyper, init=start, callback=callback, sample_weight=sw)
     W, b = fitted.W, fitted.b
     n_train, n_negatives = int(y1.shape[0]), data.n_negatives(n_mnist)
+    terms: Quadratic | None = None
     if data.reject:
-        W, b, n_train = _fit_reject(
+        W, b, terms, n_train = _fit_reject(
             ds, hyper, data, steps, (W, b), X, y, extra, weight, n_negatives, init
         )
     weighted = (
@@ -125,7 +127,11 @@ def train(
         "limit": hyper.limit,
         "calibration_images": hyper.calibration_images,
         **weighted,
-        **({"negatives": n_negatives, "negatives_seed": 2 * hyper.seed} if data.reject else {}),
+        **(
+            {"negatives": n_negatives, "negatives_seed": 2 * hyper.seed, "reject_terms": terms.q}
+            if terms is not None
+            else {}
+        ),
     }
     info = ModelInfo(
         created=now(),
@@ -137,7 +143,7 @@ def train(
         history=fitted.history,
         train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
     )
-    model = Model(W=W, b=b, steps=steps, info=info)
+    model = Model(W=W, b=b, steps=steps, info=info, quadratic=terms)
     n = int(y_mnist.shape[0])
     cal = n - calibration_split(n, hyper.calibration_images)
     if cal == n:
@@ -179,12 +185,13 @@ def _fit_reject(
     weight: int,
     n_negatives: int,
     init: Model | None,
-) -> tuple[NDArray[np.float32], NDArray[np.float32], int]:
+) -> tuple[NDArray[np.float32], NDArray[np.float32], Quadratic, int]:
     """The column "not a digit" beside the digits' ``(W, b)``, which stay as they are: SGD
     on the 11-class loss with the digits' columns frozen, over the MNIST images ``X, y``,
     ``n_negatives`` generated non-digits, the cluttered digits and ``extra`` (its
     not-a-digit images too). Starts from ``init``'s column when it has one, else zero.
-    Returns ``(W (d, 11), b (11,), images trained on)``."""
+    The column is linear in the features plus :mod:`softmax_core.quadratic`'s terms.
+    Returns ``(W (d, 11), b (11,), the terms with their weights, images trained on)``."""
     from softmax_core.clutter import cluttered
     from softmax_core.mnist import cached_uint8
     from softmax_core.negatives import negatives
@@ -217,15 +224,26 @@ def _fit_reject(
         X2, y2, sw = with_extra(X2, y2, extra, steps, data.weighting, weight, rng)
     W0, b0 = digits
     column = init.with_classes(N_CLASSES + 1) if init is not None else None
-    W = np.concatenate(
-        [W0, column.W[:, REJECT:] if column is not None else np.zeros((W0.shape[0], 1), W0.dtype)],
-        axis=1,
-    )
+    # The column's second-order terms: a warm start's own (its weights mean something over
+    # them only), else fitted on these digits' features.
+    terms = column.quadratic if column is not None and column.quadratic is not None else None
+    if terms is None:
+        terms = quadratic.fit(X, settings.REJECT_TERMS)
+    d, e = W0.shape[0], quadratic.n_terms(terms.q)
+    reject_w = column.W[:, REJECT] if column is not None else np.zeros(d, W0.dtype)
+    W = np.zeros((d + e, N_CLASSES + 1), np.float32)  # the digits' rows for the terms stay 0
+    W[:d, :N_CLASSES], W[:d, REJECT], W[d:, REJECT] = W0, reject_w, terms.w
     b = np.concatenate([b0, column.b[REJECT:] if column is not None else np.zeros(1, b0.dtype)])
+    X2 = np.concatenate([X2, terms.terms(X2)], axis=1)
     fitted = sgd.fit(
         X2, y2, hyper, init=(W, b), sample_weight=sw, n_classes=N_CLASSES + 1, frozen=N_CLASSES
     )
-    return fitted.W, fitted.b, int(y2.shape[0])
+    return (
+        np.ascontiguousarray(fitted.W[:d]),
+        fitted.b,
+        terms.with_weights(fitted.W[d:, REJECT]),
+        int(y2.shape[0]),
+    )
 
 
 def recipe_digest() -> str:
