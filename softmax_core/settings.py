@@ -134,6 +134,7 @@ CLUTTERED_SHARE = 0.1
 # 30): a curved boundary. Linear alone, it rejected about 40% of the unseen non-digits of
 # benchmarks/unknown.py with 0.2% of MNIST test rejected; with them about 77%.
 REJECT_TERMS = 30
+MAX_REJECT_TERMS = 64  # 2,080 terms: each training image's row grows by that many floats
 # The held-out negatives the gate measures rejection on: a fixed seed that training never
 # draws with (training's seeds are even), and how many.
 HELDOUT_NEGATIVES_SEED = 24_001

@@ -128,8 +128,12 @@ def train(
         "calibration_images": hyper.calibration_images,
         **weighted,
         **(
-            {"negatives": n_negatives, "negatives_seed": 2 * hyper.seed, "reject_terms": terms.q}
-            if terms is not None
+            {
+                "negatives": n_negatives,
+                "negatives_seed": 2 * hyper.seed,
+                "reject_terms": 0 if terms is None else terms.q,
+            }
+            if data.reject
             else {}
         ),
     }
@@ -185,12 +189,13 @@ def _fit_reject(
     weight: int,
     n_negatives: int,
     init: Model | None,
-) -> tuple[NDArray[np.float32], NDArray[np.float32], Quadratic, int]:
+) -> tuple[NDArray[np.float32], NDArray[np.float32], Quadratic | None, int]:
     """The column "not a digit" beside the digits' ``(W, b)``, which stay as they are: SGD
     on the 11-class loss with the digits' columns frozen, over the MNIST images ``X, y``,
     ``n_negatives`` generated non-digits, the cluttered digits and ``extra`` (its
     not-a-digit images too). Starts from ``init``'s column when it has one, else zero.
-    The column is linear in the features plus :mod:`softmax_core.quadratic`'s terms.
+    The column is linear in the features plus ``data.reject_terms`` directions' terms
+    (:mod:`softmax_core.quadratic`; a warm start's own when it has them).
     Returns ``(W (d, 11), b (11,), the terms with their weights, images trained on)``."""
     from softmax_core.clutter import cluttered
     from softmax_core.mnist import cached_uint8
@@ -226,22 +231,24 @@ def _fit_reject(
     column = init.with_classes(N_CLASSES + 1) if init is not None else None
     # The column's second-order terms: a warm start's own (its weights mean something over
     # them only), else fitted on these digits' features.
-    terms = column.quadratic if column is not None and column.quadratic is not None else None
-    if terms is None:
-        terms = quadratic.fit(X, settings.REJECT_TERMS)
-    d, e = W0.shape[0], quadratic.n_terms(terms.q)
+    terms = column.quadratic if column is not None else None
+    if terms is None and data.reject_terms:
+        terms = quadratic.fit(X, data.reject_terms)
+    d, e = W0.shape[0], 0 if terms is None else quadratic.n_terms(terms.q)
     reject_w = column.W[:, REJECT] if column is not None else np.zeros(d, W0.dtype)
     W = np.zeros((d + e, N_CLASSES + 1), np.float32)  # the digits' rows for the terms stay 0
-    W[:d, :N_CLASSES], W[:d, REJECT], W[d:, REJECT] = W0, reject_w, terms.w
+    W[:d, :N_CLASSES], W[:d, REJECT] = W0, reject_w
     b = np.concatenate([b0, column.b[REJECT:] if column is not None else np.zeros(1, b0.dtype)])
-    X2 = np.concatenate([X2, terms.terms(X2)], axis=1)
+    if terms is not None:
+        W[d:, REJECT] = terms.w
+        X2 = np.concatenate([X2, terms.terms(X2)], axis=1)
     fitted = sgd.fit(
         X2, y2, hyper, init=(W, b), sample_weight=sw, n_classes=N_CLASSES + 1, frozen=N_CLASSES
     )
     return (
         np.ascontiguousarray(fitted.W[:d]),
         fitted.b,
-        terms.with_weights(fitted.W[d:, REJECT]),
+        None if terms is None else terms.with_weights(fitted.W[d:, REJECT]),
         int(y2.shape[0]),
     )
 

@@ -156,3 +156,12 @@ def test_training_fits_the_terms_and_a_warm_start_keeps_its_own(ds: Dataset) -> 
     np.testing.assert_array_equal(again.quadratic.basis, terms.basis)
     np.testing.assert_array_equal(again.quadratic.mean, terms.mean)
     assert train(ds, few, data=Data(reject=False)).quadratic is None
+
+
+def test_reject_terms_zero_trains_a_linear_column(ds: Dataset) -> None:
+    few = Hyper(features="pixels", epochs=1, limit=1000)
+    linear = train(ds, few, data=Data(reject_terms=0))
+    assert linear.can_reject and linear.quadratic is None
+    assert linear.info.params["reject_terms"] == 0
+    with pytest.raises(InvalidInputError, match="reject_terms"):
+        Data(reject_terms=65)
