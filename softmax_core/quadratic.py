@@ -74,9 +74,12 @@ class Quadratic:
 
     def terms(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
         """Features (n, d) -> their terms (n, e) float32."""
-        z = (X - self.mean) @ self.basis
-        rows, cols = np.triu_indices(self.q)
-        out: NDArray[np.float32] = (z[:, rows] * z[:, cols]).astype(np.float32, copy=False)
+        z = np.asarray((X - self.mean) @ self.basis, dtype=np.float32)
+        out = np.empty((z.shape[0], n_terms(self.q)), dtype=np.float32)
+        at = 0
+        for i in range(self.q):  # row i of the upper triangle: z_i z_i, z_i z_i+1, ...
+            np.multiply(z[:, i : i + 1], z[:, i:], out=out[:, at : at + self.q - i])
+            at += self.q - i
         return out
 
     def logit(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -97,8 +100,9 @@ def fit(X: NDArray[np.float32], q: int) -> Quadratic:
         raise InvalidInputError(f"cannot fit {q} directions to features of shape {X.shape}")
     rows = np.asarray(X[np.linspace(0, n - 1, min(n, FIT_ROWS)).astype(np.int64)], np.float64)
     mean = rows.mean(axis=0)
-    _, _, vt = np.linalg.svd(rows - mean, full_matrices=False)
-    basis = vt[:q].T
+    centred = rows - mean
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues ascending
+    basis = vectors[:, ::-1][:, :q]
     raw = Quadratic(
         mean.astype(np.float32), basis.astype(np.float32), np.zeros(n_terms(q), np.float32)
     )
@@ -107,7 +111,7 @@ def fit(X: NDArray[np.float32], q: int) -> Quadratic:
         (rows**2).sum(axis=1).mean()
         / max(float((t.astype(np.float64) ** 2).sum(axis=1).mean()), 1e-12)
     )
-    # each term is a product of two coordinates: scaling the basis by sqrt(scale) scales it by scale
+    # a term is a product of two coordinates: the basis times sqrt(scale) scales it by scale
     return Quadratic(
         mean.astype(np.float32),
         (basis * np.sqrt(scale)).astype(np.float32),
