@@ -1,11 +1,19 @@
 """Not a digit: a seeded generator of the negatives a model learns to reject (issue 24).
 
 :func:`pages` draws grey pages the way a user's folder holds them: dark ink on light
-paper, the longer side 28 to 200 pixels (log-uniform), the other 55% to 100% of it;
-:func:`negatives` puts the same pages through the preparation scoring gives every image
-(:func:`softmax_core.normalize.normalize_stack`: polarity, the page steps of
-:mod:`softmax_core.page`, crop, fit, centre), a few hundred pages at a time, and returns
-what the model sees: ``(n, 28, 28) uint8``, ink bright on dark, as MNIST is stored.
+paper, the longer side one of SIDES (28 to 64 pixels, about log-uniform), the other one of
+SHORTS (55% to 100%) of it, at least 28; :func:`negatives` puts the same pages through the
+preparation scoring gives every image (:func:`softmax_core.normalize.normalize_stack`:
+polarity, the page steps of :mod:`softmax_core.page`, crop, fit, centre), CHUNK pages at a
+time, the pages of one shape as one stack, and returns what the model sees:
+``(n, 28, 28) uint8``, ink bright on dark, as MNIST is stored.
+
+Why small pages of a few dozen shapes: the preparation crops to the ink and fits it into
+20×20 whatever the page's size, so a larger page mostly costs time (drawn at 2x, then
+reduced to 128 pixels by the preparation); and pages of one shape are prepared as one
+stack, where each page of its own size is a call of its own. About 1 ms a prepared page
+(2.4 ms with pages of 28 to 200 pixels, each of its own size), and the default model
+rejects as many unseen non-digits (``benchmarks/unknown.py``: 53% against 52%).
 
 The kinds, each its share of the pages (an exact quota: ``n * share`` by largest
 remainders, in a shuffled order)::
@@ -72,9 +80,13 @@ KINDS: dict[str, float] = {
     "texture": 0.10,
     "specks": 0.10,
 }
-SIDE_RANGE = (28, 200)  # the page's longer side, pixels (log-uniform)
-SHORT_RANGE = (0.55, 1.0)  # the shorter side, a fraction of the longer one
-CHUNK = 256  # pages made and prepared at a time: memory stays a few MB whatever n
+# The page's longer side, pixels, one of SIDES (about log-uniform over SIDE_RANGE), and its
+# shorter side one of SHORTS of it (at least SIDE_RANGE[0]): a few dozen shapes, so that the
+# pages of a chunk are prepared as a few stacks of one shape each, not one call a page.
+SIDES = (28, 31, 34, 38, 42, 46, 51, 57, 64)
+SHORTS = (0.55, 0.7, 0.85, 1.0)
+SIDE_RANGE = (SIDES[0], SIDES[-1])
+CHUNK = 2048  # pages made and prepared at a time: memory stays about 10 MB whatever n
 SUPERSAMPLE = 2  # pages are drawn at this scale and reduced: antialiased edges
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FACES = (  # fonts-dejavu-core's faces, also shipped by matplotlib (mpl-data/fonts/ttf)
@@ -166,9 +178,8 @@ def _plan(n: int, seed: int) -> list[str]:
 def _page(kind: str, seed: int, i: int) -> Page:
     """Page ``i`` of ``seed``, of ``kind``: its size, its ink drawn, paper and noise."""
     rng = np.random.default_rng([int(seed), 1, i])
-    lo, hi = SIDE_RANGE
-    longer = round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-    shorter = max(lo, round(longer * rng.uniform(*SHORT_RANGE)))
+    longer = SIDES[int(rng.integers(len(SIDES)))]
+    shorter = max(SIDE_RANGE[0], round(longer * SHORTS[int(rng.integers(len(SHORTS)))]))
     h, w = (longer, shorter) if rng.random() < 0.5 else (shorter, longer)
     sheet = _Sheet(h, w)
     _DRAW[kind](sheet, rng)
@@ -328,20 +339,15 @@ def _blobs(sheet: _Sheet, rng: np.random.Generator) -> None:
 
 
 def _walk(rng: np.random.Generator) -> F64:
-    """A meandering stroke in the unit box: about 3.6 units long, turning all the time."""
+    """A meandering stroke in the unit box: about 3.6 units long, turning all the time, and
+    folded back at the box's edges (±0.95) as a mirror folds it."""
     pos = rng.uniform(-0.7, 0.7, 2)
-    heading = rng.uniform(0, 2 * math.pi)
-    bend = rng.normal(0, 0.2)
-    pts = [pos.copy()]
-    for _ in range(40):
-        heading += bend + rng.normal(0, 0.45)
-        step = rng.uniform(0.06, 0.12) * np.array([math.cos(heading), math.sin(heading)])
-        if np.any(np.abs(pos + step) > 0.95):  # turn back into the box
-            heading = math.atan2(-pos[1], -pos[0]) + rng.normal(0, 0.5)
-            step = 0.09 * np.array([math.cos(heading), math.sin(heading)])
-        pos = np.clip(pos + step, -1, 1)
-        pts.append(pos.copy())
-    return np.array(pts)
+    heading = rng.uniform(0, 2 * math.pi) + np.cumsum(rng.normal(0, 0.2) + rng.normal(0, 0.45, 40))
+    step = rng.uniform(0.06, 0.12, 40)[:, None] * np.stack([np.cos(heading), np.sin(heading)], 1)
+    free = np.concatenate([pos[None], pos + np.cumsum(step, axis=0)])
+    edge = 0.95  # a triangle wave of period 4 * edge: the free walk reflected into the box
+    out: F64 = edge - np.abs(np.mod(free + edge, 4 * edge) - 2 * edge)
+    return out
 
 
 def _scribbles(sheet: _Sheet, rng: np.random.Generator) -> None:
