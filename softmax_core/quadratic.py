@@ -72,10 +72,14 @@ class Quadratic:
     def q(self) -> int:
         return int(self.basis.shape[1])
 
-    def terms(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Features (n, d) -> their terms (n, e) float32."""
+    def terms(
+        self, X: NDArray[np.float32], out: NDArray[np.float32] | None = None
+    ) -> NDArray[np.float32]:
+        """Features (n, d) -> their terms (n, e) float32, written into ``out`` when given
+        (e.g. the columns of a larger array)."""
         z = np.asarray((X - self.mean) @ self.basis, dtype=np.float32)
-        out = np.empty((z.shape[0], n_terms(self.q)), dtype=np.float32)
+        if out is None:
+            out = np.empty((z.shape[0], n_terms(self.q)), dtype=np.float32)
         at = 0
         for i in range(self.q):  # row i of the upper triangle: z_i z_i, z_i z_i+1, ...
             np.multiply(z[:, i : i + 1], z[:, i:], out=out[:, at : at + self.q - i])

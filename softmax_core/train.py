@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 JITTER_STREAM = 0x6A17  # the jitter's random stream, beside SGD's, from the same seed
 CLUTTER_STREAM = 0xC1077  # the cluttered digits' (softmax_core.clutter)
 REJECT_STREAM = 0x4E7  # the jitter's when the column "not a digit" is fitted
+TERMS_CHUNK = 4096  # rows whose second-order terms are made at a time
 Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
 Holdout = tuple[str, NDArray[Any], NDArray[Any]]  # dataset name, images (n, 28, 28), labels (n,)
 
@@ -222,11 +223,13 @@ def _fit_reject(
         neg = cached_uint8(ds, "negatives", neg_key, lambda: negatives(n_negatives, seed=seed))
         parts_X.append(steps.features(neg))
         parts_y.append(np.full(n_negatives, REJECT, dtype=np.uint8))
-    X2, y2 = np.concatenate(parts_X), np.concatenate(parts_y)
-    sw = None
+    y2, sw = np.concatenate(parts_y), None
     if extra:
         rng = np.random.default_rng([hyper.seed, REJECT_STREAM])
-        X2, y2, sw = with_extra(X2, y2, extra, steps, data.weighting, weight, rng)
+        X2, y2, sw = with_extra(
+            np.concatenate(parts_X), y2, extra, steps, data.weighting, weight, rng
+        )
+        parts_X = [X2]
     W0, b0 = digits
     column = init.with_classes(N_CLASSES + 1) if init is not None else None
     # The column's second-order terms: a warm start's own (its weights mean something over
@@ -241,7 +244,7 @@ def _fit_reject(
     b = np.concatenate([b0, column.b[REJECT:] if column is not None else np.zeros(1, b0.dtype)])
     if terms is not None:
         W[d:, REJECT] = terms.w
-        X2 = np.concatenate([X2, terms.terms(X2)], axis=1)
+    X2 = _rows_with_terms(parts_X, terms)
     fitted = sgd.fit(
         X2, y2, hyper, init=(W, b), sample_weight=sw, n_classes=N_CLASSES + 1, frozen=N_CLASSES
     )
@@ -251,6 +254,26 @@ def _fit_reject(
         None if terms is None else terms.with_weights(fitted.W[d:, REJECT]),
         int(y2.shape[0]),
     )
+
+
+def _rows_with_terms(
+    parts: Sequence[NDArray[np.float32]], terms: Quadratic | None
+) -> NDArray[np.float32]:
+    """The parts' rows one under the other, each followed by its terms when there are
+    any: ``(n, d + e)``, filled in place a few thousand rows at a time (no second copy of
+    the features: the peak memory of training is this array)."""
+    d = parts[0].shape[1]
+    e = 0 if terms is None else quadratic.n_terms(terms.q)
+    out = np.empty((sum(len(p) for p in parts), d + e), dtype=np.float32)
+    at = 0
+    for part in parts:
+        for lo in range(0, len(part), TERMS_CHUNK):
+            rows = np.asarray(part[lo : lo + TERMS_CHUNK], dtype=np.float32)
+            out[at : at + len(rows), :d] = rows
+            if terms is not None:
+                terms.terms(rows, out=out[at : at + len(rows), d:])
+            at += len(rows)
+    return out
 
 
 def recipe_digest() -> str:
