@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core.blas import one_thread
 from softmax_core.errors import InvalidInputError
 
 FIT_ROWS = 10_000  # the digits the directions are fitted on (evenly spaced: deterministic)
@@ -95,6 +96,7 @@ class Quadratic:
         return Quadratic(self.mean, self.basis, np.ascontiguousarray(w, dtype=np.float32))
 
 
+@one_thread()  # a 392-wide covariance: faster on one thread, and the same bits everywhere
 def fit(X: NDArray[np.float32], q: int) -> Quadratic:
     """The terms of digits' features ``X (n, d)``: their mean and ``q`` leading principal
     directions (from at most :data:`FIT_ROWS` rows, evenly spaced), scaled so that the
