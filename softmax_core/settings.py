@@ -131,8 +131,8 @@ NEGATIVES_SHARE = 0.1
 CLUTTERED_SHARE = 0.1
 # The column "not a digit" also weighs the pairwise products of the features' coordinates
 # along the digits' REJECT_TERMS leading directions (softmax_core.quadratic: 465 terms for
-# 30): a curved boundary. Linear alone, it rejected about 40% of the unseen non-digits of
-# benchmarks/unknown.py with 0.2% of MNIST test rejected; with them about 77%.
+# 30): a curved boundary. Linear alone, it rejected 59% of the unseen non-digits of
+# benchmarks/unknown.py and 0.29% of MNIST test at REJECT_THRESHOLD; with them 76% and 0.10%.
 REJECT_TERMS = 30
 MAX_REJECT_TERMS = 64  # 2,080 terms: each training image's row grows by that many floats
 # The held-out negatives the gate measures rejection on: a fixed seed that training never
