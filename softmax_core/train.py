@@ -233,10 +233,10 @@ def _fit_reject(
     W0, b0 = digits
     column = init.with_classes(N_CLASSES + 1) if init is not None else None
     # The column's second-order terms: a warm start's own (its weights mean something over
-    # them only), else fitted on these digits' features.
+    # them only), else fitted on these digits' features (none from fewer than two).
     terms = column.quadratic if column is not None else None
-    if terms is None and data.reject_terms:
-        terms = quadratic.fit(X, data.reject_terms)
+    if terms is None and data.reject_terms and n_mnist >= 2:
+        terms = quadratic.fit(X, min(data.reject_terms, X.shape[1]))
     d, e = W0.shape[0], 0 if terms is None else quadratic.n_terms(terms.q)
     reject_w = column.W[:, REJECT] if column is not None else np.zeros(d, W0.dtype)
     W = np.zeros((d + e, N_CLASSES + 1), np.float32)  # the digits' rows for the terms stay 0
