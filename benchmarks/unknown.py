@@ -1,29 +1,34 @@
-"""Not a digit (issue 24): the share of non-digit images a model rejects, per kind, and the
-share of real digits it keeps, one table.
+"""Not a digit (issue 24): one table, one run, a column per method: the share of non-digit
+images each rejects, per kind, and the share of real digits it keeps.
+
+The methods, each trained here with ``Hyper()`` on the same data (``--model`` adds a column):
+
+- max-probability: the 10-class model (``--no-reject``), rejecting what its highest
+  probability puts under the threshold that keeps as much of MNIST test as the default
+  model keeps (so both spend the same real digits);
+- the 11th class, linear: the column "not a digit" over the features alone
+  (``Data(reject_terms=0)``: the issue's probe, and this branch before the terms);
+- the default: that column with the second-order terms (``softmax_core.quadratic``).
+
+The sets:
 
 - non-digits it never saw: ``tests/nondigits.py`` (photos, icons, symbols, doodles,
   letters in other faces: sources other than the negative generator), written as files
-  and scored as ``softmax-pipe score`` scores them (``prepare_items``: decode, the
-  preparation, the model); a file the preparation finds blank counts as rejected (a blank
-  page is rejected, not read), and how many were is shown;
+  and prepared as ``softmax-pipe score`` prepares them; a file the preparation finds blank
+  counts as rejected (a blank page is a rejected row);
 - the generator's own kinds (``softmax_core.negatives``, a seed no training uses), for
-  reference: a model trained on them will reject these, which says little;
-- real digits kept: MNIST test (the arrays through the preparation, as a folder of 28×28
+  reference: a model trained on them rejects these, which says little;
+- real digits: MNIST test (the arrays through the preparation, as a folder of 28×28
   scans would be) and digits on pages as users have them (``tests/forms.py``: box, comb,
-  ruled, squared, plain; written as files and scored the same way).
+  ruled, squared, plain; written as files and prepared the same way).
 
-"Rejected" is :func:`rejected` on the probability matrix (n, k): class 10 for an 11-class
-model (k = 11), else the highest probability under the threshold. For a 10-class model the
-threshold is the one that keeps ``--keep`` of MNIST test (the max-probability baseline);
-``--threshold`` sets it. The max-probability AUROC (MNIST test against all the unseen
-non-digits) is printed under the table.
+Below them: MNIST test accuracy with rejects counted as errors, the ECE before and after
+calibration, the max-probability AUROC, the rate of ``softmax-pipe score`` over the unseen
+folder (the command, timed whole) and the training time. "Rejected" is :func:`rejected`.
 
     .venv/bin/python benchmarks/unknown.py [--model PATH] [--mnist ../shared/data/mnist]
-        [--per-kind 200] [--seed 24] [--negatives 2000] [--forms 100] [--keep 0.95]
-        [--threshold P] [--workdir DIR]
-
-Without ``--model`` the default model is trained (``Hyper()``, as ``softmax-pipe run``
-trains it) and saved in the work folder.
+        [--per-kind 200] [--seed 24] [--negatives 2000] [--forms 100] [--threshold P]
+        [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -86,128 +91,176 @@ def auroc(pos: NDArray[Any], neg: NDArray[Any]) -> float:
     return float(u / (len(pos) * len(neg)))
 
 
-def score_files(paths: list[Path], model: Any) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Probabilities (n, k) of the files as scoring makes them (zeros for blank files), and
-    which were blank. Any other failure is a bug of the builders: raised."""
-    from softmax_core.scoring.decode import prepare_items
+def prepared(paths: list[Path]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """The files prepared as ``score`` prepares them (decoded once, for every model):
+    digits (n, 28, 28) (zeros for blank files), and which were blank. Any other failure is
+    a bug of the builders: raised."""
+    from softmax_core.scoring.decode import decode_items
 
-    ok_probs, errors = prepare_items([(str(p), None) for p in paths], model)
+    ok, errors = decode_items([(str(p), None) for p in paths])
     other = [(p, e) for p, e in zip(paths, errors, strict=True) if e and not e.startswith("blank")]
     if other:
         raise RuntimeError(f"{len(other)} files could not be scored: {other[:3]}")
     blank = np.array([e is not None for e in errors], dtype=bool)
-    probs = np.zeros((len(paths), ok_probs.shape[1]), dtype=np.float32)
-    probs[~blank] = ok_probs
-    return probs, blank
+    digits = np.zeros((len(paths), 28, 28), dtype=np.float32)
+    digits[~blank] = ok
+    return digits, blank
+
+
+def score_rate(model_path: Path, folder: Path, out: Path) -> float:
+    """Images a second of ``softmax-pipe score FOLDER --model MODEL`` (the command, timed
+    whole), over the folder's files. Exit 1 is fine (a 10-class model makes blank pages
+    error rows); anything else is raised."""
+    import subprocess
+
+    n = sum(1 for f in folder.rglob("*") if f.is_file())
+    command = [sys.executable, "-m", "softmax_pipe", "score", str(folder)]
+    command += ["--model", str(model_path), "--output", str(out), "--no-profile"]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"{command} exited {done.returncode}: {done.stderr[-2000:]}")
+    return n / seconds
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="a model file (.npz); default: train one")
+    ap.add_argument("--model", default=None, help="one more model file (.npz), a column of its own")
     ap.add_argument("--mnist", default=str(DEFAULT_MNIST))
     ap.add_argument("--per-kind", type=int, default=200, help="unseen images of each kind")
     ap.add_argument("--seed", type=int, default=24)
     ap.add_argument("--negatives", type=int, default=2000, help="generator pages (reference)")
     ap.add_argument("--forms", type=int, default=100, help="form pages of each kind")
-    ap.add_argument("--keep", type=float, default=0.95, help="MNIST test kept (10 classes)")
-    ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--threshold", type=float, default=None, help="the 11-class threshold")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
 
     from softmax_core import negatives
+    from softmax_core.metrics import expected_calibration_error
     from softmax_core.mnist import load_mnist
     from softmax_core.model import Model
     from softmax_core.normalize import normalize_stack
+    from softmax_core.requests import Data, Hyper
+    from softmax_core.softmax import softmax
+    from softmax_core.train import train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-unknown-"))
     work.mkdir(parents=True, exist_ok=True)
     ds = load_mnist(args.mnist, cache_dir=work / "cache")
-    if args.model:
-        model = Model.load(args.model)
-        name = args.model
-    else:
-        from softmax_core.requests import Hyper
-        from softmax_core.train import train
-
+    threshold = settings.REJECT_THRESHOLD if args.threshold is None else args.threshold
+    models: dict[str, tuple[Path, float]] = {}  # column -> (model file, training seconds)
+    for column, data in (
+        ("max-probability (10 classes)", Data(reject=False)),
+        ("11th class, linear (the probe)", Data(reject_terms=0)),
+        ("11th class + terms (default)", Data()),
+    ):
         t0 = time.perf_counter()
-        model = train(ds, Hyper())
-        model.save(work / "default.npz")
-        name = f"default (Hyper(), trained in {time.perf_counter() - t0:.0f} s)"
+        made = train(ds, Hyper(), data=data)
+        seconds = time.perf_counter() - t0
+        models[column] = (made.save(work / f"model-{len(models)}.npz"), seconds)
+    if args.model:
+        models[f"given: {Path(args.model).name}"] = (Path(args.model), float("nan"))
 
-    # real digits: MNIST test through the preparation, and form pages as files
+    # the sets, prepared once: MNIST test (the arrays through the preparation, as a folder
+    # of 28x28 scans would be), form pages, the unseen non-digits, the generator's own
     x, y = np.asarray(ds.x_test), np.asarray(ds.y_test)
-    p_mnist = model.predict_proba(normalize_stack(x)[0])
-    k = p_mnist.shape[1]
-    threshold = args.threshold
-    if threshold is None and k == 10:
-        threshold = keeping(p_mnist, args.keep)
-    made = forms.pages(x, y, args.forms, seed=args.seed)
-    form_dir = forms.write_pages(work / f"forms-{args.seed}", made)
+    mnist = normalize_stack(x)[0]
+    form_dir = forms.write_pages(
+        work / f"forms-{args.seed}", forms.pages(x, y, args.forms, seed=args.seed)
+    )
     form_files = sorted(f for f in form_dir.rglob("*") if f.is_file())
-    p_forms, forms_blank = score_files(form_files, model)
-    r_forms = rejected(p_forms, threshold) | forms_blank
-
-    # non-digits it never saw, and the generator's own
-    files = nondigits.write(work / f"unseen-{args.seed}", per_kind=args.per_kind, seed=args.seed)
-    rows: list[tuple[str, int, int, float]] = []  # kind, n, blank, rejected share
-    unseen_max: list[NDArray[Any]] = []
-    for kind, paths in files.items():
-        p, blank = score_files(paths, model)
-        unseen_max.append(p[:, :10].max(axis=1))  # 0 for a blank file: surely not a digit
-        share = float((rejected(p, threshold) | blank).mean())
-        rows.append((kind, len(paths), int(blank.sum()), share))
+    form_y = np.array([int(f.stem.split("_")[1]) for f in form_files])
+    form_kind = np.array([f.parent.name for f in form_files])
+    form_x, form_blank = prepared(form_files)
+    unseen_dir = work / f"unseen-{args.seed}"
+    files = nondigits.write(unseen_dir, per_kind=args.per_kind, seed=args.seed)
+    unseen = {kind: prepared(paths) for kind, paths in files.items()}
     t0 = time.perf_counter()
     neg = negatives.negatives(args.negatives, seed=10_000 + args.seed)
     gen_ms = 1000 * (time.perf_counter() - t0) / max(1, args.negatives)
-    plan = negatives._plan(args.negatives, 10_000 + args.seed)
-    blank_neg = neg.reshape(len(neg), -1).max(axis=1) == 0
-    p_neg = model.predict_proba(neg)
-    r_neg = rejected(p_neg, threshold) | blank_neg
+    plan = np.array(negatives._plan(args.negatives, 10_000 + args.seed))
+    neg_blank = neg.reshape(len(neg), -1).max(axis=1) == 0
 
-    all_unseen = sum(n for _, n, _, _ in rows)
-    unseen_rej = sum(s * n for _, n, _, s in rows) / all_unseen
-    rule = (
-        f"p(not a digit) the largest and >= {threshold or settings.REJECT_THRESHOLD:g}"
-        if k == 11
-        else f"max p < {threshold:.4f}"
-    )
-    print(f"model: {name}; {k} classes; rejected: {rule}\n")
-    print("| set | kind | images | blank | rejected / kept |")
-    print("|---|---|---|---|---|")
-    for kind, n, blank, share in rows:
-        print(f"| unseen non-digits | {kind} | {n} | {blank} | {100 * share:.1f}% rejected |")
-    print(
-        f"| unseen non-digits | **all** | {all_unseen} | | **{100 * unseen_rej:.1f}% rejected** |"
-    )
-    for kind in negatives.KINDS:
-        sel = np.array([kd == kind for kd in plan])
-        print(
-            f"| generator (reference) | {kind} | {int(sel.sum())} | {int(blank_neg[sel].sum())} "
-            f"| {100 * r_neg[sel].mean():.1f}% rejected |"
+    rows: dict[str, list[str]] = {}
+
+    def put(row: str, cell: str) -> None:
+        rows.setdefault(row, []).append(cell)
+
+    # the max-probability baseline keeps as much of MNIST test as the default model does
+    default = Model.load(models["11th class + terms (default)"][0])
+    reference_kept = 1 - float(rejected(default.predict_proba(mnist), threshold).mean())
+    for path, _ in models.values():
+        model = Model.load(path)
+        p_mnist = model.predict_proba(mnist)
+        # max probability: the threshold that keeps as much of MNIST as the default
+        at = threshold if model.can_reject else keeping(p_mnist, reference_kept)
+        r_mnist = rejected(p_mnist, at)
+        unseen_rej = {
+            kind: rejected(model.predict_proba(digits), at) | blank
+            for kind, (digits, blank) in unseen.items()
+        }
+        for kind, r in unseen_rej.items():
+            put(f"unseen non-digits: {kind} ({len(r)})", f"{100 * r.mean():.1f}% rejected")
+        everything = np.concatenate(list(unseen_rej.values()))
+        put(
+            f"**unseen non-digits: all ({len(everything)})**", f"**{100 * everything.mean():.1f}%**"
         )
-    kept_mnist = 1 - rejected(p_mnist, threshold).mean()
-    acc_mnist = float(
-        np.mean((p_mnist[:, :10].argmax(axis=1) == y) & ~rejected(p_mnist, threshold))
-    )
-    print(f"| real digits | MNIST test | {len(y)} | | {100 * kept_mnist:.2f}% kept |")
-    labels = np.array([int(f.stem.split("_")[1]) for f in form_files])
-    form_kinds = np.array([f.parent.name for f in form_files])
-    for kind in forms.KINDS:
-        sel = form_kinds == kind
-        print(
-            f"| digits on pages | {kind} | {int(sel.sum())} | | {100 * (1 - r_forms[sel].mean()):.1f}% kept |"
+        r_neg = rejected(model.predict_proba(neg), at) | neg_blank
+        for kind in negatives.KINDS:
+            sel = plan == kind
+            put(
+                f"generator (reference): {kind} ({int(sel.sum())})",
+                f"{100 * r_neg[sel].mean():.1f}%",
+            )
+        put(f"MNIST test kept ({len(y)})", f"{100 * (1 - r_mnist.mean()):.2f}%")
+        right = (p_mnist[:, :10].argmax(axis=1) == y) & ~r_mnist
+        put("**MNIST test accuracy (rejects are errors)**", f"**{100 * right.mean():.2f}%**")
+        p_forms = model.predict_proba(form_x)
+        r_forms = rejected(p_forms, at) | form_blank
+        for kind in forms.KINDS:
+            sel = form_kind == kind
+            put(
+                f"form digits kept: {kind} ({int(sel.sum())})",
+                f"{100 * (1 - r_forms[sel].mean()):.1f}%",
+            )
+        put(
+            f"**form digits kept: all ({len(form_files)})**",
+            f"**{100 * (1 - r_forms.mean()):.1f}%**",
         )
-    print(
-        f"| digits on pages | **all** | {len(form_files)} | {int(forms_blank.sum())} | **{100 * (1 - r_forms.mean()):.1f}% kept** |"
-    )
-    right_forms = float(np.mean((p_forms[:, :10].argmax(axis=1) == labels) & ~r_forms))
-    print(
-        f"\nMNIST test read right: {100 * np.mean(p_mnist.argmax(axis=1) == y):.2f}%, "
-        f"read right and kept: {100 * acc_mnist:.2f}%; form digits: "
-        f"{100 * right_forms:.1f}%. Max-probability AUROC, MNIST test against the unseen "
-        f"non-digits: {auroc(p_mnist[:, :10].max(axis=1), np.concatenate(unseen_max)):.3f}. "
-        f"Generator: {gen_ms:.1f} ms a prepared negative. Seed {args.seed}; files in {work}."
-    )
+        form_right = (p_forms[:, :10].argmax(axis=1) == form_y) & ~r_forms
+        put("form digits read right and kept", f"{100 * form_right.mean():.1f}%")
+        X = model.features(mnist)
+        raw = softmax(model.logits(X, calibrated=False))
+        put(
+            "ECE on MNIST test, before / after calibration",
+            f"{100 * expected_calibration_error(raw, y):.2f}% / "
+            f"{100 * expected_calibration_error(p_mnist, y):.2f}% (T={model.temperature:.3f})",
+        )
+        top = [
+            np.where(b, 0.0, model.predict_proba(d)[:, :10].max(axis=1)) for d, b in unseen.values()
+        ]
+        auc = auroc(p_mnist[:, :10].max(axis=1), np.concatenate(top))
+        put("max-probability AUROC (MNIST test vs unseen)", f"{auc:.3f}")
+        put(
+            "rule",
+            f"p(not a digit) largest and >= {at:g}" if model.can_reject else f"max p < {at:.4f}",
+        )
+    # the command's rate, each model in turn, three rounds (the median): a busy machine
+    # slows whichever runs while it is busy, not always the same one
+    rounds = [
+        [score_rate(path, unseen_dir, work / "scored.csv") for path, _ in models.values()]
+        for _ in range(3)
+    ]
+    for rate in np.median(np.array(rounds), axis=0):
+        put("`softmax-pipe score` on the unseen folder (median of 3)", f"{rate:.0f} images/s")
+    for _, seconds in models.values():
+        put("training (Hyper(), this run; derived images cached)", f"{seconds:.1f} s")
+    print(f"| | {' | '.join(models)} |")
+    print(f"|---|{'---|' * len(models)}")
+    for row, cells in rows.items():
+        print(f"| {row} | {' | '.join(cells)} |")
+    print(f"\nGenerator: {gen_ms:.1f} ms a prepared negative. Seed {args.seed}; files in {work}.")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,16 @@ checks of :mod:`softmax_core.modelcheck`::
     b      (k,) float32      biases
     meta   0-d unicode array JSON text: {"format": "softmax-pipe/model@1", "preprocessing":
                              {"steps": [...]}, "input_schema": {..., "classes": k},
-                             "calibration": {...} (optional), and ModelInfo's fields}
+                             "calibration": {...} (optional), "reject_terms": {...}
+                             (optional), and ModelInfo's fields}
+
+An 11-class model may hold three more arrays: its second-order terms for "not a digit"
+(:mod:`softmax_core.quadratic`), announced by ``"reject_terms": {"method": "quadratic",
+"directions": q}``::
+
+    Q_mean  (d,) float32     the digits' mean features
+    Q_basis (d, q) float32   their leading directions, scaled
+    Q_w     (q(q+1)/2,)      the logit of "not a digit" per pairwise product
 
 ``calibration`` (:class:`~softmax_core.calibration.Calibration`): ``{"method":
 "temperature", "temperature": T, "images": n, "nll_before": ..., "nll_after": ...}``.
@@ -65,6 +74,7 @@ from softmax_core.blas import one_thread
 from softmax_core.calibration import Calibration
 from softmax_core.errors import DataFormatError, ImageError, InvalidInputError
 from softmax_core.preprocess import Steps
+from softmax_core.quadratic import Quadratic
 from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
 
@@ -137,7 +147,7 @@ class ModelInfo:
         """The info in a parsed ``meta`` object; a field of the wrong type is a
         DataFormatError naming it (a model file may be hostile)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        reserved = {"format", "preprocessing", "input_schema", "calibration"}
+        reserved = {"format", "preprocessing", "input_schema", "calibration", "reject_terms"}
 
         def typed(key: str, kinds: type | tuple[type, ...]) -> Any:
             value = meta.get(key)
@@ -201,6 +211,8 @@ class Model:
         info: what it was trained on and how (:class:`ModelInfo`).
         ref: where it came from (``mnist:3``, a file path), for messages and score rows.
         calibration: the temperature ``T`` and how it was fitted; None: ``T = 1``.
+        quadratic: an 11-class model's second-order terms for "not a digit"
+            (:mod:`softmax_core.quadratic`), added to that logit; None: none.
     """
 
     W: NDArray[np.float32]
@@ -209,6 +221,7 @@ class Model:
     info: ModelInfo = field(default_factory=ModelInfo)
     ref: str = "<model>"
     calibration: Calibration | None = None
+    quadratic: Quadratic | None = None
 
     def __post_init__(self) -> None:
         d = self.steps.n_features
@@ -224,6 +237,11 @@ class Model:
                 f"model {self.ref} has W{self.W.shape} {self.W.dtype}, b{self.b.shape} "
                 f"{self.b.dtype}; expected float32 W ({d}, k) and b (k,) with k 10 or 11 "
                 f"for its features ({self.steps.describe()})"
+            )
+        if self.quadratic is not None and (k != N_CLASSES + 1 or self.quadratic.d != d):
+            raise InvalidInputError(
+                f"model {self.ref} has second-order terms over {self.quadratic.d} features; "
+                f"only an 11-class model over its {d} features can"
             )
 
     @property
@@ -245,7 +263,9 @@ class Model:
         if k == self.n_classes:
             return self
         if k < self.n_classes:
-            return self.evolve(W=np.ascontiguousarray(self.W[:, :k]), b=self.b[:k].copy())
+            return self.evolve(
+                W=np.ascontiguousarray(self.W[:, :k]), b=self.b[:k].copy(), quadratic=None
+            )
         W = np.concatenate([self.W, np.zeros((self.W.shape[0], 1), np.float32)], axis=1)
         b = np.concatenate([self.b, np.zeros(1, np.float32)])
         return self.evolve(W=W, b=b)
@@ -266,14 +286,17 @@ class Model:
 
     @one_thread()
     def logits(self, X: NDArray[np.float32], *, calibrated: bool = True) -> NDArray[np.float32]:
-        """Features (n, d) -> logits ``(X W + b) / T`` (n, k) float32; ``calibrated=False``:
-        ``X W + b``. Every prediction goes through here. Without a calibration (``T = 1``)
-        nothing is divided: the same bits as before temperatures existed."""
+        """Features (n, d) -> logits ``(X W + b) / T`` (n, k) float32, an 11-class model's
+        second-order terms added to "not a digit" first; ``calibrated=False``: undivided.
+        Every prediction goes through here. Without a calibration (``T = 1``) nothing is
+        divided: the same bits as before temperatures existed."""
         if X.ndim != 2 or X.shape[1] != self.W.shape[0]:
             raise InvalidInputError(
                 f"model {self.ref} expects {self.W.shape[0]} features, got shape {X.shape}"
             )
         result: NDArray[np.float32] = X @ self.W + self.b
+        if self.quadratic is not None:
+            result[:, REJECT] += self.quadratic.logit(X)
         if calibrated and self.calibration is not None:
             result /= np.float32(self.calibration.temperature)
         return result
@@ -351,13 +374,19 @@ class Model:
         if self.calibration is not None:
             meta["calibration"] = self.calibration.to_json()
         meta["created"] = meta["created"] or now()
+        arrays: dict[str, Any] = {  # Any: savez's keywords are typed as its own options
+            "W": np.ascontiguousarray(self.W, dtype=np.float32),
+            "b": np.ascontiguousarray(self.b, dtype=np.float32),
+            "meta": None,  # below, once meta is whole
+        }
+        if self.quadratic is not None:
+            meta["reject_terms"] = {"method": "quadratic", "directions": self.quadratic.q}
+            arrays["Q_mean"] = self.quadratic.mean
+            arrays["Q_basis"] = self.quadratic.basis
+            arrays["Q_w"] = self.quadratic.w
+        arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            W=np.ascontiguousarray(self.W, dtype=np.float32),
-            b=np.ascontiguousarray(self.b, dtype=np.float32),
-            meta=np.array(json.dumps(meta, sort_keys=True)),
-        )
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     def save(self, path: str | Path) -> Path:
@@ -384,6 +413,11 @@ class Model:
         calibration = (
             Calibration.from_json(meta["calibration"], origin) if "calibration" in meta else None
         )
+        quad = None
+        if "reject_terms" in meta:
+            quad = modelcheck.parse_terms(meta["reject_terms"], arrays, steps.n_features, origin)
+            if arrays["W"].shape[1] != N_CLASSES + 1:
+                raise DataFormatError(f"{origin}: second-order terms in a 10-class model")
         return cls(
             W=arrays["W"],
             b=arrays["b"],
@@ -391,6 +425,7 @@ class Model:
             info=info,
             ref=ref or origin,
             calibration=calibration,
+            quadratic=quad,
         )
 
     @classmethod

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
 from softmax_core.preprocess import Steps
+from softmax_core.quadratic import Quadratic
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # a 784x10 float32 model is 33 KiB
 MAX_META_BYTES = 1024 * 1024
@@ -31,6 +32,7 @@ MAX_WEIGHT = 1e4  # trained weights are below 10; 3e38 makes every probability N
 N_CLASSES = 10
 CLASS_COUNTS = (10, 11)  # the digits; the digits and "not a digit" (softmax_core.model)
 MEMBERS = ("W", "b", "meta")
+TERMS = ("Q_mean", "Q_basis", "Q_w")  # an 11-class model's second-order terms (optional)
 
 
 def read_model_bytes(path: Path) -> bytes:
@@ -57,7 +59,8 @@ def read_model_bytes(path: Path) -> bytes:
 
 
 def read_arrays(data: bytes, origin: str) -> dict[str, NDArray[Any]]:
-    """W, b and meta from .npz bytes, each header checked before its data is read."""
+    """W, b and meta from .npz bytes (and the terms' arrays, :data:`TERMS`, when there),
+    each header checked before its data is read."""
     if not zipfile.is_zipfile(io.BytesIO(data)):
         what = "a plain .npy array" if data.startswith(b"\x93NUMPY") else "not a zip archive"
         raise DataFormatError(
@@ -72,7 +75,8 @@ def read_arrays(data: bytes, origin: str) -> dict[str, NDArray[Any]]:
                 raise DataFormatError(
                     f"{origin}: not a softmax-pipe model file (missing arrays {missing})"
                 )
-            return {m: _read_member(zf, infos[f"{m}.npy"], origin) for m in MEMBERS}
+            present = MEMBERS + tuple(m for m in TERMS if f"{m}.npy" in infos)
+            return {m: _read_member(zf, infos[f"{m}.npy"], origin) for m in present}
     except DataFormatError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib_error()) as e:
@@ -175,3 +179,38 @@ def check_weights(W: NDArray[Any], b: NDArray[Any], d: int, origin: str) -> None
         raise DataFormatError(
             f"{origin}: weights exceed {MAX_WEIGHT:g} in magnitude; probabilities would overflow"
         )
+
+
+def parse_terms(spec: Any, arrays: dict[str, NDArray[Any]], d: int, origin: str) -> Quadratic:
+    """The second-order terms meta's ``reject_terms`` announces (``{"method": "quadratic",
+    "directions": q}``), from the arrays :data:`TERMS`: finite float32, shaped for ``d``
+    features and ``q`` directions, bounded like the weights."""
+    q = spec.get("directions") if isinstance(spec, dict) else None
+    if (
+        not isinstance(spec, dict)
+        or spec.get("method") != "quadratic"
+        or not isinstance(q, int)
+        or isinstance(q, bool)
+        or not 1 <= q <= d
+    ):
+        raise DataFormatError(
+            f"{origin}: reject_terms {spec!r} is invalid; expected "
+            f'{{"method": "quadratic", "directions": 1..{d}}}'
+        )
+    missing = [m for m in TERMS if m not in arrays]
+    if missing:
+        raise DataFormatError(f"{origin}: reject_terms without the arrays {missing}")
+    mean, basis, w = (arrays[m] for m in TERMS)
+    if any(
+        a.dtype != np.float32
+        or not np.isfinite(a).all()
+        or float(np.abs(a).max(initial=0)) > MAX_WEIGHT
+        for a in (mean, basis, w)
+    ):
+        raise DataFormatError(f"{origin}: reject_terms hold non-float32, non-finite or huge values")
+    if mean.shape != (d,) or basis.shape != (d, q) or w.shape != (q * (q + 1) // 2,):
+        raise DataFormatError(
+            f"{origin}: reject_terms have Q_mean{mean.shape}, Q_basis{basis.shape}, "
+            f"Q_w{w.shape}; expected ({d},), ({d}, {q}), ({q * (q + 1) // 2},)"
+        )
+    return Quadratic(mean, basis, w)

@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, metrics, settings, sgd
+from softmax_core import gate, metrics, quadratic, settings, sgd
 from softmax_core.calibration import fit_temperature
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import EvaluationReport
 from softmax_core.model import N_CLASSES, REJECT, Model, ModelInfo, now
 from softmax_core.preprocess import Steps
+from softmax_core.quadratic import Quadratic
 from softmax_core.requests import Data, Hyper
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 JITTER_STREAM = 0x6A17  # the jitter's random stream, beside SGD's, from the same seed
 CLUTTER_STREAM = 0xC1077  # the cluttered digits' (softmax_core.clutter)
 REJECT_STREAM = 0x4E7  # the jitter's when the column "not a digit" is fitted
+TERMS_CHUNK = 4096  # rows whose second-order terms are made at a time
 Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
 Holdout = tuple[str, NDArray[Any], NDArray[Any]]  # dataset name, images (n, 28, 28), labels (n,)
 
@@ -110,8 +112,9 @@ def train(
     fitted = sgd.fit(X1, y1, hyper, init=start, callback=callback, sample_weight=sw)
     W, b = fitted.W, fitted.b
     n_train, n_negatives = int(y1.shape[0]), data.n_negatives(n_mnist)
+    terms: Quadratic | None = None
     if data.reject:
-        W, b, n_train = _fit_reject(
+        W, b, terms, n_train = _fit_reject(
             ds, hyper, data, steps, (W, b), X, y, extra, weight, n_negatives, init
         )
     weighted = (
@@ -125,7 +128,15 @@ def train(
         "limit": hyper.limit,
         "calibration_images": hyper.calibration_images,
         **weighted,
-        **({"negatives": n_negatives, "negatives_seed": 2 * hyper.seed} if data.reject else {}),
+        **(
+            {
+                "negatives": n_negatives,
+                "negatives_seed": 2 * hyper.seed,
+                "reject_terms": 0 if terms is None else terms.q,
+            }
+            if data.reject
+            else {}
+        ),
     }
     info = ModelInfo(
         created=now(),
@@ -137,7 +148,7 @@ def train(
         history=fitted.history,
         train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
     )
-    model = Model(W=W, b=b, steps=steps, info=info)
+    model = Model(W=W, b=b, steps=steps, info=info, quadratic=terms)
     n = int(y_mnist.shape[0])
     cal = n - calibration_split(n, hyper.calibration_images)
     if cal == n:
@@ -179,12 +190,14 @@ def _fit_reject(
     weight: int,
     n_negatives: int,
     init: Model | None,
-) -> tuple[NDArray[np.float32], NDArray[np.float32], int]:
+) -> tuple[NDArray[np.float32], NDArray[np.float32], Quadratic | None, int]:
     """The column "not a digit" beside the digits' ``(W, b)``, which stay as they are: SGD
     on the 11-class loss with the digits' columns frozen, over the MNIST images ``X, y``,
     ``n_negatives`` generated non-digits, the cluttered digits and ``extra`` (its
     not-a-digit images too). Starts from ``init``'s column when it has one, else zero.
-    Returns ``(W (d, 11), b (11,), images trained on)``."""
+    The column is linear in the features plus ``data.reject_terms`` directions' terms
+    (:mod:`softmax_core.quadratic`; a warm start's own when it has them).
+    Returns ``(W (d, 11), b (11,), the terms with their weights, images trained on)``."""
     from softmax_core.clutter import cluttered
     from softmax_core.mnist import cached_uint8
     from softmax_core.negatives import negatives
@@ -210,22 +223,57 @@ def _fit_reject(
         neg = cached_uint8(ds, "negatives", neg_key, lambda: negatives(n_negatives, seed=seed))
         parts_X.append(steps.features(neg))
         parts_y.append(np.full(n_negatives, REJECT, dtype=np.uint8))
-    X2, y2 = np.concatenate(parts_X), np.concatenate(parts_y)
-    sw = None
+    y2, sw = np.concatenate(parts_y), None
     if extra:
         rng = np.random.default_rng([hyper.seed, REJECT_STREAM])
-        X2, y2, sw = with_extra(X2, y2, extra, steps, data.weighting, weight, rng)
+        X2, y2, sw = with_extra(
+            np.concatenate(parts_X), y2, extra, steps, data.weighting, weight, rng
+        )
+        parts_X = [X2]
     W0, b0 = digits
     column = init.with_classes(N_CLASSES + 1) if init is not None else None
-    W = np.concatenate(
-        [W0, column.W[:, REJECT:] if column is not None else np.zeros((W0.shape[0], 1), W0.dtype)],
-        axis=1,
-    )
+    # The column's second-order terms: a warm start's own (its weights mean something over
+    # them only), else fitted on these digits' features (none from fewer than two).
+    terms = column.quadratic if column is not None else None
+    if terms is None and data.reject_terms and n_mnist >= 2:
+        terms = quadratic.fit(X, min(data.reject_terms, X.shape[1]))
+    d, e = W0.shape[0], 0 if terms is None else quadratic.n_terms(terms.q)
+    reject_w = column.W[:, REJECT] if column is not None else np.zeros(d, W0.dtype)
+    W = np.zeros((d + e, N_CLASSES + 1), np.float32)  # the digits' rows for the terms stay 0
+    W[:d, :N_CLASSES], W[:d, REJECT] = W0, reject_w
     b = np.concatenate([b0, column.b[REJECT:] if column is not None else np.zeros(1, b0.dtype)])
+    if terms is not None:
+        W[d:, REJECT] = terms.w
+    X2 = _rows_with_terms(parts_X, terms)
     fitted = sgd.fit(
         X2, y2, hyper, init=(W, b), sample_weight=sw, n_classes=N_CLASSES + 1, frozen=N_CLASSES
     )
-    return fitted.W, fitted.b, int(y2.shape[0])
+    return (
+        np.ascontiguousarray(fitted.W[:d]),
+        fitted.b,
+        None if terms is None else terms.with_weights(fitted.W[d:, REJECT]),
+        int(y2.shape[0]),
+    )
+
+
+def _rows_with_terms(
+    parts: Sequence[NDArray[np.float32]], terms: Quadratic | None
+) -> NDArray[np.float32]:
+    """The parts' rows one under the other, each followed by its terms when there are
+    any: ``(n, d + e)``, filled in place a few thousand rows at a time (no second copy of
+    the features: the peak memory of training is this array)."""
+    d = parts[0].shape[1]
+    e = 0 if terms is None else quadratic.n_terms(terms.q)
+    out = np.empty((sum(len(p) for p in parts), d + e), dtype=np.float32)
+    at = 0
+    for part in parts:
+        for lo in range(0, len(part), TERMS_CHUNK):
+            rows = np.asarray(part[lo : lo + TERMS_CHUNK], dtype=np.float32)
+            out[at : at + len(rows), :d] = rows
+            if terms is not None:
+                terms.terms(rows, out=out[at : at + len(rows), d:])
+            at += len(rows)
+    return out
 
 
 def recipe_digest() -> str:

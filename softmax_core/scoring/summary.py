@@ -164,9 +164,11 @@ class ScoreSummary:
                 "(likely not digits, or badly scanned)"
             )
         if self.rejected:
+            junk, blank = self.rejected - self.blank, self.blank
             out.append(
-                f"rejected {self.rejected:,} images: {self.rejected - self.blank:,} not digits, "
-                f"{self.blank:,} blank pages (status=rejected rows)"
+                f"rejected {self.rejected:,} image{'s' * (self.rejected != 1)}: "
+                f"{junk:,} not digit{'s' * (junk != 1)}, "
+                f"{blank:,} blank page{'s' * (blank != 1)} (status=rejected rows)"
             )
         if self.skipped:
             top = sorted(self.skipped_by_ext.items(), key=lambda ec: (-ec[1], ec[0]))[:8]

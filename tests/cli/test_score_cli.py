@@ -815,7 +815,7 @@ def test_images_that_are_not_digits_are_rejected_rows_and_the_run_succeeds(
         "",
     )
     n = len(rejected) + 1
-    assert f"rejected {n} images: {n - 1} not digits, 1 blank pages" in stderr
+    assert f"rejected {n} images: {n - 1} not digits, 1 blank page (" in stderr
     assert "failed" not in stderr
 
     # the summary as JSON-able counts, and JSON Lines rows

@@ -209,7 +209,10 @@ def test_prepared_batches_are_the_models_steps_weights_and_temperature_on_the_di
     digits, _ = scoring.decode_items(pairs)
     assert errors == [None] * 30
     assert model.temperature != 1.0  # trained as `train` trains: calibrated
-    logits = model.steps.features(digits) @ model.W + model.b
+    X = model.steps.features(digits)
+    logits = X @ model.W + model.b
+    assert model.quadratic is not None  # "not a digit" also weighs its second-order terms
+    logits[:, 10] += model.quadratic.terms(X) @ model.quadratic.w
     np.testing.assert_allclose(probs, softmax(logits / model.temperature), rtol=1e-5)
 
 
@@ -430,3 +433,16 @@ def test_workers_see_the_environment_their_parent_has_now(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     assert seen == "set after the server started"
+
+
+@pytest.mark.parametrize(
+    ("rejected", "blank", "line"),
+    [
+        (1, 0, "rejected 1 image: 1 not digit, 0 blank pages (status=rejected rows)"),
+        (1, 1, "rejected 1 image: 0 not digits, 1 blank page (status=rejected rows)"),
+        (5, 2, "rejected 5 images: 3 not digits, 2 blank pages (status=rejected rows)"),
+    ],
+)
+def test_the_rejected_line_counts_in_words(rejected: int, blank: int, line: str) -> None:
+    summary = scoring.ScoreSummary(model="m", root="r", rejected=rejected, blank=blank)
+    assert line in summary.lines()
