@@ -137,7 +137,7 @@ def test_broken_files_are_error_rows_and_the_run_goes_on(
     assert blank["confidence"] == ""
     n = len(expected) - 1
     assert f"error: {n} of {20 + len(expected)} images could not be scored" in stderr
-    assert "1 blank pages (status=rejected rows)" in stderr
+    assert "1 blank page (status=rejected rows)" in stderr
 
 
 def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:
@@ -432,7 +432,7 @@ def test_flow_writes_what_the_local_command_writes(
     )
     assert code_local == code_flow == 1, stderr
     assert flowed.read_bytes() == local.read_bytes()  # rejected rows too
-    assert "failed 6 images" in stderr and "1 blank pages" in stderr
+    assert "failed 6 images" in stderr and "1 blank page (" in stderr
     # The UI's view of that run: its progress bar went to 100 %, shard by shard.
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
