@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,41 +46,23 @@ def cached_features(
     folder = ds.path / "features" / steps.key  # a file-name-safe key
     npy, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
     shape = [int(images.shape[0]), steps.n_features]
-    try:
-        meta = json.loads(meta_path.read_text())
-        ok = (
-            meta.get("format") == FEATURES_FORMAT
-            and meta.get("dataset_digest") == ds.digest
-            and meta.get("steps") == steps.to_json()
-            and meta.get("shape") == shape
-            and sha256_matches(npy, str(meta.get("sha256")))
-        )
-        if ok:
-            out = np.load(npy, mmap_mode="r", allow_pickle=False)
-            if out.dtype == np.float32 and list(out.shape) == shape:
-                result: NDArray[np.float32] = out
-                return result
-    except (OSError, ValueError, AttributeError):
-        pass
+    fields = {
+        "format": FEATURES_FORMAT,
+        "dataset_digest": ds.digest,
+        "split": split,
+        "steps": steps.to_json(),
+        "shape": shape,
+    }
+    found: NDArray[np.float32] | None = _verified(
+        npy, meta_path, fields, np.dtype(np.float32), mmap=True
+    )
+    if found is not None:
+        return found
     feats = steps.features(images, threads=min(4, os.cpu_count() or 1))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        digest = save_npy(npy, feats)
-        meta = {
-            "format": FEATURES_FORMAT,
-            "dataset_digest": ds.digest,
-            "split": split,
-            "steps": steps.to_json(),
-            "shape": shape,
-            "sha256": digest,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        atomic_write(meta_path, json.dumps(meta, indent=2, sort_keys=True))
-    except OSError as e:
-        raise StorageError(f"cannot write cached features under {folder}: {e}") from e
+    _store(npy, meta_path, feats, fields, "cached features")
     del feats
-    result2: NDArray[np.float32] = np.load(npy, mmap_mode="r", allow_pickle=False)
-    return result2
+    result: NDArray[np.float32] = np.load(npy, mmap_mode="r", allow_pickle=False)
+    return result
 
 
 # --- cached derived images ------------------------------------------------------------------
@@ -100,31 +83,54 @@ def cached_uint8(
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     folder = ds.path / "derived"
     npy, meta_path = folder / f"{name}-{digest}.npy", folder / f"{name}-{digest}.json"
+    fields = {"format": DERIVED_FORMAT, "key": json.loads(blob)}
+    found: NDArray[np.uint8] | None = _verified(
+        npy, meta_path, fields, np.dtype(np.uint8), mmap=False
+    )
+    if found is not None:
+        return found
+    images = np.ascontiguousarray(make(), dtype=np.uint8)
+    _store(npy, meta_path, images, fields, "cached arrays")
+    return images
+
+
+# --- one cached array and its meta ----------------------------------------------------------
+
+
+def _verified(
+    npy: Path, meta_path: Path, fields: Mapping[str, object], dtype: np.dtype[Any], *, mmap: bool
+) -> Any:
+    """The array at ``npy`` when its meta JSON holds ``fields`` and a sha256 the file still
+    matches, and the array has ``dtype`` and the meta's shape; else None (missing, stale,
+    changed or unreadable: the caller makes it again)."""
     try:
         meta = json.loads(meta_path.read_text())
-        if (
-            meta.get("format") == DERIVED_FORMAT
-            and meta.get("key") == json.loads(blob)
-            and sha256_matches(npy, str(meta.get("sha256")))
+        if all(meta.get(k) == v for k, v in fields.items()) and sha256_matches(
+            npy, str(meta.get("sha256"))
         ):
-            out = np.load(npy, allow_pickle=False)
-            if out.dtype == np.uint8 and list(out.shape) == meta.get("shape"):
-                result: NDArray[np.uint8] = out
-                return result
+            out = np.load(npy, mmap_mode="r" if mmap else None, allow_pickle=False)
+            if out.dtype == dtype and list(out.shape) == meta.get("shape"):
+                return out
     except (OSError, ValueError, AttributeError):
         pass
-    images = np.ascontiguousarray(make(), dtype=np.uint8)
+    return None
+
+
+def _store(
+    npy: Path, meta_path: Path, array: NDArray[Any], fields: Mapping[str, object], what: str
+) -> None:
+    """Write ``array`` to ``npy``, then its meta JSON: ``fields``, its shape, its sha256
+    and when it was made (the meta last: a crash between leaves a file that never
+    verifies)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        sha = save_npy(npy, images)
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        sha = save_npy(npy, array)
         meta = {
-            "format": DERIVED_FORMAT,
-            "key": json.loads(blob),
-            "shape": list(images.shape),
+            **fields,
+            "shape": list(array.shape),
             "sha256": sha,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         atomic_write(meta_path, json.dumps(meta, indent=2, sort_keys=True))
     except OSError as e:
-        raise StorageError(f"cannot write cached arrays under {folder}: {e}") from e
-    return images
+        raise StorageError(f"cannot write {what} under {npy.parent}: {e}") from e
