@@ -16,6 +16,12 @@ the gate measures with) and the users' ``not-a-digit`` images; each counted once
 MNIST image is. With them go ``settings.CLUTTERED_SHARE`` x the MNIST images of training
 digits drawn on pages with a page's leftovers (``softmax_core.clutter``), labelled as the
 digits they are, so that a frame's corner does not make a digit "not a digit".
+
+The digits' fit sees cluttered digits too: ``settings.CLUTTERED_DIGITS_SHARE`` x the MNIST
+images after MNIST's (the first of them are the ones the column "not a digit" learns from),
+so that a kept tick, a cut stroke or a shadow does not change which digit is read. The
+calibration proxy learns from its own, drawn from the images before the slice only
+(:func:`cluttered_digits` of a run limited to them).
 """
 
 from __future__ import annotations
@@ -109,6 +115,9 @@ def train(
     if init is not None:
         ten = init.with_classes(N_CLASSES)
         start = (ten.W, ten.b)
+    # ... and on cluttered digits (CLUTTERED_DIGITS_SHARE of the MNIST images), after them
+    Xe, ye, swe = X1, y1, sw
+    X1, y1, sw = _with_cluttered(ds, hyper, steps, (Xe, ye, swe), y, n_mnist)
     fitted = sgd.fit(X1, y1, hyper, init=start, callback=callback, sample_weight=sw)
     W, b = fitted.W, fitted.b
     n_train, n_negatives = int(y1.shape[0]), data.n_negatives(n_mnist)
@@ -155,7 +164,10 @@ def train(
         return model
     proxy = fitted
     if n_mnist > cal or init is not None:  # it learned from the slice, or may have
-        Xp, yp, swp = _without(X1, y1, sw, min(cal, n_mnist), n_mnist)
+        lo = min(cal, n_mnist)  # the proxy: as a run limited to the images before the slice
+        Xp, yp, swp = _with_cluttered(
+            ds, hyper, steps, _without(Xe, ye, swe, lo, n_mnist), y[:lo], lo
+        )
         proxy = sgd.fit(Xp, yp, hyper, sample_weight=swp)
     Z = Model(W=proxy.W, b=proxy.b, steps=steps).logits(X_mnist[cal:], calibrated=False)
     return model.evolve(calibration=fit_temperature(Z, np.asarray(y_mnist[cal:])))
@@ -198,25 +210,15 @@ def _fit_reject(
     The column is linear in the features plus ``data.reject_terms`` directions' terms
     (:mod:`softmax_core.quadratic`; a warm start's own when it has them).
     Returns ``(W (d, 11), b (11,), the terms with their weights, images trained on)``."""
-    from softmax_core.clutter import cluttered
     from softmax_core.mnist import cached_uint8
     from softmax_core.negatives import negatives
 
     n_mnist = int(y.shape[0])
     count = math.ceil(settings.CLUTTERED_SHARE * n_mnist)
     code = recipe_digest()
-    made: list[tuple[NDArray[np.uint8], NDArray[np.uint8]]] = []
-
-    def clutter() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-        if not made:
-            rng = np.random.default_rng([hyper.seed, CLUTTER_STREAM])
-            made.append(cluttered(ds.x_train[:n_mnist], y, count, rng))
-        return made[0]
-
-    key = {"n_mnist": n_mnist, "count": count, "seed": hyper.seed, "code": code}
-    pos = cached_uint8(ds, "cluttered", key, lambda: clutter()[0])
-    pos_y = cached_uint8(ds, "cluttered-labels", key, lambda: clutter()[1])
-    parts_X, parts_y = [X, steps.features(pos)], [np.asarray(y, np.uint8), pos_y]
+    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist)
+    parts_X = [X, steps.features(pos[:count])]
+    parts_y = [np.asarray(y, np.uint8), pos_y[:count]]
     if n_negatives:
         seed = 2 * hyper.seed
         neg_key = {"n": n_negatives, "seed": seed, "code": code}
@@ -254,6 +256,58 @@ def _fit_reject(
         None if terms is None else terms.with_weights(fitted.W[d:, REJECT]),
         int(y2.shape[0]),
     )
+
+
+def _with_cluttered(
+    ds: Dataset,
+    hyper: Hyper,
+    steps: Steps,
+    rows: tuple[NDArray[np.float32], NDArray[Any], NDArray[np.float32] | None],
+    y: NDArray[Any],
+    n_mnist: int,
+) -> tuple[NDArray[np.float32], NDArray[Any], NDArray[np.float32] | None]:
+    """The digits' training ``rows`` (features, labels, sample weights or None) followed by
+    ``settings.CLUTTERED_DIGITS_SHARE`` x ``n_mnist`` cluttered digits (:func:`cluttered_digits`
+    of the first ``n_mnist`` training images, labels ``y``), each of weight 1; the rows as
+    they are when the share is 0."""
+    X, labels, sw = rows
+    count = math.ceil(settings.CLUTTERED_DIGITS_SHARE * n_mnist)
+    if not count:
+        return X, labels, sw
+    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist)
+    return (
+        np.concatenate([X, steps.features(pos[:count])]),
+        np.concatenate([np.asarray(labels, np.uint8), pos_y[:count]]),
+        None if sw is None else np.concatenate([sw, np.ones(count, np.float32)]),
+    )
+
+
+def cluttered_digits(
+    ds: Dataset, hyper: Hyper, y: NDArray[Any], n_mnist: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """The cluttered digits (:func:`softmax_core.clutter.cluttered`) of a run on the first
+    ``n_mnist`` training images (labels ``y``): ``max(CLUTTERED_SHARE,
+    CLUTTERED_DIGITS_SHARE) x n_mnist`` of them, drawn from those images with the stream
+    ``[hyper.seed, CLUTTER_STREAM]``; cached beside ``ds``. The column "not a digit" learns
+    from the first ``CLUTTERED_SHARE`` of them, the digits from the first
+    ``CLUTTERED_DIGITS_SHARE``."""
+    from softmax_core.clutter import cluttered
+    from softmax_core.mnist import cached_uint8
+
+    share = max(settings.CLUTTERED_SHARE, settings.CLUTTERED_DIGITS_SHARE)
+    count = math.ceil(share * n_mnist)
+    made: list[tuple[NDArray[np.uint8], NDArray[np.uint8]]] = []
+
+    def clutter() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        if not made:
+            rng = np.random.default_rng([hyper.seed, CLUTTER_STREAM])
+            made.append(cluttered(ds.x_train[:n_mnist], y[:n_mnist], count, rng))
+        return made[0]
+
+    key = {"n_mnist": n_mnist, "count": count, "seed": hyper.seed, "code": recipe_digest()}
+    pos = cached_uint8(ds, "cluttered", key, lambda: clutter()[0])
+    pos_y = cached_uint8(ds, "cluttered-labels", key, lambda: clutter()[1])
+    return pos, pos_y
 
 
 def _rows_with_terms(

@@ -1,15 +1,18 @@
 """Training the class "not a digit": 11 classes by default from generated negatives and the
 users' not-a-digit images, 10 with ``reject=False``, a warm start from a 10-class model,
-and the digits with a page's leftovers (``softmax_core.clutter``) trained beside them."""
+and the digits with a page's leftovers (``softmax_core.clutter``) trained beside them: by
+the column "not a digit" and by the digits' columns too."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from softmax_core import settings
+from softmax_core import clutter, settings, sgd
 from softmax_core.clutter import cluttered
 from softmax_core.mnist import Dataset
 from softmax_core.model import REJECT, decide
@@ -87,7 +90,8 @@ def test_no_reject_trains_ten_classes_and_leaves_not_a_digit_images_out(ds: Data
     ]
     model = train(ds, FEW, data=Data(reject=False), extra=extra)
     assert model.n_classes == 10 and "negatives" not in model.info.params
-    assert model.info.n_train == 3000 + 40 * model.info.params["data_weight"]
+    cluttered_digits = math.ceil(settings.CLUTTERED_DIGITS_SHARE * 3000)
+    assert model.info.n_train == 3000 + 40 * model.info.params["data_weight"] + cluttered_digits
     # its holdout gate counts the digits only: it cannot say "not a digit"
     (decision,) = holdout_decisions(
         model, [("mine", *extra[0])], champion=None, min_accuracy=0.5, alpha=0.05, margin=0.005
@@ -144,3 +148,85 @@ def test_the_derived_images_are_cached_beside_the_dataset(ds: Dataset) -> None:
     victim.write_bytes(victim.read_bytes()[:-8] + b"\0" * 8)  # a damaged cache file
     remade = train(ds, FEW)
     np.testing.assert_array_equal(first.W, remade.W)
+
+
+def test_the_digits_learn_from_the_cluttered_digits_too(
+    ds: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digits' fit (the 10-class model's, and so the default's digits) sees
+    CLUTTERED_DIGITS_SHARE x the MNIST images of cluttered digits after MNIST's; at 0 it
+    sees MNIST alone."""
+    seen: list[np.ndarray] = []
+    fit = sgd.fit
+
+    def spy(X: Any, y: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(np.asarray(y))
+        return fit(X, y, *args, **kw)
+
+    monkeypatch.setattr(sgd, "fit", spy)
+    share = settings.CLUTTERED_DIGITS_SHARE
+    assert share > 0
+    ten = train(ds, FEW, data=Data(reject=False))
+    extra = math.ceil(share * 3000)
+    assert [len(y) for y in seen] == [3000 + extra] and ten.info.n_train == 3000 + extra
+    np.testing.assert_array_equal(seen[0][:3000], ds.y_train[:3000])
+    # the same images the column "not a digit" learns from, more of them
+    from softmax_core.train import cluttered_digits
+
+    _, labels = cluttered_digits(ds, FEW, np.asarray(ds.y_train[:3000]), 3000)
+    np.testing.assert_array_equal(seen[0][3000:], labels[:extra])
+    seen.clear()
+    monkeypatch.setattr(settings, "CLUTTERED_DIGITS_SHARE", 0.0)
+    alone = train(ds, FEW, data=Data(reject=False))
+    assert [len(y) for y in seen] == [3000] and alone.info.n_train == 3000
+    assert not np.array_equal(alone.W, ten.W)
+
+
+def ink_extent(x: np.ndarray) -> np.ndarray:
+    """(n,) the longer side of each image's box of nonzero pixels."""
+    rows, cols = x.max(axis=2) > 0, x.max(axis=1) > 0
+    height = x.shape[1] - rows.argmax(axis=1) - rows[:, ::-1].argmax(axis=1)
+    width = x.shape[2] - cols.argmax(axis=1) - cols[:, ::-1].argmax(axis=1)
+    return np.maximum(height, width)
+
+
+def test_reframed_leftovers_make_the_digit_smaller_as_a_page_does(
+    ds: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawn on a wider canvas and prepared again, a comb's ticks are part of the ink box:
+    ticks and digit together fit the 20-pixel box (the digit smaller); drawn in the
+    prepared image they stick out of it."""
+    x0, y0 = ds.x_train[:200], ds.y_train[:200]
+    monkeypatch.setattr(clutter, "LEFTOVERS", ("tick",))
+    monkeypatch.setattr(clutter, "PRINTED", 0.0)
+    monkeypatch.setattr(clutter, "REFRAMED", 0.0)
+    inside, _ = cluttered(x0, y0, 200, np.random.default_rng(3))
+    assert (ink_extent(inside) > 20).mean() > 0.5
+    monkeypatch.setattr(clutter, "REFRAMED", 1.0)
+    again, _ = cluttered(x0, y0, 200, np.random.default_rng(3))
+    assert again.shape == (200, 28, 28) and again.dtype == np.uint8
+    assert (ink_extent(again) <= 20).all()
+    # every kind of leftover can be drawn on the wider canvas
+    for kind in ("frame", "tick", "neighbour", "patch", "specks", "cut"):
+        monkeypatch.setattr(clutter, "LEFTOVERS", (kind,))
+        x, _ = cluttered(x0, y0, 20, np.random.default_rng(4))
+        assert x.shape == (20, 28, 28) and (x.reshape(20, -1).max(axis=1) > 0).all()
+
+
+def test_a_cut_fades_a_thin_band_across_the_digit(ds: Dataset) -> None:
+    """A line's erasure that took the strokes with it: one or two rows or columns across
+    the digit fainter, nothing brighter, nothing else touched."""
+    from softmax_core.normalize import as_float
+
+    cut_some = 0
+    for i in range(30):
+        d = as_float(np.asarray(ds.x_train[i])).copy()
+        before = d.copy()
+        clutter._add(d, "cut", before, np.random.default_rng(i))
+        assert (d <= before).all()
+        changed = d != before
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        if len(rows):
+            cut_some += 1
+            assert rows[-1] - rows[0] < 2 or cols[-1] - cols[0] < 2
+    assert cut_some >= 25
