@@ -175,7 +175,7 @@ def cluttered(
     pick = rng.integers(0, len(labels), size=n)
     others = rng.integers(0, len(labels), size=n)
     ys = np.asarray(labels)[pick].astype(np.uint8)
-    digits = as_float(np.asarray(images)[pick]).copy()
+    digits = as_float(np.asarray(images)[pick])  # a new array: fancy indexing copies
     printed = np.flatnonzero(rng.random(n) < PRINTED)
     if len(printed):
         pages: NDArray[Any] = np.stack([_printed_page(int(ys[i]), rng) for i in printed.tolist()])

@@ -115,12 +115,20 @@ def train(
     if init is not None:
         ten = init.with_classes(N_CLASSES)
         start = (ten.W, ten.b)
+    n = int(y_mnist.shape[0])
+    cal = n - calibration_split(n, hyper.calibration_images)
+    proxied = cal < n and (n_mnist > cal or init is not None)  # see the docstring
+    if proxied and settings.CLUTTERED_DIGITS_SHARE:
+        # the proxy's own cluttered digits, made (and cached) now, before the fits hold
+        # their arrays: drawn after them, they raised the first run's peak by 60 MB
+        cluttered_digits(ds, hyper, y[: min(cal, n_mnist)], min(cal, n_mnist))
     # ... and on cluttered digits (CLUTTERED_DIGITS_SHARE of the MNIST images), after them
     Xe, ye, swe = X1, y1, sw
     X1, y1, sw = _with_cluttered(ds, hyper, steps, (Xe, ye, swe), y, n_mnist)
     fitted = sgd.fit(X1, y1, hyper, init=start, callback=callback, sample_weight=sw)
     W, b = fitted.W, fitted.b
     n_train, n_negatives = int(y1.shape[0]), data.n_negatives(n_mnist)
+    del X1, y1, sw  # a copy with the cluttered digits' rows: freed before the next fits
     terms: Quadratic | None = None
     if data.reject:
         W, b, terms, n_train = _fit_reject(
@@ -158,12 +166,10 @@ def train(
         train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
     )
     model = Model(W=W, b=b, steps=steps, info=info, quadratic=terms)
-    n = int(y_mnist.shape[0])
-    cal = n - calibration_split(n, hyper.calibration_images)
     if cal == n:
         return model
     proxy = fitted
-    if n_mnist > cal or init is not None:  # it learned from the slice, or may have
+    if proxied:  # it learned from the slice, or may have
         lo = min(cal, n_mnist)  # the proxy: as a run limited to the images before the slice
         Xp, yp, swp = _with_cluttered(
             ds, hyper, steps, _without(Xe, ye, swe, lo, n_mnist), y[:lo], lo
