@@ -171,7 +171,7 @@ DATASET_MIN_ACCURACY = 0.90
 # test share it may reject (rejects are errors there too), and the lowest share of the
 # held-out generated negatives it must reject.
 MAX_REJECT_RATE = 0.01
-# The default model rejects about 91% of them at REJECT_THRESHOLD (and 0.10% of MNIST
+# The default model rejects about 91% of them at REJECT_THRESHOLD (and 0.11% of MNIST
 # test), fewer once trained with 200 labelled digits of another script (README's loop): a
 # floor under both that a model which lost the class "not a digit" falls through.
 MIN_NEGATIVES_REJECTED = 0.5
@@ -217,9 +217,9 @@ SCORE_FORMATS = ("csv", "jsonl")
 # benchmarks/unknown.py makes (the thresholds on the same probabilities),
 # threshold: MNIST test accuracy (rejects are errors) / MNIST rejected / held-out generated
 # non-digits rejected / form digits rejected / unseen non-digits rejected (tests/nondigits.py):
-#   0.5: 98.83% / 0.21% / 94% / 2.2% / 81%     0.6: 98.88% / 0.16% / 93% / 2.2% / 79%
-#   0.7: 98.93% / 0.10% / 91% / 1.8% / 76%     0.8: 98.93% / 0.09% / 89% / 1.2% / 74%
-#   0.9: 98.94% / 0.07% / 84% / 1.0% / 67%
+#   0.5: 98.90% / 0.16% / 94% / 1.8% / 79%     0.6: 98.91% / 0.15% / 93% / 1.6% / 77%
+#   0.7: 98.92% / 0.11% / 91% / 1.4% / 75%     0.8: 98.93% / 0.10% / 89% / 1.4% / 72%
+#   0.9: 98.96% / 0.07% / 83% / 0.6% / 66%
 # 0.7 keeps MNIST test above 98.8% and form digits above 97% kept, each with room (lower
 # thresholds give a few points of non-digits for a fraction of both margins).
 REJECT_THRESHOLD = 0.7

@@ -109,7 +109,8 @@ def test_source_from_environment(
 @pytest.mark.parametrize(
     ("features", "steps", "floor"),
     [
-        ("deskew", (Scale(), Deskew()), 0.955),
+        # 0.955 before the digits learned from cluttered digits (95.6% -> 95.4%)
+        ("deskew", (Scale(), Deskew()), 0.95),
         ("pixels", (Scale(),), 0.92),  # 0.925 before the reject option: rejects are errors
         ("hog", (Scale(), Deskew(), Hog()), 0.985),
     ],
