@@ -121,7 +121,7 @@ def train(
     if proxied and settings.CLUTTERED_DIGITS_SHARE:
         # the proxy's own cluttered digits, made (and cached) now, before the fits hold
         # their arrays: drawn after them, they raised the first run's peak by 60 MB
-        cluttered_digits(ds, hyper, y[: min(cal, n_mnist)], min(cal, n_mnist))
+        cluttered_features(ds, hyper, steps, y[: min(cal, n_mnist)], min(cal, n_mnist))
     # ... and on cluttered digits (CLUTTERED_DIGITS_SHARE of the MNIST images), after them
     Xe, ye, swe = X1, y1, sw
     X1, y1, sw = _with_cluttered(ds, hyper, steps, (Xe, ye, swe), y, n_mnist)
@@ -216,20 +216,20 @@ def _fit_reject(
     The column is linear in the features plus ``data.reject_terms`` directions' terms
     (:mod:`softmax_core.quadratic`; a warm start's own when it has them).
     Returns ``(W (d, 11), b (11,), the terms with their weights, images trained on)``."""
-    from softmax_core.mnist import cached_uint8
+    from softmax_core.mnist import cached_uint8, cached_uint8_features
     from softmax_core.negatives import negatives
 
     n_mnist = int(y.shape[0])
     count = math.ceil(settings.CLUTTERED_SHARE * n_mnist)
     code = recipe_digest()
-    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist)
-    parts_X = [X, steps.features(pos[:count])]
+    pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist)
+    parts_X = [X, pos[:count]]
     parts_y = [np.asarray(y, np.uint8), pos_y[:count]]
     if n_negatives:
         seed = 2 * hyper.seed
         neg_key = {"n": n_negatives, "seed": seed, "code": code}
         neg = cached_uint8(ds, "negatives", neg_key, lambda: negatives(n_negatives, seed=seed))
-        parts_X.append(steps.features(neg))
+        parts_X.append(cached_uint8_features(ds, "negatives", neg_key, steps, neg))
         parts_y.append(np.full(n_negatives, REJECT, dtype=np.uint8))
     y2, sw = np.concatenate(parts_y), None
     if extra:
@@ -280,9 +280,9 @@ def _with_cluttered(
     count = math.ceil(settings.CLUTTERED_DIGITS_SHARE * n_mnist)
     if not count:
         return X, labels, sw
-    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist)
+    pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist)
     return (
-        np.concatenate([X, steps.features(pos[:count])]),
+        np.concatenate([X, pos[:count]]),
         np.concatenate([np.asarray(labels, np.uint8), pos_y[:count]]),
         None if sw is None else np.concatenate([sw, np.ones(count, np.float32)]),
     )
@@ -300,8 +300,7 @@ def cluttered_digits(
     from softmax_core.clutter import cluttered
     from softmax_core.mnist import cached_uint8
 
-    share = max(settings.CLUTTERED_SHARE, settings.CLUTTERED_DIGITS_SHARE)
-    count = math.ceil(share * n_mnist)
+    count, key = _cluttered_key(hyper, n_mnist)
     made: list[tuple[NDArray[np.uint8], NDArray[np.uint8]]] = []
 
     def clutter() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
@@ -310,10 +309,28 @@ def cluttered_digits(
             made.append(cluttered(ds.x_train[:n_mnist], y[:n_mnist], count, rng))
         return made[0]
 
-    key = {"n_mnist": n_mnist, "count": count, "seed": hyper.seed, "code": recipe_digest()}
     pos = cached_uint8(ds, "cluttered", key, lambda: clutter()[0])
     pos_y = cached_uint8(ds, "cluttered-labels", key, lambda: clutter()[1])
     return pos, pos_y
+
+
+def cluttered_features(
+    ds: Dataset, hyper: Hyper, steps: Steps, y: NDArray[Any], n_mnist: int
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """:func:`cluttered_digits`' features under ``steps`` (computed once, then cached beside
+    them) and labels."""
+    from softmax_core.mnist import cached_uint8_features
+
+    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist)
+    _, key = _cluttered_key(hyper, n_mnist)
+    return cached_uint8_features(ds, "cluttered", key, steps, pos), pos_y
+
+
+def _cluttered_key(hyper: Hyper, n_mnist: int) -> tuple[int, dict[str, object]]:
+    """How many cluttered digits a run on ``n_mnist`` images draws, and their cache key."""
+    share = max(settings.CLUTTERED_SHARE, settings.CLUTTERED_DIGITS_SHARE)
+    count = math.ceil(share * n_mnist)
+    return count, {"n_mnist": n_mnist, "count": count, "seed": hyper.seed, "code": recipe_digest()}
 
 
 def _rows_with_terms(

@@ -25,6 +25,7 @@ Cache layout, under ``cache_dir``::
         features/<steps>/<split>.json      its sha256, shape, steps, dataset digest
         derived/<name>-<key>.npy           cached_uint8(): generated negatives, cluttered
         derived/<name>-<key>.json          digits (train's reject column); key, sha256
+        derived/features/<steps>/<name>-<key>.npy   cached_uint8_features(): their features
 
 The source digest is the sha256 of the source's own bytes (the IDX files, the npz file;
 for ``download`` the published sha256, so a warm load needs no network; for ``keras``
@@ -68,7 +69,7 @@ from softmax_core.mnist.cache import (
     sweep_stale,
     write_entry,
 )
-from softmax_core.mnist.features import cached_features, cached_uint8
+from softmax_core.mnist.features import cached_features, cached_uint8, cached_uint8_features
 from softmax_core.mnist.formats import read_idx, read_npz
 from softmax_core.mnist.sources import keras_available, open_source, resolve_source
 
@@ -81,6 +82,7 @@ __all__ = [
     "Dataset",
     "cached_features",
     "cached_uint8",
+    "cached_uint8_features",
     "dataset_digest",
     "file_sha256",
     "keras_available",

@@ -94,6 +94,34 @@ def cached_uint8(
     return images
 
 
+def cached_uint8_features(
+    ds: Dataset, name: str, key: dict[str, object], steps: Steps, images: NDArray[np.uint8]
+) -> NDArray[np.float32]:
+    """``steps.features(images)`` (n, d) float32, where ``images`` is :func:`cached_uint8`'s
+    array of that ``name`` and ``key``: cached beside it as
+    ``ds.path/derived/features/<steps.key>/<name>-<sha of key>.npy``, verified and
+    memory-mapped as :func:`cached_features`' files (the cluttered digits and generated
+    negatives are featurised once, not at every training)."""
+    blob = json.dumps({"name": name, **key}, sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    folder = ds.path / "derived" / "features" / steps.key
+    npy, meta_path = folder / f"{name}-{digest}.npy", folder / f"{name}-{digest}.json"
+    fields = {
+        "format": DERIVED_FORMAT,
+        "key": json.loads(blob),
+        "steps": steps.to_json(),
+        "shape": [int(images.shape[0]), steps.n_features],
+    }
+    found: NDArray[np.float32] | None = _verified(
+        npy, meta_path, fields, np.dtype(np.float32), mmap=True
+    )
+    if found is not None:
+        return found
+    feats = steps.features(images)
+    _store(npy, meta_path, feats, fields, "cached features")
+    return feats
+
+
 # --- one cached array and its meta ----------------------------------------------------------
 
 

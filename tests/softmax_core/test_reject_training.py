@@ -17,6 +17,7 @@ from softmax_core.clutter import cluttered
 from softmax_core.mnist import Dataset
 from softmax_core.model import REJECT, decide
 from softmax_core.negatives import negatives
+from softmax_core.preprocess import Steps
 from softmax_core.requests import Data, Hyper
 from softmax_core.train import heldout_negatives, holdout_decisions, train
 from tests import scoring_data as sd
@@ -147,6 +148,37 @@ def test_the_derived_images_are_cached_beside_the_dataset(ds: Dataset) -> None:
     victim = next(p for p in derived if p.name.startswith("negatives"))
     victim.write_bytes(victim.read_bytes()[:-8] + b"\0" * 8)  # a damaged cache file
     remade = train(ds, FEW)
+    np.testing.assert_array_equal(first.W, remade.W)
+
+
+def test_the_derived_images_features_are_computed_once(
+    ds: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluttered digits' and the negatives' features are cached beside them: a second
+    training computes no features at all (MNIST's are cached too); a damaged features file
+    is computed again, and the model is the same."""
+    first = train(ds, FEW)
+    folder = ds.path / "derived" / "features" / Steps.named(FEW.features).key
+    assert {p.name.rsplit("-", 1)[0] for p in folder.glob("*.npy")} >= {"negatives", "cluttered"}
+    computed: list[int] = []
+    real = Steps.features
+
+    def counting(self: Steps, images: Any, *args: Any, **kwargs: Any) -> Any:
+        computed.append(len(images))
+        return real(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(Steps, "features", counting)
+    again = train(ds, FEW)
+    assert computed == []
+    np.testing.assert_array_equal(first.W, again.W)
+    for victim in folder.glob("cluttered-*.npy"):
+        raw = bytearray(victim.read_bytes())
+        raw[-4:] = b"\x00\x00\xc0\x7f"  # a NaN where a feature was
+        victim.write_bytes(bytes(raw))
+    remade = train(ds, FEW)
+    assert computed == [
+        math.ceil(max(settings.CLUTTERED_SHARE, settings.CLUTTERED_DIGITS_SHARE) * 3000)
+    ]
     np.testing.assert_array_equal(first.W, remade.W)
 
 
