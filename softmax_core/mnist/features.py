@@ -79,11 +79,8 @@ def cached_uint8(
     and sha256, verified as :func:`cached_features` verifies its files. ``key`` must name
     everything the images depend on (counts, seeds, the code's digest); ``make`` is called
     when nothing verified is there. The cached array is loaded whole (a few MB)."""
-    blob = json.dumps({"name": name, **key}, sort_keys=True)
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    folder = ds.path / "derived"
-    npy, meta_path = folder / f"{name}-{digest}.npy", folder / f"{name}-{digest}.json"
-    fields = {"format": DERIVED_FORMAT, "key": json.loads(blob)}
+    npy, meta_path, keyed = _derived(ds.path / "derived", name, key)
+    fields = {"format": DERIVED_FORMAT, "key": keyed}
     found: NDArray[np.uint8] | None = _verified(
         npy, meta_path, fields, np.dtype(np.uint8), mmap=False
     )
@@ -102,13 +99,10 @@ def cached_uint8_features(
     ``ds.path/derived/features/<steps.key>/<name>-<sha of key>.npy``, verified and
     memory-mapped as :func:`cached_features`' files (the cluttered digits and generated
     negatives are featurised once, not at every training)."""
-    blob = json.dumps({"name": name, **key}, sort_keys=True)
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    folder = ds.path / "derived" / "features" / steps.key
-    npy, meta_path = folder / f"{name}-{digest}.npy", folder / f"{name}-{digest}.json"
+    npy, meta_path, keyed = _derived(ds.path / "derived" / "features" / steps.key, name, key)
     fields = {
         "format": DERIVED_FORMAT,
-        "key": json.loads(blob),
+        "key": keyed,
         "steps": steps.to_json(),
         "shape": [int(images.shape[0]), steps.n_features],
     }
@@ -123,6 +117,14 @@ def cached_uint8_features(
 
 
 # --- one cached array and its meta ----------------------------------------------------------
+
+
+def _derived(folder: Path, name: str, key: dict[str, object]) -> tuple[Path, Path, object]:
+    """A derived array's ``.npy`` and ``.json`` paths in ``folder`` (``<name>-<sha of the
+    key>``) and the key as its meta JSON holds it (with the name)."""
+    blob = json.dumps({"name": name, **key}, sort_keys=True)
+    stem = f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    return folder / f"{stem}.npy", folder / f"{stem}.json", json.loads(blob)
 
 
 def _verified(
