@@ -47,6 +47,8 @@ from softmax_core.errors import DataFormatError
 PROFILE_FORMAT = "softmax-pipe/profile@1"
 N_CLASSES = 10
 TESTS = ("labels", "rejected", "confidence")
+# What each test compares, as the summary's DRIFT line names it.
+WHAT = {"labels": "the label mix", "rejected": "the rejected share", "confidence": "the confidence"}
 
 # --- survival functions ------------------------------------------------------------------
 
@@ -217,10 +219,11 @@ class Drift:
             return f"drift: not checked ({self.reason})"
         ps = ", ".join(f"{t.name} p={t.p_value:.3g}" for t in self.tests)
         if self.flagged:
-            worst = [t.name for t in self.tests if t.p_value < self.threshold]
+            worst = [WHAT.get(t.name, t.name) for t in self.tests if t.p_value < self.threshold]
+            what = ", ".join(worst[:-1]) + " and " + worst[-1] if len(worst) > 1 else worst[0]
             return (
-                f"DRIFT: {' and '.join(worst)} differ from {self.reference} "
-                f"({ps}; each below {self.threshold:.3g})"
+                f"DRIFT: {what} {'differ' if len(worst) > 1 else 'differs'} from "
+                f"{self.reference} ({ps}; each below {self.threshold:.3g})"
             )
         return f"drift: none against {self.reference} ({ps})"
 

@@ -327,8 +327,6 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
     typer.echo(
         f"  test accuracy {decision.accuracy:.4f} on {decision.n} images; {decision.message}"
     )
-    if decision.reject_rate is not None:
-        typer.echo(f"  rejected as not digits: {100 * decision.reject_rate:.2f}% of MNIST test")
     negatives = summary.evaluation.negatives
     if negatives is not None:
         typer.echo(f"  {negatives.message}")
