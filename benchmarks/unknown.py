@@ -26,6 +26,12 @@ Below them: MNIST test accuracy with rejects counted as errors, the ECE before a
 calibration, the max-probability AUROC, the rate of ``softmax-pipe score`` over the unseen
 folder (the command, timed whole) and the training time. "Rejected" is :func:`rejected`.
 
+A second table sweeps the default model's threshold over :data:`SWEEP` on the same
+probabilities (the README's and ``settings.REJECT_THRESHOLD``'s): MNIST test accuracy
+(rejects are errors) and rejected, the gate's held-out generated non-digits
+(``train.heldout_negatives``), the form digits rejected (blank crops aside) and the unseen
+non-digits rejected.
+
     .venv/bin/python benchmarks/unknown.py [--model PATH] [--mnist ../shared/data/mnist]
         [--per-kind 200] [--seed 24] [--negatives 2000] [--forms 100] [--threshold P]
         [--workdir DIR]
@@ -52,6 +58,7 @@ from tests import forms, nondigits  # noqa: E402  (the builders the tests use)
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 REJECT = 10  # the "not a digit" class of an 11-class model
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9)  # the default model's thresholds, in a table of their own
 
 
 def rejected(probs: NDArray[Any], threshold: float | None = None) -> NDArray[np.bool_]:
@@ -143,7 +150,7 @@ def main() -> None:
     from softmax_core.normalize import normalize_stack
     from softmax_core.requests import Data, Hyper
     from softmax_core.softmax import softmax
-    from softmax_core.train import train
+    from softmax_core.train import heldout_negatives, train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-unknown-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -261,6 +268,27 @@ def main() -> None:
     for row, cells in rows.items():
         print(f"| {row} | {' | '.join(cells)} |")
     print(f"\nGenerator: {gen_ms:.1f} ms a prepared negative. Seed {args.seed}; files in {work}.")
+
+    # the default model's threshold, swept on the same probabilities (README and settings:
+    # REJECT_THRESHOLD); the generated non-digits are the gate's held-out ones
+    p_mnist = default.predict_proba(mnist)
+    p_held = default.predict_proba(heldout_negatives(ds))
+    p_forms = default.predict_proba(form_x)
+    p_unseen = [(default.predict_proba(d), b) for d, b in unseen.values()]
+    print(
+        "\n| threshold | MNIST test | MNIST rejected | generated non-digits | "
+        "form digits rejected | other non-digits |\n|---|---|---|---|---|---|"
+    )
+    for at in SWEEP:
+        r_mnist = rejected(p_mnist, at)
+        right = (p_mnist[:, :10].argmax(axis=1) == y) & ~r_mnist
+        r_unseen = np.concatenate([rejected(p, at) | b for p, b in p_unseen])
+        print(
+            f"| {at:g} | {100 * right.mean():.2f}% | {100 * r_mnist.mean():.2f}% | "
+            f"{100 * rejected(p_held, at).mean():.1f}% | "
+            f"{100 * (rejected(p_forms, at) & ~form_blank).mean():.1f}% | "
+            f"{100 * r_unseen.mean():.1f}% |"
+        )
 
 
 if __name__ == "__main__":

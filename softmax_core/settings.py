@@ -171,7 +171,7 @@ DATASET_MIN_ACCURACY = 0.90
 # test share it may reject (rejects are errors there too), and the lowest share of the
 # held-out generated negatives it must reject.
 MAX_REJECT_RATE = 0.01
-# The default model rejects about 91% of them at REJECT_THRESHOLD (and 0.11% of MNIST
+# The default model rejects about 90% of them at REJECT_THRESHOLD (and 0.11% of MNIST
 # test), fewer once trained with 200 labelled digits of another script (README's loop): a
 # floor under both that a model which lost the class "not a digit" falls through.
 MIN_NEGATIVES_REJECTED = 0.5
@@ -214,12 +214,12 @@ SHARD_SIZE = 4096
 SCORE_FORMATS = ("csv", "jsonl")
 # A row is status=rejected when the model's (calibrated) "not a digit" probability is its
 # largest and at least REJECT_THRESHOLD. Measured with the default model on the files
-# benchmarks/unknown.py makes (the thresholds on the same probabilities),
+# benchmarks/unknown.py makes (its second table: the thresholds on the same probabilities),
 # threshold: MNIST test accuracy (rejects are errors) / MNIST rejected / held-out generated
 # non-digits rejected / form digits rejected / unseen non-digits rejected (tests/nondigits.py):
-#   0.5: 98.90% / 0.16% / 94% / 1.8% / 79%     0.6: 98.91% / 0.15% / 93% / 1.6% / 77%
-#   0.7: 98.92% / 0.11% / 91% / 1.4% / 75%     0.8: 98.93% / 0.10% / 89% / 1.4% / 72%
-#   0.9: 98.96% / 0.07% / 83% / 0.6% / 66%
+#   0.5: 98.90% / 0.16% / 93.5% / 1.8% / 79.0%     0.6: 98.91% / 0.15% / 91.9% / 1.6% / 77.2%
+#   0.7: 98.92% / 0.11% / 89.7% / 1.4% / 75.0%     0.8: 98.93% / 0.10% / 87.4% / 1.4% / 72.1%
+#   0.9: 98.96% / 0.07% / 82.8% / 0.6% / 65.9%
 # 0.7 keeps MNIST test above 98.8% and form digits above 97% kept, each with room (lower
 # thresholds give a few points of non-digits for a fraction of both margins).
 REJECT_THRESHOLD = 0.7
