@@ -283,6 +283,11 @@ def _print_report(title: str, report: EvaluationReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from softmax_core.model import REJECT
+
+    def name(k: int) -> str:  # a class as the tables name it
+        return "not a digit" if k == REJECT else str(k)
+
     console = Console(highlight=False)
     console.print(f"{title}: test accuracy [bold]{report.accuracy:.4f}[/] on {report.n} images")
     if report.ece is not None and report.ece_uncalibrated is not None:
@@ -290,11 +295,22 @@ def _print_report(title: str, report: EvaluationReport) -> None:
             f"expected calibration error {report.ece:.4f} "
             f"({report.ece_uncalibrated:.4f} without the temperature)"
         )
+    if report.reject_rate is not None:
+        rejected = sum(row[REJECT] for row in report.confusion)
+        console.print(
+            f"rejected as not a digit: {rejected} of {report.n} ({100 * report.reject_rate:.2f}%)"
+        )
+    # an 11-class model's class 10 is "not a digit"; a set of digits has none, so its
+    # row (no support) is left out and its column shows the rejected digits
+    shown = [r for r in report.per_class if r.digit < REJECT or r.support]
     table = Table("class", "precision", "recall", "support", title="per class")
-    for row in report.per_class:
-        table.add_row(str(row.digit), f"{row.precision:.4f}", f"{row.recall:.4f}", str(row.support))
+    for row in shown:
+        table.add_row(
+            name(row.digit), f"{row.precision:.4f}", f"{row.recall:.4f}", str(row.support)
+        )
     console.print(table)
-    cm = Table("true \\ pred", *[str(k) for k in range(10)], title="confusion matrix")
-    for k, counts in enumerate(report.confusion):
-        cm.add_row(str(k), *[str(c) for c in counts])
+    columns = [name(k) for k in range(len(report.confusion))]
+    cm = Table("true \\ pred", *columns, title="confusion matrix")
+    for row in shown:
+        cm.add_row(name(row.digit), *[str(c) for c in report.confusion[row.digit]])
     console.print(cm)

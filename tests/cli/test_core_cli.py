@@ -158,6 +158,13 @@ def test_train_then_evaluate_on_real_mnist(
     assert code == 0, err
     assert "confusion matrix" in out and "precision" in out
     assert f"expected calibration error {report['ece']:.4f}" in out
+    # the class "not a digit" by its name: its column holds the rejected digits, and it
+    # has no row (MNIST test holds none)
+    rejected = sum(row[10] for row in report["confusion"])
+    assert f"rejected as not a digit: {rejected} of 10000" in out
+    matrix = out.split("confusion matrix", 1)[1].splitlines()
+    assert any("┃" in line and "digit" in line for line in matrix), out  # a header, wrapped
+    assert not any(line.startswith("│ 10 ") for line in out.splitlines()), out
 
 
 def test_same_seed_same_weights_on_real_mnist(
