@@ -244,7 +244,9 @@ def run_training(
     run = prepare(request)
     with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
         state = training_pipeline(**parts(run), return_state=True)
-    summary: RunSummary = result_of(state)
+        # inside the session: a run that failed once it was interrupted is interrupted
+        # (Prefect's task engine, stopped while it sets a task run up, fails on its own)
+        summary: RunSummary = result_of(state)
     return summary
 
 

@@ -252,6 +252,54 @@ def test_startup_budget_must_be_whole_seconds(prefect_harness: None) -> None:
         pass
 
 
+# Prefect 3's task engine, stopped by the signal while it sets a task run up, can swallow
+# the KeyboardInterrupt and fail the flow with its own error ("Task run is not set": seen
+# once, SIGTERM under load, tests/cli/test_run_signals.py). The flow here stands in for
+# that moment: the signal arrives, the interrupt is swallowed, the run fails otherwise.
+SWALLOWED = """
+import json, os, signal, sys, time
+from pydantic import TypeAdapter
+from prefect.states import Failed
+import flows.training
+from flows.runner import run_training
+from softmax_core.requests import TrainingRequest
+
+def pipeline(**parts):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises in here
+    except KeyboardInterrupt:
+        pass
+    return Failed(data=ValueError("Task run is not set"))
+
+flows.training.training_pipeline = pipeline
+request = TypeAdapter(TrainingRequest).validate_python(json.loads(sys.argv[1]))
+try:
+    run_training(request)
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+except Exception as e:
+    print(f"{type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(70)
+"""
+
+
+def test_a_run_that_fails_after_the_signal_is_interrupted(
+    prefect_harness: None, mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**_user_env(tmp_path), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    request = _as_json(_request(mnist_dir, session_cache, tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOWED, request],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    assert "ValueError" not in done.stderr and "not waiting for Prefect" not in done.stderr
+
+
 def test_result_of_final_states() -> None:
     assert runner.result_of(Completed(data={"ref": "m:1"})) == {"ref": "m:1"}
     with pytest.raises(GateFailedError, match="refused"):
