@@ -56,6 +56,7 @@ from tests import forms  # noqa: E402  (the generator the tests use)
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 BEFORE = "f8ff3d01a3446207aa8f418ea9335dc34241bdb2"  # main before the page step
 WORKERS = os.cpu_count() or 1
+FORMS = ("box", "comb", "ruled", "squared")  # the kinds with a form's lines: "forms (4 kinds)"
 
 
 def before_module(rev: str) -> types.ModuleType:
@@ -135,7 +136,6 @@ def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
     from softmax_core.normalize import normalize
 
     kinds = list(forms.KINDS)
-    four_kinds = ("box", "comb", "ruled", "squared")
     extra = ["forms, rejecting nothing"] if model.can_reject else []
     print(f"\nthis preparation, {per_kind} pages of each kind drawn on its own:")
     print("| seed | " + " | ".join([*kinds, "forms (4 kinds)", *extra]) + " |")
@@ -149,10 +149,10 @@ def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
                 answer, digit = said(model, normalize, g)
                 ok.setdefault(kind, []).append(answer == p.label)
                 digit_ok.setdefault(kind, []).append(digit == p.label)
-        four = [v for k in four_kinds for v in ok[k]]
+        four = [v for k in FORMS for v in ok[k]]
         cells = [f"{100 * np.mean(ok[k]):.1f}%" for k in kinds] + [f"{100 * np.mean(four):.1f}%"]
         if extra:
-            cells.append(f"{100 * np.mean([v for k in four_kinds for v in digit_ok[k]]):.1f}%")
+            cells.append(f"{100 * np.mean([v for k in FORMS for v in digit_ok[k]]):.1f}%")
         print(f"| {seed} | " + " | ".join(cells) + " |")
 
 
@@ -250,7 +250,7 @@ def main() -> None:
     print("|" + "---|" * len(head))
     for name in preps:
         r = right[name]
-        four = [v for k in ("box", "comb", "ruled", "squared") for v in r[k]]
+        four = [v for k in FORMS for v in r[k]]
         cells = [f"{100 * np.mean(r[k]):.1f}%" for k in kinds]
         cells += [f"{100 * np.mean(four):.1f}%", f"{100 * mnist[name]:.2f}%", f"{ms[name]:.2f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
@@ -271,7 +271,7 @@ def main() -> None:
 
         held = float(np.mean(model.predict(heldout_negatives(ds)) == REJECT))
         on_mnist = float(np.mean(model.predict(x) == REJECT))
-        four = [v for k in ("box", "comb", "ruled", "squared") for v in digit_right[k]]
+        four = [v for k in FORMS for v in digit_right[k]]
         print(
             f"It rejects {100 * on_mnist:.2f}% of MNIST test (rejects count as errors above) "
             f"and {100 * held:.1f}% of the held-out generated non-digits. Had it rejected "
