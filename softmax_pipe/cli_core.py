@@ -238,7 +238,11 @@ def evaluate(
     ] = None,
 ) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix on the test split,
-    and per domain on each --dataset's holdout."""
+    and per domain on each --dataset's holdout.
+
+    A model that can reject counts its rejects as errors and says how many it rejected;
+    the expected calibration error (15 equal-width bins) is given with and without the
+    model's temperature."""
     from registry import open_model
     from softmax_core.requests import ModelRef
     from softmax_core.settings import Settings

@@ -98,7 +98,12 @@ def score(
         OutputFormat, typer.Option("--format", "-f", help="Row format.", rich_help_panel="Output")
     ] = OutputFormat.csv,
     probs: Annotated[
-        bool, typer.Option("--probs", help="Add the columns p0..p9.", rich_help_panel="Output")
+        bool,
+        typer.Option(
+            "--probs",
+            help="Add the columns p0..p9, and p_reject for a model that can reject.",
+            rich_help_panel="Output",
+        ),
     ] = False,
     workers: Annotated[
         int | None,
