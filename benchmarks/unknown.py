@@ -35,6 +35,11 @@ probabilities (the README's and ``settings.REJECT_THRESHOLD``'s): MNIST test acc
 (``train.heldout_negatives``), the form digits rejected (blank crops aside) and the unseen
 non-digits rejected.
 
+A third table says where the default lets the unseen non-digits through: per kind, the
+:data:`WORST` things drawn (a symbol, a pair of letters, an icon's design, a doodle, a
+photo: the files' names, ``nondigits.shows``) it reads as a digit most often, each with how
+many of its files it read as one, how many were drawn, and the digit it read most.
+
     .venv/bin/python benchmarks/unknown.py [--model PATH] [--mnist ../shared/data/mnist]
         [--per-kind 200] [--seed 24] [--negatives 2000] [--forms 100] [--user-shapes 1000]
         [--threshold P] [--workdir DIR]
@@ -46,6 +51,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +70,7 @@ from tests import forms, nondigits  # noqa: E402  (the builders the tests use)
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 REJECT = 10  # the "not a digit" class of an 11-class model
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9)  # the default model's thresholds, in a table of their own
+WORST = 8  # the things drawn of each unseen kind that the third table names
 
 
 def rejected(probs: NDArray[Any], threshold: float | None = None) -> NDArray[np.bool_]:
@@ -134,6 +141,34 @@ def score_rate(model_path: Path, folder: Path, out: Path) -> float:
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{command} exited {done.returncode}: {done.stderr[-2000:]}")
     return n / seconds
+
+
+def print_misses(
+    files: dict[str, list[Path]],
+    probs: list[tuple[NDArray[Any], NDArray[np.bool_]]],
+    threshold: float,
+) -> None:
+    """The third table: per unseen kind, the :data:`WORST` things drawn (what the files
+    show) that the default model, its ``probs`` and the blank pages, reads as digits most."""
+    print(
+        "\n| unseen kind | the default's misses: what it shows, read as a digit / drawn "
+        "(the digit read most) |\n|---|---|"
+    )
+    for (kind, paths), (p, blank) in zip(files.items(), probs, strict=True):
+        shows = [nondigits.shows(f) for f in paths]
+        drawn = Counter(shows)
+        read: dict[str, list[int]] = {}
+        missed = ~(rejected(p, threshold) | blank)
+        for what, miss, digit in zip(shows, missed, p[:, :10].argmax(axis=1), strict=True):
+            if miss:
+                read.setdefault(what, []).append(int(digit))
+        worst = sorted(read, key=lambda w: (-len(read[w]), w))[:WORST]
+        cells = ", ".join(
+            f"{w} {len(read[w])}/{drawn[w]} ({Counter(read[w]).most_common(1)[0][0]})"
+            for w in worst
+        )
+        share = sum(len(read[w]) for w in worst)
+        print(f"| {kind} | {int(missed.sum())} of {len(paths)}; these {share}: {cells} |")
 
 
 def main() -> None:
@@ -310,6 +345,8 @@ def main() -> None:
             f"{100 * (rejected(p_forms, at) & ~form_blank).mean():.1f}% | "
             f"{100 * r_unseen.mean():.1f}% |"
         )
+
+    print_misses(files, p_unseen, threshold)
 
 
 if __name__ == "__main__":

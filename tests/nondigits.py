@@ -29,8 +29,10 @@ silent skip). The kinds::
 
 Each image is a user's file: RGB, its longer side 28 to 300 pixels (log-uniform), ink and
 paper in colour (photos and icons as they are), a little sensor noise, JPEG (quality
-60-95) or PNG. Everything is drawn from ``numpy.random.default_rng([seed, kind])``: the
-same seed and installed packages give the same files, byte for byte.
+60-95) or PNG, named ``<kind>/<n>-<what>.<ext>`` after what it shows (:func:`shows`): the
+photo, the icon's design, the doodle, the letters, or a symbol's code point (``u00a9``).
+Everything is drawn from ``numpy.random.default_rng([seed, kind])``: the same seed and
+installed packages give the same files, byte for byte.
 """
 
 from __future__ import annotations
@@ -111,9 +113,13 @@ def icon_designs() -> tuple[tuple[Path, ...], ...]:
     each design is drawn as often as another whatever the number of its sizes."""
     groups: dict[str, list[Path]] = {}
     for f in icon_files():
-        key = re.sub(r"(-\d+x\d+|_large|-dark)+$", "", f.stem)
-        groups.setdefault(f"{f.parent}/{key}", []).append(f)
+        groups.setdefault(f"{f.parent}/{_design(f)}", []).append(f)
     return tuple(tuple(v) for _, v in sorted(groups.items()))
+
+
+def _design(icon: Path) -> str:
+    """An icon file's design: its name without size and variant (``filesave_large``)."""
+    return re.sub(r"(-\d+x\d+|_large|-dark)+$", "", icon.stem)
 
 
 @functools.cache
@@ -190,7 +196,7 @@ def _decoded(path: Path, mode: str) -> Image.Image:
     return img
 
 
-def photo(rng: np.random.Generator, i: int) -> Image.Image:
+def photo(rng: np.random.Generator, i: int) -> tuple[Image.Image, str]:
     files = photo_files()
     src = _decoded(files[i % len(files)], "RGB")
     w, h = src.size
@@ -200,10 +206,11 @@ def photo(rng: np.random.Generator, i: int) -> Image.Image:
     x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
     crop = src.crop((x, y, x + cw, y + ch))
     f = _side(rng) / max(cw, ch)
-    return crop.resize((max(1, round(cw * f)), max(1, round(ch * f))), Image.Resampling.LANCZOS)
+    size = (max(1, round(cw * f)), max(1, round(ch * f)))
+    return crop.resize(size, Image.Resampling.LANCZOS), files[i % len(files)].stem
 
 
-def icon(rng: np.random.Generator, i: int) -> Image.Image:
+def icon(rng: np.random.Generator, i: int) -> tuple[Image.Image, str]:
     designs = icon_designs()
     sizes = designs[int(rng.integers(len(designs)))]
     src = _decoded(sizes[int(rng.integers(len(sizes)))], "RGBA")
@@ -220,9 +227,8 @@ def icon(rng: np.random.Generator, i: int) -> Image.Image:
     if rng.random() < 0.3:
         out = out.rotate(rng.uniform(-15, 15), Image.Resampling.BICUBIC, expand=True, fillcolor=bg)
     f = _side(rng) / max(out.size)
-    return out.resize(
-        (max(1, round(out.width * f)), max(1, round(out.height * f))), Image.Resampling.LANCZOS
-    )
+    size = (max(1, round(out.width * f)), max(1, round(out.height * f)))
+    return out.resize(size, Image.Resampling.LANCZOS), _design(sizes[0])
 
 
 def _text_page(text: str, font_of: Callable[[int], Any], rng: np.random.Generator) -> Image.Image:
@@ -251,19 +257,19 @@ def _truetype(face: Path | None, size: int) -> Any:
     return ImageFont.load_default(size) if face is None else ImageFont.truetype(str(face), size)
 
 
-def symbol(rng: np.random.Generator, i: int) -> Image.Image:
+def symbol(rng: np.random.Generator, i: int) -> tuple[Image.Image, str]:
     faces = symbol_faces()
     face, has = faces[i % len(faces)]
     ch = has[int(rng.integers(len(has)))]
-    return _text_page(ch, functools.partial(_truetype, face), rng)
+    return _text_page(ch, functools.partial(_truetype, face), rng), f"u{ord(ch):04x}"
 
 
-def letter(rng: np.random.Generator, i: int) -> Image.Image:
+def letter(rng: np.random.Generator, i: int) -> tuple[Image.Image, str]:
     faces = letter_faces()
     face = faces[i % len(faces)]
     k = 1 if rng.random() < 0.7 else 2
     text = "".join(rng.choice(list(LETTERS), k).tolist())
-    return _text_page(text, functools.partial(_truetype, face), rng)
+    return _text_page(text, functools.partial(_truetype, face), rng), text
 
 
 # --- doodles: strokes as distance fields ------------------------------------------------------
@@ -465,7 +471,7 @@ def rasterise(paths: list[F64], h: int, w: int, width: float) -> F32:
     return cover
 
 
-def doodle(rng: np.random.Generator, i: int) -> Image.Image:
+def doodle(rng: np.random.Generator, i: int) -> tuple[Image.Image, str]:
     name = DOODLES[i % len(DOODLES)]
     side = _side(rng)
     aspect = rng.uniform(0.75, 1.0)
@@ -479,12 +485,13 @@ def doodle(rng: np.random.Generator, i: int) -> Image.Image:
         (h - box) / 2 + rng.uniform(-0.05, 0.05) * h,
     )
     paths = [_hand(q, rng, 0.012) * box + (x0, y0) for q in doodle_paths(name, rng)]
-    return _on_paper(rasterise(paths, h, w, max(1.0, box * rng.uniform(0.025, 0.06))), rng)
+    page = _on_paper(rasterise(paths, h, w, max(1.0, box * rng.uniform(0.025, 0.06))), rng)
+    return page, name.replace(" ", "_")
 
 
 DOODLES = tuple(DOODLE_PATHS)
 
-MAKERS: dict[str, Callable[[np.random.Generator, int], Image.Image]] = {
+MAKERS: dict[str, Callable[[np.random.Generator, int], tuple[Image.Image, str]]] = {
     "photos": photo,
     "icons": icon,
     "symbols": symbol,
@@ -495,7 +502,7 @@ MAKERS: dict[str, Callable[[np.random.Generator, int], Image.Image]] = {
 
 def write(root: Path, *, per_kind: int = 100, seed: int = 0) -> dict[str, list[Path]]:
     """``per_kind`` images of each kind written as a user's folder would hold them:
-    ``<root>/<kind>/<n>.<jpg|png>``, RGB. Returns the files of each kind, in order."""
+    ``<root>/<kind>/<n>-<what>.<jpg|png>``, RGB. Returns the files of each kind, in order."""
     out: dict[str, list[Path]] = {}
     for k, kind in enumerate(KINDS):
         rng = np.random.default_rng([seed, k])
@@ -503,10 +510,18 @@ def write(root: Path, *, per_kind: int = 100, seed: int = 0) -> dict[str, list[P
         folder.mkdir(parents=True, exist_ok=True)
         files = []
         for i in range(per_kind):
-            img = MAKERS[kind](rng, i)
+            img, what = MAKERS[kind](rng, i)
             ext, kw = _save_kw(rng)
-            path = folder / f"{i:04d}.{ext}"
+            path = folder / f"{i:04d}-{what}.{ext}"
             img.save(path, format="JPEG" if ext == "jpg" else "PNG", **kw)
             files.append(path)
         out[kind] = files
     return out
+
+
+def shows(path: Path) -> str:
+    """What a file :func:`write` wrote shows, from its name: ``symbols/0007-u00a9.png`` ->
+    ``©``, ``doodles/0003-stick_figure.jpg`` -> ``stick_figure``."""
+    path = Path(path)
+    what = path.stem.split("-", 1)[1]
+    return chr(int(what[1:], 16)) if path.parent.name == "symbols" else what

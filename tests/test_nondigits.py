@@ -44,3 +44,15 @@ def test_doodles_are_drawn_by_distance_not_by_pillow() -> None:
     rng = np.random.default_rng(0)
     for name in nd.DOODLES:
         assert nd.doodle_paths(name, rng)
+
+
+def test_each_file_is_named_after_what_it_shows(tmp_path: Path) -> None:
+    written = nd.write(tmp_path, per_kind=6, seed=3)
+    shown = {kind: [nd.shows(p) for p in paths] for kind, paths in written.items()}
+    assert [p.name.split("-", 1)[0] for p in written["symbols"]] == [f"{i:04d}" for i in range(6)]
+    assert set(shown["photos"]) == {p.stem for p in nd.photo_files()}  # in turn
+    designs = {sizes[0].stem for sizes in nd.icon_designs()}  # a design: its files' prefix
+    assert all(any(d.startswith(s) for d in designs) for s in shown["icons"])
+    assert all(len(s) == 1 and s in nd.SYMBOLS for s in shown["symbols"])
+    assert all(1 <= len(s) <= 2 and set(s) <= set(nd.LETTERS) for s in shown["letters"])
+    assert shown["doodles"] == [d.replace(" ", "_") for d in nd.DOODLES[:6]]
