@@ -6,9 +6,9 @@ The methods, each trained here with ``Hyper()`` on the same data (``--model`` ad
 - max-probability: the 10-class model (``--no-reject``), rejecting what its highest
   probability puts under the threshold that keeps as much of MNIST test as the default
   model keeps (so both spend the same real digits);
-- the 11th class, linear: the column "not a digit" over the features alone
-  (``Data(reject_terms=0)``: the issue's probe, and this branch before the terms);
-- the default: that column with the second-order terms (``softmax_core.quadratic``).
+- the 11th class, linear: the model over the features alone, "not a digit" a column like
+  the digits' (``Data(terms=0)``: the issue's probe);
+- the default: every column with the second-order terms too (``softmax_core.quadratic``).
 
 The sets:
 
@@ -202,7 +202,7 @@ def main() -> None:
     models: dict[str, tuple[Path, float]] = {}  # column -> (model file, training seconds)
     for column, data in (
         ("max-probability (10 classes)", Data(reject=False)),
-        ("11th class, linear (the probe)", Data(reject_terms=0)),
+        ("11th class, linear (the probe)", Data(terms=0)),
         ("11th class + terms (default)", Data()),
     ):
         t0 = time.perf_counter()

@@ -27,18 +27,25 @@ checks of :mod:`softmax_core.modelcheck`::
 
     W      (d, k) float32    weights, k = 10 (digits) or 11 (digits, then "not a digit")
     b      (k,) float32      biases
-    meta   0-d unicode array JSON text: {"format": "softmax-pipe/model@1", "preprocessing":
+    meta   0-d unicode array JSON text: {"format": "softmax-pipe/model@2", "preprocessing":
                              {"steps": [...]}, "input_schema": {..., "classes": k},
-                             "calibration": {...} (optional), "reject_terms": {...}
-                             (optional), and ModelInfo's fields}
+                             "calibration": {...} (optional), "terms": {...}, and
+                             ModelInfo's fields}
 
-An 11-class model may hold three more arrays: its second-order terms for "not a digit"
-(:mod:`softmax_core.quadratic`), announced by ``"reject_terms": {"method": "quadratic",
-"directions": q}``::
+and, announced by ``"terms": {"method": "quadratic", "directions": q}``, three more: the
+second-order terms every class weighs beside the features (:mod:`softmax_core.quadratic`)::
 
     Q_mean  (d,) float32     the digits' mean features
     Q_basis (d, q) float32   their leading directions, scaled
-    Q_w     (q(q+1)/2,)      the logit of "not a digit" per pairwise product
+    Q_w     (q(q+1)/2, k)    each class's logit per pairwise product
+
+A file without terms (``Data(terms=0)``) is written as format ``model@1``, which has none
+of these, or only "not a digit"'s: the format before the digits weighed the terms, read
+as it always was. An 11-class ``model@1`` file may announce ``"reject_terms"`` with the
+same three arrays, ``Q_w (q(q+1)/2,)`` being the logit of "not a digit" alone (read as
+terms whose digits' weights are zero: the same probabilities, bit for bit). A reader
+that knows only ``model@1`` refuses a ``model@2`` file (it would score it without its
+terms).
 
 ``calibration`` (:class:`~softmax_core.calibration.Calibration`): ``{"method":
 "temperature", "temperature": T, "images": n, "nll_before": ..., "nll_after": ...}``.
@@ -78,7 +85,8 @@ from softmax_core.quadratic import Quadratic
 from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
 
-FORMAT = "softmax-pipe/model@1"
+FORMAT = "softmax-pipe/model@2"  # a model with terms (every trained model by default)
+FORMAT_LINEAR = "softmax-pipe/model@1"  # without terms, or with "not a digit"'s alone
 N_CLASSES = 10  # the digits
 REJECT = 10  # the class "not a digit" of an 11-class model
 CLASS_COUNTS = (N_CLASSES, N_CLASSES + 1)  # modelcheck.CLASS_COUNTS, sgd.CLASS_COUNTS (tested)
@@ -90,6 +98,7 @@ INPUT_SCHEMA = {
     "ink": "bright on dark",
 }
 _HISTORY_FIELDS = tuple(f.name for f in dataclasses.fields(EpochStats))
+TERMS_KEYS = ("terms", "reject_terms")  # what announces the terms in model@2, in model@1
 
 
 def decide(probs: NDArray[np.floating], reject_threshold: float | None) -> NDArray[np.int64]:
@@ -147,7 +156,7 @@ class ModelInfo:
         """The info in a parsed ``meta`` object; a field of the wrong type is a
         DataFormatError naming it (a model file may be hostile)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        reserved = {"format", "preprocessing", "input_schema", "calibration", "reject_terms"}
+        reserved = {"format", "preprocessing", "input_schema", "calibration", *TERMS_KEYS}
 
         def typed(key: str, kinds: type | tuple[type, ...]) -> Any:
             value = meta.get(key)
@@ -211,8 +220,8 @@ class Model:
         info: what it was trained on and how (:class:`ModelInfo`).
         ref: where it came from (``mnist:3``, a file path), for messages and score rows.
         calibration: the temperature ``T`` and how it was fitted; None: ``T = 1``.
-        quadratic: an 11-class model's second-order terms for "not a digit"
-            (:mod:`softmax_core.quadratic`), added to that logit; None: none.
+        quadratic: second-order terms of the features and each class's weights over
+            them (:mod:`softmax_core.quadratic`), added to the logits; None: none.
     """
 
     W: NDArray[np.float32]
@@ -238,10 +247,11 @@ class Model:
                 f"{self.b.dtype}; expected float32 W ({d}, k) and b (k,) with k 10 or 11 "
                 f"for its features ({self.steps.describe()})"
             )
-        if self.quadratic is not None and (k != N_CLASSES + 1 or self.quadratic.d != d):
+        terms = self.quadratic
+        if terms is not None and (terms.d != d or terms.k != k):
             raise InvalidInputError(
-                f"model {self.ref} has second-order terms over {self.quadratic.d} features; "
-                f"only an 11-class model over its {d} features can"
+                f"model {self.ref} has second-order terms over {terms.d} features for "
+                f"{terms.k} classes; expected its {d} features and {k} classes"
             )
 
     @property
@@ -256,19 +266,25 @@ class Model:
 
     def with_classes(self, k: int) -> Model:
         """This model with ``k`` classes, as a warm start: a 10-class model given "not a
-        digit" (the digits' columns copied, the new column and its bias zero), an 11-class
-        one without it (the digits' columns); itself when it has ``k`` already."""
+        digit" (the digits' columns copied, the new column and its bias zero, over the
+        features and the terms), an 11-class one without it (the digits' columns); itself
+        when it has ``k`` already."""
         if k not in CLASS_COUNTS:
             raise InvalidInputError(f"a model has 10 or 11 classes, not {k}")
         if k == self.n_classes:
             return self
-        if k < self.n_classes:
-            return self.evolve(
-                W=np.ascontiguousarray(self.W[:, :k]), b=self.b[:k].copy(), quadratic=None
-            )
-        W = np.concatenate([self.W, np.zeros((self.W.shape[0], 1), np.float32)], axis=1)
-        b = np.concatenate([self.b, np.zeros(1, np.float32)])
-        return self.evolve(W=W, b=b)
+
+        def columns(a: NDArray[np.float32]) -> NDArray[np.float32]:
+            if k < a.shape[-1]:
+                return np.ascontiguousarray(a[..., :k])
+            return np.concatenate([a, np.zeros((*a.shape[:-1], 1), np.float32)], axis=-1)
+
+        terms = self.quadratic
+        return self.evolve(
+            W=columns(self.W),
+            b=columns(self.b),
+            quadratic=None if terms is None else terms.with_weights(columns(terms.w)),
+        )
 
     def evolve(self, **changes: Any) -> Model:
         """A copy with some attributes changed (``info=...``, ``ref=...``)."""
@@ -286,8 +302,8 @@ class Model:
 
     @one_thread()
     def logits(self, X: NDArray[np.float32], *, calibrated: bool = True) -> NDArray[np.float32]:
-        """Features (n, d) -> logits ``(X W + b) / T`` (n, k) float32, an 11-class model's
-        second-order terms added to "not a digit" first; ``calibrated=False``: undivided.
+        """Features (n, d) -> logits ``(X W + b + terms(X) Q_w) / T`` (n, k) float32
+        (without terms: ``(X W + b) / T``); ``calibrated=False``: undivided.
         Every prediction goes through here. Without a calibration (``T = 1``) nothing is
         divided: the same bits as before temperatures existed."""
         if X.ndim != 2 or X.shape[1] != self.W.shape[0]:
@@ -296,7 +312,7 @@ class Model:
             )
         result: NDArray[np.float32] = X @ self.W + self.b
         if self.quadratic is not None:
-            result[:, REJECT] += self.quadratic.logit(X)
+            result += self.quadratic.logit(X)
         if calibrated and self.calibration is not None:
             result /= np.float32(self.calibration.temperature)
         return result
@@ -366,7 +382,7 @@ class Model:
     def to_bytes(self) -> bytes:
         """The model file's bytes: an .npz of W, b and meta (no pickles)."""
         meta = {
-            "format": FORMAT,
+            "format": FORMAT_LINEAR if self.quadratic is None else FORMAT,
             "preprocessing": {"steps": self.steps.to_json()},
             "input_schema": {**INPUT_SCHEMA, "classes": self.n_classes},
             **self.info.to_json(),
@@ -380,7 +396,7 @@ class Model:
             "meta": None,  # below, once meta is whole
         }
         if self.quadratic is not None:
-            meta["reject_terms"] = {"method": "quadratic", "directions": self.quadratic.q}
+            meta["terms"] = {"method": "quadratic", "directions": self.quadratic.q}
             arrays["Q_mean"] = self.quadratic.mean
             arrays["Q_basis"] = self.quadratic.basis
             arrays["Q_w"] = self.quadratic.w
@@ -403,9 +419,11 @@ class Model:
         ``origin``. ``ref``: what the model is called (default: ``origin``)."""
         arrays = modelcheck.read_arrays(data, origin)
         meta = modelcheck.parse_meta(arrays["meta"], origin)
-        if meta.get("format") != FORMAT:
+        fmt = meta.get("format")
+        if fmt not in (FORMAT, FORMAT_LINEAR):
             raise DataFormatError(
-                f"{origin}: unsupported model format {meta.get('format')!r}; expected {FORMAT!r}"
+                f"{origin}: unsupported model format {fmt!r}; expected {FORMAT!r} or "
+                f"{FORMAT_LINEAR!r}"
             )
         steps = modelcheck.parse_steps(meta, origin)
         modelcheck.check_weights(arrays["W"], arrays["b"], steps.n_features, origin)
@@ -413,11 +431,13 @@ class Model:
         calibration = (
             Calibration.from_json(meta["calibration"], origin) if "calibration" in meta else None
         )
+        key, wrong = ("terms", "reject_terms") if fmt == FORMAT else ("reject_terms", "terms")
+        if wrong in meta:
+            raise DataFormatError(f"{origin}: {wrong!r} in a model of format {fmt!r}")
         quad = None
-        if "reject_terms" in meta:
-            quad = modelcheck.parse_terms(meta["reject_terms"], arrays, steps.n_features, origin)
-            if arrays["W"].shape[1] != N_CLASSES + 1:
-                raise DataFormatError(f"{origin}: second-order terms in a 10-class model")
+        if key in meta:
+            k = int(arrays["W"].shape[1])
+            quad = modelcheck.parse_terms(key, meta[key], arrays, steps.n_features, k, origin)
         return cls(
             W=arrays["W"],
             b=arrays["b"],

@@ -32,7 +32,7 @@ MAX_WEIGHT = 1e4  # trained weights are below 10; 3e38 makes every probability N
 N_CLASSES = 10
 CLASS_COUNTS = (10, 11)  # the digits; the digits and "not a digit" (softmax_core.model)
 MEMBERS = ("W", "b", "meta")
-TERMS = ("Q_mean", "Q_basis", "Q_w")  # an 11-class model's second-order terms (optional)
+TERMS = ("Q_mean", "Q_basis", "Q_w")  # second-order terms (optional; softmax_core.model)
 
 
 def read_model_bytes(path: Path) -> bytes:
@@ -181,10 +181,15 @@ def check_weights(W: NDArray[Any], b: NDArray[Any], d: int, origin: str) -> None
         )
 
 
-def parse_terms(spec: Any, arrays: dict[str, NDArray[Any]], d: int, origin: str) -> Quadratic:
-    """The second-order terms meta's ``reject_terms`` announces (``{"method": "quadratic",
+def parse_terms(
+    key: str, spec: Any, arrays: dict[str, NDArray[Any]], d: int, k: int, origin: str
+) -> Quadratic:
+    """The second-order terms meta's ``key`` announces (``{"method": "quadratic",
     "directions": q}``), from the arrays :data:`TERMS`: finite float32, shaped for ``d``
-    features and ``q`` directions, bounded like the weights."""
+    features, ``q`` directions and ``k`` classes, bounded like the weights. ``key``
+    "terms" (format ``model@2``): ``Q_w (e, k)``; "reject_terms" (``model@1``, an
+    11-class model's "not a digit" alone): ``Q_w (e,)``, returned as ``(e, k)`` with the
+    digits' columns zero."""
     q = spec.get("directions") if isinstance(spec, dict) else None
     if (
         not isinstance(spec, dict)
@@ -194,12 +199,15 @@ def parse_terms(spec: Any, arrays: dict[str, NDArray[Any]], d: int, origin: str)
         or not 1 <= q <= d
     ):
         raise DataFormatError(
-            f"{origin}: reject_terms {spec!r} is invalid; expected "
+            f"{origin}: {key} {spec!r} is invalid; expected "
             f'{{"method": "quadratic", "directions": 1..{d}}}'
         )
+    legacy = key == "reject_terms"
+    if legacy and k != N_CLASSES + 1:
+        raise DataFormatError(f"{origin}: second-order terms in a 10-class model")
     missing = [m for m in TERMS if m not in arrays]
     if missing:
-        raise DataFormatError(f"{origin}: reject_terms without the arrays {missing}")
+        raise DataFormatError(f"{origin}: {key} without the arrays {missing}")
     mean, basis, w = (arrays[m] for m in TERMS)
     if any(
         a.dtype != np.float32
@@ -207,10 +215,15 @@ def parse_terms(spec: Any, arrays: dict[str, NDArray[Any]], d: int, origin: str)
         or float(np.abs(a).max(initial=0)) > MAX_WEIGHT
         for a in (mean, basis, w)
     ):
-        raise DataFormatError(f"{origin}: reject_terms hold non-float32, non-finite or huge values")
-    if mean.shape != (d,) or basis.shape != (d, q) or w.shape != (q * (q + 1) // 2,):
+        raise DataFormatError(f"{origin}: {key} hold non-float32, non-finite or huge values")
+    e = q * (q + 1) // 2
+    shape = (e,) if legacy else (e, k)
+    if mean.shape != (d,) or basis.shape != (d, q) or w.shape != shape:
         raise DataFormatError(
-            f"{origin}: reject_terms have Q_mean{mean.shape}, Q_basis{basis.shape}, "
-            f"Q_w{w.shape}; expected ({d},), ({d}, {q}), ({q * (q + 1) // 2},)"
+            f"{origin}: {key} have Q_mean{mean.shape}, Q_basis{basis.shape}, "
+            f"Q_w{w.shape}; expected ({d},), ({d}, {q}), {shape}"
         )
+    if legacy:
+        column, w = w, np.zeros((e, k), np.float32)
+        w[:, N_CLASSES] = column  # "not a digit", the class after the digits
     return Quadratic(mean, basis, w)

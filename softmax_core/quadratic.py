@@ -1,19 +1,21 @@
-"""Second-order terms for the column "not a digit": a curved boundary around the digits.
+"""Second-order terms beside the features: curved boundaries between the classes.
 
-The digits' columns are linear in the features ``X (n, d)``, and so was "not a digit" at
-first; but a straight cut in feature space cannot wrap the digits. Measured by
-``benchmarks/unknown.py`` at the default threshold, the linear column rejected 59% of the
-unseen non-digits and 0.29% of MNIST test; with these terms beside the features, 76% and
-0.10%.
+A softmax regression is linear in its features ``X (n, d)``, and a straight cut in feature
+space cannot wrap the digits. These terms came first for the column "not a digit":
+measured by ``benchmarks/unknown.py`` at the default threshold, the linear column rejected
+59% of the unseen non-digits and 0.29% of MNIST test; with the terms, 76% and 0.10%. The
+digits' columns weigh them too (since format ``model@2``): MNIST test 98.99% -> 99.3%
+(10 classes) and form digits read better (``benchmarks/pages.py``).
 
 The terms: the features' coordinates along the digits' ``q`` leading principal directions
 (``z = (X - mean) @ basis``, ``(n, q)``), and all their pairwise products (the upper
 triangle of ``z zᵀ``, squares included: ``e = q (q + 1) / 2`` terms). The directions are
 fitted on the training digits' features (:func:`fit`) and scaled once so that the terms'
-mean squared norm matches the features': the SGD's learning rate suits both. The column's
-weights over them, ``w (e,)``, are learned with the rest of the column (``softmax_core.train``);
-the terms add ``terms(X) @ w`` to the logit of "not a digit" only (:meth:`Quadratic.logit`),
-so no digit is read differently.
+mean squared norm matches the features': the SGD's learning rate suits both. The classes'
+weights over them, ``w (e, k)``, are learned with the rest of the model (``softmax_core.train``);
+the terms add ``terms(X) @ w`` to the logits (:meth:`Quadratic.logit`). A model file of
+format ``model@1`` (before the digits weighed them) holds the weights of "not a digit"
+alone, ``(e,)``: read as ``w`` with the digits' columns zero (``softmax_core.model``).
 
 Pure numpy: arrays in, arrays out.
 """
@@ -43,7 +45,7 @@ class Quadratic:
     Attributes:
         mean: (d,) float32, the digits' mean features.
         basis: (d, q) float32, their leading principal directions, scaled.
-        w: (e,) float32, the logit of "not a digit" per term (zeros until trained).
+        w: (e, k) float32, each class's logit per term (zeros until trained).
     """
 
     mean: NDArray[np.float32]
@@ -57,13 +59,14 @@ class Quadratic:
             any(a.dtype != np.float32 for a in arrays)
             or q < 1
             or self.mean.shape != (d,)
-            or self.w.shape != (n_terms(q),)
+            or self.w.ndim != 2
+            or self.w.shape[0] != n_terms(q)
             or not all(np.isfinite(a).all() for a in arrays)
         ):
             raise InvalidInputError(
                 f"second-order terms have mean{self.mean.shape}, basis{self.basis.shape}, "
                 f"w{self.w.shape}; expected finite float32 mean (d,), basis (d, q), "
-                "w (q(q+1)/2,)"
+                "w (q(q+1)/2, k)"
             )
 
     @property
@@ -74,12 +77,28 @@ class Quadratic:
     def q(self) -> int:
         return int(self.basis.shape[1])
 
+    @property
+    def k(self) -> int:
+        """The classes the weights are for."""
+        return int(self.w.shape[1])
+
     def terms(
         self, X: NDArray[np.float32], out: NDArray[np.float32] | None = None
     ) -> NDArray[np.float32]:
         """Features (n, d) -> their terms (n, e) float32, written into ``out`` when given
         (e.g. the columns of a larger array)."""
-        z = np.asarray((X - self.mean) @ self.basis, dtype=np.float32)
+        return self.products(self.coordinates(X), out)
+
+    def coordinates(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Features (n, d) -> their coordinates along the directions, ``z (n, q)`` float32."""
+        z: NDArray[np.float32] = np.asarray((X - self.mean) @ self.basis, dtype=np.float32)
+        return z
+
+    def products(
+        self, z: NDArray[np.float32], out: NDArray[np.float32] | None = None
+    ) -> NDArray[np.float32]:
+        """Coordinates ``z (n, q)`` -> the terms (n, e) float32: their pairwise products,
+        written into ``out`` when given."""
         if out is None:
             out = np.empty((z.shape[0], n_terms(self.q)), dtype=np.float32)
         at = 0
@@ -89,7 +108,7 @@ class Quadratic:
         return out
 
     def logit(self, X: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Features (n, d) -> what the terms add to the logit of "not a digit", (n,)."""
+        """Features (n, d) -> what the terms add to the logits, (n, k)."""
         out: NDArray[np.float32] = self.terms(X) @ self.w
         return out
 
@@ -98,10 +117,10 @@ class Quadratic:
 
 
 @one_thread()  # a 392-wide covariance: faster on one thread, and the same bits everywhere
-def fit(X: NDArray[np.float32], q: int) -> Quadratic:
+def fit(X: NDArray[np.float32], q: int, k: int) -> Quadratic:
     """The terms of digits' features ``X (n, d)``: their mean and ``q`` leading principal
     directions (from at most :data:`FIT_ROWS` rows, evenly spaced), scaled so that the
-    terms' mean squared norm equals the features'; weights zero."""
+    terms' mean squared norm equals the features'; weights zero, ``(e, k)``."""
     n, d = X.shape
     if not 1 <= q <= d or n < 2:
         raise InvalidInputError(f"cannot fit {q} directions to features of shape {X.shape}")
@@ -110,17 +129,12 @@ def fit(X: NDArray[np.float32], q: int) -> Quadratic:
     centred = rows - mean
     _, vectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues ascending
     basis = vectors[:, ::-1][:, :q]
-    raw = Quadratic(
-        mean.astype(np.float32), basis.astype(np.float32), np.zeros(n_terms(q), np.float32)
-    )
+    zero = np.zeros((n_terms(q), k), np.float32)
+    raw = Quadratic(mean.astype(np.float32), basis.astype(np.float32), zero)
     t = raw.terms(rows.astype(np.float32))
     scale = np.sqrt(
         (rows**2).sum(axis=1).mean()
         / max(float((t.astype(np.float64) ** 2).sum(axis=1).mean()), 1e-12)
     )
     # a term is a product of two coordinates: the basis times sqrt(scale) scales it by scale
-    return Quadratic(
-        mean.astype(np.float32),
-        (basis * np.sqrt(scale)).astype(np.float32),
-        np.zeros(n_terms(q), np.float32),
-    )
+    return Quadratic(mean.astype(np.float32), (basis * np.sqrt(scale)).astype(np.float32), zero)

@@ -183,8 +183,8 @@ class Data:
     whose class 10 is "not a digit", from ``negatives_share`` x the MNIST images of
     generated non-digits (``softmax_core.negatives``) plus the datasets' ``not-a-digit``
     images; False: a 10-class model (the datasets' non-digits are left out).
-    ``reject_terms``: the column "not a digit" also weighs the pairwise products of the
-    features along that many leading directions (``softmax_core.quadratic``); 0: linear.
+    ``terms``: every class also weighs the pairwise products of the features along that
+    many of the digits' leading directions (``softmax_core.quadratic``); 0: linear.
     """
 
     source: str | None = None
@@ -198,7 +198,7 @@ class Data:
     skip_unchanged: bool = False
     reject: bool = settings.REJECT
     negatives_share: float = settings.NEGATIVES_SHARE
-    reject_terms: int = settings.REJECT_TERMS
+    terms: int = settings.TERMS
 
     def __post_init__(self) -> None:
         _optional_text("source", self.source)
@@ -222,7 +222,7 @@ class Data:
         _flag("skip_unchanged", self.skip_unchanged)
         _flag("reject", self.reject)
         _fraction("negatives_share", self.negatives_share)
-        _whole("reject_terms", self.reject_terms, 0, settings.MAX_REJECT_TERMS)
+        _whole("terms", self.terms, 0, settings.MAX_TERMS)
 
     def n_negatives(self, n_mnist: int) -> int:
         """How many generated non-digits go with ``n_mnist`` MNIST images (0 without

@@ -40,6 +40,8 @@ class EpochStats:
 
 
 ProgressCallback = Callable[[EpochStats], None]
+Expand = Callable[[NDArray[np.float32]], NDArray[np.float32]]  # a minibatch's rows -> the model's
+CHECK_ROWS = 4096  # rows checked for non-finite values at a time
 
 
 def validate_features(
@@ -56,11 +58,13 @@ def validate_features(
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise InvalidInputError(f"{name} must be real numbers, got dtype {X.dtype}")
     X = X.astype(np.float32, copy=False)
-    if not np.isfinite(X).all():
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise InvalidInputError(
-            f"{name} has non-finite values, first at row {bad[0]}, column {bad[1]}: {X[tuple(bad)]}"
-        )
+    for lo in range(0, X.shape[0], CHECK_ROWS):  # a mask of the whole X was 60 MB at once
+        rows = X[lo : lo + CHECK_ROWS]
+        if not np.isfinite(rows).all():
+            r, c = np.argwhere(~np.isfinite(rows))[0]
+            raise InvalidInputError(
+                f"{name} has non-finite values, first at row {lo + r}, column {c}: {rows[r, c]}"
+            )
     result: NDArray[np.float32] = X
     return result
 
@@ -117,6 +121,7 @@ def fit(
     sample_weight: Any | None = None,
     n_classes: int = N_CLASSES,
     frozen: int = 0,
+    expand: Expand | None = None,
 ) -> Fit:
     """Train on X (n, d) float32 and y (n,) labels in ``0..n_classes-1``; warm-start from
     ``init=(W, b)`` of the same ``n_classes``. ``frozen``: the first that many columns of
@@ -124,7 +129,10 @@ def fit(
     digit" fitted beside a digit model that is kept whole: ``softmax_core.train``).
 
     ``sample_weight``: (n,) finite weights >= 0, each sample's loss counted that many
-    times (None: all 1). ``callback`` gets each epoch's :class:`EpochStats`.
+    times (None: all 1). ``callback`` gets each epoch's :class:`EpochStats`. ``expand``:
+    the model's rows of a minibatch of X's (say, the features followed by functions of
+    them that would take more memory than X if made for every row at once); ``W`` is over
+    those rows. None: X's rows as they are.
     Raises InvalidInputError for bad data or a run that diverges."""
     if n_classes not in CLASS_COUNTS:
         raise InvalidInputError(f"n_classes={n_classes!r} is invalid; expected 10 or 11")
@@ -136,7 +144,7 @@ def fit(
     X = validate_features(X)
     y = validate_labels(y, X.shape[0], n_classes)
     sw = None if sample_weight is None else validate_weights(sample_weight, X.shape[0])
-    d = X.shape[1]
+    d = X.shape[1] if expand is None else expand(X[:1]).shape[1]
     if init is not None:
         W = np.array(init[0], dtype=np.float32, copy=True)
         b = np.array(init[1], dtype=np.float32, copy=True)
@@ -151,7 +159,7 @@ def fit(
         W = np.zeros((d, n_classes), dtype=np.float32)
         b = np.zeros(n_classes, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported in _sgd
-        fitted = _sgd(hyper, X, y, W.copy(), b.copy(), callback, sw, frozen)
+        fitted = _sgd(hyper, X, y, W.copy(), b.copy(), callback, sw, frozen, expand)
     if frozen:  # exactly as given: the averaging's sum and division would round them
         fitted.W[:, :frozen] = W[:, :frozen]
         fitted.b[:frozen] = b[:frozen]
@@ -167,9 +175,10 @@ def _sgd(
     callback: ProgressCallback | None,
     sw: NDArray[np.float32] | None = None,
     frozen: int = 0,
+    expand: Expand | None = None,
 ) -> Fit:
     """The training loop: the weights after ``hyper.epochs`` epochs, and their history
-    (the first ``frozen`` columns never move)."""
+    (the first ``frozen`` columns never move; each minibatch's rows ``expand``-ed)."""
     n = X.shape[0]
     history: list[EpochStats] = []
     vW = np.zeros_like(W)
@@ -189,7 +198,7 @@ def _sgd(
             steps = 0
         for start in range(0, n, bs):
             idx = order[start : start + bs]
-            xb = X[idx]
+            xb = X[idx] if expand is None else expand(X[idx])
             yb = y[idx]
             loss, dW, db, hits = _step_stats(
                 W, b, xb, yb, hyper.l2, None if sw is None else sw[idx]

@@ -6,6 +6,10 @@ training split it did not learn from (:func:`calibration_split`); ``evaluate`` m
 model on the dataset's test split (features from the cache), its calibration error
 included; ``holdout_decisions`` gates a model on each user dataset's holdout.
 
+Every column weighs the features and ``data.terms`` directions' second-order terms
+(:mod:`softmax_core.quadratic`: fitted on the MNIST images' features, or a warm start's
+own), the same for every class.
+
 With ``data.reject`` (the default) the model has 11 classes: the digits, and class 10
 "not a digit". The digits' columns are the 10-class model's, trained first exactly as
 ``--no-reject`` trains it (so every digit is read as that model reads it, and only a
@@ -103,6 +107,11 @@ def train(
     if hyper.limit is not None:
         X, y = X[: hyper.limit], y[: hyper.limit]
     n_mnist = int(y.shape[0])
+    # The second-order terms: a warm start's own (its weights mean something over them
+    # only), else fitted on these digits' features (none from fewer than two).
+    terms = init.quadratic if init is not None else None
+    if terms is None:
+        terms = _fit_terms(X, data)
     extra = extra if data.reject else [digits_only(images, labels) for images, labels in extra]
     digit_extra = [digits_only(images, labels) for images, labels in extra]
     weight = extra_weight(data, n_mnist, extra)
@@ -114,7 +123,7 @@ def train(
     start = None
     if init is not None:
         ten = init.with_classes(N_CLASSES)
-        start = (ten.W, ten.b)
+        start = (_joined(ten, terms), ten.b)
     n = int(y_mnist.shape[0])
     cal = n - calibration_split(n, hyper.calibration_images)
     proxied = cal < n and (n_mnist > cal or init is not None)  # see the docstring
@@ -124,15 +133,16 @@ def train(
         cluttered_features(ds, hyper, steps, y[: min(cal, n_mnist)], min(cal, n_mnist))
     # ... and on cluttered digits (CLUTTERED_DIGITS_SHARE of the MNIST images), after them
     Xe, ye, swe = X1, y1, sw
-    X1, y1, sw = _with_cluttered(ds, hyper, steps, (Xe, ye, swe), y, n_mnist)
-    fitted = sgd.fit(X1, y1, hyper, init=start, callback=callback, sample_weight=sw)
+    X1, y1, sw = _with_cluttered(ds, hyper, steps, (Xe, ye, swe), y, n_mnist, terms)
+    fitted = sgd.fit(
+        X1, y1, hyper, init=start, callback=callback, sample_weight=sw, expand=_expand(terms)
+    )
     W, b = fitted.W, fitted.b
     n_train, n_negatives = int(y1.shape[0]), data.n_negatives(n_mnist)
     del X1, y1, sw  # a copy with the cluttered digits' rows: freed before the next fits
-    terms: Quadratic | None = None
     if data.reject:
-        W, b, terms, n_train = _fit_reject(
-            ds, hyper, data, steps, (W, b), X, y, extra, weight, n_negatives, init
+        W, b, n_train = _fit_reject(
+            ds, hyper, data, steps, (W, b), X, y, extra, weight, n_negatives, init, terms
         )
     weighted = (
         {"data_weight": weight, "data_share": data.data_share, "weighting": data.weighting}
@@ -145,15 +155,8 @@ def train(
         "limit": hyper.limit,
         "calibration_images": hyper.calibration_images,
         **weighted,
-        **(
-            {
-                "negatives": n_negatives,
-                "negatives_seed": 2 * hyper.seed,
-                "reject_terms": 0 if terms is None else terms.q,
-            }
-            if data.reject
-            else {}
-        ),
+        "terms": 0 if terms is None else terms.q,
+        **({"negatives": n_negatives, "negatives_seed": 2 * hyper.seed} if data.reject else {}),
     }
     info = ModelInfo(
         created=now(),
@@ -165,18 +168,47 @@ def train(
         history=fitted.history,
         train_accuracy=fitted.history[-1].accuracy if fitted.history else None,
     )
-    model = Model(W=W, b=b, steps=steps, info=info, quadratic=terms)
+    model = _model(W, b, steps, terms).evolve(info=info)
     if cal == n:
         return model
-    proxy = fitted
+    proxy, proxy_terms = fitted, terms
     if proxied:  # it learned from the slice, or may have
         lo = min(cal, n_mnist)  # the proxy: as a run limited to the images before the slice
+        proxy_terms = _fit_terms(X[:lo], data)
         Xp, yp, swp = _with_cluttered(
-            ds, hyper, steps, _without(Xe, ye, swe, lo, n_mnist), y[:lo], lo
+            ds, hyper, steps, _without(Xe, ye, swe, lo, n_mnist), y[:lo], lo, proxy_terms
         )
-        proxy = sgd.fit(Xp, yp, hyper, sample_weight=swp)
-    Z = Model(W=proxy.W, b=proxy.b, steps=steps).logits(X_mnist[cal:], calibrated=False)
+        proxy = sgd.fit(Xp, yp, hyper, sample_weight=swp, expand=_expand(proxy_terms))
+    Z = _model(proxy.W, proxy.b, steps, proxy_terms).logits(X_mnist[cal:], calibrated=False)
     return model.evolve(calibration=fit_temperature(Z, np.asarray(y_mnist[cal:])))
+
+
+def _fit_terms(X: NDArray[np.float32], data: Data) -> Quadratic | None:
+    """``data.terms`` directions' terms fitted on the digits' features ``X``, for the
+    digits' columns (None: no terms asked for, or fewer than two digits)."""
+    if not data.terms or X.shape[0] < 2:
+        return None
+    return quadratic.fit(X, min(data.terms, X.shape[1]), N_CLASSES)
+
+
+def _joined(model: Model, terms: Quadratic | None) -> NDArray[np.float32]:
+    """``model``'s weights as SGD fits them over the features and ``terms``' terms: ``(d +
+    e, k)``, its own weights over the terms under its feature weights (zeros when it has
+    none: ``terms`` fitted for this run)."""
+    if terms is None:
+        return model.W
+    own = model.quadratic
+    w = own.w if own is not None else np.zeros((terms.w.shape[0], model.n_classes), np.float32)
+    return np.concatenate([model.W, w])
+
+
+def _model(
+    W: NDArray[np.float32], b: NDArray[np.float32], steps: Steps, terms: Quadratic | None
+) -> Model:
+    """The Model of weights ``W (d + e, k)`` fitted over the features and ``terms``' terms."""
+    d = steps.n_features
+    quad = None if terms is None else terms.with_weights(W[d:])
+    return Model(W=np.ascontiguousarray(W[:d]), b=b, steps=steps, quadratic=quad)
 
 
 def _without(
@@ -208,14 +240,14 @@ def _fit_reject(
     weight: int,
     n_negatives: int,
     init: Model | None,
-) -> tuple[NDArray[np.float32], NDArray[np.float32], Quadratic | None, int]:
-    """The column "not a digit" beside the digits' ``(W, b)``, which stay as they are: SGD
-    on the 11-class loss with the digits' columns frozen, over the MNIST images ``X, y``,
-    ``n_negatives`` generated non-digits, the cluttered digits and ``extra`` (its
-    not-a-digit images too). Starts from ``init``'s column when it has one, else zero.
-    The column is linear in the features plus ``data.reject_terms`` directions' terms
-    (:mod:`softmax_core.quadratic`; a warm start's own when it has them).
-    Returns ``(W (d, 11), b (11,), the terms with their weights, images trained on)``."""
+    terms: Quadratic | None,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], int]:
+    """The column "not a digit" beside the digits' ``(W (d + e, 10), b)`` over the
+    features and ``terms``' terms, which stay as they are: SGD on the 11-class loss with
+    the digits' columns frozen, over the MNIST images ``X, y``, ``n_negatives`` generated
+    non-digits, the cluttered digits and ``extra`` (its not-a-digit images too). Starts
+    from ``init``'s column when it has one, else zero.
+    Returns ``(W (d + e, 11), b (11,), images trained on)``."""
     from softmax_core.mnist import cached_uint8, cached_uint8_features
     from softmax_core.negatives import negatives
 
@@ -239,29 +271,24 @@ def _fit_reject(
         )
         parts_X = [X2]
     W0, b0 = digits
-    column = init.with_classes(N_CLASSES + 1) if init is not None else None
-    # The column's second-order terms: a warm start's own (its weights mean something over
-    # them only), else fitted on these digits' features (none from fewer than two).
-    terms = column.quadratic if column is not None else None
-    if terms is None and data.reject_terms and n_mnist >= 2:
-        terms = quadratic.fit(X, min(data.reject_terms, X.shape[1]))
-    d, e = W0.shape[0], 0 if terms is None else quadratic.n_terms(terms.q)
-    reject_w = column.W[:, REJECT] if column is not None else np.zeros(d, W0.dtype)
-    W = np.zeros((d + e, N_CLASSES + 1), np.float32)  # the digits' rows for the terms stay 0
-    W[:d, :N_CLASSES], W[:d, REJECT] = W0, reject_w
-    b = np.concatenate([b0, column.b[REJECT:] if column is not None else np.zeros(1, b0.dtype)])
-    if terms is not None:
-        W[d:, REJECT] = terms.w
+    W = np.zeros((W0.shape[0], N_CLASSES + 1), np.float32)
+    W[:, :N_CLASSES] = W0
+    b = np.concatenate([b0, np.zeros(1, b0.dtype)])
+    if init is not None:
+        column = init.with_classes(N_CLASSES + 1)
+        W[:, REJECT], b[REJECT] = _joined(column, terms)[:, REJECT], column.b[REJECT]
     X2 = _rows_with_terms(parts_X, terms)
     fitted = sgd.fit(
-        X2, y2, hyper, init=(W, b), sample_weight=sw, n_classes=N_CLASSES + 1, frozen=N_CLASSES
+        X2,
+        y2,
+        hyper,
+        init=(W, b),
+        sample_weight=sw,
+        n_classes=N_CLASSES + 1,
+        frozen=N_CLASSES,
+        expand=_expand(terms),
     )
-    return (
-        np.ascontiguousarray(fitted.W[:d]),
-        fitted.b,
-        None if terms is None else terms.with_weights(fitted.W[d:, REJECT]),
-        int(y2.shape[0]),
-    )
+    return fitted.W, fitted.b, int(y2.shape[0])
 
 
 def _with_cluttered(
@@ -271,18 +298,20 @@ def _with_cluttered(
     rows: tuple[NDArray[np.float32], NDArray[Any], NDArray[np.float32] | None],
     y: NDArray[Any],
     n_mnist: int,
+    terms: Quadratic | None,
 ) -> tuple[NDArray[np.float32], NDArray[Any], NDArray[np.float32] | None]:
     """The digits' training ``rows`` (features, labels, sample weights or None) followed by
     ``settings.CLUTTERED_DIGITS_SHARE`` x ``n_mnist`` cluttered digits (:func:`cluttered_digits`
-    of the first ``n_mnist`` training images, labels ``y``), each of weight 1; the rows as
-    they are when the share is 0."""
+    of the first ``n_mnist`` training images, labels ``y``), each of weight 1, each row
+    followed by its ``terms`` (:func:`_rows_with_terms`); the rows as they are when the
+    share is 0 and there are no terms."""
     X, labels, sw = rows
     count = math.ceil(settings.CLUTTERED_DIGITS_SHARE * n_mnist)
     if not count:
-        return X, labels, sw
+        return (X if terms is None else _rows_with_terms([X], terms)), labels, sw
     pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist)
     return (
-        np.concatenate([X, pos[:count]]),
+        _rows_with_terms([X, pos[:count]], terms),
         np.concatenate([np.asarray(labels, np.uint8), pos_y[:count]]),
         None if sw is None else np.concatenate([sw, np.ones(count, np.float32)]),
     )
@@ -336,21 +365,39 @@ def _cluttered_key(hyper: Hyper, n_mnist: int) -> tuple[int, dict[str, object]]:
 def _rows_with_terms(
     parts: Sequence[NDArray[np.float32]], terms: Quadratic | None
 ) -> NDArray[np.float32]:
-    """The parts' rows one under the other, each followed by its terms when there are
-    any: ``(n, d + e)``, filled in place a few thousand rows at a time (no second copy of
-    the features: the peak memory of training is this array)."""
+    """The parts' rows one under the other, each followed by its coordinates along the
+    terms' directions when there are terms: ``(n, d + q)``, filled in place a few thousand
+    rows at a time (no second copy of the features: the peak memory of training is this
+    array). SGD makes each minibatch's terms from them (:func:`_expand`): the rows with
+    their 465 terms were twice the size, 267 MB for the digits' fit."""
     d = parts[0].shape[1]
-    e = 0 if terms is None else quadratic.n_terms(terms.q)
-    out = np.empty((sum(len(p) for p in parts), d + e), dtype=np.float32)
+    q = 0 if terms is None else terms.q
+    out = np.empty((sum(len(p) for p in parts), d + q), dtype=np.float32)
     at = 0
     for part in parts:
         for lo in range(0, len(part), TERMS_CHUNK):
             rows = np.asarray(part[lo : lo + TERMS_CHUNK], dtype=np.float32)
             out[at : at + len(rows), :d] = rows
             if terms is not None:
-                terms.terms(rows, out=out[at : at + len(rows), d:])
+                out[at : at + len(rows), d:] = terms.coordinates(rows)
             at += len(rows)
     return out
+
+
+def _expand(terms: Quadratic | None) -> sgd.Expand | None:
+    """Rows of :func:`_rows_with_terms` (features, then coordinates) -> the model's rows
+    (features, then ``terms``' terms), a minibatch at a time; None without terms."""
+    if terms is None:
+        return None
+    d, e = terms.d, quadratic.n_terms(terms.q)
+
+    def rows(stored: NDArray[np.float32]) -> NDArray[np.float32]:
+        out = np.empty((stored.shape[0], d + e), dtype=np.float32)
+        out[:, :d] = stored[:, :d]
+        terms.products(stored[:, d:], out=out[:, d:])
+        return out
+
+    return rows
 
 
 def recipe_digest() -> str:

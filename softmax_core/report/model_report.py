@@ -161,11 +161,19 @@ def _header(
 
 def _learned(model: Model) -> str:
     W = np.asarray(model.W[:, : analysis.N_CLASSES], dtype=np.float32)  # the digits
+    terms = model.quadratic
+    beside = (
+        ""
+        if terms is None
+        else f" Beside these weights each digit weighs {terms.w.shape[0]} second-order terms "
+        f"of the features (products along the digits' {terms.q} leading directions), not "
+        "drawn here."
+    )
     if model.steps.hog is None:  # pixels (scaled, perhaps deskewed): 28x28 templates
         lead = (
             "Each digit's 784 weights drawn as a 28×28 image: a pixel's score for the digit is "
             "its ink times the weight. <b>Red</b> pixels are evidence <i>for</i> the digit, "
-            "<b>blue</b> ones <i>against</i> it, white ones do not matter."
+            "<b>blue</b> ones <i>against</i> it, white ones do not matter." + beside
         )
         vmax = float(np.abs(W).max()) or 1.0
         grid = tiles(
@@ -189,7 +197,7 @@ def _learned(model: Model) -> str:
         f"each with {layout.bins} orientation bins. For each digit, every cell shows the "
         "bins with <b>positive</b> weight as lines along the edge direction "
         "(perpendicular to the gradient); longer, brighter lines weigh more. The picture is "
-        "the outline of strokes the digit responds to; negative weights are not drawn."
+        "the outline of strokes the digit responds to; negative weights are not drawn." + beside
     )
     return section(
         "learned", "What the model learned", lead, png(figures.hog_glyphs(W, layout), "HOG glyphs")

@@ -17,7 +17,7 @@ from PIL import Image
 
 from softmax_core.errors import DataFormatError, DataNotFoundError, ImageError, InvalidInputError
 from softmax_core.images import read_digit
-from softmax_core.model import FORMAT, INPUT_SCHEMA, REJECT, Model, ModelInfo, decide
+from softmax_core.model import FORMAT, FORMAT_LINEAR, INPUT_SCHEMA, REJECT, Model, ModelInfo, decide
 from softmax_core.preprocess import Steps
 from softmax_core.sgd import EpochStats
 from softmax_core.softmax import softmax
@@ -184,7 +184,9 @@ def test_round_trip(tmp_path: Path) -> None:
     assert back.info.history == HISTORY
     assert back.ref == str(path)
     meta = meta_of(path)
-    assert meta["format"] == FORMAT and meta["preprocessing"] == {"steps": ["scale", "deskew"]}
+    assert meta["format"] == FORMAT_LINEAR and meta["preprocessing"] == {
+        "steps": ["scale", "deskew"]
+    }
     assert meta["input_schema"] == INPUT_SCHEMA and meta["n_train"] == 600
     assert list(tmp_path.glob("sub/.*tmp")) == []  # no temp file left behind
 
@@ -215,7 +217,7 @@ def test_a_hog_model_file_round_trips_with_its_parameters(tmp_path: Path) -> Non
 
 
 def test_a_file_whose_weights_do_not_fit_its_steps_is_refused() -> None:
-    hog = {"format": FORMAT, "preprocessing": {"steps": Steps.named("hog").to_json()}}
+    hog = {"format": FORMAT_LINEAR, "preprocessing": {"steps": Steps.named("hog").to_json()}}
     with pytest.raises(DataFormatError, match=r"m\.npz: .*expected float32 W \(392, k\)"):
         Model.from_bytes(npz(hog), origin="m.npz")
 
@@ -227,7 +229,7 @@ def test_an_old_model_file_loads_and_keeps_every_key(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     W, b = rng.normal(size=(784, 10)).astype(np.float32), rng.normal(size=10).astype(np.float32)
     old = {
-        "format": FORMAT,
+        "format": FORMAT_LINEAR,
         "created": "2025-11-30T10:00:00+00:00",
         "preprocessing": {"steps": ["scale", "deskew"]},
         "input_schema": INPUT_SCHEMA,

@@ -106,10 +106,7 @@ BAD: list[tuple[type, str, str, Any, str]] = [
         (Data, "negatives_share", "negatives_share", value, "a number in [0, 1]")
         for value in (-0.1, 1.5, math.nan, "0.1")
     ],
-    *[
-        (Data, "reject_terms", "reject_terms", value, "an integer 0..64")
-        for value in (-1, 65, 2.0, True)
-    ],
+    *[(Data, "terms", "terms", value, "an integer 0..64") for value in (-1, 65, 2.0, True)],
     *[(Gate, "alpha", "alpha", value, "a number in (0, 1)") for value in (0, 1, 1.5, None)],
     *[
         (Gate, "margin", "margin", value, "a number in [0, 1)")
@@ -254,7 +251,7 @@ DEFAULTS: dict[str, Any] = {
     "Data.skip_unchanged": False,
     "Data.reject": settings.REJECT,
     "Data.negatives_share": settings.NEGATIVES_SHARE,
-    "Data.reject_terms": settings.REJECT_TERMS,
+    "Data.terms": settings.TERMS,
     "Hyper.features": settings.FEATURES,
     "Hyper.epochs": settings.EPOCHS,
     "Hyper.seed": settings.SEED,
