@@ -314,7 +314,9 @@ def _print_report(title: str, report: EvaluationReport) -> None:
         )
     console.print(table)
     columns = [name(k) for k in range(len(report.confusion))]
-    cm = Table("true \\ pred", *columns, title="confusion matrix")
+    # collapsed padding: at 80 columns the eleventh column's name ("not a digit") and every
+    # count fit whole (with the default padding its name was cut to "di…")
+    cm = Table("true \\ pred", *columns, title="confusion matrix", collapse_padding=True)
     for row in shown:
         cm.add_row(name(row.digit), *[str(c) for c in report.confusion[row.digit]])
     console.print(cm)
