@@ -76,11 +76,11 @@ def test_json_output_is_one_document(mnist_dir: Path, session_cache: Path, tmp_p
 def test_gate_refusal_exits_5_and_changes_nothing(
     mnist_dir: Path, session_cache: Path, with_champion: Path
 ) -> None:
-    result = _invoke(mnist_dir, session_cache, with_champion, "--min-accuracy", "0.99")
+    result = _invoke(mnist_dir, session_cache, with_champion, "--min-accuracy", "0.995")
     assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
     stderr = result.stderr  # type: ignore[attr-defined]
     assert "error: gate refused the model: accuracy 0.9" in stderr
-    assert "below the floor 0.9900 by" in stderr and "nothing was published" in stderr
+    assert "below the floor 0.9950 by" in stderr and "nothing was published" in stderr
     assert "Traceback" not in result.output  # type: ignore[attr-defined]
     assert result.stdout == ""  # type: ignore[attr-defined]
     assert _versions(with_champion, session_cache) == [1]
@@ -95,7 +95,7 @@ def test_worse_challenger_exits_5(
     assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
     stderr = result.stderr  # type: ignore[attr-defined]
     assert (
-        "error: gate refused the model: champion mnist:1 0.98" in stderr
+        "error: gate refused the model: champion mnist:1 0.99" in stderr
         and "vs challenger" in stderr
     )
     assert "worse beyond the 0.5-point margin" in stderr and "next step:" in stderr
