@@ -211,8 +211,8 @@ def test_prepared_batches_are_the_models_steps_weights_and_temperature_on_the_di
     assert model.temperature != 1.0  # trained as `train` trains: calibrated
     X = model.steps.features(digits)
     logits = X @ model.W + model.b
-    assert model.quadratic is not None  # "not a digit" also weighs its second-order terms
-    logits[:, 10] += model.quadratic.terms(X) @ model.quadratic.w
+    assert model.quadratic is not None  # every class also weighs the second-order terms
+    logits += model.quadratic.terms(X) @ model.quadratic.w
     np.testing.assert_allclose(probs, softmax(logits / model.temperature), rtol=1e-5)
 
 
