@@ -179,3 +179,44 @@ def test_default_model_reads_form_digits(
         digit = read_digit(io.BytesIO(p.to_bytes()))
         right.append(int(model.predict(digit[None])[0]) == p.label)
     assert np.mean(right) >= 0.95, np.mean(right)
+
+
+def turned(g: np.ndarray, degrees: float) -> np.ndarray:
+    """The page turned by ``degrees`` about its centre, the corners filled with paper."""
+    img = Image.fromarray(g, mode="F")
+    out = img.rotate(degrees, Image.Resampling.BILINEAR, fillcolor=float(PAPER))
+    return np.asarray(out, np.float32)
+
+
+def test_a_turned_frame_the_crop_cuts_at_the_bottom_is_removed(digits: np.ndarray) -> None:
+    """A box whose bottom side the crop cuts as the page turns (the side leaves the crop at
+    its bottom edge, short of the corner) is erased as a whole box is: the digit comes out
+    as on the same turned page without the box."""
+    for degrees in (2.5, -2.5):
+        clean = normalize_stack(np.stack([turned(on_paper(d), degrees) for d in digits]))[0]
+        framed = np.stack(
+            [turned(with_frame(on_paper(d, 120), inset=6)[:114, 4:116], degrees) for d in digits]
+        )
+        out = normalize_stack(framed)[0]
+        scores = [agree(a, b) for a, b in zip(clean, out, strict=True)]
+        assert np.median(scores) > 0.95 and np.mean(np.array(scores) > 0.8) >= 0.95, (
+            degrees,
+            sorted(scores)[:5],
+        )
+
+
+
+
+def test_stroke_width_is_the_strokes_not_the_page() -> None:
+    """:func:`page.stroke_width` measures the strokes (the shorter run across each ink
+    pixel, its median): bars 3 and 9 pixels wide on pages of any size, a ring, and 0 for a
+    page with almost no ink; the paper's closing window is three of them."""
+    k = np.zeros((4, 96, 120), np.float32)
+    k[0, 20:80, 30:33] = k[0, 20:23, 30:90] = 1.0  # an L of 3-pixel bars
+    k[1, 10:90, 40:49] = k[1, 40:49, 10:110] = 0.6  # a cross of 9-pixel bars
+    yy, xx = np.mgrid[0:96, 0:120]
+    r = np.hypot(yy - 48, xx - 60)
+    k[2][(r >= 25) & (r < 30)] = 0.8  # a ring 5 pixels wide
+    k[3, 5, 5] = 1.0
+    w = page.stroke_width(k)
+    assert w[0] == 3 and w[1] == 9 and 4 <= w[2] <= 6 and w[3] == 0, w
