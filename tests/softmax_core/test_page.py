@@ -205,8 +205,6 @@ def test_a_turned_frame_the_crop_cuts_at_the_bottom_is_removed(digits: np.ndarra
         )
 
 
-
-
 def test_stroke_width_is_the_strokes_not_the_page() -> None:
     """:func:`page.stroke_width` measures the strokes (the shorter run across each ink
     pixel, its median): bars 3 and 9 pixels wide on pages of any size, a ring, and 0 for a
