@@ -445,9 +445,13 @@ def paper_level(g: F32, dark: Mask) -> F32:
     ``FLAT_STROKES`` of the ink's stroke widths (:func:`stroke_width`, measured on the
     ink a first closing at ``FLAT_WINDOW`` of the longer side shows), at least
     ``FLAT_LEAST`` and at most ``FLAT_WINDOW`` of the longer side: wider than the
-    strokes, and no wider, since a wider window fits into a shadow together with the
-    strokes beside it, and follows a shadow's edge across a gradient less closely (on
-    tests/forms.py's pages the forms read 97.5% against 97.0% at ``FLAT_WINDOW`` alone)."""
+    strokes, and no wider: a wider window fits into a shadow together with the strokes
+    beside it, and follows a shadow's edge across a gradient less closely. On
+    tests/forms.py's pages (1,200 of the four kinds with lines, drawn together) the
+    default model reads 97.4 / 97.5 / 97.5% of seeds 23 / 25 / 26 so, against 96.8 /
+    97.1 / 97.0% with ``FLAT_WINDOW`` alone, 94.3-94.8% with a fixed 45% and 97.2-97.4%
+    with a fixed 20%; two and a half widths read about as three, three and a half and
+    four less, and allowing up to 45% less."""
     k, h, w = g.shape
     n = max(h, w)
     most = max(3, round(FLAT_WINDOW * n))

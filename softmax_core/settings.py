@@ -218,9 +218,9 @@ SCORE_FORMATS = ("csv", "jsonl")
 # benchmarks/unknown.py makes (its second table: the thresholds on the same probabilities),
 # threshold: MNIST test accuracy (rejects are errors) / MNIST rejected / held-out generated
 # non-digits rejected / form digits rejected / unseen non-digits rejected (tests/nondigits.py):
-#   0.5: 99.19% / 0.17% / 93.4% / 1.4% / 80.0%     0.6: 99.23% / 0.13% / 91.4% / 0.6% / 77.7%
-#   0.7: 99.23% / 0.12% / 88.6% / 0.4% / 72.2%     0.8: 99.27% / 0.05% / 84.1% / 0.4% / 66.9%
-#   0.9: 99.29% / 0.02% / 74.6% / 0.4% / 57.9%
+#   0.5: 99.21% / 0.16% / 93.2% / 1.0% / 80.5%     0.6: 99.24% / 0.13% / 91.4% / 0.6% / 77.8%
+#   0.7: 99.24% / 0.12% / 88.6% / 0.6% / 73.1%     0.8: 99.26% / 0.09% / 84.5% / 0.4% / 68.2%
+#   0.9: 99.30% / 0.02% / 74.9% / 0.4% / 58.3%
 # 0.6 rejects about 90% of the generated non-digits, as 0.7 did before the digits' columns
 # weighed the second-order terms (their temperature rose from 1.35 to 2.05, so the same
 # logits give a lower probability), and keeps MNIST test above 98.8% and form digits above
