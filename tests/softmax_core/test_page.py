@@ -183,7 +183,7 @@ def test_default_model_reads_form_digits(
 
 def turned(g: np.ndarray, degrees: float) -> np.ndarray:
     """The page turned by ``degrees`` about its centre, the corners filled with paper."""
-    img = Image.fromarray(g, mode="F")
+    img = Image.fromarray(np.ascontiguousarray(g, np.float32))
     out = img.rotate(degrees, Image.Resampling.BILINEAR, fillcolor=float(PAPER))
     return np.asarray(out, np.float32)
 
