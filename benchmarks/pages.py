@@ -18,7 +18,7 @@ them, one table, every row next to its peers measured in the same run.
 
     .venv/bin/python benchmarks/pages.py [--mnist ../shared/data/mnist] [--per-kind 300]
         [--seed 23] [--folder 10000] [--distinct 2000] [--before REV] [--workdir DIR]
-        [--more-seeds 25,26,27] [--no-reject]
+        [--more-seeds 25,26,27] [--train-seeds 1,2] [--no-reject]
 
 The default model has the class "not a digit" (11 classes); a page it rejects is read
 wrong. ``--no-reject`` trains the 10-class model, as before the reject option.
@@ -26,6 +26,11 @@ wrong. ``--no-reject`` trains the 10-class model, as before the reject option.
 With ``--more-seeds``, a second table follows: this preparation's accuracy per kind on
 other seeds, each kind's pages drawn on its own (what hidden cases of the same kinds would
 show).
+
+With ``--train-seeds``, that table (without ``--more-seeds``: its row for ``--seed``)
+again for the default model trained with each of those seeds (``Hyper(seed=...)``: the
+cluttered digits drawn again and SGD's order changed; the same data and recipe): one
+training is one draw, and a change is judged over several.
 """
 
 from __future__ import annotations
@@ -128,16 +133,17 @@ def said(model: Any, prep: Callable[[Any], np.ndarray], gray: np.ndarray) -> tup
     return int(decide(probs, settings.REJECT_THRESHOLD)[0]), int(probs[0, :10].argmax())
 
 
-def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int) -> None:
+def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int, title: str = "") -> None:
     """This preparation's accuracy per kind on ``per_kind`` pages of each kind drawn on
-    its own with each of ``seeds``, as a second table; for a model that can reject, also
-    the four kinds read as if it rejected nothing (the most that no reject rule exceeds)."""
+    its own with each of ``seeds``, as a second table (``title``: which model); for a model
+    that can reject, also the four kinds read as if it rejected nothing (the most that no
+    reject rule exceeds)."""
     from softmax_core.images import open_image, to_gray
     from softmax_core.normalize import normalize
 
     kinds = list(forms.KINDS)
     extra = ["forms, rejecting nothing"] if model.can_reject else []
-    print(f"\nthis preparation, {per_kind} pages of each kind drawn on its own:")
+    print(f"\nthis preparation{title}, {per_kind} pages of each kind drawn on its own:")
     print("| seed | " + " | ".join([*kinds, "forms (4 kinds)", *extra]) + " |")
     print("|" + "---|" * (len(kinds) + 2 + len(extra)))
     for seed in seeds:
@@ -175,6 +181,12 @@ def main() -> None:
         default="",
         help="comma-separated seeds: after the table, this preparation's accuracy per kind "
         "on --per-kind pages of each kind drawn on its own with each seed",
+    )
+    ap.add_argument(
+        "--train-seeds",
+        default="",
+        help="comma-separated training seeds: that table again for the default trained "
+        "with each (Hyper(seed=...)): how far one training's figures move",
     )
     args = ap.parse_args()
 
@@ -263,7 +275,8 @@ def main() -> None:
     )
     shares = ", ".join(f"{k} {100 * np.mean(v):.1f}%" for k, v in rejected.items())
     print(
-        f"The model: {model.n_classes} classes, trained in {train_seconds:.1f} s. Form digits "
+        f"The model: {model.n_classes} classes, trained in {train_seconds:.1f} s (seed "
+        f"{Hyper().seed}, temperature {model.temperature:.3f}). Form digits "
         f"it rejects as not digits (this preparation): {shares}."
     )
     if model.can_reject:
@@ -281,6 +294,10 @@ def main() -> None:
     more = [int(x) for x in args.more_seeds.split(",") if x.strip()]
     if more:
         more_seeds(ds, model, more, args.per_kind)
+    for seed in [int(x) for x in args.train_seeds.split(",") if x.strip()]:
+        other = train(ds, Hyper(seed=seed), data=Data(reject=not args.no_reject))
+        title = f" (the default trained with seed {seed}, temperature {other.temperature:.3f})"
+        more_seeds(ds, other, more or [args.seed], args.per_kind, title)
 
 
 if __name__ == "__main__":
