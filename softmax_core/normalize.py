@@ -53,7 +53,9 @@ def _border_index(h: int, w: int) -> NDArray[np.intp]:
     return idx
 
 
-def normalize(gray: NDArray[np.floating], *, resize_always: bool = False) -> FloatImage:
+def normalize(
+    gray: NDArray[np.floating[Any] | np.uint8], *, resize_always: bool = False
+) -> FloatImage:
     """(h, w) grayscale (uint8, or floats in [0, 1]), either polarity → (28, 28) float32
     MNIST-style digit.
 
@@ -169,7 +171,7 @@ def _ink_boxes(g: FloatImage) -> _Inked:
 
 
 def normalize_stack(
-    grays: NDArray[np.floating], *, resize_always: bool = False
+    grays: NDArray[np.floating[Any] | np.uint8], *, resize_always: bool = False
 ) -> tuple[FloatImage, list[ImageError | None]]:
     """:func:`normalize` on k images of one shape at once: (k, h, w) → (k, 28, 28); uint8
     stacks are scaled by 1/255 first, exactly as :func:`to_gray` does, and images with a

@@ -88,7 +88,7 @@ class Page:
 
 def mnist_glyph(d: NDArray[np.uint8], label: int) -> Glyph:
     """An MNIST digit as pen coverage, cropped to its ink (grey level / 255)."""
-    a = np.asarray(d, dtype=np.float32) / 255
+    a = np.asarray(d, dtype=np.float32) / np.float32(255)
     rows, cols = np.flatnonzero(a.max(axis=1) > 0.1), np.flatnonzero(a.max(axis=0) > 0.1)
     return Glyph(a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], label)
 
@@ -106,7 +106,7 @@ def printed_glyph(label: int, rng: np.random.Generator) -> Glyph:
     font = ImageFont.load_default(96) if face is None else ImageFont.truetype(face, 96)
     img = Image.new("L", (160, 160), 0)
     ImageDraw.Draw(img).text((80, 80), str(label), fill=255, font=font, anchor="mm")
-    a = np.asarray(img, dtype=np.float32) / 255
+    a = np.asarray(img, dtype=np.float32) / np.float32(255)
     rows, cols = np.flatnonzero(a.max(axis=1) > 0.1), np.flatnonzero(a.max(axis=0) > 0.1)
     return Glyph(a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], label, printed=True)
 
@@ -178,7 +178,8 @@ class Sheet:
         ink = np.clip(self.ink, 0, 1)[..., None]
         out = out * (1 - ink * (1 - pen))
         out = out * (1 - self.specks[..., None] * 0.8)
-        return out.astype(np.float32)
+        result: F32 = out.astype(np.float32)
+        return result
 
 
 def _max_into(dst: F32, src: F32, top: int, left: int) -> None:
@@ -423,7 +424,8 @@ def _light(h: int, w: int, rng: np.random.Generator) -> F32:
         d = np.cos(a2) * u + np.sin(a2) * v - rng.uniform(-0.3, 0.3)
         soft = rng.uniform(0.05, 0.25)
         field *= 1 - rng.uniform(0.2, 0.5) / (1 + np.exp(-d / soft * 4))
-    return field.astype(np.float32)
+    result: F32 = field.astype(np.float32)
+    return result
 
 
 def finish(

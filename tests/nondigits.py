@@ -248,7 +248,7 @@ def _text_page(text: str, font_of: Callable[[int], Any], rng: np.random.Generato
     )
     draw.text((w, h), text, font=font_of(size), fill=255, anchor="mm")
     img = img.rotate(rng.uniform(-12, 12), Image.Resampling.BICUBIC)
-    cover = np.asarray(img.resize((w, h), Image.Resampling.BOX), np.float32) / 255
+    cover = np.asarray(img.resize((w, h), Image.Resampling.BOX), np.float32) / np.float32(255)
     return _on_paper(cover, rng)
 
 
