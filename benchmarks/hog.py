@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as cache:
-        ds = load_mnist(args.source, cache_dir=cache)
+        ds = load_mnist(args.source, cache_dir=Path(cache))
         for name, steps in preprocess.FEATURE_SETS.items():
             t = time.perf_counter()
             Xtr, Xte = cached_features(ds, "train", steps), cached_features(ds, "test", steps)

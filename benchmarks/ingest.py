@@ -17,8 +17,9 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -89,11 +90,11 @@ def main() -> None:
 
         for split in ("train", "test"):
 
-            def cold_features(split: str = split) -> None:
+            def cold_features(split: Literal["train", "test"] = split) -> None:
                 shutil.rmtree(ds.path / "features", ignore_errors=True)
                 cached_features(ds, split, STEPS)
 
-            def warm_features(split: str = split) -> None:
+            def warm_features(split: Literal["train", "test"] = split) -> None:
                 np.asarray(cached_features(ds, split, STEPS)).sum()
 
             images = ds.x_train if split == "train" else ds.x_test
@@ -112,7 +113,7 @@ def main() -> None:
             rows.append(
                 (
                     f"peer: Steps.features {split}, uncached",
-                    _median_seconds(lambda images=images: STEPS.features(images), args.repeat),
+                    _median_seconds(partial(STEPS.features, images), args.repeat),
                 )
             )
 

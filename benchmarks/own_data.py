@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,10 @@ def measure(
         held_acc.append(evaluate_images(model, held.images, held.labels).accuracy)
     return Row(
         label,
-        *map(statistics.median, (mnist_acc, held_acc, fit)),
-        passed,  # type: ignore[arg-type]
+        statistics.median(mnist_acc),
+        statistics.median(held_acc),
+        statistics.median(fit),
+        passed,
     )
 
 
@@ -149,9 +152,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t = time.perf_counter()
-        opts = {"faces": faces, "sizes": (18, 24, 30, 36, 44), "max_angle": 10.0}
-        write_printed(root / "labelled", half, seed=100, **opts)
-        write_printed(root / "heldout", args.per_class - half, seed=200, start=half, **opts)
+        printed = partial(write_printed, faces=faces, sizes=(18, 24, 30, 36, 44), max_angle=10.0)
+        printed(root / "labelled", half, seed=100)
+        printed(root / "heldout", args.per_class - half, seed=200, start=half)
         write_script(root / "script-rest", args.rest, seed=300, start=1000)
         for few in FEW:
             write_script(root / f"script-{few}", few, seed=400 + few)

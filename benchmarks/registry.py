@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +128,14 @@ def bench(kind: str, uri: str, n: int, versions: int, models: list[bytes]) -> di
         files.append(p)
     out: dict[str, str] = {}
 
-    pub = [timed(lambda f=f: reg.publish(f, "bench")) for f in files[:n]]
+    pub = [timed(partial(reg.publish, f, "bench")) for f in files[:n]]
     out["publish"] = median_ms(pub)
 
     cold, cached = [], []
     for v in range(1, n + 1):
         reg.cache_dir = work / f"cold-{v}"
-        cold.append(timed(lambda v=v: reg.pull(f"bench:{v}")))
-        cached.append(timed(lambda v=v: reg.pull(f"bench:{v}")))
+        cold.append(timed(partial(reg.pull, f"bench:{v}")))
+        cached.append(timed(partial(reg.pull, f"bench:{v}")))
     out["pull, cold"] = median_ms(cold)
     out["pull, cached"] = median_ms(cached)
 
@@ -169,7 +170,7 @@ def bench(kind: str, uri: str, n: int, versions: int, models: list[bytes]) -> di
         assert len(got) == versions
     out[f"list {versions:,} versions + manifests"] = median_ms(full)
     out[f"list {versions:,} versions + manifests: requests"] = str(counter.n)
-    big_pub = [timed(lambda f=f: fresh.publish(f, "big")) for f in files[:5]]
+    big_pub = [timed(partial(fresh.publish, f, "big")) for f in files[:5]]
     out[f"publish into a model with {versions:,} versions"] = median_ms(big_pub)
     out["(setup: seeding versions, s)"] = f"{seed_s:.1f}"
     reg.close()

@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def dask_cluster(work: Path, workers: int) -> Iterator[str]:
             procs.append(subprocess.Popen(argv, cwd=home, env=own, **quiet))
         from distributed import Client
 
-        with Client(address, timeout=60) as client:
+        with Client(address, timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(workers, timeout=180)
         yield address
     finally:
@@ -295,13 +296,11 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, load: float) -> int
         with Registry.open(reg_uri, cache_dir=work / f"cache-{kind}") as reg:
             checks = [reg.check().seconds for _ in range(3)]
             reg.publish(model_path, "bench")  # the first write (the check is remembered)
-            pubs = [
-                timed(lambda reg=reg: reg.publish(model_path, "bench")) for _ in range(args.reps)
-            ]
+            pubs = [timed(partial(reg.publish, model_path, "bench")) for _ in range(args.reps)]
             pulls = []
             for v in range(2, args.reps + 2):
                 reg.cache_dir = work / f"cold-{kind}-{v}"
-                pulls.append(timed(lambda reg=reg, v=v: reg.pull(f"bench:{v}")))
+                pulls.append(timed(partial(reg.pull, f"bench:{v}")))
         kib = model_path.stat().st_size / 1024
         rows.append(
             (f"publish ({kib:.0f} KiB), {kind}", f"{statistics.median(pubs) * 1000:.1f} ms")

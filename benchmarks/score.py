@@ -43,7 +43,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +53,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import _folders  # noqa: E402  (beside this script)
 from _contention import busy_cores  # noqa: E402  (beside this script)
+
+if TYPE_CHECKING:
+    from softmax_core.scoring import ScoreSummary
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 WORKERS = 2
@@ -91,7 +94,7 @@ print(json.dumps({"rows": s.total, "parent_kb": hwm,
 """
 
 
-def _score(where: Path, model: Any, out: Path, workers: int) -> Any:
+def _score(where: Path, model: Any, out: Path, workers: int) -> ScoreSummary:
     """``softmax-pipe score WHERE -o OUT --workers N``'s library call."""
     from softmax_core import scoring
     from softmax_core.requests import Output, Performance, ScoringRequest
@@ -108,7 +111,7 @@ def _decode_bound(paths: list[str], decode: Any = _decode_only) -> float:
     with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
         list(pool.map(decode, [h[:50] for h in halves]))  # started and warm
         t = time.perf_counter()
-        n = sum(pool.map(decode, halves))
+        n: int = sum(pool.map(decode, halves))
         return n / (time.perf_counter() - t)
 
 

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -260,7 +262,8 @@ def test_the_python_api_takes_its_options_by_keyword() -> None:
     from softmax_core.scoring import score
     from softmax_core.train import evaluate, train
 
-    api = [Registry.open, Model.predict_files, Model.from_bytes, load_mnist, score]
+    api: list[Callable[..., Any]] = [Registry.open, Model.predict_files, Model.from_bytes]
+    api += [load_mnist, score]
     api += [train, evaluate, sgd.fit, open_model, run_batch_scoring, run_training, run_scoring]
     for function in api:
         for p in inspect.signature(function).parameters.values():

@@ -84,7 +84,7 @@ from registry import Registry
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = ("python", "toml", "text", "bash", "console", "json", "")
 OFFLINE = "<!-- readme: offline -->"  # the line before a fence: checked, not run
-WRAPPED = ("softmax-pipe", "pip", "pip3", "python", "python3", "prefect", "docker")
+WRAPPED: tuple[str, ...] = ("softmax-pipe", "pip", "pip3", "python", "python3", "prefect", "docker")
 WRAPPED += ("docker-compose", "apt-get")
 SHELL_TIMEOUT = 1800  # seconds for one section's blocks (flow runs on a busy box)
 
@@ -260,7 +260,8 @@ def source_layout(diagram: str) -> None:
     """Every folder and module the diagram names is in the checkout."""
     for folder in re.findall(r"^(\w+)/", diagram, flags=re.M):
         assert (ROOT / folder).is_dir(), folder
-    files, folders = set(), set()
+    files: set[str] = set()
+    folders: set[str] = set()
     for _top, dirs, names in os.walk(ROOT):  # the checkout, not its .venv or .git
         dirs[:] = [d for d in dirs if d not in (".venv", ".git")]
         folders.update(dirs)
@@ -596,11 +597,10 @@ def test_the_recovery_commands_work_as_written(tmp_path: Path) -> None:
     with Registry.open(uri, cache_dir=tmp_path / "cache") as reg:
         reg.publish(make_model(1), "mnist", alias="champion")
         reg.publish(make_model(2), "mnist")  # the run was killed before its promote
-        damage = lambda: reg.store.put(layout.alias_key("mnist", "champion"), b"{")  # noqa: E731
     runner = CliRunner()
     for i, command in enumerate(commands):
-        if i == len(commands) - 1:
-            damage()
+        if i == len(commands) - 1:  # the champion's alias file damaged before the last
+            reg.store.put(layout.alias_key("mnist", "champion"), b"{")
         args = [*command.replace("mnist:N", "mnist:2").split(), "--registry", uri]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (command, result.stderr)

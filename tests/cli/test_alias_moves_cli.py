@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_registry_cli import invoke
+from tests.cli_invoke import invoke
 
 
 def _publish_both(reg: tuple[str, ...], model_files: list[Path]) -> None:

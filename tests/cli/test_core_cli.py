@@ -21,13 +21,9 @@ from softmax_core.model import Model
 from softmax_core.preprocess import Deskew, Hog, Scale
 from softmax_core.softmax import softmax
 from softmax_pipe.cli import app
+from tests.cli_invoke import invoke
 
 runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def ds(mnist_dir: Path, cache: Path) -> Dataset:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from registry import Registry, layout
-from tests.cli.test_score_cli import invoke
+from tests.cli_invoke import invoke
 from tests.printed_digits import render, write_printed
 
 
@@ -100,7 +100,7 @@ def _shots(folder: Path, n: int, seed: int) -> Path:
     return folder
 
 
-def _run(*args: str | Path) -> dict[str, Any]:
+def _run(*args: object) -> dict[str, Any]:
     code, out, err = invoke("run", "--retry-delay", "0", "--json", *args)
     assert code == 0, err
     return json.loads(out)  # type: ignore[no-any-return]

@@ -11,16 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from softmax_pipe.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+from tests.cli_invoke import invoke
 
 
 def test_registry_help_lists_the_commands() -> None:
@@ -75,6 +67,7 @@ def test_publish_promote_pull_round_trip(
     with Registry.open(registry_uri, cache_dir=tmp_path / "cache") as r:
         r.put_report("digits", 3, "<!doctype html>")
         url = r.report_url("digits", 3)
+    assert url is not None
     code, out, _ = invoke("registry", "show", "digits@champion", *reg, "--json")
     assert code == 0 and json.loads(out)["report"].split("?")[0] == url.split("?")[0]
     code, out, _ = invoke("registry", "show", "digits@champion", *reg)

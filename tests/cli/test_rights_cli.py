@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_registry_cli import invoke
+from tests.cli_invoke import invoke
 
 
 def _as_a_user(*args: str) -> subprocess.CompletedProcess[str]:

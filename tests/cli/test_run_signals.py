@@ -40,7 +40,8 @@ def _start_run(mnist_dir: Path, cache: Path, tmp_path: Path) -> subprocess.Popen
 
 def _children(cli: psutil.Process) -> list[psutil.Process]:
     try:
-        return cli.children(recursive=True)
+        children: list[psutil.Process] = cli.children(recursive=True)
+        return children
     except psutil.NoSuchProcess:
         return []
 

@@ -14,20 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from softmax_core.mnist import Dataset
-from softmax_pipe.cli import app
 from tests import scoring_data as sd
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+from tests.cli_invoke import invoke
 
 
 @pytest.fixture(scope="module")
@@ -453,7 +443,7 @@ def test_flow_writes_what_the_local_command_writes(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
         )
     progress = [a for a in arts if a.key == "scoring-progress"]
-    assert progress and progress[0].type == "progress" and float(progress[0].data) == 100.0
+    assert progress and progress[0].type == "progress" and float(str(progress[0].data)) == 100.0
     # 1007 images, shards of 150 rounded up to whole batches of 64: 192, so 6 shards
     assert "percent of 6 shards" in (progress[0].description or ""), progress[0].description
     assert {a.key for a in arts} >= {"scoring-summary", "scoring-progress"}
@@ -469,7 +459,7 @@ def test_flow_on_a_dask_cluster_writes_what_the_local_command_writes(
     local, dasked = tmp_path / "local.jsonl", tmp_path / "dask.jsonl"
     common = ["--model", model, "--batch-size", 64, "--format", "jsonl"]
     assert invoke("score", flow_folder, *common, "-o", local)[0] == 1
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2,
         threads_per_worker=1,
         processes=True,
@@ -750,7 +740,7 @@ def test_flow_scoring_summary_artifact_escapes_file_names(
         )
     md = MarkdownIt("commonmark", {"html": True})
     md.validateLink = lambda url: True  # type: ignore[method-assign]  # see every link
-    tokens = md.parse(art.data)
+    tokens = md.parse(str(art.data))
     assert [t.type for t in tokens] == ["heading_open", "inline", "heading_close", "fence"]
     assert "failed 2 images" in tokens[3].content and "javascript" in tokens[3].content
     described = md.parse(art.description or "")

@@ -140,7 +140,7 @@ def test_an_inbox_with_a_fifo_or_a_device_link_is_synced_without_them(
     (inbox / "5" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     location = Location(registry=str(tmp_path / "reg"), cache_dir=str(session_cache))
     with disable_run_logger():
-        ref = sync_inbox.fn(location, inbox, "inbox")
+        ref = sync_inbox.fn(location, str(inbox), "inbox")
     assert ref == "inbox:1"
     with Registry.open(str(tmp_path / "reg"), cache_dir=session_cache) as r:
         assert r.resolve_dataset("inbox").count == 300

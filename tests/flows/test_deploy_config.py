@@ -233,6 +233,7 @@ def test_score_inbox_is_triggered_when_its_champion_moves(
     assert from_yaml.model_dump() == built.model_dump()
     assert from_yaml.expect == {ALIAS_MOVED} and from_yaml.enabled
     assert from_yaml.parameters is None  # the deployment's own: inbox, output, champion
+    assert not isinstance(from_yaml.match, dict)
     assert from_yaml.match.root == {
         "softmax-pipe.registry": "s3://softmax-models/registry",
         "softmax-pipe.model": settings.MODEL_NAME,
@@ -240,7 +241,9 @@ def test_score_inbox_is_triggered_when_its_champion_moves(
     }
     options = service.ServeOptions.build(location=Location(registry="s3://bkt/r/"))
     _, served = service.served_deployments(options)
-    (trigger,) = served.triggers  # type: ignore[attr-defined]
+    (trigger,) = served.triggers
+    assert isinstance(trigger, DeploymentEventTrigger)
+    assert not isinstance(trigger.match, dict)
     assert trigger.match.root["softmax-pipe.registry"] == "s3://bkt/r"  # as the registry says
 
 
@@ -575,7 +578,8 @@ def test_prefect_api_needs_its_auth_string(tmp_path: Path) -> None:
     # the names are Prefect's own settings
     from prefect.settings import Settings
 
-    server_auth = Settings(server={"api": {"auth_string": "a:b"}}).server.api.auth_string
+    server = {"api": {"auth_string": "a:b"}}  # pydantic builds the ServerSettings
+    server_auth = Settings(server=server).server.api.auth_string  # type: ignore[arg-type]
     assert server_auth is not None and server_auth.get_secret_value() == "a:b"
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_SERVER_API_AUTH_STRING
 

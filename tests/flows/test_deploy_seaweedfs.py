@@ -14,14 +14,14 @@ import os
 import re
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from tests.cli.test_score_cli import invoke
+from tests.cli_invoke import invoke
 from tests.conftest import use_s3_identity
 from tests.registry.helpers import make_model
 from tests.s3server import S3Identity, SeaweedFS, weed_binary
@@ -119,7 +119,7 @@ def test_the_worker_key_writes_what_a_trainer_makes_and_nothing_else(
     worker = server.identity("worker")
     monkeypatch.delenv("SOFTMAX_PIPE_STORE_CHECK")  # as in the deployment: checked first
 
-    def as_(who: str, *args: str) -> tuple[int, str, str]:
+    def as_(who: str, *args: object) -> tuple[int, str, str]:
         use_s3_identity(monkeypatch, server.identity(who), server.endpoint)
         where = ("--registry", f"s3://{BUCKET}/registry", "--cache-dir", str(tmp_path / who))
         return invoke(*args, *where)
@@ -137,7 +137,7 @@ def test_the_worker_key_writes_what_a_trainer_makes_and_nothing_else(
     assert code == 0 and out.strip().endswith("mnist@champion -> mnist:1"), err
     client = worker.client(server.endpoint)
     alias = "registry/models/mnist/aliases/champion.json"
-    for denied in (
+    attempts: tuple[Callable[[], object], ...] = (
         lambda: client.put_object(Bucket=BUCKET, Key=alias, Body=b"{}"),
         lambda: client.delete_object(Bucket=BUCKET, Key=alias),
         lambda: client.put_object(Bucket=BUCKET, Key="elsewhere/x.json", Body=b"{}"),
@@ -145,7 +145,8 @@ def test_the_worker_key_writes_what_a_trainer_makes_and_nothing_else(
         lambda: client.delete_object(Bucket=BUCKET, Key="elsewhere/x.json"),
         lambda: client.create_bucket(Bucket="worker-made"),
         lambda: client.delete_bucket(Bucket=BUCKET),
-    ):
+    )
+    for denied in attempts:
         with pytest.raises(ClientError) as caught:
             denied()
         assert caught.value.response["Error"]["Code"] == "AccessDenied", caught.value.response

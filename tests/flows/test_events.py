@@ -35,7 +35,7 @@ def read_events(prefix: str) -> list[Any]:
 
     since = datetime.now(UTC) - timedelta(days=1)
     filt = EventFilter(
-        occurred=EventOccurredFilter(since=since),
+        occurred=EventOccurredFilter(since=since),  # type: ignore[arg-type]  # pydantic takes a datetime
         event=EventNameFilter(name=[MODEL_PUBLISHED, ALIAS_MOVED]),
         resource=EventResourceFilter(id_prefix=[prefix]),
     )

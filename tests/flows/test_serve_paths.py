@@ -16,9 +16,9 @@ from softmax_core.requests import Location
 from softmax_pipe.cli import app
 
 
-def options(tmp_path: Path, **kwargs: str) -> service.ServeOptions:
+def options(tmp_path: Path, **kwargs: Any) -> service.ServeOptions:
     where = Location(registry=kwargs.pop("registry", str(tmp_path / "reg")))
-    defaults = {
+    defaults: dict[str, Any] = {
         "labelled": str(tmp_path / "labelled"),
         "inbox": str(tmp_path / "inbox"),
         "output": str(tmp_path / "outbox" / "scores.csv"),

@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from softmax_core.mnist import Dataset
-from softmax_pipe.cli import app
 from tests import scoring_data as sd
+from tests.cli_invoke import invoke
 from tests.conftest import S3_ADMIN
 from tests.flows.prefect_stack import ProcessTracker, base_env, tail, wait_until
 from tests.s3server import upload_tree
@@ -37,16 +36,8 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
-runner = CliRunner()
 N_DIGITS = 1500
 BATCH = 32  # shards of one batch: many shards, so a worker dies holding some
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @dataclass
@@ -57,7 +48,7 @@ class Cluster:
     def client(self) -> Any:
         from distributed import Client
 
-        return Client(self.address, timeout=30)
+        return Client(self.address, timeout=30)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import operator
 import re
 import threading
 from collections.abc import Iterator
@@ -95,7 +96,8 @@ def _artifacts(flow_run_id: Any) -> dict[str, Any]:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    return {a.key: a for a in sorted(found, key=lambda a: a.created) if a.key}  # the latest
+    latest_last = sorted(found, key=operator.attrgetter("created"))
+    return {a.key: a for a in latest_last if a.key}  # the latest
 
 
 def _task_runs(flow_run_id: Any) -> dict[str, Any]:

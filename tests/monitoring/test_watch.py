@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from registry import Registry, layout
 from registry.events import SCORING_DRIFT
@@ -25,20 +24,12 @@ from softmax_core.errors import InvalidNameError
 from softmax_core.mnist import Dataset
 from softmax_core.monitoring import Profile, check_drift
 from softmax_core.report.monitor import render_monitor
-from softmax_pipe.cli import app
 from tests import scoring_data as sd
+from tests.cli_invoke import invoke
 from tests.monitoring import folders
 from tests.report import chromium
 
-runner = CliRunner()
 EVENT_WAIT_SECONDS = 90
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +142,8 @@ def _events(prefix: str) -> list[Any]:
     )
 
     filt = EventFilter(
-        occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(days=1)),
+        # pydantic takes a datetime for Prefect's DateTime
+        occurred=EventOccurredFilter(since=datetime.now(UTC) - timedelta(days=1)),  # type: ignore[arg-type]
         event=EventNameFilter(name=[SCORING_DRIFT]),
         resource=EventResourceFilter(id_prefix=[prefix]),
     )

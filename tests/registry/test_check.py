@@ -10,24 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from registry import Registry, open_store
 from registry import check as store_check
 from registry.check import CheckedStore, check_store
 from registry.store import Store
 from softmax_core.errors import PermissionDeniedError, StorageError
-from softmax_pipe.cli import app
+from tests.cli_invoke import invoke
 from tests.conftest import S3_ADMIN, S3_SCOPED, use_s3_identity
 from tests.registry.helpers import DelegatingStore, make_model
 from tests.s3proxy import StrippingProxy
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(autouse=True)

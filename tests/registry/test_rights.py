@@ -195,7 +195,8 @@ def _condition_holds(condition: dict[str, Any], request: Request) -> bool:
                 if absent != (expected == "true"):
                     return False
             elif operator == "StringLike":
-                if context.get(key) is None or not _match(expected, context[key]):
+                value = context.get(key)
+                if value is None or not _match(expected, value):
                     return False
             else:
                 raise AssertionError(f"the evaluator does not know {operator}")
@@ -438,7 +439,7 @@ def test_the_caller_is_asked_once_per_endpoint_and_key_in_a_process(
     from tests.conftest import S3_ADMIN, S3_USER, use_s3_identity
 
     asked: list[str] = []
-    client = boto3.session.Session.client
+    client: Any = boto3.session.Session.client
 
     def counting(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
         if service == "sts":

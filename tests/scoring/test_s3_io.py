@@ -19,7 +19,7 @@ from registry.objects import ObjectReader, ObjectSource, ObjectURI, connection, 
 from softmax_core.errors import ImageError, StorageError
 from softmax_core.mnist import Dataset
 from tests import scoring_data as sd
-from tests.cli.test_score_cli import invoke
+from tests.cli_invoke import invoke
 from tests.conftest import S3_ADMIN, S3_NOBODY, use_s3_identity
 from tests.printed_digits import write_printed
 from tests.registry.helpers import count_http

@@ -31,8 +31,13 @@ def test_the_first_copy_is_the_image_and_the_others_are_moved() -> None:
     for i in moved:
         a, b = out[i].astype(float), x[i // 4].astype(float)
         assert 0.7 < a.sum() / b.sum() < 1.4
-        centre = lambda im: np.array(np.nonzero(im)).mean(axis=1)  # noqa: E731
-        assert np.abs(centre(a) - centre(b)).max() < 3.5
+        assert np.abs(_centre(a) - _centre(b)).max() < 3.5
+
+
+def _centre(image: np.ndarray) -> np.ndarray:
+    """(2,) the mean (row, column) of the nonzero pixels."""
+    centre: np.ndarray = np.array(np.nonzero(image)).mean(axis=1)
+    return centre
 
 
 def test_repeats_one_is_the_images_and_the_generator_decides() -> None:
@@ -51,7 +56,7 @@ def test_the_warp_is_scipys_bilinear_affine_transform() -> None:
     matrix (recovered here from the same random draws)."""
     x = digits(5)
     rng = np.random.default_rng(3)
-    k = x.shape[0]
+    k: int = x.shape[0]
     out = augment._warp(x, np.random.default_rng(3))
     angle = np.radians(rng.uniform(-augment.ROTATION, augment.ROTATION, k))
     shear = rng.uniform(-augment.SHEAR, augment.SHEAR, k)

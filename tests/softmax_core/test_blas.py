@@ -86,6 +86,7 @@ def _blas_threads_after_entry(env_threads: str | None) -> int:
 def test_the_cli_starts_blas_with_one_thread_unless_the_environment_says_otherwise() -> None:
     # a BLAS with more threads re-creates them whenever one_thread() restores it, and they
     # spin: on a busy machine that is CPU taken from the command itself
-    assert os.cpu_count() and os.cpu_count() > 1  # else numpy's default is one thread too
+    cores = os.cpu_count()
+    assert cores is not None and cores > 1  # else numpy's default is one thread too
     assert _blas_threads_after_entry(None) == 1
     assert _blas_threads_after_entry("2") == 2

@@ -674,7 +674,9 @@ def test_download_over_the_size_cap_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     route: str,
 ) -> None:
-    big = make_arrays(n_train=6000)  # ~5 MB: more than the pooch meter's one-chunk slack
+    big: dict[str, Any] = make_arrays(
+        n_train=6000
+    )  # ~5 MB: more than the pooch meter's one-chunk slack
     npz = http_server.root / "mnist.npz"
     np.savez(npz, **big)
     url = f"{http_server.url}/{route}mnist.npz"

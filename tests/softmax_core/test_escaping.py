@@ -74,7 +74,7 @@ def test_markdown_text_renders_as_exactly_that_text(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["`", "a ``` b", " lead", "trail`", "```\n# x\n```", ""])
 def test_markdown_code_holds_any_text_verbatim(text: str) -> None:
-    inline = MD.parseInline(markdown_code(text))[0].children
+    inline = MD.parseInline(markdown_code(text))[0].children or []
     assert [t.type for t in inline] == ["code_inline"]
     assert inline[0].content == (printable(text) or " ")
 

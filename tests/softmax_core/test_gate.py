@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ from softmax_core import gate
 from softmax_core.errors import GateFailedError, InvalidInputError
 
 
-def paired(n: int, only_challenger: int, only_champion: int, both_wrong: int = 0) -> tuple:
+def paired(
+    n: int, only_challenger: int, only_champion: int, both_wrong: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(y, challenger, champion)`` on ``n`` images: the first ``only_challenger`` only the
     challenger gets right, the next ``only_champion`` only the champion, the next
     ``both_wrong`` neither."""
@@ -238,7 +241,7 @@ def test_to_dict_is_json_ready() -> None:
         ({"margin": 1.0}, "margin=1.0"),
     ],
 )
-def test_bad_thresholds_are_refused(labels: np.ndarray, kwargs: dict, match: str) -> None:
+def test_bad_thresholds_are_refused(labels: np.ndarray, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         gate.decide(labels, labels, **kwargs)
 

@@ -132,7 +132,7 @@ def test_the_same_file_twice_is_one_item(printed: Path, tmp_path: Path) -> None:
 
 def _png(pixels: np.ndarray, **options: object) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG", **options)  # type: ignore[arg-type]
+    Image.fromarray(pixels).save(buf, format="PNG", **options)
     return buf.getvalue()
 
 

@@ -99,7 +99,7 @@ def test_weights_must_be_float32(which: str) -> None:
     arrays = {"W": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}
     arrays[which] = arrays[which].astype(np.float64)
     with pytest.raises(InvalidInputError, match=r"model m\.npz has .*float64.*expected float32"):
-        Model(**arrays, steps=Steps.named("pixels"), ref="m.npz")
+        Model(arrays["W"], arrays["b"], steps=Steps.named("pixels"), ref="m.npz")
 
 
 def test_a_model_is_frozen_and_evolves_into_a_copy() -> None:

@@ -146,7 +146,10 @@ def test_small_lined_pages_are_prepared_as_their_enlargement(
     plain page, MNIST digits) keeps the bits it had without the enlargement."""
     made = forms.pages(ds.x_test, ds.y_test, 4, seed=5, kinds=("box", "squared", "plain"))
     small = np.stack(
-        [np.asarray(p.image.convert("L").resize((44, 40)), np.float32) / 255 for p in made]
+        [
+            np.asarray(p.image.convert("L").resize((44, 40)), np.float32) / np.float32(255)
+            for p in made
+        ]
     )
     lined = np.array([p.kind != "plain" for p in made])
     stacked, errors = normalize_stack(small)

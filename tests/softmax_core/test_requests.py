@@ -179,7 +179,7 @@ def test_every_validated_field_is_tested_with_a_bad_value() -> None:
     [
         (lambda: Data(datasets=("printed@v1",)), "dataset reference 'printed@v1' has an alias"),
         (lambda: Data(datasets=("ok", "")), "dataset reference is empty"),
-        (lambda: Data(datasets=["a/b"]), r"dataset name 'a/b' contains '/'"),
+        (lambda: Data(datasets=("a/b",)), r"dataset name 'a/b' contains '/'"),
         (lambda: Data(datasets=("scans:0",)), r"version '0' in 'scans:0' is not a positive"),
         (lambda: Data(inbox_dataset=""), "dataset name is empty"),
         (lambda: Data(inbox_dataset="../up"), r"dataset name '../up' contains '/'"),
@@ -228,7 +228,8 @@ def test_good_values_at_the_edges_are_accepted() -> None:
     Retries(io_retries=0, io_retry_delay=0)
     Performance(workers=256, batch_size=65536, shard_size=1, max_pixels=1)
     Review(min_confidence=0.0)
-    assert Data(datasets=["a", "b:2"]).datasets == ("a", "b:2")  # a list becomes a tuple
+    # a list (as JSON or a deployment gives it) becomes a tuple
+    assert Data(datasets=["a", "b:2"]).datasets == ("a", "b:2")  # type: ignore[arg-type]
 
 
 # --- defaults -------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ DEFAULTS: dict[str, Any] = {
 
 def test_every_default_comes_from_settings() -> None:
     parts = (Location, Retries, Data, Hyper, Gate, Target, ModelRef, Output, Performance, Review)
-    built = [p() for p in parts] + [TrainingRequest(), ScoringRequest("images")]
+    built: list[Any] = [p() for p in parts] + [TrainingRequest(), ScoringRequest("images")]
     got = {
         f"{type(part).__name__}.{f.name}": getattr(part, f.name)
         for part in built

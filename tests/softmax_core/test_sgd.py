@@ -23,7 +23,8 @@ def blobs(n: int = 600, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def predict(fitted: Fit, X: np.ndarray) -> np.ndarray:
-    return np.argmax(X @ fitted.W + fitted.b, axis=1)
+    labels: np.ndarray = np.argmax(X @ fitted.W + fitted.b, axis=1)
+    return labels
 
 
 def test_learns_separable_data() -> None:
@@ -116,9 +117,14 @@ def test_bad_hyperparameters_are_named(params: dict[str, Any], match: str) -> No
 def test_warm_start_shape_mismatch_is_named() -> None:
     X, y = blobs(50)
     with pytest.raises(InvalidInputError, match=r"expected W\(20, 10\)"):
-        fit(X, y, Hyper(epochs=1), init=(np.zeros((784, 10)), np.zeros(10)))
+        fit(X, y, Hyper(epochs=1), init=(np.zeros((784, 10), np.float32), np.zeros(10, np.float32)))
     with pytest.raises(InvalidInputError, match="non-finite"):
-        fit(X, y, Hyper(epochs=1), init=(np.full((20, 10), np.nan), np.zeros(10)))
+        fit(
+            X,
+            y,
+            Hyper(epochs=1),
+            init=(np.full((20, 10), np.nan, np.float32), np.zeros(10, np.float32)),
+        )
 
 
 def test_divergence_is_reported() -> None:
@@ -181,7 +187,13 @@ def test_eleven_classes_learn_the_eleventh() -> None:
     with pytest.raises(InvalidInputError, match="n_classes=12 is invalid; expected 10 or 11"):
         fit(X, y, Hyper(epochs=1), n_classes=12)
     with pytest.raises(InvalidInputError, match=r"expected W\(20, 11\), b\(11,\)"):
-        fit(X11, y11, Hyper(epochs=1), init=(np.zeros((20, 10)), np.zeros(10)), n_classes=11)
+        fit(
+            X11,
+            y11,
+            Hyper(epochs=1),
+            init=(np.zeros((20, 10), np.float32), np.zeros(10, np.float32)),
+            n_classes=11,
+        )
 
 
 def test_frozen_columns_never_move() -> None:

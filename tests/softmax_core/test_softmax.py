@@ -88,7 +88,7 @@ def test_a_sample_weight_of_k_counts_the_sample_k_times() -> None:
     idx = [0, 0, 1, 2, 2, 2]
     repeated = loss_and_grad(W, b, X[idx], y[idx], 0.0)
     for got, want in zip(weighted, repeated, strict=True):
-        np.testing.assert_allclose(got, np.asarray(want) * 2, rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want) * 2, rtol=1e-12)
 
 
 def test_weighted_gradient_matches_finite_differences() -> None:
