@@ -32,7 +32,7 @@ from softmax_core.requests import Location, ScoringRequest, TrainingRequest, par
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-SERVICES = {"check-env", "seaweedfs", "create-bucket", "prefect-server", "register", "worker"}
+SERVICES = {"check-env", "seaweedfs", "s3", "create-bucket", "prefect-server", "register", "worker"}
 SECRETS = (
     "S3_ADMIN_ACCESS_KEY",
     "S3_ADMIN_SECRET_KEY",
@@ -535,6 +535,37 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     assert params["output"] == scoring.output.path
     for svc in services.values():  # nothing published beyond loopback
         assert all(p.startswith("127.0.0.1:") for p in _ports(svc)), _ports(svc)
+
+
+def test_only_the_s3_api_is_on_the_network(tmp_path: Path) -> None:
+    """SeaweedFS's master, volume server, filer and the S3 gateway's gRPC port take requests
+    without a key: start.sh binds every port to the container's loopback, and the network
+    (the worker's endpoint, the published port) reaches the S3 gateway's HTTP port alone,
+    through the `s3` proxy in seaweedfs's network namespace; create-bucket's shell runs in
+    that namespace too. tests/flows/test_deploy_seaweedfs.py checks the binding live."""
+    env_file, _ = fresh_env(tmp_path)
+    services = yaml.safe_load(compose_config(str(env_file)).stdout)["services"]
+    flags = dict(re.findall(r"\s-([\w.]+)=(\S+)", (DEPLOY / "seaweedfs" / "start.sh").read_text()))
+    assert flags["ip"] == flags["ip.bind"] == "127.0.0.1"
+    assert not [f for f in flags if f.endswith(("ip.bind", "Ip")) and f != "ip.bind"], flags
+    inner = flags["s3.port"]
+    proxy = services["s3"]
+    assert proxy["network_mode"] == services["create-bucket"]["network_mode"] == "service:seaweedfs"
+    assert proxy["entrypoint"] == [
+        "socat",
+        "TCP-LISTEN:8333,fork,reuseaddr",
+        f"TCP:127.0.0.1:{inner}",
+    ]
+    assert proxy["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+    assert "127.0.0.1:8333/healthz" in proxy["healthcheck"]["test"][-1]
+    assert f"127.0.0.1:{inner}/healthz" in services["seaweedfs"]["healthcheck"]["test"][-1]
+    (published,) = _ports(services["seaweedfs"])  # the proxy's port, on the host's loopback
+    assert re.fullmatch(r"127\.0\.0\.1:8333(:8333(/tcp)?)?", published), published
+    worker = services["worker"]
+    assert worker["depends_on"]["s3"]["condition"] == "service_healthy"
+    assert worker["environment"]["AWS_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    assert proxy["image"] == worker["image"]
+    assert re.search(r"apt-get install [^\n]*\bsocat\b", dockerfile())
 
 
 def test_the_admin_and_approver_keys_stay_out_of_the_worker(tmp_path: Path) -> None:

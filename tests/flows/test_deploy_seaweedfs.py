@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from botocore.exceptions import ClientError
@@ -83,6 +84,24 @@ def test_the_rendered_file_has_one_identity_per_role(
     assert all(a.startswith(f"Write:{BUCKET}/registry/") for a in worker.actions if "Write" in a)
     bad = render({**values, "S3_WORKER_SECRET_KEY": 'x"}, {"name": "evil'})
     assert bad.returncode != 0 and "S3_WORKER_SECRET_KEY" in bad.stderr  # cannot break out
+
+
+def test_every_port_answers_on_loopback_only(deployed: tuple[SeaweedFS, dict[str, str]]) -> None:
+    """start.sh's binding, live: with ``-ip`` and ``-ip.bind`` at 127.0.0.1 (as start.sh
+    and this server have them), every port weed listens on (master, volume server, filer,
+    S3 and each one's gRPC port, the S3 gateway's included) is on the loopback, so in the
+    compose file only the `s3` proxy puts the S3 API on the network."""
+    server, _ = deployed
+    assert server.proc is not None
+    weed = psutil.Process(server.proc.pid)
+    binding = {"-ip=127.0.0.1", "-ip.bind=127.0.0.1"}
+    assert binding <= set(weed.cmdline())
+    start_sh = (SEAWEED / "start.sh").read_text().split("exec weed server", 1)[1]
+    assert binding <= set(start_sh.split())
+    assert not re.search(r"-[\w.]*(ip\.bind|Ip)=", start_sh.replace("-ip.bind=127.0.0.1", ""))
+    listening = [c.laddr for c in weed.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 8, listening  # four services, each with its gRPC port
+    assert {a.ip for a in listening} == {"127.0.0.1"}, listening
 
 
 def test_create_bucket_makes_the_bucket_once(deployed: tuple[SeaweedFS, dict[str, str]]) -> None:
