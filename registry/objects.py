@@ -51,7 +51,7 @@ from softmax_core.errors import (
     ObjectNotFoundError,
     StorageError,
 )
-from softmax_core.escaping import printable
+from softmax_core.escaping import printable, unambiguous
 from softmax_core.images import is_image_name
 from softmax_core.requests import ScoringRequest
 from softmax_core.scoring import EntryKind, Item, Sink, ext_label, is_uri, walk_order
@@ -285,7 +285,9 @@ class ObjectSource:
         self.skipped_by_ext = collections.Counter()
         if self.single is not None:
             key, size = self.single
-            yield Item(printable(key.rsplit("/", 1)[-1]), key, _size_problem(size, self.max_bytes))
+            yield Item(
+                unambiguous(key.rsplit("/", 1)[-1]), key, _size_problem(size, self.max_bytes)
+            )
             return
         store = self._store()
         stack = [(self.prefix, "", iter(self._level(store, self.prefix)))]
@@ -296,7 +298,7 @@ class ObjectSource:
                 stack.pop()
                 continue
             name, kind, size = entry
-            rel = rel_prefix + printable(name)
+            rel = rel_prefix + unambiguous(name)
             if kind == EntryKind.FOLDER:
                 sub = folder + name + "/"
                 stack.append((sub, rel + "/", iter(self._level(store, sub))))

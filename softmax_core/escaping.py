@@ -14,6 +14,10 @@ code fence leave the block they were put in, and ``[text](javascript:...)`` or
   byte they were. The result is one line; printable text passes unchanged, and applying
   it twice changes nothing more (backslashes are left alone), so a line may go through it
   at every layer it crosses.
+- :func:`unambiguous`: :func:`printable` with each backslash doubled first, so two
+  different names never show alike (a name holding a newline is ``a\\nb``, a name
+  holding a backslash and an ``n`` is ``a\\\\nb``): the names that identify rows. Not
+  idempotent: applied once, where a name is read.
 - :func:`markdown`: text for a paragraph, list item, table cell or link text:
   :func:`printable`, then every ASCII punctuation character backslash-escaped (CommonMark
   lets each be escaped, and then none of them means anything: no emphasis, link, HTML,
@@ -30,7 +34,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["markdown", "markdown_block", "markdown_code", "markdown_link", "printable"]
+__all__ = [
+    "markdown",
+    "markdown_block",
+    "markdown_code",
+    "markdown_link",
+    "printable",
+    "unambiguous",
+]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SURROGATE_BYTES = range(0xDC80, 0xDD00)  # os.fsdecode's stand-ins for bytes 0x80..0xff
@@ -55,6 +66,12 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text  # the common case, at C speed
     return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def unambiguous(text: str) -> str:
+    """:func:`printable` of ``text`` with its backslashes doubled first: one to one, so
+    names that differ show differently (see the module docstring)."""
+    return printable(text.replace("\\", "\\\\"))
 
 
 def markdown(text: str) -> str:

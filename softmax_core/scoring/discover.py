@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 
 from softmax_core import images
 from softmax_core.errors import DataNotFoundError, InvalidInputError
-from softmax_core.escaping import printable
+from softmax_core.escaping import unambiguous
 from softmax_core.scoring.decode import Reader
 
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -39,9 +39,10 @@ def walk_order(rel: str) -> list[str]:
 class Item(NamedTuple):
     """One file to score: its output name, its path, and a reason when it cannot be read.
 
-    ``rel`` is the path relative to the root as :func:`softmax_core.escaping.printable`
-    shows it (bytes that are not UTF-8 and control characters escaped): what every row,
-    summary line and terminal shows. ``path`` is the real one, to open."""
+    ``rel`` is the path relative to the root as :func:`softmax_core.escaping.unambiguous`
+    shows it (bytes that are not UTF-8, control characters and backslashes escaped, so
+    two files never share a row's name): what every row, summary line and terminal
+    shows. ``path`` is the real one, to open."""
 
     rel: str
     path: str
@@ -102,7 +103,7 @@ class Discovery:
         self.skipped, self.loops = 0, 0
         self.skipped_by_ext = collections.Counter()
         if not self.is_dir:
-            yield Item(printable(self.root.name), str(self.root))
+            yield Item(unambiguous(self.root.name), str(self.root))
             return
         yield from self._walk()
 
@@ -127,7 +128,7 @@ class Discovery:
                 continue
             name, kind = entry
             path = folder + name
-            rel = prefix + printable(name)
+            rel = prefix + unambiguous(name)
             if kind == EntryKind.FOLDER:
                 try:
                     sub = os.stat(path)

@@ -169,6 +169,28 @@ def test_a_png_with_a_row_missing_is_an_error_row_whatever_its_name(
         )
 
 
+def test_two_files_never_share_a_row_name(ds: Dataset, model: Model, tmp_path: Path) -> None:
+    """A name holding a newline and one holding a backslash and an ``n`` are two rows, each
+    named as escaping.unambiguous shows it, in CSV and JSON Lines alike."""
+    root = tmp_path / "names"
+    root.mkdir()
+    for i, name in enumerate(["a\nb.png", "a\\nb.png", "c.png"]):
+        (root / name).write_bytes(sd.png_bytes(np.asarray(ds.x_test[i])))
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"out.{fmt}"
+        request = ScoringRequest(
+            str(root), output=Output(str(out), format=fmt), performance=Performance(workers=1)
+        )
+        assert scoring.score(request, model).total == 3
+        text = out.read_text()
+        rows = (
+            [json.loads(line) for line in text.splitlines()]
+            if fmt == "jsonl"
+            else sd.read_rows(text)
+        )
+        assert sorted(r["path"] for r in rows) == ["a\\\\nb.png", "a\\nb.png", "c.png"], rows
+
+
 def test_a_batch_of_plain_gray_files_gives_the_bytes_of_the_per_image_path(
     ds: Dataset, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from softmax_core.escaping import (
     markdown_code,
     markdown_link,
     printable,
+    unambiguous,
 )
 
 HOSTILE = [
@@ -49,6 +50,21 @@ def test_printable_shows_what_was_there() -> None:
     assert printable("\x1b[2K") == "\\x1b[2K"
     assert printable("\u202e") == "\\u202e"
     assert printable(os.fsdecode(b"x\xff.png")) == "x\\xff.png"  # the byte it was
+
+
+def test_unambiguous_names_never_show_alike() -> None:
+    """Rows are named by it: a name holding a newline and one holding a backslash and an
+    ``n`` are two rows, and every printable name without a backslash is as it was."""
+    names = ["a\nb.png", "a\\nb.png", "a\\\nb.png", "a\\\\nb.png", "a\\", "a", "x\x1b", "x\\x1b"]
+    names.append(os.fsdecode(b"x\xff"))
+    names.append("x\\xff")
+    shown = [unambiguous(n) for n in names]
+    assert len(set(shown)) == len(names), shown
+    assert all(s.isprintable() for s in shown)
+    assert unambiguous("a\nb.png") == "a\\nb.png" and unambiguous("a\\nb.png") == "a\\\\nb.png"
+    assert unambiguous("plain ünï 数字.png") == "plain ünï 数字.png"
+    for text in HOSTILE:
+        assert printable(unambiguous(text)) == unambiguous(text)  # later layers keep it
 
 
 @pytest.mark.parametrize(
