@@ -78,7 +78,12 @@ FAINT_PIECE = 0.55  # on a cleaned page, a piece whose strongest pixel is under 
 # of the digit's strongest piece's is what the light or the lines left, not a stroke
 LINES_ONLY = 0.3  # the ink's peak falls under this share once lines are erased: blank
 
-BLANK_LINES = "no ink once the lines are removed: a blank form field or a page of lines"
+# what a page of lines, a blank form field and a page of noise (no stroke stands out of the
+# texture once the light is flattened) all come to
+BLANK_LINES = (
+    "no ink once the lines and the paper's texture are removed: a blank form field, "
+    "a page of lines, or noise"
+)
 
 
 # --- runs, shears and running filters ------------------------------------------------------

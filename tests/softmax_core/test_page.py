@@ -76,9 +76,13 @@ def test_lines_are_removed_before_the_crop(digits: np.ndarray, draw) -> None:  #
 
 
 def test_lines_alone_are_a_blank_form(digits: np.ndarray) -> None:
-    """A box or ruled page with no digit is blank, and says why."""
+    """A box or ruled page with no digit is blank, and says why; so is a page of noise,
+    gray or black and white, in which no stroke stands out."""
     empty = np.full((112, 112), PAPER, np.float32)
-    for g in (with_frame(empty), with_rules(empty)):
+    rng = np.random.default_rng(0)
+    noise = [rng.random((side, side), np.float32) for side in (28, 200)]
+    noise.append((rng.random((28, 28)) > 0.5).astype(np.float32))
+    for g in (with_frame(empty), with_rules(empty), *noise):
         with pytest.raises(ImageError) as e:
             normalize(g)
         assert e.value.kind == "blank" and e.value.detail == page.BLANK_LINES
