@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from softmax_core.errors import InvalidInputError, PipelineError, ServiceUnavailableError
+from softmax_core.urls import redact
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -107,7 +108,8 @@ def check_server(url: str, timeout: float = HEALTH_TIMEOUT) -> None:
         failure = client.api_healthcheck()
     if failure is not None:
         raise ServiceUnavailableError(
-            f"the Prefect server at {url} is unreachable ({type(failure).__name__}: {failure}); "
+            f"the Prefect server at {redact(url)} is unreachable "
+            f"({type(failure).__name__}: {failure}); "
             f"check PREFECT_API_URL, or {START_A_SERVER}"
         )
 

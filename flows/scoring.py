@@ -268,18 +268,21 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
     import socket
     from urllib.parse import urlsplit
 
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    from softmax_core.urls import redact
+
+    shown = redact(address)
     try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
         host, port = parts.hostname, parts.port or 8786
-    except ValueError as e:
-        raise InvalidInputError(f"--dask-address {address!r} is not host:port ({e})") from None
+    except ValueError:  # its message quotes the address
+        raise InvalidInputError(f"--dask-address {shown!r} is not host:port") from None
     if not host:
-        raise InvalidInputError(f"--dask-address {address!r} has no host; expected tcp://host:port")
+        raise InvalidInputError(f"--dask-address {shown!r} has no host; expected tcp://host:port")
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
         raise ServiceUnavailableError(
-            f"cannot reach the Dask scheduler at {address}: {e.strerror or e}; "
+            f"cannot reach the Dask scheduler at {shown}: {e.strerror or e}; "
             "check --dask-address and that the scheduler is up"
         ) from None
 

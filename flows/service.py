@@ -60,6 +60,7 @@ from softmax_core.requests import (
     TrainingRequest,
     parts,
 )
+from softmax_core.urls import redact
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -271,7 +272,7 @@ def serve(
     if bound and not replace:
         listed = ", ".join(f"{n} (work pool {pool!r})" for n, (_, pool) in sorted(bound.items()))
         raise InvalidInputError(
-            f"{listed} already registered on {url}; a worker of that pool would race this "
+            f"{listed} already registered on {redact(url)}; a worker of that pool would race this "
             "process for their runs. Pass --replace to delete them and serve here, or run "
             "a worker instead (prefect worker start --pool process)"
         )
@@ -564,7 +565,8 @@ def register(
             )
         except subprocess.TimeoutExpired:
             raise ServiceUnavailableError(
-                f"`prefect deploy --all` did not finish within {timeout:.0f} s against {url}"
+                f"`prefect deploy --all` did not finish within {timeout:.0f} s against "
+                f"{redact(url)}"
             ) from None
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])

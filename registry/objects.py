@@ -55,6 +55,7 @@ from softmax_core.escaping import printable, unambiguous
 from softmax_core.images import is_image_name
 from softmax_core.requests import ScoringRequest
 from softmax_core.scoring import EntryKind, Item, Sink, ext_label, is_uri, walk_order
+from softmax_core.urls import redact
 
 READ_AHEAD = 8  # objects fetched at once by one reader (threads): hides the request latency
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
@@ -73,16 +74,19 @@ class ObjectURI:
         parts = urlsplit(uri)
         if parts.scheme.lower() != "s3":
             raise InvalidInputError(
-                f"{what} {uri!r}: only s3://bucket/key addresses are supported, besides local paths"
+                f"{what} {redact(uri)!r}: only s3://bucket/key addresses are supported, "
+                "besides local paths"
             )
+        refused = InvalidInputError(
+            f"{what} {redact(uri)!r} must be s3://bucket/key (no credentials, query or fragment)"
+        )
         if not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment:
-            raise InvalidInputError(
-                f"{what} {printable(uri)!r} must be s3://bucket/key (no credentials, query "
-                "or fragment)"
-            )
+            raise refused
         try:
             validate_bucket(parts.netloc)
         except InvalidNameError as e:
+            if "@" in uri:  # s3://user:pa/ss@bucket/...: the "bucket" is part of a password
+                raise refused from None
             raise InvalidInputError(f"{what} {printable(uri)}: {e}") from None
         return cls(parts.netloc, parts.path.lstrip("/"))
 

@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from registry.names import is_valid_key, validate_key, validate_prefix
-from registry.store import Identity, ObjectInfo, Store, check_conditions, redact_url
+from registry.store import Identity, ObjectInfo, Store, check_conditions
 from registry.writes import mark_after_retry
+from softmax_core import urls
 from softmax_core.errors import (
+    InvalidInputError,
     InvalidNameError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -61,6 +63,12 @@ def validate_bucket(bucket: str) -> str:
     return bucket
 
 
+def check_endpoint(url: str) -> None:
+    """An S3 endpoint URL is ``http(s)://host[:port][/path]``, without credentials (requests
+    are signed with the AWS keys); else InvalidInputError (exit 2), the URL redacted."""
+    urls.check_url(url, "S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL)")
+
+
 class S3Store(Store):
     """Objects under ``s3://bucket/prefix/`` through boto3, with S3 conditional writes."""
 
@@ -83,8 +91,13 @@ class S3Store(Store):
         self.page_size = page_size
         self.workers = max(1, workers)
         self.endpoint_url = endpoint_url  # as given (None: boto3's own), for other buckets
-        self.client = client or self._make_client(endpoint_url, connect_timeout, read_timeout)
-        self.endpoint = redact_url(self.client.meta.endpoint_url)
+        if endpoint_url:
+            check_endpoint(endpoint_url)
+        if client is None:
+            client = self._make_client(endpoint_url, connect_timeout, read_timeout)
+            check_endpoint(client.meta.endpoint_url)  # boto3's own: from a profile, say
+        self.client = client
+        self.endpoint = urls.redact(client.meta.endpoint_url)
         self._identity: Identity | None = None
 
     def _make_client(
@@ -116,10 +129,11 @@ class S3Store(Store):
                 f"cannot set up the S3 client for {self.uri}: {e}; check AWS_PROFILE, "
                 "AWS_DEFAULT_REGION and the AWS config file"
             ) from e
-        except ValueError as e:  # e.g. a malformed endpoint URL
-            raise StorageError(
-                f"cannot set up the S3 client for {self.uri}: {e}; check --endpoint-url / "
-                "AWS_ENDPOINT_URL"
+        except ValueError as e:  # botocore's "Invalid endpoint: <the whole URL>": not shown
+            given = repr(urls.redact(endpoint_url)) if endpoint_url else "of the AWS config"
+            raise InvalidInputError(
+                f"cannot set up the S3 client for {self.uri}: botocore refused the endpoint "
+                f"URL {given}; check --endpoint-url / AWS_ENDPOINT_URL"
             ) from e
 
     def _object_key(self, key: str) -> str:

@@ -15,19 +15,22 @@ from urllib.request import url2pathname
 
 from registry.local import LocalStore
 from registry.s3 import S3Store
-from registry.store import Store, redact_url
+from registry.store import Store
 from softmax_core.errors import InvalidNameError
+from softmax_core.urls import redact
 
 Opener = Callable[[str, SplitResult, str | None], Store]  # (uri, its parts, endpoint_url)
 
 
 def _open_s3(uri: str, parts: SplitResult, endpoint_url: str | None) -> Store:
-    if not parts.netloc:
-        raise InvalidNameError(f"registry URI {uri!r} names no bucket; expected s3://bucket/prefix")
-    if "@" in parts.netloc or parts.query or parts.fragment:
+    if "@" in uri or parts.query or parts.fragment:  # '@' is in no bucket nor key
         raise InvalidNameError(
-            f"registry URI {redact_url(uri)!r} must be s3://bucket/prefix "
-            "(no credentials, query or fragment in it)"
+            f"registry URI {redact(uri)!r} must be s3://bucket/prefix (no credentials, query "
+            "or fragment in it: S3 requests are signed with the AWS keys)"
+        )
+    if not parts.netloc:
+        raise InvalidNameError(
+            f"registry URI {redact(uri)!r} names no bucket; expected s3://bucket/prefix"
         )
     return S3Store(parts.netloc, parts.path, endpoint_url=endpoint_url)
 
@@ -35,7 +38,7 @@ def _open_s3(uri: str, parts: SplitResult, endpoint_url: str | None) -> Store:
 def _open_file(uri: str, parts: SplitResult, endpoint_url: str | None) -> Store:
     if parts.netloc not in ("", "localhost"):
         raise InvalidNameError(
-            f"registry URI {uri!r} names host {parts.netloc!r}; file URIs must be local "
+            f"registry URI {redact(uri)!r} names a host; file URIs must be local "
             "(file:///absolute/path)"
         )
     return LocalStore(url2pathname(parts.path))

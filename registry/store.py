@@ -24,7 +24,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from softmax_core.errors import InvalidInputError, ObjectNotFoundError
 
@@ -135,14 +134,3 @@ class Store(ABC):
 def check_conditions(if_none_match: bool, if_match: str | None) -> None:
     if if_none_match and if_match is not None:
         raise InvalidInputError("put: use either if_none_match or if_match, not both")
-
-
-def redact_url(url: str | None) -> str:
-    """An endpoint URL without any user:password part, for messages."""
-    if not url:
-        return "the default AWS endpoint"
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

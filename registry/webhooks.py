@@ -45,10 +45,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from registry.events import RegistryEvent
 from softmax_core import settings
+from softmax_core.urls import redact, url_problem
 
 if TYPE_CHECKING:
     import httpx
@@ -98,19 +98,9 @@ def body_of(event: RegistryEvent, delivery: str, sent_at: str) -> bytes:
 
 
 def shown(url: str) -> str:
-    """A URL as messages show it: scheme, host and port only (paths hold tokens)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-def _valid(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    """A URL as messages show it: scheme, host and port only (paths hold tokens, and no
+    credential is shown, however malformed the URL: :func:`softmax_core.urls.redact`)."""
+    return redact(url, path=False)
 
 
 @dataclass(frozen=True)
@@ -148,12 +138,14 @@ class Webhooks:
         retry_seconds: float = settings.WEBHOOK_RETRY_SECONDS,
         attempt_seconds: float = settings.WEBHOOK_ATTEMPT_SECONDS,
     ) -> None:
-        bad = [u for u in urls if not _valid(u)]
+        problems = {u: url_problem(u, credentials=True) for u in urls}
+        bad = [u for u, problem in problems.items() if problem is not None]
         for url in bad:
             log.warning(
-                "webhook URL %r is not an http(s) URL with a host; skipped (%s)",
+                "webhook URL %r skipped (%s): it %s",
                 shown(url),
                 settings.ENV_WEBHOOK_URL,
+                problems[url],
             )
         self.urls = tuple(u for u in urls if u not in bad)
         self._secret = secret

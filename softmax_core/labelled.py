@@ -36,14 +36,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import settings
+from softmax_core import npzread, settings
 from softmax_core.errors import DataFormatError, DataNotFoundError, ImageError, InvalidInputError
 from softmax_core.escaping import printable
 from softmax_core.images import IMAGE_EXTENSIONS, is_image_name, open_regular
@@ -96,32 +96,64 @@ class Labelled:
         lines = sorted(f"{s} {int(y)}\n" for s, y in zip(self.sha256, self.labels, strict=True))
         return hashlib.sha256("".join(lines).encode()).hexdigest()
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the four arrays: what its blob holds and what loading it allocates."""
+        return sum(getattr(self, k).nbytes for k in _ARRAYS)
+
     def to_bytes(self) -> bytes:
-        """An ``.npz`` of the four arrays (no pickles: strings are fixed-width unicode)."""
+        """An ``.npz`` of the four arrays (no pickles: strings are fixed-width unicode).
+
+        InvalidInputError when they hold over ``settings.MAX_DATASET_BYTES``, the most
+        :meth:`from_bytes` reads: a version no one could load is never written."""
+        cap = settings.MAX_DATASET_BYTES
+        if self.nbytes > cap:
+            raise InvalidInputError(
+                f"a dataset of {len(self):,} images takes {self.nbytes:,} bytes, over the cap "
+                f"of {cap:,} a dataset version may hold; split the images into several "
+                "datasets (run --dataset takes several)"
+            )
         buf = io.BytesIO()
         np.savez(buf, **{k: getattr(self, k) for k in _ARRAYS})
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, origin: str) -> Labelled:
-        """Parse :meth:`to_bytes` output (``allow_pickle=False``); DataFormatError if malformed."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in _ARRAYS}
-        except (OSError, ValueError, KeyError) as e:
-            raise DataFormatError(f"{origin} is not a dataset blob: {e}") from e
-        n = arrays["labels"].shape[0]
-        ok = (
-            arrays["images"].dtype == np.uint8
-            and arrays["images"].shape == (n, 28, 28)
-            and arrays["labels"].dtype == np.uint8
-            and arrays["labels"].shape == (n,)
-            and all(arrays[k].dtype.kind == "U" and arrays[k].shape == (n,) for k in _ARRAYS[2:])
-            and (n == 0 or int(arrays["labels"].max()) < len(CLASSES))
+        """Parse :meth:`to_bytes` output; DataFormatError if malformed. The blob may be
+        hostile (anyone who may write datasets wrote it): its arrays' sizes, dtypes and
+        shapes are checked from their headers, against ``settings.MAX_DATASET_BYTES``,
+        before any is read (:mod:`softmax_core.npzread`), and pickles are refused."""
+        arrays = npzread.read_arrays(
+            data,
+            _ARRAYS,
+            origin=origin,
+            what="a dataset blob",
+            max_bytes=settings.MAX_DATASET_BYTES,
+            check=lambda headers: _check_headers(headers, origin),
         )
-        if not ok:
-            raise DataFormatError(f"{origin} has arrays of unexpected shapes or types")
+        top = int(arrays["labels"].max(initial=0))
+        if top >= len(CLASSES):
+            raise DataFormatError(
+                f"{origin} has arrays of unexpected shapes or types (a label {top}; "
+                f"expected 0 … {len(CLASSES) - 1})"
+            )
         return cls(**arrays)
+
+
+def _check_headers(headers: Mapping[str, npzread.Header], origin: str) -> None:
+    """The arrays :class:`Labelled` holds, from their headers: ``images (n, 28, 28)``
+    and ``labels (n,)`` uint8, ``sha256`` and ``paths`` ``(n,)`` unicode."""
+    images, labels = headers["images"], headers["labels"]
+    n = labels.shape[0] if len(labels.shape) == 1 else -1
+    ok = (
+        images.dtype == np.uint8
+        and images.shape == (n, 28, 28)
+        and labels.dtype == np.uint8
+        and all(headers[k].dtype.kind == "U" and headers[k].shape == (n,) for k in _ARRAYS[2:])
+    )
+    if not ok:
+        shown = ", ".join(f"{h.name} {h.dtype}{h.shape}" for h in headers.values())
+        raise DataFormatError(f"{origin} has arrays of unexpected shapes or types ({shown})")
 
 
 def holdout_mask(images: NDArray[np.uint8]) -> NDArray[np.bool_]:

@@ -10,17 +10,16 @@ weights must be finite float32 ``W (d, 10)`` (``d`` from the steps) and ``b (10,
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core import npzread
 from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
 from softmax_core.preprocess import Steps
 from softmax_core.quadratic import Quadratic
@@ -60,55 +59,16 @@ def read_model_bytes(path: Path) -> bytes:
 
 def read_arrays(data: bytes, origin: str) -> dict[str, NDArray[Any]]:
     """W, b and meta from .npz bytes (and the terms' arrays, :data:`TERMS`, when there),
-    each header checked before its data is read."""
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        what = "a plain .npy array" if data.startswith(b"\x93NUMPY") else "not a zip archive"
-        raise DataFormatError(
-            f"{origin}: not a model file: it is {what}; a model file is an .npz (zip) "
-            "archive holding the arrays W, b and meta"
-        )
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = {i.filename: i for i in zf.infolist()}
-            missing = [m for m in MEMBERS if f"{m}.npy" not in infos]
-            if missing:
-                raise DataFormatError(
-                    f"{origin}: not a softmax-pipe model file (missing arrays {missing})"
-                )
-            present = MEMBERS + tuple(m for m in TERMS if f"{m}.npy" in infos)
-            return {m: _read_member(zf, infos[f"{m}.npy"], origin) for m in present}
-    except DataFormatError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib_error()) as e:
-        raise DataFormatError(f"{origin}: a damaged .npz archive ({type(e).__name__})") from e
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
-
-
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, origin: str) -> NDArray[Any]:
-    if info.file_size > MAX_MODEL_BYTES:
-        raise DataFormatError(
-            f"{origin}: {info.filename} declares {info.file_size:,} bytes, over the cap"
-        )
-    with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        if dtype.hasobject:
-            raise DataFormatError(
-                f"{origin}: {info.filename} holds Python objects; model files hold numbers only"
-            )
-        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_MODEL_BYTES:
-            raise DataFormatError(f"{origin}: {info.filename} declares shape {shape}, too large")
-    with zf.open(info) as f:
-        out: NDArray[Any] = np.lib.format.read_array(f, allow_pickle=False)
-    return out
+    each header checked before its data is read (:func:`softmax_core.npzread.read_arrays`,
+    capped at :data:`MAX_MODEL_BYTES`)."""
+    return npzread.read_arrays(
+        data,
+        MEMBERS,
+        origin=origin,
+        what="a softmax-pipe model file",
+        max_bytes=MAX_MODEL_BYTES,
+        optional=TERMS,
+    )
 
 
 def _depth(value: Any) -> int:

@@ -211,6 +211,13 @@ MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bomb
 # `dataset add` hashes whole files: a larger one is refused before it is read (16-bit RGBA
 # at MAX_PIXELS is 128 MiB uncompressed).
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
+# A dataset version's arrays (softmax_core.labelled: per image 784 bytes of pixels, 1 of
+# label, 256 of sha256, 4 a character of its path) hold at most this much: about 230,000
+# images, nearly four times MNIST's 60,000, where users' datasets hold dozens to
+# thousands. A bigger `dataset add` is refused; a blob that declares more is refused
+# before it is read (its writer cannot make a puller inflate or allocate more:
+# softmax_core.npzread).
+MAX_DATASET_BYTES = 256 * 1024 * 1024
 SHARD_SIZE = 4096
 SCORE_FORMATS = ("csv", "jsonl")
 # A row is status=rejected when the model's (calibrated) "not a digit" probability is its

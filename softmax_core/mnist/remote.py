@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core import urls
 from softmax_core.errors import (
     DataFormatError,
     DownloadError,
@@ -38,17 +39,10 @@ from softmax_core.mnist.formats import read_npz
 
 
 def check_url(url: str) -> str:
-    """Refuse non-HTTP(S) URLs and embedded credentials; return the URL as shown to users
-    (query string elided, in case it carries a signature)."""
-    parts = urllib.parse.urlsplit(url)
-    shown = urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "…" if parts.query else "", "")
-    )
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(f"download URL {shown!r} must be http:// or https:// with a host")
-    if "@" in parts.netloc:
-        raise InvalidInputError(f"download URL {shown!r} must not embed credentials")
-    return shown
+    """Refuse anything but a well-formed http(s) URL without credentials (InvalidInputError,
+    exit 2, the URL shown redacted); return the URL as shown to users (no credentials,
+    the query string elided, in case it carries a signature: :func:`softmax_core.urls.redact`)."""
+    return urls.check_url(url, "download URL")
 
 
 class _Meter:

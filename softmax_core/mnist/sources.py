@@ -30,6 +30,7 @@ from softmax_core.mnist.remote import (
     load_keras,
     reuse_keras_file,
 )
+from softmax_core.urls import redact
 
 # --- sources --------------------------------------------------------------------------------
 
@@ -78,6 +79,16 @@ def resolve_source(source: str | None) -> str:
     if not text:
         raise InvalidInputError(
             "empty MNIST source; expected 'keras', 'download', a folder of IDX files or an .npz"
+        )
+    return _local_source(source, text)
+
+
+def _local_source(source: str, text: str) -> str:
+    """The absolute path a source ``text`` (``source`` stripped) names (see resolve_source)."""
+    if "://" in text:  # never a path; and shown, it must not show a password
+        raise InvalidInputError(
+            f"MNIST source {redact(text)!r} is a URL; expected 'keras', 'download' (the "
+            "published file, sha256 checked), a folder of IDX files or an .npz file"
         )
     prefix = ""
     if text.startswith(("idx:", "npz:")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +15,14 @@ import pytest
 from registry import Registry, layout
 from softmax_core.errors import (
     CorruptObjectError,
+    DataFormatError,
     IntegrityError,
     InvalidNameError,
     ModelNotFoundError,
 )
 from softmax_core.labelled import Labelled, read_folder
+from tests.cli_invoke import invoke
+from tests.npz_bombs import dataset_bomb, peak_bytes
 from tests.printed_digits import write_printed
 from tests.registry.helpers import make_model
 
@@ -107,6 +112,32 @@ def test_a_tampered_blob_is_refused(reg: Registry, folder: Path) -> None:
     assert not reg.blob_cache_path(m.digest).exists()
 
 
+def test_a_decompression_bomb_among_the_versions_is_refused_before_it_is_inflated(
+    reg: Registry, folder: Path
+) -> None:
+    """A writer of datasets/ and blobs/ claims printed:2 for a 1.5 MB blob that inflates to
+    1.5 GB: pulling it (dataset pull, training, a report) is one DataFormatError (exit 2)
+    after its sha256 checks out, and never allocates the bomb."""
+    v1 = reg.add_folder("printed", folder)[0].manifest
+    bomb = dataset_bomb()
+    digest = hashlib.sha256(bomb).hexdigest()
+    reg.store.put(layout.blob_key(digest), bomb)
+    forged = dataclasses.replace(v1, version=2, digest=digest, size=len(bomb), previous=1)
+    reg.store.put(layout.dataset_manifest_key("printed", 2), forged.to_bytes())
+
+    def load() -> None:
+        with pytest.raises(DataFormatError, match=r"^printed:2 \(.*\): images\.npy declares"):
+            reg.load_dataset("printed")
+
+    assert peak_bytes(load) < 64 * 1024 * 1024
+    code, out, err = invoke(
+        "dataset", "pull", "printed:2", "--registry", reg.store.uri, "--cache-dir", reg.cache_dir
+    )
+    assert (code, out) == (2, "") and err.startswith("error: printed:2 (")
+    assert "over the cap" in err and len(err.strip().splitlines()) == 1
+    assert len(reg.load_dataset("printed:1")[1]) == 60  # the good version still loads
+
+
 def test_a_tampered_cache_is_fetched_again(reg: Registry, folder: Path) -> None:
     m = reg.add_folder("printed", folder)[0].manifest
     reg.load_dataset("printed")
@@ -124,8 +155,6 @@ def test_gc_keeps_every_blob_a_dataset_version_refers_to(
     write_printed(grown, 1, seed=13, start=200)
     v2 = reg.add_folder("printed", grown)[0].manifest
     orphan = make_model(7).to_bytes()
-    import hashlib
-
     orphan_key = layout.blob_key(hashlib.sha256(orphan).hexdigest())
     reg.store.put(orphan_key, orphan)
     assert reg.gc(grace_seconds=0) == [orphan_key]

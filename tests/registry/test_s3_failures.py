@@ -15,7 +15,8 @@ import pytest
 
 from registry import Registry
 from registry.s3 import S3Store
-from softmax_core.errors import PermissionDeniedError, StorageError
+from softmax_core.errors import InvalidInputError, PermissionDeniedError, StorageError
+from tests.cli_invoke import invoke
 from tests.conftest import S3_NOBODY, S3_USER, use_s3_identity
 from tests.registry.helpers import make_model
 from tests.s3server import S3Identity
@@ -46,6 +47,43 @@ def test_endpoint_down_is_a_clear_storage_error(
     assert f"cannot reach the S3 endpoint {endpoint}" in msg
     assert "AWS_ENDPOINT_URL" in msg and "check" in msg
     assert e.value.exit_code == 4
+
+
+ENDPOINT_SECRET = "EndpointPw"
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        f"http://s3user:{ENDPOINT_SECRET}/x@127.0.0.1:1/",  # urlsplit: port "EndpointPw"
+        f"http://s3user:{ENDPOINT_SECRET}@bad_host name:1/",  # botocore: "Invalid endpoint"
+        f"http://s3user:{ENDPOINT_SECRET}@127.0.0.1:1/",  # S3 requests are signed instead
+        f"http://s3user:1/{ENDPOINT_SECRET}@127.0.0.1:1/",  # parses, to the wrong host
+        f"http://s3user:{ENDPOINT_SECRET}#x@127.0.0.1:1/",
+    ],
+)
+def test_a_malformed_endpoint_or_one_with_a_password_is_refused_without_showing_it(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Exit 2, one line, before any request, the URL shown without its password: given
+    (--endpoint-url, AWS_ENDPOINT_URL) or found by boto3 itself (AWS_ENDPOINT_URL_S3)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    with pytest.raises(InvalidInputError) as e:
+        S3Store("models", endpoint_url=endpoint)
+    assert ENDPOINT_SECRET not in str(e.value) and e.value.exit_code == 2
+    args = ("registry", "list", "--registry", "s3://models/team", "--cache-dir", tmp_path)
+    for given in (("--endpoint-url", endpoint), ()):
+        if not given:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        code, out, err = invoke(*args, *given)
+        assert (code, out) == (2, "") and err.startswith("error: S3 endpoint URL ")
+        assert ENDPOINT_SECRET not in err and len(err.splitlines()) == 1
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    with pytest.raises(InvalidInputError) as e:
+        S3Store("models")
+    assert ENDPOINT_SECRET not in str(e.value)
 
 
 def test_default_retries_are_bounded_and_standard(

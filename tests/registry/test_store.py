@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry.local import LocalStore
+from registry.objects import ObjectURI
 from registry.s3 import S3Store
 from registry.schemes import open_store
 from registry.store import Store
@@ -20,6 +21,7 @@ from softmax_core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
 )
+from tests.cli_invoke import invoke
 from tests.registry.helpers import count_http
 
 
@@ -266,14 +268,46 @@ def test_open_store_local_uris(uri: str, kind: type, root: str) -> None:
         "s3://bucket/../x",
         "s3://bucket/a//b",
         "s3://key:secret@bucket/x",
+        "s3://key:secret/x@bucket/x",  # urlsplit: bucket "key:secret"
+        "s3:///key:secret@bucket/x",
+        "s3://bucket/x?sig=secret",
         "gs://bucket/x",
         "file://otherhost/x",
+        "file://key:secret@otherhost/x",
+        "file://key:secret/x@otherhost/x",
     ],
 )
 def test_open_store_refuses_bad_uris(uri: str) -> None:
     with pytest.raises(InvalidNameError) as e:
         open_store(uri)
     assert "secret" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://key:secret/x@bucket/x", "file://key:secret@otherhost/x", "s3://key:secret@b/x"]
+)
+def test_the_cli_refuses_a_registry_uri_with_a_password_without_showing_it(
+    uri: str, tmp_path: Path
+) -> None:
+    code, out, err = invoke("registry", "list", "--registry", uri, "--cache-dir", tmp_path)
+    assert (code, out) == (2, "") and err.startswith("error: registry URI '")
+    assert "secret" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://key:secret@bucket/k",
+        "s3://key:secret/x@bucket/k",
+        "s3://key:secret#x@bucket/k",
+        "https://key:secret/x@host/k",
+        "s3://bucket/k?sig=secret",
+    ],
+)
+def test_object_addresses_with_a_password_are_refused_without_it(uri: str) -> None:
+    with pytest.raises(InvalidInputError) as e:
+        ObjectURI.parse(uri, "input")
+    assert "secret" not in str(e.value) and str(e.value).startswith("input '")
 
 
 def test_s3_uri_and_prefix(s3_bucket: str) -> None:

@@ -22,6 +22,7 @@ from registry import Registry, webhooks
 from registry.events import Change, RegistryEvent
 from registry.webhooks import Webhooks, body_of, shared, sign
 from softmax_core import settings
+from tests.cli_invoke import invoke
 from tests.registry.helpers import make_model
 from tests.webhook_receiver import dead_url, receiver
 
@@ -191,8 +192,54 @@ def test_bad_urls_and_a_missing_secret_are_warnings(caplog: pytest.LogCaptureFix
         hooks = Webhooks(["ftp://x.example/a", "not a url", "http://ok.example/h"], None)
     assert hooks.urls == ("http://ok.example/h",)
     lines = [r.getMessage() for r in caplog.records]
-    assert sum("is not an http(s) URL" in line for line in lines) == 2
+    assert sum("skipped (SOFTMAX_PIPE_WEBHOOK_URL): it " in line for line in lines) == 2
     assert any("webhooks go out unsigned" in line for line in lines)
+
+
+HOOK_PASSWORD = "Sup3rS3cretPart"
+MALFORMED_HOOK = f"https://hookuser:{HOOK_PASSWORD}/Rest@hooks.example.com/T0KEN"  # '/' in it
+
+
+def test_a_url_whose_password_holds_a_slash_is_skipped_without_showing_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """urlsplit reads the password's head as a port (a ValueError quoting it): skipped
+    with one warning naming scheme and host only, never a crash."""
+    with caplog.at_level(logging.WARNING, logger="registry.webhooks"):
+        hooks = Webhooks([MALFORMED_HOOK, "http://ok.example/h"], SECRET)
+    assert hooks.urls == ("http://ok.example/h",)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("webhook URL 'https://hooks.example.com' skipped (")
+    assert "%2F" in line  # how to write it instead
+    for hidden in (HOOK_PASSWORD, "Rest", "T0KEN", "hookuser"):
+        assert hidden not in line
+    assert webhooks.shown(MALFORMED_HOOK) == "https://hooks.example.com"
+    assert repr(Webhooks([MALFORMED_HOOK], SECRET)) == "Webhooks()"
+
+
+def test_cli_writes_go_on_while_a_malformed_webhook_url_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every registry write used to crash (exit 70, the password in its line) while such
+    a URL was set; now the write is done, and stderr never holds the password."""
+    monkeypatch.setenv(settings.ENV_WEBHOOK_URL, MALFORMED_HOOK)
+    monkeypatch.setenv(settings.ENV_WEBHOOK_SECRET, SECRET)
+    make_model(1).save(tmp_path / "m.npz")
+    where = ("--registry", tmp_path / "r", "--cache-dir", tmp_path / "c")
+    for args in (
+        ("registry", "publish", tmp_path / "m.npz", "--name", "mnist"),
+        ("registry", "promote", "mnist:1", "staging3"),
+    ):
+        code, out, err = invoke(*args, *where)
+        assert code == 0, err
+        for hidden in (HOOK_PASSWORD, "Rest", "T0KEN", SECRET):
+            assert hidden not in err and hidden not in out
+    assert (
+        Registry.open(str(tmp_path / "r"), cache_dir=tmp_path / "c")
+        .resolve("mnist@staging3")
+        .version
+        == 1
+    )
 
 
 def test_the_readme_receiver_accepts_each_delivery_once(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from softmax_core.mnist import (
 )
 from softmax_core.mnist import arrays as arrays_mod
 from softmax_core.mnist.arrays import IDX_FILES
+from softmax_core.mnist.remote import check_url
 from softmax_core.preprocess import Steps
 from softmax_core.requests import Data, Hyper
 
@@ -703,6 +704,32 @@ def test_download_refuses_other_schemes_and_embedded_credentials(
         load_mnist("download", cache_dir=cache_dir, url="http://me:s3cret@127.0.0.1:9/m.npz")
     assert "s3cret" not in str(info.value)
     assert leftovers(cache_dir) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://dluser:DlPassw0rd/part@mirror.example.com/mnist.npz",  # urlsplit: port
+        "https://dluser:123/DlPassw0rd@mirror.example.com/mnist.npz",  # parses, wrongly
+        "https://dluser:DlPassw0rd?x@mirror.example.com/mnist.npz",
+        "https://dluser:DlPassw0rd#x@mirror.example.com/mnist.npz",
+    ],
+)
+def test_a_download_url_whose_password_holds_a_delimiter_is_refused_without_it(
+    url: str, cache_dir: Path
+) -> None:
+    """Not accepted and shown whole: refused (exit 2), shown without the password."""
+    with pytest.raises(InvalidInputError) as info:
+        check_url(url)
+    message = str(info.value)
+    assert "DlPassw0rd" not in message and "dluser" not in message
+    assert message.startswith("download URL 'https://mirror.example.com/mnist.npz' ")
+    with pytest.raises(InvalidInputError) as info:
+        load_mnist("download", cache_dir=cache_dir, url=url)
+    assert "DlPassw0rd" not in str(info.value)
+    with pytest.raises(InvalidInputError, match="is a URL") as info:
+        resolve_source(url)  # --source URL: not a path, and not shown whole either
+    assert "DlPassw0rd" not in str(info.value)
 
 
 def test_download_messages_elide_the_query_string(

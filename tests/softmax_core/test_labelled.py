@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from softmax_core import labelled
 from softmax_core.errors import DataFormatError, DataNotFoundError, InvalidInputError
 from softmax_core.labelled import Labelled, merge, read_folder, scan_folder
 from softmax_core.scoring.decode import decode_items
+from tests.npz_bombs import dataset_bomb, npy_header, peak_bytes
 from tests.printed_digits import write_printed
 
 
@@ -197,6 +199,111 @@ def test_blob_round_trip_and_refusals(printed: Path) -> None:
     bad = Labelled(data.images, data.labels + 10, data.sha256, data.paths)
     with pytest.raises(DataFormatError, match="unexpected shapes or types"):
         Labelled.from_bytes(bad.to_bytes(), origin="t")
+
+
+# --- hostile blobs: refused from their headers, before anything large is allocated -------
+
+BOMB_PEAK = 64 * 1024 * 1024  # what refusing a bomb may hold at once (it is 1.5 GB inflated)
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_inflated() -> None:
+    """1.5 MB of deflated zeros declaring 2,000,000 images (1.5 GB): one DataFormatError
+    line, and no more memory than a few MB while refusing it."""
+    bomb = dataset_bomb()
+    assert len(bomb) < 2_000_000
+
+    def load() -> None:
+        with pytest.raises(DataFormatError, match="over the cap") as info:
+            Labelled.from_bytes(bomb, origin="printed:2")
+        assert str(info.value).startswith("printed:2: ") and "\n" not in str(info.value)
+
+    assert peak_bytes(load) < BOMB_PEAK
+
+
+def test_arrays_over_the_cap_together_are_refused_before_they_are_read() -> None:
+    """Each member under the cap, all four over it (the sha256 strings weigh 256 bytes an
+    image): refused on their declared sizes, nothing read."""
+    n = 260_000  # images 204 MB + labels + sha256 67 MB + paths: 272 MB, over 256 MiB
+    bomb = dataset_bomb(n, full=True)
+
+    def load() -> None:
+        with pytest.raises(DataFormatError, match=r"arrays declare 271,700,000 bytes, over"):
+            Labelled.from_bytes(bomb, origin="t")
+
+    assert peak_bytes(load) < BOMB_PEAK
+
+
+def test_a_member_that_inflates_past_the_cap_is_refused_from_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A header declaring 10 images, followed by 10 MB of zeros (the cap made 8 MiB): the
+    archive's own size of the member is over the cap, so not even its header is read."""
+    from softmax_core import settings
+
+    monkeypatch.setattr(settings, "MAX_DATASET_BYTES", 8 * 1024 * 1024)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("images.npy", "w", force_zip64=True) as f:
+            f.write(npy_header((10, 28, 28), "|u1"))
+            for _ in range(10):
+                f.write(bytes(1 << 20))
+        for name, shape, descr in (("labels", (10,), "|u1"), ("sha256", (10,), "<U64")):
+            zf.writestr(
+                f"{name}.npy", npy_header(shape, descr) + bytes(10 * np.dtype(descr).itemsize)
+            )
+        zf.writestr("paths.npy", npy_header((10,), "<U4") + bytes(160))
+
+    def load() -> None:
+        with pytest.raises(DataFormatError, match=r"images\.npy declares 10,485,8\d\d bytes"):
+            Labelled.from_bytes(buf.getvalue(), origin="t")
+
+    assert peak_bytes(load) < BOMB_PEAK
+
+
+@pytest.mark.parametrize(
+    ("members", "match"),
+    [
+        ({"images": ((10**9, 28, 28), "|u1")}, "too large"),  # declared, never there
+        ({"images": ((1000, 28, 28), "|u1")}, "more than it holds"),
+        ({"images": ((10, 28, 28), "<f8")}, "unexpected shapes or types"),
+        ({"images": ((10, 32, 32), "|u1")}, "unexpected shapes or types"),
+        ({"labels": ((11,), "|u1")}, "unexpected shapes or types"),
+        ({"paths": ((10,), "<i8")}, "unexpected shapes or types"),
+    ],
+    ids=["huge-shape", "truncated", "float-images", "32x32", "count-mismatch", "int-paths"],
+)
+def test_headers_are_checked_before_any_array_is_read(
+    members: dict[str, tuple[tuple[int, ...], str]], match: str
+) -> None:
+    layout = {
+        "images": ((10, 28, 28), "|u1"),
+        "labels": ((10,), "|u1"),
+        "sha256": ((10,), "<U64"),
+        "paths": ((10,), "<U4"),
+        **members,
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, (shape, descr) in layout.items():
+            size = int(np.prod(shape)) * np.dtype(descr).itemsize
+            held = size if name != "images" or shape[0] == 10 else 16  # what it holds
+            zf.writestr(f"{name}.npy", npy_header(shape, descr) + bytes(held))
+    with pytest.raises(DataFormatError, match=match):
+        Labelled.from_bytes(buf.getvalue(), origin="t")
+
+
+def test_a_dataset_over_the_cap_is_never_written(
+    printed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What from_bytes would refuse, to_bytes refuses to make (exit 2, before any write)."""
+    from softmax_core import settings
+
+    data = read_folder(printed).data
+    monkeypatch.setattr(settings, "MAX_DATASET_BYTES", data.nbytes - 1)
+    with pytest.raises(InvalidInputError, match=r"a dataset of 120 images takes .* over the cap"):
+        data.to_bytes()
+    monkeypatch.setattr(settings, "MAX_DATASET_BYTES", data.nbytes)
+    assert len(Labelled.from_bytes(data.to_bytes(), origin="t")) == 120
 
 
 def test_split_rejects_unknown_names(printed: Path) -> None:
