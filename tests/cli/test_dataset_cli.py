@@ -68,6 +68,26 @@ def test_some_broken_images_exit_1_and_the_rest_are_added(printed: Path, tmp_pat
     assert code == 1 and "3/torn.png" in err and "added p:1" in out and "50 images" in out
 
 
+def test_the_notes_count_in_words(printed: Path, tmp_path: Path) -> None:
+    """A repeated file and an image waiting in unlabelled/: one of each, said in the
+    singular; two, in the plural."""
+    folder = tmp_path / "f"
+    shutil.copytree(printed, folder)
+    first = sorted((folder / "3").iterdir())[0]
+    shutil.copy(first, folder / "3" / "again.png")
+    (folder / "unlabelled").mkdir()
+    shutil.copy(first, folder / "unlabelled" / "waiting.png")
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", tmp_path / "r")
+    assert code == 0 and "added p:1" in out and ": 50 images (" in out, err
+    assert "note: 1 file repeats another file's bytes; each counted once" in err
+    assert "note: 1 image still in unlabelled/ was not added" in err
+    shutil.copy(first, folder / "3" / "and-again.png")
+    shutil.copy(first, folder / "unlabelled" / "waiting-too.png")
+    code, _, err = invoke("dataset", "add", folder, "--name", "p", "--registry", tmp_path / "r")
+    assert "note: 2 files repeat another file's bytes" in err
+    assert "note: 2 images still in unlabelled/ were not added" in err
+
+
 def test_a_tampered_blob_exits_4(printed: Path, tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     invoke("dataset", "add", printed, "--name", "p", "--registry", reg)
