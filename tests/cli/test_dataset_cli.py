@@ -52,7 +52,10 @@ def test_bad_input_exit_codes(printed: Path, tmp_path: Path) -> None:
     code, _, err = invoke("dataset", "add", bad, "--name", "x", "--registry", reg)
     assert code == 2 and "10: unexpected folder" in err and len(err.strip().splitlines()) <= 2
     code, _, err = invoke("dataset", "add", tmp_path / "nothing", "--name", "x", "--registry", reg)
-    assert code == 3 and "not a folder" in err
+    assert code == 3 and "nothing does not exist; expected a folder" in err
+    a_file = printed / "3" / sorted(p.name for p in (printed / "3").iterdir())[0]
+    code, _, err = invoke("dataset", "add", a_file, "--name", "x", "--registry", reg)
+    assert code == 2 and f"error: {a_file} is not a folder; expected a folder" in err
     code, _, err = invoke("dataset", "add", printed, "--name", "../up", "--registry", reg)
     assert code == 2 and "dataset name '../up'" in err
     code, _, err = invoke("dataset", "show", "nope", "--registry", reg)
