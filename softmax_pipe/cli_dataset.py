@@ -100,9 +100,14 @@ def add(
     _notes(read)
     if read.failures:
         failed, total = len(read.failures), len(read.scan.files)
+        rest = (
+            "the others were added"
+            if added.created
+            else f"the dataset is unchanged ({m.ref} holds the others)"
+        )
         raise PartialFailure(
             f"{failed} of {total} {plural(total, 'image')} could not be read and "
-            f"{plural(failed, 'was', 'were')} left out; the others were added"
+            f"{plural(failed, 'was', 'were')} left out; {rest}"
         )
 
 
