@@ -1,6 +1,8 @@
 """The local-folder store: atomic renames, ``link(2)`` for only-if-absent, ``flock`` for
 compare-and-swap (POSIX). Temporary files use :mod:`softmax_core.atomicio`'s mark, which is
-no key character, so they never show up in listings."""
+no key character, so they never show up in listings. As on S3, a folder lives only while
+it holds a key: deleting a folder's last key removes the folder (and its parents, up to
+the root, that it leaves empty)."""
 
 from __future__ import annotations
 
@@ -187,7 +189,10 @@ class LocalStore(Store):
         path = self._path(key)
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         try:
-            tmp = write_temp(path, data)
+            try:
+                tmp = write_temp(path, data)
+            except FileNotFoundError:  # a delete removed the folder, emptied, as we made it
+                tmp = write_temp(path, data)
         except OSError as e:
             raise self._io_error("write", key, e) from e
         try:
@@ -238,12 +243,27 @@ class LocalStore(Store):
             os.replace(tmp, path)
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         try:
-            self._path(key).unlink()
+            path.unlink()
         except FileNotFoundError:
             pass
         except OSError as e:
             raise self._io_error("delete", key, e) from e
+        self._remove_empty(path.parent)
+
+    def _remove_empty(self, folder: Path) -> None:
+        """Remove ``folder`` and its parents below the root while they are empty: a folder
+        is no key (S3 keeps none), and `registry check`'s ``checks/<run id>/`` must not
+        stay behind. A folder holding anything, a writer's temporary file included, stays;
+        a writer whose new folder goes between its ``mkdir`` and its write makes it again
+        (:meth:`put`)."""
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, gone already, or not ours to remove: leave it
+                return
+            folder = folder.parent
 
     def sweep(self, older_than: float) -> list[str]:
         """Remove temporary files of crashed writers modified before ``older_than`` (epoch s)."""

@@ -70,6 +70,7 @@ from softmax_core import settings
 from softmax_core.errors import GateFailedError, InvalidInputError
 from softmax_core.metrics import PairedDifference, accuracy
 from softmax_core.model import REJECT
+from softmax_core.words import plural
 
 DEFAULT_MIN_ACCURACY = settings.MIN_ACCURACY
 DEFAULT_ALPHA = settings.ALPHA
@@ -186,7 +187,8 @@ class GateDecision:
         if self.domain == NEGATIVES:
             return f"challenger rejects {100 * self.accuracy:.1f}% of {self.n} {NEGATIVES}"
         if self.champion_accuracy is None or self.lower is None or self.upper is None:
-            text = f"challenger {self.accuracy:.4f} on {self.name} ({self.n} images)"
+            images = f"{self.n} {plural(self.n, 'image')}"
+            text = f"challenger {self.accuracy:.4f} on {self.name} ({images})"
         else:
             points = 100 * (self.accuracy - self.champion_accuracy)
             bound = (
@@ -196,7 +198,8 @@ class GateDecision:
             )
             text = (
                 f"champion {self.champion or 'the champion'} {self.champion_accuracy:.4f} vs "
-                f"challenger {self.accuracy:.4f} on {self.name} ({self.n} images): "
+                f"challenger {self.accuracy:.4f} on {self.name} "
+                f"({self.n} {plural(self.n, 'image')}): "
                 f"{points:+.2f} points ({bound}), {self._verdict()}"
             )
         if not self.floor_applies:
@@ -214,8 +217,8 @@ class GateDecision:
         if self.comparison == "worse beyond the margin":
             return (
                 f"worse beyond {margin} (p={_fmt_p(self.p_worse)} < {self.alpha:g}; "
-                f"{self.only_champion} images only the champion got right, "
-                f"{self.only_challenger} only the challenger)"
+                f"{self.only_champion} {plural(self.only_champion or 0, 'image')} only the "
+                f"champion got right, {self.only_challenger} only the challenger)"
             )
         if self.comparison == "within the margin":
             return f"within {margin}"
@@ -246,7 +249,8 @@ class GateDecision:
             return f"{head}; {self.summary}"
         if not self.floor_applies:
             head += (
-                f" on {self.n} images (the floor {self.min_accuracy:.2f} needs "
+                f" on {self.n} {plural(self.n, 'image')} (the floor {self.min_accuracy:.2f} "
+                "needs "
                 f"{floor_min_images(self.min_accuracy)})"
             )
         return head + "; no champion to compare against"
@@ -313,8 +317,8 @@ def _non_inferiority(
         message=(
             f"{on} {-100 * pair.difference:.2f} points worse than champion {champ}, "
             f"beyond the {100 * margin:g}-point margin (one-sided p={_fmt_p(p)} < {alpha:g}; "
-            f"{pair.only_b} images only the champion got right, {pair.only_a} only the "
-            "challenger)"
+            f"{pair.only_b} {plural(pair.only_b, 'image')} only the champion got right, "
+            f"{pair.only_a} only the challenger)"
         ),
         advice=advice,
     )
@@ -329,7 +333,7 @@ def _reject_rate(rate: float, most: float, n: int) -> GateFailure | None:
         shortfall=rate - most,
         message=(
             f"it rejects {100 * rate:.2f}% of MNIST test as not digits "
-            f"({round(rate * n)} of {n} images), over the {100 * most:g}% allowed"
+            f"({round(rate * n)} of {n} {plural(n, 'image')}), over the {100 * most:g}% allowed"
         ),
         advice=(
             "train with fewer generated negatives (--negatives-share), check the "

@@ -59,6 +59,7 @@ from softmax_core.normalize import (
     as_float,
     normalize,
 )
+from softmax_core.words import plural
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -163,7 +164,9 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not an image", f"no image format recognised in {size:,} bytes") from None
+        raise ImageError(
+            "not an image", f"no image format recognised in {size:,} {plural(size, 'byte')}"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # Pillow's own check, in Image.open, fires first for the very largest headers.
         found = re.search(r"\((\d+) pixels\)", str(e))

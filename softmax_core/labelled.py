@@ -216,7 +216,10 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
     (messages name the folder as ``shown``, when it is a copy of one elsewhere)."""
     where = shown or str(root)
     if not root.is_dir():
-        raise DataNotFoundError(f"{where} is not a folder; expected a folder with subfolders 0 … 9")
+        wanted = "expected a folder with subfolders 0 … 9"
+        if root.exists():  # a file (or a device): bad input, not a missing path
+            raise InvalidInputError(f"{where} is not a folder; {wanted}")
+        raise DataNotFoundError(f"{where} does not exist; {wanted}")
     files: list[tuple[str, int]] = []
     empty_classes, unlabelled = [], 0
     classes = []

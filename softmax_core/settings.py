@@ -14,7 +14,8 @@ Environment variables (``ENV_*`` below):
 - ``SOFTMAX_PIPE_DASK_ADDRESS``: a Dask scheduler for scoring shards.
 - ``SOFTMAX_PIPE_PROJECT_DIR``: the checkout a Prefect worker runs deployments from.
 - ``SOFTMAX_PIPE_DEBUG``: ``1`` shows tracebacks instead of one-line errors.
-- ``SOFTMAX_PIPE_CONFIG``: the user's settings file (default below).
+- ``SOFTMAX_PIPE_CONFIG``: the user's settings file (default below); one it names must
+  exist (an InvalidInputError naming it, exit 2, not silently no settings).
 - ``SOFTMAX_PIPE_WEBHOOK_URL``: one or more URLs (spaces or commas between them) that
   registry events are posted to, signed with ``SOFTMAX_PIPE_WEBHOOK_SECRET``
   (:func:`webhook_settings`).
@@ -355,7 +356,16 @@ def settings_files(
         if (folder / PROJECT_FILE).is_file():
             found.append(folder / PROJECT_FILE)
             break
-    user = Path(env[ENV_CONFIG]).expanduser() if env.get(ENV_CONFIG) else default_user_config()
+    named = env.get(ENV_CONFIG, "").strip()
+    user = Path(named).expanduser() if named else default_user_config()
+    if named and not user.is_file():  # asked for by name: never silently left out
+        from softmax_core.errors import InvalidInputError
+
+        what = "is not a file" if user.exists() else "does not exist"
+        raise InvalidInputError(
+            f"settings file {user} {what} (${ENV_CONFIG} names it); create it, or unset "
+            f"{ENV_CONFIG} to read {default_user_config()}"
+        )
     if user.is_file() and user.resolve() not in (f.resolve() for f in found):
         found.append(user)
     return tuple(SettingsFile.read(p) for p in found)
@@ -396,16 +406,33 @@ def resolve(
     return Resolved(None, "default")
 
 
+@dataclass(frozen=True)
+class CommandTable:
+    """One command's table in the settings files: ``options`` (long option name -> value),
+    the project's over the user's, option by option; ``files``, the file each option came
+    from; ``path``, the file that holds the table (the project's when both do), so that a
+    message about the table or one of its options can name its file."""
+
+    path: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
 def command_defaults(
     env: Mapping[str, str] | None = None, cwd: Path | None = None
-) -> dict[str, Any]:
+) -> dict[str, CommandTable]:
     """The files' command tables by command (``run``, ``registry list``), merged: the
     project's over the user's, option by option (keys as written: long option names; the
     CLI maps them to its parameters)."""
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str, CommandTable] = {}
     for file in reversed(settings_files(env, cwd)):  # the user's first, the project's over it
         for command, table in file.commands.items():
-            merged[command] = {**merged.get(command, {}), **table}
+            before = merged.get(command) or CommandTable(file.path)
+            merged[command] = CommandTable(
+                path=file.path,
+                options={**before.options, **table},
+                files={**before.files, **dict.fromkeys(table, file.path)},
+            )
     return merged
 
 

@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeGuard
 
 import typer
@@ -250,33 +252,48 @@ def _usage_error(e: typer.TyperException, command_path: str) -> None:
         raise typer.Exit(EXIT_USAGE) from None
     ctx = getattr(e, "ctx", None)
     where = ctx.command_path if ctx is not None else command_path
-    err(f"error: {e.format_message()} (see `{where} --help`)", style="bold red")
+    message = _from_settings_file(e) or e.format_message()
+    err(f"error: {message} (see `{where} --help`)", style="bold red")
     raise typer.Exit(EXIT_USAGE) from None
 
 
-def file_defaults(group: Any) -> dict[str, Any]:
+SETTINGS_ORIGINS_KEY = "softmax_pipe.settings_origins"
+
+
+@dataclass(frozen=True)
+class FileDefaults:
+    """The settings files' command tables as click's ``default_map``, and where each value
+    came from: ``origins[(*command words, parameter name)]`` is (the file, the key as
+    written), so that a bad value can name its file (:func:`_usage_error`)."""
+
+    default_map: dict[str, Any] = field(default_factory=dict)
+    origins: dict[tuple[str, ...], tuple[Path, str]] = field(default_factory=dict)
+
+
+def file_defaults(group: Any) -> FileDefaults:
     """The settings files' command tables (:func:`softmax_core.settings.command_defaults`)
     as click's ``default_map``: each table must name a command of ``group`` as it is typed
     (``run``, ``registry list``), each key one of its long options (``data-share``,
     ``json``), which becomes the parameter's name (``data_share``, ``as_json``); the
-    tables of subcommands nest (``{"registry": {"list": {...}}}``)."""
+    tables of subcommands nest (``{"registry": {"list": {...}}}``). An unknown command or
+    option is an InvalidInputError naming the file that holds it."""
     from softmax_core.errors import InvalidInputError
 
-    default_map: dict[str, Any] = {}
+    found = FileDefaults()
     for name, table in settings.command_defaults().items():
-        command, into = group, default_map
+        command, into = group, found.default_map
         for word in name.split():
             subcommands = getattr(command, "commands", None) or {}
             if word not in subcommands:
                 raise InvalidInputError(
-                    f"settings file: [{name}] is not a command of softmax-pipe (commands: "
-                    f"{', '.join(sorted(subcommands))})"
+                    f"settings file {table.path}: [{name}] is not a command of softmax-pipe "
+                    f"(commands: {', '.join(sorted(subcommands))})"
                 )
             command = subcommands[word]
             into = into.setdefault(word, {})
         if getattr(command, "commands", None) is not None:
             raise InvalidInputError(
-                f"settings file: [{name}] is a group; name one of its commands "
+                f"settings file {table.path}: [{name}] is a group; name one of its commands "
                 f'(["{name} {sorted(command.commands)[0]}"])'
             )
         names = {
@@ -286,14 +303,37 @@ def file_defaults(group: Any) -> dict[str, Any]:
             for flag in p.opts
             if flag.startswith("--")
         }
-        for key, value in table.items():
+        for key, value in table.options.items():
             if key not in names:
                 raise InvalidInputError(
-                    f"settings file: [{name}] {key} is not an option of `softmax-pipe {name}` "
-                    f"(options: {', '.join(sorted(names))})"
+                    f"settings file {table.files[key]}: [{name}] {key} is not an option of "
+                    f"`softmax-pipe {name}` (options: {', '.join(sorted(names))})"
                 )
             into[names[key]] = value
-    return default_map
+            found.origins[(*name.split(), names[key])] = (table.files[key], key)
+    return found
+
+
+def _from_settings_file(e: typer.TyperException) -> str | None:
+    """For a bad value that came from a settings file (click's ``default_map``) rather than
+    the command line: the line that names the file and the key, instead of click's
+    ``Invalid value for '--workers'``, which reads as if it had been typed."""
+    ctx, param = getattr(e, "ctx", None), getattr(e, "param", None)
+    if ctx is None or param is None or not param.name:
+        return None
+    source = ctx.get_parameter_source(param.name)
+    if source is None or source.name != "DEFAULT_MAP":  # click's ParameterSource, vendored
+        return None
+    words, at = [], ctx
+    while at.parent is not None:
+        words.append(at.info_name)
+        at = at.parent
+    origin = at.meta.get(SETTINGS_ORIGINS_KEY, {}).get((*reversed(words), param.name))
+    if origin is None:
+        return None
+    path, key = origin
+    message = getattr(e, "message", None) or e.format_message()
+    return f"settings file {path}: [{' '.join(reversed(words))}] {key}: {message}"
 
 
 class ErrorBoundary(TyperGroup):
@@ -313,13 +353,16 @@ class ErrorBoundary(TyperGroup):
         settings files' command tables become click's ``default_map`` here, checked
         against the commands (an unknown command or option is an error, exit 2)."""
         try:
-            kwargs.setdefault("default_map", file_defaults(self))
+            files = file_defaults(self)
         except SoftmaxPipeError as e:
             err(f"error: {e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
+        kwargs.setdefault("default_map", files.default_map)
         try:
             with stdout_closed_early():  # ``softmax-pipe --help | head``
-                return super().make_context(*args, **kwargs)
+                ctx = super().make_context(*args, **kwargs)
+                ctx.meta[SETTINGS_ORIGINS_KEY] = files.origins
+                return ctx
         except typer.TyperException as e:
             if not is_usage_error(e):
                 raise

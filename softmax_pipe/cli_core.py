@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings as defaults
+from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     BatchSizeOpt,
     CacheOpt,
@@ -166,7 +167,8 @@ def train(
         )
         return
     typer.echo(
-        f"test accuracy {report.accuracy:.4f} after {epochs} epochs in {seconds:.2f} s "
+        f"test accuracy {report.accuracy:.4f} after {epochs} {plural(epochs, 'epoch')} in "
+        f"{seconds:.2f} s "
         f"({features} features, {model.n_classes} classes); calibration error "
         f"{report.ece:.4f} at temperature {model.temperature:.3f} "
         f"({report.ece_uncalibrated:.4f} at 1); model written to {out}"
@@ -261,7 +263,7 @@ def evaluate(
         return
     _print_report(pulled.ref, report)
     for name, r in domains.items():
-        typer.echo(f"{name} holdout: accuracy {r.accuracy:.4f} on {r.n} images")
+        typer.echo(f"{name} holdout: accuracy {r.accuracy:.4f} on {r.n} {plural(r.n, 'image')}")
 
 
 def _holdout_reports(model: Model, refs: list[str], where: Location) -> dict[str, EvaluationReport]:
@@ -293,7 +295,10 @@ def _print_report(title: str, report: EvaluationReport) -> None:
         return "not a digit" if k == REJECT else str(k)
 
     console = Console(highlight=False)
-    console.print(f"{title}: test accuracy [bold]{report.accuracy:.4f}[/] on {report.n} images")
+    console.print(
+        f"{title}: test accuracy [bold]{report.accuracy:.4f}[/] on {report.n} "
+        f"{plural(report.n, 'image')}"
+    )
     if report.ece is not None and report.ece_uncalibrated is not None:
         console.print(
             f"expected calibration error {report.ece:.4f} "

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from softmax_core.words import plural
 from softmax_pipe.cli_common import ImageProgress, JsonOpt, echo, err
 from softmax_pipe.cli_registry import pull_target, uses_registry, write_copy
 from softmax_pipe.cli_tables import print_json, table
@@ -83,7 +84,8 @@ def add(
         )
     elif added.created:
         typer.echo(
-            f"added {m.ref} to {reg.uri}: {m.count} images ({m.train} train, {m.holdout} holdout)"
+            f"added {m.ref} to {reg.uri}: {m.count} {plural(m.count, 'image')} ({m.train} train, "
+            f"{m.holdout} holdout)"
         )
         typer.echo(
             f"  {c.added} new, {c.relabelled} relabelled, {c.unchanged} unchanged, "
@@ -93,12 +95,19 @@ def add(
         )
         typer.echo(f"  classes {_classes(m)}")
     else:
-        typer.echo(f"unchanged: {m.ref} already holds all {len(read.data)} images; no new version")
+        n = len(read.data)
+        typer.echo(f"unchanged: {m.ref} already holds all {n} {plural(n, 'image')}; no new version")
     _notes(read)
     if read.failures:
+        failed, total = len(read.failures), len(read.scan.files)
+        rest = (
+            "the others were added"
+            if added.created
+            else f"the dataset is unchanged ({m.ref} holds the others)"
+        )
         raise PartialFailure(
-            f"{len(read.failures)} of {len(read.scan.files)} images could not be read and were "
-            "left out; the others were added"
+            f"{failed} of {total} {plural(total, 'image')} could not be read and "
+            f"{plural(failed, 'was', 'were')} left out; {rest}"
         )
 
 
@@ -106,9 +115,15 @@ def _notes(read: FolderData) -> None:
     if read.scan.empty_classes:
         err(f"note: empty class folders: {', '.join(read.scan.empty_classes)}")
     if read.duplicates:
-        err(f"note: {read.duplicates} files repeat another file's bytes; each counted once")
+        n = read.duplicates
+        what = plural(n, "file repeats", "files repeat")
+        err(f"note: {n} {what} another file's bytes; each counted once")
     if read.scan.unlabelled:
-        err(f"note: {read.scan.unlabelled} images still in unlabelled/ were not added")
+        n = read.scan.unlabelled
+        err(
+            f"note: {n} {plural(n, 'image')} still in unlabelled/ "
+            f"{plural(n, 'was', 'were')} not added"
+        )
     if read.scan.linked_folders:
         err(f"note: symlinked folders are not walked: {', '.join(read.scan.linked_folders)}")
 
@@ -210,4 +225,4 @@ def pull(
     if as_json:
         print_json({"ref": m.ref, "digest": m.digest, "path": str(path), "count": len(data)})
         return
-    echo(f"{m.ref} -> {path} ({len(data)} images, sha256 verified)")
+    echo(f"{m.ref} -> {path} ({len(data)} {plural(len(data), 'image')}, sha256 verified)")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from softmax_core.words import plural
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, location
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def monitor(
     for key in found.unreadable:
         err(f"skipped an unreadable profile: {key}")
     now = f"; {ref} is {resolved.ref}" if alias is not None or version is None else ""
-    err(f"{len(found.profiles):,} scoring runs of {name} in {uri}{now}")
+    runs = len(found.profiles)
+    err(f"{runs:,} scoring {plural(runs, 'run')} of {name} in {uri}{now}")
     if out is not None:
         from softmax_core.atomicio import atomic_write
         from softmax_core.report.monitor import render_monitor

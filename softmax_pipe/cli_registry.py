@@ -21,6 +21,7 @@ import typer
 
 from softmax_core import settings
 from softmax_core.errors import CorruptObjectError, InvalidInputError, PartialFailure
+from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     CacheOpt,
     EndpointOpt,
@@ -616,7 +617,7 @@ def gc(
     verb = "would delete" if dry_run else "deleted"
     for key in keys:
         echo(f"{verb} {key}")
-    typer.echo(f"{verb} {len(keys)} unreferenced blob(s)")
+    typer.echo(f"{verb} {len(keys)} unreferenced {plural(len(keys), 'blob')}")
 
 
 @registry_app.command("check")

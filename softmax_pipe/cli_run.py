@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from softmax_core import settings
+from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     BatchSizeOpt,
     CacheOpt,
@@ -325,14 +326,15 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
     decision, domains = summary.evaluation.decision, summary.evaluation.domains
     typer.echo(f"published {summary.ref} to {summary.registry}")
     typer.echo(
-        f"  test accuracy {decision.accuracy:.4f} on {decision.n} images; {decision.message}"
+        f"  test accuracy {decision.accuracy:.4f} on {decision.n} {plural(decision.n, 'image')}; "
+        f"{decision.message}"
     )
     negatives = summary.evaluation.negatives
     if negatives is not None:
         typer.echo(f"  {negatives.message}")
     for d in domains:
         vs = f" (champion {d.champion_accuracy:.4f}, {d.comparison})" if d.comparison else ""
-        echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} images{vs}")
+        echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} {plural(d.n, 'image')}{vs}")
     if summary.promoted:
         typer.echo(f"  {summary.manifest.name}@{summary.promoted} -> {summary.ref}")
     if summary.requested:

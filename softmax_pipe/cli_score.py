@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from softmax_core import settings
+from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     CacheOpt,
     EndpointOpt,
@@ -269,8 +270,9 @@ def score(
         flush(listeners)  # the drift event, once the output is printed
     if summary.failed:
         where = f" to {output}" if output is not None else ""
+        scored = summary.total - summary.failed
         raise PartialFailure(
-            f"{summary.failed:,} of {summary.total:,} images could not be scored "
-            f"(status=error rows); the other {summary.total - summary.failed:,} were scored "
-            f"and written{where}"
+            f"{summary.failed:,} of {summary.total:,} {plural(summary.total, 'image')} could "
+            f"not be scored (status=error rows); the other {scored:,} "
+            f"{plural(scored, 'was', 'were')} scored and written{where}"
         )

@@ -196,7 +196,7 @@ def test_toml_block_is_a_settings_file_the_cli_takes(
     assert read.values and read.commands
     monkeypatch.setenv(settings.ENV_CONFIG, str(path))
     monkeypatch.chdir(tmp_path)
-    assert file_defaults(typer.main.get_command(app))  # every table and option known
+    assert file_defaults(typer.main.get_command(app)).default_map  # every table and option known
 
 
 # --- text: diagrams --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from softmax_core.mnist.arrays import (
     say,
     validate_arrays,
 )
+from softmax_core.words import plural
 
 # --- IDX ------------------------------------------------------------------------------------
 
@@ -90,12 +91,14 @@ def _parse_idx(f: io.BufferedIOBase, path: Path, images: bool) -> NDArray[np.uin
     what = "images" if images else "labels"
     head = f.read(4)
     if len(head) < 4:
-        raise DataFormatError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+        raise DataFormatError(
+            f"{path}: too short for an IDX header ({len(head)} {plural(len(head), 'byte')})"
+        )
     magic = int.from_bytes(head, "big")
     if magic != want_magic:
         raise DataFormatError(
             f"{path}: wrong IDX magic 0x{magic:08x}; expected 0x{want_magic:08x} "
-            f"(uint8 {what}, {ndim} dimension{'s' if ndim > 1 else ''})"
+            f"(uint8 {what}, {ndim} {plural(ndim, 'dimension')})"
         )
     raw_dims = f.read(4 * ndim)
     if len(raw_dims) < 4 * ndim:

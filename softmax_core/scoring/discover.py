@@ -21,6 +21,7 @@ from softmax_core import images
 from softmax_core.errors import DataNotFoundError, InvalidInputError
 from softmax_core.escaping import unambiguous
 from softmax_core.scoring.decode import Reader
+from softmax_core.words import plural
 
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -213,7 +214,7 @@ def no_images_error(root: str | Path, skipped: int) -> DataNotFoundError:
     """Exit 3: PATH holds no image file at all."""
     exts = ", ".join(sorted(e.lstrip(".") for e in images.IMAGE_EXTENSIONS))
     return DataNotFoundError(
-        f"no images in {root}: {skipped:,} other files skipped; "
+        f"no images in {root}: {skipped:,} other {plural(skipped, 'file')} skipped; "
         f"image extensions are {exts} (any case)"
     )
 

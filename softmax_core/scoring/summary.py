@@ -18,6 +18,7 @@ from softmax_core.monitoring import Profile
 from softmax_core.scoring.decode import BLANK_PAGE, ScoredBatch
 from softmax_core.scoring.discover import Source
 from softmax_core.scoring.profile import ProfileCounts
+from softmax_core.words import plural
 
 if TYPE_CHECKING:
     from softmax_core.scoring.review import ReviewQueue
@@ -152,8 +153,8 @@ class ScoreSummary:
         extensions, the model and error reasons come from users: no line can forge another)."""
         rate = f" ({self.total / self.seconds:,.0f} images/s)" if self.seconds > 0 else ""
         out = [
-            f"scored {self.scored:,} of {self.total:,} images in {self.seconds:.2f} s{rate} "
-            f"with {self.model}",
+            f"scored {self.scored:,} of {self.total:,} {plural(self.total, 'image')} in "
+            f"{self.seconds:.2f} s{rate} with {self.model}",
         ]
         if self.scored:
             out.append(
@@ -166,19 +167,23 @@ class ScoreSummary:
         if self.rejected:
             junk, blank = self.rejected - self.blank, self.blank
             out.append(
-                f"rejected {self.rejected:,} image{'s' * (self.rejected != 1)}: "
-                f"{junk:,} not digit{'s' * (junk != 1)}, "
-                f"{blank:,} blank page{'s' * (blank != 1)} (status=rejected rows)"
+                f"rejected {self.rejected:,} {plural(self.rejected, 'image')}: "
+                f"{junk:,} not {plural(junk, 'digit')}, "
+                f"{blank:,} blank {plural(blank, 'page')} (status=rejected rows)"
             )
         if self.skipped:
             top = sorted(self.skipped_by_ext.items(), key=lambda ec: (-ec[1], ec[0]))[:8]
             kinds = ", ".join(f"{e} {c:,}" for e, c in top)
-            out.append(f"skipped {self.skipped:,} files that are not images ({kinds})")
+            what = plural(self.skipped, "file that is not an image", "files that are not images")
+            out.append(f"skipped {self.skipped:,} {what} ({kinds})")
         if self.loops:
-            out.append(f"skipped {self.loops:,} symlinked folders already walked (loops)")
+            out.append(
+                f"skipped {self.loops:,} symlinked {plural(self.loops, 'folder')} already walked "
+                "(loops)"
+            )
         if self.failed:
             kinds = ", ".join(f"{k} {c:,}" for k, c in self.failure_kinds.most_common())
-            out.append(f"failed {self.failed:,} images ({kinds}):")
+            out.append(f"failed {self.failed:,} {plural(self.failed, 'image')} ({kinds}):")
             out.extend(f"  {p}: {e}" for p, e in self.failures)
             if self.failed > len(self.failures):
                 out.append(
@@ -191,8 +196,8 @@ class ScoreSummary:
             what = f"below confidence {self.min_confidence:g}"
             what += " or rejected as not digits" if self.rejected > self.blank else ""
             out.append(
-                f"review: {r.queued:,} images {what} copied to {r.folder}{again}; "
-                f"contact sheet {r.sheet}"
+                f"review: {r.queued:,} {plural(r.queued, 'image')} {what} copied to "
+                f"{r.folder}{again}; contact sheet {r.sheet}"
             )
         out.extend(self.profile_lines())
         return [printable(line) for line in out]

@@ -168,10 +168,11 @@ def test_same_seed_same_weights_on_real_mnist(
 ) -> None:
     common = ["--source", str(mnist_dir), "--cache-dir", str(session_cache), "--epochs", "1"]
     for name in ("a", "b"):
-        code, _, err = invoke(
+        code, out, err = invoke(
             "train", "--seed", "3", "--out", str(tmp_path / f"{name}.npz"), *common
         )
         assert code == 0, err
+        assert " after 1 epoch in " in out, out  # not "1 epochs"
     a, b = Model.load(tmp_path / "a.npz"), Model.load(tmp_path / "b.npz")
     assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
     assert not np.array_equal(a.W, np.zeros_like(a.W))

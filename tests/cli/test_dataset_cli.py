@@ -52,7 +52,10 @@ def test_bad_input_exit_codes(printed: Path, tmp_path: Path) -> None:
     code, _, err = invoke("dataset", "add", bad, "--name", "x", "--registry", reg)
     assert code == 2 and "10: unexpected folder" in err and len(err.strip().splitlines()) <= 2
     code, _, err = invoke("dataset", "add", tmp_path / "nothing", "--name", "x", "--registry", reg)
-    assert code == 3 and "not a folder" in err
+    assert code == 3 and "nothing does not exist; expected a folder" in err
+    a_file = printed / "3" / sorted(p.name for p in (printed / "3").iterdir())[0]
+    code, _, err = invoke("dataset", "add", a_file, "--name", "x", "--registry", reg)
+    assert code == 2 and f"error: {a_file} is not a folder; expected a folder" in err
     code, _, err = invoke("dataset", "add", printed, "--name", "../up", "--registry", reg)
     assert code == 2 and "dataset name '../up'" in err
     code, _, err = invoke("dataset", "show", "nope", "--registry", reg)
@@ -66,6 +69,33 @@ def test_some_broken_images_exit_1_and_the_rest_are_added(printed: Path, tmp_pat
     (folder / "3" / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
     code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg)
     assert code == 1 and "3/torn.png" in err and "added p:1" in out and "50 images" in out
+    said = "error: 1 of 51 images could not be read and was left out"
+    assert f"{said}; the others were added" in err
+    # the same folder again: nothing added, and the line says so (exit 1 all the same)
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg)
+    assert code == 1 and "unchanged: p:1 already holds all 50 images; no new version" in out
+    assert f"{said}; the dataset is unchanged (p:1 holds the others)" in err
+    assert "were added" not in err
+
+
+def test_the_notes_count_in_words(printed: Path, tmp_path: Path) -> None:
+    """A repeated file and an image waiting in unlabelled/: one of each, said in the
+    singular; two, in the plural."""
+    folder = tmp_path / "f"
+    shutil.copytree(printed, folder)
+    first = sorted((folder / "3").iterdir())[0]
+    shutil.copy(first, folder / "3" / "again.png")
+    (folder / "unlabelled").mkdir()
+    shutil.copy(first, folder / "unlabelled" / "waiting.png")
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", tmp_path / "r")
+    assert code == 0 and "added p:1" in out and ": 50 images (" in out, err
+    assert "note: 1 file repeats another file's bytes; each counted once" in err
+    assert "note: 1 image still in unlabelled/ was not added" in err
+    shutil.copy(first, folder / "3" / "and-again.png")
+    shutil.copy(first, folder / "unlabelled" / "waiting-too.png")
+    code, _, err = invoke("dataset", "add", folder, "--name", "p", "--registry", tmp_path / "r")
+    assert "note: 2 files repeat another file's bytes" in err
+    assert "note: 2 images still in unlabelled/ were not added" in err
 
 
 def test_a_tampered_blob_exits_4(printed: Path, tmp_path: Path) -> None:

@@ -297,6 +297,6 @@ def test_gc_with_a_short_grace_needs_force(model_files: list[Path], tmp_path: Pa
         assert code == 2 and "add --force if none is running" in err, err
         assert orphan.exists()
     code, out, err = invoke("registry", "gc", "--grace", "0", "--dry-run", *reg)
-    assert code == 0 and "would delete 1 unreferenced blob(s)" in out and orphan.exists()
+    assert code == 0 and "would delete 1 unreferenced blob\n" in out and orphan.exists()
     code, out, err = invoke("registry", "gc", "--grace", "0", "--force", *reg)
-    assert code == 0 and "deleted 1 unreferenced blob(s)" in out and not orphan.exists()
+    assert code == 0 and "deleted 1 unreferenced blob\n" in out and not orphan.exists()

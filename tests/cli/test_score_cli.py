@@ -395,7 +395,7 @@ def test_symlink_loops_do_not_hang_the_walk(ds: Dataset, model: Path, tmp_path: 
     code, stdout, stderr = invoke("score", folder, "--model", model)
     assert code == 0, stderr
     assert [r["path"] for r in sd.read_rows(stdout)] == ["linked/two.png", "sub/one.png"]
-    assert "symlinked folders already walked" in stderr
+    assert "skipped 1 symlinked folder already walked (loops)" in stderr
 
 
 # --- the flow -----------------------------------------------------------------------------
@@ -581,7 +581,26 @@ def test_hidden_files_are_skipped(model: Path, tmp_path: Path) -> None:
     (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
     _, stdout, stderr = invoke("score", folder, "--model", model)
     assert "._a.png" not in stdout
-    assert "skipped 1 files" in stderr
+    assert "skipped 1 file that is not an image (" in stderr
+
+
+def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
+    """One good image, one 1-byte file: every count of one in the summary and the last line
+    is singular ("failed 1 image", "in 1 byte", "the other 1 was scored")."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    (folder / "b.png").write_bytes(b"x")
+    code, _, stderr = invoke("score", folder, "--model", model, "--no-reject")
+    assert code == 1, stderr
+    lines = stderr.splitlines()
+    assert lines[0].startswith("scored 1 of 2 images in ")
+    assert "failed 1 image (not an image 1):" in lines
+    assert "  b.png: not an image: no image format recognised in 1 byte" in lines
+    assert lines[-1] == (
+        "error: 1 of 2 images could not be scored (status=error rows); the other 1 was "
+        "scored and written"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

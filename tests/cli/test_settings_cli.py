@@ -58,7 +58,10 @@ def test_the_user_file_is_read_and_the_project_wins(
     ("text", "says"),
     [
         ("[run]\nepoch = 3\n", "[run] epoch is not an option of `softmax-pipe run`"),
+        ("[score]\nbogus = 0\n", "[score] bogus is not an option of `softmax-pipe score`"),
+        ('["registry list"]\nbogus = 0\n', "[registry list] bogus is not an option"),
         ("[rnu]\nepochs = 3\n", "[rnu] is not a command of softmax-pipe"),
+        ("[bogus]\n", "[bogus] is not a command of softmax-pipe"),
         ('["registry lst"]\njson = true\n', "[registry lst] is not a command"),
         ("[registry]\njson = true\n", "[registry] is a group; name one of its commands"),
         ("[registry.list]\njson = true\n", "registry = {'list': {'json': True}} is not a setting"),
@@ -73,3 +76,67 @@ def test_a_bad_settings_file_is_exit_2_before_anything_runs(
     code, _, err = invoke("registry", "list")
     assert code == 2, err
     assert says in err
+    assert f"error: settings file {project / settings.PROJECT_FILE}" in err  # which file
+    assert len(err.splitlines()) == 1, err
+
+
+def test_an_unknown_option_names_the_file_that_holds_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The project's and the user's tables of one command merge: the line names the file
+    the bad key is in, not the one that holds the table too."""
+    user = tmp_path / "user.toml"
+    user.write_text('["registry list"]\nbogus = 0\n')
+    monkeypatch.setenv(settings.ENV_CONFIG, str(user))
+    (project / settings.PROJECT_FILE).write_text('["registry list"]\njson = true\n')
+    code, _, err = invoke("registry", "list")
+    assert code == 2 and err.startswith(f"error: settings file {user}: [registry list] bogus "), err
+
+
+@pytest.mark.parametrize(
+    ("table", "text", "args", "says"),
+    [
+        ("score", 'workers = "x"', ["score", "."], "[score] workers: 'x' is not a valid int"),
+        ("registry check", "racers = 1", ["registry", "check"], "[registry check] racers: 1 is"),
+        (
+            "registry list",
+            'json = "maybe"',
+            ["registry", "list"],
+            "[registry list] json: 'maybe' is not",
+        ),
+    ],
+)
+def test_a_bad_value_in_a_settings_file_names_the_file_and_key(
+    project: Path, tmp_path: Path, table: str, text: str, args: list[str], says: str
+) -> None:
+    """Click checks a file's value as it checks a typed one: the line says where it came
+    from (the file and its key), not ``Invalid value for '--workers'``, which reads as if it
+    had been typed; exit 2, before the command runs."""
+    path = project / settings.PROJECT_FILE
+    path.write_text(f'["{table}"]\n{text}\n')
+    code, _, err = invoke(*args, "--registry", tmp_path / "reg")
+    assert code == 2, err
+    assert err.startswith(f"error: settings file {path}: {says}"), err
+    assert "Invalid value for" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "reg").exists()  # nothing ran
+
+
+def test_a_bad_value_typed_is_still_the_command_line_s(project: Path) -> None:
+    """A value typed over a good one from the file is the command line's: click's words."""
+    (project / settings.PROJECT_FILE).write_text('["registry check"]\nracers = 4\n')
+    code, _, err = invoke("registry", "check", "--racers", "1")
+    assert code == 2 and "Invalid value for '--racers'" in err and "settings file" not in err
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_a_config_variable_naming_no_file_is_exit_2(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
+    """A user who set $SOFTMAX_PIPE_CONFIG meant that file: not there, it is one line naming
+    it (exit 2) before any command runs, not silently no settings."""
+    named = tmp_path / "nowhere.toml" if kind == "missing" else tmp_path
+    monkeypatch.setenv(settings.ENV_CONFIG, str(named))
+    code, out, err = invoke("registry", "list", "--registry", tmp_path / "reg")
+    assert code == 2 and out == "", err
+    assert err.startswith(f"error: settings file {named} "), err
+    assert settings.ENV_CONFIG in err and len(err.splitlines()) == 1

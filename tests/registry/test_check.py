@@ -71,6 +71,10 @@ def test_registry_check_passes_on_a_folder(tmp_path: Path) -> None:
         "lost answer",
     ]
     assert scratch_keys(open_store(str(reg))) == []
+    code, _, err = invoke("registry", "check", "--registry", reg)  # and once more
+    assert code == 0, err
+    assert not (reg / "checks").exists()  # no empty checks/<run id>/ folders either
+    assert [p.name for p in reg.iterdir()] == [".~lock"]  # compare-and-swap's lock file
 
 
 def test_a_store_ignoring_if_none_match_fails_in_one_line(

@@ -227,6 +227,54 @@ def test_local_store_never_shows_half_written_files(tmp_path: Path) -> None:
     assert not debris.exists()
 
 
+def test_local_delete_removes_the_folders_it_empties(tmp_path: Path) -> None:
+    """As on S3, a folder lives only while it holds a key: deleting the last key of
+    ``a/b/`` removes ``a/b`` and ``a`` (never the root); a folder that holds anything,
+    a writer's temporary file included, stays; and a write into a removed folder works."""
+    root = tmp_path / "s"
+    store = LocalStore(root)
+    store.put("a/b/k.json", b"1")
+    store.put("a/b/l.json", b"2")
+    store.put("c/k.json", b"3")
+    store.delete("a/b/k.json")
+    assert (root / "a" / "b").is_dir()  # l.json is still there
+    store.delete("a/b/l.json")
+    assert not (root / "a").exists()
+    assert (root / "c" / "k.json").is_file()
+    (root / "c" / ".~tmp-x.json.1").write_bytes(b"half")  # a writer at work
+    store.delete("c/k.json")
+    assert (root / "c").is_dir()
+    store.delete("c/k.json")  # absent: still no error
+    store.put("a/b/k.json", b"again")
+    assert store.get("a/b/k.json")[0] == b"again" and root.is_dir()
+    store.delete("a/b/k.json")
+    assert [p.name for p in root.iterdir()] == ["c"]
+
+
+def test_local_write_makes_its_folder_again_when_a_delete_removed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a writer's mkdir and its temporary file, another process's delete may
+    remove the (still empty) folder: the write makes it again instead of failing."""
+    from registry import local
+    from softmax_core.atomicio import write_temp
+
+    calls = []
+
+    def raced(path: Path, data: bytes) -> Path:
+        calls.append(path)
+        if len(calls) == 1:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.rmdir()  # the other process's delete, just then
+            raise FileNotFoundError(2, "No such file or directory")
+        return write_temp(path, data)
+
+    monkeypatch.setattr(local, "write_temp", raced)
+    store = LocalStore(tmp_path / "s")
+    store.put("n/k.json", b"1", if_none_match=True)
+    assert store.get("n/k.json")[0] == b"1" and len(calls) == 2
+
+
 def test_local_only_if_absent_without_hard_links(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -111,7 +111,7 @@ def test_file_names_that_are_not_utf8(ds: Dataset, model: Model, tmp_path: Path)
 def test_folder_without_images(tmp_path: Path, model: Model) -> None:
     (tmp_path / "a.txt").write_text("x")
     out = tmp_path / "out.csv"
-    with pytest.raises(DataNotFoundError, match=r"no images in .*: 1 other files skipped"):
+    with pytest.raises(DataNotFoundError, match=r"no images in .*: 1 other file skipped;"):
         scoring.score(request(tmp_path, out), model)
     assert not out.exists()
 
@@ -468,3 +468,47 @@ def test_workers_see_the_environment_their_parent_has_now(
 def test_the_rejected_line_counts_in_words(rejected: int, blank: int, line: str) -> None:
     summary = scoring.ScoreSummary(model="m", root="r", rejected=rejected, blank=blank)
     assert line in summary.lines()
+
+
+def test_every_count_of_the_summary_is_in_words() -> None:
+    """One of a kind is singular on every line ("scored 0 of 1 image", "failed 1 image"),
+    more than one plural, as the rejected line above."""
+    import collections
+
+    from softmax_core.scoring.summary import Reviewed
+
+    one = scoring.ScoreSummary(
+        model="m",
+        root="r",
+        failed=1,
+        skipped=1,
+        loops=1,
+        failure_kinds=collections.Counter({"not an image": 1}),
+        failures=[("a.png", "not an image: no image format recognised in 1 byte")],
+        skipped_by_ext=collections.Counter({".txt": 1}),
+        review=Reviewed(folder="q/unlabelled", queued=1, already=0, sheet="q/index.html"),
+    )
+    lines = one.lines()
+    assert lines[0] == "scored 0 of 1 image in 0.00 s with m"
+    assert "skipped 1 file that is not an image (.txt 1)" in lines
+    assert "skipped 1 symlinked folder already walked (loops)" in lines
+    assert "failed 1 image (not an image 1):" in lines
+    assert any(line.startswith("review: 1 image below confidence 0.5 copied") for line in lines)
+    two = scoring.ScoreSummary(
+        model="m", root="r", scored=1, failed=1, skipped=2, loops=2,
+        review=Reviewed(folder="q/unlabelled", queued=2, already=0, sheet="q/index.html"),
+    )  # fmt: skip
+    lines = two.lines()
+    assert lines[0] == "scored 1 of 2 images in 0.00 s with m"
+    assert any(line.startswith("skipped 2 files that are not images (") for line in lines)
+    assert "skipped 2 symlinked folders already walked (loops)" in lines
+    assert any(line.startswith("failed 1 image (") for line in lines)
+    assert any(line.startswith("review: 2 images below confidence") for line in lines)
+
+
+def test_a_one_byte_file_is_one_byte(tmp_path: Path) -> None:
+    """The reason a tiny non-image gives: "in 1 byte", not "in 1 bytes"."""
+    (tmp_path / "x.png").write_bytes(b"x")
+    _, errors = scoring.decode_items([(str(tmp_path / "x.png"), None)])
+    assert errors[0] is not None and "no image format recognised in 1 byte" in str(errors[0])
+    assert not str(errors[0]).endswith("bytes")

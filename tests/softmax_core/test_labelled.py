@@ -72,8 +72,18 @@ def test_a_folder_without_class_subfolders_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataNotFoundError, match="no class subfolders"):
         read_folder(tmp_path / "empty")
-    with pytest.raises(DataNotFoundError, match="not a folder"):
+    with pytest.raises(DataNotFoundError, match="missing does not exist; expected a folder"):
         read_folder(tmp_path / "missing")
+
+
+def test_a_file_given_as_the_folder_is_bad_input_not_missing(tmp_path: Path) -> None:
+    """A path that is there but of the wrong kind is exit 2, as ``score /dev/null`` is; only
+    a path that is not there is "not found" (exit 3)."""
+    (tmp_path / "ok.png").write_bytes(b"\x89PNG")
+    for there in (tmp_path / "ok.png", Path("/dev/null")):
+        with pytest.raises(InvalidInputError, match=f"{there} is not a folder; expected") as e:
+            scan_folder(there)
+        assert e.value.exit_code == 2
 
 
 def test_an_empty_class_is_noted_and_only_empty_classes_refused(

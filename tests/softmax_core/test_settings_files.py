@@ -18,6 +18,7 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, 
     folder two levels under it, which is the working folder."""
     user = tmp_path / "home" / "config.toml"
     user.parent.mkdir(parents=True)
+    user.write_text("")  # named by the variable, so it must exist: empty sets nothing
     project = tmp_path / "project"
     deep = project / "a" / "b"
     deep.mkdir(parents=True)
@@ -77,11 +78,36 @@ def test_command_tables_merge_project_over_user(files: tuple[Path, Path, Path]) 
     user, project, _ = files
     user.write_text('[run]\ndata-share = 0.2\nepochs = 6\n["dataset add"]\nname = "mine"\n')
     project.write_text("[run]\nepochs = 8\n[score]\nprobs = true\n")
-    assert settings.command_defaults() == {
+    tables = settings.command_defaults()
+    assert {name: table.options for name, table in tables.items()} == {
         "run": {"data-share": 0.2, "epochs": 8},
         "dataset add": {"name": "mine"},
         "score": {"probs": True},
     }
+    # where each came from, so that a message can name the file
+    assert tables["run"].files == {"data-share": user, "epochs": project}
+    assert tables["run"].path == project and tables["dataset add"].path == user
+    assert tables["score"].files == {"probs": project}
+
+
+def test_a_user_file_named_by_the_variable_must_exist(
+    files: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """$SOFTMAX_PIPE_CONFIG names a file on purpose: one that is not there is an error naming
+    it (exit 2), never silently no settings; unset or empty, the default file is optional."""
+    missing = tmp_path / "nowhere" / "config.toml"
+    monkeypatch.setenv(settings.ENV_CONFIG, str(missing))
+    with pytest.raises(InvalidInputError, match="does not exist") as info:
+        settings.resolve("registry")
+    assert f"settings file {missing} does not exist" in str(info.value)
+    assert settings.ENV_CONFIG in str(info.value) and info.value.exit_code == 2
+    monkeypatch.setenv(settings.ENV_CONFIG, str(tmp_path))  # a folder
+    with pytest.raises(InvalidInputError, match=f"settings file {tmp_path} is not a file"):
+        settings.command_defaults()
+    for unset in ("", "  "):
+        monkeypatch.setenv(settings.ENV_CONFIG, unset)  # as in the shell: unset
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config-here"))
+        assert settings.resolve("registry") == settings.Resolved(None, "default")
 
 
 @pytest.mark.parametrize(
