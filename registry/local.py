@@ -74,12 +74,14 @@ class LocalStore(Store):
         """An OSError as one of ours: EACCES/EPERM are the folder's rights (exit 77), the
         rest a storage failure (exit 4)."""
         if e.errno in _DENIED:
+            hint = f"the folder's owner and mode decide who may {what} it, not a key"
             return PermissionDeniedError(
                 f"local registry {self.uri}: this user may not {what} {key!r} "
-                f"({e.strerror or e}); the folder's owner decides who may write it",
+                f"({e.strerror or e}); {hint}",
                 key=key,
                 write=what in ("write", "delete"),
                 reason=e.strerror or errno.errorcode.get(e.errno or 0, "denied"),
+                hint=hint,
             )
         return StorageError(
             f"local registry {self.uri}: cannot {what} {key!r} ({e.strerror or e}); "

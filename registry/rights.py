@@ -98,6 +98,8 @@ def denied(
         hint = write_hint
     elif e.write and e.key is not None and may_write("approver", e.key) and alias_hint:
         hint = alias_hint
+    elif e.hint:  # the store's rights are not keys (a folder's owner and mode)
+        hint = e.hint
     elif e.write and e.key is not None:
         hint = f"it takes the key of {holders(e.key)} (see the README's Rights)"
     else:
@@ -108,6 +110,7 @@ def denied(
         key=e.key,
         write=e.write,
         reason=e.reason,
+        hint=e.hint,
     )
 
 

@@ -155,26 +155,34 @@ class PermissionDeniedError(SoftmaxPipeError):
     ``aliases/`` is how a registry keeps trainers from promoting (``registry.rights``).
     ``key``: the store key refused (None when unknown); ``write``: a write (put, delete)
     rather than a read; ``reason``: what the store said (``AccessDenied``, ``Permission
-    denied``). The message never holds a credential."""
+    denied``); ``hint``: the store's own advice when its rights are not keys (a folder's:
+    its owner and mode), else empty. The message never holds a credential."""
 
     exit_code = 77
 
     def __init__(
-        self, message: str, *, key: str | None = None, write: bool = True, reason: str = ""
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        write: bool = True,
+        reason: str = "",
+        hint: str = "",
     ) -> None:
         super().__init__(message)
         self.key = key
         self.write = write
         self.reason = reason
+        self.hint = hint
 
     def __reduce__(self) -> tuple[object, ...]:  # keeps the fields across processes
-        return (_permission_denied, (str(self), self.key, self.write, self.reason))
+        return (_permission_denied, (str(self), self.key, self.write, self.reason, self.hint))
 
 
 def _permission_denied(
-    message: str, key: str | None, write: bool, reason: str
+    message: str, key: str | None, write: bool, reason: str, hint: str = ""
 ) -> PermissionDeniedError:
-    return PermissionDeniedError(message, key=key, write=write, reason=reason)
+    return PermissionDeniedError(message, key=key, write=write, reason=reason, hint=hint)
 
 
 def all_error_classes() -> list[type[SoftmaxPipeError]]:

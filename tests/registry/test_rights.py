@@ -11,6 +11,7 @@ to the keys the operations really write, and run on a real S3 server.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import os
@@ -74,16 +75,37 @@ def test_a_permission_error_keeps_its_fields_across_processes() -> None:
     import pickle
 
     e = PermissionDeniedError(
-        "no", key="models/m/aliases/a.json", write=True, reason="AccessDenied"
+        "no", key="models/m/aliases/a.json", write=True, reason="AccessDenied", hint="ask"
     )
     back = pickle.loads(pickle.dumps(e))
-    assert (str(back), back.key, back.write, back.reason, back.exit_code) == (
+    assert (str(back), back.key, back.write, back.reason, back.hint, back.exit_code) == (
         "no",
         "models/m/aliases/a.json",
         True,
         "AccessDenied",
+        "ask",
         77,
     )
+
+
+def test_a_folder_refusal_names_the_folder_s_rights_not_a_key(tmp_path: Path) -> None:
+    """A local registry has no keys: a refused write says the folder's owner and mode
+    decide, where an S3 refusal names the role whose key may write there."""
+    from registry.local import LocalStore
+
+    store = LocalStore(str(tmp_path / "reg"))
+    folder = store._io_error(
+        "write", "blobs/ab", PermissionError(errno.EACCES, "Permission denied")
+    )
+    assert isinstance(folder, PermissionDeniedError)
+    said = str(rights.denied(folder, "publishing digits", uri=store.uri))
+    assert said == (
+        f"publishing digits needs write access to blobs/ in {store.uri} (denied: Permission "
+        "denied); the folder's owner and mode decide who may write it, not a key"
+    )
+    bucket = PermissionDeniedError("no", key="blobs/ab", write=True, reason="AccessDenied")
+    said = str(rights.denied(bucket, "publishing digits", uri="s3://b/reg"))
+    assert said.endswith("; it takes the key of a trainer (see the README's Rights)")
 
 
 # --- what the operations write, and whether the README's policies let them ----------------
