@@ -46,9 +46,10 @@ SCORE_HELP = (
     "PATH and --output may be on S3 (s3://bucket/...), on the registry's endpoint and with "
     "its credentials; with --dask-address each worker then reads its own objects."
     "\n\n"
-    "Every run leaves a profile (FILE.profile.json beside --output; for a registry model also "
-    "monitoring/NAME/ in the registry) checked for drift against the model's reference; drift "
-    "is a line of the summary and a Prefect event, never an exit code."
+    "Every run leaves a profile (FILE.profile.json beside an --output file, none beside stdout "
+    "or a device; for a registry model also monitoring/NAME/ in the registry) checked for drift "
+    "against the model's reference; drift is a line of the summary and a Prefect event, never "
+    "an exit code."
     "\n\n"
     "Exit codes: 0 all scored; 1 some images failed (the others were scored and written); "
     "2 bad input (PATH does not exist, a bad option); 3 model not found, or no image "
@@ -90,7 +91,8 @@ def score(
             "--output",
             "-o",
             help="Write rows to FILE (a temporary file renamed at the end), or to an object "
-            "s3://bucket/key (a temporary key copied into place). Default: stdout.",
+            "s3://bucket/key (a temporary key copied into place). A device or pipe (/dev/null, "
+            "a named pipe) is written through. Default: stdout.",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -172,7 +174,8 @@ def score(
         typer.Option(
             "--profile/--no-profile",
             help="Write the run's profile (label mix, rejected share, confidence, estimated "
-            f"accuracy) beside --output (FILE{settings.PROFILE_SUFFIX}) and, for a registry "
+            f"accuracy) beside an --output file (FILE{settings.PROFILE_SUFFIX}; not beside "
+            "stdout, a device or a pipe) and, for a registry "
             "model, under monitoring/NAME/ in the registry; check it for drift against the "
             "model's reference (MNIST test): a significant drift is said in the summary and "
             "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`.",

@@ -563,6 +563,64 @@ def test_output_through_a_symlink_replaces_its_target_and_a_device_is_written_th
     assert Path("/dev/null").is_char_device()
 
 
+def test_no_profile_is_written_beside_a_device(model: Path, tmp_path: Path) -> None:
+    """`-o /dev/null` (a device, as a FIFO or a pipe): the rows go through it and the profile
+    goes nowhere beside it (an earlier version wrote /dev/null.profile.json), as for stdout."""
+    beside = Path("/dev/null" + ".profile.json")
+    beside.unlink(missing_ok=True)  # left by an earlier version, or by an earlier run of this suite
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", "/dev/null")
+    assert code in (0, 1), stderr
+    # none, or one an earlier version running at the same time on this machine wrote
+    assert not beside.exists() or json.loads(beside.read_text())["input"] != str(folder)
+    (line,) = [x for x in stderr.splitlines() if x.startswith("profile:")]
+    assert "not written" in line and "a device" in line and "/dev/null" not in line
+    assert "rows written to /dev/null" in stderr
+
+
+def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path: Path) -> None:
+    """`-o /dev/stdout | wc -l` and `-o >(cat)` (/dev/fd/N): the name of a pipe resolves to
+    `pipe:[N]`, which is no file; the rows are written through the name given."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    command = [sys.executable, "-m", "softmax_pipe.cli", "score", str(folder), "-m", str(model)]
+    done = subprocess.run(
+        [*command, "-o", "/dev/stdout", "--no-profile"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [row["path"] for row in sd.read_rows(done.stdout)] == ["a.png"]
+    assert "rows written to /dev/stdout" in done.stderr
+    r, w = os.pipe()
+    try:
+        done = subprocess.run(
+            [*command, "-o", f"/dev/fd/{w}", "--no-profile"],
+            pass_fds=(w,),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        os.close(w)
+        w = -1
+        with os.fdopen(r, encoding="utf-8") as rows:
+            r = -1
+            text = rows.read()
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and [row["path"] for row in sd.read_rows(text)] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
+
+
 def test_csv_paths_that_look_like_formulas_are_neutralised(model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
