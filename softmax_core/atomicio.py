@@ -12,6 +12,10 @@ Targets that are not plain files are handled the way a user expects of ``> file`
   would replace the device by a regular file;
 - a folder is refused.
 
+:func:`prepare_output` checks a target before the work that produces it, the way every
+command checks its output option: a folder is refused, missing folders are made, and a
+folder that cannot be made or written is an error at once, not after the work.
+
 Pure stdlib: every layer may use it.
 """
 
@@ -77,6 +81,45 @@ def writes_in_place(path: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+def make_folder(folder: Path) -> None:
+    """Make ``folder`` and its missing parents (``mkdir -p``), with one line on failure: a
+    file in the way is an InvalidInputError (exit 2), a folder that cannot be made (no
+    permission, read-only file system) a StorageError naming it (exit 4)."""
+    for existing in (folder, *folder.parents):
+        if os.path.exists(existing):
+            if not os.path.isdir(existing):
+                under = "" if existing == folder else f" (for the folder {folder})"
+                raise InvalidInputError(f"{existing} is a file, not a folder{under}")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the folder {folder}: {e.strerror or e}") from e
+
+
+def prepare_output(path: str | Path) -> bool:
+    """Check, before the work that produces it, that a file can be written at ``path`` as
+    :func:`atomic_open` writes it; return whether it is written through in place.
+
+    A folder is refused (InvalidInputError, exit 2); a device, FIFO or pipe is taken as it
+    is. Otherwise the missing folders on the way are made (:func:`make_folder`) and a
+    temporary file is created and removed where the file will be: a folder that cannot be
+    written is a StorageError naming ``path`` (exit 4) now rather than after the work.
+    """
+    shown = Path(path)
+    target, in_place = resolve_target(shown)
+    if in_place:
+        return True
+    make_folder(target.parent)
+    probe = temp_path(target)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
+    return False
 
 
 def write_temp(path: Path, data: bytes, *, mode: int = 0o644) -> Path:

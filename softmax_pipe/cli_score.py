@@ -1,9 +1,10 @@
 """CLI: ``softmax-pipe score PATH``: score a folder (or one file) of digit images.
 
 Exit codes: 0 every image scored (or rejected); 1 some images failed (error rows; all the others were
-scored and written); 2 bad input (PATH does not exist, a bad option); 3 not found (the
-model, or no image at all under PATH); 4 registry storage / network failure; 141 the
-reader of stdout went away (``| head``).
+scored and written); 2 bad input (a bad option, --output a folder or one of the inputs);
+3 not found (PATH, the model, or no image at all under PATH); 4 registry storage / network
+failure, or --output cannot be written (checked before any work); 141 the reader of stdout
+went away (``| head``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ SCORE_HELP = (
     "an exit code."
     "\n\n"
     "Exit codes: 0 all scored; 1 some images failed (the others were scored and written); "
-    "2 bad input (PATH does not exist, a bad option); 3 model not found, or no image "
-    "under PATH; 4 registry storage or network failure; 141 stdout closed early (| head)."
+    "2 bad input (a bad option, --output is a folder or an input); 3 PATH or the model not "
+    "found, or no image under PATH; 4 registry storage or network failure, or --output cannot "
+    "be written; 141 stdout closed early (| head)."
 )
 
 
@@ -90,9 +92,9 @@ def score(
         typer.Option(
             "--output",
             "-o",
-            help="Write rows to FILE (a temporary file renamed at the end), or to an object "
-            "s3://bucket/key (a temporary key copied into place). A device or pipe (/dev/null, "
-            "a named pipe) is written through. Default: stdout.",
+            help="Write rows to FILE (a temporary file renamed at the end; missing folders "
+            "are made), or to an object s3://bucket/key (a temporary key copied into place). "
+            "A device or pipe (/dev/null, a named pipe) is written through. Default: stdout.",
             rich_help_panel="Output",
         ),
     ] = None,

@@ -147,13 +147,38 @@ def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path:
     assert stdout == "" and not out.exists()
 
 
-def test_output_into_a_missing_folder_is_exit_2(
+def test_output_into_a_missing_folder_makes_it(
     digits_10k: Path, model: Path, tmp_path: Path
 ) -> None:
-    code, _, stderr = invoke(
-        "score", digits_10k / "0", "--model", model, "-o", tmp_path / "no" / "x.csv"
-    )
-    assert code == 2 and "does not exist" in stderr
+    out = tmp_path / "new" / "sub" / "x.csv"
+    image = digits_10k / "0" / "00000_7.png"
+    code, _, stderr = invoke("score", image, "--model", model, "-o", out, "--no-profile")
+    assert code == 0, stderr
+    (row,) = sd.read_rows(out.read_text())
+    assert row["path"] == "00000_7.png" and row["status"] == "ok"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["x.csv"]
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_model_is_read(
+    tmp_path: Path,
+) -> None:
+    """A folder that cannot be made is exit 4, a file where a folder should be or a folder
+    named as the output exit 2: each before the model is looked for (it does not exist
+    here, which would be exit 3)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        ("/proc/softmax-pipe-no-such-folder/x.csv", 4, "cannot create the folder /proc/"),
+        (tmp_path / "afile" / "x.csv", 2, "afile is a file, not a folder"),
+        (tmp_path, 2, "is a folder; expected a file name"),
+    ]
+    for out, expected, says in cases:
+        code, stdout, stderr = invoke("score", folder, "-m", tmp_path / "none.npz", "-o", out)
+        assert (code, stdout) == (expected, ""), stderr
+        assert says in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 @pytest.mark.parametrize(
