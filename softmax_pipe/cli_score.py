@@ -94,7 +94,8 @@ def score(
             "-o",
             help="Write rows to FILE (a temporary file renamed at the end; missing folders "
             "are made), or to an object s3://bucket/key (a temporary key copied into place). "
-            "A device or pipe (/dev/null, a named pipe) is written through. Default: stdout.",
+            "A device or pipe (/dev/null, a named pipe) is written through. '-' or nothing: "
+            "stdout (./- for a file named '-').",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -264,6 +265,7 @@ def score(
 
             listeners = registry_listeners()
             watch_summary(summary, the_model, request, listeners)
+    output = request.output.path  # None for stdout, also when it was given as '-'
     for line in summary.lines():
         err(line)
     if output is not None:

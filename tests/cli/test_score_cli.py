@@ -646,6 +646,20 @@ def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
 
 
+def test_a_dash_is_stdout(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    code, stdout, stderr = invoke("score", folder, "--model", model, "-o", "-")
+    assert code in (0, 1), stderr
+    assert [row["path"] for row in sd.read_rows(stdout)] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]  # no file named '-'
+    assert "rows written" not in stderr
+    code, stdout, _ = invoke("score", "--help")
+    assert code == 0 and "'-'" in stdout
+
+
 def test_csv_paths_that_look_like_formulas_are_neutralised(model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
