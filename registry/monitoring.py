@@ -33,7 +33,7 @@ from registry.claim import claim_next
 from registry.core import Registry
 from registry.store import Store
 from softmax_core import settings
-from softmax_core.atomicio import atomic_write
+from softmax_core.atomicio import atomic_write, writes_in_place
 from softmax_core.errors import (
     DataFormatError,
     ObjectNotFoundError,
@@ -193,7 +193,8 @@ def watch(
     alpha: float = settings.DRIFT_ALPHA,
 ) -> Watched:
     """Check ``profile`` (a finished run's, with ``model``) for drift against the model's
-    reference, write it beside ``output`` (``<output>.profile.json``, a local file) and,
+    reference, write it beside ``output`` (``<output>.profile.json``, a local file; none
+    beside a device, FIFO or pipe such as ``/dev/null`` or ``/dev/stdout``) and,
     for a registry model, under ``monitoring/<name>/profiles/``; tell ``listeners`` when
     drift is flagged (``softmax-pipe.scoring.drift``). Never raises for a store failure:
     it becomes one of ``problems``."""
@@ -220,7 +221,7 @@ def watch(
             else not_checked(found, alpha=alpha)
         )
         profile = profile.with_drift(drift)
-        if output is not None and "://" not in output:
+        if output is not None and "://" not in output and not writes_in_place(output):
             path = Path(output + settings.PROFILE_SUFFIX)
             try:
                 atomic_write(path, profile.to_bytes())

@@ -7,9 +7,14 @@ so store listings never show one), which :func:`sweep_temp` removes once it is o
 Targets that are not plain files are handled the way a user expects of ``> file``:
 
 - a symlink is followed, and its *target* is replaced (the link stays a link);
-- a device, FIFO or socket (``/dev/null``, ``/dev/stdout``, a named pipe) is written
-  through, in place: renaming over it would replace the device by a regular file;
+- a device, FIFO, socket or pipe (``/dev/null``, a named pipe, ``/dev/stdout`` or
+  ``/dev/fd/N`` when they stand for a pipe) is written through, in place: renaming over it
+  would replace the device by a regular file;
 - a folder is refused.
+
+:func:`prepare_output` checks a target before the work that produces it, the way every
+command checks its output option: a folder is refused, missing folders are made, and a
+folder that cannot be made or written is an error at once, not after the work.
 
 Pure stdlib: every layer may use it.
 """
@@ -44,19 +49,77 @@ def resolve_target(path: str | Path) -> tuple[Path, bool]:
     """Where a write to ``path`` lands, and whether it must be written through in place.
 
     Follows symlinks (a dangling link's target is created). Returns ``(target, in_place)``;
-    ``in_place`` is True for an existing device, FIFO or socket. A folder is refused.
+    ``in_place`` is True for an existing device, FIFO, socket or pipe, which is then written
+    through ``path`` itself: ``/dev/stdout`` on a pipe resolves to a name like
+    ``pipe:[1234]`` that no one can open, while opening ``/dev/stdout`` reaches the pipe.
+    A folder is refused.
     """
     path = Path(path)
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        return target, False
+        st = os.stat(path)  # follows every link, the kernel's /proc/self/fd/N ones too
+    except (FileNotFoundError, NotADirectoryError):
+        return _followed(path), False
     except OSError as e:
         raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
     if stat.S_ISDIR(st.st_mode):
         raise InvalidInputError(f"{path} is a folder; expected a file name")
-    return target, not stat.S_ISREG(st.st_mode)
+    if not stat.S_ISREG(st.st_mode):
+        return path, True
+    return _followed(path), False
+
+
+def _followed(path: Path) -> Path:
+    """The file a symlink points to (a regular file's or a missing name's), else ``path``."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def writes_in_place(path: str | Path) -> bool:
+    """Whether ``path`` is an existing device, FIFO, socket or pipe (written through, in
+    place): no file can be put beside it. False for anything else, or what cannot be told."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+def make_folder(folder: Path) -> None:
+    """Make ``folder`` and its missing parents (``mkdir -p``), with one line on failure: a
+    file in the way is an InvalidInputError (exit 2), a folder that cannot be made (no
+    permission, read-only file system) a StorageError naming it (exit 4)."""
+    for existing in (folder, *folder.parents):
+        if os.path.exists(existing):
+            if not os.path.isdir(existing):
+                under = "" if existing == folder else f" (for the folder {folder})"
+                raise InvalidInputError(f"{existing} is a file, not a folder{under}")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the folder {folder}: {e.strerror or e}") from e
+
+
+def prepare_output(path: str | Path) -> bool:
+    """Check, before the work that produces it, that a file can be written at ``path`` as
+    :func:`atomic_open` writes it; return whether it is written through in place.
+
+    A folder is refused (InvalidInputError, exit 2); a device, FIFO or pipe is taken as it
+    is. Otherwise the missing folders on the way are made (:func:`make_folder`) and a
+    temporary file is created and removed where the file will be: a folder that cannot be
+    written is a StorageError naming ``path`` (exit 4) now rather than after the work.
+    """
+    shown = Path(path)
+    target, in_place = resolve_target(shown)
+    if in_place:
+        return True
+    make_folder(target.parent)
+    probe = temp_path(target)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
+    return False
 
 
 def write_temp(path: Path, data: bytes, *, mode: int = 0o644) -> Path:

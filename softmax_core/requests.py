@@ -57,6 +57,7 @@ Features = Literal["pixels", "deskew", "hog"]  # softmax_core.preprocess.FEATURE
 Weighting = Literal["jitter", "oversample", "loss"]
 Format = Literal["csv", "jsonl"]
 Action = Literal["promote", "request", "publish"]  # settings.TARGET_ACTIONS (tested)
+STDOUT = "-"  # an output named "-" is stdout, as for most Unix tools
 
 
 def _bad(name: str, value: Any, expected: str) -> InvalidInputError:
@@ -409,9 +410,10 @@ class ModelRef:
 @dataclass(frozen=True)
 class Output:
     """Where rows go: ``path`` (a temporary file renamed into place at the end) or stdout
-    (None), as CSV or JSON Lines, with the probabilities ``p0``..``p9`` when ``probs``;
-    with ``profile``, the run's profile and drift check too (``registry.monitoring``:
-    beside ``path`` and, for a registry model, under ``monitoring/<name>/``)."""
+    (None; ``-`` is stdout too, as for most Unix tools), as CSV or JSON Lines, with the
+    probabilities ``p0``..``p9`` when ``probs``; with ``profile``, the run's profile and
+    drift check too (``registry.monitoring``: beside ``path`` and, for a registry model,
+    under ``monitoring/<name>/``)."""
 
     path: str | None = None
     format: Format = settings.SCORE_FORMAT
@@ -420,6 +422,8 @@ class Output:
 
     def __post_init__(self) -> None:
         _optional_text("output", self.path)
+        if self.path == STDOUT:
+            object.__setattr__(self, "path", None)
         _choice("format", self.format, settings.SCORE_FORMATS)
         _flag("probs", self.probs)
         _flag("profile", self.profile)

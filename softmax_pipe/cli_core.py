@@ -84,7 +84,13 @@ def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOp
 
 def train(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Where to write the model file (.npz).")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to write the model file (.npz); missing folders are made. Checked "
+            "before training: a folder is exit 2, a place that cannot be written exit 4.",
+        ),
     ] = Path("model.npz"),
     source: SourceOpt = None,
     epochs: EpochsOpt = defaults.EPOCHS,
@@ -116,6 +122,7 @@ def train(
     """Train softmax regression with minibatch SGD and write a model file (weights + metadata)."""
     import dataclasses
 
+    from softmax_core.atomicio import prepare_output
     from softmax_core.requests import Data
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
@@ -132,6 +139,7 @@ def train(
         limit=limit,
     )
     data = Data(reject=reject, negatives_share=negatives_share)
+    prepare_output(out)  # a folder, or a place that cannot be written: now, not after training
     settings = Settings.build(source=source, cache_dir=cache_dir)
     ds = _load(settings)
     t0 = time.perf_counter()

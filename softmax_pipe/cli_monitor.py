@@ -1,9 +1,10 @@
 """CLI: ``softmax-pipe monitor REF``: the profiles of a model's scoring runs, as a table
 and an HTML page of trends.
 
-Exit codes: 0 the history was shown (also when it is empty); 2 a bad reference or option;
-3 the model is not in the registry; 4 the registry cannot be read; 77 the store refused
-to list ``monitoring/``.
+Exit codes: 0 the history was shown (also when it is empty); 2 a bad reference or option,
+or ``--out`` is a folder; 3 the model is not in the registry; 4 the registry cannot be read,
+or ``--out`` cannot be written (both checked before the history is read); 77 the store
+refused to list ``monitoring/``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ MONITOR_HELP = (
     "version's reference profile is MNIST test through it, made by its first scoring run "
     "and stored beside it (monitoring/NAME/references/)."
     "\n\n"
-    "Exit codes: 0 shown (an empty history too); 2 a bad reference or option; 3 no such "
-    "model or alias; 4 registry storage or network failure; 77 the store refused the read."
+    "Exit codes: 0 shown (an empty history too); 2 a bad reference or option, or --out is a "
+    "folder; 3 no such model or alias; 4 registry storage or network failure, or --out cannot "
+    "be written; 77 the store refused the read."
 )
 
 
@@ -55,7 +57,9 @@ def monitor(
         typer.Option(
             "--out",
             "-o",
-            help="Write the HTML page with the trend plots here (self-contained, no script).",
+            help="Write the HTML page with the trend plots here (self-contained, no script); "
+            "missing folders are made. Checked before the history is read: a folder is exit 2, "
+            "a place that cannot be written exit 4.",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -77,6 +81,10 @@ def monitor(
     where = location(registry, endpoint_url, cache_dir)
     with Registry.at(where) as reg:
         resolved = reg.resolve(ref)  # exit 3 for an unknown model, alias or version
+        if out is not None:
+            from softmax_core.atomicio import prepare_output
+
+            prepare_output(out)  # a folder, or a place that cannot be written: before the reads
         with rights.doing(f"reading the monitoring history of {name}", uri=reg.uri):
             found = history(reg.store, name, last=last)
         uri = reg.uri

@@ -544,6 +544,8 @@ def pull(
     from registry import parse_ref
 
     parse_ref(ref)
+    if out is not None:
+        check_pull_out(out)  # before the download
     result = reg.fetch(ref)
     path = result.path
     if out is not None:
@@ -566,21 +568,36 @@ def pull(
 
 
 def write_copy(src: Path, dst: Path) -> None:
-    from softmax_core.atomicio import atomic_write
-    from softmax_core.errors import StorageError
+    """Copy ``src`` to ``dst`` atomically; missing folders are made (exit 4 when one cannot
+    be, exit 2 when a file is in the way), as for every command's output."""
+    from softmax_core.atomicio import atomic_write, prepare_output
 
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StorageError(f"cannot create the folder {dst.parent}: {e.strerror or e}") from e
+    prepare_output(dst)
     atomic_write(dst, src.read_bytes())
+
+
+def _is_folder(out: str) -> bool:
+    return out.endswith(("/", "\\")) or Path(out).is_dir()
+
+
+def check_pull_out(out: str) -> None:
+    """``--out`` of a pull, before the download: a folder is made, a file's folders too
+    (:func:`softmax_core.atomicio.prepare_output`: exit 2 or 4 in one line)."""
+    from softmax_core.atomicio import make_folder, prepare_output
+
+    if _is_folder(out):
+        make_folder(Path(out))
+    else:
+        prepare_output(out)
 
 
 def pull_target(out: str, name: str, version: int) -> Path:
     """``--out``: a file name, or a folder (existing, or written with a trailing slash)."""
+    from softmax_core.atomicio import make_folder
+
     target = Path(out)
-    if out.endswith(("/", "\\")) or target.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
+    if _is_folder(out):
+        make_folder(target)
         return target / f"{name}-{version}.npz"
     return target
 

@@ -40,9 +40,15 @@ def report(
             help="Registry reference (name@alias, name:version, name) or a model file (.npz)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML page.")] = Path(
-        "report.html"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to write the HTML page; missing folders are made. Checked before the "
+            "report is made: a folder is exit 2, a place that cannot be written exit 4.",
+        ),
+    ] = Path("report.html"),
     against: Annotated[
         str | None,
         typer.Option(
@@ -71,9 +77,10 @@ def report(
     """Write a model's report: what it learned, where it errs, how sure it is, how it
     trained, against the champion, on your datasets' holdouts, and its lineage, as one
     self-contained HTML page."""
-    from softmax_core.atomicio import atomic_write
+    from softmax_core.atomicio import atomic_write, prepare_output
     from softmax_core.report import render_report
 
+    prepare_output(out)  # a folder, or a place that cannot be written: now, not after the work
     with contextlib.ExitStack() as stack:
         opened: list[Registry] = []
 

@@ -1,9 +1,10 @@
 """CLI: ``softmax-pipe score PATH``: score a folder (or one file) of digit images.
 
 Exit codes: 0 every image scored (or rejected); 1 some images failed (error rows; all the others were
-scored and written); 2 bad input (PATH does not exist, a bad option); 3 not found (the
-model, or no image at all under PATH); 4 registry storage / network failure; 141 the
-reader of stdout went away (``| head``).
+scored and written); 2 bad input (a bad option, --output a folder or one of the inputs);
+3 not found (PATH, the model, or no image at all under PATH); 4 registry storage / network
+failure, or --output cannot be written (checked before any work); 141 the reader of stdout
+went away (``| head``).
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ SCORE_HELP = (
     "PATH and --output may be on S3 (s3://bucket/...), on the registry's endpoint and with "
     "its credentials; with --dask-address each worker then reads its own objects."
     "\n\n"
-    "Every run leaves a profile (FILE.profile.json beside --output; for a registry model also "
-    "monitoring/NAME/ in the registry) checked for drift against the model's reference; drift "
-    "is a line of the summary and a Prefect event, never an exit code."
+    "Every run leaves a profile (FILE.profile.json beside an --output file, none beside stdout "
+    "or a device; for a registry model also monitoring/NAME/ in the registry) checked for drift "
+    "against the model's reference; drift is a line of the summary and a Prefect event, never "
+    "an exit code."
     "\n\n"
     "Exit codes: 0 all scored; 1 some images failed (the others were scored and written); "
-    "2 bad input (PATH does not exist, a bad option); 3 model not found, or no image "
-    "under PATH; 4 registry storage or network failure; 141 stdout closed early (| head)."
+    "2 bad input (a bad option, --output is a folder or an input); 3 PATH or the model not "
+    "found, or no image under PATH; 4 registry storage or network failure, or --output cannot "
+    "be written; 141 stdout closed early (| head)."
 )
 
 
@@ -90,8 +93,10 @@ def score(
         typer.Option(
             "--output",
             "-o",
-            help="Write rows to FILE (a temporary file renamed at the end), or to an object "
-            "s3://bucket/key (a temporary key copied into place). Default: stdout.",
+            help="Write rows to FILE (a temporary file renamed at the end; missing folders "
+            "are made), or to an object s3://bucket/key (a temporary key copied into place). "
+            "A device or pipe (/dev/null, a named pipe) is written through. '-' or nothing: "
+            "stdout (./- for a file named '-').",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -173,7 +178,8 @@ def score(
         typer.Option(
             "--profile/--no-profile",
             help="Write the run's profile (label mix, rejected share, confidence, estimated "
-            f"accuracy) beside --output (FILE{settings.PROFILE_SUFFIX}) and, for a registry "
+            f"accuracy) beside an --output file (FILE{settings.PROFILE_SUFFIX}; not beside "
+            "stdout, a device or a pipe) and, for a registry "
             "model, under monitoring/NAME/ in the registry; check it for drift against the "
             "model's reference (MNIST test): a significant drift is said in the summary and "
             "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`.",
@@ -260,6 +266,7 @@ def score(
 
             listeners = registry_listeners()
             watch_summary(summary, the_model, request, listeners)
+    output = request.output.path  # None for stdout, also when it was given as '-'
     for line in summary.lines():
         err(line)
     if output is not None:

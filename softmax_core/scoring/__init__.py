@@ -132,9 +132,10 @@ Sink = Callable[[], AbstractContextManager[TextIO]]  # opens where the rows go, 
 
 def check_request(request: ScoringRequest) -> None:
     """What can be refused before the model is pulled: a missing PATH (exit 3), an output
-    that cannot be written or would overwrite an input (exit 2), a review queue that is a
-    file or inside PATH (exit 2). An input or output on an object store (``s3://``) is
-    checked where it is opened (``registry.objects``); a review queue needs a local PATH."""
+    that is a folder or would overwrite an input (exit 2) or that cannot be written (exit 4;
+    its missing folders are made), a review queue that is a file or inside PATH (exit 2).
+    An input or output on an object store (``s3://``) is checked where it is opened
+    (``registry.objects``); a review queue needs a local PATH."""
     remote_input = is_uri(request.input)
     if not remote_input:
         Discovery(request.input)

@@ -140,8 +140,8 @@ class ScoreSummary:
         where = (
             f"written to {', '.join(self.profile_places)}"
             if self.profile_places
-            else "not written (it goes beside a local --output FILE, and to the registry "
-            "for a registry model)"
+            else "not written (it goes beside a local --output file, not beside stdout, a "
+            "device or a pipe; and to the registry for a registry model)"
         )
         out.insert(0, f"profile: {guess}rejected {p.rejected_share:.1%}; {where}")
         if p.drift is not None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO, cast
 
-from softmax_core.atomicio import atomic_open
+from softmax_core.atomicio import atomic_open, prepare_output
 from softmax_core.errors import InvalidInputError
 from softmax_core.images import is_image_name
 from softmax_core.model import N_CLASSES
@@ -112,7 +112,11 @@ def check_output_path(
     output: Path, *, inputs: Path | None = None, model: str | None = None
 ) -> None:
     """Fail before any work when ``--output`` cannot be written where it says, or when it
-    would overwrite what is being read: the model file, or one of the scored images."""
+    would overwrite what is being read: the model file, or one of the scored images.
+
+    Its missing folders are made (:func:`softmax_core.atomicio.prepare_output`): a folder
+    named as the output, or a file where a folder should be, is exit 2; a folder that
+    cannot be made or written is exit 4."""
     target = Path(os.path.realpath(output))
     if model is not None and os.path.exists(model) and target == Path(os.path.realpath(model)):
         raise InvalidInputError(f"--output {output} is the model file; choose another name")
@@ -126,11 +130,7 @@ def check_output_path(
             )
     if output.is_dir():
         raise InvalidInputError(f"--output {output} is a folder; expected a file name")
-    parent = output.parent
-    if not parent.is_dir():
-        raise InvalidInputError(
-            f"--output {output}: folder {parent} does not exist; create it first"
-        )
+    prepare_output(output)
 
 
 @contextlib.contextmanager

@@ -407,3 +407,31 @@ def test_train_no_reject_writes_a_ten_class_model(
     code, out, err = invoke("train", *args, *common)
     assert code == 0, err
     assert json.loads(out)["classes"] == 11 and Model.load(model).can_reject
+
+
+def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A --out that cannot take the model fails before MNIST is even loaded, in one line with
+    its exit code (it was an unexpected error, exit 70, after the whole training)."""
+    import softmax_pipe.cli_core
+    from softmax_core.errors import DataNotFoundError
+
+    def no_training(*args: object) -> None:
+        raise DataNotFoundError("reached the training")
+
+    monkeypatch.setattr(softmax_pipe.cli_core, "_load", no_training)
+    (tmp_path / "model.npz").write_bytes(b"x")
+    (tmp_path / "models").mkdir()
+    cases = [
+        ("/proc/softmax-pipe-no-such-folder/m.npz", 4, "cannot create the folder /proc/"),
+        ("/proc/softmax-pipe-m.npz", 4, "cannot write /proc/softmax-pipe-m.npz"),
+        (tmp_path / "model.npz" / "m.npz", 2, "model.npz is a file, not a folder"),
+        (tmp_path / "models", 2, "models is a folder; expected a file name"),
+    ]
+    for out, expected, says in cases:
+        code, stdout, err = invoke("train", "--out", out, "--cache-dir", tmp_path / "c")
+        assert (code, stdout) == (expected, ""), err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "model.npz").read_bytes() == b"x"
+    code, _, err = invoke("train", "--out", tmp_path / "new" / "m.npz", "--cache-dir", tmp_path)
+    assert code == 3 and "reached the training" in err
+    assert list((tmp_path / "new").iterdir()) == []  # made, for the model to come

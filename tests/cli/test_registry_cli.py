@@ -222,6 +222,31 @@ def test_pull_out_with_a_trailing_slash_writes_into_that_folder(
     assert (folder / "digits-1.npz").read_bytes() == model_files[0].read_bytes()
 
 
+def test_pull_out_that_cannot_be_written_is_one_line(
+    tmp_path: Path, model_files: list[Path]
+) -> None:
+    """As every command's output, checked before the download (the versions named here do
+    not exist, which would be exit 3): a folder that cannot be made is exit 4, a file where
+    a folder should be exit 2."""
+    reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
+    assert invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)[0] == 0
+    cases = [
+        ("/proc/softmax-pipe-no-such-folder/m.npz", 4, "cannot create the folder /proc/"),
+        ("/proc/softmax-pipe-no-such-folder/", 4, "cannot create the folder /proc/"),
+        (f"{model_files[0]}/m.npz", 2, "m1.npz is a file, not a folder"),
+        (f"{model_files[0]}/sub/", 2, "m1.npz is a file, not a folder"),
+    ]
+    for out, expected, says in cases:
+        for command in (("registry", "pull", "digits:9"), ("dataset", "pull", "nothing:1")):
+            code, stdout, err = invoke(*command, "--out", out, *reg)
+            assert (code, stdout) == (expected, ""), err
+            assert says in err and len(err.strip().splitlines()) == 1, err
+    assert model_files[0].is_file()
+    code, _, err = invoke("registry", "pull", "digits:1", "--out", tmp_path / "new" / "m.npz", *reg)
+    assert code == 0, err
+    assert (tmp_path / "new" / "m.npz").read_bytes() == model_files[0].read_bytes()
+
+
 def test_list_names_a_damaged_alias_and_lists_the_others(
     registry_uri: str, model_files: list[Path], tmp_path: Path
 ) -> None:

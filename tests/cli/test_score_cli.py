@@ -147,13 +147,38 @@ def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path:
     assert stdout == "" and not out.exists()
 
 
-def test_output_into_a_missing_folder_is_exit_2(
+def test_output_into_a_missing_folder_makes_it(
     digits_10k: Path, model: Path, tmp_path: Path
 ) -> None:
-    code, _, stderr = invoke(
-        "score", digits_10k / "0", "--model", model, "-o", tmp_path / "no" / "x.csv"
-    )
-    assert code == 2 and "does not exist" in stderr
+    out = tmp_path / "new" / "sub" / "x.csv"
+    image = digits_10k / "0" / "00000_7.png"
+    code, _, stderr = invoke("score", image, "--model", model, "-o", out, "--no-profile")
+    assert code == 0, stderr
+    (row,) = sd.read_rows(out.read_text())
+    assert row["path"] == "00000_7.png" and row["status"] == "ok"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["x.csv"]
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_model_is_read(
+    tmp_path: Path,
+) -> None:
+    """A folder that cannot be made is exit 4, a file where a folder should be or a folder
+    named as the output exit 2: each before the model is looked for (it does not exist
+    here, which would be exit 3)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        ("/proc/softmax-pipe-no-such-folder/x.csv", 4, "cannot create the folder /proc/"),
+        (tmp_path / "afile" / "x.csv", 2, "afile is a file, not a folder"),
+        (tmp_path, 2, "is a folder; expected a file name"),
+    ]
+    for out, expected, says in cases:
+        code, stdout, stderr = invoke("score", folder, "-m", tmp_path / "none.npz", "-o", out)
+        assert (code, stdout) == (expected, ""), stderr
+        assert says in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 @pytest.mark.parametrize(
@@ -561,6 +586,78 @@ def test_output_through_a_symlink_replaces_its_target_and_a_device_is_written_th
     code, _, stderr = invoke("score", folder, "--model", model, "-o", "/dev/null")
     assert code in (0, 1), stderr
     assert Path("/dev/null").is_char_device()
+
+
+def test_no_profile_is_written_beside_a_device(model: Path, tmp_path: Path) -> None:
+    """`-o /dev/null` (a device, as a FIFO or a pipe): the rows go through it and the profile
+    goes nowhere beside it (an earlier version wrote /dev/null.profile.json), as for stdout."""
+    beside = Path("/dev/null" + ".profile.json")
+    beside.unlink(missing_ok=True)  # left by an earlier version, or by an earlier run of this suite
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", "/dev/null")
+    assert code in (0, 1), stderr
+    # none, or one an earlier version running at the same time on this machine wrote
+    assert not beside.exists() or json.loads(beside.read_text())["input"] != str(folder)
+    (line,) = [x for x in stderr.splitlines() if x.startswith("profile:")]
+    assert "not written" in line and "a device" in line and "/dev/null" not in line
+    assert "rows written to /dev/null" in stderr
+
+
+def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path: Path) -> None:
+    """`-o /dev/stdout | wc -l` and `-o >(cat)` (/dev/fd/N): the name of a pipe resolves to
+    `pipe:[N]`, which is no file; the rows are written through the name given."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    command = [sys.executable, "-m", "softmax_pipe.cli", "score", str(folder), "-m", str(model)]
+    done = subprocess.run(
+        [*command, "-o", "/dev/stdout", "--no-profile"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [row["path"] for row in sd.read_rows(done.stdout)] == ["a.png"]
+    assert "rows written to /dev/stdout" in done.stderr
+    r, w = os.pipe()
+    try:
+        done = subprocess.run(
+            [*command, "-o", f"/dev/fd/{w}", "--no-profile"],
+            pass_fds=(w,),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        os.close(w)
+        w = -1
+        with os.fdopen(r, encoding="utf-8") as rows:
+            r = -1
+            text = rows.read()
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and [row["path"] for row in sd.read_rows(text)] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
+
+
+def test_a_dash_is_stdout(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    code, stdout, stderr = invoke("score", folder, "--model", model, "-o", "-")
+    assert code in (0, 1), stderr
+    assert [row["path"] for row in sd.read_rows(stdout)] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]  # no file named '-'
+    assert "rows written" not in stderr
+    code, stdout, _ = invoke("score", "--help")
+    assert code == 0 and "'-'" in stdout
 
 
 def test_csv_paths_that_look_like_formulas_are_neutralised(model: Path, tmp_path: Path) -> None:

@@ -247,6 +247,40 @@ def test_monitor_errors_have_their_exit_codes(tmp_path: Path) -> None:
     assert code == 0 and "Bonferroni" in stdout and "Exit codes" in stdout
 
 
+def test_monitor_checks_out_before_reading_the_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out is checked once the model is known, before the profiles are read: one line,
+    exit 4 for a folder that cannot be made, 2 for a folder or a file in the way; a missing
+    folder is made."""
+    import registry.monitoring
+    from tests.registry.helpers import make_model
+
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
+        r.publish(make_model(1), "m")
+
+    def no_reads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read the history before checking --out")
+
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        ("/proc/softmax-pipe-no-such-folder/m.html", 4, "cannot create the folder /proc/"),
+        (tmp_path / "afile" / "m.html", 2, "afile is a file, not a folder"),
+        (tmp_path, 2, "is a folder; expected a file name"),
+    ]
+    with monkeypatch.context() as patched:
+        patched.setattr(registry.monitoring, "history", no_reads)
+        for out, expected, says in cases:
+            code, stdout, stderr = invoke("monitor", "m", "--registry", reg, "-o", out)
+            assert (code, stdout) == (expected, ""), stderr
+            assert says in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    out = tmp_path / "new" / "m.html"
+    code, _, stderr = invoke("monitor", "m", "--registry", reg, "-o", out)
+    assert code == 0, stderr
+    assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
 # --- the page ---------------------------------------------------------------------------------
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'

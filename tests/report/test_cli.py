@@ -50,7 +50,7 @@ def test_report_of_a_version_against_its_champion(
 def test_the_champion_itself_has_no_champion(
     registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "r.html"
+    out = tmp_path / "new" / "r.html"  # a missing folder is made
     code, err = report(registry_dir, mnist_dir, session_cache, "mnist@champion", "-o", str(out))
     assert code == 0, err
     assert "No champion to compare against" in out.read_text(encoding="utf-8")
@@ -75,3 +75,22 @@ def test_unknown_version_is_not_found(
     code, err = report(registry_dir, mnist_dir, session_cache, "mnist:9", "-o", str(out))
     assert code == 3, err
     assert "mnist" in err and not out.exists()
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_work(
+    registry_dir: Path, mnist_dir: Path, tmp_path: Path
+) -> None:
+    """Before the model is read (it does not exist here: that would be exit 3) and so long
+    before MNIST is scored: one line, exit 4 for a folder that cannot be made, 2 for a
+    folder named as the page or a file where a folder should be."""
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        ("/proc/softmax-pipe-no-such-folder/r.html", 4, "cannot create the folder /proc/"),
+        (str(tmp_path / "afile" / "r.html"), 2, "afile is a file, not a folder"),
+        (str(tmp_path), 2, "is a folder; expected a file name"),
+    ]
+    missing = str(tmp_path / "missing.npz")
+    for out, expected, says in cases:
+        code, err = report(registry_dir, mnist_dir, tmp_path / "c", missing, "-o", out)
+        assert code == expected, err
+        assert says in err and len(err.strip().splitlines()) == 1, err

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from softmax_core import images, scoring, settings
-from softmax_core.errors import DataNotFoundError, InvalidInputError
+from softmax_core.errors import DataNotFoundError, InvalidInputError, StorageError
 from softmax_core.mnist import Dataset
 from softmax_core.model import Model
 from softmax_core.requests import Output, Performance, Review, ScoringRequest
@@ -396,8 +396,13 @@ def test_check_request_refuses_before_any_work(folder: Path, tmp_path: Path) -> 
     image = next((folder / "mnist").rglob("*.png"))
     with pytest.raises(InvalidInputError, match="is one of the images being scored"):
         scoring.check_request(request(folder, image))
-    with pytest.raises(InvalidInputError, match="does not exist; create it first"):
-        scoring.check_request(request(folder, tmp_path / "no" / "scores.csv"))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InvalidInputError, match="afile is a file, not a folder"):
+        scoring.check_request(request(folder, tmp_path / "afile" / "scores.csv"))
+    with pytest.raises(StorageError, match="cannot create the folder /proc/"):
+        scoring.check_request(request(folder, Path("/proc/softmax-pipe-nope/scores.csv")))
+    scoring.check_request(request(folder, tmp_path / "new" / "scores.csv"))  # made, empty
+    assert list((tmp_path / "new").iterdir()) == []
     inside = Review(queue=str(folder / "queue"))
     with pytest.raises(InvalidInputError, match=r"is inside .*choose a queue outside it"):
         scoring.check_request(request(folder, None, review=inside))

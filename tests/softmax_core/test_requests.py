@@ -399,6 +399,13 @@ def test_scoring_request_resolved_fills_the_models_registry_and_cache(
     assert (run.input, run.output, run.review) == ("images", request.output, request.review)
 
 
+def test_an_output_named_dash_is_stdout() -> None:
+    """`score -o -`, or a deployment's output "-": the rows go to stdout (None), as for
+    most Unix tools; a file named '-' is ./-."""
+    assert Output("-") == Output() and Output("-").path is None
+    assert Output("./-").path == "./-"
+
+
 # --- frozen, picklable ------------------------------------------------------------------------
 
 

@@ -1,0 +1,100 @@
+"""softmax_core.atomicio: where a write lands, and the check every command makes of its
+output before the work (folders made, a folder or an unwritable place refused at once)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from softmax_core.atomicio import (
+    atomic_write,
+    make_folder,
+    prepare_output,
+    resolve_target,
+    writes_in_place,
+)
+from softmax_core.errors import InvalidInputError, StorageError
+
+# /proc: a folder nobody may make anything in, root included (chmod does not stop root)
+UNMAKEABLE = Path("/proc/softmax-pipe-no-such-folder")
+
+
+def test_a_pipe_named_by_dev_fd_is_written_through() -> None:
+    """``/dev/fd/N`` (``-o >(cat)``, and ``/dev/stdout`` on a pipe) resolves to a name like
+    ``pipe:[1234]`` that cannot be opened: the write goes through the name given."""
+    r, w = os.pipe()
+    try:
+        path = f"/dev/fd/{w}"
+        assert resolve_target(path) == (Path(path), True)
+        assert writes_in_place(path) and prepare_output(path)
+        atomic_write(path, b"path,label\na.png,7\n")
+        os.close(w)
+        w = -1
+        assert os.read(r, 1000) == b"path,label\na.png,7\n"
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_a_fifo_and_a_device_are_written_through_in_place(tmp_path: Path) -> None:
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert prepare_output(fifo)
+    atomic_write(fifo, b"rows\n")
+    reader.join(timeout=30)
+    assert got == [b"rows\n"] and fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.fifo"]  # no temporary file
+    assert prepare_output("/dev/null") and writes_in_place("/dev/null")
+    atomic_write("/dev/null", b"gone")
+    assert Path("/dev/null").is_char_device()
+
+
+def test_writes_in_place_is_false_for_files_folders_and_missing_names(tmp_path: Path) -> None:
+    (tmp_path / "f.csv").write_text("x")
+    for path in (tmp_path / "f.csv", tmp_path, tmp_path / "missing.csv", tmp_path / "f.csv" / "x"):
+        assert not writes_in_place(path)
+
+
+def test_prepare_output_makes_missing_folders_and_leaves_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "scores.csv"
+    assert prepare_output(out) is False
+    assert (tmp_path / "a" / "b").is_dir()
+    assert list((tmp_path / "a" / "b").iterdir()) == []  # the probe file is gone
+    assert prepare_output(out) is False  # again: the folder is there
+
+
+def test_prepare_output_refuses_a_folder_and_a_file_in_the_way(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="is a folder; expected a file name") as e:
+        prepare_output(tmp_path)
+    assert e.value.exit_code == 2
+    (tmp_path / "model.npz").write_bytes(b"x")
+    for out in (tmp_path / "model.npz" / "m.npz", tmp_path / "model.npz" / "sub" / "m.npz"):
+        with pytest.raises(InvalidInputError, match=r"model\.npz is a file, not a folder") as e:
+            prepare_output(out)
+        assert e.value.exit_code == 2
+    assert (tmp_path / "model.npz").read_bytes() == b"x"
+
+
+def test_a_folder_that_cannot_be_made_or_written_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match=f"cannot create the folder {UNMAKEABLE}") as e:
+        prepare_output(UNMAKEABLE / "m.npz")
+    assert e.value.exit_code == 4
+    with pytest.raises(StorageError, match=f"cannot create the folder {UNMAKEABLE}"):
+        make_folder(UNMAKEABLE)
+    with pytest.raises(StorageError, match=r"cannot write /proc/softmax-pipe-out\.csv"):
+        prepare_output("/proc/softmax-pipe-out.csv")  # the folder exists, no file can be made
+
+
+def test_a_symlink_to_a_file_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    assert resolve_target(tmp_path / "link.csv") == (tmp_path / "real.csv", False)
+    atomic_write(tmp_path / "link.csv", "new")
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real.csv").read_text() == "new"
