@@ -105,7 +105,8 @@ def monitor(
 
         data = render_monitor(name, found.profiles, where=uri).encode("utf-8")
         atomic_write(out, data)
-        err(f"wrote {out} ({len(data) / 1e3:.0f} kB): trends of {len(found.profiles):,} runs")
+        runs = len(found.profiles)
+        err(f"wrote {out} ({len(data) / 1e3:.0f} kB): trends of {runs:,} {plural(runs, 'run')}")
 
 
 def _table(name: str, runs: tuple[tuple[int, Profile], ...]) -> None:
