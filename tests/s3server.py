@@ -241,7 +241,7 @@ def remove_sockets(ports: Iterable[int]) -> list[Path]:
     return removed
 
 
-def _die_with_parent() -> Callable[[], None]:
+def die_with_parent() -> Callable[[], None]:
     """A ``preexec_fn``: the child gets SIGKILL when the thread that started it ends, so
     a test process killed outright (no teardown) leaves no server behind."""
     libc = ctypes.CDLL(None, use_errno=True)  # loaded here: nothing is imported after fork
@@ -375,7 +375,7 @@ class SeaweedFS:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
 
     def _wait_ready(self, deadline: float) -> str | None:

@@ -33,6 +33,8 @@ from typing import IO, Any, TypeVar
 
 import psutil
 
+from tests.s3server import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "SOFTMAX_PIPE_E2E_TOKEN"
 T = TypeVar("T")
@@ -94,6 +96,7 @@ class ProcessTracker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # a test process killed outright leaves none behind
         )
         self.started[name] = proc
         return proc
