@@ -10,6 +10,8 @@ Targets that are not plain files are handled the way a user expects of ``> file`
 - a device, FIFO, socket or pipe (``/dev/null``, a named pipe, ``/dev/stdout`` or
   ``/dev/fd/N`` when they stand for a pipe) is written through, in place: renaming over it
   would replace the device by a regular file;
+- so are the process's own descriptors by name (``/dev/stdout``, ``/dev/fd/N``) when the
+  shell opened a regular file for them (``> f``, ``>> f``), appending: ``>>`` appends;
 - a folder is refused.
 
 :func:`prepare_output` checks a target before the work that produces it, the way every
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import time
@@ -57,6 +60,8 @@ def resolve_target(path: str | Path) -> tuple[Path, bool]:
     path = Path(path)
     try:
         st = os.stat(path)  # follows every link, the kernel's /proc/self/fd/N ones too
+        if _own_descriptor(path) and not stat.S_ISDIR(st.st_mode):
+            return path, True
     except (FileNotFoundError, NotADirectoryError):
         return _followed(path), False
     except OSError as e:
@@ -68,19 +73,39 @@ def resolve_target(path: str | Path) -> tuple[Path, bool]:
     return _followed(path), False
 
 
+def _not_a_dash(path: str | Path) -> None:
+    if str(path) == "-":  # stdout, for score's rows (softmax_core.requests.Output) only
+        raise InvalidInputError(
+            "'-' (stdout) is for score's rows only; name a file for this output"
+        )
+
+
+# The process's own descriptors by name: what the shell opened for it (``-o /dev/stdout >
+# f``, ``>> f``, ``-o /dev/fd/3 3> f``). Written through, appending, even to a regular file:
+# replacing it would not reach the shell's file, and truncating would undo ``>>``.
+_OWN = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/self/fd/\d+")
+
+
+def _own_descriptor(path: Path) -> bool:
+    return _OWN.fullmatch(str(path)) is not None
+
+
 def _followed(path: Path) -> Path:
     """The file a symlink points to (a regular file's or a missing name's), else ``path``."""
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def writes_in_place(path: str | Path) -> bool:
-    """Whether ``path`` is an existing device, FIFO, socket or pipe (written through, in
-    place): no file can be put beside it. False for anything else, or what cannot be told."""
+    """Whether ``path`` is an existing device, FIFO, socket or pipe, or names one of the
+    process's own descriptors (written through, in place): no file can be put beside it.
+    False for anything else, or what cannot be told."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return False
-    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        return False
+    return not stat.S_ISREG(st.st_mode) or _own_descriptor(Path(path))
 
 
 def make_folder(folder: Path) -> None:
@@ -103,11 +128,13 @@ def prepare_output(path: str | Path) -> bool:
     """Check, before the work that produces it, that a file can be written at ``path`` as
     :func:`atomic_open` writes it; return whether it is written through in place.
 
-    A folder is refused (InvalidInputError, exit 2); a device, FIFO or pipe is taken as it
-    is. Otherwise the missing folders on the way are made (:func:`make_folder`) and a
+    A folder is refused (InvalidInputError, exit 2), and so is ``-``: only score's rows
+    go to stdout; a device, FIFO or pipe, or a descriptor's name, is taken as it is.
+    Otherwise the missing folders on the way are made (:func:`make_folder`) and a
     temporary file is created and removed where the file will be: a folder that cannot be
     written is a StorageError naming ``path`` (exit 4) now rather than after the work.
     """
+    _not_a_dash(path)
     shown = Path(path)
     target, in_place = resolve_target(shown)
     if in_place:
@@ -167,13 +194,14 @@ def atomic_open(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
+    _not_a_dash(path)
     shown = Path(path)
     target, in_place = resolve_target(shown)
     enc = (encoding or "utf-8") if mode == "w" else None
     nl = newline if mode == "w" else None
-    if in_place:
+    if in_place:  # appending: a regular file behind /dev/stdout may be the shell's ``>>``
         try:
-            with open(target, mode, encoding=enc, newline=nl) as stream:
+            with open(target, mode.replace("w", "a"), encoding=enc, newline=nl) as stream:
                 yield stream
         except OSError as e:
             raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e

@@ -52,9 +52,15 @@ class PartialFailure(SoftmaxPipeError):
 
 
 class InvalidInputError(SoftmaxPipeError, ValueError):
-    """A value, argument or file the user gave is not acceptable."""
+    """A value, argument or file the user gave is not acceptable; ``setting``: the
+    ``(name, value)`` refused, when it is one value of a request (so that the CLI can name
+    the settings file that gave it)."""
 
     exit_code = 2
+
+    def __init__(self, *args: object, setting: tuple[str, object] | None = None) -> None:
+        super().__init__(*args)
+        self.setting = setting
 
 
 class DataFormatError(InvalidInputError):

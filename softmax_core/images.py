@@ -41,6 +41,7 @@ and whose message names the problem; batch callers turn it into an error row.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -114,18 +115,20 @@ def open_regular(
     then refused unless it is a regular file (a FIFO, a socket, a device such as a symlink
     to ``/dev/zero``), and refused when over ``max_bytes`` (if given), before any read.
 
-    Raises :class:`ImageError` (``unreadable``: missing, broken symlink, permission, not
-    a regular file; ``over size cap``) for every way it can fail.
+    Raises :class:`ImageError` (``unreadable``: missing, broken symlink, a symlink loop,
+    permission, not a regular file; ``over size cap``) for every way it can fail.
     """
     try:
         fd = os.open(path, READ_FLAGS)
     except PermissionError:
         raise ImageError("unreadable", "permission denied") from None
     except FileNotFoundError:
-        kind = "broken symlink" if os.path.islink(path) else "file not found"
+        kind = BROKEN_LINK if os.path.islink(path) else "file not found"
         raise ImageError("unreadable", kind) from None
     except OSError as e:
-        raise ImageError("unreadable", e.strerror or str(e)) from None
+        raise ImageError(
+            "unreadable", LOOPED_LINK if e.errno == errno.ELOOP else e.strerror or str(e)
+        ) from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -141,6 +144,11 @@ def open_regular(
         os.close(fd)
         raise
 
+
+# Why a symlink named like an image cannot be read: its target is missing, or it leads back
+# to itself (the reasons of score's rows and of `dataset add`, one wording).
+BROKEN_LINK = "broken symlink"
+LOOPED_LINK = "symlink loop"
 
 # How image files are opened: read-only, non-blocking (a FIFO named like an image cannot
 # hang a read; callers check for a regular file), not inherited by child processes.

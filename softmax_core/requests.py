@@ -61,7 +61,9 @@ STDOUT = "-"  # an output named "-" is stdout, as for most Unix tools
 
 
 def _bad(name: str, value: Any, expected: str) -> InvalidInputError:
-    return InvalidInputError(f"{name}={value!r} is invalid; expected {expected}")
+    return InvalidInputError(
+        f"{name}={value!r} is invalid; expected {expected}", setting=(name, value)
+    )
 
 
 def _is_int(value: Any) -> bool:

@@ -314,6 +314,37 @@ def file_defaults(group: Any) -> FileDefaults:
     return found
 
 
+def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
+    """For a request's value that its check refused (``InvalidInputError.setting``) and
+    that a settings file gave the command that ran: the error, naming the file and the key,
+    as :func:`_from_settings_file` names them for click's own checks."""
+    setting = getattr(e, "setting", None)
+    if setting is None or ctx.invoked_subcommand is None:
+        return None
+    name, value = setting
+    found = [
+        (words, origin)
+        for (*words, param), origin in ctx.meta.get(SETTINGS_ORIGINS_KEY, {}).items()
+        if param == name
+        and words[0] == ctx.invoked_subcommand
+        and _file_value(ctx.default_map, words, param) == value
+    ]
+    if len(found) != 1:  # none, or other commands' tables too: the error as it is
+        return None
+    words, (path, key) = found[0]
+    return f"settings file {path}: [{' '.join(words)}] {key}: {e}"
+
+
+def _file_value(default_map: dict[str, Any] | None, words: list[str], param: str) -> Any:
+    table: Any = default_map or {}
+    for word in words:
+        table = table.get(word, {}) if isinstance(table, dict) else {}
+    return table.get(param, _MISSING) if isinstance(table, dict) else _MISSING
+
+
+_MISSING = object()
+
+
 def _from_settings_file(e: typer.TyperException) -> str | None:
     """For a bad value that came from a settings file (click's ``default_map``) rather than
     the command line: the line that names the file and the key, instead of click's
@@ -378,7 +409,7 @@ class ErrorBoundary(TyperGroup):
             raise
         except SoftmaxPipeError as e:
             _traceback(_debug(ctx))
-            err(f"error: {e}", style="bold red")
+            err(f"error: {_in_settings_file(ctx, e) or e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err("interrupted")

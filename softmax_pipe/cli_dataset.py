@@ -100,10 +100,11 @@ def add(
     _notes(read)
     if read.failures:
         failed, total = len(read.failures), len(read.scan.files)
+        k = total - failed
         rest = (
-            "the others were added"
+            f"the other {k:,} {plural(k, 'was', 'were')} added"
             if added.created
-            else f"the dataset is unchanged ({m.ref} holds the others)"
+            else f"the dataset is unchanged ({m.ref} holds the other {k:,})"
         )
         raise PartialFailure(
             f"{failed} of {total} {plural(total, 'image')} could not be read and "

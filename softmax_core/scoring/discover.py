@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import errno
 import os
 import re
 import stat
@@ -178,11 +179,13 @@ class EntryKind(enum.Enum):
     SKIP = "skip"  # not an image by its extension, or a hidden file
     NOT_REGULAR = "not regular"
     BROKEN_LINK = "broken link"
+    LOOPED_LINK = "looped link"
 
 
 _KIND_PROBLEMS = {
     EntryKind.NOT_REGULAR: "unreadable: not a regular file",
-    EntryKind.BROKEN_LINK: "unreadable: broken symlink",
+    EntryKind.BROKEN_LINK: f"unreadable: {images.BROKEN_LINK}",
+    EntryKind.LOOPED_LINK: f"unreadable: {images.LOOPED_LINK}",
 }
 
 
@@ -197,11 +200,15 @@ def _kind_of(entry: os.DirEntry[str]) -> EntryKind:
             return EntryKind.SKIP
         if entry.is_file():
             return EntryKind.IMAGE
-        if entry.is_symlink() and not os.path.exists(entry.path):
-            return EntryKind.BROKEN_LINK
+        if entry.is_symlink():
+            os.stat(entry.path)  # a missing or looping target raises
         return EntryKind.NOT_REGULAR
-    except OSError:
-        return EntryKind.NOT_REGULAR if images.is_image_name(entry.name) else EntryKind.SKIP
+    except OSError as e:
+        if not images.is_image_name(entry.name):
+            return EntryKind.SKIP
+        if e.errno == errno.ENOENT:
+            return EntryKind.BROKEN_LINK
+        return EntryKind.LOOPED_LINK if e.errno == errno.ELOOP else EntryKind.NOT_REGULAR
 
 
 def ext_label(name: str) -> str:

@@ -70,11 +70,11 @@ def test_some_broken_images_exit_1_and_the_rest_are_added(printed: Path, tmp_pat
     code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg)
     assert code == 1 and "3/torn.png" in err and "added p:1" in out and "50 images" in out
     said = "error: 1 of 51 images could not be read and was left out"
-    assert f"{said}; the others were added" in err
+    assert f"{said}; the other 50 were added" in err
     # the same folder again: nothing added, and the line says so (exit 1 all the same)
     code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg)
     assert code == 1 and "unchanged: p:1 already holds all 50 images; no new version" in out
-    assert f"{said}; the dataset is unchanged (p:1 holds the others)" in err
+    assert f"{said}; the dataset is unchanged (p:1 holds the other 50)" in err
     assert "were added" not in err
 
 

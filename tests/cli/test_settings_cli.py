@@ -121,6 +121,32 @@ def test_a_bad_value_in_a_settings_file_names_the_file_and_key(
     assert not (tmp_path / "reg").exists()  # nothing ran
 
 
+@pytest.mark.parametrize(
+    ("table", "text", "args", "says"),
+    [
+        ("train", "epochs = 0", ["train"], "[train] epochs: epochs=0 is invalid"),
+        ("score", "batch-size = 0", ["score", "."], "[score] batch-size: batch_size=0 is"),
+    ],
+)
+def test_a_value_the_request_refuses_names_the_file_too(
+    project: Path, tmp_path: Path, table: str, text: str, args: list[str], says: str
+) -> None:
+    """A value that click takes but the job's request refuses (``epochs = 0`` is an int)
+    names the file and the key as well; typed on the command line, it is the request's
+    line alone. Exit 2 either way, and nothing is written."""
+    path = project / settings.PROJECT_FILE
+    path.write_text(f'["{table}"]\n{text}\n')
+    out = tmp_path / "out" / "m.npz"
+    code, _, err = invoke(*args, "--out" if table == "train" else "-o", out)
+    assert code == 2 and err.startswith(f"error: settings file {path}: {says}"), err
+    assert len(err.splitlines()) == 1 and not out.exists()
+    path.write_text("")
+    key, value = text.split(" = ")
+    code, _, err = invoke(*args, f"--{key}", value, "--out" if table == "train" else "-o", out)
+    assert code == 2 and err.startswith(f"error: {says.split(': ', 1)[1]}"), err
+    assert "settings file" not in err and not out.exists()
+
+
 def test_a_bad_value_typed_is_still_the_command_line_s(project: Path) -> None:
     """A value typed over a good one from the file is the command line's: click's words."""
     (project / settings.PROJECT_FILE).write_text('["registry check"]\nracers = 4\n')

@@ -40,6 +40,28 @@ def test_a_pipe_named_by_dev_fd_is_written_through() -> None:
             os.close(w)
 
 
+def test_a_regular_file_behind_dev_fd_is_appended_to_as_the_shell_opened_it(
+    tmp_path: Path,
+) -> None:
+    """``-o /dev/stdout >> rows.csv`` (and ``> rows.csv``): the shell's file is written
+    through the descriptor's name, appending: not replaced by a rename (which would leave
+    the shell's file alone and undo ``>>``), and nothing is put beside the name."""
+    shells = tmp_path / "rows.csv"
+    shells.write_bytes(b"earlier\n")
+    fd = os.open(shells, os.O_WRONLY | os.O_APPEND)  # what ``>> rows.csv`` opens
+    try:
+        path = f"/dev/fd/{fd}"
+        assert resolve_target(path) == (Path(path), True)
+        assert writes_in_place(path) and prepare_output(path)
+        atomic_write(path, b"a.png,7\n")
+        atomic_write(path, b"b.png,1\n")
+    finally:
+        os.close(fd)
+    assert shells.read_bytes() == b"earlier\na.png,7\nb.png,1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+    assert not writes_in_place(shells)  # by its own name, a file is replaced as always
+
+
 def test_a_fifo_and_a_device_are_written_through_in_place(tmp_path: Path) -> None:
     fifo = tmp_path / "rows.fifo"
     os.mkfifo(fifo)
@@ -80,6 +102,20 @@ def test_prepare_output_refuses_a_folder_and_a_file_in_the_way(tmp_path: Path) -
             prepare_output(out)
         assert e.value.exit_code == 2
     assert (tmp_path / "model.npz").read_bytes() == b"x"
+
+
+def test_prepare_output_refuses_a_dash_and_makes_no_file_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-`` is stdout for score's rows only (``requests.Output``); any other output named
+    ``-`` (``train --out -``) is refused, not written as a file named ``-``."""
+    monkeypatch.chdir(tmp_path)
+    for dash in ("-", Path("-")):
+        with pytest.raises(InvalidInputError, match=r"'-' \(stdout\) is for score's rows") as e:
+            prepare_output(dash)
+        assert e.value.exit_code == 2
+    assert prepare_output(tmp_path / "-") is False  # a file named -, asked for by its path
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_that_cannot_be_made_or_written_is_a_storage_error() -> None:
