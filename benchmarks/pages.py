@@ -117,20 +117,42 @@ def score_rate(folder: Path, model: Path, n: int) -> tuple[float, int]:
     return rate, done.returncode
 
 
-def said(model: Any, prep: Callable[[Any], np.ndarray], gray: np.ndarray) -> tuple[int, int]:
+def this_preparation(gray: np.ndarray) -> tuple[np.ndarray, int]:
+    """The page as ``score`` prepares it: the digit and the marks the page holds (more
+    than 1: a row rejected as "not one digit", by a model that can reject)."""
+    from softmax_core.normalize import prepare_stack
+
+    done = prepare_stack(np.asarray(gray)[None])
+    if done.errors[0] is not None:
+        raise done.errors[0]
+    return done.digits[0], int(done.marks[0])
+
+
+def one_mark(prep: Callable[[Any], np.ndarray]) -> Callable[[Any], tuple[np.ndarray, int]]:
+    """A preparation that does not count marks, as :func:`this_preparation` answers."""
+    return lambda gray: (prep(gray), 1)
+
+
+def said(
+    model: Any, prep: Callable[[Any], tuple[np.ndarray, int]], gray: np.ndarray
+) -> tuple[int, int]:
     """What ``score`` says of the page ``gray`` prepared by ``prep``: a digit, REJECT (not a
-    digit, at the default threshold, for a model that can reject) or -1 (the preparation
-    refuses it, e.g. as blank); and the digit the model finds most likely (what it would
-    say if it rejected nothing; -1 where the preparation refuses the page)."""
+    digit at the default threshold, or several marks, for a model that can reject) or -1
+    (the preparation refuses it, e.g. as blank); and the digit the model finds most likely
+    (what it would say if it rejected nothing; -1 where the preparation refuses the page)."""
     from softmax_core import settings
     from softmax_core.errors import ImageError
-    from softmax_core.model import decide
+    from softmax_core.model import REJECT, decide
 
     try:
-        probs = model.predict_proba(prep(gray)[None])
+        digit, marks = prep(gray)
     except ImageError:
         return -1, -1
-    return int(decide(probs, settings.REJECT_THRESHOLD)[0]), int(probs[0, :10].argmax())
+    probs = model.predict_proba(digit[None])
+    answer = int(decide(probs, settings.REJECT_THRESHOLD)[0])
+    if marks > 1 and model.can_reject:
+        answer = REJECT
+    return answer, int(probs[0, :10].argmax())
 
 
 def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int, title: str = "") -> None:
@@ -139,7 +161,6 @@ def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int, title: str 
     that can reject, also the four kinds read as if it rejected nothing (the most that no
     reject rule exceeds)."""
     from softmax_core.images import open_image, to_gray
-    from softmax_core.normalize import normalize
 
     kinds = list(forms.KINDS)
     extra = ["forms, rejecting nothing"] if model.can_reject else []
@@ -152,7 +173,7 @@ def more_seeds(ds: Any, model: Any, seeds: list[int], per_kind: int, title: str 
         for kind in kinds:
             for p in forms.pages(ds.x_test, ds.y_test, per_kind, seed=seed, kinds=(kind,)):
                 g = to_gray(open_image(io.BytesIO(p.to_bytes())))
-                answer, digit = said(model, normalize, g)
+                answer, digit = said(model, this_preparation, g)
                 ok.setdefault(kind, []).append(answer == p.label)
                 digit_ok.setdefault(kind, []).append(digit == p.label)
         four = [v for k in FORMS for v in ok[k]]
@@ -193,7 +214,7 @@ def main() -> None:
     from softmax_core.images import open_image, to_gray
     from softmax_core.mnist import load_mnist
     from softmax_core.model import REJECT
-    from softmax_core.normalize import normalize, normalize_stack
+    from softmax_core.normalize import normalize_stack
     from softmax_core.requests import Data, Hyper
     from softmax_core.train import train
 
@@ -208,10 +229,10 @@ def main() -> None:
 
     made = forms.pages(ds.x_test, ds.y_test, args.per_kind, seed=args.seed)
     grays = [to_gray(open_image(io.BytesIO(p.to_bytes()))) for p in made]
-    preps: dict[str, Callable[[Any], np.ndarray]] = {
-        "this preparation": normalize,
-        "today's": old.normalize,
-        "naive resize": naive,
+    preps: dict[str, Callable[[Any], tuple[np.ndarray, int]]] = {
+        "this preparation": this_preparation,
+        "today's": one_mark(old.normalize),
+        "naive resize": one_mark(naive),
     }
     right: dict[str, dict[str, list[bool]]] = {name: {} for name in preps}
     rejected: dict[str, list[bool]] = {}

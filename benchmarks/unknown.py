@@ -112,18 +112,19 @@ def auroc(pos: NDArray[Any], neg: NDArray[Any]) -> float:
 
 def prepared(paths: list[Path]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """The files prepared as ``score`` prepares them (decoded once, for every model):
-    digits (n, 28, 28) (zeros for blank files), and which were blank. Any other failure is
-    a bug of the builders: raised."""
+    digits (n, 28, 28) (zeros for blank files), and which the preparation sets aside as
+    rejected rows whatever the model says: blank pages and images of several marks
+    (``scoring.decode.with_rejects``). Any other failure is a bug of the builders: raised."""
     from softmax_core.scoring.decode import decode_items
 
-    ok, errors = decode_items([(str(p), None) for p in paths])
+    ok, errors, marks = decode_items([(str(p), None) for p in paths])
     other = [(p, e) for p, e in zip(paths, errors, strict=True) if e and not e.startswith("blank")]
     if other:
         raise RuntimeError(f"{len(other)} files could not be scored: {other[:3]}")
     blank = np.array([e is not None for e in errors], dtype=bool)
     digits = np.zeros((len(paths), 28, 28), dtype=np.float32)
     digits[~blank] = ok
-    return digits, blank
+    return digits, blank | (np.array(marks) > 1)
 
 
 def score_rate(model_path: Path, folder: Path, out: Path) -> float:
@@ -190,7 +191,7 @@ def main() -> None:
     from softmax_core.metrics import expected_calibration_error
     from softmax_core.mnist import load_mnist
     from softmax_core.model import Model
-    from softmax_core.normalize import normalize_stack
+    from softmax_core.normalize import prepare_stack
     from softmax_core.requests import Data, Hyper
     from softmax_core.softmax import softmax
     from softmax_core.train import heldout_negatives, train
@@ -215,14 +216,15 @@ def main() -> None:
     # the sets, prepared once: MNIST test (the arrays through the preparation, as a folder
     # of 28x28 scans would be), form pages, the unseen non-digits, the generator's own
     x, y = np.asarray(ds.x_test), np.asarray(ds.y_test)
-    mnist = normalize_stack(x)[0]
+    prepared_x = prepare_stack(x)
+    mnist, mnist_aside = prepared_x.digits, prepared_x.marks > 1
     form_dir = forms.write_pages(
         work / f"forms-{args.seed}", forms.pages(x, y, args.forms, seed=args.seed)
     )
     form_files = sorted(f for f in form_dir.rglob("*") if f.is_file())
     form_y = np.array([int(f.stem.split("_")[1]) for f in form_files])
     form_kind = np.array([f.parent.name for f in form_files])
-    form_x, form_blank = prepared(form_files)
+    form_x, form_aside = prepared(form_files)
     # a random sample of the test digits (its first half is the easier writers')
     pick = np.random.default_rng(args.seed).permutation(len(y))[: args.user_shapes]
     shaped_dir = _folders.realistic(
@@ -230,7 +232,7 @@ def main() -> None:
     )
     shaped_files = sorted(f for f in shaped_dir.rglob("*") if f.is_file())
     shaped_y = np.array([int(f.stem.split("_")[1]) for f in shaped_files])
-    shaped_x, shaped_blank = prepared(shaped_files)
+    shaped_x, shaped_aside = prepared(shaped_files)
     unseen_dir = work / f"unseen-{args.seed}"
     files = nondigits.write(unseen_dir, per_kind=args.per_kind, seed=args.seed)
     unseen = {kind: prepared(paths) for kind, paths in files.items()}
@@ -247,16 +249,18 @@ def main() -> None:
 
     # the max-probability baseline keeps as much of MNIST test as the default model does
     default = Model.load(models["11th class + terms (default)"][0])
-    reference_kept = 1 - float(rejected(default.predict_proba(mnist), threshold).mean())
+    reference_kept = 1 - float(
+        (rejected(default.predict_proba(mnist), threshold) | mnist_aside).mean()
+    )
     for path, _ in models.values():
         model = Model.load(path)
         p_mnist = model.predict_proba(mnist)
         # max probability: the threshold that keeps as much of MNIST as the default
         at = threshold if model.can_reject else keeping(p_mnist, reference_kept)
-        r_mnist = rejected(p_mnist, at)
+        r_mnist = rejected(p_mnist, at) | mnist_aside
         unseen_rej = {
-            kind: rejected(model.predict_proba(digits), at) | blank
-            for kind, (digits, blank) in unseen.items()
+            kind: rejected(model.predict_proba(digits), at) | aside
+            for kind, (digits, aside) in unseen.items()
         }
         for kind, r in unseen_rej.items():
             put(f"unseen non-digits: {kind} ({len(r)})", f"{100 * r.mean():.1f}% rejected")
@@ -275,7 +279,7 @@ def main() -> None:
         right = (p_mnist[:, :10].argmax(axis=1) == y) & ~r_mnist
         put("**MNIST test accuracy (rejects are errors)**", f"**{100 * right.mean():.2f}%**")
         p_forms = model.predict_proba(form_x)
-        r_forms = rejected(p_forms, at) | form_blank
+        r_forms = rejected(p_forms, at) | form_aside
         for kind in forms.KINDS:
             sel = form_kind == kind
             put(
@@ -289,7 +293,7 @@ def main() -> None:
         form_right = (p_forms[:, :10].argmax(axis=1) == form_y) & ~r_forms
         put("form digits read right and kept", f"{100 * form_right.mean():.1f}%")
         p_shaped = model.predict_proba(shaped_x)
-        r_shaped = rejected(p_shaped, at) | shaped_blank
+        r_shaped = rejected(p_shaped, at) | shaped_aside
         put(f"user-shaped digits kept ({len(shaped_files)})", f"{100 * (1 - r_shaped.mean()):.1f}%")
         shaped_right = (p_shaped[:, :10].argmax(axis=1) == shaped_y) & ~r_shaped
         put("**user-shaped digits read right and kept**", f"**{100 * shaped_right.mean():.1f}%**")
@@ -336,13 +340,13 @@ def main() -> None:
         "form digits rejected | other non-digits |\n|---|---|---|---|---|---|"
     )
     for at in SWEEP:
-        r_mnist = rejected(p_mnist, at)
+        r_mnist = rejected(p_mnist, at) | mnist_aside
         right = (p_mnist[:, :10].argmax(axis=1) == y) & ~r_mnist
         r_unseen = np.concatenate([rejected(p, at) | b for p, b in p_unseen])
         print(
             f"| {at:g} | {100 * right.mean():.2f}% | {100 * r_mnist.mean():.2f}% | "
             f"{100 * rejected(p_held, at).mean():.1f}% | "
-            f"{100 * (rejected(p_forms, at) & ~form_blank).mean():.1f}% | "
+            f"{100 * (rejected(p_forms, at) & ~form_aside).mean():.1f}% | "
             f"{100 * r_unseen.mean():.1f}% |"
         )
 

@@ -312,7 +312,9 @@ def read_folder(
     images, ok_items = [], []
     for start in range(0, len(items), PREPARE_CHUNK):
         chunk = items[start : start + PREPARE_CHUNK]
-        digits, errors = decode_items([(str(root / rel), None) for _, rel, _ in chunk], max_pixels)
+        digits, errors, _ = decode_items(  # a labelled image is what its folder says
+            [(str(root / rel), None) for _, rel, _ in chunk], max_pixels
+        )
         images.append(np.rint(np.clip(digits, 0.0, 1.0) * 255).astype(np.uint8))
         for item, err in zip(chunk, errors, strict=True):
             if err is not None:

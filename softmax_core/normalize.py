@@ -107,6 +107,7 @@ class _Inked:
     has_ink: NDArray[np.bool_]
     lines_only: NDArray[np.bool_]
     lined: NDArray[np.bool_]
+    marks: NDArray[np.int32]
     lo: NDArray[np.float64]
     hi: NDArray[np.float64]
     r0: NDArray[np.intp]
@@ -167,12 +168,34 @@ def _ink_boxes(g: FloatImage) -> _Inked:
     ink *= scale[:, None, None]
     ink *= inside[:, :, None]
     ink *= inside_c[:, None, :]
-    return _Inked(ink, has_ink, lines_only, cleaned.lined, lo, hi, r0, r1, c0, c1)
+    marks = np.where(has_ink, cleaned.marks, 0).astype(np.int32)
+    return _Inked(ink, has_ink, lines_only, cleaned.lined, marks, lo, hi, r0, r1, c0, c1)
 
 
 def normalize_stack(
     grays: NDArray[np.floating[Any] | np.uint8], *, resize_always: bool = False
 ) -> tuple[FloatImage, list[ImageError | None]]:
+    """:func:`prepare_stack`'s digits and errors: what training's images need."""
+    done = prepare_stack(grays, resize_always=resize_always)
+    return done.digits, done.errors
+
+
+@dataclass(frozen=True)
+class PreparedStack:
+    """:func:`prepare_stack`'s result: the digits (k, 28, 28), an :class:`ImageError` or
+    None for each, and the marks each image holds (1: one digit; more: a piece as heavy
+    as a digit's lies apart from it, a second digit or a word, so the image is not one
+    digit: :func:`softmax_core.page.stray_ink`; 0: no ink). Its digit is made all the
+    same, from the mark the page steps kept."""
+
+    digits: FloatImage
+    errors: list[ImageError | None]
+    marks: NDArray[np.int32]
+
+
+def prepare_stack(
+    grays: NDArray[np.floating[Any] | np.uint8], *, resize_always: bool = False
+) -> PreparedStack:
     """:func:`normalize` on k images of one shape at once: (k, h, w) → (k, 28, 28); uint8
     stacks are scaled by 1/255 first, exactly as :func:`to_gray` does, and images with a
     side over ``WORK_SIDE`` are reduced to it (:func:`reduce`). Pages under
@@ -233,12 +256,14 @@ def normalize_stack(
         if (th, tw) != crop.shape or resize_always:
             crop = _resize(crop, tw, th)
         out[i] = _centre(crop)
+    marks = inked.marks.copy()
     if again.any():
         redo = np.flatnonzero(again)
-        out[redo], big_errors = normalize_stack(enlarge(g[redo]), resize_always=resize_always)
-        for i, e in zip(redo.tolist(), big_errors, strict=True):
+        big = prepare_stack(enlarge(g[redo]), resize_always=resize_always)
+        out[redo], marks[redo] = big.digits, big.marks
+        for i, e in zip(redo.tolist(), big.errors, strict=True):
             errors[i] = e
-    return out, errors
+    return PreparedStack(out, errors, marks)
 
 
 def _ramp(n: int) -> NDArray[np.float64]:

@@ -77,6 +77,10 @@ MAX_TURN = math.tan(math.radians(5.0))  # pages turned by up to 5 degrees
 FAINT_PIECE = 0.55  # on a cleaned page, a piece whose strongest pixel is under this share
 # of the digit's strongest piece's is what the light or the lines left, not a stroke
 LINES_ONLY = 0.3  # the ink's peak falls under this share once lines are erased: blank
+# A piece left apart from the digit with this share of its ink or more is a second mark:
+# the image is not one digit ("2024", a digit and a word). MNIST test, the form digits of
+# benchmarks/pages.py and the user-shaped digits have none at 0.2.
+MARK_SHARE = 0.25
 
 # what a page of lines, a blank form field and a page of noise (no stroke stands out of the
 # texture once the light is flattened) all come to
@@ -730,10 +734,12 @@ def erase_lines(ink: F32, lh: Mask, lv: Mask, peak: F64) -> F32:
 # --- the digit ------------------------------------------------------------------------------
 
 
-def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tuple[Mask, F64]:
-    """What of the ink (k, h, w) is not the digit (to erase), and the digit's area per
-    image (0: no digit). ``mask``: the ink above INK_THRESHOLD; ``band``: the erased lines,
-    ``line_w`` their thickness (0: none); ``paged``: the images cleaned of light or lines.
+def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tuple[Mask, F64, I32]:
+    """What of the ink (k, h, w) is not the digit (to erase), the digit's area per image
+    (0: no digit) and its marks: 1, plus each piece left apart from the digit that holds
+    MARK_SHARE of its ink or more (a second digit beside it: not one digit). ``mask``: the
+    ink above INK_THRESHOLD; ``band``: the erased lines, ``line_w`` their thickness (0:
+    none); ``paged``: the images cleaned of light or lines.
 
     The pieces of ``mask`` (a pixel's gap still connects) are scored by their ink, less
     the farther from the centre; the best seeds the digit, which then takes the pieces
@@ -741,12 +747,13 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
     cleaned page a speck under 3% only when touching), in a few rounds. Never taken: a
     neighbour's edge (touching the border, its centre of ink in the outer fifth), a tick
     or stub of the lines (touching an erased line, as thin as the lines, 2.5 times as long
-    as wide)."""
+    as wide), nor counted as a mark."""
     k, h, w = mask.shape
     area_out = np.zeros(k)
     p = _Pieces.of_mask(mask, _joined(mask))
+    marks = np.ones(k, np.int32)
     if p.n == 0:
-        return np.zeros_like(mask), area_out
+        return np.zeros_like(mask), area_out, marks
     n, of, img = p.n, p.of, p.img
     vals = ink.ravel()[p.on].astype(np.float64)
     area = np.bincount(of, minlength=n).astype(np.float64)
@@ -803,9 +810,11 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
             break
         member |= join
     np.add.at(area_out, img[member], area[member])
+    held = np.bincount(img[member], mass[member], minlength=k)[img]
+    np.add.at(marks, img, ~member & ~apart & (mass >= MARK_SHARE * held))
     stray = p.pixels(~member)
     # with their faint edges, but never a pixel of the digit's pieces
-    return _grow(stray, 1) & ~p.pixels(member), area_out
+    return _grow(stray, 1) & ~p.pixels(member), area_out, marks
 
 
 # --- all of it --------------------------------------------------------------------------------
@@ -814,12 +823,13 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
 @dataclass(frozen=True)
 class Cleaned:
     """What :func:`clean` did to a stack: the new peaks (k,), which images are blank
-    once their lines are erased (a blank form field, a page of only lines), and which
-    had lines erased."""
+    once their lines are erased (a blank form field, a page of only lines), which had
+    lines erased, and how many marks each holds (:func:`stray_ink`; 1: one digit)."""
 
     peak: F64
     lines_only: Mask
     lined: Mask
+    marks: I32
 
 
 def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) -> Cleaned:
@@ -884,12 +894,13 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
     c_span = w - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)
     apart = (rows.sum(axis=1) < r_span) | (cols.sum(axis=1) < c_span)  # a gap: 2+ pieces
     idx = np.flatnonzero(has_ink & ~lines_only & (paged | edge | apart))
+    marks = np.ones(k, np.int32)
     if idx.size:
-        stray, area = stray_ink(ink[idx], mask[idx], band[idx], line_w[idx], paged[idx])
+        stray, area, marks[idx] = stray_ink(ink[idx], mask[idx], band[idx], line_w[idx], paged[idx])
         lines_only[idx] |= paged[idx] & (area < max(3, 0.001 * h * w))
         hit = stray.any(axis=(1, 2))
         sel = idx[hit]
         if sel.size:
             ink[sel] = np.where(stray[hit], np.float32(0), ink[sel])
             peak[sel] = ink[sel].max(axis=(1, 2))
-    return Cleaned(peak, lines_only, lined)
+    return Cleaned(peak, lines_only, lined, marks)

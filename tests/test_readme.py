@@ -252,7 +252,7 @@ def profile_of_a_run() -> Any:
 
     counts = ProfileCounts()
     probs = np.full((2, 10), 0.1, dtype=np.float32)
-    counts.add(score_prepared(["a.png", "b.png"], (probs, [None, None])))
+    counts.add(score_prepared(["a.png", "b.png"], (probs, [None, None], [1, 1])))
     return counts.profile(model="digits:3", input="images")
 
 

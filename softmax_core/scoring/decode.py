@@ -37,8 +37,10 @@ def decode_items(
     items: Sequence[tuple[str, str | None]],
     max_pixels: int = DEFAULT_MAX_PIXELS,
     reader: Reader | None = None,
-) -> tuple[NDArray[np.float32], list[str | None]]:
-    """(path, problem) pairs -> (digits of the ok ones (k, 28, 28), a reason or None for each).
+) -> tuple[NDArray[np.float32], list[str | None], list[int]]:
+    """(path, problem) pairs -> (digits of the ok ones (k, 28, 28), a reason or None for
+    each, the marks each holds: 1 for one digit, more where the page steps found a second
+    digit or a word beside it (``normalize.PreparedStack``), 0 for a failure).
 
     A path is a local file, or what ``reader`` opens (an object key).
 
@@ -54,6 +56,7 @@ def decode_items(
     """
     n = len(items)
     errors: list[str | None] = [None] * n
+    marks = [0] * n
     digits: NDArray[np.float32] | None = None  # made only when the batch is not one stack
     small: dict[tuple[int, int, str], list[tuple[int, Any]]] = {}
     opened = (
@@ -80,23 +83,27 @@ def decode_items(
                 small.setdefault((*gray.shape, gray.dtype.char), []).append((i, gray))
             else:
                 digits = _zeros(n) if digits is None else digits
-                digits[i] = normalize.normalize(gray)
+                one = normalize.prepare_stack(gray[None])
+                digits[i], marks[i] = one.digits[0], int(one.marks[0])
+                errors[i] = None if one.errors[0] is None else str(one.errors[0])
         except images.ImageError as e:
             errors[i] = str(e)
         except Exception as e:  # one bad image never stops the batch
             errors[i] = f"corrupt: cannot convert: {e}"
     for (h, w, kind), members in small.items():
         index = [i for i, _ in members]
-        out, errs = normalize.normalize_stack(_stack(members, h, w, raw=kind == "raw"))
-        for i, err in zip(index, errs, strict=True):
+        done = normalize.prepare_stack(_stack(members, h, w, raw=kind == "raw"))
+        out, errs = done.digits, done.errors
+        for i, err, m in zip(index, errs, done.marks.tolist(), strict=True):
+            marks[i] = m
             if err is not None:
                 errors[i] = str(err)
         if len(members) == n and all(e is None for e in errs):
-            return out, errors  # the common batch: one shape, all fine, already in order
+            return out, errors, marks  # the common batch: one shape, all fine, in order
         digits = _zeros(n) if digits is None else digits
         digits[index] = out
     ok = np.fromiter((e is None for e in errors), dtype=bool, count=n)
-    return (_zeros(n) if digits is None else digits)[ok], errors
+    return (_zeros(n) if digits is None else digits)[ok], errors, marks
 
 
 def _zeros(n: int) -> NDArray[np.float32]:
@@ -111,7 +118,8 @@ def _stack(members: list[tuple[int, Any]], h: int, w: int, *, raw: bool) -> NDAr
     return np.stack([g for _, g in members])
 
 
-Prepared = tuple[NDArray[np.float32], list[str | None]]  # (probabilities of the ok items, reasons)
+# (probabilities of the ok items, reasons, marks: decode_items')
+Prepared = tuple[NDArray[np.float32], list[str | None], list[int]]
 
 
 def prepare_items(
@@ -121,18 +129,21 @@ def prepare_items(
     reader: Reader | None = None,
 ) -> Prepared:
     """What a worker does for one batch: ``decode_items``, the model's recorded
-    preprocessing, the prediction -> (probabilities (m, k) of the m ok items, reasons).
+    preprocessing, the prediction -> (probabilities (m, k) of the m ok items, reasons,
+    marks).
 
     Predicting here rather than in the parent sends 10 floats per image back instead of
     784 features: the pipe and the pickling were a fifth of the per-image cost."""
-    digits, errors = decode_items(items, max_pixels, reader)
+    digits, errors, marks = decode_items(items, max_pixels, reader)
     if len(digits) == 0:
-        return np.zeros((0, model.n_classes), dtype=np.float32), errors
-    return model.predict_proba(digits), errors
+        return np.zeros((0, model.n_classes), dtype=np.float32), errors, marks
+    return model.predict_proba(digits), errors, marks
 
 
 BLANK = "blank"  # the ImageError kind of an image with no ink (softmax_core.normalize)
 BLANK_PAGE = "blank page"  # a rejected row's reason for it
+BY_MODEL = "not a digit (p="  # how a reason the model gave starts
+NOT_ONE = "not one digit"  # ... and one for an image of several marks (with_rejects)
 
 
 @dataclass
@@ -151,6 +162,7 @@ class ScoredBatch:
     errors: list[str | None]
     paths: list[str] = field(default_factory=list)
     rejects: list[str | None] = field(default_factory=list)  # empty: none rejected
+    marks: list[int] = field(default_factory=list)  # decode_items'; empty: not known
 
     def __len__(self) -> int:
         return len(self.rels)
@@ -175,7 +187,9 @@ class ScoredBatch:
             out[ok] = self.probs[ok, self.labels[ok]]
         if self.probs.shape[1] > N_CLASSES and self.rejects:
             by_model = np.fromiter(
-                (r is not None and r != BLANK_PAGE for r in self.rejects), dtype=bool, count=n
+                (r is not None and r.startswith(BY_MODEL) for r in self.rejects),
+                dtype=bool,
+                count=n,
             )
             out[by_model] = self.probs[by_model, REJECT]
         return out
@@ -193,7 +207,7 @@ class ScoredBatch:
 def score_prepared(rels: list[str], prepared: Prepared, paths: Sequence[str] = ()) -> ScoredBatch:
     """Rows for a prepared batch (``prepare_items``' result), in the items' order: each
     ok image labelled with its most likely digit (rejection is :func:`with_rejects`)."""
-    p, errors = prepared
+    p, errors, marks = prepared
     n = len(rels)
     labels = np.full(n, -1, dtype=np.int64)
     probs = np.zeros((n, p.shape[1]), dtype=np.float32)
@@ -201,14 +215,19 @@ def score_prepared(rels: list[str], prepared: Prepared, paths: Sequence[str] = (
         ok = np.fromiter((e is None for e in errors), dtype=bool, count=n)
         probs[ok] = p
         labels[ok] = np.argmax(p[:, :N_CLASSES], axis=1)
-    return ScoredBatch(rels=rels, labels=labels, probs=probs, errors=errors, paths=list(paths))
+    return ScoredBatch(
+        rels=rels, labels=labels, probs=probs, errors=errors, paths=list(paths), marks=marks
+    )
 
 
 def with_rejects(batch: ScoredBatch, threshold: float) -> ScoredBatch:
     """The batch with the reject option applied: an image whose "not a digit" probability
     is its largest and at least ``threshold`` (:func:`softmax_core.model.decide`) is
-    rejected with reason ``not a digit (p=0.97)``; a blank page (no ink: the preparation's
-    ``blank`` error) is rejected with reason ``blank page`` instead of being an error."""
+    rejected with reason ``not a digit (p=0.97)``; an image of several marks (a second
+    digit or a word beside the first: ``batch.marks``) with ``not one digit (3 separate
+    marks)``, whatever the model said of the mark it read; a blank page (no ink: the
+    preparation's ``blank`` error) with ``blank page`` instead of being an error. Only
+    the model's rejects have a confidence (their p(not a digit)); the others have none."""
     n = len(batch)
     labels = batch.labels.copy()
     errors = list(batch.errors)
@@ -217,8 +236,11 @@ def with_rejects(batch: ScoredBatch, threshold: float) -> ScoredBatch:
     if batch.probs.shape[1] > N_CLASSES and ok.any():
         by_model = ok & (decide(batch.probs, threshold) == REJECT)
         for i in np.flatnonzero(by_model).tolist():
-            rejects[i] = f"not a digit (p={batch.probs[i, REJECT]:.2f})"
+            rejects[i] = f"{BY_MODEL}{batch.probs[i, REJECT]:.2f})"
             labels[i] = -1
+    for i, m in enumerate(batch.marks):  # 0 for failures: only images read are marked
+        if m > 1:
+            rejects[i], labels[i] = f"{NOT_ONE} ({m} separate marks)", -1
     for i, err in enumerate(errors):
         if err is not None and err.split(":", 1)[0] == BLANK:
             rejects[i], errors[i] = BLANK_PAGE, None
@@ -231,4 +253,5 @@ def with_rejects(batch: ScoredBatch, threshold: float) -> ScoredBatch:
         errors=errors,
         paths=batch.paths,
         rejects=rejects,
+        marks=batch.marks,
     )

@@ -81,14 +81,15 @@ def reference_profile(
     counts = ProfileCounts()
     for start in range(0, len(images), REFERENCE_BATCH):
         chunk: NDArray[Any] = np.asarray(images[start : start + REFERENCE_BATCH])
-        digits, problems = normalize.normalize_stack(chunk)
-        errors = [None if e is None else str(e) for e in problems]
+        done = normalize.prepare_stack(chunk)
+        digits, marks = done.digits, done.marks.tolist()
+        errors = [None if e is None else str(e) for e in done.errors]
         ok = np.fromiter((e is None for e in errors), dtype=bool, count=len(errors))
         probs = (
             model.predict_proba(digits[ok])
             if ok.any()
             else np.zeros((0, model.n_classes), dtype=np.float32)
         )
-        batch = score_prepared([""] * len(chunk), (probs, errors))
+        batch = score_prepared([""] * len(chunk), (probs, errors, marks))
         counts.add(with_rejects(batch, settings.REJECT_THRESHOLD))
     return counts.profile(model=model.ref, input=input)

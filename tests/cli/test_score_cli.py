@@ -646,6 +646,33 @@ def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
 
 
+def test_rows_through_dev_stdout_into_a_file_append_with_two_redirections(
+    model: Path, tmp_path: Path
+) -> None:
+    """``-o /dev/stdout > rows.csv`` then ``>> rows.csv``: both runs' rows are in the
+    file, and no profile is written beside ``/dev/stdout`` (it once went to
+    ``/dev/stdout.profile.json``)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    rows = tmp_path / "rows.csv"
+    line = f"{sys.executable} -m softmax_pipe.cli score {folder} -m {model} -o /dev/stdout"
+    for redirect in (">", ">>"):
+        done = subprocess.run(
+            ["bash", "-c", f"{line} {redirect} {rows}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        (said,) = [x for x in done.stderr.splitlines() if x.startswith("profile:")]
+        assert "not written" in said, said
+    text = rows.read_text()
+    assert text.count("path,label") == 2 and text.count("a.png") == 2, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "rows.csv"]
+
+
 def test_a_dash_is_stdout(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "imgs"
@@ -917,7 +944,9 @@ def test_images_that_are_not_digits_are_rejected_rows_and_the_run_succeeds(
     junk = [r for r in rows if r["path"].startswith("junk/")]
     rejected = [r for r in junk if r["status"] == "rejected"]
     assert len(rejected) >= 0.6 * len(junk)  # about 76% at the default threshold
-    for r in rejected:
+    marks = [r for r in rejected if r["error"].startswith("not one digit (")]
+    assert all(r["label"] == r["confidence"] == r["p_reject"] == "" for r in marks)
+    for r in (r for r in rejected if r not in marks):
         assert r["label"] == "" and r["confidence"] == r["p_reject"]
         assert r["error"] == f"not a digit (p={float(r['p_reject']):.2f})"
         assert float(r["p_reject"]) == max(float(r[k]) for k in list(r)[-11:])
@@ -940,7 +969,8 @@ def test_images_that_are_not_digits_are_rejected_rows_and_the_run_succeeds(
     assert code == 0
     lines = [json.loads(line) for line in jl.read_text().splitlines()]
     first = next(r for r in lines if r["status"] == "rejected" and r["path"] != "blank.png")
-    assert first["label"] is None and first["error"].startswith("not a digit (p=")
+    assert first["label"] is None and first["error"].startswith("not ")
+    first = next(r for r in lines if r["status"] == "rejected" and r["error"][:5] == "not a")
     assert isinstance(first["confidence"], float)
     assert next(r for r in lines if r["path"] == "blank.png")["confidence"] is None
 
@@ -960,6 +990,38 @@ def test_images_that_are_not_digits_are_rejected_rows_and_the_run_succeeds(
     )
 
 
+def test_several_digits_in_one_image_are_a_rejected_row(
+    ds: Dataset, model: Path, tmp_path: Path
+) -> None:
+    """A number (two MNIST digits side by side, dark on light as a photo of "72"; five in a
+    strip) is not one digit: a rejected row, ``not one digit (N separate marks)``, with no
+    confidence, whatever the model says of the digit nearest the centre, and not queued for
+    review. ``--no-reject`` reads that digit, as before. A digit alone stays ok."""
+    x = np.asarray(ds.x_test)
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    (folder / "72.png").write_bytes(sd.png_bytes(255 - np.concatenate([x[0], x[1]], axis=1)))
+    (folder / "five.png").write_bytes(sd.png_bytes(np.concatenate(list(x[:5]), axis=1)))
+    (folder / "one.png").write_bytes(sd.png_bytes(x[2]))
+    out, queue = tmp_path / "s.csv", tmp_path / "queue"
+    args = ["score", folder, "-m", model, "-o", out, "--probs"]
+    code, _, stderr = invoke(*args, "--review", queue, "--min-confidence", 0)
+    assert code == 0, stderr
+    rows = {r["path"]: r for r in sd.read_rows(out.read_text())}
+    for name, n in (("72.png", 2), ("five.png", 5)):
+        r = rows[name]
+        assert (r["status"], r["label"], r["confidence"], r["p_reject"]) == ("rejected", "", "", "")
+        assert r["error"] == f"not one digit ({n} separate marks)"
+    assert (rows["one.png"]["status"], rows["one.png"]["label"]) == ("ok", str(ds.y_test[2]))
+    assert "rejected 2 images: 2 not digits, 0 blank pages (status=rejected rows)" in stderr
+    assert list((queue / "unlabelled").iterdir()) == []
+    code, _, stderr = invoke(*args, "--no-reject")
+    assert code == 0, stderr
+    rows = {r["path"]: r for r in sd.read_rows(out.read_text())}
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    assert rows["72.png"]["label"] in (str(ds.y_test[0]), str(ds.y_test[1]))
+
+
 def test_a_bad_reject_threshold_is_exit_2(junk_and_digits: Path, model: Path) -> None:
     code, _, stderr = invoke("score", junk_and_digits, "-m", model, "--reject-threshold", 1.5)
     assert code == 2
@@ -976,9 +1038,11 @@ def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
     assert code == 0, stderr
     rows = sd.read_rows(out.read_text())
     rejected = [r for r in rows if r["status"] == "rejected" and r["path"] != "blank.png"]
+    by_model = [r for r in rejected if r["error"].startswith("not a digit (p=")]
     queued = sorted(p.name for p in (queue / "unlabelled").iterdir())
-    assert len(queued) == len(rejected)  # the blank page is not queued: nothing to label
-    for r in rejected:
+    # the blank page is not queued, nor is an image of several marks: no label changes them
+    assert len(queued) == len(by_model)
+    for r in by_model:
         stem = r["path"].replace("/", "~")
         assert any(
             q.startswith(f"{stem}__rejected__p{float(r['confidence']):.2f}__") for q in queued

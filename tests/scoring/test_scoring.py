@@ -88,6 +88,27 @@ def test_a_file_named_explicitly_is_scored_whatever_its_extension(
     assert summary.scored == 1 and summary.failed == 0
 
 
+def test_a_symlink_loop_has_one_reason_in_score_and_in_dataset_add(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """A link to itself and two links to each other: ``symlink loop`` in a score row and
+    in ``dataset add``'s failures alike (once "not a regular file" in one and the
+    system's "Too many levels of symbolic links" in the other)."""
+    from softmax_core.labelled import read_folder
+
+    root = tmp_path / "labelled"
+    (root / "3").mkdir(parents=True)
+    (root / "3" / "digit.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    (root / "3" / "self.png").symlink_to("self.png")
+    (root / "3" / "a.png").symlink_to("b.png")
+    (root / "3" / "b.png").symlink_to("a.png")
+    loops = {f"3/{n}.png": f"unreadable: {images.LOOPED_LINK}" for n in ("self", "a", "b")}
+    problems = {it.rel: it.problem for it in scoring.Discovery(root) if it.problem}
+    assert problems == loops
+    assert dict(read_folder(root).failures) == loops
+    assert images.LOOPED_LINK == "symlink loop"
+
+
 def test_missing_and_special_paths(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="does not exist"):  # exit 3, as everywhere
         scoring.Discovery(tmp_path / "missing")
@@ -121,7 +142,8 @@ def test_folder_without_images(tmp_path: Path, model: Model) -> None:
 
 def test_decode_items_keeps_positions_and_matches_read_digit(folder: Path) -> None:
     items = list(scoring.Discovery(folder))
-    digits, errors = scoring.decode_items([(it.path, it.problem) for it in items])
+    digits, errors, marks = scoring.decode_items([(it.path, it.problem) for it in items])
+    assert [m for m, e in zip(marks, errors, strict=True) if e is None] == [1] * (30 + 60)
     ok = [it for it, e in zip(items, errors, strict=True) if e is None]
     assert len(digits) == len(ok) == 30 + 60
     for it, digit in zip(ok, digits, strict=True):
@@ -214,7 +236,7 @@ def test_a_batch_of_plain_gray_files_gives_the_bytes_of_the_per_image_path(
     for name in ("rgb.png", "bad.png", "pal.png", "big.png"):
         mixed.insert(3, (str(tmp_path / name), None))
     for pairs in (plain, mixed):
-        digits, errors = scoring.decode_items(pairs)
+        digits, errors, _ = scoring.decode_items(pairs)
         ok = [p for (p, _), e in zip(pairs, errors, strict=True) if e is None]
         assert len(ok) == len(pairs) - (pairs is mixed)
         expected = [normalize.normalize(images.gray_pixels(images.open_image(p))) for p in ok]
@@ -227,8 +249,8 @@ def test_prepared_batches_are_the_models_steps_weights_and_temperature_on_the_di
     from softmax_core.softmax import softmax
 
     pairs = [(it.path, it.problem) for it in scoring.Discovery(folder / "mnist")]
-    probs, errors = scoring.prepare_items(pairs, model)
-    digits, _ = scoring.decode_items(pairs)
+    probs, errors, _ = scoring.prepare_items(pairs, model)
+    digits, _, _ = scoring.decode_items(pairs)
     assert errors == [None] * 30
     assert model.temperature != 1.0  # trained as `train` trains: calibrated
     X = model.steps.features(digits)
@@ -514,6 +536,6 @@ def test_every_count_of_the_summary_is_in_words() -> None:
 def test_a_one_byte_file_is_one_byte(tmp_path: Path) -> None:
     """The reason a tiny non-image gives: "in 1 byte", not "in 1 bytes"."""
     (tmp_path / "x.png").write_bytes(b"x")
-    _, errors = scoring.decode_items([(str(tmp_path / "x.png"), None)])
+    _, errors, _ = scoring.decode_items([(str(tmp_path / "x.png"), None)])
     assert errors[0] is not None and "no image format recognised in 1 byte" in str(errors[0])
     assert not str(errors[0]).endswith("bytes")

@@ -40,8 +40,8 @@ def test_reads_every_image_with_its_label(printed: Path) -> None:
 def test_images_are_prepared_exactly_as_scoring_prepares_them(printed: Path) -> None:
     read = read_folder(printed)
     paths = [(str(printed / rel), None) for rel in read.data.paths[:20]]
-    digits, errors = decode_items(paths)
-    assert errors == [None] * 20
+    digits, errors, marks = decode_items(paths)
+    assert errors == [None] * 20 and marks == [1] * 20
     expected = np.rint(np.clip(digits, 0, 1) * 255).astype(np.uint8)
     np.testing.assert_array_equal(read.data.images[:20], expected)
 

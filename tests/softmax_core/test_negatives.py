@@ -117,7 +117,7 @@ def test_prepared_output_equals_scoring_the_pages_as_files(tmp_path: Path) -> No
         path = tmp_path / f"{i:03d}.png"
         Image.fromarray(p, mode="L").save(path)
         paths.append(str(path))
-    digits, errors = decode_items([(p, None) for p in paths])
+    digits, errors, _ = decode_items([(p, None) for p in paths])
     ok = np.array([e is None for e in errors])
     assert all(e is None or e.startswith("blank") for e in errors)
     expected = np.zeros((n, 28, 28), np.uint8)

@@ -115,6 +115,37 @@ def test_specks_and_a_neighbours_edge_are_dropped(digits: np.ndarray) -> None:
     assert np.median(scores) > 0.99 and min(scores) > 0.9, sorted(scores)[:5]
 
 
+def test_a_second_digit_beside_the_first_is_a_second_mark(ds: Dataset, digits: np.ndarray) -> None:
+    """Two, three or five digits side by side are as many marks (``prepare_stack``): not one
+    digit. A digit alone is one mark, and so is one with specks and a neighbour's edge
+    (dropped, not counted), a piece too light to count (under MARK_SHARE of the digit's
+    ink) and every one of 2,000 MNIST test digits; a stack counts as one at a time."""
+    x = np.asarray(ds.x_test)
+    rows = [np.concatenate(list(x[i : i + n]), axis=1) for n in (2, 3, 5) for i in (0, 10)]
+    for row, n in zip(rows, (2, 2, 3, 3, 5, 5), strict=True):
+        done = nz.prepare_stack(row[None])
+        assert done.errors == [None] and done.marks.tolist() == [n]
+        assert np.array_equal(done.digits[0], normalize(row))  # the digit nearest the centre
+    dirty = on_paper(digits[0])
+    dirty[5:8, 5:8] = dirty[100:102, 9:12] = 0.2  # specks
+    dirty[40:70, 0:4] = 0.1  # a neighbour's stroke, cut by the left border
+    done = nz.prepare_stack(np.stack([on_paper(digits[0]), dirty]))
+    assert done.marks.tolist() == [1, 1]
+    dash = np.zeros((28, 28), np.uint8)
+    dash[12:14, 10:16] = 255  # a dash apart from the digit, a sixth of its ink or so
+    beside = np.concatenate([x[0], dash], axis=1)
+    share = dash.sum() / x[0].astype(np.int64).sum()
+    assert 0.5 * page.MARK_SHARE < share < page.MARK_SHARE
+    assert nz.prepare_stack(beside[None]).marks.tolist() == [1]
+    dash[9:18, 8:18] = 255  # now heavier than MARK_SHARE of it: a second mark
+    assert nz.prepare_stack(np.concatenate([x[0], dash], axis=1)[None]).marks.tolist() == [2]
+    assert nz.prepare_stack(x[:2000]).marks.tolist() == [1] * 2000
+    blank = nz.prepare_stack(np.zeros((1, 28, 28), np.uint8))
+    assert blank.marks.tolist() == [0] and blank.errors[0] is not None
+    strips = np.stack([rows[0], rows[1]])
+    assert nz.prepare_stack(strips).marks.tolist() == [2, 2]
+
+
 def test_clean_mnist_digits_keep_their_bits(ds: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
     """MNIST test digits come out of the procedure with the page steps exactly as without
     them, but for the rare digit with a stray speck apart from it (10 of the 10,000)."""
@@ -122,7 +153,8 @@ def test_clean_mnist_digits_keep_their_bits(ds: Dataset, monkeypatch: pytest.Mon
     with_steps = normalize_stack(x)[0]
 
     def skip(g, ink, peak, dark, has_ink, uneven):  # type: ignore[no-untyped-def]
-        return page.Cleaned(peak.copy(), np.zeros(g.shape[0], bool), np.zeros(g.shape[0], bool))
+        k = g.shape[0]
+        return page.Cleaned(peak.copy(), np.zeros(k, bool), np.zeros(k, bool), np.ones(k, np.int32))
 
     monkeypatch.setattr(page, "clean", skip)
     without = normalize_stack(x)[0]
