@@ -40,9 +40,13 @@ A third table says where the default lets the unseen non-digits through: per kin
 photo: the files' names, ``nondigits.shows``) it reads as a digit most often, each with how
 many of its files it read as one, how many were drawn, and the digit it read most.
 
+A fourth table reads numbers: 2, 3 and 4 MNIST test digits side by side, overlapping,
+touching or apart, as scans (:func:`print_numbers`), rejected by the default's
+probabilities alone and as ``score`` rejects them (several marks are a rejected row).
+
     .venv/bin/python benchmarks/unknown.py [--model PATH] [--mnist ../shared/data/mnist]
         [--per-kind 200] [--seed 24] [--negatives 2000] [--forms 100] [--user-shapes 1000]
-        [--threshold P] [--workdir DIR]
+        [--numbers 100] [--threshold P] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -172,6 +176,43 @@ def print_misses(
         print(f"| {kind} | {int(missed.sum())} of {len(paths)}; these {share}: {cells} |")
 
 
+def print_numbers(
+    x: NDArray[Any], model: Any, folder: Path, per_cell: int, seed: int, threshold: float
+) -> None:
+    """The fourth table: numbers, ``per_cell`` files of 2, 3 and 4 MNIST test digits side by
+    side (their 20-pixel-wide middles, ``gap`` pixels apart at 28 pixels tall: negative
+    overlaps, 0 touches), drawn 3x as dark-on-light scans. Rejected by the default's
+    ``probs`` alone (what ``score`` said before it counted marks) and now (a file the
+    preparation finds blank or of several marks is a rejected row too)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(
+        "\n| digits side by side | gap (pixels at 28 tall) | files | rejected by the model "
+        "alone | rejected now | of those, by the preparation only |\n|---|---|---|---|---|---|"
+    )
+    for n in (2, 3, 4):
+        for gap in (-4, 0, 4, 8):
+            paths = []
+            for i in range(per_cell):
+                canvas = np.zeros((28, 20 * n + gap * (n - 1) + 16), np.uint8)
+                for k, j in enumerate(rng.integers(0, len(x), n).tolist()):
+                    at = 8 + k * (20 + gap)
+                    np.maximum(canvas[:, at : at + 20], x[j][:, 4:24], out=canvas[:, at : at + 20])
+                page = Image.fromarray(255 - canvas)
+                path = folder / f"{n}-digits_gap{gap}_{i:03d}.png"
+                page.resize((page.width * 3, 84), Image.Resampling.BILINEAR).save(path)
+                paths.append(path)
+            digits, aside = prepared(paths)
+            alone = rejected(model.predict_proba(digits), threshold)
+            now = alone | aside
+            print(
+                f"| {n} | {gap} | {len(paths)} | {100 * alone.mean():.0f}% | "
+                f"{100 * now.mean():.0f}% | {100 * (now & ~alone).mean():.0f}% |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="one more model file (.npz), a column of its own")
@@ -180,6 +221,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=24)
     ap.add_argument("--negatives", type=int, default=2000, help="generator pages (reference)")
     ap.add_argument("--forms", type=int, default=100, help="form pages of each kind")
+    ap.add_argument("--numbers", type=int, default=100, help="numbers of each length and gap")
     ap.add_argument(
         "--user-shapes", type=int, default=1000, help="files of digits in users' shapes"
     )
@@ -351,6 +393,7 @@ def main() -> None:
         )
 
     print_misses(files, p_unseen, threshold)
+    print_numbers(x, default, work / f"numbers-{args.seed}", args.numbers, args.seed, threshold)
 
 
 if __name__ == "__main__":
