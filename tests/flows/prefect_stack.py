@@ -40,6 +40,22 @@ MARKER = "SOFTMAX_PIPE_E2E_TOKEN"
 T = TypeVar("T")
 
 
+def _from_a_terminal() -> Callable[[], None]:
+    """A ``preexec_fn``: the child dies with the test (a test process killed outright leaves
+    none behind: :func:`tests.s3server.die_with_parent`) and takes SIGINT as a command
+    typed at a terminal does. A test run started in the background of a script (``cmd &``
+    without job control, ``nohup``) ignores SIGINT, and that is inherited: ``serve`` then
+    ignores the SIGINT that stands for Ctrl-C here, as any program started that way does
+    (two CI runs launched so failed, 30 s after the SIGINT)."""
+    die = die_with_parent()
+
+    def preexec() -> None:
+        die()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return preexec
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,7 +112,7 @@ class ProcessTracker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent(),  # a test process killed outright leaves none behind
+            preexec_fn=_from_a_terminal(),
         )
         self.started[name] = proc
         return proc
