@@ -331,8 +331,15 @@ def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
     ]
     if len(found) != 1:  # none, or other commands' tables too: the error as it is
         return None
-    words, (path, key) = found[0]
-    return f"settings file {path}: [{' '.join(words)}] {key}: {e}"
+    words, origin = found[0]
+    return _settings_line(origin, words, str(e))
+
+
+def _settings_line(origin: tuple[Path, str], words: list[str], message: str) -> str:
+    """One error line for a settings file's value: ``origin`` is (the file, the key as
+    written), ``words`` the command's words (its table)."""
+    path, key = origin
+    return f"settings file {path}: [{' '.join(words)}] {key}: {message}"
 
 
 def _file_value(default_map: dict[str, Any] | None, words: list[str], param: str) -> Any:
@@ -362,9 +369,8 @@ def _from_settings_file(e: typer.TyperException) -> str | None:
     origin = at.meta.get(SETTINGS_ORIGINS_KEY, {}).get((*reversed(words), param.name))
     if origin is None:
         return None
-    path, key = origin
     message = getattr(e, "message", None) or e.format_message()
-    return f"settings file {path}: [{' '.join(reversed(words))}] {key}: {message}"
+    return _settings_line(origin, words[::-1], message)
 
 
 class ErrorBoundary(TyperGroup):

@@ -83,27 +83,43 @@ def decode_items(
                 small.setdefault((*gray.shape, gray.dtype.char), []).append((i, gray))
             else:
                 digits = _zeros(n) if digits is None else digits
-                one = normalize.prepare_stack(gray[None])
-                digits[i], marks[i] = one.digits[0], int(one.marks[0])
-                errors[i] = None if one.errors[0] is None else str(one.errors[0])
+                one, (errors[i],), (marks[i],) = decode_stack(gray[None])
+                digits[i] = one[0]
         except images.ImageError as e:
             errors[i] = str(e)
         except Exception as e:  # one bad image never stops the batch
             errors[i] = f"corrupt: cannot convert: {e}"
     for (h, w, kind), members in small.items():
         index = [i for i, _ in members]
-        done = normalize.prepare_stack(_stack(members, h, w, raw=kind == "raw"))
-        out, errs = done.digits, done.errors
-        for i, err, m in zip(index, errs, done.marks.tolist(), strict=True):
+        out, errs, their_marks = decode_stack(_stack(members, h, w, raw=kind == "raw"))
+        for i, err, m in zip(index, errs, their_marks, strict=True):
             marks[i] = m
             if err is not None:
-                errors[i] = str(err)
+                errors[i] = err
         if len(members) == n and all(e is None for e in errs):
             return out, errors, marks  # the common batch: one shape, all fine, in order
         digits = _zeros(n) if digits is None else digits
         digits[index] = out
     ok = np.fromiter((e is None for e in errors), dtype=bool, count=n)
     return (_zeros(n) if digits is None else digits)[ok], errors, marks
+
+
+def decode_stack(
+    stack: NDArray[Any],
+) -> tuple[NDArray[np.float32], list[str | None], list[int]]:
+    """Pixels of one shape (k, h, w) -> (their digits (k, 28, 28), zeros where one failed;
+    a reason or None for each; the marks of each): ``normalize.prepare_stack`` with its
+    errors as the reasons rows show."""
+    done = normalize.prepare_stack(stack)
+    reasons = [None if e is None else str(e) for e in done.errors]
+    return done.digits, reasons, done.marks.tolist()
+
+
+def predict_digits(model: Model, digits: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The model's probabilities (m, k) for m prepared digits (m, 28, 28); m may be 0."""
+    if len(digits) == 0:
+        return np.zeros((0, model.n_classes), dtype=np.float32)
+    return model.predict_proba(digits)
 
 
 def _zeros(n: int) -> NDArray[np.float32]:
@@ -135,9 +151,7 @@ def prepare_items(
     Predicting here rather than in the parent sends 10 floats per image back instead of
     784 features: the pipe and the pickling were a fifth of the per-image cost."""
     digits, errors, marks = decode_items(items, max_pixels, reader)
-    if len(digits) == 0:
-        return np.zeros((0, model.n_classes), dtype=np.float32), errors, marks
-    return model.predict_proba(digits), errors, marks
+    return predict_digits(model, digits), errors, marks
 
 
 BLANK = "blank"  # the ImageError kind of an image with no ink (softmax_core.normalize)

@@ -15,10 +15,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import normalize, settings
+from softmax_core import settings
 from softmax_core.model import N_CLASSES, Model, now
 from softmax_core.monitoring import Profile
-from softmax_core.scoring.decode import ScoredBatch, score_prepared, with_rejects
+from softmax_core.scoring.decode import (
+    ScoredBatch,
+    decode_stack,
+    predict_digits,
+    score_prepared,
+    with_rejects,
+)
 
 REFERENCE_BATCH = 2048  # MNIST test images predicted at a time for a reference profile
 
@@ -81,15 +87,9 @@ def reference_profile(
     counts = ProfileCounts()
     for start in range(0, len(images), REFERENCE_BATCH):
         chunk: NDArray[Any] = np.asarray(images[start : start + REFERENCE_BATCH])
-        done = normalize.prepare_stack(chunk)
-        digits, marks = done.digits, done.marks.tolist()
-        errors = [None if e is None else str(e) for e in done.errors]
+        digits, errors, marks = decode_stack(chunk)
         ok = np.fromiter((e is None for e in errors), dtype=bool, count=len(errors))
-        probs = (
-            model.predict_proba(digits[ok])
-            if ok.any()
-            else np.zeros((0, model.n_classes), dtype=np.float32)
-        )
+        probs = predict_digits(model, digits[ok])
         batch = score_prepared([""] * len(chunk), (probs, errors, marks))
         counts.add(with_rejects(batch, settings.REJECT_THRESHOLD))
     return counts.profile(model=model.ref, input=input)
