@@ -373,6 +373,22 @@ def _from_settings_file(e: typer.TyperException) -> str | None:
     return _settings_line(origin, words[::-1], message)
 
 
+def one_line_summaries(app: typer.Typer) -> None:
+    """Each command's line in its group's command list: the first paragraph of its help
+    with the docstring's line breaks joined, as the command's own ``--help`` flows it
+    (typer's rich mode keeps them in the list, where they broke lines mid-sentence).
+    Sub-apps' commands too; a ``short_help`` given at registration stays."""
+    import inspect
+
+    for info in app.registered_commands:
+        text = info.help or inspect.getdoc(info.callback) or ""
+        if info.short_help is None and text:
+            info.short_help = " ".join(text.split("\n\n")[0].split())
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            one_line_summaries(group.typer_instance)
+
+
 class ErrorBoundary(TyperGroup):
     """The one place errors become exit codes, for every command (and under CliRunner).
 

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from softmax_core.monitoring import Profile
 
 MONITOR_HELP = (
-    "Show the history of a model's scoring runs: every `softmax-pipe score` run (and "
+    "Show the history of a model's scoring runs, and their drift."
+    "\n\n"
+    "Every `softmax-pipe score` run (and "
     "batch-scoring flow run) with a registry model stores a profile under monitoring/NAME/ "
     "in the registry. The table gives each run's time, images, rejected share, estimated "
     "accuracy (the mean calibrated top probability), the drift tests' p-values (label mix: "

@@ -338,7 +338,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every move of NAME@ALIAS, oldest first: who made it and, for an approval, who
-    asked (--json: the records, with ``actor``, ``comment`` and ``request``)."""
+    asked (--json: the records, with `actor`, `comment` and `request`)."""
     from softmax_core.escaping import printable
 
     name, alias = _alias_ref(ref, "history")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -36,6 +37,31 @@ def test_help_lists_the_commands_and_exit_codes() -> None:
     for command in ("ingest", "train", "evaluate"):
         assert command in out
     assert "5 accuracy gate failed" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("group", ["", "registry", "dataset"])
+def test_command_lists_break_lines_only_where_they_are_full(group: str) -> None:
+    """Each command's line in a group's list is its summary flowed to the width, as a
+    user's terminal shows it (the installed script, 80 columns): a row ends early only
+    where its summary ends. The docstrings' own line breaks used to break them
+    mid-sentence ("... on the test split," and the rest below)."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "COLUMNS": "80"}
+    script = Path(sys.executable).parent / "softmax-pipe"
+    done = subprocess.run(
+        [str(script), *group.split(), "--help"], capture_output=True, text=True, env=env,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    panel = done.stdout.split("─ Commands ─")[1].splitlines()[1:]
+    rows = [line[1:-1] for line in panel if line.startswith("│")]
+    assert len(rows) >= 5, done.stdout
+    start = len(rows[0]) - len(rows[0].split(maxsplit=1)[1].lstrip())  # the summaries' column
+    texts = [(row[:start].strip(), row[start:].rstrip()) for row in rows]
+    room = len(rows[0]) - start - 1  # the panel's right padding
+    for (name, text), (next_name, next_text) in itertools.pairwise(texts):
+        if next_name:  # the next command: this summary may end anywhere
+            continue
+        assert len(text) + 1 + len(next_text.split()[0]) > room, f"{name or '…'} {text!r}"
 
 
 @pytest.mark.parametrize(
