@@ -277,9 +277,14 @@ def score(
         flush(listeners)  # the drift event, once the output is printed
     if summary.failed:
         where = f" to {output}" if output is not None else ""
-        scored = summary.total - summary.failed
+        rest = summary.total - summary.failed
+        done = (  # as the summary's first line counts "scored": the rows read as digits
+            f"written{where} ({summary.scored:,} scored, {summary.rejected:,} rejected)"
+            if summary.rejected
+            else f"scored and written{where}"
+        )
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} {plural(summary.total, 'image')} could "
-            f"not be scored (status=error rows); the other {scored:,} "
-            f"{plural(scored, 'was', 'were')} scored and written{where}"
+            f"not be scored (status=error rows); the other {rest:,} "
+            f"{plural(rest, 'was', 'were')} {done}"
         )

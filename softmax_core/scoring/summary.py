@@ -168,7 +168,7 @@ class ScoreSummary:
             junk, blank = self.rejected - self.blank, self.blank
             out.append(
                 f"rejected {self.rejected:,} {plural(self.rejected, 'image')}: "
-                f"{junk:,} not {plural(junk, 'digit')}, "
+                f"{junk:,} not {plural(junk, 'a digit', 'digits')}, "
                 f"{blank:,} blank {plural(blank, 'page')} (status=rejected rows)"
             )
         if self.skipped:

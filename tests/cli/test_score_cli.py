@@ -725,6 +725,17 @@ def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
         "error: 1 of 2 images could not be scored (status=error rows); the other 1 was "
         "scored and written"
     )
+    # with a rejected row too, the last line counts "scored" as the first line does
+    (folder / "c.png").write_bytes(sd.png_bytes(np.zeros((40, 40), np.uint8)))  # a blank page
+    code, _, stderr = invoke("score", folder, "--model", model)
+    assert code == 1, stderr
+    lines = stderr.splitlines()
+    assert lines[0].startswith("scored 1 of 3 images in ")
+    assert "rejected 1 image: 0 not digits, 1 blank page (status=rejected rows)" in lines
+    assert lines[-1] == (
+        "error: 1 of 3 images could not be scored (status=error rows); the other 2 were "
+        "written (1 scored, 1 rejected)"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
