@@ -120,6 +120,8 @@ def check_output_path(
     target = Path(os.path.realpath(output))
     if model is not None and os.path.exists(model) and target == Path(os.path.realpath(model)):
         raise InvalidInputError(f"--output {output} is the model file; choose another name")
+    if output.is_dir():  # the folder being scored too
+        raise InvalidInputError(f"--output {output} is a folder; expected a file name")
     if inputs is not None and os.path.exists(inputs):
         root = Path(os.path.realpath(inputs))
         if target == root or (
@@ -128,8 +130,6 @@ def check_output_path(
             raise InvalidInputError(
                 f"--output {output} is one of the images being scored; choose another name"
             )
-    if output.is_dir():
-        raise InvalidInputError(f"--output {output} is a folder; expected a file name")
     prepare_output(output)
 
 

@@ -566,6 +566,8 @@ def test_output_that_is_an_input_or_the_model_is_refused(model: Path, tmp_path: 
     code, _, stderr = invoke("score", folder, "--model", model, "-o", folder / "a.png")
     assert code == 2 and "one of the images being scored" in stderr
     assert (folder / "a.png").read_bytes() == before
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", folder)
+    assert code == 2 and f"--output {folder} is a folder; expected a file name" in stderr
     code, _, stderr = invoke("score", folder, "--model", model, "-o", model)
     assert code == 2 and "is the model file" in stderr
 
