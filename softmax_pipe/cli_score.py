@@ -283,8 +283,8 @@ def score(
             if summary.rejected
             else f"scored and written{where}"
         )
+        others = f"; the other {rest:,} {plural(rest, 'was', 'were')} {done}" if rest else ""
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} {plural(summary.total, 'image')} could "
-            f"not be scored (status=error rows); the other {rest:,} "
-            f"{plural(rest, 'was', 'were')} {done}"
+            f"not be scored (status=error rows){others}"
         )

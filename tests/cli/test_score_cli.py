@@ -727,6 +727,12 @@ def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
         "error: 1 of 2 images could not be scored (status=error rows); the other 1 was "
         "scored and written"
     )
+    # none left: no "the other 0"
+    code, _, stderr = invoke("score", folder / "b.png", "--model", model)
+    assert code == 1, stderr
+    assert stderr.splitlines()[-1] == (
+        "error: 1 of 1 image could not be scored (status=error rows)"
+    )
     # with a rejected row too, the last line counts "scored" as the first line does
     (folder / "c.png").write_bytes(sd.png_bytes(np.zeros((40, 40), np.uint8)))  # a blank page
     code, _, stderr = invoke("score", folder, "--model", model)
