@@ -83,6 +83,9 @@ class ImageError(DataFormatError):
         return (type(self), (self.kind, self.detail))
 
 
+OVER_PIXEL_CAP = "over pixel cap"  # the ImageError kind of an image with too many pixels
+
+
 class InvalidNameError(InvalidInputError):
     """A model name, alias, reference or store key that is not allowed."""
 

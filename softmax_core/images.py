@@ -54,7 +54,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from softmax_core import settings
-from softmax_core.errors import ImageError
+from softmax_core.errors import OVER_PIXEL_CAP, ImageError
 from softmax_core.normalize import (
     FloatImage,
     as_float,
@@ -163,7 +163,7 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
         w, h = img.size
         if w * h > max_pixels:
             raise ImageError(
-                "over pixel cap",
+                OVER_PIXEL_CAP,
                 f"image is {w}×{h} = {w * h:,} pixels, over the cap of {max_pixels:,}",
             )
         if img.format == "JPEG":
@@ -185,7 +185,7 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
             if pillow_cap and max_pixels > pillow_cap
             else f"the cap of {max_pixels:,}"
         )
-        raise ImageError("over pixel cap", f"image is {pixels}, over {cap}") from None
+        raise ImageError(OVER_PIXEL_CAP, f"image is {pixels}, over {cap}") from None
     except MemoryError:
         raise ImageError("corrupt", "out of memory while decoding") from None
     except Exception as e:  # Pillow raises many types on malformed data; all mean "corrupt"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from softmax_core import settings
+from softmax_core.errors import OVER_PIXEL_CAP
 from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     CacheOpt,
@@ -284,7 +285,9 @@ def score(
             else f"scored and written{where}"
         )
         others = f"; the other {rest:,} {plural(rest, 'was', 'were')} {done}" if rest else ""
+        big = summary.failure_kinds[OVER_PIXEL_CAP]
+        hint = f"; {big:,} over the pixel cap (--max-pixels raises it)" if big else ""
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} {plural(summary.total, 'image')} could "
-            f"not be scored (status=error rows){others}"
+            f"not be scored (status=error rows){others}{hint}"
         )

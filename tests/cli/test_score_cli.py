@@ -744,6 +744,13 @@ def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
         "error: 1 of 3 images could not be scored (status=error rows); the other 2 were "
         "written (1 scored, 1 rejected)"
     )
+    # over the pixel cap (a 600-dpi A4 scan is 35 million pixels): the option that raises it
+    code, _, stderr = invoke("score", folder, "--model", model, "--max-pixels", 1000)
+    assert code == 1, stderr  # the 40×40 page is over, the 28×28 digit is not
+    assert stderr.splitlines()[-1] == (
+        "error: 2 of 3 images could not be scored (status=error rows); the other 1 was "
+        "scored and written; 1 over the pixel cap (--max-pixels raises it)"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
