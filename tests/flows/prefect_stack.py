@@ -174,14 +174,22 @@ class ProcessTracker:
         for p in victims.values():
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.terminate()
-        _, alive = psutil.wait_procs(list(victims.values()), timeout=timeout)
+        # the started children are reaped by their Popens first (see kill_tree), then the
+        # rest by psutil, all within the one ``timeout``
+        deadline = time.monotonic() + timeout
+        for proc in self.started.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        started = {proc.pid for proc in self.started.values()}
+        others = [p for pid, p in victims.items() if pid not in started]
+        _, alive = psutil.wait_procs(others, timeout=max(deadline - time.monotonic(), 0.1))
         for p in alive + self.marked():
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
-        psutil.wait_procs(alive, timeout=5)
         for proc in self.started.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+        psutil.wait_procs(alive, timeout=5)
         for f in self._files:
             f.close()
 

@@ -44,3 +44,13 @@ def test_a_child_takes_sigint_even_when_the_tests_ignore_it(tracker: ProcessTrac
 def test_a_child_killed_at_the_deadline_reports_it(tracker: ProcessTracker) -> None:
     _start(tracker, "deaf", "signal.signal(signal.SIGINT, signal.SIG_IGN)")
     assert tracker.stop("deaf", signal.SIGINT, timeout=1) == -signal.SIGKILL
+
+
+def test_stop_all_reports_how_each_child_ended(tmp_path: Path) -> None:
+    tracker = ProcessTracker(tmp_path / "logs")
+    _start(tracker, "polite")
+    _start(tracker, "deaf", "signal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    tracker.stop_all(timeout=2)
+    codes = {name: proc.returncode for name, proc in tracker.started.items()}
+    assert codes == {"polite": -signal.SIGTERM, "deaf": -signal.SIGKILL}
+    assert tracker.survivors() == []
