@@ -81,6 +81,7 @@ LINES_ONLY = 0.3  # the ink's peak falls under this share once lines are erased:
 # the image is not one digit ("2024", a digit and a word). At 0.2 already, none of MNIST
 # test, 1,500 form pages of tests/forms.py (seed 25) or 1,000 user-shaped digits has one.
 MARK_SHARE = 0.25
+ROW_WIDE = 2.0  # a digit grown wider than this many times its height is a row of marks
 
 # what a page of lines, a blank form field and a page of noise (no stroke stands out of the
 # texture once the light is flattened) all come to
@@ -310,6 +311,19 @@ class _Pieces:
         np.minimum.at(c0, of, xs)
         np.maximum.at(c1, of, xs)
         return _Pieces((k, h, w), on, of, ys, xs, roots // (h * w), r0, r1, c0, c1)
+
+    def box(self, which: NDArray[np.bool_]) -> tuple[I32, I32, I32, I32]:
+        """The bounding box (top, bottom, left, right: inclusive, (k,) each) of the pieces
+        ``which`` (n,) in each image; (h, -1, w, -1) where there are none."""
+        k, h, w = self.shape
+        top, bottom = np.full(k, h, np.int32), np.full(k, -1, np.int32)
+        left, right = np.full(k, w, np.int32), np.full(k, -1, np.int32)
+        at = self.img[which]
+        np.minimum.at(top, at, self.r0[which])
+        np.maximum.at(bottom, at, self.r1[which])
+        np.minimum.at(left, at, self.c0[which])
+        np.maximum.at(right, at, self.c1[which])
+        return top, bottom, left, right
 
     def pixels(self, which: NDArray[np.bool_]) -> Mask:
         """The mask of the pieces ``which`` (n,)."""
@@ -747,7 +761,10 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
     cleaned page a speck under 3% only when touching), in a few rounds. Never taken: a
     neighbour's edge (touching the border, its centre of ink in the outer fifth), a tick
     or stub of the lines (touching an erased line, as thin as the lines, 2.5 times as long
-    as wide), nor counted as a mark."""
+    as wide), nor counted as a mark. A digit so grown wider than ROW_WIDE times its height
+    is a row of marks (a number, a line of digits: their pieces chain, each near the next):
+    each of its pieces, and of those beyond it, holding MARK_SHARE of its largest piece's
+    ink is a mark."""
     k, h, w = mask.shape
     area_out = np.zeros(k)
     p = _Pieces.of_mask(mask, _joined(mask))
@@ -781,18 +798,12 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
     seed_max[img[member]] = strongest[member]
     apart |= paged[img] & (strongest < FAINT_PIECE * seed_max[img])
     for _ in range(4):
-        mi = np.flatnonzero(member)
-        top, bottom = np.full(k, h), np.full(k, -1)
-        left, right = np.full(k, w), np.full(k, -1)
-        np.minimum.at(top, img[mi], p.r0[mi])
-        np.maximum.at(bottom, img[mi], p.r1[mi])
-        np.minimum.at(left, img[mi], p.c0[mi])
-        np.maximum.at(right, img[mi], p.c1[mi])
+        top, bottom, left, right = p.box(member)
         gap = np.maximum.reduce(
             [p.r0 - bottom[img], top[img] - p.r1, p.c0 - right[img], left[img] - p.c1]
         )
         size = np.maximum(bottom - top, right - left)[img] + 1
-        held = np.bincount(img[mi], mass[mi], minlength=k)[img]
+        held = np.bincount(img[member], mass[member], minlength=k)[img]
         reach = np.maximum(2, np.where(mass >= 0.15 * held, 0.5, 0.25) * size)
         tiny = mass < 0.03 * held  # a speck: only beside the digit (touching, on a page)
         reach = np.where(tiny, np.where(paged[img], 1, np.maximum(2, 0.1 * size)), reach)
@@ -812,6 +823,15 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
     np.add.at(area_out, img[member], area[member])
     held = np.bincount(img[member], mass[member], minlength=k)[img]
     np.add.at(marks, img, ~member & ~apart & (mass >= MARK_SHARE * held))
+    # a row of marks (a number, a line of digits) that the growth chained into one digit
+    # wider than ROW_WIDE times its height: each piece of the row or beyond it holding
+    # MARK_SHARE of the row's largest piece's ink is a mark
+    top, bottom, left, right = p.box(member)
+    row = (right - left + 1) > ROW_WIDE * (bottom - top + 1)
+    largest = np.zeros(k)
+    np.maximum.at(largest, img[member], mass[member])
+    in_row = (member | ~apart) & (mass >= MARK_SHARE * largest[img])
+    marks = np.where(row, np.bincount(img[in_row], minlength=k), marks).astype(np.int32)
     stray = p.pixels(~member)
     # with their faint edges, but never a pixel of the digit's pieces
     return _grow(stray, 1) & ~p.pixels(member), area_out, marks
