@@ -827,7 +827,7 @@ def stray_ink(ink: F32, mask: Mask, band: Mask, line_w: F64, paged: Mask) -> tup
     # wider than ROW_WIDE times its height: each piece of the row or beyond it holding
     # MARK_SHARE of the row's largest piece's ink is a mark
     top, bottom, left, right = p.box(member)
-    row = (right - left + 1) > ROW_WIDE * (bottom - top + 1)
+    row = (bottom >= 0) & ((right - left + 1) > ROW_WIDE * (bottom - top + 1))
     largest = np.zeros(k)
     np.maximum.at(largest, img[member], mass[member])
     in_row = (member | ~apart) & (mass >= MARK_SHARE * largest[img])
