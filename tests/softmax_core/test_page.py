@@ -148,7 +148,7 @@ def test_a_second_digit_beside_the_first_is_a_second_mark(ds: Dataset, digits: n
 
 def test_a_line_of_digits_with_a_margin_is_many_marks(ds: Dataset) -> None:
     """A number or a line of 6 to 20 digits scanned with a margin is not one digit: the
-    digit's growth, which takes the pieces near it, once chained 7 of these 21 rows into
+    digit's growth, which takes the pieces near it, once chained 7 of these 18 rows into
     one "digit" (one mark, then read as a 7 at 0.22 by ``score``). Each piece of a digit
     grown wider than ROW_WIDE times its height is a mark."""
     x = np.asarray(ds.x_test)
@@ -156,7 +156,7 @@ def test_a_line_of_digits_with_a_margin_is_many_marks(ds: Dataset) -> None:
         for i in (0, 10, 100):
             row = np.pad(np.concatenate(list(x[i : i + n]), axis=1), 20)
             marks = int(nz.prepare_stack(row[None]).marks[0])
-            # at 20 the image is reduced before the page steps, and digits touch
+            # reduced to 128 pixels wide first: at 20, a digit is 5 pixels and some touch
             assert marks >= (n - 1 if n < 20 else 2), (n, i, marks)
 
 
