@@ -166,10 +166,11 @@ class ScoreSummary:
             )
         if self.rejected:
             junk, blank = self.rejected - self.blank, self.blank
+            reasons = [f"{junk:,} not {plural(junk, 'a digit', 'digits')}"] if junk else []
+            reasons += [f"{blank:,} blank {plural(blank, 'page')}"] if blank else []
             out.append(
                 f"rejected {self.rejected:,} {plural(self.rejected, 'image')}: "
-                f"{junk:,} not {plural(junk, 'a digit', 'digits')}, "
-                f"{blank:,} blank {plural(blank, 'page')} (status=rejected rows)"
+                f"{', '.join(reasons)} (status=rejected rows)"
             )
         if self.skipped:
             top = sorted(self.skipped_by_ext.items(), key=lambda ec: (-ec[1], ec[0]))[:8]

@@ -487,8 +487,8 @@ def test_workers_see_the_environment_their_parent_has_now(
 @pytest.mark.parametrize(
     ("rejected", "blank", "line"),
     [
-        (1, 0, "rejected 1 image: 1 not a digit, 0 blank pages (status=rejected rows)"),
-        (1, 1, "rejected 1 image: 0 not digits, 1 blank page (status=rejected rows)"),
+        (1, 0, "rejected 1 image: 1 not a digit (status=rejected rows)"),
+        (1, 1, "rejected 1 image: 1 blank page (status=rejected rows)"),
         (5, 2, "rejected 5 images: 3 not digits, 2 blank pages (status=rejected rows)"),
     ],
 )
