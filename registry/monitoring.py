@@ -226,8 +226,10 @@ def watch(
             try:
                 atomic_write(path, profile.to_bytes())
                 places.append(str(path))
-            except (OSError, SoftmaxPipeError) as e:
-                problems.append(f"cannot write {path}: {e}")
+            except SoftmaxPipeError as e:  # atomic_write's: "cannot write PATH: why"
+                problems.append(str(e))
+            except OSError as e:
+                problems.append(f"cannot write {path}: {e.strerror or e}")
         if reg is not None and name is not None:
             try:
                 with rights.doing(f"storing this run's profile with {model.ref}", uri=reg.uri):

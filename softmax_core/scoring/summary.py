@@ -130,19 +130,26 @@ class ScoreSummary:
         }
 
     def profile_lines(self) -> list[str]:
-        """The profile's line (and the drift check's: one line, ``DRIFT: ...`` when flagged)."""
-        out = [f"profile not stored: {p}" for p in self.profile_problems]
+        """The profile's line (and the drift check's: one line, ``DRIFT: ...`` when flagged).
+
+        Written nowhere because every write failed: the profile's line says why, once;
+        written somewhere but not everywhere: a ``profile not stored: why`` line a failure."""
         p = self.profile
         if p is None:
-            return out
+            return [f"profile not stored: {why}" for why in self.profile_problems]
         estimate = p.accuracy_estimate
         guess = f"estimated accuracy {estimate:.1%}, " if estimate is not None else ""
-        where = (
-            f"written to {', '.join(self.profile_places)}"
-            if self.profile_places
-            else "not written (it goes beside a local --output file, not beside stdout, a "
-            "device or a pipe; and to the registry for a registry model)"
-        )
+        out: list[str] = []
+        if self.profile_places:
+            where = f"written to {', '.join(self.profile_places)}"
+            out = [f"profile not stored: {why}" for why in self.profile_problems]
+        elif self.profile_problems:
+            where = f"not written: {'; '.join(self.profile_problems)}"
+        else:
+            where = (
+                "not written (it goes beside a local --output file, not beside stdout, a "
+                "device or a pipe; and to the registry for a registry model)"
+            )
         out.insert(0, f"profile: {guess}rejected {p.rejected_share:.1%}; {where}")
         if p.drift is not None:
             out.append(p.drift.line())

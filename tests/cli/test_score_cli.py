@@ -607,6 +607,25 @@ def test_no_profile_is_written_beside_a_device(model: Path, tmp_path: Path) -> N
     assert "rows written to /dev/null" in stderr
 
 
+def test_a_profile_that_cannot_be_written_says_why_once(model: Path, tmp_path: Path) -> None:
+    """A folder where the profile goes (as a full disk would): the rows are written, and
+    the profile's line says it was not written and why, once (it said "it goes beside a
+    local --output file" and then "cannot write X: cannot write X: ...")."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    rows = tmp_path / "rows.csv"
+    beside = Path(f"{rows}.profile.json")
+    beside.mkdir()
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", rows)
+    assert code == 0, stderr
+    assert "rows written to" in stderr and rows.is_file()
+    lines = [x for x in stderr.splitlines() if x.startswith("profile")]
+    assert len(lines) == 1, stderr
+    assert lines[0].endswith(f"; not written: {beside} is a folder; expected a file name"), lines
+    assert beside.is_dir() and not any(beside.iterdir())
+
+
 def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path: Path) -> None:
     """`-o /dev/stdout | wc -l` and `-o >(cat)` (/dev/fd/N): the name of a pipe resolves to
     `pipe:[N]`, which is no file; the rows are written through the name given."""

@@ -355,3 +355,46 @@ def test_a_store_that_refuses_the_profile_costs_one_line(
     assert "needs write access to monitoring/" in problem and "AccessDenied" in problem
     assert done.profile.drift is not None and not done.profile.drift.checked
     assert "no MNIST is at hand" in done.profile.drift.reason
+
+
+def test_a_profile_the_disk_refuses_is_one_line_that_says_why_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the summary said "not written (it goes beside a local --output file,
+    ...)" and then "profile not stored: cannot write X: cannot write X: No space left on
+    device"; now one line, the reason once (atomic_write's, or the OSError's)."""
+    import errno
+
+    from registry import monitoring
+    from softmax_core.errors import StorageError
+    from softmax_core.requests import Location, ModelRef
+    from softmax_core.scoring import ScoreSummary
+    from tests.registry.helpers import make_model
+
+    beside = tmp_path / "rows.csv.profile.json"
+    ref = ModelRef("m.npz", Location(cache_dir=str(tmp_path)))
+    for failure in [
+        StorageError(f"cannot write {beside}: No space left on device"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ]:
+
+        def full(path: Any, data: Any, failure: Exception = failure) -> Any:
+            raise failure
+
+        monkeypatch.setattr(monitoring, "atomic_write", full)
+        monkeypatch.setattr(monitoring, "_file_reference", lambda *a: "no MNIST at hand")
+        done = monitoring.watch(_tiny(5), make_model(1), ref, output=str(tmp_path / "rows.csv"))
+        assert done.places == () and done.problems == (
+            f"cannot write {beside}: No space left on device",
+        )
+        summary = ScoreSummary(model="m", root="r")
+        summary.profile, summary.profile_places, summary.profile_problems = (
+            done.profile,
+            done.places,
+            done.problems,
+        )
+        assert summary.profile_lines() == [
+            "profile: estimated accuracy 50.0%, rejected 0.0%; not written: "
+            f"cannot write {beside}: No space left on device",
+            "drift: not checked (no MNIST at hand)",
+        ]
