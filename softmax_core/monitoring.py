@@ -16,23 +16,33 @@ A :class:`Profile` is what a scoring run (or the model's test set) looked like::
 
 The model's reference profile is the same record computed on MNIST test through the model
 (``softmax_core.scoring.profile.reference_profile``). :func:`check_drift` compares a
-run's profile with it by three named two-sample tests, each with a p-value:
+run's profile with it by three named two-sample tests, each with a p-value, valid at
+any count (a folder of 5 images as well as 10,000):
 
 - ``labels``: Pearson's chi-square test of homogeneity on the 2×10 table of predicted
-  digits (run vs reference; digits absent from both dropped), df = digits - 1;
-- ``rejected``: the two-proportion z-test (pooled, two-sided) on the rejected share;
+  digits (run vs reference; digits absent from both dropped), df = digits - 1; its p from
+  the chi-square distribution when every expected count is at least 5 (Cochran's rule,
+  :data:`MIN_EXPECTED`), otherwise the exact permutation p-value by seeded Monte Carlo
+  (:data:`PERMUTATIONS` tables drawn given the margins; deterministic, at least 1e-4);
+- ``rejected``: Fisher's exact test (two-sided) on the 2×2 table of rejected and ok rows;
 - ``confidence``: the two-sample Kolmogorov–Smirnov test on the binned top probability
   (the largest gap between the two cumulative histograms; the asymptotic Kolmogorov
   distribution with Stephens' small-sample correction; on bins it is conservative).
 
 Drift is flagged when a p-value is below ``alpha / 3`` (Bonferroni over the three tests:
-the chance of a false flag on a run like the reference is at most ``alpha``).
+the chance of a false flag on a run like the reference is at most ``alpha``). Measured by
+``benchmarks/drift.py`` (10,000 random subsets of a real run of MNIST test at each size,
+against the model's reference): flagged on 0.17-0.65% of them at 5 to 1,000 images.
+Before the exact tests the pooled two-proportion z-test on the rejected share flagged up
+to 7.5% (at 50: one rejected image in 50 got p = 0.001, exactly 0.077); the asymptotic
+chi-square stayed near its level on MNIST's even mix, but one image of a digit the
+reference has 4 of in 904 got p = 1.5e-48 where the exact p is 0.0044.
 
-The survival functions are written here from the textbook formulas: the chi-square's as
-the regularised upper incomplete gamma function ``Q(df/2, x/2)`` (series below
-``a + 1``, Lentz's continued fraction above: Numerical Recipes §6.2), the normal's as
-``erfc(z / sqrt 2) / 2``, the Kolmogorov distribution's as its alternating series
-``2 Σ (-1)^(k-1) exp(-2 k² λ²)``; tests hold them to published table values.
+The chi-square's survival function is written here from the textbook formula, the
+regularised upper incomplete gamma function ``Q(df/2, x/2)`` (series below ``a + 1``,
+Lentz's continued fraction above: Numerical Recipes §6.2); the Kolmogorov distribution's
+as its alternating series ``2 Σ (-1)^(k-1) exp(-2 k² λ²)``; Fisher's hypergeometric
+probabilities from ``math.lgamma``. Tests hold them to published table values and to scipy.
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from softmax_core import settings
 from softmax_core.errors import DataFormatError
@@ -100,11 +113,6 @@ def chi2_sf(x: float, df: int) -> float:
     return min(1.0, _gamma_fraction(a, half))
 
 
-def normal_sf(z: float) -> float:
-    """P(Z >= z) for a standard normal Z."""
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
-
-
 def kolmogorov_sf(lam: float) -> float:
     """P(K >= lam) for the Kolmogorov distribution (the limit of sqrt(n)·D)."""
     if lam < 0.2:
@@ -140,34 +148,72 @@ class DriftTest:
         }
 
 
+# The label mix's chi-square is read from the chi-square distribution only when every
+# expected count of the 2×k table is at least this (Cochran's rule); below it the
+# distribution is not the statistic's, and the p-value is a Monte-Carlo permutation one.
+MIN_EXPECTED = 5.0
+# Monte-Carlo tables for the label mix (p >= 1/(PERMUTATIONS + 1) = 1e-4, well under the
+# level) and their fixed seed: the same profile always gets the same p-value.
+PERMUTATIONS = 9_999
+PERMUTATION_SEED = 20_261_207
+
+
+def _chi_square_stats(x: NDArray[np.int64], c: NDArray[np.int64], na: int, nb: int) -> Any:
+    """Pearson's X² of 2×k tables with column totals ``c``, the run's row ``x`` (..., k)."""
+    n = na + nb
+    ea, eb = na * c / n, nb * c / n
+    return (((x - ea) ** 2 / ea) + ((c - x - eb) ** 2 / eb)).sum(axis=-1)
+
+
 def chi_square_homogeneity(name: str, a: tuple[int, ...], b: tuple[int, ...]) -> DriftTest:
     """Pearson's chi-square on the 2×k table of counts ``a`` (the run) and ``b`` (the
-    reference); columns empty in both are dropped. Nothing to compare: p = 1."""
+    reference); columns empty in both are dropped. Nothing to compare: p = 1.
+
+    Every expected count at least :data:`MIN_EXPECTED`: p from the chi-square distribution
+    with df = k - 1. Otherwise the exact permutation distribution of X² given the table's
+    margins (the run's counts multivariate-hypergeometric) by :data:`PERMUTATIONS` seeded
+    draws: p = (1 + #{X²* >= X²}) / (PERMUTATIONS + 1)."""
     cols = [(x, y) for x, y in zip(a, b, strict=True) if x + y > 0]
     na, nb = sum(x for x, _ in cols), sum(y for _, y in cols)
     if na == 0 or nb == 0 or len(cols) < 2:
         return DriftTest(name, "chi-square homogeneity, nothing to compare", 0.0, 1.0)
-    n = na + nb
-    stat = 0.0
-    for x, y in cols:
-        c = x + y
-        ea, eb = na * c / n, nb * c / n
-        stat += (x - ea) ** 2 / ea + (y - eb) ** 2 / eb
+    x = np.array([x for x, _ in cols], dtype=np.int64)
+    c = np.array([x + y for x, y in cols], dtype=np.int64)
+    stat = float(_chi_square_stats(x, c, na, nb))
     df = len(cols) - 1
-    return DriftTest(name, f"chi-square homogeneity, df={df}", stat, chi2_sf(stat, df))
+    if min(na, nb) * c.min() / (na + nb) >= MIN_EXPECTED:
+        return DriftTest(name, f"chi-square homogeneity, df={df}", stat, chi2_sf(stat, df))
+    rng = np.random.default_rng(PERMUTATION_SEED)
+    tables = rng.multivariate_hypergeometric(c, na, size=PERMUTATIONS)
+    as_far = int((_chi_square_stats(tables, c, na, nb) >= stat * (1 - 1e-9)).sum())
+    return DriftTest(
+        name,
+        f"chi-square homogeneity, df={df}, Monte-Carlo permutation ({PERMUTATIONS} tables)",
+        stat,
+        (1 + as_far) / (PERMUTATIONS + 1),
+    )
 
 
-def two_proportions(name: str, xa: int, na: int, xb: int, nb: int) -> DriftTest:
-    """The pooled two-proportion z-test, two-sided, of ``xa/na`` against ``xb/nb``.
-    Both shares 0 (or 1), or an empty side: p = 1."""
+def fisher_exact(name: str, xa: int, na: int, xb: int, nb: int) -> DriftTest:
+    """Fisher's exact test, two-sided, of ``xa/na`` against ``xb/nb``: given the margins,
+    the run's count X is hypergeometric; p is the probability of every count no more
+    likely than ``xa`` (relative tolerance 1e-7, as R and scipy). The statistic is ``xa``.
+    An empty side: p = 1."""
     if na == 0 or nb == 0:
-        return DriftTest(name, "two-proportion z, nothing to compare", 0.0, 1.0)
-    pooled = (xa + xb) / (na + nb)
-    if pooled in (0.0, 1.0):
-        return DriftTest(name, "two-proportion z (both shares equal)", 0.0, 1.0)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / na + 1 / nb))
-    z = (xa / na - xb / nb) / se
-    return DriftTest(name, "two-proportion z, two-sided", z, min(1.0, 2 * normal_sf(abs(z))))
+        return DriftTest(name, "Fisher's exact, nothing to compare", 0.0, 1.0)
+    k, n = xa + xb, na + nb
+    support = range(max(0, k - nb), min(k, na) + 1)
+
+    def log_choose(m: int, j: int) -> float:
+        return math.lgamma(m + 1) - math.lgamma(j + 1) - math.lgamma(m - j + 1)
+
+    log_pmf = np.array(
+        [log_choose(k, j) + log_choose(n - k, na - j) for j in support]
+    ) - log_choose(n, na)
+    pmf = np.exp(log_pmf)
+    observed = pmf[xa - support.start]
+    p = float(pmf[pmf <= observed * (1 + 1e-7)].sum())
+    return DriftTest(name, "Fisher's exact, two-sided", float(xa), min(1.0, p))
 
 
 def ks_binned(name: str, a: tuple[int, ...], b: tuple[int, ...]) -> DriftTest:
@@ -407,7 +453,7 @@ def check_drift(
         return Drift(False, "no image was read", where, alpha)
     tests = (
         chi_square_homogeneity("labels", profile.labels, reference.labels),
-        two_proportions(
+        fisher_exact(
             "rejected",
             profile.rejected,
             profile.ok + profile.rejected,

@@ -27,7 +27,7 @@ MONITOR_HELP = (
     "batch-scoring flow run) with a registry model stores a profile under monitoring/NAME/ "
     "in the registry. The table gives each run's time, images, rejected share, estimated "
     "accuracy (the mean calibrated top probability), the drift tests' p-values (label mix: "
-    "chi-square; rejected share: two-proportion z; confidence: Kolmogorov-Smirnov; against "
+    "chi-square; rejected share: Fisher's exact; confidence: Kolmogorov-Smirnov; against "
     "the model's reference on MNIST test) and whether drift was flagged (a p-value below "
     "the level, Bonferroni over the three). --out writes an HTML page with the trend plots."
     "\n\n"

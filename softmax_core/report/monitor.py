@@ -180,7 +180,7 @@ def render_monitor(name: str, runs: Sequence[tuple[int, Profile]], *, where: str
     headers += [f"p {t}" for t in TESTS] + ["drift"]
     lead = (
         "Each run's profile against the model's reference (MNIST test through it): "
-        "the chi-square test of the label mix, the two-proportion test of the rejected "
+        "the chi-square test of the label mix, Fisher's exact test of the rejected "
         "share and the Kolmogorov-Smirnov test of the confidence; drift when a p-value is "
         "below the level (Bonferroni over the three)."
     )

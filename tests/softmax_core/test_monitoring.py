@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import fisher_exact as scipy_fisher_exact
+from scipy.stats import multivariate_hypergeom
 
 from softmax_core import settings
 from softmax_core.errors import DataFormatError
@@ -16,10 +18,9 @@ from softmax_core.monitoring import (
     check_drift,
     chi2_sf,
     chi_square_homogeneity,
+    fisher_exact,
     kolmogorov_sf,
     ks_binned,
-    normal_sf,
-    two_proportions,
 )
 from softmax_core.scoring.decode import ScoredBatch
 from softmax_core.scoring.profile import ProfileCounts
@@ -54,13 +55,6 @@ def test_chi2_sf_edges() -> None:
 
 
 @pytest.mark.parametrize(
-    ("z", "p"), [(0.0, 0.5), (1.959964, 0.025), (2.575829, 0.005), (-1.644854, 0.95)]
-)
-def test_normal_sf_matches_the_table(z: float, p: float) -> None:
-    assert normal_sf(z) == pytest.approx(p, rel=1e-5)
-
-
-@pytest.mark.parametrize(
     ("lam", "p"), [(1.2238, 0.10), (1.3581, 0.05), (1.6276, 0.01), (1.9495, 0.001), (0.5, 0.9639)]
 )
 def test_kolmogorov_sf_matches_the_table(lam: float, p: float) -> None:
@@ -81,13 +75,59 @@ def test_chi_square_homogeneity_by_hand() -> None:
     assert chi_square_homogeneity("l", (0, 0), (3, 4)).p_value == 1.0
 
 
-def test_two_proportions_by_hand() -> None:
-    # 30/100 vs 20/100: pooled 0.25, se sqrt(.25*.75*.02) = 0.061237, z = 1.633, p = 0.1025
-    t = two_proportions("rejected", 30, 100, 20, 100)
-    assert t.statistic == pytest.approx(1.63299, rel=1e-4)
-    assert t.p_value == pytest.approx(0.10247, rel=1e-3)
-    assert two_proportions("rejected", 0, 50, 0, 10_000).p_value == 1.0
-    assert two_proportions("rejected", 5, 10, 0, 0).p_value == 1.0
+def test_small_tables_get_the_permutation_p_value() -> None:
+    """Below 5 expected in a cell, the label mix's p is the exact permutation one (the
+    run's counts multivariate hypergeometric given the margins), by Monte Carlo: held to
+    exact values, by hand and summed over every table with scipy's pmf."""
+    # one image, of the rarest digit (4 of 904 images): exactly p = 4/904 = 0.00442, where
+    # the chi-square distribution would say 1.5e-48
+    one = chi_square_homogeneity("labels", (0, 1, 0, 0), (300, 3, 300, 300))
+    assert "Monte-Carlo permutation" in one.test and "df=3" in one.test
+    assert chi2_sf(one.statistic, 3) < 1e-47
+    assert one.p_value == pytest.approx(4 / 904, abs=4 * math.sqrt(4 / 904 / 9_999))
+
+    a, b = (3, 0, 1, 2), (20, 40, 30, 10)
+    t = chi_square_homogeneity("labels", a, b)
+    na, cols = sum(a), [x + y for x, y in zip(a, b, strict=True)]
+    tables = [
+        (i, j, k, na - i - j - k)
+        for i in range(na + 1)
+        for j in range(na + 1 - i)
+        for k in range(na + 1 - i - j)
+    ]
+
+    def stat(x: tuple[int, ...]) -> float:
+        rest = tuple(c - v for c, v in zip(cols, x, strict=True))
+        return chi_square_homogeneity("l", x, rest).statistic
+
+    pmf = multivariate_hypergeom.pmf(tables, m=cols, n=na)
+    exact = sum(p for x, p in zip(tables, pmf, strict=True) if stat(x) >= t.statistic - 1e-9)
+    assert exact == pytest.approx(0.04502, abs=1e-5)
+    # 9,999 draws: within four standard errors of the exact p
+    assert t.p_value == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / 9_999))
+    # seeded: the same table, the same p
+    assert chi_square_homogeneity("labels", a, b).p_value == t.p_value
+
+
+def test_fisher_exact_by_hand_and_against_scipy() -> None:
+    # Fisher's lady tasting tea: 3 of 4 cups right, [[3, 1], [1, 3]]: two-sided p = 34/70
+    t = fisher_exact("rejected", 3, 4, 1, 4)
+    assert t.p_value == pytest.approx(34 / 70, rel=1e-12)
+    assert t.statistic == 3.0 and t.test == "Fisher's exact, two-sided"
+    for xa, na, xb, nb in [
+        (1, 50, 15, 10_000),  # one rejected in 50 MNIST digits: not drift
+        (0, 50, 15, 10_000),
+        (2, 50, 15, 10_000),
+        (1, 1, 15, 10_000),
+        (8, 36, 15, 10_000),
+        (107, 200, 15, 10_000),
+        (30, 100, 20, 100),
+        (5, 10, 0, 1),
+    ]:
+        expected = scipy_fisher_exact([[xa, na - xa], [xb, nb - xb]]).pvalue
+        assert fisher_exact("r", xa, na, xb, nb).p_value == pytest.approx(expected, rel=1e-9)
+    assert fisher_exact("rejected", 0, 50, 0, 10_000).p_value == 1.0
+    assert fisher_exact("rejected", 5, 10, 0, 0).p_value == 1.0
 
 
 def test_ks_binned() -> None:
@@ -191,6 +231,32 @@ def test_check_drift_flags_a_changed_mix_and_not_a_like_one() -> None:
     assert p_value(drift, "confidence") < 1e-10
     assert p_value(drift, "rejected") < 1e-10
     assert drift.line().startswith("DRIFT: the rejected share and the confidence differ from ")
+
+
+def test_a_small_run_like_the_reference_is_not_flagged_a_small_odd_one_is() -> None:
+    """The counts of real runs with a model whose reference (MNIST test) rejected 15 of
+    10,000: 50 MNIST test digits with one rejected (1 - (1 - 0.0015)^50 = 7% of such
+    folders have one), and 36 pictures of which 8 were not digits."""
+    reference = _profile(
+        (978, 1133, 1028, 1013, 979, 891, 955, 1032, 971, 1005),
+        (30, 42, 56, 76, 120, 137, 235, 253, 351, 1085, 7600),
+        rejected=15,
+    )
+    digits = _profile(
+        (5, 9, 5, 4, 8, 4, 3, 6, 0, 5), (0, 0, 0, 0, 0, 0, 2, 1, 3, 2, 41), rejected=1
+    )
+    drift = check_drift(digits, reference)
+    assert not drift.flagged, drift.line()
+    assert p_value(drift, "rejected") == pytest.approx(0.0768, abs=1e-4)
+    assert "Monte-Carlo" in drift.tests[0].test  # 49 ok rows: 3.9 expected fives
+
+    odd = _profile((2, 1, 2, 4, 5, 4, 2, 1, 6, 1), (1, 0, 0, 2, 3, 1, 0, 0, 1, 2, 18), rejected=8)
+    drift = check_drift(odd, reference)
+    assert drift.flagged and p_value(drift, "rejected") < 1e-14, drift.line()
+    # a few images of one digit only: the label mix, by the permutation p-value
+    ones = _profile((0, 12, 0, 0, 0, 0, 0, 0, 0, 0), (0,) * 10 + (12,))
+    drift = check_drift(ones, reference)
+    assert drift.flagged and p_value(drift, "labels") == 1 / 10_000, drift.line()
 
 
 def test_check_drift_not_checked() -> None:
