@@ -29,6 +29,9 @@ any count (a folder of 5 images as well as 10,000):
   (the largest gap between the two cumulative histograms; the asymptotic Kolmogorov
   distribution with Stephens' small-sample correction; on bins it is conservative).
 
+The label mix and the confidence count the ok rows: a run whose every image was rejected
+has only its rejected share tested, and its line says the other two were not checked.
+
 Drift is flagged when a p-value is below ``alpha / 3`` (Bonferroni over the three tests:
 the chance of a false flag on a run like the reference is at most ``alpha``). Measured by
 ``benchmarks/drift.py`` (10,000 random subsets of a real run of MNIST test at each size,
@@ -62,6 +65,7 @@ N_CLASSES = 10
 TESTS = ("labels", "rejected", "confidence")
 # What each test compares, as the summary's DRIFT line names it.
 WHAT = {"labels": "the label mix", "rejected": "the rejected share", "confidence": "the confidence"}
+NO_OK_ROWS = "the label mix and the confidence not checked: no ok rows"
 
 # --- survival functions ------------------------------------------------------------------
 
@@ -238,8 +242,9 @@ def ks_binned(name: str, a: tuple[int, ...], b: tuple[int, ...]) -> DriftTest:
 
 @dataclass(frozen=True)
 class Drift:
-    """The drift check of one profile: ``checked`` (False: ``reason`` says why not),
-    ``reference`` (what it was compared with), the family-wise ``alpha`` and the tests."""
+    """The drift check of one profile: ``checked`` (False: ``reason`` says why not;
+    True with a ``reason``: what could not be tested), ``reference`` (what it was compared
+    with), the family-wise ``alpha`` and the tests that ran."""
 
     checked: bool
     reason: str = ""
@@ -249,8 +254,9 @@ class Drift:
 
     @property
     def threshold(self) -> float:
-        """Each test's level: ``alpha`` shared by the tests (Bonferroni)."""
-        return self.alpha / max(1, len(self.tests))
+        """Each test's level: ``alpha`` shared by the three tests (Bonferroni), the same
+        when only some of them could run."""
+        return self.alpha / len(TESTS)
 
     @property
     def flagged(self) -> bool:
@@ -264,14 +270,15 @@ class Drift:
         if not self.checked:
             return f"drift: not checked ({self.reason})"
         ps = ", ".join(f"{t.name} p={t.p_value:.3g}" for t in self.tests)
+        partly = f"; {self.reason}" if self.reason else ""
         if self.flagged:
             worst = [WHAT.get(t.name, t.name) for t in self.tests if t.p_value < self.threshold]
             what = ", ".join(worst[:-1]) + " and " + worst[-1] if len(worst) > 1 else worst[0]
             return (
                 f"DRIFT: {what} {'differ' if len(worst) > 1 else 'differs'} from "
-                f"{self.reference} ({ps}; each below {self.threshold:.3g})"
+                f"{self.reference} ({ps}; each below {self.threshold:.3g}{partly})"
             )
-        return f"drift: none against {self.reference} ({ps})"
+        return f"drift: none against {self.reference} ({ps}{partly})"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -444,22 +451,27 @@ def check_drift(
 ) -> Drift:
     """Compare a run's profile with the model's reference: the three tests (module doc).
 
-    Histograms over other bins than the reference's, or a run with no ok row, are not
-    checked (the reason says so)."""
+    Histograms over other bins than the reference's, or a run with no image read, are
+    not checked (the reason says so). A run with no ok row (every image rejected) has only
+    its rejected share tested: the label mix and the confidence have nothing to count,
+    and the reason says they were not checked."""
     where = f"the reference ({reference.input})"
     if profile.confidence_edges != reference.confidence_edges:
         return Drift(False, "the confidence bins differ from the reference's", where, alpha)
     if profile.ok + profile.rejected == 0:
         return Drift(False, "no image was read", where, alpha)
+    rejected = fisher_exact(
+        "rejected",
+        profile.rejected,
+        profile.ok + profile.rejected,
+        reference.rejected,
+        reference.ok + reference.rejected,
+    )
+    if profile.ok == 0:
+        return Drift(True, NO_OK_ROWS, where, alpha, (rejected,))
     tests = (
         chi_square_homogeneity("labels", profile.labels, reference.labels),
-        fisher_exact(
-            "rejected",
-            profile.rejected,
-            profile.ok + profile.rejected,
-            reference.rejected,
-            reference.ok + reference.rejected,
-        ),
+        rejected,
         ks_binned("confidence", profile.confidence, reference.confidence),
     )
     return Drift(True, "", where, alpha, tests)

@@ -270,6 +270,27 @@ def test_check_drift_not_checked() -> None:
     assert not drift.checked and not drift.flagged and "bins" in drift.line()
 
 
+def test_a_run_with_no_ok_row_has_only_its_rejected_share_tested() -> None:
+    """Every image rejected: it said "labels p=1 ... confidence p=1", as if they had been
+    compared; the label mix and the confidence were not checked, and the line says so."""
+    reference = _profile((1000,) * 10, REF_CONF, rejected=15)
+    junk = _profile((0,) * 10, (0,) * 11, rejected=40)
+    drift = check_drift(junk, reference)
+    assert drift.checked and [t.name for t in drift.tests] == ["rejected"]
+    assert drift.p_value("labels") is None and drift.p_value("confidence") is None
+    assert drift.threshold == pytest.approx(settings.DRIFT_ALPHA / 3)  # still one of three
+    assert drift.flagged
+    assert drift.line() == (  # scipy.stats.fisher_exact([[40, 0], [15, 10000]]): 8.43e-100
+        "DRIFT: the rejected share differs from the reference (x) (rejected p=8.43e-100; "
+        "each below 0.00333; the label mix and the confidence not checked: no ok rows)"
+    )
+    one = check_drift(_profile((0,) * 10, (0,) * 11, rejected=1), reference)
+    assert p_value(one, "rejected") == pytest.approx(16 / 10_016)  # 1 of the 16 in this run
+    assert "labels" not in one.line() and one.line().endswith("not checked: no ok rows)")
+    again = Profile.from_bytes(junk.with_drift(drift).to_bytes(), "p.json")
+    assert again.drift == drift and again.drift.line() == drift.line()
+
+
 def test_profile_round_trips_and_refuses_junk() -> None:
     reference = _profile((1000,) * 10, REF_CONF, rejected=5)
     p = reference.with_drift(check_drift(_profile((100,) * 10, REF_CONF), reference))
