@@ -86,6 +86,7 @@ from softmax_core.scoring.writers import (
     PROB_COLUMNS,
     RowWriter,
     check_output_path,
+    check_stdout,
     neutralise,
     open_output,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "Sink",
     "Source",
     "check_output_path",
+    "check_stdout",
     "chunked",
     "count_images",
     "decode_items",
@@ -133,13 +135,16 @@ Sink = Callable[[], AbstractContextManager[TextIO]]  # opens where the rows go, 
 def check_request(request: ScoringRequest) -> None:
     """What can be refused before the model is pulled: a missing PATH (exit 3), an output
     that is a folder or would overwrite an input (exit 2) or that cannot be written (exit 4;
-    its missing folders are made), a review queue that is a file or inside PATH (exit 2).
+    its missing folders are made; stdout closed), a review queue that is a file or inside
+    PATH (exit 2).
     An input or output on an object store (``s3://``) is checked where it is opened
     (``registry.objects``); a review queue needs a local PATH."""
     remote_input = is_uri(request.input)
     if not remote_input:
         Discovery(request.input)
-    if request.output.path is not None and not is_uri(request.output.path):
+    if request.output.path is None:
+        check_stdout()
+    elif not is_uri(request.output.path):
         check_output_path(
             Path(request.output.path),
             inputs=None if remote_input else Path(request.input),
@@ -207,6 +212,8 @@ def score(
             stream, out.format, model=model.ref, probs=out.probs, classes=model.n_classes
         )
         writer.header()
+        if to_stdout:  # a stdout that cannot be written fails now, not as the workers fork
+            stream.flush()
         batches = score_batches(
             itertools.chain([first], items),
             model,

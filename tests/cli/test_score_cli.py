@@ -648,6 +648,31 @@ def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
 
 
+def test_a_stdout_that_cannot_be_written_is_one_line_exit_4(model: Path, tmp_path: Path) -> None:
+    """`score DIR > /dev/full` (a full disk) and `score DIR -o - >&-` (stdout closed): one
+    line naming stdout, exit 4, as for an --output file; no "Exception ignored" at exit
+    (the rows once failed as an unexpected OSError, exit 120, as the workers forked)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        _digit_png(folder / name)
+    line = f"{sys.executable} -m softmax_pipe.cli score {folder} -m {model} --no-profile"
+    said = {
+        "--workers 2 > /dev/full": "error: cannot write stdout: No space left on device",
+        "--workers 1 > /dev/full": "error: cannot write stdout: No space left on device",
+        "-o - >&-": "error: cannot write stdout: it is closed; name a file with --output",
+    }
+    for redirect, expected in said.items():
+        done = subprocess.run(
+            ["bash", "-c", f"{line} {redirect}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (4, expected + "\n"), redirect
+
+
 def test_rows_through_dev_stdout_into_a_file_append_with_two_redirections(
     model: Path, tmp_path: Path
 ) -> None:
