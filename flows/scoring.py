@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task, unmapped
@@ -209,9 +208,7 @@ def batch_scoring(
     summary.skipped = listing.skipped
     summary.skipped_by_ext.update(listing.skipped_by_ext)
     summary.loops = listing.loops
-    rows_to = (
-        sink() if sink is not None else scoring.open_output(Path(out.path) if out.path else None)
-    )
+    rows_to = sink() if sink is not None else scoring.open_output(out.file)
     threshold = scoring.reject_threshold(run, the_model)
     with rows_to as stream:
         writer = scoring.RowWriter(

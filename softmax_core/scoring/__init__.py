@@ -144,9 +144,9 @@ def check_request(request: ScoringRequest) -> None:
         Discovery(request.input)
     if request.output.path is None:
         check_stdout()
-    elif not is_uri(request.output.path):
+    elif request.output.file is not None and not is_uri(request.output.path):
         check_output_path(
-            Path(request.output.path),
+            request.output.file,
             inputs=None if remote_input else Path(request.input),
             model=request.model.ref,
         )
@@ -189,7 +189,7 @@ def score(
     """
     check_request(request)
     out, perf = request.output, request.performance
-    output = Path(out.path) if out.path is not None and sink is None else None
+    output = out.file if sink is None else None
     start = time.perf_counter()
     discovery: Source = source if source is not None else Discovery(request.input)
     items = iter(discovery)

@@ -714,6 +714,22 @@ def test_a_dash_is_stdout(model: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert code == 0 and "'-'" in stdout
 
 
+def test_dot_slash_dash_is_a_file_named_dash(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o ./-` writes a file named `-` in the current folder, as `score --help` says (it was
+    refused: pathlib makes `./-` into `-`, stdout's name), with its profile beside it."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    code, stdout, stderr = invoke("score", folder, "--model", model, "-o", "./-")
+    assert code in (0, 1), stderr
+    assert stdout == "" and "rows written to ./-" in stderr
+    assert [row["path"] for row in sd.read_rows((tmp_path / "-").read_text())] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["-", "-.profile.json", "imgs"]
+
+
 def test_csv_paths_that_look_like_formulas_are_neutralised(model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
