@@ -428,6 +428,12 @@ def test_check_request_refuses_before_any_work(folder: Path, tmp_path: Path) -> 
     inside = Review(queue=str(folder / "queue"))
     with pytest.raises(InvalidInputError, match=r"is inside .*choose a queue outside it"):
         scoring.check_request(request(folder, None, review=inside))
+    # a queue that holds what is scored queued nothing ("2 already queued": the images
+    # being scored were hashed as the queue's own)
+    for queue, scored in ((folder.parent, folder), (folder / "mnist", image)):
+        holds = Review(queue=str(queue))
+        with pytest.raises(InvalidInputError, match=r"holds .*choose a queue beside it"):
+            scoring.check_request(request(scored, None, review=holds))
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidInputError, match="is a file; expected a folder"):
         scoring.check_request(request(folder, None, review=Review(queue=str(tmp_path / "file"))))
