@@ -179,8 +179,8 @@ class ScoreSummary:
             out.append(f"skipped {self.skipped:,} {what} ({kinds})")
         if self.loops:
             out.append(
-                f"skipped {self.loops:,} symlinked {plural(self.loops, 'folder')} already walked "
-                "(loops)"
+                f"skipped {self.loops:,} {plural(self.loops, 'symlink')} to a folder walked "
+                "already (under its own name, or through another link)"
             )
         if self.failed:
             kinds = ", ".join(f"{k} {c:,}" for k, c in self.failure_kinds.most_common())

@@ -76,6 +76,31 @@ def test_discovery_order_problems_and_skips(folder: Path) -> None:
     assert scoring.count_images(folder) == len(items)
 
 
+def test_a_real_folder_is_walked_under_its_name_and_a_link_to_it_is_skipped(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """`latest -> scans` sorts first: the rows were `latest/a.png` and the real folder was
+    the one skipped, as a loop. The link to a folder inside PATH is the one skipped; a link
+    out of PATH is followed, once; a link into a hidden folder (never walked) is followed."""
+    root = tmp_path / "r5"
+    (root / "scans").mkdir(parents=True)
+    (root / "scans" / "a.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    (root / "latest").symlink_to("scans")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "h.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[1])))
+    (root / "from-hidden").symlink_to(".hidden")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[2])))
+    (root / "elsewhere").symlink_to(outside)
+    (root / "elsewhere-again").symlink_to(outside)
+    d = scoring.Discovery(root)
+    rels = [it.rel for it in d]
+    assert rels == ["elsewhere/o.png", "from-hidden/h.png", "scans/a.png"]
+    assert d.loops == 2  # latest, elsewhere-again
+    assert [it.rel for it in scoring.Discovery(root / "latest")] == ["a.png"]  # PATH a link
+
+
 def test_a_file_named_explicitly_is_scored_whatever_its_extension(
     ds: Dataset, model: Model, tmp_path: Path
 ) -> None:
@@ -524,7 +549,9 @@ def test_every_count_of_the_summary_is_in_words() -> None:
     lines = one.lines()
     assert lines[0] == "scored 0 of 1 image in 0.00 s with m"
     assert "skipped 1 file that is not an image (.txt 1)" in lines
-    assert "skipped 1 symlinked folder already walked (loops)" in lines
+    assert (
+        "skipped 1 symlink to a folder walked already (under its own name, or through another link)"
+    ) in lines
     assert "failed 1 image (not an image 1):" in lines
     assert any(line.startswith("review: 1 image below confidence 0.5 copied") for line in lines)
     two = scoring.ScoreSummary(
@@ -534,7 +561,10 @@ def test_every_count_of_the_summary_is_in_words() -> None:
     lines = two.lines()
     assert lines[0] == "scored 1 of 2 images in 0.00 s with m"
     assert any(line.startswith("skipped 2 files that are not images (") for line in lines)
-    assert "skipped 2 symlinked folders already walked (loops)" in lines
+    assert (
+        "skipped 2 symlinks to a folder walked already (under its own name, "
+        "or through another link)"
+    ) in lines
     assert any(line.startswith("failed 1 image (") for line in lines)
     assert any(line.startswith("review: 2 images below confidence") for line in lines)
 
