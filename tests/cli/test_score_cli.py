@@ -76,7 +76,7 @@ def test_10k_mnist_pngs_score_like_the_in_memory_evaluate(
     evaluate = sd.in_memory_accuracy(model, ds)  # rejects count as errors there too
     assert abs(sd.accuracy(rows) - evaluate) <= 0.003, (sd.accuracy(rows), evaluate)
     assert f"scored {10_000 - rejected:,} of 10,000 images" in stderr
-    assert "per class: 0: " in stderr and "below 0.50 confidence: " in stderr
+    assert "per class: 0: " in stderr and "below 0.5 confidence: " in stderr
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 

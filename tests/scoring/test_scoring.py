@@ -379,7 +379,7 @@ def test_summary_counts_and_lists(folder: Path, model: Model) -> None:
     assert summary.failure_kinds["unreadable"] == 2 and summary.failure_kinds["blank"] == 1
     text = "\n".join(summary.lines())
     assert "failed 7 images (" in text and "bad/bomb.png: over pixel cap" in text
-    assert f"below 1.00 confidence: {summary.low_confidence}" in text
+    assert f"below 0.99999 confidence: {summary.low_confidence}" in text  # as given
     doc = summary.as_dict()
     assert doc["images"] == 97 and doc["failed"] == 7 and len(doc["failures"]) == 7
     many = scoring.ScoreSummary(model="m", root="r")
@@ -553,6 +553,12 @@ def test_every_count_of_the_summary_is_in_words() -> None:
         "skipped 1 symlink to a folder walked already (under its own name, or through another link)"
     ) in lines
     assert "failed 1 image (not an image 1):" in lines
+    unsure = scoring.ScoreSummary(model="m", root="r", min_confidence=0.999, scored=1)
+    unsure.review = one.review  # the two lines say --min-confidence as given (was "1.00")
+    assert "below 0.999 confidence: 0 (likely not digits, or badly scanned)" in unsure.lines()
+    assert any(
+        line.startswith("review: 1 image below confidence 0.999 ") for line in unsure.lines()
+    )
     assert any(line.startswith("review: 1 image below confidence 0.5 copied") for line in lines)
     two = scoring.ScoreSummary(
         model="m", root="r", scored=1, failed=1, skipped=2, loops=2,
