@@ -225,7 +225,7 @@ def score(
     from softmax_core.errors import PartialFailure
     from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest
 
-    scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
+    scoring.quiet_pillow_warnings()  # over --max-pixels is an error row; bad EXIF is read
     request = ScoringRequest(
         input=path,
         model=ModelRef(model, location(registry, endpoint_url, cache_dir, say=False)),

@@ -76,7 +76,7 @@ from softmax_core.scoring.discover import (
 from softmax_core.scoring.pool import (
     chunked,
     default_workers,
-    quiet_bomb_warnings,
+    quiet_pillow_warnings,
     score_batches,
 )
 from softmax_core.scoring.review import ReviewQueue, check_queue, write_review_sheet
@@ -119,7 +119,7 @@ __all__ = [
     "no_images_error",
     "open_output",
     "prepare_items",
-    "quiet_bomb_warnings",
+    "quiet_pillow_warnings",
     "reject_threshold",
     "score",
     "score_batches",

@@ -560,6 +560,41 @@ def _digit_png(path: Path) -> None:
     img.save(path)
 
 
+def test_pillow_warnings_about_a_bad_exif_block_do_not_reach_stderr(
+    model: Path, tmp_path: Path
+) -> None:
+    """A JPEG whose EXIF block is cut short, or whose orientation has two values: Pillow
+    warned on stderr (`TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data...`, `Metadata
+    Warning, tag 274 had too many entries`), naming no file. Now nothing, and the images
+    score as the same picture without EXIF does (their orientation: 1, as it is)."""
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    img = Image.new("L", (28, 28))
+    img.paste(255, (12, 4, 16, 24))
+    tiff = b"Exif\x00\x00II*\x00\x08\x00\x00\x00"  # little-endian, the IFD at 8
+    orientation = b"\x12\x01\x03\x00"  # tag 274, SHORT
+    cut = tiff + b"\x02\x00" + orientation + b"\x01\x00\x00\x00\x01\x00\x00\x00" + b"\x1a\x01"
+    two = tiff + b"\x01\x00" + orientation + b"\x02\x00\x00\x00\x01\x00\x01\x00" + b"\0" * 4
+    img.save(folder / "clean.jpg")
+    img.save(folder / "cut_exif.jpg", exif=cut)
+    img.save(folder / "two_orientations.jpg", exif=two)
+    command = [sys.executable, "-m", "softmax_pipe.cli", "score", str(folder), "-m", str(model)]
+    for workers in ("1", "2"):
+        done = subprocess.run(
+            [*command, "--no-profile", "--workers", workers],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Warning" not in done.stderr and "warn" not in done.stderr, done.stderr
+        rows = {r.pop("path"): r for r in sd.read_rows(done.stdout)}
+        assert rows["cut_exif.jpg"] == rows["two_orientations.jpg"] == rows["clean.jpg"]
+
+
 def test_output_that_is_an_input_or_the_model_is_refused(model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
