@@ -130,7 +130,9 @@ def score(
     max_pixels: Annotated[
         int,
         typer.Option(
-            help="Refuse images with more pixels than this (decompression bombs).",
+            help="Refuse images with more pixels than this, from their header "
+            f"(decompression bombs). At most {settings.PIXEL_CEILING:,}: Pillow refuses "
+            "larger images whatever this says.",
             rich_help_panel="Performance",
         ),
     ] = settings.MAX_PIXELS,

@@ -139,6 +139,21 @@ def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:
     assert row["error"] == "over pixel cap: image is 28×28 = 784 pixels, over the cap of 700"
 
 
+def test_help_says_the_pixel_ceiling_a_max_pixels_cannot_raise() -> None:
+    """Over Pillow's own cap a row says "(a --max-pixels above it has no effect)": the help
+    says that ceiling too (it said only "Refuse images with more pixels than this")."""
+    from PIL import Image
+
+    from softmax_core import images, settings
+
+    assert images.read_digit is not None  # imported: it sets Pillow's cap from settings
+    assert (Image.MAX_IMAGE_PIXELS or 0) * 2 == settings.PIXEL_CEILING == 178_956_970
+    code, stdout, _ = invoke("score", "--help")
+    assert code == 0 and "At most 178,956,970: Pillow refuses larger images" in " ".join(
+        stdout.replace("│", " ").split()
+    )
+
+
 def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     code, stdout, stderr = invoke("score", tmp_path / "nope", "--model", model, "-o", out)
