@@ -198,7 +198,8 @@ def score(
             "as not a digit, into QUEUE/unlabelled/ (named: source, predicted digit or "
             "'rejected', confidence, content hash; never twice) and write QUEUE/index.html, "
             "a contact sheet to label them by. Move each file into QUEUE/<digit>/ or "
-            "QUEUE/not-a-digit/ to label it.",
+            "QUEUE/not-a-digit/ to label it. Runs with the local command only: not with "
+            "--flow or --dask-address.",
             metavar="QUEUE",
             rich_help_panel="Review",
         ),

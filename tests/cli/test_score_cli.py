@@ -549,6 +549,32 @@ def test_flow_exit_codes(model: Path, tmp_path: Path, prefect_harness: None) -> 
     assert code == 3 and "none.npz does not exist" in stderr
 
 
+def test_flow_checks_its_inputs_before_a_prefect_server_starts(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`score --flow` refused a missing PATH, a missing model file, `-o` naming a folder and
+    `--review` only once a temporary Prefect server had started (10-13 s); now at once,
+    as without --flow, and no server is asked or started."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    cases = [
+        ((tmp_path / "nope", "-m", model), 3, "does not exist"),
+        ((folder, "-m", tmp_path / "none.npz"), 3, "model file"),
+        ((folder, "-m", model, "-o", tmp_path), 2, "is a folder; expected a file name"),
+        ((folder, "-m", model, "--review", tmp_path / "q"), 2, "drop --flow"),
+    ]
+    for args, expected, said in cases:
+        code, stdout, stderr = invoke("score", *args, "--flow")
+        assert (code, stdout) == (expected, ""), stderr
+        assert said in stderr and "prefect" not in stderr.lower(), stderr
+    code, stdout, _ = invoke("score", "--help")
+    assert "Runs with the local command only: not with --flow" in " ".join(
+        stdout.replace("│", " ").split()
+    )
+
+
 def test_an_unreachable_dask_scheduler_is_exit_4(digits_10k: Path, model: Path) -> None:
     import socket
 
