@@ -260,12 +260,17 @@ def run_scoring(
     startup_timeout: int | None = None,
     say: Callable[[str], None] = _stderr,
 ) -> ScoreSummary:
-    """Run the ``batch-scoring`` flow on ``request`` in a session; its ScoreSummary."""
-    quiet_prefect_logging(verbose)
-    from flows.scoring import run_batch_scoring
+    """Run the ``batch-scoring`` flow on ``request`` in a session; its ScoreSummary.
 
+    The request is checked first (``flows.scoring.prepare``: PATH, the output, the model
+    file, no review queue) before a Prefect server is asked or started, so a mistake fails
+    at once, as it does without ``--flow``."""
+    quiet_prefect_logging(verbose)
+    from flows.scoring import prepare, run_batch_scoring
+
+    run = prepare(request)
     with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
-        return run_batch_scoring(request, dask_address=dask_address)
+        return run_batch_scoring(run, dask_address=dask_address)
 
 
 def result_of(state: State[Any]) -> Any:

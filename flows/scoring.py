@@ -59,6 +59,7 @@ from softmax_core.errors import (
 )
 from softmax_core.escaping import markdown
 from softmax_core.model import Model
+from softmax_core.modelcheck import read_model_bytes
 from softmax_core.monitoring import Profile
 from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest, parts
 
@@ -149,6 +150,23 @@ def watch_run(
     return done.profile, done.places, done.problems
 
 
+def prepare(request: ScoringRequest) -> ScoringRequest:
+    """The request with the registry and cache folder filled in, after the checks that need
+    no Prefect server (the CLI runs them before it starts one, the flow again): no review
+    queue (it needs the local command), :func:`softmax_core.scoring.check_request` (PATH,
+    the output), and a model file that exists and can be read.
+
+    Raises InvalidInputError (exit 2) or DataNotFoundError (exit 3), as the local
+    command does before it reads the model."""
+    run = request.resolved()
+    if run.review.queue is not None:
+        raise InvalidInputError("--review runs with the local command; drop --flow")
+    scoring.check_request(run)
+    if run.model.is_file:
+        read_model_bytes(Path(run.model.ref))
+    return run
+
+
 def shards(items: list[scoring.Item], shard_size: int, batch_size: int) -> list[list[scoring.Item]]:
     """Consecutive shards of ``shard_size`` rounded up to a whole number of batches."""
     size = -(-shard_size // batch_size) * batch_size
@@ -170,10 +188,7 @@ def batch_scoring(
     InvalidInputError (an output that is an input, a review queue) and ModelNotFoundError.
     """
     start = time.perf_counter()
-    run = ScoringRequest(input, model, output, performance, review).resolved()
-    if run.review.queue is not None:
-        raise InvalidInputError("--review runs with the local command; drop --flow")
-    scoring.check_request(run)
+    run = prepare(ScoringRequest(input, model, output, performance, review))
     from registry.objects import output_sink
 
     sink = output_sink(run)  # None: a local file, or stdout
@@ -209,9 +224,7 @@ def batch_scoring(
     summary.skipped = listing.skipped
     summary.skipped_by_ext.update(listing.skipped_by_ext)
     summary.loops = listing.loops
-    rows_to = (
-        sink() if sink is not None else scoring.open_output(Path(out.path) if out.path else None)
-    )
+    rows_to = sink() if sink is not None else scoring.open_output(out.file)
     threshold = scoring.reject_threshold(run, the_model)
     with rows_to as stream:
         writer = scoring.RowWriter(

@@ -62,6 +62,8 @@ from softmax_core.normalize import (
 )
 from softmax_core.words import plural
 
+Image.MAX_IMAGE_PIXELS = settings.PIXEL_CEILING // 2  # Image.open refuses twice this
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "READ_FLAGS",
@@ -159,7 +161,7 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
     if size == 0:
         raise ImageError("empty file", "0 bytes")
     try:
-        img: Any = Image.open(fp)  # the header only; Pillow refuses > 2 × MAX_IMAGE_PIXELS
+        img: Any = Image.open(fp)  # the header only; Pillow refuses > settings.PIXEL_CEILING
         w, h = img.size
         if w * h > max_pixels:
             raise ImageError(
@@ -179,10 +181,10 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
         # Pillow's own check, in Image.open, fires first for the very largest headers.
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-        pillow_cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         cap = (
-            f"Pillow's own cap of {pillow_cap:,} (a --max-pixels above it has no effect)"
-            if pillow_cap and max_pixels > pillow_cap
+            f"Pillow's own cap of {settings.PIXEL_CEILING:,} (a --max-pixels above it has no "
+            "effect)"
+            if max_pixels > settings.PIXEL_CEILING
             else f"the cap of {max_pixels:,}"
         )
         raise ImageError(OVER_PIXEL_CAP, f"image is {pixels}, over {cap}") from None

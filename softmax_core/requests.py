@@ -47,6 +47,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from softmax_core import settings
@@ -429,6 +430,15 @@ class Output:
         _choice("format", self.format, settings.SCORE_FORMATS)
         _flag("probs", self.probs)
         _flag("profile", self.profile)
+
+    @property
+    def file(self) -> Path | None:
+        """The local file ``path`` names (None: stdout). ``./-`` is a file named ``-`` in
+        the current folder, as documented: pathlib would make it ``-``, stdout's name."""
+        if self.path is None:
+            return None
+        file = Path(self.path)
+        return file.absolute() if str(file) == STDOUT else file
 
 
 @dataclass(frozen=True)

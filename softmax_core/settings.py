@@ -209,6 +209,9 @@ IO_RETRY_DELAY = 2.0  # seconds before the first retry; doubled for each next on
 SCORE_BATCH_SIZE = 256
 MIN_CONFIDENCE = 0.5
 MAX_PIXELS = 4096 * 4096  # 16.7 MP: any phone photo; refuses decompression bombs
+# Pillow's own refusal in Image.open, whatever --max-pixels says: softmax_core.images sets
+# PIL.Image.MAX_IMAGE_PIXELS to half of it (Pillow refuses twice that; its default)
+PIXEL_CEILING = 2 * 89_478_485  # 178,956,970
 # `dataset add` hashes whole files: a larger one is refused before it is read (16-bit RGBA
 # at MAX_PIXELS is 128 MiB uncompressed).
 MAX_IMAGE_BYTES = 256 * 1024 * 1024

@@ -210,13 +210,31 @@ def stdout_closed_early() -> Iterator[None]:
     try:
         yield
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
+        _stdout_to_devnull()
         raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
     except SystemExit as e:
         if isinstance(e.__context__, BrokenPipeError):  # rich's on_broken_pipe: exit(1)
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
         raise
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at devnull, so that the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _quiet_failed_stdout() -> None:
+    """After an error, stdout may still hold text it could not write (a full disk: the
+    error was ``cannot write stdout``): point it at devnull, or the interpreter's final
+    flush prints ``Exception ignored ... OSError`` after the error's one line."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        _stdout_to_devnull()
+    except ValueError:  # closed
+        pass
 
 
 def _debug(ctx: Any) -> bool:  # click's Context, which typer vendors and does not export
@@ -431,6 +449,7 @@ class ErrorBoundary(TyperGroup):
             raise
         except SoftmaxPipeError as e:
             _traceback(_debug(ctx))
+            _quiet_failed_stdout()
             err(f"error: {_in_settings_file(ctx, e) or e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:

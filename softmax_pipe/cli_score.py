@@ -130,7 +130,9 @@ def score(
     max_pixels: Annotated[
         int,
         typer.Option(
-            help="Refuse images with more pixels than this (decompression bombs).",
+            help="Refuse images with more pixels than this, from their header "
+            f"(decompression bombs). At most {settings.PIXEL_CEILING:,}: Pillow refuses "
+            "larger images whatever this says.",
             rich_help_panel="Performance",
         ),
     ] = settings.MAX_PIXELS,
@@ -196,7 +198,8 @@ def score(
             "as not a digit, into QUEUE/unlabelled/ (named: source, predicted digit or "
             "'rejected', confidence, content hash; never twice) and write QUEUE/index.html, "
             "a contact sheet to label them by. Move each file into QUEUE/<digit>/ or "
-            "QUEUE/not-a-digit/ to label it.",
+            "QUEUE/not-a-digit/ to label it. Runs with the local command only: not with "
+            "--flow or --dask-address.",
             metavar="QUEUE",
             rich_help_panel="Review",
         ),
@@ -225,7 +228,7 @@ def score(
     from softmax_core.errors import PartialFailure
     from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest
 
-    scoring.quiet_bomb_warnings()  # --max-pixels decides: over it is an error row
+    scoring.quiet_pillow_warnings()  # over --max-pixels is an error row; bad EXIF is read
     request = ScoringRequest(
         input=path,
         model=ModelRef(model, location(registry, endpoint_url, cache_dir, say=False)),

@@ -76,7 +76,7 @@ from softmax_core.scoring.discover import (
 from softmax_core.scoring.pool import (
     chunked,
     default_workers,
-    quiet_bomb_warnings,
+    quiet_pillow_warnings,
     score_batches,
 )
 from softmax_core.scoring.review import ReviewQueue, check_queue, write_review_sheet
@@ -86,6 +86,7 @@ from softmax_core.scoring.writers import (
     PROB_COLUMNS,
     RowWriter,
     check_output_path,
+    check_stdout,
     neutralise,
     open_output,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "Sink",
     "Source",
     "check_output_path",
+    "check_stdout",
     "chunked",
     "count_images",
     "decode_items",
@@ -117,7 +119,7 @@ __all__ = [
     "no_images_error",
     "open_output",
     "prepare_items",
-    "quiet_bomb_warnings",
+    "quiet_pillow_warnings",
     "reject_threshold",
     "score",
     "score_batches",
@@ -133,15 +135,18 @@ Sink = Callable[[], AbstractContextManager[TextIO]]  # opens where the rows go, 
 def check_request(request: ScoringRequest) -> None:
     """What can be refused before the model is pulled: a missing PATH (exit 3), an output
     that is a folder or would overwrite an input (exit 2) or that cannot be written (exit 4;
-    its missing folders are made), a review queue that is a file or inside PATH (exit 2).
+    its missing folders are made; stdout closed), a review queue that is a file or inside
+    PATH (exit 2).
     An input or output on an object store (``s3://``) is checked where it is opened
     (``registry.objects``); a review queue needs a local PATH."""
     remote_input = is_uri(request.input)
     if not remote_input:
         Discovery(request.input)
-    if request.output.path is not None and not is_uri(request.output.path):
+    if request.output.path is None:
+        check_stdout()
+    elif request.output.file is not None and not is_uri(request.output.path):
         check_output_path(
-            Path(request.output.path),
+            request.output.file,
             inputs=None if remote_input else Path(request.input),
             model=request.model.ref,
         )
@@ -184,7 +189,7 @@ def score(
     """
     check_request(request)
     out, perf = request.output, request.performance
-    output = Path(out.path) if out.path is not None and sink is None else None
+    output = out.file if sink is None else None
     start = time.perf_counter()
     discovery: Source = source if source is not None else Discovery(request.input)
     items = iter(discovery)
@@ -207,6 +212,8 @@ def score(
             stream, out.format, model=model.ref, probs=out.probs, classes=model.n_classes
         )
         writer.header()
+        if to_stdout:  # a stdout that cannot be written fails now, not as the workers fork
+            stream.flush()
         batches = score_batches(
             itertools.chain([first], items),
             model,

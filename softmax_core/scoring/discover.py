@@ -71,8 +71,10 @@ class Discovery:
 
     A folder is walked recursively; within each folder, entries are sorted by name and
     sub-folders are visited where they sort, so the order is that of the relative paths'
-    components. Symlinked folders are followed, each real folder at most once (a loop is
-    counted in ``loops``, not walked again). Files whose extension (any case) is not in
+    components. Symlinked folders are followed, each real folder at most once: a link to a
+    folder the walk reaches under its own name (inside PATH, through no hidden folder) is
+    skipped wherever it sorts, and so is a second link to a folder already walked or a
+    loop (each counted in ``loops``). Files whose extension (any case) is not in
     ``softmax_core.images.IMAGE_EXTENSIONS`` are counted in ``skipped`` (by extension in
     ``skipped_by_ext``). A file named explicitly as PATH is scored whatever its extension.
 
@@ -111,6 +113,7 @@ class Discovery:
 
     def _walk(self) -> Iterator[Item]:
         root = str(self.root)
+        real_root = os.path.realpath(root)
         st = os.stat(root)
         seen = {(st.st_dev, st.st_ino)}
         # A stack of (folder path, prefix, iterator over its sorted entries): no recursion,
@@ -131,14 +134,14 @@ class Discovery:
             name, kind = entry
             path = folder + name
             rel = prefix + unambiguous(name)
-            if kind == EntryKind.FOLDER:
+            if kind in (EntryKind.FOLDER, EntryKind.FOLDER_LINK):
                 try:
                     sub = os.stat(path)
                 except OSError as e:
                     yield Item(rel + "/", path, f"unreadable folder: {e.strerror or e}")
                     continue
                 key = (sub.st_dev, sub.st_ino)
-                if key in seen:
+                if key in seen or (kind == EntryKind.FOLDER_LINK and _walked(path, real_root)):
                     self.loops += 1
                     continue
                 seen.add(key)
@@ -171,11 +174,20 @@ class Discovery:
         return out, None
 
 
+def _walked(link: str, real_root: str) -> bool:
+    """Whether the folder ``link`` names is one the walk reaches under its own name: inside
+    the root (``real_root``, resolved), through no hidden folder (those are skipped)."""
+    rel = os.path.relpath(os.path.realpath(link), real_root)
+    parts = rel.split(os.sep)
+    return rel == os.curdir or (parts[0] != os.pardir and not any(p[:1] == "." for p in parts))
+
+
 class EntryKind(enum.Enum):
     """What a folder entry is, for the walk."""
 
     IMAGE = "image"
     FOLDER = "folder"
+    FOLDER_LINK = "symlinked folder"
     SKIP = "skip"  # not an image by its extension, or a hidden file
     NOT_REGULAR = "not regular"
     BROKEN_LINK = "broken link"
@@ -195,7 +207,7 @@ def _kind_of(entry: os.DirEntry[str]) -> EntryKind:
         if entry.name.startswith("."):
             return EntryKind.SKIP  # hidden: AppleDouble "._x.png", editors' temporary files
         if entry.is_dir():
-            return EntryKind.FOLDER
+            return EntryKind.FOLDER_LINK if entry.is_symlink() else EntryKind.FOLDER
         if not images.is_image_name(entry.name):
             return EntryKind.SKIP
         if entry.is_file():

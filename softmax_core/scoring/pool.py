@@ -60,7 +60,7 @@ def _init_worker(parent: int, environ: dict[str, str] | None) -> None:
         os.environ.update(environ)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    quiet_bomb_warnings()
+    quiet_pillow_warnings()
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     one_thread_for_good()
@@ -74,14 +74,18 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def quiet_bomb_warnings() -> None:
-    """Silence Pillow's DecompressionBombWarning in this process: ``max_pixels`` decides,
-    and an image over it is an error row, not a warning on stderr."""
+def quiet_pillow_warnings() -> None:
+    """Silence Pillow's warnings about one image in this process: they name no file, and
+    the row says what matters. DecompressionBombWarning: ``max_pixels`` decides, and an
+    image over it is an error row. Its UserWarnings (``Corrupt EXIF data``, ``Metadata
+    Warning, tag 274 had too many entries``): the pixels are read all the same, and the
+    orientation a malformed EXIF block cannot give is left as it is (``images.py``)."""
     import warnings
 
     from PIL import Image
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -42,14 +42,21 @@ MAX_STEM = 120  # characters of the source path kept in a queued file's name
 
 
 def check_queue(folder: Path, root: Path) -> None:
-    """InvalidInputError (exit 2) for a queue that is a file, or inside ``root`` (what is
-    scored: its copies would be scored next time)."""
+    """InvalidInputError (exit 2) for a queue that is a file, inside ``root`` (what is
+    scored: its copies would be scored next time), or holding ``root`` (every image under
+    the queue counts as queued: the images being scored would be "already queued")."""
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"--review {folder} is a file; expected a folder")
-    if root.is_dir() and folder.resolve().is_relative_to(root.resolve()):
+    queue, scored = folder.resolve(), root.resolve()
+    if root.is_dir() and queue.is_relative_to(scored):
         raise InvalidInputError(
             f"--review {folder} is inside {root}, the folder being scored; "
             "choose a queue outside it"
+        )
+    if scored.is_relative_to(queue):
+        raise InvalidInputError(
+            f"--review {folder} holds {root}, what is being scored (its images would count "
+            "as queued already); choose a queue beside it"
         )
 
 

@@ -159,6 +159,7 @@ class ScoreSummary:
         """The human summary, one string per stderr line, each :func:`printable` (file names,
         extensions, the model and error reasons come from users: no line can forge another)."""
         rate = f" ({self.total / self.seconds:,.0f} images/s)" if self.seconds > 0 else ""
+        below = f"{self.min_confidence:g}"  # as given, one way on every line: 0.999, not 1.00
         out = [
             f"scored {self.scored:,} of {self.total:,} {plural(self.total, 'image')} in "
             f"{self.seconds:.2f} s{rate} with {self.model}",
@@ -168,7 +169,7 @@ class ScoreSummary:
                 "per class: " + "  ".join(f"{k}: {c:,}" for k, c in enumerate(self.per_class))
             )
             out.append(
-                f"below {self.min_confidence:.2f} confidence: {self.low_confidence:,} "
+                f"below {below} confidence: {self.low_confidence:,} "
                 "(likely not digits, or badly scanned)"
             )
         if self.rejected:
@@ -186,8 +187,8 @@ class ScoreSummary:
             out.append(f"skipped {self.skipped:,} {what} ({kinds})")
         if self.loops:
             out.append(
-                f"skipped {self.loops:,} symlinked {plural(self.loops, 'folder')} already walked "
-                "(loops)"
+                f"skipped {self.loops:,} {plural(self.loops, 'symlink')} to a folder walked "
+                "already (under its own name, or through another link)"
             )
         if self.failed:
             kinds = ", ".join(f"{k} {c:,}" for k, c in self.failure_kinds.most_common())
@@ -201,7 +202,7 @@ class ScoreSummary:
         if self.review is not None:
             r = self.review
             again = f" ({r.already:,} already queued)" if r.already else ""
-            what = f"below confidence {self.min_confidence:g}"
+            what = f"below confidence {below}"
             what += " or rejected as not digits" if self.rejected > self.blank else ""
             out.append(
                 f"review: {r.queued:,} {plural(r.queued, 'image')} {what} copied to "

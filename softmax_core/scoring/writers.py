@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from softmax_core.atomicio import atomic_open, prepare_output
-from softmax_core.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import is_image_name
 from softmax_core.model import N_CLASSES
 from softmax_core.scoring.decode import ScoredBatch
@@ -141,12 +141,43 @@ def open_output(output: Path | None) -> Iterator[TextIO]:
     untouched. A symlink's target is replaced; a device or FIFO is written through.
     """
     if output is None:
-        yield sys.stdout
-        sys.stdout.flush()
+        rows = cast(TextIO, _Stdout())
+        yield rows
+        rows.flush()
         return
     check_output_path(output)
     with atomic_open(output, "w", newline="") as stream:
         yield cast(TextIO, stream)
+
+
+class _Stdout:
+    """``sys.stdout`` for the rows, naming itself when it fails: a write or flush that
+    cannot be done (a full disk, ``> /dev/full``) is a StorageError (exit 4), as for a file;
+    a reader that went away (BrokenPipeError) stays itself, for the CLI's quiet exit 141."""
+
+    def write(self, text: str) -> int:
+        with _naming_stdout():
+            return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        with _naming_stdout():
+            sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _naming_stdout() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise StorageError(f"cannot write stdout: {e.strerror or e}") from e
+
+
+def check_stdout() -> None:
+    """Rows for stdout need one: a closed stdout (``>&-``) is a StorageError (exit 4)."""
+    if sys.stdout is None:
+        raise StorageError("cannot write stdout: it is closed; name a file with --output")
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -76,7 +76,7 @@ def test_10k_mnist_pngs_score_like_the_in_memory_evaluate(
     evaluate = sd.in_memory_accuracy(model, ds)  # rejects count as errors there too
     assert abs(sd.accuracy(rows) - evaluate) <= 0.003, (sd.accuracy(rows), evaluate)
     assert f"scored {10_000 - rejected:,} of 10,000 images" in stderr
-    assert "per class: 0: " in stderr and "below 0.50 confidence: " in stderr
+    assert "per class: 0: " in stderr and "below 0.5 confidence: " in stderr
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -137,6 +137,21 @@ def test_pixel_cap_option(digits_10k: Path, model: Path) -> None:
     assert code == 1
     (row,) = sd.read_rows(stdout)
     assert row["error"] == "over pixel cap: image is 28×28 = 784 pixels, over the cap of 700"
+
+
+def test_help_says_the_pixel_ceiling_a_max_pixels_cannot_raise() -> None:
+    """Over Pillow's own cap a row says "(a --max-pixels above it has no effect)": the help
+    says that ceiling too (it said only "Refuse images with more pixels than this")."""
+    from PIL import Image
+
+    from softmax_core import images, settings
+
+    assert images.read_digit is not None  # imported: it sets Pillow's cap from settings
+    assert (Image.MAX_IMAGE_PIXELS or 0) * 2 == settings.PIXEL_CEILING == 178_956_970
+    code, stdout, _ = invoke("score", "--help")
+    assert code == 0 and "At most 178,956,970: Pillow refuses larger images" in " ".join(
+        stdout.replace("│", " ").split()
+    )
 
 
 def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path: Path) -> None:
@@ -420,7 +435,9 @@ def test_symlink_loops_do_not_hang_the_walk(ds: Dataset, model: Path, tmp_path: 
     code, stdout, stderr = invoke("score", folder, "--model", model)
     assert code == 0, stderr
     assert [r["path"] for r in sd.read_rows(stdout)] == ["linked/two.png", "sub/one.png"]
-    assert "skipped 1 symlinked folder already walked (loops)" in stderr
+    assert (
+        "skipped 1 symlink to a folder walked already (under its own name, or through another link)"
+    ) in stderr
 
 
 # --- the flow -----------------------------------------------------------------------------
@@ -532,6 +549,32 @@ def test_flow_exit_codes(model: Path, tmp_path: Path, prefect_harness: None) -> 
     assert code == 3 and "none.npz does not exist" in stderr
 
 
+def test_flow_checks_its_inputs_before_a_prefect_server_starts(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`score --flow` refused a missing PATH, a missing model file, `-o` naming a folder and
+    `--review` only once a temporary Prefect server had started (10-13 s); now at once,
+    as without --flow, and no server is asked or started."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    cases = [
+        ((tmp_path / "nope", "-m", model), 3, "does not exist"),
+        ((folder, "-m", tmp_path / "none.npz"), 3, "model file"),
+        ((folder, "-m", model, "-o", tmp_path), 2, "is a folder; expected a file name"),
+        ((folder, "-m", model, "--review", tmp_path / "q"), 2, "drop --flow"),
+    ]
+    for args, expected, said in cases:
+        code, stdout, stderr = invoke("score", *args, "--flow")
+        assert (code, stdout) == (expected, ""), stderr
+        assert said in stderr and "prefect" not in stderr.lower(), stderr
+    code, stdout, _ = invoke("score", "--help")
+    assert "Runs with the local command only: not with --flow" in " ".join(
+        stdout.replace("│", " ").split()
+    )
+
+
 def test_an_unreachable_dask_scheduler_is_exit_4(digits_10k: Path, model: Path) -> None:
     import socket
 
@@ -556,6 +599,41 @@ def _digit_png(path: Path) -> None:
     img = Image.new("L", (28, 28))
     img.paste(255, (12, 4, 16, 24))
     img.save(path)
+
+
+def test_pillow_warnings_about_a_bad_exif_block_do_not_reach_stderr(
+    model: Path, tmp_path: Path
+) -> None:
+    """A JPEG whose EXIF block is cut short, or whose orientation has two values: Pillow
+    warned on stderr (`TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data...`, `Metadata
+    Warning, tag 274 had too many entries`), naming no file. Now nothing, and the images
+    score as the same picture without EXIF does (their orientation: 1, as it is)."""
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    img = Image.new("L", (28, 28))
+    img.paste(255, (12, 4, 16, 24))
+    tiff = b"Exif\x00\x00II*\x00\x08\x00\x00\x00"  # little-endian, the IFD at 8
+    orientation = b"\x12\x01\x03\x00"  # tag 274, SHORT
+    cut = tiff + b"\x02\x00" + orientation + b"\x01\x00\x00\x00\x01\x00\x00\x00" + b"\x1a\x01"
+    two = tiff + b"\x01\x00" + orientation + b"\x02\x00\x00\x00\x01\x00\x01\x00" + b"\0" * 4
+    img.save(folder / "clean.jpg")
+    img.save(folder / "cut_exif.jpg", exif=cut)
+    img.save(folder / "two_orientations.jpg", exif=two)
+    command = [sys.executable, "-m", "softmax_pipe.cli", "score", str(folder), "-m", str(model)]
+    for workers in ("1", "2"):
+        done = subprocess.run(
+            [*command, "--no-profile", "--workers", workers],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Warning" not in done.stderr and "warn" not in done.stderr, done.stderr
+        rows = {r.pop("path"): r for r in sd.read_rows(done.stdout)}
+        assert rows["cut_exif.jpg"] == rows["two_orientations.jpg"] == rows["clean.jpg"]
 
 
 def test_output_that_is_an_input_or_the_model_is_refused(model: Path, tmp_path: Path) -> None:
@@ -667,6 +745,31 @@ def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
 
 
+def test_a_stdout_that_cannot_be_written_is_one_line_exit_4(model: Path, tmp_path: Path) -> None:
+    """`score DIR > /dev/full` (a full disk) and `score DIR -o - >&-` (stdout closed): one
+    line naming stdout, exit 4, as for an --output file; no "Exception ignored" at exit
+    (the rows once failed as an unexpected OSError, exit 120, as the workers forked)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        _digit_png(folder / name)
+    line = f"{sys.executable} -m softmax_pipe.cli score {folder} -m {model} --no-profile"
+    said = {
+        "--workers 2 > /dev/full": "error: cannot write stdout: No space left on device",
+        "--workers 1 > /dev/full": "error: cannot write stdout: No space left on device",
+        "-o - >&-": "error: cannot write stdout: it is closed; name a file with --output",
+    }
+    for redirect, expected in said.items():
+        done = subprocess.run(
+            ["bash", "-c", f"{line} {redirect}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (4, expected + "\n"), redirect
+
+
 def test_rows_through_dev_stdout_into_a_file_append_with_two_redirections(
     model: Path, tmp_path: Path
 ) -> None:
@@ -706,6 +809,22 @@ def test_a_dash_is_stdout(model: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert "rows written" not in stderr
     code, stdout, _ = invoke("score", "--help")
     assert code == 0 and "'-'" in stdout
+
+
+def test_dot_slash_dash_is_a_file_named_dash(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o ./-` writes a file named `-` in the current folder, as `score --help` says (it was
+    refused: pathlib makes `./-` into `-`, stdout's name), with its profile beside it."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    code, stdout, stderr = invoke("score", folder, "--model", model, "-o", "./-")
+    assert code in (0, 1), stderr
+    assert stdout == "" and "rows written to ./-" in stderr
+    assert [row["path"] for row in sd.read_rows((tmp_path / "-").read_text())] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["-", "-.profile.json", "imgs"]
 
 
 def test_csv_paths_that_look_like_formulas_are_neutralised(model: Path, tmp_path: Path) -> None:

@@ -76,6 +76,31 @@ def test_discovery_order_problems_and_skips(folder: Path) -> None:
     assert scoring.count_images(folder) == len(items)
 
 
+def test_a_real_folder_is_walked_under_its_name_and_a_link_to_it_is_skipped(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """`latest -> scans` sorts first: the rows were `latest/a.png` and the real folder was
+    the one skipped, as a loop. The link to a folder inside PATH is the one skipped; a link
+    out of PATH is followed, once; a link into a hidden folder (never walked) is followed."""
+    root = tmp_path / "r5"
+    (root / "scans").mkdir(parents=True)
+    (root / "scans" / "a.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    (root / "latest").symlink_to("scans")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "h.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[1])))
+    (root / "from-hidden").symlink_to(".hidden")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.png").write_bytes(sd.png_bytes(np.asarray(ds.x_test[2])))
+    (root / "elsewhere").symlink_to(outside)
+    (root / "elsewhere-again").symlink_to(outside)
+    d = scoring.Discovery(root)
+    rels = [it.rel for it in d]
+    assert rels == ["elsewhere/o.png", "from-hidden/h.png", "scans/a.png"]
+    assert d.loops == 2  # latest, elsewhere-again
+    assert [it.rel for it in scoring.Discovery(root / "latest")] == ["a.png"]  # PATH a link
+
+
 def test_a_file_named_explicitly_is_scored_whatever_its_extension(
     ds: Dataset, model: Model, tmp_path: Path
 ) -> None:
@@ -354,7 +379,7 @@ def test_summary_counts_and_lists(folder: Path, model: Model) -> None:
     assert summary.failure_kinds["unreadable"] == 2 and summary.failure_kinds["blank"] == 1
     text = "\n".join(summary.lines())
     assert "failed 7 images (" in text and "bad/bomb.png: over pixel cap" in text
-    assert f"below 1.00 confidence: {summary.low_confidence}" in text
+    assert f"below 0.99999 confidence: {summary.low_confidence}" in text  # as given
     doc = summary.as_dict()
     assert doc["images"] == 97 and doc["failed"] == 7 and len(doc["failures"]) == 7
     many = scoring.ScoreSummary(model="m", root="r")
@@ -428,6 +453,12 @@ def test_check_request_refuses_before_any_work(folder: Path, tmp_path: Path) -> 
     inside = Review(queue=str(folder / "queue"))
     with pytest.raises(InvalidInputError, match=r"is inside .*choose a queue outside it"):
         scoring.check_request(request(folder, None, review=inside))
+    # a queue that holds what is scored queued nothing ("2 already queued": the images
+    # being scored were hashed as the queue's own)
+    for queue, scored in ((folder.parent, folder), (folder / "mnist", image)):
+        holds = Review(queue=str(queue))
+        with pytest.raises(InvalidInputError, match=r"holds .*choose a queue beside it"):
+            scoring.check_request(request(scored, None, review=holds))
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidInputError, match="is a file; expected a folder"):
         scoring.check_request(request(folder, None, review=Review(queue=str(tmp_path / "file"))))
@@ -518,8 +549,16 @@ def test_every_count_of_the_summary_is_in_words() -> None:
     lines = one.lines()
     assert lines[0] == "scored 0 of 1 image in 0.00 s with m"
     assert "skipped 1 file that is not an image (.txt 1)" in lines
-    assert "skipped 1 symlinked folder already walked (loops)" in lines
+    assert (
+        "skipped 1 symlink to a folder walked already (under its own name, or through another link)"
+    ) in lines
     assert "failed 1 image (not an image 1):" in lines
+    unsure = scoring.ScoreSummary(model="m", root="r", min_confidence=0.999, scored=1)
+    unsure.review = one.review  # the two lines say --min-confidence as given (was "1.00")
+    assert "below 0.999 confidence: 0 (likely not digits, or badly scanned)" in unsure.lines()
+    assert any(
+        line.startswith("review: 1 image below confidence 0.999 ") for line in unsure.lines()
+    )
     assert any(line.startswith("review: 1 image below confidence 0.5 copied") for line in lines)
     two = scoring.ScoreSummary(
         model="m", root="r", scored=1, failed=1, skipped=2, loops=2,
@@ -528,7 +567,10 @@ def test_every_count_of_the_summary_is_in_words() -> None:
     lines = two.lines()
     assert lines[0] == "scored 1 of 2 images in 0.00 s with m"
     assert any(line.startswith("skipped 2 files that are not images (") for line in lines)
-    assert "skipped 2 symlinked folders already walked (loops)" in lines
+    assert (
+        "skipped 2 symlinks to a folder walked already (under its own name, "
+        "or through another link)"
+    ) in lines
     assert any(line.startswith("failed 1 image (") for line in lines)
     assert any(line.startswith("review: 2 images below confidence") for line in lines)
 
