@@ -180,7 +180,7 @@ def run(
             "--dataset",
             metavar="NAME[:VERSION]",
             help="Also train on this labelled dataset's train split, and gate on its holdout "
-            "(repeatable). Default version: the newest.",
+            "(repeatable, each dataset once). Default version: the newest.",
             rich_help_panel="Your data",
         ),
     ] = None,

@@ -187,6 +187,21 @@ def test_a_bad_value_is_one_line_naming_the_field(tmp_path: Path) -> None:
     assert result.stdout == "" and not (tmp_path / "r").exists()
 
 
+def test_the_same_dataset_named_twice_is_refused_in_one_line(tmp_path: Path) -> None:
+    """``--dataset mine --dataset mine:1`` trained on the same images twice and printed
+    two identical holdout lines: refused when the request is built, before anything."""
+    reg = str(tmp_path / "r")
+    result = CliRunner().invoke(
+        app, ["run", "--dataset", "mine", "--dataset", "mine:1", "--registry", reg]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: dataset mine is named twice (mine and mine:1); name each dataset once, at "
+        "the version to train on (NAME is its newest)\n"
+    )
+    assert result.stdout == "" and not (tmp_path / "r").exists()
+
+
 def test_missing_source_exits_3(session_cache: Path, tmp_path: Path) -> None:
     result = _invoke(tmp_path / "no-mnist-here", session_cache, tmp_path / "reg")
     assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
