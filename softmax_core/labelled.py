@@ -60,6 +60,13 @@ _ARRAYS = ("images", "labels", "sha256", "paths")
 Progress = Callable[[int, int], None]  # (done, total)
 
 
+def label_name(label: int) -> str:
+    """A label as people read and write it: the digit, or ``not-a-digit`` (label 10, the
+    model's "not a digit", named as its class folder); every message, table and page
+    that shows a label names it here."""
+    return CLASSES[label]
+
+
 @dataclass(frozen=True)
 class Labelled:
     """Labelled digits: ``images (n, 28, 28) uint8``, ``labels (n,) uint8``, and per item
@@ -303,7 +310,8 @@ def read_folder(
             if other_label != label:
                 raise InvalidInputError(
                     f"{printable(rel)} and {printable(other)} are the same image under two "
-                    f"labels ({label} and {other_label}); keep it in one class folder"
+                    f"labels ({label_name(label)} and {label_name(other_label)}); keep it in "
+                    "one class folder"
                 )
             duplicates += 1
             continue

@@ -297,10 +297,8 @@ def _print_report(title: str, report: EvaluationReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from softmax_core.labelled import label_name as name
     from softmax_core.model import REJECT
-
-    def name(k: int) -> str:  # a class as the tables name it
-        return "not a digit" if k == REJECT else str(k)
 
     console = Console(highlight=False)
     console.print(
@@ -327,9 +325,9 @@ def _print_report(title: str, report: EvaluationReport) -> None:
         )
     console.print(table)
     columns = [name(k) for k in range(len(report.confusion))]
-    # collapsed padding: at 80 columns the eleventh column's name ("not a digit") and every
-    # count fit whole (with the default padding its name was cut to "di…")
-    cm = Table("true \\ pred", *columns, title="confusion matrix", collapse_padding=True)
+    # no padding: at 80 columns the eleventh column's name ("not-a-digit", one word that
+    # cannot wrap) and every count fit whole (with padding its name was cut to "not-a-d…")
+    cm = Table("true \\ pred", *columns, title="confusion matrix", padding=(0, 0))
     for row in shown:
         cm.add_row(name(row.digit), *[str(c) for c in report.confusion[row.digit]])
     console.print(cm)

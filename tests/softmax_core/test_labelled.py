@@ -135,6 +135,17 @@ def test_one_picture_under_two_labels_is_refused(printed: Path, tmp_path: Path) 
         read_folder(root)
 
 
+def test_a_picture_in_not_a_digit_and_a_class_folder_names_both_classes(
+    printed: Path, tmp_path: Path
+) -> None:
+    """The refusal names the classes as the user wrote them: ``not-a-digit``, not 10."""
+    root = copy(printed, tmp_path / "d")
+    (root / "not-a-digit").mkdir()
+    shutil.copy(root / "5" / "p00000.png", root / "not-a-digit" / "again.png")
+    with pytest.raises(InvalidInputError, match=r"two labels \(not-a-digit and 5\)"):
+        read_folder(root)
+
+
 def test_the_same_file_twice_is_one_item(printed: Path, tmp_path: Path) -> None:
     root = copy(printed, tmp_path / "d")
     shutil.copy(root / "3" / "p00000.png", root / "3" / "copy.png")
