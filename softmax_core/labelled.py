@@ -14,7 +14,10 @@ file that is not an image inside a class folder), before any image is read.
 
 Every image is prepared exactly as ``softmax-pipe score`` prepares it
 (:func:`softmax_core.scoring.decode.decode_items`: the MNIST procedure), then kept as
-``uint8`` 28×28; a broken image is reported as in scoring and the rest go on. Files are
+``uint8`` 28×28; a broken image is reported as in scoring and the rest go on, and so
+are a blank page and an image of several marks (``not one digit (2 separate marks)``, in
+any class folder, ``not-a-digit/`` too: its 28×28 would be one of its marks, and scoring
+rejects such an image before the model reads it, so no label teaches anything). Files are
 opened as scoring opens them (regular files only, non-blocking: a FIFO or a link to
 ``/dev/zero`` is a failure row, never a hang). Symlinks: a symlinked image is read when
 it resolves inside the labelled folder and is a failure row when it leads out of it (a
@@ -286,12 +289,13 @@ def read_folder(
     non-blocking, regular files only, at most ``settings.MAX_IMAGE_BYTES``), so a FIFO or
     a link to a device cannot hang the read; a file that cannot be read, and a symlink
     that leads out of ``root``, is a failure row (``failures``: the names shown as
-    :func:`~softmax_core.escaping.printable`), as in scoring, and the rest go on.
+    :func:`~softmax_core.escaping.printable`), as in scoring, and the rest go on; so is
+    an image that is not one digit (a blank page; several marks, with scoring's reason).
 
     InvalidInputError when one picture sits in two class folders, or when not a single
     image could be read.
     """
-    from softmax_core.scoring.decode import decode_items
+    from softmax_core.scoring.decode import decode_items, not_one
 
     scan = scan_folder(root, shown=shown)
     total = len(scan.files)
@@ -320,13 +324,22 @@ def read_folder(
     images, ok_items = [], []
     for start in range(0, len(items), PREPARE_CHUNK):
         chunk = items[start : start + PREPARE_CHUNK]
-        digits, errors, _ = decode_items(  # a labelled image is what its folder says
+        digits, errors, marks = decode_items(  # a labelled image is what its folder says
             [(str(root / rel), None) for _, rel, _ in chunk], max_pixels
         )
-        images.append(np.rint(np.clip(digits, 0.0, 1.0) * 255).astype(np.uint8))
-        for item, err in zip(chunk, errors, strict=True):
-            if err is not None:
-                failures.append((printable(item[1]), printable(err)))
+        # an image of several marks is not one digit, whatever its folder says (as score
+        # rejects it): its 28x28 would be one of its marks, learned under the folder's label
+        reasons = [
+            not_one(m) if err is None and m > 1 else err
+            for err, m in zip(errors, marks, strict=True)
+        ]
+        one = np.fromiter(
+            (r is None for e, r in zip(errors, reasons, strict=True) if e is None), dtype=bool
+        )
+        images.append(np.rint(np.clip(digits[one], 0.0, 1.0) * 255).astype(np.uint8))
+        for item, reason in zip(chunk, reasons, strict=True):
+            if reason is not None:
+                failures.append((printable(item[1]), printable(reason)))
             else:
                 ok_items.append(item)
         if progress is not None:

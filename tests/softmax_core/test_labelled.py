@@ -110,6 +110,27 @@ def test_broken_images_are_reported_and_the_rest_go_on(printed: Path, tmp_path: 
     assert "not an image" in reasons["2/broken.png"] and "blank" in reasons["5/blank.png"]
 
 
+@pytest.mark.parametrize("folder", ["7", "not-a-digit"])
+def test_an_image_of_several_marks_is_reported_and_the_rest_go_on(
+    printed: Path, tmp_path: Path, folder: str
+) -> None:
+    """A 2 beside a 7 in 7/ was added as its 2 labelled 7 (the preparation keeps the mark
+    nearest the centre); score rejects it as ``not one digit (2 separate marks)``, and so
+    does a labelled folder: a failure row, as a blank page, in not-a-digit/ too (its 28x28
+    would be one digit, learned as "not a digit")."""
+    root = copy(printed, tmp_path / "d")
+    two, seven = (np.asarray(Image.open(printed / d / "p00000.png").convert("L")) for d in "27")
+    page = np.full((max(two.shape[0], seven.shape[0]), 2 * (two.shape[1] + seven.shape[1])), 255)
+    page[: two.shape[0], : two.shape[1]] = two
+    page[: seven.shape[0], page.shape[1] - seven.shape[1] :] = seven  # apart, as on a form
+    (root / folder).mkdir(exist_ok=True)
+    (root / folder / "27.png").write_bytes(_png(page.astype(np.uint8)))
+    read = read_folder(root)
+    assert read.failures == [(f"{folder}/27.png", "not one digit (2 separate marks)")]
+    assert len(read.data) == 120 and f"{folder}/27.png" not in read.data.paths.tolist()
+    assert len(read.data.images) == 120
+
+
 def test_only_broken_images_is_refused(tmp_path: Path) -> None:
     (tmp_path / "d" / "3").mkdir(parents=True)
     (tmp_path / "d" / "3" / "a.png").write_bytes(b"garbage")
