@@ -29,6 +29,9 @@ prepared pixels, read as an integer, fall in the lowest ``HOLDOUT_FRACTION`` of 
 The split depends on the picture alone, so it never changes as a dataset grows, and the
 same picture dropped in twice (under any names) sits in one split.
 
+One picture under two labels is refused: the same file bytes, or other bytes (re-saved,
+converted) whose prepared pixels are the same.
+
 Items are keyed by the sha256 of the source file: adding a folder again keeps every item
 of the previous version, adds the new files, and gives a file that moved to another class
 folder its new label (:func:`merge`).
@@ -166,11 +169,17 @@ def _check_headers(headers: Mapping[str, npzread.Header], origin: str) -> None:
         raise DataFormatError(f"{origin} has arrays of unexpected shapes or types ({shown})")
 
 
+def picture_digests(images: NDArray[np.uint8]) -> list[bytes]:
+    """The sha256 of each picture's prepared pixels ((n, 28, 28) uint8): what the model
+    learns from, whatever the file's bytes (compression, metadata, format)."""
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    return [hashlib.sha256(row.tobytes()).digest() for row in flat]
+
+
 def holdout_mask(images: NDArray[np.uint8]) -> NDArray[np.bool_]:
     """(n,) bool from (n, 28, 28) uint8 pixels: the split rule, one hash per picture."""
     cut = int(HOLDOUT_FRACTION * 2**64)
-    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
-    heads = (int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") for row in flat)
+    heads = (int.from_bytes(d[:8], "big") for d in picture_digests(images))
     return np.fromiter((h < cut for h in heads), dtype=bool, count=len(images))
 
 
@@ -292,8 +301,9 @@ def read_folder(
     :func:`~softmax_core.escaping.printable`), as in scoring, and the rest go on; so is
     an image that is not one digit (a blank page; several marks, with scoring's reason).
 
-    InvalidInputError when one picture sits in two class folders, or when not a single
-    image could be read.
+    InvalidInputError when one picture sits in two class folders (the same file bytes, or
+    other bytes whose prepared pixels are the same: what the model learns from), or when
+    not a single image could be read.
     """
     from softmax_core.scoring.decode import decode_items, not_one
 
@@ -312,11 +322,7 @@ def read_folder(
         if digest in kept:
             other, other_label = kept[digest]
             if other_label != label:
-                raise InvalidInputError(
-                    f"{printable(rel)} and {printable(other)} are the same image under two "
-                    f"labels ({label_name(label)} and {label_name(other_label)}); keep it in "
-                    "one class folder"
-                )
+                raise _two_labels((rel, label), (other, other_label))
             duplicates += 1
             continue
         kept[digest] = (rel, label)
@@ -355,7 +361,21 @@ def read_folder(
         sha256=np.array([s for s, _, _ in ok_items], dtype="<U64"),
         paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
     )
+    seen: dict[bytes, int] = {}  # the same picture in other file bytes (re-saved, converted)
+    for i, picture in enumerate(picture_digests(data.images)):
+        j = seen.setdefault(picture, i)
+        if data.labels[j] != data.labels[i]:
+            raise _two_labels(ok_items[i][1:], ok_items[j][1:])
     return FolderData(data, failures, scan, duplicates)
+
+
+def _two_labels(item: tuple[str, int], other: tuple[str, int]) -> InvalidInputError:
+    """The refusal of one picture under two labels: two ``(relative path, label)``."""
+    (rel, label), (other_rel, other_label) = item, other
+    return InvalidInputError(
+        f"{printable(rel)} and {printable(other_rel)} are the same image under two labels "
+        f"({label_name(label)} and {label_name(other_label)}); keep it in one class folder"
+    )
 
 
 def _file_digest(inside: str, path: Path) -> str:
