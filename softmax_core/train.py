@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, metrics, quadratic, settings, sgd
+from softmax_core import gate, labelled, metrics, quadratic, settings, sgd
 from softmax_core.calibration import fit_temperature
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import EvaluationReport
@@ -416,6 +416,43 @@ def digits_only(images: NDArray[np.uint8], labels: NDArray[np.uint8]) -> Labelle
     out)."""
     keep = np.asarray(labels) < N_CLASSES
     return np.asarray(images)[keep], np.asarray(labels)[keep]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetUse:
+    """What a run takes of one user dataset ``name``: the images it trains on (its train
+    split) and the images the gate measures (its holdout). A small dataset can have none
+    of one of them (each image's split follows from its pixels): the run goes on with the
+    other and says so (:meth:`notes`)."""
+
+    name: str
+    train: int
+    holdout: int
+
+    @classmethod
+    def of(cls, name: str, data: labelled.Labelled) -> DatasetUse:
+        holdout = int(data.holdout.sum())
+        return cls(name, len(data) - holdout, holdout)
+
+    def notes(self) -> list[str]:
+        """One line for each part of the run this dataset had no images for."""
+        return [
+            f"{self.name} {what}: no {split} images yet; add more images"
+            for what, split, n in (
+                ("not trained on", "train", self.train),
+                ("not gated", "holdout", self.holdout),
+            )
+            if n == 0
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "train": self.train,
+            "holdout": self.holdout,
+            "trained": self.train > 0,
+            "gated": self.holdout > 0,
+        }
 
 
 def heldout_negatives(ds: Dataset) -> NDArray[np.uint8]:

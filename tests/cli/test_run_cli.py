@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from registry import Registry
+from softmax_core.labelled import read_folder
 from softmax_pipe.cli import app
+from tests.printed_digits import write_printed
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "softmax-pipe"
@@ -337,3 +340,51 @@ def test_no_reject_publishes_a_ten_class_model_and_reject_an_eleven_class_one(
         assert r.load("mnist:1")[1].n_classes == 10
         _, eleven = r.load("mnist:2")
     assert eleven.n_classes == 11 and eleven.info.params["negatives"] == 300
+
+
+FEW = ["--features", "pixels", "--epochs", "1", "--limit", "3000", "--min-accuracy", "0.8"]
+
+
+def _by_split(src: Path, root: Path) -> tuple[Path, Path]:
+    """``src``'s images in two labelled folders: those of the train split, those of the
+    holdout (each image's split follows from its pixels)."""
+    read = read_folder(src)
+    train, holdout = root / "train-only", root / "holdout-only"
+    for rel, held in zip(read.data.paths.tolist(), read.data.holdout.tolist(), strict=True):
+        target = (holdout if held else train) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rel, target)
+    return train, holdout
+
+
+def test_a_dataset_without_holdout_or_train_images_is_said_not_gated_or_not_trained_on(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """A dataset of three images, all in the train split, was silently not gated (no line at
+    all), one all in the holdout silently not learned from; the run still publishes (exit
+    0) and says so, in its lines and in --json."""
+    reg = tmp_path / "reg"
+    train, holdout = _by_split(write_printed(tmp_path / "p", 3, seed=31), tmp_path)
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        three = r.add_folder("three", train)[0].manifest
+        held = r.add_folder("held", holdout)[0].manifest
+    assert three.holdout == 0 and held.train == 0 and three.train and held.holdout
+    args = [*FEW, "--no-reject", "--no-promote", "--dataset", "three", "--dataset", "held"]
+    result = _invoke(mnist_dir, session_cache, reg, *args)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = result.stdout.splitlines()  # type: ignore[attr-defined]
+    assert "  three not gated: no holdout images yet; add more images" in lines
+    assert "  held not trained on: no train images yet; add more images" in lines
+    assert any(line.startswith("  held holdout accuracy ") for line in lines), lines
+    assert not any("three holdout" in line or "held not gated" in line for line in lines)
+    result = _invoke(mnist_dir, session_cache, reg, *args, "--json")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["dataset_use"] == [
+        {"name": "three", "train": three.train, "holdout": 0, "trained": True, "gated": False},
+        {"name": "held", "train": 0, "holdout": held.holdout, "trained": False, "gated": True},
+    ]
+    assert doc["notes"] == [
+        "three not gated: no holdout images yet; add more images",
+        "held not trained on: no train images yet; add more images",
+    ]
