@@ -35,11 +35,12 @@ def holdouts(user_data: UserData) -> list[Holdout]:
     return [(m.name, *data.split("holdout")) for m, data in user_data]
 
 
-def uses(user_data: UserData) -> tuple[DatasetUse, ...]:
-    """What the run takes of each dataset (its train and holdout images)."""
+def uses(user_data: UserData, *, can_reject: bool) -> tuple[DatasetUse, ...]:
+    """What the run takes of each dataset (its train and holdout images; a 10-class
+    model: their digits)."""
     from softmax_core.train import DatasetUse
 
-    return tuple(DatasetUse.of(m.name, data) for m, data in user_data)
+    return tuple(DatasetUse.of(m.name, data, can_reject=can_reject) for m, data in user_data)
 
 
 @task(name="sync-inbox", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)

@@ -353,7 +353,7 @@ def training_pipeline(
             registry=target.location.registry or "", name=target.name, champion=champion.ref
         )
     init = warm_start_weights(target, champion) if run.hyper.warm_start else None
-    used = uses(user_data)
+    used = uses(user_data, can_reject=run.data.reject)
     for note in (note for use in used for note in use.notes()):
         get_run_logger().warning("%s", note)
     extra = [data.split("train") for _, data in user_data]

@@ -381,10 +381,58 @@ def test_a_dataset_without_holdout_or_train_images_is_said_not_gated_or_not_trai
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     doc = json.loads(result.stdout)  # type: ignore[attr-defined]
     assert doc["dataset_use"] == [
-        {"name": "three", "train": three.train, "holdout": 0, "trained": True, "gated": False},
-        {"name": "held", "train": 0, "holdout": held.holdout, "trained": False, "gated": True},
-    ]
+        {"name": "three", "train": three.train, "holdout": 0, "not_a_digit_left_out": 0,
+         "trained": True, "gated": False},
+        {"name": "held", "train": 0, "holdout": held.holdout, "not_a_digit_left_out": 0,
+         "trained": False, "gated": True},
+    ]  # fmt: skip
     assert doc["notes"] == [
         "three not gated: no holdout images yet; add more images",
         "held not trained on: no train images yet; add more images",
     ]
+
+
+def test_a_ten_class_model_says_it_left_the_not_a_digit_images_out(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """``run --no-reject`` dropped a dataset's not-a-digit/ images from training and from
+    the gate without a word, and ``evaluate`` of that 10-class model on the dataset failed
+    with ``label 10 is outside 0..9``: the run says how many it left out, and evaluate
+    measures the holdout's digits (as the gate does) and says the rest were left out."""
+    import numpy as np
+    from PIL import Image
+
+    from softmax_core.negatives import negatives
+
+    folder = write_printed(tmp_path / "mine", 6, seed=31)
+    (folder / "not-a-digit").mkdir()
+    for i, image in enumerate(negatives(30, seed=3)):
+        Image.fromarray(255 - np.asarray(image)).save(folder / "not-a-digit" / f"junk{i}.png")
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        _, data = r.load_dataset(r.add_folder("mine", folder)[0].manifest.ref)
+    junk = data.labels == 10
+    n, held = int(junk.sum()), int((junk & data.holdout).sum())
+    assert held and n > held  # in both splits
+    args = [*FEW, "--no-reject", "--no-promote", "--dataset", "mine"]
+    result = _invoke(mnist_dir, session_cache, reg, *args)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = result.stdout.splitlines()  # type: ignore[attr-defined]
+    assert f"  mine: {n} not-a-digit images left out (a 10-class model cannot learn them)" in lines
+    digits = int((~junk & data.holdout).sum())
+    assert any(line.startswith("  mine holdout accuracy ") and f" on {digits} images" in line
+               for line in lines), lines  # fmt: skip
+    result = _invoke(mnist_dir, session_cache, reg, *args, "--json")
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["dataset_use"][0]["not_a_digit_left_out"] == n
+    where = ["--source", str(mnist_dir), "--cache-dir", str(session_cache), "--registry", str(reg)]
+    result = CliRunner().invoke(app, ["evaluate", "mnist:1", "--dataset", "mine", *where])
+    assert result.exit_code == 0, result.output
+    assert (
+        "mine:1 holdout: accuracy " in result.stdout
+        and f" on {digits} images ({held} not-a-digit images left out: a 10-class model cannot "
+        'say "not a digit")'
+        in result.stdout
+    ), result.stdout
+    result = CliRunner().invoke(app, ["evaluate", "mnist:1", "--dataset", "mine", "--json", *where])
+    assert json.loads(result.stdout)["domains"]["mine:1"]["not_a_digit_left_out"] == held
