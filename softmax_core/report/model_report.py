@@ -27,7 +27,7 @@ from softmax_core.report.page import (
     tiles,
 )
 from softmax_core.requests import Gate
-from softmax_core.train import Holdout, holdout_decisions
+from softmax_core.train import Holdout, digits_only, holdout_decisions
 
 STRIP = 6  # misclassified images shown per confused pair
 TEMPLATE_PX = 150  # display size of a weight template (CSS px; drawn from 28x28 pixels)
@@ -419,6 +419,8 @@ def _your_data(
     by_name = {name: (images, labels) for name, images, labels in holdouts}
     for d in decisions:
         images, labels = by_name[str(d.domain)]
+        if not model.can_reject:  # measured on the digits, as the gate measured it
+            images, labels = digits_only(images, labels)
         pred = model.predict(images)
         wrong = np.flatnonzero(pred != np.asarray(labels))[:HOLDOUT_STRIP]
         if wrong.size:
