@@ -361,12 +361,21 @@ def read_folder(
         sha256=np.array([s for s, _, _ in ok_items], dtype="<U64"),
         paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
     )
-    seen: dict[bytes, int] = {}  # the same picture in other file bytes (re-saved, converted)
+    refuse_two_labels(data)  # the same picture in other file bytes (re-saved, converted)
+    return FolderData(data, failures, scan, duplicates)
+
+
+def refuse_two_labels(data: Labelled, *, first_new: int = 0) -> None:
+    """InvalidInputError when one picture (the same prepared pixels) has two labels in
+    ``data`` and one of the two is new (at ``first_new`` or after, :func:`merge` appends
+    the new items): a conflict an earlier version already held is not this folder's."""
+    seen: dict[bytes, int] = {}
     for i, picture in enumerate(picture_digests(data.images)):
         j = seen.setdefault(picture, i)
-        if data.labels[j] != data.labels[i]:
-            raise _two_labels(ok_items[i][1:], ok_items[j][1:])
-    return FolderData(data, failures, scan, duplicates)
+        if data.labels[j] != data.labels[i] and i >= first_new:
+            raise _two_labels(
+                (str(data.paths[i]), int(data.labels[i])), (str(data.paths[j]), int(data.labels[j]))
+            )
 
 
 def _two_labels(item: tuple[str, int], other: tuple[str, int]) -> InvalidInputError:
