@@ -24,7 +24,7 @@ from softmax_core.requests import Location
 if TYPE_CHECKING:
     from registry import DatasetManifest, Manifest
     from softmax_core.labelled import Labelled
-    from softmax_core.train import Holdout
+    from softmax_core.train import DatasetUse, Holdout
 
 UserData = list[tuple["DatasetManifest", "Labelled"]]
 
@@ -33,6 +33,14 @@ def holdouts(user_data: UserData) -> list[Holdout]:
     """Each dataset's holdout split, named by the dataset: what the gate and the report
     page measure a user's domain on."""
     return [(m.name, *data.split("holdout")) for m, data in user_data]
+
+
+def uses(user_data: UserData, *, can_reject: bool) -> tuple[DatasetUse, ...]:
+    """What the run takes of each dataset (its train and holdout images; a 10-class
+    model: their digits)."""
+    from softmax_core.train import DatasetUse
+
+    return tuple(DatasetUse.of(m.name, data, can_reject=can_reject) for m, data in user_data)
 
 
 @task(name="sync-inbox", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)

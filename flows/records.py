@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from registry import Manifest
 from registry.manifest import RequestRecord
@@ -19,6 +19,9 @@ from softmax_core import gate
 from softmax_core.lineage import Lineage
 from softmax_core.metrics import EvaluationReport
 from softmax_core.model import Model
+
+if TYPE_CHECKING:
+    from softmax_core.train import DatasetUse
 
 NOTHING_NEW = "nothing new to learn"  # a scheduled run whose champion has its data and code
 
@@ -82,6 +85,7 @@ class Published:
     evaluation: Evaluation
     lineage: Lineage
     requested: RequestRecord | None = None  # the request made for it, if any
+    used: tuple[DatasetUse, ...] = ()  # what it took of each dataset (train, holdout)
     skipped: ClassVar[bool] = False
 
     @property
@@ -94,6 +98,8 @@ class Published:
             "skipped": False,
             "datasets": self.lineage.to_json()["datasets"],
             "domains": domain_metrics(self.evaluation.domains),
+            "dataset_use": [u.to_dict() for u in self.used],
+            "notes": [note for u in self.used for note in u.notes()],
             "reject_rate": decision.reject_rate,
             "negatives_rejected": (
                 self.evaluation.negatives.accuracy if self.evaluation.negatives else None

@@ -59,7 +59,7 @@ from prefect.artifacts import (
 )
 
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
-from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox
+from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox, uses
 from flows.publishing import promote_model, publish_model, publish_report, request_model
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
@@ -353,6 +353,9 @@ def training_pipeline(
             registry=target.location.registry or "", name=target.name, champion=champion.ref
         )
     init = warm_start_weights(target, champion) if run.hyper.warm_start else None
+    used = uses(user_data, can_reject=run.data.reject)
+    for note in (note for use in used for note in use.notes()):
+        get_run_logger().warning("%s", note)
     extra = [data.split("train") for _, data in user_data]
     model = train_model(ds, run.hyper, run.data, init=init, extra=extra)
     evaluation = evaluate_model(
@@ -385,7 +388,7 @@ def training_pipeline(
         get_run_logger().warning("no report for %s: %s", manifest.ref, report.message)
     promoted = target.alias if target.promote else None
     registry = target.location.registry or ""
-    return Published(registry, manifest, promoted, evaluation, lineage, requested)
+    return Published(registry, manifest, promoted, evaluation, lineage, requested, used)
 
 
 def users_data(run: TrainingRequest, io: dict[str, Any]) -> UserData:

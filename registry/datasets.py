@@ -3,6 +3,8 @@
 add
     1. read the newest version (if any) and merge the folder's items into it
        (``softmax_core.labelled.merge``: a union keyed by file sha256, new labels win);
+       a new file whose picture the version holds under another label is refused
+       (``labelled.refuse_two_labels``), as it is within one folder;
     2. the same content as the newest version: no new version (``AddResult.created`` False);
     3. otherwise put the arrays at ``blobs/sha256/<digest>.npz`` (content-addressed), then
        claim ``datasets/<name>/versions/<n>.json`` only-if-absent (``registry.claim``),
@@ -127,6 +129,8 @@ def add_dataset(
     numbers = dataset_numbers(store, name)
     previous = load_dataset(store, cache_dir, f"{name}:{numbers[-1]}") if numbers else None
     merged, changes = labelled.merge(previous[1] if previous else None, data)
+    if previous is not None and _depth == 0:  # this add's new files against the version's
+        labelled.refuse_two_labels(merged, first_new=len(previous[1]))
     content = merged.content_digest()
     if previous is not None and previous[0].content == content:
         return AddResult(previous[0], created=False, changes=changes)

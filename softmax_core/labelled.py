@@ -14,7 +14,10 @@ file that is not an image inside a class folder), before any image is read.
 
 Every image is prepared exactly as ``softmax-pipe score`` prepares it
 (:func:`softmax_core.scoring.decode.decode_items`: the MNIST procedure), then kept as
-``uint8`` 28×28; a broken image is reported as in scoring and the rest go on. Files are
+``uint8`` 28×28; a broken image is reported as in scoring and the rest go on, and so
+are a blank page and an image of several marks (``not one digit (2 separate marks)``, in
+any class folder, ``not-a-digit/`` too: its 28×28 would be one of its marks, and scoring
+rejects such an image before the model reads it, so no label teaches anything). Files are
 opened as scoring opens them (regular files only, non-blocking: a FIFO or a link to
 ``/dev/zero`` is a failure row, never a hang). Symlinks: a symlinked image is read when
 it resolves inside the labelled folder and is a failure row when it leads out of it (a
@@ -25,6 +28,9 @@ Splits never leak: an image is in the holdout when the first 8 bytes of the sha2
 prepared pixels, read as an integer, fall in the lowest ``HOLDOUT_FRACTION`` of the range.
 The split depends on the picture alone, so it never changes as a dataset grows, and the
 same picture dropped in twice (under any names) sits in one split.
+
+One picture under two labels is refused: the same file bytes, or other bytes (re-saved,
+converted) whose prepared pixels are the same.
 
 Items are keyed by the sha256 of the source file: adding a folder again keeps every item
 of the previous version, adds the new files, and gives a file that moved to another class
@@ -58,6 +64,13 @@ PREPARE_CHUNK = 256
 _ARRAYS = ("images", "labels", "sha256", "paths")
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+def label_name(label: int) -> str:
+    """A label as people read and write it: the digit, or ``not-a-digit`` (label 10, the
+    model's "not a digit", named as its class folder); every message, table and page
+    that shows a label names it here."""
+    return CLASSES[label]
 
 
 @dataclass(frozen=True)
@@ -156,11 +169,17 @@ def _check_headers(headers: Mapping[str, npzread.Header], origin: str) -> None:
         raise DataFormatError(f"{origin} has arrays of unexpected shapes or types ({shown})")
 
 
+def picture_digests(images: NDArray[np.uint8]) -> list[bytes]:
+    """The sha256 of each picture's prepared pixels ((n, 28, 28) uint8): what the model
+    learns from, whatever the file's bytes (compression, metadata, format)."""
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    return [hashlib.sha256(row.tobytes()).digest() for row in flat]
+
+
 def holdout_mask(images: NDArray[np.uint8]) -> NDArray[np.bool_]:
     """(n,) bool from (n, 28, 28) uint8 pixels: the split rule, one hash per picture."""
     cut = int(HOLDOUT_FRACTION * 2**64)
-    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
-    heads = (int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") for row in flat)
+    heads = (int.from_bytes(d[:8], "big") for d in picture_digests(images))
     return np.fromiter((h < cut for h in heads), dtype=bool, count=len(images))
 
 
@@ -279,12 +298,14 @@ def read_folder(
     non-blocking, regular files only, at most ``settings.MAX_IMAGE_BYTES``), so a FIFO or
     a link to a device cannot hang the read; a file that cannot be read, and a symlink
     that leads out of ``root``, is a failure row (``failures``: the names shown as
-    :func:`~softmax_core.escaping.printable`), as in scoring, and the rest go on.
+    :func:`~softmax_core.escaping.printable`), as in scoring, and the rest go on; so is
+    an image that is not one digit (a blank page; several marks, with scoring's reason).
 
-    InvalidInputError when one picture sits in two class folders, or when not a single
-    image could be read.
+    InvalidInputError when one picture sits in two class folders (the same file bytes, or
+    other bytes whose prepared pixels are the same: what the model learns from), or when
+    not a single image could be read.
     """
-    from softmax_core.scoring.decode import decode_items
+    from softmax_core.scoring.decode import decode_items, not_one
 
     scan = scan_folder(root, shown=shown)
     total = len(scan.files)
@@ -301,10 +322,7 @@ def read_folder(
         if digest in kept:
             other, other_label = kept[digest]
             if other_label != label:
-                raise InvalidInputError(
-                    f"{printable(rel)} and {printable(other)} are the same image under two "
-                    f"labels ({label} and {other_label}); keep it in one class folder"
-                )
+                raise _two_labels((rel, label), (other, other_label))
             duplicates += 1
             continue
         kept[digest] = (rel, label)
@@ -312,13 +330,22 @@ def read_folder(
     images, ok_items = [], []
     for start in range(0, len(items), PREPARE_CHUNK):
         chunk = items[start : start + PREPARE_CHUNK]
-        digits, errors, _ = decode_items(  # a labelled image is what its folder says
+        digits, errors, marks = decode_items(  # a labelled image is what its folder says
             [(str(root / rel), None) for _, rel, _ in chunk], max_pixels
         )
-        images.append(np.rint(np.clip(digits, 0.0, 1.0) * 255).astype(np.uint8))
-        for item, err in zip(chunk, errors, strict=True):
-            if err is not None:
-                failures.append((printable(item[1]), printable(err)))
+        # an image of several marks is not one digit, whatever its folder says (as score
+        # rejects it): its 28x28 would be one of its marks, learned under the folder's label
+        reasons = [
+            not_one(m) if err is None and m > 1 else err
+            for err, m in zip(errors, marks, strict=True)
+        ]
+        one = np.fromiter(
+            (r is None for e, r in zip(errors, reasons, strict=True) if e is None), dtype=bool
+        )
+        images.append(np.rint(np.clip(digits[one], 0.0, 1.0) * 255).astype(np.uint8))
+        for item, reason in zip(chunk, reasons, strict=True):
+            if reason is not None:
+                failures.append((printable(item[1]), printable(reason)))
             else:
                 ok_items.append(item)
         if progress is not None:
@@ -334,7 +361,30 @@ def read_folder(
         sha256=np.array([s for s, _, _ in ok_items], dtype="<U64"),
         paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
     )
+    refuse_two_labels(data)  # the same picture in other file bytes (re-saved, converted)
     return FolderData(data, failures, scan, duplicates)
+
+
+def refuse_two_labels(data: Labelled, *, first_new: int = 0) -> None:
+    """InvalidInputError when one picture (the same prepared pixels) has two labels in
+    ``data`` and one of the two is new (at ``first_new`` or after, :func:`merge` appends
+    the new items): a conflict an earlier version already held is not this folder's."""
+    seen: dict[bytes, int] = {}
+    for i, picture in enumerate(picture_digests(data.images)):
+        j = seen.setdefault(picture, i)
+        if data.labels[j] != data.labels[i] and i >= first_new:
+            raise _two_labels(
+                (str(data.paths[i]), int(data.labels[i])), (str(data.paths[j]), int(data.labels[j]))
+            )
+
+
+def _two_labels(item: tuple[str, int], other: tuple[str, int]) -> InvalidInputError:
+    """The refusal of one picture under two labels: two ``(relative path, label)``."""
+    (rel, label), (other_rel, other_label) = item, other
+    return InvalidInputError(
+        f"{printable(rel)} and {printable(other_rel)} are the same image under two labels "
+        f"({label_name(label)} and {label_name(other_label)}); keep it in one class folder"
+    )
 
 
 def _file_digest(inside: str, path: Path) -> str:

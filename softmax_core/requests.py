@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from softmax_core import settings
-from softmax_core.errors import InvalidInputError
+from softmax_core.errors import InvalidInputError, InvalidNameError
 from softmax_core.names import parse_dataset_ref, parse_ref, validate_name
 
 Features = Literal["pixels", "deskew", "hog"]  # softmax_core.preprocess.FEATURE_SETS (tested)
@@ -215,14 +215,25 @@ class Data:
             "a list of NAME or NAME:VERSION",
         )
         object.__setattr__(self, "datasets", tuple(self.datasets))
-        for ref in self.datasets:
-            parse_dataset_ref(ref)
+        names = [parse_dataset_ref(ref)[0] for ref in self.datasets]
+        for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+            refs = " and ".join(r for r, n in zip(self.datasets, names, strict=True) if n == name)
+            raise InvalidNameError(
+                f"dataset {name} is named twice ({refs}); name each dataset once, at the "
+                "version to train on (NAME is its newest)"
+            )
         if self.data_weight is not None:
             _whole("data_weight", self.data_weight, 1)
         share = self.data_share
         _check("data_share", share, _is_real(share) and 0 < share <= 1, "a number in (0, 1]")
         _choice("weighting", self.weighting, settings.DATA_WEIGHTINGS)
         validate_name("dataset name", self.inbox_dataset)
+        if self.inbox is not None and self.inbox_dataset in names:
+            raise InvalidNameError(
+                f"dataset {self.inbox_dataset} is named twice (the inbox's dataset and in "
+                "datasets); the inbox is trained on at its newest version: leave it out of "
+                "datasets"
+            )
         _flag("skip_unchanged", self.skip_unchanged)
         _flag("reject", self.reject)
         _fraction("negatives_share", self.negatives_share)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_core import gate, metrics, quadratic, settings, sgd
+from softmax_core import gate, labelled, metrics, quadratic, settings, sgd
 from softmax_core.calibration import fit_temperature
 from softmax_core.errors import InvalidInputError
 from softmax_core.metrics import EvaluationReport
@@ -48,6 +48,7 @@ from softmax_core.model import N_CLASSES, REJECT, Model, ModelInfo, now
 from softmax_core.preprocess import Steps
 from softmax_core.quadratic import Quadratic
 from softmax_core.requests import Data, Hyper
+from softmax_core.words import plural
 
 if TYPE_CHECKING:
     from softmax_core.mnist import Dataset
@@ -416,6 +417,65 @@ def digits_only(images: NDArray[np.uint8], labels: NDArray[np.uint8]) -> Labelle
     out)."""
     keep = np.asarray(labels) < N_CLASSES
     return np.asarray(images)[keep], np.asarray(labels)[keep]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetUse:
+    """What a run takes of one user dataset ``name``: the images it trains on (its train
+    split) and the images the gate measures (its holdout), and the not-a-digit images a
+    10-class model leaves out of both (``left_out``: it cannot learn or say "not a
+    digit"). A small dataset can have none of one split (each image's split follows from
+    its pixels): the run goes on with the other. Either is said (:meth:`notes`)."""
+
+    name: str
+    train: int
+    holdout: int
+    left_out: int = 0
+
+    @classmethod
+    def of(cls, name: str, data: labelled.Labelled, *, can_reject: bool) -> DatasetUse:
+        train, holdout = (len(used_split(data, s, can_reject=can_reject)[1]) for s in SPLITS)
+        return cls(name, train, holdout, len(data) - train - holdout)
+
+    def notes(self) -> list[str]:
+        """One line for each part of the run this dataset had no images for, and one for
+        the not-a-digit images a 10-class model left out."""
+        why = "no {} images yet; add more images" if not self.left_out else "no digits in its {}"
+        out = [
+            f"{self.name} {what}: {why.format(split)}"
+            for what, split, n in (
+                ("not trained on", "train", self.train),
+                ("not gated", "holdout", self.holdout),
+            )
+            if n == 0
+        ]
+        if self.left_out:
+            n = self.left_out
+            out.append(
+                f"{self.name}: {n} {labelled.NOT_A_DIGIT} {plural(n, 'image')} left out (a "
+                "10-class model cannot learn them)"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "train": self.train,
+            "holdout": self.holdout,
+            "not_a_digit_left_out": self.left_out,
+            "trained": self.train > 0,
+            "gated": self.holdout > 0,
+        }
+
+
+SPLITS = ("train", "holdout")
+
+
+def used_split(data: labelled.Labelled, which: str, *, can_reject: bool) -> Labelled:
+    """``(images, labels)`` of a dataset's ``"train"`` or ``"holdout"`` split that a model
+    learns from or is measured on: all of it, or its digits for a 10-class model."""
+    images, labels = data.split(which)
+    return (images, labels) if can_reject else digits_only(images, labels)
 
 
 def heldout_negatives(ds: Dataset) -> NDArray[np.uint8]:

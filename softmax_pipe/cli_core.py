@@ -254,6 +254,7 @@ def evaluate(
     the expected calibration error (15 equal-width bins) is given with and without the
     model's temperature."""
     from registry import open_model
+    from softmax_core.labelled import NOT_A_DIGIT
     from softmax_core.requests import ModelRef
     from softmax_core.settings import Settings
     from softmax_core.train import evaluate as evaluate_model
@@ -266,30 +267,52 @@ def evaluate(
     domains = _holdout_reports(pulled, dataset or [], ref.location)
     if as_json:
         doc = {"model": pulled.ref, "temperature": pulled.temperature, **report.to_json()}
-        doc["domains"] = {k: r.to_json() for k, r in domains.items()}
+        doc["domains"] = {
+            k: {**r.to_json(), "not_a_digit_left_out": left} for k, (r, left) in domains.items()
+        }
         typer.echo(json.dumps(doc))
         return
     _print_report(pulled.ref, report)
-    for name, r in domains.items():
-        typer.echo(f"{name} holdout: accuracy {r.accuracy:.4f} on {r.n} {plural(r.n, 'image')}")
+    for name, (r, left) in domains.items():
+        note = (
+            f" ({left} {NOT_A_DIGIT} {plural(left, 'image')} left out: a 10-class model "
+            'cannot say "not a digit")'
+            if left
+            else ""
+        )
+        typer.echo(
+            f"{name} holdout: accuracy {r.accuracy:.4f} on {r.n} {plural(r.n, 'image')}{note}"
+        )
 
 
-def _holdout_reports(model: Model, refs: list[str], where: Location) -> dict[str, EvaluationReport]:
-    """``{dataset ref: metrics on its holdout}`` for each ``--dataset``."""
+def _holdout_reports(
+    model: Model, refs: list[str], where: Location
+) -> dict[str, tuple[EvaluationReport, int]]:
+    """``{dataset ref: (metrics on its holdout, its not-a-digit images left out)}`` for
+    each ``--dataset``: a 10-class model is measured on the holdout's digits only, as the
+    gate measures it (``train.used_split``)."""
     if not refs:
         return {}
     from registry import Registry
     from softmax_core.errors import InvalidInputError
-    from softmax_core.train import evaluate_images
+    from softmax_core.labelled import NOT_A_DIGIT
+    from softmax_core.train import evaluate_images, used_split
 
     out = {}
     with Registry.at(where) as reg:
         for ref in refs:
             m, data = reg.load_dataset(ref)
-            images, labels = data.split("holdout")
+            images, labels = used_split(data, "holdout", can_reject=model.can_reject)
+            left = int(data.holdout.sum()) - len(labels)
+            if len(labels) == 0 and left:
+                raise InvalidInputError(
+                    f"{m.ref}'s holdout holds only {NOT_A_DIGIT} images, which a 10-class "
+                    f"model ({model.ref}) cannot say; evaluate a model trained without "
+                    "--no-reject"
+                )
             if len(labels) == 0:
                 raise InvalidInputError(f"{m.ref} has no holdout images yet; add more images")
-            out[m.ref] = evaluate_images(model, images, labels)
+            out[m.ref] = (evaluate_images(model, images, labels), left)
     return out
 
 
@@ -297,10 +320,8 @@ def _print_report(title: str, report: EvaluationReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from softmax_core.labelled import label_name as name
     from softmax_core.model import REJECT
-
-    def name(k: int) -> str:  # a class as the tables name it
-        return "not a digit" if k == REJECT else str(k)
 
     console = Console(highlight=False)
     console.print(
@@ -327,9 +348,9 @@ def _print_report(title: str, report: EvaluationReport) -> None:
         )
     console.print(table)
     columns = [name(k) for k in range(len(report.confusion))]
-    # collapsed padding: at 80 columns the eleventh column's name ("not a digit") and every
-    # count fit whole (with the default padding its name was cut to "di…")
-    cm = Table("true \\ pred", *columns, title="confusion matrix", collapse_padding=True)
+    # no padding: at 80 columns the eleventh column's name ("not-a-digit", one word that
+    # cannot wrap) and every count fit whole (with padding its name was cut to "not-a-d…")
+    cm = Table("true \\ pred", *columns, title="confusion matrix", padding=(0, 0))
     for row in shown:
         cm.add_row(name(row.digit), *[str(c) for c in report.confusion[row.digit]])
     console.print(cm)

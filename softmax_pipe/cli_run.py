@@ -180,7 +180,7 @@ def run(
             "--dataset",
             metavar="NAME[:VERSION]",
             help="Also train on this labelled dataset's train split, and gate on its holdout "
-            "(repeatable). Default version: the newest.",
+            "(repeatable, each dataset once). Default version: the newest.",
             rich_help_panel="Your data",
         ),
     ] = None,
@@ -335,6 +335,8 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
     for d in domains:
         vs = f" (champion {d.champion_accuracy:.4f}, {d.comparison})" if d.comparison else ""
         echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} {plural(d.n, 'image')}{vs}")
+    for note in (note for use in summary.used for note in use.notes()):
+        echo(f"  {note}")
     if summary.promoted:
         typer.echo(f"  {summary.manifest.name}@{summary.promoted} -> {summary.ref}")
     if summary.requested:

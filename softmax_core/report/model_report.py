@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from softmax_core import gate
 from softmax_core.calibration import Calibration
+from softmax_core.labelled import label_name
 from softmax_core.metrics import mcnemar_exact
 from softmax_core.model import Model
 from softmax_core.report import analysis, figures
@@ -26,7 +27,7 @@ from softmax_core.report.page import (
     tiles,
 )
 from softmax_core.requests import Gate
-from softmax_core.train import Holdout, holdout_decisions
+from softmax_core.train import Holdout, digits_only, holdout_decisions
 
 STRIP = 6  # misclassified images shown per confused pair
 TEMPLATE_PX = 150  # display size of a weight template (CSS px; drawn from 28x28 pixels)
@@ -223,7 +224,7 @@ def _errors(ev: analysis.Evaluation, images: NDArray[np.generic], y: NDArray[np.
         idx = analysis.examples(ev, y, true, pred, STRIP)
         strip = _strip(pixels, idx, [f"p={ev.probs[i, pred]:.2f}" for i in idx])
         rows.append(
-            f'<div class="pair"><strong>true {true} → predicted {pred} '
+            f'<div class="pair"><strong>true {label_name(true)} → predicted {label_name(pred)} '
             f'<span class="note">({count} images)</span></strong>{strip}</div>'
         )
     strips = "".join(rows) or '<p class="note">No test image was misclassified.</p>'
@@ -418,10 +419,12 @@ def _your_data(
     by_name = {name: (images, labels) for name, images, labels in holdouts}
     for d in decisions:
         images, labels = by_name[str(d.domain)]
+        if not model.can_reject:  # measured on the digits, as the gate measured it
+            images, labels = digits_only(images, labels)
         pred = model.predict(images)
         wrong = np.flatnonzero(pred != np.asarray(labels))[:HOLDOUT_STRIP]
         if wrong.size:
-            captions = [f"{int(labels[i])} → {int(pred[i])}" for i in wrong]
+            captions = [f"{label_name(int(labels[i]))} → {label_name(int(pred[i]))}" for i in wrong]
             strip = _strip(np.asarray(images), wrong, captions)
             strips.append(
                 f'<div class="pair"><strong>{esc(d.domain)}: read wrong '

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from softmax_core import settings
 from softmax_core.errors import InvalidInputError
+from softmax_core.labelled import label_name
 from softmax_core.report import figures
 from softmax_core.report.page import document, esc, kpi, png
 
@@ -78,11 +79,6 @@ def render_review_sheet(
     return document(title, CSS + header, f'<section class="sheet">{"".join(cards)}</section>')
 
 
-def _class_name(k: int) -> str:
-    """A class as a card shows it: the digit, or ``not a digit`` (class 10)."""
-    return str(k) if k < 10 else "not a digit"
-
-
 def _card(item: ReviewItem, min_confidence: float) -> tuple[str, bool]:
     """One card's HTML, and whether its top probability is under ``min_confidence``."""
     image = np.asarray(item.image, dtype=np.float32)
@@ -96,7 +92,7 @@ def _card(item: ReviewItem, min_confidence: float) -> tuple[str, bool]:
     best = int(order[0])
     check = bool(probs[best] < min_confidence)
     bars = "".join(
-        f'<div class="prob"><b>{_class_name(int(k))}</b><span class="track"><span class="bar" '
+        f'<div class="prob"><b>{label_name(int(k))}</b><span class="track"><span class="bar" '
         f'style="display:block;width:{probs[k] * 100:.1f}%"></span></span>'
         f"<span>{probs[k]:.1%}</span></div>"
         for k in order
@@ -105,7 +101,7 @@ def _card(item: ReviewItem, min_confidence: float) -> tuple[str, bool]:
     html = (
         f'<div class="card{" check" if check else ""}">'
         f"{png(figures.tile(image, 'gray', 0.0, 1.0), item.name, IMAGE_PX)}"
-        f'<div class="label">{_class_name(best)}{flag}</div><div class="name" title="{esc(item.name)}">'
+        f'<div class="label">{label_name(best)}{flag}</div><div class="name" title="{esc(item.name)}">'
         f"{esc(item.name)}</div>{bars}</div>"
     )
     return html, check

@@ -160,6 +160,13 @@ BY_MODEL = "not a digit (p="  # how a reason the model gave starts
 NOT_ONE = "not one digit"  # ... and one for an image of several marks (with_rejects)
 
 
+def not_one(marks: int) -> str:
+    """The reason an image of several marks (``decode_items``' marks > 1) is not one
+    digit: ``not one digit (2 separate marks)``, a rejected row's in scoring, a failure's
+    in a labelled folder (``softmax_core.labelled.read_folder``)."""
+    return f"{NOT_ONE} ({marks} separate marks)"
+
+
 @dataclass
 class ScoredBatch:
     """Rows for one batch. Row i is ``ok`` (``labels[i]`` its digit), ``error`` (image i
@@ -254,7 +261,7 @@ def with_rejects(batch: ScoredBatch, threshold: float) -> ScoredBatch:
             labels[i] = -1
     for i, m in enumerate(batch.marks):  # 0 for failures: only images read are marked
         if m > 1:
-            rejects[i], labels[i] = f"{NOT_ONE} ({m} separate marks)", -1
+            rejects[i], labels[i] = not_one(m), -1
     for i, err in enumerate(errors):
         if err is not None and err.split(":", 1)[0] == BLANK:
             rejects[i], errors[i] = BLANK_PAGE, None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from registry import Registry
+from softmax_core.labelled import read_folder
 from softmax_pipe.cli import app
+from tests.printed_digits import write_printed
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "softmax-pipe"
@@ -187,6 +190,21 @@ def test_a_bad_value_is_one_line_naming_the_field(tmp_path: Path) -> None:
     assert result.stdout == "" and not (tmp_path / "r").exists()
 
 
+def test_the_same_dataset_named_twice_is_refused_in_one_line(tmp_path: Path) -> None:
+    """``--dataset mine --dataset mine:1`` trained on the same images twice and printed
+    two identical holdout lines: refused when the request is built, before anything."""
+    reg = str(tmp_path / "r")
+    result = CliRunner().invoke(
+        app, ["run", "--dataset", "mine", "--dataset", "mine:1", "--registry", reg]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: dataset mine is named twice (mine and mine:1); name each dataset once, at "
+        "the version to train on (NAME is its newest)\n"
+    )
+    assert result.stdout == "" and not (tmp_path / "r").exists()
+
+
 def test_missing_source_exits_3(session_cache: Path, tmp_path: Path) -> None:
     result = _invoke(tmp_path / "no-mnist-here", session_cache, tmp_path / "reg")
     assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
@@ -322,3 +340,99 @@ def test_no_reject_publishes_a_ten_class_model_and_reject_an_eleven_class_one(
         assert r.load("mnist:1")[1].n_classes == 10
         _, eleven = r.load("mnist:2")
     assert eleven.n_classes == 11 and eleven.info.params["negatives"] == 300
+
+
+FEW = ["--features", "pixels", "--epochs", "1", "--limit", "3000", "--min-accuracy", "0.8"]
+
+
+def _by_split(src: Path, root: Path) -> tuple[Path, Path]:
+    """``src``'s images in two labelled folders: those of the train split, those of the
+    holdout (each image's split follows from its pixels)."""
+    read = read_folder(src)
+    train, holdout = root / "train-only", root / "holdout-only"
+    for rel, held in zip(read.data.paths.tolist(), read.data.holdout.tolist(), strict=True):
+        target = (holdout if held else train) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rel, target)
+    return train, holdout
+
+
+def test_a_dataset_without_holdout_or_train_images_is_said_not_gated_or_not_trained_on(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """A dataset of three images, all in the train split, was silently not gated (no line at
+    all), one all in the holdout silently not learned from; the run still publishes (exit
+    0) and says so, in its lines and in --json."""
+    reg = tmp_path / "reg"
+    train, holdout = _by_split(write_printed(tmp_path / "p", 3, seed=31), tmp_path)
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        three = r.add_folder("three", train)[0].manifest
+        held = r.add_folder("held", holdout)[0].manifest
+    assert three.holdout == 0 and held.train == 0 and three.train and held.holdout
+    args = [*FEW, "--no-reject", "--no-promote", "--dataset", "three", "--dataset", "held"]
+    result = _invoke(mnist_dir, session_cache, reg, *args)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = result.stdout.splitlines()  # type: ignore[attr-defined]
+    assert "  three not gated: no holdout images yet; add more images" in lines
+    assert "  held not trained on: no train images yet; add more images" in lines
+    assert any(line.startswith("  held holdout accuracy ") for line in lines), lines
+    assert not any("three holdout" in line or "held not gated" in line for line in lines)
+    result = _invoke(mnist_dir, session_cache, reg, *args, "--json")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["dataset_use"] == [
+        {"name": "three", "train": three.train, "holdout": 0, "not_a_digit_left_out": 0,
+         "trained": True, "gated": False},
+        {"name": "held", "train": 0, "holdout": held.holdout, "not_a_digit_left_out": 0,
+         "trained": False, "gated": True},
+    ]  # fmt: skip
+    assert doc["notes"] == [
+        "three not gated: no holdout images yet; add more images",
+        "held not trained on: no train images yet; add more images",
+    ]
+
+
+def test_a_ten_class_model_says_it_left_the_not_a_digit_images_out(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """``run --no-reject`` dropped a dataset's not-a-digit/ images from training and from
+    the gate without a word, and ``evaluate`` of that 10-class model on the dataset failed
+    with ``label 10 is outside 0..9``: the run says how many it left out, and evaluate
+    measures the holdout's digits (as the gate does) and says the rest were left out."""
+    import numpy as np
+    from PIL import Image
+
+    from softmax_core.negatives import negatives
+
+    folder = write_printed(tmp_path / "mine", 6, seed=31)
+    (folder / "not-a-digit").mkdir()
+    for i, image in enumerate(negatives(30, seed=3)):
+        Image.fromarray(255 - np.asarray(image)).save(folder / "not-a-digit" / f"junk{i}.png")
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=session_cache) as r:
+        _, data = r.load_dataset(r.add_folder("mine", folder)[0].manifest.ref)
+    junk = data.labels == 10
+    n, held = int(junk.sum()), int((junk & data.holdout).sum())
+    assert held and n > held  # in both splits
+    args = [*FEW, "--no-reject", "--no-promote", "--dataset", "mine"]
+    result = _invoke(mnist_dir, session_cache, reg, *args)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    lines = result.stdout.splitlines()  # type: ignore[attr-defined]
+    assert f"  mine: {n} not-a-digit images left out (a 10-class model cannot learn them)" in lines
+    digits = int((~junk & data.holdout).sum())
+    assert any(line.startswith("  mine holdout accuracy ") and f" on {digits} images" in line
+               for line in lines), lines  # fmt: skip
+    result = _invoke(mnist_dir, session_cache, reg, *args, "--json")
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert doc["dataset_use"][0]["not_a_digit_left_out"] == n
+    where = ["--source", str(mnist_dir), "--cache-dir", str(session_cache), "--registry", str(reg)]
+    result = CliRunner().invoke(app, ["evaluate", "mnist:1", "--dataset", "mine", *where])
+    assert result.exit_code == 0, result.output
+    assert (
+        "mine:1 holdout: accuracy " in result.stdout
+        and f" on {digits} images ({held} not-a-digit images left out: a 10-class model cannot "
+        'say "not a digit")'
+        in result.stdout
+    ), result.stdout
+    result = CliRunner().invoke(app, ["evaluate", "mnist:1", "--dataset", "mine", "--json", *where])
+    assert json.loads(result.stdout)["domains"]["mine:1"]["not_a_digit_left_out"] == held

@@ -78,6 +78,31 @@ def test_a_grown_and_corrected_folder_is_a_new_version_with_the_union(
     assert {s: split2[s] for s in split1} == split1  # no image changed split
 
 
+def test_a_picture_the_version_holds_under_another_label_is_refused(
+    reg: Registry, folder: Path, tmp_path: Path
+) -> None:
+    """The same picture in other file bytes under another label, added later from another
+    folder, is refused as it is within one folder (and nothing is written)."""
+    from PIL import Image
+
+    from softmax_core.errors import InvalidInputError
+
+    reg.add_folder("printed", folder)
+    later = tmp_path / "later"
+    (later / "8").mkdir(parents=True)
+    Image.open(folder / "3" / "p00000.png").save(later / "8" / "x_copy.png", compress_level=1)
+    before = sorted(reg.store.list_keys(""))
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^8/x_copy\.png and 3/p00000\.png are the same image under two labels \(8 and 3\)",
+    ):
+        reg.add_folder("printed", later)
+    assert sorted(reg.store.list_keys("")) == before
+    (later / "8" / "x_copy.png").unlink()
+    shutil.copy(folder / "8" / "p00000.png", later / "8" / "x.png")  # its own label: fine
+    assert reg.add_folder("printed", later)[0].manifest.version == 1  # the same file: no news
+
+
 def test_concurrent_adds_never_share_a_version(
     registry_uri: str, tmp_path: Path, folder: Path
 ) -> None:

@@ -69,6 +69,33 @@ def test_domains_table(mnist: Dataset, strong: Model, weak: Model) -> None:
     assert "Per domain" in html and "scanner" in html and "phone" in html
 
 
+def test_a_holdout_names_not_a_digit_as_its_folder(mnist: Dataset, weak: Model) -> None:
+    """The holdout images read wrong are captioned ``true → predicted`` with the class
+    "not a digit" named as users write it (``not-a-digit``), never as its index 10."""
+    images = mnist.x_test[:40]
+    labels = np.where(np.arange(40) < 10, 10, mnist.y_test[:40]).astype(np.uint8)
+    html = render_report(
+        weak, images=mnist.x_test[:500], labels=mnist.y_test[:500],
+        holdouts=[("mine", images, labels)],
+    )  # fmt: skip
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", html)
+    assert any(c.startswith("not-a-digit → ") for c in captions), captions
+    assert not any("10" in c.split(" → ") for c in captions), captions
+
+
+def test_a_ten_class_models_holdout_strip_shows_digits_only(mnist: Dataset, strong: Model) -> None:
+    """A 10-class model is gated on a holdout's digits: its page does not show the
+    not-a-digit images, which it cannot say, as images it read wrong."""
+    images = mnist.x_test[:40]
+    labels = np.where(np.arange(40) < 10, 10, mnist.y_test[:40]).astype(np.uint8)
+    html = render_report(
+        strong, images=mnist.x_test[:500], labels=mnist.y_test[:500],
+        holdouts=[("mine", images, labels)],
+    )  # fmt: skip
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", html)
+    assert not any(c.startswith("not-a-digit → ") for c in captions), captions
+
+
 def test_html_in_metadata_is_escaped(mnist: Dataset, weak: Model) -> None:
     html = render_report(
         weak, images=mnist.x_test[:500], labels=mnist.y_test[:500],

@@ -110,6 +110,27 @@ def test_broken_images_are_reported_and_the_rest_go_on(printed: Path, tmp_path: 
     assert "not an image" in reasons["2/broken.png"] and "blank" in reasons["5/blank.png"]
 
 
+@pytest.mark.parametrize("folder", ["7", "not-a-digit"])
+def test_an_image_of_several_marks_is_reported_and_the_rest_go_on(
+    printed: Path, tmp_path: Path, folder: str
+) -> None:
+    """A 2 beside a 7 in 7/ was added as its 2 labelled 7 (the preparation keeps the mark
+    nearest the centre); score rejects it as ``not one digit (2 separate marks)``, and so
+    does a labelled folder: a failure row, as a blank page, in not-a-digit/ too (its 28x28
+    would be one digit, learned as "not a digit")."""
+    root = copy(printed, tmp_path / "d")
+    two, seven = (np.asarray(Image.open(printed / d / "p00000.png").convert("L")) for d in "27")
+    page = np.full((max(two.shape[0], seven.shape[0]), 2 * (two.shape[1] + seven.shape[1])), 255)
+    page[: two.shape[0], : two.shape[1]] = two
+    page[: seven.shape[0], page.shape[1] - seven.shape[1] :] = seven  # apart, as on a form
+    (root / folder).mkdir(exist_ok=True)
+    (root / folder / "27.png").write_bytes(_png(page.astype(np.uint8)))
+    read = read_folder(root)
+    assert read.failures == [(f"{folder}/27.png", "not one digit (2 separate marks)")]
+    assert len(read.data) == 120 and f"{folder}/27.png" not in read.data.paths.tolist()
+    assert len(read.data.images) == 120
+
+
 def test_only_broken_images_is_refused(tmp_path: Path) -> None:
     (tmp_path / "d" / "3").mkdir(parents=True)
     (tmp_path / "d" / "3" / "a.png").write_bytes(b"garbage")
@@ -132,6 +153,35 @@ def test_one_picture_under_two_labels_is_refused(printed: Path, tmp_path: Path) 
     root = copy(printed, tmp_path / "d")
     shutil.copy(root / "3" / "p00000.png", root / "8" / "again.png")
     with pytest.raises(InvalidInputError, match="same image under two labels"):
+        read_folder(root)
+
+
+def test_one_picture_in_other_file_bytes_under_two_labels_is_refused(
+    printed: Path, tmp_path: Path
+) -> None:
+    """The same picture saved twice (other compression: other bytes, other sha256) in 3/
+    and 8/ was added, and the model trained on it read that 3 at p3 0.55 / p8 0.45: the
+    prepared pixels are compared too, and it is refused as the same bytes are."""
+    root = copy(printed, tmp_path / "d")
+    pixels = np.asarray(Image.open(root / "3" / "p00000.png"))
+    (root / "3" / "x.png").write_bytes(_png(pixels, compress_level=9))
+    (root / "8" / "x_copy.png").write_bytes(_png(pixels, compress_level=1))
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^8/x_copy\.png and 3/(p00000|x)\.png are the same image under two labels "
+        r"\(8 and 3\); keep it in one class folder$",
+    ):
+        read_folder(root)
+
+
+def test_a_picture_in_not_a_digit_and_a_class_folder_names_both_classes(
+    printed: Path, tmp_path: Path
+) -> None:
+    """The refusal names the classes as the user wrote them: ``not-a-digit``, not 10."""
+    root = copy(printed, tmp_path / "d")
+    (root / "not-a-digit").mkdir()
+    shutil.copy(root / "5" / "p00000.png", root / "not-a-digit" / "again.png")
+    with pytest.raises(InvalidInputError, match=r"two labels \(not-a-digit and 5\)"):
         read_folder(root)
 
 
