@@ -13,7 +13,10 @@ of same-shape images (k, h, w), after the polarity and before the crop of
               widths, 12 to 30% of the side: strokes and lines vanish, gradients and
               shadows' edges stay where they are), and
               the ink becomes its relative darkness, 1 - page / paper (an opening and a
-              difference for bright ink); what is under 3 noise deviations is paper.
+              difference for bright ink); what is under 3 noise deviations is paper. A
+              page where, with the level followed on to the border (where the window
+              sees one side only), nothing reaches 6 but in the border's band is blank:
+              its ink was the light's slope, not a stroke.
     lines     long straight thin runs are found on the ink mask (pooled to at most
               LINE_SIDE): the page's turn is estimated once (the slope at which rows and
               columns project most sharply), rows are followed at that slope thickened
@@ -461,8 +464,16 @@ def stroke_width(ink: F32) -> F64:
     return out
 
 
-def paper_level(g: F32, dark: Mask) -> F32:
-    """(k, h, w) the paper's level under the light: a grey closing of the page (for dark
+@dataclass(frozen=True)
+class Paper:
+    """:func:`paper_level`'s estimate: the level (k, h, w) and the window of each (k,)."""
+
+    level: F32
+    window: NDArray[np.intp]
+
+
+def paper_level(g: F32, dark: Mask) -> Paper:
+    """The paper's level (k, h, w) under the light: a grey closing of the page (for dark
     ink; an opening for bright ink), so strokes and lines vanish while gradients and the
     edges of shadows (monotone across the window) stay where they are. The window is
     ``FLAT_STROKES`` of the ink's stroke widths (:func:`stroke_width`, measured on the
@@ -484,9 +495,76 @@ def paper_level(g: F32, dark: Mask) -> F32:
     size = np.where(s > 0, np.maximum(size, 3), most)
     again = size < most
     if not again.any():
-        return first
+        return Paper(first, size)
     out = first.copy()
     out[again] = _closing(g[again], dark[again], size[again])
+    return Paper(out, size)
+
+
+def _edge_band(window: int, n: int, room: int = 2) -> int:
+    """How far in from each end of a side of ``n`` pixels a closing of ``window`` sees one
+    side only: half the window; 0 on a side under ``room`` half windows."""
+    r = window // 2
+    return r if room * r < n else 0
+
+
+def to_border(paper: Paper, dark: Mask) -> F32:
+    """The paper's level with its band at each border (:func:`_edge_band`) following the
+    light's slope on to the border. There the window sees one side only, so on a page
+    darker towards a border a closing stays at the level half a window in, brighter than
+    the paper at the border, whose paper then looks like ink: a blank page photographed
+    under side light was read as a 1. There the level is taken down (for dark ink; up for
+    bright ink) to the line through the levels one and two bands in."""
+    out = paper.level.copy()
+    for d, op in ((True, np.minimum), (False, np.maximum)):
+        for s in np.unique(paper.window[dark == d]).tolist():
+            sel = (dark == d) & (paper.window == s)
+            out[sel] = _follow_slope(out[sel], s, op)
+    return out
+
+
+def _follow_slope(level: F32, window: int, op: Any) -> F32:
+    """:func:`to_border` for a stack of one window and one polarity."""
+    for axis in (1, 2):
+        n = level.shape[axis]
+        r = _edge_band(window, n)
+        if r == 0:
+            continue
+        shape = [1, 1, 1]
+        shape[axis] = r
+        beyond = np.arange(r, 0, -1, dtype=np.float32).reshape(shape)  # r ... 1 pixels out
+        for base, inner, band in (
+            (r, 2 * r, slice(0, r)),
+            (n - 1 - r, n - 1 - 2 * r, slice(n - r, n)),
+        ):
+            at = np.take(level, [base], axis=axis)
+            slope = (at - np.take(level, [inner], axis=axis)) / np.float32(r)
+            line = at + slope * (beyond if band.start == 0 else np.flip(beyond, axis=axis))
+            where = tuple(band if i == axis else slice(None) for i in range(3))
+            level[where] = op(level[where], line)
+    return level
+
+
+def only_light(g: F32, dark: Mask, paper: Paper) -> Mask:
+    """(k,) the pages (k, h, w) whose only ink under ``paper``'s level is the light's: with
+    the level followed to the border (:func:`to_border`), nothing reaches twice the noise
+    floor but in the bands at the border, where the level is least sure (a shadow's edge, a lamp's falloff
+    leaving the page; a short side has none). Those are blank pages. The others are read
+    with the level as it is: followed to the border, it reads forms no better (the
+    changes at the border move as many form digits one way as the other)."""
+    level = to_border(paper, dark)
+    lv = np.maximum(level, np.float32(1e-3))
+    # twice the floor: where the level sits low, specks of the noise pass the floor once
+    strong = flatten(g, dark, level) >= 2 * _floor(g, dark, lv)
+    h, w = g.shape[1:]
+    # a side under four half windows is all looked at: on a small page the bands would
+    # leave too little of it, and a digit there is ink the level may follow (a page of
+    # 12 by 33 pixels with a 1 on it was blank)
+    band = np.vectorize(lambda window, n: _edge_band(window, n, room=4), otypes=[np.intp])
+    rh, rw = band(paper.window, h)[:, None], band(paper.window, w)[:, None]
+    rows = (np.arange(h)[None, :] >= rh) & (np.arange(h)[None, :] < h - rh)
+    cols = (np.arange(w)[None, :] >= rw) & (np.arange(w)[None, :] < w - rw)
+    out: Mask = ~(strong & rows[:, :, None] & cols[:, None, :]).any(axis=(1, 2))
     return out
 
 
@@ -505,8 +583,15 @@ def flatten(g: F32, dark: Mask, level: F32) -> F32:
     lv = np.maximum(level, np.float32(1e-3))
     d = dark[:, None, None]
     out: F32 = np.where(d, (lv - g) / lv, g - lv).astype(np.float32)
+    out[out < _floor(g, dark, lv)] = 0
+    return out
+
+
+def _floor(g: F32, dark: Mask, level: F32) -> F32:
+    """(k, h, w) the flattened ink under which is paper: ``NOISE_FLOOR`` noise deviations
+    (relative to the paper's ``level`` for dark ink)."""
     noise = (NOISE_FLOOR * _noise(g))[:, None, None]
-    out[out < np.where(d, noise / lv, noise)] = 0
+    out: F32 = np.where(dark[:, None, None], noise / level, noise).astype(np.float32)
     return out
 
 
@@ -865,12 +950,14 @@ def clean(g: F32, ink: F32, peak: F64, dark: Mask, has_ink: Mask, uneven: Mask) 
     lined = np.zeros(k, bool)
     idx = np.flatnonzero(has_ink & uneven)
     if idx.size:
-        level = paper_level(_box3(g[idx]), dark[idx])
+        paper = paper_level(_box3(g[idx]), dark[idx])
+        level = paper.level
         spread = level.max(axis=(1, 2)) - level.min(axis=(1, 2))
         even = spread <= FLAT_MIN
         sel = idx[~even]
         if sel.size:
             flat = flatten(g[sel], dark[sel], level[~even])
+            flat[only_light(g[sel], dark[sel], Paper(level[~even], paper.window[~even]))] = 0
             ink[sel] = flat
             peak[sel] = flat.max(axis=(1, 2))
             paged[sel] = True
