@@ -118,7 +118,8 @@ def lit_blank(light: str, side: tuple[int, int], rng: np.random.Generator) -> np
         soft = rng.uniform(0.03, 0.15)
         lit = 1 - rng.uniform(0.15, 0.5) / (1 + np.exp(-(t - rng.uniform(0.3, 0.7)) / soft))
     g = PAPER * lit + rng.normal(0, rng.uniform(0.004, 0.02), (h, w))
-    return np.clip(g, 0, 1).astype(np.float32)
+    out: np.ndarray = np.clip(g, 0, 1).astype(np.float32)
+    return out
 
 
 @pytest.mark.parametrize("light", ["ramp", "lamp", "shadow"])
