@@ -74,6 +74,22 @@ def domain_metrics(domains: tuple[gate.GateDecision, ...]) -> dict[str, Any]:
     }
 
 
+def run_notes(
+    used: tuple[DatasetUse, ...], left_out: tuple[str, ...], champion: str | None
+) -> list[str]:
+    """What a training run says beside the gate: each dataset it had no images of a split
+    for, and each the champion learned from that it left out (the gate did not measure
+    the new version on it, and it may no longer read it)."""
+    out = [note for u in used for note in u.notes()]
+    for ref in left_out:
+        name = ref.rsplit(":", 1)[0]
+        out.append(
+            f"{ref} left out: the champion {champion} learned from it, this run did not, "
+            f"and the gate did not measure it (train with --dataset {name} to keep it)"
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class Published:
     """A run that published ``name:version`` (and moved ``name@promoted``, or requested
@@ -86,11 +102,17 @@ class Published:
     lineage: Lineage
     requested: RequestRecord | None = None  # the request made for it, if any
     used: tuple[DatasetUse, ...] = ()  # what it took of each dataset (train, holdout)
+    left_out: tuple[str, ...] = ()  # the champion's datasets it did not train on (NAME:N)
     skipped: ClassVar[bool] = False
 
     @property
     def ref(self) -> str:
         return self.manifest.ref
+
+    @property
+    def notes(self) -> list[str]:
+        """:func:`run_notes` of this run."""
+        return run_notes(self.used, self.left_out, self.lineage.champion)
 
     def to_json(self) -> dict[str, Any]:
         decision = self.evaluation.decision
@@ -99,7 +121,8 @@ class Published:
             "datasets": self.lineage.to_json()["datasets"],
             "domains": domain_metrics(self.evaluation.domains),
             "dataset_use": [u.to_dict() for u in self.used],
-            "notes": [note for u in self.used for note in u.notes()],
+            "notes": self.notes,
+            "left_out": list(self.left_out),
             "reject_rate": decision.reject_rate,
             "negatives_rejected": (
                 self.evaluation.negatives.accuracy if self.evaluation.negatives else None

@@ -61,7 +61,7 @@ from prefect.artifacts import (
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
 from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox, uses
 from flows.publishing import promote_model, publish_model, publish_report, request_model
-from flows.records import Champion, Evaluation, Published, RunSummary, Skipped
+from flows.records import Champion, Evaluation, Published, RunSummary, Skipped, run_notes
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
 from softmax_core import gate as gates
 from softmax_core.errors import InvalidInputError, ModelNotFoundError
@@ -354,7 +354,8 @@ def training_pipeline(
         )
     init = warm_start_weights(target, champion) if run.hyper.warm_start else None
     used = uses(user_data, can_reject=run.data.reject)
-    for note in (note for use in used for note in use.notes()):
+    left_out = lineage.left_out_of(Lineage.from_json(champion.manifest.lineage)) if champion else ()
+    for note in run_notes(used, left_out, lineage.champion):
         get_run_logger().warning("%s", note)
     extra = [data.split("train") for _, data in user_data]
     model = train_model(ds, run.hyper, run.data, init=init, extra=extra)
@@ -388,7 +389,7 @@ def training_pipeline(
         get_run_logger().warning("no report for %s: %s", manifest.ref, report.message)
     promoted = target.alias if target.promote else None
     registry = target.location.registry or ""
-    return Published(registry, manifest, promoted, evaluation, lineage, requested, used)
+    return Published(registry, manifest, promoted, evaluation, lineage, requested, used, left_out)
 
 
 def users_data(run: TrainingRequest, io: dict[str, Any]) -> UserData:

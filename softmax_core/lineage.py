@@ -68,6 +68,12 @@ class Lineage:
             del doc["gate"]
         return {**self.extra, **doc}
 
+    def left_out_of(self, before: Lineage) -> tuple[str, ...]:
+        """The datasets ``before`` (the champion's lineage) learned from that this run has
+        none of by name, as ``NAME:VERSION``."""
+        names = {d.name for d in self.datasets}
+        return tuple(f"{d.name}:{d.version}" for d in before.datasets if d.name not in names)
+
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Lineage:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}

@@ -335,7 +335,7 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
     for d in domains:
         vs = f" (champion {d.champion_accuracy:.4f}, {d.comparison})" if d.comparison else ""
         echo(f"  {d.domain} holdout accuracy {d.accuracy:.4f} on {d.n} {plural(d.n, 'image')}{vs}")
-    for note in (note for use in summary.used for note in use.notes()):
+    for note in summary.notes:
         echo(f"  {note}")
     if summary.promoted:
         typer.echo(f"  {summary.manifest.name}@{summary.promoted} -> {summary.ref}")

@@ -436,3 +436,31 @@ def test_a_ten_class_model_says_it_left_the_not_a_digit_images_out(
     ), result.stdout
     result = CliRunner().invoke(app, ["evaluate", "mnist:1", "--dataset", "mine", "--json", *where])
     assert json.loads(result.stdout)["domains"]["mine:1"]["not_a_digit_left_out"] == held
+
+
+def test_a_run_that_leaves_out_the_champions_dataset_says_so(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """A plain ``run`` after ``run --dataset`` replaced a champion that had learned the
+    user's images with one that had not, and said nothing (the gate measures only the
+    datasets the run names): the run says which of the champion's datasets it left out,
+    in its lines and in --json; one that names the dataset again says nothing of it."""
+    with Registry.open(str(tmp_path / "reg"), cache_dir=session_cache) as r:
+        mine = r.add_folder("mine", write_printed(tmp_path / "p", 12, seed=33))[0].manifest
+    reg = tmp_path / "reg"
+    first = _invoke(mnist_dir, session_cache, reg, *FEW, "--no-reject", "--dataset", "mine")
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    plain = _invoke(mnist_dir, session_cache, reg, *FEW, "--no-reject", "--json")
+    assert plain.exit_code == 0, plain.output  # type: ignore[attr-defined]
+    doc = json.loads(plain.stdout)  # type: ignore[attr-defined]
+    assert doc["left_out"] == [f"mine:{mine.version}"]
+    assert doc["notes"] == [
+        f"mine:{mine.version} left out: the champion {doc['champion_before']} learned from "
+        "it, this run did not, and the gate did not measure it (train with --dataset mine "
+        "to keep it)"
+    ]
+    again = _invoke(mnist_dir, session_cache, reg, *FEW, "--no-reject", "--dataset", "mine")
+    assert again.exit_code == 0, again.output  # type: ignore[attr-defined]
+    assert "left out" not in again.stdout  # type: ignore[attr-defined]
+    # the champion is now the plain run's model, which learned no dataset: nothing to say
+    assert "mine" in again.stdout  # type: ignore[attr-defined]
