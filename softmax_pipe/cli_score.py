@@ -210,7 +210,8 @@ def score(
             "--reject/--no-reject",
             help="With a model that has the class 'not a digit': an image it calls not a "
             "digit, and a blank page, is a status=rejected row (empty label, the reason); "
-            "they do not make the run fail. --no-reject: every image gets a digit.",
+            "they do not make the run fail. --no-reject: every image gets a digit, its "
+            "confidence that digit's probability among all the classes (a non-digit's is low).",
             rich_help_panel="Review",
         ),
     ] = settings.REJECT,

@@ -1213,7 +1213,7 @@ def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
         )
     assert "or rejected as not digits copied to" in stderr
     sheet = (queue / "index.html").read_text()
-    assert "not a digit" in sheet
+    assert "not-a-digit" in sheet  # named as its class folder (labelled.label_name)
     # the person confirms: not-a-digit/ is a class folder dataset add accepts
     (queue / "not-a-digit").mkdir()
     for name in queued[:3]:
