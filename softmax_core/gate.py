@@ -220,6 +220,11 @@ class GateDecision:
                 f"{self.only_champion} {plural(self.only_champion or 0, 'image')} only the "
                 f"champion got right, {self.only_challenger} only the challenger)"
             )
+        if (self.difference or 0.0) > 0:  # a gain too few images to show: not "the margin"
+            up = f"higher, not shown better (McNemar p={_fmt_p(self.p_better)})"
+            if self.comparison == "within the margin":
+                return f"{up}, within {margin}"
+            return f"{up}, not shown worse than {margin}"
         if self.comparison == "within the margin":
             return f"within {margin}"
         return f"no clear difference, not shown worse than {margin}"

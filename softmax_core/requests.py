@@ -421,6 +421,13 @@ class ModelRef:
         return self.ref.lower().endswith(".npz") or os.path.isfile(self.ref)
 
 
+def format_for(path: str | None) -> Format:
+    """The row format an output's name asks for when none is given: JSON Lines for a name
+    ending in ``.jsonl`` or ``.ndjson``, else the default (CSV; stdout too)."""
+    jsonl = (path or "").lower().endswith((".jsonl", ".ndjson"))
+    return "jsonl" if jsonl else settings.SCORE_FORMAT
+
+
 @dataclass(frozen=True)
 class Output:
     """Where rows go: ``path`` (a temporary file renamed into place at the end) or stdout

@@ -292,8 +292,9 @@ def file_defaults(group: Any) -> FileDefaults:
     """The settings files' command tables (:func:`softmax_core.settings.command_defaults`)
     as click's ``default_map``: each table must name a command of ``group`` as it is typed
     (``run``, ``registry list``), each key one of its long options (``data-share``,
-    ``json``), which becomes the parameter's name (``data_share``, ``as_json``); the
-    tables of subcommands nest (``{"registry": {"list": {...}}}``). An unknown command or
+    ``json``), which becomes the parameter's name (``data_share``, ``as_json``); a
+    repeatable option takes a list or one value (``dataset = "mine"``); the tables of
+    subcommands nest (``{"registry": {"list": {...}}}``). An unknown command or
     option is an InvalidInputError naming the file that holds it."""
     from softmax_core.errors import InvalidInputError
 
@@ -314,21 +315,24 @@ def file_defaults(group: Any) -> FileDefaults:
                 f"settings file {table.path}: [{name}] is a group; name one of its commands "
                 f'(["{name} {sorted(command.commands)[0]}"])'
             )
-        names = {
-            flag[2:]: p.name
+        options = {
+            flag[2:]: p
             for p in command.params
             if p.param_type_name == "option"
             for flag in p.opts
             if flag.startswith("--")
         }
         for key, value in table.options.items():
-            if key not in names:
+            if key not in options:
                 raise InvalidInputError(
                     f"settings file {table.files[key]}: [{name}] {key} is not an option of "
-                    f"`softmax-pipe {name}` (options: {', '.join(sorted(names))})"
+                    f"`softmax-pipe {name}` (options: {', '.join(sorted(options))})"
                 )
-            into[names[key]] = value
-            found.origins[(*name.split(), names[key])] = (table.files[key], key)
+            option = options[key]
+            if option.multiple and not isinstance(value, list):
+                value = [value]  # ``dataset = "mine"``: one of a repeatable option's values
+            into[option.name] = value
+            found.origins[(*name.split(), option.name)] = (table.files[key], key)
     return found
 
 

@@ -261,10 +261,9 @@ def evaluate(
 
     ref = ModelRef(model, location(registry, endpoint_url, cache_dir, say=False))
     pulled = open_model(ref)
+    domains = _holdout_reports(pulled, dataset or [], ref.location)  # a typo before MNIST
     settings = Settings.build(source=source, cache_dir=ref.location.cache_dir)
-    ds = _load(settings)
-    report = evaluate_model(pulled, ds)
-    domains = _holdout_reports(pulled, dataset or [], ref.location)
+    report = evaluate_model(pulled, _load(settings))
     if as_json:
         doc = {"model": pulled.ref, "temperature": pulled.temperature, **report.to_json()}
         doc["domains"] = {

@@ -103,8 +103,15 @@ def score(
         ),
     ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Row format.", rich_help_panel="Output")
-    ] = OutputFormat.csv,
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Row format. Default: jsonl for an --output named *.jsonl or *.ndjson, else csv.",
+            show_default=False,
+            rich_help_panel="Output",
+        ),
+    ] = None,
     probs: Annotated[
         bool,
         typer.Option(
@@ -227,13 +234,25 @@ def score(
     """Score a folder or file of images; see SCORE_HELP."""
     from softmax_core import scoring
     from softmax_core.errors import PartialFailure
-    from softmax_core.requests import ModelRef, Output, Performance, Review, ScoringRequest
+    from softmax_core.requests import (
+        ModelRef,
+        Output,
+        Performance,
+        Review,
+        ScoringRequest,
+        format_for,
+    )
 
     scoring.quiet_pillow_warnings()  # over --max-pixels is an error row; bad EXIF is read
     request = ScoringRequest(
         input=path,
         model=ModelRef(model, location(registry, endpoint_url, cache_dir, say=False)),
-        output=Output(path=output, format=fmt.value, probs=probs, profile=profile),
+        output=Output(
+            path=output,
+            format=fmt.value if fmt else format_for(output),
+            probs=probs,
+            profile=profile,
+        ),
         performance=Performance(
             workers=workers, batch_size=batch_size, shard_size=shard_size, max_pixels=max_pixels
         ),

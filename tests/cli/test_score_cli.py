@@ -294,6 +294,30 @@ def test_model_from_an_s3_registry(
 # --- output formats -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("name", "given", "fmt"),
+    [
+        ("rows.jsonl", [], "jsonl"),
+        ("rows.NDJSON", [], "jsonl"),
+        ("rows.csv", [], "csv"),
+        ("rows.txt", [], "csv"),
+        ("rows.jsonl", ["--format", "csv"], "csv"),  # a format given wins over the name
+    ],
+)
+def test_the_output_s_name_picks_the_format_unless_one_is_given(
+    mixed: tuple[Path, dict[str, str]], model: Path, tmp_path: Path, name: str,
+    given: list[str], fmt: str,
+) -> None:  # fmt: skip
+    """``-o rows.jsonl`` writes JSON Lines: it wrote CSV into a file named .jsonl."""
+    folder, expected = mixed
+    out = tmp_path / name
+    code, _, stderr = invoke("score", folder, "--model", model, "-o", out, *given)
+    assert code == 1, stderr
+    text = out.read_text()
+    assert text.startswith("{") == (fmt == "jsonl"), text[:80]
+    assert len(sd.read_rows(text, fmt)) == 20 + len(expected)
+
+
 def test_jsonl_with_probabilities(mixed: tuple[Path, dict[str, str]], model: Path) -> None:
     folder, expected = mixed
     code, stdout, _ = invoke("score", folder, "--model", model, "--format", "jsonl", "--probs")

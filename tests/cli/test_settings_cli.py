@@ -166,3 +166,15 @@ def test_a_config_variable_naming_no_file_is_exit_2(
     assert code == 2 and out == "", err
     assert err.startswith(f"error: settings file {named} "), err
     assert settings.ENV_CONFIG in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ['"mine"', '["mine"]'])
+def test_a_repeatable_option_takes_one_value_or_a_list(
+    project: Path, tmp_path: Path, model_files: list[Path], value: str
+) -> None:
+    """``dataset = "mine"`` is one dataset, as ``--dataset mine`` is (click wants a list for
+    a repeatable option and said "Value must be an iterable.")."""
+    (project / settings.PROJECT_FILE).write_text(f"[evaluate]\ndataset = {value}\n")
+    code, _, err = invoke("evaluate", model_files[0], "--registry", tmp_path / "reg", "--json")
+    assert code == 3, err
+    assert "no dataset named 'mine'" in err and "iterable" not in err

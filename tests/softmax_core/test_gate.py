@@ -131,6 +131,27 @@ def test_mnist_dip_beyond_the_margin_is_refused() -> None:
     assert "--data-weight" in d.advice
 
 
+@pytest.mark.parametrize(
+    ("champion_wrong", "says"),
+    [
+        (1, "+100.00 points (at worst -46.03), higher, not shown better (McNemar p=0.5), not "
+            "shown worse than the 0.5-point margin"),
+        (3, "+7.50 points (at worst +0.69), higher, not shown better (McNemar p=0.125), within"
+            " the 0.5-point margin"),
+    ],
+)  # fmt: skip
+def test_a_gain_too_few_images_show_is_called_higher(champion_wrong: int, says: str) -> None:
+    """A challenger right where the champion erred, on too few images for McNemar: its gain
+    is a gain, not bare "within the margin" (said of a +100-point gain on one image)."""
+    n = 1 if champion_wrong == 1 else 40
+    y = np.zeros(n, dtype=np.int64)
+    champion = y.copy()
+    champion[:champion_wrong] = 1
+    d = gate.decide(y, y.copy(), champion_pred=champion, champion="mnist:1", domain="mine")
+    assert d.passed and d.comparison != "better"
+    assert says in d.message, d.message
+
+
 def test_a_small_dip_without_evidence_either_way_passes() -> None:
     """0.2 points on 1,000 images: neither shown within the margin nor shown beyond it."""
     y, challenger, champion = paired(1_000, 8, 10)
