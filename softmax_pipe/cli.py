@@ -29,7 +29,7 @@ from softmax_pipe import (
     cli_score,
     cli_serve,
 )
-from softmax_pipe.cli_common import DEBUG_KEY, ErrorBoundary, one_line_summaries
+from softmax_pipe.cli_common import DEBUG_KEY, ErrorBoundary, flowed_help
 
 app = typer.Typer(
     name="softmax-pipe",
@@ -85,7 +85,7 @@ cli_registry.register(app)
 cli_dataset.register(app)
 cli_serve.register(app)
 cli_report.register(app)
-one_line_summaries(app)
+flowed_help(app)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -206,7 +206,9 @@ DEBUG_KEY = "softmax_pipe.debug"
 @contextlib.contextmanager
 def stdout_closed_early() -> Iterator[None]:
     """A reader that stops early (``| head``) ends the command quietly with exit 141, like
-    a Unix tool killed by SIGPIPE; context managers inside still run on the way out."""
+    a Unix tool killed by SIGPIPE; a stdout that cannot be written (``> /dev/full``) is
+    one line and StorageError's exit code, as ``score``'s rows are (it raised an OSError
+    out of click, a traceback for ``--help``). Context managers inside still run."""
     try:
         yield
     except BrokenPipeError:
@@ -216,25 +218,47 @@ def stdout_closed_early() -> Iterator[None]:
         if isinstance(e.__context__, BrokenPipeError):  # rich's on_broken_pipe: exit(1)
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
         raise
+    except OSError as e:
+        if not (_stdout_failed() or _writing_stdout(e)):
+            raise
+        _stdout_to_devnull()
+        from softmax_core.errors import StorageError
+
+        err(f"error: cannot write stdout: {e.strerror or e}", style="bold red")
+        raise typer.Exit(code=StorageError.exit_code) from None
+
+
+def _writing_stdout(e: BaseException) -> bool:
+    """True when the innermost frame that raised ``e`` was writing stdout: it holds stdout
+    itself (click's ``echo``) or a rich console on it. A text too long for stdout's buffer
+    fails in that write and leaves nothing for :func:`_stdout_failed` to find."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or sys.stdout is None:
+        return False
+    values = tb.tb_frame.f_locals.values()
+    return any(v is sys.stdout or getattr(v, "file", None) is sys.stdout for v in values)
+
+
+def _stdout_failed() -> bool:
+    """True when stdout holds text it cannot write (pointed at devnull then, so that the
+    interpreter's final flush stays quiet): the OSError just raised was stdout's."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        _stdout_to_devnull()
+        return True
+    except ValueError:  # closed
+        return False
+    return False
 
 
 def _stdout_to_devnull() -> None:
     """Point stdout at devnull, so that the interpreter's final flush cannot fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-
-
-def _quiet_failed_stdout() -> None:
-    """After an error, stdout may still hold text it could not write (a full disk: the
-    error was ``cannot write stdout``): point it at devnull, or the interpreter's final
-    flush prints ``Exception ignored ... OSError`` after the error's one line."""
-    try:
-        if sys.stdout is not None:
-            sys.stdout.flush()
-    except OSError:
-        _stdout_to_devnull()
-    except ValueError:  # closed
-        pass
 
 
 def _debug(ctx: Any) -> bool:  # click's Context, which typer vendors and does not export
@@ -395,20 +419,22 @@ def _from_settings_file(e: typer.TyperException) -> str | None:
     return _settings_line(origin, words[::-1], message)
 
 
-def one_line_summaries(app: typer.Typer) -> None:
-    """Each command's line in its group's command list: the first paragraph of its help
-    with the docstring's line breaks joined, as the command's own ``--help`` flows it
-    (typer's rich mode keeps them in the list, where they broke lines mid-sentence).
-    Sub-apps' commands too; a ``short_help`` given at registration stays."""
+def flowed_help(app: typer.Typer) -> None:
+    """Each command's help flowed as a terminal shows it: a docstring's line breaks inside
+    a paragraph are the source's wrapping, joined here (typer's rich mode keeps them, which
+    broke the help mid-sentence: "... how many it" / "rejected;" / "the expected ...").
+    Its line in the group's command list is the first paragraph. A ``short_help`` given at
+    registration stays. Sub-apps' commands too."""
     import inspect
 
     for info in app.registered_commands:
         text = info.help or inspect.getdoc(info.callback) or ""
-        if info.short_help is None and text:
-            info.short_help = " ".join(text.split("\n\n")[0].split())
+        info.help = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+        if info.short_help is None and info.help:
+            info.short_help = info.help.split("\n\n")[0]
     for group in app.registered_groups:
         if group.typer_instance is not None:
-            one_line_summaries(group.typer_instance)
+            flowed_help(group.typer_instance)
 
 
 class ErrorBoundary(TyperGroup):
@@ -453,7 +479,7 @@ class ErrorBoundary(TyperGroup):
             raise
         except SoftmaxPipeError as e:
             _traceback(_debug(ctx))
-            _quiet_failed_stdout()
+            _stdout_failed()  # a full disk's unwritten text: no "Exception ignored" after
             err(f"error: {_in_settings_file(ctx, e) or e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:

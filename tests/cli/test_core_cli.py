@@ -65,6 +65,28 @@ def test_command_lists_break_lines_only_where_they_are_full(group: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "command", ["evaluate", "run", "serve", "deploy", "registry promote", "dataset add"]
+)
+def test_a_command_s_help_breaks_lines_only_where_they_are_full(command: str) -> None:
+    """The paragraphs above a command's options, at 80 columns: a line ends early only where
+    its paragraph ends. The docstrings' own breaks used to stay ("... how many it" /
+    "rejected;" / "the expected calibration error ...")."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "COLUMNS": "80"}
+    script = Path(sys.executable).parent / "softmax-pipe"
+    done = subprocess.run(
+        [str(script), *command.split(), "--help"], capture_output=True, text=True, env=env,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("Usage:")[1].split("╭")[0].splitlines()[1:]
+    texts = [line.strip() for line in lines]
+    assert sum(1 for t in texts if t) >= 3, done.stdout
+    for text, after in itertools.pairwise(texts):
+        if text and after:  # inside a paragraph: this line was full
+            assert len(text) + 1 + len(after.split()[0]) > 78, f"{text!r} / {after!r}"
+
+
+@pytest.mark.parametrize(
     ("command", "panels"),
     [
         ("run", ["Data", "Registry", "Training", "Gate", "Prefect"]),
@@ -461,3 +483,18 @@ def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_p
     code, _, err = invoke("train", "--out", tmp_path / "new" / "m.npz", "--cache-dir", tmp_path)
     assert code == 3 and "reached the training" in err
     assert list((tmp_path / "new").iterdir()) == []  # made, for the model to come
+
+
+@pytest.mark.parametrize("args", ["--help", "--version", "registry --help"])
+def test_a_full_stdout_is_one_line_exit_4_for_every_command(args: str) -> None:
+    """``softmax-pipe --help > /dev/full``: one line naming stdout and exit 4, as ``score``'s
+    rows give; it was an OSError's traceback out of click, exit 120."""
+    script = Path(sys.executable).parent / "softmax-pipe"
+    done = subprocess.run(
+        ["bash", "-c", f"{script} {args} > /dev/full"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        4,
+        "error: cannot write stdout: No space left on device\n",
+    ), done.stderr
