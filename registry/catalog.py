@@ -198,6 +198,11 @@ def parse_alias(store: Store, data: bytes, name: str, alias: str, key: str) -> A
 
 
 def no_model(store: Store, name: str) -> ModelNotFoundError:
+    if not any(is_name(n) for n in store.children(layout.MODELS)):  # a first `score`
+        return ModelNotFoundError(
+            f"no model named {name!r}: {store.uri} holds no models yet; `softmax-pipe run` "
+            "trains one and publishes it there, or pass a model file (--model FILE.npz)"
+        )
     return ModelNotFoundError(
         f"no model named {name!r} in {store.uri}; `softmax-pipe registry list` shows the models"
     )

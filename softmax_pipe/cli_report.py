@@ -116,7 +116,9 @@ def report(
     if open_page:
         import webbrowser
 
-        webbrowser.open(out.resolve().as_uri())
+        uri = out.resolve().as_uri()
+        if not webbrowser.open(uri):
+            err(f"no web browser found to open it (set BROWSER to one); open {uri}")
 
 
 def _load(ref: str, reg: Callable[[], Registry]) -> tuple[dict[str, Any] | None, Model, str]:

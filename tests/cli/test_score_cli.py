@@ -769,6 +769,17 @@ def test_rows_through_dev_stdout_or_dev_fd_reach_the_pipe(model: Path, tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
 
 
+def test_a_registry_without_models_says_how_to_get_one(tmp_path: Path) -> None:
+    """A new user's first ``score`` (no model published yet): exit 3 and the way to one,
+    not only "`registry list` shows the models" (it shows none)."""
+    _digit_png(tmp_path / "a.png")
+    (tmp_path / "reg").mkdir()
+    code, _, stderr = invoke("score", tmp_path / "a.png", "--registry", tmp_path / "reg")
+    assert code == 3, stderr
+    assert "holds no models yet; `softmax-pipe run` trains one" in stderr
+    assert "--model FILE.npz" in stderr and "registry list" not in stderr
+
+
 def test_a_stdout_that_cannot_be_written_is_one_line_exit_4(model: Path, tmp_path: Path) -> None:
     """`score DIR > /dev/full` (a full disk) and `score DIR -o - >&-` (stdout closed): one
     line naming stdout, exit 4, as for an --output file; no "Exception ignored" at exit

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from softmax_core.model import Model
@@ -45,6 +46,19 @@ def test_report_of_a_version_against_its_champion(
     html = out.read_text(encoding="utf-8")
     assert "Model report: mnist:2" in html and "champion mnist:1" in html
     assert "brave-otter" in html and "c0ffee1" in html  # lineage: flow run, code version
+
+
+def test_open_without_a_browser_says_so(
+    registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``--open`` where no browser can be found: the page is written and the summary says
+    where, instead of nothing at all."""
+    monkeypatch.setenv("BROWSER", str(tmp_path / "no-such-browser"))
+    out = tmp_path / "r.html"
+    code, err = report(registry_dir, mnist_dir, session_cache, "mnist:2", "-o", str(out), "--open")
+    assert code == 0 and out.is_file(), err
+    assert f"no web browser found to open it (set BROWSER to one); open {out.as_uri()}" in err
 
 
 def test_the_champion_itself_has_no_champion(
