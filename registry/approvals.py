@@ -14,7 +14,8 @@ request
 approve
     refuses, unless forced, a version that is no longer the newest candidate: another
     open request for the alias names a newer version, or the alias already points past
-    it. It writes the decision only-if-absent (an approve or reject that got there first
+    it. Open requests for older versions of the alias are closed as rejected, their
+    comment naming the approved one (``superseded: ...``). It writes the decision only-if-absent (an approve or reject that got there first
     stands, and this one changes nothing), then moves the alias by compare-and-swap as
     promote does, the request recorded in the move. A move that fails takes the decision
     back (the request is open again); one cut short by a crash leaves the request
@@ -74,11 +75,13 @@ class Requested:
 
 @dataclass(frozen=True)
 class Approval:
-    """What an approve did: the request it carried out and the alias move (``moved`` is
-    False when the alias already pointed there)."""
+    """What an approve did: the request it carried out, the alias move (``moved`` is
+    False when the alias already pointed there) and the open requests it closed as
+    superseded (older versions for the same alias, rejected with a comment saying so)."""
 
     request: RequestRecord
     move: AliasMove
+    superseded: tuple[tuple[RequestRecord, Decision], ...] = ()
 
 
 def check_note(what: str, value: str | None, limit: int) -> str | None:
@@ -243,7 +246,15 @@ def approve(
         if other.is_open:
             with contextlib.suppress(SoftmaxPipeError):
                 _decide(store, other.request, APPROVED, actor, comment)
-    return Approval(target.request, move)
+    why = f"superseded: {name}:{version} was approved for {alias} (request #{target.request.seq})"
+    superseded = []
+    for older in every:  # behind the alias now: an approve would refuse them; close them
+        if older.is_open and older.request.alias == alias and older.request.version < version:
+            with contextlib.suppress(SoftmaxPipeError):
+                superseded.append(
+                    (older.request, _decide(store, older.request, REJECTED, actor, why))
+                )
+    return Approval(target.request, move, tuple(superseded))
 
 
 def reject(

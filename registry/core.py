@@ -291,6 +291,8 @@ class Registry:
             )
         if done.move.moved:
             self._emit(events.alias_moved(self.uri, done.move.record))
+        for req, decision in done.superseded:
+            self._emit(events.rejected(self.uri, req, actor, decision.at, decision.comment))
         return done
 
     def reject(

@@ -492,14 +492,23 @@ def approve(
     done = reg.approve(name, version, alias, by=by, comment=comment, force=force)
     move = done.move
     if as_json:
-        print_json({**move.record.to_dict(), "moved": move.moved, "approved": done.request.seq})
+        print_json(
+            {
+                **move.record.to_dict(),
+                "moved": move.moved,
+                "approved": done.request.seq,
+                "superseded": [r.seq for r, _ in done.superseded],
+            }
+        )
         return
     req = done.request
     asked = f"requested by {_who(req.requested_by)}"
     if not move.moved:
         typer.echo(f"approved {_request_line(req)} ({asked}); it already pointed there")
-        return
-    typer.echo(f"approved {_request_line(req)} ({asked}): {_alias_line(move.record)}")
+    else:
+        typer.echo(f"approved {_request_line(req)} ({asked}): {_alias_line(move.record)}")
+    for older, _ in done.superseded:
+        typer.echo(f"closed {_request_line(older)} as superseded")
 
 
 @registry_app.command("reject")

@@ -145,6 +145,31 @@ def test_the_newest_candidate_wins_unless_forced(reg: Registry) -> None:
     assert [m.version for m in reg.history("digits", "champion")] == [2, 3]
 
 
+def test_approving_a_newer_version_closes_the_older_requests_as_superseded(
+    tmp_path: Path,
+) -> None:
+    """A trainer asked for digits:1, then digits:2; the approver approves 2. The request
+    for 1 can no longer be approved (the alias is past it): it is closed, rejected with a
+    comment naming the approved one, as an event too; it used to stay open for good.
+    Another alias's request stays open."""
+    seen: list[RegistryEvent] = []
+    reg = Registry.open(str(tmp_path / "r"), cache_dir=tmp_path / "c", listeners=[seen.append])
+    published(reg, 1, 2)
+    for version, alias in ((1, "champion"), (1, "staging"), (2, "champion")):
+        reg.request("digits", version, alias)
+    done = reg.approve("digits", 2, "champion", by="bob")
+    ((older, decision),) = done.superseded
+    assert (older.version, older.alias, decision.decision) == (1, "champion", REJECTED)
+    assert (
+        decision.comment == ("superseded: digits:2 was approved for champion (request #3)")
+        and decision.by.by == "bob"
+    )
+    assert [(p.request.version, p.request.alias) for p in reg.requests("digits")] == [
+        (1, "staging")
+    ]
+    assert [e.event for e in seen][-2:] == [events.ALIAS_MOVED, events.ALIAS_REJECTED]
+
+
 def test_a_rejected_request_cannot_be_approved(reg: Registry) -> None:
     published(reg, 1)
     reg.request("digits", 1, "champion", comment="try it")
