@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from registry import events, layout, rights
@@ -147,18 +147,25 @@ def mnist_reference(model: Model, *, source: str | None, cache_dir: Path) -> Pro
         ds = load_mnist(source, cache_dir=Path(cache_dir).expanduser())
     except SoftmaxPipeError as e:
         return f"the model has no reference profile and MNIST could not be loaded: {e}"
-    return reference_profile(model, ds.x_test, input=f"MNIST test through {model.ref}")
+    return reference_profile(model, ds.x_test, input=_through(model))
+
+
+def _through(model: Model) -> str:
+    return f"MNIST test through {model.ref}"
 
 
 def _file_reference(model: Model, path: str, source: str | None, cache: Path) -> Profile | str:
-    """A model file's reference, kept in the local cache by the file's sha256."""
+    """A model file's reference, kept in the local cache by the file's sha256: under the
+    name it is scored with now (the same bytes may have had another name when it was made)."""
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     kept = cache / "monitoring" / "references" / f"{digest}.json"
     if kept.is_file():
         try:
-            return Profile.from_bytes(kept.read_bytes(), str(kept))
+            found = Profile.from_bytes(kept.read_bytes(), str(kept))
         except DataFormatError:
             pass  # made again below
+        else:
+            return replace(found, model=model.ref, input=_through(model))
     made = mnist_reference(model, source=source, cache_dir=cache)
     if isinstance(made, Profile):
         try:

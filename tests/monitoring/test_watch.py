@@ -132,6 +132,28 @@ def test_without_mnist_drift_is_not_checked_and_no_profile_means_none(
     assert not Path(f"{out}.profile.json").exists()
 
 
+def test_the_reference_of_a_renamed_model_file_names_the_file_scoring_now(
+    model: Path, ds: Dataset, tmp_path: Path, with_mnist: None
+) -> None:
+    """The reference of a model file is kept by its sha256; a copy under another name
+    found it and its drift line said ``(MNIST test through <the first name>)``, a file
+    the run did not use. It names the file that scored."""
+    images = folders.mnist_pngs(tmp_path / "imgs", ds.x_train, 20, seed=5)
+    code, _, stderr = invoke("score", images, "-m", model, "-o", tmp_path / "a.csv")
+    assert code == 0 and f"(MNIST test through {model})" in stderr, stderr
+    renamed = tmp_path / "renamed.npz"
+    renamed.write_bytes(model.read_bytes())
+    code, _, stderr = invoke("score", images, "-m", renamed, "-o", tmp_path / "b.csv")
+    assert code == 0, stderr
+    (drift,) = [line for line in stderr.splitlines() if line.lower().startswith("drift")]
+    assert f"(MNIST test through {renamed})" in drift and str(model) not in stderr, stderr
+    kept = Profile.from_bytes((tmp_path / "b.csv.profile.json").read_bytes(), "p")
+    assert (
+        kept.drift is not None
+        and kept.drift.reference == f"the reference (MNIST test through {renamed})"
+    )
+
+
 def _events(prefix: str) -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.events.filters import (
