@@ -44,7 +44,7 @@ def read_model_bytes(path: Path) -> bytes:
     except OSError as e:
         raise DataFormatError(f"model file {path} cannot be read: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise DataFormatError(f"model file {path} is a directory, expected an .npz file")
+        raise DataFormatError(f"{path} is a folder, not a model file (.npz)")
     if not stat.S_ISREG(st.st_mode):
         raise DataFormatError(f"model file {path} is not a regular file (a device or a FIFO?)")
     if st.st_size > MAX_MODEL_BYTES:

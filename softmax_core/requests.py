@@ -412,6 +412,10 @@ class ModelRef:
         _part("location", self.location, Location)
         if not isinstance(self.ref, str) or not self.ref:
             raise _bad("model", self.ref, "a registry reference or a model file")
+        if os.path.isdir(self.ref):  # not looked up as a registry name: "no model named"
+            raise InvalidInputError(
+                f"{self.ref} is a folder, not a model file (.npz){_named(self.ref)}"
+            )
         if not self.is_file:
             parse_ref(self.ref)
 
@@ -419,6 +423,15 @@ class ModelRef:
     def is_file(self) -> bool:
         """``ref`` names a model file: it ends in ``.npz`` or exists as a file."""
         return self.ref.lower().endswith(".npz") or os.path.isfile(self.ref)
+
+
+def _named(ref: str) -> str:
+    """How to reach the registry's model named like a folder that is in the way."""
+    try:
+        validate_name("model name", ref)
+    except InvalidNameError:
+        return ""
+    return f"; for the registry's model {ref}, write {ref}@{settings.ALIAS} or {ref}:VERSION"
 
 
 def format_for(path: str | None) -> Format:

@@ -485,6 +485,25 @@ def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert list((tmp_path / "new").iterdir()) == []  # made, for the model to come
 
 
+def test_evaluate_a_folder_says_it_is_a_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``evaluate m`` where m is a folder said ``no model named 'm'`` in the registry
+    (exit 3): the name was looked up there. Now it says what m is, exit 2."""
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke("evaluate", "m", "--registry", tmp_path / "reg")
+    assert code == 2, err
+    assert err.strip() == (
+        "error: m is a folder, not a model file (.npz); for the registry's model m, write "
+        "m@champion or m:VERSION"
+    )
+    code, _, err = invoke("evaluate", tmp_path / "m", "--registry", tmp_path / "reg")
+    assert (
+        code == 2 and err.strip() == f"error: {tmp_path / 'm'} is a folder, not a model file (.npz)"
+    )
+
+
 @pytest.mark.parametrize("args", ["--help", "--version", "registry --help"])
 def test_a_full_stdout_is_one_line_exit_4_for_every_command(args: str) -> None:
     """``softmax-pipe --help > /dev/full``: one line naming stdout and exit 4, as ``score``'s
