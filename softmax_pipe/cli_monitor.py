@@ -2,9 +2,9 @@
 and an HTML page of trends.
 
 Exit codes: 0 the history was shown (also when it is empty); 2 a bad reference or option,
-or ``--out`` is a folder; 3 the model is not in the registry; 4 the registry cannot be read,
-or ``--out`` cannot be written (both checked before the history is read); 77 the store
-refused to list ``monitoring/``.
+a model file, or ``--out`` is a folder; 3 the model is not in the registry; 4 the registry
+cannot be read, or ``--out`` cannot be written (both checked before the history is read);
+77 the store refused to list ``monitoring/``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from softmax_core import settings
 from softmax_core.words import plural
 from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, location
 
@@ -32,13 +33,14 @@ MONITOR_HELP = (
     "the level, Bonferroni over the three). --out writes an HTML page with the trend plots."
     "\n\n"
     "REF is NAME, NAME@ALIAS or NAME:VERSION: the runs of every version of NAME are shown "
-    "(the model column says which version scored); REF must exist in the registry. A "
+    "(the model column says which version scored); REF must exist in the registry (a model "
+    "file's runs are not in it: each writes FILE.profile.json beside its --output FILE). A "
     "version's reference profile is MNIST test through it, made by its first scoring run "
     "and stored beside it (monitoring/NAME/references/)."
     "\n\n"
-    "Exit codes: 0 shown (an empty history too); 2 a bad reference or option, or --out is a "
-    "folder; 3 no such model or alias; 4 registry storage or network failure, or --out cannot "
-    "be written; 77 the store refused the read."
+    "Exit codes: 0 shown (an empty history too); 2 a bad reference or option, a model file, "
+    "or --out is a folder; 3 no such model or alias; 4 registry storage or network failure, "
+    "or --out cannot be written; 77 the store refused the read."
 )
 
 
@@ -77,8 +79,16 @@ def monitor(
     """See MONITOR_HELP."""
     from registry import Registry, rights
     from registry.monitoring import history
+    from softmax_core.errors import InvalidInputError
     from softmax_core.names import parse_ref
+    from softmax_core.requests import ModelRef
 
+    if ModelRef(ref).is_file:  # its runs are in no registry (README: Monitoring)
+        raise InvalidInputError(
+            f"monitor shows the runs of a registry model (REF is NAME, NAME@ALIAS or NAME:N), "
+            f"not of a model file: a score run with {ref} writes its profile beside its "
+            f"--output (FILE{settings.PROFILE_SUFFIX})"
+        )
     name, alias, version = parse_ref(ref)  # exit 2 for a bad name
     where = location(registry, endpoint_url, cache_dir)
     with Registry.at(where) as reg:

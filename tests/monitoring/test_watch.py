@@ -258,11 +258,22 @@ def test_racing_runs_each_store_their_profile(tmp_path: Path) -> None:
 
 
 def test_monitor_errors_have_their_exit_codes(tmp_path: Path) -> None:
+    from tests.registry.helpers import make_model
+
     reg = tmp_path / "reg"
     code, _, stderr = invoke("monitor", "nothing@champion", "--registry", reg)
     assert code == 3 and "no model named 'nothing'" in stderr
     code, _, stderr = invoke("monitor", "a/b", "--registry", reg)
     assert code == 2 and "'/'" in stderr
+    # a model file said "model name 'm/full.npz' contains '/'": its runs are in no registry
+    model = make_model(1).save(tmp_path / "m" / "full.npz")
+    for ref in (model, "m/other.npz"):
+        code, _, stderr = invoke("monitor", ref, "--registry", reg)
+        assert code == 2 and stderr.strip() == (
+            "error: monitor shows the runs of a registry model (REF is NAME, NAME@ALIAS or "
+            f"NAME:N), not of a model file: a score run with {ref} writes its profile beside "
+            "its --output (FILE.profile.json)"
+        )
     code, _, stderr = invoke("monitor", "m", "--last", "0", "--registry", reg)
     assert code == 2
     code, stdout, _ = invoke("monitor", "--help")
