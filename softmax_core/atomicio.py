@@ -12,11 +12,14 @@ Targets that are not plain files are handled the way a user expects of ``> file`
   would replace the device by a regular file;
 - so are the process's own descriptors by name (``/dev/stdout``, ``/dev/fd/N``) when the
   shell opened a regular file for them (``> f``, ``>> f``), appending: ``>>`` appends;
-- a folder is refused.
+- a folder is refused, and so is a name ending in ``/`` (it names a folder, even one
+  not made yet: pathlib would drop the slash and write a file of the folder's name).
 
-:func:`prepare_output` checks a target before the work that produces it, the way every
-command checks its output option: a folder is refused, missing folders are made, and a
-folder that cannot be made or written is an error at once, not after the work.
+:func:`check_output` is the one check of every command's output option, before the work
+that produces it: a folder is refused, and so is a file the command reads (``train -o``
+over its ``--source``, ``report -o`` over the model, ``score -o`` over the model), exit 2.
+:func:`prepare_output` runs it, then makes the missing folders: a folder that cannot be
+made or written is an error at once, not after the work.
 
 Pure stdlib: every layer may use it.
 """
@@ -30,7 +33,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,15 +51,20 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TMP_MARK)
 
 
-def resolve_target(path: str | Path) -> tuple[Path, bool]:
+def resolve_target(path: str | Path, *, shown: str | None = None) -> tuple[Path, bool]:
     """Where a write to ``path`` lands, and whether it must be written through in place.
 
     Follows symlinks (a dangling link's target is created). Returns ``(target, in_place)``;
     ``in_place`` is True for an existing device, FIFO, socket or pipe, which is then written
     through ``path`` itself: ``/dev/stdout`` on a pipe resolves to a name like
     ``pipe:[1234]`` that no one can open, while opening ``/dev/stdout`` reaches the pipe.
-    A folder is refused.
+    A folder is refused (InvalidInputError naming ``shown``, else ``path``), and so is a
+    name ending in ``/`` given as a string: it names a folder, made or not.
     """
+    if isinstance(path, str) and path.endswith(("/", os.sep)):
+        raise InvalidInputError(
+            f"{shown or path} names a folder (it ends in '/'); expected a file name"
+        )
     path = Path(path)
     try:
         st = os.stat(path)  # follows every link, the kernel's /proc/self/fd/N ones too
@@ -67,7 +75,7 @@ def resolve_target(path: str | Path) -> tuple[Path, bool]:
     except OSError as e:
         raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
     if stat.S_ISDIR(st.st_mode):
-        raise InvalidInputError(f"{path} is a folder; expected a file name")
+        raise InvalidInputError(f"{shown or path} is a folder; expected a file name")
     if not stat.S_ISREG(st.st_mode):
         return path, True
     return _followed(path), False
@@ -124,19 +132,49 @@ def make_folder(folder: Path) -> None:
         raise StorageError(f"cannot create the folder {folder}: {e.strerror or e}") from e
 
 
-def prepare_output(path: str | Path) -> bool:
+Reads = Mapping[str, "str | Path | None"]  # what a command reads, by how a user calls it
+
+
+def check_output(
+    path: str | Path, *, option: str = "", reads: Reads | None = None
+) -> tuple[Path, bool]:
+    """Refuse, before any work and without touching anything, an output ``path`` that
+    cannot be a file written by :func:`atomic_open`; return where it lands and whether it
+    is written through in place (:func:`resolve_target`: a device, FIFO or pipe, or a
+    descriptor's name, is taken as it is).
+
+    Each refusal is one InvalidInputError (exit 2) naming ``option`` (``--out``): ``-``
+    (only score's rows go to stdout), a folder or a name ending in ``/``, and a file the
+    command reads, given in ``reads`` as ``{"the model file": path}`` (None, a registry
+    reference or a missing file is skipped; links and hard links are seen through).
+    Give ``path`` as the user typed it: a ``Path`` has lost a trailing slash.
+    """
+    _not_a_dash(path)
+    shown = f"{option} {path}" if option else str(path)
+    for what, read in (reads or {}).items():
+        if read is not None and _same_file(path, read):
+            raise InvalidInputError(f"{shown} is {what}; choose another name")
+    return resolve_target(path, shown=shown)
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either is missing (a new output, a registry reference)
+        return False
+
+
+def prepare_output(path: str | Path, *, option: str = "", reads: Reads | None = None) -> bool:
     """Check, before the work that produces it, that a file can be written at ``path`` as
     :func:`atomic_open` writes it; return whether it is written through in place.
 
-    A folder is refused (InvalidInputError, exit 2), and so is ``-``: only score's rows
-    go to stdout; a device, FIFO or pipe, or a descriptor's name, is taken as it is.
-    Otherwise the missing folders on the way are made (:func:`make_folder`) and a
-    temporary file is created and removed where the file will be: a folder that cannot be
-    written is a StorageError naming ``path`` (exit 4) now rather than after the work.
+    :func:`check_output` first (exit 2: a folder, ``-``, a file being read); then the
+    missing folders on the way are made (:func:`make_folder`) and a temporary file is
+    created and removed where the file will be: a folder that cannot be written is a
+    StorageError naming ``path`` (exit 4) now rather than after the work.
     """
-    _not_a_dash(path)
+    target, in_place = check_output(path, option=option, reads=reads)
     shown = Path(path)
-    target, in_place = resolve_target(shown)
     if in_place:
         return True
     make_folder(target.parent)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -84,14 +83,16 @@ def ingest(source: SourceOpt = None, cache_dir: CacheOpt = None, as_json: JsonOp
 
 def train(
     out: Annotated[
-        Path,
+        str,  # as typed: a Path would drop the trailing slash of a folder
         typer.Option(
             "--out",
             "-o",
+            metavar="PATH",
             help="Where to write the model file (.npz); missing folders are made. Checked "
-            "before training: a folder is exit 2, a place that cannot be written exit 4.",
+            "before training: a folder (or a name ending in /) or the training data is "
+            "exit 2, a place that cannot be written exit 4.",
         ),
-    ] = Path("model.npz"),
+    ] = "model.npz",
     source: SourceOpt = None,
     epochs: EpochsOpt = defaults.EPOCHS,
     seed: SeedOpt = defaults.SEED,
@@ -139,8 +140,9 @@ def train(
         limit=limit,
     )
     data = Data(reject=reject, negatives_share=negatives_share)
-    prepare_output(out)  # a folder, or a place that cannot be written: now, not after training
     settings = Settings.build(source=source, cache_dir=cache_dir)
+    # a folder, the data, a place that cannot be written: now, not after training
+    prepare_output(out, option="--out", reads={"the training data": settings.source})
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:

@@ -9,7 +9,6 @@ cannot be read, or ``--out`` cannot be written (both checked before the history 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -57,13 +56,14 @@ def monitor(
         ),
     ],
     out: Annotated[
-        Path | None,
+        str | None,  # as typed: a Path would drop the trailing slash of a folder
         typer.Option(
             "--out",
             "-o",
+            metavar="PATH",
             help="Write the HTML page with the trend plots here (self-contained, no script); "
-            "missing folders are made. Checked before the history is read: a folder is exit 2, "
-            "a place that cannot be written exit 4.",
+            "missing folders are made. Checked before the history is read: a folder (or a "
+            "name ending in /) is exit 2, a place that cannot be written exit 4.",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -96,7 +96,7 @@ def monitor(
         if out is not None:
             from softmax_core.atomicio import prepare_output
 
-            prepare_output(out)  # a folder, or a place that cannot be written: before the reads
+            prepare_output(out, option="--out")  # a folder, or unwritable: before the reads
         with rights.doing(f"reading the monitoring history of {name}", uri=reg.uri):
             found = history(reg.store, name, last=last)
         uri = reg.uri

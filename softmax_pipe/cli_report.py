@@ -41,14 +41,16 @@ def report(
         ),
     ],
     out: Annotated[
-        Path,
+        str,  # as typed: a Path would drop the trailing slash of a folder
         typer.Option(
             "--out",
             "-o",
+            metavar="PATH",
             help="Where to write the HTML page; missing folders are made. Checked before the "
-            "report is made: a folder is exit 2, a place that cannot be written exit 4.",
+            "report is made: a folder (or a name ending in /) or a file the report reads is "
+            "exit 2, a place that cannot be written exit 4.",
         ),
-    ] = Path("report.html"),
+    ] = "report.html",
     against: Annotated[
         str | None,
         typer.Option(
@@ -80,7 +82,10 @@ def report(
     from softmax_core.atomicio import atomic_write, prepare_output
     from softmax_core.report import render_report
 
-    prepare_output(out)  # a folder, or a place that cannot be written: now, not after the work
+    data_source = settings.Settings.build(source=source, cache_dir=cache_dir)
+    # a folder, a file read here, a place that cannot be written: now, not after the work
+    reads = {"the model file": ref, "the --against model file": against}
+    prepare_output(out, option="--out", reads={**reads, "the MNIST data": data_source.source})
     with contextlib.ExitStack() as stack:
         opened: list[Registry] = []
 
@@ -96,7 +101,7 @@ def report(
         champion = _champion(against, manifest, reg)
         refs = list(dataset or ()) or _trained_on(manifest)
         holdouts = _holdouts(refs, reg) if refs else []
-    ds = _test_split(settings.Settings.build(source=source, cache_dir=cache_dir))
+    ds = _test_split(data_source)
     html = render_report(
         model,
         images=ds.x_test,
@@ -116,7 +121,7 @@ def report(
     if open_page:
         import webbrowser
 
-        uri = out.resolve().as_uri()
+        uri = Path(out).resolve().as_uri()
         if not webbrowser.open(uri):
             err(f"no web browser found to open it (set BROWSER to one); open {uri}")
 

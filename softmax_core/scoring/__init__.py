@@ -134,9 +134,9 @@ Sink = Callable[[], AbstractContextManager[TextIO]]  # opens where the rows go, 
 
 def check_request(request: ScoringRequest) -> None:
     """What can be refused before the model is pulled: a missing PATH (exit 3), an output
-    that is a folder or would overwrite an input (exit 2) or that cannot be written (exit 4;
-    its missing folders are made; stdout closed), a review queue that is a file or inside
-    PATH (exit 2).
+    that is a folder (or ends in ``/``) or would overwrite an input (exit 2) or that cannot
+    be written (exit 4; its missing folders are made; stdout closed), a review queue that
+    is a file or inside PATH (exit 2).
     An input or output on an object store (``s3://``) is checked where it is opened
     (``registry.objects``); a review queue needs a local PATH."""
     remote_input = is_uri(request.input)
@@ -144,9 +144,9 @@ def check_request(request: ScoringRequest) -> None:
         Discovery(request.input)
     if request.output.path is None:
         check_stdout()
-    elif request.output.file is not None and not is_uri(request.output.path):
+    elif not is_uri(request.output.path):
         check_output_path(
-            request.output.file,
+            request.output.path,  # as typed: request.output.file has lost a trailing slash
             inputs=None if remote_input else Path(request.input),
             model=request.model.ref,
         )

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO, cast
 
-from softmax_core.atomicio import atomic_open, prepare_output
+from softmax_core.atomicio import atomic_open, check_output, prepare_output
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import is_image_name
 from softmax_core.model import N_CLASSES
@@ -109,19 +109,18 @@ class RowWriter:
 
 
 def check_output_path(
-    output: Path, *, inputs: Path | None = None, model: str | None = None
+    output: str | Path, *, inputs: Path | None = None, model: str | None = None
 ) -> None:
     """Fail before any work when ``--output`` cannot be written where it says, or when it
     would overwrite what is being read: the model file, or one of the scored images.
 
-    Its missing folders are made (:func:`softmax_core.atomicio.prepare_output`): a folder
-    named as the output, or a file where a folder should be, is exit 2; a folder that
-    cannot be made or written is exit 4."""
+    The output check every command shares (:func:`softmax_core.atomicio.check_output`: a
+    folder, a name ending in ``/``, the model file are exit 2), then the images; then its
+    missing folders are made (:func:`softmax_core.atomicio.prepare_output`): a file where a
+    folder should be is exit 2, a folder that cannot be made or written exit 4. ``output``
+    as the user typed it (a ``Path`` has lost a trailing slash)."""
+    check_output(output, option="--output", reads={"the model file": model})
     target = Path(os.path.realpath(output))
-    if model is not None and os.path.exists(model) and target == Path(os.path.realpath(model)):
-        raise InvalidInputError(f"--output {output} is the model file; choose another name")
-    if output.is_dir():  # the folder being scored too
-        raise InvalidInputError(f"--output {output} is a folder; expected a file name")
     if inputs is not None and os.path.exists(inputs):
         root = Path(os.path.realpath(inputs))
         if target == root or (

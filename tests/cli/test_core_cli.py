@@ -485,6 +485,35 @@ def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert list((tmp_path / "new").iterdir()) == []  # made, for the model to come
 
 
+def test_train_refuses_an_out_over_its_data_or_named_as_a_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``train --source ds.npz -o ds.npz`` replaced the dataset by the model, and ``-o
+    m/new/`` wrote a file named ``m/new``: now one line, exit 2, before the data is read
+    (the check score's --output makes: softmax_core.atomicio.check_output)."""
+    import softmax_pipe.cli_core
+    from softmax_core.errors import DataNotFoundError
+
+    def no_training(*args: object) -> None:
+        raise DataNotFoundError("reached the training")
+
+    monkeypatch.setattr(softmax_pipe.cli_core, "_load", no_training)
+    data = tmp_path / "ds.npz"
+    data.write_bytes(b"the user's dataset")
+    (tmp_path / "link.npz").symlink_to(data)
+    cases = [
+        (["--source", data, "--out", data], "--out " + str(data) + " is the training data"),
+        (["--source", data, "--out", tmp_path / "link.npz"], "is the training data"),
+        (["--out", f"{tmp_path}/m/new/"], "names a folder (it ends in '/'); expected a file"),
+    ]
+    for args, says in cases:
+        code, stdout, err = invoke("train", *args, "--cache-dir", tmp_path / "c")
+        assert (code, stdout) == (2, ""), err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert data.read_bytes() == b"the user's dataset"
+    assert not (tmp_path / "m").exists()
+
+
 def test_evaluate_a_folder_says_it_is_a_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -674,6 +674,28 @@ def test_output_that_is_an_input_or_the_model_is_refused(model: Path, tmp_path: 
     assert code == 2 and "is the model file" in stderr
 
 
+def test_an_output_named_as_a_folder_or_a_model_that_is_a_folder_is_refused(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-o out/new/`` wrote the rows into a file named ``out/new`` (exit 0) and said the
+    profile could not be written into it; ``-m m`` for a folder m looked m up in the
+    registry (exit 3, "no model named 'm'"). Both: one line, exit 2, nothing written."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _digit_png(folder / "a.png")
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = invoke("score", "imgs", "--model", model, "-o", "out/new/")
+    assert (code, stdout) == (2, ""), stderr
+    assert stderr.strip() == (
+        "error: --output out/new/ names a folder (it ends in '/'); expected a file name"
+    )
+    assert not (tmp_path / "out").exists()
+    code, stdout, stderr = invoke("score", "imgs", "--model", "m", "--registry", tmp_path / "r")
+    assert (code, stdout) == (2, ""), stderr
+    assert stderr.strip().startswith("error: m is a folder, not a model file (.npz)"), stderr
+
+
 def test_output_through_a_symlink_replaces_its_target_and_a_device_is_written_through(
     model: Path, tmp_path: Path
 ) -> None:

@@ -301,6 +301,7 @@ def test_monitor_checks_out_before_reading_the_history(
         ("/proc/softmax-pipe-no-such-folder/m.html", 4, "cannot create the folder /proc/"),
         (tmp_path / "afile" / "m.html", 2, "afile is a file, not a folder"),
         (tmp_path, 2, "is a folder; expected a file name"),
+        (f"{tmp_path}/new/", 2, "new/ names a folder (it ends in '/'); expected a file name"),
     ]
     with monkeypatch.context() as patched:
         patched.setattr(registry.monitoring, "history", no_reads)

@@ -108,3 +108,29 @@ def test_an_output_that_cannot_be_written_fails_before_the_work(
         code, err = report(registry_dir, mnist_dir, tmp_path / "c", missing, "-o", out)
         assert code == expected, err
         assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_output_over_what_the_report_reads_or_named_as_a_folder_is_refused(
+    registry_dir: Path, mnist_dir: Path, tmp_path: Path, weak: Model
+) -> None:
+    """``report victim.npz -o victim.npz`` wrote the page over the model (exit 0), and
+    ``-o rep/new/`` wrote a file named ``rep/new``: now one line, exit 2, before any work,
+    the check ``score --output`` makes (softmax_core.atomicio.check_output)."""
+    victim = weak.save(tmp_path / "victim.npz")
+    before = victim.read_bytes()
+    cache = tmp_path / "c"
+    cases = [
+        (["victim.npz", "-o", "victim.npz"], "--out victim.npz is the model file"),
+        (["mnist:2", "--against", "victim.npz", "-o", "victim.npz"], "is the --against model"),
+        (["victim.npz", "-o", "rep/new/"], "--out rep/new/ names a folder (it ends in '/')"),
+        (["m", "-o", "r.html"], "m is a folder, not a model file (.npz)"),
+    ]
+    (tmp_path / "m").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        for args, says in cases:
+            code, err = report(registry_dir, mnist_dir, cache, *args)
+            assert code == 2, err
+            assert says in err and len(err.strip().splitlines()) == 1, err
+    assert victim.read_bytes() == before
+    assert not (tmp_path / "rep").exists() and not (tmp_path / "r.html").exists()

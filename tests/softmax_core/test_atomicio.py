@@ -11,6 +11,7 @@ import pytest
 
 from softmax_core.atomicio import (
     atomic_write,
+    check_output,
     make_folder,
     prepare_output,
     resolve_target,
@@ -102,6 +103,31 @@ def test_prepare_output_refuses_a_folder_and_a_file_in_the_way(tmp_path: Path) -
             prepare_output(out)
         assert e.value.exit_code == 2
     assert (tmp_path / "model.npz").read_bytes() == b"x"
+
+
+def test_check_output_refuses_a_file_being_read_and_a_name_ending_in_a_slash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one output check every command makes: the file it reads, under any of its names
+    (a symlink, a hard link), and a folder not made yet (``out/new/``: pathlib drops the
+    slash, and a file named ``out/new`` was written); nothing is touched."""
+    model = tmp_path / "m.npz"
+    model.write_bytes(b"x")
+    (tmp_path / "soft.npz").symlink_to(model)
+    os.link(model, tmp_path / "hard.npz")
+    for out in (model, str(model), tmp_path / "soft.npz", tmp_path / "hard.npz"):
+        with pytest.raises(InvalidInputError, match=r"^--out .* is the model file; choose") as e:
+            prepare_output(out, option="--out", reads={"the model file": str(model)})
+        assert e.value.exit_code == 2
+    reads = {"the model file": "mnist@champion", "the data": None}  # not files: no check
+    assert check_output(tmp_path / "new.npz", reads=reads) == (tmp_path / "new.npz", False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError, match=r"^--out out/new/ names a folder \(it ends"):
+        prepare_output("out/new/", option="--out")  # refused before anything is made
+    with pytest.raises(InvalidInputError, match="names a folder"):
+        prepare_output(f"{tmp_path}/out/new/")
+    assert model.read_bytes() == b"x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.npz", "m.npz", "soft.npz"]
 
 
 def test_prepare_output_refuses_a_dash_and_makes_no_file_named_so(
