@@ -457,6 +457,28 @@ def test_train_no_reject_writes_a_ten_class_model(
     assert json.loads(out)["classes"] == 11 and Model.load(model).can_reject
 
 
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--learning-rate", "20000"], "(weights reach"),  # exit 0, a file no command took
+        (["--learning-rate", "1e6"], "lower learning_rate (now 1e+06)"),  # exit 0, loss 1e60
+        (["--l2", "1e30"], "l2 is too large: lower it under 7.6 (now 1e+30;"),  # "lower lr"
+    ],
+)
+def test_a_run_that_diverges_fails_and_writes_nothing(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, option: list[str], says: str
+) -> None:
+    model = tmp_path / "lr.npz"
+    code, out, err = invoke(
+        "train", "--no-reject", "--features", "pixels", "--limit", "2000", "--epochs", "1",
+        *option, "-o", model, "--source", mnist_dir, "--cache-dir", session_cache,
+    )  # fmt: skip
+    assert (code, out) == (2, ""), err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged at epoch 1 (") and says in last, err
+    assert not model.exists()
+
+
 def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A --out that cannot take the model fails before MNIST is even loaded, in one line with
     its exit code (it was an unexpected error, exit 70, after the whole training)."""
