@@ -174,12 +174,18 @@ def train(
             )
         )
         return
+    note = "" if model.calibration is None else model.calibration.note()
+    calibration = (
+        f"calibration error {report.ece:.4f} at temperature 1 ({note})"
+        if note
+        else f"calibration error {report.ece:.4f} at temperature {model.temperature:.3f} "
+        f"({report.ece_uncalibrated:.4f} at 1)"
+    )
     typer.echo(
         f"test accuracy {report.accuracy:.4f} after {epochs} {plural(epochs, 'epoch')} in "
         f"{seconds:.2f} s "
-        f"({features} features, {model.n_classes} classes); calibration error "
-        f"{report.ece:.4f} at temperature {model.temperature:.3f} "
-        f"({report.ece_uncalibrated:.4f} at 1); model written to {out}"
+        f"({features} features, {model.n_classes} classes); {calibration}; "
+        f"model written to {out}"
     )
 
 

@@ -479,6 +479,31 @@ def test_a_run_that_diverges_fails_and_writes_nothing(
     assert not model.exists()
 
 
+def test_too_few_images_to_calibrate_keep_a_temperature_of_one_and_say_so(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """20 training images: 4 held out for the temperature, which the search ran to its cap
+    (20.000) on, with a calibration error three times that at T = 1."""
+    mnist = ds(mnist_dir, session_cache)
+    tiny = tmp_path / "tiny.npz"
+    np.savez(
+        tiny,
+        x_train=mnist.x_train[:20],
+        y_train=mnist.y_train[:20],
+        x_test=mnist.x_test[:500],
+        y_test=mnist.y_test[:500],
+    )
+    model = tmp_path / "m.npz"
+    args = ["--source", tiny, "--cache-dir", tmp_path / "cache", "-o", model]
+    code, out, err = invoke("train", *args)
+    assert code == 0, err
+    assert (
+        "at temperature 1 (4 held-out images, too few to fit a temperature: at least 100); "
+        f"model written to {model}"
+    ) in out
+    assert Model.load(model).temperature == 1.0
+
+
 def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A --out that cannot take the model fails before MNIST is even loaded, in one line with
     its exit code (it was an unexpected error, exit 70, after the whole training)."""
