@@ -216,7 +216,9 @@ def train_model(
         )
 
     t0 = time.perf_counter()
-    model = train(ds, hyper, data=data, init=init, extra=extra, callback=progress)
+    model = train(
+        ds, hyper, data=data, init=init, extra=extra, callback=progress, progress=logger.info
+    )
     seconds = round(time.perf_counter() - t0, 3)
     if model.calibration is not None and model.calibration.too_few:
         logger.info("not calibrated: %s", model.calibration.note())

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings as defaults
+from softmax_core.escaping import printable
 from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     BatchSizeOpt,
@@ -144,7 +145,7 @@ def train(
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:
-        model = train_model(ds, options, data=data, callback=bar.update)
+        model = train_model(ds, options, data=data, callback=bar.update, progress=bar.say)
     seconds = round(time.perf_counter() - t0, 3)
     report = evaluate_model(model, ds)
     metrics = {
@@ -190,7 +191,8 @@ def train(
 
 
 class _EpochBar:
-    """A rich progress bar over epochs on stderr (silent when stderr is not a terminal)."""
+    """A rich progress bar over epochs on stderr (silent when stderr is not a terminal),
+    and the lines saying what is prepared before the first epoch (:meth:`say`)."""
 
     def __init__(self, epochs: int) -> None:
         self.progress: Any = None
@@ -219,6 +221,14 @@ class _EpochBar:
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+    def say(self, message: str) -> None:
+        """One line on stderr, above the bar when there is one (the preparation of a first
+        run: ~20 s at 'epoch 0/4' that said nothing)."""
+        if self.progress is None:
+            err(message)
+        else:
+            self.progress.console.print(printable(message), markup=False, highlight=False)
 
     def update(self, stats: Any) -> None:
         if self.progress is None:

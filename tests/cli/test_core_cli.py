@@ -504,6 +504,30 @@ def test_too_few_images_to_calibrate_keep_a_temperature_of_one_and_say_so(
     assert Model.load(model).temperature == 1.0
 
 
+def test_the_first_training_says_what_it_prepares_and_a_later_one_does_not(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    """A first run sat ~20 s at 'training epoch 0/4' (without a terminal: nothing at all)
+    while the features, cluttered digits and non-digits were made; a line now says each,
+    once: a run that finds them cached is as quiet as before, and learns the same."""
+    args = ["--features", "pixels", "--limit", "500", "--epochs", "1"]
+    common = ["--source", mnist_dir, "--cache-dir", tmp_path / "cache"]
+    code, _, first = invoke("train", *args, "-o", tmp_path / "a.npz", *common)
+    assert code == 0, first
+    said = [line for line in first.splitlines() if not line.startswith(("parsing", "writing"))]
+    assert said == [
+        "computing pixels features of 60,000 MNIST train images",
+        "drawing 150 cluttered digits from 500 MNIST images",
+        "computing pixels features of 150 cluttered digits",
+        "generating 50 non-digits",
+        "computing pixels features of 50 non-digits",
+    ], first
+    code, _, again = invoke("train", *args, "-o", tmp_path / "b.npz", *common)
+    assert code == 0 and [line for line in again.splitlines() if "cache hit" not in line] == []
+    a, b = Model.load(tmp_path / "a.npz"), Model.load(tmp_path / "b.npz")
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+
+
 def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A --out that cannot take the model fails before MNIST is even loaded, in one line with
     its exit code (it was an unexpected error, exit 70, after the whole training)."""
