@@ -216,9 +216,13 @@ def train_model(
         )
 
     t0 = time.perf_counter()
-    model = train(ds, hyper, data=data, init=init, extra=extra, callback=progress)
+    model = train(
+        ds, hyper, data=data, init=init, extra=extra, callback=progress, progress=logger.info
+    )
     seconds = round(time.perf_counter() - t0, 3)
-    if model.calibration is not None:
+    if model.calibration is not None and model.calibration.too_few:
+        logger.info("not calibrated: %s", model.calibration.note())
+    elif model.calibration is not None:
         logger.info(
             "calibrated: temperature %.4f, fitted on the last %d training images "
             "(their log-loss %.4f -> %.4f)",

@@ -26,12 +26,16 @@ from numpy.typing import NDArray
 
 from softmax_core.errors import DataFormatError, InvalidInputError
 from softmax_core.softmax import log_softmax
+from softmax_core.words import plural
 
 # The temperatures the search considers, and that a model file may hold: wide enough for
 # any model trained here (MNIST's default model fits T ~ 1.2), narrow enough that a
 # hostile file cannot overflow the logits (|Z| / 0.05 stays finite).
 T_MIN = 0.05
 T_MAX = 20.0
+# Fewer held-out images than this fit no temperature (T = 1 is kept): a model trained on
+# 20 images was calibrated on 4, and the search ran to T_MAX on them.
+MIN_IMAGES = 100
 _TOLERANCE = 1e-6  # on log T: the search stops when the bracket is this narrow
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...
 
@@ -43,7 +47,8 @@ class Calibration:
     ``temperature``: ``T`` in ``[T_MIN, T_MAX]``. ``images``: how many held-out images it
     was fitted on. ``nll_before`` / ``nll_after``: their mean negative log-likelihood at
     ``T = 1`` and at ``T`` (after <= before: the search starts from both ends and keeps
-    ``T = 1`` when nothing beats it).
+    ``T = 1`` when nothing beats it; fewer than :data:`MIN_IMAGES` images: no search,
+    ``T = 1``, :attr:`too_few`).
     """
 
     temperature: float
@@ -57,6 +62,21 @@ class Calibration:
             raise InvalidInputError(
                 f"temperature={t!r} is invalid; expected a number in [{T_MIN}, {T_MAX}]"
             )
+
+    @property
+    def too_few(self) -> bool:
+        """Whether it was fitted on fewer than :data:`MIN_IMAGES` images (``T = 1``, kept)."""
+        return self.images < MIN_IMAGES
+
+    def note(self) -> str:
+        """Why ``T`` is 1 when no fit was tried (too few images), else ''."""
+        if not self.too_few:
+            return ""
+        n = self.images
+        return (
+            f"{n} held-out {plural(n, 'image')}, too few to fit a temperature: "
+            f"at least {MIN_IMAGES}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The model file's ``meta.calibration`` object."""
@@ -111,7 +131,9 @@ def fit_temperature(Z: Any, y: Any) -> Calibration:
     A golden-section search over ``log T``: the NLL is convex in ``1 / T`` (a log-sum-exp
     of a linear function of it, minus a linear term), hence unimodal in ``log T``, so the
     bracket never loses the minimum. If ``T = 1`` is no worse than the result (a flat
-    NLL, or a minimum within the tolerance of 1), ``T = 1`` is kept.
+    NLL, or a minimum within the tolerance of 1), ``T = 1`` is kept; so it is without a
+    search for fewer than :data:`MIN_IMAGES` images (a few labels would pull ``T`` to
+    either end of the range).
 
     Raises InvalidInputError for shapes that do not match, labels outside ``0..k-1``, no
     images, or non-finite logits.
@@ -128,6 +150,11 @@ def fit_temperature(Z: Any, y: Any) -> Calibration:
     if not np.isfinite(Z).all():
         raise InvalidInputError("cannot fit a temperature to logits that are not finite")
     y = y.astype(np.int64)
+    if Z.shape[0] < MIN_IMAGES:
+        before = nll(Z, y)
+        return Calibration(
+            temperature=1.0, images=int(Z.shape[0]), nll_before=before, nll_after=before
+        )
 
     def loss(log_t: float) -> float:
         return nll(Z, y, math.exp(log_t))

@@ -135,10 +135,18 @@ def check_weights(W: NDArray[Any], b: NDArray[Any], d: int, origin: str) -> None
         )
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         raise DataFormatError(f"{origin}: weights contain non-finite values")
-    if max(float(np.abs(W).max()), float(np.abs(b).max())) > MAX_WEIGHT:
+    if oversized(W, b) is not None:
         raise DataFormatError(
             f"{origin}: weights exceed {MAX_WEIGHT:g} in magnitude; probabilities would overflow"
         )
+
+
+def oversized(*arrays: NDArray[Any]) -> float | None:
+    """The largest magnitude in ``arrays`` when it is over :data:`MAX_WEIGHT` (a model
+    file with it is refused: probabilities would overflow), else None. Training refuses
+    to return such weights by this same rule (``softmax_core.sgd``)."""
+    largest = max(float(np.abs(a).max(initial=0)) for a in arrays)
+    return largest if largest > MAX_WEIGHT else None
 
 
 def parse_terms(
@@ -170,9 +178,7 @@ def parse_terms(
         raise DataFormatError(f"{origin}: {key} without the arrays {missing}")
     mean, basis, w = (arrays[m] for m in TERMS)
     if any(
-        a.dtype != np.float32
-        or not np.isfinite(a).all()
-        or float(np.abs(a).max(initial=0)) > MAX_WEIGHT
+        a.dtype != np.float32 or not np.isfinite(a).all() or oversized(a) is not None
         for a in (mean, basis, w)
     ):
         raise DataFormatError(f"{origin}: {key} hold non-float32, non-finite or huge values")

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_core import settings
 from softmax_core.blas import one_thread
 from softmax_core.errors import InvalidInputError
+from softmax_core.modelcheck import MAX_WEIGHT, oversized
 from softmax_core.requests import Hyper
 from softmax_core.softmax import loss_grad_logits
 
@@ -133,7 +135,8 @@ def fit(
     the model's rows of a minibatch of X's (say, the features followed by functions of
     them that would take more memory than X if made for every row at once); ``W`` is over
     those rows. None: X's rows as they are.
-    Raises InvalidInputError for bad data or a run that diverges."""
+    Raises InvalidInputError for bad data or a run that diverges: a non-finite loss, or
+    weights a model file may not hold (``softmax_core.modelcheck.oversized``)."""
     if n_classes not in CLASS_COUNTS:
         raise InvalidInputError(f"n_classes={n_classes!r} is invalid; expected 10 or 11")
     if not 0 <= frozen < n_classes or (frozen and init is None):
@@ -226,17 +229,42 @@ def _sgd(
             learning_rate=float(lr),
         )
         if not np.isfinite(stats.loss):
-            raise InvalidInputError(
-                f"training diverged at epoch {epoch + 1} (loss {stats.loss}); "
-                f"lower learning_rate (now {hyper.learning_rate})"
-            )
+            raise _diverged(hyper, epoch + 1, f"loss {stats.loss}")
         if averaging:
             W = W_avg / np.float32(steps)
             b = b_avg / np.float32(steps)
+        largest = oversized(W, b)
+        if largest is not None:  # a model file could not hold them (modelcheck)
+            raise _diverged(
+                hyper,
+                epoch + 1,
+                f"weights reach {largest:.3g}, over the {MAX_WEIGHT:g} a model may hold",
+            )
         history.append(stats)
         if callback is not None:
             callback(stats)
     return Fit(W=W, b=b, history=tuple(history))
+
+
+def _diverged(hyper: Hyper, epoch: int, what: str) -> InvalidInputError:
+    """The error of a run that diverged at ``epoch`` (``what``: the loss or the weights
+    that show it), naming the setting to lower. Heavy-ball SGD on the weight decay's
+    ``l2/2 ||W||^2`` alone is stable only while ``learning_rate * l2 < 2 (1 + momentum)``:
+    when ``l2`` breaks that even at the default learning rate (or a lower one given), it
+    is ``l2``; otherwise the learning rate."""
+    lr, l2, mu = hyper.learning_rate, hyper.l2, hyper.momentum
+    stable = 2.0 * (1.0 + mu)
+    if l2 * min(lr, settings.LEARNING_RATE) >= stable:
+        return InvalidInputError(
+            f"training diverged at epoch {epoch} ({what}); l2 is too large: lower it under "
+            f"{stable / lr:.3g} (now {l2:g}; with learning_rate {lr:g} and momentum {mu:g} "
+            f"the weight decay alone diverges once l2 x learning_rate reaches {stable:g})",
+            setting=("l2", l2),
+        )
+    return InvalidInputError(
+        f"training diverged at epoch {epoch} ({what}); lower learning_rate (now {lr:g})",
+        setting=("learning_rate", lr),
+    )
 
 
 def _step_stats(

@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ REJECT_STREAM = 0x4E7  # the jitter's when the column "not a digit" is fitted
 TERMS_CHUNK = 4096  # rows whose second-order terms are made at a time
 Labelled = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # images (n, 28, 28) uint8, labels (n,)
 Holdout = tuple[str, NDArray[Any], NDArray[Any]]  # dataset name, images (n, 28, 28), labels (n,)
+Progress = Callable[[str], None]  # told one line before a slow step (softmax_core.mnist's)
 
 
 def train(
@@ -69,6 +70,7 @@ def train(
     init: Model | None = None,
     extra: Sequence[Labelled] = (),
     callback: sgd.ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> Model:
     """Fit softmax regression by SGD on ``ds``'s training split; return the Model.
 
@@ -80,7 +82,9 @@ def train(
     each copy after the first jittered; "oversample" repeats it as it is; "loss" weighs
     its loss), after MNIST's. ``data.reject``: an 11-class model (see the module doc); from
     a 10-class ``init`` the digits' columns are copied and "not a digit" starts at zero.
-    ``callback`` sees the digits' epochs; their history is the model's.
+    ``callback`` sees the digits' epochs; their history is the model's. ``progress`` is
+    told one line before each step that prepares what is not cached yet (the features,
+    the cluttered digits, the non-digits: the first run's 20 s before the first epoch).
 
     The model's confidence is calibrated (:mod:`softmax_core.calibration`): the last
     ``hyper.calibration_images`` images of MNIST's training split
@@ -102,7 +106,7 @@ def train(
             f"cannot warm-start: the champion uses features {theirs!r}, this run "
             f"{hyper.features!r}; train with --features {theirs} or without --warm-start"
         )
-    X_mnist = cached_features(ds, "train", steps)
+    X_mnist = cached_features(ds, "train", steps, progress=progress)
     y_mnist = ds.y_train
     X, y = X_mnist, y_mnist
     if hyper.limit is not None:
@@ -131,10 +135,13 @@ def train(
     if proxied and settings.CLUTTERED_DIGITS_SHARE:
         # the proxy's own cluttered digits, made (and cached) now, before the fits hold
         # their arrays: drawn after them, they raised the first run's peak by 60 MB
-        cluttered_features(ds, hyper, steps, y[: min(cal, n_mnist)], min(cal, n_mnist))
+        lo = min(cal, n_mnist)
+        cluttered_features(ds, hyper, steps, y[:lo], lo, progress=progress)
     # ... and on cluttered digits (CLUTTERED_DIGITS_SHARE of the MNIST images), after them
     Xe, ye, swe = X1, y1, sw
-    X1, y1, sw = _with_cluttered(ds, hyper, steps, (Xe, ye, swe), y, n_mnist, terms)
+    X1, y1, sw = _with_cluttered(
+        ds, hyper, steps, (Xe, ye, swe), y, n_mnist, terms, progress=progress
+    )
     fitted = sgd.fit(
         X1, y1, hyper, init=start, callback=callback, sample_weight=sw, expand=_expand(terms)
     )
@@ -143,7 +150,19 @@ def train(
     del X1, y1, sw  # a copy with the cluttered digits' rows: freed before the next fits
     if data.reject:
         W, b, n_train = _fit_reject(
-            ds, hyper, data, steps, (W, b), X, y, extra, weight, n_negatives, init, terms
+            ds,
+            hyper,
+            data,
+            steps,
+            (W, b),
+            X,
+            y,
+            extra,
+            weight,
+            n_negatives,
+            init,
+            terms,
+            progress=progress,
         )
     weighted = (
         {"data_weight": weight, "data_share": data.data_share, "weighting": data.weighting}
@@ -242,27 +261,39 @@ def _fit_reject(
     n_negatives: int,
     init: Model | None,
     terms: Quadratic | None,
+    *,
+    progress: Progress | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], int]:
     """The column "not a digit" beside the digits' ``(W (d + e, 10), b)`` over the
     features and ``terms``' terms, which stay as they are: SGD on the 11-class loss with
     the digits' columns frozen, over the MNIST images ``X, y``, ``n_negatives`` generated
     non-digits, the cluttered digits and ``extra`` (its not-a-digit images too). Starts
     from ``init``'s column when it has one, else zero.
-    Returns ``(W (d + e, 11), b (11,), images trained on)``."""
+    ``progress``: as :func:`train`'s. Returns ``(W (d + e, 11), b (11,), images trained
+    on)``."""
     from softmax_core.mnist import cached_uint8, cached_uint8_features
     from softmax_core.negatives import negatives
 
     n_mnist = int(y.shape[0])
     count = math.ceil(settings.CLUTTERED_SHARE * n_mnist)
     code = recipe_digest()
-    pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist)
+    pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist, progress=progress)
     parts_X = [X, pos[:count]]
     parts_y = [np.asarray(y, np.uint8), pos_y[:count]]
     if n_negatives:
         seed = 2 * hyper.seed
         neg_key = {"n": n_negatives, "seed": seed, "code": code}
-        neg = cached_uint8(ds, "negatives", neg_key, lambda: negatives(n_negatives, seed=seed))
-        parts_X.append(cached_uint8_features(ds, "negatives", neg_key, steps, neg))
+        made = _told(
+            progress,
+            f"generating {n_negatives:,} non-digits",
+            lambda: negatives(n_negatives, seed=seed),
+        )
+        neg = cached_uint8(ds, "negatives", neg_key, made)
+        parts_X.append(
+            cached_uint8_features(
+                ds, "negatives", neg_key, steps, neg, progress=progress, what="non-digits"
+            )
+        )
         parts_y.append(np.full(n_negatives, REJECT, dtype=np.uint8))
     y2, sw = np.concatenate(parts_y), None
     if extra:
@@ -300,6 +331,8 @@ def _with_cluttered(
     y: NDArray[Any],
     n_mnist: int,
     terms: Quadratic | None,
+    *,
+    progress: Progress | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[Any], NDArray[np.float32] | None]:
     """The digits' training ``rows`` (features, labels, sample weights or None) followed by
     ``settings.CLUTTERED_DIGITS_SHARE`` x ``n_mnist`` cluttered digits (:func:`cluttered_digits`
@@ -310,7 +343,7 @@ def _with_cluttered(
     count = math.ceil(settings.CLUTTERED_DIGITS_SHARE * n_mnist)
     if not count:
         return (X if terms is None else _rows_with_terms([X], terms)), labels, sw
-    pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist)
+    pos, pos_y = cluttered_features(ds, hyper, steps, y, n_mnist, progress=progress)
     return (
         _rows_with_terms([X, pos[:count]], terms),
         np.concatenate([np.asarray(labels, np.uint8), pos_y[:count]]),
@@ -319,14 +352,14 @@ def _with_cluttered(
 
 
 def cluttered_digits(
-    ds: Dataset, hyper: Hyper, y: NDArray[Any], n_mnist: int
+    ds: Dataset, hyper: Hyper, y: NDArray[Any], n_mnist: int, *, progress: Progress | None = None
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """The cluttered digits (:func:`softmax_core.clutter.cluttered`) of a run on the first
     ``n_mnist`` training images (labels ``y``): ``max(CLUTTERED_SHARE,
     CLUTTERED_DIGITS_SHARE) x n_mnist`` of them, drawn from those images with the stream
     ``[hyper.seed, CLUTTER_STREAM]``; cached beside ``ds``. The column "not a digit" learns
     from the first ``CLUTTERED_SHARE`` of them, the digits from the first
-    ``CLUTTERED_DIGITS_SHARE``."""
+    ``CLUTTERED_DIGITS_SHARE``. ``progress`` is told before they are drawn."""
     from softmax_core.clutter import cluttered
     from softmax_core.mnist import cached_uint8
 
@@ -335,6 +368,8 @@ def cluttered_digits(
 
     def clutter() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
         if not made:
+            if progress is not None:
+                progress(f"drawing {count:,} cluttered digits from {n_mnist:,} MNIST images")
             rng = np.random.default_rng([hyper.seed, CLUTTER_STREAM])
             made.append(cluttered(ds.x_train[:n_mnist], y[:n_mnist], count, rng))
         return made[0]
@@ -345,15 +380,37 @@ def cluttered_digits(
 
 
 def cluttered_features(
-    ds: Dataset, hyper: Hyper, steps: Steps, y: NDArray[Any], n_mnist: int
+    ds: Dataset,
+    hyper: Hyper,
+    steps: Steps,
+    y: NDArray[Any],
+    n_mnist: int,
+    *,
+    progress: Progress | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """:func:`cluttered_digits`' features under ``steps`` (computed once, then cached beside
-    them) and labels."""
+    them) and labels; ``progress`` told before each is made."""
     from softmax_core.mnist import cached_uint8_features
 
-    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist)
+    pos, pos_y = cluttered_digits(ds, hyper, y, n_mnist, progress=progress)
     _, key = _cluttered_key(hyper, n_mnist)
-    return cached_uint8_features(ds, "cluttered", key, steps, pos), pos_y
+    feats = cached_uint8_features(
+        ds, "cluttered", key, steps, pos, progress=progress, what="cluttered digits"
+    )
+    return feats, pos_y
+
+
+def _told(
+    progress: Progress | None, message: str, make: Callable[[], NDArray[np.uint8]]
+) -> Callable[[], NDArray[np.uint8]]:
+    """``make``, telling ``progress`` ``message`` first (a cache calls it on a miss only)."""
+
+    def made() -> NDArray[np.uint8]:
+        if progress is not None:
+            progress(message)
+        return make()
+
+    return made
 
 
 def _cluttered_key(hyper: Hyper, n_mnist: int) -> tuple[int, dict[str, object]]:

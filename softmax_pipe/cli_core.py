@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings as defaults
+from softmax_core.escaping import printable
 from softmax_core.words import plural
 from softmax_pipe.cli_common import (
     BatchSizeOpt,
@@ -146,7 +147,7 @@ def train(
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:
-        model = train_model(ds, options, data=data, callback=bar.update)
+        model = train_model(ds, options, data=data, callback=bar.update, progress=bar.say)
     seconds = round(time.perf_counter() - t0, 3)
     report = evaluate_model(model, ds)
     metrics = {
@@ -176,17 +177,24 @@ def train(
             )
         )
         return
+    note = "" if model.calibration is None else model.calibration.note()
+    calibration = (
+        f"calibration error {report.ece:.4f} at temperature 1 ({note})"
+        if note
+        else f"calibration error {report.ece:.4f} at temperature {model.temperature:.3f} "
+        f"({report.ece_uncalibrated:.4f} at 1)"
+    )
     typer.echo(
         f"test accuracy {report.accuracy:.4f} after {epochs} {plural(epochs, 'epoch')} in "
         f"{seconds:.2f} s "
-        f"({features} features, {model.n_classes} classes); calibration error "
-        f"{report.ece:.4f} at temperature {model.temperature:.3f} "
-        f"({report.ece_uncalibrated:.4f} at 1); model written to {out}"
+        f"({features} features, {model.n_classes} classes); {calibration}; "
+        f"model written to {out}"
     )
 
 
 class _EpochBar:
-    """A rich progress bar over epochs on stderr (silent when stderr is not a terminal)."""
+    """A rich progress bar over epochs on stderr (silent when stderr is not a terminal),
+    and the lines saying what is prepared before the first epoch (:meth:`say`)."""
 
     def __init__(self, epochs: int) -> None:
         self.progress: Any = None
@@ -215,6 +223,14 @@ class _EpochBar:
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+    def say(self, message: str) -> None:
+        """One line on stderr, above the bar when there is one (the preparation of a first
+        run: ~20 s at 'epoch 0/4' that said nothing)."""
+        if self.progress is None:
+            err(message)
+        else:
+            self.progress.console.print(printable(message), markup=False, highlight=False)
 
     def update(self, stats: Any) -> None:
         if self.progress is None:

@@ -21,7 +21,9 @@ from softmax_core.errors import (
 from softmax_core.mnist.arrays import (
     FEATURES_FORMAT,
     Dataset,
+    Progress,
     save_npy,
+    say,
     sha256_matches,
 )
 from softmax_core.preprocess import Steps
@@ -30,7 +32,11 @@ from softmax_core.preprocess import Steps
 
 
 def cached_features(
-    ds: Dataset, split: Literal["train", "test"], steps: Steps
+    ds: Dataset,
+    split: Literal["train", "test"],
+    steps: Steps,
+    *,
+    progress: Progress | None = None,
 ) -> NDArray[np.float32]:
     """(n, d) float32 features of one split, cached beside the dataset and memory-mapped.
 
@@ -40,7 +46,7 @@ def cached_features(
     :func:`~softmax_core.mnist.arrays.sha256_matches`: hashed until a stamp says the file
     is untouched since) and memory-maps the file; anything that does not verify is
     recomputed, never used. The computation uses a thread per core (up to 4): the same
-    bits as one thread.
+    bits as one thread; ``progress`` is told before it starts (one line).
     """
     images, _ = ds.split(split)
     folder = ds.path / "features" / steps.key  # a file-name-safe key
@@ -58,6 +64,7 @@ def cached_features(
     )
     if found is not None:
         return found
+    say(progress, f"computing {_named(steps)} features of {len(images):,} MNIST {split} images")
     feats = steps.features(images, threads=min(4, os.cpu_count() or 1))
     _store(npy, meta_path, feats, fields, "cached features")
     del feats
@@ -92,13 +99,21 @@ def cached_uint8(
 
 
 def cached_uint8_features(
-    ds: Dataset, name: str, key: dict[str, object], steps: Steps, images: NDArray[np.uint8]
+    ds: Dataset,
+    name: str,
+    key: dict[str, object],
+    steps: Steps,
+    images: NDArray[np.uint8],
+    *,
+    progress: Progress | None = None,
+    what: str = "",
 ) -> NDArray[np.float32]:
     """``steps.features(images)`` (n, d) float32, where ``images`` is :func:`cached_uint8`'s
     array of that ``name`` and ``key``: cached beside it as
     ``ds.path/derived/features/<steps.key>/<name>-<sha of key>.npy``, verified and
     memory-mapped as :func:`cached_features`' files (the cluttered digits and generated
-    negatives are featurised once, not at every training)."""
+    negatives are featurised once, not at every training); ``progress`` is told before
+    they are computed, ``what`` naming the images (default: ``name``)."""
     npy, meta_path, keyed = _derived(ds.path / "derived" / "features" / steps.key, name, key)
     fields = {
         "format": DERIVED_FORMAT,
@@ -111,9 +126,15 @@ def cached_uint8_features(
     )
     if found is not None:
         return found
+    say(progress, f"computing {_named(steps)} features of {len(images):,} {what or name}")
     feats = steps.features(images)
     _store(npy, meta_path, feats, fields, "cached features")
     return feats
+
+
+def _named(steps: Steps) -> str:
+    """The steps' ``--features`` name, else their description."""
+    return steps.feature_set or steps.describe()
 
 
 # --- one cached array and its meta ----------------------------------------------------------

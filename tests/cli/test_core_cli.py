@@ -457,6 +457,77 @@ def test_train_no_reject_writes_a_ten_class_model(
     assert json.loads(out)["classes"] == 11 and Model.load(model).can_reject
 
 
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--learning-rate", "20000"], "(weights reach"),  # exit 0, a file no command took
+        (["--learning-rate", "1e6"], "lower learning_rate (now 1e+06)"),  # exit 0, loss 1e60
+        (["--l2", "1e30"], "l2 is too large: lower it under 7.6 (now 1e+30;"),  # "lower lr"
+    ],
+)
+def test_a_run_that_diverges_fails_and_writes_nothing(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, option: list[str], says: str
+) -> None:
+    model = tmp_path / "lr.npz"
+    code, out, err = invoke(
+        "train", "--no-reject", "--features", "pixels", "--limit", "2000", "--epochs", "1",
+        *option, "-o", model, "--source", mnist_dir, "--cache-dir", session_cache,
+    )  # fmt: skip
+    assert (code, out) == (2, ""), err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged at epoch 1 (") and says in last, err
+    assert not model.exists()
+
+
+def test_too_few_images_to_calibrate_keep_a_temperature_of_one_and_say_so(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """20 training images: 4 held out for the temperature, which the search ran to its cap
+    (20.000) on, with a calibration error three times that at T = 1."""
+    mnist = ds(mnist_dir, session_cache)
+    tiny = tmp_path / "tiny.npz"
+    np.savez(
+        tiny,
+        x_train=mnist.x_train[:20],
+        y_train=mnist.y_train[:20],
+        x_test=mnist.x_test[:500],
+        y_test=mnist.y_test[:500],
+    )
+    model = tmp_path / "m.npz"
+    args = ["--source", tiny, "--cache-dir", tmp_path / "cache", "-o", model]
+    code, out, err = invoke("train", *args)
+    assert code == 0, err
+    assert (
+        "at temperature 1 (4 held-out images, too few to fit a temperature: at least 100); "
+        f"model written to {model}"
+    ) in out
+    assert Model.load(model).temperature == 1.0
+
+
+def test_the_first_training_says_what_it_prepares_and_a_later_one_does_not(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    """A first run sat ~20 s at 'training epoch 0/4' (without a terminal: nothing at all)
+    while the features, cluttered digits and non-digits were made; a line now says each,
+    once: a run that finds them cached is as quiet as before, and learns the same."""
+    args = ["--features", "pixels", "--limit", "500", "--epochs", "1"]
+    common = ["--source", mnist_dir, "--cache-dir", tmp_path / "cache"]
+    code, _, first = invoke("train", *args, "-o", tmp_path / "a.npz", *common)
+    assert code == 0, first
+    said = [line for line in first.splitlines() if not line.startswith(("parsing", "writing"))]
+    assert said == [
+        "computing pixels features of 60,000 MNIST train images",
+        "drawing 150 cluttered digits from 500 MNIST images",
+        "computing pixels features of 150 cluttered digits",
+        "generating 50 non-digits",
+        "computing pixels features of 50 non-digits",
+    ], first
+    code, _, again = invoke("train", *args, "-o", tmp_path / "b.npz", *common)
+    assert code == 0 and [line for line in again.splitlines() if "cache hit" not in line] == []
+    a, b = Model.load(tmp_path / "a.npz"), Model.load(tmp_path / "b.npz")
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+
+
 def test_train_checks_out_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A --out that cannot take the model fails before MNIST is even loaded, in one line with
     its exit code (it was an unexpected error, exit 70, after the whole training)."""

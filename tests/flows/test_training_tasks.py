@@ -168,6 +168,14 @@ def test_train_fn_warm_start_keeps_the_init_weights_origin(small_model: Model, d
     assert not np.array_equal(model.W, small_model.W)
 
 
+def test_train_fn_refuses_weights_no_command_would_load(ds: Dataset) -> None:
+    """run's train task: a model over modelcheck's bound is a divergence, not a model that
+    the gate, publish and score then refuse (or, with a lower floor, publish)."""
+    hyper = Hyper(features="pixels", limit=2000, epochs=1, learning_rate=20000)
+    with pytest.raises(InvalidInputError, match=r"diverged at epoch 1 \(weights reach"):
+        train_model.fn(ds, hyper, Data(reject=False), init=None, extra=[])
+
+
 def test_evaluate_fn_gates_against_floor_and_champion(
     prefect_harness: None, small_model: Model, ds: Dataset
 ) -> None:

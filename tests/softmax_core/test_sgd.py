@@ -133,6 +133,29 @@ def test_divergence_is_reported() -> None:
         fit(X * 1e10, y, Hyper(epochs=3, learning_rate=1e30, average=False))
 
 
+def test_weights_a_model_file_would_refuse_are_divergence_too() -> None:
+    """A finite loss is not enough: weights over modelcheck's bound were returned, and
+    every command then refused the file that held them."""
+    X, y = blobs(200)
+    with pytest.raises(InvalidInputError, match=r"diverged at epoch 1 \(weights reach") as e:
+        fit(X, y, Hyper(epochs=2, learning_rate=20000))
+    assert "over the 10000 a model may hold); lower learning_rate (now 20000)" in str(e.value)
+    assert e.value.setting == ("learning_rate", 20000)
+    fitted = fit(X, y, Hyper(epochs=2, learning_rate=10))  # large, but it converges
+    assert np.abs(fitted.W).max() < 1e4
+
+
+@pytest.mark.parametrize("l2", [1e30, 10.0])
+def test_an_l2_that_makes_the_decay_diverge_is_named(l2: float) -> None:
+    """The advice was 'lower learning_rate (now 0.5)' when l2 was what was out of range."""
+    X, y = blobs(2000)
+    with pytest.raises(InvalidInputError, match=r"l2 is too large: lower it under 7.6") as e:
+        fit(X, y, Hyper(epochs=2, l2=l2))
+    assert "lower learning_rate" not in str(e.value)
+    assert e.value.setting == ("l2", l2)
+    fit(X, y, Hyper(epochs=2, l2=1.0))  # the same data, an l2 in range: no error
+
+
 # --- sample weights ----------------------------------------------------------------------
 
 
