@@ -326,7 +326,7 @@ class SettingsFile:
             if isinstance(value, dict) and all(not isinstance(v, dict) for v in value.values()):
                 commands[" ".join(key.split())] = value
             elif key in FILE_KEYS and isinstance(value, str) and value.strip():
-                values[key] = _relative_to(path.parent, key, value.strip())
+                values[key] = relative_to(path.parent, key, value.strip())
             else:
                 known = ", ".join(FILE_KEYS)
                 raise InvalidInputError(
@@ -337,9 +337,11 @@ class SettingsFile:
         return cls(path=path, values=values, commands=commands)
 
 
-def _relative_to(folder: Path, key: str, value: str) -> str:
-    """A path value relative to the file's folder; URIs and keywords as they are."""
-    if key not in _PATH_KEYS or "://" in value or value in _KEYWORDS:
+def relative_to(folder: Path, key: str, value: str) -> str:
+    """A path value in a settings file, relative to the file's ``folder``: ``key`` is a
+    top-level key (:data:`FILE_KEYS`), or ``path`` for a command option declared as a path;
+    ``~`` is the home folder; URIs, keywords and the values of other keys as they are."""
+    if key not in (*_PATH_KEYS, "path") or "://" in value or value in ("", *_KEYWORDS):
         return value
     prefix = ""
     if key == "mnist" and value.startswith(("idx:", "npz:")):
