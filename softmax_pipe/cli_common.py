@@ -213,9 +213,11 @@ def stdout_closed_early() -> Iterator[None]:
         yield
     except BrokenPipeError:
         _stdout_to_devnull()
+        _stderr_flushed()
         raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
     except SystemExit as e:
         if isinstance(e.__context__, BrokenPipeError):  # rich's on_broken_pipe: exit(1)
+            _stderr_flushed()
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
         raise
     except OSError as e:
@@ -253,6 +255,20 @@ def _stdout_failed() -> bool:
     except ValueError:  # closed
         return False
     return False
+
+
+def _stderr_flushed() -> None:
+    """Flush stderr; when it cannot be written either (``2>&1 | head``: the summary's line
+    was cut short), point it at devnull, so that the interpreter's final flush does not fail
+    (exit 120) after the quiet exit 141."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+    except ValueError:  # closed
+        pass
 
 
 def _stdout_to_devnull() -> None:
