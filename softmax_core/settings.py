@@ -193,6 +193,11 @@ GC_MIN_GRACE = 60.0
 # (a server can be upgraded or replaced behind the same endpoint).
 STORE_CHECK_RACERS = 8
 STORE_CHECK_MAX_AGE = 7 * 24 * 3600.0
+# A local registry's lock (held for one compare-and-swap, a few milliseconds): a command
+# that waits for it says so after REGISTRY_LOCK_SAY seconds, and gives up after
+# REGISTRY_LOCK_WAIT (a holder that long is stuck, or a process that is stopped).
+REGISTRY_LOCK_SAY = 1.0
+REGISTRY_LOCK_WAIT = 30.0
 
 # --- webhooks (registry.webhooks) ------------------------------------------------------------
 # A delivery is retried with backoff for at most this many seconds after the event, then
