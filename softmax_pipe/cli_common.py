@@ -516,7 +516,7 @@ class ErrorBoundary(TyperGroup):
     - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
     - anything else (a bug): one line naming it, ``run with --debug for the traceback``,
       exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` prints the traceback before the
-      line; the exit code is the same.
+      line, which then leaves the hint out; the exit code is the same.
     """
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
@@ -557,14 +557,12 @@ class ErrorBoundary(TyperGroup):
             err("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
-            _traceback(_debug(ctx))
+            debug = _debug(ctx)
+            _traceback(debug)
             if is_usage_error(e):
                 _usage_error(e, ctx.command_path)
-            err(
-                f"error: unexpected {type(e).__name__}: {e} (a bug; run with --debug "
-                "for the traceback)",
-                style="bold red",
-            )
+            hint = "" if debug else "; run with --debug for the traceback"  # printed above
+            err(f"error: unexpected {type(e).__name__}: {e} (a bug{hint})", style="bold red")
             raise typer.Exit(EXIT_INTERNAL) from None
 
 

@@ -303,6 +303,30 @@ def test_an_unexpected_error_is_one_line_exit_70_and_debug_shows_it(
     assert code == 70, stderr  # the traceback, and the code the README gives a bug
     assert stderr.startswith("Traceback (most recent call last):"), stderr
     assert "RuntimeError: boom in the loader" in stderr
+    last = stderr.strip().splitlines()[-1]  # the traceback is there: no hint to ask for it
+    assert last.startswith("error: unexpected RuntimeError") and "--debug" not in last, last
+
+
+def test_an_idx_split_of_no_images_is_exit_2(mnist_dir: Path, tmp_path: Path) -> None:
+    """Test files whose headers count 0 images: the line the .npz source gives (exit 2),
+    not an unexpected TypeError of the parser's memoryview (exit 70)."""
+    import gzip
+    import shutil
+    import struct
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_dir / name, idx / name)
+    (idx / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">IIII", 0x803, 0, 28, 28))
+    )
+    (idx / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 0x801, 0)))
+    code, _, stderr = invoke("ingest", "--source", idx, "--cache-dir", tmp_path / "cache")
+    assert code == 2, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"error: MNIST IDX folder {idx}: the test split holds no images"
+    )
 
 
 def test_usage_errors_are_one_line_exit_2() -> None:
