@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from registry.names import is_valid_key, validate_key, validate_prefix
 from registry.store import Identity, ObjectInfo, Store, check_conditions
+from softmax_core import settings
 from softmax_core.atomicio import TMP_MARK, fsync_dir, sweep_temp, write_temp
 from softmax_core.errors import (
     DataNotFoundError,
@@ -25,6 +27,7 @@ from softmax_core.errors import (
     StorageError,
 )
 
+log = logging.getLogger(__name__)
 _TMP_MARK = TMP_MARK
 _LOCK_NAME = ".~lock"
 _DENIED = (errno.EACCES, errno.EPERM)  # the folder's rights, not its health
@@ -177,9 +180,31 @@ class LocalStore(Store):
         import fcntl
 
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.root / _LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            started, said = time.monotonic(), False
+            while True:  # every wait bounded: a stuck holder is one line, not a hang
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    waited = time.monotonic() - started
+                if waited >= settings.REGISTRY_LOCK_WAIT:
+                    raise StorageError(
+                        f"the registry lock {path} stayed held by another process for "
+                        f"{waited:.0f} s; try again once the other softmax-pipe command on "
+                        f"{self.uri} has ended (a stopped one holds it until it is killed)"
+                    )
+                if not said and waited >= settings.REGISTRY_LOCK_SAY:
+                    log.warning(
+                        "waiting for the registry lock held by another softmax-pipe process "
+                        "(%s; giving up after %.0f s)",
+                        path,
+                        settings.REGISTRY_LOCK_WAIT,
+                    )
+                    said = True
+                time.sleep(0.05)
             yield
         finally:
             os.close(fd)  # closing releases the lock

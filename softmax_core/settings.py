@@ -193,6 +193,11 @@ GC_MIN_GRACE = 60.0
 # (a server can be upgraded or replaced behind the same endpoint).
 STORE_CHECK_RACERS = 8
 STORE_CHECK_MAX_AGE = 7 * 24 * 3600.0
+# A local registry's lock (held for one compare-and-swap, a few milliseconds): a command
+# that waits for it says so after REGISTRY_LOCK_SAY seconds, and gives up after
+# REGISTRY_LOCK_WAIT (a holder that long is stuck, or a process that is stopped).
+REGISTRY_LOCK_SAY = 1.0
+REGISTRY_LOCK_WAIT = 30.0
 
 # --- webhooks (registry.webhooks) ------------------------------------------------------------
 # A delivery is retried with backoff for at most this many seconds after the event, then
@@ -326,7 +331,7 @@ class SettingsFile:
             if isinstance(value, dict) and all(not isinstance(v, dict) for v in value.values()):
                 commands[" ".join(key.split())] = value
             elif key in FILE_KEYS and isinstance(value, str) and value.strip():
-                values[key] = _relative_to(path.parent, key, value.strip())
+                values[key] = relative_to(path.parent, key, value.strip())
             else:
                 known = ", ".join(FILE_KEYS)
                 raise InvalidInputError(
@@ -337,9 +342,11 @@ class SettingsFile:
         return cls(path=path, values=values, commands=commands)
 
 
-def _relative_to(folder: Path, key: str, value: str) -> str:
-    """A path value relative to the file's folder; URIs and keywords as they are."""
-    if key not in _PATH_KEYS or "://" in value or value in _KEYWORDS:
+def relative_to(folder: Path, key: str, value: str) -> str:
+    """A path value in a settings file, relative to the file's ``folder``: ``key`` is a
+    top-level key (:data:`FILE_KEYS`), or ``path`` for a command option declared as a path;
+    ``~`` is the home folder; URIs, keywords and the values of other keys as they are."""
+    if key not in (*_PATH_KEYS, "path") or "://" in value or value in ("", *_KEYWORDS):
         return value
     prefix = ""
     if key == "mnist" and value.startswith(("idx:", "npz:")):

@@ -213,9 +213,11 @@ def stdout_closed_early() -> Iterator[None]:
         yield
     except BrokenPipeError:
         _stdout_to_devnull()
+        _stderr_flushed()
         raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
     except SystemExit as e:
         if isinstance(e.__context__, BrokenPipeError):  # rich's on_broken_pipe: exit(1)
+            _stderr_flushed()
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
         raise
     except OSError as e:
@@ -253,6 +255,20 @@ def _stdout_failed() -> bool:
     except ValueError:  # closed
         return False
     return False
+
+
+def _stderr_flushed() -> None:
+    """Flush stderr; when it cannot be written either (``2>&1 | head``: the summary's line
+    was cut short), point it at devnull, so that the interpreter's final flush does not fail
+    (exit 120) after the quiet exit 141."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+    except ValueError:  # closed
+        pass
 
 
 def _stdout_to_devnull() -> None:
@@ -352,33 +368,109 @@ def file_defaults(group: Any) -> FileDefaults:
                     f"settings file {table.files[key]}: [{name}] {key} is not an option of "
                     f"`softmax-pipe {name}` (options: {', '.join(sorted(options))})"
                 )
-            option = options[key]
+            option, path = options[key], table.files[key]
             if option.multiple and not isinstance(value, list):
                 value = [value]  # ``dataset = "mine"``: one of a repeatable option's values
-            into[option.name] = value
-            found.origins[(*name.split(), option.name)] = (table.files[key], key)
+            for one in value if option.multiple else [value]:
+                expected = _toml_type_error(option, one)
+                if expected is not None:
+                    raise InvalidInputError(
+                        f"settings file {path}: [{name}] {key}: {_toml(one)} is not {expected}"
+                    )
+            into[option.name] = _in_file_folder(option, path, value)
+            found.origins[(*name.split(), option.name)] = (path, key)
     return found
+
+
+def _toml_type_error(option: Any, value: Any) -> str | None:
+    """What ``option`` takes when the TOML ``value`` is not of a type it takes, else None.
+    Click converts a ``default_map`` value with ``int()`` or ``float()`` when it is not a
+    string: ``epochs = 1.5`` trained one epoch, ``epochs = true`` too. A string is checked
+    by click as a typed value is (``workers = "x"``, ``seed = "-1"``)."""
+    if option.is_flag:
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(value, str):
+        return None
+    kind = getattr(option.type, "name", "")
+    if kind in ("int", "int range"):  # click.INT, click.IntRange
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if kind in ("float", "float range"):
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if fits else "a number"
+    return "a string (in quotes)"
+
+
+def _toml(value: Any) -> str:
+    """``value`` as it is written in TOML (``true``, ``1.5``, ``"x"``)."""
+    import json
+
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return repr(value) if number else json.dumps(value, default=str)
+
+
+# The environment variables of the settings files' locations: the options they set take a
+# relative path in a command's table as the top-level key does (``[ingest] source``).
+_LOCATION_KEYS = {variable: key for key, variable in settings.FILE_KEYS.items()}
+
+
+def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
+    """A relative path in a command's table relative to the file's folder, as a top-level
+    key's is: for the options declared as paths (``Path``: ``[train] out``) and those of the
+    locations (``source``, ``cache-dir``, ``registry``). URIs, keywords and other values
+    stay as they are."""
+    location = _LOCATION_KEYS.get(option.envvar) if isinstance(option.envvar, str) else None
+    is_path = getattr(option.type, "name", "") == "path"
+    if location is None and not is_path:
+        return value
+    key = location or "path"
+    if option.multiple:
+        return [
+            settings.relative_to(path.parent, key, v) if isinstance(v, str) else v for v in value
+        ]
+    return settings.relative_to(path.parent, key, value) if isinstance(value, str) else value
 
 
 def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
     """For a request's value that its check refused (``InvalidInputError.setting``) and
     that a settings file gave the command that ran: the error, naming the file and the key,
-    as :func:`_from_settings_file` names them for click's own checks."""
+    as :func:`_from_settings_file` names them for click's own checks. The command's context
+    is the innermost one of ``ctx``'s that the traceback holds: whether the value came from
+    the file is its parameter's source (comparing values missed ``seed = "-1"``, which
+    the check sees as -1, and ``nan``)."""
     setting = getattr(e, "setting", None)
-    if setting is None or ctx.invoked_subcommand is None:
+    leaf = _command_context(ctx, e)
+    if setting is None or leaf is None or setting[0] not in leaf.params:
         return None
-    name, value = setting
-    found = [
-        (words, origin)
-        for (*words, param), origin in ctx.meta.get(SETTINGS_ORIGINS_KEY, {}).items()
-        if param == name
-        and words[0] == ctx.invoked_subcommand
-        and _file_value(ctx.default_map, words, param) == value
-    ]
-    if len(found) != 1:  # none, or other commands' tables too: the error as it is
+    return _settings_origin(leaf, setting[0], str(e))
+
+
+def _command_context(root: Any, e: BaseException) -> Any:
+    """The innermost click context under ``root`` that a frame of ``e``'s traceback holds
+    as ``ctx`` (click's own ``Command.invoke``): the command that ran, with its
+    parameters' sources, though it has been closed since."""
+    found, tb = None, e.__traceback__
+    while tb is not None:
+        ctx: Any = tb.tb_frame.f_locals.get("ctx")
+        if ctx is not root and callable(getattr(ctx, "find_root", None)):
+            found = ctx if ctx.find_root() is root else found
+        tb = tb.tb_next
+    return found
+
+
+def _settings_origin(ctx: Any, name: str, message: str) -> str | None:
+    """``message`` naming the settings file and key that gave the parameter ``name`` of the
+    command ``ctx``, when a file gave it (click's ``default_map``); else None."""
+    source = ctx.get_parameter_source(name)
+    if source is None or source.name != "DEFAULT_MAP":  # click's ParameterSource, vendored
         return None
-    words, origin = found[0]
-    return _settings_line(origin, words, str(e))
+    words, at = [], ctx
+    while at.parent is not None:
+        words.append(at.info_name)
+        at = at.parent
+    origin = at.meta.get(SETTINGS_ORIGINS_KEY, {}).get((*reversed(words), name))
+    if origin is None:
+        return None
+    return _settings_line(origin, words[::-1], message)
 
 
 def _settings_line(origin: tuple[Path, str], words: list[str], message: str) -> str:
@@ -388,16 +480,6 @@ def _settings_line(origin: tuple[Path, str], words: list[str], message: str) -> 
     return f"settings file {path}: [{' '.join(words)}] {key}: {message}"
 
 
-def _file_value(default_map: dict[str, Any] | None, words: list[str], param: str) -> Any:
-    table: Any = default_map or {}
-    for word in words:
-        table = table.get(word, {}) if isinstance(table, dict) else {}
-    return table.get(param, _MISSING) if isinstance(table, dict) else _MISSING
-
-
-_MISSING = object()
-
-
 def _from_settings_file(e: typer.TyperException) -> str | None:
     """For a bad value that came from a settings file (click's ``default_map``) rather than
     the command line: the line that names the file and the key, instead of click's
@@ -405,18 +487,7 @@ def _from_settings_file(e: typer.TyperException) -> str | None:
     ctx, param = getattr(e, "ctx", None), getattr(e, "param", None)
     if ctx is None or param is None or not param.name:
         return None
-    source = ctx.get_parameter_source(param.name)
-    if source is None or source.name != "DEFAULT_MAP":  # click's ParameterSource, vendored
-        return None
-    words, at = [], ctx
-    while at.parent is not None:
-        words.append(at.info_name)
-        at = at.parent
-    origin = at.meta.get(SETTINGS_ORIGINS_KEY, {}).get((*reversed(words), param.name))
-    if origin is None:
-        return None
-    message = getattr(e, "message", None) or e.format_message()
-    return _settings_line(origin, words[::-1], message)
+    return _settings_origin(ctx, param.name, getattr(e, "message", None) or e.format_message())
 
 
 def flowed_help(app: typer.Typer) -> None:
@@ -445,7 +516,7 @@ class ErrorBoundary(TyperGroup):
     - Ctrl-C or SIGTERM: ``interrupted``, exit 130;
     - anything else (a bug): one line naming it, ``run with --debug for the traceback``,
       exit 70. ``--debug`` or ``SOFTMAX_PIPE_DEBUG=1`` prints the traceback before the
-      line; the exit code is the same.
+      line, which then leaves the hint out; the exit code is the same.
     """
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
@@ -486,14 +557,12 @@ class ErrorBoundary(TyperGroup):
             err("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
-            _traceback(_debug(ctx))
+            debug = _debug(ctx)
+            _traceback(debug)
             if is_usage_error(e):
                 _usage_error(e, ctx.command_path)
-            err(
-                f"error: unexpected {type(e).__name__}: {e} (a bug; run with --debug "
-                "for the traceback)",
-                style="bold red",
-            )
+            hint = "" if debug else "; run with --debug for the traceback"  # printed above
+            err(f"error: unexpected {type(e).__name__}: {e} (a bug{hint})", style="bold red")
             raise typer.Exit(EXIT_INTERNAL) from None
 
 

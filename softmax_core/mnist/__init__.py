@@ -64,6 +64,7 @@ from softmax_core.mnist.cache import (
     dataset_from_entry,
     discard,
     entries_by_use,
+    make_root,
     mark_used,
     open_entry,
     sweep_stale,
@@ -108,7 +109,8 @@ def load_mnist(
         source: ``keras``, ``download``, a folder of IDX files, an ``.npz``, or ``None``:
             the MNIST already in the cache (the entry last used, whatever source made it:
             ``ingest`` or ``run`` once with ``--source``, then every command without it),
-            else the default of :func:`resolve_source`.
+            else the local source of a damaged entry (parsed again), else the default of
+            :func:`resolve_source`.
         cache_dir: the cache folder; entries go under ``cache_dir/mnist/``.
         url: where ``download`` fetches ``mnist.npz`` (http or https).
         sha256: the sha256 the downloaded file must have.
@@ -125,10 +127,10 @@ def load_mnist(
         cannot be written. In every failure the cache keeps no partial state.
     """
     root = Path(cache_dir).expanduser() / "mnist"
-    if root.is_dir():
-        sweep_stale(root)
+    make_root(root)  # a cache that cannot be made says so, not the network after a load
+    sweep_stale(root)
     if source is None:
-        cached = _last_used(root, progress)
+        cached, source = _last_used(root, progress)
         if cached is not None:
             return cached
     resolved = resolve_source(source)
@@ -157,18 +159,38 @@ def load_mnist(
     return dataset_from_entry(arrays, manifest, src.label, entry, cached=False)
 
 
-def _last_used(root: Path, progress: Progress | None) -> Dataset | None:
-    """The verified cache entry used last, as its source made it; None when there is none
-    (an entry that fails verification is discarded and the next one tried)."""
+def _last_used(root: Path, progress: Progress | None) -> tuple[Dataset | None, str | None]:
+    """The verified cache entry used last, as its source made it; when there is none, None
+    and the local source (a folder of IDX files, an .npz) that made the first entry that
+    failed verification, to parse again rather than fetch another MNIST (an entry that
+    fails verification is discarded and the next one tried)."""
+    recorded = None
     for entry in entries_by_use(root):
         try:
             manifest, arrays = open_entry(entry)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             say(progress, f"cache entry {entry} failed verification ({e}); discarded")
+            recorded = recorded or _local_source(entry)
             discard(entry)
             continue
         label = str(manifest.get("source") or entry.name)
         say(progress, f"no source given: the MNIST cached from {label} ({entry})")
         mark_used(entry)
-        return dataset_from_entry(arrays, manifest, label, entry, cached=True)
-    return None
+        return dataset_from_entry(arrays, manifest, label, entry, cached=True), None
+    if recorded is not None:
+        say(progress, f"no source given: parsing {recorded} again, which made the entry")
+    return None, recorded
+
+
+def _local_source(entry: Path) -> str | None:
+    """The local source (``idx:FOLDER``, ``npz:FILE``) an entry's manifest records, while
+    it is still there; None for another source or a manifest that cannot be read."""
+    import json
+
+    try:
+        label = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(label, str) or not label.startswith(("idx:", "npz:")):
+        return None
+    return label if Path(label[4:]).exists() else None

@@ -77,6 +77,25 @@ def open_entry(entry: Path) -> tuple[dict[str, Any], dict[str, NDArray[np.uint8]
     return manifest, arrays
 
 
+def make_root(root: Path) -> None:
+    """Make the cache folder ``root`` (and its parents) if it is missing.
+
+    Raises:
+        StorageError: it cannot be made (a file in its place, a folder not writable).
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_create(root, e) from e
+
+
+def _cannot_create(root: Path, e: OSError) -> StorageError:
+    return StorageError(
+        f"cannot create the MNIST cache under {root} ({e.strerror or e}); "
+        f"give a writable --cache-dir (or {settings.ENV_CACHE})"
+    )
+
+
 def write_entry(
     root: Path,
     key: str,
@@ -90,14 +109,11 @@ def write_entry(
     If another loader put a valid entry in place first, theirs is kept and ours dropped.
     """
     entry = root / key
+    make_root(root)
     try:
-        root.mkdir(parents=True, exist_ok=True)
         tmp = temp_dir(entry)
     except OSError as e:
-        raise StorageError(
-            f"cannot create the MNIST cache under {root} ({e.strerror or e}); "
-            f"give a writable --cache-dir (or {settings.ENV_CACHE})"
-        ) from e
+        raise _cannot_create(root, e) from e
     try:
         shas: dict[str, str] = {}
         for name in ARRAY_NAMES:

@@ -111,7 +111,7 @@ def _parse_idx(f: io.BufferedIOBase, path: Path, images: bool) -> NDArray[np.uin
             f"{path}: header claims {dims[0]} {what}, more than the limit {MAX_ITEMS}"
         )
     out = np.empty(dims, dtype=np.uint8)
-    got = _read_exact(f, out.data.cast("B"))
+    got = _read_exact(f, out.data.cast("B")) if out.nbytes else 0  # no view of 0 images
     if got < out.nbytes:
         raise DataFormatError(
             f"{path}: truncated: the header promises {dims[0]} {what} "

@@ -303,6 +303,30 @@ def test_an_unexpected_error_is_one_line_exit_70_and_debug_shows_it(
     assert code == 70, stderr  # the traceback, and the code the README gives a bug
     assert stderr.startswith("Traceback (most recent call last):"), stderr
     assert "RuntimeError: boom in the loader" in stderr
+    last = stderr.strip().splitlines()[-1]  # the traceback is there: no hint to ask for it
+    assert last.startswith("error: unexpected RuntimeError") and "--debug" not in last, last
+
+
+def test_an_idx_split_of_no_images_is_exit_2(mnist_dir: Path, tmp_path: Path) -> None:
+    """Test files whose headers count 0 images: the line the .npz source gives (exit 2),
+    not an unexpected TypeError of the parser's memoryview (exit 70)."""
+    import gzip
+    import shutil
+    import struct
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_dir / name, idx / name)
+    (idx / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">IIII", 0x803, 0, 28, 28))
+    )
+    (idx / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 0x801, 0)))
+    code, _, stderr = invoke("ingest", "--source", idx, "--cache-dir", tmp_path / "cache")
+    assert code == 2, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"error: MNIST IDX folder {idx}: the test split holds no images"
+    )
 
 
 def test_usage_errors_are_one_line_exit_2() -> None:
@@ -617,3 +641,44 @@ def test_a_full_stdout_is_one_line_exit_4_for_every_command(args: str) -> None:
         4,
         "error: cannot write stdout: No space left on device\n",
     ), done.stderr
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_a_cache_dir_that_cannot_be_made_says_so(
+    command: str, model_files: list[Path], tmp_path: Path
+) -> None:
+    """``--cache-dir`` naming a file: the line ingest gives (exit 4), before any MNIST is
+    loaded; evaluate and train said ``keras.datasets.mnist.load_data() failed: URL fetch
+    failure`` (the loader fell back to the network, then the cache failed anyway)."""
+    args = [model_files[0]] if command == "evaluate" else ["--out", tmp_path / "m.npz"]
+    code, _, err = invoke(command, *args, "--cache-dir", model_files[1])
+    assert code == 4, err
+    assert err.strip().splitlines()[-1] == (
+        f"error: cannot create the MNIST cache under {model_files[1] / 'mnist'} (Not a "
+        "directory); give a writable --cache-dir (or SOFTMAX_PIPE_CACHE)"
+    )
+
+
+def test_a_cache_entry_that_fails_verification_is_parsed_again_from_its_source(
+    tmp_path: Path,
+) -> None:
+    """No source given and the last entry damaged: the local file that made it is parsed
+    again (it was discarded, then keras's download tried)."""
+    rng = np.random.default_rng(0)
+    source = tmp_path / "digits.npz"
+    np.savez(
+        source,
+        x_train=rng.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+        y_train=np.arange(60, dtype=np.uint8) % 10,
+        x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        y_test=np.arange(20, dtype=np.uint8) % 10,
+    )
+    cache = tmp_path / "cache"
+    code, _, err = invoke("ingest", "--source", source, "--cache-dir", cache)
+    assert code == 0, err
+    (damaged,) = (cache / "mnist").glob("npz-*/x_test.npy")
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\x01")
+    code, _, err = invoke("ingest", "--cache-dir", cache)
+    assert code == 0, err
+    assert "failed verification" in err and f"parsing npz:{source} again" in err, err
+    assert "keras" not in err and "download" not in err

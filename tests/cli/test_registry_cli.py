@@ -325,3 +325,41 @@ def test_gc_with_a_short_grace_needs_force(model_files: list[Path], tmp_path: Pa
     assert code == 0 and "would delete 1 unreferenced blob\n" in out and orphan.exists()
     code, out, err = invoke("registry", "gc", "--grace", "0", "--force", *reg)
     assert code == 0 and "deleted 1 unreferenced blob\n" in out and not orphan.exists()
+
+
+def test_a_held_registry_lock_is_waited_for_with_a_line_then_given_up(
+    model_files: list[Path], tmp_path: Path
+) -> None:
+    """Another process holding a local registry's lock: the command says it waits, after
+    a second, and gives up with one line and exit 4 after the settings' bound (it waited
+    forever, silently). The bound is lowered to 3 s here."""
+    import fcntl
+
+    root = tmp_path / "registry"
+    for model in model_files[:2]:
+        assert invoke("registry", "publish", model, "--name", "digits", "--registry", root)[0] == 0
+    assert invoke("registry", "promote", "digits:1", "champion", "--registry", root)[0] == 0
+    held = os.open(root / ".~lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    lowered = (
+        "import sys\nfrom softmax_core import settings\nsettings.REGISTRY_LOCK_WAIT = 3.0\n"
+        "from softmax_pipe.cli import main\nsys.argv[0] = 'softmax-pipe'\nmain()\n"
+    )
+    args = ["registry", "promote", "digits:2", "champion", "--registry", str(root)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", lowered, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,  # it hung: a failure, not a hang of the suite
+            check=False,
+        )
+    finally:
+        os.close(held)
+    assert done.returncode == 4, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("waiting for the registry lock held by another"), lines
+    assert lines[1].startswith(f"error: the registry lock {root / '.~lock'} stayed held"), lines
+    assert len(lines) == 2 and "Traceback" not in done.stderr
+    code, out, _ = invoke("registry", "promote", "digits:2", "champion", "--registry", root)
+    assert code == 0, out  # once it is free, the move is made

@@ -372,6 +372,23 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(digits_10k: Path, model:
     assert "Traceback" not in stderr and "Error" not in stderr
 
 
+def test_a_reader_of_stderr_that_stops_early_is_141_too(digits_10k: Path, model: Path) -> None:
+    """`softmax-pipe score DIR 2>&1 | head -3`: exit 141 as with stdout alone (it was 120:
+    the summary left unwritten in stderr's buffer failed again at the interpreter's exit).
+    Here stderr's reader is gone before the first line, so the summary's write fails (stderr
+    buffered, as it is unless ``PYTHONUNBUFFERED`` is set)."""
+    command = ["score", str(digits_10k / "0"), "-m", str(model)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "softmax_pipe.cli", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+    )
+    assert proc.stderr is not None
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141
+
+
 def test_progress_bar_on_a_terminal_only(digits_10k: Path, model: Path, tmp_path: Path) -> None:
     """stderr a terminal: a progress bar over the counted images; not a terminal: none."""
     import pty

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from softmax_core import settings
@@ -102,7 +103,7 @@ def test_an_unknown_option_names_the_file_that_holds_it(
             "registry list",
             'json = "maybe"',
             ["registry", "list"],
-            "[registry list] json: 'maybe' is not",
+            '[registry list] json: "maybe" is not true or false',
         ),
     ],
 )
@@ -178,3 +179,80 @@ def test_a_repeatable_option_takes_one_value_or_a_list(
     code, _, err = invoke("evaluate", model_files[0], "--registry", tmp_path / "reg", "--json")
     assert code == 3, err
     assert "no dataset named 'mine'" in err and "iterable" not in err
+
+
+@pytest.mark.parametrize(
+    ("table", "text", "args", "says"),
+    [
+        ("train", "epochs = 1.5", ["train"], "[train] epochs: 1.5 is not an integer"),
+        ("train", "epochs = true", ["train"], "[train] epochs: true is not an integer"),
+        ("train", "limit = 2.9", ["train"], "[train] limit: 2.9 is not an integer"),
+        ("train", "l2 = false", ["train"], "[train] l2: false is not a number"),
+        ("train", 'features = ["hog"]', ["train"], '[train] features: ["hog"] is not a string'),
+        ("train", "json = 1", ["train"], "[train] json: 1 is not true or false"),
+        ("score", "workers = 1.7", ["score", "."], "[score] workers: 1.7 is not an integer"),
+        ("evaluate", "dataset = [1]", ["evaluate", "m.npz"], "[evaluate] dataset: 1 is not a"),
+    ],
+)
+def test_a_value_of_the_wrong_toml_type_is_refused(
+    project: Path, tmp_path: Path, table: str, text: str, args: list[str], says: str
+) -> None:
+    """Click converts a file's number or boolean with ``int()``: ``epochs = 1.5`` trained
+    one epoch and ``epochs = true`` too, where ``--epochs 1.5`` is refused. A value whose
+    TOML type its option does not take is refused, naming the file and the key (exit 2),
+    before anything runs."""
+    path = project / settings.PROJECT_FILE
+    path.write_text(f"[{table}]\n{text}\n")
+    out = tmp_path / "out" / "m.npz"
+    code, _, err = invoke(*args, "--out" if table == "train" else "-o", out)
+    assert code == 2 and err.startswith(f"error: settings file {path}: {says}"), err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('seed = "-1"', "[train] seed: seed=-1 is invalid"),
+        ('learning-rate = "nan"', "[train] learning-rate: learning_rate=nan is invalid"),
+        ('features = "pixel"', "[train] features: features='pixel' is invalid"),
+    ],
+)
+def test_a_string_the_request_refuses_names_the_file_too(
+    project: Path, tmp_path: Path, text: str, says: str
+) -> None:
+    """A string click converts (``seed = "-1"`` is -1; ``"nan"`` a float that equals no
+    float) and the request then refuses is named with its file and key as well (the line
+    named neither: the value in the file was not the one refused)."""
+    path = project / settings.PROJECT_FILE
+    path.write_text(f"[train]\n{text}\n")
+    out = tmp_path / "out" / "m.npz"
+    code, _, err = invoke("train", "--out", out)
+    assert code == 2 and err.startswith(f"error: settings file {path}: {says}"), err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_relative_paths_in_a_command_table_are_the_file_s(project: Path) -> None:
+    """A relative path in a command's table is relative to the file's folder, as a
+    top-level key's is (``[train] out`` and ``[ingest] source`` were relative to the
+    working folder, one below the project here); an option that is not a path is as
+    written."""
+    rng = np.random.default_rng(0)
+    np.savez(
+        project / "digits.npz",
+        x_train=rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
+        y_train=np.arange(200, dtype=np.uint8) % 10,
+        x_test=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
+        y_test=np.arange(50, dtype=np.uint8) % 10,
+    )
+    (project / settings.PROJECT_FILE).write_text(
+        '[ingest]\nsource = "digits.npz"\ncache-dir = "cache"\n'
+        '[train]\nsource = "digits.npz"\ncache-dir = "cache"\nout = "models/m.npz"\n'
+        'epochs = 1\nfeatures = "pixels"\n'
+    )
+    code, _, err = invoke("ingest")
+    assert code == 0, err
+    assert (project / "cache" / "mnist").is_dir()
+    code, _, err = invoke("train")
+    assert code == 0, err
+    assert (project / "models" / "m.npz").is_file()
+    assert not (project / "scans" / "models").exists()

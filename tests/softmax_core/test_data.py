@@ -951,14 +951,18 @@ def test_no_source_reuses_the_mnist_last_cached(
 def test_no_source_and_a_damaged_cache_falls_back(
     tmp_path: Path, cache_dir: Path, small: Arrays, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An entry that fails verification is discarded, never used; with none left, the
-    default source decides (here keras's cached file, taken as the published one, reused
-    without a download: the URL is a closed port)."""
+    """An entry that fails verification is discarded, never used; the local source that
+    made it is parsed again while it is there (a download was tried instead); with none,
+    the default source decides (here keras's cached file, taken as the published one,
+    reused without a download: the URL is a closed port)."""
+    import shutil
+
     home = tmp_path / "keras-home"
     other = make_arrays(seed=4)
     published = write_npz(home / "datasets" / "mnist.npz", other)
     monkeypatch.setenv("KERAS_HOME", str(home))
-    ds = load_mnist(str(write_idx(tmp_path / "idx", small)), cache_dir=cache_dir)
+    folder = write_idx(tmp_path / "idx", small)
+    ds = load_mnist(str(folder), cache_dir=cache_dir)
     _flip_last_byte(ds.path)
     messages: list[str] = []
     url = f"http://127.0.0.1:{free_port()}/mnist.npz"
@@ -966,5 +970,10 @@ def test_no_source_and_a_damaged_cache_falls_back(
         None, cache_dir=cache_dir, url=url, sha256=file_sha256(published), progress=messages.append
     )
     assert any("failed verification" in m and "discarded" in m for m in messages), messages
+    assert any(f"parsing idx:{folder} again" in m for m in messages), messages
+    assert again.digest == ds.digest and again.source == f"idx:{folder}"
+    _flip_last_byte(again.path)
+    shutil.rmtree(folder)  # the source is gone too: the default decides
+    again = load_mnist(None, cache_dir=cache_dir, url=url, sha256=file_sha256(published))
     assert not ds.path.exists()
     assert again.digest == dataset_digest(other) and again.source == f"download:{url}"
