@@ -408,6 +408,11 @@ def _toml(value: Any) -> str:
     return repr(value) if number else json.dumps(value, default=str)
 
 
+# The metavar of an option that is a local file path but is declared as a string (a Path
+# drops the trailing slash that says a name is a folder: `--out m/new/`); a settings file's
+# relative value of it is relative to the file's folder, as a Path option's is.
+LOCAL_PATH = "PATH"
+
 # The environment variables of the settings files' locations: the options they set take a
 # relative path in a command's table as the top-level key does (``[ingest] source``).
 _LOCATION_KEYS = {variable: key for key, variable in settings.FILE_KEYS.items()}
@@ -419,7 +424,7 @@ def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
     locations (``source``, ``cache-dir``, ``registry``). URIs, keywords and other values
     stay as they are."""
     location = _LOCATION_KEYS.get(option.envvar) if isinstance(option.envvar, str) else None
-    is_path = getattr(option.type, "name", "") == "path"
+    is_path = getattr(option.type, "name", "") == "path" or option.metavar == LOCAL_PATH
     if location is None and not is_path:
         return value
     key = location or "path"

@@ -13,6 +13,7 @@ from softmax_core import settings as defaults
 from softmax_core.escaping import printable
 from softmax_core.words import plural
 from softmax_pipe.cli_common import (
+    LOCAL_PATH,
     BatchSizeOpt,
     CacheOpt,
     EndpointOpt,
@@ -88,7 +89,7 @@ def train(
         typer.Option(
             "--out",
             "-o",
-            metavar="PATH",
+            metavar=LOCAL_PATH,
             help="Where to write the model file (.npz); missing folders are made. Checked "
             "before training: a folder (or a name ending in /) or the training data is "
             "exit 2, a place that cannot be written exit 4.",

@@ -15,7 +15,15 @@ import typer
 
 from softmax_core import settings
 from softmax_core.words import plural
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, JsonOpt, RegistryOpt, err, location
+from softmax_pipe.cli_common import (
+    LOCAL_PATH,
+    CacheOpt,
+    EndpointOpt,
+    JsonOpt,
+    RegistryOpt,
+    err,
+    location,
+)
 
 if TYPE_CHECKING:
     from softmax_core.monitoring import Profile
@@ -60,7 +68,7 @@ def monitor(
         typer.Option(
             "--out",
             "-o",
-            metavar="PATH",
+            metavar=LOCAL_PATH,
             help="Write the HTML page with the trend plots here (self-contained, no script); "
             "missing folders are made. Checked before the history is read: a folder (or a "
             "name ending in /) is exit 2, a place that cannot be written exit 4.",

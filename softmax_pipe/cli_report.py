@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from softmax_core import settings
-from softmax_pipe.cli_common import CacheOpt, EndpointOpt, RegistryOpt, SourceOpt, err, location
+from softmax_pipe.cli_common import (
+    LOCAL_PATH,
+    CacheOpt,
+    EndpointOpt,
+    RegistryOpt,
+    SourceOpt,
+    err,
+    location,
+)
 
 if TYPE_CHECKING:
     from registry import Registry
@@ -45,7 +53,7 @@ def report(
         typer.Option(
             "--out",
             "-o",
-            metavar="PATH",
+            metavar=LOCAL_PATH,
             help="Where to write the HTML page; missing folders are made. Checked before the "
             "report is made: a folder (or a name ending in /) or a file the report reads is "
             "exit 2, a place that cannot be written exit 4.",

@@ -185,12 +185,12 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Request]]:
     check_store(store, racers=2)  # what an S3 registry runs before each key's first write
     trainer, store.sent = store.sent, []
     check_store(store, racers=2)
+    reg.reject("mnist", 99, "champion")  # before the approvals, which close it as superseded
     reg.approve("mnist", 100, "champion", force=True, by="bob")
     reg.approve("mnist", 101, "champion")
     reg.promote("mnist", 99, "staging")
     reg.promote("mnist", 100, "staging")
     reg.rollback("mnist", "staging")
-    reg.reject("mnist", 99, "champion")
     approver = store.sent
     return {"trainer": trainer, "approver": approver}
 
