@@ -6,7 +6,9 @@ create only-if-absent); every move gets the next sequence number and its own wri
 history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous`` stack.
 
 - A move that changes nothing (a promote to where the alias already is) writes nothing:
-  a read-only or full registry still answers it.
+  a read-only or full registry still answers it. A promote to the version the alias
+  points to whose manifest now names another blob than the one recorded is a move: it
+  pins the new digest (recorded in the history; the rollback list is unchanged).
 - A move records the blob digest the version's manifest names (``digest``):
   resolving the alias refuses a manifest rewritten since (``registry.catalog.resolve``),
   so a key that may write ``versions/`` but not ``aliases/`` cannot change what an
@@ -82,9 +84,15 @@ def promote(
     digest = catalog.manifest(store, name, version).digest  # ModelNotFoundError if absent
 
     def move(current: AliasRecord | None) -> AliasRecord | None:
+        repin = False
         if current is not None and current.version == version:
-            return None  # already there: nothing to record
-        previous = (*current.previous, current.version) if current else ()
+            if current.digest in (None, digest):
+                return None  # already there: nothing to record
+            repin = True  # the manifest was rewritten since: pin what it names now
+        if current is None:
+            previous: tuple[int, ...] = ()
+        else:
+            previous = current.previous if repin else (*current.previous, current.version)
         return AliasRecord(
             name=name,
             alias=alias,

@@ -310,6 +310,28 @@ def test_an_alias_serves_only_the_manifest_it_was_moved_to(reg: Registry) -> Non
     assert back.digest == second.digest
 
 
+def test_promoting_again_pins_a_rewritten_manifest_as_the_refusal_advises(
+    reg: Registry,
+) -> None:
+    """The refusal of a rewritten manifest says to promote the version again: that promote
+    is a move (it pinned nothing before: 'already digits:1'), recorded in the history, with
+    the rollback list unchanged; a promote after it writes nothing."""
+    first, second = published(reg, 1, 2)
+    reg.promote("digits", 2, "champion")
+    reg.promote("digits", 1, "champion")
+    forged = dataclasses.replace(first, digest=second.digest, size=second.size)
+    reg.store.put(layout.manifest_key("digits", 1), forged.to_bytes())
+    with pytest.raises(IntegrityError, match=r"registry promote digits:1 champion"):
+        reg.resolve("digits@champion")
+    move = reg.promote("digits", 1, "champion")
+    assert move.moved and move.record.digest == second.digest
+    assert move.record.previous == (2,) and move.record.from_version == 1
+    assert reg.resolve("digits@champion").digest == second.digest
+    assert [r.version for r in reg.history("digits", "champion")] == [2, 1, 1]
+    assert not reg.promote("digits", 1, "champion").moved
+    assert reg.rollback("digits", "champion").version == 2
+
+
 def test_records_written_before_pinning_still_resolve(reg: Registry) -> None:
     """An alias record without ``digest`` (written by an earlier softmax-pipe) resolves
     as before."""
