@@ -6,13 +6,17 @@ create only-if-absent); every move gets the next sequence number and its own wri
 history entry ``aliases/<alias>.log/<seq>.json``. Rollback pops the ``previous`` stack.
 
 - A move that changes nothing (a promote to where the alias already is) writes nothing:
-  a read-only or full registry still answers it.
+  a read-only or full registry still answers it. A promote to the version the alias
+  points to whose manifest now names another blob than the one recorded is a move: it
+  pins the new digest (recorded in the history; the rollback list is unchanged).
 - A move records the blob digest the version's manifest names (``digest``):
   resolving the alias refuses a manifest rewritten since (``registry.catalog.resolve``),
   so a key that may write ``versions/`` but not ``aliases/`` cannot change what an
   alias serves.
 - Before moving past the current record, its history entry is written if a crash (or a
   lost write) left it out, so the log never loses a move.
+- A record that reads as absent but whose create is refused again and again is no race:
+  a stray key under its name is in the way (:func:`_blocked` names it) after a few tries.
 - A write whose answer was lost and whose retry the store refused (``after_retry``)
   counts as ours when the alias, or the new move's history entry, holds our bytes.
 
@@ -38,11 +42,15 @@ from softmax_core.errors import (
     InvalidNameError,
     ModelNotFoundError,
     ObjectNotFoundError,
+    PermissionDeniedError,
     PreconditionFailedError,
     StorageError,
 )
 
 MAX_CAS_ATTEMPTS = 100
+# Reads say absent, and the only-if-absent create is refused, this many times in a row:
+# not a race (a racer's record would be read back) but a key in the way.
+BLOCKED_AFTER = 3
 MAX_PREVIOUS = 100  # alias rollback depth kept in the record; the log keeps everything
 
 Move = Callable[[AliasRecord | None], AliasRecord | None]  # current -> new (None: stay)
@@ -82,9 +90,15 @@ def promote(
     digest = catalog.manifest(store, name, version).digest  # ModelNotFoundError if absent
 
     def move(current: AliasRecord | None) -> AliasRecord | None:
+        repin = False
         if current is not None and current.version == version:
-            return None  # already there: nothing to record
-        previous = (*current.previous, current.version) if current else ()
+            if current.digest in (None, digest):
+                return None  # already there: nothing to record
+            repin = True  # the manifest was rewritten since: pin what it names now
+        if current is None:
+            previous: tuple[int, ...] = ()
+        else:
+            previous = current.previous if repin else (*current.previous, current.version)
         return AliasRecord(
             name=name,
             alias=alias,
@@ -144,6 +158,7 @@ def _move_alias(
     store: Store, name: str, alias: str, move: Move, *, repair: bool = False
 ) -> AliasMove:
     key = layout.alias_key(name, alias)
+    refused_absent = 0  # creates refused in a row while reads said there is no record
     for attempt in range(MAX_CAS_ATTEMPTS):
         current, etag, damaged = _read_current(store, name, alias, repair=repair)
         new = move(current)
@@ -162,6 +177,9 @@ def _move_alias(
                 store.put(key, body, if_match=etag)
         except PreconditionFailedError as e:
             if not (after_retry(e) and _landed(store, key, new, body)):
+                refused_absent = refused_absent + 1 if etag is None else 0
+                if refused_absent >= BLOCKED_AFTER:
+                    raise _blocked(store, name, alias, refused_absent) from None
                 backoff(attempt)
                 continue
         _ensure_logged(store, new)
@@ -169,6 +187,39 @@ def _move_alias(
     raise StorageError(
         f"could not move {name}@{alias} in {store.uri} after {MAX_CAS_ATTEMPTS} attempts: "
         "too many concurrent moves; try again"
+    )
+
+
+def _blocked(store: Store, name: str, alias: str, times: int) -> StorageError:
+    """The error for an alias record that reads as absent but cannot be created: a key
+    under its name (``<alias>.json/...``, which a store keeping objects as a tree, as
+    SeaweedFS does, cannot hold beside the record) is in the way; it names that key."""
+    key = layout.alias_key(name, alias)
+    try:
+        stray = next(iter(store.list_keys(f"{key}/")), None)
+    except (StorageError, PermissionDeniedError):
+        stray = None
+    where = f"{store.uri}/{key}"
+    if stray is not None:
+        what = f"a key under that name, {store.uri}/{stray}, blocks it"
+        parts = stray[len(key) + 1 :].split("/")[:-1]
+        folders = [
+            f"{where}/" + "".join(f"{p}/" for p in parts[:n]) for n in range(len(parts), -1, -1)
+        ]
+        fix = (
+            "an admin deletes it, then the folders a store keeping objects as a tree "
+            f"(SeaweedFS) keeps for it, deepest first: {', '.join(folders)}"
+        )
+    else:
+        what = "something under that name blocks it"
+        fix = (
+            f"an admin removes what is under {where}/ (on SeaweedFS: the folders a deleted "
+            "key left, each deleted as a key ending in '/', deepest first)"
+        )
+    return StorageError(
+        f"cannot move {name}@{alias} in {store.uri}: {key} reads as absent, yet the store "
+        f"refused to create it {times} times in a row, so this is no race: {what}; {fix}, "
+        "then move the alias again"
     )
 
 

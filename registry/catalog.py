@@ -116,7 +116,8 @@ def resolve(store: Store, ref: str) -> Manifest:
                 f"{name}@{alias} was moved to {found.ref} when its manifest named blob "
                 f"sha256:{record.digest}, but {store.uri}/{layout.manifest_key(name, record.version)} "
                 f"now names sha256:{found.digest}: the manifest was rewritten after the move; "
-                f"not loaded. Check it, then move the alias again (registry promote)"
+                f"not loaded. Check it, then pin what it names now with `softmax-pipe registry "
+                f"promote {name}:{record.version} {alias}`, or move the alias elsewhere"
             )
         return found
     if version is not None:

@@ -52,6 +52,7 @@ from registry.writes import after_retry, backoff, is_ours, now
 from softmax_core import settings
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import (
+    PermissionDeniedError,
     PreconditionFailedError,
     SoftmaxPipeError,
     StorageError,
@@ -133,8 +134,8 @@ def check_store(
     scratch = f"{layout.CHECKS}{uuid.uuid4().hex}/"
     written: set[str] = set()
     tracked = _Tracking(store, written)
+    _first_write(tracked, scratch)
     try:
-        _first_write(tracked, scratch)
         probes = (
             _only_if_absent(tracked, scratch, racers, trials),
             _compare_and_swap(tracked, scratch, racers, rounds),
@@ -162,9 +163,22 @@ def _first_write(store: Store, scratch: str) -> None:
     """One write alone before any race: a store that refuses writes (no rights on the
     scratch prefix, an endpoint gone) raises its error after one request and boto3's
     retries of it, not after every racer's (8 racers x 3 attempts, each time a registry
-    task retries its first write)."""
-    with contextlib.suppress(PreconditionFailedError):  # our own write, retried: it landed
-        store.put(f"{scratch}first.json", _body(first=True), if_none_match=True)
+    task retries its first write).
+
+    Nothing is cleaned up after it fails: a refused write left nothing, and a store that
+    did not answer would not answer the clean-up's list, HEAD and delete either (each with
+    its retries: minutes more). A write that may have landed unanswered leaves at most
+    one small key under ``checks/``, which nothing reads (logged at debug level)."""
+    key = f"{scratch}first.json"
+    try:
+        store.put(key, _body(first=True), if_none_match=True)
+    except PreconditionFailedError:  # our own write, retried: it landed
+        pass
+    except PermissionDeniedError:  # refused: nothing written
+        raise
+    except SoftmaxPipeError:  # not answered: the command's one line says so
+        log.debug("registry check: %s/%s may be left behind (no answer)", store.uri, key)
+        raise
 
 
 def _body(**fields: object) -> bytes:

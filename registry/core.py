@@ -467,13 +467,14 @@ class Registry:
     ) -> tuple[AddResult, labelled.FolderData]:
         """Read a labelled folder (or an ``s3://`` prefix laid out as one, on the
         registry's S3 endpoint) and add it to ``name``; unreadable images are left out and
-        listed in the FolderData's ``failures``."""
+        listed in the FolderData's ``failures``. A refused read of the source names the
+        source (outside :meth:`_doing`, which speaks of the registry's keys)."""
+        validate_name("dataset name", name)
         inner = unchecked(self.store)
         endpoint = inner.endpoint_url if isinstance(inner, S3Store) else None
+        read = dataset_ops.read_source(folder, progress=progress, endpoint_url=endpoint)
         with self._doing(f"adding to dataset {name}"):
-            return dataset_ops.add_folder(
-                self.store, self.cache_dir, name, folder, progress=progress, endpoint_url=endpoint
-            )
+            return dataset_ops.add_dataset(self.store, self.cache_dir, name, read.data), read
 
     # --- upkeep -----------------------------------------------------------------------
     def check(self, *, racers: int = settings.STORE_CHECK_RACERS) -> CheckResult:

@@ -184,27 +184,21 @@ def _catch_up(
     return add_dataset(store, cache_dir, name, union, _depth=depth + 1)
 
 
-def add_folder(
-    store: Store,
-    cache_dir: Path,
-    name: str,
+def read_source(
     folder: Path | str,
     *,
     progress: labelled.Progress | None = None,
     endpoint_url: str | None = None,
-) -> tuple[AddResult, labelled.FolderData]:
+) -> labelled.FolderData:
     """Read a labelled folder (``softmax_core.labelled.read_folder``), or an ``s3://``
-    prefix laid out as one (``registry.objects.read_labelled``, at ``endpoint_url``), and
-    add it to ``name``.
+    prefix laid out as one (``registry.objects.read_labelled``, at ``endpoint_url``); its
+    errors name the source, not the registry.
 
     Images that cannot be read are left out and listed in the FolderData's ``failures``.
     """
-    validate_name("dataset name", name)
     if is_uri(str(folder)):
-        read = read_labelled(str(folder), endpoint_url=endpoint_url, progress=progress)
-    else:
-        read = labelled.read_folder(Path(folder), progress=progress)
-    return add_dataset(store, cache_dir, name, read.data), read
+        return read_labelled(str(folder), endpoint_url=endpoint_url, progress=progress)
+    return labelled.read_folder(Path(folder), progress=progress)
 
 
 def dataset_digests(store: Store) -> set[str]:

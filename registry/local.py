@@ -1,5 +1,7 @@
 """The local-folder store: atomic renames, ``link(2)`` for only-if-absent, ``flock`` for
-compare-and-swap (POSIX). Temporary files use :mod:`softmax_core.atomicio`'s mark, which is
+compare-and-swap (POSIX). Every key stays inside the root: a key whose path passes
+through a symbolic link below it is refused, read or write (the root itself may be a link).
+Temporary files use :mod:`softmax_core.atomicio`'s mark, which is
 no key character, so they never show up in listings. As on S3, a folder lives only while
 it holds a key: deleting a folder's last key removes the folder (and its parents, up to
 the root, that it leaves empty)."""
@@ -11,6 +13,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +61,28 @@ class LocalStore(Store):
 
     # paths ---------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
+        return self._inside(validate_key(key).split("/"), key)
+
+    def _inside(self, parts: list[str], key: str) -> Path:
+        """``root/parts...``, refused when one of its components below the root is a
+        symbolic link: whoever may create a folder (a trainer's ``models/<name>/``) could
+        otherwise point ``aliases`` elsewhere and have the registry write there. One
+        ``lstat`` per existing component; a missing one ends the walk."""
+        path = self.root
+        for part in parts:
+            path = path / part
+            try:
+                st = os.lstat(path)
+            except OSError:  # missing (created as a folder by the write), or reported there
+                break
+            if stat.S_ISLNK(st.st_mode):
+                rel = path.relative_to(self.root).as_posix()
+                raise StorageError(
+                    f"local registry {self.uri}: {rel} is a symbolic link, and a registry's "
+                    f"keys stay inside its folder: {key!r} is neither read nor written "
+                    f"through it; remove the link ({path}) and check where it pointed"
+                )
+        return self.root.joinpath(*parts)
 
     def url(self, key: str, *, expires: int, content_type: str | None = None) -> str | None:
         return self._path(key).as_uri()
@@ -95,7 +119,7 @@ class LocalStore(Store):
     def get(self, key: str) -> tuple[bytes, str]:
         path = self._path(key)
         try:
-            data = path.read_bytes()
+            data = _read_no_follow(path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFoundError(f"{key!r} is not in {self.uri}") from None
         except OSError as e:
@@ -105,8 +129,8 @@ class LocalStore(Store):
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            data = _read_no_follow(path)
+            st = path.lstat()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as e:
@@ -123,7 +147,7 @@ class LocalStore(Store):
     def _walk(self, prefix: str, *, etags: bool) -> list[ObjectInfo]:
         """Objects under ``prefix`` sorted by key; ETags (md5 of the content) when asked."""
         validate_prefix(prefix)
-        base = self.root.joinpath(*prefix.rstrip("/").split("/")) if prefix else self.root
+        base = self._inside(prefix.rstrip("/").split("/"), prefix) if prefix else self.root
         found: list[ObjectInfo] = []
         if not base.is_dir():
             return found
@@ -138,13 +162,20 @@ class LocalStore(Store):
                     path = os.path.join(dirpath, fn)
                     try:
                         if etags:
-                            with open(path, "rb") as f:
+                            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                            with open(fd, "rb") as f:
                                 st = os.fstat(f.fileno())
                                 etag: str | None = hashlib.file_digest(f, "md5").hexdigest()
                         else:
-                            st, etag = os.stat(path), None
+                            st, etag = os.lstat(path), None
                     except FileNotFoundError:
                         continue  # deleted while we walked
+                    except OSError as e:
+                        if e.errno == errno.ELOOP:
+                            continue  # a symbolic link: no key of this registry
+                        raise
+                    if stat.S_ISLNK(st.st_mode):
+                        continue
                     found.append(
                         ObjectInfo(key=key, size=st.st_size, last_modified=st.st_mtime, etag=etag)
                     )
@@ -155,7 +186,7 @@ class LocalStore(Store):
 
     def children(self, prefix: str) -> Iterator[str]:
         base = (
-            self.root.joinpath(*validate_prefix(prefix).rstrip("/").split("/"))
+            self._inside(validate_prefix(prefix).rstrip("/").split("/"), prefix)
             if prefix
             else self.root
         )
@@ -163,7 +194,11 @@ class LocalStore(Store):
             return iter(())
         names = []
         for entry in sorted(os.scandir(base), key=lambda e: e.name):
-            if entry.is_dir() and is_valid_key(entry.name) and self._holds_object(Path(entry.path)):
+            if (
+                entry.is_dir(follow_symlinks=False)
+                and is_valid_key(entry.name)
+                and self._holds_object(Path(entry.path))
+            ):
                 names.append(entry.name)
         return iter(names)
 
@@ -181,7 +216,7 @@ class LocalStore(Store):
 
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / _LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             started, said = time.monotonic(), False
             while True:  # every wait bounded: a stuck holder is one line, not a hang
@@ -228,7 +263,7 @@ class LocalStore(Store):
             elif if_match is not None:
                 with self._lock():
                     try:
-                        current = path.read_bytes()
+                        current = _read_no_follow(path)
                     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                         raise PreconditionFailedError(
                             f"{key!r} does not exist in {self.uri}; cannot replace it"
@@ -299,3 +334,11 @@ class LocalStore(Store):
         age = max(0.0, time.time() - older_than)
         removed = sweep_temp(self.root, older_than=age, recursive=True)
         return [p.relative_to(self.root).as_posix() for p in removed]
+
+
+def _read_no_follow(path: Path) -> bytes:
+    """``path``'s bytes; a symbolic link there (made since :meth:`LocalStore._inside`
+    looked) is refused by the kernel (``O_NOFOLLOW``: ELOOP), not followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with open(fd, "rb") as f:
+        return f.read()

@@ -64,9 +64,11 @@ def validate_bucket(bucket: str) -> str:
 
 
 def check_endpoint(url: str) -> None:
-    """An S3 endpoint URL is ``http(s)://host[:port][/path]``, without credentials (requests
-    are signed with the AWS keys); else InvalidInputError (exit 2), the URL redacted."""
-    urls.check_url(url, "S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL)")
+    """An S3 endpoint URL is ``http(s)://host[:port]`` (a trailing ``/`` allowed), without
+    credentials (requests are signed with the AWS keys), path, query or fragment (botocore
+    would send a query, a token say, and echo it in its errors); else InvalidInputError
+    (exit 2), the URL redacted."""
+    urls.check_url(url, "S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL)", bare=True)
 
 
 class S3Store(Store):

@@ -23,10 +23,19 @@ Opener = Callable[[str, SplitResult, str | None], Store]  # (uri, its parts, end
 
 
 def _open_s3(uri: str, parts: SplitResult, endpoint_url: str | None) -> Store:
-    if "@" in uri or parts.query or parts.fragment:  # '@' is in no bucket nor key
+    extra = [
+        what
+        for what, there in (
+            ("credentials ('@')", "@" in uri),  # '@' is in no bucket nor key
+            ("a query ('?…')", "?" in uri),
+            ("a fragment ('#…')", "#" in uri),
+        )
+        if there
+    ]
+    if extra:
         raise InvalidNameError(
-            f"registry URI {redact(uri)!r} must be s3://bucket/prefix (no credentials, query "
-            "or fragment in it: S3 requests are signed with the AWS keys)"
+            f"registry URI {redact(uri)!r} has {' and '.join(extra)}; it must be "
+            "s3://bucket/prefix (S3 requests are signed with the AWS keys)"
         )
     if not parts.netloc:
         raise InvalidNameError(

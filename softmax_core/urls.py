@@ -10,13 +10,13 @@ password, and the rest of the password lands in the path.
 
 - :func:`redact`: the URL as messages show it: scheme, host, port and (optionally) path;
   everything between ``//`` and the **last** ``@`` goes, wherever ``urlsplit`` would
-  have put it, so a password holding ``/``, ``?``, ``#`` or ``@`` goes whole; a query or
-  fragment is shown as ``?…``. Never raises: whatever it cannot read becomes
+  have put it, so a password holding ``/``, ``?``, ``#`` or ``@`` goes whole; a query is
+  shown as ``?…``, a fragment (without a query) as ``#…``. Never raises: whatever it cannot read becomes
   :data:`UNSHOWN`, never the original.
 - :func:`url_problem` / :func:`check_url`: what makes a URL unusable (a scheme not
   allowed, no host, a port that is no number, an ``@`` past the host, spaces or control
-  characters, credentials where none belong), as an InvalidInputError (exit 2) naming
-  the URL as :func:`redact` shows it.
+  characters, credentials where none belong; with ``bare``, anything after the port but
+  a ``/``), as an InvalidInputError (exit 2) naming the URL as :func:`redact` shows it.
 
 The one place URLs are made safe to show: the registry (endpoints, registry URIs,
 webhooks), the flows (a Dask address) and the MNIST download use it.
@@ -45,7 +45,7 @@ _ENCODE_HINT = (
 def redact(url: object, *, path: bool = True) -> str:
     """``url`` without anything that may be a credential: ``scheme://host[:port][/path]``
     (``path=False``: without the path, which may hold a token), ``?…`` when it had a
-    query or fragment, one printable line. Any string is accepted; never raises."""
+    query, ``#…`` when it had only a fragment, one printable line. Any string is accepted; never raises."""
     try:
         return printable(_redact(str(url), path))
     except Exception:  # shown in messages: it must never fail, nor echo the URL
@@ -64,14 +64,15 @@ def _redact(url: str, path: bool) -> str:
     shown = (f"{scheme.lower()}://" if scheme else "") + authority
     if path:
         shown += route
-    return shown + ("?…" if after else "")
+    return shown + (f"{after.group()}…" if after else "")
 
 
 def url_problem(
-    url: str, *, schemes: Sequence[str] = HTTP, credentials: bool = False
+    url: str, *, schemes: Sequence[str] = HTTP, credentials: bool = False, bare: bool = False
 ) -> str | None:
     """Why ``url`` is not a usable URL of one of ``schemes`` with a host (and, unless
-    ``credentials``, no ``user:password@``), as the end of a sentence; None when it is."""
+    ``credentials``, no ``user:password@``; with ``bare``, nothing after the host and port
+    but a ``/``: no path, query or fragment), as the end of a sentence; None when it is."""
     wanted = " or ".join(f"{s}://" for s in schemes) + " with a host"
     if not isinstance(url, str) or not url:
         return f"is empty; expected {wanted}"
@@ -94,15 +95,34 @@ def url_problem(
         return f"is ambiguous: it has an '@' after its host ({_ENCODE_HINT})"
     if "@" in parts.netloc and not credentials:
         return "must not embed credentials (user:password@)"
+    if bare:
+        tail = rest[len(parts.netloc) :]
+        extra = [
+            what
+            for what, there in (
+                ("a path", parts.path not in ("", "/")),
+                ("a query ('?…')", "?" in tail),
+                ("a fragment ('#…')", "#" in tail),
+            )
+            if there
+        ]
+        if extra:
+            only = "http(s)" if tuple(schemes) == HTTP else "|".join(schemes)
+            return f"has {' and '.join(extra)}; it must be {only}://host[:port], nothing after"
     return None
 
 
 def check_url(
-    url: str, what: str, *, schemes: Sequence[str] = HTTP, credentials: bool = False
+    url: str,
+    what: str,
+    *,
+    schemes: Sequence[str] = HTTP,
+    credentials: bool = False,
+    bare: bool = False,
 ) -> str:
     """``url`` as :func:`redact` shows it, when :func:`url_problem` finds nothing; else
     InvalidInputError (exit 2): ``<what> '<redacted url>' <the problem>``."""
-    problem = url_problem(url, schemes=schemes, credentials=credentials)
+    problem = url_problem(url, schemes=schemes, credentials=credentials, bare=bare)
     if problem is not None:
         raise InvalidInputError(f"{what} {redact(url)!r} {problem}")
     return redact(url)

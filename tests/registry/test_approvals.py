@@ -22,6 +22,7 @@ from softmax_core.errors import (
     ModelNotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
+    StorageError,
 )
 from tests.registry.helpers import DelegatingStore, make_model
 
@@ -308,6 +309,62 @@ def test_an_alias_serves_only_the_manifest_it_was_moved_to(reg: Registry) -> Non
     assert reg.load("digits@champion")[0].version == 2
     back = reg.rollback("digits", "champion")  # pins what version 1 names now
     assert back.digest == second.digest
+
+
+def test_promoting_again_pins_a_rewritten_manifest_as_the_refusal_advises(
+    reg: Registry,
+) -> None:
+    """The refusal of a rewritten manifest says to promote the version again: that promote
+    is a move (it pinned nothing before: 'already digits:1'), recorded in the history, with
+    the rollback list unchanged; a promote after it writes nothing."""
+    first, second = published(reg, 1, 2)
+    reg.promote("digits", 2, "champion")
+    reg.promote("digits", 1, "champion")
+    forged = dataclasses.replace(first, digest=second.digest, size=second.size)
+    reg.store.put(layout.manifest_key("digits", 1), forged.to_bytes())
+    with pytest.raises(IntegrityError, match=r"registry promote digits:1 champion"):
+        reg.resolve("digits@champion")
+    move = reg.promote("digits", 1, "champion")
+    assert move.moved and move.record.digest == second.digest
+    assert move.record.previous == (2,) and move.record.from_version == 1
+    assert reg.resolve("digits@champion").digest == second.digest
+    assert [r.version for r in reg.history("digits", "champion")] == [2, 1, 1]
+    assert not reg.promote("digits", 1, "champion").moved
+    assert reg.rollback("digits", "champion").version == 2
+
+
+def test_a_stray_key_under_an_alias_is_named_not_blamed_on_racers(reg: Registry) -> None:
+    """A key under the alias record's name (a SeaweedFS trainer key may write
+    ``aliases/champion.json/versions/x``; a folder there on a local store) makes every
+    create of the record fail while reads say it is absent: after a few attempts (not
+    100, then 'too many concurrent moves') the error names the key and who fixes it."""
+    published(reg, 1)
+    stray = "models/digits/aliases/champion.json/versions/x"
+    reg.store.put(stray, b"x")
+    creates: list[str] = []
+    put = reg.store.put
+
+    def counting(key: str, data: bytes, **kw: object) -> str:
+        creates.append(key)
+        return put(key, data, **kw)  # type: ignore[arg-type]
+
+    reg.store.put = counting  # type: ignore[method-assign]
+    where = f"{reg.uri}/models/digits/aliases/champion.json"
+    with pytest.raises(StorageError, match=r"refused to create it 3 times in a row") as e:
+        reg.promote("digits", 1, "champion")
+    assert f"{where}/versions/x, blocks it; an admin deletes it" in str(e.value)
+    assert f"deepest first: {where}/versions/, {where}/, then move" in str(e.value)
+    assert creates.count(layout.alias_key("digits", "champion")) == 3
+    reg.request("digits", 1, "champion")
+    with pytest.raises(StorageError, match=r"champion\.json/versions/x, blocks it"):
+        reg.approve("digits", 1, "champion")
+    reg.store.delete(stray)  # the admin's fix: on SeaweedFS, the folders too
+    client = getattr(reg.store, "client", None)
+    if client is not None:
+        for folder in (f"{where}/versions/", f"{where}/"):
+            bucket, _, folder_key = folder.removeprefix("s3://").partition("/")
+            client.delete_object(Bucket=bucket, Key=folder_key)
+    assert reg.approve("digits", 1, "champion").move.record.version == 1
 
 
 def test_records_written_before_pinning_still_resolve(reg: Registry) -> None:

@@ -14,7 +14,7 @@ import pytest
 from registry import Registry, open_store
 from registry import check as store_check
 from registry.check import CheckedStore, check_store
-from registry.store import Store
+from registry.store import ObjectInfo, Store
 from softmax_core.errors import PermissionDeniedError, StorageError
 from tests.cli_invoke import invoke
 from tests.conftest import S3_ADMIN, S3_SCOPED, use_s3_identity
@@ -168,6 +168,50 @@ def test_a_store_taking_no_writes_is_told_after_one_write(tmp_path: Path) -> Non
         check_store(store)
     assert len(store.puts) == 1 and store.puts[0].startswith("checks/"), store.puts
     assert store.deletes == []
+
+
+class Unreachable(DelegatingStore):
+    """An endpoint that never answers: every request fails after its retries (about 33 s
+    each on a real one). Records each request asked for."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.asked: list[str] = []
+
+    def _gone(self, op: str, key: str) -> StorageError:
+        self.asked.append(f"{op} {key}")
+        return StorageError(f"cannot reach the S3 endpoint for {op} {key} (ReadTimeoutError)")
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        raise self._gone("get", key)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        raise self._gone("head", key)
+
+    def put(
+        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        raise self._gone("put", key)
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        raise self._gone("list", prefix)
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        raise self._gone("list", prefix)
+
+    def delete(self, key: str) -> None:
+        raise self._gone("delete", key)
+
+
+def test_an_endpoint_that_never_answers_costs_one_request(tmp_path: Path) -> None:
+    """README: a first write to such an endpoint fails after one request and its retries
+    (~33 s). The clean-up's list, HEAD and delete, each with its retries too, made it
+    ~2 min: after a first write that failed, nothing is cleaned up (nothing was written,
+    or the store would not answer)."""
+    store = Unreachable(open_store(str(tmp_path / "reg")))
+    with pytest.raises(StorageError, match="cannot reach the S3 endpoint for put checks/"):
+        check_store(store)
+    assert [a.split()[0] for a in store.asked] == ["put"]
 
 
 # --- before the first write ---------------------------------------------------------------

@@ -495,3 +495,30 @@ def test_on_seaweedfs_a_key_under_an_alias_blocks_it(
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
     trainer.close()
     approver.close()
+
+
+@pytest.mark.slow
+def test_a_source_the_key_may_not_read_is_named_not_the_registry(
+    rights_server: SeaweedFS, tmp_path: Path
+) -> None:
+    """``dataset add s3://inbox/lab/`` with a trainer's key, which may read only the
+    registry's bucket: the refusal names the source it could not list, not a prefix of the
+    registry (it said 'needs read access to lab/ in s3://softmax-models/registry')."""
+    admin = rights_server.identity("admin").client(rights_server.endpoint)
+    admin.create_bucket(Bucket="inbox")
+    admin.put_object(Bucket="inbox", Key="lab/3/a.png", Body=b"not read")
+    admin.close()
+    done = softmax_pipe(
+        rights_server,
+        "trainer",
+        "dataset",
+        "add",
+        "s3://inbox/lab/",
+        "--name",
+        "mine",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 77, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "s3://inbox/lab/" in line and "AccessDenied" in line, line
+    assert f"s3://{BUCKET}/{PREFIX}" not in line and "adding to dataset" not in line, line

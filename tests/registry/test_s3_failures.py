@@ -6,6 +6,7 @@ and each key's rights (tests/conftest.py: ``S3_IDENTITIES``), as AWS does.
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from dataclasses import replace
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from registry import Registry
-from registry.s3 import S3Store
+from registry.s3 import S3Store, check_endpoint
+from registry.schemes import open_store
 from softmax_core.errors import InvalidInputError, PermissionDeniedError, StorageError
 from tests.cli_invoke import invoke
 from tests.conftest import S3_NOBODY, S3_USER, use_s3_identity
@@ -60,6 +62,8 @@ ENDPOINT_SECRET = "EndpointPw"
         f"http://s3user:{ENDPOINT_SECRET}@127.0.0.1:1/",  # S3 requests are signed instead
         f"http://s3user:1/{ENDPOINT_SECRET}@127.0.0.1:1/",  # parses, to the wrong host
         f"http://s3user:{ENDPOINT_SECRET}#x@127.0.0.1:1/",
+        f"http://127.0.0.1:1/?X-Amz-Security-Token={ENDPOINT_SECRET}",  # botocore echoed it
+        f"http://127.0.0.1:1#{ENDPOINT_SECRET}",
     ],
 )
 def test_a_malformed_endpoint_or_one_with_a_password_is_refused_without_showing_it(
@@ -84,6 +88,37 @@ def test_a_malformed_endpoint_or_one_with_a_password_is_refused_without_showing_
     with pytest.raises(InvalidInputError) as e:
         S3Store("models")
     assert ENDPOINT_SECRET not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("http://127.0.0.1:1/path", "'http://127.0.0.1:1/path' has a path;"),
+        ("http://127.0.0.1:1/?t=x", "'http://127.0.0.1:1/?…' has a query ('?…');"),
+        ("http://127.0.0.1:1/p#x", "'http://127.0.0.1:1/p#…' has a path and a fragment ('#…');"),
+    ],
+)
+def test_an_endpoint_is_a_host_and_port_only(given: str, said: str, tmp_path: Path) -> None:
+    """README: an endpoint URL is http(s)://host[:port]. A path was sent on (and refused
+    as AccessDenied, exit 77), a query too (and echoed by botocore's errors, exit 4): now
+    refused before any request, one line, exit 2; a bare trailing '/' is fine."""
+    args = ("registry", "list", "--registry", "s3://models/team", "--cache-dir", tmp_path)
+    code, out, err = invoke(*args, "--endpoint-url", given)
+    assert (code, out) == (2, ""), err
+    assert err == (
+        f"error: S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL) {said} it must be "
+        "http(s)://host[:port], nothing after\n"
+    )
+    check_endpoint("http://127.0.0.1:1/")
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [("s3://models/reg#frag", "a fragment ('#…')"), ("s3://models/reg?x=1", "a query ('?…')")],
+)
+def test_a_registry_uri_with_a_query_or_fragment_says_which(uri: str, said: str) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(f"has {said}; it must be s3://")):
+        open_store(uri)
 
 
 def test_default_retries_are_bounded_and_standard(

@@ -20,6 +20,7 @@ from softmax_core.errors import (
     InvalidNameError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    StorageError,
 )
 from tests.cli_invoke import invoke
 from tests.registry.helpers import count_http
@@ -367,3 +368,45 @@ def test_s3_uri_and_prefix(s3_bucket: str) -> None:
 
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert keys == ["team/models/k.json"]
+
+
+def test_local_keys_never_pass_through_a_symlink(tmp_path: Path) -> None:
+    """A trainer who may create ``models/<name>/`` could make ``aliases`` a link to a
+    folder it owns: a promote would then write the alias record there, and `show` read it
+    back. Every key through a link below the root is refused, read and write, one line,
+    exit 4; a key that is itself a link is not followed; listings skip links; the root
+    itself may be a link (users keep registries that way)."""
+    from tests.registry.helpers import make_model
+
+    model = tmp_path / "m.npz"
+    make_model(1).save(model)
+    reg = tmp_path / "reg"
+    assert invoke("registry", "publish", model, "--name", "lr", "--registry", reg)[0] == 0
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (reg / "models" / "lr" / "aliases").symlink_to(evil)
+    for args in (("promote", "lr:1", "champion"), ("show", "lr@champion")):
+        code, out, err = invoke("registry", *args, "--registry", reg)
+        assert code == 4, (code, out, err)
+        assert "models/lr/aliases is a symbolic link" in err and len(err.splitlines()) == 1
+    assert list(evil.iterdir()) == []
+
+    store = LocalStore(reg)
+    (evil / "k.json").write_bytes(b"outside")
+    (reg / "models" / "lr" / "versions" / "k.json").symlink_to(evil / "k.json")
+    with pytest.raises(StorageError, match="is a symbolic link"):
+        store.get("models/lr/versions/k.json")
+    with pytest.raises(StorageError, match="is a symbolic link"):
+        store.put("models/lr/aliases/x.json", b"1")
+    with pytest.raises(StorageError, match="is a symbolic link"):
+        store.delete("models/lr/aliases/k.json")
+    with pytest.raises(StorageError, match="is a symbolic link"):
+        list(store.list_keys("models/lr/aliases/"))
+    assert "models/lr/versions/k.json" not in list(store.list_keys("models/"))
+    assert "models/lr/versions/k.json" not in [i.key for i in store.list_info("models/")]
+    assert list(store.children("models/lr/")) == ["versions"]
+    assert [p.name for p in evil.iterdir()] == ["k.json"]
+
+    (tmp_path / "linked").symlink_to(reg)  # the root may be a link
+    assert invoke("registry", "show", "lr:1", "--registry", tmp_path / "linked")[0] == 0
+    assert LocalStore(tmp_path / "linked").get("models/lr/versions/00000001.json")[0]

@@ -42,6 +42,7 @@ def test_redact_never_shows_what_comes_before_the_last_at(url: str, host: str) -
 def test_redact_keeps_what_is_not_a_credential() -> None:
     assert redact("http://127.0.0.1:9000/") == "http://127.0.0.1:9000/"
     assert redact("https://h.example/a/b?X-Signature=abc#x") == "https://h.example/a/b?…"
+    assert redact("s3://bucket/reg#frag") == "s3://bucket/reg#…"  # a fragment, said so
     assert redact("https://h.example/hooks/T0K3N", path=False) == "https://h.example"
     assert redact("s3://bucket/team/models") == "s3://bucket/team/models"
 
@@ -105,3 +106,8 @@ def test_well_formed_urls_pass_and_are_returned_as_shown() -> None:
     assert url_problem("https://[::1]:8443/x") is None
     assert url_problem("https://u:p%2Fw@h.example/", credentials=True) is None  # encoded
     assert url_problem("tcp://h:8786", schemes=("tcp",)) is None
+    assert url_problem("http://h:9000/", bare=True) is None
+    for extra in ("/p", "?t=1", "/?t=1", "#f", "/p?t#f"):
+        found = url_problem(f"http://h:9000{extra}", bare=True)
+        assert found is not None and "must be http(s)://host[:port]" in found, extra
+        assert url_problem(f"http://h:9000{extra}") is None
