@@ -596,7 +596,7 @@ def test_train_refuses_an_out_over_its_data_or_named_as_a_folder(
     data = tmp_path / "ds.npz"
     data.write_bytes(b"the user's dataset")
     (tmp_path / "link.npz").symlink_to(data)
-    cases = [
+    cases: list[tuple[list[object], str]] = [
         (["--source", data, "--out", data], "--out " + str(data) + " is the training data"),
         (["--source", data, "--out", tmp_path / "link.npz"], "is the training data"),
         (["--out", f"{tmp_path}/m/new/"], "names a folder (it ends in '/'); expected a file"),
