@@ -148,8 +148,18 @@ def parameters(request: TrainingRequest | ScoringRequest) -> dict[str, Any]:
 
 
 def _cron(expression: str, timezone: str, what: str) -> Any:
+    """The schedule of ``expression`` in ``timezone``; InvalidInputError (exit 2) for a bad
+    cron or a time zone that is not an IANA name (the names Prefect takes: the standard
+    library's ``zoneinfo``, which Prefect validates with when it registers the schedule)."""
+    from zoneinfo import available_timezones
+
     from prefect.schedules import Cron
 
+    if timezone not in available_timezones():
+        raise InvalidInputError(
+            f"--timezone {timezone!r} is not a time zone; expected an IANA name such as "
+            "'UTC', 'Europe/Paris' or 'America/New_York'"
+        )
     try:
         return Cron(expression, timezone=timezone)
     except (ValueError, TypeError) as e:
@@ -264,6 +274,10 @@ def serve(
     from prefect import serve as prefect_serve
 
     deployments = served_deployments(options)  # bad crons fail here, before any I/O
+    say(
+        f"serving {RETRAIN} ({options.retrain_cron}) and {SCORE_INBOX} "
+        f"({options.score_cron}), {options.timezone}"
+    )
     url = api_url()
     check_server(url)
     check_paths(options, say=say)

@@ -195,7 +195,6 @@ def serve(
     from flows.service import serve as serve_deployments
 
     options = _options(ctx.params)
-    err(f"serving retrain ({retrain_cron}) and score-inbox ({score_cron}), {timezone}")
     serve_deployments(options, limit=limit, replace=replace, say=err)
 
 
