@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from flows._common import IN_MEMORY, STORAGE_RETRY, open_registry
-from flows.records import Champion, Evaluation
+from flows.records import PUBLISHED, Champion, Evaluation
 from flows.report import CONFUSION_KEY, REPORT_KEY, gate_report_markdown
 from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
@@ -34,6 +34,7 @@ def publish_model(
     info = dataclasses.replace(model.info, metrics=metrics, code_version=lineage.code_version)
     with open_registry(target.location) as reg:
         manifest = reg.publish(model.evolve(info=info), target.name, lineage=lineage.to_json())
+        PUBLISHED.note(manifest.ref)  # kept whatever happens next: the runner says so
         get_run_logger().info("published %s to %s", manifest.ref, reg.uri)
     return manifest
 

@@ -6,11 +6,14 @@
   dataset's holdout's;
 - :class:`Published` or :class:`Skipped`: the run's result. ``to_json`` is what
   ``softmax-pipe run --json`` prints.
+- :data:`PUBLISHED`: every version this process's runs published, noted as soon as the
+  registry has it: what a runner says of a run cut short before it returned its result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from registry import Manifest
@@ -165,3 +168,31 @@ class Skipped:
 
 
 RunSummary = Published | Skipped
+
+
+@dataclass
+class PublishLog:
+    """The versions (``NAME:N``) this process published, in order: the ``publish`` task
+    notes each as soon as the registry returns it. A run interrupted after that point
+    returns no summary, yet its version stays; the runner reads the log
+    (:meth:`mark`, then :meth:`since`) to say so."""
+
+    _refs: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, ref: str) -> None:
+        with self._lock:
+            self._refs.append(ref)
+
+    def mark(self) -> int:
+        """Where the log stands now."""
+        with self._lock:
+            return len(self._refs)
+
+    def since(self, mark: int) -> list[str]:
+        """What was published after :meth:`mark` returned ``mark``."""
+        with self._lock:
+            return self._refs[mark:]
+
+
+PUBLISHED = PublishLog()

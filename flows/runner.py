@@ -27,7 +27,10 @@ Both run inside :func:`prefect_session`:
 - SIGINT and SIGTERM, to the process or to its whole group (a terminal's Ctrl-C,
   ``timeout``, a container stop), raise ``KeyboardInterrupt`` while the session lasts:
   Prefect marks the run crashed on the server, which the signal did not reach, and the
-  CLI exits 130. Should that not end the run within
+  CLI exits 130. During a flow run SIGTERM goes to Prefect's own handler; a run it
+  failed with another error is still interrupted (:func:`result_of`). A run interrupted
+  once its version was published says so (:class:`~softmax_core.errors.Interrupted`,
+  from ``flows.records.PUBLISHED``): the version stays. Should that not end the run within
   :data:`flows.temporary_server.INTERRUPT_DEADLINE` seconds, or at a second Ctrl-C, the
   process stops the server and exits 130 at once.
 """
@@ -41,7 +44,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from softmax_core.errors import InvalidInputError, PipelineError, ServiceUnavailableError
+from softmax_core.errors import (
+    Interrupted,
+    InvalidInputError,
+    PipelineError,
+    ServiceUnavailableError,
+)
 from softmax_core.urls import redact
 
 if TYPE_CHECKING:
@@ -237,18 +245,26 @@ def run_training(
     filled in, paths and the registry URI checked) before a Prefect server is asked or
     started, so a missing source fails at once. A failed run raises the exception that
     failed it (GateFailedError for a gate refusal, exit 5); a run that ends without one
-    raises PipelineError.
+    raises PipelineError. An interrupted run raises KeyboardInterrupt, or Interrupted
+    naming the versions it had published.
     """
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
+    from flows.records import PUBLISHED
     from flows.training import prepare, training_pipeline
     from softmax_core.requests import parts
 
     run = prepare(request)
-    with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
-        state = training_pipeline(**parts(run), return_state=True)
-        # inside the session: a run that failed once it was interrupted is interrupted
-        # (Prefect's task engine, stopped while it sets a task run up, fails on its own)
-        summary: RunSummary = result_of(state)
+    mark = PUBLISHED.mark()
+    try:
+        with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
+            state = training_pipeline(**parts(run), return_state=True)
+            # inside the session: a run that failed once it was interrupted is interrupted
+            summary: RunSummary = result_of(state)
+    except KeyboardInterrupt as e:
+        published = PUBLISHED.since(mark)
+        if published:  # kept: a second run would publish a duplicate
+            raise Interrupted(f"after publishing {', '.join(published)}") from e
+        raise
     return summary
 
 
@@ -277,16 +293,40 @@ def result_of(state: State[Any]) -> Any:
     """A final flow-run state's result, or the exception that failed the run.
 
     A run cancelled or crashed (Prefect's own ``CancelledRun`` / ``CrashedRun``), or one
-    that ended with no exception at all, raises PipelineError.
+    that ended with no exception at all, raises PipelineError; one that failed while
+    handling Prefect's ``TerminationSignal`` (a SIGTERM) raises KeyboardInterrupt.
     """
     from prefect.exceptions import PrefectException
 
     if state.is_completed():
         return state.result()
     exc = state.result(raise_on_failure=False)
+    if isinstance(exc, BaseException) and _terminated(exc):
+        raise KeyboardInterrupt("signal SIGTERM") from exc
     if isinstance(exc, BaseException) and not isinstance(exc, PrefectException):
         raise exc
     raise PipelineError(
         f"flow run ended {state.type.value} without a result: {state.message}; "
         "see the run in the Prefect UI (`prefect flow-run ls`)"
     )
+
+
+def _terminated(exc: BaseException) -> bool:
+    """True when ``exc`` was raised while handling Prefect's ``TerminationSignal``.
+
+    During a flow run Prefect's own SIGTERM handler raises ``TerminationSignal``. When it
+    lands while the task engine creates a task run, the engine's crash handling sets a
+    state on a task run that does not exist yet and raises ``ValueError("Task run is not
+    set")`` in its place (prefect/task_engine.py ``initialize_run`` -> ``handle_crash``
+    -> ``set_state``): the flow fails with that error, and the signal reaches no one
+    else. It is still an interrupt."""
+    from prefect.exceptions import TerminationSignal
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TerminationSignal):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

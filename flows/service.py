@@ -60,6 +60,7 @@ from softmax_core.requests import (
     TrainingRequest,
     parts,
 )
+from softmax_core.scoring import is_uri
 from softmax_core.urls import redact
 
 if TYPE_CHECKING:
@@ -148,8 +149,18 @@ def parameters(request: TrainingRequest | ScoringRequest) -> dict[str, Any]:
 
 
 def _cron(expression: str, timezone: str, what: str) -> Any:
+    """The schedule of ``expression`` in ``timezone``; InvalidInputError (exit 2) for a bad
+    cron or a time zone that is not an IANA name (the names Prefect takes: the standard
+    library's ``zoneinfo``, which Prefect validates with when it registers the schedule)."""
+    from zoneinfo import available_timezones
+
     from prefect.schedules import Cron
 
+    if timezone not in available_timezones():
+        raise InvalidInputError(
+            f"--timezone {timezone!r} is not a time zone; expected an IANA name such as "
+            "'UTC', 'Europe/Paris' or 'America/New_York'"
+        )
     try:
         return Cron(expression, timezone=timezone)
     except (ValueError, TypeError) as e:
@@ -264,6 +275,10 @@ def serve(
     from prefect import serve as prefect_serve
 
     deployments = served_deployments(options)  # bad crons fail here, before any I/O
+    say(
+        f"serving {RETRAIN} ({options.retrain_cron}) and {SCORE_INBOX} "
+        f"({options.score_cron}), {options.timezone}"
+    )
     url = api_url()
     check_server(url)
     check_paths(options, say=say)
@@ -340,9 +355,13 @@ def check_paths(options: ServeOptions, *, say: Callable[[str], None] = print) ->
     the first run hours later: the MNIST source resolves and the registry URI parses
     (``flows.training.prepare``), the registry answers a listing, the labelled inbox and
     the scoring inbox are folders (made when missing, with a line saying so), the output
-    is not a folder and its folder is writable (made when missing).
+    is not a folder and its folder is writable (made when missing). An ``s3://`` inbox or
+    output (the runs read and write them on the registry's endpoint) is checked on S3,
+    never made as a folder: the key may list each inbox's prefix, the output's bucket
+    exists and the key may write beside it (``registry.objects``).
 
-    Raises DataNotFoundError, InvalidNameError, InvalidInputError or StorageError.
+    Raises DataNotFoundError, InvalidNameError, InvalidInputError, StorageError or
+    PermissionDeniedError.
     """
     from flows.training import prepare
     from registry import open_store
@@ -354,14 +373,32 @@ def check_paths(options: ServeOptions, *, say: Callable[[str], None] = print) ->
         next(iter(store.children("models/")), None)  # one request: the registry answers
     finally:
         store.close()
-    _folder("labelled inbox", Path(run.data.inbox or ""), say)
-    _folder("inbox", Path(options.scoring.input), say)
+    endpoint = location.endpoint_url
+    _inbox("labelled inbox", run.data.inbox or "", endpoint, say)
+    _inbox("inbox", options.scoring.input, endpoint, say)
+    if is_uri(options.scoring.output.path or ""):
+        from registry.objects import check_writable
+
+        out_uri, scored = options.scoring.output.path or "", options.scoring.input
+        check_writable(out_uri, endpoint_url=endpoint, input_uri=scored)
+        return
     out = Path(options.scoring.output.path or "").expanduser()
     if out.is_dir():
         raise InvalidInputError(f"output {out} is a folder; expected the CSV file to write")
     _folder("output folder", out.parent, say)
     if not os.access(out.parent, os.W_OK):
         raise InvalidInputError(f"output folder {out.parent} is not writable; pass --output")
+
+
+def _inbox(what: str, where: str, endpoint: str | None, say: Callable[[str], None]) -> None:
+    """An inbox the runs read: an ``s3://`` prefix this key may list (nothing is made on
+    S3), else a folder (:func:`_folder`)."""
+    if is_uri(where):
+        from registry.objects import check_listable
+
+        check_listable(where, what, endpoint_url=endpoint)
+    else:
+        _folder(what, Path(where), say)
 
 
 def _folder(what: str, path: Path, say: Callable[[str], None]) -> None:

@@ -312,14 +312,22 @@ def _decide(
 
 def _approved_not_moved(store: Store, pending: Pending) -> bool:
     """An approved request whose move never happened (a crash between the two writes)."""
-    if pending.decision is None or pending.decision.decision != APPROVED:
-        return False
-    req = pending.request
-    try:
-        moves = catalog.history(store, req.name, req.alias)
-    except ModelNotFoundError:
-        return True
-    return not any(m.request is not None and m.request.seq == req.seq for m in moves)
+    return pending.request.seq in not_carried_out(store, pending.request.name, [pending])
+
+
+def not_carried_out(store: Store, name: str, every: list[Pending]) -> set[int]:
+    """The numbers of the requests of ``name`` among ``every`` that were approved but whose
+    alias move never happened (a crash between the decision and the move): approving one
+    again carries it out. Reads each alias's history once."""
+    approved = [p for p in every if p.decision is not None and p.decision.decision == APPROVED]
+    moved: dict[str, set[int]] = {}
+    for alias in sorted({p.request.alias for p in approved}):
+        try:
+            moves = catalog.history(store, name, alias)
+        except ModelNotFoundError:
+            moves = []
+        moved[alias] = {m.request.seq for m in moves if m.request is not None}
+    return {p.request.seq for p in approved if p.request.seq not in moved[p.request.alias]}
 
 
 def _check_newest(store: Store, name: str, version: int, alias: str, every: list[Pending]) -> None:

@@ -266,6 +266,11 @@ class Registry:
             return approvals.requests(self.store, name)
         return approvals.open_requests(self.store, name)
 
+    def not_carried_out(self, name: str, pending: list[Pending]) -> set[int]:
+        """The numbers of the approved requests among ``pending`` whose alias move never
+        happened (a crash between the two writes); approving one again carries it out."""
+        return approvals.not_carried_out(self.store, name, pending)
+
     def approve(
         self,
         name: str,

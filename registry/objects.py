@@ -374,6 +374,37 @@ def check_output(uri: str, *, endpoint_url: str | None, input_uri: str | None = 
         pass  # a key may write objects without the right to look at the bucket: try
 
 
+def check_listable(uri: str, what: str, *, endpoint_url: str | None) -> None:
+    """Fail now unless this key may list the prefix ``uri`` (one request, at most one key
+    returned): a missing bucket is DataNotFoundError (exit 3), a refusal
+    PermissionDeniedError (exit 77), an unreachable endpoint StorageError (exit 4). An
+    empty prefix passes: there is nothing in it yet."""
+    address = ObjectURI.parse(uri, what)
+    store = connection(address.bucket, endpoint_url)
+    _request(
+        store,
+        "list",
+        address.key,
+        store.client.list_objects_v2,
+        Bucket=address.bucket,
+        Prefix=address.key,
+        MaxKeys=1,
+    )
+
+
+def check_writable(uri: str, *, endpoint_url: str | None, input_uri: str | None = None) -> None:
+    """:func:`check_output`, then one write where :func:`write_object` writes first (an
+    empty ``<key>.~tmp-<random>``, deleted at once): a key that may not write there fails
+    now, PermissionDeniedError (exit 77), not at the first run."""
+    check_output(uri, endpoint_url=endpoint_url, input_uri=input_uri)
+    target = ObjectURI.parse(uri, "--output")
+    store = connection(target.bucket, endpoint_url)
+    temp = f"{target.key}{TMP_MARK}{uuid.uuid4().hex}"
+    _request(store, "put", temp, store.client.put_object, Bucket=target.bucket, Key=temp, Body=b"")
+    with contextlib.suppress(StorageError, DataNotFoundError):
+        _request(store, "delete", temp, store.client.delete_object, Bucket=target.bucket, Key=temp)
+
+
 def object_sink(uri: str, *, endpoint_url: str | None) -> Sink:
     """Where rows go when ``--output`` is an object (``softmax_core.scoring.Sink``): see
     :func:`write_object`."""

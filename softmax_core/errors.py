@@ -25,7 +25,8 @@ exit-code table is checked against it by ``tests/test_errors.py``)::
     └── PermissionDeniedError           exit 77: the store refused this key (or user) an operation
                                         (S3 AccessDenied / 403, EACCES or EPERM on a folder)
 
-Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM), 141 when
+Outside the tree, the CLI also exits 130 when interrupted (Ctrl-C, SIGTERM; an
+:class:`Interrupted` says what was done before), 141 when
 its reader closes stdout early (``| head``), and 70 when an unexpected exception escapes
 (a bug: ``--debug`` shows its traceback).
 
@@ -205,3 +206,12 @@ def all_error_classes() -> list[type[SoftmaxPipeError]]:
 
     walk(SoftmaxPipeError)
     return out
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupt (exit 130, outside the tree) after part of the work was done and kept:
+    ``done`` says what (``after publishing mnist:3``), for the CLI's one line."""
+
+    def __init__(self, done: str) -> None:
+        super().__init__(done)
+        self.done = done

@@ -22,6 +22,7 @@ from softmax_core.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    Interrupted,
     SoftmaxPipeError,
 )
 from softmax_core.escaping import printable
@@ -558,8 +559,8 @@ class ErrorBoundary(TyperGroup):
             _stdout_failed()  # a full disk's unwritten text: no "Exception ignored" after
             err(f"error: {_in_settings_file(ctx, e) or e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            err("interrupted")
+        except KeyboardInterrupt as e:
+            err(f"interrupted {e.done}" if isinstance(e, Interrupted) else "interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as e:
             debug = _debug(ctx)

@@ -35,6 +35,7 @@ from softmax_pipe.cli_tables import metric, models_table, print_json, table
 
 if TYPE_CHECKING:
     from registry import AliasRecord, Registry
+    from registry.approvals import Pending
     from registry.manifest import Actor, RequestRecord
 
 registry_app = typer.Typer(
@@ -414,12 +415,14 @@ def requests(
     validate_name("model name", name)
     pending = reg.requests(name, closed=closed)
     manifests = {p.request.version: reg.manifest(name, p.request.version) for p in pending}
+    undone = reg.not_carried_out(name, pending) if closed else set()
     if as_json:
         print_json(
             [
                 {
                     **p.request.to_dict(),
                     "decision": None if p.decision is None else p.decision.to_dict(),
+                    "carried_out": p.request.seq not in undone,
                     "metrics": manifests[p.request.version].metrics,
                 }
                 for p in pending
@@ -442,12 +445,21 @@ def requests(
                 _p_value(manifests[p.request.version].metrics),
                 p.request.requested_at[:16].replace("T", " "),
                 _who(p.request.requested_by),
-                "open" if p.decision is None else f"{p.decision.decision} by {_who(p.decision.by)}",
+                _state(p, p.request.seq in undone),
                 printable(p.request.comment or "-"),
             ]
             for p in pending
         ],
     )
+
+
+def _state(pending: Pending, undone: bool) -> str:
+    """A request's STATE: open, or its decision and by whom; an approval whose alias move
+    never happened (a crash between the two writes) says so, and what to do."""
+    if pending.decision is None:
+        return "open"
+    said = f"{pending.decision.decision} by {_who(pending.decision.by)}"
+    return f"{said}, not carried out (approve again)" if undone else said
 
 
 def _champion(metrics: dict[str, Any]) -> str:

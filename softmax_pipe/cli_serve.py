@@ -189,13 +189,12 @@ def serve(
 
     Needs a Prefect server (PREFECT_API_URL). Checks every path at once (the registry
     reachable, the MNIST source, the inbox folders, the output's folder writable; a
-    missing folder is made). Runs until Ctrl-C; the schedules are paused when it stops.
+    missing folder is made; an s3:// inbox or output is checked on S3: listed, written). Runs until Ctrl-C; the schedules are paused when it stops.
     Trigger a run by hand with `prefect deployment run training-pipeline/retrain`.
     """
     from flows.service import serve as serve_deployments
 
     options = _options(ctx.params)
-    err(f"serving retrain ({retrain_cron}) and score-inbox ({score_cron}), {timezone}")
     serve_deployments(options, limit=limit, replace=replace, say=err)
 
 

@@ -84,3 +84,35 @@ def test_requests_show_the_gate_figures_the_flow_recorded(
     assert code == 0, err
     row = out.splitlines()[1].split()
     assert row[3:7] == ["0.9871", "0.9899", "(digits:1)", "0.967"], out
+
+
+def test_requests_say_an_approval_not_carried_out(model_files: list[Path], tmp_path: Path) -> None:
+    """A crash between the decision and the move showed 'approved by bob' as if the alias
+    had moved; it says the move never happened and what to do."""
+    import json
+
+    from registry import Registry, approvals
+    from registry.manifest import APPROVED
+    from softmax_core.requests import Location
+
+    root = tmp_path / "registry"
+    reg = ("--registry", str(root), "--cache-dir", str(tmp_path / "cache"))
+    for f in model_files[:2]:
+        assert invoke("registry", "publish", str(f), "--name", "digits", *reg)[0] == 0
+    assert invoke("registry", "request", "digits:1", "champion", *reg)[0] == 0
+    assert invoke("registry", "approve", "digits:1", "champion", "--by", "ann", *reg)[0] == 0
+    assert invoke("registry", "request", "digits:2", "champion", *reg)[0] == 0
+    with Registry.at(Location(str(root), cache_dir=str(tmp_path / "cache"))) as r:
+        (req,) = [p.request for p in r.requests("digits")]
+        approvals._decide(r.store, req, APPROVED, r.actor("bob"), None)  # then "crashed"
+    code, out, err = invoke("registry", "requests", "digits", "--all", *reg)
+    assert code == 0, err
+    first, second = out.splitlines()[1:]
+    assert "approved by ann" in first and "not carried out" not in first, out
+    assert "approved by bob (root), not carried out (approve again)" in second, out
+    code, out, err = invoke("registry", "requests", "digits", "--all", "--json", *reg)
+    assert code == 0, err
+    assert [r["carried_out"] for r in json.loads(out)] == [True, False]
+    assert invoke("registry", "approve", "digits:2", "champion", *reg)[0] == 0
+    code, out, err = invoke("registry", "requests", "digits", "--all", *reg)
+    assert code == 0 and "not carried out" not in out, out

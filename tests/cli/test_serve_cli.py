@@ -69,6 +69,18 @@ def test_serve_rejects_a_bad_cron_before_anything_else(tmp_path: Path) -> None:
     assert "expected five fields" in done.stderr
 
 
+@pytest.mark.parametrize("command", ["serve", "deploy"])
+def test_a_bad_timezone_is_a_usage_error_before_anything_else(command: str, tmp_path: Path) -> None:
+    """It was Prefect's ValidationError, exit 70 (a bug), after serve said it was serving."""
+    done = run([command, "--timezone", "Mars/Olympus"], tmp_path)
+    assert done.returncode == 2, done
+    assert done.stderr.strip().splitlines() == [
+        "error: --timezone 'Mars/Olympus' is not a time zone; expected an IANA name such as "
+        "'UTC', 'Europe/Paris' or 'America/New_York'"
+    ]
+    assert done.stdout == ""
+
+
 def test_deploy_needs_the_checkout(tmp_path: Path) -> None:
     elsewhere = tmp_path / "not-a-checkout"
     elsewhere.mkdir()

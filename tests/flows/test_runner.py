@@ -300,6 +300,68 @@ def test_a_run_that_fails_after_the_signal_is_interrupted(
     assert "ValueError" not in done.stderr and "not waiting for Prefect" not in done.stderr
 
 
+# The real moment (issue: SIGTERM during `run`, exit 70 in 2 of 7 tries): Prefect's own
+# SIGTERM handler, installed by the flow engine, raises TerminationSignal while the task
+# engine creates publish-report's task run; its crash handling then raises ValueError
+# ("Task run is not set") instead, the flow fails with it, and our handler never hears of
+# the signal. Here the signal is sent at exactly that point of the real training flow,
+# and, for the other way it ends, once publish-report runs.
+TERMINATED_AT_PUBLISH_REPORT = """
+import json, os, signal, sys, time
+from pydantic import TypeAdapter
+import prefect.task_engine as engine
+from flows.runner import run_training
+from softmax_core.errors import Interrupted
+from softmax_core.requests import TrainingRequest
+
+import softmax_core.report
+
+def signal_first(make):
+    def made(*args, **kwargs):
+        if make is not create or kwargs["task"].name == "publish-report":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # Prefect's handler raises in here
+        return make(*args, **kwargs)
+    return made
+
+create, draw = engine._create_task_run_locally, softmax_core.report.render_report
+if sys.argv[2] == "making its task run":
+    engine._create_task_run_locally = signal_first(create)
+else:  # while it runs: the task's own code
+    softmax_core.report.render_report = signal_first(draw)
+request = TypeAdapter(TrainingRequest).validate_python(json.loads(sys.argv[1]))
+try:
+    run_training(request)
+except KeyboardInterrupt as e:
+    print(f"interrupted {e.done}" if isinstance(e, Interrupted) else "interrupted", file=sys.stderr)
+    sys.exit(130)
+except BaseException as e:
+    print(f"{type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(70)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["making its task run", "running"])
+def test_sigterm_at_publish_report_is_an_interrupt_naming_what_was_published(
+    prefect_harness: None, mnist_dir: Path, session_cache: Path, tmp_path: Path, moment: str
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**_user_env(tmp_path), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    request = _request(
+        mnist_dir, session_cache, tmp_path, hyper=Hyper(epochs=1),
+        target=Target(name="intr6", action="publish"),
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", TERMINATED_AT_PUBLISH_REPORT, _as_json(request), moment],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines()[-1] == "interrupted after publishing intr6:1", done.stderr
+    assert (tmp_path / "reg" / "models" / "intr6" / "versions" / "00000001.json").is_file()
+
+
 def test_result_of_final_states() -> None:
     assert runner.result_of(Completed(data={"ref": "m:1"})) == {"ref": "m:1"}
     with pytest.raises(GateFailedError, match="refused"):

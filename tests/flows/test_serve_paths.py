@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,15 @@ from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from flows import service
-from softmax_core.errors import DataNotFoundError, InvalidInputError, StorageError
+from softmax_core.errors import (
+    DataNotFoundError,
+    InvalidInputError,
+    PermissionDeniedError,
+    StorageError,
+)
 from softmax_core.requests import Location
 from softmax_pipe.cli import app
+from tests.conftest import S3_ADMIN, S3_NOBODY, S3_SCOPED, use_s3_identity
 
 
 def options(tmp_path: Path, **kwargs: Any) -> service.ServeOptions:
@@ -71,6 +78,48 @@ def test_a_bad_path_fails_at_once(
 def test_an_unreachable_registry_fails_at_once(s3_env: str, tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="bucket 'no-such-bucket-serve' does not exist"):
         service.check_paths(options(tmp_path, registry="s3://no-such-bucket-serve/reg"))
+
+
+def on_s3(tmp_path: Path, bucket: str) -> service.ServeOptions:
+    return options(
+        tmp_path,
+        labelled=f"s3://{bucket}/lab/",
+        inbox=f"s3://{bucket}/imgs/",
+        output=f"s3://{bucket}/out/x.csv",
+    )
+
+
+def test_s3_inboxes_and_output_are_checked_on_s3_not_made_as_folders(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They were folders named ./s3:/BUCKET/..., made here, and S3 was never asked."""
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    service.check_paths(on_s3(tmp_path, s3_bucket), say=said.append)
+    assert said == []
+    assert not (tmp_path / "s3:").exists()
+    client = S3_ADMIN.client(os.environ["AWS_ENDPOINT_URL"])
+    try:  # the output's write check left nothing behind
+        assert client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
+    finally:
+        client.close()
+
+
+def test_s3_paths_a_key_may_not_use_fail_at_once(
+    s3_endpoint: str, scoped_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_s3_identity(monkeypatch, S3_NOBODY, s3_endpoint)  # may read nothing here
+    with pytest.raises(PermissionDeniedError, match=f"denied list on s3://{scoped_bucket}/lab/"):
+        service.check_paths(on_s3(tmp_path, scoped_bucket), say=lambda _: None)
+    use_s3_identity(monkeypatch, S3_SCOPED, s3_endpoint)  # lists it; writes only under reg/
+    with pytest.raises(
+        PermissionDeniedError, match=r"denied put on s3://scoped-registry/out/x\.csv"
+    ):
+        service.check_paths(on_s3(tmp_path, scoped_bucket), say=lambda _: None)
+    use_s3_identity(monkeypatch, S3_ADMIN, s3_endpoint)
+    with pytest.raises(DataNotFoundError, match="bucket 'no-such-inbox-bucket' does not exist"):
+        service.check_paths(on_s3(tmp_path, "no-such-inbox-bucket"), say=lambda _: None)
+    assert not (tmp_path / "s3:").exists() and not Path("s3:").exists()
 
 
 @pytest.mark.usefixtures("prefect_harness")
