@@ -149,13 +149,21 @@ class Published:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A run that trained nothing: the champion was made from the same data and code."""
+    """A run that trained nothing: the champion (``champion``), or a version awaiting an
+    approver (``awaiting``: ``mnist:3 (request #3)``), was made from the same data and
+    code."""
 
     registry: str
     name: str
-    champion: str
+    champion: str | None
     reason: str = NOTHING_NEW
+    awaiting: str | None = None
     skipped: ClassVar[bool] = True
+
+    @property
+    def same_as(self) -> str:
+        """The version that has this data and code, in words."""
+        return f"{self.awaiting}, awaiting approval," if self.awaiting else f"{self.champion}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,6 +172,7 @@ class Skipped:
             "registry": self.registry,
             "name": self.name,
             "champion": self.champion,
+            "awaiting": self.awaiting,
         }
 
 

@@ -321,7 +321,7 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
         typer.echo(json.dumps(summary.to_json(), indent=2))
         return
     if isinstance(summary, Skipped):
-        typer.echo(f"{summary.reason}: {summary.champion} already has this data and code")
+        typer.echo(f"{summary.reason}: {summary.same_as} already has this data and code")
         return
     decision, domains = summary.evaluation.decision, summary.evaluation.domains
     typer.echo(f"published {summary.ref} to {summary.registry}")

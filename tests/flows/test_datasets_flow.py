@@ -13,7 +13,7 @@ import pytest
 from flows.records import Skipped
 from registry import Registry, layout
 from softmax_core.errors import GateFailedError
-from softmax_core.requests import Data, Gate, Hyper
+from softmax_core.requests import Data, Gate, Hyper, Target
 from tests.flows.test_training_flow import _artifacts, _published, _run, _task_runs
 from tests.printed_digits import write_printed
 
@@ -109,6 +109,7 @@ def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
         "registry": str(reg),
         "name": "mnist",
         "champion": "mnist:2",
+        "awaiting": None,
     }
     assert "train" not in _task_runs(third.state_details.flow_run_id)
     with Registry.open(str(reg), cache_dir=session_cache) as r:
@@ -118,6 +119,32 @@ def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
     # other parameters are something new to try: it trains (and the gate decides)
     fourth = _run(mnist_dir, session_cache, str(reg), **{**common, "hyper": Hyper(epochs=3)})
     assert "train" in _task_runs(fourth.state_details.flow_run_id)
+
+
+def test_a_version_awaiting_approval_with_the_same_data_is_nothing_new(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """Under ``request`` (the deployment's retraining) the champion stays until an approver
+    moves it: a second run with the same data and code published mnist:2 and requested it
+    too, and a third mnist:3, one request more each week. Now it is "nothing new to learn"
+    against the version awaiting approval."""
+    reg = str(tmp_path / "reg")
+    common: dict[str, Any] = {
+        "data": Data(skip_unchanged=True),
+        "hyper": Hyper(epochs=1),
+        "target": Target(action="request"),
+    }
+    assert _published(_run(mnist_dir, session_cache, reg, **common)).ref == "mnist:1"
+    again = _run(mnist_dir, session_cache, reg, **common)
+    assert again.is_completed(), again.message
+    skipped = again.result()
+    assert skipped == Skipped(
+        registry=reg, name="mnist", champion=None, awaiting="mnist:1 (request #1)"
+    )
+    assert "train" not in _task_runs(again.state_details.flow_run_id)
+    with Registry.open(reg, cache_dir=session_cache) as r:
+        assert r.version_numbers("mnist") == [1]
+        assert [p.request.seq for p in r.requests("mnist")] == [1]
 
 
 @pytest.mark.timeout(120)  # the inbox read used to hang on the FIFO: fail, never hang
