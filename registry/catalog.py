@@ -28,6 +28,7 @@ from registry.names import is_name, parse_ref, span_of, validate_name
 from registry.store import Store
 from softmax_core.errors import (
     CorruptObjectError,
+    DataNotFoundError,
     IntegrityError,
     ModelNotFoundError,
     ObjectNotFoundError,
@@ -199,10 +200,18 @@ def parse_alias(store: Store, data: bytes, name: str, alias: str, key: str) -> A
 
 
 def no_model(store: Store, name: str) -> ModelNotFoundError:
-    if not any(is_name(n) for n in store.children(layout.MODELS)):  # a first `score`
+    try:
+        store.check_exists()
+    except DataNotFoundError:  # a first `score` on a fresh home, or a mistyped --registry
+        return ModelNotFoundError(
+            f"no model named {name!r}: no registry at {store.uri} (the folder does not "
+            "exist); `softmax-pipe run` trains a model and publishes it there, or check "
+            "--registry / SOFTMAX_PIPE_REGISTRY if you meant another"
+        )
+    if not any(is_name(n) for n in store.children(layout.MODELS)):
         return ModelNotFoundError(
             f"no model named {name!r}: {store.uri} holds no models yet; `softmax-pipe run` "
-            "trains one and publishes it there, or pass a model file (--model FILE.npz)"
+            "trains one and publishes it there"
         )
     return ModelNotFoundError(
         f"no model named {name!r} in {store.uri}; `softmax-pipe registry list` shows the models"

@@ -63,6 +63,14 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self._inside(validate_key(key).split("/"), key)
 
+    def _link_error(self, path: Path, key: str) -> StorageError:
+        rel = path.relative_to(self.root).as_posix()
+        return StorageError(
+            f"local registry {self.uri}: {rel} is a symbolic link, and a registry's "
+            f"keys stay inside its folder: {key!r} is neither read nor written "
+            f"through it; remove the link ({path}) and check where it pointed"
+        )
+
     def _inside(self, parts: list[str], key: str) -> Path:
         """``root/parts...``, refused when one of its components below the root is a
         symbolic link: whoever may create a folder (a trainer's ``models/<name>/``) could
@@ -76,12 +84,7 @@ class LocalStore(Store):
             except OSError:  # missing (created as a folder by the write), or reported there
                 break
             if stat.S_ISLNK(st.st_mode):
-                rel = path.relative_to(self.root).as_posix()
-                raise StorageError(
-                    f"local registry {self.uri}: {rel} is a symbolic link, and a registry's "
-                    f"keys stay inside its folder: {key!r} is neither read nor written "
-                    f"through it; remove the link ({path}) and check where it pointed"
-                )
+                raise self._link_error(path, key)
         return self.root.joinpath(*parts)
 
     def url(self, key: str, *, expires: int, content_type: str | None = None) -> str | None:
@@ -154,35 +157,42 @@ class LocalStore(Store):
         try:
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames[:] = [d for d in dirnames if _TMP_MARK not in d and d != _LOCK_NAME]
+                for d in dirnames:  # never skipped: gc would take its objects for gone
+                    if os.path.islink(os.path.join(dirpath, d)):
+                        raise self._link_error(Path(dirpath, d), prefix)
                 rel_dir = Path(dirpath).relative_to(self.root).as_posix()
                 for fn in filenames:
                     key = fn if rel_dir == "." else f"{rel_dir}/{fn}"
                     if not is_valid_key(key):
                         continue  # temp files, lock file, foreign junk
-                    path = os.path.join(dirpath, fn)
-                    try:
-                        if etags:
-                            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-                            with open(fd, "rb") as f:
-                                st = os.fstat(f.fileno())
-                                etag: str | None = hashlib.file_digest(f, "md5").hexdigest()
-                        else:
-                            st, etag = os.lstat(path), None
-                    except FileNotFoundError:
-                        continue  # deleted while we walked
-                    except OSError as e:
-                        if e.errno == errno.ELOOP:
-                            continue  # a symbolic link: no key of this registry
-                        raise
-                    if stat.S_ISLNK(st.st_mode):
-                        continue
-                    found.append(
-                        ObjectInfo(key=key, size=st.st_size, last_modified=st.st_mtime, etag=etag)
-                    )
+                    info = self._listed(Path(dirpath, fn), key, etags=etags)
+                    if info is not None:  # None: deleted while we walked
+                        found.append(info)
         except OSError as e:
             raise self._io_error("list", prefix, e) from e
         found.sort(key=lambda i: i.key)
         return found
+
+    def _listed(self, path: Path, key: str, *, etags: bool) -> ObjectInfo | None:
+        """The listing's record of the object at ``path`` (None: deleted meanwhile); a
+        symbolic link is refused, not skipped (gc would take what it hides for gone)."""
+        try:
+            if etags:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                with open(fd, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    etag: str | None = hashlib.file_digest(f, "md5").hexdigest()
+            else:
+                st, etag = os.lstat(path), None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise self._link_error(path, key) from None
+            raise
+        if stat.S_ISLNK(st.st_mode):
+            raise self._link_error(path, key)
+        return ObjectInfo(key=key, size=st.st_size, last_modified=st.st_mtime, etag=etag)
 
     def children(self, prefix: str) -> Iterator[str]:
         base = (
@@ -194,6 +204,8 @@ class LocalStore(Store):
             return iter(())
         names = []
         for entry in sorted(os.scandir(base), key=lambda e: e.name):
+            if entry.is_symlink() and is_valid_key(entry.name):  # never skipped (gc)
+                raise self._link_error(Path(entry.path), f"{prefix}{entry.name}")
             if (
                 entry.is_dir(follow_symlinks=False)
                 and is_valid_key(entry.name)
@@ -203,8 +215,11 @@ class LocalStore(Store):
         return iter(names)
 
     def _holds_object(self, folder: Path) -> bool:
-        for dirpath, _dirs, filenames in os.walk(folder):
+        for dirpath, dirs, filenames in os.walk(folder):
             rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in (*dirs, *filenames):  # a link is refused, never taken for empty
+                if os.path.islink(os.path.join(dirpath, name)):
+                    raise self._link_error(Path(dirpath, name), f"{rel}/{name}")
             if any(is_valid_key(f"{rel}/{fn}") for fn in filenames):
                 return True
         return False

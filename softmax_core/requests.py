@@ -412,10 +412,8 @@ class ModelRef:
         _part("location", self.location, Location)
         if not isinstance(self.ref, str) or not self.ref:
             raise _bad("model", self.ref, "a registry reference or a model file")
-        if os.path.isdir(self.ref):  # not looked up as a registry name: "no model named"
-            raise InvalidInputError(
-                f"{self.ref} is a folder, not a model file (.npz){_named(self.ref)}"
-            )
+        if os.path.isdir(self.ref) and not _could_be_ref(self.ref):  # `evaluate ./m`
+            raise InvalidInputError(f"{self.ref} is a folder, not a model file (.npz)")
         if not self.is_file:
             parse_ref(self.ref)
 
@@ -425,13 +423,14 @@ class ModelRef:
         return self.ref.lower().endswith(".npz") or os.path.isfile(self.ref)
 
 
-def _named(ref: str) -> str:
-    """How to reach the registry's model named like a folder that is in the way."""
+def _could_be_ref(ref: str) -> bool:
+    """True when ``ref`` reads as a registry reference (``mnist``, ``mnist@champion``): a
+    folder of that name in the working folder (the user's data) does not hide the model."""
     try:
-        validate_name("model name", ref)
+        parse_ref(ref)
     except InvalidNameError:
-        return ""
-    return f"; for the registry's model {ref}, write {ref}@{settings.ALIAS} or {ref}:VERSION"
+        return False
+    return True
 
 
 def format_for(path: str | None) -> Format:

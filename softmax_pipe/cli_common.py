@@ -195,6 +195,18 @@ def warnings_on_stderr(*loggers: str) -> Iterator[None]:
             logger.removeHandler(handler)
 
 
+def data_reads(what: str, source: str | None) -> dict[str, Path]:
+    """The files an MNIST ``source`` is read from, as ``prepare_output``'s ``reads``:
+    ``{what: file}``, or one entry a file for an IDX folder (``the training data
+    (train-images-idx3-ubyte.gz)``), so that no output is written over them."""
+    from softmax_core.mnist.formats import source_files
+
+    files = source_files(source)
+    if len(files) == 1 and files[0] == Path(source or "").expanduser():
+        return {what: files[0]}
+    return {f"{what} ({f.name})": f for f in files}
+
+
 def echo(line: str) -> None:
     """One line on stdout (``typer.echo``) that names a user's file, path or key:
     :func:`softmax_core.escaping.printable`, as :func:`err` does for stderr."""

@@ -26,6 +26,7 @@ from softmax_pipe.cli_common import (
     RegistryOpt,
     SeedOpt,
     SourceOpt,
+    data_reads,
     echo,
     err,
     hyper,
@@ -144,7 +145,7 @@ def train(
     data = Data(reject=reject, negatives_share=negatives_share)
     settings = Settings.build(source=source, cache_dir=cache_dir)
     # a folder, the data, a place that cannot be written: now, not after training
-    prepare_output(out, option="--out", reads={"the training data": settings.source})
+    prepare_output(out, option="--out", reads=data_reads("the training data", settings.source))
     ds = _load(settings)
     t0 = time.perf_counter()
     with _EpochBar(epochs) as bar:

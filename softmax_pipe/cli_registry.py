@@ -446,7 +446,7 @@ def requests(
                 p.request.requested_at[:16].replace("T", " "),
                 _who(p.request.requested_by),
                 _state(p, p.request.seq in undone),
-                printable(p.request.comment or "-"),
+                printable(_comments(p)),
             ]
             for p in pending
         ],
@@ -460,6 +460,13 @@ def _state(pending: Pending, undone: bool) -> str:
         return "open"
     said = f"{pending.decision.decision} by {_who(pending.decision.by)}"
     return f"{said}, not carried out (approve again)" if undone else said
+
+
+def _comments(p: Pending) -> str:
+    """The request's comment and its decision's (``superseded: mnist:3 was approved ...``,
+    a rejection's reason), or ``-``."""
+    said = [p.request.comment, p.decision.comment if p.decision else None]
+    return " / ".join(c for c in said if c) or "-"
 
 
 def _champion(metrics: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from softmax_pipe.cli_common import (
     EndpointOpt,
     RegistryOpt,
     SourceOpt,
+    data_reads,
     err,
     location,
 )
@@ -93,7 +94,9 @@ def report(
     data_source = settings.Settings.build(source=source, cache_dir=cache_dir)
     # a folder, a file read here, a place that cannot be written: now, not after the work
     reads = {"the model file": ref, "the --against model file": against}
-    prepare_output(out, option="--out", reads={**reads, "the MNIST data": data_source.source})
+    prepare_output(
+        out, option="--out", reads={**reads, **data_reads("the MNIST data", data_source.source)}
+    )
     with contextlib.ExitStack() as stack:
         opened: list[Registry] = []
 

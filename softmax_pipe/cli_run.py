@@ -236,7 +236,8 @@ def run(
         typer.Option(
             "--skip-unchanged",
             help="Train nothing when the champion was made from the same data, code and "
-            "features (what the scheduled retraining does).",
+            "features, or, with --request, a version still awaiting approval was (what the "
+            "scheduled retraining does).",
             rich_help_panel="Your data",
         ),
     ] = False,

@@ -36,6 +36,19 @@ from softmax_core.words import plural
 # --- IDX ------------------------------------------------------------------------------------
 
 
+def source_files(source: str | None) -> list[Path]:
+    """The user's files an MNIST ``source`` is read from: an ``.npz`` file itself, the IDX
+    files of a folder (plain and ``.gz``: either may be the one read); none for ``keras``,
+    the download or no source (the cache). What an output must not overwrite."""
+    if not source or source in ("keras", "download"):
+        return []
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        return [path]
+    names = [n for stem in IDX_FILES.values() for n in (stem, f"{stem}.gz")]
+    return [path / n for n in names if (path / n).is_file()]
+
+
 def idx_paths(folder: Path) -> dict[str, Path]:
     """The four IDX files in ``folder`` (plain preferred over ``.gz`` when both exist)."""
     found: dict[str, Path] = {}

@@ -149,6 +149,7 @@ def check_request(request: ScoringRequest) -> None:
             request.output.path,  # as typed: request.output.file has lost a trailing slash
             inputs=None if remote_input else Path(request.input),
             model=request.model.ref,
+            queue=request.review.queue,
         )
     if request.review.queue is not None:
         if remote_input:

@@ -109,10 +109,15 @@ class RowWriter:
 
 
 def check_output_path(
-    output: str | Path, *, inputs: Path | None = None, model: str | None = None
+    output: str | Path,
+    *,
+    inputs: Path | None = None,
+    model: str | None = None,
+    queue: str | None = None,
 ) -> None:
     """Fail before any work when ``--output`` cannot be written where it says, or when it
-    would overwrite what is being read: the model file, or one of the scored images.
+    would overwrite what is being read: the model file, or one of the scored images; or
+    what the run writes besides: the review ``queue`` (its contact sheet, its copies).
 
     The output check every command shares (:func:`softmax_core.atomicio.check_output`: a
     folder, a name ending in ``/``, the model file are exit 2), then the images; then its
@@ -129,6 +134,11 @@ def check_output_path(
             raise InvalidInputError(
                 f"--output {output} is one of the images being scored; choose another name"
             )
+    if queue is not None and target.is_relative_to(os.path.realpath(queue)):
+        raise InvalidInputError(
+            f"--output {output} is inside the review queue {queue}, which the run writes "
+            "(its contact sheet, the images' copies); choose another name"
+        )
     prepare_output(output)
 
 

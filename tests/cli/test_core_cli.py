@@ -39,19 +39,26 @@ def test_help_lists_the_commands_and_exit_codes() -> None:
     assert "5 accuracy gate failed" in " ".join(out.split())
 
 
+def _help_at_80_columns(command: str) -> subprocess.CompletedProcess[str]:
+    """``softmax-pipe COMMAND --help`` as a user's terminal shows it: the installed script,
+    80 columns; exit 0."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "COLUMNS": "80"}
+    script = Path(sys.executable).parent / "softmax-pipe"
+    done = subprocess.run(
+        [str(script), *command.split(), "--help"], capture_output=True, text=True, env=env,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.mark.parametrize("group", ["", "registry", "dataset"])
 def test_command_lists_break_lines_only_where_they_are_full(group: str) -> None:
     """Each command's line in a group's list is its summary flowed to the width, as a
     user's terminal shows it (the installed script, 80 columns): a row ends early only
     where its summary ends. The docstrings' own line breaks used to break them
     mid-sentence ("... on the test split," and the rest below)."""
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "COLUMNS": "80"}
-    script = Path(sys.executable).parent / "softmax-pipe"
-    done = subprocess.run(
-        [str(script), *group.split(), "--help"], capture_output=True, text=True, env=env,
-        timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = _help_at_80_columns(group)
     panel = done.stdout.split("─ Commands ─")[1].splitlines()[1:]
     rows = [line[1:-1] for line in panel if line.startswith("│")]
     assert len(rows) >= 5, done.stdout
@@ -71,13 +78,7 @@ def test_a_command_s_help_breaks_lines_only_where_they_are_full(command: str) ->
     """The paragraphs above a command's options, at 80 columns: a line ends early only where
     its paragraph ends. The docstrings' own breaks used to stay ("... how many it" /
     "rejected;" / "the expected calibration error ...")."""
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "COLUMNS": "80"}
-    script = Path(sys.executable).parent / "softmax-pipe"
-    done = subprocess.run(
-        [str(script), *command.split(), "--help"], capture_output=True, text=True, env=env,
-        timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = _help_at_80_columns(command)
     lines = done.stdout.split("Usage:")[1].split("╭")[0].splitlines()[1:]
     texts = [line.strip() for line in lines]
     assert sum(1 for t in texts if t) >= 3, done.stdout
@@ -596,36 +597,42 @@ def test_train_refuses_an_out_over_its_data_or_named_as_a_folder(
     data = tmp_path / "ds.npz"
     data.write_bytes(b"the user's dataset")
     (tmp_path / "link.npz").symlink_to(data)
+    idx = tmp_path / "idx"  # an IDX folder: its files are the training data too
+    idx.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (idx / f"{stem}.gz").write_bytes(b"the user's IDX file")
+    images = idx / "train-images-idx3-ubyte.gz"
     cases: list[tuple[list[object], str]] = [
         (["--source", data, "--out", data], "--out " + str(data) + " is the training data"),
         (["--source", data, "--out", tmp_path / "link.npz"], "is the training data"),
         (["--out", f"{tmp_path}/m/new/"], "names a folder (it ends in '/'); expected a file"),
+        (
+            ["--source", idx, "--out", images],
+            f"--out {images} is the training data (train-images-idx3-ubyte.gz)",
+        ),
     ]
     for args, says in cases:
         code, stdout, err = invoke("train", *args, "--cache-dir", tmp_path / "c")
         assert (code, stdout) == (2, ""), err
         assert says in err and len(err.strip().splitlines()) == 1, err
     assert data.read_bytes() == b"the user's dataset"
+    assert images.read_bytes() == b"the user's IDX file"
     assert not (tmp_path / "m").exists()
 
 
 def test_evaluate_a_folder_says_it_is_a_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """``evaluate m`` where m is a folder said ``no model named 'm'`` in the registry
-    (exit 3): the name was looked up there. Now it says what m is, exit 2."""
+    """``evaluate ./m`` where m is a folder said ``no model named './m'`` (exit 3): it
+    says what m is, exit 2. A bare name is the registry's model even where a folder of that
+    name is at hand (a user's ``mnist/`` data folder must not hide the model ``mnist``)."""
     (tmp_path / "m").mkdir()
     monkeypatch.chdir(tmp_path)
+    for folder in ("./m", "m/", str(tmp_path / "m")):
+        code, _, err = invoke("evaluate", folder, "--registry", tmp_path / "reg")
+        assert (code, err.strip()) == (2, f"error: {folder} is a folder, not a model file (.npz)")
     code, _, err = invoke("evaluate", "m", "--registry", tmp_path / "reg")
-    assert code == 2, err
-    assert err.strip() == (
-        "error: m is a folder, not a model file (.npz); for the registry's model m, write "
-        "m@champion or m:VERSION"
-    )
-    code, _, err = invoke("evaluate", tmp_path / "m", "--registry", tmp_path / "reg")
-    assert (
-        code == 2 and err.strip() == f"error: {tmp_path / 'm'} is a folder, not a model file (.npz)"
-    )
+    assert code == 3 and "no model named 'm'" in err, err
 
 
 @pytest.mark.parametrize("args", ["--help", "--version", "registry --help"])

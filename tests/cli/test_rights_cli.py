@@ -116,3 +116,19 @@ def test_requests_say_an_approval_not_carried_out(model_files: list[Path], tmp_p
     assert invoke("registry", "approve", "digits:2", "champion", *reg)[0] == 0
     code, out, err = invoke("registry", "requests", "digits", "--all", *reg)
     assert code == 0 and "not carried out" not in out, out
+
+
+def test_requests_show_why_a_request_was_closed(model_files: list[Path], tmp_path: Path) -> None:
+    """The COMMENT column holds the decision's comment too: a request closed as superseded
+    by a newer approval, or rejected with a reason, looked like any other rejection."""
+    reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
+    for f in model_files[:2]:
+        assert invoke("registry", "publish", str(f), "--name", "digits", *reg)[0] == 0
+    for version in ("digits:1", "digits:2"):
+        assert invoke("registry", "request", version, "champion", *reg)[0] == 0
+    code, out, err = invoke("registry", "approve", "digits:2", "champion", *reg)
+    assert code == 0 and "closed #1 digits@champion -> digits:1 as superseded" in out, err
+    code, out, err = invoke("registry", "requests", "digits", "--all", *reg)
+    assert code == 0, err
+    first = " ".join(out.splitlines()[1].split())
+    assert "superseded: digits:2 was approved for champion (request #2)" in first, out

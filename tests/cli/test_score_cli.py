@@ -708,9 +708,9 @@ def test_an_output_named_as_a_folder_or_a_model_that_is_a_folder_is_refused(
         "error: --output out/new/ names a folder (it ends in '/'); expected a file name"
     )
     assert not (tmp_path / "out").exists()
-    code, stdout, stderr = invoke("score", "imgs", "--model", "m", "--registry", tmp_path / "r")
+    code, stdout, stderr = invoke("score", "imgs", "--model", "m/", "--registry", tmp_path / "r")
     assert (code, stdout) == (2, ""), stderr
-    assert stderr.strip().startswith("error: m is a folder, not a model file (.npz)"), stderr
+    assert stderr.strip() == "error: m/ is a folder, not a model file (.npz)", stderr
 
 
 def test_output_through_a_symlink_replaces_its_target_and_a_device_is_written_through(
@@ -812,11 +812,17 @@ def test_a_registry_without_models_says_how_to_get_one(tmp_path: Path) -> None:
     """A new user's first ``score`` (no model published yet): exit 3 and the way to one,
     not only "`registry list` shows the models" (it shows none)."""
     _digit_png(tmp_path / "a.png")
+    code, _, stderr = invoke("score", tmp_path / "a.png", "--registry", tmp_path / "reg")
+    assert code == 3, stderr
+    assert f"no registry at {tmp_path / 'reg'} (the folder does not exist)" in stderr
+    assert "`softmax-pipe run` trains a model and publishes it there, or check --registry" in (
+        stderr
+    )  # a mistyped --registry too: not "holds no models yet"
     (tmp_path / "reg").mkdir()
     code, _, stderr = invoke("score", tmp_path / "a.png", "--registry", tmp_path / "reg")
     assert code == 3, stderr
     assert "holds no models yet; `softmax-pipe run` trains one" in stderr
-    assert "--model FILE.npz" in stderr and "registry list" not in stderr
+    assert "registry list" not in stderr
 
 
 def test_a_stdout_that_cannot_be_written_is_one_line_exit_4(model: Path, tmp_path: Path) -> None:
@@ -1056,6 +1062,12 @@ def test_review_queue_refuses_a_place_it_cannot_use(
     assert code == 2 and "is a file" in stderr
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
     assert code == 2 and "drop --flow" in stderr
+    # rows over the queue's own page: the sheet replaced them, exit 0, "rows written"
+    queue = tmp_path / "q"
+    args = ("score", folder, "-m", model, "--review", queue, "-o", queue / "index.html")
+    code, _, stderr = invoke(*args)
+    assert code == 2 and f"is inside the review queue {queue}" in stderr, stderr
+    assert not queue.exists()
 
 
 # --- hostile file names (issue 27, items 1 and 2) ----------------------------------------------

@@ -374,7 +374,7 @@ def test_local_keys_never_pass_through_a_symlink(tmp_path: Path) -> None:
     """A trainer who may create ``models/<name>/`` could make ``aliases`` a link to a
     folder it owns: a promote would then write the alias record there, and `show` read it
     back. Every key through a link below the root is refused, read and write, one line,
-    exit 4; a key that is itself a link is not followed; listings skip links; the root
+    exit 4; a key that is itself a link is not followed, nor listed past (gc); the root
     itself may be a link (users keep registries that way)."""
     from tests.registry.helpers import make_model
 
@@ -402,10 +402,23 @@ def test_local_keys_never_pass_through_a_symlink(tmp_path: Path) -> None:
         store.delete("models/lr/aliases/k.json")
     with pytest.raises(StorageError, match="is a symbolic link"):
         list(store.list_keys("models/lr/aliases/"))
-    assert "models/lr/versions/k.json" not in list(store.list_keys("models/"))
-    assert "models/lr/versions/k.json" not in [i.key for i in store.list_info("models/")]
-    assert list(store.children("models/lr/")) == ["versions"]
+    # a listing refuses a link too: skipped, its objects looked gone, and gc deleted the
+    # blob of a version whose versions/ folder was a link
+    for listing in (store.list_keys, store.list_info, store.children):
+        with pytest.raises(StorageError, match="is a symbolic link"):
+            list(listing("models/lr/"))
     assert [p.name for p in evil.iterdir()] == ["k.json"]
+    (reg / "models" / "lr" / "versions" / "k.json").unlink()
+    (reg / "models" / "lr" / "aliases").unlink()
+    versions = reg / "models" / "lr" / "versions"
+    versions.rename(tmp_path / "versions")
+    versions.symlink_to(tmp_path / "versions")
+    blobs = sorted(p for p in (reg / "blobs").rglob("*") if p.is_file())
+    code, _, err = invoke("registry", "gc", "--registry", reg, "--grace", "0", "--force")
+    assert code == 4 and "models/lr/versions is a symbolic link" in err, err
+    assert sorted(p for p in (reg / "blobs").rglob("*") if p.is_file()) == blobs  # kept
+    versions.unlink()
+    (tmp_path / "versions").rename(versions)
 
     (tmp_path / "linked").symlink_to(reg)  # the root may be a link
     assert invoke("registry", "show", "lr:1", "--registry", tmp_path / "linked")[0] == 0

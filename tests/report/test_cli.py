@@ -123,7 +123,7 @@ def test_an_output_over_what_the_report_reads_or_named_as_a_folder_is_refused(
         (["victim.npz", "-o", "victim.npz"], "--out victim.npz is the model file"),
         (["mnist:2", "--against", "victim.npz", "-o", "victim.npz"], "is the --against model"),
         (["victim.npz", "-o", "rep/new/"], "--out rep/new/ names a folder (it ends in '/')"),
-        (["m", "-o", "r.html"], "m is a folder, not a model file (.npz)"),
+        (["./m", "-o", "r.html"], "./m is a folder, not a model file (.npz)"),
     ]
     (tmp_path / "m").mkdir()
     with pytest.MonkeyPatch.context() as mp:
