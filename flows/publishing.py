@@ -33,8 +33,12 @@ def publish_model(
     """Weights, then manifest, to the registry: a new version, visible only once complete."""
     info = dataclasses.replace(model.info, metrics=metrics, code_version=lineage.code_version)
     with open_registry(target.location) as reg:
-        manifest = reg.publish(model.evolve(info=info), target.name, lineage=lineage.to_json())
-        PUBLISHED.note(manifest.ref)  # kept whatever happens next: the runner says so
+        manifest = reg.publish(  # noted once its manifest is written: the runner says so
+            model.evolve(info=info),
+            target.name,
+            lineage=lineage.to_json(),
+            committed=lambda m: PUBLISHED.note(m.ref),
+        )
         get_run_logger().info("published %s to %s", manifest.ref, reg.uri)
     return manifest
 

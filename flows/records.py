@@ -182,7 +182,9 @@ RunSummary = Published | Skipped
 @dataclass
 class PublishLog:
     """The versions (``NAME:N``) this process published, in order: the ``publish`` task
-    notes each as soon as the registry returns it. A run interrupted after that point
+    notes each as soon as its manifest is written (``Registry.publish``'s ``committed``),
+    not once ``publish`` returns: a signal in between kept the version and said nothing
+    of it. A run interrupted after that point
     returns no summary, yet its version stays; the runner reads the log
     (:meth:`mark`, then :meth:`since`) to say so."""
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -333,15 +333,18 @@ class Registry:
         alias: str | None = None,
         lineage: dict[str, Any] | None = None,
         by: str | None = None,
+        committed: Callable[[Manifest], None] | None = None,
     ) -> Manifest:
         """Store a model file as the next version of ``name`` (and point ``alias`` at it);
-        the event names who published it (``by``, :meth:`actor`)."""
+        the event names who published it (``by``, :meth:`actor`). ``committed`` hears of
+        the version as soon as its manifest is written (the version exists from then on,
+        whatever stops the rest: the blob's check, the event, the alias)."""
         validate_name("model name", name)
         if alias is not None:
             validate_name("alias", alias)
         approvals.check_note("--by", by, approvals.MAX_NAME)  # before anything is written
         with self._doing(f"publishing {name}"):
-            manifest = self._publish(model, name, lineage)
+            manifest = self._publish(model, name, lineage, committed)
         if self.listeners:  # who published: asked (STS) only to tell someone, once done
             self._emit(events.published(self.uri, manifest, self.actor(by)))
         if alias is not None:
@@ -349,7 +352,11 @@ class Registry:
         return manifest
 
     def _publish(
-        self, model: Path | str | Model, name: str, lineage: dict[str, Any] | None
+        self,
+        model: Path | str | Model,
+        name: str,
+        lineage: dict[str, Any] | None,
+        committed: Callable[[Manifest], None] | None,
     ) -> Manifest:
         if isinstance(model, Model):
             data = model.to_bytes()
@@ -385,6 +392,8 @@ class Registry:
             model_created=made.created,
         )
         manifest = self._claim_version(draft)
+        if committed is not None:
+            committed(manifest)
 
         # A gc that listed before our blob write could have deleted the (old, orphaned)
         # blob after it: make sure the version we just made visible has its bytes.

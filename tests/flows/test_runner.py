@@ -305,30 +305,37 @@ def test_a_run_that_fails_after_the_signal_is_interrupted(
 # engine creates publish-report's task run; its crash handling then raises ValueError
 # ("Task run is not set") instead, the flow fails with it, and our handler never hears of
 # the signal. Here the signal is sent at exactly that point of the real training flow,
-# and, for the other way it ends, once publish-report runs.
-TERMINATED_AT_PUBLISH_REPORT = """
+# and, for the other way it ends, once publish-report runs; and inside reg.publish once
+# the manifest is written (the version is there), as it checks the blob: the run said
+# nothing of the version it kept.
+TERMINATED_ONCE_PUBLISHED = """
 import json, os, signal, sys, time
 from pydantic import TypeAdapter
 import prefect.task_engine as engine
 from flows.runner import run_training
+from registry.local import LocalStore
 from softmax_core.errors import Interrupted
 from softmax_core.requests import TrainingRequest
 
 import softmax_core.report
 
-def signal_first(make):
+def signal_first(make, when):
     def made(*args, **kwargs):
-        if make is not create or kwargs["task"].name == "publish-report":
+        if when(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(30)  # Prefect's handler raises in here
         return make(*args, **kwargs)
     return made
 
-create, draw = engine._create_task_run_locally, softmax_core.report.render_report
+create, draw, head = engine._create_task_run_locally, softmax_core.report.render_report, LocalStore.head
 if sys.argv[2] == "making its task run":
-    engine._create_task_run_locally = signal_first(create)
-else:  # while it runs: the task's own code
-    softmax_core.report.render_report = signal_first(draw)
+    engine._create_task_run_locally = signal_first(
+        create, lambda *args, **kwargs: kwargs["task"].name == "publish-report"
+    )
+elif sys.argv[2] == "running":  # the task's own code
+    softmax_core.report.render_report = signal_first(draw, lambda *args, **kwargs: True)
+else:  # inside reg.publish: the manifest written, the blob checked after it
+    LocalStore.head = signal_first(head, lambda store, key: key.startswith("blobs/"))
 request = TypeAdapter(TrainingRequest).validate_python(json.loads(sys.argv[1]))
 try:
     run_training(request)
@@ -342,8 +349,8 @@ except BaseException as e:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment", ["making its task run", "running"])
-def test_sigterm_at_publish_report_is_an_interrupt_naming_what_was_published(
+@pytest.mark.parametrize("moment", ["making its task run", "running", "publishing"])
+def test_sigterm_once_published_is_an_interrupt_naming_what_was_published(
     prefect_harness: None, mnist_dir: Path, session_cache: Path, tmp_path: Path, moment: str
 ) -> None:
     from prefect.settings import PREFECT_API_URL
@@ -354,7 +361,7 @@ def test_sigterm_at_publish_report_is_an_interrupt_naming_what_was_published(
         target=Target(name="intr6", action="publish"),
     )  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-c", TERMINATED_AT_PUBLISH_REPORT, _as_json(request), moment],
+        [sys.executable, "-c", TERMINATED_ONCE_PUBLISHED, _as_json(request), moment],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 130, done.stderr
