@@ -149,21 +149,25 @@ class Published:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A run that trained nothing: the champion (``champion``), or a version awaiting an
-    approver (``awaiting``: ``mnist:3 (request #3)``), was made from the same data and
-    code."""
+    """A run that trained nothing: the champion (``champion``), a version awaiting an
+    approver (``awaiting``: ``mnist:3 (request #3)``), or one an approver rejected
+    (``rejected``, the same way), was made from the same data and code."""
 
     registry: str
     name: str
     champion: str | None
     reason: str = NOTHING_NEW
     awaiting: str | None = None
+    rejected: str | None = None
     skipped: ClassVar[bool] = True
 
     @property
-    def same_as(self) -> str:
-        """The version that has this data and code, in words."""
-        return f"{self.awaiting}, awaiting approval," if self.awaiting else f"{self.champion}"
+    def message(self) -> str:
+        """The run's line: ``nothing new to learn: mnist:3 already has this data and code``."""
+        if self.rejected:
+            return f"{self.reason}: {self.rejected} was rejected with this data and code"
+        same_as = f"{self.awaiting}, awaiting approval," if self.awaiting else self.champion
+        return f"{self.reason}: {same_as} already has this data and code"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -173,6 +177,7 @@ class Skipped:
             "name": self.name,
             "champion": self.champion,
             "awaiting": self.awaiting,
+            "rejected": self.rejected,
         }
 
 

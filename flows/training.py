@@ -10,7 +10,8 @@ With the users' data (``flows.datasets``): ``sync-inbox`` and ``pull-datasets`` 
 training on MNIST plus each dataset's train split, the gate on MNIST test and on each
 dataset's holdout; ``data.skip_unchanged`` returns "nothing new to learn" before training
 when the champion was made from the same data, code, features and parameters, or (under
-``target.action == "request"``) a version still awaiting an approver was.
+``target.action == "request"``) a version still awaiting an approver, or one an approver
+rejected, was.
 
 - Only I/O tasks retry: ``ingest`` on download errors, ``pull-champion`` / ``publish`` /
   ``promote`` / the datasets on storage errors (``retries``).
@@ -62,15 +63,7 @@ from prefect.artifacts import (
 from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
 from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox, uses
 from flows.publishing import promote_model, publish_model, publish_report, request_model
-from flows.records import (
-    NOTHING_NEW,
-    Champion,
-    Evaluation,
-    Published,
-    RunSummary,
-    Skipped,
-    run_notes,
-)
+from flows.records import Champion, Evaluation, Published, RunSummary, Skipped, run_notes
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
 from softmax_core import gate as gates
 from softmax_core.errors import InvalidInputError, ModelNotFoundError
@@ -83,6 +76,7 @@ from softmax_core.scoring import is_uri
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from registry.approvals import Pending
     from softmax_core.mnist import Dataset
     from softmax_core.sgd import EpochStats
     from softmax_core.train import Labelled
@@ -201,21 +195,26 @@ def pull_champion(target: Target) -> Champion | None:
     return Champion(target.champion, manifest, model)
 
 
-@task(name="pending-request", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
-def awaiting_approval(target: Target, lineage: Lineage) -> str | None:
-    """The open request to move ``name@alias`` to a version made from this run's data and
-    code (``mnist:3 (request #3)``), or None: under ``request`` the champion stays until an
-    approver moves it, so "nothing new" against it alone published and requested the same
-    model again at every scheduled run."""
+@task(name="requested-before", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
+def requested_before(target: Target, lineage: Lineage) -> Pending | None:
+    """The newest request to move ``name@alias`` to a version made from this run's data
+    and code that is still open or that an approver rejected, or None: under ``request``
+    the champion stays until an approver moves it, so "nothing new" against it alone
+    published and requested the same model again at every scheduled run, and again after
+    the approver said no to it."""
     with open_registry(target.location) as reg:
         try:
-            pending = reg.requests(target.name)
+            every = reg.requests(target.name, closed=True)
         except ModelNotFoundError:
             return None
-        for p in reversed(pending):
+        for p in reversed(every):
             r = p.request
-            if r.alias == target.alias and nothing_new(reg.manifest(r.name, r.version), lineage):
-                return f"{r.ref} (request #{r.seq})"
+            if (
+                r.alias == target.alias
+                and (p.is_open or p.refused)
+                and nothing_new(reg.manifest(r.name, r.version), lineage)
+            ):
+                return p
     return None
 
 
@@ -384,15 +383,17 @@ def training_pipeline(
             registry=target.location.registry or "", name=target.name, champion=champion.ref
         )
     if run.data.skip_unchanged and target.action == "request":
-        waiting = awaiting_approval.with_options(**io)(target, lineage)
-        if waiting is not None:
+        before = requested_before.with_options(**io)(target, lineage)
+        if before is not None:
+            said = f"{before.request.ref} (request #{before.request.seq})"
             skipped = Skipped(
                 registry=target.location.registry or "",
                 name=target.name,
                 champion=champion.ref if champion else None,
-                awaiting=waiting,
+                awaiting=said if before.is_open else None,
+                rejected=None if before.is_open else said,
             )
-            get_run_logger().info("%s: %s has the same data and code", NOTHING_NEW, waiting)
+            get_run_logger().info("%s", skipped.message)
             return skipped
     init = warm_start_weights(target, champion) if run.hyper.warm_start else None
     used = uses(user_data, can_reject=run.data.reject)

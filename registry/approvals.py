@@ -50,6 +50,7 @@ from softmax_core.errors import (
 
 MAX_NAME = 200  # characters of a --by name
 MAX_COMMENT = 2000
+SUPERSEDED = "superseded: "  # how approve's comment on the older requests it closes begins
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,16 @@ class Pending:
     @property
     def is_open(self) -> bool:
         return self.decision is None
+
+    @property
+    def refused(self) -> bool:
+        """Rejected by an approver (not closed as superseded by a newer version's approval)."""
+        d = self.decision
+        return (
+            d is not None
+            and d.decision == REJECTED
+            and not (d.comment or "").startswith(SUPERSEDED)
+        )
 
 
 @dataclass(frozen=True)
@@ -246,7 +257,7 @@ def approve(
         if other.is_open:
             with contextlib.suppress(SoftmaxPipeError):
                 _decide(store, other.request, APPROVED, actor, comment)
-    why = f"superseded: {name}:{version} was approved for {alias} (request #{target.request.seq})"
+    why = f"{SUPERSEDED}{name}:{version} was approved for {alias} (request #{target.request.seq})"
     superseded = []
     for older in every:  # behind the alias now: an approve would refuse them; close them
         if older.is_open and older.request.alias == alias and older.request.version < version:

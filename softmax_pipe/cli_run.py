@@ -236,8 +236,8 @@ def run(
         typer.Option(
             "--skip-unchanged",
             help="Train nothing when the champion was made from the same data, code and "
-            "features, or, with --request, a version still awaiting approval was (what the "
-            "scheduled retraining does).",
+            "features, or, with --request, a version still awaiting approval or one an "
+            "approver rejected was (what the scheduled retraining does).",
             rich_help_panel="Your data",
         ),
     ] = False,
@@ -322,7 +322,7 @@ def _say(summary: RunSummary, *, as_json: bool) -> None:
         typer.echo(json.dumps(summary.to_json(), indent=2))
         return
     if isinstance(summary, Skipped):
-        typer.echo(f"{summary.reason}: {summary.same_as} already has this data and code")
+        typer.echo(summary.message)
         return
     decision, domains = summary.evaluation.decision, summary.evaluation.domains
     typer.echo(f"published {summary.ref} to {summary.registry}")

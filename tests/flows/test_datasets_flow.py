@@ -110,6 +110,7 @@ def test_the_inbox_is_synced_and_nothing_new_trains_nothing(
         "name": "mnist",
         "champion": "mnist:2",
         "awaiting": None,
+        "rejected": None,
     }
     assert "train" not in _task_runs(third.state_details.flow_run_id)
     with Registry.open(str(reg), cache_dir=session_cache) as r:
@@ -145,6 +146,36 @@ def test_a_version_awaiting_approval_with_the_same_data_is_nothing_new(
     with Registry.open(reg, cache_dir=session_cache) as r:
         assert r.version_numbers("mnist") == [1]
         assert [p.request.seq for p in r.requests("mnist")] == [1]
+
+
+def test_a_rejected_version_with_the_same_data_is_nothing_new(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """The approver rejected mnist:1; the next scheduled run, with the same data and code,
+    trained, published mnist:2 (the same model) and requested it: the person had already
+    said no to exactly this. Now it is "nothing new to learn" against the rejected one."""
+    reg = str(tmp_path / "reg")
+    common: dict[str, Any] = {
+        "data": Data(skip_unchanged=True),
+        "hyper": Hyper(epochs=1),
+        "target": Target(action="request"),
+    }
+    assert _published(_run(mnist_dir, session_cache, reg, **common)).ref == "mnist:1"
+    with Registry.open(reg, cache_dir=session_cache) as r:
+        r.reject("mnist", 1, "champion", by="carol", comment="no")
+    again = _run(mnist_dir, session_cache, reg, **common)
+    assert again.is_completed(), again.message
+    skipped = again.result()
+    assert skipped == Skipped(
+        registry=reg, name="mnist", champion=None, rejected="mnist:1 (request #1)"
+    )
+    assert skipped.message == (
+        "nothing new to learn: mnist:1 (request #1) was rejected with this data and code"
+    )
+    assert "train" not in _task_runs(again.state_details.flow_run_id)
+    with Registry.open(reg, cache_dir=session_cache) as r:
+        assert r.version_numbers("mnist") == [1]
+        assert [p.request.seq for p in r.requests("mnist", closed=True)] == [1]
 
 
 @pytest.mark.timeout(120)  # the inbox read used to hang on the FIFO: fail, never hang

@@ -169,6 +169,9 @@ def test_approving_a_newer_version_closes_the_older_requests_as_superseded(
         (1, "staging")
     ]
     assert [e.event for e in seen][-2:] == [events.ALIAS_MOVED, events.ALIAS_REJECTED]
+    # closed by the approval of a newer one, not refused by a person (flows.training's
+    # "nothing new to learn" skips a run with a refused version's data and code)
+    assert not reg.requests("digits", closed=True)[0].refused
 
 
 def test_a_rejected_request_cannot_be_approved(reg: Registry) -> None:
@@ -176,6 +179,7 @@ def test_a_rejected_request_cannot_be_approved(reg: Registry) -> None:
     reg.request("digits", 1, "champion", comment="try it")
     ((req, decision),) = reg.reject("digits", 1, "champion", by="carol", comment="no")
     assert decision.decision == REJECTED and decision.by.by == "carol" and req.seq == 1
+    assert reg.requests("digits", closed=True)[0].refused
     with pytest.raises(ModelNotFoundError, match="none is open"):
         reg.approve("digits", 1, "champion")
     with pytest.raises(ModelNotFoundError):
