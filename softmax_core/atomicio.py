@@ -19,7 +19,8 @@ Targets that are not plain files are handled the way a user expects of ``> file`
 that produces it: a folder is refused, and so is a file the command reads (``train -o``
 over its ``--source``, ``report -o`` over the model, ``score -o`` over the model), exit 2.
 :func:`prepare_output` runs it, then makes the missing folders: a folder that cannot be
-made or written is an error at once, not after the work.
+made or written is an error at once, not after the work; :func:`folders_undone` takes
+them away again when the work then fails.
 
 Pure stdlib: every layer may use it.
 """
@@ -27,6 +28,7 @@ Pure stdlib: every layer may use it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -130,6 +132,23 @@ def make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"cannot create the folder {folder}: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def folders_undone(folder: Path) -> Iterator[None]:
+    """Around a command's work that makes ``folder`` (:func:`make_folder`,
+    :func:`prepare_output`) before it may fail: when the block fails, the folders on the
+    way to ``folder`` that were missing on entry are removed again, deepest first, each
+    only while still empty: a failed command leaves nothing it made, and nothing else
+    is touched."""
+    missing = list(itertools.takewhile(lambda p: not os.path.lexists(p), (folder, *folder.parents)))
+    try:
+        yield
+    except BaseException:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        raise
 
 
 Reads = Mapping[str, "str | Path | None"]  # what a command reads, by how a user calls it

@@ -15,7 +15,7 @@ import typer
 
 from softmax_core.words import plural
 from softmax_pipe.cli_common import ImageProgress, JsonOpt, echo, err
-from softmax_pipe.cli_registry import check_pull_out, pull_target, uses_registry, write_copy
+from softmax_pipe.cli_registry import pull_target, pulling_to, uses_registry, write_copy
 from softmax_pipe.cli_tables import print_json, table
 
 if TYPE_CHECKING:
@@ -217,14 +217,13 @@ def pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Download a dataset version into the local cache (sha256-verified); copy it to --out."""
-    if out is not None:
-        check_pull_out(out)  # before the download
-    m, data = reg.load_dataset(ref)
-    path = reg.blob_cache_path(m.digest)
-    if out is not None:
-        target = pull_target(out, m.name, m.version)
-        write_copy(path, target)
-        path = target
+    with pulling_to(out):
+        m, data = reg.load_dataset(ref)
+        path = reg.blob_cache_path(m.digest)
+        if out is not None:
+            target = pull_target(out, m.name, m.version)
+            write_copy(path, target)
+            path = target
     if as_json:
         print_json({"ref": m.ref, "digest": m.digest, "path": str(path), "count": len(data)})
         return

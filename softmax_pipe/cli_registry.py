@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -572,14 +573,13 @@ def pull(
     from registry import parse_ref
 
     parse_ref(ref)
-    if out is not None:
-        check_pull_out(out)  # before the download
-    result = reg.fetch(ref)
-    path = result.path
-    if out is not None:
-        target = pull_target(out, result.manifest.name, result.manifest.version)
-        write_copy(path, target)
-        path = target
+    with pulling_to(out):
+        result = reg.fetch(ref)
+        path = result.path
+        if out is not None:
+            target = pull_target(out, result.manifest.name, result.manifest.version)
+            write_copy(path, target)
+            path = target
     if as_json:
         print_json(
             {
@@ -608,15 +608,24 @@ def _is_folder(out: str) -> bool:
     return out.endswith(("/", "\\")) or Path(out).is_dir()
 
 
-def check_pull_out(out: str) -> None:
-    """``--out`` of a pull, before the download: a folder is made, a file's folders too
-    (:func:`softmax_core.atomicio.prepare_output`: exit 2 or 4 in one line)."""
-    from softmax_core.atomicio import make_folder, prepare_output
+@contextmanager
+def pulling_to(out: str | None) -> Iterator[None]:
+    """Around a pull and its copy to ``--out``: before the download, the folder is made, a
+    file's folders too (:func:`softmax_core.atomicio.prepare_output`: exit 2 or 4 in one
+    line); a pull that fails takes away the folders it made
+    (:func:`softmax_core.atomicio.folders_undone`)."""
+    from softmax_core.atomicio import folders_undone, make_folder, prepare_output
 
-    if _is_folder(out):
-        make_folder(Path(out))
-    else:
-        prepare_output(out)
+    if out is None:
+        yield
+        return
+    folder = Path(out) if _is_folder(out) else Path(out).parent
+    with folders_undone(folder):
+        if _is_folder(out):
+            make_folder(folder)
+        else:
+            prepare_output(out)
+        yield
 
 
 def pull_target(out: str, name: str, version: int) -> Path:

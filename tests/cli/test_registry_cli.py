@@ -222,6 +222,26 @@ def test_pull_out_with_a_trailing_slash_writes_into_that_folder(
     assert (folder / "digits-1.npz").read_bytes() == model_files[0].read_bytes()
 
 
+def test_a_failed_pull_leaves_no_folder_behind(tmp_path: Path, model_files: list[Path]) -> None:
+    """A pull of a version that does not exist (exit 3) left the --out folder it made
+    before the download, and its parents, empty; now they are gone again. A folder that
+    was there stays, and so does one of a pull that worked."""
+    reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
+    assert invoke("registry", "publish", str(model_files[0]), "--name", "digits", *reg)[0] == 0
+    there = tmp_path / "there"
+    there.mkdir()
+    before = sorted(tmp_path.iterdir())
+    for out in ("new/", "new/models/", "new/models/m.npz", "there/new/", "there/m.npz"):
+        for command in (("registry", "pull", "digits:9"), ("dataset", "pull", "nothing:1")):
+            code, _, err = invoke(*command, "--out", f"{tmp_path}/{out}", *reg)
+            assert code == 3, err
+            assert sorted(tmp_path.iterdir()) == before, out
+            assert list(there.iterdir()) == [], out
+    code, _, err = invoke("registry", "pull", "digits:1", "--out", f"{tmp_path}/new/", *reg)
+    assert code == 0, err
+    assert (tmp_path / "new" / "digits-1.npz").is_file()
+
+
 def test_pull_out_that_cannot_be_written_is_one_line(
     tmp_path: Path, model_files: list[Path]
 ) -> None:
