@@ -162,6 +162,7 @@ def train(
     }
     info = dataclasses.replace(model.info, metrics=metrics, code_version=code_version())
     model.evolve(info=info).save(out)
+    note = "" if model.calibration is None else model.calibration.note()
     if as_json:
         typer.echo(
             json.dumps(
@@ -172,6 +173,7 @@ def train(
                     "seed": seed,
                     "classes": model.n_classes,
                     **metrics,
+                    "calibration_note": note or None,  # why T is 1: too few held-out images
                     "data_digest": ds.digest,
                     "code_version": info.code_version,
                 },
@@ -179,7 +181,6 @@ def train(
             )
         )
         return
-    note = "" if model.calibration is None else model.calibration.note()
     calibration = (
         f"calibration error {report.ece:.4f} at temperature 1 ({note})"
         if note

@@ -245,6 +245,7 @@ def test_train_json_and_evaluate_a_registry_reference(
     assert trained["accuracy"] == info.metrics["accuracy"] > 0.9
     assert trained["data_digest"] == info.data_digest
     assert set(info.metrics) <= set(trained)
+    assert trained["calibration_note"] is None  # 5,000 held-out images: a temperature fitted
 
     reg = tmp_path / "reg"
     with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
@@ -527,6 +528,11 @@ def test_too_few_images_to_calibrate_keep_a_temperature_of_one_and_say_so(
         f"model written to {model}"
     ) in out
     assert Model.load(model).temperature == 1.0
+    code, out, err = invoke("train", *args, "--json")  # the same note, as a field
+    assert code == 0, err
+    assert json.loads(out)["calibration_note"] == (
+        "4 held-out images, too few to fit a temperature: at least 100"
+    )
 
 
 def test_the_first_training_says_what_it_prepares_and_a_later_one_does_not(
