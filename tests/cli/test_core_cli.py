@@ -620,6 +620,17 @@ def test_train_refuses_an_out_over_its_data_or_named_as_a_folder(
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "report"])
+def test_an_empty_out_says_it_is_empty(command: str, tmp_path: Path) -> None:
+    """``train --out ''`` said ``--out  is a folder`` (pathlib reads '' as the current
+    folder); it says the name is empty, exit 2, before any work."""
+    data = tmp_path / "ds.npz"
+    data.write_bytes(b"the user's dataset")
+    first = ["--source", data] if command == "train" else [data]
+    code, stdout, err = invoke(command, *first, "--out", "", "--cache-dir", tmp_path / "c")
+    assert (code, stdout, err) == (2, "", "error: --out is empty; expected a file name\n")
+
+
 def test_evaluate_a_folder_says_it_is_a_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
