@@ -463,13 +463,12 @@ _LOCATION_KEYS = {variable: key for key, variable in settings.FILE_KEYS.items()}
 def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
     """A relative path in a command's table relative to the file's folder, as a top-level
     key's is: for the options declared as paths (``Path``: ``[train] out``) and those of the
-    locations (``source``, ``cache-dir``, ``registry``). URIs, keywords and other values
-    stay as they are."""
+    locations (``source``, ``cache-dir``, ``registry``). A leading ``~`` is the home folder
+    in every string (``[score] output = "~/x.csv"``: :func:`settings.relative_to`); URIs,
+    keywords and other values stay as they are."""
     location = _LOCATION_KEYS.get(option.envvar) if isinstance(option.envvar, str) else None
     is_path = getattr(option.type, "name", "") == "path" or option.metavar == LOCAL_PATH
-    if location is None and not is_path:
-        return value
-    key = location or "path"
+    key = location or ("path" if is_path else "value")
     if option.multiple:
         return [
             settings.relative_to(path.parent, key, v) if isinstance(v, str) else v for v in value
