@@ -485,14 +485,16 @@ def test_train_no_reject_writes_a_ten_class_model(
 @pytest.mark.parametrize(
     ("option", "says"),
     [
-        (["--learning-rate", "20000"], "(weights reach"),  # exit 0, a file no command took
-        (["--learning-rate", "1e6"], "lower learning_rate (now 1e+06)"),  # exit 0, loss 1e60
-        (["--l2", "1e30"], "l2 is too large: lower it under 7.6 (now 1e+30;"),  # "lower lr"
+        (["--learning-rate", "20000"], "may hold); lower --learning-rate (now 20000)"),
+        (["--learning-rate", "1e6"], "; lower --learning-rate (now 1e+06)"),  # loss 1e60
+        (["--l2", "1e30"], "; --l2 is too large: lower it under 7.6 (now 1e+30; with "),
     ],
 )
 def test_a_run_that_diverges_fails_and_writes_nothing(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, option: list[str], says: str
 ) -> None:
+    """Exit 0 and a file no command took (20000), exit 0 with a loss of 1e60 (1e6); the
+    advice names the option as it is typed (it said ``lower learning_rate``, ``l2``)."""
     model = tmp_path / "lr.npz"
     code, out, err = invoke(
         "train", "--no-reject", "--features", "pixels", "--limit", "2000", "--epochs", "1",
