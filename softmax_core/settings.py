@@ -398,6 +398,13 @@ class Resolved:
     def is_default(self) -> bool:
         return self.origin == "default"
 
+    @property
+    def file(self) -> Path | None:
+        """The settings file the value came from, else None."""
+        if self.origin in ("explicit", "default") or self.origin.startswith("$"):
+            return None
+        return Path(self.origin)
+
 
 def resolve(
     key: str,

@@ -479,15 +479,34 @@ def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
 def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
     """For a request's value that its check refused (``InvalidInputError.setting``) and
     that a settings file gave the command that ran: the error, naming the file and the key,
-    as :func:`_from_settings_file` names them for click's own checks. The command's context
-    is the innermost one of ``ctx``'s that the traceback holds: whether the value came from
-    the file is its parameter's source (comparing values missed ``seed = "-1"``, which
-    the check sees as -1, and ``nan``)."""
+    as :func:`_from_settings_file` names them for click's own checks (a location from a
+    top-level key, ``registry`` or ``endpoint-url``: :func:`_location_origin`). The
+    command's context is the innermost one of ``ctx``'s that the traceback holds: whether
+    the value came from the file is its parameter's source (comparing values missed
+    ``seed = "-1"``, which the check sees as -1, and ``nan``)."""
     setting = getattr(e, "setting", None)
     leaf = _command_context(ctx, e)
     if setting is None or leaf is None or setting[0] not in leaf.params:
         return None
-    return _settings_origin(leaf, setting[0], str(e))
+    return _settings_origin(leaf, setting[0], str(e)) or _location_origin(leaf, setting, str(e))
+
+
+def _location_origin(ctx: Any, setting: tuple[str, object], message: str) -> str | None:
+    """``message`` naming the settings file and top-level key (``endpoint-url``,
+    ``registry``) that gave the location the command ``ctx`` was not given, when the
+    refused value is that file's (:func:`settings.resolve`); else None."""
+    name, value = setting
+    if ctx.params.get(name) is not None:  # typed, from the environment or a command table
+        return None
+    option = next((p for p in ctx.command.params if p.name == name), None)
+    envvar = getattr(option, "envvar", None)
+    key = _LOCATION_KEYS.get(envvar) if isinstance(envvar, str) else None
+    if key is None:
+        return None
+    found = settings.resolve(key)
+    if found.file is None or found.value != value:
+        return None
+    return f"settings file {found.file}: {key}: {message}"
 
 
 def _command_context(root: Any, e: BaseException) -> Any:
