@@ -24,6 +24,7 @@ from softmax_core import settings
 from softmax_core.atomicio import TMP_MARK, fsync_dir, sweep_temp, write_temp
 from softmax_core.errors import (
     DataNotFoundError,
+    InvalidInputError,
     ObjectNotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -46,10 +47,11 @@ class LocalStore(Store):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.uri = str(self.root)
-        if self.root.exists() and not self.root.is_dir():
-            raise StorageError(
-                f"local registry {self.uri} is not a folder; give a folder, file:///path "
-                "or s3://bucket/prefix"
+        if self.root.exists() and not self.root.is_dir():  # a usage mistake, not storage's
+            what = "a file, not a registry folder" if self.root.is_file() else "not a folder"
+            raise InvalidInputError(
+                f"local registry {self.uri} is {what}; give a folder, file:///path or "
+                "s3://bucket/prefix"
             )
 
     def check_exists(self) -> None:

@@ -67,8 +67,9 @@ def check_endpoint(url: str) -> None:
     """An S3 endpoint URL is ``http(s)://host[:port]`` (a trailing ``/`` allowed), without
     credentials (requests are signed with the AWS keys), path, query or fragment (botocore
     would send a query, a token say, and echo it in its errors); else InvalidInputError
-    (exit 2), the URL redacted."""
-    urls.check_url(url, "S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL)", bare=True)
+    (exit 2), the URL redacted, whose ``setting`` is the request's ``endpoint_url``."""
+    what = "S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL)"
+    urls.check_url(url, what, bare=True, setting="endpoint_url")
 
 
 class S3Store(Store):

@@ -16,7 +16,7 @@ from urllib.request import url2pathname
 from registry.local import LocalStore
 from registry.s3 import S3Store
 from registry.store import Store
-from softmax_core.errors import InvalidNameError
+from softmax_core.errors import InvalidInputError, InvalidNameError
 from softmax_core.urls import redact
 
 Opener = Callable[[str, SplitResult, str | None], Store]  # (uri, its parts, endpoint_url)
@@ -57,7 +57,19 @@ SCHEMES: dict[str, Opener] = {"s3": _open_s3, "file": _open_file}
 
 
 def open_store(uri: str, *, endpoint_url: str | None = None) -> Store:
-    """The store a registry URI names (``endpoint_url``: an S3 server other than AWS)."""
+    """The store a registry URI names (``endpoint_url``: an S3 server other than AWS). A
+    URI it refuses (exit 2) is an InvalidInputError whose ``setting`` is the request's
+    ``registry`` (an endpoint's, ``endpoint_url``), so that the CLI can name the settings
+    file and key that gave it."""
+    try:
+        return _open(uri, endpoint_url)
+    except InvalidInputError as e:
+        if e.setting is None:
+            e.setting = ("registry", uri)
+        raise
+
+
+def _open(uri: str, endpoint_url: str | None) -> Store:
     if not uri or not uri.strip():
         raise InvalidNameError(
             "registry URI is empty; expected a folder, file:///path or s3://bucket/prefix"

@@ -162,12 +162,16 @@ def check_output(
     is written through in place (:func:`resolve_target`: a device, FIFO or pipe, or a
     descriptor's name, is taken as it is).
 
-    Each refusal is one InvalidInputError (exit 2) naming ``option`` (``--out``): ``-``
-    (only score's rows go to stdout), a folder or a name ending in ``/``, and a file the
-    command reads, given in ``reads`` as ``{"the model file": path}`` (None, a registry
-    reference or a missing file is skipped; links and hard links are seen through).
-    Give ``path`` as the user typed it: a ``Path`` has lost a trailing slash.
+    Each refusal is one InvalidInputError (exit 2) naming ``option`` (``--out``): an
+    empty name, ``-`` (only score's rows go to stdout), a folder or a name ending in
+    ``/``, and a file the command reads, given in ``reads`` as ``{"the model file": path}``
+    (None, a registry reference or a missing file is skipped; links and hard links are
+    seen through).
+    Give ``path`` as the user typed it: a ``Path`` has lost a trailing slash (and an
+    empty name, which it reads as ``.``).
     """
+    if str(path) == "":  # before Path(''), the current folder: "--out  is a folder"
+        raise InvalidInputError(f"{option or 'the output path'} is empty; expected a file name")
     _not_a_dash(path)
     shown = f"{option} {path}" if option else str(path)
     for what, read in (reads or {}).items():

@@ -343,11 +343,16 @@ class SettingsFile:
 
 
 def relative_to(folder: Path, key: str, value: str) -> str:
-    """A path value in a settings file, relative to the file's ``folder``: ``key`` is a
-    top-level key (:data:`FILE_KEYS`), or ``path`` for a command option declared as a path;
-    ``~`` is the home folder; URIs, keywords and the values of other keys as they are."""
-    if key not in (*_PATH_KEYS, "path") or "://" in value or value in ("", *_KEYWORDS):
+    """A value in a settings file as a shell would have given it: a leading ``~`` is the
+    home folder (``~/x.csv``, ``~bob/x``), whatever the key; a path is relative to the
+    file's ``folder`` when ``key`` is a top-level key (:data:`FILE_KEYS`) or ``path``, a
+    command option declared as a path. URIs and keywords stay as they are; the values of
+    other keys (``value`` for any other option: those that also take an ``s3://`` URI or
+    ``-``) are as typed otherwise: relative to the working folder."""
+    if "://" in value or value in ("", *_KEYWORDS):
         return value
+    if key not in (*_PATH_KEYS, "path"):
+        return os.path.expanduser(value)  # a trailing '/' stays: it names a folder
     prefix = ""
     if key == "mnist" and value.startswith(("idx:", "npz:")):
         prefix, value = value[:4], value[4:]
@@ -392,6 +397,13 @@ class Resolved:
     @property
     def is_default(self) -> bool:
         return self.origin == "default"
+
+    @property
+    def file(self) -> Path | None:
+        """The settings file the value came from, else None."""
+        if self.origin in ("explicit", "default") or self.origin.startswith("$"):
+            return None
+        return Path(self.origin)
 
 
 def resolve(

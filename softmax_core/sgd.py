@@ -248,21 +248,23 @@ def _sgd(
 
 def _diverged(hyper: Hyper, epoch: int, what: str) -> InvalidInputError:
     """The error of a run that diverged at ``epoch`` (``what``: the loss or the weights
-    that show it), naming the setting to lower. Heavy-ball SGD on the weight decay's
-    ``l2/2 ||W||^2`` alone is stable only while ``learning_rate * l2 < 2 (1 + momentum)``:
-    when ``l2`` breaks that even at the default learning rate (or a lower one given), it
-    is ``l2``; otherwise the learning rate."""
+    that show it), naming the setting to lower as the option a user types (``--l2``, as
+    the gate's advice names ``--epochs``; ``setting`` holds its parameter, for a settings
+    file's key). Heavy-ball SGD on the weight decay's ``l2/2 ||W||^2`` alone is stable only
+    while ``learning_rate * l2 < 2 (1 + momentum)``: when ``l2`` breaks that even at the
+    default learning rate (or a lower one given), it is ``l2``; otherwise the learning
+    rate."""
     lr, l2, mu = hyper.learning_rate, hyper.l2, hyper.momentum
     stable = 2.0 * (1.0 + mu)
     if l2 * min(lr, settings.LEARNING_RATE) >= stable:
         return InvalidInputError(
-            f"training diverged at epoch {epoch} ({what}); l2 is too large: lower it under "
-            f"{stable / lr:.3g} (now {l2:g}; with learning_rate {lr:g} and momentum {mu:g} "
-            f"the weight decay alone diverges once l2 x learning_rate reaches {stable:g})",
+            f"training diverged at epoch {epoch} ({what}); --l2 is too large: lower it under "
+            f"{stable / lr:.3g} (now {l2:g}; with --learning-rate {lr:g} and momentum {mu:g} "
+            f"the weight decay alone diverges once l2 x learning rate reaches {stable:g})",
             setting=("l2", l2),
         )
     return InvalidInputError(
-        f"training diverged at epoch {epoch} ({what}); lower learning_rate (now {lr:g})",
+        f"training diverged at epoch {epoch} ({what}); lower --learning-rate (now {lr:g})",
         setting=("learning_rate", lr),
     )
 

@@ -119,10 +119,13 @@ def check_url(
     schemes: Sequence[str] = HTTP,
     credentials: bool = False,
     bare: bool = False,
+    setting: str | None = None,
 ) -> str:
     """``url`` as :func:`redact` shows it, when :func:`url_problem` finds nothing; else
-    InvalidInputError (exit 2): ``<what> '<redacted url>' <the problem>``."""
+    InvalidInputError (exit 2): ``<what> '<redacted url>' <the problem>``, whose
+    ``setting`` is ``(setting, url)`` when the URL is that value of a request."""
     problem = url_problem(url, schemes=schemes, credentials=credentials, bare=bare)
     if problem is not None:
-        raise InvalidInputError(f"{what} {redact(url)!r} {problem}")
+        refused = None if setting is None else (setting, url)
+        raise InvalidInputError(f"{what} {redact(url)!r} {problem}", setting=refused)
     return redact(url)

@@ -6,6 +6,7 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -221,7 +222,10 @@ def stdout_closed_early() -> Iterator[None]:
     """A reader that stops early (``| head``) ends the command quietly with exit 141, like
     a Unix tool killed by SIGPIPE; a stdout that cannot be written (``> /dev/full``) is
     one line and StorageError's exit code, as ``score``'s rows are (it raised an OSError
-    out of click, a traceback for ``--help``). Context managers inside still run."""
+    out of click, a traceback for ``--help``); so is a stdout closed before the command
+    started (``>&-``, :class:`_ClosedStdout`). Context managers inside still run."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
     try:
         yield
     except BrokenPipeError:
@@ -241,6 +245,28 @@ def stdout_closed_early() -> Iterator[None]:
 
         err(f"error: cannot write stdout: {e.strerror or e}", style="bold red")
         raise typer.Exit(code=StorageError.exit_code) from None
+
+
+class _ClosedStdout:
+    """``sys.stdout`` when the command started with stdout closed (``>&-``: Python set it
+    to None, and click's ``echo``, rich and ``print`` then wrote nothing, exit 0): a write
+    fails as a write to a closed descriptor does, so that it ends as ``> /dev/full`` does.
+    It holds no descriptor (descriptor 1 may be a file the command opened since) and
+    nothing to flush; ``closed`` is what a check before any work reads
+    (``softmax_core.scoring.check_stdout``)."""
+
+    encoding = "utf-8"
+    errors = "strict"
+    closed = True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
 
 
 def _writing_stdout(e: BaseException) -> bool:
@@ -285,7 +311,10 @@ def _stderr_flushed() -> None:
 
 
 def _stdout_to_devnull() -> None:
-    """Point stdout at devnull, so that the interpreter's final flush cannot fail again."""
+    """Point stdout at devnull, so that the interpreter's final flush cannot fail again
+    (a :class:`_ClosedStdout` has no descriptor and nothing to flush)."""
+    if isinstance(sys.stdout, _ClosedStdout):
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 
@@ -434,13 +463,12 @@ _LOCATION_KEYS = {variable: key for key, variable in settings.FILE_KEYS.items()}
 def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
     """A relative path in a command's table relative to the file's folder, as a top-level
     key's is: for the options declared as paths (``Path``: ``[train] out``) and those of the
-    locations (``source``, ``cache-dir``, ``registry``). URIs, keywords and other values
-    stay as they are."""
+    locations (``source``, ``cache-dir``, ``registry``). A leading ``~`` is the home folder
+    in every string (``[score] output = "~/x.csv"``: :func:`settings.relative_to`); URIs,
+    keywords and other values stay as they are."""
     location = _LOCATION_KEYS.get(option.envvar) if isinstance(option.envvar, str) else None
     is_path = getattr(option.type, "name", "") == "path" or option.metavar == LOCAL_PATH
-    if location is None and not is_path:
-        return value
-    key = location or "path"
+    key = location or ("path" if is_path else "value")
     if option.multiple:
         return [
             settings.relative_to(path.parent, key, v) if isinstance(v, str) else v for v in value
@@ -451,15 +479,34 @@ def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
 def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
     """For a request's value that its check refused (``InvalidInputError.setting``) and
     that a settings file gave the command that ran: the error, naming the file and the key,
-    as :func:`_from_settings_file` names them for click's own checks. The command's context
-    is the innermost one of ``ctx``'s that the traceback holds: whether the value came from
-    the file is its parameter's source (comparing values missed ``seed = "-1"``, which
-    the check sees as -1, and ``nan``)."""
+    as :func:`_from_settings_file` names them for click's own checks (a location from a
+    top-level key, ``registry`` or ``endpoint-url``: :func:`_location_origin`). The
+    command's context is the innermost one of ``ctx``'s that the traceback holds: whether
+    the value came from the file is its parameter's source (comparing values missed
+    ``seed = "-1"``, which the check sees as -1, and ``nan``)."""
     setting = getattr(e, "setting", None)
     leaf = _command_context(ctx, e)
     if setting is None or leaf is None or setting[0] not in leaf.params:
         return None
-    return _settings_origin(leaf, setting[0], str(e))
+    return _settings_origin(leaf, setting[0], str(e)) or _location_origin(leaf, setting, str(e))
+
+
+def _location_origin(ctx: Any, setting: tuple[str, object], message: str) -> str | None:
+    """``message`` naming the settings file and top-level key (``endpoint-url``,
+    ``registry``) that gave the location the command ``ctx`` was not given, when the
+    refused value is that file's (:func:`settings.resolve`); else None."""
+    name, value = setting
+    if ctx.params.get(name) is not None:  # typed, from the environment or a command table
+        return None
+    option = next((p for p in ctx.command.params if p.name == name), None)
+    envvar = getattr(option, "envvar", None)
+    key = _LOCATION_KEYS.get(envvar) if isinstance(envvar, str) else None
+    if key is None:
+        return None
+    found = settings.resolve(key)
+    if found.file is None or found.value != value:
+        return None
+    return f"settings file {found.file}: {key}: {message}"
 
 
 def _command_context(root: Any, e: BaseException) -> Any:

@@ -486,14 +486,16 @@ def test_train_no_reject_writes_a_ten_class_model(
 @pytest.mark.parametrize(
     ("option", "says"),
     [
-        (["--learning-rate", "20000"], "(weights reach"),  # exit 0, a file no command took
-        (["--learning-rate", "1e6"], "lower learning_rate (now 1e+06)"),  # exit 0, loss 1e60
-        (["--l2", "1e30"], "l2 is too large: lower it under 7.6 (now 1e+30;"),  # "lower lr"
+        (["--learning-rate", "20000"], "may hold); lower --learning-rate (now 20000)"),
+        (["--learning-rate", "1e6"], "; lower --learning-rate (now 1e+06)"),  # loss 1e60
+        (["--l2", "1e30"], "; --l2 is too large: lower it under 7.6 (now 1e+30; with "),
     ],
 )
 def test_a_run_that_diverges_fails_and_writes_nothing(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, option: list[str], says: str
 ) -> None:
+    """Exit 0 and a file no command took (20000), exit 0 with a loss of 1e60 (1e6); the
+    advice names the option as it is typed (it said ``lower learning_rate``, ``l2``)."""
     model = tmp_path / "lr.npz"
     code, out, err = invoke(
         "train", "--no-reject", "--features", "pixels", "--limit", "2000", "--epochs", "1",
@@ -626,6 +628,17 @@ def test_train_refuses_an_out_over_its_data_or_named_as_a_folder(
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "report"])
+def test_an_empty_out_says_it_is_empty(command: str, tmp_path: Path) -> None:
+    """``train --out ''`` said ``--out  is a folder`` (pathlib reads '' as the current
+    folder); it says the name is empty, exit 2, before any work."""
+    data = tmp_path / "ds.npz"
+    data.write_bytes(b"the user's dataset")
+    first = ["--source", data] if command == "train" else [data]
+    code, stdout, err = invoke(command, *first, "--out", "", "--cache-dir", tmp_path / "c")
+    assert (code, stdout, err) == (2, "", "error: --out is empty; expected a file name\n")
+
+
 def test_evaluate_a_folder_says_it_is_a_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -654,6 +667,27 @@ def test_a_full_stdout_is_one_line_exit_4_for_every_command(args: str) -> None:
         4,
         "error: cannot write stdout: No space left on device\n",
     ), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "--help",
+        "--version",
+        "registry --help",
+        "train --help",
+        "registry list --json --registry {tmp}",
+    ],
+)
+def test_a_closed_stdout_is_one_line_exit_4_for_every_command(args: str, tmp_path: Path) -> None:
+    """``softmax-pipe train --help >&-``: one line and exit 4, as ``> /dev/full`` gives
+    (only score's rows said so: every other command wrote into nothing and exited 0)."""
+    script = Path(sys.executable).parent / "softmax-pipe"
+    done = subprocess.run(
+        ["bash", "-c", f"{script} {args.format(tmp=tmp_path)} >&-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (4, "error: cannot write stdout: it is closed\n")
 
 
 @pytest.mark.parametrize("command", ["evaluate", "train"])

@@ -291,10 +291,15 @@ def test_list_names_a_damaged_alias_and_lists_the_others(
 
 
 def test_a_registry_path_that_is_a_file_or_missing_is_an_error(tmp_path: Path) -> None:
+    """A file given as the registry is a usage mistake, exit 2 (it was exit 4, storage's)."""
     afile = tmp_path / "afile"
     afile.write_text("not a registry")
     code, _, err = invoke("registry", "list", "--registry", str(afile))
-    assert code == 4 and "is not a folder" in err
+    assert (code, err) == (
+        2,
+        f"error: local registry {afile} is a file, not a registry folder; give a folder, "
+        "file:///path or s3://bucket/prefix\n",
+    )
     code, _, err = invoke("registry", "list", "--registry", str(tmp_path / "missing"))
     assert code == 3 and "no registry at" in err
     (tmp_path / "empty").mkdir()

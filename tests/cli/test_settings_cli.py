@@ -4,6 +4,7 @@ defaults by command, and a bad file refused before any command runs."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,57 @@ def test_relative_paths_in_a_command_table_are_the_file_s(project: Path) -> None
     assert code == 0, err
     assert (project / "models" / "m.npz").is_file()
     assert not (project / "scans" / "models").exists()
+
+
+def test_a_leading_tilde_in_a_command_table_is_the_home_folder(
+    project: Path, model_files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``[score] output = "~/rows/x.csv"`` made a folder named ``~`` in the working folder,
+    where ``-o ~/rows/x.csv`` in a shell writes under the home folder: a leading ``~`` in a
+    command table is the home folder for every option (it was for those declared as paths
+    only), and the rest of such a value is as typed."""
+    from PIL import Image
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    shutil.copy(model_files[0], home / "m.npz")
+    digit = Image.new("L", (28, 28))
+    digit.paste(255, (12, 4, 16, 24))
+    digit.save(project / "scans" / "a.png")
+    (project / settings.PROJECT_FILE).write_text(
+        '[score]\nmodel = "~/m.npz"\noutput = "~/rows/x.csv"\nprofile = false\n'
+    )
+    code, _, err = invoke("score", ".")
+    assert code == 0, err
+    assert (home / "rows" / "x.csv").read_text().startswith("path,")
+    assert list(project.rglob("~")) == []
+
+
+@pytest.mark.parametrize("table", ["", "registry list", "run"])
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        (
+            'endpoint-url = "http://h:1/path"\nregistry = "s3://bucket/p"',
+            "endpoint-url",
+            "S3 endpoint URL (--endpoint-url, AWS_ENDPOINT_URL) 'http://h:1/path' has a path",
+        ),
+        ('registry = "s3://bucket/p?x=1"', "registry", "registry URI 's3://bucket/p?…' has a"),
+        ('registry = "s3://b/p"', "registry", "S3 bucket name 'b' is not valid"),
+    ],
+)
+def test_a_location_the_store_refuses_names_the_file_and_key(
+    project: Path, monkeypatch: pytest.MonkeyPatch, table: str, text: str, key: str, says: str
+) -> None:
+    """A registry or endpoint from a settings file, top-level or in a command's table, that
+    the store refuses before any request: the line names the file and the key, as for a
+    value click or the request refuses (it read as if --endpoint-url had been typed)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv(settings.ENV_REGISTRY, raising=False)
+    path = project / settings.PROJECT_FILE
+    path.write_text(f'["{table}"]\n{text}\n' if table else f"{text}\n")
+    where = f"[{table}] " if table else ""
+    code, _, err = invoke(*(table or "registry list").split())
+    assert code == 2 and err.startswith(f"error: settings file {path}: {where}{key}: {says}"), err
+    assert len(err.splitlines()) == 1

@@ -129,7 +129,7 @@ def test_warm_start_shape_mismatch_is_named() -> None:
 
 def test_divergence_is_reported() -> None:
     X, y = blobs(200)
-    with pytest.raises(InvalidInputError, match=r"diverged at epoch 1 .*lower learning_rate"):
+    with pytest.raises(InvalidInputError, match=r"diverged at epoch 1 .*lower --learning-rate"):
         fit(X * 1e10, y, Hyper(epochs=3, learning_rate=1e30, average=False))
 
 
@@ -139,7 +139,7 @@ def test_weights_a_model_file_would_refuse_are_divergence_too() -> None:
     X, y = blobs(200)
     with pytest.raises(InvalidInputError, match=r"diverged at epoch 1 \(weights reach") as e:
         fit(X, y, Hyper(epochs=2, learning_rate=20000))
-    assert "over the 10000 a model may hold); lower learning_rate (now 20000)" in str(e.value)
+    assert "over the 10000 a model may hold); lower --learning-rate (now 20000)" in str(e.value)
     assert e.value.setting == ("learning_rate", 20000)
     fitted = fit(X, y, Hyper(epochs=2, learning_rate=10))  # large, but it converges
     assert np.abs(fitted.W).max() < 1e4
@@ -149,9 +149,9 @@ def test_weights_a_model_file_would_refuse_are_divergence_too() -> None:
 def test_an_l2_that_makes_the_decay_diverge_is_named(l2: float) -> None:
     """The advice was 'lower learning_rate (now 0.5)' when l2 was what was out of range."""
     X, y = blobs(2000)
-    with pytest.raises(InvalidInputError, match=r"l2 is too large: lower it under 7.6") as e:
+    with pytest.raises(InvalidInputError, match=r"--l2 is too large: lower it under 7.6") as e:
         fit(X, y, Hyper(epochs=2, l2=l2))
-    assert "lower learning_rate" not in str(e.value)
+    assert "lower --learning-rate" not in str(e.value)
     assert e.value.setting == ("l2", l2)
     fit(X, y, Hyper(epochs=2, l2=1.0))  # the same data, an l2 in range: no error
 
