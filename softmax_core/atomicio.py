@@ -18,9 +18,11 @@ Targets that are not plain files are handled the way a user expects of ``> file`
 :func:`check_output` is the one check of every command's output option, before the work
 that produces it: a folder is refused, and so is a file the command reads (``train -o``
 over its ``--source``, ``report -o`` over the model, ``score -o`` over the model), exit 2.
-:func:`prepare_output` runs it, then makes the missing folders: a folder that cannot be
-made or written is an error at once, not after the work; :func:`folders_undone` takes
-them away again when the work then fails.
+:func:`prepare_output` runs it, then makes the missing folders and a file in them: a
+folder that cannot be made or written is an error at once, not after the work; the
+folders it made go again, and the write makes them (:func:`atomic_open`), so a command
+that fails leaves no empty folder behind. :func:`folders_undone` does the same for a
+command that makes a folder as its output (``registry pull --out DIR/``).
 
 Pure stdlib: every layer may use it.
 """
@@ -134,20 +136,29 @@ def make_folder(folder: Path) -> None:
         raise StorageError(f"cannot create the folder {folder}: {e.strerror or e}") from e
 
 
+def _missing(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist, deepest first."""
+    return list(itertools.takewhile(lambda p: not os.path.lexists(p), (folder, *folder.parents)))
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders ``made`` (deepest first), each only while it is still empty."""
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 @contextlib.contextmanager
 def folders_undone(folder: Path) -> Iterator[None]:
-    """Around a command's work that makes ``folder`` (:func:`make_folder`,
-    :func:`prepare_output`) before it may fail: when the block fails, the folders on the
-    way to ``folder`` that were missing on entry are removed again, deepest first, each
-    only while still empty: a failed command leaves nothing it made, and nothing else
-    is touched."""
-    missing = list(itertools.takewhile(lambda p: not os.path.lexists(p), (folder, *folder.parents)))
+    """Around a command's work that makes ``folder`` (:func:`make_folder`) before it may
+    fail: when the block fails, the folders on the way to ``folder`` that were missing on
+    entry are removed again, deepest first, each only while still empty: a failed command
+    leaves nothing it made, and nothing else is touched."""
+    missing = _missing(folder)
     try:
         yield
     except BaseException:
-        for made in missing:
-            with contextlib.suppress(OSError):
-                made.rmdir()
+        _remove_empty(missing)
         raise
 
 
@@ -194,19 +205,24 @@ def prepare_output(path: str | Path, *, option: str = "", reads: Reads | None = 
     :func:`check_output` first (exit 2: a folder, ``-``, a file being read); then the
     missing folders on the way are made (:func:`make_folder`) and a temporary file is
     created and removed where the file will be: a folder that cannot be written is a
-    StorageError naming ``path`` (exit 4) now rather than after the work.
+    StorageError naming ``path`` (exit 4) now rather than after the work. The folders it
+    made are removed again (the write makes them): a command whose work then fails
+    leaves no empty folder.
     """
     target, in_place = check_output(path, option=option, reads=reads)
     shown = Path(path)
     if in_place:
         return True
-    make_folder(target.parent)
-    probe = temp_path(target)
+    missing = _missing(target.parent)
     try:
+        make_folder(target.parent)
+        probe = temp_path(target)
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
     except OSError as e:
         raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
+    finally:
+        _remove_empty(missing)
     return False
 
 
@@ -250,8 +266,9 @@ def atomic_open(
     """Open ``path`` for writing; the content appears there only when the block succeeds.
 
     ``mode`` is ``"wb"`` or ``"w"`` (text: ``encoding`` defaults to UTF-8). On any
-    exception the temporary file is removed and ``path`` is untouched. Errors of the file
-    system (full disk, read-only folder, missing folder) are a StorageError naming ``path``.
+    exception the temporary file is removed and ``path`` is untouched. Missing folders on
+    the way are made (:func:`make_folder`). Errors of the file system (full disk,
+    read-only folder) are a StorageError naming ``path``.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
@@ -267,6 +284,7 @@ def atomic_open(
         except OSError as e:
             raise StorageError(f"cannot write {shown}: {e.strerror or e}") from e
         return
+    make_folder(target.parent)
     tmp = temp_path(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies

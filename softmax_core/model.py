@@ -408,11 +408,9 @@ class Model:
         return buf.getvalue()
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically: a temporary file in the same folder, then rename."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, self.to_bytes())
-        return path
+        """Write atomically: a temporary file in the same folder, then rename (missing
+        folders are made)."""
+        return atomic_write(path, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, *, origin: str = "<bytes>", ref: str | None = None) -> Model:

@@ -282,6 +282,24 @@ def test_missing_source_folder_is_not_found(tmp_path: Path) -> None:
     assert "nowhere" in err
 
 
+def test_a_command_that_fails_after_its_output_check_leaves_no_folder(tmp_path: Path) -> None:
+    """train, score and report check their output before the work, making its missing
+    folders to do so; a run that then failed (a missing source, model or registry version)
+    left them there, empty. Now nothing is left."""
+    out = tmp_path / "out"
+    reg = ("--registry", str(tmp_path / "registry"), "--cache-dir", str(tmp_path / "cache"))
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "images").mkdir()
+    for command in (
+        ("train", "--source", str(tmp_path / "nowhere"), "--out", f"{out}/a/m.npz"),
+        ("report", str(tmp_path / "none.npz"), "-o", f"{out}/b/r.html"),
+        ("score", str(tmp_path / "images"), "-m", "mnist:9", "-o", f"{out}/c/x.csv", *reg),
+    ):
+        code, _, err = invoke(*command)
+        assert code == 3, err
+        assert not out.exists(), command
+
+
 def test_bad_option_is_usage_error(tmp_path: Path) -> None:
     code, _, _ = invoke("train", "--epochs", "0", "--out", str(tmp_path / "m.npz"))
     assert code == 2

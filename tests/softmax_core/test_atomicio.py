@@ -85,12 +85,18 @@ def test_writes_in_place_is_false_for_files_folders_and_missing_names(tmp_path: 
         assert not writes_in_place(path)
 
 
-def test_prepare_output_makes_missing_folders_and_leaves_nothing_else(tmp_path: Path) -> None:
+def test_prepare_output_checks_missing_folders_and_leaves_nothing(tmp_path: Path) -> None:
+    """The folders it made for its check go again (a command that fails after it leaves
+    no empty folder); the write makes them; folders that were there stay."""
     out = tmp_path / "a" / "b" / "scores.csv"
     assert prepare_output(out) is False
-    assert (tmp_path / "a" / "b").is_dir()
-    assert list((tmp_path / "a" / "b").iterdir()) == []  # the probe file is gone
-    assert prepare_output(out) is False  # again: the folder is there
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(out, "x")
+    assert out.read_text() == "x"
+    (tmp_path / "a" / "c").mkdir()
+    assert prepare_output(tmp_path / "a" / "c" / "d" / "e.csv") is False
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b", "c"]
+    assert list((tmp_path / "a" / "c").iterdir()) == []
 
 
 def test_prepare_output_refuses_a_folder_and_a_file_in_the_way(tmp_path: Path) -> None:
