@@ -605,7 +605,9 @@ def write_copy(src: Path, dst: Path) -> None:
 
 
 def _is_folder(out: str) -> bool:
-    return out.endswith(("/", "\\")) or Path(out).is_dir()
+    """``--out`` names a folder: an existing one, or a name ending in a slash (not ``''``,
+    which pathlib reads as the current folder: :func:`prepare_output` refuses it)."""
+    return out.endswith(("/", "\\")) or (out != "" and Path(out).is_dir())
 
 
 @contextmanager
@@ -624,7 +626,7 @@ def pulling_to(out: str | None) -> Iterator[None]:
         if _is_folder(out):
             make_folder(folder)
         else:
-            prepare_output(out)
+            prepare_output(out, option="--out")
         yield
 
 

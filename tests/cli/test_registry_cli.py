@@ -240,6 +240,9 @@ def test_a_failed_pull_leaves_no_folder_behind(tmp_path: Path, model_files: list
     code, _, err = invoke("registry", "pull", "digits:1", "--out", f"{tmp_path}/new/", *reg)
     assert code == 0, err
     assert (tmp_path / "new" / "digits-1.npz").is_file()
+    for command in (("registry", "pull", "digits:1"), ("dataset", "pull", "nothing:1")):
+        code, _, err = invoke(*command, "--out", "", *reg)  # pathlib's '' is the current folder
+        assert (code, err.strip()) == (2, "error: --out is empty; expected a file name")
 
 
 def test_pull_out_that_cannot_be_written_is_one_line(
