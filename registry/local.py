@@ -21,7 +21,7 @@ from pathlib import Path
 from registry.names import is_valid_key, validate_key, validate_prefix
 from registry.store import Identity, ObjectInfo, Store, check_conditions
 from softmax_core import settings
-from softmax_core.atomicio import TMP_MARK, fsync_dir, sweep_temp, write_temp
+from softmax_core.atomicio import TMP_MARK, check_folder_path, fsync_dir, sweep_temp, write_temp
 from softmax_core.errors import (
     DataNotFoundError,
     InvalidInputError,
@@ -53,6 +53,7 @@ class LocalStore(Store):
                 f"local registry {self.uri} is {what}; give a folder, file:///path or "
                 "s3://bucket/prefix"
             )
+        check_folder_path(self.root, what="the registry")  # a/file/registry
 
     def check_exists(self) -> None:
         if not self.root.is_dir():

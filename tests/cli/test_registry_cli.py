@@ -303,6 +303,11 @@ def test_a_registry_path_that_is_a_file_or_missing_is_an_error(tmp_path: Path) -
         f"error: local registry {afile} is a file, not a registry folder; give a folder, "
         "file:///path or s3://bucket/prefix\n",
     )
+    code, _, err = invoke("registry", "list", "--registry", str(afile / "sub"))
+    assert (code, err) == (  # it was "does not exist (publishing creates it)", exit 3
+        2,
+        f"error: {afile} is a file, not a folder (for the registry {afile / 'sub'})\n",
+    )
     code, _, err = invoke("registry", "list", "--registry", str(tmp_path / "missing"))
     assert code == 3 and "no registry at" in err
     (tmp_path / "empty").mkdir()
