@@ -476,11 +476,12 @@ def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
     return settings.relative_to(path.parent, key, value) if isinstance(value, str) else value
 
 
-def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
-    """For a request's value that its check refused (``InvalidInputError.setting``) and
-    that a settings file gave the command that ran: the error, naming the file and the key,
+def _where_given(ctx: Any, e: SoftmaxPipeError) -> str | None:
+    """For a request's value that its check refused (``InvalidInputError.setting``): the
+    error as the user gave the value. From a settings file, naming the file and the key,
     as :func:`_from_settings_file` names them for click's own checks (a location from a
-    top-level key, ``registry`` or ``endpoint-url``: :func:`_location_origin`). The
+    top-level key, ``registry`` or ``endpoint-url``: :func:`_location_origin`); typed,
+    naming the option as typed (:func:`_as_typed`: ``--epochs 0``, not ``epochs=0``). The
     command's context is the innermost one of ``ctx``'s that the traceback holds: whether
     the value came from the file is its parameter's source (comparing values missed
     ``seed = "-1"``, which the check sees as -1, and ``nan``)."""
@@ -488,7 +489,23 @@ def _in_settings_file(ctx: Any, e: SoftmaxPipeError) -> str | None:
     leaf = _command_context(ctx, e)
     if setting is None or leaf is None or setting[0] not in leaf.params:
         return None
-    return _settings_origin(leaf, setting[0], str(e)) or _location_origin(leaf, setting, str(e))
+    return (
+        _settings_origin(leaf, setting[0], str(e))
+        or _location_origin(leaf, setting, str(e))
+        or _as_typed(leaf, setting[0], str(e))
+    )
+
+
+def _as_typed(ctx: Any, name: str, message: str) -> str | None:
+    """``message`` of a request's check (``epochs=0 is invalid; …``) naming the option as
+    the user typed it on the command line (``--epochs 0 is invalid; …``); else None."""
+    source = ctx.get_parameter_source(name)
+    prefix = f"{name}="
+    if source is None or source.name != "COMMANDLINE" or not message.startswith(prefix):
+        return None
+    param = next((p for p in ctx.command.params if p.name == name), None)
+    opts = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+    return f"{opts[0]} {message[len(prefix) :]}" if opts else None
 
 
 def _location_origin(ctx: Any, setting: tuple[str, object], message: str) -> str | None:
@@ -616,7 +633,7 @@ class ErrorBoundary(TyperGroup):
         except SoftmaxPipeError as e:
             _traceback(_debug(ctx))
             _stdout_failed()  # a full disk's unwritten text: no "Exception ignored" after
-            err(f"error: {_in_settings_file(ctx, e) or e}", style="bold red")
+            err(f"error: {_where_given(ctx, e) or e}", style="bold red")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:
             err(f"interrupted {e.done}" if isinstance(e, Interrupted) else "interrupted")

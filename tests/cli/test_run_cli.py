@@ -167,9 +167,13 @@ def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None
         (["--promote", "a", "--request", "b"], 2, "--promote a and --request b contradict"),
         (["--name", "../escape"], 2, "model name '../escape'"),
         (["--promote", "a/b"], 2, "alias 'a/b'"),
-        (["--min-accuracy", "1.5"], 2, "min_accuracy=1.5 is invalid; expected a number in [0, 1]"),
-        (["--epochs", "0"], 2, "epochs=0 is invalid; expected an integer >= 1"),
-        (["--data-weight", "0"], 2, "data_weight=0 is invalid; expected an integer >= 1"),
+        (
+            ["--min-accuracy", "1.5"],
+            2,
+            "--min-accuracy 1.5 is invalid; expected a number in [0, 1]",
+        ),
+        (["--epochs", "0"], 2, "--epochs 0 is invalid; expected an integer >= 1"),
+        (["--data-weight", "0"], 2, "--data-weight 0 is invalid; expected an integer >= 1"),
         (["--retries", "-1"], 2, "io_retries=-1 is invalid; expected an integer >= 0"),
     ],
 )
@@ -182,11 +186,12 @@ def test_bad_input_exits_2(
     assert not (tmp_path / "reg").exists()
 
 
-def test_a_bad_value_is_one_line_naming_the_field(tmp_path: Path) -> None:
-    """The request refuses it when the CLI builds it: before any data, registry or server."""
+def test_a_bad_value_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    """The request refuses it when the CLI builds it: before any data, registry or server;
+    the line names the option as typed (it said the field, 'epochs=0')."""
     result = CliRunner().invoke(app, ["run", "--epochs", "0", "--registry", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
-    assert result.stderr == "error: epochs=0 is invalid; expected an integer >= 1\n"
+    assert result.stderr == "error: --epochs 0 is invalid; expected an integer >= 1\n"
     assert result.stdout == "" and not (tmp_path / "r").exists()
 
 
@@ -309,9 +314,12 @@ def test_a_run_with_a_dead_webhook_says_so_in_one_line_and_exits_0(
 
 def test_reject_options_are_checked_once_and_named(tmp_path: Path) -> None:
     for args, message in (
-        (["--max-reject-rate", "2"], "max_reject_rate=2.0 is invalid; expected a number in [0, 1]"),
-        (["--min-negatives-rejected", "-1"], "min_negatives_rejected=-1.0 is invalid"),
-        (["--negatives-share", "1.5"], "negatives_share=1.5 is invalid"),
+        (
+            ["--max-reject-rate", "2"],
+            "--max-reject-rate 2.0 is invalid; expected a number in [0, 1]",
+        ),
+        (["--min-negatives-rejected", "-1"], "--min-negatives-rejected -1.0 is invalid"),
+        (["--negatives-share", "1.5"], "--negatives-share 1.5 is invalid"),
     ):
         result = CliRunner().invoke(app, ["run", *args, "--registry", str(tmp_path / "r")])
         assert result.exit_code == 2, result.output

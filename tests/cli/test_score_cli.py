@@ -199,11 +199,11 @@ def test_an_output_that_cannot_be_written_fails_before_the_model_is_read(
 @pytest.mark.parametrize(
     ("option", "value", "line"),
     [
-        ("--batch-size", 0, "batch_size=0 is invalid; expected an integer 1..65536"),
-        ("--workers", 0, "workers=0 is invalid; expected an integer 1..256"),
-        ("--shard-size", 0, "shard_size=0 is invalid; expected an integer >= 1"),
-        ("--max-pixels", 0, "max_pixels=0 is invalid; expected an integer >= 1"),
-        ("--min-confidence", 2, "min_confidence=2.0 is invalid; expected a number in [0, 1]"),
+        ("--batch-size", 0, "--batch-size 0 is invalid; expected an integer 1..65536"),
+        ("--workers", 0, "--workers 0 is invalid; expected an integer 1..256"),
+        ("--shard-size", 0, "--shard-size 0 is invalid; expected an integer >= 1"),
+        ("--max-pixels", 0, "--max-pixels 0 is invalid; expected an integer >= 1"),
+        ("--min-confidence", 2, "--min-confidence 2.0 is invalid; expected a number in [0, 1]"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_field_exit_2(
@@ -1275,7 +1275,7 @@ def test_several_digits_in_one_image_are_a_rejected_row(
 def test_a_bad_reject_threshold_is_exit_2(junk_and_digits: Path, model: Path) -> None:
     code, _, stderr = invoke("score", junk_and_digits, "-m", model, "--reject-threshold", 1.5)
     assert code == 2
-    assert "reject_threshold=1.5 is invalid; expected a number in [0, 1]" in stderr
+    assert "--reject-threshold 1.5 is invalid; expected a number in [0, 1]" in stderr
 
 
 def test_review_queue_takes_rejected_images_under_a_name_that_says_so(

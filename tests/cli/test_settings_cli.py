@@ -134,8 +134,8 @@ def test_a_value_the_request_refuses_names_the_file_too(
     project: Path, tmp_path: Path, table: str, text: str, args: list[str], says: str
 ) -> None:
     """A value that click takes but the job's request refuses (``epochs = 0`` is an int)
-    names the file and the key as well; typed on the command line, it is the request's
-    line alone. Exit 2 either way, and nothing is written."""
+    names the file and the key as well; typed on the command line, the request's line
+    names the option as typed. Exit 2 either way, and nothing is written."""
     path = project / settings.PROJECT_FILE
     path.write_text(f'["{table}"]\n{text}\n')
     out = tmp_path / "out" / "m.npz"
@@ -145,7 +145,7 @@ def test_a_value_the_request_refuses_names_the_file_too(
     path.write_text("")
     key, value = text.split(" = ")
     code, _, err = invoke(*args, f"--{key}", value, "--out" if table == "train" else "-o", out)
-    assert code == 2 and err.startswith(f"error: {says.split(': ', 1)[1]}"), err
+    assert code == 2 and err.startswith(f"error: --{key} {value} is invalid"), err
     assert "settings file" not in err and not out.exists()
 
 
