@@ -120,16 +120,22 @@ def writes_in_place(path: str | Path) -> bool:
     return not stat.S_ISREG(st.st_mode) or _own_descriptor(Path(path))
 
 
-def make_folder(folder: Path) -> None:
-    """Make ``folder`` and its missing parents (``mkdir -p``), with one line on failure: a
-    file in the way is an InvalidInputError (exit 2), a folder that cannot be made (no
-    permission, read-only file system) a StorageError naming it (exit 4)."""
+def check_folder(folder: Path) -> None:
+    """InvalidInputError (exit 2) when a file stands where ``folder`` or one of its parents
+    should be a folder; touches nothing (:func:`make_folder` checks this first)."""
     for existing in (folder, *folder.parents):
         if os.path.exists(existing):
             if not os.path.isdir(existing):
                 under = "" if existing == folder else f" (for the folder {folder})"
                 raise InvalidInputError(f"{existing} is a file, not a folder{under}")
             break
+
+
+def make_folder(folder: Path) -> None:
+    """Make ``folder`` and its missing parents (``mkdir -p``), with one line on failure: a
+    file in the way is an InvalidInputError (exit 2), a folder that cannot be made (no
+    permission, read-only file system) a StorageError naming it (exit 4)."""
+    check_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softmax_core.atomicio import atomic_write
+from softmax_core.atomicio import atomic_write, check_folder
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import ImageError, is_image_name, read_digit
 from softmax_core.labelled import SHEET, UNLABELLED
@@ -42,11 +42,12 @@ MAX_STEM = 120  # characters of the source path kept in a queued file's name
 
 
 def check_queue(folder: Path, root: Path) -> None:
-    """InvalidInputError (exit 2) for a queue that is a file, inside ``root`` (what is
+    """InvalidInputError (exit 2) for a queue that is a file or under one, inside ``root`` (what is
     scored: its copies would be scored next time), or holding ``root`` (every image under
     the queue counts as queued: the images being scored would be "already queued")."""
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"--review {folder} is a file; expected a folder")
+    check_folder(folder / UNLABELLED)  # a file on the way: afile/q, q/unlabelled
     queue, scored = folder.resolve(), root.resolve()
     if root.is_dir() and queue.is_relative_to(scored):
         raise InvalidInputError(

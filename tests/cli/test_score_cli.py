@@ -1060,6 +1060,17 @@ def test_review_queue_refuses_a_place_it_cannot_use(
     (tmp_path / "file").write_text("x")
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "file")
     assert code == 2 and "is a file" in stderr
+    # a file on the queue's way (file/q), or where its unlabelled/ goes: exit 2, one line
+    # naming it, before the work (was exit 4, "[Errno 20] Not a directory")
+    (tmp_path / "q2").mkdir()
+    (tmp_path / "q2" / "unlabelled").write_text("x")
+    for queue, said in (
+        (tmp_path / "file" / "q", f"file is a file, not a folder (for the folder {tmp_path}/"),
+        (tmp_path / "q2", "q2/unlabelled is a file, not a folder"),
+    ):
+        code, _, stderr = invoke("score", folder, "-m", model, "--review", queue)
+        assert code == 2, stderr
+        assert len(stderr.strip().splitlines()) == 1 and f"{tmp_path}/{said}" in stderr, stderr
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
     assert code == 2 and "drop --flow" in stderr
     # rows over the queue's own page: the sheet replaced them, exit 0, "rows written"
