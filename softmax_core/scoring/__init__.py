@@ -196,7 +196,7 @@ def score(
     items = iter(discovery)
     first = next(items, None)
     if first is None:
-        raise no_images_error(request.input, discovery.skipped)
+        raise no_images_error(request.input, discovery.skipped_by_ext)
     review = request.review
     queue = (
         ReviewQueue(Path(review.queue), Path(request.input), review.min_confidence)

@@ -237,6 +237,13 @@ def test_folder_without_images_is_exit_3_and_writes_nothing(model: Path, tmp_pat
     assert code == 3
     assert f"no images in {folder}: 2 other files skipped" in stderr
     assert not out.exists() and stdout == ""
+    # hidden files are counted as hidden, not as files of their extension
+    hid = tmp_path / "hid"
+    hid.mkdir()
+    (hid / "._a.jpg").write_bytes(b"\0\5\22\7")  # macOS AppleDouble
+    (hid / "notes.txt").write_text("x")
+    code, _, stderr = invoke("score", hid, "--model", model)
+    assert code == 3 and f"no images in {hid}: 1 hidden file and 1 other file skipped" in stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     code, stdout, _ = invoke("score", empty, "--model", model)
@@ -457,10 +464,13 @@ def test_discovery_is_recursive_sorted_case_insensitive_and_counts_skips(
         image, _, kw = img(np.asarray(ds.x_test[0]))
         image.save(folder / name, format="JPEG" if name.endswith("JPEG") else "BMP", **kw)
     (folder / "notes.TXT").write_text("skip me")
+    (folder / "._a.png").write_bytes(b"\0\5\22\7")  # macOS AppleDouble, and Finder's
+    (folder / "b" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     code, stdout, stderr = invoke("score", folder, "--model", model)
     assert code == 0, stderr
     paths = [r["path"] for r in sd.read_rows(stdout)]
     assert paths == ["Z.PNG", "a.png", "b/A.Png", "b/deeper/c.png", "c.png", "d.JPEG", "e.BMP"]
+    assert "skipped 2 hidden files\n" in stderr
     assert "skipped 2 files that are not images (.bak 1, .txt 1)" in stderr
 
 
