@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,11 @@ from softmax_core.mnist.arrays import file_sha256
 from softmax_core.model import Model
 from softmax_core.scoring.decode import ScoredBatch
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
-MAX_STEM = 120  # characters of the source path kept in a queued file's name
+# Kept in a queued file's name: letters and digits of any script (str.isalnum, as \w
+# without "_"), "." "~" "-"; every other run (separators, controls, spaces, <>:"|?*\,
+# underscores: "__" parts the name) becomes one "_".
+_UNSAFE = re.compile(r"(?:[^\w.~-]|_)+")
+MAX_STEM = 120  # UTF-8 bytes of the source path kept in a queued file's name (cap: 255)
 
 
 def check_queue(folder: Path, root: Path) -> None:
@@ -69,11 +73,15 @@ def _images_under(folder: Path) -> Iterator[Path]:
 
 def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
     """The file name of a queued image: source, prediction (``pred7``, or ``rejected`` for
-    label -1: not a digit), confidence, hash, extension."""
+    label -1: not a digit), confidence, hash, extension. The source keeps its letters and
+    digits in any script, NFC-normalised (``Фото~снимок_1.jpg``), and at most
+    :data:`MAX_STEM` bytes of UTF-8, cut between characters."""
     suffix = Path(rel).suffix.lower()
-    stem = _UNSAFE.sub("_", rel.replace("/", "~")).lstrip(".~") or "image"
+    text = unicodedata.normalize("NFC", rel).replace("/", "~")
+    stem = _UNSAFE.sub("_", text).lstrip(".~-")
+    stem = stem.encode()[:MAX_STEM].decode("utf-8", "ignore") or "image"
     said = f"pred{label}" if label >= 0 else "rejected"
-    return f"{stem[:MAX_STEM]}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
+    return f"{stem}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
 
 
 @dataclass

@@ -1114,6 +1114,36 @@ def _no_forgery(text: str) -> None:
     assert not [line for line in text.splitlines() if line.startswith(("error: fake", "```"))]
 
 
+def test_review_queue_names_keep_letters_of_any_script(
+    ds: Dataset, model: Path, tmp_path: Path
+) -> None:
+    """Queued names keep the source's letters and digits in any script, NFC (was ``_.jpg``
+    for ``字母.jpg``), and are cut at 120 bytes of UTF-8 between characters: never a
+    broken character, never over a file system's 255 bytes."""
+    import unicodedata
+
+    folder = tmp_path / "scans"
+    names = {
+        "字母.png": "字母.png",
+        unicodedata.normalize("NFD", "é.png"): "é.png",  # macOS spells it so
+        "Фото/снимок 1.png": "Фото~снимок_1.png",
+        "Ärger ö.png": "Ärger_ö.png",
+        "-rf <x>:y?.png": "rf_x_y_.png",
+        "字" * 80 + ".png": "字" * 40,  # 40 × 3 bytes
+    }
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(sd.png_bytes(np.asarray(ds.x_test[i])))
+    queue = tmp_path / "queue"
+    args = ("score", folder, "-m", model, "--review", queue, "--min-confidence", 1.0)
+    code, _, stderr = invoke(*args, "--no-reject")
+    assert code == 0, stderr
+    queued = sorted(p.name for p in (queue / "unlabelled").iterdir())
+    stems = sorted(re.split("__pred", q)[0] for q in queued)
+    assert stems == sorted(names.values()), queued
+    assert all(len(q.encode()) <= 255 and unicodedata.is_normalized("NFC", q) for q in queued)
+
+
 def test_file_names_cannot_forge_terminal_lines(model: Path, tmp_path: Path) -> None:
     """Names with ESC, BEL, CR and newlines are shown escaped in the summary, the rows and
     the review queue's names; the unsure digit with such a name is still queued."""
