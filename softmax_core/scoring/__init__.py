@@ -235,7 +235,9 @@ def score(
                 progress(len(batch))
     summary.add_discovery(discovery)
     if queue is not None:
-        sheet = write_review_sheet(queue.folder, model, min_confidence=queue.min_confidence)
+        sheet = write_review_sheet(
+            queue.folder, model, min_confidence=queue.min_confidence, reject_threshold=threshold
+        )
         summary.add_review(queue, sheet)
     summary.seconds = time.perf_counter() - start
     return summary

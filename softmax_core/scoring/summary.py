@@ -81,8 +81,7 @@ class ScoreSummary:
         if n_ok:
             counts = np.bincount(batch.labels[ok], minlength=N_CLASSES)
             self.per_class = [a + int(c) for a, c in zip(self.per_class, counts, strict=True)]
-            conf = batch.confidence[ok]
-            self.low_confidence += int((conf < self.min_confidence).sum())
+            self.low_confidence += int(batch.unsure(self.min_confidence).sum())
         if n_ok + len(rejected) < len(batch):
             for rel, err in zip(batch.rels, batch.errors, strict=True):
                 if err is not None:

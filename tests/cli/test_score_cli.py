@@ -1360,3 +1360,39 @@ def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
     read = read_folder(queue)
     assert read.data.class_counts() == {**{str(d): 0 for d in range(10)}, "not-a-digit": 3}
     assert set(read.data.labels.tolist()) == {10}
+
+
+def test_review_sheet_says_what_each_row_says(
+    junk_and_digits: Path, model: Path, tmp_path: Path
+) -> None:
+    """Each card of the contact sheet shows its row's label (or ``rejected``), confidence
+    and status, and the sheet counts "below confidence" as the summary does: an image
+    whose most likely class is "not a digit", under the reject threshold, is its digit's
+    row (was: a ``not-a-digit`` card, counted on that probability)."""
+    queue, out = tmp_path / "queue", tmp_path / "s.csv"
+    args = ("score", junk_and_digits, "-m", model, "-o", out, "--probs", "--review", queue)
+    code, _, stderr = invoke(*args, "--reject-threshold", 0.9)
+    assert code == 0, stderr
+    rows = {r["path"].replace("/", "~"): r for r in sd.read_rows(out.read_text())}
+    under = [  # the case: "not a digit" wins, but under the threshold: an ok row
+        r
+        for r in rows.values()
+        if r["status"] == "ok" and float(r["p_reject"]) > max(float(r[f"p{k}"]) for k in range(10))
+    ]
+    assert under, "no row where 'not a digit' wins under the threshold"
+    sheet = (queue / "index.html").read_text()
+    cards = sheet.split('<div class="card')[1:]
+    assert len(cards) == len(list((queue / "unlabelled").iterdir())) > len(under)
+    for card in cards:
+        name = re.search(r'class="name" title="([^"]*)"', card)
+        assert name is not None
+        r = rows[re.split(r"__(?:pred\d|rejected)__", name[1])[0]]
+        said = r["label"] if r["status"] == "ok" else "rejected"
+        assert f'<div class="label">{said}<' in card, (r, card[:300])
+        row = f"confidence {float(r['confidence']):.6f} · {r['status']}"
+        assert f'<div class="row">{row}' in card, (r, card[:300])
+        assert card.startswith(" check") == (r["status"] == "ok" and float(r["confidence"]) < 0.5)
+    below = re.search(r"below 0\.5 confidence: (\d+)", stderr)
+    assert below is not None
+    assert f"<b>{below[1]}</b><span>below confidence 0.5</span>" in sheet
+    assert sum(c.startswith(" check") for c in cards) == int(below[1])
