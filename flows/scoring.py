@@ -197,7 +197,7 @@ def batch_scoring(
 
     listing = list_images(run.input, run.model.location.endpoint_url)
     if not listing.items:
-        raise scoring.no_images_error(run.input, listing.skipped)
+        raise scoring.no_images_error(run.input, listing.skipped_by_ext)
     the_model = pull_model.with_options(**io_retry_options(perf.retries))(run.model)
     pieces = shards(listing.items, perf.shard_size, perf.batch_size)
     logger.info(

@@ -122,7 +122,7 @@ def writes_in_place(path: str | Path) -> bool:
 
 def check_folder_path(folder: Path, *, what: str = "the folder") -> None:
     """Refuse a file where ``folder`` or one of its parents should be a folder: an
-    InvalidInputError (exit 2) naming it and ``what`` it was for."""
+    InvalidInputError (exit 2) naming it and ``what`` it was for; touches nothing."""
     for existing in (folder, *folder.parents):
         if os.path.exists(existing):
             if not os.path.isdir(existing):

@@ -1,9 +1,10 @@
 """``render_review_sheet``: a contact sheet of scored images for a person to label at a glance.
 
-Each card shows the file name, the predicted digit, the top-3 probabilities (as bars) and
-the 28x28 image as the model saw it (after preparation: bright ink on dark). Cards whose
-top probability is under ``min_confidence`` are marked "check". One self-contained HTML
-page, like the model report.
+Each card shows the file name, what the image's score row says (its digit, or
+``rejected``; its confidence and status, and a rejected row's reason), the top-3
+probabilities (as bars) and the 28x28 image as the model saw it (after preparation:
+bright ink on dark). Cards the scoring counted below ``min_confidence`` are marked
+"check". One self-contained HTML page, like the model report.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CSS = """
               max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .card .label { font-size: 30px; font-weight: 700; line-height: 1; }
 .card .label small { font-size: 13px; font-weight: 600; color: #b45309; margin-left: 6px; }
+.card .row { font-size: 13px; color: var(--muted); text-align: center; }
 .prob { display: grid; grid-template-columns: 16px 1fr 44px; gap: 6px; width: 100%;
         align-items: center; font-size: 13px; }
 .prob span.bar { height: 10px; border-radius: 5px; background: #1f4e79; }
@@ -45,11 +47,19 @@ CSS = """
 @dataclass(frozen=True)
 class ReviewItem:
     """One scored image: its file name, the (28, 28) image in [0, 1] as the model saw it,
-    and the model's (10,) class probabilities."""
+    the model's class probabilities, and what its score row says
+    (``softmax_core.scoring.ScoredBatch``): ``label`` (-1: none, a rejected row),
+    ``confidence`` (NaN: none), ``status`` (``ok``, ``rejected``), a rejected row's
+    ``reason``, and whether the run counts it ``unsure`` (below its confidence line)."""
 
     name: str
     image: NDArray[np.floating]
     probs: NDArray[np.floating]
+    label: int
+    confidence: float
+    status: str
+    unsure: bool
+    reason: str = ""
 
 
 def render_review_sheet(
@@ -64,9 +74,10 @@ def render_review_sheet(
     Raises InvalidInputError for an image that is not 2-D or probabilities that are not
     a 1-D vector.
     """
-    rendered = [_card(item, min_confidence) for item in items]
-    cards = [html for html, _ in rendered]
-    unsure = sum(check for _, check in rendered)
+    items = list(items)
+    cards = [_card(item) for item in items]
+    unsure = sum(item.unsure for item in items)
+    rejected = sum(item.status == "rejected" for item in items)
     by = f" · scored by {esc(model_ref)}" if model_ref else ""
     header = (
         f"<h1>{esc(title)}</h1><p>{len(cards)} images{by} · images shown as the model saw "
@@ -74,13 +85,14 @@ def render_review_sheet(
         '<div class="kpis">'
         + kpi(str(len(cards)), "images to label")
         + kpi(str(unsure), f"below confidence {min_confidence:g}", "fail" if unsure else "pass")
+        + (kpi(str(rejected), "rejected") if rejected else "")
         + "</div>"
     )
     return document(title, CSS + header, f'<section class="sheet">{"".join(cards)}</section>')
 
 
-def _card(item: ReviewItem, min_confidence: float) -> tuple[str, bool]:
-    """One card's HTML, and whether its top probability is under ``min_confidence``."""
+def _card(item: ReviewItem) -> str:
+    """One card's HTML: what the item's row says, the top probabilities, the image."""
     image = np.asarray(item.image, dtype=np.float32)
     probs = np.asarray(item.probs, dtype=np.float64)
     if image.ndim != 2 or probs.ndim != 1 or probs.size < 1:
@@ -89,19 +101,20 @@ def _card(item: ReviewItem, min_confidence: float) -> tuple[str, bool]:
             f"{probs.shape}; expected a 2-D image and a 1-D probability vector"
         )
     order = np.argsort(-probs, kind="stable")[:TOP]
-    best = int(order[0])
-    check = bool(probs[best] < min_confidence)
     bars = "".join(
         f'<div class="prob"><b>{label_name(int(k))}</b><span class="track"><span class="bar" '
         f'style="display:block;width:{probs[k] * 100:.1f}%"></span></span>'
         f"<span>{probs[k]:.1%}</span></div>"
         for k in order
     )
-    flag = "<small>check</small>" if check else ""
-    html = (
-        f'<div class="card{" check" if check else ""}">'
+    flag = "<small>check</small>" if item.unsure else ""
+    said = label_name(item.label) if item.label >= 0 else esc(item.status)
+    c = item.confidence
+    row = f"confidence {c:.6f}" if c == c else "no confidence"  # NaN: none, as in the row
+    row += f" · {esc(item.status)}" + (f": {esc(item.reason)}" if item.reason else "")
+    return (
+        f'<div class="card{" check" if item.unsure else ""}">'
         f"{png(figures.tile(image, 'gray', 0.0, 1.0), item.name, IMAGE_PX)}"
-        f'<div class="label">{label_name(best)}{flag}</div><div class="name" title="{esc(item.name)}">'
-        f"{esc(item.name)}</div>{bars}</div>"
+        f'<div class="label">{said}{flag}</div><div class="row">{row}</div>'
+        f'<div class="name" title="{esc(item.name)}">{esc(item.name)}</div>{bars}</div>'
     )
-    return html, check

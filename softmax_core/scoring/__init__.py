@@ -196,7 +196,7 @@ def score(
     items = iter(discovery)
     first = next(items, None)
     if first is None:
-        raise no_images_error(request.input, discovery.skipped)
+        raise no_images_error(request.input, discovery.skipped_by_ext)
     review = request.review
     queue = (
         ReviewQueue(Path(review.queue), Path(request.input), review.min_confidence)
@@ -235,7 +235,9 @@ def score(
                 progress(len(batch))
     summary.add_discovery(discovery)
     if queue is not None:
-        sheet = write_review_sheet(queue.folder, model, min_confidence=queue.min_confidence)
+        sheet = write_review_sheet(
+            queue.folder, model, min_confidence=queue.min_confidence, reject_threshold=threshold
+        )
         summary.add_review(queue, sheet)
     summary.seconds = time.perf_counter() - start
     return summary

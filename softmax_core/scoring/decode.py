@@ -215,6 +215,11 @@ class ScoredBatch:
             out[by_model] = self.probs[by_model, REJECT]
         return out
 
+    def unsure(self, min_confidence: float) -> NDArray[np.bool_]:
+        """(n,) bool: the ok rows whose confidence is under ``min_confidence``: what the
+        summary counts "below confidence", the review queue takes and its sheet marks."""
+        return (self.labels >= 0) & (self.confidence < min_confidence)
+
     def statuses(self) -> list[str]:
         """Each row's ``status`` column: ``ok``, ``rejected`` or ``error``; what the run's
         profile counts rows by."""

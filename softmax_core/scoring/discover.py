@@ -14,7 +14,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -76,7 +76,7 @@ class Discovery:
     skipped wherever it sorts, and so is a second link to a folder already walked or a
     loop (each counted in ``loops``). Files whose extension (any case) is not in
     ``softmax_core.images.IMAGE_EXTENSIONS`` are counted in ``skipped`` (by extension in
-    ``skipped_by_ext``). A file named explicitly as PATH is scored whatever its extension.
+    ``skipped_by_ext``; hidden files and folders, ``.*``, as :data:`HIDDEN`). A file named explicitly as PATH is scored whatever its extension.
 
     Raises DataNotFoundError (exit 3) when the path does not exist and InvalidInputError
     (exit 2) when it is neither a file nor a folder. Hidden files (``.*``) are skipped.
@@ -223,18 +223,45 @@ def _kind_of(entry: os.DirEntry[str]) -> EntryKind:
         return EntryKind.LOOPED_LINK if e.errno == errno.ELOOP else EntryKind.NOT_REGULAR
 
 
+HIDDEN = "(hidden)"  # how hidden files and folders are counted in ``skipped_by_ext``
+
+
 def ext_label(name: str) -> str:
-    """How a skipped file is counted in ``skipped_by_ext``: its extension, lower case."""
+    """How a skipped file is counted in ``skipped_by_ext``: :data:`HIDDEN` for a hidden
+    one (``.DS_Store``, ``._x.jpg``, ``.git``), else its extension, lower case."""
+    if name.startswith("."):
+        return HIDDEN
     ext = os.path.splitext(name)[1].lower()
     return ext if ext and len(ext) <= 12 else "(none)" if not ext else "(other)"
 
 
-def no_images_error(root: str | Path, skipped: int) -> DataNotFoundError:
+def skipped_words(skipped: int, skipped_by_ext: Mapping[str, int]) -> tuple[str, str]:
+    """The ``skipped`` files in words, the hidden ones (``skipped_by_ext[HIDDEN]``) apart,
+    each "" when there are none: ``("2 hidden files", "1 file that is not an image
+    (.txt 1)")``."""
+    hidden = skipped_by_ext.get(HIDDEN, 0)
+    others = sorted(
+        ((e, c) for e, c in skipped_by_ext.items() if e != HIDDEN and c),
+        key=lambda ec: (-ec[1], ec[0]),
+    )
+    n = skipped - hidden
+    kinds = ", ".join(f"{e} {c:,}" for e, c in others[:8])
+    what = plural(n, "file that is not an image", "files that are not images")
+    return (
+        f"{hidden:,} hidden {plural(hidden, 'file')}" if hidden else "",
+        f"{n:,} {what} ({kinds})" if n else "",
+    )
+
+
+def no_images_error(root: str | Path, skipped_by_ext: Mapping[str, int]) -> DataNotFoundError:
     """Exit 3: PATH holds no image file at all."""
     exts = ", ".join(sorted(e.lstrip(".") for e in images.IMAGE_EXTENSIONS))
+    hidden = skipped_by_ext.get(HIDDEN, 0)
+    others = sum(skipped_by_ext.values()) - hidden
+    said = [f"{hidden:,} hidden {plural(hidden, 'file')}"] if hidden else []
+    said += [f"{others:,} other {plural(others, 'file')}"] if others or not hidden else []
     return DataNotFoundError(
-        f"no images in {root}: {skipped:,} other {plural(skipped, 'file')} skipped; "
-        f"image extensions are {exts} (any case)"
+        f"no images in {root}: {' and '.join(said)} skipped; image extensions are {exts} (any case)"
     )
 
 

@@ -23,30 +23,41 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from softmax_core.atomicio import atomic_write
+from softmax_core.atomicio import atomic_write, check_folder_path
 from softmax_core.errors import InvalidInputError, StorageError
-from softmax_core.images import ImageError, is_image_name, read_digit
+from softmax_core.images import is_image_name
 from softmax_core.labelled import SHEET, UNLABELLED
 from softmax_core.mnist.arrays import file_sha256
 from softmax_core.model import Model
-from softmax_core.scoring.decode import ScoredBatch
+from softmax_core.scoring.decode import (
+    ScoredBatch,
+    decode_items,
+    predict_digits,
+    score_prepared,
+    with_rejects,
+)
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
-MAX_STEM = 120  # characters of the source path kept in a queued file's name
+# Kept in a queued file's name: letters and digits of any script (str.isalnum, as \w
+# without "_"), "." "~" "-"; every other run (separators, controls, spaces, <>:"|?*\,
+# underscores: "__" parts the name) becomes one "_".
+_UNSAFE = re.compile(r"(?:[^\w.~-]|_)+")
+MAX_STEM = 120  # UTF-8 bytes of the source path kept in a queued file's name (cap: 255)
 
 
 def check_queue(folder: Path, root: Path) -> None:
-    """InvalidInputError (exit 2) for a queue that is a file, inside ``root`` (what is
+    """InvalidInputError (exit 2) for a queue that is a file or under one, inside ``root`` (what is
     scored: its copies would be scored next time), or holding ``root`` (every image under
     the queue counts as queued: the images being scored would be "already queued")."""
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"--review {folder} is a file; expected a folder")
+    check_folder_path(folder / UNLABELLED)  # a file on the way: afile/q, q/unlabelled
     queue, scored = folder.resolve(), root.resolve()
     if root.is_dir() and queue.is_relative_to(scored):
         raise InvalidInputError(
@@ -68,11 +79,15 @@ def _images_under(folder: Path) -> Iterator[Path]:
 
 def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
     """The file name of a queued image: source, prediction (``pred7``, or ``rejected`` for
-    label -1: not a digit), confidence, hash, extension."""
+    label -1: not a digit), confidence, hash, extension. The source keeps its letters and
+    digits in any script, NFC-normalised (``Фото~снимок_1.jpg``), and at most
+    :data:`MAX_STEM` bytes of UTF-8, cut between characters."""
     suffix = Path(rel).suffix.lower()
-    stem = _UNSAFE.sub("_", rel.replace("/", "~")).lstrip(".~") or "image"
+    text = unicodedata.normalize("NFC", rel).replace("/", "~")
+    stem = _UNSAFE.sub("_", text).lstrip(".~-")
+    stem = stem.encode()[:MAX_STEM].decode("utf-8", "ignore") or "image"
     said = f"pred{label}" if label >= 0 else "rejected"
-    return f"{stem[:MAX_STEM]}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
+    return f"{stem}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
 
 
 @dataclass
@@ -108,7 +123,7 @@ class ReviewQueue:
         """Queue the batch's images scored below ``min_confidence`` and the ones the model
         rejected as not digits (errors and blank pages never are)."""
         conf = batch.confidence
-        unsure = (conf < self.min_confidence) & (batch.labels >= 0)
+        unsure = batch.unsure(self.min_confidence)
         by_model = batch.rejected & ~np.isnan(conf)
         for i in np.flatnonzero(unsure | by_model).tolist():
             rel = batch.rels[i]
@@ -131,21 +146,36 @@ class ReviewQueue:
             self.queued.append(dest)
 
 
-def write_review_sheet(folder: Path, model: Model, *, min_confidence: float) -> Path:
-    """``folder/index.html``: the contact sheet of ``folder/unlabelled/``, scored by ``model``."""
+def write_review_sheet(
+    folder: Path, model: Model, *, min_confidence: float, reject_threshold: float | None
+) -> Path:
+    """``folder/index.html``: the contact sheet of ``folder/unlabelled/``, scored by ``model``
+    as a run scores (``decode_items``, ``score_prepared``, ``with_rejects`` at
+    ``reject_threshold``, None: off): each card says what the image's row says, and is
+    counted below ``min_confidence`` as the summary counts (``ScoredBatch.unsure``)."""
     from softmax_core.report import ReviewItem, render_review_sheet
 
-    paths, digits = [], []
-    for p in _images_under(Path(folder) / UNLABELLED):
-        try:
-            digits.append(read_digit(p))
-        except ImageError:
-            continue  # a broken file a person dropped in: nothing to show
-        paths.append(p)
-    probs = model.predict_proba(np.stack(digits)) if digits else np.zeros((0, 10))
-    items = [
-        ReviewItem(name=p.name, image=d, probs=pr)
-        for p, d, pr in zip(paths, digits, probs, strict=True)
+    paths = list(_images_under(Path(folder) / UNLABELLED))
+    digits, errors, marks = decode_items([(str(p), None) for p in paths])
+    prepared = (predict_digits(model, digits), errors, marks)
+    batch = score_prepared([p.name for p in paths], prepared)
+    if reject_threshold is not None:
+        batch = with_rejects(batch, reject_threshold)
+    conf, unsure = batch.confidence.tolist(), batch.unsure(min_confidence).tolist()
+    statuses, rejects = batch.statuses(), batch.rejects or [None] * len(batch)
+    shown = [i for i, e in enumerate(errors) if e is None]  # a broken file or a blank
+    items = [  # page a person dropped in has no image to show
+        ReviewItem(
+            name=batch.rels[i],
+            image=digit,
+            probs=batch.probs[i],
+            label=int(batch.labels[i]),
+            confidence=conf[i],
+            status=statuses[i],
+            unsure=unsure[i],
+            reason=rejects[i] or "",
+        )
+        for i, digit in zip(shown, digits, strict=True)
     ]
     html = render_review_sheet(
         items,

@@ -16,7 +16,7 @@ from softmax_core.escaping import markdown_block, printable
 from softmax_core.labelled import UNLABELLED
 from softmax_core.monitoring import Profile
 from softmax_core.scoring.decode import BLANK_PAGE, ScoredBatch
-from softmax_core.scoring.discover import Source
+from softmax_core.scoring.discover import Source, skipped_words
 from softmax_core.scoring.profile import ProfileCounts
 from softmax_core.words import plural
 
@@ -81,8 +81,7 @@ class ScoreSummary:
         if n_ok:
             counts = np.bincount(batch.labels[ok], minlength=N_CLASSES)
             self.per_class = [a + int(c) for a, c in zip(self.per_class, counts, strict=True)]
-            conf = batch.confidence[ok]
-            self.low_confidence += int((conf < self.min_confidence).sum())
+            self.low_confidence += int(batch.unsure(self.min_confidence).sum())
         if n_ok + len(rejected) < len(batch):
             for rel, err in zip(batch.rels, batch.errors, strict=True):
                 if err is not None:
@@ -180,11 +179,11 @@ class ScoreSummary:
                 f"rejected {self.rejected:,} {plural(self.rejected, 'image')}: "
                 f"{', '.join(reasons)} (status=rejected rows)"
             )
-        if self.skipped:
-            top = sorted(self.skipped_by_ext.items(), key=lambda ec: (-ec[1], ec[0]))[:8]
-            kinds = ", ".join(f"{e} {c:,}" for e, c in top)
-            what = plural(self.skipped, "file that is not an image", "files that are not images")
-            out.append(f"skipped {self.skipped:,} {what} ({kinds})")
+        out.extend(
+            f"skipped {words}"
+            for words in skipped_words(self.skipped, self.skipped_by_ext)
+            if words
+        )
         if self.loops:
             out.append(
                 f"skipped {self.loops:,} {plural(self.loops, 'symlink')} to a folder walked "

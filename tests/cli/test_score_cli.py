@@ -237,6 +237,13 @@ def test_folder_without_images_is_exit_3_and_writes_nothing(model: Path, tmp_pat
     assert code == 3
     assert f"no images in {folder}: 2 other files skipped" in stderr
     assert not out.exists() and stdout == ""
+    # hidden files are counted as hidden, not as files of their extension
+    hid = tmp_path / "hid"
+    hid.mkdir()
+    (hid / "._a.jpg").write_bytes(b"\0\5\22\7")  # macOS AppleDouble
+    (hid / "notes.txt").write_text("x")
+    code, _, stderr = invoke("score", hid, "--model", model)
+    assert code == 3 and f"no images in {hid}: 1 hidden file and 1 other file skipped" in stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     code, stdout, _ = invoke("score", empty, "--model", model)
@@ -457,10 +464,13 @@ def test_discovery_is_recursive_sorted_case_insensitive_and_counts_skips(
         image, _, kw = img(np.asarray(ds.x_test[0]))
         image.save(folder / name, format="JPEG" if name.endswith("JPEG") else "BMP", **kw)
     (folder / "notes.TXT").write_text("skip me")
+    (folder / "._a.png").write_bytes(b"\0\5\22\7")  # macOS AppleDouble, and Finder's
+    (folder / "b" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     code, stdout, stderr = invoke("score", folder, "--model", model)
     assert code == 0, stderr
     paths = [r["path"] for r in sd.read_rows(stdout)]
     assert paths == ["Z.PNG", "a.png", "b/A.Png", "b/deeper/c.png", "c.png", "d.JPEG", "e.BMP"]
+    assert "skipped 2 hidden files\n" in stderr
     assert "skipped 2 files that are not images (.bak 1, .txt 1)" in stderr
 
 
@@ -1060,6 +1070,17 @@ def test_review_queue_refuses_a_place_it_cannot_use(
     (tmp_path / "file").write_text("x")
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "file")
     assert code == 2 and "is a file" in stderr
+    # a file on the queue's way (file/q), or where its unlabelled/ goes: exit 2, one line
+    # naming it, before the work (was exit 4, "[Errno 20] Not a directory")
+    (tmp_path / "q2").mkdir()
+    (tmp_path / "q2" / "unlabelled").write_text("x")
+    for queue, said in (
+        (tmp_path / "file" / "q", f"file is a file, not a folder (for the folder {tmp_path}/"),
+        (tmp_path / "q2", "q2/unlabelled is a file, not a folder"),
+    ):
+        code, _, stderr = invoke("score", folder, "-m", model, "--review", queue)
+        assert code == 2, stderr
+        assert len(stderr.strip().splitlines()) == 1 and f"{tmp_path}/{said}" in stderr, stderr
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
     assert code == 2 and "drop --flow" in stderr
     # rows over the queue's own page: the sheet replaced them, exit 0, "rows written"
@@ -1091,6 +1112,36 @@ def _hostile_folder(tmp_path: Path) -> Path:
 def _no_forgery(text: str) -> None:
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text, repr(text)
     assert not [line for line in text.splitlines() if line.startswith(("error: fake", "```"))]
+
+
+def test_review_queue_names_keep_letters_of_any_script(
+    ds: Dataset, model: Path, tmp_path: Path
+) -> None:
+    """Queued names keep the source's letters and digits in any script, NFC (was ``_.jpg``
+    for ``字母.jpg``), and are cut at 120 bytes of UTF-8 between characters: never a
+    broken character, never over a file system's 255 bytes."""
+    import unicodedata
+
+    folder = tmp_path / "scans"
+    names = {
+        "字母.png": "字母.png",
+        unicodedata.normalize("NFD", "é.png"): "é.png",  # macOS spells it so
+        "Фото/снимок 1.png": "Фото~снимок_1.png",
+        "Ärger ö.png": "Ärger_ö.png",
+        "-rf <x>:y?.png": "rf_x_y_.png",
+        "字" * 80 + ".png": "字" * 40,  # 40 × 3 bytes
+    }
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(sd.png_bytes(np.asarray(ds.x_test[i])))
+    queue = tmp_path / "queue"
+    args = ("score", folder, "-m", model, "--review", queue, "--min-confidence", 1.0)
+    code, _, stderr = invoke(*args, "--no-reject")
+    assert code == 0, stderr
+    queued = sorted(p.name for p in (queue / "unlabelled").iterdir())
+    stems = sorted(re.split("__pred", q)[0] for q in queued)
+    assert stems == sorted(names.values()), queued
+    assert all(len(q.encode()) <= 255 and unicodedata.is_normalized("NFC", q) for q in queued)
 
 
 def test_file_names_cannot_forge_terminal_lines(model: Path, tmp_path: Path) -> None:
@@ -1309,3 +1360,39 @@ def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
     read = read_folder(queue)
     assert read.data.class_counts() == {**{str(d): 0 for d in range(10)}, "not-a-digit": 3}
     assert set(read.data.labels.tolist()) == {10}
+
+
+def test_review_sheet_says_what_each_row_says(
+    junk_and_digits: Path, model: Path, tmp_path: Path
+) -> None:
+    """Each card of the contact sheet shows its row's label (or ``rejected``), confidence
+    and status, and the sheet counts "below confidence" as the summary does: an image
+    whose most likely class is "not a digit", under the reject threshold, is its digit's
+    row (was: a ``not-a-digit`` card, counted on that probability)."""
+    queue, out = tmp_path / "queue", tmp_path / "s.csv"
+    args = ("score", junk_and_digits, "-m", model, "-o", out, "--probs", "--review", queue)
+    code, _, stderr = invoke(*args, "--reject-threshold", 0.9)
+    assert code == 0, stderr
+    rows = {r["path"].replace("/", "~"): r for r in sd.read_rows(out.read_text())}
+    under = [  # the case: "not a digit" wins, but under the threshold: an ok row
+        r
+        for r in rows.values()
+        if r["status"] == "ok" and float(r["p_reject"]) > max(float(r[f"p{k}"]) for k in range(10))
+    ]
+    assert under, "no row where 'not a digit' wins under the threshold"
+    sheet = (queue / "index.html").read_text()
+    cards = sheet.split('<div class="card')[1:]
+    assert len(cards) == len(list((queue / "unlabelled").iterdir())) > len(under)
+    for card in cards:
+        name = re.search(r'class="name" title="([^"]*)"', card)
+        assert name is not None
+        r = rows[re.split(r"__(?:pred\d|rejected)__", name[1])[0]]
+        said = r["label"] if r["status"] == "ok" else "rejected"
+        assert f'<div class="label">{said}<' in card, (r, card[:300])
+        row = f"confidence {float(r['confidence']):.6f} · {r['status']}"
+        assert f'<div class="row">{row}' in card, (r, card[:300])
+        assert card.startswith(" check") == (r["status"] == "ok" and float(r["confidence"]) < 0.5)
+    below = re.search(r"below 0\.5 confidence: (\d+)", stderr)
+    assert below is not None
+    assert f"<b>{below[1]}</b><span>below confidence 0.5</span>" in sheet
+    assert sum(c.startswith(" check") for c in cards) == int(below[1])

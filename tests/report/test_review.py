@@ -16,11 +16,20 @@ from softmax_core.report import ReviewItem, render_review_sheet
 from tests.report import chromium
 
 
-def _items(mnist: Dataset, model: Model, n: int) -> list[ReviewItem]:
+def _items(mnist: Dataset, model: Model, n: int, below: float = 0.9) -> list[ReviewItem]:
     X = model.features(mnist.x_test[:n])
     probs = model.predict_proba(mnist.x_test[:n])
+    labels = np.argmax(probs[:, :10], axis=1)
     return [
-        ReviewItem(name=f"inbox/digit-{i:03d}.png", image=X[i].reshape(28, 28), probs=probs[i])
+        ReviewItem(
+            name=f"inbox/digit-{i:03d}.png",
+            image=X[i].reshape(28, 28),
+            probs=probs[i],
+            label=int(labels[i]),
+            confidence=float(probs[i, labels[i]]),
+            status="ok",
+            unsure=float(probs[i, labels[i]]) < below,
+        )
         for i in range(n)
     ]
 
@@ -34,14 +43,18 @@ def test_sheet_lists_every_image_with_its_top_three(mnist: Dataset, weak: Model)
     card = html.split('class="card')[1]
     assert [int(d) for d in re.findall(r'<div class="prob"><b>(\d)</b>', card)] == top.tolist()
     assert f"{first[top[0]]:.1%}" in card and "digit-000.png" in card
-    unsure = sum(float(i.probs.max()) < 0.9 for i in items)
+    unsure = sum(i.unsure for i in items)  # as the scoring counted: the card says so
     assert html.count('class="card check"') == unsure
+    assert f"<b>{unsure}</b><span>below confidence 0.9</span>" in html
+    assert f"confidence {items[0].confidence:.6f} · ok" in card
     assert "<script" not in html and "http" not in html
 
 
 def test_bad_item_is_refused() -> None:
     with pytest.raises(InvalidInputError, match=r"x\.png: image of shape"):
-        render_review_sheet([ReviewItem("x.png", np.zeros(784), np.full(10, 0.1))])
+        render_review_sheet(
+            [ReviewItem("x.png", np.zeros(784), np.full(10, 0.1), 0, 0.1, "ok", unsure=True)]
+        )
 
 
 def test_sheet_renders_offline(tmp_path: Path, mnist: Dataset, weak: Model) -> None:

@@ -119,7 +119,8 @@ def test_score_s3_writes_what_a_local_score_of_the_same_files_writes(
         "bad/notes.jpg": rows[paths.index("bad/notes.jpg")]["error"],
         "bad/truncated.png": rows[paths.index("bad/truncated.png")]["error"],
     }
-    assert "skipped 3 files" in err  # readme.txt, .hidden.png, .git/
+    assert "skipped 2 hidden files\n" in err  # .hidden.png, .git/: as on disk (above)
+    assert "skipped 1 file that is not an image (.txt 1)" in err  # readme.txt
 
 
 def test_score_s3_to_stdout_and_in_the_flow(
