@@ -259,10 +259,7 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
                 f"queue's {UNLABELLED}/ and {SHEET})"
             )
     if not classes:
-        raise DataNotFoundError(
-            f"{where} has no class subfolders; expected subfolders 0 … 9 holding the images "
-            "of that digit"
-        )
+        raise DataNotFoundError(f"{where} has no class subfolders; {_classes_wanted(root)}")
     linked: list[str] = []
     for c in classes:
         found = _walk_class(root / c, c, linked)
@@ -272,6 +269,17 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
     if not files:
         raise DataNotFoundError(f"{where}: every class subfolder is empty; nothing to add")
     return FolderScan(files, empty_classes, unlabelled, linked)
+
+
+def _classes_wanted(root: Path) -> str:
+    """What a folder without class subfolders should hold; class folders made inside its
+    ``unlabelled/`` by mistake are named, with where they belong."""
+    queue = root / UNLABELLED
+    inside = [c for c in CLASSES if (queue / c).is_dir()] if queue.is_dir() else []
+    if not inside:
+        return f"expected subfolders 0 … 9 and {NOT_A_DIGIT} holding the images of that class"
+    found = ", ".join(f"{UNLABELLED}/{c}/" for c in inside)
+    return f"class folders go beside {UNLABELLED}/, not in it: move {found} up one level"
 
 
 @dataclass(frozen=True)

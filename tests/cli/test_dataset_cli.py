@@ -239,3 +239,19 @@ def test_add_takes_a_not_a_digit_folder(printed: Path, tmp_path: Path) -> None:
     (folder / "x").mkdir()
     code, _, err = invoke("dataset", "add", folder, "--name", "mine", "--registry", reg)
     assert code == 2 and "subfolders 0 … 9 and not-a-digit" in err
+
+
+def test_class_folders_made_inside_unlabelled_are_pointed_at(printed: Path, tmp_path: Path) -> None:
+    """Labelling in the wrong place (class folders inside a queue's unlabelled/) names them
+    and says where they go; an empty queue names every class, not-a-digit too. Exit 3, as
+    `run --inbox` reads it: nothing labelled yet."""
+    queue = tmp_path / "queue"
+    for c in ("8", "not-a-digit"):
+        shutil.copytree(printed / "3", queue / "unlabelled" / c)
+    code, _, err = invoke("dataset", "add", queue, "--name", "x", "--registry", tmp_path / "r")
+    assert code == 3 and len(err.strip().splitlines()) == 1, err
+    assert "move unlabelled/8/, unlabelled/not-a-digit/ up one level" in err
+    shutil.rmtree(queue / "unlabelled")
+    (queue / "unlabelled").mkdir()
+    code, _, err = invoke("dataset", "add", queue, "--name", "x", "--registry", tmp_path / "r")
+    assert code == 3 and "expected subfolders 0 … 9 and not-a-digit" in err
