@@ -130,7 +130,7 @@ def add_dataset(
     previous = load_dataset(store, cache_dir, f"{name}:{numbers[-1]}") if numbers else None
     merged, changes = labelled.merge(previous[1] if previous else None, data)
     if previous is not None and _depth == 0:  # this add's new files against the version's
-        labelled.refuse_two_labels(merged, first_new=len(previous[1]))
+        labelled.refuse_two_labels(merged, previous=(previous[0].ref, previous[1]))
     content = merged.content_digest()
     if previous is not None and previous[0].content == content:
         return AddResult(previous[0], created=False, changes=changes)

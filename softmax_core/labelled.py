@@ -373,25 +373,41 @@ def read_folder(
     return FolderData(data, failures, scan, duplicates)
 
 
-def refuse_two_labels(data: Labelled, *, first_new: int = 0) -> None:
+def refuse_two_labels(data: Labelled, *, previous: tuple[str, Labelled] | None = None) -> None:
     """InvalidInputError when one picture (the same prepared pixels) has two labels in
-    ``data`` and one of the two is new (at ``first_new`` or after, :func:`merge` appends
-    the new items): a conflict an earlier version already held is not this folder's."""
+    ``data``. With ``previous`` (a version's reference and items, when ``data`` is
+    :func:`merge` of them and a folder: the new items come after them), only a conflict
+    with a new item is refused (one the version already held is not this folder's), and
+    one with an item the version keeps as it was is said to be in that version."""
+    ref, old = previous if previous is not None else ("", empty())
     seen: dict[bytes, int] = {}
     for i, picture in enumerate(picture_digests(data.images)):
         j = seen.setdefault(picture, i)
-        if data.labels[j] != data.labels[i] and i >= first_new:
+        if data.labels[j] != data.labels[i] and i >= len(old):
+            held = j < len(old) and old.labels[j] == data.labels[j]
             raise _two_labels(
-                (str(data.paths[i]), int(data.labels[i])), (str(data.paths[j]), int(data.labels[j]))
+                (str(data.paths[i]), int(data.labels[i])),
+                (str(data.paths[j]), int(data.labels[j])),
+                held_in=ref if held else None,
             )
 
 
-def _two_labels(item: tuple[str, int], other: tuple[str, int]) -> InvalidInputError:
-    """The refusal of one picture under two labels: two ``(relative path, label)``."""
+def _two_labels(
+    item: tuple[str, int], other: tuple[str, int], *, held_in: str | None = None
+) -> InvalidInputError:
+    """The refusal of one picture under two labels: two ``(relative path, label)``, the
+    other one in this folder or held by dataset version ``held_in``."""
     (rel, label), (other_rel, other_label) = item, other
+    name, other_name = label_name(label), label_name(other_label)
+    if held_in is not None:
+        return InvalidInputError(
+            f"{printable(rel)} is the same image as {printable(other_rel)} in {held_in}, "
+            f"under another label ({name}; {held_in} has it as {other_name}); to relabel it, "
+            f"add that file itself (the same bytes) under {name}/, else take {printable(rel)} out"
+        )
     return InvalidInputError(
         f"{printable(rel)} and {printable(other_rel)} are the same image under two labels "
-        f"({label_name(label)} and {label_name(other_label)}); keep it in one class folder"
+        f"({name} and {other_name}); keep it in one class folder"
     )
 
 
