@@ -39,6 +39,7 @@ folder its new label (:func:`merge`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -201,7 +202,7 @@ class FolderScan:
 
     files: list[tuple[str, int]]
     empty_classes: list[str]
-    unlabelled: int  # images still waiting in ``unlabelled/``
+    unlabelled: list[str]  # images still waiting in ``unlabelled/`` (relative paths)
     linked_folders: list[str] = field(default_factory=list)  # symlinked, not walked
 
 
@@ -240,7 +241,8 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
             raise InvalidInputError(f"{where} is not a folder; {wanted}")
         raise DataNotFoundError(f"{where} does not exist; {wanted}")
     files: list[tuple[str, int]] = []
-    empty_classes, unlabelled = [], 0
+    empty_classes: list[str] = []
+    unlabelled: list[str] = []
     classes = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
@@ -248,7 +250,10 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
         if entry.is_dir() and entry.name in CLASSES:
             classes.append(entry.name)
         elif entry.is_dir() and entry.name == UNLABELLED:
-            unlabelled = sum(1 for _ in Path(entry.path).rglob("*") if is_image_name(_.name))
+            queued = Path(entry.path).rglob("*")
+            unlabelled = sorted(
+                p.relative_to(root).as_posix() for p in queued if is_image_name(p.name)
+            )
         elif entry.is_file() and entry.name == SHEET:
             continue
         else:
@@ -291,6 +296,13 @@ class FolderData:
     scan: FolderScan
     duplicates: int = 0  # files with the bytes of another file in the folder, same label
     notes: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # file sha256 of unlabelled/'s readable images
+
+    def labelled_copies(self, data: Labelled) -> int:
+        """How many images of ``unlabelled/`` ``data`` holds (the same file bytes): copied
+        into a class folder (now or before) rather than moved, they are labelled."""
+        held = set(data.sha256.tolist())
+        return sum(digest in held for digest in self.waiting)
 
 
 def read_folder(
@@ -370,7 +382,11 @@ def read_folder(
         paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
     )
     refuse_two_labels(data)  # the same picture in other file bytes (re-saved, converted)
-    return FolderData(data, failures, scan, duplicates)
+    waiting = []
+    for rel in scan.unlabelled:
+        with contextlib.suppress(ImageError):  # unreadable: still waiting, as it is
+            waiting.append(_file_digest(inside, root / rel))
+    return FolderData(data, failures, scan, duplicates, waiting=waiting)
 
 
 def refuse_two_labels(data: Labelled, *, previous: tuple[str, Labelled] | None = None) -> None:
