@@ -16,7 +16,8 @@ each file into ``QUEUE/<digit>/``, or ``QUEUE/not-a-digit/``, with any file mana
 is never copied again.
 
 :func:`write_review_sheet` then draws ``QUEUE/index.html``: the contact sheet of what is
-still unlabelled, each image as the model saw it with its top-3 probabilities.
+still unlabelled (an image copied into a class folder rather than moved is labelled),
+each image as the model saw it with its top-3 probabilities.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from softmax_core.atomicio import atomic_write
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import ImageError, is_image_name, read_digit
-from softmax_core.labelled import SHEET, UNLABELLED
+from softmax_core.labelled import CLASSES, SHEET, UNLABELLED
 from softmax_core.mnist.arrays import file_sha256
 from softmax_core.model import Model
 from softmax_core.scoring.decode import ScoredBatch
@@ -131,12 +132,23 @@ class ReviewQueue:
             self.queued.append(dest)
 
 
+def _still_unlabelled(folder: Path) -> list[Path]:
+    """The images of ``folder/unlabelled/`` but those whose bytes a class folder of the
+    queue holds: copied there rather than moved, they are labelled."""
+    try:
+        labelled = {file_sha256(p) for c in CLASSES for p in _images_under(folder / c)}
+        waiting = list(_images_under(folder / UNLABELLED))
+        return [p for p in waiting if not labelled or file_sha256(p) not in labelled]
+    except OSError as e:
+        raise StorageError(f"cannot read the review queue {folder}: {e}") from e
+
+
 def write_review_sheet(folder: Path, model: Model, *, min_confidence: float) -> Path:
     """``folder/index.html``: the contact sheet of ``folder/unlabelled/``, scored by ``model``."""
     from softmax_core.report import ReviewItem, render_review_sheet
 
     paths, digits = [], []
-    for p in _images_under(Path(folder) / UNLABELLED):
+    for p in _still_unlabelled(Path(folder)):
         try:
             digits.append(read_digit(p))
         except ImageError:
