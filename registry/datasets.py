@@ -47,11 +47,12 @@ MAX_CATCH_UP = 8  # bounded: each round needs yet another add to land in between
 
 @dataclass(frozen=True)
 class AddResult:
-    """What ``add_dataset`` did: the version now newest, and whether it made it."""
+    """What ``add_dataset`` did: the version now newest, its items, and whether it made it."""
 
     manifest: DatasetManifest
     created: bool  # False: the data was already there, nothing was written
     changes: Changes
+    data: Labelled  # the items of ``manifest``'s version
 
 
 def dataset_names(store: Store) -> list[str]:
@@ -130,10 +131,10 @@ def add_dataset(
     previous = load_dataset(store, cache_dir, f"{name}:{numbers[-1]}") if numbers else None
     merged, changes = labelled.merge(previous[1] if previous else None, data)
     if previous is not None and _depth == 0:  # this add's new files against the version's
-        labelled.refuse_two_labels(merged, first_new=len(previous[1]))
+        labelled.refuse_two_labels(merged, previous=(previous[0].ref, previous[1]))
     content = merged.content_digest()
     if previous is not None and previous[0].content == content:
-        return AddResult(previous[0], created=False, changes=changes)
+        return AddResult(previous[0], created=False, changes=changes, data=merged)
     blob = merged.to_bytes()
     digest = sha256_hex(blob)
     store.put(layout.blob_key(digest), blob)
@@ -169,7 +170,7 @@ def add_dataset(
     if manifest.version != expected and _depth < MAX_CATCH_UP:
         between = range(expected, manifest.version)
         return _catch_up(store, cache_dir, name, between, merged, _depth)
-    return AddResult(manifest, created=True, changes=changes)
+    return AddResult(manifest, created=True, changes=changes, data=merged)
 
 
 def _catch_up(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -576,9 +577,7 @@ def read_labelled(
         read = labelled.read_folder(Path(tmp), progress=progress, shown=uri)
     if not failures:
         return read
-    return labelled.FolderData(
-        read.data, [*failures, *read.failures], read.scan, read.duplicates, read.notes
-    )
+    return dataclasses.replace(read, failures=[*failures, *read.failures])
 
 
 # --- a scoring request's ends -----------------------------------------------------------

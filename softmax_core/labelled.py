@@ -39,6 +39,7 @@ folder its new label (:func:`merge`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -201,7 +202,7 @@ class FolderScan:
 
     files: list[tuple[str, int]]
     empty_classes: list[str]
-    unlabelled: int  # images still waiting in ``unlabelled/``
+    unlabelled: list[str]  # images still waiting in ``unlabelled/`` (relative paths)
     linked_folders: list[str] = field(default_factory=list)  # symlinked, not walked
 
 
@@ -240,7 +241,8 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
             raise InvalidInputError(f"{where} is not a folder; {wanted}")
         raise DataNotFoundError(f"{where} does not exist; {wanted}")
     files: list[tuple[str, int]] = []
-    empty_classes, unlabelled = [], 0
+    empty_classes: list[str] = []
+    unlabelled: list[str] = []
     classes = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
@@ -248,7 +250,10 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
         if entry.is_dir() and entry.name in CLASSES:
             classes.append(entry.name)
         elif entry.is_dir() and entry.name == UNLABELLED:
-            unlabelled = sum(1 for _ in Path(entry.path).rglob("*") if is_image_name(_.name))
+            queued = Path(entry.path).rglob("*")
+            unlabelled = sorted(
+                p.relative_to(root).as_posix() for p in queued if is_image_name(p.name)
+            )
         elif entry.is_file() and entry.name == SHEET:
             continue
         else:
@@ -259,10 +264,7 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
                 f"queue's {UNLABELLED}/ and {SHEET})"
             )
     if not classes:
-        raise DataNotFoundError(
-            f"{where} has no class subfolders; expected subfolders 0 … 9 holding the images "
-            "of that digit"
-        )
+        raise DataNotFoundError(f"{where} has no class subfolders; {_classes_wanted(root)}")
     linked: list[str] = []
     for c in classes:
         found = _walk_class(root / c, c, linked)
@@ -274,6 +276,17 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
     return FolderScan(files, empty_classes, unlabelled, linked)
 
 
+def _classes_wanted(root: Path) -> str:
+    """What a folder without class subfolders should hold; class folders made inside its
+    ``unlabelled/`` by mistake are named, with where they belong."""
+    queue = root / UNLABELLED
+    inside = [c for c in CLASSES if (queue / c).is_dir()] if queue.is_dir() else []
+    if not inside:
+        return f"expected subfolders 0 … 9 and {NOT_A_DIGIT} holding the images of that class"
+    found = ", ".join(f"{UNLABELLED}/{c}/" for c in inside)
+    return f"class folders go beside {UNLABELLED}/, not in it: move {found} up one level"
+
+
 @dataclass(frozen=True)
 class FolderData:
     """A labelled folder read: its items, the images that failed and why, what was skipped."""
@@ -283,6 +296,13 @@ class FolderData:
     scan: FolderScan
     duplicates: int = 0  # files with the bytes of another file in the folder, same label
     notes: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # file sha256 of unlabelled/'s readable images
+
+    def labelled_copies(self, data: Labelled) -> int:
+        """How many images of ``unlabelled/`` ``data`` holds (the same file bytes): copied
+        into a class folder (now or before) rather than moved, they are labelled."""
+        held = set(data.sha256.tolist())
+        return sum(digest in held for digest in self.waiting)
 
 
 def read_folder(
@@ -362,28 +382,48 @@ def read_folder(
         paths=np.array([r for _, r, _ in ok_items], dtype=np.str_),
     )
     refuse_two_labels(data)  # the same picture in other file bytes (re-saved, converted)
-    return FolderData(data, failures, scan, duplicates)
+    waiting = []
+    for rel in scan.unlabelled:
+        with contextlib.suppress(ImageError):  # unreadable: still waiting, as it is
+            waiting.append(_file_digest(inside, root / rel))
+    return FolderData(data, failures, scan, duplicates, waiting=waiting)
 
 
-def refuse_two_labels(data: Labelled, *, first_new: int = 0) -> None:
+def refuse_two_labels(data: Labelled, *, previous: tuple[str, Labelled] | None = None) -> None:
     """InvalidInputError when one picture (the same prepared pixels) has two labels in
-    ``data`` and one of the two is new (at ``first_new`` or after, :func:`merge` appends
-    the new items): a conflict an earlier version already held is not this folder's."""
+    ``data``. With ``previous`` (a version's reference and items, when ``data`` is
+    :func:`merge` of them and a folder: the new items come after them), only a conflict
+    with a new item is refused (one the version already held is not this folder's), and
+    one with an item the version keeps as it was is said to be in that version."""
+    ref, old = previous if previous is not None else ("", empty())
     seen: dict[bytes, int] = {}
     for i, picture in enumerate(picture_digests(data.images)):
         j = seen.setdefault(picture, i)
-        if data.labels[j] != data.labels[i] and i >= first_new:
+        if data.labels[j] != data.labels[i] and i >= len(old):
+            held = j < len(old) and old.labels[j] == data.labels[j]
             raise _two_labels(
-                (str(data.paths[i]), int(data.labels[i])), (str(data.paths[j]), int(data.labels[j]))
+                (str(data.paths[i]), int(data.labels[i])),
+                (str(data.paths[j]), int(data.labels[j])),
+                held_in=ref if held else None,
             )
 
 
-def _two_labels(item: tuple[str, int], other: tuple[str, int]) -> InvalidInputError:
-    """The refusal of one picture under two labels: two ``(relative path, label)``."""
+def _two_labels(
+    item: tuple[str, int], other: tuple[str, int], *, held_in: str | None = None
+) -> InvalidInputError:
+    """The refusal of one picture under two labels: two ``(relative path, label)``, the
+    other one in this folder or held by dataset version ``held_in``."""
     (rel, label), (other_rel, other_label) = item, other
+    name, other_name = label_name(label), label_name(other_label)
+    if held_in is not None:
+        return InvalidInputError(
+            f"{printable(rel)} is the same image as {printable(other_rel)} in {held_in}, "
+            f"under another label ({name}; {held_in} has it as {other_name}); to relabel it, "
+            f"add that file itself (the same bytes) under {name}/, else take {printable(rel)} out"
+        )
     return InvalidInputError(
         f"{printable(rel)} and {printable(other_rel)} are the same image under two labels "
-        f"({label_name(label)} and {label_name(other_label)}); keep it in one class folder"
+        f"({name} and {other_name}); keep it in one class folder"
     )
 
 

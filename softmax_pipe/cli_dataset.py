@@ -19,7 +19,7 @@ from softmax_pipe.cli_registry import pull_target, pulling_to, uses_registry, wr
 from softmax_pipe.cli_tables import print_json, table
 
 if TYPE_CHECKING:
-    from registry import DatasetManifest, Registry
+    from registry import AddResult, DatasetManifest, Registry
     from softmax_core.labelled import FolderData
 
 dataset_app = typer.Typer(
@@ -97,7 +97,7 @@ def add(
     else:
         n = len(read.data)
         typer.echo(f"unchanged: {m.ref} already holds all {n} {plural(n, 'image')}; no new version")
-    _notes(read)
+    _notes(read, added)
     if read.failures:
         failed, total = len(read.failures), len(read.scan.files)
         k = total - failed
@@ -112,15 +112,22 @@ def add(
         )
 
 
-def _notes(read: FolderData) -> None:
+def _notes(read: FolderData, added: AddResult) -> None:
     if read.scan.empty_classes:
         err(f"note: empty class folders: {', '.join(read.scan.empty_classes)}")
     if read.duplicates:
         n = read.duplicates
         what = plural(n, "file repeats", "files repeat")
         err(f"note: {n} {what} another file's bytes; each counted once")
-    if read.scan.unlabelled:
-        n = read.scan.unlabelled
+    copies = read.labelled_copies(added.data)
+    if copies:
+        err(
+            f"note: {copies} {plural(copies, 'image')} in unlabelled/ {plural(copies, 'is', 'are')} "
+            f"in {added.manifest.ref} already (labelled copies); delete "
+            f"{plural(copies, 'it', 'them')} from unlabelled/"
+        )
+    n = len(read.scan.unlabelled) - copies
+    if n:
         err(
             f"note: {n} {plural(n, 'image')} still in unlabelled/ "
             f"{plural(n, 'was', 'were')} not added"

@@ -2,7 +2,8 @@
 
 REF is a registry reference (``name@alias``, ``name:version``, ``name``) or a model file
 (``.npz``). The report compares against ``--against REF``, or, for a registry reference,
-against the model's champion alias when it points at another version. The datasets the
+against the model's champion alias when it points at another version, and against the
+champion it was gated against (its lineage) when the model is the champion. The datasets the
 model was trained on (its lineage) and each ``--dataset`` are shown on their holdouts,
 with the gate's rules the run used (its manifest), else the settings'. numpy, matplotlib
 and the registry are imported inside the command, so ``softmax-pipe --help`` stays fast.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -65,7 +67,8 @@ def report(
         typer.Option(
             "--against",
             help="Compare with this model (reference or .npz). Default for a registry "
-            f"reference: its @{settings.ALIAS} alias, when that is another version.",
+            f"reference: its @{settings.ALIAS} alias, when that is another version; for the "
+            "champion itself, the champion it was gated against (its lineage).",
         ),
     ] = None,
     open_page: Annotated[
@@ -119,15 +122,16 @@ def report(
         labels=ds.y_test,
         title=title,
         manifest=manifest,
-        champion=champion[1] if champion else None,
-        champion_ref=champion[0] if champion else None,
+        champion=champion.model,
+        champion_ref=champion.ref,
+        is_champion=champion.is_champion,
         test_digest=ds.digest,
         rules=_rules(manifest),
         holdouts=holdouts,
     )
     data = html.encode("utf-8")
     atomic_write(out, data)
-    versus = f" against {champion[0]}" if champion else ""
+    versus = f" against {champion.ref}" if champion.ref else ""
     err(f"wrote {out} ({len(data) / 1e6:.2f} MB): report of {title}{versus}")
     if open_page:
         import webbrowser
@@ -148,25 +152,45 @@ def _load(ref: str, reg: Callable[[], Registry]) -> tuple[dict[str, Any] | None,
     return manifest.to_dict(), model, manifest.ref
 
 
+@dataclass(frozen=True)
+class Against:
+    """What a report compares with: a model and its name, or none; ``is_champion`` when
+    the model shown is the champion itself and no champion it was gated against is known."""
+
+    ref: str | None = None
+    model: Model | None = None
+    is_champion: bool = False
+
+
 def _champion(
     against: str | None, manifest: dict[str, Any] | None, reg: Callable[[], Registry]
-) -> tuple[str, Model] | None:
+) -> Against:
     """The model to compare with: ``--against``, else the champion of a registry model
-    when it is another version (none, without an error, when there is no champion)."""
+    when it is another version, else (the model is the champion) the champion it was
+    gated against, as its lineage records it (none, without an error, when there is no
+    champion)."""
     from softmax_core.errors import ModelNotFoundError
+    from softmax_core.lineage import Lineage
 
     if against is not None:
         _, model, title = _load(against, reg)
-        return title, model
+        return Against(title, model)
     if manifest is None:
-        return None
+        return Against()
     try:
         champ, model = reg().load(f"{manifest['name']}@{settings.ALIAS}")
     except ModelNotFoundError:
-        return None
-    if champ.version == manifest["version"]:
-        return None
-    return champ.ref, model
+        return Against()
+    if champ.version != manifest["version"]:
+        return Against(champ.ref, model)
+    gated = Lineage.from_json(dict(manifest.get("lineage") or {})).champion
+    if not gated or gated == champ.ref:
+        return Against(is_champion=True)
+    try:
+        before, model = reg().load(gated)
+    except ModelNotFoundError:
+        return Against(is_champion=True)
+    return Against(before.ref, model)
 
 
 def _trained_on(manifest: dict[str, Any] | None) -> list[str]:

@@ -44,6 +44,7 @@ def render_report(
     manifest: dict[str, Any] | None = None,
     champion: Model | None = None,
     champion_ref: str | None = None,
+    is_champion: bool = False,
     domains: Sequence[str] | NDArray[Any] | None = None,
     test_digest: str | None = None,
     rules: Gate | None = None,
@@ -59,6 +60,7 @@ def render_report(
         title: the heading, e.g. ``mnist:7`` (default: the manifest's ``name:version``).
         manifest: the registry manifest as a dict (``Manifest.to_dict()``), for lineage.
         champion: a model to compare against on the same images; ``champion_ref`` names it.
+        is_champion: without ``champion``, the model shown is the champion itself.
         domains: (n,) a domain label per image, for per-domain accuracy deltas.
         test_digest: the digest of the test data, shown in the lineage.
         rules: the gate's floors, margin and alpha (default: the settings').
@@ -100,7 +102,7 @@ def render_report(
             _errors(ev, images, y),
             _calibration(rel, rel_before, model.calibration),
             _training(model),
-            _against(ev, champ, y, decision, domains),
+            _against(ev, champ, y, decision, domains, is_champion=is_champion),
             _your_data(model, holdouts, held),
             _lineage(model, manifest, test_digest),
         ]
@@ -311,11 +313,18 @@ def _against(
     y: NDArray[np.int64],
     decision: gate.GateDecision,
     domains: Sequence[str] | NDArray[Any] | None,
+    *,
+    is_champion: bool = False,
 ) -> str:
     state = "pass" if decision.passed else "fail"
     verdict = f'<p class="verdict {state}">{esc(decision.message)}</p>'
     if champ is None:
-        lead = "No champion to compare against: only the accuracy floor applies."
+        lead = (
+            "This model is the champion, and no champion it was gated against is recorded: "
+            "only the accuracy floor applies."
+            if is_champion
+            else "No champion to compare against: only the accuracy floor applies."
+        )
         return section("champion", "Against the champion", lead, verdict)
     test = mcnemar_exact(y, ev.pred, champ.pred)
     both_right = int(np.sum(ev.correct & champ.correct))

@@ -16,7 +16,8 @@ each file into ``QUEUE/<digit>/``, or ``QUEUE/not-a-digit/``, with any file mana
 is never copied again.
 
 :func:`write_review_sheet` then draws ``QUEUE/index.html``: the contact sheet of what is
-still unlabelled, each image as the model saw it with its top-3 probabilities.
+still unlabelled (an image copied into a class folder rather than moved is labelled),
+each image as the model saw it with its top-3 probabilities.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from softmax_core.atomicio import atomic_write, check_folder_path
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import is_image_name
-from softmax_core.labelled import SHEET, UNLABELLED
+from softmax_core.labelled import CLASSES, SHEET, UNLABELLED
 from softmax_core.mnist.arrays import file_sha256
 from softmax_core.model import Model
 from softmax_core.scoring.decode import (
@@ -146,16 +147,28 @@ class ReviewQueue:
             self.queued.append(dest)
 
 
+def _still_unlabelled(folder: Path) -> list[Path]:
+    """The images of ``folder/unlabelled/`` but those whose bytes a class folder of the
+    queue holds: copied there rather than moved, they are labelled."""
+    try:
+        labelled = {file_sha256(p) for c in CLASSES for p in _images_under(folder / c)}
+        waiting = list(_images_under(folder / UNLABELLED))
+        return [p for p in waiting if not labelled or file_sha256(p) not in labelled]
+    except OSError as e:
+        raise StorageError(f"cannot read the review queue {folder}: {e}") from e
+
+
 def write_review_sheet(
     folder: Path, model: Model, *, min_confidence: float, reject_threshold: float | None
 ) -> Path:
     """``folder/index.html``: the contact sheet of ``folder/unlabelled/``, scored by ``model``
     as a run scores (``decode_items``, ``score_prepared``, ``with_rejects`` at
     ``reject_threshold``, None: off): each card says what the image's row says, and is
-    counted below ``min_confidence`` as the summary counts (``ScoredBatch.unsure``)."""
+    counted below ``min_confidence`` as the summary counts (``ScoredBatch.unsure``). An
+    image a class folder of the queue holds too is labelled, and left off."""
     from softmax_core.report import ReviewItem, render_review_sheet
 
-    paths = list(_images_under(Path(folder) / UNLABELLED))
+    paths = _still_unlabelled(Path(folder))
     digits, errors, marks = decode_items([(str(p), None) for p in paths])
     prepared = (predict_digits(model, digits), errors, marks)
     batch = score_prepared([p.name for p in paths], prepared)

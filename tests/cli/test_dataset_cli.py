@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from registry import Registry, layout
 from tests.cli_invoke import invoke
@@ -86,16 +87,38 @@ def test_the_notes_count_in_words(printed: Path, tmp_path: Path) -> None:
     first = sorted((folder / "3").iterdir())[0]
     shutil.copy(first, folder / "3" / "again.png")
     (folder / "unlabelled").mkdir()
-    shutil.copy(first, folder / "unlabelled" / "waiting.png")
+    Image.open(first).save(folder / "unlabelled" / "waiting.png", compress_level=1)
     code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", tmp_path / "r")
     assert code == 0 and "added p:1" in out and ": 50 images (" in out, err
     assert "note: 1 file repeats another file's bytes; each counted once" in err
     assert "note: 1 image still in unlabelled/ was not added" in err
     shutil.copy(first, folder / "3" / "and-again.png")
-    shutil.copy(first, folder / "unlabelled" / "waiting-too.png")
+    Image.open(first).save(folder / "unlabelled" / "waiting-too.png", compress_level=2)
     code, _, err = invoke("dataset", "add", folder, "--name", "p", "--registry", tmp_path / "r")
     assert "note: 2 files repeat another file's bytes" in err
     assert "note: 2 images still in unlabelled/ were not added" in err
+
+
+def test_images_copied_out_of_unlabelled_are_not_called_not_added(
+    printed: Path, tmp_path: Path
+) -> None:
+    """A queue labelled by copying (cp unlabelled/* not-a-digit/) rather than moving:
+    the copies' bytes are in the dataset, so they are said to be, not "not added", on the
+    add that took them and on the next ones."""
+    queue = tmp_path / "q"
+    shutil.copytree(printed / "3", queue / "3")
+    shutil.copytree(printed / "7", queue / "unlabelled")
+    shutil.copytree(queue / "unlabelled", queue / "7")  # copied, not moved
+    eight = sorted((printed / "8").iterdir())[0]
+    shutil.copy(eight, queue / "unlabelled" / "still-to-label.png")
+    reg = tmp_path / "r"
+    code, out, err = invoke("dataset", "add", queue, "--name", "w", "--registry", reg)
+    assert code == 0 and "added w:1" in out, err
+    assert "note: 5 images in unlabelled/ are in w:1 already (labelled copies); delete them" in err
+    assert "note: 1 image still in unlabelled/ was not added" in err
+    code, out, err = invoke("dataset", "add", queue, "--name", "w", "--registry", reg)
+    assert code == 0 and "unchanged: w:1" in out
+    assert "5 images in unlabelled/ are in w:1 already" in err
 
 
 def test_a_tampered_blob_exits_4(printed: Path, tmp_path: Path) -> None:
@@ -239,3 +262,19 @@ def test_add_takes_a_not_a_digit_folder(printed: Path, tmp_path: Path) -> None:
     (folder / "x").mkdir()
     code, _, err = invoke("dataset", "add", folder, "--name", "mine", "--registry", reg)
     assert code == 2 and "subfolders 0 … 9 and not-a-digit" in err
+
+
+def test_class_folders_made_inside_unlabelled_are_pointed_at(printed: Path, tmp_path: Path) -> None:
+    """Labelling in the wrong place (class folders inside a queue's unlabelled/) names them
+    and says where they go; an empty queue names every class, not-a-digit too. Exit 3, as
+    `run --inbox` reads it: nothing labelled yet."""
+    queue = tmp_path / "queue"
+    for c in ("8", "not-a-digit"):
+        shutil.copytree(printed / "3", queue / "unlabelled" / c)
+    code, _, err = invoke("dataset", "add", queue, "--name", "x", "--registry", tmp_path / "r")
+    assert code == 3 and len(err.strip().splitlines()) == 1, err
+    assert "move unlabelled/8/, unlabelled/not-a-digit/ up one level" in err
+    shutil.rmtree(queue / "unlabelled")
+    (queue / "unlabelled").mkdir()
+    code, _, err = invoke("dataset", "add", queue, "--name", "x", "--registry", tmp_path / "r")
+    assert code == 3 and "expected subfolders 0 … 9 and not-a-digit" in err

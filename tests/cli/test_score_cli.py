@@ -1048,16 +1048,19 @@ def test_review_queue_copies_the_unsure_once_and_draws_their_sheet(
     rejected = " or rejected as not digits" if any(r["status"] == "rejected" for r in rows) else ""
     assert f"review: {len(unsure)} images below confidence 0.999{rejected} copied to" in stderr
 
-    # Again: nothing copied twice. A person labels one (moved and renamed): still not
-    # copied again, and the sheet shows only what is left.
+    # Again: nothing copied twice. A person labels one (moved and renamed) and another
+    # (copied): still not copied again, and the sheet shows only what is left.
     code, _, stderr = invoke(*args, "--review", queue)
     assert code == 0 and f"review: 0 images below confidence 0.999{rejected} copied" in stderr
     assert f"({len(unsure)} already queued)" in stderr
     (queue / "3").mkdir()
     queued[0].rename(queue / "3" / "mine.png")
+    (queue / "not-a-digit").mkdir()
+    shutil.copy(queued[-1], queue / "not-a-digit")
     code, _, _ = invoke(*args, "--review", queue)
     assert code == 0 and len(list((queue / "unlabelled").iterdir())) == len(unsure) - 1
-    assert (queue / "index.html").read_text().count('class="card') == len(unsure) - 1
+    sheet = (queue / "index.html").read_text()
+    assert sheet.count('class="card') == len(unsure) - 2 and queued[-1].name not in sheet
 
 
 def test_review_queue_refuses_a_place_it_cannot_use(

@@ -82,7 +82,9 @@ def test_a_picture_the_version_holds_under_another_label_is_refused(
     reg: Registry, folder: Path, tmp_path: Path
 ) -> None:
     """The same picture in other file bytes under another label, added later from another
-    folder, is refused as it is within one folder (and nothing is written)."""
+    folder, is refused as it is within one folder (and nothing is written); the line says
+    the other one is in the dataset's version, not in the folder, and how to relabel it:
+    the same file bytes under the new label, which then relabel."""
     from PIL import Image
 
     from softmax_core.errors import InvalidInputError
@@ -94,13 +96,19 @@ def test_a_picture_the_version_holds_under_another_label_is_refused(
     before = sorted(reg.store.list_keys(""))
     with pytest.raises(
         InvalidInputError,
-        match=r"^8/x_copy\.png and 3/p00000\.png are the same image under two labels \(8 and 3\)",
+        match=r"^8/x_copy\.png is the same image as 3/p00000\.png in printed:1, under another "
+        r"label \(8; printed:1 has it as 3\); to relabel it, add that file itself \(the same "
+        r"bytes\) under 8/, else take 8/x_copy\.png out$",
     ):
         reg.add_folder("printed", later)
     assert sorted(reg.store.list_keys("")) == before
     (later / "8" / "x_copy.png").unlink()
     shutil.copy(folder / "8" / "p00000.png", later / "8" / "x.png")  # its own label: fine
     assert reg.add_folder("printed", later)[0].manifest.version == 1  # the same file: no news
+    relabel = tmp_path / "relabel"  # what the refusal says: the same bytes relabel
+    (relabel / "8").mkdir(parents=True)
+    shutil.copy(folder / "3" / "p00000.png", relabel / "8" / "it.png")
+    assert reg.add_folder("printed", relabel)[0].changes.relabelled == 1
 
 
 def test_concurrent_adds_never_share_a_version(

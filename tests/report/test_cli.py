@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from registry import Registry
 from softmax_core.model import Model
 from softmax_pipe.cli import app
+from tests.report.conftest import LINEAGE
 
 runner = CliRunner()
 
@@ -61,13 +63,31 @@ def test_open_without_a_browser_says_so(
     assert f"no web browser found to open it (set BROWSER to one); open {out.as_uri()}" in err
 
 
-def test_the_champion_itself_has_no_champion(
+def test_the_champion_itself_without_a_gated_champion_says_it_is_the_champion(
     registry_dir: Path, mnist_dir: Path, session_cache: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "new" / "r.html"  # a missing folder is made
     code, err = report(registry_dir, mnist_dir, session_cache, "mnist@champion", "-o", str(out))
     assert code == 0, err
-    assert "No champion to compare against" in out.read_text(encoding="utf-8")
+    html = out.read_text(encoding="utf-8")
+    assert "This model is the champion, and no champion it was gated against is recorded" in html
+    assert "No champion to compare against" not in html
+
+
+def test_the_champion_itself_is_compared_with_the_champion_it_was_gated_against(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path, weak: Model, strong: Model
+) -> None:
+    """`run`, then `run --dataset mine` promoted mnist:2, gated against mnist:1 (its
+    lineage says so): its report compares with mnist:1, not "no champion"."""
+    root = tmp_path / "reg"
+    with Registry.open(str(root), cache_dir=tmp_path / "pulled") as reg:
+        reg.publish(weak, "mnist", alias="champion", lineage=LINEAGE)
+        reg.publish(strong, "mnist", alias="champion", lineage={**LINEAGE, "champion": "mnist:1"})
+    out = tmp_path / "r.html"
+    code, err = report(root, mnist_dir, session_cache, "mnist@champion", "-o", str(out))
+    assert code == 0 and "report of mnist:2 against mnist:1" in err, err
+    html = out.read_text(encoding="utf-8")
+    assert "champion mnist:1" in html and "No champion to compare against" not in html
 
 
 def test_model_file_against_a_reference(

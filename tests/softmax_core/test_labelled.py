@@ -146,7 +146,7 @@ def test_a_review_queue_is_a_labelled_folder(printed: Path, tmp_path: Path) -> N
     (root / "6").mkdir()
     shutil.copy(printed / "6" / "p00000.png", root / "6" / "y__pred5__p0.30.png")
     read = read_folder(root)
-    assert read.data.labels.tolist() == [6] and read.scan.unlabelled == 1
+    assert read.data.labels.tolist() == [6] and len(read.scan.unlabelled) == 1
 
 
 def test_one_picture_under_two_labels_is_refused(printed: Path, tmp_path: Path) -> None:
