@@ -76,7 +76,8 @@ class Discovery:
     skipped wherever it sorts, and so is a second link to a folder already walked or a
     loop (each counted in ``loops``). Files whose extension (any case) is not in
     ``softmax_core.images.IMAGE_EXTENSIONS`` are counted in ``skipped`` (by extension in
-    ``skipped_by_ext``; hidden files and folders, ``.*``, as :data:`HIDDEN`). A file named explicitly as PATH is scored whatever its extension.
+    ``skipped_by_ext``; hidden files and folders, ``.*``, as :data:`HIDDEN`). A file
+    named explicitly as PATH is scored whatever its extension.
 
     Raises DataNotFoundError (exit 3) when the path does not exist and InvalidInputError
     (exit 2) when it is neither a file nor a folder. Hidden files (``.*``) are skipped.
