@@ -242,18 +242,24 @@ def run_training(
     """Run the training flow on ``request``; return what it published (or skipped).
 
     The request is prepared (``flows.training.prepare``: the environment's defaults
-    filled in, paths and the registry URI checked) before a Prefect server is asked or
-    started, so a missing source fails at once. A failed run raises the exception that
+    filled in, paths and the registry URI checked, a missing inbox folder refused: it was
+    typed just now) and its datasets resolved in the registry, before a Prefect server is
+    asked or started, so a missing source, inbox or dataset fails at once. A failed run raises the exception that
     failed it (GateFailedError for a gate refusal, exit 5); a run that ends without one
     raises PipelineError. An interrupted run raises KeyboardInterrupt, or Interrupted
     naming the versions it had published.
     """
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
+    from flows._common import open_registry
     from flows.records import PUBLISHED
     from flows.training import prepare, training_pipeline
     from softmax_core.requests import parts
 
-    run = prepare(request)
+    run = prepare(request, inbox_must_exist=True)
+    if run.data.datasets:  # a dataset that is not there: exit 3 now (the inbox's is apart)
+        with open_registry(run.target.location) as reg:
+            for ref in run.data.datasets:
+                reg.resolve_dataset(ref)
     mark = PUBLISHED.mark()
     try:
         with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):

@@ -211,6 +211,20 @@ def test_missing_source_exits_3(session_cache: Path, tmp_path: Path) -> None:
     assert "no-mnist-here" in result.stderr  # type: ignore[attr-defined]
 
 
+def test_a_mistyped_inbox_exits_3_in_one_line_before_prefect(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """``run --inbox "my queeu"`` took the folder for an inbox with nothing labelled yet,
+    trained on MNIST alone and published (and promoted): now exit 3, naming it, before
+    any Prefect server (the scheduled retraining still treats a missing inbox so)."""
+    result = _invoke(mnist_dir, session_cache, tmp_path / "reg", "--inbox", "my queeu")
+    assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
+    assert result.stderr == (  # type: ignore[attr-defined]
+        "error: inbox my queeu does not exist; expected a folder with subfolders 0 … 9\n"
+    )
+    assert not (tmp_path / "reg").exists()
+
+
 def test_unreachable_s3_registry_exits_4(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

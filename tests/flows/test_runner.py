@@ -31,6 +31,7 @@ from softmax_core.errors import (
     GateFailedError,
     InvalidInputError,
     InvalidNameError,
+    ModelNotFoundError,
     PipelineError,
     ServiceUnavailableError,
 )
@@ -108,7 +109,8 @@ def restore_prefect_logging() -> Iterator[None]:
 
 # Each builds a request as the CLI would (the MNIST folder, the registry's location):
 # refused when it is built (a bad name, alias or number) or when run_training prepares it
-# (a source that does not exist, a registry URI that does not parse).
+# (a source, an inbox folder or a dataset that does not exist, a registry URI that does
+# not parse, an inbox that is no labelled folder).
 BadRequest = Callable[[str, Location], TrainingRequest]
 BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
     (
@@ -147,13 +149,43 @@ BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
         InvalidInputError,
         "io_retries=-1",
     ),
+    (  # a mistyped folder was no inbox "yet": the run trained on MNIST alone and published
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, inbox="/no/such/inbox"), target=Target(location=where)
+        ),
+        DataNotFoundError,
+        "inbox /no/such/inbox does not exist",
+    ),
+    (  # MNIST's folder: files at the top level, not class folders
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, inbox=mnist), target=Target(location=where)
+        ),
+        InvalidInputError,
+        "unexpected file at the top level",
+    ),
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, datasets=("nosuch",)), target=Target(location=where)
+        ),
+        ModelNotFoundError,
+        "no dataset named 'nosuch'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     BAD_REQUESTS,
-    ids=["missing-source", "registry-uri", "model-name", "alias", "io-retries"],
+    ids=[
+        "missing-source",
+        "registry-uri",
+        "model-name",
+        "alias",
+        "io-retries",
+        "missing-inbox",
+        "inbox-layout",
+        "missing-dataset",
+    ],
 )
 def test_bad_input_fails_before_any_prefect_server(
     mnist_dir: Path,
