@@ -30,7 +30,8 @@ Both run inside :func:`prefect_session`:
   CLI exits 130. During a flow run SIGTERM goes to Prefect's own handler; a run it
   failed with another error is still interrupted (:func:`result_of`). A run interrupted
   once its version was published says so (:class:`~softmax_core.errors.Interrupted`,
-  from ``flows.records.PUBLISHED``): the version stays. Should that not end the run within
+  from ``flows.records.PUBLISHED``): the version stays; and, when it was to move an
+  alias, whether it did (``mnist@champion -> mnist:4``, or ``mnist@champion not moved``). Should that not end the run within
   :data:`flows.temporary_server.INTERRUPT_DEADLINE` seconds, or at a second Ctrl-C, the
   process stops the server and exits 130 at once.
 """
@@ -267,9 +268,9 @@ def run_training(
             # inside the session: a run that failed once it was interrupted is interrupted
             summary: RunSummary = result_of(state)
     except KeyboardInterrupt as e:
-        published = PUBLISHED.since(mark)
-        if published:  # kept: a second run would publish a duplicate
-            raise Interrupted(f"after publishing {', '.join(published)}") from e
+        if PUBLISHED.since(mark):  # kept: a second run would publish a duplicate
+            moving = run.target.champion if run.target.promote else None
+            raise Interrupted(PUBLISHED.said(mark, moving=moving)) from e
         raise
     return summary
 
