@@ -38,6 +38,7 @@ Both run inside :func:`prefect_session`:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -196,7 +197,11 @@ def prefect_session(
         check_server(str(url))
     else:
         say(TEMPORARY_SERVER_NOTE)
-    with Interrupts(say) as interrupts, temporary_settings(**options) as current:
+    with (
+        Interrupts(say) as interrupts,
+        temporary_settings(**options) as current,
+        _preparation_said(say, verbose=verbose),
+    ):
         try:
             if not url:
                 start_server(interrupts)
@@ -213,6 +218,36 @@ def prefect_session(
                     f"({type(e).__name__}: {e}); check PREFECT_API_URL, or {START_A_SERVER}"
                 ) from e
             raise
+
+
+class _Preparing(logging.Handler):
+    """Says the lines a task marks as preparation (``flows._common.preparing``)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from flows._common import PREPARING
+
+        if getattr(record, PREPARING, False):
+            self.say(record.getMessage())
+
+
+@contextmanager
+def _preparation_said(say: Callable[[str], None], *, verbose: bool) -> Iterator[None]:
+    """While the session lasts, the tasks' preparation lines (a first run's minute of
+    features, cluttered digits and non-digits) go to ``say``, as ``train`` prints them;
+    ``verbose`` shows Prefect's whole log already."""
+    if verbose:
+        yield
+        return
+    logger, handler = logging.getLogger("prefect.task_runs"), _Preparing(say)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _not_started(message: str, budget: int) -> ServiceUnavailableError:

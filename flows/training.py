@@ -60,7 +60,14 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
+from flows._common import (
+    DOWNLOAD_RETRY,
+    IN_MEMORY,
+    STORAGE_RETRY,
+    io_retry_options,
+    open_registry,
+    preparing,
+)
 from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox, uses
 from flows.publishing import promote_model, publish_model, publish_report, request_model
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped, run_notes
@@ -183,7 +190,7 @@ def ingest(data: Data, location: Location) -> Dataset:
     logger = get_run_logger()
     extra = {"url": data.download_url} if data.download_url else {}
     cache = Path(location.cache_dir or "")
-    ds = load_mnist(data.source, cache_dir=cache, progress=logger.info, **extra)
+    ds = load_mnist(data.source, cache_dir=cache, progress=preparing(logger), **extra)
     logger.info(
         "MNIST %s from %s: %d train / %d test images, digest sha256:%s",
         "cache hit" if ds.cached else "parsed and cached",
@@ -258,7 +265,13 @@ def train_model(
 
     t0 = time.perf_counter()
     model = train(
-        ds, hyper, data=data, init=init, extra=extra, callback=progress, progress=logger.info
+        ds,
+        hyper,
+        data=data,
+        init=init,
+        extra=extra,
+        callback=progress,
+        progress=preparing(logger),
     )
     seconds = round(time.perf_counter() - t0, 3)
     if model.calibration is not None and model.calibration.too_few:
