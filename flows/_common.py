@@ -1,4 +1,5 @@
-"""Small pieces the flows' tasks share: opening the registry, and who retries what.
+"""Small pieces the flows' tasks share: opening the registry, who retries what, and the
+log lines that say what a run prepares (:func:`preparing`).
 
 Only I/O tasks retry, and only on errors that a second attempt can fix: a download that
 failed on the network (``DownloadError``) or a store that failed (``StorageError``, but
@@ -11,7 +12,9 @@ once.
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefect.cache_policies import NO_CACHE
@@ -33,6 +36,18 @@ if TYPE_CHECKING:
 # Every task's results stay in memory: datasets and weights pass between tasks as they
 # are, never hashed for a cache key or persisted by Prefect.
 IN_MEMORY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+#: a log record's attribute marking a line that says what a run prepares
+PREPARING = "softmax_pipe_preparing"
+
+
+def preparing(logger: logging.Logger | logging.LoggerAdapter[Any]) -> Callable[[str], None]:
+    """``logger.info`` for the lines a task says while it prepares (MNIST parsed, features,
+    cluttered digits and non-digits made: a first run's minute before its first epoch),
+    marked :data:`PREPARING` so that ``flows.runner`` shows them on stderr, as ``train``
+    does, while Prefect's console is kept quiet."""
+    return lambda line: logger.info("%s", line, extra={PREPARING: True})
+
 
 #: what name-resolution failures say when only their text survives (glibc, musl, macOS)
 _UNRESOLVED = (

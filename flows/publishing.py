@@ -47,7 +47,12 @@ def publish_model(
 def promote_model(target: Target, version: int) -> None:
     """Move ``name@alias`` to ``version`` (compare-and-swap; the move is logged for rollback)."""
     with open_registry(target.location) as reg:
-        move = reg.promote(target.name, version, target.alias)
+        move = reg.promote(  # noted once the record is written: the runner says so
+            target.name,
+            version,
+            target.alias,
+            committed=lambda r: PUBLISHED.note_move(target.champion, f"{r.name}:{r.version}"),
+        )
     said = "->" if move.moved else "is already"  # a retried task finds its own move done
     get_run_logger().info("%s %s %s:%d", target.champion, said, target.name, version)
 

@@ -186,19 +186,26 @@ RunSummary = Published | Skipped
 
 @dataclass
 class PublishLog:
-    """The versions (``NAME:N``) this process published, in order: the ``publish`` task
-    notes each as soon as its manifest is written (``Registry.publish``'s ``committed``),
-    not once ``publish`` returns: a signal in between kept the version and said nothing
-    of it. A run interrupted after that point
-    returns no summary, yet its version stays; the runner reads the log
-    (:meth:`mark`, then :meth:`since`) to say so."""
+    """The versions (``NAME:N``) this process published, in order, and the aliases it
+    moved to them: the ``publish`` task notes each version as soon as its manifest is
+    written (``Registry.publish``'s ``committed``), and ``promote`` each move as soon as
+    the alias record is (``Registry.promote``'s), not once the task returns: a signal in
+    between kept the version (or the move) and said nothing of it. A run interrupted
+    after that point returns no summary, yet its version stays; the runner reads the log
+    (:meth:`mark`, then :meth:`since` and :meth:`said`) to say so."""
 
     _refs: list[str] = field(default_factory=list)
+    _moves: dict[str, list[str]] = field(default_factory=dict)  # ref -> "name@alias"
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, ref: str) -> None:
         with self._lock:
             self._refs.append(ref)
+
+    def note_move(self, alias_ref: str, ref: str) -> None:
+        """``alias_ref`` (``mnist@champion``) now points at ``ref``."""
+        with self._lock:
+            self._moves.setdefault(ref, []).append(alias_ref)
 
     def mark(self) -> int:
         """Where the log stands now."""
@@ -209,6 +216,17 @@ class PublishLog:
         """What was published after :meth:`mark` returned ``mark``."""
         with self._lock:
             return self._refs[mark:]
+
+    def said(self, mark: int, *, moving: str | None = None) -> str:
+        """What was done after ``mark``, for an interrupted run's line: ``after publishing
+        mnist:4; mnist@champion -> mnist:4``; ``moving``, the alias the run was to move,
+        is said ``not moved`` when it was not moved to the last of them."""
+        refs = self.since(mark)
+        with self._lock:
+            moves = [f"{a} -> {ref}" for ref in refs for a in self._moves.get(ref, [])]
+        if moving is not None and refs and moving not in self._moves.get(refs[-1], []):
+            moves.append(f"{moving} not moved")
+        return "; ".join([f"after publishing {', '.join(refs)}", *moves])
 
 
 PUBLISHED = PublishLog()

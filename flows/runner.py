@@ -30,13 +30,15 @@ Both run inside :func:`prefect_session`:
   CLI exits 130. During a flow run SIGTERM goes to Prefect's own handler; a run it
   failed with another error is still interrupted (:func:`result_of`). A run interrupted
   once its version was published says so (:class:`~softmax_core.errors.Interrupted`,
-  from ``flows.records.PUBLISHED``): the version stays. Should that not end the run within
+  from ``flows.records.PUBLISHED``): the version stays; and, when it was to move an
+  alias, whether it did (``mnist@champion -> mnist:4``, or ``mnist@champion not moved``). Should that not end the run within
   :data:`flows.temporary_server.INTERRUPT_DEADLINE` seconds, or at a second Ctrl-C, the
   process stops the server and exits 130 at once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -195,7 +197,11 @@ def prefect_session(
         check_server(str(url))
     else:
         say(TEMPORARY_SERVER_NOTE)
-    with Interrupts(say) as interrupts, temporary_settings(**options) as current:
+    with (
+        Interrupts(say) as interrupts,
+        temporary_settings(**options) as current,
+        _preparation_said(say, verbose=verbose),
+    ):
         try:
             if not url:
                 start_server(interrupts)
@@ -212,6 +218,36 @@ def prefect_session(
                     f"({type(e).__name__}: {e}); check PREFECT_API_URL, or {START_A_SERVER}"
                 ) from e
             raise
+
+
+class _Preparing(logging.Handler):
+    """Says the lines a task marks as preparation (``flows._common.preparing``)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from flows._common import PREPARING
+
+        if getattr(record, PREPARING, False):
+            self.say(record.getMessage())
+
+
+@contextmanager
+def _preparation_said(say: Callable[[str], None], *, verbose: bool) -> Iterator[None]:
+    """While the session lasts, the tasks' preparation lines (a first run's minute of
+    features, cluttered digits and non-digits) go to ``say``, as ``train`` prints them;
+    ``verbose`` shows Prefect's whole log already."""
+    if verbose:
+        yield
+        return
+    logger, handler = logging.getLogger("prefect.task_runs"), _Preparing(say)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _not_started(message: str, budget: int) -> ServiceUnavailableError:
@@ -242,18 +278,24 @@ def run_training(
     """Run the training flow on ``request``; return what it published (or skipped).
 
     The request is prepared (``flows.training.prepare``: the environment's defaults
-    filled in, paths and the registry URI checked) before a Prefect server is asked or
-    started, so a missing source fails at once. A failed run raises the exception that
+    filled in, paths and the registry URI checked, a missing inbox folder refused: it was
+    typed just now) and its datasets resolved in the registry, before a Prefect server is
+    asked or started, so a missing source, inbox or dataset fails at once. A failed run raises the exception that
     failed it (GateFailedError for a gate refusal, exit 5); a run that ends without one
     raises PipelineError. An interrupted run raises KeyboardInterrupt, or Interrupted
     naming the versions it had published.
     """
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
+    from flows._common import open_registry
     from flows.records import PUBLISHED
     from flows.training import prepare, training_pipeline
     from softmax_core.requests import parts
 
-    run = prepare(request)
+    run = prepare(request, inbox_must_exist=True)
+    if run.data.datasets:  # a dataset that is not there: exit 3 now (the inbox's is apart)
+        with open_registry(run.target.location) as reg:
+            for ref in run.data.datasets:
+                reg.resolve_dataset(ref)
     mark = PUBLISHED.mark()
     try:
         with prefect_session(verbose=verbose, startup_timeout=startup_timeout, say=say):
@@ -261,9 +303,9 @@ def run_training(
             # inside the session: a run that failed once it was interrupted is interrupted
             summary: RunSummary = result_of(state)
     except KeyboardInterrupt as e:
-        published = PUBLISHED.since(mark)
-        if published:  # kept: a second run would publish a duplicate
-            raise Interrupted(f"after publishing {', '.join(published)}") from e
+        if PUBLISHED.since(mark):  # kept: a second run would publish a duplicate
+            moving = run.target.champion if run.target.promote else None
+            raise Interrupted(PUBLISHED.said(mark, moving=moving)) from e
         raise
     return summary
 

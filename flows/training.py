@@ -60,13 +60,20 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows._common import DOWNLOAD_RETRY, IN_MEMORY, STORAGE_RETRY, io_retry_options, open_registry
+from flows._common import (
+    DOWNLOAD_RETRY,
+    IN_MEMORY,
+    STORAGE_RETRY,
+    io_retry_options,
+    open_registry,
+    preparing,
+)
 from flows.datasets import UserData, holdouts, nothing_new, pull_datasets, sync_inbox, uses
 from flows.publishing import promote_model, publish_model, publish_report, request_model
 from flows.records import Champion, Evaluation, Published, RunSummary, Skipped, run_notes
 from flows.report import REPORT_KEY, gate_report_markdown, per_class_rows, published_metrics
 from softmax_core import gate as gates
-from softmax_core.errors import InvalidInputError, ModelNotFoundError
+from softmax_core.errors import DataNotFoundError, ModelNotFoundError
 from softmax_core.escaping import markdown
 from softmax_core.lineage import Lineage
 from softmax_core.model import Model
@@ -89,10 +96,14 @@ PROGRESS_KEY = "training-progress"
 # --- before any task: the request, resolved and checked ----------------------------------------
 
 
-def prepare(request: TrainingRequest) -> TrainingRequest:
+def prepare(request: TrainingRequest, *, inbox_must_exist: bool = False) -> TrainingRequest:
     """The request with what the environment supplies filled in (MNIST source, registry,
     cache folder), after the checks that need a look at the machine: the source exists,
-    the registry URI parses (no I/O), the inbox (if any) is not a file.
+    the registry URI parses (no I/O), the inbox (if any) is laid out as a labelled folder.
+
+    A missing inbox folder is nothing to sync yet (sync-inbox says so): the scheduled
+    retraining may run before anyone labelled anything. ``inbox_must_exist`` (``softmax-pipe
+    run``, where the folder was typed just now) makes it DataNotFoundError instead.
 
     Raises DataNotFoundError (a source path that does not exist), InvalidNameError (a
     malformed registry URI) or InvalidInputError.
@@ -103,14 +114,25 @@ def prepare(request: TrainingRequest) -> TrainingRequest:
     run = request.resolved()
     if run.data.source is not None:
         resolve_source(run.data.source)
-    inbox = run.data.inbox
-    if inbox is not None and not is_uri(inbox) and Path(inbox).expanduser().is_file():
-        raise InvalidInputError(
-            f"inbox {inbox} is a file; expected a labelled folder (subfolders 0 … 9)"
-        )  # a missing inbox is nothing to sync yet (sync-inbox says so), not an error
+    if run.data.inbox is not None and not is_uri(run.data.inbox):
+        check_inbox(run.data.inbox, must_exist=inbox_must_exist)
     location = run.target.location
     open_store(location.registry or "", endpoint_url=location.endpoint_url).close()
     return run
+
+
+def check_inbox(inbox: str, *, must_exist: bool) -> None:
+    """InvalidInputError when the inbox folder holds what a labelled folder may not (the
+    names only: ``labelled.scan_folder``, no image is read); DataNotFoundError when it
+    does not exist and ``must_exist``. An inbox with nothing labelled yet is no error."""
+    from softmax_core.labelled import scan_folder
+
+    folder = Path(inbox).expanduser()
+    try:
+        scan_folder(folder, shown=f"inbox {inbox}")
+    except DataNotFoundError:
+        if must_exist and not folder.exists():
+            raise
 
 
 def run_lineage(
@@ -168,7 +190,7 @@ def ingest(data: Data, location: Location) -> Dataset:
     logger = get_run_logger()
     extra = {"url": data.download_url} if data.download_url else {}
     cache = Path(location.cache_dir or "")
-    ds = load_mnist(data.source, cache_dir=cache, progress=logger.info, **extra)
+    ds = load_mnist(data.source, cache_dir=cache, progress=preparing(logger), **extra)
     logger.info(
         "MNIST %s from %s: %d train / %d test images, digest sha256:%s",
         "cache hit" if ds.cached else "parsed and cached",
@@ -243,7 +265,13 @@ def train_model(
 
     t0 = time.perf_counter()
     model = train(
-        ds, hyper, data=data, init=init, extra=extra, callback=progress, progress=logger.info
+        ds,
+        hyper,
+        data=data,
+        init=init,
+        extra=extra,
+        callback=progress,
+        progress=preparing(logger),
     )
     seconds = round(time.perf_counter() - t0, 3)
     if model.calibration is not None and model.calibration.too_few:

@@ -74,10 +74,12 @@ def promote(
     actor: Actor | None = None,
     comment: str | None = None,
     request: RequestRecord | None = None,
+    committed: Callable[[AliasRecord], None] | None = None,
 ) -> AliasMove:
     """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history,
     with ``actor`` and ``comment``; with ``request`` the move is that request's approval,
-    action ``approve``).
+    action ``approve``). ``committed`` hears of the move as soon as the record is written
+    (the alias points there from then on, whatever stops the rest: its history entry).
 
     ``repair``: if the alias record is damaged (unreadable, or naming a version its
     reader rejects), replace it, compare-and-swap on the damaged bytes, with a record
@@ -115,7 +117,7 @@ def promote(
             digest=digest,
         )
 
-    return _move_alias(store, name, alias, move, repair=repair)
+    return _move_alias(store, name, alias, move, repair=repair, committed=committed)
 
 
 def rollback(
@@ -155,7 +157,13 @@ def rollback(
 
 
 def _move_alias(
-    store: Store, name: str, alias: str, move: Move, *, repair: bool = False
+    store: Store,
+    name: str,
+    alias: str,
+    move: Move,
+    *,
+    repair: bool = False,
+    committed: Callable[[AliasRecord], None] | None = None,
 ) -> AliasMove:
     key = layout.alias_key(name, alias)
     refused_absent = 0  # creates refused in a row while reads said there is no record
@@ -182,6 +190,8 @@ def _move_alias(
                     raise _blocked(store, name, alias, refused_absent) from None
                 backoff(attempt)
                 continue
+        if committed is not None:
+            committed(new)
         _ensure_logged(store, new)
         return AliasMove(new, moved=True)
     raise StorageError(

@@ -205,9 +205,11 @@ class Registry:
         repair: bool = False,
         by: str | None = None,
         comment: str | None = None,
+        committed: Callable[[AliasRecord], None] | None = None,
     ) -> AliasMove:
         """Point ``name@alias`` at ``version`` (compare-and-swap; recorded in the history
-        with who did it, :meth:`actor`, and ``comment``).
+        with who did it, :meth:`actor`, and ``comment``). ``committed`` hears of the move
+        as soon as the alias record is written, as :meth:`publish`'s of a version.
 
         Returns where the alias points and whether this call moved it (a promote to where
         it already is writes nothing and tells no listener). ``repair``: replace a damaged
@@ -221,7 +223,14 @@ class Registry:
         )
         with self._doing(f"promoting {name}:{version} to {alias}", hint):
             move = alias_moves.promote(
-                self.store, name, version, alias, repair=repair, actor=actor, comment=comment
+                self.store,
+                name,
+                version,
+                alias,
+                repair=repair,
+                actor=actor,
+                comment=comment,
+                committed=committed,
             )
         if move.moved:
             self._emit(events.alias_moved(self.uri, move.record))

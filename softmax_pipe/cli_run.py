@@ -3,7 +3,8 @@
 With no Prefect server configured (no ``PREFECT_API_URL``), Prefect starts a temporary
 local server for the run; the command says so in one line. Prefect's own console log
 lines are kept off the terminal (they still go to the server, so the UI shows them);
-``--verbose`` shows them.
+``--verbose`` shows them. The lines saying what a first run prepares (MNIST parsed, features,
+cluttered digits and non-digits) are on stderr, as ``train`` prints them.
 """
 
 from __future__ import annotations

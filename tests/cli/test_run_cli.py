@@ -216,6 +216,43 @@ def test_missing_source_exits_3(session_cache: Path, tmp_path: Path) -> None:
     assert "no-mnist-here" in result.stderr  # type: ignore[attr-defined]
 
 
+def test_a_mistyped_inbox_exits_3_in_one_line_before_prefect(
+    mnist_dir: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """``run --inbox "my queeu"`` took the folder for an inbox with nothing labelled yet,
+    trained on MNIST alone and published (and promoted): now exit 3, naming it, before
+    any Prefect server (the scheduled retraining still treats a missing inbox so)."""
+    result = _invoke(mnist_dir, session_cache, tmp_path / "reg", "--inbox", "my queeu")
+    assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
+    assert result.stderr == (  # type: ignore[attr-defined]
+        "error: inbox my queeu does not exist; expected a folder with subfolders 0 … 9\n"
+    )
+    assert not (tmp_path / "reg").exists()
+
+
+def test_the_first_run_says_what_it_prepares_as_train_does(mnist_dir: Path, tmp_path: Path) -> None:
+    """A first ``run`` sat silent for about 70 s while it parsed MNIST and made features,
+    cluttered digits and non-digits (the train task logged them to Prefect, whose console
+    is quiet); it says the lines ``train`` says, on stderr, and a cached run says none."""
+    args = ["--features", "pixels", "--limit", "500", "--epochs", "1", "--no-promote"]
+    args += ["--min-accuracy", "0", "--max-reject-rate", "1", "--min-negatives-rejected", "0"]
+    first = _invoke(mnist_dir, tmp_path / "cache", tmp_path / "reg", *args)
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    said = first.stderr.splitlines()  # type: ignore[attr-defined]
+    assert [line for line in said if not line.startswith(("parsing", "writing"))] == [
+        "computing pixels features of 60,000 MNIST train images",
+        "drawing 150 cluttered digits from 500 MNIST images",
+        "computing pixels features of 150 cluttered digits",
+        "generating 50 non-digits",
+        "computing pixels features of 50 non-digits",
+    ], said
+    assert any(line.startswith("parsing") for line in said), said
+    again = _invoke(mnist_dir, tmp_path / "cache", tmp_path / "reg", *args)
+    assert again.exit_code == 0, again.output  # type: ignore[attr-defined]
+    lines = again.stderr.splitlines()  # type: ignore[attr-defined]
+    assert [line for line in lines if not line.startswith("cache hit")] == [], lines
+
+
 def test_unreachable_s3_registry_exits_4(
     mnist_dir: Path, session_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,6 +31,7 @@ from softmax_core.errors import (
     GateFailedError,
     InvalidInputError,
     InvalidNameError,
+    ModelNotFoundError,
     PipelineError,
     ServiceUnavailableError,
 )
@@ -108,7 +109,8 @@ def restore_prefect_logging() -> Iterator[None]:
 
 # Each builds a request as the CLI would (the MNIST folder, the registry's location):
 # refused when it is built (a bad name, alias or number) or when run_training prepares it
-# (a source that does not exist, a registry URI that does not parse).
+# (a source, an inbox folder or a dataset that does not exist, a registry URI that does
+# not parse, an inbox that is no labelled folder).
 BadRequest = Callable[[str, Location], TrainingRequest]
 BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
     (
@@ -147,13 +149,43 @@ BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
         InvalidInputError,
         "io_retries=-1",
     ),
+    (  # a mistyped folder was no inbox "yet": the run trained on MNIST alone and published
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, inbox="/no/such/inbox"), target=Target(location=where)
+        ),
+        DataNotFoundError,
+        "inbox /no/such/inbox does not exist",
+    ),
+    (  # MNIST's folder: files at the top level, not class folders
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, inbox=mnist), target=Target(location=where)
+        ),
+        InvalidInputError,
+        "unexpected file at the top level",
+    ),
+    (
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, datasets=("nosuch",)), target=Target(location=where)
+        ),
+        ModelNotFoundError,
+        "no dataset named 'nosuch'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     BAD_REQUESTS,
-    ids=["missing-source", "registry-uri", "model-name", "alias", "io-retries"],
+    ids=[
+        "missing-source",
+        "registry-uri",
+        "model-name",
+        "alias",
+        "io-retries",
+        "missing-inbox",
+        "inbox-layout",
+        "missing-dataset",
+    ],
 )
 def test_bad_input_fails_before_any_prefect_server(
     mnist_dir: Path,
@@ -307,7 +339,8 @@ def test_a_run_that_fails_after_the_signal_is_interrupted(
 # the signal. Here the signal is sent at exactly that point of the real training flow,
 # and, for the other way it ends, once publish-report runs; and inside reg.publish once
 # the manifest is written (the version is there), as it checks the blob: the run said
-# nothing of the version it kept.
+# nothing of the version it kept; and inside reg.promote once the alias record is written,
+# before its history entry: the run said nothing of the alias it had moved.
 TERMINATED_ONCE_PUBLISHED = """
 import json, os, signal, sys, time
 from pydantic import TypeAdapter
@@ -327,13 +360,17 @@ def signal_first(make, when):
         return make(*args, **kwargs)
     return made
 
+import registry.aliases
 create, draw, head = engine._create_task_run_locally, softmax_core.report.render_report, LocalStore.head
+logged = registry.aliases._ensure_logged
 if sys.argv[2] == "making its task run":
     engine._create_task_run_locally = signal_first(
         create, lambda *args, **kwargs: kwargs["task"].name == "publish-report"
     )
 elif sys.argv[2] == "running":  # the task's own code
     softmax_core.report.render_report = signal_first(draw, lambda *args, **kwargs: True)
+elif sys.argv[2] == "moving":  # inside reg.promote: the record written, then its history
+    registry.aliases._ensure_logged = signal_first(logged, lambda store, record: True)
 else:  # inside reg.publish: the manifest written, the blob checked after it
     LocalStore.head = signal_first(head, lambda store, key: key.startswith("blobs/"))
 request = TypeAdapter(TrainingRequest).validate_python(json.loads(sys.argv[1]))
@@ -349,23 +386,41 @@ except BaseException as e:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment", ["making its task run", "running", "publishing"])
+@pytest.mark.parametrize(
+    ("moment", "action", "said"),
+    [
+        ("making its task run", "promote", "; intr6@champion -> intr6:1"),
+        ("running", "publish", ""),  # no alias to move: nothing said of one
+        ("publishing", "promote", "; intr6@champion not moved"),
+        ("moving", "promote", "; intr6@champion -> intr6:1"),
+    ],
+)
 def test_sigterm_once_published_is_an_interrupt_naming_what_was_published(
-    prefect_harness: None, mnist_dir: Path, session_cache: Path, tmp_path: Path, moment: str
+    prefect_harness: None,
+    mnist_dir: Path,
+    session_cache: Path,
+    tmp_path: Path,
+    moment: str,
+    action: Any,
+    said: str,
 ) -> None:
+    """The line names the version kept and, when the run was to move an alias, whether
+    it did (``registry history`` showed the move the line did not)."""
     from prefect.settings import PREFECT_API_URL
 
     env = {**_user_env(tmp_path), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     request = _request(
         mnist_dir, session_cache, tmp_path, hyper=Hyper(epochs=1),
-        target=Target(name="intr6", action="publish"),
+        target=Target(name="intr6", action=action),
     )  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", TERMINATED_ONCE_PUBLISHED, _as_json(request), moment],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 130, done.stderr
-    assert done.stderr.splitlines()[-1] == "interrupted after publishing intr6:1", done.stderr
+    assert done.stderr.splitlines()[-1] == f"interrupted after publishing intr6:1{said}"
+    alias = tmp_path / "reg" / "models" / "intr6" / "aliases" / "champion.json"
+    assert alias.is_file() == said.endswith("-> intr6:1"), done.stderr
     assert (tmp_path / "reg" / "models" / "intr6" / "versions" / "00000001.json").is_file()
 
 

@@ -52,7 +52,7 @@ def test_missing_folders_are_made_and_said(tmp_path: Path) -> None:
     ("change", "error", "says"),
     [
         ("inbox-is-a-file", InvalidInputError, "inbox .*inbox is not a folder"),
-        ("labelled-is-a-file", InvalidInputError, "labelled.* is a file"),
+        ("labelled-is-a-file", InvalidInputError, "inbox .*labelled.* is not a folder"),
         ("output-is-a-folder", InvalidInputError, "output .* is a folder"),
         ("registry-is-a-file", InvalidInputError, "is a file, not a registry folder"),
         ("mnist-missing", DataNotFoundError, "MNIST source .* not found"),

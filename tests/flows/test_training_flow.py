@@ -23,7 +23,7 @@ from prefect.exceptions import ParameterTypeError
 
 from flows.records import Published
 from flows.report import CONFUSION_KEY, REPORT_KEY
-from flows.training import PER_CLASS_KEY, PROGRESS_KEY, training_pipeline
+from flows.training import PER_CLASS_KEY, PROGRESS_KEY, prepare, training_pipeline
 from registry import LocalStore, Registry
 from softmax_core import settings
 from softmax_core.errors import (
@@ -524,6 +524,19 @@ def test_missing_data_is_refused_before_any_task(tmp_path: Path) -> None:
     assert isinstance(exc, DataNotFoundError) and exc.exit_code == 3
     assert "no-such-folder" in str(exc)
     assert _task_runs(state.state_details.flow_run_id) == {}  # not even ingest: no retries
+
+
+def test_a_missing_inbox_is_nothing_labelled_yet_for_the_flow_only(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    """The scheduled retraining may run before anyone made the inbox (serve makes it, a
+    worker's may come later): the flow syncs nothing. ``softmax-pipe run``, where the
+    folder was typed just now, refuses it (``flows.runner.run_training``)."""
+    request = _elsewhere(tmp_path, Data(source=str(mnist_dir), inbox=str(tmp_path / "none")))
+    assert prepare(request).data.inbox == str(tmp_path / "none")
+    with pytest.raises(DataNotFoundError, match="none does not exist") as e:
+        prepare(request, inbox_must_exist=True)
+    assert e.value.exit_code == 3
 
 
 def test_bad_model_name_is_refused_before_any_work(tmp_path: Path) -> None:
