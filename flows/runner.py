@@ -31,7 +31,8 @@ Both run inside :func:`prefect_session`:
   failed with another error is still interrupted (:func:`result_of`). A run interrupted
   once its version was published says so (:class:`~softmax_core.errors.Interrupted`,
   from ``flows.records.PUBLISHED``): the version stays; and, when it was to move an
-  alias, whether it did (``mnist@champion -> mnist:4``, or ``mnist@champion not moved``). Should that not end the run within
+  alias, whether it did (``mnist@champion -> mnist:4``, or ``mnist@champion not
+  moved``). Should that not end the run within
   :data:`flows.temporary_server.INTERRUPT_DEADLINE` seconds, or at a second Ctrl-C, the
   process stops the server and exits 130 at once.
 """
@@ -280,9 +281,9 @@ def run_training(
     The request is prepared (``flows.training.prepare``: the environment's defaults
     filled in, paths and the registry URI checked, a missing inbox folder refused: it was
     typed just now) and its datasets resolved in the registry, before a Prefect server is
-    asked or started, so a missing source, inbox or dataset fails at once. A failed run raises the exception that
-    failed it (GateFailedError for a gate refusal, exit 5); a run that ends without one
-    raises PipelineError. An interrupted run raises KeyboardInterrupt, or Interrupted
+    asked or started, so a missing source, inbox or dataset fails at once. A failed run
+    raises the exception that failed it (GateFailedError for a gate refusal, exit 5); a
+    run that ends without one raises PipelineError. An interrupted run raises KeyboardInterrupt, or Interrupted
     naming the versions it had published.
     """
     quiet_prefect_logging(verbose)  # before flows.training imports Prefect
