@@ -6,7 +6,6 @@ Imports only typer (and rich through it) at module level, so ``--help`` stays fa
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import sys
@@ -222,10 +221,7 @@ def stdout_closed_early() -> Iterator[None]:
     """A reader that stops early (``| head``) ends the command quietly with exit 141, like
     a Unix tool killed by SIGPIPE; a stdout that cannot be written (``> /dev/full``) is
     one line and StorageError's exit code, as ``score``'s rows are (it raised an OSError
-    out of click, a traceback for ``--help``); so is a stdout closed before the command
-    started (``>&-``, :class:`_ClosedStdout`). Context managers inside still run."""
-    if sys.stdout is None:
-        sys.stdout = _ClosedStdout()
+    out of click, a traceback for ``--help``). Context managers inside still run."""
     try:
         yield
     except BrokenPipeError:
@@ -245,28 +241,6 @@ def stdout_closed_early() -> Iterator[None]:
 
         err(f"error: cannot write stdout: {e.strerror or e}", style="bold red")
         raise typer.Exit(code=StorageError.exit_code) from None
-
-
-class _ClosedStdout:
-    """``sys.stdout`` when the command started with stdout closed (``>&-``: Python set it
-    to None, and click's ``echo``, rich and ``print`` then wrote nothing, exit 0): a write
-    fails as a write to a closed descriptor does, so that it ends as ``> /dev/full`` does.
-    It holds no descriptor (descriptor 1 may be a file the command opened since) and
-    nothing to flush; ``closed`` is what a check before any work reads
-    (``softmax_core.scoring.check_stdout``)."""
-
-    encoding = "utf-8"
-    errors = "strict"
-    closed = True
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "it is closed")
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 def _writing_stdout(e: BaseException) -> bool:
@@ -311,10 +285,7 @@ def _stderr_flushed() -> None:
 
 
 def _stdout_to_devnull() -> None:
-    """Point stdout at devnull, so that the interpreter's final flush cannot fail again
-    (a :class:`_ClosedStdout` has no descriptor and nothing to flush)."""
-    if isinstance(sys.stdout, _ClosedStdout):
-        return
+    """Point stdout at devnull, so that the interpreter's final flush cannot fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 

@@ -184,9 +184,8 @@ def _naming_stdout() -> Iterator[None]:
 
 
 def check_stdout() -> None:
-    """Rows for stdout need one: a closed stdout (``>&-``: None, or the CLI's stand-in for
-    it, which says it is closed) is a StorageError (exit 4)."""
-    if sys.stdout is None or sys.stdout.closed:
+    """Rows for stdout need one: a closed stdout (``>&-``) is a StorageError (exit 4)."""
+    if sys.stdout is None:
         raise StorageError("cannot write stdout: it is closed; name a file with --output")
 
 

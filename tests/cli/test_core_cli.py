@@ -687,27 +687,6 @@ def test_a_full_stdout_is_one_line_exit_4_for_every_command(args: str) -> None:
     ), done.stderr
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        "--help",
-        "--version",
-        "registry --help",
-        "train --help",
-        "registry list --json --registry {tmp}",
-    ],
-)
-def test_a_closed_stdout_is_one_line_exit_4_for_every_command(args: str, tmp_path: Path) -> None:
-    """``softmax-pipe train --help >&-``: one line and exit 4, as ``> /dev/full`` gives
-    (only score's rows said so: every other command wrote into nothing and exited 0)."""
-    script = Path(sys.executable).parent / "softmax-pipe"
-    done = subprocess.run(
-        ["bash", "-c", f"{script} {args.format(tmp=tmp_path)} >&-"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert (done.returncode, done.stderr) == (4, "error: cannot write stdout: it is closed\n")
-
-
 @pytest.mark.parametrize("command", ["evaluate", "train"])
 def test_a_cache_dir_that_cannot_be_made_says_so(
     command: str, model_files: list[Path], tmp_path: Path
