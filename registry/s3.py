@@ -134,9 +134,10 @@ class S3Store(Store):
             ) from e
         except ValueError as e:  # botocore's "Invalid endpoint: <the whole URL>": not shown
             given = repr(urls.redact(endpoint_url)) if endpoint_url else "of the AWS config"
-            raise InvalidInputError(
+            raise InvalidInputError(  # the endpoint's fault, not the registry URI's
                 f"cannot set up the S3 client for {self.uri}: botocore refused the endpoint "
-                f"URL {given}; check --endpoint-url / AWS_ENDPOINT_URL"
+                f"URL {given}; check --endpoint-url / AWS_ENDPOINT_URL",
+                setting=("endpoint_url", endpoint_url),
             ) from e
 
     def _object_key(self, key: str) -> str:

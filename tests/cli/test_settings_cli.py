@@ -311,3 +311,28 @@ def test_a_location_the_store_refuses_names_the_file_and_key(
     code, _, err = invoke(*(table or "registry list").split())
     assert code == 2 and err.startswith(f"error: settings file {path}: {where}{key}: {says}"), err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("given", ["environment", "typed", "file"])
+def test_an_endpoint_botocore_refuses_is_blamed_on_the_endpoint(
+    project: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """botocore refuses 'http://bad_host:9000' (an underscore in the host): the line named
+    the settings file's registry key, which gave a good s3:// URI, whether the endpoint came
+    from the environment, the command line or the file; it is the endpoint's fault."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv(settings.ENV_REGISTRY, raising=False)
+    path = project / settings.PROJECT_FILE
+    bad = "http://bad_host:9000"
+    endpoint = f'endpoint-url = "{bad}"\n' if given == "file" else ""
+    path.write_text(f'registry = "s3://bucket/p"\n{endpoint}')
+    if given == "environment":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", bad)
+    code, _, err = invoke(
+        "registry", "list", *(["--endpoint-url", bad] if given == "typed" else [])
+    )
+    says = (
+        f"cannot set up the S3 client for s3://bucket/p: botocore refused the endpoint URL '{bad}'"
+    )
+    where = f"settings file {path}: endpoint-url: " if given == "file" else ""
+    assert code == 2 and err.startswith(f"error: {where}{says}"), err
