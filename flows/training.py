@@ -220,10 +220,11 @@ def pull_champion(target: Target) -> Champion | None:
 @task(name="requested-before", retry_condition_fn=STORAGE_RETRY, **IN_MEMORY)
 def requested_before(target: Target, lineage: Lineage) -> Pending | None:
     """The newest request to move ``name@alias`` to a version made from this run's data
-    and code that is still open or that an approver rejected, or None: under ``request``
-    the champion stays until an approver moves it, so "nothing new" against it alone
-    published and requested the same model again at every scheduled run, and again after
-    the approver said no to it."""
+    and code, when it is still open or an approver rejected it; None when there is none,
+    or the newest was approved or closed as superseded (the last word on this data and
+    code is not "no"). Under ``request`` the champion stays until an approver moves it,
+    so "nothing new" against it alone published and requested the same model again at
+    every scheduled run, and again after the approver said no to it."""
     with open_registry(target.location) as reg:
         try:
             every = reg.requests(target.name, closed=True)
@@ -231,12 +232,8 @@ def requested_before(target: Target, lineage: Lineage) -> Pending | None:
             return None
         for p in reversed(every):
             r = p.request
-            if (
-                r.alias == target.alias
-                and (p.is_open or p.refused)
-                and nothing_new(reg.manifest(r.name, r.version), lineage)
-            ):
-                return p
+            if r.alias == target.alias and nothing_new(reg.manifest(r.name, r.version), lineage):
+                return p if p.is_open or p.refused else None
     return None
 
 

@@ -177,6 +177,19 @@ def test_a_rejected_version_with_the_same_data_is_nothing_new(
         assert r.version_numbers("mnist") == [1]
         assert [p.request.seq for p in r.requests("mnist", closed=True)] == [1]
 
+    # the last word on this data and code counts: mnist:2, the same, requested and then
+    # approved; the alias moved on to another model since: a run with this data and code
+    # trains again (it said "mnist:1 was rejected", an older word)
+    fresh = {**common, "data": Data(skip_unchanged=False)}
+    assert _published(_run(mnist_dir, session_cache, reg, **fresh)).ref == "mnist:2"
+    with Registry.open(reg, cache_dir=session_cache) as r:
+        r.approve("mnist", 2, "champion", by="dave")
+    other = {"hyper": Hyper(epochs=2), "target": Target(action="promote")}
+    assert _published(_run(mnist_dir, session_cache, reg, **other)).ref == "mnist:3"
+    last = _run(mnist_dir, session_cache, reg, **common)
+    assert last.is_completed(), last.message
+    assert "train" in _task_runs(last.state_details.flow_run_id)
+
 
 @pytest.mark.timeout(120)  # the inbox read used to hang on the FIFO: fail, never hang
 def test_an_inbox_with_a_fifo_or_a_device_link_is_synced_without_them(
