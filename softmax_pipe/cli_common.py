@@ -426,6 +426,10 @@ def _toml(value: Any) -> str:
 # relative value of it is relative to the file's folder, as a Path option's is.
 LOCAL_PATH = "PATH"
 
+# The metavar of an option whose value is words, not a path (``--by``, ``--comment``): a
+# settings file's value of it is kept as written, a leading ``~`` too.
+WORDS = "TEXT"
+
 # The environment variables of the settings files' locations: the options they set take a
 # relative path in a command's table as the top-level key does (``[ingest] source``).
 _LOCATION_KEYS = {variable: key for key, variable in settings.FILE_KEYS.items()}
@@ -435,8 +439,11 @@ def _in_file_folder(option: Any, path: Path, value: Any) -> Any:
     """A relative path in a command's table relative to the file's folder, as a top-level
     key's is: for the options declared as paths (``Path``: ``[train] out``) and those of the
     locations (``source``, ``cache-dir``, ``registry``). A leading ``~`` is the home folder
-    in every string (``[score] output = "~/x.csv"``: :func:`settings.relative_to`); URIs,
-    keywords and other values stay as they are."""
+    in every string (``[score] output = "~/x.csv"``: :func:`settings.relative_to`) but
+    words (:data:`WORDS`: ``--by``, ``--comment``); URIs, keywords and other values stay
+    as they are."""
+    if option.metavar == WORDS:  # a name or a comment: "~/see notes" is not a path
+        return value
     location = _LOCATION_KEYS.get(option.envvar) if isinstance(option.envvar, str) else None
     is_path = getattr(option.type, "name", "") == "path" or option.metavar == LOCAL_PATH
     key = location or ("path" if is_path else "value")

@@ -24,6 +24,7 @@ from softmax_core import settings
 from softmax_core.errors import CorruptObjectError, InvalidInputError, PartialFailure
 from softmax_core.words import plural
 from softmax_pipe.cli_common import (
+    WORDS,
     CacheOpt,
     EndpointOpt,
     JsonOpt,
@@ -55,10 +56,12 @@ ByOpt = Annotated[
         "--by",
         help="Your name, recorded beside the identity the store knows you by "
         "(STS caller ARN, else the access key id; a folder: the local user).",
+        metavar=WORDS,
     ),
 ]
 CommentOpt = Annotated[
-    str | None, typer.Option("--comment", help="Why: recorded in the request or the history.")
+    str | None,
+    typer.Option("--comment", help="Why: recorded in the request or the history.", metavar=WORDS),
 ]
 
 

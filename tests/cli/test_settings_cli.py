@@ -282,6 +282,16 @@ def test_a_leading_tilde_in_a_command_table_is_the_home_folder(
     assert code == 0, err
     assert (home / "rows" / "x.csv").read_text().startswith("path,")
     assert list(project.rglob("~")) == []
+    # words are not paths: a name and a comment are recorded as written
+    reg = str(tmp_path / "reg")
+    assert invoke("registry", "publish", model_files[0], "--name", "d", "--registry", reg)[0] == 0
+    (project / settings.PROJECT_FILE).write_text(
+        '["registry request"]\nby = "~root"\ncomment = "~/see notes"\n'
+    )
+    code, out, err = invoke("registry", "request", "d:1", "champion", "--registry", reg, "--json")
+    assert code == 0, err
+    said = json.loads(out)["request"]
+    assert (said["requested_by"]["by"], said["comment"]) == ("~root", "~/see notes"), said
 
 
 @pytest.mark.parametrize("table", ["", "registry list", "run"])
