@@ -190,7 +190,15 @@ def ingest(data: Data, location: Location) -> Dataset:
     logger = get_run_logger()
     extra = {"url": data.download_url} if data.download_url else {}
     cache = Path(location.cache_dir or "")
-    ds = load_mnist(data.source, cache_dir=cache, progress=preparing(logger), **extra)
+    said = preparing(logger)
+
+    def progress(line: str) -> None:  # a cache hit prepares nothing: a run stays quiet
+        if line.startswith("cache hit:"):
+            logger.info("%s", line)
+        else:
+            said(line)
+
+    ds = load_mnist(data.source, cache_dir=cache, progress=progress, **extra)
     logger.info(
         "MNIST %s from %s: %d train / %d test images, digest sha256:%s",
         "cache hit" if ds.cached else "parsed and cached",

@@ -935,7 +935,7 @@ def test_hidden_files_are_skipped(model: Path, tmp_path: Path) -> None:
     (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
     _, stdout, stderr = invoke("score", folder, "--model", model)
     assert "._a.png" not in stdout
-    assert "skipped 1 file that is not an image (" in stderr
+    assert "skipped 1 hidden file" in stderr.splitlines() and "not an image" not in stderr
 
 
 def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
