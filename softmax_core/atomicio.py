@@ -121,12 +121,17 @@ def writes_in_place(path: str | Path) -> bool:
 
 
 def check_folder_path(folder: Path, *, what: str = "the folder") -> None:
-    """Refuse a file where ``folder`` or one of its parents should be a folder: an
-    InvalidInputError (exit 2) naming it and ``what`` it was for; touches nothing."""
+    """Refuse a file (or a broken symbolic link) where ``folder`` or one of its parents
+    should be a folder: an InvalidInputError (exit 2) naming it and ``what`` it was for;
+    touches nothing."""
     for existing in (folder, *folder.parents):
-        if os.path.exists(existing):
+        if os.path.lexists(existing):
+            under = "" if existing == folder else f" (for {what} {folder})"
+            if not os.path.exists(existing):  # mkdir would say "File exists"
+                raise InvalidInputError(
+                    f"{existing} is a broken symbolic link, not a folder{under}"
+                )
             if not os.path.isdir(existing):
-                under = "" if existing == folder else f" (for {what} {folder})"
                 raise InvalidInputError(f"{existing} is a file, not a folder{under}")
             break
 

@@ -23,6 +23,7 @@ each image as the model saw it with its top-3 probabilities.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -48,7 +49,8 @@ from softmax_core.scoring.decode import (
 # Kept in a queued file's name: letters and digits of any script (str.isalnum, as \w
 # without "_"), "." "~" "-"; every other run (separators, controls, spaces, <>:"|?*\,
 # underscores: "__" parts the name) becomes one "_".
-_UNSAFE = re.compile(r"(?:[^\w.~-]|_)+")
+_RUNS = re.compile(r"_+")
+MAX_SUFFIX = 12  # characters of an extension kept (``ext_label``'s); a longer one is left off
 MAX_STEM = 120  # UTF-8 bytes of the source path kept in a queued file's name (cap: 255)
 
 
@@ -78,14 +80,26 @@ def _images_under(folder: Path) -> Iterator[Path]:
             yield p
 
 
+def _kept(c: str) -> bool:
+    """A character a queued file's name keeps: a letter or digit of any script, a mark
+    that belongs to one (a vowel sign, a virama, a tone mark: category M), ``.``, ``~``,
+    ``-``."""
+    return c.isalnum() or c in ".~-" or unicodedata.category(c).startswith("M")
+
+
 def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
     """The file name of a queued image: source, prediction (``pred7``, or ``rejected`` for
     label -1: not a digit), confidence, hash, extension. The source keeps its letters and
-    digits in any script, NFC-normalised (``Фото~снимок_1.jpg``), and at most
-    :data:`MAX_STEM` bytes of UTF-8, cut between characters."""
-    suffix = Path(rel).suffix.lower()
-    text = unicodedata.normalize("NFC", rel).replace("/", "~")
-    stem = _UNSAFE.sub("_", text).lstrip(".~-")
+    digits in any script with their marks, NFC-normalised (``Фото~снимок_1.jpg``,
+    ``हिन्दी.png``); every other run of characters (separators, spaces, controls,
+    underscores: ``__`` parts the name) is one ``_``; at most :data:`MAX_STEM` bytes of
+    UTF-8, cut between characters, and an extension of at most :data:`MAX_SUFFIX`
+    characters: the name stays under 255 bytes."""
+    text = unicodedata.normalize("NFC", rel)
+    suffix = "".join(c if _kept(c) else "_" for c in Path(text).suffix.lower())
+    suffix = suffix if len(suffix) <= MAX_SUFFIX else ""
+    text = text.replace("/", "~")
+    stem = _RUNS.sub("_", "".join(c if _kept(c) else "_" for c in text)).lstrip(".~-")
     stem = stem.encode()[:MAX_STEM].decode("utf-8", "ignore") or "image"
     said = f"pred{label}" if label >= 0 else "rejected"
     return f"{stem}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
@@ -120,6 +134,14 @@ class ReviewQueue:
     def _source(self, rel: str) -> Path:
         return self.root / rel if self.root.is_dir() else self.root
 
+    def _real(self, source: Path, rel: str) -> str:
+        """The source's path under ``root`` as its file system names it (``rel`` is the
+        row's, escaped for display: a control character reads ``\\u200f``)."""
+        if not self.root.is_dir():
+            return source.name
+        real = os.path.relpath(source, self.root)
+        return rel if real.startswith("..") else real
+
     def add(self, batch: ScoredBatch) -> None:
         """Queue the batch's images scored below ``min_confidence`` and the ones the model
         rejected as not digits (errors and blank pages never are)."""
@@ -137,7 +159,8 @@ class ReviewQueue:
             if digest in self._known:
                 self.already += 1
                 continue
-            name = queued_name(rel, int(batch.labels[i]), float(conf[i]), digest)
+            real, label = self._real(source, rel), int(batch.labels[i])
+            name = queued_name(real, label, float(conf[i]), digest)
             dest = self.folder / UNLABELLED / name
             try:
                 atomic_write(dest, data)

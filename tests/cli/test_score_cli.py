@@ -1077,9 +1077,12 @@ def test_review_queue_refuses_a_place_it_cannot_use(
     # naming it, before the work (was exit 4, "[Errno 20] Not a directory")
     (tmp_path / "q2").mkdir()
     (tmp_path / "q2" / "unlabelled").write_text("x")
+    (tmp_path / "q3").mkdir()  # a link to nowhere: "[Errno 17] File exists", exit 4
+    (tmp_path / "q3" / "unlabelled").symlink_to(tmp_path / "nowhere")
     for queue, said in (
         (tmp_path / "file" / "q", f"file is a file, not a folder (for the folder {tmp_path}/"),
         (tmp_path / "q2", "q2/unlabelled is a file, not a folder"),
+        (tmp_path / "q3", "q3/unlabelled is a broken symbolic link, not a folder"),
     ):
         code, _, stderr = invoke("score", folder, "-m", model, "--review", queue)
         assert code == 2, stderr
@@ -1133,6 +1136,11 @@ def test_review_queue_names_keep_letters_of_any_script(
         "Ärger ö.png": "Ärger_ö.png",
         "-rf <x>:y?.png": "rf_x_y_.png",
         "字" * 80 + ".png": "字" * 40,  # 40 × 3 bytes
+        # the marks of a letter stay with it (a virama, vowel signs, tone marks)
+        "हिन्दी.png": "हिन्दी.png",
+        "ที่นี่.png": "ที่นี่.png",
+        "مُحَمَّد.png": "مُحَمَّد.png",
+        "\u200fשלום\u200f.png": "_שלום_.png",  # the name's, not the row's "\\u200f"
     }
     for i, name in enumerate(names):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -1145,6 +1153,15 @@ def test_review_queue_names_keep_letters_of_any_script(
     stems = sorted(re.split("__pred", q)[0] for q in queued)
     assert stems == sorted(names.values()), queued
     assert all(len(q.encode()) <= 255 and unicodedata.is_normalized("NFC", q) for q in queued)
+    # a file named as PATH is scored whatever its extension: a long one is left off
+    odd = tmp_path / ("a." + "字" * 75)
+    odd.write_bytes(sd.png_bytes(np.asarray(ds.x_test[0])))
+    code, _, stderr = invoke("score", odd, "-m", model, "--review", tmp_path / "q2", "--no-reject",
+                             "--min-confidence", 1.0)  # fmt: skip
+    assert code == 0, stderr  # was exit 4: "File name too long"
+    assert [len(p.name.encode()) < 255 for p in (tmp_path / "q2" / "unlabelled").iterdir()] == [
+        True
+    ]
 
 
 def test_file_names_cannot_forge_terminal_lines(model: Path, tmp_path: Path) -> None:
