@@ -114,7 +114,11 @@ def prepare(request: TrainingRequest, *, inbox_must_exist: bool = False) -> Trai
     run = request.resolved()
     if run.data.source is not None:
         resolve_source(run.data.source)
-    if run.data.inbox is not None and not is_uri(run.data.inbox):
+    if run.data.inbox is not None and is_uri(run.data.inbox):
+        from registry.objects import ObjectURI
+
+        ObjectURI.parse(run.data.inbox, "labelled folder")  # the address alone: no request
+    elif run.data.inbox is not None:
         check_inbox(run.data.inbox, must_exist=inbox_must_exist)
     location = run.target.location
     open_store(location.registry or "", endpoint_url=location.endpoint_url).close()

@@ -163,6 +163,13 @@ BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
         InvalidInputError,
         "unexpected file at the top level",
     ),
+    (  # an address no store reads: refused after the server started, ~10 s later
+        lambda mnist, where: TrainingRequest(
+            data=Data(source=mnist, inbox="file:///no/such/inbox"), target=Target(location=where)
+        ),
+        InvalidInputError,
+        "only s3://bucket/key addresses are supported",
+    ),
     (
         lambda mnist, where: TrainingRequest(
             data=Data(source=mnist, datasets=("nosuch",)), target=Target(location=where)
@@ -184,6 +191,7 @@ BAD_REQUESTS: list[tuple[BadRequest, type[Exception], str]] = [
         "io-retries",
         "missing-inbox",
         "inbox-layout",
+        "inbox-address",
         "missing-dataset",
     ],
 )
