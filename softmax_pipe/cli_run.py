@@ -150,16 +150,18 @@ def run(
             rich_help_panel="Training",
         ),
     ] = settings.NEGATIVES_SHARE,
-    retries: Annotated[
+    io_retries: Annotated[
         int,
         typer.Option(
+            "--retries",
             help="Retries of the I/O steps (download, registry) on transient errors.",
             rich_help_panel="Prefect",
         ),
     ] = settings.IO_RETRIES,
-    retry_delay: Annotated[
+    io_retry_delay: Annotated[
         float,
         typer.Option(
+            "--retry-delay",
             help="Seconds before the first retry; doubled for each next.",
             rich_help_panel="Prefect",
         ),
@@ -300,7 +302,7 @@ def run(
             alias=promote or request or settings.ALIAS,
             action=action,  # type: ignore[arg-type]  # checked by Target
         ),
-        retries=Retries(io_retries=retries, io_retry_delay=retry_delay),
+        retries=Retries(io_retries=io_retries, io_retry_delay=io_retry_delay),
     )
     from flows.events import flush, registry_listeners
     from flows.runner import run_training

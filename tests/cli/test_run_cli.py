@@ -174,7 +174,8 @@ def test_default_registry_is_named(mnist_dir: Path, session_cache: Path) -> None
         ),
         (["--epochs", "0"], 2, "--epochs 0 is invalid; expected an integer >= 1"),
         (["--data-weight", "0"], 2, "--data-weight 0 is invalid; expected an integer >= 1"),
-        (["--retries", "-1"], 2, "io_retries=-1 is invalid; expected an integer >= 0"),
+        (["--retries", "-1"], 2, "--retries -1 is invalid; expected an integer >= 0"),
+        (["--retry-delay", "-1"], 2, "--retry-delay -1.0 is invalid; expected seconds >= 0"),
     ],
 )
 def test_bad_input_exits_2(
