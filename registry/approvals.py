@@ -29,6 +29,7 @@ Functions over a :class:`~registry.store.Store`; telling listeners is the caller
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -51,6 +52,9 @@ from softmax_core.errors import (
 MAX_NAME = 200  # characters of a --by name
 MAX_COMMENT = 2000
 SUPERSEDED = "superseded: "  # how approve's comment on the older requests it closes begins
+# the whole comment approve wrote before decisions named the approved request
+# (``Decision.superseded_by``): how an older registry's closed requests are told apart
+_OLD_SUPERSEDED = re.compile(re.escape(SUPERSEDED) + r".+:\d+ was approved for .+ \(request #\d+\)")
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,11 @@ class Pending:
     def refused(self) -> bool:
         """Rejected by an approver (not closed as superseded by a newer version's approval)."""
         d = self.decision
-        return (
-            d is not None
-            and d.decision == REJECTED
-            and not (d.comment or "").startswith(SUPERSEDED)
-        )
+        if d is None or d.decision != REJECTED:
+            return False
+        if d.superseded_by is not None:
+            return False
+        return not _OLD_SUPERSEDED.fullmatch(d.comment or "")  # a person's comment may say so
 
 
 @dataclass(frozen=True)
@@ -262,9 +266,10 @@ def approve(
     for older in every:  # behind the alias now: an approve would refuse them; close them
         if older.is_open and older.request.alias == alias and older.request.version < version:
             with contextlib.suppress(SoftmaxPipeError):
-                superseded.append(
-                    (older.request, _decide(store, older.request, REJECTED, actor, why))
+                closed = _decide(
+                    store, older.request, REJECTED, actor, why, superseded_by=target.request.seq
                 )
+                superseded.append((older.request, closed))
     return Approval(target.request, move, tuple(superseded))
 
 
@@ -293,7 +298,13 @@ def reject(
 
 
 def _decide(
-    store: Store, req: RequestRecord, decision: str, actor: Actor, comment: str | None
+    store: Store,
+    req: RequestRecord,
+    decision: str,
+    actor: Actor,
+    comment: str | None,
+    *,
+    superseded_by: int | None = None,
 ) -> Decision:
     """Write the decision on ``req`` only-if-absent and return it; a decision someone else
     wrote first raises PreconditionFailedError naming it."""
@@ -305,6 +316,7 @@ def _decide(
         at=now(),
         comment=comment,
         decision_id=uuid.uuid4().hex,
+        superseded_by=superseded_by,
     )
     key = layout.decision_key(req.name, req.seq)
     body = doc.to_bytes()

@@ -246,7 +246,9 @@ class RequestRecord:
 class Decision:
     """How request ``seq`` of ``name`` was closed: ``approved`` or ``rejected``, by whom,
     when (``models/<name>/decisions/<seq>.json``, written once: the first
-    decision is the decision)."""
+    decision is the decision). ``superseded_by``: for a request an approval closed since
+    the alias had moved past it, the approved request's seq (None for a person's
+    decision)."""
 
     name: str
     seq: int
@@ -255,9 +257,13 @@ class Decision:
     at: str
     comment: str | None
     decision_id: str  # unique per decision (a retried write of ours)
+    superseded_by: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": DECISION_SCHEMA, **asdict(self)}
+        doc = {"schema": DECISION_SCHEMA, **asdict(self)}
+        if self.superseded_by is None:  # a person's decision reads as it always has
+            del doc["superseded_by"]
+        return doc
 
     def to_bytes(self) -> bytes:
         return dumps(self.to_dict())
@@ -278,6 +284,11 @@ class Decision:
                 at=str(doc["at"]),
                 comment=_text(doc.get("comment"), "comment"),
                 decision_id=str(doc["decision_id"]),
+                superseded_by=(
+                    None
+                    if doc.get("superseded_by") is None
+                    else whole(doc["superseded_by"], "superseded_by", minimum=1)
+                ),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CorruptObjectError(f"{origin} is not a valid decision: {e!r}") from e

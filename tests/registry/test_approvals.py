@@ -164,6 +164,7 @@ def test_approving_a_newer_version_closes_the_older_requests_as_superseded(
     assert (
         decision.comment == ("superseded: digits:2 was approved for champion (request #3)")
         and decision.by.by == "bob"
+        and decision.superseded_by == 3
     )
     assert [(p.request.version, p.request.alias) for p in reg.requests("digits")] == [
         (1, "staging")
@@ -171,6 +172,26 @@ def test_approving_a_newer_version_closes_the_older_requests_as_superseded(
     assert [e.event for e in seen][-2:] == [events.ALIAS_MOVED, events.ALIAS_REJECTED]
     # closed by the approval of a newer one, not refused by a person (flows.training's
     # "nothing new to learn" skips a run with a refused version's data and code)
+    assert not reg.requests("digits", closed=True)[0].refused
+
+
+def test_a_person_s_rejection_is_refused_whatever_its_comment_says(reg: Registry) -> None:
+    """Whether a request was closed as superseded is recorded (``superseded_by``), not read
+    from the comment: a rejection whose comment begins "superseded: " was taken for a
+    closing by an approval, so a scheduled run asked for the rejected model again. A
+    decision an older version wrote (no ``superseded_by``, the comment approve wrote) is
+    still told apart."""
+    published(reg, 1, 2)
+    reg.request("digits", 1, "champion")
+    reg.reject("digits", 1, "champion", comment="superseded: by the new scanner, no")
+    (closed,) = reg.requests("digits", closed=True)
+    assert closed.refused and closed.decision is not None
+    assert closed.decision.superseded_by is None
+    assert "superseded_by" not in closed.decision.to_dict()
+    older = dataclasses.replace(
+        closed.decision, comment="superseded: digits:2 was approved for champion (request #2)"
+    )
+    reg.store.put(layout.decision_key("digits", closed.request.seq), older.to_bytes())
     assert not reg.requests("digits", closed=True)[0].refused
 
 
