@@ -202,7 +202,7 @@ class FolderScan:
 
     files: list[tuple[str, int]]
     empty_classes: list[str]
-    unlabelled: list[str]  # images still waiting in ``unlabelled/`` (relative paths)
+    unlabelled: list[str]  # images waiting in ``unlabelled/`` (relative paths; images_under)
     linked_folders: list[str] = field(default_factory=list)  # symlinked, not walked
 
 
@@ -231,6 +231,16 @@ def _walk_class(folder: Path, rel: str, linked: list[str]) -> list[str]:
     return out
 
 
+def images_under(folder: Path) -> list[Path]:
+    """The images under a review queue's folder, as the queue counts them (what it knows it
+    holds, its contact sheet, what ``dataset add`` says is still waiting): regular files
+    with an image extension, not hidden, symlinks followed, sorted. A folder, a FIFO, a
+    dangling symlink or a file that cannot be looked at (``os.path.isfile``) named like an
+    image is none: there is no image to label."""
+    found = (p for p in folder.rglob("*") if not p.name.startswith(".") and is_image_name(p.name))
+    return sorted(p for p in found if os.path.isfile(p))
+
+
 def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
     """The images of a labelled folder, or InvalidInputError naming what does not belong
     (messages name the folder as ``shown``, when it is a copy of one elsewhere)."""
@@ -250,10 +260,7 @@ def scan_folder(root: Path, *, shown: str | None = None) -> FolderScan:
         if entry.is_dir() and entry.name in CLASSES:
             classes.append(entry.name)
         elif entry.is_dir() and entry.name == UNLABELLED:
-            queued = Path(entry.path).rglob("*")
-            unlabelled = sorted(
-                p.relative_to(root).as_posix() for p in queued if is_image_name(p.name)
-            )
+            unlabelled = [p.relative_to(root).as_posix() for p in images_under(Path(entry.path))]
         elif entry.is_file() and entry.name == SHEET:
             continue
         else:

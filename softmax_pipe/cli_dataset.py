@@ -69,6 +69,8 @@ def add(
     with ImageProgress("reading") as bar:
         added, read = reg.add_folder(name, folder, progress=bar.update)
     m, c = added.manifest, added.changes
+    copies = read.labelled_copies(added.data)  # in unlabelled/ and labelled: not waiting
+    waiting = len(read.scan.unlabelled) - copies
     for rel, reason in read.failures:
         err(f"error: {rel}: {reason}", style="bold red")
     if as_json:
@@ -80,6 +82,7 @@ def add(
                 "failed": [{"path": p, "reason": r} for p, r in read.failures],
                 "empty_classes": read.scan.empty_classes,
                 "duplicates": read.duplicates,
+                "still_unlabelled": waiting,
             }
         )
     elif added.created:
@@ -97,7 +100,7 @@ def add(
     else:
         n = len(read.data)
         typer.echo(f"unchanged: {m.ref} already holds all {n} {plural(n, 'image')}; no new version")
-    _notes(read, added)
+    _notes(read, added, copies, waiting)
     if read.failures:
         failed, total = len(read.failures), len(read.scan.files)
         k = total - failed
@@ -112,25 +115,23 @@ def add(
         )
 
 
-def _notes(read: FolderData, added: AddResult) -> None:
+def _notes(read: FolderData, added: AddResult, copies: int, waiting: int) -> None:
     if read.scan.empty_classes:
         err(f"note: empty class folders: {', '.join(read.scan.empty_classes)}")
     if read.duplicates:
         n = read.duplicates
         what = plural(n, "file repeats", "files repeat")
         err(f"note: {n} {what} another file's bytes; each counted once")
-    copies = read.labelled_copies(added.data)
     if copies:
         err(
             f"note: {copies} {plural(copies, 'image')} in unlabelled/ {plural(copies, 'is', 'are')} "
             f"in {added.manifest.ref} already (labelled copies); delete "
             f"{plural(copies, 'it', 'them')} from unlabelled/"
         )
-    n = len(read.scan.unlabelled) - copies
-    if n:
+    if waiting:
         err(
-            f"note: {n} {plural(n, 'image')} still in unlabelled/ "
-            f"{plural(n, 'was', 'were')} not added"
+            f"note: {waiting} {plural(waiting, 'image')} still in unlabelled/ "
+            f"{plural(waiting, 'was', 'were')} not added"
         )
     if read.scan.linked_folders:
         err(f"note: symlinked folders are not walked: {', '.join(read.scan.linked_folders)}")

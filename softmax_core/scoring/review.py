@@ -26,7 +26,6 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +33,7 @@ import numpy as np
 
 from softmax_core.atomicio import atomic_write, check_folder_path
 from softmax_core.errors import InvalidInputError, StorageError
-from softmax_core.images import is_image_name
-from softmax_core.labelled import CLASSES, SHEET, UNLABELLED
+from softmax_core.labelled import CLASSES, SHEET, UNLABELLED, images_under
 from softmax_core.mnist.arrays import file_sha256
 from softmax_core.model import Model
 from softmax_core.scoring.decode import (
@@ -72,12 +70,6 @@ def check_queue(folder: Path, root: Path) -> None:
             f"--review {folder} holds {root}, what is being scored (its images would count "
             "as queued already); choose a queue beside it"
         )
-
-
-def _images_under(folder: Path) -> Iterator[Path]:
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.name.startswith(".") and is_image_name(p.name):
-            yield p
 
 
 def _kept(c: str) -> bool:
@@ -127,7 +119,7 @@ class ReviewQueue:
         check_queue(self.folder, self.root)
         try:
             (self.folder / UNLABELLED).mkdir(parents=True, exist_ok=True)
-            self._known = {file_sha256(p) for p in _images_under(self.folder)}
+            self._known = {file_sha256(p) for p in images_under(self.folder)}
         except OSError as e:
             raise StorageError(f"cannot use the review queue {self.folder}: {e}") from e
 
@@ -174,8 +166,8 @@ def _still_unlabelled(folder: Path) -> list[Path]:
     """The images of ``folder/unlabelled/`` but those whose bytes a class folder of the
     queue holds: copied there rather than moved, they are labelled."""
     try:
-        labelled = {file_sha256(p) for c in CLASSES for p in _images_under(folder / c)}
-        waiting = list(_images_under(folder / UNLABELLED))
+        labelled = {file_sha256(p) for c in CLASSES for p in images_under(folder / c)}
+        waiting = list(images_under(folder / UNLABELLED))
         return [p for p in waiting if not labelled or file_sha256(p) not in labelled]
     except OSError as e:
         raise StorageError(f"cannot read the review queue {folder}: {e}") from e

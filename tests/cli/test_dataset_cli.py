@@ -8,6 +8,7 @@ turns, noise), which an MNIST-only model reads worse than handwriting.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,33 @@ def test_images_copied_out_of_unlabelled_are_not_called_not_added(
     code, out, err = invoke("dataset", "add", queue, "--name", "w", "--registry", reg)
     assert code == 0 and "unchanged: w:1" in out
     assert "5 images in unlabelled/ are in w:1 already" in err
+
+
+def test_only_image_files_wait_in_unlabelled_and_json_counts_them(
+    printed: Path, tmp_path: Path
+) -> None:
+    """A folder, a dangling symlink and a FIFO named like images in unlabelled/ are no
+    images waiting (the review queue's own listing skips them: nothing to label), nor is a
+    labelled copy; ``--json`` has the note's count as ``still_unlabelled``, 0 when none."""
+    folder, reg = tmp_path / "f", tmp_path / "r"
+    shutil.copytree(printed, folder)
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg, "--json")
+    assert code == 0 and json.loads(out)["still_unlabelled"] == 0 and "unlabelled" not in err
+    queue = folder / "unlabelled"
+    queue.mkdir()
+    first = sorted((folder / "3").iterdir())[0]
+    Image.open(first).save(queue / "waiting.png", compress_level=1)
+    shutil.copy(first, queue / "copied.png")  # labelled already: said apart
+    (queue / "x.png").mkdir()
+    (queue / "d.png").symlink_to(tmp_path / "gone.png")
+    os.mkfifo(queue / "f.png")
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg)
+    assert code == 0 and "unchanged: p:1" in out, err
+    assert "note: 1 image still in unlabelled/ was not added" in err
+    assert "note: 1 image in unlabelled/ is in p:1 already (labelled copies)" in err
+    code, out, err = invoke("dataset", "add", folder, "--name", "p", "--registry", reg, "--json")
+    assert code == 0 and json.loads(out)["still_unlabelled"] == 1, err
+    assert "note: 1 image still in unlabelled/ was not added" in err
 
 
 def test_a_tampered_blob_exits_4(printed: Path, tmp_path: Path) -> None:
