@@ -159,9 +159,14 @@ def test_a_model_without_a_temperature_writes_no_calibration(tmp_path: Path) -> 
         assert "calibration" not in json.loads(str(z["meta"][()]))
 
 
-def test_a_file_written_before_temperatures_scores_bit_for_bit_as_it_did(
+def test_a_file_written_before_temperatures_scores_as_it_did(
     mnist_dir: Path, session_cache: Path
 ) -> None:
+    """The probabilities stored when the file was written, to a float32 rounding: OpenBLAS
+    picks its kernels by CPU, and on an AMD EPYC (AVX2) a product's last bits differ from
+    where they were stored (AVX-512), by 1e-7 of a probability, 2e-6 of one under 1e-8
+    (the test compared bytes, true only on one kind of CPU). A temperature of 1.01 would
+    move the smallest of them (3e-13) by 33%."""
     from softmax_core.mnist import load_mnist
 
     old = Model.load(BEFORE)
@@ -175,7 +180,9 @@ def test_a_file_written_before_temperatures_scores_bit_for_bit_as_it_did(
     )
     then = np.load(BEFORE_PROBS)
     now = old.predict_proba(fixture)
-    assert now.dtype == then.dtype and now.tobytes() == then.tobytes()
+    assert now.dtype == then.dtype and now.shape == then.shape
+    np.testing.assert_allclose(now, then, rtol=1e-5, atol=0)
+    assert (now.argmax(axis=1) == then.argmax(axis=1)).all()
     # and written again, the same bytes: nothing added
     assert old.to_bytes() == BEFORE.read_bytes()
 
