@@ -192,15 +192,27 @@ class PublishLog:
     the alias record is (``Registry.promote``'s), not once the task returns: a signal in
     between kept the version (or the move) and said nothing of it. A run interrupted
     after that point returns no summary, yet its version stays; the runner reads the log
-    (:meth:`mark`, then :meth:`since` and :meth:`said`) to say so."""
+    (:meth:`mark`, then :meth:`since` and :meth:`said`) to say so. A ``publish`` task
+    retried after its version was written finishes that version (:meth:`claimed_by`)
+    rather than publish the same training again."""
 
     _refs: list[str] = field(default_factory=list)
     _moves: dict[str, list[str]] = field(default_factory=dict)  # ref -> "name@alias"
+    _claims: dict[str, Manifest] = field(default_factory=dict)  # task run id -> its version
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def note(self, ref: str) -> None:
+    def note(self, manifest: Manifest, *, task_run: str | None = None) -> None:
+        """``manifest``'s version is published, by the Prefect task run ``task_run``."""
         with self._lock:
-            self._refs.append(ref)
+            self._refs.append(manifest.ref)
+            if task_run is not None:
+                self._claims[task_run] = manifest
+
+    def claimed_by(self, task_run: str | None) -> Manifest | None:
+        """The version an earlier attempt of the task run ``task_run`` published (a
+        retried task run keeps its id), or None."""
+        with self._lock:
+            return None if task_run is None else self._claims.get(task_run)
 
     def note_move(self, alias_ref: str, ref: str) -> None:
         """``alias_ref`` (``mnist@champion``) now points at ``ref``."""
