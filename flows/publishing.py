@@ -67,7 +67,12 @@ def request_model(target: Target, version: int) -> RequestRecord | None:
     """Ask an approver to move ``name@alias`` to ``version``: a request record, which a
     trainer's key may write (None when the alias already points there)."""
     with open_registry(target.location) as reg:
-        done = reg.request(target.name, version, target.alias)
+        done = reg.request(  # noted once the record is written: the runner says so
+            target.name,
+            version,
+            target.alias,
+            committed=lambda r: PUBLISHED.note_request(target.champion, r),
+        )
     logger = get_run_logger()
     if done.record is None:
         logger.info(

@@ -260,13 +260,17 @@ class Registry:
         *,
         by: str | None = None,
         comment: str | None = None,
+        committed: Callable[[RequestRecord], None] | None = None,
     ) -> Requested:
         """Ask an approver to move ``name@alias`` to ``version``: a request record, which
         a trainer's key may write. The same open request is not made twice; an alias
-        already there needs none (``Requested.record`` is None)."""
+        already there needs none (``Requested.record`` is None). ``committed`` hears of a
+        new request as soon as its record is written, as :meth:`promote`'s of a move."""
         actor = self.actor(by)
         with self._doing(f"requesting {name}:{version} for {alias}"):
-            done = approvals.request(self.store, name, version, alias, actor=actor, comment=comment)
+            done = approvals.request(
+                self.store, name, version, alias, actor=actor, comment=comment, committed=committed
+            )
         if done.created and done.record is not None and self.listeners:
             self._emit(events.requested(self.uri, done.record, self._alias_version(name, alias)))
         return done
