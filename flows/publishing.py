@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from prefect.runtime import task_run
 
 from flows._common import IN_MEMORY, STORAGE_RETRY, open_registry
 from flows.records import PUBLISHED, Champion, Evaluation
@@ -30,14 +31,18 @@ if TYPE_CHECKING:
 def publish_model(
     target: Target, model: Model, *, metrics: dict[str, Any], lineage: Lineage
 ) -> Manifest:
-    """Weights, then manifest, to the registry: a new version, visible only once complete."""
+    """Weights, then manifest, to the registry: a new version, visible only once complete.
+    A retry finishes the version an earlier attempt wrote (its manifest, then a storage
+    error) instead of publishing the same model again as the next version."""
     info = dataclasses.replace(model.info, metrics=metrics, code_version=lineage.code_version)
+    run: str | None = task_run.id  # the same in every attempt of this task run
     with open_registry(target.location) as reg:
         manifest = reg.publish(  # noted once its manifest is written: the runner says so
             model.evolve(info=info),
             target.name,
             lineage=lineage.to_json(),
-            committed=lambda m: PUBLISHED.note(m.ref),
+            committed=lambda m: PUBLISHED.note(m, task_run=run),
+            claimed=PUBLISHED.claimed_by(run),
         )
         get_run_logger().info("published %s to %s", manifest.ref, reg.uri)
     return manifest
@@ -62,7 +67,12 @@ def request_model(target: Target, version: int) -> RequestRecord | None:
     """Ask an approver to move ``name@alias`` to ``version``: a request record, which a
     trainer's key may write (None when the alias already points there)."""
     with open_registry(target.location) as reg:
-        done = reg.request(target.name, version, target.alias)
+        done = reg.request(  # noted once the record is written: the runner says so
+            target.name,
+            version,
+            target.alias,
+            committed=lambda r: PUBLISHED.note_request(target.champion, r),
+        )
     logger = get_run_logger()
     if done.record is None:
         logger.info(

@@ -190,22 +190,43 @@ class PublishLog:
     moved to them: the ``publish`` task notes each version as soon as its manifest is
     written (``Registry.publish``'s ``committed``), and ``promote`` each move as soon as
     the alias record is (``Registry.promote``'s), not once the task returns: a signal in
-    between kept the version (or the move) and said nothing of it. A run interrupted
-    after that point returns no summary, yet its version stays; the runner reads the log
-    (:meth:`mark`, then :meth:`since` and :meth:`said`) to say so."""
+    between kept the version (or the move) and said nothing of it; ``request`` notes each
+    request for an approver the same way. A run interrupted after that point returns no
+    summary, yet its version stays; the runner reads the log (:meth:`mark`, then
+    :meth:`since` and :meth:`said`) to say so. A ``publish`` task retried after its
+    version was written finishes that version (:meth:`claimed_by`) rather than publish
+    the same training again."""
 
     _refs: list[str] = field(default_factory=list)
     _moves: dict[str, list[str]] = field(default_factory=dict)  # ref -> "name@alias"
+    _claims: dict[str, Manifest] = field(default_factory=dict)  # task run id -> its version
+    _requests: dict[str, list[str]] = field(default_factory=dict)  # ref -> what was asked
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def note(self, ref: str) -> None:
+    def note(self, manifest: Manifest, *, task_run: str | None = None) -> None:
+        """``manifest``'s version is published, by the Prefect task run ``task_run``."""
         with self._lock:
-            self._refs.append(ref)
+            self._refs.append(manifest.ref)
+            if task_run is not None:
+                self._claims[task_run] = manifest
+
+    def claimed_by(self, task_run: str | None) -> Manifest | None:
+        """The version an earlier attempt of the task run ``task_run`` published (a
+        retried task run keeps its id), or None."""
+        with self._lock:
+            return None if task_run is None else self._claims.get(task_run)
 
     def note_move(self, alias_ref: str, ref: str) -> None:
         """``alias_ref`` (``mnist@champion``) now points at ``ref``."""
         with self._lock:
             self._moves.setdefault(ref, []).append(alias_ref)
+
+    def note_request(self, alias_ref: str, request: RequestRecord) -> None:
+        """An approver was asked to move ``alias_ref`` (``mnist@champion``) to
+        ``request.ref``: said as a move, ``requested (request #K)``."""
+        said = f"{alias_ref} -> {request.ref} requested (request #{request.seq})"
+        with self._lock:
+            self._requests.setdefault(request.ref, []).append(said)
 
     def mark(self) -> int:
         """Where the log stands now."""
@@ -219,11 +240,13 @@ class PublishLog:
 
     def said(self, mark: int, *, moving: str | None = None) -> str:
         """What was done after ``mark``, for an interrupted run's line: ``after publishing
-        mnist:4; mnist@champion -> mnist:4``; ``moving``, the alias the run was to move,
-        is said ``not moved`` when it was not moved to the last of them."""
+        mnist:4; mnist@champion -> mnist:4`` (or ``mnist@champion -> mnist:4 requested
+        (request #2)``); ``moving``, the alias the run was to move, is said ``not moved``
+        when it was not moved to the last of them."""
         refs = self.since(mark)
         with self._lock:
             moves = [f"{a} -> {ref}" for ref in refs for a in self._moves.get(ref, [])]
+            moves += [said for ref in refs for said in self._requests.get(ref, [])]
         if moving is not None and refs and moving not in self._moves.get(refs[-1], []):
             moves.append(f"{moving} not moved")
         return "; ".join([f"after publishing {', '.join(refs)}", *moves])

@@ -32,7 +32,8 @@ Both run inside :func:`prefect_session`:
   once its version was published says so (:class:`~softmax_core.errors.Interrupted`,
   from ``flows.records.PUBLISHED``): the version stays; and, when it was to move an
   alias, whether it did (``mnist@champion -> mnist:4``, or ``mnist@champion not
-  moved``). Should that not end the run within
+  moved``), and a request written for an approver (``mnist@champion -> mnist:4
+  requested (request #2)``). Should that not end the run within
   :data:`flows.temporary_server.INTERRUPT_DEADLINE` seconds, or at a second Ctrl-C, the
   process stops the server and exits 130 at once.
 """

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry import aliases, catalog, layout
@@ -186,8 +187,10 @@ def request(
     *,
     actor: Actor,
     comment: str | None = None,
+    committed: Callable[[RequestRecord], None] | None = None,
 ) -> Requested:
-    """Ask that ``name@alias`` move to ``version`` (see :class:`Requested`)."""
+    """Ask that ``name@alias`` move to ``version`` (see :class:`Requested`); ``committed``
+    hears of a new request as soon as its record is written."""
     validate_name("model name", name)
     validate_name("alias", alias)
     _check_version(version)
@@ -217,6 +220,8 @@ def request(
             request_id=request_id,
         ),
     )
+    if committed is not None:
+        committed(record)
     return Requested(record, created=True)
 
 

@@ -10,7 +10,9 @@ publish (here; the version number: ``registry.claim``)
     4. when the version completes a range of 100, write that range's index page;
     5. tell the listeners (``registry.events``); optionally promote an alias.
     The version becomes visible at step 2, after its blob exists: a crash before it leaves
-    at worst an unreferenced blob, which gc removes after the grace period.
+    at worst an unreferenced blob, which gc removes after the grace period. A publish
+    retried after its version was claimed (``claimed``: the manifest its earlier attempt's
+    ``committed`` heard of) skips step 2: it finishes that version and claims no other.
 reading (``registry.catalog``)
     names, versions (one listing plus the index pages, a cache), manifests, aliases and
     their history; ``name@alias`` resolves in 2 requests, ``name:n`` in 1.
@@ -258,13 +260,17 @@ class Registry:
         *,
         by: str | None = None,
         comment: str | None = None,
+        committed: Callable[[RequestRecord], None] | None = None,
     ) -> Requested:
         """Ask an approver to move ``name@alias`` to ``version``: a request record, which
         a trainer's key may write. The same open request is not made twice; an alias
-        already there needs none (``Requested.record`` is None)."""
+        already there needs none (``Requested.record`` is None). ``committed`` hears of a
+        new request as soon as its record is written, as :meth:`promote`'s of a move."""
         actor = self.actor(by)
         with self._doing(f"requesting {name}:{version} for {alias}"):
-            done = approvals.request(self.store, name, version, alias, actor=actor, comment=comment)
+            done = approvals.request(
+                self.store, name, version, alias, actor=actor, comment=comment, committed=committed
+            )
         if done.created and done.record is not None and self.listeners:
             self._emit(events.requested(self.uri, done.record, self._alias_version(name, alias)))
         return done
@@ -343,17 +349,23 @@ class Registry:
         lineage: dict[str, Any] | None = None,
         by: str | None = None,
         committed: Callable[[Manifest], None] | None = None,
+        claimed: Manifest | None = None,
     ) -> Manifest:
         """Store a model file as the next version of ``name`` (and point ``alias`` at it);
         the event names who published it (``by``, :meth:`actor`). ``committed`` hears of
         the version as soon as its manifest is written (the version exists from then on,
-        whatever stops the rest: the blob's check, the event, the alias)."""
+        whatever stops the rest: the blob's check, the event, the alias).
+
+        ``claimed``: the version an earlier attempt of this same publish claimed (what its
+        ``committed`` heard of) before it failed; this attempt finishes that version and
+        returns it, claiming none (InvalidInputError if it is not this model's version).
+        Without it, the same bytes published again are a new version."""
         validate_name("model name", name)
         if alias is not None:
             validate_name("alias", alias)
         approvals.check_note("--by", by, approvals.MAX_NAME)  # before anything is written
         with self._doing(f"publishing {name}"):
-            manifest = self._publish(model, name, lineage, committed)
+            manifest = self._publish(model, name, lineage, committed, claimed)
         if self.listeners:  # who published: asked (STS) only to tell someone, once done
             self._emit(events.published(self.uri, manifest, self.actor(by)))
         if alias is not None:
@@ -366,6 +378,7 @@ class Registry:
         name: str,
         lineage: dict[str, Any] | None,
         committed: Callable[[Manifest], None] | None,
+        claimed: Manifest | None,
     ) -> Manifest:
         if isinstance(model, Model):
             data = model.to_bytes()
@@ -381,28 +394,19 @@ class Registry:
 
         digest = sha256_hex(data)
         blob = layout.blob_key(digest)
+        if claimed is not None and (claimed.name, claimed.digest) != (name, digest):
+            raise InvalidInputError(
+                f"{claimed.ref} holds sha256 {claimed.digest[:12]}..., not this model "
+                f"({name!r}, sha256 {digest[:12]}...): it is no earlier attempt of this publish"
+            )
         self.store.put(blob, data)  # always (re)written: refreshes its age for gc, heals damage
 
-        made = mf.info
-        base_lineage = {"data_source": made.data_source} if made.data_source else {}
-        draft = Manifest(
-            name=name,
-            version=0,
-            digest=digest,
-            created="",
-            data_digest=made.data_digest,
-            params=dict(made.params),
-            metrics=dict(made.metrics),
-            preprocessing={"steps": mf.steps.to_json()},
-            input_schema=dict(INPUT_SCHEMA),
-            code_version=made.code_version,
-            lineage={**base_lineage, **extra_lineage},
-            size=len(data),
-            model_created=made.created,
-        )
-        manifest = self._claim_version(draft)
-        if committed is not None:
-            committed(manifest)
+        if claimed is not None:  # an earlier attempt of this publish claimed it: finish it
+            manifest = claimed
+        else:
+            manifest = self._claim_version(self._draft(mf, name, digest, len(data), extra_lineage))
+            if committed is not None:
+                committed(manifest)
 
         # A gc that listed before our blob write could have deleted the (old, orphaned)
         # blob after it: make sure the version we just made visible has its bytes.
@@ -414,6 +418,30 @@ class Registry:
         if manifest.version % layout.INDEX_PAGE == 0:
             self._close_index_page(name)
         return manifest
+
+    @staticmethod
+    def _draft(
+        mf: Model, name: str, digest: str, size: int, extra_lineage: dict[str, Any]
+    ) -> Manifest:
+        """The manifest of ``mf`` (its bytes: ``digest``, ``size``) before its version is
+        claimed (version 0, no time stamp)."""
+        made = mf.info
+        base_lineage = {"data_source": made.data_source} if made.data_source else {}
+        return Manifest(
+            name=name,
+            version=0,
+            digest=digest,
+            created="",
+            data_digest=made.data_digest,
+            params=dict(made.params),
+            metrics=dict(made.metrics),
+            preprocessing={"steps": mf.steps.to_json()},
+            input_schema=dict(INPUT_SCHEMA),
+            code_version=made.code_version,
+            lineage={**base_lineage, **extra_lineage},
+            size=size,
+            model_created=made.created,
+        )
 
     def _close_index_page(self, name: str) -> None:
         """This version completed a range of 100: write its index page (best effort)."""

@@ -25,7 +25,8 @@ import pytest
 from prefect.states import Cancelled, Completed, Failed
 
 from flows import runner
-from flows.records import Published
+from flows.records import Published, PublishLog
+from registry import Registry
 from softmax_core.errors import (
     DataNotFoundError,
     GateFailedError,
@@ -45,6 +46,7 @@ from softmax_core.requests import (
     TrainingRequest,
 )
 from tests.flows.prefect_stack import free_port, wait_until
+from tests.registry.helpers import make_model
 from tests.training_runs import training_request
 
 # Calls run_training as softmax-pipe run does, on the request given as JSON (the nested
@@ -401,6 +403,7 @@ except BaseException as e:
         ("running", "publish", ""),  # no alias to move: nothing said of one
         ("publishing", "promote", "; intr6@champion not moved"),
         ("moving", "promote", "; intr6@champion -> intr6:1"),
+        ("running", "request", "; intr6@champion -> intr6:1 requested (request #1)"),
     ],
 )
 def test_sigterm_once_published_is_an_interrupt_naming_what_was_published(
@@ -413,7 +416,8 @@ def test_sigterm_once_published_is_an_interrupt_naming_what_was_published(
     said: str,
 ) -> None:
     """The line names the version kept and, when the run was to move an alias, whether
-    it did (``registry history`` showed the move the line did not)."""
+    it did (``registry history`` showed the move the line did not), or the request it
+    wrote for an approver (the line said nothing of it)."""
     from prefect.settings import PREFECT_API_URL
 
     env = {**_user_env(tmp_path), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
@@ -430,6 +434,23 @@ def test_sigterm_once_published_is_an_interrupt_naming_what_was_published(
     alias = tmp_path / "reg" / "models" / "intr6" / "aliases" / "champion.json"
     assert alias.is_file() == said.endswith("-> intr6:1"), done.stderr
     assert (tmp_path / "reg" / "models" / "intr6" / "versions" / "00000001.json").is_file()
+
+
+def test_the_interrupted_line_says_what_was_written_once(tmp_path: Path) -> None:
+    """What ``PublishLog`` says of a run cut short, fed by the registry's ``committed``
+    callbacks as the tasks feed it; and the version a retried publish finishes."""
+    log = PublishLog()
+    mark = log.mark()
+    with Registry.open(str(tmp_path / "reg"), cache_dir=tmp_path / "c") as reg:
+        m = reg.publish(make_model(1), "m", committed=lambda v: log.note(v, task_run="t1"))
+        assert log.said(mark, moving="m@champion") == "after publishing m:1; m@champion not moved"
+        for _ in range(2):  # asked again: the open request stands, written and noted once
+            reg.request("m", 1, "champion", committed=lambda r: log.note_request("m@champion", r))
+        assert log.said(mark) == "after publishing m:1; m@champion -> m:1 requested (request #1)"
+        assert log.claimed_by("t1") == m and log.claimed_by("t2") is log.claimed_by(None) is None
+        later = log.mark()
+        reg.publish(make_model(2), "m", committed=log.note)
+    assert log.said(later) == "after publishing m:2"
 
 
 def test_result_of_final_states() -> None:

@@ -23,9 +23,11 @@ from flows._common import (
     is_unresolved_host,
 )
 from flows.publishing import promote_model, publish_model
-from flows.records import Champion, Evaluation
+from flows.records import PUBLISHED, Champion, Evaluation
 from flows.report import gate_report_markdown, per_class_rows, published_metrics
 from flows.training import evaluate_model, ingest, pull_champion, train_model
+from registry import LocalStore, Manifest, Registry
+from registry.store import ObjectInfo
 from softmax_core import gate
 from softmax_core.errors import (
     CorruptObjectError,
@@ -237,6 +239,48 @@ def test_publish_promote_and_pull_champion_fn(small_model: Model, tmp_path: Path
     assert np.array_equal(champion.model.W, small_model.W)
     assert champion.model.ref == "m:1"
     assert champion.model.info.metrics == {"accuracy": 0.9}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_retried_publish_finishes_the_version_its_first_attempt_claimed(
+    small_model: Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails once right after the manifest is written (the blob's check): the
+    retry finishes that version, m:1, instead of claiming m:2 for the same training."""
+    from prefect import flow
+
+    reg = tmp_path / "reg"
+    real_head = LocalStore.head
+    failed: list[str] = []
+
+    def head_failing_once(self: LocalStore, key: str) -> ObjectInfo | None:
+        if key.startswith("blobs/") and not failed:
+            assert (reg / "models" / "m" / "versions" / "00000001.json").is_file()
+            failed.append(key)
+            raise StorageError(f"injected fault: connection reset reading {key}")
+        return real_head(self, key)
+
+    monkeypatch.setattr(LocalStore, "head", head_failing_once)
+    where = Location(registry=str(reg), cache_dir=str(tmp_path / "cache"))
+    target = Target(location=where, name="m")
+    lineage = Lineage(flow_run_id="1234", code_version="test-code")
+    publish = publish_model.with_options(retries=2, retry_delay_seconds=0)
+
+    @flow(name="publish-once")
+    def publishing() -> Manifest:
+        return publish(target, small_model, metrics={"accuracy": 0.9}, lineage=lineage)
+
+    mark = PUBLISHED.mark()
+    state = publishing(return_state=True)
+    assert failed  # the first attempt failed after its manifest was written
+    assert state.is_completed(), state.message
+    manifest = state.result()
+    assert manifest.ref == "m:1" and manifest.metrics == {"accuracy": 0.9}
+    assert PUBLISHED.since(mark) == ["m:1"]  # noted once, by the attempt that claimed it
+    with Registry.open(str(reg), cache_dir=tmp_path / "cache") as r:
+        assert r.version_numbers("m") == [1]  # not a second version of the same training
+        assert r.manifest("m", 1) == manifest
+        assert r.load("m:1")[1].info.metrics == {"accuracy": 0.9}  # its blob is in place
 
 
 # --- report content --------------------------------------------------------------------------

@@ -623,6 +623,43 @@ def test_publish_restores_a_blob_deleted_by_a_concurrent_gc(
     reg.load("digits:1")
 
 
+class FailsOnceAfterTheManifest(CountingStore):
+    """The first look at a blob after a manifest is written fails, as a connection reset
+    would: the version exists, its publish did not finish."""
+
+    failed = False
+
+    def head(self, key: str) -> ObjectInfo | None:
+        if key.startswith("blobs/") and not self.failed:
+            self.failed = True
+            raise StorageError(f"injected fault: connection reset reading {key}")
+        return super().head(key)
+
+
+def test_a_publish_retried_with_its_claimed_version_finishes_that_version(
+    registry_uri: str, tmp_path: Path
+) -> None:
+    seen: list[RegistryEvent] = []
+    store = FailsOnceAfterTheManifest(open_store(registry_uri))
+    reg = Registry(store, cache_dir=tmp_path / "c", listeners=(seen.append,))
+    heard: list[Manifest] = []
+    with pytest.raises(StorageError, match="injected fault"):
+        reg.publish(make_model(1), "digits", committed=heard.append)
+    assert [m.ref for m in heard] == ["digits:1"] and seen == []  # written, not told
+
+    again = reg.publish(make_model(1), "digits", committed=heard.append, claimed=heard[0])
+    assert again == heard[0] and len(heard) == 1  # finished, not claimed again
+    assert reg.version_numbers("digits") == [1]
+    assert [(e.event, e.payload["version"]) for e in seen] == [(events.MODEL_PUBLISHED, 1)]
+    reg.load("digits:1")
+
+    with pytest.raises(InvalidInputError, match="no earlier attempt of this publish"):
+        reg.publish(make_model(2), "digits", claimed=heard[0])
+    # the same bytes published again without a claim are a new version, as ever
+    assert reg.publish(make_model(1), "digits").ref == "digits:2"
+    assert reg.version_numbers("digits") == [1, 2]
+
+
 def test_gc_keeps_an_orphan_that_a_publisher_refreshes_meanwhile(tmp_path: Path) -> None:
     """The age is checked again right before deleting: a re-uploaded blob is young again."""
 
