@@ -235,6 +235,7 @@ def scoring_drift(uri: str | None, profile: Profile, places: Sequence[str]) -> R
             "images": profile.total,
             "ok": profile.ok,
             "rejected": profile.rejected,
+            "failed": profile.failed,
             "rejected_share": profile.rejected_share,
             "accuracy_estimate": profile.accuracy_estimate,
             "p_values": {} if drift is None else {t.name: t.p_value for t in drift.tests},

@@ -5,7 +5,9 @@ A :class:`Profile` is what a scoring run (or the model's test set) looked like::
 
     model, created, input          which model, when, what was scored
     total, ok, rejected, failed    rows by status (rejected: status=rejected rows, 0 for
-                                   models without a reject option; failed: status=error)
+                                   models without a reject option; failed: status=error);
+                                   ``rejected_share`` is of the rows read (None: none was),
+                                   ``failed_share`` of all rows
     labels                         predicted digits of the ok rows, counts 0..9
     confidence_edges, confidence   a histogram of the ok rows' top probability over fixed
                                    bins (``settings.PROFILE_CONFIDENCE_EDGES``)
@@ -335,10 +337,17 @@ class Profile:
     format: str = field(default=PROFILE_FORMAT)
 
     @property
-    def rejected_share(self) -> float:
-        """Rejected rows among the rows that were read (ok + rejected)."""
+    def rejected_share(self) -> float | None:
+        """Rejected rows among the rows that were read (ok + rejected); None when no image
+        was read (every one failed): a share of nothing is not 0%."""
         read = self.ok + self.rejected
-        return self.rejected / read if read else 0.0
+        return self.rejected / read if read else None
+
+    @property
+    def failed_share(self) -> float | None:
+        """Failed rows (status=error: not an image, unreadable) among all rows; None
+        when there were none."""
+        return self.failed / self.total if self.total else None
 
     @property
     def accuracy_estimate(self) -> float | None:
@@ -359,6 +368,7 @@ class Profile:
             "rejected": self.rejected,
             "failed": self.failed,
             "rejected_share": self.rejected_share,
+            "failed_share": self.failed_share,
             "accuracy_estimate": self.accuracy_estimate,
             "labels": list(self.labels),
             "confidence_edges": list(self.confidence_edges),

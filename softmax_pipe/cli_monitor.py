@@ -33,7 +33,8 @@ MONITOR_HELP = (
     "\n\n"
     "Every `softmax-pipe score` run (and "
     "batch-scoring flow run) with a registry model stores a profile under monitoring/NAME/ "
-    "in the registry. The table gives each run's time, images, rejected share, estimated "
+    "in the registry. The table gives each run's time, images, failed share (images that "
+    "could not be read), rejected share (of the images read), estimated "
     "accuracy (the mean calibrated top probability), the drift tests' p-values (label mix: "
     "chi-square; rejected share: Fisher's exact; confidence: Kolmogorov-Smirnov; against "
     "the model's reference on MNIST test) and whether drift was flagged (a p-value below "
@@ -130,19 +131,23 @@ def monitor(
 
 
 def _table(name: str, runs: tuple[tuple[int, Profile], ...]) -> None:
-    """The history as a rich table on stdout (plain text when it is not a terminal)."""
+    """The history as a rich table on stdout: as wide as the terminal when stdout is one
+    (rich wraps the cells to fit), otherwise as wide as the table needs, every line ending
+    at its last character (the title is printed on its own line: as the table's title
+    rich pads it to the table's width)."""
     from rich.console import Console
     from rich.table import Table
 
     from softmax_core.escaping import printable
     from softmax_core.monitoring import TESTS
 
-    table = Table(title=f"scoring runs of {printable(name)}", title_justify="left")
-    for header in ("run", "time", "model", "n", "rejected", "est. acc."):
-        table.add_column(header, justify="right" if header not in ("time", "model") else "left")
+    table = Table()
+    for header in ("run", "time", "model", "n", "failed", "rejected", "est. acc."):
+        left = header in ("time", "model")
+        table.add_column(header, justify="left" if left else "right", overflow="fold")
     for t in TESTS:
-        table.add_column(f"p {t}", justify="right")
-    table.add_column("drift")
+        table.add_column(f"p {t}", justify="right", overflow="fold")
+    table.add_column("drift", overflow="fold")  # a narrow terminal: cells wrap, never cut
     for seq, p in runs:
         d = p.drift
         flag = (
@@ -150,19 +155,27 @@ def _table(name: str, runs: tuple[tuple[int, Profile], ...]) -> None:
             if d is None
             else ("not checked" if not d.checked else "DRIFT" if d.flagged else "ok")
         )
-        estimate = p.accuracy_estimate
         table.add_row(
             str(seq),
             printable(p.created),
             printable(p.model),
             f"{p.total:,}",
-            f"{p.rejected_share:.1%}",
-            "-" if estimate is None else f"{estimate:.1%}",
+            _pct(p.failed_share),
+            _pct(p.rejected_share),
+            _pct(p.accuracy_estimate),
             *(_p(d.p_value(t) if d is not None else None) for t in TESTS),
             flag,
             style="bold red" if flag == "DRIFT" else None,
         )
-    Console(highlight=False, markup=False, width=140).print(table)
+    console = Console(highlight=False, markup=False)
+    if not console.is_terminal:  # a pipe or a file: the table's own width, not 80 columns
+        console.width = Console(width=10_000).measure(table).maximum
+    console.print(f"scoring runs of {printable(name)}")
+    console.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _p(value: float | None) -> str:

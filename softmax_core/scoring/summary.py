@@ -149,7 +149,9 @@ class ScoreSummary:
                 "not written (it goes beside a local --output file, not beside stdout, a "
                 "device or a pipe; and to the registry for a registry model)"
             )
-        out.insert(0, f"profile: {guess}rejected {p.rejected_share:.1%}; {where}")
+        share = p.rejected_share
+        rejected = "no image read" if share is None else f"rejected {share:.1%}"
+        out.insert(0, f"profile: {guess}{rejected}; {where}")
         if p.drift is not None:
             out.append(p.drift.line())
         return out

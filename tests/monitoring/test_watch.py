@@ -4,11 +4,13 @@ digits, send the drift event to Prefect, and `softmax-pipe monitor` shows the hi
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +434,167 @@ def test_a_profile_the_disk_refuses_is_one_line_that_says_why_once(
             f"cannot write {beside}: No space left on device",
             "drift: not checked (no MNIST at hand)",
         ]
+
+
+# --- what the table and the page show ------------------------------------------------------
+
+
+class _PageText(HTMLParser):
+    """The page as a reader sees it: its text, and the labels under the charts' x axes."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.axis: list[list[str]] = []  # one list per chart
+        self._in_axis = False
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self.axis.append([])
+        self._in_axis = tag == "text" and ("text-anchor", "middle") in attrs
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_axis = False
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_axis:
+            self.axis[-1].append(data)
+
+    def joined(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def _registry_with(tmp_path: Path, profiles: list[Profile | bytes]) -> Path:
+    """A registry holding model m and these profiles as runs 1, 2, ... (bytes: damaged)."""
+    from tests.registry.helpers import make_model
+
+    reg = tmp_path / "reg"
+    with Registry.open(str(reg), cache_dir=tmp_path / "c") as r:
+        r.publish(make_model(1), "m")
+        for seq, p in enumerate(profiles, start=1):
+            data = p if isinstance(p, bytes) else p.to_bytes()
+            r.store.put(layout.profile_key("m", seq), data)
+    return reg
+
+
+def _all_failed(n: int) -> Profile:
+    return Profile(**{**_tiny(1).__dict__, "total": n, "ok": 0, "failed": n, "labels": (0,) * 10,
+                      "confidence": (0,), "confidence_sum": 0.0})  # fmt: skip
+
+
+def test_the_charts_number_runs_as_the_table(tmp_path: Path) -> None:
+    """--last 2 of four runs were labelled 1, 2 under the charts while the table said 3, 4;
+    a damaged profile skipped shifted every later label."""
+    reg = _registry_with(tmp_path, [_tiny(1), _tiny(2), _tiny(3), _tiny(4)])
+    out = tmp_path / "m.html"
+    code, stdout, stderr = invoke("monitor", "m", "--last", 2, "--registry", reg, "-o", out)
+    assert code == 0, stderr
+    page = _PageText(out.read_text(encoding="utf-8"))
+    assert page.axis == [["3", "4"], ["3", "4"]]
+    assert [line.split()[1] for line in stdout.splitlines() if re.match(r"^│\s+\d", line)] == [
+        "3",
+        "4",
+    ]
+    assert "2 scoring runs in" in page.joined()
+
+    reg = _registry_with(tmp_path / "damaged", [_tiny(1), b"{not json", _tiny(3)])
+    code, _, stderr = invoke("monitor", "m", "--registry", reg, "-o", out)
+    assert code == 0 and "skipped an unreadable profile" in stderr
+    assert _PageText(out.read_text(encoding="utf-8")).axis == [["1", "3"], ["1", "3"]]
+
+    code, _, stderr = invoke("monitor", "m", "--last", 1, "--registry", reg, "-o", out)
+    assert code == 0, stderr
+    assert "1 scoring run in" in _PageText(out.read_text(encoding="utf-8")).joined()
+
+
+def test_hundreds_of_runs_label_every_kth_run_by_its_number() -> None:
+    for n in (1, 9, 10, 11, 25, 120, 640):
+        runs = [(seq, _tiny(seq)) for seq in range(101, 101 + n)]
+        (axis, _) = _PageText(render_monitor("m", runs, where="/reg")).axis
+        labelled = [int(a) for a in axis]
+        assert 1 <= len(labelled) <= 10, (n, labelled)
+        assert labelled[0] == 101, (n, labelled)
+        steps = {b - a for a, b in itertools.pairwise(labelled)}
+        assert len(steps) <= 1 and all(s in (1, 2, 5, 10, 20, 50, 100) for s in steps), labelled
+        assert n < 10 or labelled[-1] + max(steps) > 100 + n  # the last label near the end
+
+
+def test_a_run_whose_every_image_failed_shows_it(tmp_path: Path) -> None:
+    """It showed `n 2 | rejected 0.0%` and no failed column, and the page's card said
+    rejected 0.0%: a run of nothing read looked like a harmless one."""
+    reg = _registry_with(tmp_path, [_tiny(4), _all_failed(2)])
+    out = tmp_path / "m.html"
+    code, stdout, stderr = invoke("monitor", "m", "--registry", reg, "-o", out)
+    assert code == 0, stderr
+    header = next(line for line in stdout.splitlines() if " run " in line)
+    cells = [c.strip() for c in header.strip("┃").split("┃")]
+    assert cells[3:6] == ["n", "failed", "rejected"], header
+    rows = [
+        [c.strip() for c in line.strip("│").split("│")]
+        for line in stdout.splitlines()
+        if re.match(r"^│\s+\d", line)
+    ]
+    assert [r[3:6] for r in rows] == [["4", "0.0%", "0.0%"], ["2", "100.0%", "-"]], stdout
+
+    code, stdout, _ = invoke("monitor", "m", "--registry", reg, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert [(d["failed"], d["failed_share"], d["rejected_share"]) for d in doc] == [
+        (0, 0.0, 0.0),
+        (2, 1.0, None),
+    ]
+
+    text = _PageText(out.read_text(encoding="utf-8")).joined()
+    assert "100.0% failed, last run" in text and "— rejected, last run" in text, text
+    assert "failed share" in text  # the trend's legend
+    assert "2 100.0% — —" in text  # the table's row: n, failed, rejected, est. accuracy
+
+
+def test_a_scored_folder_of_broken_files_is_a_failed_run(
+    published: Path, with_mnist: None, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"x")
+    (bad / "b.jpg").write_bytes(b"")
+    code, _, stderr = invoke("score", bad, "-m", "digits@champion", "--registry", published,
+                             "-o", tmp_path / "s.csv")  # fmt: skip
+    assert code != 0
+    assert "profile: no image read; written to" in stderr, stderr
+    code, stdout, stderr = invoke("monitor", "digits", "--registry", published, "--json")
+    assert code == 0, stderr
+    (run,) = json.loads(stdout)
+    assert (run["total"], run["failed"], run["failed_share"], run["rejected_share"]) == (
+        2,
+        2,
+        1.0,
+        None,
+    )
+
+
+def test_the_table_fits_a_terminal_and_a_pipe_gets_no_padding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was drawn 140 columns wide whatever the terminal, and piped its title was padded
+    with trailing spaces."""
+    reg = _registry_with(tmp_path, [_tiny(3), _all_failed(2)])
+    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        monkeypatch.delenv(var, raising=False)
+    code, piped, stderr = invoke("monitor", "m", "--registry", reg)
+    assert code == 0, stderr
+    lines = piped.splitlines()
+    assert lines[0] == "scoring runs of m"
+    assert [line for line in lines if line != line.rstrip()] == []
+    assert len({len(line) for line in lines[1:]}) == 1  # the table, one width
+    assert len(lines) == 1 + 4 + 2, piped  # title, borders and header, a line a run
+    assert len(lines[1]) > 100  # not folded to 80 columns
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # what rich takes for a terminal
+    monkeypatch.setenv("COLUMNS", "80")
+    code, shown, stderr = invoke("monitor", "m", "--registry", reg)
+    assert code == 0, stderr
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown).splitlines()
+    assert max(len(line) for line in plain) <= 80, shown
+    assert plain[0] == "scoring runs of m" and any(" run " in line for line in plain), shown

@@ -182,6 +182,20 @@ def test_counts_by_status_bins_and_estimate() -> None:
     p = counts.profile(model="m:1", input="in")
     assert (p.total, p.ok, p.rejected, p.failed) == (6, 4, 1, 1)
     assert p.rejected_share == pytest.approx(1 / 5)
+    assert p.failed_share == pytest.approx(1 / 6)
+
+
+def test_a_run_with_no_image_read_has_no_rejected_share() -> None:
+    """Every image failed: its rejected share was 0.0%, as a run of clean digits has."""
+    counts = ProfileCounts()
+    counts.add(_batch([0, 0], [0.0, 0.0], ["not an image: x", "empty file: 0 bytes"]))
+    p = counts.profile(model="m:1", input="in", created="t")
+    assert (p.total, p.ok, p.rejected, p.failed) == (2, 0, 0, 2)
+    assert p.rejected_share is None and p.accuracy_estimate is None
+    assert p.failed_share == 1.0
+    doc = json.loads(p.to_bytes())
+    assert (doc["rejected_share"], doc["failed_share"]) == (None, 1.0)
+    assert Profile.from_bytes(p.to_bytes(), "p") == p
 
 
 def _profile(labels: tuple[int, ...], confidence: tuple[int, ...], rejected: int = 0) -> Profile:
