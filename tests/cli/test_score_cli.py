@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -1018,6 +1019,12 @@ def test_no_decoding_worker_outlives_a_killed_score(
 # --- the review queue ----------------------------------------------------------------------
 
 
+def _cut_from(row: str, shown: str) -> bool:
+    """Whether ``shown``, a queued name's two decimals, is the confidence cut, never rounded
+    up (the row's six decimals are rounded: a hair either side of the true value)."""
+    return Decimal(shown) - Decimal("0.000001") <= Decimal(row) <= Decimal(shown) + Decimal("0.01")
+
+
 def test_review_queue_copies_the_unsure_once_and_draws_their_sheet(
     transformed: Path, model: Path, tmp_path: Path
 ) -> None:
@@ -1040,7 +1047,8 @@ def test_review_queue_copies_the_unsure_once_and_draws_their_sheet(
         if r["path"] in unsure:  # the name says what the model said, and how sure
             name = by_source[r["path"].replace("/", "~")]
             said = "rejected" if r["status"] == "rejected" else f"pred{r['label']}"
-            assert f"__{said}__p{float(r['confidence']):.2f}__" in name
+            shown = re.search(rf"__{said}__p(\d\.\d\d)__", name)
+            assert shown is not None and _cut_from(r["confidence"], shown[1]), name
             assert (queue / "unlabelled" / name).read_bytes() == (folder / r["path"]).read_bytes()
     sheet = (queue / "index.html").read_text()
     assert sheet.count('class="card') == len(unsure) and "<script" not in sheet
@@ -1366,9 +1374,9 @@ def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
     assert len(queued) == len(by_model)
     for r in by_model:
         stem = r["path"].replace("/", "~")
-        assert any(
-            q.startswith(f"{stem}__rejected__p{float(r['confidence']):.2f}__") for q in queued
-        )
+        (name,) = [q for q in queued if q.startswith(f"{stem}__rejected__p")]
+        shown = re.search(r"__rejected__p(\d\.\d\d)__", name)
+        assert shown is not None and _cut_from(r["confidence"], shown[1]), name
     assert "or rejected as not digits copied to" in stderr
     sheet = (queue / "index.html").read_text()
     assert "not-a-digit" in sheet  # named as its class folder (labelled.label_name)
