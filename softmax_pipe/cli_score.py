@@ -309,7 +309,7 @@ def score(
             else f"scored and written{where}"
         )
         others = f"; the other {rest:,} {plural(rest, 'was', 'were')} {done}" if rest else ""
-        big = summary.failure_kinds[OVER_PIXEL_CAP]
+        big = summary.failure_kinds[OVER_PIXEL_CAP]  # not Pillow's: no --max-pixels helps
         hint = f"; {big:,} over the pixel cap (--max-pixels raises it)" if big else ""
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} {plural(summary.total, 'image')} could "

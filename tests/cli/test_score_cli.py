@@ -115,7 +115,7 @@ def test_broken_files_are_error_rows_and_the_run_goes_on(
     good = [r for r in rows.values() if r["path"].startswith("good/")]
     assert {r["status"] for r in good} == {"ok"} and sd.accuracy(good) >= 0.9
     assert f"failed {len(expected)} images" in stderr
-    assert "bad/bomb.png: over pixel cap: image is 400,000,000 pixels" in stderr
+    assert "bad/bomb.png: over Pillow's pixel cap: image is 400,000,000 pixels" in stderr
     assert f"error: {len(expected)} of {20 + len(expected)} images could not be scored" in stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv", "scores.csv.profile.json"]
 
@@ -979,6 +979,21 @@ def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
     assert stderr.splitlines()[-1] == (
         "error: 2 of 3 images could not be scored (status=error rows); the other 1 was "
         "scored and written; 1 over the pixel cap (--max-pixels raises it)"
+    )
+    # an image Pillow will not open (over 178,956,970 pixels): no --max-pixels lets it in,
+    # and the hint counts only the images one would (it said "1 over the pixel cap" when a
+    # row said "a --max-pixels above it has no effect")
+    (folder / "d.png").write_bytes(sd.bomb_png())  # 400 MP
+    code, _, stderr = invoke("score", folder, "--model", model, "--max-pixels", 1000)
+    assert code == 1, stderr
+    (failed,) = [line for line in stderr.splitlines() if line.startswith("failed 3 images (")]
+    assert "over pixel cap 1" in failed and "over Pillow's pixel cap 1" in failed, failed
+    assert stderr.splitlines()[-1].endswith("; 1 over the pixel cap (--max-pixels raises it)")
+    code, _, stderr = invoke("score", folder / "d.png", "--model", model, "--max-pixels", 5 * 10**8)
+    assert code == 1, stderr
+    assert "(a --max-pixels above it has no effect)" in stderr
+    assert stderr.splitlines()[-1] == (
+        "error: 1 of 1 image could not be scored (status=error rows)"
     )
 
 
