@@ -154,7 +154,7 @@ def score(
         bool,
         typer.Option(
             "--flow",
-            help="Run as the Prefect flow `batch scoring`.",
+            help="Run as the Prefect flow `batch-scoring`.",
             rich_help_panel="As a Prefect flow",
         ),
     ] = False,

@@ -155,6 +155,16 @@ def test_help_says_the_pixel_ceiling_a_max_pixels_cannot_raise() -> None:
     )
 
 
+def test_help_names_the_flow_as_prefect_does() -> None:
+    """--flow said "Run as the Prefect flow `batch scoring`"; Prefect knows it as
+    ``batch-scoring`` (what the UI lists and ``prefect deployment`` takes)."""
+    from flows.scoring import FLOW_NAME, batch_scoring
+
+    code, stdout, _ = invoke("score", "--help")
+    assert code == 0 and FLOW_NAME == batch_scoring.name == "batch-scoring"
+    assert f"Run as the Prefect flow `{FLOW_NAME}`" in " ".join(stdout.replace("│", " ").split())
+
+
 def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     code, stdout, stderr = invoke("score", tmp_path / "nope", "--model", model, "-o", out)
