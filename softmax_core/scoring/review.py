@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softmax_core.atomicio import atomic_write, check_folder_path
+from softmax_core.atomicio import atomic_write, check_folder_path, make_folder
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.images import is_image_name
 from softmax_core.labelled import CLASSES, SHEET, UNLABELLED
@@ -128,11 +128,13 @@ class ReviewQueue:
         self.folder = Path(self.folder)
         self.root = Path(self.root)
         check_queue(self.folder, self.root)
+        make_folder(self.folder / UNLABELLED)  # "cannot create the folder …", as every output
         try:
-            (self.folder / UNLABELLED).mkdir(parents=True, exist_ok=True)
             self._known = {file_sha256(p) for p in _images_under(self.folder)}
         except OSError as e:
-            raise StorageError(f"cannot use the review queue {self.folder}: {e}") from e
+            raise StorageError(
+                f"cannot read the review queue {self.folder}: {e.strerror or e}"
+            ) from e
 
     def _source(self, rel: str) -> Path:
         return self.root / rel if self.root.is_dir() else self.root

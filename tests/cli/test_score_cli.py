@@ -1122,6 +1122,13 @@ def test_review_queue_refuses_a_place_it_cannot_use(
         assert len(stderr.strip().splitlines()) == 1 and f"{tmp_path}/{said}" in stderr, stderr
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
     assert code == 2 and "drop --flow" in stderr
+    # a queue that cannot be made: one line as for every other output (it said "cannot use
+    # the review queue …: [Errno 2] No such file or directory: '…'")
+    nowhere = "/proc/softmax-pipe-no-such-folder/q"
+    code, _, stderr = invoke("score", folder, "-m", model, "--review", nowhere)
+    assert code == 4, stderr
+    assert stderr.startswith(f"error: cannot create the folder {nowhere}/unlabelled: "), stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Errno" not in stderr, stderr
     # rows over the queue's own page: the sheet replaced them, exit 0, "rows written"
     queue = tmp_path / "q"
     args = ("score", folder, "-m", model, "--review", queue, "-o", queue / "index.html")
