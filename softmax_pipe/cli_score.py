@@ -193,7 +193,9 @@ def score(
             "stdout, a device or a pipe) and, for a registry "
             "model, under monitoring/NAME/ in the registry; check it for drift against the "
             "model's reference (MNIST test): a significant drift is said in the summary and "
-            "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`.",
+            "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`. "
+            "--no-profile: none, and an earlier run's FILE.profile.json goes once the new "
+            "rows are in FILE.",
             rich_help_panel="Monitoring",
         ),
     ] = settings.PROFILE,

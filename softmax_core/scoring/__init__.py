@@ -1,6 +1,6 @@
 """Batch scoring of image folders: discover, decode in parallel, score in batches, stream rows.
 
-The pieces, each usable alone (the ``score`` command and the ``batch scoring`` flow are
+The pieces, each usable alone (the ``score`` command and the ``batch-scoring`` flow are
 both built from them)::
 
     Discovery(path)          the images under PATH, walked recursively in a deterministic
