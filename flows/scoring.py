@@ -237,6 +237,8 @@ def batch_scoring(
                 writer.write(batch)
                 summary.add(batch)
             update_progress_artifact(progress, 100.0 * done / len(pieces))  # type: ignore[arg-type]
+    if sink is None and out.file is not None:
+        scoring.drop_stale_profile(run, summary)
     summary.seconds = time.perf_counter() - start
     logger.info(
         "scored %d images, %d rejected, %d failed",

@@ -33,7 +33,7 @@ from registry.claim import claim_next
 from registry.core import Registry
 from registry.store import Store
 from softmax_core import settings
-from softmax_core.atomicio import atomic_write, writes_in_place
+from softmax_core.atomicio import atomic_write
 from softmax_core.errors import (
     DataFormatError,
     ObjectNotFoundError,
@@ -44,6 +44,7 @@ from softmax_core.model import Model
 from softmax_core.monitoring import Profile, check_drift, not_checked
 from softmax_core.names import parse_ref
 from softmax_core.requests import ModelRef, ScoringRequest
+from softmax_core.scoring.profile import profile_path
 from softmax_core.scoring.summary import ScoreSummary
 
 log = logging.getLogger(__name__)
@@ -228,8 +229,8 @@ def watch(
             else not_checked(found, alpha=alpha)
         )
         profile = profile.with_drift(drift)
-        if output is not None and "://" not in output and not writes_in_place(output):
-            path = Path(output + settings.PROFILE_SUFFIX)
+        path = profile_path(output)
+        if path is not None:
             try:
                 atomic_write(path, profile.to_bytes())
                 places.append(str(path))

@@ -71,8 +71,9 @@ class DataFormatError(InvalidInputError):
 class ImageError(DataFormatError):
     """One image cannot be turned into a digit; ``kind`` is a short category.
 
-    Kinds: ``empty file``, ``not an image``, ``corrupt``, ``unreadable``,
-    ``over pixel cap``, ``over size cap``, ``blank``; the message is ``"<kind>: <detail>"``.
+    Kinds: ``empty file``, ``not an image``, ``corrupt``, ``unreadable``, ``over pixel cap``,
+    ``over Pillow's pixel cap``, ``over size cap``, ``blank``; the message is
+    ``"<kind>: <detail>"``.
     """
 
     def __init__(self, kind: str, detail: str) -> None:
@@ -84,7 +85,9 @@ class ImageError(DataFormatError):
         return (type(self), (self.kind, self.detail))
 
 
-OVER_PIXEL_CAP = "over pixel cap"  # the ImageError kind of an image with too many pixels
+OVER_PIXEL_CAP = "over pixel cap"  # the ImageError kind of an image over --max-pixels
+# ... and of one Pillow refuses to open (over settings.PIXEL_CEILING): no --max-pixels helps
+OVER_PILLOW_CAP = "over Pillow's pixel cap"
 
 
 class InvalidNameError(InvalidInputError):

@@ -33,8 +33,9 @@ The procedure itself (polarity ... centre) is :mod:`softmax_core.normalize`; thi
 decodes and turns any mode into one channel.
 
 Every failure is an :class:`ImageError` whose ``kind`` is a short category (``empty
-file``, ``unreadable``, ``not an image``, ``corrupt``, ``over pixel cap``, ``over size
-cap`` (:func:`open_regular`, for callers that read whole files), ``blank``)
+file``, ``unreadable``, ``not an image``, ``corrupt``, ``over pixel cap`` (over
+``max_pixels``), ``over Pillow's pixel cap`` (over ``settings.PIXEL_CEILING``: Pillow will
+not open it, whatever ``max_pixels`` says), ``over size cap`` (:func:`open_regular`, for callers that read whole files), ``blank``)
 and whose message names the problem; batch callers turn it into an error row.
 """
 
@@ -54,7 +55,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from softmax_core import settings
-from softmax_core.errors import OVER_PIXEL_CAP, ImageError
+from softmax_core.errors import OVER_PILLOW_CAP, OVER_PIXEL_CAP, ImageError
 from softmax_core.normalize import (
     FloatImage,
     as_float,
@@ -181,13 +182,14 @@ def _decode(fp: IO[bytes], max_pixels: int, size: int) -> Any:
         # Pillow's own check, in Image.open, fires first for the very largest headers.
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        # A kind of its own: no --max-pixels lets it through (score's hint is for the others)
+        ceiling = settings.PIXEL_CEILING
         cap = (
-            f"Pillow's own cap of {settings.PIXEL_CEILING:,} (a --max-pixels above it has no "
-            "effect)"
-            if max_pixels > settings.PIXEL_CEILING
-            else f"the cap of {max_pixels:,}"
+            f"Pillow's own cap of {ceiling:,} (a --max-pixels above it has no effect)"
+            if max_pixels >= ceiling
+            else f"the cap of {max_pixels:,} and Pillow's own of {ceiling:,}"
         )
-        raise ImageError(OVER_PIXEL_CAP, f"image is {pixels}, over {cap}") from None
+        raise ImageError(OVER_PILLOW_CAP, f"image is {pixels}, over {cap}") from None
     except MemoryError:
         raise ImageError("corrupt", "out of memory while decoding") from None
     except Exception as e:  # Pillow raises many types on malformed data; all mean "corrupt"

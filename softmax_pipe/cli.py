@@ -3,8 +3,8 @@
 Exit codes: the README's table, generated from ``softmax_core.errors`` (0 success,
 1 partial failure, 2 usage or bad input, 3 not found, 4 storage, network or Prefect
 unreachable, 5 accuracy gate failed, 6 flow run ended without a result, 70 unexpected
-error, 77 permission denied by the store, 130 interrupted). :class:`softmax_pipe.cli_common.ErrorBoundary` maps them, once,
-for every command.
+error, 77 permission denied by the store, 130 interrupted, 141 stdout closed early).
+:class:`softmax_pipe.cli_common.ErrorBoundary` maps them, once, for every command.
 
 Heavy modules (numpy, Prefect, boto3, Pillow, matplotlib) are imported inside the
 commands, so ``softmax-pipe --help`` answers fast.
@@ -37,7 +37,8 @@ app = typer.Typer(
     help="Train, gate, publish and score a softmax-regression digit classifier.\n\n"
     "Exit codes: 0 ok, 1 partial failure, 2 bad input, 3 not found, "
     "4 storage/network failure, 5 accuracy gate failed, 6 flow run ended without a result, "
-    "70 unexpected error, 77 permission denied by the store, 130 interrupted.",
+    "70 unexpected error, 77 permission denied by the store, 130 interrupted, "
+    "141 stdout closed early (| head).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,

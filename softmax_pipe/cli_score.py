@@ -154,7 +154,7 @@ def score(
         bool,
         typer.Option(
             "--flow",
-            help="Run as the Prefect flow `batch scoring`.",
+            help="Run as the Prefect flow `batch-scoring`.",
             rich_help_panel="As a Prefect flow",
         ),
     ] = False,
@@ -193,7 +193,9 @@ def score(
             "stdout, a device or a pipe) and, for a registry "
             "model, under monitoring/NAME/ in the registry; check it for drift against the "
             "model's reference (MNIST test): a significant drift is said in the summary and "
-            "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`.",
+            "sent as the Prefect event softmax-pipe.scoring.drift. See `softmax-pipe monitor`. "
+            "--no-profile: none, and an earlier run's FILE.profile.json goes once the new "
+            "rows are in FILE.",
             rich_help_panel="Monitoring",
         ),
     ] = settings.PROFILE,
@@ -309,7 +311,7 @@ def score(
             else f"scored and written{where}"
         )
         others = f"; the other {rest:,} {plural(rest, 'was', 'were')} {done}" if rest else ""
-        big = summary.failure_kinds[OVER_PIXEL_CAP]
+        big = summary.failure_kinds[OVER_PIXEL_CAP]  # not Pillow's: no --max-pixels helps
         hint = f"; {big:,} over the pixel cap (--max-pixels raises it)" if big else ""
         raise PartialFailure(
             f"{summary.failed:,} of {summary.total:,} {plural(summary.total, 'image')} could "

@@ -2,8 +2,9 @@
 
 Each card shows the file name, what the image's score row says (its digit, or
 ``rejected``; its confidence and status, and a rejected row's reason), the top-3
-probabilities (as bars) and the 28x28 image as the model saw it (after preparation:
-bright ink on dark). Cards the scoring counted below ``min_confidence`` are marked
+probabilities (as bars; each percent cut, never rounded up: 94.9% for 0.949573, under a
+threshold of 0.95) and the 28x28 image as the model saw it (after preparation: bright ink
+on dark). Cards the scoring counted below ``min_confidence`` are marked
 "check". One self-contained HTML page, like the model report.
 """
 
@@ -20,6 +21,7 @@ from softmax_core.errors import InvalidInputError
 from softmax_core.labelled import label_name
 from softmax_core.report import figures
 from softmax_core.report.page import document, esc, kpi, png
+from softmax_core.words import cut_percent
 
 IMAGE_PX = 140  # display size of each 28x28 image (CSS px)
 TOP = 3
@@ -104,7 +106,7 @@ def _card(item: ReviewItem) -> str:
     bars = "".join(
         f'<div class="prob"><b>{label_name(int(k))}</b><span class="track"><span class="bar" '
         f'style="display:block;width:{probs[k] * 100:.1f}%"></span></span>'
-        f"<span>{probs[k]:.1%}</span></div>"
+        f"<span>{cut_percent(float(probs[k]))}</span></div>"
         for k in order
     )
     flag = "<small>check</small>" if item.unsure else ""

@@ -1,6 +1,6 @@
 """Batch scoring of image folders: discover, decode in parallel, score in batches, stream rows.
 
-The pieces, each usable alone (the ``score`` command and the ``batch scoring`` flow are
+The pieces, each usable alone (the ``score`` command and the ``batch-scoring`` flow are
 both built from them)::
 
     Discovery(path)          the images under PATH, walked recursively in a deterministic
@@ -79,6 +79,7 @@ from softmax_core.scoring.pool import (
     quiet_pillow_warnings,
     score_batches,
 )
+from softmax_core.scoring.profile import drop_old_profile, profile_path
 from softmax_core.scoring.review import ReviewQueue, check_queue, write_review_sheet
 from softmax_core.scoring.summary import MAX_LISTED_FAILURES, ScoreSummary
 from softmax_core.scoring.writers import (
@@ -113,12 +114,14 @@ __all__ = [
     "count_images",
     "decode_items",
     "default_workers",
+    "drop_stale_profile",
     "ext_label",
     "is_uri",
     "neutralise",
     "no_images_error",
     "open_output",
     "prepare_items",
+    "profile_path",
     "quiet_pillow_warnings",
     "reject_threshold",
     "score",
@@ -166,6 +169,16 @@ def reject_threshold(request: ScoringRequest, model: Model) -> float | None:
     if request.review.reject and model.can_reject:
         return request.review.reject_threshold
     return None
+
+
+def drop_stale_profile(request: ScoringRequest, summary: ScoreSummary) -> None:
+    """Once the rows are in place in the request's local output file: remove the profile
+    an earlier run left beside it (:func:`drop_old_profile`), which describes other rows; a
+    run that writes a profile writes its own next. When it cannot be removed and this run
+    writes none, why is a line of the summary (a run that writes one says so if it fails)."""
+    problem = drop_old_profile(request.output.path)
+    if problem is not None and not request.output.profile:
+        summary.profile_problems += (problem,)
 
 
 def score(
@@ -233,6 +246,8 @@ def score(
                 queue.add(batch)
             if progress is not None:
                 progress(len(batch))
+    if output is not None:
+        drop_stale_profile(request, summary)
     summary.add_discovery(discovery)
     if queue is not None:
         sheet = write_review_sheet(

@@ -9,13 +9,16 @@ the rejected share; ``error`` rows (files that could not be read) are only count
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_core import settings
+from softmax_core.atomicio import writes_in_place
 from softmax_core.model import N_CLASSES, Model, now
 from softmax_core.monitoring import Profile
 from softmax_core.scoring.decode import (
@@ -27,6 +30,32 @@ from softmax_core.scoring.decode import (
 )
 
 REFERENCE_BATCH = 2048  # MNIST test images predicted at a time for a reference profile
+
+
+def profile_path(output: str | None) -> Path | None:
+    """Where a run's profile goes beside its ``output`` (as typed): ``FILE.profile.json``;
+    None for stdout, an object store's key, or a device, FIFO or pipe (``/dev/null``,
+    ``/dev/stdout``: no file can go beside it)."""
+    if output is None or "://" in output or writes_in_place(output):
+        return None
+    return Path(output + settings.PROFILE_SUFFIX)
+
+
+def drop_old_profile(output: str | None) -> str | None:
+    """Remove the profile an earlier run left beside ``output`` (:func:`profile_path`),
+    once this run's rows have replaced that run's: it describes rows no longer there (a run
+    that writes a profile writes its own after). Returns why it could not be removed, or
+    None (removed, or there was none)."""
+    path = profile_path(output)
+    if path is None:
+        return None
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        return f"cannot remove {path}, an earlier run's profile of other rows: {e.strerror or e}"
+    return None
 
 
 @dataclass

@@ -9,8 +9,9 @@ model said and how sure it was::
     QUEUE/unlabelled/scans~form-12.png__pred7__p0.41__3f2a9c1b04de.png
     QUEUE/unlabelled/scans~logo.png__rejected__p0.97__9b1c0e77a2f4.png
 
-(the source path with ``/`` as ``~``, the predicted digit or ``rejected``, the confidence,
-the first 12 hex digits of the file's sha256, the original extension). The person moves
+(the source path with ``/`` as ``~``, the predicted digit or ``rejected``, the confidence
+cut to two decimals, never rounded up: 0.949573 is ``p0.94``, under a threshold of 0.95, the
+first 12 hex digits of the file's sha256, the original extension). The person moves
 each file into ``QUEUE/<digit>/``, or ``QUEUE/not-a-digit/``, with any file manager;
 ``dataset add QUEUE`` takes them from there. An image already anywhere in the queue (same bytes, whatever it is called now)
 is never copied again.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softmax_core.atomicio import atomic_write, check_folder_path
+from softmax_core.atomicio import atomic_write, check_folder_path, make_folder
 from softmax_core.errors import InvalidInputError, StorageError
 from softmax_core.labelled import CLASSES, SHEET, UNLABELLED, images_under
 from softmax_core.mnist.arrays import file_sha256
@@ -43,6 +44,7 @@ from softmax_core.scoring.decode import (
     score_prepared,
     with_rejects,
 )
+from softmax_core.words import cut
 
 # Kept in a queued file's name: letters and digits of any script (str.isalnum, as \w
 # without "_"), "." "~" "-"; every other run (separators, controls, spaces, <>:"|?*\,
@@ -81,7 +83,8 @@ def _kept(c: str) -> bool:
 
 def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
     """The file name of a queued image: source, prediction (``pred7``, or ``rejected`` for
-    label -1: not a digit), confidence, hash, extension. The source keeps its letters and
+    label -1: not a digit), confidence (cut to two decimals: never rounded up to a
+    threshold it is under), hash, extension. The source keeps its letters and
     digits in any script with their marks, NFC-normalised (``Фото~снимок_1.jpg``,
     ``हिन्दी.png``); every other run of characters (separators, spaces, controls,
     underscores: ``__`` parts the name) is one ``_``; at most :data:`MAX_STEM` bytes of
@@ -94,7 +97,7 @@ def queued_name(rel: str, label: int, confidence: float, digest: str) -> str:
     stem = _RUNS.sub("_", "".join(c if _kept(c) else "_" for c in text)).lstrip(".~-")
     stem = stem.encode()[:MAX_STEM].decode("utf-8", "ignore") or "image"
     said = f"pred{label}" if label >= 0 else "rejected"
-    return f"{stem}__{said}__p{confidence:.2f}__{digest[:12]}{suffix}"
+    return f"{stem}__{said}__p{cut(confidence, 2)}__{digest[:12]}{suffix}"
 
 
 @dataclass
@@ -117,11 +120,13 @@ class ReviewQueue:
         self.folder = Path(self.folder)
         self.root = Path(self.root)
         check_queue(self.folder, self.root)
+        make_folder(self.folder / UNLABELLED)  # "cannot create the folder …", as every output
         try:
-            (self.folder / UNLABELLED).mkdir(parents=True, exist_ok=True)
             self._known = {file_sha256(p) for p in images_under(self.folder)}
         except OSError as e:
-            raise StorageError(f"cannot use the review queue {self.folder}: {e}") from e
+            raise StorageError(
+                f"cannot read the review queue {self.folder}: {e.strerror or e}"
+            ) from e
 
     def _source(self, rel: str) -> Path:
         return self.root / rel if self.root.is_dir() else self.root

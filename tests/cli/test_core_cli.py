@@ -39,6 +39,18 @@ def test_help_lists_the_commands_and_exit_codes() -> None:
     assert "5 accuracy gate failed" in " ".join(out.split())
 
 
+def test_help_lists_every_exit_code_of_the_readme_s_table() -> None:
+    """The top-level help's list left out 141 (stdout closed early), which the README's
+    table and ``score --help`` document."""
+    from tests.test_errors import _readme_table
+
+    code, out, _ = invoke("--help")
+    assert code == 0
+    listed = " ".join(out.replace("│", " ").split()).split("Exit codes:", 1)[1]
+    assert set(_readme_table()) == {int(c) for c in re.findall(r"\b(\d+) [a-z]", listed)}
+    assert "141 stdout closed early" in listed
+
+
 def _help_at_80_columns(command: str) -> subprocess.CompletedProcess[str]:
     """``softmax-pipe COMMAND --help`` as a user's terminal shows it: the installed script,
     80 columns; exit 0."""

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_broken_files_are_error_rows_and_the_run_goes_on(
     good = [r for r in rows.values() if r["path"].startswith("good/")]
     assert {r["status"] for r in good} == {"ok"} and sd.accuracy(good) >= 0.9
     assert f"failed {len(expected)} images" in stderr
-    assert "bad/bomb.png: over pixel cap: image is 400,000,000 pixels" in stderr
+    assert "bad/bomb.png: over Pillow's pixel cap: image is 400,000,000 pixels" in stderr
     assert f"error: {len(expected)} of {20 + len(expected)} images could not be scored" in stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv", "scores.csv.profile.json"]
 
@@ -152,6 +153,16 @@ def test_help_says_the_pixel_ceiling_a_max_pixels_cannot_raise() -> None:
     assert code == 0 and "At most 178,956,970: Pillow refuses larger images" in " ".join(
         stdout.replace("│", " ").split()
     )
+
+
+def test_help_names_the_flow_as_prefect_does() -> None:
+    """--flow said "Run as the Prefect flow `batch scoring`"; Prefect knows it as
+    ``batch-scoring`` (what the UI lists and ``prefect deployment`` takes)."""
+    from flows.scoring import FLOW_NAME, batch_scoring
+
+    code, stdout, _ = invoke("score", "--help")
+    assert code == 0 and FLOW_NAME == batch_scoring.name == "batch-scoring"
+    assert f"Run as the Prefect flow `{FLOW_NAME}`" in " ".join(stdout.replace("│", " ").split())
 
 
 def test_path_that_does_not_exist_is_exit_3_as_everywhere(model: Path, tmp_path: Path) -> None:
@@ -979,6 +990,21 @@ def test_counts_of_one_are_singular(model: Path, tmp_path: Path) -> None:
         "error: 2 of 3 images could not be scored (status=error rows); the other 1 was "
         "scored and written; 1 over the pixel cap (--max-pixels raises it)"
     )
+    # an image Pillow will not open (over 178,956,970 pixels): no --max-pixels lets it in,
+    # and the hint counts only the images one would (it said "1 over the pixel cap" when a
+    # row said "a --max-pixels above it has no effect")
+    (folder / "d.png").write_bytes(sd.bomb_png())  # 400 MP
+    code, _, stderr = invoke("score", folder, "--model", model, "--max-pixels", 1000)
+    assert code == 1, stderr
+    (failed,) = [line for line in stderr.splitlines() if line.startswith("failed 3 images (")]
+    assert "over pixel cap 1" in failed and "over Pillow's pixel cap 1" in failed, failed
+    assert stderr.splitlines()[-1].endswith("; 1 over the pixel cap (--max-pixels raises it)")
+    code, _, stderr = invoke("score", folder / "d.png", "--model", model, "--max-pixels", 5 * 10**8)
+    assert code == 1, stderr
+    assert "(a --max-pixels above it has no effect)" in stderr
+    assert stderr.splitlines()[-1] == (
+        "error: 1 of 1 image could not be scored (status=error rows)"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -1018,6 +1044,12 @@ def test_no_decoding_worker_outlives_a_killed_score(
 # --- the review queue ----------------------------------------------------------------------
 
 
+def _cut_from(row: str, shown: str) -> bool:
+    """Whether ``shown``, a queued name's two decimals, is the confidence cut, never rounded
+    up (the row's six decimals are rounded: a hair either side of the true value)."""
+    return Decimal(shown) - Decimal("0.000001") <= Decimal(row) <= Decimal(shown) + Decimal("0.01")
+
+
 def test_review_queue_copies_the_unsure_once_and_draws_their_sheet(
     transformed: Path, model: Path, tmp_path: Path
 ) -> None:
@@ -1040,7 +1072,8 @@ def test_review_queue_copies_the_unsure_once_and_draws_their_sheet(
         if r["path"] in unsure:  # the name says what the model said, and how sure
             name = by_source[r["path"].replace("/", "~")]
             said = "rejected" if r["status"] == "rejected" else f"pred{r['label']}"
-            assert f"__{said}__p{float(r['confidence']):.2f}__" in name
+            shown = re.search(rf"__{said}__p(\d\.\d\d)__", name)
+            assert shown is not None and _cut_from(r["confidence"], shown[1]), name
             assert (queue / "unlabelled" / name).read_bytes() == (folder / r["path"]).read_bytes()
     sheet = (queue / "index.html").read_text()
     assert sheet.count('class="card') == len(unsure) and "<script" not in sheet
@@ -1089,6 +1122,13 @@ def test_review_queue_refuses_a_place_it_cannot_use(
         assert len(stderr.strip().splitlines()) == 1 and f"{tmp_path}/{said}" in stderr, stderr
     code, _, stderr = invoke("score", folder, "-m", model, "--review", tmp_path / "q", "--flow")
     assert code == 2 and "drop --flow" in stderr
+    # a queue that cannot be made: one line as for every other output (it said "cannot use
+    # the review queue …: [Errno 2] No such file or directory: '…'")
+    nowhere = "/proc/softmax-pipe-no-such-folder/q"
+    code, _, stderr = invoke("score", folder, "-m", model, "--review", nowhere)
+    assert code == 4, stderr
+    assert stderr.startswith(f"error: cannot create the folder {nowhere}/unlabelled: "), stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Errno" not in stderr, stderr
     # rows over the queue's own page: the sheet replaced them, exit 0, "rows written"
     queue = tmp_path / "q"
     args = ("score", folder, "-m", model, "--review", queue, "-o", queue / "index.html")
@@ -1384,9 +1424,9 @@ def test_review_queue_takes_rejected_images_under_a_name_that_says_so(
     assert len(queued) == len(by_model)
     for r in by_model:
         stem = r["path"].replace("/", "~")
-        assert any(
-            q.startswith(f"{stem}__rejected__p{float(r['confidence']):.2f}__") for q in queued
-        )
+        (name,) = [q for q in queued if q.startswith(f"{stem}__rejected__p")]
+        shown = re.search(r"__rejected__p(\d\.\d\d)__", name)
+        assert shown is not None and _cut_from(r["confidence"], shown[1]), name
     assert "or rejected as not digits copied to" in stderr
     sheet = (queue / "index.html").read_text()
     assert "not-a-digit" in sheet  # named as its class folder (labelled.label_name)

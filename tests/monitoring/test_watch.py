@@ -134,6 +134,41 @@ def test_without_mnist_drift_is_not_checked_and_no_profile_means_none(
     assert not Path(f"{out}.profile.json").exists()
 
 
+def test_rows_rewritten_without_a_profile_leave_no_earlier_profile_beside_them(
+    model: Path, ds: Dataset, tmp_path: Path, prefect_harness: None
+) -> None:
+    """Scoring into the same FILE again with --no-profile left FILE.profile.json of the
+    earlier run beside the new rows (its counts, drift and estimated accuracy of other
+    images). Once the new rows are in place it goes, from the command and the flow; a
+    run that fails before replacing the rows leaves both files as they were."""
+    from flows.scoring import run_batch_scoring
+    from softmax_core.requests import ModelRef, Output, ScoringRequest
+
+    images = folders.mnist_pngs(tmp_path / "imgs", ds.x_train, 5, seed=7)
+    out, beside = tmp_path / "s.csv", tmp_path / "s.csv.profile.json"
+    code, _, stderr = invoke("score", images, "-m", model, "-o", out)
+    assert code == 0 and beside.is_file(), stderr
+    rows, profile = out.read_bytes(), beside.read_bytes()
+
+    (tmp_path / "empty").mkdir()
+    code, _, stderr = invoke("score", tmp_path / "empty", "-m", model, "-o", out, "--no-profile")
+    assert code == 3, stderr
+    assert out.read_bytes() == rows and beside.read_bytes() == profile
+
+    one = sorted(images.iterdir())[0]
+    code, _, stderr = invoke("score", one, "-m", model, "-o", out, "--no-profile")
+    assert code == 0, stderr
+    assert len(out.read_text().splitlines()) == 2 and not beside.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "imgs", "s.csv"]
+
+    code, _, stderr = invoke("score", images, "-m", model, "-o", out)
+    assert code == 0 and beside.is_file(), stderr
+    run_batch_scoring(
+        ScoringRequest(str(one), ModelRef(str(model)), Output(str(out), profile=False))
+    )
+    assert len(out.read_text().splitlines()) == 2 and not beside.exists()
+
+
 def test_the_reference_of_a_renamed_model_file_names_the_file_scoring_now(
     model: Path, ds: Dataset, tmp_path: Path, with_mnist: None
 ) -> None:

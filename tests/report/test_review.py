@@ -13,6 +13,8 @@ from softmax_core.errors import InvalidInputError
 from softmax_core.mnist import Dataset
 from softmax_core.model import Model
 from softmax_core.report import ReviewItem, render_review_sheet
+from softmax_core.scoring.review import queued_name
+from softmax_core.words import cut_percent
 from tests.report import chromium
 
 
@@ -42,12 +44,26 @@ def test_sheet_lists_every_image_with_its_top_three(mnist: Dataset, weak: Model)
     top = np.argsort(-first)[:3]
     card = html.split('class="card')[1]
     assert [int(d) for d in re.findall(r'<div class="prob"><b>(\d)</b>', card)] == top.tolist()
-    assert f"{first[top[0]]:.1%}" in card and "digit-000.png" in card
+    assert cut_percent(float(first[top[0]])) in card and "digit-000.png" in card
     unsure = sum(i.unsure for i in items)  # as the scoring counted: the card says so
     assert html.count('class="card check"') == unsure
     assert f"<b>{unsure}</b><span>below confidence 0.9</span>" in html
     assert f"confidence {items[0].confidence:.6f} · ok" in card
     assert "<script" not in html and "http" not in html
+
+
+def test_a_confidence_under_the_threshold_never_reads_as_at_it() -> None:
+    """0.949573 at --min-confidence 0.95 was queued as ``...__p0.95__...`` and its card
+    said 95.0%: read as passing. Both are cut: ``p0.94`` and 94.9%."""
+    probs = np.array([0.0, 0.0, 0.0, 0.05, 0.949573, 0.000427, 0, 0, 0, 0], np.float32)
+    conf = float(probs[4])
+    assert queued_name("a/b.png", 4, conf, "3f2a9c1b04de" * 5) == (
+        "a~b.png__pred4__p0.94__3f2a9c1b04de.png"
+    )
+    item = ReviewItem("b.png", np.zeros((28, 28)), probs, 4, conf, "ok", unsure=True)
+    html = render_review_sheet([item], model_ref="mnist:1", min_confidence=0.95)
+    shown = re.findall(r"<span>([\d.]+)%</span></div>", html)
+    assert shown == ["94.9", "5.0", "0.0"], shown  # 0.000427: 0.0%, never rounded up
 
 
 def test_bad_item_is_refused() -> None:

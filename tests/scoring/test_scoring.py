@@ -378,7 +378,7 @@ def test_summary_counts_and_lists(folder: Path, model: Model) -> None:
     assert 0 < summary.low_confidence < 90
     assert summary.failure_kinds["unreadable"] == 2 and summary.failure_kinds["blank"] == 1
     text = "\n".join(summary.lines())
-    assert "failed 7 images (" in text and "bad/bomb.png: over pixel cap" in text
+    assert "failed 7 images (" in text and "bad/bomb.png: over Pillow's pixel cap" in text
     assert f"below 0.99999 confidence: {summary.low_confidence}" in text  # as given
     doc = summary.as_dict()
     assert doc["images"] == 97 and doc["failed"] == 7 and len(doc["failures"]) == 7
