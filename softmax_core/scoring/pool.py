@@ -7,7 +7,9 @@ import contextlib
 import gc
 import itertools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,6 @@ def _die_with_parent(parent: int) -> None:
     """SIGTERM this worker when the scoring process dies, even by SIGKILL (Linux prctl);
     and exit at once if it is already gone (the race between fork and prctl)."""
     import ctypes
-    import signal
 
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -53,17 +54,40 @@ def _init_worker(parent: int, environ: dict[str, str] | None) -> None:
     """Decoding workers: the parent's environment as it is now (a forkserver keeps the one
     it started with, so a worker would miss credentials set since: S3 inputs), one BLAS /
     OpenMP thread each, Ctrl-C is the parent's business, and they end with their parent."""
-    import signal
-
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # started while the parent held them (:func:`_interrupts_held`): a mask is inherited
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     quiet_pillow_warnings()
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     one_thread_for_good()
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and SIGTERM (the CLI's KeyboardInterrupt)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while the pool takes a batch: its first ``submit`` starts
+    the workers, then its manager thread, and an interrupt between the thread's creation
+    and its start left a pool whose ``shutdown`` raises RuntimeError ("cannot join thread
+    before it is started"), which replaced the interrupt (exit 70, not 130) and left the
+    workers waiting. Held, it arrives once ``submit`` returns, and the pool shuts down
+    as after any other. Held in this thread: whole in a process of one thread (``score``
+    without ``--flow``, whose workers fork); with other threads (a flow run's) the kernel
+    may hand the signal to one of them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def default_workers() -> int:
@@ -185,12 +209,15 @@ def _score_in_pool(
             _preload_decoders()
             gc.freeze()
             try:
-                pool.submit(int).result()
+                with _interrupts_held():
+                    started = pool.submit(int)
+                started.result()
             finally:
                 gc.unfreeze()
         for chunk in chunks:
             pairs = [(it.path, it.problem) for it in chunk]
-            future = pool.submit(prepare_items, pairs, model, max_pixels, reader)
+            with _interrupts_held():
+                future = pool.submit(prepare_items, pairs, model, max_pixels, reader)
             pending.append((chunk, future))
             if len(pending) >= 2 * workers:
                 done, fut = pending.popleft()

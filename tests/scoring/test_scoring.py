@@ -581,3 +581,47 @@ def test_a_one_byte_file_is_one_byte(tmp_path: Path) -> None:
     _, errors, _ = scoring.decode_items([(str(tmp_path / "x.png"), None)])
     assert errors[0] is not None and "no image format recognised in 1 byte" in str(errors[0])
     assert not str(errors[0]).endswith("bytes")
+
+
+def test_an_interrupt_while_the_pool_starts_arrives_once_it_has_started(
+    folder: Path, model: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM (the CLI's KeyboardInterrupt, ``softmax_pipe.cli``) that lands inside the
+    pool's first ``submit``, between its manager thread's creation and its start: the pool's
+    ``shutdown`` then raised RuntimeError ("cannot join thread before it is started") in
+    place of the interrupt, and ``score`` exited 70, not 130 (seen under load in
+    ``test_no_decoding_worker_outlives_a_killed_score``). Sent here at that very point;
+    the interrupt must arrive as KeyboardInterrupt once the pool has started, and the
+    workers must be gone when ``score_batches`` is."""
+    import signal
+    import threading
+
+    import psutil
+
+    started = threading.Thread.start
+
+    def start_interrupted(thread: threading.Thread) -> None:
+        if type(thread).__name__ == "_ExecutorManagerThread":
+            os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler at once, if it can
+        started(thread)
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    helpers = {p.pid for p in psutil.Process().children()}  # a forkserver, its tracker
+    before = signal.signal(signal.SIGTERM, terminate)
+    monkeypatch.setattr(threading.Thread, "start", start_interrupted)
+    items = list(scoring.Discovery(folder))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(scoring.score_batches(items, model, workers=2, batch_size=4))
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    monkeypatch.undo()
+    workers = [
+        p
+        for p in psutil.Process().children()
+        if p.pid not in helpers and "multiprocessing" not in " ".join(p.cmdline())
+    ]
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
