@@ -1275,9 +1275,10 @@ def test_a_ten_class_model_file_written_by_main_scores_the_same_bytes(
     option, eight images (a blank page and a broken file among them) and the rows main's
     ``score --probs`` wrote for them. A 10-class model cannot reject: its rows are the same,
     the blank page still an error, whatever --reject says. The same up to the last printed
-    digit of a probability: OpenBLAS picks its float32 kernels by CPU (AVX-512 where the
-    rows were written, AVX2 on an AMD EPYC), and a sum's last bit moved 0.0894415 from
-    0.089441 to 0.089442 (the test compared bytes, true only on one kind of CPU)."""
+    digit of a probability: OpenBLAS picks its float32 kernels by CPU (on an AMD EPYC, its
+    Haswell ones: AVX2), and there a sum's last bit moved one probability from the stored
+    0.089441 to 0.089442 (the test compared bytes, true only on the kind of CPU the rows
+    were written on)."""
     work = tmp_path / "main"
     shutil.copytree(MAIN_10_CLASS, work)
     monkeypatch.chdir(work)

@@ -163,9 +163,9 @@ def test_a_file_written_before_temperatures_scores_as_it_did(
     mnist_dir: Path, session_cache: Path
 ) -> None:
     """The probabilities stored when the file was written, to a float32 rounding: OpenBLAS
-    picks its kernels by CPU, and on an AMD EPYC (AVX2) a product's last bits differ from
-    where they were stored (AVX-512), by 1e-7 of a probability, 2e-6 of one under 1e-8
-    (the test compared bytes, true only on one kind of CPU). A temperature of 1.01 would
+    picks its kernels by CPU, and on an AMD EPYC (its Haswell ones: AVX2) a product's last
+    bits differ from where they were stored, by 1e-7 of a probability, 2e-6 of one under
+    1e-8 (the test compared bytes, true only on one kind of CPU). A temperature of 1.01 would
     move the smallest of them (3e-13) by 33%."""
     from softmax_core.mnist import load_mnist
 
